@@ -1,0 +1,36 @@
+"""Reference data: GPUs, models and number formats, each figure with its source."""
+
+from __future__ import annotations
+
+from infphys.catalog.gpus import GPUS, GPUSpec, get_gpu, match_gpu_name
+from infphys.catalog.models import MODELS, ModelSpec, get_model
+from infphys.catalog.precision import (
+    BF16,
+    FP8,
+    FP16,
+    FP32,
+    INT4,
+    INT8,
+    PRECISIONS,
+    Precision,
+    get_precision,
+)
+
+__all__ = [
+    "BF16",
+    "FP8",
+    "FP16",
+    "FP32",
+    "GPUS",
+    "INT4",
+    "INT8",
+    "MODELS",
+    "PRECISIONS",
+    "GPUSpec",
+    "ModelSpec",
+    "Precision",
+    "get_gpu",
+    "get_model",
+    "get_precision",
+    "match_gpu_name",
+]
