@@ -27,6 +27,7 @@ so an interrupted run keeps every finished record. A torn last line is ignored o
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -161,7 +162,7 @@ class RequestRecord:
     def itl_s(self) -> list[float]:
         """Gaps between successive content chunks, seconds."""
         t = self.chunk_times_s
-        return [b - a for a, b in zip(t, t[1:], strict=False)]
+        return [b - a for a, b in itertools.pairwise(t)]
 
     @property
     def itl_mean_s(self) -> float | None:

@@ -119,6 +119,8 @@ def get_precision(key: str | Precision) -> Precision:
     k = _ALIASES.get(k.replace("-", "_"), _ALIASES.get(k, k))
     if k not in PRECISIONS:
         known = ", ".join(sorted(PRECISIONS))
-        raise ValueError(f"precision: unknown name {key!r}; known: {known} (add -g128 for group scales)")
+        raise ValueError(
+            f"precision: unknown name {key!r}; known: {known} (add -g128 for group scales)"
+        )
     p = PRECISIONS[k]
     return p.with_group_scales(group) if group else p

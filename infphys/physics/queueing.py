@@ -190,9 +190,9 @@ def kingman_wait_s(
     return rho / (1.0 - rho) * (ca**2 + cs**2) / 2.0 * s
 
 
-def _as_curve(name_x: str, x: Sequence[float], name_y: str, y: Sequence[float]) -> tuple[
-    np.ndarray, np.ndarray
-]:
+def _as_curve(
+    name_x: str, x: Sequence[float], name_y: str, y: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
     xa = np.asarray(x, dtype=float)
     ya = np.asarray(y, dtype=float)
     if xa.ndim != 1 or ya.shape != xa.shape:

@@ -117,7 +117,7 @@ def expected_experts_touched(model: ModelLike, tokens: float) -> float:
     if not m.is_moe:
         return 0.0
     e, k = m.experts, m.experts_active
-    return e * (1.0 - (1.0 - k / e) ** t)
+    return float(e * (1.0 - (1.0 - k / e) ** t))
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,9 +264,8 @@ class RooflineModel:
         kv_read = per_layer_kv * (full * kv_tokens_read + windowed * window_kv_tokens_read)
         kv_written = per_layer_kv * m.layers * new_tokens
         bytes_moved = self.weight_bytes_read(new_tokens) + kv_read + kv_written
-        flops = (
-            self.matmul_flops_per_token * new_tokens
-            + self.attention_flops_per_pair * (full * attention_pairs + windowed * window_pairs)
+        flops = self.matmul_flops_per_token * new_tokens + self.attention_flops_per_pair * (
+            full * attention_pairs + windowed * window_pairs
         )
         memory_s = bytes_moved / self.tp / self.bandwidth_bytes_per_s
         compute_s = flops / self.tp / self.flops_per_s
@@ -334,7 +333,8 @@ def decode_step_time(
 ) -> StepTime:
     """One decode step for ``batch`` sequences, each with ``context_tokens`` already cached.
 
-    >>> round(decode_step_time("h100", "llama-3.1-8b", 1, 0, bandwidth_efficiency=1).total_s * 1e3, 2)
+    >>> step = decode_step_time("h100", "llama-3.1-8b", 1, 0, bandwidth_efficiency=1)
+    >>> round(step.total_s * 1e3, 2)
     4.79
     """
     b = positive_int("batch", batch)
@@ -349,9 +349,7 @@ def decode_step_s(
     return decode_step_time(gpu, model, batch, context_tokens, **knobs).total_s
 
 
-def prefill_time(
-    gpu: GPULike, model: ModelLike, prompt_tokens: int, **knobs: object
-) -> StepTime:
+def prefill_time(gpu: GPULike, model: ModelLike, prompt_tokens: int, **knobs: object) -> StepTime:
     """Prefill of one prompt of ``prompt_tokens`` tokens in one step (compute-bound when long).
 
     Llama-3.1-8B, 1,000 tokens on an H100 SXM at 70 % of 989 TFLOP/s: 2 × 7.5 B × 1,000 FLOPs

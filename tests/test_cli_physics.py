@@ -1,0 +1,108 @@
+"""The calculator commands, run as a user would: the console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent / "infphys"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "infphys"]
+    env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_kv_json_reports_131072_bytes_per_token() -> None:
+    r = run("kv", "--model", "llama-3.1-8b", "--gpu", "h100", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["kv_bytes_per_token"] == 131072
+    assert data["kv_bytes_per_token_naive"] == 4 * 131072
+
+
+def test_kv_table_and_users_that_fit() -> None:
+    r = run("kv", "--model", "llama-3.1-8b", "--gpu", "h200", "--context", "8192", "--users", "200")
+    assert r.returncode == 0, r.stderr
+    assert "131,072 B" in r.stdout
+    assert "101" in r.stdout  # users that fit (hand calculation in test_physics_memory)
+    assert "does not fit" in r.stdout
+
+
+def test_kv_fp8_json() -> None:
+    r = run("kv", "--kv-precision", "fp8", "--weights-precision", "fp8", "--gpu", "h200", "--json")
+    data = json.loads(r.stdout)
+    assert data["kv_bytes_per_token"] == 65536
+    assert data["weights_bytes"] == pytest.approx(8_030_261_248)
+
+
+def test_roofline_json_floor() -> None:
+    r = run(
+        "roofline",
+        "--gpu",
+        "h100",
+        "--context",
+        "0",
+        "--batch",
+        "1",
+        "--bandwidth-efficiency",
+        "1",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)["rows"][0]
+    assert row["step_s"] * 1e3 == pytest.approx(4.79, abs=0.01)
+    assert row["bound"] == "memory"
+
+
+def test_weights_and_cost_json() -> None:
+    w = json.loads(run("weights", "--model", "mixtral-8x7b", "--json").stdout)
+    assert w["params_total"] == pytest.approx(46.7e9, rel=0.01)
+    c = json.loads(
+        run(
+            "cost",
+            "--gpu-hourly-usd",
+            "2.5",
+            "--num-gpus",
+            "8",
+            "--users",
+            "400",
+            "--tokens-per-s",
+            "20000",
+            "--json",
+        ).stdout
+    )
+    assert c["per_user_hour_usd"] == pytest.approx(0.05)
+    assert c["per_million_tokens_usd"] == pytest.approx(20 * 50 / 3600)
+
+
+def test_catalog_listings() -> None:
+    models = json.loads(run("models", "--json").stdout)
+    assert {m["key"] for m in models} >= {"llama-3.1-8b", "deepseek-v3", "gpt-oss-120b"}
+    gpus = json.loads(run("gpus", "--json").stdout)
+    assert all(g["sources"]["bandwidth_bytes_per_s"] for g in gpus)
+    assert "H200" in run("gpus").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["kv", "--model", "nope"], "model: unknown model 'nope'"),
+        (["kv", "--gpu", "v100"], "gpu: unknown GPU 'v100'"),
+        (["kv", "--context", "-5"], "context_tokens must be"),
+        (["kv", "--kv-precision", "fp6"], "precision: unknown name 'fp6'"),
+        (["roofline", "--batch", "a,b"], "batch must be comma-separated"),
+        (["cost", "--users", "0"], "concurrent_users must be"),
+    ],
+)
+def test_errors_are_one_line_exit_2(args: list[str], message: str) -> None:
+    r = run(*args)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout

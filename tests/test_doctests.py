@@ -1,0 +1,26 @@
+"""The worked examples in the pure modules' docstrings are run as tests."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "infphys",
+    "infphys.catalog.gpus",
+    "infphys.catalog.models",
+    "infphys.catalog.precision",
+    "infphys.physics.cost",
+    "infphys.physics.memory",
+    "infphys.physics.queueing",
+    "infphys.physics.roofline",
+    "infphys.records",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0

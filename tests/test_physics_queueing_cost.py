@@ -1,0 +1,121 @@
+"""Queueing and cost against textbook values worked by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from infphys.physics import (
+    cost_per_concurrent_user,
+    cost_per_million_tokens,
+    erlang_c,
+    find_knee,
+    find_latency_cliff,
+    kingman_wait_s,
+    littles_law_in_flight,
+    littles_law_latency_s,
+    littles_law_throughput_per_s,
+    mm1,
+    mmc,
+)
+
+
+def test_littles_law_three_ways() -> None:
+    # 64 users, each request 3.2 s → 20 requests/s; and back.
+    assert littles_law_throughput_per_s(64, 3.2) == pytest.approx(20)
+    assert littles_law_in_flight(20, 3.2) == pytest.approx(64)
+    assert littles_law_latency_s(64, 20) == pytest.approx(3.2)
+
+
+def test_mm1_by_hand() -> None:
+    q = mm1(0.9, 1.0)
+    assert q.utilization == pytest.approx(0.9)
+    assert q.mean_response_s == pytest.approx(10.0)  # 1/(1 − 0.9)
+    assert q.mean_wait_s == pytest.approx(9.0)  # ρ/(μ − λ)
+    assert q.mean_in_system == pytest.approx(9.0)  # ρ/(1 − ρ)
+    # Response time is exponential with rate 0.1: p95 = ln(20)/0.1 = 29.96 s
+    assert q.response_percentile_s(0.95) == pytest.approx(math.log(20) / 0.1)
+
+
+def test_erlang_c_by_hand() -> None:
+    # c = 2, a = 1.8: P0 = 1/(1 + 1.8 + 1.62/0.1) = 1/19; C = 16.2/19 = 0.85263
+    assert erlang_c(2, 1.8) == pytest.approx(16.2 / 19)
+    # c = 1 reduces to ρ
+    assert erlang_c(1, 0.7) == pytest.approx(0.7)
+
+
+def test_mmc_by_hand() -> None:
+    q = mmc(1.8, 1.0, 2)
+    assert q.mean_wait_s == pytest.approx((16.2 / 19) / 0.2)  # C/(cμ − λ) = 4.263 s
+    assert q.mean_response_s == pytest.approx((16.2 / 19) / 0.2 + 1)
+    # P(Wq > t) = C e^{−0.2 t}: the 95th percentile is ln(C/0.05)/0.2
+    assert q.wait_percentile_s(0.95) == pytest.approx(math.log((16.2 / 19) / 0.05) / 0.2)
+    # Below the wait probability's complement the percentile is zero
+    assert mmc(0.1, 1.0, 4).wait_percentile_s(0.5) == 0.0
+
+
+def test_pooling_beats_separate_queues() -> None:
+    # Two servers sharing one queue vs two separate M/M/1 at the same utilisation.
+    assert mmc(1.8, 1.0, 2).mean_response_s < mm1(0.9, 1.0).mean_response_s
+
+
+def test_unstable_queue_rejected() -> None:
+    with pytest.raises(ValueError, match="arrival_rate_per_s must be <"):
+        mm1(1.0, 1.0)
+
+
+def test_kingman_exact_for_mm1_and_scales_with_variability() -> None:
+    assert kingman_wait_s(0.9, 1.0) == pytest.approx(mm1(0.9, 1.0).mean_wait_s)
+    # deterministic service (cs = 0) halves the wait: (1 + 0)/2
+    assert kingman_wait_s(0.9, 1.0, cv_service=0) == pytest.approx(4.5)
+
+
+def test_find_knee_on_a_saturating_curve() -> None:
+    # throughput 100·(1 − e^{−x/8}) over doubling x: the knee is where log-x gains stop
+    x = [1, 2, 4, 8, 16, 32, 64, 128]
+    y = [100 * (1 - math.exp(-v / 8)) for v in x]
+    k = find_knee(x, y)
+    assert x[k] in (8, 16)
+
+
+def test_find_knee_linear_in_log_is_flat() -> None:
+    x = [1, 2, 4, 8]
+    y = [0, 1, 2, 3]  # linear in log2(x): no point above the chord → index 0
+    assert find_knee(x, y) == 0
+
+
+def test_find_latency_cliff() -> None:
+    assert find_latency_cliff([1, 2, 4, 8, 16], [1.0, 1.1, 1.3, 2.5, 6.0]) == 3
+    assert find_latency_cliff([1, 2, 4], [1.0, 1.1, 1.2]) is None
+
+
+@pytest.mark.parametrize(
+    ("call", "arg"),
+    [
+        (lambda: find_knee([1, 2], [1, 2]), "at least 3 points"),
+        (lambda: find_knee([1, 1, 2], [1, 2, 3]), "strictly increasing"),
+        (lambda: find_knee([0, 1, 2], [1, 2, 3]), "x must be > 0"),
+        (lambda: find_knee([1, 2, 3], [1, float("nan"), 3]), "finite"),
+        (lambda: mm1(-1, 1), "arrival_rate_per_s"),
+        (lambda: mmc(1, 2, 0), "servers"),
+        (lambda: kingman_wait_s(1.0, 1.0), "utilization"),
+        (lambda: cost_per_concurrent_user(0, 10), "gpu_hourly_usd"),
+        (lambda: cost_per_million_tokens(2.0, -5), "output_tokens_per_s"),
+    ],
+)
+def test_bad_input_names_the_argument(call: object, arg: str) -> None:
+    with pytest.raises(ValueError, match=arg):
+        call()  # type: ignore[operator]
+
+
+def test_cost_per_user_by_hand() -> None:
+    # 8 GPUs × $2.50 = $20/h for 400 users → $0.05/user-hour, × 730 h = $36.50/month
+    c = cost_per_concurrent_user(2.5, 400, num_gpus=8)
+    assert c.per_hour_usd == pytest.approx(0.05)
+    assert c.per_month_usd == pytest.approx(36.5)
+
+
+def test_cost_per_million_tokens_by_hand() -> None:
+    # $20/h, 20,000 tok/s: 1e6 tokens in 50 s → 20 × 50 / 3600 = $0.2778
+    assert cost_per_million_tokens(2.5, 20_000, num_gpus=8) == pytest.approx(20 * 50 / 3600)

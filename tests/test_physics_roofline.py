@@ -1,0 +1,164 @@
+"""Roofline against published figures and hand calculations."""
+
+from __future__ import annotations
+
+import pytest
+
+from infphys.physics import (
+    RooflineModel,
+    arithmetic_intensity,
+    decode_step_s,
+    decode_step_time,
+    expected_experts_touched,
+    prefill_time,
+    ridge_point,
+    step_time,
+    tokens_per_s_ceiling,
+)
+
+
+def test_decode_floor_h100_479_ms() -> None:
+    # 16.06 GB / 3.35 TB/s = 4.79 ms (scaling-book, REFERENCE_DATA)
+    s = decode_step_s("h100", "llama-3.1-8b", 1, 0, bandwidth_efficiency=1)
+    assert s * 1e3 == pytest.approx(4.79, abs=0.01)
+
+
+def test_decode_floor_h200_335_ms() -> None:
+    s = decode_step_s("h200", "llama-3.1-8b", 1, 0, bandwidth_efficiency=1)
+    assert s * 1e3 == pytest.approx(3.35, abs=0.01)
+
+
+def test_ridge_points() -> None:
+    assert ridge_point("h100") == pytest.approx(295, abs=1)
+    assert ridge_point("h200") == pytest.approx(206, abs=1)
+    # FP8 doubles the FLOP/s and the ridge point
+    assert ridge_point("h100", fp8=True) == pytest.approx(1979 / 3.35, rel=1e-9)
+
+
+def test_default_efficiency_is_aiconfigurator_0_8() -> None:
+    a = decode_step_s("h100", "llama-3.1-8b", 1, 0)
+    b = decode_step_s("h100", "llama-3.1-8b", 1, 0, bandwidth_efficiency=1)
+    assert a == pytest.approx(b / 0.8, rel=1e-3)
+
+
+def test_kv_read_adds_to_the_step() -> None:
+    # batch 64, 2,000 cached tokens each: 64 × 2,000 × 131,072 B = 16.78 GB read on top of
+    # 16.06 GB of weights (+ 64 × 131,072 B written) → (32.84 + 0.008) GB / 4.8 TB/s = 6.84 ms
+    s = decode_step_time("h200", "llama-3.1-8b", 64, 2000, bandwidth_efficiency=1)
+    expected_bytes = 16_060_522_496 + 64 * 2000 * 131_072 + 64 * 131_072
+    assert s.bytes_moved == pytest.approx(expected_bytes)
+    assert s.memory_s == pytest.approx(expected_bytes / 4.8e12)
+    assert s.bound == "memory"
+
+
+def test_decode_turns_compute_bound_past_the_ridge_with_no_context() -> None:
+    small = decode_step_time(
+        "h100", "llama-3.1-8b", 64, 0, bandwidth_efficiency=1, flops_efficiency=1
+    )
+    big = decode_step_time(
+        "h100", "llama-3.1-8b", 1024, 0, bandwidth_efficiency=1, flops_efficiency=1
+    )
+    assert small.bound == "memory"
+    assert big.bound == "compute"
+
+
+def test_prefill_is_compute_bound_by_hand() -> None:
+    # FLOPs: 2 × (8,030,261,248 − 525,336,576 input embedding) × 1,000
+    #        + attention 4 × 32 heads × 128 × 32 layers × (1,000 × 1,001 / 2) pairs
+    matmul = 2 * (8_030_261_248 - 128_256 * 4096) * 1000
+    attn = 2 * 32 * (128 + 128) * 32 * (1000 * 1001 / 2)
+    p = prefill_time("h100", "llama-3.1-8b", 1000, flops_efficiency=1)
+    assert p.flops == pytest.approx(matmul + attn)
+    assert p.compute_s == pytest.approx((matmul + attn) / 989e12)
+    assert p.bound == "compute"
+
+
+def test_step_overhead_adds() -> None:
+    a = decode_step_s("h100", "llama-3.1-8b", 1, 0)
+    b = decode_step_s("h100", "llama-3.1-8b", 1, 0, step_overhead_s=0.002)
+    assert b - a == pytest.approx(0.002)
+
+
+def test_tensor_parallel_halves_memory_time_and_adds_allreduce() -> None:
+    one = decode_step_time("h100", "llama-3.1-8b", 8, 1000)
+    two = decode_step_time("h100", "llama-3.1-8b", 8, 1000, tp=2)
+    assert two.memory_s == pytest.approx(one.memory_s / 2)
+    # 2 all-reduces × 32 layers × (2·(1/2)·(8 × 4096 × 2 B)/450 GB/s + 5 µs)
+    ring = 2 * (2 - 1) / 2 * (8 * 4096 * 2) / 450e9
+    assert two.comm_s == pytest.approx(2 * 32 * (ring + 5e-6))
+
+
+def test_moe_reads_only_touched_experts() -> None:
+    # Mixtral at batch 1: top-2 of 8 → 2 experts per layer; batch 64 → all 8 (1 − 0.75^64 ≈ 1)
+    assert expected_experts_touched("mixtral-8x7b", 1) == pytest.approx(2)
+    assert expected_experts_touched("mixtral-8x7b", 64) == pytest.approx(8, abs=1e-6)
+    one = decode_step_time("h100", "mixtral-8x7b", 1, 0, bandwidth_efficiency=1)
+    # active weights 12,879,925,248 × 2 B + 1 token of KV written
+    assert one.bytes_moved == pytest.approx(12_879_925_248 * 2 + 131_072)
+
+
+def test_fp8_weights_use_fp8_flops_and_half_the_bytes() -> None:
+    bf = decode_step_time("h100", "llama-3.1-8b", 1, 0, bandwidth_efficiency=1)
+    f8 = decode_step_time(
+        "h100", "llama-3.1-8b", 1, 0, bandwidth_efficiency=1, weights_precision="fp8"
+    )
+    assert f8.memory_s < 0.51 * bf.memory_s
+    m = RooflineModel.build("h100", "llama-3.1-8b", weights_precision="fp8", flops_efficiency=1)
+    assert m.flops_per_s == 1979e12
+
+
+def test_tokens_per_s_ceiling() -> None:
+    per, total = tokens_per_s_ceiling("h100", "llama-3.1-8b", 4, 0, bandwidth_efficiency=1)
+    assert total == pytest.approx(4 * per)
+    assert per == pytest.approx(
+        1 / decode_step_s("h100", "llama-3.1-8b", 4, 0, bandwidth_efficiency=1)
+    )
+
+
+def test_step_for_mixed_batch_by_hand() -> None:
+    # One decoding sequence (1 new, 100 cached) and one prefill chunk (50 new, 0 cached):
+    # KV read = 100 tokens; pairs = (1·100 + 1) + (50·51/2) = 101 + 1,275 = 1,376
+    m = RooflineModel.build("h100", "llama-3.1-8b", bandwidth_efficiency=1, flops_efficiency=1)
+    s = m.step_for([1, 50], [100, 0])
+    assert s.new_tokens == 51
+    expected_bytes = 16_060_522_496 + 100 * 131_072 + 51 * 131_072
+    assert s.bytes_moved == pytest.approx(expected_bytes)
+    matmul = 2 * (8_030_261_248 - 128_256 * 4096) * 51
+    assert s.flops == pytest.approx(matmul + 2 * 32 * 256 * 32 * 1376)
+
+
+def test_step_time_matches_model() -> None:
+    a = step_time("h200", "llama-3.1-8b", [1, 1], [10, 20])
+    b = RooflineModel.build("h200", "llama-3.1-8b").step_for([1, 1], [10, 20])
+    assert a == b
+
+
+def test_arithmetic_intensity() -> None:
+    assert arithmetic_intensity(590e9, 2e9) == 295
+
+
+@pytest.mark.parametrize(
+    ("call", "arg"),
+    [
+        (lambda: decode_step_s("h100", "llama-3.1-8b", 0, 10), "batch"),
+        (lambda: decode_step_s("h100", "llama-3.1-8b", 1, -1), "context_tokens"),
+        (
+            lambda: decode_step_s("h100", "llama-3.1-8b", 1, 1, bandwidth_efficiency=0),
+            "bandwidth_efficiency",
+        ),
+        (
+            lambda: decode_step_s("h100", "llama-3.1-8b", 1, 1, flops_efficiency=float("nan")),
+            "flops_efficiency",
+        ),
+        (
+            lambda: decode_step_s("h100", "llama-3.1-8b", 1, 1, step_overhead_s=-1),
+            "step_overhead_s",
+        ),
+        (lambda: prefill_time("h100", "llama-3.1-8b", 0), "prompt_tokens"),
+        (lambda: arithmetic_intensity(1, 0), "bytes_moved"),
+        (lambda: RooflineModel.build("h100", "llama-3.1-8b").step_for([1], [1, 2]), "same length"),
+    ],
+)
+def test_bad_input_names_the_argument(call: object, arg: str) -> None:
+    with pytest.raises(ValueError, match=arg):
+        call()  # type: ignore[operator]
