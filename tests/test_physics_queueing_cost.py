@@ -7,6 +7,7 @@ import math
 import pytest
 
 from infphys.physics import (
+    closed_loop,
     cost_per_concurrent_user,
     cost_per_million_tokens,
     erlang_c,
@@ -119,3 +120,47 @@ def test_cost_per_user_by_hand() -> None:
 def test_cost_per_million_tokens_by_hand() -> None:
     # $20/h, 20,000 tok/s: 1e6 tokens in 50 s → 20 × 50 / 3600 = $0.2778
     assert cost_per_million_tokens(2.5, 20_000, num_gpus=8) == pytest.approx(20 * 50 / 3600)
+
+
+def test_mmc_response_percentile_exact_against_hand_survival() -> None:
+    # M/M/2, λ = 1.8, μ = 1: C = 16.2/19, θ = 2 − 1.8 = 0.2.
+    # P(T > t) = (1 − C)e^{−t} + C(0.2e^{−t} − e^{−0.2t})/(0.2 − 1); at the returned p95, 0.05.
+    q = mmc(1.8, 1.0, 2)
+    t = q.response_percentile_s(0.95)
+    c = 16.2 / 19
+    survival = (1 - c) * math.exp(-t) + c * (0.2 * math.exp(-t) - math.exp(-0.2 * t)) / (0.2 - 1)
+    assert survival == pytest.approx(0.05, abs=1e-9)
+    # and M/M/1's closed form, −ln(1 − q)/(μ − λ)
+    assert mmc(0.5, 1.0, 1).response_percentile_s(0.99) == pytest.approx(math.log(100) / 0.5)
+
+
+def test_mmc_percentile_at_light_load_is_the_service_tail() -> None:
+    # Almost nobody waits: the p95 is the exponential service p95, ln(20)/μ, for c = 1 and 4.
+    for c in (1, 4):
+        q = mmc(1e-6, 1.0, c)
+        assert q.response_percentile_s(0.95) == pytest.approx(math.log(20), rel=1e-4)
+
+
+def test_closed_loop_no_think_time() -> None:
+    # 64 clients, one server at μ = 2/s: X = 2/s, W = 64/2 = 32 s; 4 servers: X = 8/s, W = 8 s
+    one = closed_loop(64, 2.0)
+    assert (one.throughput_per_s, one.mean_response_s) == (2.0, 32.0)
+    four = closed_loop(64, 2.0, servers=4)
+    assert four.mean_response_s == pytest.approx(8.0)
+    assert closed_loop(2, 2.0, servers=4).mean_response_s == pytest.approx(0.5)
+
+
+def test_closed_loop_with_think_time_machine_repairman() -> None:
+    # N = 10 clients, Z = 5 s, one server μ = 1/s, r = 1/(μZ) = 0.2:
+    # p0 = 1 / Σ_k N!/(N−k)! r^k ; X = (1 − p0) μ ; W = N/X − Z
+    n, r = 10, 0.2
+    p0 = 1 / sum(math.factorial(n) / math.factorial(n - k) * r**k for k in range(n + 1))
+    x = 1 - p0
+    m = closed_loop(n, 1.0, think_time_s=5.0)
+    assert m.throughput_per_s == pytest.approx(x)
+    assert m.mean_response_s == pytest.approx(n / x - 5.0)
+
+
+def test_closed_loop_bad_input() -> None:
+    with pytest.raises(ValueError, match="think_time_s"):
+        closed_loop(4, 1.0, think_time_s=-1)

@@ -162,3 +162,13 @@ def test_arithmetic_intensity() -> None:
 def test_bad_input_names_the_argument(call: object, arg: str) -> None:
     with pytest.raises(ValueError, match=arg):
         call()  # type: ignore[operator]
+
+
+def test_max_batch_for_itl_is_the_edge() -> None:
+    from infphys.physics import max_batch_for_itl
+
+    b = max_batch_for_itl("h100", "llama-3.1-8b", 2048, 0.020)
+    assert decode_step_s("h100", "llama-3.1-8b", b, 2048) <= 0.020
+    assert decode_step_s("h100", "llama-3.1-8b", b + 1, 2048) > 0.020
+    # An objective below the batch-1 floor (4.79 ms at efficiency 1) admits nobody.
+    assert max_batch_for_itl("h100", "llama-3.1-8b", 0, 0.004, bandwidth_efficiency=1) == 0

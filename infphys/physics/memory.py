@@ -101,7 +101,8 @@ def kv_bytes_per_token_naive(model: ModelLike, precision: PrecisionLike = BF16) 
     """The quick calculators' formula, 2 × layers × hidden × bytes (kept to show how far off).
 
     It uses the hidden size where the KV heads × head dim belong, so it ignores GQA and MLA:
-    4× too high for Llama-3.1-8B (32 heads share 8 KV heads), 57× for DeepSeek-V3.
+    4× too high for Llama-3.1-8B (32 heads share 8 KV heads) and 24.9× for DeepSeek-V3, whose
+    MLA caches one 576-wide latent per layer (an uncompressed 128-head MHA cache would be 57×).
 
     >>> kv_bytes_per_token_naive("llama-3.1-8b")
     524288.0

@@ -22,7 +22,9 @@ import numpy as np
 from infphys._check import fraction, non_negative, positive, positive_int
 
 __all__ = [
+    "ClosedLoopMetrics",
     "QueueMetrics",
+    "closed_loop",
     "erlang_c",
     "find_knee",
     "find_latency_cliff",
@@ -97,15 +99,109 @@ class QueueMetrics:
         rate = self.servers * self.service_rate_per_s - self.arrival_rate_per_s
         return math.log(self.p_wait / tail) / rate
 
+    def response_survival(self, t_s: float) -> float:
+        """P(time in system > t): service Exp(μ) plus, with probability C, a wait Exp(θ),
+        θ = cμ − λ. The sum of two exponentials has survival (θe^{−μt} − μe^{−θt})/(θ − μ),
+        or (1 + μt)e^{−μt} when θ = μ."""
+        t = non_negative("t_s", t_s)
+        mu = self.service_rate_per_s
+        theta = self.servers * mu - self.arrival_rate_per_s
+        c = self.p_wait
+        if math.isclose(theta, mu, rel_tol=1e-9):
+            both = (1.0 + mu * t) * math.exp(-mu * t)
+        else:
+            both = (theta * math.exp(-mu * t) - mu * math.exp(-theta * t)) / (theta - mu)
+        return (1.0 - c) * math.exp(-mu * t) + c * both
+
     def response_percentile_s(self, q: float) -> float:
-        """The q-quantile of time in system. Exact for M/M/1 (exponential with rate μ − λ);
-        for c > 1, the queueing percentile plus the mean service time (an approximation)."""
+        """The q-quantile of time in system (exact: bisection on :meth:`response_survival`).
+
+        For M/M/1 it equals −ln(1 − q)/(μ − λ).
+        """
         qq = fraction("q", q)
         if qq >= 1:
             return math.inf
-        if self.servers == 1:
-            return -math.log(1.0 - qq) / (self.service_rate_per_s - self.arrival_rate_per_s)
-        return self.wait_percentile_s(qq) + 1.0 / self.service_rate_per_s
+        tail = 1.0 - qq
+        lo, hi = 0.0, 1.0 / self.service_rate_per_s
+        while self.response_survival(hi) > tail:
+            hi *= 2.0
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if self.response_survival(mid) > tail:
+                lo = mid
+            else:
+                hi = mid
+            if hi - lo <= 1e-12 * hi:
+                break
+        return 0.5 * (lo + hi)
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedLoopMetrics:
+    """Steady state of a closed loop: ``users`` clients, each thinking then sending one request.
+
+    Attributes:
+        users: N clients (a benchmark's ``--concurrency``).
+        servers: c servers, each serving at μ.
+        think_time_s: Z, mean time a client waits between a response and its next request.
+        throughput_per_s: X, completed requests per second.
+        mean_response_s: W = N / X − Z (Little's Law over the whole loop).
+        mean_in_system: requests at the servers (queued or in service), X W.
+        utilization: mean fraction of servers busy.
+    """
+
+    users: int
+    servers: int
+    service_rate_per_s: float
+    think_time_s: float
+    throughput_per_s: float
+    mean_response_s: float
+    mean_in_system: float
+    utilization: float
+
+
+def closed_loop(
+    users: int, service_rate_per_s: float, servers: int = 1, think_time_s: float = 0.0
+) -> ClosedLoopMetrics:
+    """A closed loop of N clients on c exponential servers (the finite-source M/M/c//N queue).
+
+    With no think time every client always has a request in the system, so
+    X = min(N, c) μ and W = N / X: past N = c, adding clients only adds queueing. With
+    exponential think time Z the birth–death chain over n requests at the servers (arrival
+    rate (N − n)/Z, service rate min(n, c) μ) is solved exactly.
+
+    Worked example: 64 clients on one server answering in 0.5 s (μ = 2/s) with no think time:
+    X = 2/s and W = 64 / 2 = 32 s, where the server alone takes 0.5 s.
+
+    >>> closed_loop(64, 2.0).mean_response_s
+    32.0
+    """
+    n = positive_int("users", users)
+    mu = positive("service_rate_per_s", service_rate_per_s)
+    c = positive_int("servers", servers)
+    z = non_negative("think_time_s", think_time_s)
+    if z == 0:
+        x = min(n, c) * mu
+    else:
+        # Unnormalised stationary probabilities of k requests at the servers, in log space.
+        logs = [0.0]
+        for k in range(1, n + 1):
+            logs.append(logs[-1] + math.log((n - k + 1) / z) - math.log(min(k, c) * mu))
+        top = max(logs)
+        weights = [math.exp(v - top) for v in logs]
+        total = sum(weights)
+        x = sum(w * min(k, c) * mu for k, w in enumerate(weights)) / total
+    w_s = n / x - z
+    return ClosedLoopMetrics(
+        users=n,
+        servers=c,
+        service_rate_per_s=mu,
+        think_time_s=z,
+        throughput_per_s=x,
+        mean_response_s=w_s,
+        mean_in_system=x * w_s,
+        utilization=x / (c * mu),
+    )
 
 
 def erlang_c(servers: int, offered_load: float) -> float:

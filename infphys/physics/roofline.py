@@ -53,6 +53,7 @@ __all__ = [
     "decode_step_s",
     "decode_step_time",
     "expected_experts_touched",
+    "max_batch_for_itl",
     "prefill_time",
     "ridge_point",
     "step_time",
@@ -255,8 +256,10 @@ class RooflineModel:
                 full-attention layers.
             attention_pairs: (query, key) pairs on a full-attention layer, summed over
                 sequences: a sequence appending n tokens to c cached ones has n·c + n(n+1)/2.
-            window_pairs, window_kv_tokens_read: the same for one sliding-window layer
-                (keys capped at the window).
+            window_pairs: (query, key) pairs on one sliding-window layer (keys capped at the
+                window), summed over sequences.
+            window_kv_tokens_read: cached tokens read on one sliding-window layer (at most the
+                window per sequence), summed over sequences.
         """
         m = self.model
         per_layer_kv = self.kv_bytes_per_token_per_layer
@@ -370,3 +373,54 @@ def tokens_per_s_ceiling(
     """
     step = decode_step_s(gpu, model, batch, context_tokens, **knobs)
     return 1.0 / step, batch / step
+
+
+def max_batch_for_itl(
+    gpu: GPULike,
+    model: ModelLike,
+    context_tokens: int,
+    itl_s: float,
+    *,
+    max_batch: int = 1 << 16,
+    **knobs: object,
+) -> int:
+    """The largest decode batch whose step time stays within ``itl_s`` (0 if even 1 is slower).
+
+    Step time grows with the batch, so a bisection finds the edge. The caller caps the result
+    by what fits in the KV cache (:func:`infphys.physics.max_concurrent_sequences`).
+
+    Worked example: Llama-3.1-8B on an H100 SXM at the default efficiencies, 2,048 cached
+    tokens per sequence: batch 1 takes 6.1 ms per token, and a 20 ms per-token objective admits
+    139 sequences (the KV budget of one H100 holds only about 200 such sequences).
+
+    >>> max_batch_for_itl("h100", "llama-3.1-8b", 2048, 0.020)
+    139
+    """
+    limit = positive("itl_s", itl_s)
+    c = non_negative_int("context_tokens", context_tokens)
+    top = positive_int("max_batch", max_batch)
+    m = RooflineModel.build(gpu, model, **knobs)  # type: ignore[arg-type]
+    w = m.model.sliding_window or 0
+
+    def step_s(b: int) -> float:
+        # b sequences each appending 1 token to c cached ones: c + 1 (query, key) pairs each.
+        return m.step(
+            new_tokens=b,
+            kv_tokens_read=b * c,
+            attention_pairs=b * (c + 1),
+            window_pairs=b * min(c + 1, w),
+            window_kv_tokens_read=b * min(c, w),
+        ).total_s
+
+    if step_s(1) > limit:
+        return 0
+    lo, hi = 1, top
+    if step_s(hi) <= limit:
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if step_s(mid) <= limit:
+            lo = mid
+        else:
+            hi = mid
+    return lo
