@@ -1,0 +1,30 @@
+"""Plotly figures shared by the site, the labs and the CLI: presentation only, no physics.
+
+Each submodule holds figure functions that call :mod:`infphys.physics` (or read runs) and
+return a ``plotly.graph_objects.Figure``. The site embeds any public figure function by name
+(``{{ chart("kv_cliff", model="llama-3.1-8b") }}``, see ``docs/hooks/infphys_site.py``);
+a lab shows the same figure with ``mo.ui.plotly(fig)`` or simply ``fig``.
+
+- :mod:`infphys.plots.physics`: the catalog and the formulas (GPU specs, the KV-cache cliff,
+  the decode roofline).
+- :mod:`infphys.plots.chapters`: the course chapters' figures (the utilisation trap, closed vs
+  open loop, the classic roofline, KV bytes per token and per sequence, precision and capacity,
+  cost per million tokens).
+- :mod:`infphys.plots.load`: load runs, measured or simulated (latency and throughput against
+  load, errors, the token budget, server metrics, the HTML run report).
+- :mod:`infphys.plots.labs`: figures the labs draw from the learner's own results (the KV
+  cliff, correct against naive; the simulated KV wall; sequential against concurrent requests;
+  a sweep against an SLO and its price; one request's tokens over time; grouped bars).
+- :mod:`infphys.plots.sim`: the simulated engine's state over time (running, waiting, KV
+  usage, preemptions) and its calibration against TensorRT-LLM's published throughput.
+- :mod:`infphys.plots.chapters_serving`: the serving chapters' figures, run on the virtual-time
+  simulator (static against continuous batching, the knee and the p95 cliff, preemption, the
+  TTFT/decode split, chunked prefill, goodput against load, capacity at an SLO, the engine
+  knobs, one request's anatomy) and the instructor guide's session plan.
+"""
+
+from __future__ import annotations
+
+# Figures are imported from their module (``from infphys.plots.physics import kv_cliff``), so
+# that two modules may each have a figure of the same name; the package itself exports none.
+__all__: list[str] = []

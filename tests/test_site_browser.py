@@ -1,0 +1,363 @@
+"""The course site, built with ``mkdocs build --strict`` and opened in a real browser, offline.
+
+The site is built once per session into a temporary folder and served on 127.0.0.1. Debian's
+``chromium``, driven by Playwright (never ``playwright install``), then opens every page of the
+sitemap and checks: no console error; maths typeset by the vendored MathJax; every plotly chart
+drawn; a slider and a dropdown change what a chart draws; instant navigation redraws charts and
+maths; and not one request leaves 127.0.0.1 (each is recorded and aborted, and the test fails).
+
+Where chromium or Playwright is missing the browser tests skip with the reason, except under CI
+(``CI`` set), where that is a failure. ``.ci/install-browser`` installs chromium.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD_LIMIT_S = 120.0
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: How long a page may take to typeset its maths and draw its charts, ms.
+DRAW_TIMEOUT_MS = 30_000
+
+
+def _missing(what: str) -> NoReturn:
+    """Skip (a user's machine) or fail (CI) because ``what`` is not installed."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required in CI (run .ci/install-browser)")
+    pytest.skip(f"{what} is not installed (bash .ci/install-browser installs chromium)")
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class Site:
+    """A built site served on loopback."""
+
+    root: Path
+    base_url: str
+    build_s: float
+    log: str
+    pages: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    """Build the site once (strict) and serve it on a free loopback port."""
+    if not os.environ.get("CI"):
+        pytest.importorskip("mkdocs")
+    with tempfile.TemporaryDirectory(prefix="infphys-site-") as tmp:
+        root = Path(tmp) / "site"
+        root.mkdir()
+        handler = functools.partial(_QuietHandler, directory=str(root))
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        base_url = f"http://127.0.0.1:{server.server_address[1]}/"
+        env = {**os.environ, "INFPHYS_SITE_URL": base_url, "NO_MKDOCS_2_WARNING": "1"}
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(root)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        build_s = time.perf_counter() - t0
+        log = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            server.server_close()
+            pytest.fail(f"mkdocs build --strict failed (exit {proc.returncode}):\n{log}")
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            sitemap = ET.parse(root / "sitemap.xml").getroot()
+            ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
+            pages = [loc.text or "" for loc in sitemap.findall("s:url/s:loc", ns)]
+            yield Site(root=root, base_url=base_url, build_s=build_s, log=log, pages=pages)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+
+# --- the build, no browser -------------------------------------------------------------------
+
+
+def test_site_builds_strict_in_time(site: Site) -> None:
+    assert site.build_s < BUILD_LIMIT_S, f"build took {site.build_s:.0f} s"
+    assert re.search(r"infphys: site [\d.]+ MB in \d+ files", site.log), site.log
+    assert site.pages and site.pages[0] == site.base_url
+
+
+def test_no_page_references_another_host(site: Site) -> None:
+    """Scripts, styles, images and fonts all come from the site itself."""
+    pattern = re.compile(
+        r"""<(?:script|img|iframe|source)[^>]*\ssrc=["'](https?:)?//"""
+        r"""|<link[^>]*rel=["'](?:stylesheet|preload|preconnect|icon)["'][^>]*"""
+        r"""href=["'](https?:)?//""",
+        re.I,
+    )
+    offenders = [
+        str(p.relative_to(site.root))
+        for p in site.root.rglob("*.html")
+        if pattern.search(p.read_text(encoding="utf-8"))
+    ]
+    assert not offenders, f"pages load resources from another host: {offenders}"
+
+
+def test_assets_are_served_locally(site: Site) -> None:
+    plotly_js = site.root / "assets/vendor/plotly/plotly.min.js"
+    assert plotly_js.stat().st_size > 1_000_000
+    assert (site.root / "assets/vendor/mathjax/tex-svg.js").is_file()
+    # plotly.js is generated at build time, never kept in docs/.
+    assert not list((REPO / "docs").rglob("plotly*.js"))
+
+
+def test_every_chart_has_valid_figure_data(site: Site) -> None:
+    charts = 0
+    for page in site.root.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        for div_id, data in re.findall(
+            r"<div class=\"infphys-chart\" id=\"([^\"]+)\"[^>]*data-figure='([^']*)'", text
+        ):
+            fig = json.loads(html.unescape(data))
+            assert fig["data"], f"{page}: chart {div_id} has no traces"
+            charts += 1
+    assert charts >= 3
+
+
+# --- in the browser --------------------------------------------------------------------------
+
+
+@dataclass
+class Browser:
+    """One Chromium and a context that records every request leaving loopback."""
+
+    context: Any
+    external: list[str]
+
+
+@pytest.fixture(scope="module")
+def browser(site: Site) -> Iterator[Browser]:
+    exe = shutil.which("chromium")
+    if exe is None:
+        _missing("Debian's chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright (pip install playwright; never `playwright install`)")
+    external: list[str] = []
+
+    def route(r: Any) -> None:
+        host = urlsplit(r.request.url).hostname
+        if r.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            r.continue_()
+        else:
+            external.append(r.request.url)
+            r.abort()
+
+    # Playwright gives the browser a fresh temporary profile (it refuses --user-data-dir).
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        context = b.new_context(viewport={"width": 1280, "height": 900})
+        context.route("**/*", route)
+        try:
+            yield Browser(context=context, external=external)
+        finally:
+            context.close()
+            b.close()
+
+
+class _Page:
+    """A page with its console errors and uncaught exceptions collected."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.page = browser.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+    def __enter__(self) -> _Page:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.page.close()
+
+    def settle(self) -> dict[str, int]:
+        """Wait until the maths is typeset and every chart drawn; return what was found."""
+        self.page.wait_for_function(
+            """() => {
+                const math = document.querySelectorAll('.arithmatex').length;
+                const typeset = document.querySelectorAll('.arithmatex mjx-container').length;
+                const charts = [...document.querySelectorAll('div.infphys-chart')];
+                return (math === 0 || typeset >= math) &&
+                       charts.every(d => ['true', 'error'].includes(d.dataset.rendered));
+            }""",
+            timeout=DRAW_TIMEOUT_MS,
+        )
+        result: dict[str, int] = self.page.evaluate(
+            """() => ({
+                math: document.querySelectorAll('.arithmatex').length,
+                typeset: document.querySelectorAll('.arithmatex mjx-container').length,
+                charts: document.querySelectorAll('div.infphys-chart').length,
+                drawn: [...document.querySelectorAll('div.infphys-chart')].filter(
+                    d => d.dataset.rendered === 'true' && d.querySelector('.main-svg')).length,
+            })"""
+        )
+        return result
+
+    def lines(self, chart: str) -> list[str]:
+        """The drawn paths of a chart's line traces (what the reader sees)."""
+        paths: list[str] = self.page.eval_on_selector_all(
+            f"{chart} .scatterlayer .trace path.js-line", "els => els.map(e => e.getAttribute('d'))"
+        )
+        return paths
+
+    def title(self, chart: str) -> str:
+        text: str = self.page.eval_on_selector(f"{chart} .gtitle", "e => e.textContent")
+        return text
+
+
+@pytest.mark.browser
+def test_every_page_loads_offline_with_maths_and_charts(site: Site, browser: Browser) -> None:
+    seen = {"math": 0, "charts": 0}
+    with _Page(browser) as p:
+        for url in site.pages:
+            p.errors.clear()
+            p.page.goto(url, wait_until="load")
+            found = p.settle()
+            assert found["typeset"] >= found["math"], f"{url}: maths not typeset: {found}"
+            assert found["drawn"] == found["charts"], f"{url}: charts not drawn: {found}"
+            assert not p.errors, f"{url}: console errors: {p.errors}"
+            seen["math"] += found["math"]
+            seen["charts"] += found["charts"]
+    assert seen["math"] > 0, "no page has maths: the MathJax check checked nothing"
+    assert seen["charts"] > 0, "no page has a chart: the chart check checked nothing"
+    assert not browser.external, f"requests left 127.0.0.1: {browser.external}"
+
+
+@pytest.mark.browser
+def test_slider_changes_the_plotted_data(site: Site, browser: Browser) -> None:
+    chart = "div.infphys-chart[id$='-kv-cliff']"
+    with _Page(browser) as p:
+        p.page.goto(site.base_url + "reference/figures/", wait_until="load")
+        p.settle()
+        before, title = p.lines(chart), p.title(chart)
+        rail = p.page.locator(f"{chart} .slider-rail-rect").first
+        rail.scroll_into_view_if_needed()
+        box = rail.bounding_box()
+        assert box is not None
+        p.page.mouse.click(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+        p.page.wait_for_function(
+            f't => document.querySelector("{chart} .gtitle").textContent !== t', arg=title
+        )
+        after = p.lines(chart)
+        assert after != before, "moving the slider did not change the drawn lines"
+        assert "131,072-token" in p.title(chart)
+        assert not p.errors, p.errors
+    assert not browser.external, f"requests left 127.0.0.1: {browser.external}"
+
+
+@pytest.mark.browser
+def test_dropdown_changes_the_plotted_data(site: Site, browser: Browser) -> None:
+    chart = "div.infphys-chart[id$='-decode-roofline']"
+    with _Page(browser) as p:
+        p.page.goto(site.base_url + "reference/figures/", wait_until="load")
+        p.settle()
+        before = p.lines(chart)
+        p.page.locator(f"{chart} .updatemenu-header").first.click()
+        p.page.locator(f"{chart} .updatemenu-dropdown-button", has_text="All GPUs").click()
+        p.page.wait_for_function(
+            f"() => document.querySelector(\"{chart} .gtitle\").textContent.includes('by GPU')"
+        )
+        after = p.lines(chart)
+        assert after != before and len(after) >= 4, (len(before), len(after))
+        assert not p.errors, p.errors
+    assert not browser.external, f"requests left 127.0.0.1: {browser.external}"
+
+
+@pytest.mark.browser
+def test_instant_navigation_draws_charts_and_maths(site: Site, browser: Browser) -> None:
+    """Material swaps the page in place: charts and maths must be drawn again."""
+    with _Page(browser) as p:
+        p.page.goto(site.base_url + "reference/figures/", wait_until="load")
+        p.settle()
+        p.page.evaluate("() => { window.__sameDocument = true; }")
+        p.page.locator("a.md-nav__link[href$='reference/authoring/']:visible").first.click()
+        p.page.wait_for_url(re.compile(r"reference/authoring/$"))
+        found = p.settle()
+        assert p.page.evaluate("() => window.__sameDocument === true"), "the page reloaded"
+        assert found["math"] and found["typeset"] >= found["math"], found
+        assert found["charts"] and found["drawn"] == found["charts"], found
+        assert not p.errors, p.errors
+    assert not browser.external, f"requests left 127.0.0.1: {browser.external}"
+
+
+@pytest.mark.browser
+def test_charts_follow_the_dark_palette(site: Site, browser: Browser) -> None:
+    chart = "div.infphys-chart"
+    with _Page(browser) as p:
+        p.page.goto(site.base_url, wait_until="load")
+        p.settle()
+
+        def font() -> str:
+            color: str = p.page.eval_on_selector(chart, "d => d._fullLayout.font.color")
+            return color
+
+        light = font()
+        p.page.evaluate("() => document.body.setAttribute('data-md-color-scheme', 'slate')")
+        p.page.wait_for_function(
+            "c => document.querySelector('div.infphys-chart')._fullLayout.font.color !== c",
+            arg=light,
+        )
+        assert font() != light
+        assert not p.errors, p.errors
+
+
+@pytest.mark.browser
+def test_search_works_offline(site: Site, browser: Browser) -> None:
+    with _Page(browser) as p:
+        p.page.goto(site.base_url, wait_until="load")
+        box = p.page.locator("input.md-search__input")
+        results = p.page.locator(".md-search-result__item")
+        deadline = time.monotonic() + DRAW_TIMEOUT_MS / 1000
+        # The index loads in a web worker; a query typed before it is ready finds nothing.
+        while not results.count() and time.monotonic() < deadline:
+            box.fill("")
+            box.press_sequentially("bandwidth", delay=20)
+            p.page.wait_for_timeout(1000)
+        assert results.count() > 0, "search found nothing for 'bandwidth'"
+        assert not p.errors, p.errors
+    assert not browser.external, f"requests left 127.0.0.1: {browser.external}"
