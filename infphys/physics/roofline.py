@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from infphys._check import (
     fraction,
@@ -194,18 +195,18 @@ class RooflineModel:
         )
 
     # --- constants -----------------------------------------------------------------------
-    @property
+    @cached_property
     def bandwidth_bytes_per_s(self) -> float:
         """Achievable bandwidth of one GPU."""
         return self.gpu.bandwidth_bytes_per_s * self.bandwidth_efficiency
 
-    @property
+    @cached_property
     def flops_per_s(self) -> float:
         """Achievable FLOP/s of one GPU (FP8 math when the weights are FP8 and the chip has it)."""
         fp8 = self.weights_precision.has_fp8_math and self.gpu.has_fp8
         return self.gpu.flops_per_s(fp8) * self.flops_efficiency
 
-    @property
+    @cached_property
     def kv_bytes_per_token_per_layer(self) -> float:
         m, p = self.model, self.kv_precision
         if m.is_mla:
@@ -213,26 +214,33 @@ class RooflineModel:
             return (m.kv_lora_rank + m.qk_rope_head_dim) * p.bytes_per_element
         return 2 * m.kv_heads * m.head_dim * p.bytes_per_element
 
-    def weight_bytes_read(self, new_tokens: float) -> float:
-        """Weight bytes one step reads for ``new_tokens`` tokens (all GPUs of the group)."""
+    @cached_property
+    def _weight_split_bytes(self) -> tuple[float, float]:
+        """(bytes read every step, bytes of one routed expert across all MoE layers)."""
         m, b = self.model, self.weights_precision.bytes_per_element
         if not m.is_moe:
-            return m.params_total * b
-        routed_total = m.experts * m.params_per_expert * m.moe_layers
-        non_routed = m.params_total - routed_total
-        touched = expected_experts_touched(m, max(new_tokens, 1.0))
-        return (non_routed + touched * m.params_per_expert * m.moe_layers) * b
+            return m.params_total * b, 0.0
+        per_expert_all_layers = m.params_per_expert * m.moe_layers
+        always = m.params_total - m.experts * per_expert_all_layers
+        return always * b, per_expert_all_layers * b
 
-    @property
+    def weight_bytes_read(self, new_tokens: float) -> float:
+        """Weight bytes one step reads for ``new_tokens`` tokens (all GPUs of the group)."""
+        always, per_expert = self._weight_split_bytes
+        if not per_expert:
+            return always
+        return always + expected_experts_touched(self.model, max(new_tokens, 1.0)) * per_expert
+
+    @cached_property
     def matmul_flops_per_token(self) -> float:
         """2 FLOPs per active weight, the input-embedding lookup excluded."""
         m = self.model
         embed = 0 if m.tie_embeddings else m.vocab * m.hidden
         return 2.0 * (m.params_active - embed)
 
-    @property
+    @cached_property
     def attention_flops_per_pair(self) -> float:
-        """FLOPs per (query, key) pair summed over the full-attention layers."""
+        """FLOPs per (query, key) pair on one layer (QKᵀ and AV)."""
         m = self.model
         qk = (m.qk_nope_head_dim or 0) + (m.qk_rope_head_dim or 0) if m.is_mla else m.head_dim
         v = (m.v_head_dim or m.head_dim) if m.is_mla else m.head_dim
