@@ -173,7 +173,11 @@ class RequestRecord:
         return self.tpot_s
 
     def to_json_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # Shallow copies, not dataclasses.asdict: asdict deep-copies every float of
+        # chunk_times_s, which made writing a record cost more than timing it (65 µs vs 8 µs).
+        d: dict[str, Any] = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        d["chunk_times_s"] = list(self.chunk_times_s)
+        d["labels"] = dict(self.labels)
         d["type"] = "request"
         return d
 
@@ -181,6 +185,9 @@ class RequestRecord:
     def from_json_dict(cls, d: dict[str, Any]) -> RequestRecord:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+_RECORD_FIELDS: tuple[str, ...] = tuple(RequestRecord.__dataclass_fields__)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,517 @@
+"""The measuring client: one chat completion in, one :class:`~infphys.records.RequestRecord` out.
+
+What is timed (seconds on the run's clock, ``time.perf_counter()`` minus the run's zero):
+
+- ``sent_s``: just before the request is handed to the HTTP stack;
+- ``chunk_times_s``: when each SSE event carrying content (``delta.content``, or a reasoning
+  model's ``delta.reasoning_content``) was read from the socket. Events that arrive in one read
+  share one timestamp — they did arrive together;
+- ``first_token_s``: the first of those; ``end_s``: when ``data: [DONE]`` was read (or the
+  failure happened).
+
+Token counts come from the final ``usage`` chunk, asked for with
+``stream_options: {"include_usage": true}`` (``token_count_source="usage"``). A server that sends
+no ``usage`` gets an estimate, flagged in reports: for a stream, completion tokens = content
+chunks and prompt tokens = prompt characters / 4 (``token_count_source="chunks"``; exact for
+servers that send one token per chunk, an undercount for those that batch tokens); for a JSON
+body, both are characters / 4 (``"chars/4"``).
+
+A non-streamed request (``stream=False``, as the original notebook did) has one "chunk", the
+whole body: its TTFT equals its e2e, which is what its user experiences.
+
+Definitions, and how other tools name them (they disagree):
+
+- TTFT = first content chunk − send. vLLM bench: TTFT; aiperf: time_to_first_token;
+  guidellm: time_to_first_token.
+- ITL = the gaps between successive content chunks (a distribution over chunks). vLLM bench:
+  ITL (the same); aiperf's inter_token_latency and guidellm's inter_token_latency are our
+  TPOT, not this.
+- TPOT = (e2e − TTFT) / (completion tokens − 1), one value per request. vLLM bench: TPOT;
+  aiperf and guidellm: inter_token_latency.
+- e2e = end − send. vLLM bench: E2EL; aiperf and guidellm: request_latency.
+
+Errors never escape :meth:`ChatClient.send`: each is classified into one of
+:data:`infphys.records.ERROR_CLASSES` (see :func:`classify_exception` and the HTTP rules in
+:meth:`ChatClient.send`), and a request cancelled from outside (the end of a bounded run, Ctrl-C)
+is marked ``incomplete`` before the cancellation goes on.
+
+Timeouts (:class:`Timeouts`): ``connect_s`` bounds the TCP connect; ``read_s`` bounds every
+silence — before the first byte of the response and between reads (a stalled server is a
+``read_timeout``); ``total_s`` bounds the whole request (a server that trickles bytes forever is
+a ``total_timeout``).
+
+HTTP stack: aiohttp, used directly. Measured on a 2-core machine against a 0 ms loopback server
+with 8-token streamed answers at concurrency 64: a bare aiohttp client reached about 5,000
+requests/s; httpx with one shared ``AsyncClient`` about 290, one ``AsyncClient`` per worker about
+1,100, httpx over an aiohttp transport 1,600–1,900. A load generator that costs the client ten
+times more CPU per request than needed becomes the bottleneck it is supposed to measure, and its
+timestamps queue behind its own work, so we use aiohttp (``benchmarks/bench_client.py`` keeps
+the comparison honest). SSE parsing is :mod:`infphys.measure._sse` (see there for why).
+
+Worked example (against the stub with a 50 ms delay and 8 tokens)::
+
+    async with StubServer(StubConfig(delay_s=0.05)) as server:
+        async with ChatClient(server.target()) as client:
+            rec = await client.chat("hello there", max_tokens=8)
+    # rec.status == "ok", rec.e2e_s ≈ 0.050, rec.completion_tokens == 8,
+    # rec.token_count_source == "usage"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from infphys._check import positive, positive_int
+from infphys.measure._sse import SSEError, SSEParser
+from infphys.measure.prompts import estimate_tokens
+from infphys.measure.target import Target
+from infphys.records import RequestRecord
+
+__all__ = ["ChatClient", "Timeouts", "classify_exception", "classify_status"]
+
+_ERROR_BODY_LIMIT_BYTES = 64 * 1024
+_MESSAGE_LIMIT_CHARS = 500
+_DRAIN_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Time limits of one request, seconds.
+
+    Attributes:
+        connect_s: TCP (and TLS) connect.
+        read_s: longest silence: until the first response byte, and between reads.
+        total_s: the whole request, from send to the end of the stream.
+    """
+
+    connect_s: float = 10.0
+    read_s: float = 60.0
+    total_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        positive("connect_s", self.connect_s)
+        positive("read_s", self.read_s)
+        positive("total_s", self.total_s)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"connect_s": self.connect_s, "read_s": self.read_s, "total_s": self.total_s}
+
+
+def classify_status(status: int) -> str:
+    """The error class of a non-200 HTTP status: ``http_429``, ``http_5xx`` or ``http_4xx``."""
+    if status == 429:
+        return "http_429"
+    if status >= 500:
+        return "http_5xx"
+    return "http_4xx"
+
+
+def classify_exception(exc: BaseException) -> str:
+    """The error class of an exception raised while sending a request or reading its answer.
+
+    Connect failures (``dns``, ``connect_refused``, ``connect_timeout``) come first because
+    aiohttp's connector errors are also ``OSError``; a socket read that timed out is a
+    ``read_timeout``; a connection dropped mid-answer is ``connection_reset``.
+    """
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "dns"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "connect_timeout"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, TimeoutError):
+            return "connect_timeout"
+        return "connect_refused"
+    if isinstance(exc, aiohttp.SocketTimeoutError | aiohttp.ServerTimeoutError):
+        return "read_timeout"
+    if isinstance(exc, SSEError):
+        return "malformed_sse"
+    if isinstance(
+        exc,
+        aiohttp.ClientPayloadError
+        | aiohttp.ServerDisconnectedError
+        | aiohttp.ClientOSError
+        | ConnectionError,
+    ):
+        return "connection_reset"
+    if isinstance(exc, TimeoutError):
+        return "read_timeout"
+    return "client_error"
+
+
+def _server_message(body: bytes) -> str:
+    """The human message of an error body: OpenAI's ``error.message``, vLLM's ``message``, …"""
+    text = body[:_ERROR_BODY_LIMIT_BYTES].decode("utf-8", errors="replace").strip()
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return text[:_MESSAGE_LIMIT_CHARS] or "(empty body)"
+    return _message_of(obj) or text[:_MESSAGE_LIMIT_CHARS]
+
+
+def _message_of(obj: object) -> str | None:
+    if isinstance(obj, str):
+        return obj[:_MESSAGE_LIMIT_CHARS]
+    if isinstance(obj, dict):
+        for key in ("error", "message", "detail"):
+            if obj.get(key):
+                inner = _message_of(obj[key])
+                if inner:
+                    return inner
+        return json.dumps(obj)[:_MESSAGE_LIMIT_CHARS]
+    if isinstance(obj, list) and obj:
+        return _message_of(obj[0])
+    return None
+
+
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` for one SSE data payload, about twice as fast on small objects.
+
+    Calls the C scanner that ``json.loads`` uses, without the two whitespace regex matches
+    around it; leading and trailing whitespace and trailing data are handled here the same way.
+    Raises ``ValueError`` like ``json.loads``.
+    """
+    start = 0
+    if text[:1].isspace():
+        start = len(text) - len(text.lstrip())
+    try:
+        obj, end = _scan_json(text, start)
+    except StopIteration as exc:
+        raise ValueError(f"expecting a JSON value at {exc.value}") from None
+    if end != len(text) and text[end:].strip():
+        raise ValueError(f"extra data at {end}")
+    return obj
+
+
+class _Failure(Exception):
+    """Internal: a classified failure found while reading a response."""
+
+    def __init__(self, error_class: str, message: str) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+
+
+class ChatClient:
+    """Sends chat completions to one target and times them; owns one aiohttp session.
+
+    Args:
+        target: where to send.
+        timeouts: per-request limits (:class:`Timeouts`).
+        stream: stream with SSE (default) or ask for one JSON body.
+        include_usage: send ``stream_options: {"include_usage": true}`` (turn off for a server
+            that rejects the field; token counts then fall back to estimates).
+        extra_body: fields merged into every request body (``temperature``, vLLM's
+            ``ignore_eos``, …).
+        clock_zero_s: the ``time.perf_counter()`` value that is time 0 of the run (default: now).
+        max_connections: connection pool size (0: unlimited, so the load shape decides).
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        timeouts: Timeouts | None = None,
+        stream: bool = True,
+        include_usage: bool = True,
+        extra_body: Mapping[str, Any] | None = None,
+        clock_zero_s: float | None = None,
+        max_connections: int = 0,
+    ) -> None:
+        if not isinstance(target, Target):
+            raise ValueError(f"target must be a Target (got {type(target).__name__})")
+        if max_connections != 0:
+            positive_int("max_connections", max_connections)
+        self.target = target
+        self.timeouts = timeouts or Timeouts()
+        self.stream = bool(stream)
+        self.include_usage = bool(include_usage)
+        self.extra_body: dict[str, Any] = dict(extra_body or {})
+        self.clock_zero_s = time.perf_counter() if clock_zero_s is None else clock_zero_s
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._headers = target.headers()
+        self._chat_url = target.chat_url
+
+    # -- session -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> ChatClient:
+        self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def open(self) -> aiohttp.ClientSession:
+        """Create the session (inside a running event loop); idempotent."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300)
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=self.timeouts.connect_s, sock_read=self.timeouts.read_s
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=timeout, auto_decompress=True
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def now_s(self) -> float:
+        """Seconds since the run's zero."""
+        return time.perf_counter() - self.clock_zero_s
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def payload(self, prompt: str, max_tokens: int) -> bytes:
+        """The JSON body of one request."""
+        body: dict[str, Any] = {
+            "model": self.target.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+        }
+        if self.stream:
+            body["stream"] = True
+            if self.include_usage:
+                body["stream_options"] = {"include_usage": True}
+        body.update(self.extra_body)
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    async def chat(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 64,
+        request_id: int = 0,
+        labels: Mapping[str, Any] | None = None,
+        warmup: bool = False,
+    ) -> RequestRecord:
+        """Send one request and return its record (never raises for a failed request)."""
+        positive_int("max_tokens", max_tokens)
+        rec = RequestRecord(
+            request_id=request_id, sent_s=self.now_s(), labels=dict(labels or {}), warmup=warmup
+        )
+        return await self.send(rec, prompt, max_tokens)
+
+    async def send(self, rec: RequestRecord, prompt: str, max_tokens: int) -> RequestRecord:
+        """Fill ``rec`` in place with what happened to one request, and return it.
+
+        Classification: a non-200 status is ``http_429``/``http_5xx``/``http_4xx`` with the
+        server's message; a 200 stream must end with ``data: [DONE]`` (else ``no_done``), carry
+        only SSE ``data``/``event``/``id``/``retry`` lines (else ``malformed_sse``) whose data is
+        JSON (else ``malformed_json``) without an ``error`` object (else ``stream_error_event``);
+        a 200 non-SSE body must be a JSON chat completion (else ``malformed_json``). Transport
+        errors go through :func:`classify_exception`; the ``total_s`` limit is
+        ``total_timeout``.
+
+        Raises:
+            asyncio.CancelledError: after marking ``rec`` incomplete, if cancelled from outside.
+        """
+        session = self.open()
+        body = self.payload(prompt, max_tokens)
+        t0 = self.clock_zero_s
+        perf = time.perf_counter
+        deadline = asyncio.timeout(self.timeouts.total_s)
+        rec.sent_s = perf() - t0
+        try:
+            async with (
+                deadline,
+                session.post(self._chat_url, data=body, headers=self._headers) as resp,
+            ):
+                rec.http_status = resp.status
+                if resp.status != 200:
+                    raw = await resp.content.read(_ERROR_BODY_LIMIT_BYTES)
+                    rec.end_s = perf() - t0
+                    msg = f"HTTP {resp.status}: {_server_message(raw)}"
+                    retry_after = resp.headers.get("Retry-After")
+                    if retry_after:
+                        msg += f" (Retry-After: {retry_after})"
+                    self._fail(rec, classify_status(resp.status), msg)
+                    return rec
+                if self.stream and resp.content_type == "text/event-stream":
+                    await self._read_stream(rec, resp)
+                else:
+                    await self._read_body(rec, resp)
+            if rec.status == "ok":
+                self._count_tokens(rec, prompt)
+        except asyncio.CancelledError:
+            rec.status = "incomplete"
+            rec.error_class = None
+            rec.error_message = "cancelled before it finished (end of a bounded run)"
+            if rec.end_s is None:
+                rec.end_s = perf() - t0
+            raise
+        except _Failure as f:
+            if rec.end_s is None:
+                rec.end_s = perf() - t0
+            self._fail(rec, f.error_class, f.message)
+        except Exception as exc:
+            rec.end_s = perf() - t0
+            if deadline.expired():
+                cls = "total_timeout"
+                msg = f"no complete answer within total_s={self.timeouts.total_s:g} s"
+            else:
+                cls = classify_exception(exc)
+                msg = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if cls == "read_timeout":
+                    msg = f"no data for read_s={self.timeouts.read_s:g} s ({msg})"
+            self._fail(rec, cls, msg)
+        return rec
+
+    def _fail(self, rec: RequestRecord, error_class: str, message: str) -> None:
+        rec.status = "failed"
+        rec.error_class = error_class
+        rec.error_message = self.target.redact(message)[:_MESSAGE_LIMIT_CHARS]
+
+    async def _read_stream(self, rec: RequestRecord, resp: aiohttp.ClientResponse) -> None:
+        parser = SSEParser()
+        content = resp.content
+        perf = time.perf_counter
+        t0 = self.clock_zero_s
+        times = rec.chunk_times_s
+        loads = _loads
+        done = False
+        while not done:
+            data = await content.readany()
+            if not data:
+                break
+            now = perf() - t0
+            for ev in parser.feed(data):
+                payload = ev.data
+                if payload == "[DONE]":
+                    done = True
+                    rec.end_s = now
+                    break
+                if ev.event == "error":
+                    raise _Failure("stream_error_event", f"error event: {payload[:300]}")
+                try:
+                    obj = loads(payload)
+                except ValueError:
+                    raise _Failure(
+                        "malformed_json", f"SSE data is not JSON: {payload[:200]!r}"
+                    ) from None
+                if not isinstance(obj, dict):
+                    raise _Failure(
+                        "malformed_json", f"SSE data is not an object: {payload[:200]!r}"
+                    )
+                choices = obj.get("choices")
+                if choices:
+                    c0 = choices[0]
+                    delta = c0.get("delta")
+                    if delta and (
+                        delta.get("content")
+                        or delta.get("reasoning_content")
+                        or delta.get("reasoning")
+                    ):
+                        if rec.first_token_s is None:
+                            rec.first_token_s = now
+                        times.append(now)
+                    fr = c0.get("finish_reason")
+                    if fr:
+                        rec.finish_reason = fr
+                elif obj.get("error") or obj.get("object") == "error":
+                    # OpenAI and vLLM send {"error": {...}}; older vLLM {"object": "error", ...}.
+                    raise _Failure(
+                        "stream_error_event",
+                        f"error event in a 200 stream: {_message_of(obj)}",
+                    )
+                usage = obj.get("usage")
+                if usage:
+                    self._usage(rec, usage)
+            if parser.unknown_fields:
+                raise _Failure(
+                    "malformed_sse",
+                    f"line with unknown SSE field {parser.unknown_fields[0]!r}",
+                )
+        if done:
+            if not content.at_eof():
+                await self._drain(content)
+            return
+        rec.end_s = perf() - t0
+        pending = parser.close()
+        if parser.unknown_fields:
+            raise _Failure(
+                "malformed_sse", f"line with unknown SSE field {parser.unknown_fields[0]!r}"
+            )
+        tail = " (an unterminated event was pending)" if pending else ""
+        raise _Failure("no_done", f"stream ended without data: [DONE]{tail}")
+
+    @staticmethod
+    async def _drain(content: aiohttp.StreamReader) -> None:
+        """Read what follows ``[DONE]`` (normally just the end of the chunked body) so the
+        connection goes back to the pool; give up after a moment and let it close."""
+        try:
+            async with asyncio.timeout(_DRAIN_S):
+                while await content.readany():
+                    pass
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            pass
+
+    async def _read_body(self, rec: RequestRecord, resp: aiohttp.ClientResponse) -> None:
+        raw = await resp.read()
+        now = time.perf_counter() - self.clock_zero_s
+        rec.end_s = now
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            ctype = resp.content_type or "no content type"
+            snippet = raw[:120].decode("utf-8", errors="replace")
+            raise _Failure(
+                "malformed_json", f"200 body is not JSON ({ctype}): {snippet!r}"
+            ) from None
+        if not isinstance(obj, dict):
+            raise _Failure("malformed_json", "200 body is not a JSON object")
+        if obj.get("error"):
+            raise _Failure("stream_error_event", f"error object in a 200 body: {_message_of(obj)}")
+        choices = obj.get("choices")
+        if not choices or not isinstance(choices, list):
+            raise _Failure("malformed_json", "200 body has no choices")
+        c0 = choices[0]
+        message = c0.get("message") or {}
+        if message.get("content") or message.get("reasoning_content"):
+            rec.first_token_s = now
+            rec.chunk_times_s.append(now)
+        rec.finish_reason = c0.get("finish_reason")
+        usage = obj.get("usage")
+        if usage:
+            self._usage(rec, usage)
+        if rec.token_count_source != "usage":
+            text = message.get("content") or message.get("reasoning_content") or ""
+            rec.completion_tokens = estimate_tokens(text) if text else 0
+            rec.token_count_source = "chars/4"
+
+    @staticmethod
+    def _usage(rec: RequestRecord, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if isinstance(p, int) and isinstance(c, int):
+            rec.prompt_tokens = p
+            rec.completion_tokens = c
+            rec.token_count_source = "usage"
+
+    @staticmethod
+    def _count_tokens(rec: RequestRecord, prompt: str) -> None:
+        if rec.token_count_source == "usage":
+            return
+        rec.prompt_tokens = estimate_tokens(prompt)
+        if rec.token_count_source != "chars/4":
+            rec.completion_tokens = len(rec.chunk_times_s)
+            rec.token_count_source = "chunks"

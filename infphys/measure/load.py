@@ -1,0 +1,789 @@
+"""The load generator: closed and open loops, sweeps, token-budget grids and overload runs.
+
+Every run is a sequence of *levels* (:class:`Level`), each a stretch of constant load:
+
+- closed loop (``concurrency=c``): c workers each send a request, wait for its end, send the
+  next — c requests in flight at all times, as the original notebook did. The first ``warmup``
+  requests of the level are flagged and left out of the statistics. A closed loop hides
+  queueing: when the server slows, the client slows with it.
+- open loop (``rate_per_s=λ``): requests are sent at scheduled times whatever happens to the
+  earlier ones — constant gaps 1/λ, or Poisson arrivals (exponential gaps drawn from one
+  ``random.Random(seed)``; the first request goes at the level's start). This is the mode that
+  shows queueing honestly. ``max_in_flight`` caps the sends; a capped send goes late and the
+  lateness is recorded.
+
+Each level is bounded in count (``requests``) and in time: no request is started after
+``duration_s``, and what is still in flight ``drain_s`` later is cancelled and recorded as
+``incomplete``. Records are written to the run file (:class:`infphys.records.RunWriter`) as each
+request ends, so an interrupted run (Ctrl-C, an exception, a kill) keeps every finished request.
+
+Delivered load is reported next to the load asked for (:class:`DeliveredLoad`): mean and peak
+requests in flight, the delivered send rate, the open loop's dispatch lag (actual send −
+scheduled time), and two client health figures — the CPU share of the event-loop thread, and the
+event-loop lag (how late a 10 ms timer fires). When the client thread is near one full core or
+its loop runs late, the numbers describe the client, not the server, and a warning says so.
+
+Worked example: ``closed_loop(target, concurrency=8, requests=200, warmup=8)`` against a server
+that answers in 0.5 s takes about 200 / 8 × 0.5 = 12.5 s and should report a mean in flight
+close to 8 and a throughput close to 8 / 0.5 = 16 requests/s (Little's Law).
+
+Notebooks: every entry point is a coroutine (``await closed_loop(...)`` works in marimo and
+Jupyter cells); :func:`run_sync` runs one from plain code, and from inside a running event loop
+(it then uses a worker thread with its own loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+import pandas as pd
+
+from infphys import stats
+from infphys._check import non_negative, non_negative_int, positive, positive_int
+from infphys.measure._sync import run_sync
+from infphys.measure.client import ChatClient, Timeouts
+from infphys.measure.metrics import MetricsScraper
+from infphys.measure.prompts import PromptList, PromptSource, SyntheticPrompts
+from infphys.measure.target import Target
+from infphys.records import RequestRecord, RunHeader, RunWriter, records_to_frame
+
+__all__ = [
+    "DeliveredLoad",
+    "Level",
+    "LoadProgress",
+    "LoadResult",
+    "closed_loop",
+    "open_loop",
+    "overload",
+    "run_levels",
+    "run_sync",
+    "sweep",
+    "token_grid",
+]
+
+log = logging.getLogger("infphys.measure")
+
+#: Above this share of one core spent in the client's event-loop thread, the client is the
+#: bottleneck (asyncio runs on one thread).
+CLIENT_CPU_WARN_FRACTION = 0.85
+#: Event-loop lag (p95 lateness of a 10 ms timer) above which timestamps are unreliable.
+LOOP_LAG_WARN_S = 0.005
+#: Open-loop dispatch lag (p95) above which the delivered arrival process is not the one asked.
+DISPATCH_LAG_WARN_S = 0.005
+_LAG_PROBE_S = 0.010
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One stretch of constant load.
+
+    Attributes:
+        requests: measured requests of the level (warm-up requests come on top).
+        concurrency: closed loop with this many workers (exactly one of ``concurrency`` and
+            ``rate_per_s`` is set).
+        rate_per_s: open loop at this mean arrival rate, requests/s.
+        arrival: ``poisson`` or ``constant`` gaps (open loop).
+        warmup: requests sent first and flagged ``warmup`` (excluded from statistics).
+        prompt_tokens: size of synthetic prompts (ignored when the run has a prompt list).
+        max_tokens: ``max_tokens`` of every request.
+        labels: extra labels stored with each record (e.g. ``timeout_s``).
+    """
+
+    requests: int
+    concurrency: int | None = None
+    rate_per_s: float | None = None
+    arrival: Literal["poisson", "constant"] = "poisson"
+    warmup: int = 0
+    prompt_tokens: int = 128
+    max_tokens: int = 64
+    labels: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        positive_int("requests", self.requests)
+        if (self.concurrency is None) == (self.rate_per_s is None):
+            raise ValueError("concurrency or rate_per_s: give exactly one of them")
+        if self.concurrency is not None:
+            positive_int("concurrency", self.concurrency)
+        if self.rate_per_s is not None:
+            positive("rate_per_s", self.rate_per_s)
+        if self.arrival not in ("poisson", "constant"):
+            raise ValueError(f"arrival must be 'poisson' or 'constant' (got {self.arrival!r})")
+        non_negative_int("warmup", self.warmup)
+        positive_int("prompt_tokens", self.prompt_tokens)
+        positive_int("max_tokens", self.max_tokens)
+
+    @property
+    def mode(self) -> Literal["closed", "open"]:
+        return "closed" if self.concurrency is not None else "open"
+
+    def describe(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"mode": self.mode, "requests": self.requests, "warmup": self.warmup}
+        if self.concurrency is not None:
+            d["concurrency"] = self.concurrency
+        else:
+            d["rate_per_s"] = self.rate_per_s
+            d["arrival"] = self.arrival
+        d["prompt_tokens"] = self.prompt_tokens
+        d["max_tokens"] = self.max_tokens
+        d.update(self.labels)
+        return d
+
+    def asked(self) -> str:
+        if self.concurrency is not None:
+            return f"concurrency {self.concurrency}"
+        return f"{self.rate_per_s:g} req/s {self.arrival}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredLoad:
+    """The load one level actually delivered, next to what it asked for."""
+
+    level: int
+    asked: str
+    asked_concurrency: int | None
+    asked_rate_per_s: float | None
+    sent: int
+    dispatch_window_s: float
+    delivered_rate_per_s: float
+    mean_in_flight: float
+    peak_in_flight: int
+    dispatch_lag_p50_s: float
+    dispatch_lag_p95_s: float
+    dispatch_lag_max_s: float
+    loop_lag_p95_s: float
+    loop_lag_max_s: float
+    client_cpu_fraction: float
+    client_bound: bool
+    note: str
+
+
+class LoadProgress:
+    """Live counters of a run, for a progress display (read them from any thread)."""
+
+    def __init__(self, planned: int = 0) -> None:
+        self.planned = planned
+        self.started = 0
+        self.done = 0
+        self.ok = 0
+        self.failed = 0
+        self.incomplete = 0
+        self.in_flight = 0
+        self.level_label = ""
+        self.errors: dict[str, int] = {}
+        self._e2e_s: list[float] = []
+
+    def record(self, rec: RequestRecord) -> None:
+        self.done += 1
+        if rec.status == "ok":
+            self.ok += 1
+            e2e = rec.e2e_s
+            if e2e is not None and not rec.warmup:
+                self._e2e_s.append(e2e)
+        elif rec.status == "failed":
+            self.failed += 1
+            key = rec.error_class or "client_error"
+            self.errors[key] = self.errors.get(key, 0) + 1
+        else:
+            self.incomplete += 1
+
+    def e2e_percentiles_s(self) -> dict[str, float]:
+        """Live p50/p95 of e2e over the successful measured requests so far."""
+        return stats.percentiles(list(self._e2e_s), (50, 95))
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """A finished (or interrupted) run: its header, records and delivered load."""
+
+    header: RunHeader
+    records: list[RequestRecord]
+    delivered: list[DeliveredLoad]
+    warnings: list[str]
+    path: Path | None = None
+    metrics: pd.DataFrame | None = None
+    metrics_path: Path | None = None
+
+    def frame(self) -> pd.DataFrame:
+        """One row per request (:func:`infphys.records.records_to_frame`)."""
+        return records_to_frame(self.records, self.header)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per level (:func:`infphys.stats.summarize`)."""
+        return stats.summarize(self.frame())
+
+    def delivered_frame(self) -> pd.DataFrame:
+        """One row per level: the load delivered (:class:`DeliveredLoad`)."""
+        return pd.DataFrame([_asdict(d) for d in self.delivered])
+
+
+def _asdict(d: DeliveredLoad) -> dict[str, Any]:
+    return {k: getattr(d, k) for k in DeliveredLoad.__dataclass_fields__}
+
+
+# -- the engine -----------------------------------------------------------------------------
+
+
+class _LoopLagProbe:
+    """Measures how late a periodic 10 ms timer fires on this event loop."""
+
+    def __init__(self) -> None:
+        self.lags_s: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        perf = time.perf_counter
+        while True:
+            t = perf()
+            await asyncio.sleep(_LAG_PROBE_S)
+            self.lags_s.append(max(0.0, perf() - t - _LAG_PROBE_S))
+
+    def start(self) -> None:
+        self.lags_s = []
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> list[float]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        return self.lags_s
+
+
+class _Engine:
+    def __init__(
+        self,
+        client: ChatClient,
+        prompts: PromptSource,
+        writer: RunWriter | None,
+        progress: LoadProgress,
+        on_record: Callable[[RequestRecord], None] | None,
+        duration_s: float,
+        drain_s: float,
+        max_in_flight: int,
+        rng: random.Random,
+    ) -> None:
+        self.client = client
+        self.prompts = prompts
+        self.writer = writer
+        self.progress = progress
+        self.on_record = on_record
+        self.duration_s = duration_s
+        self.drain_s = drain_s
+        self.max_in_flight = max_in_flight
+        self.rng = rng
+        self.records: list[RequestRecord] = []
+        self.next_id = 0
+
+    def _finish(self, rec: RequestRecord) -> None:
+        self.records.append(rec)
+        if self.writer is not None:
+            self.writer.write(rec)
+        self.progress.record(rec)
+        if self.on_record is not None:
+            self.on_record(rec)
+
+    async def _fire(
+        self, labels: dict[str, Any], warmup: bool, max_tokens: int, scheduled_s: float | None
+    ) -> None:
+        rid = self.next_id
+        self.next_id += 1
+        if scheduled_s is not None:
+            labels = {**labels, "scheduled_s": scheduled_s}
+        rec = RequestRecord(
+            request_id=rid, sent_s=self.client.now_s(), labels=labels, warmup=warmup
+        )
+        prompt = self.prompts(rid)
+        self.progress.in_flight += 1
+        self.progress.started += 1
+        try:
+            await self.client.send(rec, prompt, max_tokens)
+        finally:
+            self.progress.in_flight -= 1
+            if scheduled_s is not None:
+                rec.labels["dispatch_lag_s"] = max(0.0, rec.sent_s - scheduled_s)
+            self._finish(rec)
+
+    async def _bounded(self, tasks: set[asyncio.Task[None]], until_s: float) -> None:
+        """Wait for ``tasks`` until ``until_s`` on the run clock; cancel what is left."""
+        try:
+            if tasks:
+                timeout = max(0.0, until_s - self.client.now_s())
+                await asyncio.wait(tasks, timeout=timeout)
+        finally:
+            pending = [t for t in tasks if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def closed(self, lv: Level, labels: dict[str, Any]) -> None:
+        assert lv.concurrency is not None
+        start = self.client.now_s()
+        stop_sending = start + self.duration_s
+        total = lv.warmup + lv.requests
+        counter = iter(range(total))
+
+        async def worker() -> None:
+            for k in counter:
+                if self.client.now_s() >= stop_sending:
+                    return
+                await self._fire(labels, k < lv.warmup, lv.max_tokens, None)
+
+        loop = asyncio.get_running_loop()
+        tasks = {loop.create_task(worker()) for _ in range(min(lv.concurrency, total))}
+        await self._bounded(tasks, stop_sending + self.drain_s)
+
+    async def open(self, lv: Level, labels: dict[str, Any]) -> None:
+        assert lv.rate_per_s is not None
+        loop = asyncio.get_running_loop()
+        start = self.client.now_s()
+        stop_sending = start + self.duration_s
+        total = lv.warmup + lv.requests
+        slots = asyncio.Semaphore(self.max_in_flight)
+        tasks: set[asyncio.Task[None]] = set()
+        rate = lv.rate_per_s
+        scheduled = start
+
+        async def fire_and_release(k: int, at_s: float) -> None:
+            try:
+                await self._fire(labels, k < lv.warmup, lv.max_tokens, at_s)
+            finally:
+                slots.release()
+
+        try:
+            for k in range(total):
+                if k:
+                    gap = self.rng.expovariate(rate) if lv.arrival == "poisson" else 1.0 / rate
+                    scheduled += gap
+                if scheduled >= stop_sending:
+                    break
+                delay = scheduled - self.client.now_s()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                remaining = stop_sending - self.client.now_s()
+                if remaining <= 0:
+                    break
+                if slots.locked():
+                    # max_in_flight reached: this send goes late, and its lag is recorded.
+                    try:
+                        await asyncio.wait_for(slots.acquire(), timeout=remaining)
+                    except TimeoutError:
+                        break
+                else:
+                    await slots.acquire()
+                t = loop.create_task(fire_and_release(k, scheduled))
+                tasks.add(t)
+                t.add_done_callback(tasks.discard)
+        finally:
+            await self._bounded(set(tasks), stop_sending + self.drain_s)
+
+
+def _delivered(
+    index: int,
+    lv: Level,
+    recs: list[RequestRecord],
+    loop_lags_s: list[float],
+    cpu_fraction: float,
+) -> DeliveredLoad:
+    nan = float("nan")
+    sent = len(recs)
+    if recs:
+        frame = records_to_frame(recs)
+        sends = frame["sent_s"].to_numpy(dtype=float)
+        span = float(sends.max() - sends.min())
+        rate = (sent - 1) / span if span > 0 else nan
+        occ = stats.in_flight(frame)
+        lags = [r.labels.get("dispatch_lag_s") for r in recs]
+        lag_values = [x for x in lags if isinstance(x, float)]
+    else:
+        span, rate, lag_values = 0.0, nan, []
+        occ = stats.InFlight(nan, nan, nan, 0)
+    lag_p = stats.percentiles(lag_values, (50, 95)) if lag_values else {"p50": nan, "p95": nan}
+    loop_p95 = stats.percentiles(loop_lags_s, (95,))["p95"] if loop_lags_s else nan
+    loop_max = max(loop_lags_s) if loop_lags_s else nan
+    reasons: list[str] = []
+    if cpu_fraction >= CLIENT_CPU_WARN_FRACTION:
+        reasons.append(f"the client's event-loop thread used {cpu_fraction:.0%} of a core")
+    if loop_p95 > LOOP_LAG_WARN_S:
+        reasons.append(f"its event loop ran {loop_p95 * 1e3:.1f} ms late (p95)")
+    if lv.mode == "open" and lag_p["p95"] > DISPATCH_LAG_WARN_S:
+        reasons.append(f"open-loop sends went {lag_p['p95'] * 1e3:.1f} ms late (p95)")
+    note = ""
+    if reasons:
+        note = (
+            f"level {index} ({lv.asked()}): the client may be the bottleneck — "
+            + "; ".join(reasons)
+            + ". Latencies and rates at this level describe the client as much as the server."
+        )
+    return DeliveredLoad(
+        level=index,
+        asked=lv.asked(),
+        asked_concurrency=lv.concurrency,
+        asked_rate_per_s=lv.rate_per_s,
+        sent=sent,
+        dispatch_window_s=span,
+        delivered_rate_per_s=rate,
+        mean_in_flight=occ.mean,
+        peak_in_flight=occ.peak,
+        dispatch_lag_p50_s=lag_p["p50"],
+        dispatch_lag_p95_s=lag_p["p95"],
+        dispatch_lag_max_s=max(lag_values) if lag_values else nan,
+        loop_lag_p95_s=loop_p95,
+        loop_lag_max_s=loop_max,
+        client_cpu_fraction=cpu_fraction,
+        client_bound=bool(reasons),
+        note=note,
+    )
+
+
+def _prompt_source(
+    prompts: Sequence[str] | PromptSource | None, lv: Level, seed: int
+) -> PromptSource:
+    if prompts is None:
+        return SyntheticPrompts(lv.prompt_tokens, seed=seed)
+    if isinstance(prompts, Sequence) and not isinstance(prompts, str):
+        return PromptList(prompts)
+    if callable(prompts):
+        return prompts
+    raise ValueError("prompts must be a list of strings, a prompt source, or None")
+
+
+async def run_levels(
+    target: Target,
+    levels: Sequence[Level],
+    *,
+    path: str | Path | None = None,
+    kind: str = "custom",
+    prompts: Sequence[str] | PromptSource | None = None,
+    timeouts: Timeouts | None = None,
+    duration_s: float = 300.0,
+    drain_s: float | None = None,
+    max_in_flight: int = 10_000,
+    seed: int = 0,
+    stream: bool = True,
+    include_usage: bool = True,
+    extra_body: Mapping[str, Any] | None = None,
+    metrics_interval_s: float | None = None,
+    progress: LoadProgress | None = None,
+    on_record: Callable[[RequestRecord], None] | None = None,
+) -> LoadResult:
+    """Run ``levels`` one after the other against ``target``; the engine under every mode.
+
+    Args:
+        target: the server.
+        levels: the load, level by level.
+        path: the run file (JSON lines); None keeps the run in memory only.
+        kind: what the run is (``baseline``, ``sweep``, …), stored in the header.
+        prompts: None for synthetic prompts of each level's ``prompt_tokens``, or a list of
+            prompts, or a :class:`~infphys.measure.prompts.PromptSource`.
+        timeouts: per-request limits.
+        duration_s: per level, no request is sent after this many seconds.
+        drain_s: per level, how long after ``duration_s`` in-flight requests may still finish
+            before they are cancelled (``incomplete``); default ``timeouts.total_s``.
+        max_in_flight: open loop: most requests in flight at once.
+        seed: seeds ``random.Random`` for arrivals and the synthetic prompts; in the header.
+        stream, include_usage, extra_body: passed to :class:`ChatClient`.
+        metrics_interval_s: scrape the server's Prometheus metrics this often (None: don't);
+            written next to the run file as ``<name>.metrics.jsonl``.
+        progress: live counters to update (for a progress display).
+        on_record: called with each finished record.
+
+    Returns:
+        A :class:`LoadResult`. It is also what was written to ``path``, even if the run is
+        interrupted: the exception propagates after the file is closed.
+    """
+    if not levels:
+        raise ValueError("levels must hold at least one level")
+    for i, lv in enumerate(levels):
+        if not isinstance(lv, Level):
+            raise ValueError(f"levels[{i}] must be a Level")
+    duration = positive("duration_s", duration_s)
+    timeouts = timeouts or Timeouts()
+    drain = timeouts.total_s if drain_s is None else non_negative("drain_s", drain_s)
+    positive_int("max_in_flight", max_in_flight)
+    non_negative_int("seed", seed)
+    if metrics_interval_s is not None:
+        positive("metrics_interval_s", metrics_interval_s)
+    source = _prompt_source(prompts, levels[0], seed)
+    started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    header = RunHeader(
+        source="measured",
+        started_at=started_at,
+        target=target.public_dict(),
+        load={
+            "kind": kind,
+            "levels": [lv.describe() for lv in levels],
+            "duration_s_per_level": duration,
+            "drain_s": drain,
+            "max_in_flight": max_in_flight,
+            "timeouts": timeouts.as_dict(),
+            "stream": stream,
+            "include_usage": include_usage,
+            "prompts": source.describe()
+            if prompts is not None
+            else {
+                "kind": "synthetic",
+                "seed": seed,
+                "counting": "words from infphys.measure.prompts.WORDS, ~1 token each",
+            },
+            "extra_body": dict(extra_body or {}),
+        },
+        seed=seed,
+        extra={"http_client": f"aiohttp {aiohttp.__version__}"},
+    )
+    run_path = Path(path) if path is not None else None
+    writer = RunWriter(run_path, header).open() if run_path is not None else None
+    progress = progress or LoadProgress()
+    progress.planned = sum(lv.warmup + lv.requests for lv in levels)
+    clock_zero = time.perf_counter()
+    client = ChatClient(
+        target,
+        timeouts=timeouts,
+        stream=stream,
+        include_usage=include_usage,
+        extra_body=extra_body,
+        clock_zero_s=clock_zero,
+    )
+    rng = random.Random(seed)
+    engine = _Engine(
+        client, source, writer, progress, on_record, duration, drain, max_in_flight, rng
+    )
+    delivered: list[DeliveredLoad] = []
+    warnings: list[str] = []
+    scraper: MetricsScraper | None = None
+    metrics_path: Path | None = None
+    if metrics_interval_s is not None:
+        if run_path is not None:
+            metrics_path = run_path.with_name(run_path.stem + ".metrics.jsonl")
+        scraper = MetricsScraper(
+            target, interval_s=metrics_interval_s, clock_zero_s=clock_zero, path=metrics_path
+        )
+    probe = _LoopLagProbe()
+    try:
+        async with client:
+            if scraper is not None:
+                await scraper.start()
+            for index, lv in enumerate(levels):
+                labels: dict[str, Any] = {"level": index, **lv.describe()}
+                del labels["requests"], labels["warmup"]
+                asked = labels.pop("prompt_tokens")
+                if prompts is None:
+                    labels["prompt_tokens_asked"] = asked
+                    engine.prompts = SyntheticPrompts(lv.prompt_tokens, seed=seed)
+                progress.level_label = lv.asked()
+                first = len(engine.records)
+                probe.start()
+                cpu0, wall0 = time.thread_time(), time.perf_counter()
+                try:
+                    if lv.mode == "closed":
+                        await engine.closed(lv, labels)
+                    else:
+                        await engine.open(lv, labels)
+                finally:
+                    cpu = (time.thread_time() - cpu0) / max(1e-9, time.perf_counter() - wall0)
+                    lags = await probe.stop()
+                    d = _delivered(index, lv, engine.records[first:], lags, cpu)
+                    delivered.append(d)
+                    if d.note:
+                        warnings.append(d.note)
+                        log.warning(d.note)
+    finally:
+        await probe.stop()
+        if scraper is not None:
+            await scraper.stop()
+        if writer is not None:
+            writer.close()
+    return LoadResult(
+        header=header,
+        records=engine.records,
+        delivered=delivered,
+        warnings=warnings,
+        path=run_path,
+        metrics=scraper.frame() if scraper is not None else None,
+        metrics_path=metrics_path if scraper is not None and metrics_path is not None else None,
+    )
+
+
+# -- the modes ------------------------------------------------------------------------------
+
+
+def _ints(name: str, values: Sequence[int]) -> list[int]:
+    vals = list(values)
+    if not vals:
+        raise ValueError(f"{name} must hold at least one value")
+    return [positive_int(f"{name}[{i}]", v) for i, v in enumerate(vals)]
+
+
+def _floats(name: str, values: Sequence[float]) -> list[float]:
+    vals = list(values)
+    if not vals:
+        raise ValueError(f"{name} must hold at least one value")
+    return [positive(f"{name}[{i}]", v) for i, v in enumerate(vals)]
+
+
+async def closed_loop(
+    target: Target,
+    *,
+    concurrency: int = 1,
+    requests: int = 20,
+    warmup: int = 0,
+    prompt_tokens: int = 128,
+    max_tokens: int = 64,
+    **options: Any,
+) -> LoadResult:
+    """``requests`` requests (plus ``warmup``) at a fixed ``concurrency``; see :func:`run_levels`
+    for ``options`` (``path``, ``timeouts``, ``duration_s``, ``seed``, ``prompts``, …)."""
+    lv = Level(
+        requests=requests,
+        concurrency=concurrency,
+        warmup=warmup,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+    )
+    options.setdefault("kind", "closed_loop")
+    return await run_levels(target, [lv], **options)
+
+
+async def open_loop(
+    target: Target,
+    *,
+    rate_per_s: float,
+    requests: int = 100,
+    arrival: Literal["poisson", "constant"] = "poisson",
+    warmup: int = 0,
+    prompt_tokens: int = 128,
+    max_tokens: int = 64,
+    **options: Any,
+) -> LoadResult:
+    """Requests sent at ``rate_per_s`` (Poisson or constant gaps), bounded by ``requests`` and
+    ``duration_s``; see :func:`run_levels` for ``options``."""
+    lv = Level(
+        requests=requests,
+        rate_per_s=rate_per_s,
+        arrival=arrival,
+        warmup=warmup,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+    )
+    options.setdefault("kind", "open_loop")
+    return await run_levels(target, [lv], **options)
+
+
+async def sweep(
+    target: Target,
+    *,
+    concurrency: Sequence[int] | None = None,
+    rates_per_s: Sequence[float] | None = None,
+    requests_per_level: int = 50,
+    warmup_per_level: int = 0,
+    arrival: Literal["poisson", "constant"] = "poisson",
+    prompt_tokens: int = 128,
+    max_tokens: int = 64,
+    **options: Any,
+) -> LoadResult:
+    """One level per concurrency (closed loop) or per rate (open loop), in the order given.
+
+    Give exactly one of ``concurrency`` and ``rates_per_s``. ``stats.summarize`` and
+    ``stats.sweep_knee`` read the result.
+    """
+    if (concurrency is None) == (rates_per_s is None):
+        raise ValueError("concurrency or rates_per_s: give exactly one of them")
+
+    def level(c: int | None, r: float | None) -> Level:
+        return Level(
+            requests=requests_per_level,
+            concurrency=c,
+            rate_per_s=r,
+            arrival=arrival,
+            warmup=warmup_per_level,
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens,
+        )
+
+    if concurrency is not None:
+        levels = [level(c, None) for c in _ints("concurrency", concurrency)]
+    else:
+        assert rates_per_s is not None
+        levels = [level(None, r) for r in _floats("rates_per_s", rates_per_s)]
+    options.setdefault("kind", "sweep")
+    return await run_levels(target, levels, **options)
+
+
+async def token_grid(
+    target: Target,
+    *,
+    prompt_tokens: Sequence[int] = (128, 512, 2048),
+    max_tokens: Sequence[int] = (16, 128, 512),
+    requests_per_cell: int = 5,
+    concurrency: int = 1,
+    warmup_per_cell: int = 0,
+    **options: Any,
+) -> LoadResult:
+    """The token budget: one level per (prompt size, ``max_tokens``) cell, closed loop.
+
+    Shows how prefill (prompt size → TTFT) and decode (``max_tokens`` → e2e) cost separately.
+    Servers may stop before ``max_tokens``; send ``extra_body={"ignore_eos": True}`` to vLLM to
+    force full-length answers.
+    """
+    if options.get("prompts") is not None:
+        raise ValueError("prompts: a token grid uses synthetic prompts of each cell's size")
+    levels = [
+        Level(
+            requests=requests_per_cell,
+            concurrency=concurrency,
+            warmup=warmup_per_cell,
+            prompt_tokens=p,
+            max_tokens=m,
+        )
+        for p in _ints("prompt_tokens", prompt_tokens)
+        for m in _ints("max_tokens", max_tokens)
+    ]
+    options.setdefault("kind", "token_grid")
+    return await run_levels(target, levels, **options)
+
+
+async def overload(
+    target: Target,
+    *,
+    concurrency: Sequence[int] = (8, 32, 128),
+    requests_per_level: int = 100,
+    timeout_s: float = 10.0,
+    prompt_tokens: int = 128,
+    max_tokens: int = 64,
+    **options: Any,
+) -> LoadResult:
+    """Rising concurrency with a short per-request timeout: where requests start failing.
+
+    Every request has ``total_s = timeout_s`` (and ``read_s`` no longer); a request over the
+    limit is a ``total_timeout`` or ``read_timeout`` failure, so the error-rate chart shows
+    where the server stops keeping up.
+    """
+    t = positive("timeout_s", timeout_s)
+    base: Timeouts = options.pop("timeouts", None) or Timeouts()
+    options["timeouts"] = Timeouts(
+        connect_s=min(base.connect_s, t), read_s=min(base.read_s, t), total_s=t
+    )
+    levels = [
+        Level(
+            requests=requests_per_level,
+            concurrency=c,
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens,
+            labels={"timeout_s": t},
+        )
+        for c in _ints("concurrency", concurrency)
+    ]
+    options.setdefault("kind", "overload")
+    options.setdefault("drain_s", t + 1.0)
+    return await run_levels(target, levels, **options)

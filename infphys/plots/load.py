@@ -1,0 +1,446 @@
+"""Figures of load runs: latency and throughput against load, errors, the token budget, metrics.
+
+Presentation only: each function takes a run — a records DataFrame
+(:func:`infphys.records.load_run`, ``LoadResult.frame()``, a simulated run's frame) or a list of
+records — summarises it with :mod:`infphys.stats` and draws it. Measured and simulated runs
+draw the same way. An empty run draws an empty chart that says why.
+
+The x-axis of a sweep is the load it varied: ``concurrency`` (closed loop) or ``rate_per_s``
+(open loop), on a log₂ scale since sweeps double; a run of one level is drawn against its level.
+
+Example (in a lab)::
+
+    from infphys.records import load_run
+    from infphys.plots.load import latency_vs_load
+    latency_vs_load(load_run("runs/sweep.jsonl"))   # p50/p95/p99 e2e per concurrency; the p95
+                                                    # cliff shows where queueing starts
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from infphys import stats
+from infphys.records import RequestRecord, Run
+
+__all__ = [
+    "error_rate_vs_load",
+    "latency_histogram",
+    "latency_vs_load",
+    "server_metrics_over_time",
+    "throughput_vs_load",
+    "token_grid_heatmap",
+    "ttft_decode_split",
+    "write_report_html",
+]
+
+RunData = pd.DataFrame | Run | Sequence[RequestRecord]
+
+_PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
+_X_LABELS = {
+    "concurrency": "concurrency (requests in flight, closed loop)",
+    "rate_per_s": "arrival rate (requests/s, open loop)",
+    "level": "level",
+}
+_METRIC_LABELS = {"e2e": "end-to-end", "ttft": "TTFT", "tpot": "TPOT", "itl": "ITL"}
+
+
+def _layout(fig: Any, title: str, **extra: Any) -> Any:
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title, "x": 0, "xanchor": "left"},
+        margin={"l": 64, "r": 24, "t": 80, "b": 56},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "xanchor": "left"},
+        hoverlabel={"namelength": -1},
+        **extra,
+    )
+    return fig
+
+
+def _empty(title: str, reason: str) -> Any:
+    fig = go.Figure()
+    fig.add_annotation(
+        text=reason, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 14}
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title)
+
+
+def _frame(data: RunData) -> pd.DataFrame:
+    return stats.as_frame(data)
+
+
+def _x_column(summary: pd.DataFrame, x: str | None) -> str:
+    if x is not None:
+        if x not in summary.columns:
+            raise ValueError(f"x: the run has no column {x!r}")
+        return x
+    for col in ("concurrency", "rate_per_s"):
+        if col in summary.columns and summary[col].notna().all() and summary[col].nunique() > 1:
+            return col
+    for col in ("concurrency", "rate_per_s"):
+        if col in summary.columns and summary[col].notna().all():
+            return col
+    return "level"
+
+
+def _log_x(summary: pd.DataFrame, x: str) -> bool:
+    vals = pd.to_numeric(summary[x], errors="coerce")
+    if x == "level" or len(vals) <= 2 or not (vals > 0).all():
+        return False
+    return bool(vals.max() / vals.min() >= 8)
+
+
+def _ms(v: pd.Series) -> pd.Series:
+    return pd.to_numeric(v, errors="coerce") * 1e3
+
+
+def latency_vs_load(
+    data: RunData, *, metric: str = "e2e", x: str | None = None, title: str | None = None
+) -> Any:
+    """p50, p95 and p99 of a latency (``e2e``, ``ttft``, ``tpot`` or ``itl``), ms, per level."""
+    if metric not in _METRIC_LABELS:
+        raise ValueError(f"metric must be one of {', '.join(_METRIC_LABELS)} (got {metric!r})")
+    name = _METRIC_LABELS[metric]
+    title = title or f"{name} latency vs load"
+    f = _frame(data)
+    if not len(f):
+        return _empty(title, "no requests in this run")
+    s = stats.summarize(f)
+    xc = _x_column(s, x)
+    s = s.sort_values(xc)
+    fig = go.Figure()
+    for i, q in enumerate(("p50", "p95", "p99")):
+        fig.add_trace(
+            go.Scatter(
+                x=s[xc],
+                y=_ms(s[f"{metric}_{q}_s"]),
+                mode="lines+markers",
+                name=f"{q} {name}",
+                line={"color": _PALETTE[i], "dash": "solid" if q == "p50" else "dot"},
+                hovertemplate=f"{xc}=%{{x}}<br>{q} {name} %{{y:.1f}} ms<extra></extra>",
+            )
+        )
+    knee = stats.sweep_knee(s, x=xc) if xc != "level" else None
+    if knee is not None and knee.cliff_x is not None:
+        fig.add_vline(
+            x=knee.cliff_x,
+            line={"dash": "dash", "color": "#888"},
+            annotation_text=f"p95 cliff at {knee.cliff_x:g}",
+        )
+    fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="log" if _log_x(s, xc) else "linear")
+    fig.update_yaxes(title=f"{name} latency (ms)", rangemode="tozero")
+    return _layout(fig, title)
+
+
+def throughput_vs_load(data: RunData, *, x: str | None = None, title: str | None = None) -> Any:
+    """Successful requests/s and output tokens/s per level, with the knee marked."""
+    title = title or "throughput vs load"
+    f = _frame(data)
+    if not len(f):
+        return _empty(title, "no requests in this run")
+    s = stats.summarize(f)
+    xc = _x_column(s, x)
+    s = s.sort_values(xc)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Scatter(
+            x=s[xc],
+            y=s["throughput_req_per_s"],
+            mode="lines+markers",
+            name="requests/s (successful)",
+            line={"color": _PALETTE[0]},
+        ),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=s[xc],
+            y=s["output_tokens_per_s"],
+            mode="lines+markers",
+            name="output tokens/s",
+            line={"color": _PALETTE[2], "dash": "dot"},
+        ),
+        secondary_y=True,
+    )
+    knee = stats.sweep_knee(s, x=xc) if xc != "level" else None
+    if knee is not None and knee.knee_x is not None:
+        fig.add_vline(
+            x=knee.knee_x,
+            line={"dash": "dash", "color": "#888"},
+            annotation_text=f"knee at {knee.knee_x:g}",
+        )
+    fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="log" if _log_x(s, xc) else "linear")
+    fig.update_yaxes(title="requests/s", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title="output tokens/s", rangemode="tozero", secondary_y=True)
+    return _layout(fig, title)
+
+
+def error_rate_vs_load(data: RunData, *, x: str | None = None, title: str | None = None) -> Any:
+    """Failed share of finished requests per level, stacked by error class."""
+    title = title or "errors vs load"
+    f = _frame(data)
+    if not len(f):
+        return _empty(title, "no requests in this run")
+    s = stats.summarize(f)
+    xc = _x_column(s, x)
+    m = stats.measured(f)
+    levels = s.sort_values(xc)
+    fig = go.Figure()
+    classes: list[str] = sorted(
+        {str(c) for c in m.loc[m["status"] == "failed", "error_class"].dropna()}
+    )
+    for i, cls in enumerate(classes):
+        ys = []
+        for _, row in levels.iterrows():
+            g = m[m["level"] == row["level"]] if "level" in m.columns else m
+            finished = int(g["status"].isin(["ok", "failed"]).sum())
+            n = int(((g["status"] == "failed") & (g["error_class"] == cls)).sum())
+            ys.append(100.0 * n / finished if finished else math.nan)
+        fig.add_trace(
+            go.Bar(
+                x=[str(v) for v in levels[xc]],
+                y=ys,
+                name=cls,
+                marker={"color": _PALETTE[i % len(_PALETTE)]},
+            )
+        )
+    inc = [
+        100.0 * float(r["incomplete"]) / float(r["requests"]) if r["requests"] else math.nan
+        for _, r in levels.iterrows()
+    ]
+    if any(v > 0 for v in inc if not math.isnan(v)):
+        fig.add_trace(
+            go.Scatter(
+                x=[str(v) for v in levels[xc]],
+                y=inc,
+                mode="markers",
+                name="incomplete (% of sent, not an error)",
+                marker={"symbol": "x", "size": 10, "color": "#444"},
+            )
+        )
+    if not classes and not any(v > 0 for v in inc if not math.isnan(v)):
+        fig.add_annotation(
+            text="no errors", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False
+        )
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="category")
+    fig.update_yaxes(title="failed (% of finished requests)", rangemode="tozero")
+    return _layout(fig, title)
+
+
+def latency_histogram(data: RunData, *, metric: str = "e2e", title: str | None = None) -> Any:
+    """Distribution of one latency over successful measured requests, ms, with a box on top."""
+    if metric not in _METRIC_LABELS:
+        raise ValueError(f"metric must be one of {', '.join(_METRIC_LABELS)} (got {metric!r})")
+    name = _METRIC_LABELS[metric]
+    title = title or f"{name} latency distribution"
+    f = stats.measured(_frame(data))
+    if metric == "itl":
+        values = stats.itl_values(f) * 1e3
+    else:
+        ok = f[f["status"] == "ok"] if len(f) else f
+        values = _ms(ok[f"{metric}_s"]).dropna().to_numpy() if len(ok) else np.zeros(0)
+    if not len(values):
+        return _empty(title, f"no successful requests with a {name} in this run")
+    p = stats.percentiles(values)
+    fig = go.Figure()
+    fig.add_trace(go.Histogram(x=values, name=name, marker={"color": _PALETTE[0]}, nbinsx=60))
+    for i, (q, v) in enumerate(p.items()):
+        fig.add_vline(
+            x=v,
+            line={"dash": "dot", "color": _PALETTE[(i + 1) % len(_PALETTE)]},
+            annotation_text=f"{q} {v:.1f} ms",
+            annotation_position="top",
+        )
+    fig.update_xaxes(title=f"{name} latency (ms)")
+    fig.update_yaxes(title="requests" if metric != "itl" else "gaps")
+    return _layout(fig, title, showlegend=False)
+
+
+def token_grid_heatmap(data: RunData, *, value: str = "e2e_p50_s", title: str | None = None) -> Any:
+    """A token-budget grid: ``value`` (a :func:`infphys.stats.summarize` column) per
+    prompt size × ``max_tokens`` cell. Latency columns (``*_s``) are shown in ms."""
+    title = title or f"{value} by prompt size and max_tokens"
+    f = _frame(data)
+    if not len(f):
+        return _empty(title, "no requests in this run")
+    s = stats.summarize(f)
+    for col in ("prompt_tokens_asked", "max_tokens", value):
+        if col not in s.columns:
+            return _empty(title, f"not a token-grid run: no column {col!r}")
+    grid = s.pivot_table(index="prompt_tokens_asked", columns="max_tokens", values=value)
+    scale, unit = (1e3, "ms") if value.endswith("_s") else (1.0, "")
+    z = grid.to_numpy(dtype=float) * scale
+    text = [[("" if math.isnan(v) else f"{v:.0f}") for v in row] for row in z]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[str(c) for c in grid.columns],
+            y=[str(i) for i in grid.index],
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Viridis",
+            colorbar={"title": unit or value},
+            hovertemplate="prompt %{y} tokens, max_tokens %{x}: %{z:.1f} "
+            + unit
+            + "<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="max_tokens (output budget)", type="category")
+    fig.update_yaxes(title="prompt size (tokens asked)", type="category")
+    return _layout(fig, title)
+
+
+def ttft_decode_split(data: RunData, *, x: str | None = None, title: str | None = None) -> Any:
+    """Where the time goes per level: p50 TTFT (prefill and queueing) and p50 decode
+    (e2e − TTFT), stacked, ms."""
+    title = title or "time to first token and decode time (p50)"
+    f = stats.measured(_frame(data))
+    ok = f[f["status"] == "ok"] if len(f) else f
+    if not len(ok):
+        return _empty(title, "no successful requests in this run")
+    s = stats.summarize(_frame(data))
+    xc = _x_column(s, x)
+    rows = []
+    for _, r in s.sort_values(xc).iterrows():
+        g = ok[ok["level"] == r["level"]] if "level" in ok.columns else ok
+        ttft = float(g["ttft_s"].median()) if len(g) else math.nan
+        decode = float((g["e2e_s"] - g["ttft_s"]).median()) if len(g) else math.nan
+        rows.append((str(r[xc]), ttft * 1e3, decode * 1e3))
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=[r[0] for r in rows],
+            y=[r[1] for r in rows],
+            name="TTFT p50",
+            marker={"color": _PALETTE[1]},
+        )
+    )
+    fig.add_trace(
+        go.Bar(
+            x=[r[0] for r in rows],
+            y=[r[2] for r in rows],
+            name="decode (e2e − TTFT) p50",
+            marker={"color": _PALETTE[0]},
+        )
+    )
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="category")
+    fig.update_yaxes(title="time (ms)", rangemode="tozero")
+    return _layout(fig, title)
+
+
+def server_metrics_over_time(metrics: pd.DataFrame, *, title: str | None = None) -> Any:
+    """Scraped server gauges on the run's clock: KV-cache usage (%) and requests running and
+    waiting (from :class:`infphys.measure.metrics.MetricsScraper` or ``load_metrics``)."""
+    title = title or "server metrics during the run"
+    if metrics is None or not len(metrics):
+        return _empty(title, "no server metrics were scraped (none offered, or not asked for)")
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    t = metrics["t_s"]
+    drawn = 0
+    for i, (col, label) in enumerate(
+        (("requests_running", "running"), ("requests_waiting", "waiting"))
+    ):
+        if col in metrics.columns and metrics[col].notna().any():
+            fig.add_trace(
+                go.Scatter(
+                    x=t,
+                    y=metrics[col],
+                    mode="lines",
+                    name=f"requests {label}",
+                    line={"color": _PALETTE[i], "shape": "hv"},
+                ),
+                secondary_y=False,
+            )
+            drawn += 1
+    if "kv_cache_usage" in metrics.columns and metrics["kv_cache_usage"].notna().any():
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=metrics["kv_cache_usage"] * 100,
+                mode="lines",
+                name="KV cache used (%)",
+                line={"color": _PALETTE[2], "dash": "dot"},
+            ),
+            secondary_y=True,
+        )
+        drawn += 1
+    if not drawn:
+        return _empty(title, "the server's metrics had none of the known gauges")
+    fig.update_xaxes(title="time since the run's start (s)")
+    fig.update_yaxes(title="requests", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title="KV cache used (%)", range=[0, 100], secondary_y=True)
+    return _layout(fig, title)
+
+
+def write_report_html(
+    data: RunData,
+    path: str | Path,
+    *,
+    metrics: pd.DataFrame | None = None,
+    title: str = "infphys run report",
+) -> Path:
+    """Write one self-contained HTML page with the run's charts (plotly.js inline, no CDN).
+
+    Charts: latency (e2e, TTFT) and throughput against load, errors, the TTFT/decode split,
+    the e2e distribution, the token-grid heatmap when the run is a grid, and the server metrics
+    when they were scraped.
+    """
+    f = _frame(data)
+    figs: list[Any] = [
+        latency_vs_load(f, metric="e2e"),
+        latency_vs_load(f, metric="ttft"),
+        throughput_vs_load(f),
+        error_rate_vs_load(f),
+        ttft_decode_split(f),
+        latency_histogram(f),
+    ]
+    if "prompt_tokens_asked" in f.columns and "max_tokens" in f.columns:
+        s = stats.summarize(f)
+        if s["prompt_tokens_asked"].nunique() > 1 or s["max_tokens"].nunique() > 1:
+            figs.append(token_grid_heatmap(f))
+    if metrics is not None and len(metrics):
+        figs.append(server_metrics_over_time(metrics))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px}"
+        ".chart{margin-bottom:2rem}</style>",
+        "</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    header = f.attrs.get("header") if hasattr(f, "attrs") else None
+    if isinstance(header, dict):
+        target = header.get("target", {})
+        load = header.get("load", {})
+        parts.append(
+            "<p>"
+            + html.escape(
+                f"{target.get('model', '?')} at {target.get('base_url', '?')} — "
+                f"{load.get('kind', 'run')}, started {header.get('started_at', '?')}, "
+                f"seed {header.get('seed')}"
+            )
+            + "</p>"
+        )
+    for i, fig in enumerate(figs):
+        parts.append('<div class="chart">')
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0)))
+        parts.append("</div>")
+    parts.append("</body></html>")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts), encoding="utf-8")
+    return out

@@ -1,0 +1,87 @@
+"""Load-run figures: drawn from real runs and from empty ones, and a self-contained report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from infphys.measure import StubConfig, StubServer, closed_loop, sweep
+from infphys.plots import load as plots
+from infphys.records import records_to_frame
+
+
+@pytest.fixture(scope="module")
+def sweep_frame() -> pd.DataFrame:
+    from infphys.measure import run_sync
+
+    with StubServer(StubConfig(delay_s=0.005, tokens=4, fault="http_503", fault_every=5)) as s:
+        result = run_sync(sweep(s.target(), concurrency=[1, 2, 4], requests_per_level=10))
+    return result.frame()
+
+
+def test_figures_from_a_sweep(sweep_frame: pd.DataFrame) -> None:
+    lat = plots.latency_vs_load(sweep_frame)
+    assert [t.name for t in lat.data] == ["p50 end-to-end", "p95 end-to-end", "p99 end-to-end"]
+    assert list(lat.data[0].x) == [1, 2, 4]
+    assert plots.latency_vs_load(sweep_frame, metric="ttft").layout.yaxis.title.text
+    tp = plots.throughput_vs_load(sweep_frame)
+    assert len(tp.data) == 2 and all(y > 0 for y in tp.data[0].y)
+    err = plots.error_rate_vs_load(sweep_frame)
+    assert [t.name for t in err.data] == ["http_5xx"]
+    assert sum(err.data[0].y) > 0
+    assert len(plots.ttft_decode_split(sweep_frame).data) == 2
+    assert len(plots.latency_histogram(sweep_frame).data) == 1
+    assert len(plots.latency_histogram(sweep_frame, metric="itl").data) == 1
+
+
+def test_token_grid_heatmap_and_metrics_figure() -> None:
+    from infphys.measure import run_sync, token_grid
+
+    with StubServer(StubConfig(tokens=8)) as s:
+        grid = run_sync(
+            token_grid(
+                s.target(),
+                prompt_tokens=[8, 16],
+                max_tokens=[2, 4, 8],
+                requests_per_cell=1,
+                metrics_interval_s=0.01,
+            )
+        )
+    fig = plots.token_grid_heatmap(grid.frame())
+    assert fig.data[0].z.shape == (2, 3)
+    assert plots.server_metrics_over_time(grid.metrics).data  # type: ignore[arg-type]
+
+
+def test_empty_runs_draw_an_explanation() -> None:
+    empty = records_to_frame([])
+    for fig in (
+        plots.latency_vs_load(empty),
+        plots.throughput_vs_load(empty),
+        plots.error_rate_vs_load(empty),
+        plots.latency_histogram(empty),
+        plots.token_grid_heatmap(empty),
+        plots.ttft_decode_split(empty),
+        plots.server_metrics_over_time(pd.DataFrame()),
+    ):
+        assert fig.layout.annotations and not fig.data
+
+
+def test_report_is_self_contained(tmp_path: Path) -> None:
+    from infphys.measure import run_sync
+
+    with StubServer(StubConfig(tokens=2)) as s:
+        r = run_sync(closed_loop(s.target(), requests=3))
+    out = plots.write_report_html(r.frame(), tmp_path / "r.html", title="t <1>")
+    page = out.read_text()
+    assert "<title>t &lt;1&gt;</title>" in page
+    assert "<script src=" not in page  # plotly.js inline, nothing loaded from a CDN
+    assert page.count("Plotly.newPlot") == 6
+
+
+def test_bad_metric_names_the_argument(sweep_frame: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="metric"):
+        plots.latency_vs_load(sweep_frame, metric="p95")
+    with pytest.raises(ValueError, match="x"):
+        plots.latency_vs_load(sweep_frame, x="nope")
