@@ -307,8 +307,9 @@ def find_knee(x: Sequence[float], throughput: Sequence[float], *, log_x: bool = 
 
     Rule (Kneedle, Satopää et al. 2011): normalise x (its log₂ when ``log_x``, as for doubling
     concurrency sweeps) and throughput to [0, 1]; the knee is the point farthest above the
-    straight line joining the first and last points. For a curve that keeps rising linearly the
-    farthest point is the last one.
+    straight line joining the first and last points. When no point lies above that line (a
+    straight or still-steepening curve: no knee inside the sweep) the index is 0;
+    :func:`infphys.stats.sweep_knee` reports that case as no knee.
 
     >>> find_knee([1, 2, 4, 8, 16, 32, 64], [10, 20, 39, 70, 95, 100, 101])
     4
