@@ -1,0 +1,344 @@
+"""Simulator commands: ``sim`` (serve a simulated GPU over the OpenAI API) and ``simulate``.
+
+``infphys sim --model llama-3.1-8b --gpu h200`` serves on 127.0.0.1:8000 until Ctrl-C; point any
+OpenAI client or ``infphys sweep`` at it. ``infphys simulate`` pushes a whole workload through the
+same engine in virtual time and writes a run file that ``infphys report`` reads, plus the
+engine's time series as CSV next to it.
+
+Example: ``infphys simulate -c 64 -n 640 --prompt-tokens 1000 --max-tokens 200`` takes well under
+a second and prints throughput, TTFT, TPOT and the peak KV usage of Llama-3.1-8B on an H200.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from infphys.cli._app import app, clean_errors, console, err_console, fail, print_json
+
+__all__ = ["sim_cmd", "simulate_cmd"]
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Catalog model (`infphys models`).")]
+GPUOpt = Annotated[str, typer.Option("--gpu", "-g", help="Catalog GPU (`infphys gpus`).")]
+WPrecOpt = Annotated[
+    str, typer.Option("--weights-precision", help="Weights: bf16, fp8, int8, int4[-g128]…")
+]
+KVPrecOpt = Annotated[
+    str | None, typer.Option("--kv-precision", help="KV cache precision (default: bf16).")
+]
+TPOpt = Annotated[int, typer.Option("--tp", help="Tensor-parallel degree (GPUs per replica).")]
+SeqsOpt = Annotated[
+    int, typer.Option("--max-num-seqs", help="Most requests running at once (vLLM: 256).")
+]
+BudgetOpt = Annotated[
+    int,
+    typer.Option("--max-num-batched-tokens", help="Token budget of one step (vLLM: 8192)."),
+]
+MaxLenOpt = Annotated[
+    int | None,
+    typer.Option("--max-model-len", help="Longest prompt + output (default: the model's)."),
+]
+UtilOpt = Annotated[
+    float, typer.Option("--gpu-memory-utilization", help="Fraction of GPU memory used (0.9).")
+]
+
+
+def _engine(
+    model: str,
+    gpu: str,
+    weights_precision: str,
+    kv_precision: str | None,
+    tp: int,
+    max_num_seqs: int,
+    max_num_batched_tokens: int,
+    max_model_len: int | None,
+    gpu_memory_utilization: float,
+    **extra: Any,
+) -> Any:
+    from infphys.sim.config import EngineConfig
+
+    return EngineConfig.build(
+        gpu,
+        model,
+        weights_precision=weights_precision,
+        kv_precision=kv_precision,
+        tp=tp,
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens,
+        max_model_len=max_model_len,
+        gpu_memory_utilization=gpu_memory_utilization,
+        **extra,
+    )
+
+
+class _RichWarnings(logging.Handler):
+    """Show the simulator's warnings (falling behind the wall clock) on stderr, in yellow."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err_console.print(f"[yellow]warning:[/] {record.getMessage()}", highlight=False)
+
+
+@app.command("sim")
+@clean_errors
+def sim_cmd(
+    model: ModelOpt = "llama-3.1-8b",
+    gpu: GPUOpt = "h200",
+    weights_precision: WPrecOpt = "bf16",
+    kv_precision: KVPrecOpt = None,
+    tp: TPOpt = 1,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind (default: loopback only).")
+    ] = "127.0.0.1",
+    max_num_seqs: SeqsOpt = 256,
+    max_num_batched_tokens: BudgetOpt = 8192,
+    max_model_len: MaxLenOpt = None,
+    gpu_memory_utilization: UtilOpt = 0.9,
+    max_queue: Annotated[
+        int | None,
+        typer.Option("--max-queue", help="Refuse with 503 beyond this many waiting requests."),
+    ] = None,
+    time_scale: Annotated[
+        float,
+        typer.Option("--time-scale", help="Wall seconds per simulated second (2: twice slower)."),
+    ] = 1.0,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="Require this bearer token on /v1 routes.")
+    ] = None,
+    served_model_name: Annotated[
+        str | None,
+        typer.Option("--served-model-name", help="Model name clients send (default: NIM's)."),
+    ] = None,
+) -> None:
+    """Serve a simulated GPU and model over the OpenAI API (vLLM's shapes) until Ctrl-C."""
+    from infphys.sim.server import SimServer, run_server
+
+    cfg = _engine(
+        model,
+        gpu,
+        weights_precision,
+        kv_precision,
+        tp,
+        max_num_seqs,
+        max_num_batched_tokens,
+        max_model_len,
+        gpu_memory_utilization,
+    )
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--port must be in [0, 65535] (got {port})")
+    server = SimServer(
+        cfg,
+        served_model_name=served_model_name,
+        time_scale=time_scale,
+        api_key=api_key,
+        max_queue=max_queue,
+    )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(
+            f"[yellow]warning:[/] binding {host}: the simulator is reachable from other machines",
+            highlight=False,
+        )
+    sim_log = logging.getLogger("infphys.sim")
+    handler = _RichWarnings(level=logging.WARNING)
+    sim_log.addHandler(handler)
+
+    def ready(bound: int) -> None:
+        scale = f", time ×{time_scale:g}" if time_scale != 1 else ""
+        console.print(
+            f"[bold]infphys sim[/]: {cfg.model.name} on {cfg.tp}× {cfg.gpu.name} "
+            f"({cfg.weights_precision} weights, {cfg.kv_precision} KV{scale}) at "
+            f"http://{host}:{bound}/v1 as model [bold]{server.served_model_name}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(
+            f"KV cache {cfg.kv_capacity_tokens:,} tokens ({cfg.kv_capacity_blocks:,} blocks of "
+            f"{cfg.block_tokens}); max_num_seqs {cfg.max_num_seqs}, max_num_batched_tokens "
+            f"{cfg.max_num_batched_tokens}, max_model_len {cfg.max_model_len:,}. Ctrl-C stops.",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    try:
+        run_server(server, host, port, on_ready=ready)
+    except OSError as exc:
+        fail(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc})")
+    finally:
+        sim_log.removeHandler(handler)
+    st = server.stats
+    console.print(
+        f"stopped: {st.requests_total} requests, {st.steps} steps, {st.late_steps} late, "
+        f"{st.rebases} stalls, {st.rejected_503} refused with 503",
+        highlight=False,
+    )
+
+
+def _default_out() -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"simulate-{stamp}.jsonl"
+
+
+def _ms(v: float) -> str:
+    return "—" if not math.isfinite(v) else f"{v * 1e3:,.1f}"
+
+
+@app.command("simulate")
+@clean_errors
+def simulate_cmd(
+    model: ModelOpt = "llama-3.1-8b",
+    gpu: GPUOpt = "h200",
+    weights_precision: WPrecOpt = "bf16",
+    kv_precision: KVPrecOpt = None,
+    tp: TPOpt = 1,
+    max_num_seqs: SeqsOpt = 256,
+    max_num_batched_tokens: BudgetOpt = 8192,
+    max_model_len: MaxLenOpt = None,
+    gpu_memory_utilization: UtilOpt = 0.9,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-c", help="Closed loop with c clients.")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option("--rate", help="Open loop at this many requests/s.")
+    ] = None,
+    arrival: Annotated[
+        str, typer.Option("--arrival", help="Open loop gaps: poisson or constant.")
+    ] = "poisson",
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Queue every request at t = 0 (max throughput).")
+    ] = False,
+    requests: Annotated[int, typer.Option("--requests", "-n", help="Measured requests.")] = 200,
+    warmup: Annotated[int, typer.Option("--warmup", help="Warm-up requests (left out).")] = 0,
+    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", help="Prompt tokens.")] = 128,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="max_tokens per request.")] = 64,
+    prompt_tokens_max: Annotated[
+        int | None,
+        typer.Option("--prompt-tokens-max", help="Uniform prompt sizes up to this."),
+    ] = None,
+    max_tokens_max: Annotated[
+        int | None, typer.Option("--max-tokens-max", help="Uniform max_tokens up to this.")
+    ] = None,
+    output_lengths: Annotated[
+        str,
+        typer.Option(
+            "--output-lengths", help="max_tokens (exactly), geometric or uniform (seeded)."
+        ),
+    ] = "max_tokens",
+    mean_output_tokens: Annotated[
+        float, typer.Option("--mean-output-tokens", help="Mean of geometric output lengths.")
+    ] = 256.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of sizes, arrivals, lengths.")] = 0,
+    max_sim_s: Annotated[
+        float | None, typer.Option("--max-sim-s", help="Stop at this simulated time.")
+    ] = None,
+    no_chunk_times: Annotated[
+        bool, typer.Option("--no-chunk-times", help="Don't keep per-token times (less memory).")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Run file (default: runs/simulate-<time>.jsonl)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run a workload through the simulated engine in virtual time; write a run file."""
+    from infphys.sim.config import OutputLengths
+    from infphys.sim.virtual import simulate
+    from infphys.sim.workload import Workload
+
+    modes = sum([concurrency is not None, rate is not None, offline])
+    if modes > 1:
+        raise ValueError("--concurrency, --rate and --offline: give at most one of them")
+    lengths: Any = OutputLengths(
+        output_lengths,  # type: ignore[arg-type]
+        mean_tokens=mean_output_tokens,
+        low_tokens=1,
+        high_tokens=max(max_tokens, max_tokens_max or max_tokens),
+    )
+    cfg = _engine(
+        model,
+        gpu,
+        weights_precision,
+        kv_precision,
+        tp,
+        max_num_seqs,
+        max_num_batched_tokens,
+        max_model_len,
+        gpu_memory_utilization,
+        output_lengths=lengths,
+        seed=seed,
+    )
+    common: dict[str, Any] = dict(
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        prompt_tokens_max=prompt_tokens_max,
+        max_tokens_max=max_tokens_max,
+        warmup=warmup,
+        seed=seed,
+    )
+    if rate is not None:
+        wl = Workload.open(rate, requests, arrival=arrival, **common)
+    elif offline:
+        wl = Workload.offline(requests, **common)
+    else:
+        wl = Workload.closed(concurrency or 1, requests, **common)
+    res = simulate(cfg, wl, keep_chunk_times=not no_chunk_times, max_sim_s=max_sim_s)
+    path = res.write(out or _default_out())
+    ts_path = path.with_name(path.stem + ".timeseries.csv")
+    res.timeseries.to_csv(ts_path, index=False)
+    s = res.summary()
+    if as_json:
+        print_json(
+            {
+                "run": str(path),
+                "timeseries": str(ts_path),
+                "wall_s": res.stats.wall_s,
+                "steps": res.stats.steps,
+                "summary": s,
+                "engine": cfg.describe(),
+            }
+        )
+        return
+    t = Table(
+        title=f"simulated {cfg.model.name} on {cfg.tp}× {cfg.gpu.name}: {wl.mode} loop",
+        show_header=False,
+        title_justify="left",
+    )
+    t.add_column("quantity", style="bold")
+    t.add_column("value", justify="right")
+    nan = float("nan")
+    rows = [
+        ("requests ok / failed", f"{s['requests_ok']:.0f} / {s['requests_failed']:.0f}"),
+        ("simulated time, s", f"{s.get('duration_s', nan):,.2f}"),
+        ("output tokens/s", f"{s.get('output_tokens_per_s', nan):,.0f}"),
+        ("requests/s", f"{s.get('requests_per_s', nan):,.2f}"),
+        (
+            "TTFT mean / p95, ms",
+            f"{_ms(s.get('ttft_mean_s', nan))} / {_ms(s.get('ttft_p95_s', nan))}",
+        ),
+        (
+            "TPOT mean / p95, ms",
+            f"{_ms(s.get('tpot_mean_s', nan))} / {_ms(s.get('tpot_p95_s', nan))}",
+        ),
+        ("e2e mean / p95, s", f"{s.get('e2e_mean_s', nan):,.3f} / {s.get('e2e_p95_s', nan):,.3f}"),
+        ("mean in flight", f"{s.get('mean_in_flight', nan):,.1f}"),
+        (
+            "peak running / waiting",
+            f"{s.get('peak_running', nan):.0f} / {s.get('peak_waiting', nan):.0f}",
+        ),
+        ("peak KV usage", f"{100 * s.get('peak_kv_usage', nan):.1f} %"),
+        ("preemptions", f"{s['preemptions']:.0f}"),
+        ("wall time of the simulation, s", f"{res.stats.wall_s:.3f}"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    console.print(t)
+    console.print(
+        f"saved run: {path} (time series: {ts_path}); `infphys report {path}` charts it",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -1,0 +1,104 @@
+"""The simulated serving engine: vLLM V1's scheduler, each step priced by the roofline.
+
+One engine (:mod:`infphys.sim.engine`), two drivers:
+
+- virtual time (:func:`simulate`): a whole workload (:class:`Workload`: closed loop, open loop,
+  offline, replayed trace) in milliseconds of wall time, returning the same request records and
+  run header as a real measurement, plus the engine's time series;
+- real time (:func:`serve`, :class:`SimServer`): an OpenAI-compatible HTTP server on loopback
+  whose answers take the time the simulated GPU would take.
+
+Example (a lab cell)::
+
+    import infphys.sim
+    with infphys.sim.serve(gpu="h200", model="llama-3.1-8b") as target:
+        ...  # point any OpenAI client, or infphys.measure, at target.base_url
+
+    cfg = infphys.sim.EngineConfig.build("h100", "llama-3.1-8b", weights_precision="fp8")
+    res = infphys.sim.simulate(cfg, infphys.sim.Workload.closed(64, 640, prompt_tokens=1000,
+                                                                  max_tokens=200))
+    res.summary()["output_tokens_per_s"]
+
+The engine's defaults are calibrated on TensorRT-LLM's published max-throughput table
+(:mod:`infphys.sim.calibration`).
+"""
+
+from __future__ import annotations
+
+from infphys.sim.calibration import (
+    CALIBRATION_ROWS,
+    CalibrationResult,
+    CalibrationRow,
+    calibrate,
+    simulate_row,
+    trtllm_bench_limits,
+)
+from infphys.sim.config import (
+    DEFAULT_SIM_BANDWIDTH_EFFICIENCY,
+    DEFAULT_SIM_FLOPS_EFFICIENCY,
+    DEFAULT_SIM_PER_SEQUENCE_OVERHEAD_S,
+    DEFAULT_SIM_STEP_OVERHEAD_S,
+    EngineConfig,
+    OutputLengths,
+    default_served_model_name,
+)
+from infphys.sim.engine import (
+    Engine,
+    RequestRejected,
+    SimRequest,
+    StepOutcome,
+    context_length_message,
+)
+from infphys.sim.server import (
+    SimServer,
+    SimTarget,
+    count_chat_prompt_tokens,
+    count_completion_prompt_tokens,
+    count_text_tokens,
+    run_server,
+    serve,
+)
+from infphys.sim.virtual import (
+    CLIENT_STAGGER_S,
+    TIMESERIES_COLUMNS,
+    SimResult,
+    SimStats,
+    simulate,
+    time_average,
+)
+from infphys.sim.workload import Workload
+
+__all__ = [
+    "CALIBRATION_ROWS",
+    "CLIENT_STAGGER_S",
+    "DEFAULT_SIM_BANDWIDTH_EFFICIENCY",
+    "DEFAULT_SIM_FLOPS_EFFICIENCY",
+    "DEFAULT_SIM_PER_SEQUENCE_OVERHEAD_S",
+    "DEFAULT_SIM_STEP_OVERHEAD_S",
+    "TIMESERIES_COLUMNS",
+    "CalibrationResult",
+    "CalibrationRow",
+    "Engine",
+    "EngineConfig",
+    "OutputLengths",
+    "RequestRejected",
+    "SimRequest",
+    "SimResult",
+    "SimServer",
+    "SimStats",
+    "SimTarget",
+    "StepOutcome",
+    "Workload",
+    "calibrate",
+    "context_length_message",
+    "count_chat_prompt_tokens",
+    "count_completion_prompt_tokens",
+    "count_text_tokens",
+    "default_served_model_name",
+    "run_server",
+    "serve",
+    "simulate",
+    "simulate_row",
+    "time_average",
+    "trtllm_bench_limits",
+]

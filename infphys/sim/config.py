@@ -1,0 +1,424 @@
+"""The simulated engine's settings: hardware, model, scheduler limits and calibrated efficiencies.
+
+An :class:`EngineConfig` says which GPU and model are simulated, at which precisions and
+tensor-parallel degree, with vLLM's scheduler limits (``max_num_seqs``, ``max_num_batched_tokens``,
+KV blocks of ``block_tokens``), and how each engine step is priced: the roofline of
+:mod:`infphys.physics.roofline` with two efficiency factors, plus a fixed per-step overhead and a
+per-sequence overhead. It also says how long outputs are (:class:`OutputLengths`).
+
+KV-cache capacity, as vLLM computes it: GPU memory × ``gpu_memory_utilization`` − weights / tp −
+``activation_reserve_bytes`` per GPU, times tp (:func:`infphys.physics.kv_budget_bytes`), divided
+into blocks of ``block_tokens`` tokens at the KV precision, less one block that vLLM's block pool
+keeps as its "null block". Two corrections the physics module leaves out: an MLA latent cache is
+not split by tensor parallelism (every GPU keeps the whole latent), and GQA with fewer KV heads
+than GPUs replicates heads; both divide the capacity by the replication factor. Sliding-window
+layers keep at most ``window + block_tokens`` tokens per sequence; that memory is reserved for
+``max_num_seqs`` sequences up front and the blocks count only full-attention layers.
+
+Worked example: Llama-3.1-8B in BF16 on one H200: 141 GB × 0.9 − 16.06 GB − 2 GiB = 108.69 GB;
+one block holds 16 tokens × 131,072 B = 2 MiB, so 108.69 GB / 2,097,152 B = 51,828 blocks, less
+the null block 51,827: 829,232 tokens, about 101 sequences of 8,192 tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
+from typing import Any, Literal
+
+from infphys._check import fraction, non_negative, positive, positive_int
+from infphys.catalog import BF16, GPUSpec, ModelSpec, Precision, get_gpu, get_model, get_precision
+from infphys.physics import (
+    DEFAULT_ACTIVATION_RESERVE_BYTES,
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    RooflineModel,
+    kv_budget_bytes,
+    kv_bytes_per_sequence,
+    kv_bytes_per_token,
+    weight_bytes,
+)
+
+__all__ = [
+    "DEFAULT_SIM_BANDWIDTH_EFFICIENCY",
+    "DEFAULT_SIM_FLOPS_EFFICIENCY",
+    "DEFAULT_SIM_PER_SEQUENCE_OVERHEAD_S",
+    "DEFAULT_SIM_STEP_OVERHEAD_S",
+    "EngineConfig",
+    "OutputLengths",
+    "default_served_model_name",
+]
+
+#: Calibrated on the TensorRT-LLM table (see :class:`EngineConfig`): fraction of datasheet memory
+#: bandwidth that weight and KV reads reach.
+DEFAULT_SIM_BANDWIDTH_EFFICIENCY = 0.7
+#: Calibrated: fraction of dense tensor peak that the step's matrix products reach.
+DEFAULT_SIM_FLOPS_EFFICIENCY = 0.5
+#: Calibrated: fixed time per engine step (kernel launches, scheduling, sampling set-up), seconds.
+DEFAULT_SIM_STEP_OVERHEAD_S = 0.001
+#: Calibrated: extra time per sequence scheduled in a step (sampling, logits, per-request
+#: bookkeeping and attention-kernel set-up that the bandwidth term misses), seconds.
+DEFAULT_SIM_PER_SEQUENCE_OVERHEAD_S = 10e-6
+
+OutputKind = Literal["max_tokens", "geometric", "uniform"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLengths:
+    """How many tokens a request generates before it stops.
+
+    - ``max_tokens`` (default): exactly the request's ``max_tokens``, as benchmarks run with
+      ``ignore_eos``; ``finish_reason`` is ``length``.
+    - ``geometric``: the model ends its answer with probability 1 / ``mean_tokens`` after each
+      token (a constant end-of-sequence chance), so lengths are geometric with mean
+      ``mean_tokens``; capped at ``max_tokens``. Shorter answers finish with ``stop``.
+    - ``uniform``: a whole number in [``low_tokens``, ``high_tokens``], capped at ``max_tokens``.
+
+    Draws come from the engine's seeded ``random.Random``, one per request in arrival order.
+
+    >>> rng = random.Random(0)
+    >>> OutputLengths().draw(128, rng)
+    128
+    >>> OutputLengths("uniform", low_tokens=10, high_tokens=20).draw(15, rng) <= 15
+    True
+    """
+
+    kind: OutputKind = "max_tokens"
+    mean_tokens: float = 256.0
+    low_tokens: int = 1
+    high_tokens: int = 512
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("max_tokens", "geometric", "uniform"):
+            raise ValueError(
+                f"kind must be 'max_tokens', 'geometric' or 'uniform' (got {self.kind!r})"
+            )
+        positive("mean_tokens", self.mean_tokens)
+        if self.mean_tokens < 1:
+            raise ValueError(f"mean_tokens must be >= 1 (got {self.mean_tokens!r})")
+        lo = positive_int("low_tokens", self.low_tokens)
+        hi = positive_int("high_tokens", self.high_tokens)
+        if hi < lo:
+            raise ValueError(f"high_tokens must be >= low_tokens (got {hi} < {lo})")
+
+    def draw(self, max_tokens: int, rng: random.Random) -> int:
+        """Tokens one request generates, at most ``max_tokens``."""
+        if self.kind == "max_tokens":
+            return max_tokens
+        if self.kind == "uniform":
+            return min(max_tokens, rng.randint(self.low_tokens, self.high_tokens))
+        if self.mean_tokens <= 1:
+            return 1
+        # Geometric on {1, 2, ...} with mean m: P(stop after each token) = 1/m.
+        p = 1.0 / self.mean_tokens
+        u = 1.0 - rng.random()  # in (0, 1]
+        length = 1 + int(math.log(u) / math.log1p(-p))
+        return min(max_tokens, length)
+
+
+def default_served_model_name(model: ModelSpec) -> str:
+    """The name a NIM serves a catalog model under: ``meta/llama-3.1-8b-instruct`` for Llamas.
+
+    >>> default_served_model_name(get_model("llama-3.1-8b"))
+    'meta/llama-3.1-8b-instruct'
+    """
+    if model.family == "llama":
+        return f"meta/{model.key}-instruct"
+    return model.key
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """One simulated serving engine (vLLM V1's scheduler, steps priced by the roofline).
+
+    Attributes:
+        gpu, model: catalog entries.
+        weights_precision, kv_precision: number formats of the weights and the KV cache.
+        tp: tensor-parallel degree (GPUs in the replica).
+        max_num_seqs: most requests running at once (vLLM's default on H100-class GPUs: 256).
+        max_num_batched_tokens: token budget of one step (vLLM's default: 8,192).
+        block_tokens: tokens per KV-cache block (vLLM: 16).
+        gpu_memory_utilization: fraction of GPU memory the engine may use (vLLM: 0.9).
+        activation_reserve_bytes: per GPU, held back from the KV cache for activations,
+            CUDA graphs and allocator slack (2 GiB).
+        max_model_len: longest prompt + output accepted (default: the model's context length).
+        bandwidth_efficiency, flops_efficiency: fractions of datasheet bandwidth and dense
+            FLOP/s that a step reaches.
+        step_overhead_s: fixed time added to every step.
+        per_sequence_overhead_s: time added per sequence scheduled in a step.
+        output_lengths: how long answers are (default: exactly ``max_tokens``).
+        seed: seed of the engine's ``random.Random`` (output lengths).
+
+    Calibration of the defaults (``bandwidth_efficiency`` 0.7, ``flops_efficiency`` 0.5,
+    ``step_overhead_s`` 1 ms, ``per_sequence_overhead_s`` 10 µs): each row of the TensorRT-LLM
+    table in shared/REFERENCE_DATA.md (Llama-3.1-8B FP8 TP1 on H200 and H100, Llama-3.3-70B FP8
+    on one H200 and on two H100s; input/output 128/128 … 20000/2000) is simulated the way
+    trtllm-bench runs it (:mod:`infphys.sim.calibration`): all requests queued at t = 0 (30,000
+    for 128/128, 3,000 for 128/2048 and 1000/1000, 1,500 for 2048/2048 and 5000/500, 1,000 for
+    20000/2000), FP8 weights and FP8 KV, 95 % of the memory left after the weights for the KV
+    cache, trtllm-bench's own heuristic for the batch limits (``max_batch_size`` from the KV
+    capacity in requests of ISL + OSL tokens, rounded up, at most 4,096; ``max_num_tokens`` at
+    least ISL + batch since it runs without chunked context), and ``max_num_seqs`` capped at the
+    requests that fit at full length, because TensorRT-LLM's scheduler reserves a request's
+    whole KV at admission and never preempts. A grid search over the four factors
+    (:func:`infphys.sim.calibration.fit`) minimised the largest relative error of the saturated
+    output tokens/s over all 24 rows: it is 17.3 % (Llama-3.1-8B on an H100 at 128/2048,
+    simulated too slow), the mean 8.6 %; ``benchmarks/bench_sim.py`` prints every row. The
+    overheads stand for what the roofline leaves out (kernel launches, sampling, scheduling,
+    attention kernels below peak bandwidth); they are fitted, not measured.
+
+    >>> cfg = EngineConfig.build(gpu="h200", model="llama-3.1-8b")
+    >>> cfg.kv_capacity_blocks
+    51827
+    """
+
+    gpu: GPUSpec
+    model: ModelSpec
+    weights_precision: Precision = BF16
+    kv_precision: Precision = BF16
+    tp: int = 1
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 8192
+    block_tokens: int = 16
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
+    activation_reserve_bytes: float = DEFAULT_ACTIVATION_RESERVE_BYTES
+    max_model_len: int = 0
+    bandwidth_efficiency: float = DEFAULT_SIM_BANDWIDTH_EFFICIENCY
+    flops_efficiency: float = DEFAULT_SIM_FLOPS_EFFICIENCY
+    step_overhead_s: float = DEFAULT_SIM_STEP_OVERHEAD_S
+    per_sequence_overhead_s: float = DEFAULT_SIM_PER_SEQUENCE_OVERHEAD_S
+    output_lengths: OutputLengths = field(default_factory=OutputLengths)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.gpu, GPUSpec):
+            raise ValueError(f"gpu must be a GPUSpec (use EngineConfig.build) (got {self.gpu!r})")
+        if not isinstance(self.model, ModelSpec):
+            raise ValueError(
+                f"model must be a ModelSpec (use EngineConfig.build) (got {self.model!r})"
+            )
+        positive_int("tp", self.tp)
+        seqs = positive_int("max_num_seqs", self.max_num_seqs)
+        budget = positive_int("max_num_batched_tokens", self.max_num_batched_tokens)
+        if budget < seqs:
+            raise ValueError(
+                f"max_num_batched_tokens ({budget}) must be greater than or equal to "
+                f"max_num_seqs ({seqs})"
+            )
+        positive_int("block_tokens", self.block_tokens)
+        fraction("gpu_memory_utilization", self.gpu_memory_utilization)
+        non_negative("activation_reserve_bytes", self.activation_reserve_bytes)
+        fraction("bandwidth_efficiency", self.bandwidth_efficiency)
+        fraction("flops_efficiency", self.flops_efficiency)
+        non_negative("step_overhead_s", self.step_overhead_s)
+        non_negative("per_sequence_overhead_s", self.per_sequence_overhead_s)
+        if not isinstance(self.output_lengths, OutputLengths):
+            raise ValueError(
+                f"output_lengths must be an OutputLengths (got {self.output_lengths!r})"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int (got {self.seed!r})")
+        if self.max_model_len == 0:
+            object.__setattr__(self, "max_model_len", self.model.max_context_tokens)
+        mml = positive_int("max_model_len", self.max_model_len)
+        if mml > self.model.max_context_tokens:
+            raise ValueError(
+                f"max_model_len ({mml}) must be <= the model's context length "
+                f"({self.model.max_context_tokens})"
+            )
+        if self.kv_capacity_blocks < 1:
+            w = weight_bytes(self.model, self.weights_precision) / self.tp
+            raise ValueError(
+                f"model: {self.model.name} does not fit on {self.tp} × {self.gpu.name}: "
+                f"{w / 1e9:.1f} GB of weights per GPU leave no room for a KV cache at "
+                f"gpu_memory_utilization={self.gpu_memory_utilization} "
+                "(try more GPUs with tp, or lower precisions)"
+            )
+        if self.kv_capacity_tokens < mml:
+            raise ValueError(
+                f"max_model_len: the model's max seq len ({mml}) is larger than the maximum "
+                f"number of tokens that can be stored in KV cache ({self.kv_capacity_tokens}). "
+                "Try increasing gpu_memory_utilization or decreasing max_model_len when "
+                "initializing the engine."
+            )
+
+    @classmethod
+    def build(
+        cls,
+        gpu: GPUSpec | str = "h200",
+        model: ModelSpec | str = "llama-3.1-8b",
+        *,
+        weights_precision: Precision | str = BF16,
+        kv_precision: Precision | str | None = None,
+        **settings: Any,
+    ) -> EngineConfig:
+        """Build from catalog names: ``EngineConfig.build(gpu="h100", model="llama-3.1-8b")``.
+
+        ``kv_precision`` defaults to BF16 (vLLM's ``kv_cache_dtype=auto`` keeps the activation
+        type even for FP8 weights). ``settings`` are the other fields; ``max_model_len`` None or
+        0 means the model's context length.
+
+        Raises:
+            ValueError: naming the argument, for unknown names or values out of range.
+        """
+        allowed = {f for f in cls.__dataclass_fields__} - {
+            "gpu",
+            "model",
+            "weights_precision",
+            "kv_precision",
+        }
+        unknown = sorted(set(settings) - allowed)
+        if unknown:
+            raise ValueError(
+                f"settings: unknown engine setting {unknown[0]!r} "
+                f"(allowed: {', '.join(sorted(allowed))})"
+            )
+        if settings.get("max_model_len") is None:
+            settings.pop("max_model_len", None)
+        return cls(
+            gpu=get_gpu(gpu),
+            model=get_model(model),
+            weights_precision=get_precision(weights_precision),
+            kv_precision=get_precision(BF16 if kv_precision is None else kv_precision),
+            **settings,
+        )
+
+    def with_(self, **changes: Any) -> EngineConfig:
+        """A copy with some fields changed (validated again)."""
+        for key in ("gpu", "model"):
+            if isinstance(changes.get(key), str):
+                changes[key] = get_gpu(changes[key]) if key == "gpu" else get_model(changes[key])
+        for key in ("weights_precision", "kv_precision"):
+            if isinstance(changes.get(key), str):
+                changes[key] = get_precision(changes[key])
+        if "max_model_len" in changes and changes["max_model_len"] is None:
+            changes["max_model_len"] = 0
+        unknown = sorted(set(changes) - set(self.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"changes: unknown engine setting {unknown[0]!r}")
+        return replace(self, **changes)
+
+    # --- derived quantities --------------------------------------------------------------
+    @cached_property
+    def roofline(self) -> RooflineModel:
+        """The roofline that prices each step (efficiencies and fixed overhead included)."""
+        return RooflineModel.build(
+            self.gpu,
+            self.model,
+            weights_precision=self.weights_precision,
+            kv_precision=self.kv_precision,
+            tp=self.tp,
+            bandwidth_efficiency=self.bandwidth_efficiency,
+            flops_efficiency=self.flops_efficiency,
+            step_overhead_s=self.step_overhead_s,
+        )
+
+    @property
+    def kv_replication(self) -> float:
+        """How many GPUs of the group hold a copy of each KV entry (1 unless replicated)."""
+        m = self.model
+        if m.is_mla:
+            return float(self.tp)
+        return max(1.0, self.tp / m.kv_heads)
+
+    @cached_property
+    def kv_block_bytes(self) -> float:
+        """Bytes of one KV block on the full-attention layers, all GPUs of the group together."""
+        per_token = kv_bytes_per_token(self.model, self.kv_precision)
+        return self.block_tokens * per_token * self.kv_replication
+
+    @cached_property
+    def window_reserve_bytes(self) -> float:
+        """Bytes reserved for sliding-window layers: ``max_num_seqs`` × (window + one block)."""
+        m = self.model
+        if not m.sliding_window_layers or not m.sliding_window:
+            return 0.0
+        n = m.sliding_window + self.block_tokens
+        windowed = kv_bytes_per_sequence(m, n, self.kv_precision) - n * kv_bytes_per_token(
+            m, self.kv_precision
+        )
+        return self.max_num_seqs * windowed * self.kv_replication
+
+    @cached_property
+    def kv_budget_bytes(self) -> float:
+        """Bytes for the KV cache across the group (before the window reserve)."""
+        return kv_budget_bytes(
+            self.gpu,
+            self.model,
+            weights_precision=self.weights_precision,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+            activation_reserve_bytes=self.activation_reserve_bytes,
+            tp=self.tp,
+        )
+
+    @cached_property
+    def kv_capacity_blocks(self) -> int:
+        """Usable KV blocks: the budget in whole blocks, less vLLM's null block (0 if none)."""
+        usable = self.kv_budget_bytes - self.window_reserve_bytes
+        if usable <= 0:
+            return 0
+        return max(0, int(usable // self.kv_block_bytes) - 1)
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        """Tokens the KV cache holds: blocks × ``block_tokens``."""
+        return self.kv_capacity_blocks * self.block_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain data (JSON-able); :meth:`from_dict` rebuilds the same config."""
+        return {
+            "gpu": asdict(self.gpu),
+            "model": asdict(self.model),
+            "weights_precision": asdict(self.weights_precision),
+            "kv_precision": asdict(self.kv_precision),
+            "output_lengths": asdict(self.output_lengths),
+            **{
+                f: getattr(self, f)
+                for f in self.__dataclass_fields__
+                if f not in ("gpu", "model", "weights_precision", "kv_precision", "output_lengths")
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
+        """The config :meth:`to_dict` wrote (validated again)."""
+        d = dict(data)
+        gpu = dict(d.pop("gpu"))
+        for key in ("nvml_patterns", "aliases"):
+            gpu[key] = tuple(gpu.get(key, ()))
+        return cls(
+            gpu=GPUSpec(**gpu),
+            model=ModelSpec(**d.pop("model")),
+            weights_precision=Precision(**d.pop("weights_precision")),
+            kv_precision=Precision(**d.pop("kv_precision")),
+            output_lengths=OutputLengths(**d.pop("output_lengths")),
+            **d,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-data summary for run headers and ``/v1/models`` metadata."""
+        return {
+            "engine": "vllm-v1-scheduler (simulated)",
+            "gpu": self.gpu.key,
+            "gpu_name": self.gpu.name,
+            "model": self.model.key,
+            "model_name": self.model.name,
+            "weights_precision": self.weights_precision.name,
+            "kv_precision": self.kv_precision.name,
+            "tp": self.tp,
+            "max_num_seqs": self.max_num_seqs,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "block_tokens": self.block_tokens,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "activation_reserve_bytes": self.activation_reserve_bytes,
+            "max_model_len": self.max_model_len,
+            "kv_capacity_blocks": self.kv_capacity_blocks,
+            "kv_capacity_tokens": self.kv_capacity_tokens,
+            "bandwidth_efficiency": self.bandwidth_efficiency,
+            "flops_efficiency": self.flops_efficiency,
+            "step_overhead_s": self.step_overhead_s,
+            "per_sequence_overhead_s": self.per_sequence_overhead_s,
+            "output_lengths": asdict(self.output_lengths),
+            "seed": self.seed,
+        }

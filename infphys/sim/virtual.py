@@ -1,0 +1,417 @@
+"""The virtual-time driver: push a whole workload through the engine, as fast as Python allows.
+
+:func:`simulate` runs a :class:`~infphys.sim.workload.Workload` (closed loop, open loop or
+offline) through an :class:`~infphys.sim.engine.Engine` in simulated time and returns what a real
+measurement returns: one :class:`~infphys.records.RequestRecord` per request (status, times,
+token counts with ``token_count_source="simulated"``, the load's labels) and a
+:class:`~infphys.records.RunHeader` (``source="simulated"``, the seed, the engine configuration
+under ``extra["engine"]``), so every statistic and plot works unchanged. It also returns a time
+series of the engine's state (running, waiting, KV blocks in use, preemptions), one row per
+step, per fast-forwarded stretch and per arrival, each row holding from its time to the next.
+
+Assumptions: a closed-loop client sends its next request the instant the previous one ends, with
+no think time; client k's request reaches the engine (k + 1) µs later (``CLIENT_STAGGER_S``), so
+it joins the queue during the step that follows (the engine schedules its next step before any
+client can react, as a real server does) and a wave of clients waking an idle engine starts with
+the first arrival alone; a rejected request (prompt + ``max_tokens`` beyond the context) ends
+at once with vLLM's 400; token times are the ends of the steps that produced them.
+
+Per-token times cost memory (one float per token: 10,000 requests × 1,000 tokens is 10 million
+floats), so ``keep_chunk_times=False`` leaves ``chunk_times_s`` empty; statistics then use the
+TPOT for the ITL.
+
+Worked example: ``simulate(EngineConfig.build("h200", "llama-3.1-8b"),
+Workload.closed(concurrency=1, requests=1, prompt_tokens=1000, max_tokens=100))`` gives one
+record with TTFT ≈ 31.9 ms (the prefill step) and 99 gaps of ≈ 5.8 ms (one decode step each).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import heapq
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from infphys.records import RequestRecord, Run, RunHeader, RunWriter, records_to_frame
+from infphys.sim.config import EngineConfig, default_served_model_name
+from infphys.sim.engine import Engine, RequestRejected, SimRequest
+from infphys.sim.workload import Workload
+
+__all__ = [
+    "CLIENT_STAGGER_S",
+    "TIMESERIES_COLUMNS",
+    "SimResult",
+    "SimStats",
+    "simulate",
+    "time_average",
+]
+
+#: Closed-loop client k's requests reach the engine (k + 1) × this after the client acts: real
+#: clients are never simultaneous, so a request sent as another ends joins the step after the
+#: one already scheduled, and a wave of clients waking an idle engine is not admitted at once.
+CLIENT_STAGGER_S = 1e-6
+
+#: Columns of :attr:`SimResult.timeseries`.
+TIMESERIES_COLUMNS: tuple[str, ...] = (
+    "time_s",
+    "running",
+    "waiting",
+    "in_flight",
+    "kv_blocks_used",
+    "kv_usage",
+    "preemptions_total",
+    "event",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SimStats:
+    """How the simulation itself went (not the simulated server).
+
+    Attributes:
+        wall_s: wall-clock seconds :func:`simulate` took.
+        sim_duration_s: simulated seconds from the first arrival to the last end.
+        steps: engine steps simulated.
+        stretches, stretch_steps: fast-forwarded stretches and the steps inside them.
+        exact_steps: steps that took the explicit reference path (preemptions).
+        preemptions: requests preempted (and recomputed).
+        truncated: the run stopped at ``max_sim_s`` with requests unfinished.
+    """
+
+    wall_s: float
+    sim_duration_s: float
+    steps: int
+    stretches: int
+    stretch_steps: int
+    exact_steps: int
+    preemptions: int
+    truncated: bool
+
+
+@dataclass(slots=True)
+class SimResult:
+    """The outcome of :func:`simulate`: records, header, engine time series and run stats."""
+
+    header: RunHeader
+    records: list[RequestRecord]
+    timeseries: pd.DataFrame
+    stats: SimStats
+    config: EngineConfig
+    workload: Workload
+    _frame: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def run(self) -> Run:
+        return Run(header=self.header, records=self.records)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per request (see :func:`infphys.records.records_to_frame`)."""
+        if self._frame is None:
+            self._frame = records_to_frame(self.records, self.header)
+        return self._frame
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write the run file (JSON lines) that ``infphys report`` and ``load_run`` read."""
+        with RunWriter(path, self.header) as w:
+            for r in self.records:
+                w.write(r)
+        return Path(path)
+
+    def summary(self) -> dict[str, float]:
+        """Headline figures, seconds and tokens/s: throughput, TTFT/TPOT/e2e mean and p95,
+        mean in flight, peak running/waiting/KV usage, preemptions. Warm-up excluded."""
+        ok = [r for r in self.records if r.status == "ok" and not r.warmup]
+        failed = sum(1 for r in self.records if r.status == "failed" and not r.warmup)
+        nan = math.nan
+        out: dict[str, float] = {"requests_ok": float(len(ok)), "requests_failed": float(failed)}
+        if ok:
+            t0 = min(r.sent_s for r in ok)
+            t1 = max(r.end_s or r.sent_s for r in ok)
+            span = t1 - t0
+            tokens = sum(r.completion_tokens or 0 for r in ok)
+            ttft = np.array([r.ttft_s for r in ok], dtype=float)
+            e2e = np.array([r.e2e_s for r in ok], dtype=float)
+            tpot = np.array([r.tpot_s if r.tpot_s is not None else nan for r in ok], dtype=float)
+            out.update(
+                duration_s=span,
+                output_tokens_per_s=tokens / span if span > 0 else nan,
+                requests_per_s=len(ok) / span if span > 0 else nan,
+                ttft_mean_s=float(ttft.mean()),
+                ttft_p95_s=float(np.percentile(ttft, 95)),
+                tpot_mean_s=float(np.nanmean(tpot)) if np.isfinite(tpot).any() else nan,
+                tpot_p95_s=float(np.nanpercentile(tpot, 95)) if np.isfinite(tpot).any() else nan,
+                e2e_mean_s=float(e2e.mean()),
+                e2e_p95_s=float(np.percentile(e2e, 95)),
+            )
+        ts = self.timeseries
+        if len(ts):
+            out.update(
+                mean_in_flight=time_average(ts, "in_flight"),
+                peak_running=float(ts["running"].max()),
+                peak_waiting=float(ts["waiting"].max()),
+                peak_kv_usage=float(ts["kv_usage"].max()),
+            )
+        out["preemptions"] = float(self.stats.preemptions)
+        return out
+
+
+def time_average(ts: pd.DataFrame, column: str) -> float:
+    """Time average of a step-function column of a time series (each row holds until the next)."""
+    t = ts["time_s"].to_numpy(dtype=float)
+    v = ts[column].to_numpy(dtype=float)
+    if len(t) < 2 or t[-1] <= t[0]:
+        return float(v[0]) if len(v) else math.nan
+    return float((v[:-1] * np.diff(t)).sum() / (t[-1] - t[0]))
+
+
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def simulate(
+    config: EngineConfig,
+    workload: Workload,
+    *,
+    keep_chunk_times: bool = True,
+    timeseries: bool = True,
+    max_sim_s: float | None = None,
+    exact: bool = False,
+) -> SimResult:
+    """Run ``workload`` through the engine ``config`` in simulated time.
+
+    Args:
+        config: the simulated engine.
+        workload: the load.
+        keep_chunk_times: keep every token's time in ``chunk_times_s`` (memory: one float per
+            token); False leaves it empty.
+        timeseries: record the engine's state over time.
+        max_sim_s: stop at this simulated time; unfinished requests become ``incomplete``.
+        exact: step one by one with the reference scheduler (no fast-forward; for tests).
+
+    Returns:
+        A :class:`SimResult`; records are in completion order.
+    """
+    if not isinstance(config, EngineConfig):
+        raise ValueError(f"config must be an EngineConfig (got {config!r})")
+    if not isinstance(workload, Workload):
+        raise ValueError(f"workload must be a Workload (got {workload!r})")
+    if max_sim_s is not None and not (max_sim_s > 0):
+        raise ValueError(f"max_sim_s must be > 0 (got {max_sim_s!r})")
+    wall0 = time.perf_counter()
+    started_at = _now_iso()
+    eng = Engine(config, exact=exact, track_steps=keep_chunk_times)
+    sizes = workload.sizes()
+    total = len(sizes)
+    warmup = workload.warmup
+    base_labels = workload.labels()
+    ignore_eos = workload.ignore_eos
+    records: list[RequestRecord] = []
+    rows: list[tuple[float, int, int, int, int, str]] = []
+    log = rows.append if timeseries else None
+    closed = workload.mode == "closed"
+    # pending arrivals: (time, request index, client); a heap, since closed-loop clients
+    # finishing at the same instant send at slightly different times.
+    pending: list[tuple[float, int, int]] = []
+    if closed:
+        c = min(workload.concurrency or 1, total)
+        pending = [((k + 1) * CLIENT_STAGGER_S, k, k) for k in range(c)]
+        next_idx = c
+    else:
+        pending = [(t, i, -1) for i, t in enumerate(workload.arrival_times_s())]
+        next_idx = total
+    heapq.heapify(pending)
+    client_of: dict[int, int] = {}
+
+    def record(r: SimRequest) -> None:
+        idx = int(r.request_id)  # type: ignore[call-overload]
+        labels = dict(base_labels)
+        labels["num_preemptions"] = r.num_preemptions
+        records.append(
+            RequestRecord(
+                request_id=idx,
+                sent_s=r.arrival_s,
+                first_token_s=r.first_token_s,
+                end_s=r.finish_s,
+                chunk_times_s=eng.token_times(r) if keep_chunk_times else [],
+                prompt_tokens=r.prompt_tokens,
+                completion_tokens=r.output,
+                token_count_source="simulated",
+                finish_reason=r.finish_reason,
+                http_status=200,
+                status="ok",
+                warmup=idx < warmup,
+                labels=labels,
+            )
+        )
+
+    def next_request(t_end: float, client: int) -> None:
+        """Closed loop: ``client`` sends its next request as soon as its last one ended."""
+        nonlocal next_idx
+        if closed and next_idx < total:
+            heapq.heappush(pending, (t_end + (client + 1) * CLIENT_STAGGER_S, next_idx, client))
+            next_idx += 1
+
+    def submit(t_arr: float, idx: int, client: int) -> None:
+        p, mt = sizes[idx]
+        try:
+            eng.add_request(p, mt, arrival_s=t_arr, request_id=idx, ignore_eos=ignore_eos)
+            if closed:
+                client_of[idx] = client
+        except RequestRejected as exc:
+            records.append(
+                RequestRecord(
+                    request_id=idx,
+                    sent_s=t_arr,
+                    end_s=t_arr,
+                    prompt_tokens=p,
+                    completion_tokens=0,
+                    token_count_source="simulated",
+                    http_status=exc.status,
+                    status="failed",
+                    error_class="http_4xx",
+                    error_message=exc.message,
+                    warmup=idx < warmup,
+                    labels=dict(base_labels),
+                )
+            )
+            next_request(t_arr, client)
+        if log is not None:
+            log(
+                (
+                    t_arr,
+                    len(eng.running),
+                    len(eng.waiting),
+                    eng.kv_blocks_used,
+                    eng.preemptions_total,
+                    "arrival",
+                )
+            )
+
+    inf = math.inf
+    horizon = inf if max_sim_s is None else float(max_sim_s)
+    truncated = False
+    while True:
+        now = eng.now_s
+        while pending and pending[0][0] <= now:
+            submit(*heapq.heappop(pending))
+        if eng.idle:
+            if not pending:
+                break
+            if pending[0][0] >= horizon:
+                truncated = True
+                break
+            eng.set_now(pending[0][0])
+            continue
+        if now >= horizon:
+            truncated = True
+            break
+        if log is not None:
+            log(
+                (
+                    now,
+                    len(eng.running),
+                    len(eng.waiting),
+                    eng.kv_blocks_used,
+                    eng.preemptions_total,
+                    "step",
+                )
+            )
+        nxt = pending[0][0] if pending else inf
+        if eng.fast_forward(next_arrival_s=nxt, until_s=horizon):
+            continue
+        for r in eng.step().finished:
+            record(r)
+            if closed:
+                next_request(eng.now_s, client_of.pop(int(r.request_id)))  # type: ignore[call-overload]
+
+    end_s = eng.now_s
+    if truncated:
+        left: list[SimRequest] = [*eng.running, *eng.waiting]
+        for r in left:
+            idx = int(r.request_id)  # type: ignore[call-overload]
+            records.append(
+                RequestRecord(
+                    request_id=idx,
+                    sent_s=r.arrival_s,
+                    first_token_s=r.first_token_s,
+                    end_s=None,
+                    chunk_times_s=eng.token_times(r) if keep_chunk_times else [],
+                    prompt_tokens=r.prompt_tokens,
+                    completion_tokens=eng.output_tokens(r),
+                    token_count_source="simulated",
+                    status="incomplete",
+                    warmup=idx < warmup,
+                    labels=dict(base_labels),
+                )
+            )
+    if log is not None:
+        log(
+            (
+                end_s,
+                len(eng.running),
+                len(eng.waiting),
+                eng.kv_blocks_used,
+                eng.preemptions_total,
+                "end",
+            )
+        )
+
+    frame = pd.DataFrame(
+        rows,
+        columns=["time_s", "running", "waiting", "kv_blocks_used", "preemptions_total", "event"],
+    )
+    frame.insert(3, "in_flight", frame["running"] + frame["waiting"])
+    frame.insert(5, "kv_usage", frame["kv_blocks_used"] / max(1, eng.total_blocks))
+
+    header = RunHeader(
+        source="simulated",
+        started_at=started_at,
+        target={
+            "kind": "simulated",
+            "base_url": "virtual time (infphys.sim)",
+            "model": default_served_model_name(config.model),
+            "gpu": config.gpu.key,
+            "engine_model": config.model.key,
+        },
+        load={
+            "kind": "simulate",
+            "levels": [workload.describe()],
+            "max_sim_s": max_sim_s,
+            "keep_chunk_times": keep_chunk_times,
+        },
+        seed=workload.seed,
+        extra={"engine": config.describe(), "exact": exact},
+    )
+    first_sent = min((r.sent_s for r in records), default=0.0)
+    stats = SimStats(
+        wall_s=time.perf_counter() - wall0,
+        sim_duration_s=end_s - first_sent,
+        steps=eng.steps,
+        stretches=eng.stretches,
+        stretch_steps=eng.stretch_steps,
+        exact_steps=eng.exact_steps,
+        preemptions=eng.preemptions_total,
+        truncated=truncated,
+    )
+    header.extra["sim_stats"] = {
+        "steps": stats.steps,
+        "stretches": stats.stretches,
+        "stretch_steps": stats.stretch_steps,
+        "exact_steps": stats.exact_steps,
+        "preemptions": stats.preemptions,
+        "truncated": stats.truncated,
+    }
+    return SimResult(
+        header=header,
+        records=records,
+        timeseries=frame,
+        stats=stats,
+        config=config,
+        workload=workload,
+    )

@@ -1,0 +1,44 @@
+"""Calibration against TensorRT-LLM's published max-throughput table (within 25 % per row)."""
+
+from __future__ import annotations
+
+import pytest
+
+from infphys.sim import CALIBRATION_ROWS, calibrate, trtllm_bench_limits
+
+
+def test_rows_are_the_reference_table() -> None:
+    # 4 model/GPU columns × 6 input/output lengths, from shared/REFERENCE_DATA.md.
+    assert len(CALIBRATION_ROWS) == 24
+    first = CALIBRATION_ROWS[0]
+    assert (first.model, first.gpu, first.tp, first.input_tokens, first.output_tokens) == (
+        "llama-3.1-8b",
+        "h200",
+        1,
+        128,
+        128,
+    )
+    assert first.measured_output_tokens_per_s == 27911
+    assert CALIBRATION_ROWS[-1].measured_output_tokens_per_s == 437
+
+
+def test_trtllm_bench_heuristic_by_hand() -> None:
+    # Llama-3.1-8B FP8 on an H200, 1000/1000: (141e9 / 2^30 − 8.03e9 / 2^30) × 0.95 = 117.57 GiB
+    # of KV; one token is 2 × 32 × 8 × 128 B = 64 KiB, so 117.57 GiB / (2,000 × 64 KiB) = 963
+    # requests → max_batch_size 1,024 (next multiple of 256); tokens 963 × 2 = 1,926 → 2,048,
+    # and ISL + batch = 2,024 is below that.
+    assert trtllm_bench_limits(CALIBRATION_ROWS[2]) == (1024, 2048)
+    # 20000/2000 needs ISL + batch tokens without chunked context: 20,000 + 96.
+    assert trtllm_bench_limits(CALIBRATION_ROWS[5]) == (96, 20096)
+
+
+def test_every_row_within_25_percent() -> None:
+    results = calibrate()
+    errors = {r.row.label: round(100 * r.error, 1) for r in results}
+    assert all(abs(e) <= 25 for e in errors.values()), errors
+    assert all(r.preemptions == 0 for r in results)  # TensorRT-LLM never evicts
+
+
+def test_calibration_rejects_unknown_settings() -> None:
+    with pytest.raises(ValueError, match="unknown engine setting"):
+        calibrate(CALIBRATION_ROWS[:1], efficiency=0.5)

@@ -1,0 +1,139 @@
+"""The simulator's faces: ``infphys simulate``, ``infphys sim``, and the target resolver."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from infphys.cli import app
+from infphys.records import read_run
+from infphys.resolve import probe, resolve_target
+from infphys.sim import serve
+
+runner = CliRunner()
+DEAD = "http://127.0.0.1:9"  # discard port: nothing listens
+
+
+def test_simulate_writes_a_run_that_report_reads(tmp_path: Path) -> None:
+    out = tmp_path / "sim.jsonl"
+    r = runner.invoke(
+        app,
+        [
+            "simulate",
+            "-c",
+            "8",
+            "-n",
+            "40",
+            "--prompt-tokens",
+            "300",
+            "--max-tokens",
+            "20",
+            "--gpu",
+            "h100",
+            "--weights-precision",
+            "fp8",
+            "-o",
+            str(out),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "output tokens/s" in r.output and "H100 SXM" in r.output
+    run = read_run(out)
+    assert run.header.source == "simulated" and len(run.records) == 40
+    assert (tmp_path / "sim.timeseries.csv").is_file()
+    rep = runner.invoke(app, ["report", str(out), "--no-html"])
+    assert rep.exit_code == 0, rep.output
+    js = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--rate",
+            "5",
+            "-n",
+            "20",
+            "--json",
+            "-o",
+            str(tmp_path / "open.jsonl"),
+            "--output-lengths",
+            "geometric",
+            "--mean-output-tokens",
+            "10",
+        ],
+    )
+    assert js.exit_code == 0, js.output
+    assert json.loads(js.output)["summary"]["requests_ok"] == 20
+
+
+def test_bad_input_is_one_line_and_exit_2() -> None:
+    r = runner.invoke(app, ["simulate", "--max-num-seqs", "0"])
+    assert r.exit_code == 2 and "max_num_seqs" in r.output
+    r = runner.invoke(app, ["simulate", "-c", "2", "--rate", "3"])
+    assert r.exit_code == 2
+    r = runner.invoke(app, ["sim", "--gpu", "l4", "--model", "llama-3.1-70b"])
+    assert r.exit_code == 2 and "does not fit" in r.output
+
+
+def test_sim_command_serves_until_interrupted() -> None:
+    exe = Path(sys.executable).parent / "infphys"
+    proc = subprocess.Popen(
+        [str(exe), "sim", "--port", "0", "--time-scale", "2", "--max-model-len", "8192"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "infphys sim" in line, line
+        url = line.split(" at ")[1].split("/v1")[0]
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url + "/v1/models", timeout=10) as resp:
+            card = json.load(resp)["data"][0]
+        assert card["infphys"]["time_scale"] == 2.0 and card["max_model_len"] == 8192
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "stopped:" in out
+
+
+def test_resolver_falls_back_to_the_simulator_in_one_line() -> None:
+    assert probe(DEAD, timeout_s=1.0) == "connection refused"
+    with resolve_target(env={"NIM_BASE_URL": DEAD}) as rt:
+        assert rt.simulated and rt.sim is not None
+        assert "\n" not in rt.message
+        assert rt.message.startswith(f"nothing answers at {DEAD} (connection refused)")
+        assert "embedded simulator" in rt.message
+        assert rt.target.model == "meta/llama-3.1-8b-instruct"
+        assert probe(rt.target.base_url) is None
+        sim_url = rt.target.base_url
+    assert probe(sim_url, timeout_s=1.0) == "connection refused"  # closed with the block
+
+
+def test_resolver_uses_a_server_that_answers() -> None:
+    with serve(max_model_len=8192) as t:
+        rt = resolve_target(base_url=t.base_url, env={})
+        assert not rt.simulated and rt.target.base_url == t.base_url
+        rt.close()
+        kept = resolve_target(env={"NIM_BASE_URL": DEAD}, fallback=False)
+        assert not kept.simulated and "nothing answers" in kept.message
+
+
+def test_measuring_commands_fall_back_to_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NIM_BASE_URL", DEAD)
+    monkeypatch.setenv("COLUMNS", "200")
+    t0 = time.perf_counter()
+    r = runner.invoke(app, ["preflight"])
+    assert r.exit_code == 0, r.output
+    assert "using the embedded simulator" in r.output
+    assert time.perf_counter() - t0 < 60

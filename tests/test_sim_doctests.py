@@ -1,0 +1,23 @@
+"""The worked examples in the simulator's docstrings run as tests."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "infphys.sim.calibration",
+    "infphys.sim.config",
+    "infphys.sim.engine",
+    "infphys.sim.server",
+    "infphys.sim.workload",
+    "infphys.resolve",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
