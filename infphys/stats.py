@@ -374,7 +374,8 @@ def littles_law(
 
     The window defaults to [first measured send, last measured send]: the stretch during which
     load was being offered (over the full span, first send to last end, L = λ·W is an identity
-    and checks nothing). Within it: L = time-averaged in flight (all requests); λ = requests that
+    and checks nothing). Within it, over the measured requests only (warm-up excluded from all
+    three): L = time-averaged in flight; λ = requests that
     ended inside the window / its length; W = mean e2e of those requests. ``holds`` when
     |L / (λ·W) − 1| ≤ ``tolerance``. A ramp-up, a drain or a client that stalls shows as a ratio
     away from 1.
@@ -397,8 +398,10 @@ def littles_law(
     span = b - a
     if not span > 0:
         return LittlesLaw(a, b, nan, nan, nan, nan, nan, False)
-    occupancy = in_flight(f, (a, b)).mean
-    ended = f[(f["end_s"] >= a) & (f["end_s"] <= b)]
+    # One population for L, λ and W: the measured requests. Warm-up requests that end inside
+    # the window would otherwise add their whole latency to W but only their in-window part to L.
+    occupancy = in_flight(m, (a, b)).mean
+    ended = m[(m["end_s"] >= a) & (m["end_s"] <= b)]
     lam = len(ended) / span
     w = float((ended["end_s"] - ended["sent_s"]).mean()) if len(ended) else nan
     predicted = lam * w

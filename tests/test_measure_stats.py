@@ -185,3 +185,20 @@ def test_sweep_knee_and_cliff() -> None:
     k2 = stats.sweep_knee(rising)
     assert k2 is not None and k2.knee_index is None and k2.knee_x is None
     assert stats.sweep_knee(summary.head(2)) is None
+
+
+def test_littles_law_excludes_warmup_from_l_lambda_and_w() -> None:
+    # Concurrency 1, each request 2 s: warm-up [0, 2], then measured [2, 4], [4, 6], [6, 8],
+    # [8, 10]. Window = first..last measured send = [2, 8]. Measured only: L = 1 (always one in
+    # flight), λ = 3 ended / 6 s = 0.5/s, W = 2 s → λW = 1, ratio 1. Counting the warm-up (it
+    # ends at 2 s, inside the window) would give λ = 4/6 and a ratio of 0.75.
+    from infphys.records import RequestRecord
+    from infphys.stats import littles_law
+
+    recs = [RequestRecord(request_id=0, sent_s=0.0, first_token_s=0.1, end_s=2.0, warmup=True)]
+    recs += [
+        RequestRecord(request_id=i, sent_s=2.0 * i, first_token_s=2.0 * i + 0.1, end_s=2.0 * i + 2)
+        for i in range(1, 5)
+    ]
+    ll = littles_law(recs)
+    assert ll.ratio == pytest.approx(1.0)

@@ -55,6 +55,14 @@ from infphys.measure.prompts import (
     estimate_tokens,
     synthetic_prompt,
 )
+from infphys.measure.retry import (
+    RETRYABLE,
+    RetryPolicy,
+    RetryResult,
+    retry_after_s,
+    retry_run,
+    retry_summary,
+)
 from infphys.measure.stub import FAULTS, StubConfig, StubServer
 from infphys.measure.target import Target
 
@@ -73,6 +81,9 @@ __all__ = [  # noqa: RUF022
     "PreflightVerdict",
     "PromptList",
     "PromptSource",
+    "RETRYABLE",
+    "RetryPolicy",
+    "RetryResult",
     "StubConfig",
     "StubServer",
     "SyntheticPrompts",
@@ -92,6 +103,9 @@ __all__ = [  # noqa: RUF022
     "parse_metrics",
     "preflight",
     "preflight_sync",
+    "retry_after_s",
+    "retry_run",
+    "retry_summary",
     "roofline_experiment",
     "run_levels",
     "run_sync",

@@ -219,15 +219,22 @@ async def _user_request(
     labels: dict[str, Any],
     next_id: list[int],
     out: list[RequestRecord],
+    *,
+    start_s: float = 0.0,
 ) -> None:
+    """One user request: wait for its arrival time, then attempt it as ``policy`` says."""
+    await asyncio.sleep(max(0.0, start_s - client.now_s()))
     attempt = 1
     while True:
         rid = next_id[0]
         next_id[0] += 1
-        rec = await client.chat(
-            prompt, max_tokens=max_tokens, request_id=rid, labels={**labels, "attempt": attempt}
+        rec = RequestRecord(
+            request_id=rid, sent_s=client.now_s(), labels={**labels, "attempt": attempt}
         )
-        out.append(rec)
+        try:
+            await client.send(rec, prompt, max_tokens)
+        finally:
+            out.append(rec)  # an attempt cut off at the deadline is kept, as incomplete
         if not policy.should_retry(rec, attempt):
             return
         attempt += 1
@@ -260,7 +267,7 @@ async def retry_run(
         timeouts: per-attempt limits.
         seed: seeds the arrival schedule, the prompts and each policy's jitter.
         deadline_s: per policy, attempts still running this long after the first send are
-            cancelled (``incomplete``) and no retry is started after it.
+            cancelled and recorded as ``incomplete``, and no retry is started after it.
         pause_s: idle time between policies, so one policy's queue does not hurt the next.
     """
     if not policies:
@@ -316,19 +323,21 @@ async def retry_run(
             out: list[RequestRecord] = []
             tasks: set[asyncio.Task[None]] = set()
 
-            async def launch(
-                i: int, at_s: float, policy: RetryPolicy = policy, rng: random.Random = rng,
-                base: dict[str, Any] = base, out: list[RequestRecord] = out,
-            ) -> None:
-                await asyncio.sleep(max(0.0, at_s - client.now_s()))
-                await _user_request(
-                    client, policy, rng, prompts(i), max_tokens, {**base, "user_request": i},
-                    next_id, out,
-                )
-
             loop = asyncio.get_running_loop()
             for i, off in enumerate(offsets):
-                tasks.add(loop.create_task(launch(i, start + off)))
+                labels = {**base, "user_request": i}
+                task = _user_request(
+                    client,
+                    policy,
+                    rng,
+                    prompts(i),
+                    max_tokens,
+                    labels,
+                    next_id,
+                    out,
+                    start_s=start + off,
+                )
+                tasks.add(loop.create_task(task))
             _, pending = await asyncio.wait(tasks, timeout=deadline)
             for t in pending:
                 t.cancel()
