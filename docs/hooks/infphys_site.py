@@ -9,7 +9,8 @@ Every Markdown page is a Jinja2 template rendered before Markdown (pages with no
   served plotly.js (``docs/assets/javascripts/infphys-charts.js``). ``caption="..."`` adds a
   caption; every other keyword goes to the figure function.
 - every name in ``infphys.physics.__all__`` and ``infphys.catalog.__all__`` (``weight_bytes``,
-  ``get_gpu``, ``GPUS``, …), the modules ``physics``, ``catalog``, ``fmt`` and ``infphys``, and
+  ``get_gpu``, ``GPUS``, …), the modules ``physics``, ``catalog``, ``fmt``, ``sim``, ``stats``, ``planning``,
+  ``exercises`` and ``infphys``, and
   the shorthands ``gpu(key)`` and ``model(key)``;
 - the format helpers of ``infphys.fmt`` as functions or filters:
   ``{{ fmt.gb(weight_bytes("llama-3.1-8b")) }}`` or ``{{ weight_bytes("llama-3.1-8b") | gb }}``.
@@ -91,7 +92,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 
 def _environment() -> jinja2.Environment:
     import infphys
-    from infphys import catalog, fmt, physics
+    from infphys import catalog, exercises, fmt, physics, planning, sim, stats
 
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined,
@@ -110,6 +111,10 @@ def _environment() -> jinja2.Environment:
         catalog=catalog,
         physics=physics,
         fmt=fmt,
+        sim=sim,
+        stats=stats,
+        planning=planning,
+        exercises=exercises,
         gpu=catalog.get_gpu,
         model=catalog.get_model,
     )

@@ -15,6 +15,10 @@ a lab shows the same figure with ``mo.ui.plotly(fig)`` or simply ``fig``.
 - :mod:`infphys.plots.labs`: figures the labs draw from the learner's own results (the KV
   cliff, correct against naive; the simulated KV wall; sequential against concurrent requests;
   a sweep against an SLO and its price; one request's tokens over time; grouped bars).
+- :mod:`infphys.plots.labs_load`: the figures and theory-versus-measured tables of labs 7–11
+  (latency box plots, requests in flight against Little's Law, closed against open loop,
+  request latencies and server gauges on one clock, the token budget, overload and retries
+  compared, engine knobs against an SLO).
 - :mod:`infphys.plots.sim`: the simulated engine's state over time (running, waiting, KV
   usage, preemptions) and its calibration against TensorRT-LLM's published throughput.
 - :mod:`infphys.plots.chapters_serving`: the serving chapters' figures, run on the virtual-time

@@ -1,0 +1,792 @@
+"""MkDocs hook: the lab pages, their static snapshots, and the Day-3 notebook, all offline.
+
+**Lab snapshots.** Every ``labs/NN_*.py`` is run headless against the embedded simulator by
+``marimo export html`` (one subprocess per lab, started when the build starts so that they run
+while MkDocs renders the other pages) and the result is written to ``labs/snapshots/`` in the
+site. The exported page loads marimo's frontend from a CDN; the same files ship in the marimo
+wheel (``marimo/_static``), so they are copied once into ``assets/vendor/marimo/`` and every CDN
+URL in each snapshot is rewritten to that copy. marimo's plotly renderer lazy-loads MathJax from
+a CDN; the copied frontend points it at the site's vendored MathJax instead.
+
+A lab page names its lab by its file name (``docs/labs/03-kv-cache.md`` is ``labs/03_*.py``) and
+places generated parts with HTML comments, which survive the Jinja pass of ``infphys_site.py``:
+
+- ``<!-- infphys:lab-facts -->``: the lab's time budget (from the lab's own ``**Time: about N
+  minutes**`` line), its file and how to run it;
+- ``<!-- infphys:lab-exercises -->``: its exercises' prompts from the registry
+  (:mod:`infphys.exercises`; never the answers);
+- ``<!-- infphys:lab-snapshot -->``: the snapshot in an iframe;
+- ``<!-- infphys:labs-table -->`` (the labs index): one row per lab with its time, and the total.
+
+A marker left unreplaced, a lab that fails or draws an error, or a snapshot that still names a
+CDN stops the build.
+
+**The Day-3 notebook.** ``notebooks/day3_walkthrough.ipynb`` (kept without outputs) is executed
+with nbconvert against the embedded simulator, in the background like the labs, and handed to
+mkdocs-jupyter as ``notebooks/day3_walkthrough.ipynb``. Its plotly outputs become the site's own
+``div.infphys-chart`` elements, drawn by the locally served plotly.js like every chapter chart;
+the MathJax 2 and mermaid loaders of nbconvert's template, which point at cdnjs, are removed.
+
+**Cache.** Snapshots and the executed notebook are cached under ``$INFPHYS_SITE_CACHE``
+(default ``~/.cache/infphys/site``), keyed by a hash of the lab (or notebook), every file of the
+``infphys`` package and the marimo version, so a rebuild after editing a chapter reuses them.
+``INFPHYS_SITE_JOBS`` sets how many run at once (default: CPUs + 1; the labs spend much of
+their time waiting on the simulated server's clock). ``INFPHYS_SNAPSHOTS=0`` skips snapshots and
+notebook execution for a quick local preview (the pages then say so; never in CI).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import hashlib
+import html
+import json
+import logging
+import os
+import posixpath
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
+
+log = logging.getLogger("mkdocs.hooks.infphys_labs")
+
+#: Bump when the way snapshots or the notebook are produced changes (invalidates the cache).
+PIPELINE_VERSION = "1"
+#: Where things go in the built site.
+SNAPSHOT_DIR = "labs/snapshots"
+MARIMO_DIR = "assets/vendor/marimo"
+MATHJAX_JS = "assets/vendor/mathjax/tex-svg.js"
+#: The notebook: its source in the repository and its page in the site.
+NOTEBOOK_SRC = "notebooks/day3_walkthrough.ipynb"
+NOTEBOOK_URI = "notebooks/day3_walkthrough.ipynb"
+#: Nothing listens on the discard port, so the labs fall back to the embedded simulator rather
+#: than measure whatever answers on localhost:8000 of a shared machine.
+NO_SERVER_URL = "http://127.0.0.1:9"
+#: Seconds one lab export or the notebook may take before the build gives up on it.
+JOB_TIMEOUT_S = 300.0
+
+_MARIMO_CDN = re.compile(r"https://cdn\.jsdelivr\.net/npm/@marimo-team/frontend@[^/\"']+/dist/")
+_MATHJAX_CDN = re.compile(r"`https://cdn\.jsdelivr\.net/npm/mathjax-full@[^`]+`")
+#: A resource the browser would fetch from another host (what the browser test forbids).
+_EXTERNAL_RESOURCE = re.compile(
+    r"""<(?:script|img|iframe|source)[^>]*\ssrc=["'](?:https?:)?//"""
+    r"""|<link[^>]*\shref=["'](?:https?:)?//""",
+    re.I,
+)
+_TIME = re.compile(r"\*\*Time: about (\d+) minutes?\b")
+_TITLE = re.compile(r"""app_title\s*=\s*["']([^"']+)["']""")
+_MARKER = re.compile(r"<!--\s*infphys:([a-z-]+)\s*-->")
+_LAB_PAGE = re.compile(r"^labs/(\d{2})-[a-z0-9-]+\.md$")
+
+
+# --- the labs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lab:
+    """One marimo lab: ``labs/03_kv_cache.py``."""
+
+    number: int
+    path: Path
+    title: str  # "Lab 3 · The KV-cache cliff" (the notebook's app_title)
+    minutes: int  # the lab's own time budget
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    @property
+    def snapshot_uri(self) -> str:
+        return f"{SNAPSHOT_DIR}/{self.stem}.html"
+
+    @property
+    def short_title(self) -> str:
+        """The title without the ``Lab N ·`` prefix."""
+        return re.sub(r"^Lab\s+\d+\s*·\s*", "", self.title)
+
+
+def find_labs(root: Path) -> dict[int, Lab]:
+    """Every ``labs/NN_*.py`` by number, with the title and time budget each states."""
+    labs: dict[int, Lab] = {}
+    for path in sorted((root / "labs").glob("[0-9][0-9]_*.py")):
+        number = int(path.name[:2])
+        text = path.read_text(encoding="utf-8")
+        title = _TITLE.search(text)
+        minutes = _TIME.search(text)
+        if title is None or minutes is None:
+            raise PluginError(
+                f"{path.relative_to(root)}: a lab needs app_title=... and a "
+                "'**Time: about N minutes**' line (the lab pages read both)"
+            )
+        if number in labs:
+            raise PluginError(
+                f"two labs numbered {number:02d}: {labs[number].path.name}, {path.name}"
+            )
+        labs[number] = Lab(number, path, title.group(1), int(minutes.group(1)))
+    return labs
+
+
+# --- cache keys ------------------------------------------------------------------------------
+
+
+def _tree_digest(root: Path) -> str:
+    """A hash of every file of the infphys package (its source and data), and of marimo."""
+    import marimo
+
+    h = hashlib.sha256(f"pipeline {PIPELINE_VERSION} marimo {marimo.__version__}".encode())
+    for path in sorted((root / "infphys").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            h.update(path.relative_to(root).as_posix().encode())
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _key(source: Path, tree: str) -> str:
+    return hashlib.sha256(source.read_bytes() + tree.encode()).hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """``$INFPHYS_SITE_CACHE``, else ``$XDG_CACHE_HOME/infphys/site`` (``~/.cache/...``)."""
+    configured = os.environ.get("INFPHYS_SITE_CACHE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "infphys" / "site"
+
+
+# --- rewriting a snapshot to the local frontend ----------------------------------------------
+
+
+def rewrite_snapshot(text: str, assets_url: str) -> str:
+    """Point a ``marimo export html`` page at a local copy of marimo's frontend.
+
+    ``assets_url`` is the copy's URL relative to the page (``../../assets/vendor/marimo/``).
+    Raises ``ValueError`` if the page still loads anything from another host.
+    """
+    out = _MARIMO_CDN.sub(assets_url, text)
+    found = _EXTERNAL_RESOURCE.search(out)
+    if found:
+        raise ValueError(f"still loads from another host: {out[found.start() : found.end() + 80]}")
+    return out
+
+
+def snapshot_problems(text: str) -> tuple[int, list[str]]:
+    """The number of plotly figures in a snapshot, and the cells that ended in an error."""
+    start = text.find('"session": ')
+    if start < 0:
+        return 0, ["no session data: the export did not run the notebook"]
+    session, _ = json.JSONDecoder().raw_decode(text, start + len('"session": '))
+    errors = []
+    for cell in session.get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data") or {}
+            if output.get("type") == "error" or any("error" in str(m) for m in data):
+                errors.append(f"cell {cell.get('id')}: {json.dumps(data)[:300]}")
+    return text.count("<marimo-plotly"), errors
+
+
+def copy_marimo_frontend(site_dir: Path) -> Path:
+    """Copy the marimo wheel's frontend into the site once; point its MathJax at the site's."""
+    import marimo
+
+    static = Path(marimo.__file__).parent / "_static"
+    dest = site_dir / MARIMO_DIR
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(static, dest, ignore=shutil.ignore_patterns("*.md", "index.html"))
+    mathjax = posixpath.relpath(MATHJAX_JS, f"{MARIMO_DIR}/assets")
+    replacement = f"new URL(`{mathjax}`,import.meta.url).href"
+    patched = 0
+    for js in (dest / "assets").glob("*.js"):
+        text = js.read_text(encoding="utf-8")
+        if "mathjax-full@" in text:
+            new, n = _MATHJAX_CDN.subn(replacement, text)
+            if n:
+                js.write_text(new, encoding="utf-8")
+                patched += n
+    if not patched:
+        raise PluginError(
+            f"marimo {marimo.__version__}: its frontend no longer names MathJax's CDN the way "
+            "this hook expects; check docs/hooks/infphys_labs.py"
+        )
+    return dest
+
+
+# --- the notebook's figures as site charts ---------------------------------------------------
+
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+
+def chart_div(figure: dict[str, Any], div_id: str) -> str:
+    """A ``div.infphys-chart`` for a plotly figure's JSON (drawn by infphys-charts.js)."""
+    text = json.dumps(figure, separators=(",", ":"), allow_nan=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    text = text.replace("'", "&#39;")
+    layout = figure.get("layout") or {}
+    height = int(layout.get("height") or 450)
+    title = (layout.get("title") or {}).get("text") or "chart"
+    return (
+        f'<figure class="infphys-figure"><div class="infphys-chart" id="{div_id}" role="img" '
+        f'aria-label="{html.escape(str(title))}" style="height:{height}px" '
+        f"data-figure='{text}'></div></figure>"
+    )
+
+
+def notebook_for_site(nb: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The executed notebook with each plotly output replaced by a site chart; the count."""
+    charts = 0
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if not data or PLOTLY_MIME not in data:
+                continue
+            charts += 1
+            figure = data[PLOTLY_MIME]
+            output["data"] = {"text/html": chart_div(figure, f"nb-chart-{charts}")}
+            output.get("metadata", {}).pop(PLOTLY_MIME, None)
+    return nb, charts
+
+
+_NBCONVERT_CDN = [
+    # nbconvert's MathJax 2 loader and its configuration (the site has its own MathJax 3)
+    re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S),
+    # nbconvert's mermaid loader (imports from cdnjs when a diagram is present)
+    re.compile(
+        r'<script type="module">\s*document\.addEventListener\("DOMContentLoaded", async '
+        r"\(\) => \{\s*const diagrams.*?</script>",
+        re.S,
+    ),
+]
+
+
+def strip_nbconvert_cdn(text: str) -> str:
+    """Remove the CDN loaders of nbconvert's HTML template from a rendered notebook."""
+    for pattern in _NBCONVERT_CDN:
+        text = pattern.sub("", text)
+    if "cdnjs.cloudflare.com" in text or "cdn.jsdelivr.net" in text:
+        where = text.find("cdn")
+        raise ValueError(f"the notebook page still names a CDN: {text[where - 120 : where + 80]}")
+    return text
+
+
+# --- background jobs ---------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """A finished snapshot or notebook: the cached file and what the job found."""
+
+    path: Path
+    seconds: float
+    cached: bool
+    charts: int = 0
+
+
+@dataclass
+class _Jobs:
+    """The build's snapshot and notebook jobs, running in the background."""
+
+    root: Path
+    enabled: bool
+    labs: dict[int, Lab] = field(default_factory=dict)
+    tree: str = ""  # the infphys package's digest (part of every cache key)
+    cache: Path = field(default_factory=lambda: cache_dir())
+    futures: dict[str, concurrent.futures.Future[Result]] = field(default_factory=dict)
+    pool: concurrent.futures.ThreadPoolExecutor | None = None
+    procs: set[subprocess.Popen[str]] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    started: float = field(default_factory=time.perf_counter)
+
+    def result(self, name: str) -> Result:
+        try:
+            return self.futures[name].result()
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"infphys_labs: {name}: {exc}") from exc
+
+    def shutdown(self) -> None:
+        with self.lock:
+            for proc in self.procs:
+                with contextlib.suppress(OSError):
+                    proc.kill()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+_jobs: _Jobs | None = None
+
+
+def _job_env(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in (
+        "NIM_GEN_MODEL",
+        "NIM_CHAT_PATH",
+        "NIM_API_KEY",
+        "OPENAI_API_KEY",
+        "INFPHYS_LEARNER",
+    ):
+        env.pop(name, None)
+    env.update(
+        NIM_BASE_URL=NO_SERVER_URL,
+        INFPHYS_ANSWERS_DIR=str(tmp / "answers"),
+        PLOTLY_RENDERER="plotly_mimetype",
+        MPLBACKEND="Agg",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _run(jobs: _Jobs, cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> str:
+    """Run a job's subprocess (killed when the build stops); its output, or PluginError."""
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    with jobs.lock:
+        jobs.procs.add(proc)
+    try:
+        out, _ = proc.communicate(timeout=JOB_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise PluginError(f"{what} took more than {JOB_TIMEOUT_S:.0f} s:\n{out[-3000:]}") from None
+    finally:
+        with jobs.lock:
+            jobs.procs.discard(proc)
+    if proc.returncode != 0:
+        raise PluginError(f"{what} failed (exit {proc.returncode}):\n{out[-3000:]}")
+    return out
+
+
+def _snapshot_job(jobs: _Jobs, lab: Lab, tree: str, cache: Path) -> Result:
+    key = _key(lab.path, tree)
+    cached = cache / "snapshots" / f"{lab.stem}.{key}.html"
+    meta_path = cached.with_suffix(".json")
+    if cached.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        return Result(cached, float(meta["seconds"]), True, int(meta["charts"]))
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="infphys-snapshot-") as tmp_name:
+        tmp = Path(tmp_name)
+        out_file = tmp / f"{lab.stem}.html"
+        cmd = [sys.executable, "-m", "marimo", "export", "html", str(lab.path), "-o", str(out_file)]
+        output = _run(jobs, cmd, jobs.root, _job_env(tmp), f"marimo export of {lab.path.name}")
+        if not out_file.is_file():
+            raise PluginError(f"marimo export of {lab.path.name} wrote nothing:\n{output[-3000:]}")
+        text = out_file.read_text(encoding="utf-8")
+    seconds = time.perf_counter() - t0
+    charts, errors = snapshot_problems(text)
+    if errors:
+        raise PluginError(
+            f"{lab.path.name}: cells failed in the snapshot run:\n  " + "\n  ".join(errors)
+        )
+    assets = posixpath.relpath(MARIMO_DIR, posixpath.dirname(lab.snapshot_uri)) + "/"
+    try:
+        text = rewrite_snapshot(text, assets)
+    except ValueError as exc:
+        raise PluginError(f"{lab.path.name} snapshot: {exc}") from exc
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    for old in cached.parent.glob(f"{lab.stem}.*"):
+        old.unlink(missing_ok=True)
+    _write_atomic(cached, text)
+    _write_atomic(meta_path, json.dumps({"seconds": round(seconds, 2), "charts": charts}))
+    return Result(cached, seconds, False, charts)
+
+
+def notebook_dir(cache: Path, source: Path, tree: str) -> Path:
+    """The folder that holds the executed notebook at ``NOTEBOOK_URI`` (a docs-like tree)."""
+    return cache / "notebook" / f"{source.stem}.{_key(source, tree)}"
+
+
+def _notebook_job(jobs: _Jobs, source: Path, tree: str, cache: Path) -> Result:
+    folder = notebook_dir(cache, source, tree)
+    cached = folder / NOTEBOOK_URI
+    meta_path = folder / "meta.json"
+    if cached.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        return Result(cached, float(meta["seconds"]), True, int(meta["charts"]))
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="infphys-notebook-") as tmp_name:
+        tmp = Path(tmp_name)
+        cmd = [
+            sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
+            f"--ExecutePreprocessor.timeout={int(JOB_TIMEOUT_S)}",
+            "--ExecutePreprocessor.kernel_name=python3",
+            "--output-dir", str(tmp), "--output", source.name, str(source),
+        ]  # fmt: skip
+        env = _job_env(tmp)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(jobs.root), env.get("PYTHONPATH")]))
+        _run(jobs, cmd, source.parent, env, f"executing {source.name}")
+        nb = json.loads((tmp / source.name).read_text(encoding="utf-8"))
+    seconds = time.perf_counter() - t0
+    errors = [
+        o.get("ename", "error") + ": " + str(o.get("evalue", ""))[:200]
+        for c in nb.get("cells", [])
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
+    if errors:
+        raise PluginError(f"{source.name}: cells raised: {errors}")
+    nb, charts = notebook_for_site(nb)
+    for old in folder.parent.glob(f"{source.stem}.*"):
+        shutil.rmtree(old, ignore_errors=True)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(cached, json.dumps(nb, ensure_ascii=False))
+    _write_atomic(meta_path, json.dumps({"seconds": round(seconds, 2), "charts": charts}))
+    return Result(cached, seconds, False, charts)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _start(root: Path) -> _Jobs:
+    enabled = os.environ.get("INFPHYS_SNAPSHOTS", "1").strip().lower() not in ("0", "false", "no")
+    jobs = _Jobs(root=root, enabled=enabled, labs=find_labs(root))
+    if not enabled:
+        log.warning("infphys: INFPHYS_SNAPSHOTS=0: no lab snapshots, notebook not executed")
+        return jobs
+    jobs.tree = tree = _tree_digest(root)
+    cache = jobs.cache
+    workers = int(os.environ.get("INFPHYS_SITE_JOBS") or (os.cpu_count() or 1) + 1)
+    jobs.pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=max(1, workers), thread_name_prefix="infphys-labs"
+    )
+    # Longest first (as last measured), so the slowest lab does not start last.
+    timings = _load_timings(cache)
+    names: list[tuple[str, Any]] = [(lab.stem, lab) for lab in jobs.labs.values()]
+    notebook = root / NOTEBOOK_SRC
+    if notebook.is_file():
+        names.append((NOTEBOOK_URI, notebook))
+    names.sort(key=lambda item: -timings.get(item[0], 1e9))
+    for name, what in names:
+        if isinstance(what, Lab):
+            future = jobs.pool.submit(_snapshot_job, jobs, what, tree, cache)
+        else:
+            future = jobs.pool.submit(_notebook_job, jobs, what, tree, cache)
+        jobs.futures[name] = future
+    return jobs
+
+
+def _load_timings(cache: Path) -> dict[str, float]:
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads((cache / "timings.json").read_text(encoding="utf-8"))
+        return {str(k): float(v) for k, v in data.items()}
+    return {}
+
+
+def _save_timings(cache: Path, timings: dict[str, float]) -> None:
+    with contextlib.suppress(OSError):
+        cache.mkdir(parents=True, exist_ok=True)
+        _write_atomic(cache / "timings.json", json.dumps(timings, indent=1, sort_keys=True))
+
+
+# --- MkDocs events -----------------------------------------------------------------------------
+
+
+def _root(config: MkDocsConfig) -> Path:
+    return Path(config.config_file_path).resolve().parent
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    """Start the lab snapshots and the notebook in the background."""
+    global _jobs
+    if _jobs is not None:
+        _jobs.shutdown()
+    root = _root(config)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    _jobs = _start(root)
+    return config
+
+
+def on_shutdown() -> None:
+    if _jobs is not None:
+        _jobs.shutdown()
+
+
+def on_build_error(error: Exception) -> None:
+    if _jobs is not None:
+        _jobs.shutdown()
+
+
+def on_serve(server: Any, config: MkDocsConfig, builder: Any) -> Any:
+    """``mkdocs serve`` rebuilds when a lab or the notebook changes."""
+    root = _root(config)
+    for folder in ("labs", "notebooks"):
+        if (root / folder).is_dir():
+            server.watch(str(root / folder))
+    return server
+
+
+@event_priority(100)  # before mkdocs-jupyter wraps the notebook
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    """Add the Day-3 notebook as a page: the executed copy (it may still be running)."""
+    assert _jobs is not None
+    source = _jobs.root / NOTEBOOK_SRC
+    if not source.is_file():
+        return files
+    # A File with its own src_dir, not File.generated(): mkdocs-jupyter wraps the File and
+    # reads abs_src_path through the wrapper, which only works when src_dir is set.
+    # Not executed (INFPHYS_SNAPSHOTS=0): the page shows the code without outputs.
+    src_dir = notebook_dir(_jobs.cache, source, _jobs.tree) if _jobs.enabled else _jobs.root
+    files.append(
+        File(
+            NOTEBOOK_URI,
+            src_dir=str(src_dir),
+            dest_dir=config.site_dir,
+            use_directory_urls=config.use_directory_urls,
+        )
+    )
+    return files
+
+
+@event_priority(100)  # before mkdocs-jupyter reads the notebook
+def on_pre_page(page: Page, config: MkDocsConfig, files: Files) -> Page:
+    """Wait for the notebook to have run before its page is read."""
+    assert _jobs is not None
+    if page.file.src_uri == NOTEBOOK_URI and _jobs.enabled:
+        result = _jobs.result(NOTEBOOK_URI)
+        if Path(page.file.abs_src_path or "") != result.path:
+            raise PluginError(
+                f"{NOTEBOOK_URI}: the page reads {page.file.abs_src_path}, "
+                f"the executed copy is {result.path}"
+            )
+    return page
+
+
+@event_priority(100)  # before infphys_site's Jinja pass
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """Fill a lab page's markers; keep the notebook out of the Jinja pass (it is no template)."""
+    if page.file.src_uri == NOTEBOOK_URI:
+        page.meta["render_macros"] = False
+        return markdown
+    if "<!--" not in markdown:
+        return markdown
+    return _replace_markers(markdown, page, files)
+
+
+def _lab_of(page: Page) -> Lab | None:
+    assert _jobs is not None
+    m = _LAB_PAGE.match(page.file.src_uri)
+    if m is None:
+        return None
+    number = int(m.group(1))
+    if number not in _jobs.labs:
+        raise PluginError(f"{page.file.src_uri}: no labs/{number:02d}_*.py")
+    return _jobs.labs[number]
+
+
+def _lab_page_uri(lab: Lab, files: Files) -> str | None:
+    for f in files:
+        m = _LAB_PAGE.match(f.src_uri)
+        if m and int(m.group(1)) == lab.number:
+            return f.src_uri
+    return None
+
+
+def labs_table(labs: dict[int, Lab], page: Page, files: Files) -> str:
+    rows = [
+        "| # | lab | time | exercises | file |",
+        "|--:|---|--:|--:|---|",
+    ]
+    from infphys.exercises import exercises_for
+
+    total = 0
+    for number in sorted(labs):
+        lab = labs[number]
+        total += lab.minutes
+        uri = _lab_page_uri(lab, files)
+        name = lab.short_title
+        if uri is not None:
+            name = f"[{name}]({posixpath.relpath(uri, posixpath.dirname(page.file.src_uri))})"
+        n_ex = len(exercises_for(number))
+        rows.append(f"| {number} | {name} | {lab.minutes} min | {n_ex} | `labs/{lab.path.name}` |")
+    rows.append(f"| | **all eleven, at each lab's own estimate** | **{total} min** | | |")
+    return "\n".join(rows)
+
+
+def lab_facts(lab: Lab) -> str:
+    rel = f"labs/{lab.path.name}"
+    return "\n".join(
+        [
+            '<div class="infphys-lab-facts" markdown>',
+            "",
+            f":material-timer-outline: **{lab.minutes} minutes** · "
+            f":material-file-code-outline: `{rel}` · "
+            ":material-chip: no GPU needed (the embedded simulator answers)",
+            "",
+            "</div>",
+            "",
+            '=== "With the course CLI"',
+            "",
+            "    ```bash",
+            "    infphys labs            # opens marimo on the labs folder, target resolved",
+            "    ```",
+            "",
+            f"    then open `{lab.path.name}` in the file list.",
+            "",
+            '=== "With marimo directly"',
+            "",
+            "    ```bash",
+            f"    marimo edit {rel}",
+            "    ```",
+            "",
+            '=== "Against your NIM (or vLLM, SGLang, …)"',
+            "",
+            "    ```bash",
+            "    export NIM_BASE_URL=http://my-nim:8000       # the server to measure",
+            "    export NIM_GEN_MODEL=meta/llama-3.1-8b-instruct",
+            f"    marimo edit {rel}",
+            "    ```",
+            "",
+            "    If nothing answers there, the lab says so in one line and uses the embedded "
+            "simulator instead.",
+            "",
+        ]
+    )
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+def exercises_md(lab: Lab) -> str:
+    """The lab's exercises as the learner sees them: prompt, choices, what to type (no answers)."""
+    from infphys.exercises import exercises_for
+
+    exercises = exercises_for(lab.number)
+    if not exercises:
+        return "*This lab has no exercises.*"
+    blocks = []
+    for ex in exercises:
+        prompt = _PLACEHOLDER.sub(lambda m: f"`{m.group(1)}`", ex.prompt)
+        lines = [f'!!! question "{ex.id} · {ex.title}"', ""]
+        lines += ["    " + line if line else "" for line in prompt.splitlines()]
+        lines.append("")
+        if ex.kind == "choice":
+            for j, choice in enumerate(ex.choices):
+                lines.append(f"    - **{chr(ord('a') + j)})** {choice}")
+            lines.append("")
+            lines.append("    *Answer:* one of the choices.")
+        else:
+            unit = f" in {ex.unit}" if ex.unit else ""
+            lines.append(
+                f"    *Answer:* a number{unit}, within {ex.tolerance.describe(ex.unit)} of the "
+                "value for your settings."
+            )
+        blocks.append("\n".join(lines))
+    note = (
+        "Names in `code` are your own settings and measurements: the lab fills them in, and "
+        "checks your answer against the value they imply, so a neighbour's number fails. "
+        "Answers are in the lab (after you try) and, with explanations, in the "
+        "[instructor guide](../instructors.md)."
+    )
+    return note + "\n\n" + "\n\n".join(blocks)
+
+
+def snapshot_html(lab: Lab, page: Page) -> str:
+    assert _jobs is not None
+    if not _jobs.enabled:
+        return (
+            '!!! warning "No snapshot in this build"\n\n'
+            "    This site was built with `INFPHYS_SNAPSHOTS=0`; run the lab to see its output."
+        )
+    src = posixpath.relpath(lab.snapshot_uri, posixpath.dirname(page.url.rstrip("/") + "/x"))
+    title = html.escape(f"{lab.title}: static snapshot")
+    return (
+        f'<div class="infphys-snapshot">\n'
+        f'<div class="infphys-snapshot__bar">Static snapshot: <strong>{html.escape(lab.title)}'
+        f"</strong> run top to bottom against the embedded simulator when this site was built. "
+        f'Widgets are drawn but do not react. <a href="{src}" target="_blank" '
+        f'rel="noopener">Open it full page</a>.</div>\n'
+        f'<iframe class="infphys-snapshot__frame" src="{src}" title="{title}" '
+        f'data-lab="{lab.stem}"></iframe>\n'
+        f"</div>"
+    )
+
+
+@event_priority(-100)
+def on_page_content(html_text: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """Strip nbconvert's CDN loaders from the notebook page."""
+    if page.file.src_uri == NOTEBOOK_URI:
+        try:
+            return strip_nbconvert_cdn(html_text)
+        except ValueError as exc:
+            raise PluginError(f"{NOTEBOOK_URI}: {exc}") from exc
+    return html_text
+
+
+@event_priority(50)  # before infphys_site reports the site's size
+def on_post_build(config: MkDocsConfig) -> None:
+    """Copy marimo's frontend and the snapshots into the site; report the time each took."""
+    assert _jobs is not None
+    site = Path(config.site_dir)
+    if not _jobs.enabled:
+        return
+    t0 = time.perf_counter()
+    copy_marimo_frontend(site)
+    copy_s = time.perf_counter() - t0
+    waited = time.perf_counter()
+    timings: dict[str, float] = {}
+    report = []
+    for number in sorted(_jobs.labs):
+        lab = _jobs.labs[number]
+        result = _jobs.result(lab.stem)
+        dest = site / lab.snapshot_uri
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(result.path, dest)
+        timings[lab.stem] = result.seconds
+        report.append(
+            f"{number:02d} {result.seconds:.0f}s{'' if not result.cached else ' (cached)'}"
+        )
+    if NOTEBOOK_URI in _jobs.futures:
+        nb = _jobs.result(NOTEBOOK_URI)
+        timings[NOTEBOOK_URI] = nb.seconds
+        report.append(f"notebook {nb.seconds:.0f}s{'' if not nb.cached else ' (cached)'}")
+    _save_timings(_jobs.cache, timings)
+    log.info(
+        "infphys: lab snapshots %s; marimo frontend copied in %.1f s; waited %.1f s for jobs "
+        "after the pages were built",
+        ", ".join(report),
+        copy_s,
+        time.perf_counter() - waited,
+    )
+
+
+def _replace_markers(markdown: str, page: Page, files: Files) -> str:
+    assert _jobs is not None
+    lab = _lab_of(page)
+
+    def swap(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "labs-table":
+            return labs_table(_jobs.labs, page, files)
+        if lab is None:
+            raise PluginError(f"{page.file.src_uri}: <!-- infphys:{name} --> outside a lab page")
+        if name == "lab-facts":
+            return lab_facts(lab)
+        if name == "lab-exercises":
+            return exercises_md(lab)
+        if name == "lab-snapshot":
+            return snapshot_html(lab, page)
+        raise PluginError(f"{page.file.src_uri}: unknown marker <!-- infphys:{name} -->")
+
+    # The generated Markdown is not a template: infphys_site's Jinja pass leaves it alone.
+    return _MARKER.sub(lambda m: "{% raw %}\n" + swap(m) + "\n{% endraw %}", markdown)

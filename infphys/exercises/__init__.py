@@ -1,0 +1,72 @@
+"""Exercises for the labs: questions whose right answers come from the learner's own numbers.
+
+- :class:`Exercise` (``core``): a number or a choice, a ``solution`` computed from the context
+  the lab passes (settings and measurements), a :class:`Tolerance`, a hint and an instructor
+  explanation; ``Exercise.check(answer, **context)`` returns a :class:`Verdict`.
+- :data:`EXERCISES`: every exercise by id (``lab03.q1``), filled by importing the lab modules
+  below; :func:`exercises_for` lists one lab's; :func:`answer_key` is the instructors' markdown.
+- :class:`AnswerBook` (``book``): records a learner's answers, contexts, verdicts and run
+  summaries and merges them into one JSON file per learner; :func:`grade` re-checks a folder of
+  them (stored verdicts are not trusted) and tabulates who passed what.
+- ``infphys.exercises.ui``: marimo widgets (imported lazily, not from here).
+
+Adding a lab's exercises: write ``infphys/exercises/labNN.py`` defining module-level
+``Exercise(...)`` objects (creating one registers it), then add one import line below.
+
+>>> from infphys.exercises import check
+>>> check("lab03.q1", "131072", model="llama-3.1-8b").ok
+True
+"""
+
+from __future__ import annotations
+
+from infphys.exercises import lab01 as _lab01  # noqa: F401  (registers lab01.*)
+from infphys.exercises import lab02 as _lab02  # noqa: F401
+from infphys.exercises import lab03 as _lab03  # noqa: F401
+from infphys.exercises import lab04 as _lab04  # noqa: F401
+from infphys.exercises import lab05 as _lab05  # noqa: F401
+from infphys.exercises import lab06 as _lab06  # noqa: F401
+from infphys.exercises import lab07 as _lab07  # noqa: F401
+from infphys.exercises import lab08 as _lab08  # noqa: F401
+from infphys.exercises import lab09 as _lab09  # noqa: F401
+from infphys.exercises import lab10 as _lab10  # noqa: F401
+from infphys.exercises import lab11 as _lab11  # noqa: F401
+from infphys.exercises.book import (
+    ANSWERS_DIR_ENV,
+    SCHEMA,
+    AnswerBook,
+    default_answers_dir,
+    grade,
+    grade_answers,
+    learner_slug,
+)
+from infphys.exercises.core import (
+    EXERCISES,
+    Exercise,
+    Tolerance,
+    Verdict,
+    answer_key,
+    check,
+    exercises_for,
+    get_exercise,
+    register,
+)
+
+__all__ = [
+    "ANSWERS_DIR_ENV",
+    "EXERCISES",
+    "SCHEMA",
+    "AnswerBook",
+    "Exercise",
+    "Tolerance",
+    "Verdict",
+    "answer_key",
+    "check",
+    "default_answers_dir",
+    "exercises_for",
+    "get_exercise",
+    "grade",
+    "grade_answers",
+    "learner_slug",
+    "register",
+]

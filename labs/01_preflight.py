@@ -1,0 +1,405 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "marimo==0.25.2",
+#     "numpy>=1.26",
+#     "pandas>=2.1",
+#     "plotly>=5.20",
+#     "aiohttp>=3.9",
+#     # infphys itself: installed from this repository (pip install -e ".[labs]").
+#     "infphys",
+# ]
+# ///
+
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="Lab 1 · Preflight")
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    import marimo as mo
+    import pandas as pd
+
+    from infphys import fmt, physics
+    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab01 as ex1
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.measure import closed_loop, preflight_sync, run_sync
+    from infphys.plots import labs as lab_plots
+    from infphys.resolve import resolve_target
+
+    return (
+        AnswerBook,
+        GPUS,
+        MODELS,
+        closed_loop,
+        ex1,
+        exercise_widget,
+        fmt,
+        get_gpu,
+        get_model,
+        lab_plots,
+        mo,
+        os,
+        pd,
+        physics,
+        preflight_sync,
+        resolve_target,
+        run_sync,
+        save_view,
+        verdict_view,
+    )
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # Lab 1 · Preflight: what are we measuring?
+
+    *Every number in this course is a measurement of some server; before trusting one, know
+    which server answered, and check that it answers properly.*
+
+    **Time: about 5 minutes.** Find the target, run the preflight, time one request.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## The idea
+
+    The labs talk to any OpenAI-compatible server (NIM, vLLM, SGLang, TGI, llama.cpp). Which
+    one comes from the environment, as in NVIDIA's NIM notebooks:
+
+    | variable | default | meaning |
+    |---|---|---|
+    | `NIM_BASE_URL` | `http://localhost:8000` | scheme, host and port of the server |
+    | `NIM_CHAT_PATH` | `/v1/chat/completions` | the chat API's path |
+    | `NIM_GEN_MODEL` | `meta/llama-3.1-8b-instruct` | the `model` of every request |
+    | `NIM_API_KEY` | (none) | sent as a bearer token |
+
+    If nothing answers at `NIM_BASE_URL`, the labs start the **embedded simulator**: a real HTTP
+    server on 127.0.0.1 whose answers take the time a chosen GPU and model would take. One
+    streamed request then splits into two phases:
+
+    $$\text{e2e} = \text{TTFT} + (n - 1) \times \text{TPOT}$$
+
+    where TTFT (time to first token) is mostly the **prefill** of the prompt, and TPOT (time
+    per output token) is one **decode** step.
+    """)
+    return
+
+
+@app.cell
+def _(resolve_target):
+    # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
+    resolved = resolve_target()
+    target = resolved.target
+    return resolved, target
+
+
+@app.cell
+def _(mo, pd, resolved, target):
+    _cfg = resolved.sim.config if resolved.sim is not None else None
+    target_table = pd.DataFrame(
+        [
+            {"setting": "base URL", "value": target.base_url},
+            {"setting": "chat path", "value": target.chat_path},
+            {"setting": "model", "value": target.model},
+            {"setting": "simulated", "value": "yes" if resolved.simulated else "no"},
+        ]
+        + (
+            [
+                {"setting": "simulated GPU", "value": f"{_cfg.tp}× {_cfg.gpu.name}"},
+                {"setting": "simulated model",
+                 "value": f"{_cfg.model.name} ({_cfg.weights_precision.name})"},
+            ]
+            if _cfg is not None
+            else []
+        )
+    )
+    mo.vstack([mo.md(f"## 1 · The target\n\n{resolved.message}"), target_table])
+    return (target_table,)
+
+
+@app.cell
+def _(mo, preflight_sync, target):
+    # 2 · The live preflight: models, readiness, one tiny streamed answer.
+    verdict = preflight_sync(target)
+    preflight_ok = verdict.ok
+    _steps = [
+        {"step": s.name, "ok": s.ok, "status": s.status, "detail": s.detail,
+         "ms": round(s.elapsed_s * 1e3, 1)}
+        for s in verdict.steps
+    ]
+    mo.vstack(
+        [
+            mo.md("## 2 · Preflight"),
+            mo.callout(mo.md(str(verdict)), kind="success" if verdict.ok else "danger"),
+            mo.ui.table(_steps, selection=None),
+        ]
+    )
+    return preflight_ok, verdict
+
+
+@app.cell
+def _(GPUS, MODELS, mo, resolved):
+    _cfg = resolved.sim.config if resolved.sim is not None else None
+    max_tokens_pick = mo.ui.dropdown(["16", "64", "128", "256"], value="64",
+                                     label="max_tokens")
+    prompt_pick = mo.ui.dropdown(["32", "128", "512", "2048"], value="128",
+                                 label="prompt tokens")
+    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    theory_gpu_pick = mo.ui.dropdown(
+        options={g.name: g.key for g in GPUS.values()},
+        value=_cfg.gpu.name if _cfg is not None else "H200 SXM",
+        label="GPU behind the target (for the theory)",
+    )
+    theory_model_pick = mo.ui.dropdown(
+        options={m.name: m.key for m in MODELS.values()},
+        value=_cfg.model.name if _cfg is not None else "Llama-3.1-8B",
+        label="model behind the target",
+    )
+    mo.vstack(
+        [
+            mo.md("## 3 · Time one request"),
+            mo.hstack([prompt_pick, max_tokens_pick, seed_number], justify="start"),
+            mo.hstack([theory_gpu_pick, theory_model_pick], justify="start"),
+        ]
+    )
+    return max_tokens_pick, prompt_pick, seed_number, theory_gpu_pick, theory_model_pick
+
+
+@app.cell
+def _(max_tokens_pick):
+    # The settings as plain values, one cell each, so that a test can override any of them.
+    max_tokens = int(max_tokens_pick.value)
+    return (max_tokens,)
+
+
+@app.cell
+def _(prompt_pick):
+    prompt_tokens = int(prompt_pick.value)
+    return (prompt_tokens,)
+
+
+@app.cell
+def _(seed_number):
+    seed = int(seed_number.value)
+    return (seed,)
+
+
+@app.cell
+def _(get_gpu, theory_gpu_pick):
+    theory_gpu = get_gpu(theory_gpu_pick.value)
+    return (theory_gpu,)
+
+
+@app.cell
+def _(get_model, theory_model_pick):
+    theory_model = get_model(theory_model_pick.value)
+    return (theory_model,)
+
+
+@app.cell
+def _(closed_loop, max_tokens, prompt_tokens, run_sync, seed, target):
+    # One streamed request after one warm-up (connection set-up, the server's first-call costs),
+    # timed by the measuring client; token counts from `usage`.
+    probe = run_sync(
+        closed_loop(target, concurrency=1, requests=1, warmup=1, prompt_tokens=prompt_tokens,
+                    max_tokens=max_tokens, seed=seed)
+    )
+    request = next(r for r in probe.records if not r.warmup)
+    ttft_s = request.ttft_s
+    e2e_s = request.e2e_s
+    completion_tokens = request.completion_tokens
+    tpot_s = request.tpot_s
+    return completion_tokens, e2e_s, probe, request, tpot_s, ttft_s
+
+
+@app.cell
+def _(
+    max_tokens,
+    pd,
+    physics,
+    prompt_tokens,
+    request,
+    theory_gpu,
+    theory_model,
+    tpot_s,
+    ttft_s,
+):
+    # Theory (the roofline at the kit's defaults) against the measured request.
+    _theory_ttft = physics.prefill_time(theory_gpu, theory_model, prompt_tokens).total_s
+    _theory_tpot = physics.decode_step_s(theory_gpu, theory_model, 1,
+                                         prompt_tokens + max_tokens // 2)
+    comparison = pd.DataFrame(
+        [
+            {"quantity": "TTFT (prefill), ms", "theory": _theory_ttft * 1e3,
+             "measured": ttft_s * 1e3},
+            {"quantity": "TPOT (one decode step), ms", "theory": _theory_tpot * 1e3,
+             "measured": (tpot_s or float("nan")) * 1e3},
+        ]
+    )
+    comparison["error"] = [
+        f"{(_m / _t - 1) * 100:+.0f}%"
+        for _m, _t in zip(comparison["measured"], comparison["theory"], strict=True)
+    ]
+    token_source = request.token_count_source
+    comparison.round(2)
+    return comparison, token_source
+
+
+@app.cell(hide_code=True)
+def _(mo, token_source):
+    mo.md(
+        "The theory is the bare roofline: a prefill of the prompt's FLOPs at 70 % of peak, a "
+        "decode step that reads the weights at 80 % of bandwidth. A server adds a fixed cost per "
+        "step (kernel launches, scheduling, sampling) and the HTTP path, so the measured times "
+        f"are longer. Token counts here came from: **{token_source}**."
+    )
+    return
+
+
+@app.cell
+def _(lab_plots, request):
+    lab_plots.token_timeline(
+        request.chunk_times_s, request.sent_s, title="One streamed request, token by token"
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo, target):
+    mo.md(f"""
+    ## 4 · How to switch targets
+
+    This lab measured `{target.base_url}`. To measure your own server instead, stop the labs
+    (Ctrl-C) and start them with its address, for example:
+
+    ```
+    NIM_BASE_URL=http://gpu-box:8000 NIM_GEN_MODEL=meta/llama-3.1-8b-instruct infphys labs
+    ```
+
+    If that server does not answer, the labs say so and fall back to the simulator. The same
+    variables work for every `infphys` command (`infphys preflight`, `infphys sweep`, …).
+    """)
+    return
+
+
+@app.cell
+def _(completion_tokens, e2e_s, fmt, mo, preflight_ok, resolved, tpot_s, ttft_s):
+    _rate = 1 / tpot_s if tpot_s else float("nan")
+    mo.callout(
+        mo.md(
+            f"**Key takeaway.** {'The target answers correctly' if preflight_ok else 'The target failed its preflight'}"
+            f" ({'simulated' if resolved.simulated else 'a real server'}). One request took "
+            f"{fmt.ms(ttft_s)} to its first token and {fmt.seconds(e2e_s)} for "
+            f"{completion_tokens} tokens: **{fmt.ms(tpot_s or float('nan'))} per token, "
+            f"{fmt.tok_s(_rate)} for one user**. Everything later in the course is this "
+            "request, many times over, at the same time."
+        ),
+        kind="info",
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo, os):
+    learner = mo.ui.text(
+        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
+    )
+    mo.vstack([mo.md("## Exercises"), learner])
+    return (learner,)
+
+
+@app.cell
+def _(AnswerBook, completion_tokens, e2e_s, learner, ttft_s):
+    book = AnswerBook(learner.value, lab="lab01")
+    # Rounded as the prompts show them, so a learner's arithmetic on the shown numbers passes.
+    exercise_context = {
+        "ttft_s": round(ttft_s, 4),
+        "e2e_s": round(e2e_s, 4),
+        "completion_tokens": int(completion_tokens),
+    }
+    return book, exercise_context
+
+
+@app.cell
+def _(ex1, exercise_context, exercise_widget):
+    q1 = exercise_widget(ex1.Q1_TPOT, **exercise_context)
+    q1
+    return (q1,)
+
+
+@app.cell
+def _(book, ex1, exercise_context, q1, verdict_view):
+    v1 = book.check(ex1.Q1_TPOT, q1.value, **exercise_context)
+    verdict_view(v1)
+    return (v1,)
+
+
+@app.cell
+def _(ex1, exercise_context, exercise_widget):
+    q2 = exercise_widget(ex1.Q2_STREAM_RATE, **exercise_context)
+    q2
+    return (q2,)
+
+
+@app.cell
+def _(book, ex1, exercise_context, q2, verdict_view):
+    v2 = book.check(ex1.Q2_STREAM_RATE, q2.value, **exercise_context)
+    verdict_view(v2)
+    return (v2,)
+
+
+@app.cell
+def _(ex1, exercise_context, exercise_widget):
+    q3 = exercise_widget(ex1.Q3_SWITCH, **exercise_context)
+    q3
+    return (q3,)
+
+
+@app.cell
+def _(book, ex1, exercise_context, q3, verdict_view):
+    v3 = book.check(ex1.Q3_SWITCH, q3.value, **exercise_context)
+    verdict_view(v3)
+    return (v3,)
+
+
+@app.cell
+def _(mo):
+    save_button = mo.ui.run_button(label="Save my answers")
+    save_button
+    return (save_button,)
+
+
+@app.cell
+def _(
+    book,
+    exercise_context,
+    preflight_ok,
+    resolved,
+    save_button,
+    save_view,
+    v1,
+    v2,
+    v3,
+):
+    _ = (v1, v2, v3)  # save after every answer has been checked
+    book.add_run(
+        "preflight",
+        {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
+    )
+    save_view(book, save_button.value)
+    return
+
+
+if __name__ == "__main__":
+    app.run()

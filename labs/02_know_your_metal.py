@@ -1,0 +1,476 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "marimo==0.25.2",
+#     "numpy>=1.26",
+#     "pandas>=2.1",
+#     "plotly>=5.20",
+#     "nvidia-ml-py>=12",
+#     # optional: torch (CPU or CUDA build) runs the copy benchmark and the roofline experiment
+#     # on a GPU; without it they run on host memory with numpy / a scaled-down model.
+#     # infphys itself: installed from this repository (pip install -e ".[labs]").
+#     "infphys",
+# ]
+# ///
+
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="Lab 2 · Know your metal")
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    import marimo as mo
+    import pandas as pd
+
+    from infphys import fmt, physics
+    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab02 as ex2
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.measure.gpu import GPUWatcher, copy_bandwidth, engine_check, roofline_experiment
+    from infphys.plots.gpu import copy_bandwidth_figure, roofline_experiment_figure, watch_figure
+    from infphys.plots.physics import gpu_specs
+
+    return (
+        AnswerBook,
+        GPUS,
+        GPUWatcher,
+        MODELS,
+        copy_bandwidth,
+        copy_bandwidth_figure,
+        engine_check,
+        ex2,
+        exercise_widget,
+        fmt,
+        get_gpu,
+        get_model,
+        gpu_specs,
+        mo,
+        os,
+        pd,
+        physics,
+        roofline_experiment,
+        roofline_experiment_figure,
+        save_view,
+        verdict_view,
+        watch_figure,
+    )
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # Lab 2 · Know your metal
+
+    *Before you measure a server, know the machine under it: how many bytes per second its
+    memory can move sets the speed limit of every decode step.*
+
+    **Time: about 10 minutes** (the two benchmarks take under a minute together). Every part has
+    a "no GPU here" path: on a laptop the benchmarks run on host memory and a scaled-down model,
+    labelled as such, and the catalog stands in for the GPU.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## The idea
+
+    A decode step reads every weight once, whatever the batch. So the shortest step is
+
+    $$t_\text{step} \ge \frac{\text{weight bytes}}{\text{memory bandwidth}}
+    \qquad\text{e.g. } \frac{16.06\ \text{GB}}{3.35\ \text{TB/s}} = 4.79\ \text{ms
+    (Llama-3.1-8B, BF16, H100 SXM)}$$
+
+    A kernel is memory-bound while it does fewer FLOPs per byte than the **ridge point**,
+    $\text{peak FLOP/s} / \text{bandwidth}$ (295 for an H100 in BF16). Decode at small batch
+    does about one FLOP per weight byte: deep in memory-bound land.
+    """)
+    return
+
+
+@app.cell
+def _(engine_check):
+    # 1 · Engine check: which GPUs NVML sees (never raises; says why when there is none).
+    engine = engine_check()
+    has_gpu = engine.ok
+    return engine, has_gpu
+
+
+@app.cell(hide_code=True)
+def _(engine, fmt, has_gpu, mo, pd):
+    if has_gpu:
+        _rows = pd.DataFrame(
+            [
+                {
+                    "GPU": g.name,
+                    "memory": fmt.gib(g.memory_total_bytes) if g.memory_total_bytes else "n/a",
+                    "compute capability": ".".join(map(str, g.compute_capability or ())) or "n/a",
+                    "catalog entry": g.catalog.name if g.catalog else "not in catalog",
+                }
+                for g in engine.gpus
+            ]
+        )
+        _view = mo.vstack(
+            [mo.md(f"## 1 · Engine check\n\n**{engine.verdict}** (driver {engine.driver_version})"),
+             _rows]
+        )
+    else:
+        _view = mo.vstack(
+            [
+                mo.md("## 1 · Engine check"),
+                mo.callout(
+                    mo.md(
+                        f"**No GPU here.** {engine.verdict}. {engine.torch or ''}\n\n"
+                        "That is fine: pick the GPU you want to reason about below; the "
+                        "benchmarks run on this machine's host memory and say so."
+                    ),
+                    kind="neutral",
+                ),
+            ]
+        )
+    _view
+    return
+
+
+@app.cell
+def _(GPUS, MODELS, engine, has_gpu, mo):
+    _detected = engine.gpus[0].catalog if has_gpu and engine.gpus[0].catalog else None
+    gpu_pick = mo.ui.dropdown(
+        options={g.name: g.key for g in GPUS.values()},
+        value=_detected.name if _detected else "H100 SXM",
+        label="GPU to reason about" + (" (detected)" if _detected else ""),
+    )
+    model_pick = mo.ui.dropdown(
+        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B",
+        label="model for the weight-read floor",
+    )
+    mo.vstack([mo.md("## 2 · The bandwidth context table"), mo.hstack([gpu_pick, model_pick],
+                                                                      justify="start")])
+    return gpu_pick, model_pick
+
+
+@app.cell
+def _(get_gpu, gpu_pick):
+    gpu = get_gpu(gpu_pick.value)
+    return (gpu,)
+
+
+@app.cell
+def _(get_model, model_pick):
+    model = get_model(model_pick.value)
+    return (model,)
+
+
+@app.cell
+def _(GPUS, model, pd, physics):
+    # The catalog, with what each GPU's bandwidth means for one model (one call per column).
+    _weights = physics.weight_bytes(model)
+    bandwidth_table = pd.DataFrame(
+        [
+            {
+                "GPU": g.name,
+                "memory (GB)": g.memory_bytes / 1e9,
+                "bandwidth (TB/s)": g.bandwidth_bytes_per_s / 1e12,
+                "BF16 (TFLOP/s)": g.bf16_flops_per_s / 1e12,
+                "FP8 (TFLOP/s)": (g.fp8_flops_per_s or 0) / 1e12,
+                "ridge point (FLOP/byte)": physics.ridge_point(g),
+                f"{model.name} BF16 floor (ms)": _weights / g.bandwidth_bytes_per_s * 1e3,
+                "source": g.sources.get("bandwidth_bytes_per_s", ""),
+            }
+            for g in GPUS.values()
+        ]
+    ).sort_values("bandwidth (TB/s)", ignore_index=True)
+    bandwidth_table.round(2)
+    return (bandwidth_table,)
+
+
+@app.cell
+def _(gpu_specs):
+    gpu_specs()
+    return
+
+
+@app.cell(hide_code=True)
+def _(has_gpu, mo):
+    mo.md(
+        "## 3 · Copy bandwidth, counted both ways\n\n"
+        "A copy of *S* bytes reads *S* and writes *S*: the memory moves **2 × S**. Datasheets "
+        "count both directions; the original notebook counted *S* once and made an H100 look "
+        "like a 1.3 TB/s part. "
+        + ("This runs on your GPU." if has_gpu else
+           "**No GPU here:** this runs on host memory (CPU RAM) — it teaches the method, "
+           "not a GPU's figure.")
+    )
+    return
+
+
+@app.cell
+def _(mo):
+    copy_mib_pick = mo.ui.dropdown(["16", "64", "256", "1024"], value="64",
+                                   label="largest copy (MiB)")
+    repeats_number = mo.ui.number(3, 50, step=1, value=5, label="timings per size")
+    mo.hstack([copy_mib_pick, repeats_number], justify="start")
+    return copy_mib_pick, repeats_number
+
+
+@app.cell
+def _(copy_mib_pick):
+    copy_largest_bytes = int(copy_mib_pick.value) * 2**20
+    return (copy_largest_bytes,)
+
+
+@app.cell
+def _(repeats_number):
+    copy_repeats = int(repeats_number.value)
+    return (copy_repeats,)
+
+
+@app.cell
+def _(GPUWatcher, copy_bandwidth, copy_largest_bytes, copy_repeats):
+    # The copy benchmark, with the GPU watcher sampling alongside (empty, with a reason, if no GPU).
+    with GPUWatcher(interval_s=0.05) as copy_watch:
+        copy = copy_bandwidth(
+            sizes_bytes=[1 * 2**20, copy_largest_bytes // 4, copy_largest_bytes],
+            repeats=copy_repeats,
+            warmup=1,
+            time_budget_s=20.0,
+        )
+    copy_bytes = int(copy.frame["size_bytes"].iloc[-1])
+    copy_s = float(copy.frame["median_s"].iloc[-1])
+    return copy, copy_bytes, copy_s, copy_watch
+
+
+@app.cell
+def _(copy, fmt, gpu, mo, pd):
+    # Theory (datasheet) against measured, for the GPU measured or the GPU chosen above.
+    _datasheet = copy.catalog or (gpu if copy.memory == "device" else None)
+    _rows = [
+        {"convention": "read + written (2 × size / time)",
+         "measured": fmt.gb_s(copy.bandwidth_bytes_per_s)},
+        {"convention": "copied once (size / time)",
+         "measured": fmt.gb_s(copy.bandwidth_copied_once_bytes_per_s)},
+    ]
+    copy_table = pd.DataFrame(_rows)
+    if _datasheet is not None:
+        copy_table["datasheet"] = fmt.gb_s(_datasheet.bandwidth_bytes_per_s)
+        copy_table["error"] = [
+            f"{(copy.bandwidth_bytes_per_s / _datasheet.bandwidth_bytes_per_s - 1) * 100:+.0f}%",
+            f"{(copy.bandwidth_copied_once_bytes_per_s / _datasheet.bandwidth_bytes_per_s - 1) * 100:+.0f}%",
+        ]
+    else:
+        copy_table["datasheet"] = "none: host memory has no catalog entry"
+        copy_table["error"] = "n/a"
+    mo.vstack([mo.md(f"*{copy.label}*"), copy_table])
+    return (copy_table,)
+
+
+@app.cell
+def _(copy, copy_bandwidth_figure):
+    copy_bandwidth_figure(copy)
+    return
+
+
+@app.cell
+def _(copy_watch, mo, watch_figure):
+    mo.vstack(
+        [
+            mo.md("**The GPU watcher during the copy** (memory, utilisation, power; "
+                  + (copy_watch.reason or "sampled every 50 ms") + ")"),
+            watch_figure(copy_watch.frame, title="GPU during the copy benchmark"),
+        ]
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(has_gpu, mo):
+    mo.md(
+        "## 4 · The roofline experiment\n\n"
+        "Time real decode steps (random weights, the model's real matrix shapes) at several "
+        "batch sizes and put them on the roofline's prediction. "
+        + ("On this GPU: Llama-3.1-8B in BF16 (and FP8 where the GPU has FP8 units)."
+           if has_gpu else
+           "**No GPU here:** a two-layer Llama-shaped stack runs on the CPU and is priced "
+           "against this machine's own measured bandwidth and FLOP/s. A CPU shares its cores "
+           "with everything else running, so expect noisy timings and large errors.")
+    )
+    return
+
+
+@app.cell
+def _(mo):
+    budget_number = mo.ui.number(2, 120, step=1, value=8, label="time budget (s)")
+    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    mo.hstack([budget_number, seed_number], justify="start")
+    return budget_number, seed_number
+
+
+@app.cell
+def _(budget_number):
+    experiment_budget_s = float(budget_number.value)
+    return (experiment_budget_s,)
+
+
+@app.cell
+def _(seed_number):
+    seed = int(seed_number.value)
+    return (seed,)
+
+
+@app.cell
+def _(experiment_budget_s, has_gpu, roofline_experiment, seed):
+    experiment = roofline_experiment(
+        batch_sizes=None if has_gpu else (1, 4, 16, 64),
+        time_budget_s=experiment_budget_s,
+        seed=seed,
+    )
+    return (experiment,)
+
+
+@app.cell
+def _(experiment, roofline_experiment_figure):
+    roofline_experiment_figure(experiment)
+    return
+
+
+@app.cell
+def _(experiment, mo):
+    # Theory (the roofline at the kit's default efficiencies) against the measured step.
+    roofline_table = experiment[
+        ["precision", "batch", "step_s", "predicted_default_step_s", "error_vs_default",
+         "predicted_bound"]
+    ].assign(
+        measured_ms=lambda f: f["step_s"] * 1e3,
+        predicted_ms=lambda f: f["predicted_default_step_s"] * 1e3,
+        error=lambda f: [f"{e * 100:+.0f}%" for e in f["error_vs_default"]],
+    )[["precision", "batch", "measured_ms", "predicted_ms", "error", "predicted_bound"]]
+    mo.vstack(
+        [
+            mo.md(f"*{experiment.attrs.get('model', '')} on {experiment.attrs.get('gpu_name', '')}"
+                  f" — {experiment.attrs.get('gpu_source', '')}*"),
+            roofline_table.round(3),
+        ]
+    )
+    return (roofline_table,)
+
+
+@app.cell
+def _(copy, fmt, gpu, has_gpu, mo, model, physics):
+    weight_floor_s = physics.weight_bytes(model) / gpu.bandwidth_bytes_per_s
+    _frac = copy.fraction_of_datasheet
+    _measured = (
+        f"Your copy moved **{fmt.gb_s(copy.bandwidth_bytes_per_s)}** counted both ways"
+        + (f", {_frac * 100:.0f}% of the datasheet." if _frac is not None else
+           " on host memory — a GPU's HBM is 100 to 1,000 times faster.")
+    )
+    mo.callout(
+        mo.md(
+            f"**Key takeaway.** {model.name} holds {fmt.gb(physics.weight_bytes(model))} of BF16 "
+            f"weights; at the {gpu.name}'s {fmt.tb_s(gpu.bandwidth_bytes_per_s)} no decode step "
+            f"can take less than **{fmt.ms(weight_floor_s)}** — at most "
+            f"{1 / weight_floor_s:,.0f} tokens/s for one user, whatever the FLOP/s. "
+            + _measured
+            + ("" if has_gpu else " (No GPU here: the figures above are the catalog's.)")
+        ),
+        kind="info",
+    )
+    return (weight_floor_s,)
+
+
+@app.cell(hide_code=True)
+def _(mo, os):
+    learner = mo.ui.text(
+        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
+    )
+    mo.vstack([mo.md("## Exercises"), learner])
+    return (learner,)
+
+
+@app.cell
+def _(AnswerBook, copy_bytes, copy_s, gpu, learner, model):
+    book = AnswerBook(learner.value, lab="lab02")
+    exercise_context = {
+        "gpu": gpu.key,
+        "gpu_name": gpu.name,
+        "model": model.key,
+        "model_name": model.name,
+        "copy_bytes": copy_bytes,
+        "copy_s": copy_s,
+    }
+    return book, exercise_context
+
+
+@app.cell
+def _(ex2, exercise_context, exercise_widget):
+    q1 = exercise_widget(ex2.Q1_WEIGHT_FLOOR, **exercise_context)
+    q1
+    return (q1,)
+
+
+@app.cell
+def _(book, ex2, exercise_context, q1, verdict_view):
+    v1 = book.check(ex2.Q1_WEIGHT_FLOOR, q1.value, **exercise_context)
+    verdict_view(v1)
+    return (v1,)
+
+
+@app.cell
+def _(ex2, exercise_context, exercise_widget):
+    q2 = exercise_widget(ex2.Q2_RIDGE, **exercise_context)
+    q2
+    return (q2,)
+
+
+@app.cell
+def _(book, ex2, exercise_context, q2, verdict_view):
+    v2 = book.check(ex2.Q2_RIDGE, q2.value, **exercise_context)
+    verdict_view(v2)
+    return (v2,)
+
+
+@app.cell
+def _(ex2, exercise_context, exercise_widget):
+    q3 = exercise_widget(ex2.Q3_COPY_BANDWIDTH, **exercise_context)
+    q3
+    return (q3,)
+
+
+@app.cell
+def _(book, ex2, exercise_context, q3, verdict_view):
+    v3 = book.check(ex2.Q3_COPY_BANDWIDTH, q3.value, **exercise_context)
+    verdict_view(v3)
+    return (v3,)
+
+
+@app.cell
+def _(mo):
+    save_button = mo.ui.run_button(label="Save my answers")
+    save_button
+    return (save_button,)
+
+
+@app.cell
+def _(book, copy, engine, experiment, save_button, save_view, v1, v2, v3):
+    _ = (v1, v2, v3)  # save after every answer has been checked
+    book.add_run(
+        "metal",
+        {
+            "engine": engine.verdict,
+            "copy_label": copy.label,
+            "copy_bandwidth_bytes_per_s": copy.bandwidth_bytes_per_s,
+            "roofline_points": len(experiment),
+            "roofline_device": experiment.attrs.get("gpu_name", ""),
+        },
+    )
+    save_view(book, save_button.value)
+    return
+
+
+if __name__ == "__main__":
+    app.run()

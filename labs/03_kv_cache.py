@@ -1,0 +1,657 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "marimo==0.25.2",
+#     "numpy>=1.26",
+#     "pandas>=2.1",
+#     "plotly>=5.20",
+#     # infphys itself: installed from this repository (pip install -e ".[labs]").
+#     "infphys",
+# ]
+# ///
+
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="Lab 3 · The KV-cache cliff")
+
+
+@app.cell(hide_code=True)
+def _():
+    import dataclasses
+    import os
+
+    import marimo as mo
+    import pandas as pd
+
+    from infphys import fmt, physics
+    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab03 as ex3
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.plots import labs as lab_plots
+    from infphys.sim.config import EngineConfig
+    from infphys.sim.virtual import simulate, time_average
+    from infphys.sim.workload import Workload
+
+    return (
+        AnswerBook,
+        EngineConfig,
+        GPUS,
+        MODELS,
+        Workload,
+        dataclasses,
+        ex3,
+        exercise_widget,
+        fmt,
+        get_gpu,
+        get_model,
+        lab_plots,
+        mo,
+        os,
+        pd,
+        physics,
+        save_view,
+        simulate,
+        time_average,
+        verdict_view,
+    )
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # Lab 3 · The KV-cache cliff
+
+    *Every user you admit rents a slice of GPU memory for as long as their conversation lasts;
+    when the slices run out, the server does not slow down gracefully — it stops admitting.*
+
+    **Time: about 10 minutes.** Move the sliders, read the two VRAM lines, then watch the
+    simulated server hit the same wall.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## The idea
+
+    Each token a sequence has seen leaves a key and a value vector in **every layer**:
+
+    $$\text{KV bytes per token} = 2 \times \text{layers} \times \text{KV heads} \times
+    \text{head dim} \times \text{bytes per element}$$
+
+    A user with a context of $n$ tokens holds $n$ times that, so memory grows in a straight
+    line with users: $\text{weights} + \text{users} \times n \times \text{KV per token}$. The
+    GPU's memory is a horizontal line; where the two cross, the next user does not fit.
+
+    Many quick calculators write **hidden** where *KV heads × head dim* belongs:
+    $2 \times \text{layers} \times \text{hidden} \times \text{bytes}$. That ignores
+    grouped-query attention (8 KV heads shared by 32 query heads in Llama-3.1-8B: 4× too
+    much) and MLA (DeepSeek-V3 caches one small latent: 25× too much). Both lines are drawn
+    below.
+    """)
+    return
+
+
+@app.cell
+def _(GPUS, MODELS, mo):
+    model_preset = mo.ui.dropdown(
+        options={m.name: m.key for m in MODELS.values()},
+        value="Llama-3.1-8B",
+        label="model preset",
+    )
+    gpu_1 = mo.ui.dropdown(
+        options={g.name: g.key for g in GPUS.values()},
+        value="H100 SXM",
+        label="VRAM line 1 (the simulated GPU)",
+    )
+    gpu_2 = mo.ui.dropdown(
+        options={g.name: g.key for g in GPUS.values()}, value="H200 SXM", label="VRAM line 2"
+    )
+    context_slider = mo.ui.slider(
+        steps=[1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072],
+        value=8192,
+        label="context per user (prompt + output tokens)",
+        show_value=True,
+    )
+    users_slider = mo.ui.slider(8, 512, step=8, value=160, label="users to plot", show_value=True)
+    kv_precision_pick = mo.ui.dropdown(
+        options=["bf16", "fp8", "fp32"], value="bf16", label="KV-cache precision"
+    )
+    weights_precision_pick = mo.ui.dropdown(
+        options=["bf16", "fp8", "int4"], value="bf16", label="weights precision"
+    )
+    return (
+        context_slider,
+        gpu_1,
+        gpu_2,
+        kv_precision_pick,
+        model_preset,
+        users_slider,
+        weights_precision_pick,
+    )
+
+
+@app.cell
+def _(get_model, mo, model_preset):
+    # The shape sliders start at the preset's values; move them to invent a model.
+    preset = get_model(model_preset.value)
+    layers_slider = mo.ui.slider(
+        max(1, preset.sliding_window_layers), 160, value=preset.layers, label="layers",
+        show_value=True,
+    )
+    hidden_slider = mo.ui.slider(
+        512, 32768, step=64, value=preset.hidden, label="hidden size", show_value=True
+    )
+    kv_heads_pick = mo.ui.dropdown(
+        options=[str(d) for d in range(1, preset.heads + 1) if preset.heads % d == 0],
+        value=str(preset.kv_heads),
+        label=f"KV heads (of {preset.heads} query heads)",
+    )
+    return hidden_slider, kv_heads_pick, layers_slider, preset
+
+
+@app.cell(hide_code=True)
+def _(
+    context_slider,
+    gpu_1,
+    gpu_2,
+    hidden_slider,
+    kv_heads_pick,
+    kv_precision_pick,
+    layers_slider,
+    mo,
+    model_preset,
+    users_slider,
+    weights_precision_pick,
+):
+    mo.vstack(
+        [
+            mo.md("## Controls"),
+            mo.hstack([model_preset, kv_precision_pick, weights_precision_pick], justify="start"),
+            mo.hstack([layers_slider, hidden_slider, kv_heads_pick], justify="start"),
+            mo.hstack([context_slider, users_slider], justify="start"),
+            mo.hstack([gpu_1, gpu_2], justify="start"),
+        ]
+    )
+    return
+
+
+@app.cell
+def _(dataclasses, hidden_slider, kv_heads_pick, layers_slider, preset):
+    # The settings as plain values, one cell each, so that a test can override any of them.
+    model_spec = dataclasses.replace(
+        preset,
+        layers=layers_slider.value,
+        hidden=hidden_slider.value,
+        kv_heads=int(kv_heads_pick.value),
+    )
+    return (model_spec,)
+
+
+@app.cell
+def _(context_slider):
+    context_tokens = context_slider.value
+    return (context_tokens,)
+
+
+@app.cell
+def _(users_slider):
+    max_users = users_slider.value
+    return (max_users,)
+
+
+@app.cell
+def _(kv_precision_pick):
+    kv_precision = kv_precision_pick.value
+    return (kv_precision,)
+
+
+@app.cell
+def _(weights_precision_pick):
+    weights_precision = weights_precision_pick.value
+    return (weights_precision,)
+
+
+@app.cell
+def _(get_gpu, gpu_1):
+    gpu_a = get_gpu(gpu_1.value)
+    return (gpu_a,)
+
+
+@app.cell
+def _(get_gpu, gpu_2):
+    gpu_b = get_gpu(gpu_2.value)
+    return (gpu_b,)
+
+
+@app.cell
+def _(
+    context_tokens,
+    gpu_a,
+    gpu_b,
+    kv_precision,
+    max_users,
+    model_spec,
+    physics,
+    weights_precision,
+):
+    # The widget: weights + KV for 1 … max_users users, correct and naive, against two VRAM lines.
+    vram_lines = {gpu_a.name: gpu_a.memory_bytes, gpu_b.name: gpu_b.memory_bytes}
+    cliff = physics.kv_cliff(
+        model_spec, context_tokens, max_users, vram_lines_bytes=vram_lines,
+        weights_precision=weights_precision, kv_precision=kv_precision,
+    )
+    cliff_naive = physics.kv_cliff(
+        model_spec, context_tokens, max_users, vram_lines_bytes=vram_lines,
+        weights_precision=weights_precision, kv_precision=kv_precision, naive=True,
+    )
+    kv_bytes_per_token = cliff.kv_bytes_per_token
+    kv_bytes_per_token_naive = cliff_naive.kv_bytes_per_token
+    return cliff, cliff_naive, kv_bytes_per_token, kv_bytes_per_token_naive
+
+
+@app.cell(hide_code=True)
+def _(
+    cliff,
+    cliff_naive,
+    context_tokens,
+    fmt,
+    kv_bytes_per_token,
+    kv_bytes_per_token_naive,
+    mo,
+    model_spec,
+):
+    def _crash(c):
+        return "beyond the chart" if c is None else f"user {fmt.count(c)}"
+
+    _crash_lines = "  \n".join(
+        f"**{name}**: out of memory at {_crash(cliff.crash_users[name])} "
+        f"(naive formula: {_crash(cliff_naive.crash_users[name])})"
+        for name in cliff.vram_lines_bytes
+    )
+    mo.vstack(
+        [
+            mo.hstack(
+                [
+                    mo.stat(fmt.count(kv_bytes_per_token) + " B", label="KV per token",
+                            caption=f"{model_spec.attention_kind}, correct formula"),
+                    mo.stat(fmt.count(kv_bytes_per_token_naive) + " B", label="naive KV per token",
+                            caption="2 × layers × hidden × bytes"),
+                    mo.stat(fmt.gb(float(cliff.kv_bytes[0])), label="KV per user",
+                            caption=f"{fmt.count(context_tokens)} tokens"),
+                    mo.stat(fmt.gb(cliff.weights_bytes), label="weights",
+                            caption=f"{model_spec.params_total / 1e9:.2f} B parameters"),
+                ],
+                justify="start",
+            ),
+            mo.md("**The crash estimate** (raw VRAM, nothing held back):  \n" + _crash_lines),
+        ]
+    )
+    return
+
+
+@app.cell
+def _(cliff, cliff_naive, context_tokens, fmt, lab_plots, model_spec):
+    lab_plots.kv_cliff_compare(
+        cliff, cliff_naive,
+        title=f"{model_spec.name}: weights + KV cache, {fmt.count(context_tokens)} tokens per user",
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## Confirm it on the simulator
+
+    A real engine does not hand out all of VRAM. vLLM keeps 10 % back
+    (`gpu_memory_utilization = 0.9`) and reserves room for activations (about 2 GiB), so the
+    **engine's wall** is lower than the crash line above:
+
+    $$\text{users that fit} = \left\lfloor \frac{0.9 \times \text{memory} - \text{weights} - \text{reserve}}{n \times \text{KV per token}} \right\rfloor$$
+
+    Below, the embedded simulator (vLLM's scheduler with paged KV blocks, in virtual time)
+    serves closed-loop users around that wall: each user sends a request of
+    `context − output` prompt tokens and asks for `output` tokens. Up to the wall every user
+    runs; beyond it the engine runs out of KV blocks, so requests **wait** for admission
+    and running ones get **preempted** (evicted and recomputed later).
+    """)
+    return
+
+
+@app.cell
+def _(mo):
+    output_tokens_pick = mo.ui.dropdown(
+        options=["64", "128", "256", "512"], value="256", label="output tokens per request"
+    )
+    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    mo.hstack([output_tokens_pick, seed_number], justify="start")
+    return output_tokens_pick, seed_number
+
+
+@app.cell
+def _(context_tokens, output_tokens_pick):
+    output_tokens = min(int(output_tokens_pick.value), context_tokens // 2)
+    return (output_tokens,)
+
+
+@app.cell
+def _(seed_number):
+    seed = int(seed_number.value)
+    return (seed,)
+
+
+@app.cell
+def _(
+    EngineConfig,
+    context_tokens,
+    gpu_a,
+    kv_precision,
+    model_spec,
+    output_tokens,
+    physics,
+    seed,
+    weights_precision,
+):
+    prompt_tokens = context_tokens - output_tokens
+    # The calculator's wall, in whole KV blocks of 16 tokens as vLLM allocates them.
+    engine_wall_users = physics.max_concurrent_sequences(
+        gpu_a, model_spec, context_tokens, weights_precision=weights_precision,
+        kv_precision=kv_precision, block_tokens=16,
+    )
+    try:
+        sim_config = EngineConfig.build(
+            gpu=gpu_a, model=model_spec, weights_precision=weights_precision,
+            kv_precision=kv_precision, max_model_len=context_tokens, seed=seed,
+        )
+        sim_problem = ""
+    except ValueError as _exc:
+        sim_config, sim_problem = None, str(_exc)
+    return engine_wall_users, prompt_tokens, sim_config, sim_problem
+
+
+@app.cell
+def _(
+    Workload,
+    engine_wall_users,
+    output_tokens,
+    pd,
+    prompt_tokens,
+    seed,
+    sim_config,
+    simulate,
+    time_average,
+):
+    # Concurrency levels from half the wall to twice it; two requests per user at each level.
+    sweep_levels = sorted(
+        {max(1, round(engine_wall_users * f)) for f in (0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0)}
+    ) if engine_wall_users > 0 else []
+    sweep_rows = []
+    if sim_config is not None:
+        for _c in sweep_levels:
+            _res = simulate(
+                sim_config,
+                Workload.closed(concurrency=_c, requests=2 * _c, prompt_tokens=prompt_tokens,
+                                max_tokens=output_tokens, ignore_eos=True, seed=seed),
+                keep_chunk_times=False,
+            )
+            _s = _res.summary()
+            sweep_rows.append(
+                {
+                    "concurrency": _c,
+                    "max_running": int(_s["peak_running"]),
+                    "mean_waiting": time_average(_res.timeseries, "waiting"),
+                    "preemptions": int(_s["preemptions"]),
+                    "output_tokens_per_s": _s["output_tokens_per_s"],
+                    "tpot_mean_ms": _s["tpot_mean_s"] * 1e3,
+                    "kv_usage_peak": _s["peak_kv_usage"],
+                }
+            )
+    sweep = pd.DataFrame(sweep_rows)
+    return (sweep,)
+
+
+@app.cell
+def _(
+    engine_wall_users,
+    fmt,
+    gpu_a,
+    lab_plots,
+    mo,
+    model_spec,
+    sim_problem,
+    sweep,
+):
+    if sim_problem:
+        _out = mo.callout(mo.md(f"The simulator cannot run this configuration: {sim_problem}"),
+                          kind="warn")
+    elif sweep.empty:
+        _out = mo.callout(mo.md("No user fits: the weights alone fill the GPU."), kind="warn")
+    else:
+        _out = lab_plots.kv_wall_sweep(
+            sweep, engine_wall_users,
+            title=f"Simulated {gpu_a.name}, {model_spec.name}: "
+            f"the wall at {fmt.count(engine_wall_users)} users",
+        )
+    _out
+    return
+
+
+@app.cell
+def _(context_tokens, engine_wall_users, pd, sim_config, sweep):
+    # Theory against the simulator, with the error of each.
+    if sweep.empty or sim_config is None:
+        sim_peak_running = None
+        first_preempting_users = None
+        comparison = pd.DataFrame()
+    else:
+        sim_peak_running = int(sweep["max_running"].max())
+        _pre = sweep[sweep["preemptions"] > 0]
+        first_preempting_users = int(_pre["concurrency"].min()) if len(_pre) else None
+        _calm = sweep[sweep["preemptions"] == 0]
+        _rows = [
+            ("users the KV cache holds (block accounting)",
+             sim_config.kv_capacity_tokens // context_tokens),
+            ("most requests running at once", sim_peak_running),
+            ("highest concurrency without preemptions",
+             int(_calm["concurrency"].max()) if len(_calm) else None),
+        ]
+        comparison = pd.DataFrame(
+            [
+                {
+                    "quantity": _q,
+                    "calculator": engine_wall_users,
+                    "simulator": _s,
+                    "error": "n/a" if _s is None else f"{(_s / engine_wall_users - 1) * 100:+.1f}%",
+                }
+                for _q, _s in _rows
+            ]
+        )
+    comparison
+    return first_preempting_users, sim_peak_running
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    The simulator's engine may run a few more sequences than the calculator at first: a
+    request holds only its prompt's blocks when admitted and grows one token per step, so
+    the cache overfills until the longest requests need blocks that are no longer free. Then
+    the newest request is preempted, and from there the number running stays at the wall.
+    """)
+    return
+
+
+@app.cell
+def _(
+    cliff,
+    cliff_naive,
+    context_tokens,
+    engine_wall_users,
+    first_preempting_users,
+    fmt,
+    gpu_a,
+    kv_bytes_per_token,
+    kv_bytes_per_token_naive,
+    mo,
+    model_spec,
+):
+    naive_factor = kv_bytes_per_token_naive / kv_bytes_per_token
+    _seen = (
+        f"the simulator started preempting at **{fmt.count(first_preempting_users)}** users"
+        if first_preempting_users is not None
+        else "the simulator's sweep did not reach the wall"
+    )
+    _crash = cliff.crash_users[gpu_a.name]
+    _crash_naive = cliff_naive.crash_users[gpu_a.name]
+    _crash_text = (
+        f" The naive formula would crash the {gpu_a.name} at user {fmt.count(_crash_naive)} "
+        f"instead of {fmt.count(_crash)}."
+        if _crash is not None and _crash_naive is not None
+        else ""
+    )
+    mo.callout(
+        mo.md(
+            f"""
+            **Key takeaway.** {model_spec.name} at {fmt.count(context_tokens)} tokens per user
+            holds **{fmt.count(kv_bytes_per_token)} bytes of KV per token**, so one
+            {gpu_a.name} serves at most **{fmt.count(engine_wall_users)} users** — and
+            {_seen}. The quick formula overstates the KV cache **{naive_factor:.1f}×**.{_crash_text}
+            Halve the context and the wall doubles: concurrency is bought with context.
+            """
+        ),
+        kind="info",
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo, os):
+    learner = mo.ui.text(
+        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
+    )
+    mo.vstack([mo.md("## Exercises"), learner])
+    return (learner,)
+
+
+@app.cell
+def _(
+    AnswerBook,
+    context_tokens,
+    dataclasses,
+    gpu_a,
+    kv_precision,
+    learner,
+    model_preset,
+    model_spec,
+    preset,
+    weights_precision,
+):
+    book = AnswerBook(learner.value, lab="lab03")
+    # What the exercises are checked against: the learner's own settings.
+    exercise_context = {
+        "model": model_preset.value if model_spec == preset else dataclasses.asdict(model_spec),
+        "model_name": model_spec.name,
+        "gpu": gpu_a.key,
+        "gpu_name": gpu_a.name,
+        "context_tokens": context_tokens,
+        "kv_precision": kv_precision,
+        "weights_precision": weights_precision,
+    }
+    return book, exercise_context
+
+
+@app.cell
+def _(ex3, exercise_context, exercise_widget):
+    q1 = exercise_widget(ex3.Q1_KV_PER_TOKEN, **exercise_context)
+    q1
+    return (q1,)
+
+
+@app.cell
+def _(book, ex3, exercise_context, q1, verdict_view):
+    v1 = book.check(ex3.Q1_KV_PER_TOKEN, q1.value, **exercise_context)
+    verdict_view(v1)
+    return (v1,)
+
+
+@app.cell
+def _(ex3, exercise_context, exercise_widget):
+    q2 = exercise_widget(ex3.Q2_MAX_USERS, **exercise_context)
+    q2
+    return (q2,)
+
+
+@app.cell
+def _(book, ex3, exercise_context, q2, verdict_view):
+    v2 = book.check(ex3.Q2_MAX_USERS, q2.value, **exercise_context)
+    verdict_view(v2)
+    return (v2,)
+
+
+@app.cell
+def _(ex3, exercise_context, exercise_widget):
+    q3 = exercise_widget(ex3.Q3_NAIVE_FACTOR, **exercise_context)
+    q3
+    return (q3,)
+
+
+@app.cell
+def _(book, ex3, exercise_context, q3, verdict_view):
+    v3 = book.check(ex3.Q3_NAIVE_FACTOR, q3.value, **exercise_context)
+    verdict_view(v3)
+    return (v3,)
+
+
+@app.cell
+def _(ex3, exercise_context, exercise_widget):
+    q4 = exercise_widget(ex3.Q4_WHAT_RAN_OUT, **exercise_context)
+    q4
+    return (q4,)
+
+
+@app.cell
+def _(book, ex3, exercise_context, q4, verdict_view):
+    v4 = book.check(ex3.Q4_WHAT_RAN_OUT, q4.value, **exercise_context)
+    verdict_view(v4)
+    return (v4,)
+
+
+@app.cell
+def _(mo):
+    save_button = mo.ui.run_button(label="Save my answers")
+    save_button
+    return (save_button,)
+
+
+@app.cell
+def _(
+    book,
+    engine_wall_users,
+    first_preempting_users,
+    save_button,
+    save_view,
+    sim_peak_running,
+    v1,
+    v2,
+    v3,
+    v4,
+):
+    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+    book.add_run(
+        "kv_wall",
+        {
+            "calculator_users": engine_wall_users,
+            "simulator_peak_running": sim_peak_running,
+            "first_preempting_users": first_preempting_users,
+        },
+    )
+    save_view(book, save_button.value)
+    return
+
+
+if __name__ == "__main__":
+    app.run()

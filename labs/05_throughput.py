@@ -1,0 +1,428 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "marimo==0.25.2",
+#     "numpy>=1.26",
+#     "pandas>=2.1",
+#     "plotly>=5.20",
+#     "aiohttp>=3.9",
+#     "nvidia-ml-py>=12",
+#     # infphys itself: installed from this repository (pip install -e ".[labs]").
+#     "infphys",
+# ]
+# ///
+
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="Lab 5 · Throughput")
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    import marimo as mo
+    import pandas as pd
+
+    from infphys import fmt, physics, stats
+    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab05 as ex5
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.measure import closed_loop, run_sync
+    from infphys.measure.gpu import GPUWatcher
+    from infphys.plots import labs as lab_plots
+    from infphys.plots.gpu import watch_figure
+    from infphys.resolve import resolve_target
+
+    return (
+        AnswerBook,
+        GPUS,
+        GPUWatcher,
+        MODELS,
+        closed_loop,
+        ex5,
+        exercise_widget,
+        fmt,
+        get_gpu,
+        get_model,
+        lab_plots,
+        mo,
+        os,
+        pd,
+        physics,
+        resolve_target,
+        run_sync,
+        save_view,
+        stats,
+        verdict_view,
+        watch_figure,
+    )
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # Lab 5 · Throughput: one at a time against all at once
+
+    *A GPU serving one user is mostly waiting on memory; serving many, it does almost the same
+    work per step for all of them — so throughput is something you get from concurrency, not
+    from a faster request.*
+
+    **Time: about 8 minutes.** Send N requests one after the other, then all together, and
+    count the tokens the server says it generated.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## The idea
+
+    Throughput is **tokens per second of wall time**, counted from the server's own `usage`:
+
+    $$\text{throughput} = \frac{\sum_i \text{completion tokens}_i}{t_\text{last end} -
+    t_\text{first send}}$$
+
+    Run N requests sequentially and the wall time is the *sum* of their latencies. Run them
+    concurrently and the latencies *overlap*: the wall time is little more than one latency,
+    because each decode step reads the weights once for the whole batch. Dividing tokens by
+    the summed latencies of a concurrent run is therefore wrong by a factor equal to the
+    average number of requests in flight (Little's Law, $L = \lambda W$).
+    """)
+    return
+
+
+@app.cell
+def _(resolve_target):
+    # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
+    resolved = resolve_target()
+    target = resolved.target
+    return resolved, target
+
+
+@app.cell(hide_code=True)
+def _(mo, resolved):
+    mo.callout(mo.md(f"**Target:** {resolved.message}"), kind="neutral")
+    return
+
+
+@app.cell
+def _(GPUS, MODELS, mo, resolved):
+    _cfg = resolved.sim.config if resolved.sim is not None else None
+    requests_slider = mo.ui.slider(2, 64, step=1, value=8, show_value=True,
+                                   label="N requests")
+    max_tokens_pick = mo.ui.dropdown(["32", "64", "128", "256"], value="64",
+                                     label="max_tokens per request")
+    prompt_pick = mo.ui.dropdown(["32", "128", "512"], value="128", label="prompt tokens")
+    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    theory_gpu_pick = mo.ui.dropdown(
+        options={g.name: g.key for g in GPUS.values()},
+        value=_cfg.gpu.name if _cfg is not None else "H200 SXM",
+        label="GPU behind the target (for the theory)",
+    )
+    theory_model_pick = mo.ui.dropdown(
+        options={m.name: m.key for m in MODELS.values()},
+        value=_cfg.model.name if _cfg is not None else "Llama-3.1-8B",
+        label="model behind the target",
+    )
+    mo.vstack(
+        [
+            mo.md("## Controls"),
+            mo.hstack([requests_slider, max_tokens_pick, prompt_pick, seed_number],
+                      justify="start"),
+            mo.hstack([theory_gpu_pick, theory_model_pick], justify="start"),
+        ]
+    )
+    return (
+        max_tokens_pick,
+        prompt_pick,
+        requests_slider,
+        seed_number,
+        theory_gpu_pick,
+        theory_model_pick,
+    )
+
+
+@app.cell
+def _(requests_slider):
+    # The settings as plain values, one cell each, so that a test can override any of them.
+    n_requests = int(requests_slider.value)
+    return (n_requests,)
+
+
+@app.cell
+def _(max_tokens_pick):
+    max_tokens = int(max_tokens_pick.value)
+    return (max_tokens,)
+
+
+@app.cell
+def _(prompt_pick):
+    prompt_tokens = int(prompt_pick.value)
+    return (prompt_tokens,)
+
+
+@app.cell
+def _(seed_number):
+    seed = int(seed_number.value)
+    return (seed,)
+
+
+@app.cell
+def _(get_gpu, theory_gpu_pick):
+    theory_gpu = get_gpu(theory_gpu_pick.value)
+    return (theory_gpu,)
+
+
+@app.cell
+def _(get_model, theory_model_pick):
+    theory_model = get_model(theory_model_pick.value)
+    return (theory_model,)
+
+
+@app.cell
+def _(closed_loop, max_tokens, n_requests, prompt_tokens, run_sync, seed, target):
+    # N requests one after the other: concurrency 1.
+    sequential = run_sync(
+        closed_loop(target, concurrency=1, requests=n_requests, prompt_tokens=prompt_tokens,
+                    max_tokens=max_tokens, seed=seed)
+    )
+    return (sequential,)
+
+
+@app.cell
+def _(
+    GPUWatcher,
+    closed_loop,
+    max_tokens,
+    n_requests,
+    prompt_tokens,
+    run_sync,
+    seed,
+    target,
+):
+    # The same N requests all at once, with the GPU watcher sampling during the burst.
+    with GPUWatcher(interval_s=0.05) as burst_watch:
+        concurrent = run_sync(
+            closed_loop(target, concurrency=n_requests, requests=n_requests,
+                        prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed)
+        )
+    return burst_watch, concurrent
+
+
+@app.cell
+def _(concurrent, sequential, stats):
+    # Tokens/s from `usage` (stats.throughput), and the mistaken sum of latencies.
+    sequential_frame = sequential.frame()
+    concurrent_frame = concurrent.frame()
+    seq_tp = stats.throughput(sequential_frame)
+    conc_tp = stats.throughput(concurrent_frame)
+    sequential_tokens_per_s = seq_tp.output_tokens_per_s
+    concurrent_tokens_per_s = conc_tp.output_tokens_per_s
+    latency_sum_s = float(concurrent_frame["e2e_s"].sum())
+    wall_s = conc_tp.window_s
+    tokens_from_usage = bool((concurrent_frame["token_count_source"] == "usage").all())
+    return (
+        concurrent_frame,
+        concurrent_tokens_per_s,
+        latency_sum_s,
+        sequential_frame,
+        sequential_tokens_per_s,
+        tokens_from_usage,
+        wall_s,
+    )
+
+
+@app.cell
+def _(
+    concurrent_tokens_per_s,
+    max_tokens,
+    n_requests,
+    pd,
+    physics,
+    prompt_tokens,
+    sequential_tokens_per_s,
+    theory_gpu,
+    theory_model,
+):
+    # Theory: the decode roofline at batch 1 and at batch N (context mid-answer), kit defaults.
+    _ctx = prompt_tokens + max_tokens // 2
+    _, theory_sequential = physics.tokens_per_s_ceiling(theory_gpu, theory_model, 1, _ctx)
+    _, theory_concurrent = physics.tokens_per_s_ceiling(theory_gpu, theory_model, n_requests, _ctx)
+    comparison = pd.DataFrame(
+        [
+            {"run": "sequential (1 at a time)", "theory tokens/s": theory_sequential,
+             "measured tokens/s": sequential_tokens_per_s},
+            {"run": f"concurrent ({n_requests} at once)", "theory tokens/s": theory_concurrent,
+             "measured tokens/s": concurrent_tokens_per_s},
+        ]
+    )
+    comparison["error"] = [
+        f"{(_m / _t - 1) * 100:+.1f}%"
+        for _m, _t in zip(comparison["measured tokens/s"], comparison["theory tokens/s"],
+                          strict=True)
+    ]
+    comparison.round(1)
+    return comparison, theory_concurrent, theory_sequential
+
+
+@app.cell(hide_code=True)
+def _(mo, tokens_from_usage):
+    mo.md(
+        "Theory is the decode roofline (weights plus the batch's KV read once per step, at 80 % "
+        "of datasheet bandwidth); it leaves out prefill, the server's per-step overhead and the "
+        "HTTP path, so measured throughput sits below it. "
+        + ("Every token count came from the server's `usage` field."
+           if tokens_from_usage else
+           "**Some token counts are estimates** (the server sent no `usage`).")
+    )
+    return
+
+
+@app.cell
+def _(concurrent_frame, lab_plots, n_requests, pd, sequential_frame):
+    _both = pd.concat(
+        [
+            sequential_frame.assign(run="sequential"),
+            concurrent_frame.assign(run=f"concurrent ×{n_requests}"),
+        ],
+        ignore_index=True,
+    )
+    lab_plots.sequential_vs_concurrent(
+        _both, title="Each bar is one request, from send to last token"
+    )
+    return
+
+
+@app.cell
+def _(burst_watch, mo, watch_figure):
+    mo.vstack(
+        [
+            mo.md("**The GPU watcher during the burst** ("
+                  + (burst_watch.reason or "sampled every 50 ms") + ")"),
+            watch_figure(burst_watch.frame, title="GPU during the concurrent burst"),
+        ]
+    )
+    return
+
+
+@app.cell
+def _(
+    concurrent_tokens_per_s,
+    fmt,
+    latency_sum_s,
+    mo,
+    n_requests,
+    sequential_tokens_per_s,
+    wall_s,
+):
+    speedup = concurrent_tokens_per_s / sequential_tokens_per_s
+    understatement = latency_sum_s / wall_s
+    mo.callout(
+        mo.md(
+            f"**Key takeaway.** The same {n_requests} requests made "
+            f"**{fmt.tok_s(sequential_tokens_per_s)}** one at a time and "
+            f"**{fmt.tok_s(concurrent_tokens_per_s)}** all at once: **{speedup:.1f}×** the "
+            f"throughput for the same work. Their latencies add up to {fmt.seconds(latency_sum_s)} "
+            f"but the burst took {fmt.seconds(wall_s)} of wall time, so tokens ÷ summed latencies "
+            f"would understate the throughput **{understatement:.1f}×**."
+        ),
+        kind="info",
+    )
+    return speedup, understatement
+
+
+@app.cell(hide_code=True)
+def _(mo, os):
+    learner = mo.ui.text(
+        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
+    )
+    mo.vstack([mo.md("## Exercises"), learner])
+    return (learner,)
+
+
+@app.cell
+def _(
+    AnswerBook,
+    concurrent_tokens_per_s,
+    latency_sum_s,
+    learner,
+    sequential_tokens_per_s,
+    wall_s,
+):
+    book = AnswerBook(learner.value, lab="lab05")
+    # Rounded as the prompts show them, so a learner's arithmetic on the shown numbers passes.
+    exercise_context = {
+        "sequential_tokens_per_s": round(sequential_tokens_per_s, 1),
+        "concurrent_tokens_per_s": round(concurrent_tokens_per_s, 1),
+        "latency_sum_s": round(latency_sum_s, 3),
+        "wall_s": round(wall_s, 3),
+    }
+    return book, exercise_context
+
+
+@app.cell
+def _(ex5, exercise_context, exercise_widget):
+    q1 = exercise_widget(ex5.Q1_SPEEDUP, **exercise_context)
+    q1
+    return (q1,)
+
+
+@app.cell
+def _(book, ex5, exercise_context, q1, verdict_view):
+    v1 = book.check(ex5.Q1_SPEEDUP, q1.value, **exercise_context)
+    verdict_view(v1)
+    return (v1,)
+
+
+@app.cell
+def _(ex5, exercise_context, exercise_widget):
+    q2 = exercise_widget(ex5.Q2_SUMMED_LATENCY, **exercise_context)
+    q2
+    return (q2,)
+
+
+@app.cell
+def _(book, ex5, exercise_context, q2, verdict_view):
+    v2 = book.check(ex5.Q2_SUMMED_LATENCY, q2.value, **exercise_context)
+    verdict_view(v2)
+    return (v2,)
+
+
+@app.cell
+def _(ex5, exercise_context, exercise_widget):
+    q3 = exercise_widget(ex5.Q3_WHY, **exercise_context)
+    q3
+    return (q3,)
+
+
+@app.cell
+def _(book, ex5, exercise_context, q3, verdict_view):
+    v3 = book.check(ex5.Q3_WHY, q3.value, **exercise_context)
+    verdict_view(v3)
+    return (v3,)
+
+
+@app.cell
+def _(mo):
+    save_button = mo.ui.run_button(label="Save my answers")
+    save_button
+    return (save_button,)
+
+
+@app.cell
+def _(book, exercise_context, n_requests, resolved, save_button, save_view, v1, v2, v3):
+    _ = (v1, v2, v3)  # save after every answer has been checked
+    book.add_run(
+        "sequential_vs_concurrent",
+        {"target": resolved.message, "n_requests": n_requests, **exercise_context},
+    )
+    save_view(book, save_button.value)
+    return
+
+
+if __name__ == "__main__":
+    app.run()

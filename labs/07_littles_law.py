@@ -1,0 +1,409 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "marimo==0.25.2",
+#     "numpy>=1.26",
+#     "pandas>=2.1",
+#     "plotly>=5.20",
+#     # infphys itself: installed from this repository (pip install -e ".[labs]").
+#     "infphys",
+# ]
+# ///
+
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="Lab 7 · Little's Law and the baseline")
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    import marimo as mo
+    import pandas as pd
+
+    from infphys import fmt, stats
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab07 as ex7
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.measure import closed_loop, run_sync
+    from infphys.physics import littles_law_throughput_per_s
+    from infphys.plots.labs_load import comparison_table, in_flight_timeline, latency_box
+    from infphys.plots.load import latency_histogram
+    from infphys.resolve import resolve_target
+
+    return (
+        AnswerBook,
+        closed_loop,
+        comparison_table,
+        ex7,
+        exercise_widget,
+        fmt,
+        in_flight_timeline,
+        latency_box,
+        latency_histogram,
+        littles_law_throughput_per_s,
+        mo,
+        os,
+        pd,
+        resolve_target,
+        run_sync,
+        save_view,
+        stats,
+        verdict_view,
+    )
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # Lab 7 · Little's Law and the baseline
+
+    *Before you load a server, measure it alone: one user, one request at a time. That
+    baseline is the floor every later latency is compared with — and Little's Law already
+    tells you what throughput it allows.*
+
+    **Time: about 6 minutes.** The run below sends a couple of dozen short requests one after
+    another (about 10 seconds against the simulator).
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## The idea
+
+    **Latency is a distribution, not a number.** Report its median (p50) and its tail: p95 and
+    p99 are the values 95 % and 99 % of requests stay under. Users remember the tail.
+
+    **Little's Law.** In any stable system — a queue, a GPU batch, a shop — the mean number of
+    requests inside, $L$, the rate at which they pass through, $\lambda$, and the mean time each
+    spends inside, $W$, obey
+
+    $$L = \lambda \, W.$$
+
+    No distribution is assumed; it is the same area (requests × seconds) counted two ways. At
+    concurrency 1 there is (almost) always exactly one request in flight, so $L \approx 1$ and
+    the throughput one user can get is $\lambda = 1 / W$.
+
+    **The parts of a request.** The first token arrives after the time to first token (TTFT,
+    mostly the prefill of the prompt); each of the remaining $N - 1$ tokens after one decode
+    step (the time per output token, TPOT):
+
+    $$W = \text{TTFT} + (N - 1) \times \text{TPOT}.$$
+    """)
+    return
+
+
+@app.cell
+def _(resolve_target):
+    # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
+    resolved = resolve_target()
+    target = resolved.target
+    return resolved, target
+
+
+@app.cell(hide_code=True)
+def _(mo, resolved):
+    mo.callout(mo.md(f"**Target:** {resolved.message}"), kind="neutral")
+    return
+
+
+@app.cell
+def _(mo):
+    requests_slider = mo.ui.slider(10, 100, step=2, value=24, label="requests", show_value=True)
+    prompt_pick = mo.ui.dropdown(
+        options=["16", "64", "256", "1024"], value="64", label="prompt tokens"
+    )
+    max_tokens_slider = mo.ui.slider(
+        steps=[8, 16, 32, 64, 128, 256], value=32, label="max_tokens (output)", show_value=True
+    )
+    warmup_pick = mo.ui.dropdown(options=["0", "1", "2"], value="1", label="warm-up requests")
+    target_rate_number = mo.ui.number(
+        1, 10_000, step=1, value=20, label="a request rate to plan for (requests/s)"
+    )
+    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    mo.vstack(
+        [
+            mo.md("## Controls"),
+            mo.hstack([requests_slider, prompt_pick, max_tokens_slider], justify="start"),
+            mo.hstack([warmup_pick, target_rate_number, seed_number], justify="start"),
+        ]
+    )
+    return (
+        max_tokens_slider,
+        prompt_pick,
+        requests_slider,
+        seed_number,
+        target_rate_number,
+        warmup_pick,
+    )
+
+
+@app.cell
+def _(
+    max_tokens_slider,
+    prompt_pick,
+    requests_slider,
+    seed_number,
+    target_rate_number,
+    warmup_pick,
+):
+    # The settings as plain values (a test can override any of them).
+    requests = int(requests_slider.value)
+    prompt_tokens = int(prompt_pick.value)
+    max_tokens = int(max_tokens_slider.value)
+    warmup = int(warmup_pick.value)
+    target_req_per_s = float(target_rate_number.value)
+    seed = int(seed_number.value)
+    return max_tokens, prompt_tokens, requests, seed, target_req_per_s, warmup
+
+
+@app.cell
+def _(
+    closed_loop,
+    max_tokens,
+    prompt_tokens,
+    requests,
+    run_sync,
+    seed,
+    target,
+    warmup,
+):
+    # One call: the baseline, one request at a time (a closed loop at concurrency 1).
+    baseline = run_sync(
+        closed_loop(target, concurrency=1, requests=requests, warmup=warmup,
+                    prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed)
+    )
+    frame = baseline.frame()
+    return baseline, frame
+
+
+@app.cell
+def _(frame, stats):
+    # The statistics: percentiles per latency, the means, and Little's Law over the run.
+    summary = stats.summarize(frame).iloc[0]
+    _ok = stats.measured(frame).query("status == 'ok'")
+    ttft = stats.describe_latency(_ok["ttft_s"])
+    tpot = stats.describe_latency(_ok["tpot_s"])
+    e2e = stats.describe_latency(_ok["e2e_s"])
+    output_tokens = int(round(_ok["completion_tokens"].mean())) if len(_ok) else 0
+    # Warm-up requests are left out of L, λ and W alike (they ran before the measured window).
+    little = stats.littles_law(stats.measured(frame))
+    return e2e, little, output_tokens, summary, tpot, ttft
+
+
+@app.cell
+def _(e2e, pd, tpot, ttft):
+    percentile_table = pd.DataFrame(
+        [
+            {"latency": _name, "p50_ms": _d.p50_s * 1e3, "p95_ms": _d.p95_s * 1e3,
+             "p99_ms": _d.p99_s * 1e3, "mean_ms": _d.mean_s * 1e3, "max_ms": _d.max_s * 1e3,
+             "requests": _d.count}
+            for _name, _d in (("TTFT", ttft), ("TPOT", tpot), ("end-to-end", e2e))
+        ]
+    ).round(2)
+    percentile_table
+    return (percentile_table,)
+
+
+@app.cell
+def _(frame, latency_histogram, mo, latency_box):
+    mo.vstack(
+        [
+            latency_histogram(frame, metric="e2e",
+                              title="End-to-end latency at concurrency 1 (p50, p95, p99 marked)"),
+            latency_box(frame, metrics=("ttft", "tpot", "e2e"),
+                        title="TTFT, TPOT and end-to-end (every request a dot)"),
+        ]
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## Little's Law on your own data
+
+    The chart counts the requests in flight at every instant of your run. Its time average
+    over the measured window is $L$; the table puts it next to $\lambda W$ (requests finished
+    per second × their mean latency). At concurrency 1, $L$ is slightly below 1: between one
+    request's last byte and the next one's send, the client itself holds the floor.
+    """)
+    return
+
+
+@app.cell
+def _(frame, in_flight_timeline, little):
+    in_flight_timeline(frame, little=little,
+                       title="Requests in flight: measured L against λ·W (shaded: the window)")
+    return
+
+
+@app.cell
+def _(max_tokens, prompt_tokens, resolved):
+    # The roofline's decode step for one sequence with half its answer written (simulated
+    # targets only: for a real endpoint the GPU and model behind it are not known here).
+    decode_step_theory_s = (
+        resolved.sim.config.roofline.step_for([1], [prompt_tokens + max_tokens // 2]).total_s
+        if resolved.sim is not None and resolved.sim.config is not None
+        else None
+    )
+    return (decode_step_theory_s,)
+
+
+@app.cell
+def _(
+    comparison_table,
+    decode_step_theory_s,
+    e2e,
+    little,
+    littles_law_throughput_per_s,
+    summary,
+    tpot,
+):
+    _rows = [
+        ("mean requests in flight L", little.predicted_in_flight, little.mean_in_flight,
+         "requests", "Little's Law: λ × W"),
+        ("throughput", littles_law_throughput_per_s(1, e2e.mean_s),
+         summary["throughput_req_per_s"], "requests/s", "1 / W (L = 1 request in flight)"),
+    ]
+    if decode_step_theory_s is not None:
+        _rows.append(
+            ("time per output token", decode_step_theory_s * 1e3, tpot.mean_s * 1e3, "ms",
+             "roofline: one decode step at batch 1 on the simulated GPU")
+        )
+    theory_table = comparison_table(_rows)
+    theory_table
+    return (theory_table,)
+
+
+@app.cell
+def _(e2e, fmt, little, mo, summary):
+    tail_ratio = e2e.p99_s / e2e.p50_s
+    little_error = little.ratio - 1.0
+    mo.callout(
+        mo.md(
+            f"""
+            **Key takeaway.** One user at a time got **{summary['throughput_req_per_s']:.2f}
+            requests/s** through, which is $1/W$ for $W$ = {fmt.ms(e2e.mean_s)}: Little's Law
+            held within **{fmt.pct(abs(little_error), 1)}** on your own data. Your p99 is
+            **{tail_ratio:.2f}×** your p50 even with no other user around. To serve more
+            requests per second the server must hold more of them at once ($L = \\lambda W$);
+            lab 8 measures what that costs in latency.
+            """
+        ),
+        kind="info",
+    )
+    return little_error, tail_ratio
+
+
+@app.cell(hide_code=True)
+def _(mo, os):
+    learner = mo.ui.text(
+        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
+    )
+    mo.vstack([mo.md("## Exercises"), learner])
+    return (learner,)
+
+
+@app.cell
+def _(AnswerBook, e2e, learner, output_tokens, target_req_per_s, tpot, ttft):
+    book = AnswerBook(learner.value, lab="lab07")
+    # What the exercises are checked against: the learner's own measurements.
+    exercise_context = {
+        "e2e_mean_ms": round(e2e.mean_s * 1e3, 3),
+        "ttft_mean_ms": round(ttft.mean_s * 1e3, 3),
+        "tpot_mean_ms": round(tpot.mean_s * 1e3, 4),
+        "output_tokens": output_tokens,
+        "target_req_per_s": target_req_per_s,
+    }
+    return book, exercise_context
+
+
+@app.cell
+def _(ex7, exercise_context, exercise_widget):
+    q1 = exercise_widget(ex7.Q1_THROUGHPUT_AT_ONE, **exercise_context)
+    q1
+    return (q1,)
+
+
+@app.cell
+def _(book, ex7, exercise_context, q1, verdict_view):
+    v1 = book.check(ex7.Q1_THROUGHPUT_AT_ONE, q1.value, **exercise_context)
+    verdict_view(v1)
+    return (v1,)
+
+
+@app.cell
+def _(ex7, exercise_context, exercise_widget):
+    q2 = exercise_widget(ex7.Q2_E2E_FROM_PARTS, **exercise_context)
+    q2
+    return (q2,)
+
+
+@app.cell
+def _(book, ex7, exercise_context, q2, verdict_view):
+    v2 = book.check(ex7.Q2_E2E_FROM_PARTS, q2.value, **exercise_context)
+    verdict_view(v2)
+    return (v2,)
+
+
+@app.cell
+def _(ex7, exercise_context, exercise_widget):
+    q3 = exercise_widget(ex7.Q3_IN_FLIGHT_NEEDED, **exercise_context)
+    q3
+    return (q3,)
+
+
+@app.cell
+def _(book, ex7, exercise_context, q3, verdict_view):
+    v3 = book.check(ex7.Q3_IN_FLIGHT_NEEDED, q3.value, **exercise_context)
+    verdict_view(v3)
+    return (v3,)
+
+
+@app.cell
+def _(ex7, exercise_context, exercise_widget):
+    q4 = exercise_widget(ex7.Q4_ASSUMPTION, **exercise_context)
+    q4
+    return (q4,)
+
+
+@app.cell
+def _(book, ex7, exercise_context, q4, verdict_view):
+    v4 = book.check(ex7.Q4_ASSUMPTION, q4.value, **exercise_context)
+    verdict_view(v4)
+    return (v4,)
+
+
+@app.cell
+def _(mo):
+    save_button = mo.ui.run_button(label="Save my answers")
+    save_button
+    return (save_button,)
+
+
+@app.cell
+def _(book, e2e, little, resolved, save_button, save_view, summary, v1, v2, v3, v4):
+    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+    book.add_run(
+        "baseline",
+        {
+            "target": resolved.message,
+            "requests": int(summary["requests"]),
+            "e2e_p50_s": e2e.p50_s,
+            "e2e_p95_s": e2e.p95_s,
+            "e2e_p99_s": e2e.p99_s,
+            "throughput_req_per_s": float(summary["throughput_req_per_s"]),
+            "littles_law_ratio": little.ratio,
+        },
+    )
+    save_view(book, save_button.value)
+    return
+
+
+if __name__ == "__main__":
+    app.run()

@@ -1,0 +1,594 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "marimo==0.25.2",
+#     "numpy>=1.26",
+#     "pandas>=2.1",
+#     "plotly>=5.20",
+#     # infphys itself: installed from this repository (pip install -e ".[labs]").
+#     "infphys",
+# ]
+# ///
+
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="Lab 8 · The concurrency sweep")
+
+
+@app.cell(hide_code=True)
+def _():
+    import contextlib
+    import os
+
+    import marimo as mo
+
+    from infphys import fmt, stats
+    from infphys.catalog import GPUS, MODELS
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab08 as ex8
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.measure import Level, Target, run_levels, run_sync
+    from infphys.plots.labs_load import (
+        latency_vs_throughput,
+        littles_law_by_level,
+        open_loop_vs_mmc,
+        run_timeline,
+    )
+    from infphys.plots.load import error_rate_vs_load, latency_vs_load, throughput_vs_load
+    from infphys.resolve import resolve_target
+    from infphys.sim.server import serve
+
+    return (
+        AnswerBook,
+        GPUS,
+        Level,
+        MODELS,
+        Target,
+        contextlib,
+        error_rate_vs_load,
+        ex8,
+        exercise_widget,
+        fmt,
+        latency_vs_load,
+        latency_vs_throughput,
+        littles_law_by_level,
+        mo,
+        open_loop_vs_mmc,
+        os,
+        resolve_target,
+        run_levels,
+        run_sync,
+        run_timeline,
+        save_view,
+        serve,
+        stats,
+        throughput_vs_load,
+        verdict_view,
+    )
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # Lab 8 · The concurrency sweep
+
+    *Add users and throughput climbs — until it does not. Past that knee every extra user
+    buys only latency, and the p95 falls off a cliff long before the server looks "full".*
+
+    **Time: about 10 minutes.** A closed-loop sweep (6 levels) and an open-loop sweep
+    (4 rates), live, about 30 seconds against the small simulated server.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## The idea
+
+    **Closed loop** (the original notebook's load): $c$ clients, each sending its next request
+    as soon as its last one ends. There are always $c$ requests in flight, so Little's Law fixes
+    the throughput $X$ and the mean latency $W$ together:
+
+    $$X = \frac{c}{W}.$$
+
+    While the server batches everything it is sent, $W$ barely moves and $X$ grows with $c$.
+    Once it runs as many requests as it can (its batch limit, its KV cache, or its compute), $X$
+    stays at its plateau and $W = c / X$ grows in a straight line: the **knee**.
+
+    **Open loop**: requests arrive at a rate $\lambda$ (Poisson) whatever happens to earlier
+    ones — as real users do. With the server's capacity $X_{\max}$, its utilisation is
+    $\rho = \lambda / X_{\max}$, and queueing theory (M/M/$c$, Erlang C) says the wait grows
+    like $1 / (1 - \rho)$: fine at 50 %, painful at 90 %, unbounded at 100 %.
+    """)
+    return
+
+
+@app.cell
+def _(GPUS, MODELS, mo):
+    server_pick = mo.ui.dropdown(
+        options={
+            "a small simulated server (starts here, saturates within reach)": "embedded",
+            "the lab target (NIM_BASE_URL, or the embedded default simulator)": "target",
+        },
+        value="a small simulated server (starts here, saturates within reach)",
+        label="server to measure",
+    )
+    gpu_pick = mo.ui.dropdown(
+        options={g.name: g.key for g in GPUS.values()}, value="A100 80GB SXM",
+        label="simulated GPU",
+    )
+    model_pick = mo.ui.dropdown(
+        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B",
+        label="simulated model",
+    )
+    max_num_seqs_slider = mo.ui.slider(
+        steps=[2, 4, 8, 16, 32], value=8, label="simulated max_num_seqs (batch limit)",
+        show_value=True,
+    )
+    levels_pick = mo.ui.dropdown(
+        options={
+            "1, 2, 4, 8, 16, 32": [1, 2, 4, 8, 16, 32],
+            "1, 2, 4, 8, 16": [1, 2, 4, 8, 16],
+            "1, 4, 16, 64": [1, 4, 16, 64],
+            "1, 2, 4, 8, 16, 32, 64": [1, 2, 4, 8, 16, 32, 64],
+        },
+        value="1, 2, 4, 8, 16, 32",
+        label="closed-loop concurrency levels",
+    )
+    rounds_slider = mo.ui.slider(2, 16, value=4, label="rounds per level (requests = rounds × c)",
+                                 show_value=True)
+    fractions_pick = mo.ui.dropdown(
+        options={
+            "0.3, 0.5, 0.7, 0.85": [0.3, 0.5, 0.7, 0.85],
+            "0.5, 0.8, 0.95": [0.5, 0.8, 0.95],
+            "0.25, 0.5, 0.75, 1.0, 1.25": [0.25, 0.5, 0.75, 1.0, 1.25],
+        },
+        value="0.3, 0.5, 0.7, 0.85",
+        label="open-loop rates (× the closed loop's plateau)",
+    )
+    open_requests_slider = mo.ui.slider(
+        20, 400, step=20, value=40, label="requests per open-loop rate", show_value=True
+    )
+    prompt_pick = mo.ui.dropdown(options=["16", "64", "256", "1024"], value="64",
+                                 label="prompt tokens")
+    max_tokens_pick = mo.ui.dropdown(options=["8", "16", "32", "64", "128"], value="16",
+                                     label="max_tokens")
+    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    mo.vstack(
+        [
+            mo.md("## Controls"),
+            server_pick,
+            mo.hstack([gpu_pick, model_pick, max_num_seqs_slider], justify="start"),
+            mo.hstack([levels_pick, rounds_slider], justify="start"),
+            mo.hstack([fractions_pick, open_requests_slider], justify="start"),
+            mo.hstack([prompt_pick, max_tokens_pick, seed_number], justify="start"),
+        ]
+    )
+    return (
+        fractions_pick,
+        gpu_pick,
+        levels_pick,
+        max_num_seqs_slider,
+        max_tokens_pick,
+        model_pick,
+        open_requests_slider,
+        prompt_pick,
+        rounds_slider,
+        seed_number,
+        server_pick,
+    )
+
+
+@app.cell
+def _(
+    fractions_pick,
+    gpu_pick,
+    levels_pick,
+    max_num_seqs_slider,
+    max_tokens_pick,
+    model_pick,
+    open_requests_slider,
+    prompt_pick,
+    rounds_slider,
+    seed_number,
+    server_pick,
+):
+    # The settings as plain values (a test can override any of them).
+    server_choice = server_pick.value
+    gpu = gpu_pick.value
+    model = model_pick.value
+    max_num_seqs = int(max_num_seqs_slider.value)
+    concurrency_levels = list(levels_pick.value)
+    rounds_per_level = int(rounds_slider.value)
+    rate_fractions = list(fractions_pick.value)
+    open_requests = int(open_requests_slider.value)
+    prompt_tokens = int(prompt_pick.value)
+    max_tokens = int(max_tokens_pick.value)
+    seed = int(seed_number.value)
+    return (
+        concurrency_levels,
+        gpu,
+        max_num_seqs,
+        max_tokens,
+        model,
+        open_requests,
+        prompt_tokens,
+        rate_fractions,
+        rounds_per_level,
+        seed,
+        server_choice,
+    )
+
+
+@app.cell
+def _(
+    Target,
+    contextlib,
+    gpu,
+    max_num_seqs,
+    model,
+    resolve_target,
+    serve,
+    server_choice,
+):
+    # Which server answers. The small simulated server is started afresh for each run (an idle
+    # engine, no queue left over); the lab target is resolved once and kept.
+    resolved = resolve_target() if server_choice == "target" else None
+
+    @contextlib.contextmanager
+    def server_for_run():
+        if resolved is not None:
+            yield resolved.target
+            return
+        with serve(gpu, model, max_num_seqs=max_num_seqs) as _sim:
+            yield Target(base_url=_sim.base_url, model=_sim.model)
+
+    server_note = (
+        resolved.message
+        if resolved is not None
+        else f"a simulated {model} on one {gpu} with max_num_seqs = {max_num_seqs}, started on "
+        "127.0.0.1 for each run"
+    )
+    return resolved, server_for_run, server_note
+
+
+@app.cell(hide_code=True)
+def _(mo, server_note):
+    mo.callout(mo.md(f"**Server:** {server_note}"), kind="neutral")
+    return
+
+
+@app.cell
+def _(Level, concurrency_levels, max_tokens, prompt_tokens, rounds_per_level):
+    # The closed-loop levels: rounds × c requests each (at least 8), no warm-up.
+    closed_levels = [
+        Level(requests=max(rounds_per_level * _c, 8), concurrency=_c,
+              prompt_tokens=prompt_tokens, max_tokens=max_tokens)
+        for _c in concurrency_levels
+    ]
+    return (closed_levels,)
+
+
+@app.cell
+def _(closed_levels, run_levels, run_sync, seed, server_for_run):
+    # One call: the closed-loop sweep, with the server's metrics scraped every 0.1 s.
+    with server_for_run() as _target:
+        closed = run_sync(
+            run_levels(_target, closed_levels, kind="sweep", seed=seed, metrics_interval_s=0.1)
+        )
+    closed_frame = closed.frame()
+    return closed, closed_frame
+
+
+@app.cell
+def _(closed_frame, stats):
+    closed_summary = stats.summarize(closed_frame).sort_values("concurrency")
+    knee = stats.sweep_knee(closed_summary)
+    # The knee's level (None when throughput still rose at the last level: no knee in reach).
+    knee_concurrency = (
+        int(knee.knee_x) if knee is not None and knee.knee_x is not None else None
+    )
+    return closed_summary, knee, knee_concurrency
+
+
+@app.cell
+def _(closed_frame, latency_vs_load, mo, throughput_vs_load, error_rate_vs_load):
+    mo.vstack(
+        [
+            latency_vs_load(closed_frame, title="Closed loop: end-to-end p50, p95, p99"),
+            throughput_vs_load(closed_frame, title="Closed loop: throughput, the knee marked"),
+            error_rate_vs_load(closed_frame, title="Closed loop: errors"),
+        ]
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## Little's Law at every level
+
+    Each level's time-averaged requests in flight $L$ against its throughput times its mean
+    latency, $\lambda W$, over the stretch while requests were being sent. Below the knee they
+    agree within a per cent. Past it, a level starts with an empty queue and ends with $c$
+    requests still in flight when the last one is sent: those edges are about $1/(2r)$ of a
+    level of $r$ rounds, so expect a few per cent there (more rounds, smaller residue). Little's
+    Law itself has no error; a run's edges do.
+    """)
+    return
+
+
+@app.cell
+def _(closed_frame, littles_law_by_level):
+    little_table = littles_law_by_level(closed_frame)
+    little_table
+    return (little_table,)
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## Server metrics on the same clock
+
+    Every request's latency at the moment it was sent (top), and the server's own gauges,
+    scraped from its Prometheus endpoint during the run (bottom): requests running, requests
+    waiting, KV-cache usage. Past the knee, *waiting* becomes non-zero: that queue is where the
+    extra latency is spent.
+    """)
+    return
+
+
+@app.cell
+def _(closed, closed_frame, run_timeline):
+    run_timeline(closed_frame, metrics=closed.metrics,
+                 title="Closed loop: latencies and server gauges over time")
+    return
+
+
+@app.cell
+def _(closed_summary):
+    # The plateau: the most the closed loop got through, the service capacity of the server.
+    capacity_req_per_s = float(closed_summary["throughput_req_per_s"].max())
+    return (capacity_req_per_s,)
+
+
+@app.cell
+def _(Level, capacity_req_per_s, max_tokens, open_requests, prompt_tokens, rate_fractions):
+    # The open-loop levels: Poisson arrivals at fractions of the plateau.
+    open_levels = [
+        Level(requests=open_requests, rate_per_s=round(_f * capacity_req_per_s, 3),
+              arrival="poisson", prompt_tokens=prompt_tokens, max_tokens=max_tokens)
+        for _f in rate_fractions
+    ]
+    return (open_levels,)
+
+
+@app.cell
+def _(open_levels, run_levels, run_sync, seed, server_for_run):
+    # One call: the open-loop sweep, on a fresh server.
+    with server_for_run() as _target:
+        opened = run_sync(
+            run_levels(_target, open_levels, kind="sweep", seed=seed, metrics_interval_s=0.1)
+        )
+    open_frame = opened.frame()
+    return open_frame, opened
+
+
+@app.cell
+def _(closed_frame, latency_vs_throughput, open_frame):
+    latency_vs_throughput(
+        {"closed loop": closed_frame, "open loop (Poisson)": open_frame},
+        title="Same server, two loads: latency against the throughput delivered",
+    )
+    return
+
+
+@app.cell
+def _(
+    capacity_req_per_s,
+    concurrency_levels,
+    knee_concurrency,
+    max_num_seqs,
+    open_frame,
+    open_loop_vs_mmc,
+    resolved,
+):
+    # Theory against measurement: each rate against M/M/c with the measured plateau as its
+    # capacity and c = the server's batch limit (known for the simulated server; for another
+    # server, the knee's concurrency, or the highest level if it never saturated).
+    queue_servers = (
+        max_num_seqs if resolved is None else knee_concurrency or max(concurrency_levels)
+    )
+    queue_table = open_loop_vs_mmc(
+        open_frame, servers=queue_servers, capacity_req_per_s=capacity_req_per_s
+    )
+    queue_table
+    return queue_servers, queue_table
+
+
+@app.cell(hide_code=True)
+def _(mo, queue_servers):
+    mo.md(rf"""
+    M/M/{queue_servers} assumes exponential service times; a batching server's are nearly
+    constant, so its queue is calmer than the model says (Kingman: the wait scales with
+    $(c_a^2 + c_s^2)/2$, about half with $c_s \approx 0$). And M/M/c gives the *steady state*:
+    close to $\rho = 1$ a queue takes longer to build than a run of a hundred requests lasts,
+    so short runs look better than the long-run average. Both agree on the shape: the wait
+    explodes as $\rho \to 1$, and at $\rho \geq 1$ the queue only grows (no steady state).
+    """)
+    return
+
+
+@app.cell
+def _(open_frame, opened, run_timeline):
+    run_timeline(open_frame, metrics=opened.metrics,
+                 title="Open loop: latencies and server gauges over time")
+    return
+
+
+@app.cell
+def _(
+    capacity_req_per_s,
+    closed_summary,
+    concurrency_levels,
+    fmt,
+    knee_concurrency,
+    mo,
+    open_frame,
+    stats,
+):
+    _open = stats.summarize(open_frame).sort_values("rate_per_s")
+    _near = _open.iloc[-1]
+    _closed_best = closed_summary.iloc[0]
+    p95_growth = float(_near["e2e_p95_s"] / _closed_best["e2e_p95_s"])
+    _knee_text = (
+        f"Throughput stopped paying at **{knee_concurrency} concurrent requests** (plateau "
+        f"{fmt.num(capacity_req_per_s)} requests/s); beyond it, latency grows as $c / X$."
+        if knee_concurrency is not None
+        else f"Throughput was still rising at {max(concurrency_levels)} concurrent requests "
+        f"({fmt.num(capacity_req_per_s)} requests/s): this server's knee lies beyond the sweep "
+        "(lab 11 sweeps further on the virtual-time simulator)."
+    )
+    mo.callout(
+        mo.md(
+            f"""
+            **Key takeaway.** {_knee_text} Offered as Poisson arrivals at
+            {fmt.pct(_near['rate_per_s'] / capacity_req_per_s, 0)} of that plateau, the same
+            server's p95 was **{p95_growth:.1f}×** its single-user p95: size a deployment with
+            the open loop's tail, not the closed loop's average.
+            """
+        ),
+        kind="info",
+    )
+    return (p95_growth,)
+
+
+@app.cell(hide_code=True)
+def _(mo, os):
+    learner = mo.ui.text(
+        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
+    )
+    mo.vstack([mo.md("## Exercises"), learner])
+    return (learner,)
+
+
+@app.cell
+def _(
+    AnswerBook,
+    capacity_req_per_s,
+    closed_summary,
+    knee,
+    learner,
+    open_frame,
+    stats,
+):
+    book = AnswerBook(learner.value, lab="lab08")
+    _has_knee = knee is not None and knee.knee_index is not None
+    _at_knee = closed_summary.iloc[knee.knee_index if _has_knee else -1]
+    _rates = stats.summarize(open_frame)["rate_per_s"]
+    _below = _rates[_rates < 0.95 * capacity_req_per_s]
+    # What the exercises are checked against: the learner's own sweeps.
+    exercise_context = {
+        "concurrency": int(_at_knee["concurrency"]),
+        "throughput_req_per_s": round(float(_at_knee["throughput_req_per_s"]), 3),
+        "capacity_req_per_s": round(capacity_req_per_s, 3),
+        "rate_per_s": round(float(_below.max() if len(_below) else 0.8 * capacity_req_per_s), 3),
+    }
+    return book, exercise_context
+
+
+@app.cell
+def _(ex8, exercise_context, exercise_widget):
+    q1 = exercise_widget(ex8.Q1_LATENCY_FROM_LITTLE, **exercise_context)
+    q1
+    return (q1,)
+
+
+@app.cell
+def _(book, ex8, exercise_context, q1, verdict_view):
+    v1 = book.check(ex8.Q1_LATENCY_FROM_LITTLE, q1.value, **exercise_context)
+    verdict_view(v1)
+    return (v1,)
+
+
+@app.cell
+def _(ex8, exercise_context, exercise_widget):
+    q2 = exercise_widget(ex8.Q2_UTILISATION, **exercise_context)
+    q2
+    return (q2,)
+
+
+@app.cell
+def _(book, ex8, exercise_context, q2, verdict_view):
+    v2 = book.check(ex8.Q2_UTILISATION, q2.value, **exercise_context)
+    verdict_view(v2)
+    return (v2,)
+
+
+@app.cell
+def _(ex8, exercise_context, exercise_widget):
+    q3 = exercise_widget(ex8.Q3_MM1_FACTOR, **exercise_context)
+    q3
+    return (q3,)
+
+
+@app.cell
+def _(book, ex8, exercise_context, q3, verdict_view):
+    v3 = book.check(ex8.Q3_MM1_FACTOR, q3.value, **exercise_context)
+    verdict_view(v3)
+    return (v3,)
+
+
+@app.cell
+def _(ex8, exercise_context, exercise_widget):
+    q4 = exercise_widget(ex8.Q4_LOOPS, **exercise_context)
+    q4
+    return (q4,)
+
+
+@app.cell
+def _(book, ex8, exercise_context, q4, verdict_view):
+    v4 = book.check(ex8.Q4_LOOPS, q4.value, **exercise_context)
+    verdict_view(v4)
+    return (v4,)
+
+
+@app.cell
+def _(mo):
+    save_button = mo.ui.run_button(label="Save my answers")
+    save_button
+    return (save_button,)
+
+
+@app.cell
+def _(
+    book,
+    capacity_req_per_s,
+    knee_concurrency,
+    p95_growth,
+    save_button,
+    save_view,
+    server_note,
+    v1,
+    v2,
+    v3,
+    v4,
+):
+    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+    book.add_run(
+        "concurrency_sweep",
+        {
+            "server": server_note,
+            "knee_concurrency": knee_concurrency,
+            "capacity_req_per_s": capacity_req_per_s,
+            "open_loop_p95_growth": p95_growth,
+        },
+    )
+    save_view(book, save_button.value)
+    return
+
+
+if __name__ == "__main__":
+    app.run()

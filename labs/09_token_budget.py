@@ -1,0 +1,412 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "marimo==0.25.2",
+#     "numpy>=1.26",
+#     "pandas>=2.1",
+#     "plotly>=5.20",
+#     # infphys itself: installed from this repository (pip install -e ".[labs]").
+#     "infphys",
+# ]
+# ///
+
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="Lab 9 · The token budget")
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    import marimo as mo
+
+    from infphys import fmt, stats
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab09 as ex9
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.measure import run_sync, token_grid
+    from infphys.plots.labs_load import (
+        token_budget_lines,
+        token_budget_split,
+        token_budget_table,
+        token_costs,
+    )
+    from infphys.plots.load import token_grid_heatmap
+    from infphys.resolve import resolve_target
+
+    return (
+        AnswerBook,
+        ex9,
+        exercise_widget,
+        fmt,
+        mo,
+        os,
+        resolve_target,
+        run_sync,
+        save_view,
+        stats,
+        token_budget_lines,
+        token_budget_split,
+        token_budget_table,
+        token_costs,
+        token_grid,
+        token_grid_heatmap,
+        verdict_view,
+    )
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # Lab 9 · The token budget
+
+    *A prompt token and an output token are not the same price: one rides along with
+    thousands of others through a compute-bound prefill, the other costs a whole pass over the
+    weights.*
+
+    **Time: about 7 minutes.** A grid of prompt sizes × `max_tokens`, a few requests per cell,
+    one at a time (about 10 seconds against the simulator).
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## The idea
+
+    A request's latency splits in two:
+
+    $$\text{e2e} = \underbrace{\text{TTFT}}_{\text{prefill: grows with the prompt}} +
+    \underbrace{(N - 1) \times \text{ITL}}_{\text{decode: grows with the output}}$$
+
+    **Prefill** pushes all $P$ prompt tokens through the model in one step (or a few chunks):
+    about $2 \times \text{parameters} \times P$ FLOPs, so it is *compute*-bound, and TTFT grows
+    slowly with $P$ — until the prompt is long enough to fill the GPU's tensor cores.
+
+    **Decode** produces one token per step, and every step reads all the weights (and the
+    KV cache) from memory: it is *bandwidth*-bound, so each output token costs about
+    $\text{weight bytes} / \text{bandwidth}$ — a few milliseconds for an 8 B model, whatever
+    the prompt.
+
+    `max_tokens` caps $N$: it is the budget that bounds a request's decode time.
+    """)
+    return
+
+
+@app.cell
+def _(resolve_target):
+    # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
+    resolved = resolve_target()
+    target = resolved.target
+    return resolved, target
+
+
+@app.cell(hide_code=True)
+def _(mo, resolved):
+    mo.callout(mo.md(f"**Target:** {resolved.message}"), kind="neutral")
+    return
+
+
+@app.cell
+def _(mo):
+    prompts_pick = mo.ui.dropdown(
+        options={
+            "64, 512, 2048": [64, 512, 2048],
+            "128, 1024, 4096": [128, 1024, 4096],
+            "64, 256, 1024, 4096": [64, 256, 1024, 4096],
+        },
+        value="64, 512, 2048",
+        label="prompt sizes (tokens)",
+    )
+    outputs_pick = mo.ui.dropdown(
+        options={
+            "8, 32, 64": [8, 32, 64],
+            "16, 64, 128": [16, 64, 128],
+            "8, 32, 128, 256": [8, 32, 128, 256],
+        },
+        value="8, 32, 64",
+        label="max_tokens values",
+    )
+    per_cell_slider = mo.ui.slider(2, 10, value=3, label="requests per cell", show_value=True)
+    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    mo.vstack(
+        [
+            mo.md("## Controls"),
+            mo.hstack([prompts_pick, outputs_pick], justify="start"),
+            mo.hstack([per_cell_slider, seed_number], justify="start"),
+        ]
+    )
+    return outputs_pick, per_cell_slider, prompts_pick, seed_number
+
+
+@app.cell
+def _(outputs_pick, per_cell_slider, prompts_pick, seed_number):
+    # The settings as plain values (a test can override any of them).
+    prompt_sizes = list(prompts_pick.value)
+    max_tokens_values = list(outputs_pick.value)
+    requests_per_cell = int(per_cell_slider.value)
+    seed = int(seed_number.value)
+    return max_tokens_values, prompt_sizes, requests_per_cell, seed
+
+
+@app.cell
+def _(
+    max_tokens_values,
+    prompt_sizes,
+    requests_per_cell,
+    run_sync,
+    seed,
+    target,
+    token_grid,
+):
+    # One call: every (prompt size, max_tokens) cell, one request at a time. ignore_eos asks a
+    # vLLM-based server for the full max_tokens (the simulator always produces exactly that).
+    grid = run_sync(
+        token_grid(target, prompt_tokens=prompt_sizes, max_tokens=max_tokens_values,
+                   requests_per_cell=requests_per_cell, seed=seed,
+                   extra_body={"ignore_eos": True})
+    )
+    frame = grid.frame()
+    return frame, grid
+
+
+@app.cell
+def _(frame, stats):
+    summary = stats.summarize(frame)
+    return (summary,)
+
+
+@app.cell
+def _(frame, mo, token_budget_lines, token_grid_heatmap):
+    mo.vstack(
+        [
+            token_budget_lines(frame, value="e2e_p95_s",
+                               title="p95 end-to-end against max_tokens, by prompt size"),
+            token_grid_heatmap(frame, value="e2e_p95_s",
+                               title="p95 end-to-end (ms) per prompt size × max_tokens"),
+        ]
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## Prefill against decode
+
+    The lines above are nearly parallel: their **slope** is the decode cost of one output
+    token (the same for every prompt size), their **offset** the prefill of the prompt. Split
+    each cell's time in two and the same picture appears as bars.
+    """)
+    return
+
+
+@app.cell
+def _(frame, token_budget_split):
+    token_budget_split(frame)
+    return
+
+
+@app.cell
+def _(frame, resolved, token_budget_table):
+    # Theory against measurement (on the simulator): the roofline's prefill and decode-step
+    # times for one request alone, against the measured p50s.
+    _roofline = resolved.sim.config.roofline if resolved.sim is not None and resolved.sim.config else None
+    theory_table = token_budget_table(frame, roofline=_roofline)
+    theory_table
+    return (theory_table,)
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    The decode step matches the roofline within a few per cent: it really is one pass over the
+    weights. The TTFT of **short** prompts comes out well above the roofline's prefill, and the
+    excess is not the model's: a request that arrives while a step is running waits for it to
+    end (half a step on average), and the server's chat template adds a few tokens to every
+    prompt. At thousands of prompt tokens the prefill itself dominates and the two agree.
+    """)
+    return
+
+
+@app.cell
+def _(max_tokens_values, prompt_sizes, summary):
+    # The cells the takeaway and the exercises read (the grid's corners).
+    _s = summary.set_index(["prompt_tokens_asked", "max_tokens"])
+    p_small, p_large = min(prompt_sizes), max(prompt_sizes)
+    m_small, m_large = min(max_tokens_values), max(max_tokens_values)
+    corner_small = _s.loc[(p_small, m_small)]
+    corner_prompt = _s.loc[(p_large, m_small)]
+    corner_output = _s.loc[(p_small, m_large)]
+    corner_large = _s.loc[(p_large, m_large)]
+    return (
+        corner_large,
+        corner_output,
+        corner_prompt,
+        corner_small,
+        m_large,
+        m_small,
+        p_large,
+        p_small,
+    )
+
+
+@app.cell
+def _(frame, token_costs):
+    # One call: least-squares lines through the grid (prefill per prompt token, decode per token).
+    costs = token_costs(frame)
+    return (costs,)
+
+
+@app.cell
+def _(costs, fmt, mo):
+    mo.callout(
+        mo.md(
+            f"""
+            **Key takeaway.** Every 1,000 prompt tokens added
+            **{fmt.num(costs.prefill_ms_per_1k_tokens)} ms** of TTFT; every output token added
+            **{fmt.num(costs.decode_ms_per_token)} ms** of decode. One output token costs as
+            much latency as about **{fmt.count(costs.output_vs_prompt_token)} prompt tokens**:
+            trim `max_tokens` and answer length before you trim the prompt — unless a slow
+            start (TTFT) is the complaint.
+            """
+        ),
+        kind="info",
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo, os):
+    learner = mo.ui.text(
+        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
+    )
+    mo.vstack([mo.md("## Exercises"), learner])
+    return (learner,)
+
+
+@app.cell
+def _(
+    AnswerBook,
+    corner_large,
+    corner_output,
+    corner_prompt,
+    corner_small,
+    learner,
+    m_large,
+    m_small,
+    p_large,
+    p_small,
+):
+    book = AnswerBook(learner.value, lab="lab09")
+    # What the exercises are checked against: the learner's own grid (p50s, in ms).
+    exercise_context = {
+        "prompt_tokens_small": p_small,
+        "ttft_small_ms": round(float(corner_small["ttft_p50_s"]) * 1e3, 3),
+        "prompt_tokens_large": p_large,
+        "ttft_large_ms": round(float(corner_prompt["ttft_p50_s"]) * 1e3, 3),
+        "max_tokens_small": m_small,
+        "e2e_small_ms": round(float(corner_small["e2e_p50_s"]) * 1e3, 3),
+        "max_tokens_large": m_large,
+        "e2e_large_ms": round(float(corner_output["e2e_p50_s"]) * 1e3, 3),
+        "prompt_tokens": p_large,
+        "max_tokens": m_large,
+        "ttft_ms": round(float(corner_large["ttft_p50_s"]) * 1e3, 3),
+        "tpot_ms": round(float(corner_large["tpot_p50_s"]) * 1e3, 4),
+    }
+    return book, exercise_context
+
+
+@app.cell
+def _(ex9, exercise_context, exercise_widget):
+    q1 = exercise_widget(ex9.Q1_PREFILL_COST, **exercise_context)
+    q1
+    return (q1,)
+
+
+@app.cell
+def _(book, ex9, exercise_context, q1, verdict_view):
+    v1 = book.check(ex9.Q1_PREFILL_COST, q1.value, **exercise_context)
+    verdict_view(v1)
+    return (v1,)
+
+
+@app.cell
+def _(ex9, exercise_context, exercise_widget):
+    q2 = exercise_widget(ex9.Q2_DECODE_COST, **exercise_context)
+    q2
+    return (q2,)
+
+
+@app.cell
+def _(book, ex9, exercise_context, q2, verdict_view):
+    v2 = book.check(ex9.Q2_DECODE_COST, q2.value, **exercise_context)
+    verdict_view(v2)
+    return (v2,)
+
+
+@app.cell
+def _(ex9, exercise_context, exercise_widget):
+    q3 = exercise_widget(ex9.Q3_WHICH_DOMINATES, **exercise_context)
+    q3
+    return (q3,)
+
+
+@app.cell
+def _(book, ex9, exercise_context, q3, verdict_view):
+    v3 = book.check(ex9.Q3_WHICH_DOMINATES, q3.value, **exercise_context)
+    verdict_view(v3)
+    return (v3,)
+
+
+@app.cell
+def _(ex9, exercise_context, exercise_widget):
+    q4 = exercise_widget(ex9.Q4_SLOW_START, **exercise_context)
+    q4
+    return (q4,)
+
+
+@app.cell
+def _(book, ex9, exercise_context, q4, verdict_view):
+    v4 = book.check(ex9.Q4_SLOW_START, q4.value, **exercise_context)
+    verdict_view(v4)
+    return (v4,)
+
+
+@app.cell
+def _(mo):
+    save_button = mo.ui.run_button(label="Save my answers")
+    save_button
+    return (save_button,)
+
+
+@app.cell
+def _(
+    book,
+    costs,
+    resolved,
+    save_button,
+    save_view,
+    v1,
+    v2,
+    v3,
+    v4,
+):
+    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+    book.add_run(
+        "token_grid",
+        {
+            "target": resolved.message,
+            "prefill_ms_per_1k_tokens": costs.prefill_ms_per_1k_tokens,
+            "decode_ms_per_token": costs.decode_ms_per_token,
+        },
+    )
+    save_view(book, save_button.value)
+    return
+
+
+if __name__ == "__main__":
+    app.run()

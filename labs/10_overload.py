@@ -1,0 +1,685 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "marimo==0.25.2",
+#     "numpy>=1.26",
+#     "pandas>=2.1",
+#     "plotly>=5.20",
+#     # infphys itself: installed from this repository (pip install -e ".[labs]").
+#     "infphys",
+# ]
+# ///
+
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="Lab 10 · Overload and backpressure")
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    import marimo as mo
+
+    from infphys import fmt, stats
+    from infphys.catalog import GPUS, MODELS
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab10 as ex10
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.measure import Level, Target, Timeouts, overload, run_levels, run_sync
+    from infphys.measure.retry import RetryPolicy, retry_run
+    from infphys.plots.labs_load import (
+        closed_loop_vs_little,
+        goodput_by_level,
+        overload_compare,
+        retry_compare,
+        run_timeline,
+    )
+    from infphys.plots.load import error_rate_vs_load
+    from infphys.sim.server import serve
+
+    return (
+        AnswerBook,
+        GPUS,
+        Level,
+        MODELS,
+        RetryPolicy,
+        Target,
+        Timeouts,
+        closed_loop_vs_little,
+        error_rate_vs_load,
+        ex10,
+        exercise_widget,
+        fmt,
+        goodput_by_level,
+        mo,
+        os,
+        overload,
+        overload_compare,
+        retry_compare,
+        retry_run,
+        run_levels,
+        run_sync,
+        run_timeline,
+        save_view,
+        serve,
+        stats,
+        verdict_view,
+    )
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # Lab 10 · Overload and backpressure
+
+    *An overloaded server does not get slower for everyone a little: it keeps its throughput
+    and hands the excess to a queue, and the queue turns into timeouts, retries and a storm.
+    What you do at the edge — cap, shed, back off — decides whether users see errors or
+    nothing at all.*
+
+    **Time: about 9 minutes.** Three live experiments (about 30 seconds in all). They run
+    against **small simulated servers started here**, one per run: overloading a shared
+    endpoint is impolite, and admission control (`--max-queue`) is a simulator setting.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## The idea
+
+    A server that runs at most $S$ requests at once (`max_num_seqs`), each for $s$ seconds,
+    completes at most $X = S / s$ requests per second. Give it $c > S$ closed-loop clients and
+    $c - S$ of them wait in its queue; by Little's Law each request then takes
+
+    $$W = \frac{c}{X} = \frac{c \, s}{S},$$
+
+    so a client timeout $T$ starts firing at about $c = T \, S / s$ clients. The throughput
+    stays at $X$, but work finished after its client gave up is wasted: **goodput** (requests
+    per second that meet the SLO) falls while throughput does not.
+
+    - **Capping concurrency** (the batch limit, or a gateway's limit) moves the queue, it does
+      not shorten it.
+    - **Admission control** bounds the queue: beyond `max_queue` waiting requests the server
+      answers **503** at once, so what it accepts finishes in time and what it refuses fails
+      fast.
+    - **Retries** decide what happens next: immediate, blind retries multiply the load exactly
+      when there is none to spare; exponential backoff with jitter spreads them out.
+    """)
+    return
+
+
+@app.cell
+def _(GPUS, MODELS, mo):
+    gpu_pick = mo.ui.dropdown(
+        options={g.name: g.key for g in GPUS.values()}, value="A100 80GB SXM",
+        label="simulated GPU",
+    )
+    model_pick = mo.ui.dropdown(
+        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B",
+        label="simulated model",
+    )
+    max_num_seqs_slider = mo.ui.slider(
+        steps=[4, 8, 16, 32], value=8, label="max_num_seqs (batch limit)", show_value=True
+    )
+    levels_pick = mo.ui.dropdown(
+        options={
+            "4, 8, 16, 32": [4, 8, 16, 32],
+            "4, 8, 16, 32, 64": [4, 8, 16, 32, 64],
+            "2, 4, 8, 16, 32": [2, 4, 8, 16, 32],
+        },
+        value="4, 8, 16, 32",
+        label="clients (closed-loop concurrency)",
+    )
+    requests_slider = mo.ui.slider(32, 256, step=32, value=64, label="requests per level",
+                                   show_value=True)
+    timeout_slider = mo.ui.slider(
+        steps=[0.25, 0.5, 1.0, 2.0, 5.0], value=0.5, label="client timeout (s)", show_value=True
+    )
+    max_queue_slider = mo.ui.slider(
+        steps=[1, 2, 4, 8, 16, 32], value=8, label="admission control: max_queue",
+        show_value=True,
+    )
+    ttft_slo_slider = mo.ui.slider(
+        steps=[0.1, 0.25, 0.5, 1.0], value=0.5, label="SLO: TTFT (s)", show_value=True
+    )
+    tpot_slo_slider = mo.ui.slider(
+        steps=[0.01, 0.02, 0.05, 0.1], value=0.05, label="SLO: TPOT (s)", show_value=True
+    )
+    open_pick = mo.ui.dropdown(
+        options={
+            "0.5, 1, 1.5, 2": [0.5, 1.0, 1.5, 2.0],
+            "0.8, 1.2, 2, 3": [0.8, 1.2, 2.0, 3.0],
+            "1, 2": [1.0, 2.0],
+        },
+        value="0.5, 1, 1.5, 2",
+        label="open-loop rates (× capacity)",
+    )
+    open_requests_slider = mo.ui.slider(20, 200, step=20, value=40,
+                                        label="requests per rate", show_value=True)
+    burst_slider = mo.ui.slider(
+        steps=[1.5, 2.0, 3.0, 4.0], value=3.0, label="retry burst (× capacity)", show_value=True
+    )
+    users_slider = mo.ui.slider(40, 400, step=20, value=100,
+                                label="user requests in the burst", show_value=True)
+    prompt_pick = mo.ui.dropdown(options=["16", "64", "256"], value="64", label="prompt tokens")
+    max_tokens_pick = mo.ui.dropdown(options=["8", "16", "32"], value="16", label="max_tokens")
+    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    mo.vstack(
+        [
+            mo.md("## Controls"),
+            mo.hstack([gpu_pick, model_pick, max_num_seqs_slider], justify="start"),
+            mo.hstack([levels_pick, requests_slider, timeout_slider], justify="start"),
+            mo.hstack([open_pick, open_requests_slider, max_queue_slider], justify="start"),
+            mo.hstack([ttft_slo_slider, tpot_slo_slider], justify="start"),
+            mo.hstack([burst_slider, users_slider], justify="start"),
+            mo.hstack([prompt_pick, max_tokens_pick, seed_number], justify="start"),
+        ]
+    )
+    return (
+        burst_slider,
+        gpu_pick,
+        levels_pick,
+        max_num_seqs_slider,
+        max_queue_slider,
+        max_tokens_pick,
+        model_pick,
+        open_pick,
+        open_requests_slider,
+        prompt_pick,
+        requests_slider,
+        seed_number,
+        timeout_slider,
+        tpot_slo_slider,
+        ttft_slo_slider,
+        users_slider,
+    )
+
+
+@app.cell
+def _(
+    burst_slider,
+    gpu_pick,
+    levels_pick,
+    max_num_seqs_slider,
+    max_queue_slider,
+    max_tokens_pick,
+    model_pick,
+    open_pick,
+    open_requests_slider,
+    prompt_pick,
+    requests_slider,
+    seed_number,
+    timeout_slider,
+    tpot_slo_slider,
+    ttft_slo_slider,
+    users_slider,
+):
+    # The settings as plain values (a test can override any of them).
+    gpu = gpu_pick.value
+    model = model_pick.value
+    max_num_seqs = int(max_num_seqs_slider.value)
+    client_levels = list(levels_pick.value)
+    requests_per_level = int(requests_slider.value)
+    timeout_s = float(timeout_slider.value)
+    max_queue = int(max_queue_slider.value)
+    open_fractions = list(open_pick.value)
+    open_requests = int(open_requests_slider.value)
+    ttft_slo_s = float(ttft_slo_slider.value)
+    tpot_slo_s = float(tpot_slo_slider.value)
+    burst_factor = float(burst_slider.value)
+    burst_users = int(users_slider.value)
+    prompt_tokens = int(prompt_pick.value)
+    max_tokens = int(max_tokens_pick.value)
+    seed = int(seed_number.value)
+    return (
+        burst_factor,
+        burst_users,
+        client_levels,
+        gpu,
+        max_num_seqs,
+        max_queue,
+        max_tokens,
+        model,
+        open_fractions,
+        open_requests,
+        prompt_tokens,
+        requests_per_level,
+        seed,
+        timeout_s,
+        tpot_slo_s,
+        ttft_slo_s,
+    )
+
+
+@app.cell(hide_code=True)
+def _(fmt, gpu, max_num_seqs, mo, model):
+    mo.callout(
+        mo.md(f"**Server:** a simulated {model} on one {gpu}, max_num_seqs = "
+              f"{fmt.count(max_num_seqs)}, started afresh on 127.0.0.1 for each run."),
+        kind="neutral",
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 1 · Timeouts: rising clients, a fixed timeout
+
+    Each level is a closed loop of $c$ clients whose requests give up after the timeout.
+    """)
+    return
+
+
+@app.cell
+def _(
+    Target,
+    client_levels,
+    gpu,
+    max_num_seqs,
+    max_tokens,
+    model,
+    overload,
+    prompt_tokens,
+    requests_per_level,
+    run_sync,
+    seed,
+    serve,
+    timeout_s,
+):
+    # One call: the overload run (no admission control: the queue is unbounded, as in vLLM).
+    with serve(gpu, model, max_num_seqs=max_num_seqs) as _sim:
+        unbounded = run_sync(
+            overload(Target(base_url=_sim.base_url, model=_sim.model),
+                     concurrency=client_levels, requests_per_level=requests_per_level,
+                     timeout_s=timeout_s, prompt_tokens=prompt_tokens, max_tokens=max_tokens,
+                     seed=seed, metrics_interval_s=0.1)
+        )
+    unbounded_frame = unbounded.frame()
+    return unbounded, unbounded_frame
+
+
+@app.cell
+def _(error_rate_vs_load, unbounded_frame):
+    error_rate_vs_load(unbounded_frame, title="Errors by class as clients rise (no admission control)")
+    return
+
+
+@app.cell
+def _(stats, unbounded_frame):
+    unbounded_summary = stats.summarize(unbounded_frame)
+    return (unbounded_summary,)
+
+
+@app.cell
+def _(max_num_seqs, unbounded_summary):
+    # The service time s: the mean e2e at the last level whose clients the batch still holds.
+    _fits = unbounded_summary[unbounded_summary["concurrency"] <= max_num_seqs]
+    service_s = float((_fits if len(_fits) else unbounded_summary).iloc[-1]["e2e_mean_s"])
+    return (service_s,)
+
+
+@app.cell
+def _(closed_loop_vs_little, max_num_seqs, service_s, unbounded_frame):
+    # Theory against measurement: W = max(1, c / S) × s (Little's Law with X = S / s).
+    theory_table = closed_loop_vs_little(unbounded_frame, servers=max_num_seqs,
+                                         service_s=service_s)
+    theory_table
+    return (theory_table,)
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    Up to the batch limit, latency stays at the service time; past it, it grows as $c\,s/S$.
+    Where timeouts fire, the measured mean falls *below* the prediction: the requests that
+    would have taken longest are the ones that timed out, and a timed-out request has no
+    latency to average (survivorship) — read the error rate next to it.
+
+    **Capped concurrency** is why this happens at all: the server caps the batch at
+    `max_num_seqs`, and the excess waits in its queue. The bottom panel below shows it —
+    *running* pinned at the cap, *waiting* growing with the clients. A gateway that caps
+    concurrency in front of the server only moves that queue; it does not shorten it.
+    """)
+    return
+
+
+@app.cell
+def _(run_timeline, unbounded, unbounded_frame):
+    run_timeline(unbounded_frame, metrics=unbounded.metrics,
+                 title="No admission control: latencies, running (capped) and waiting")
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 2 · Admission control: a bounded queue answers 503
+
+    Users do not wait for each other: they arrive at a rate. The same Poisson schedule — from
+    half the capacity measured above to twice it — is sent to two fresh servers, one with an
+    unbounded queue (vLLM's default) and one started with `--max-queue`, which refuses new
+    requests at once while that many wait. Both clients keep the timeout.
+    """)
+    return
+
+
+@app.cell
+def _(unbounded_summary):
+    # The server's capacity: the highest throughput of the closed-loop overload run.
+    capacity_req_per_s = float(unbounded_summary["throughput_req_per_s"].max())
+    return (capacity_req_per_s,)
+
+
+@app.cell
+def _(
+    Level,
+    capacity_req_per_s,
+    max_tokens,
+    open_fractions,
+    open_requests,
+    prompt_tokens,
+    timeout_s,
+):
+    # The open-loop levels: Poisson arrivals at fractions of the capacity, the timeout recorded.
+    open_levels = [
+        Level(requests=open_requests, rate_per_s=round(_f * capacity_req_per_s, 3),
+              prompt_tokens=prompt_tokens, max_tokens=max_tokens,
+              labels={"timeout_s": timeout_s})
+        for _f in open_fractions
+    ]
+    return (open_levels,)
+
+
+@app.cell
+def _(
+    Target,
+    Timeouts,
+    gpu,
+    max_num_seqs,
+    max_queue,
+    model,
+    open_levels,
+    run_levels,
+    run_sync,
+    seed,
+    serve,
+    timeout_s,
+):
+    # Two calls, one per server: the same schedule without and with admission control.
+    _timeouts = Timeouts(connect_s=timeout_s, read_s=timeout_s, total_s=timeout_s)
+    with serve(gpu, model, max_num_seqs=max_num_seqs) as _sim:
+        open_unbounded = run_sync(
+            run_levels(Target(base_url=_sim.base_url, model=_sim.model), open_levels,
+                       kind="overload", timeouts=_timeouts, seed=seed, drain_s=timeout_s + 1)
+        ).frame()
+    with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue) as _sim:
+        open_bounded = run_sync(
+            run_levels(Target(base_url=_sim.base_url, model=_sim.model), open_levels,
+                       kind="overload", timeouts=_timeouts, seed=seed, drain_s=timeout_s + 1)
+        ).frame()
+    return open_bounded, open_unbounded
+
+
+@app.cell
+def _(
+    max_queue,
+    open_bounded,
+    open_unbounded,
+    overload_compare,
+    tpot_slo_s,
+    ttft_slo_s,
+):
+    overload_compare(
+        {"unbounded queue": open_unbounded, f"max_queue = {max_queue}": open_bounded},
+        ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s,
+        title="Without and with admission control: errors, survivors' p95, goodput",
+    )
+    return
+
+
+@app.cell
+def _(goodput_by_level, open_bounded, open_unbounded, tpot_slo_s, ttft_slo_s):
+    # Goodput against throughput per arrival rate, without and with admission control.
+    goodput_unbounded = goodput_by_level(open_unbounded, ttft_slo_s=ttft_slo_s,
+                                         tpot_slo_s=tpot_slo_s).set_index("rate_per_s")
+    goodput_bounded = goodput_by_level(open_bounded, ttft_slo_s=ttft_slo_s,
+                                       tpot_slo_s=tpot_slo_s).set_index("rate_per_s")
+    goodput_unbounded.join(
+        goodput_bounded[["goodput_per_s", "error_rate"]].add_suffix("_with_max_queue")
+    )
+    return goodput_bounded, goodput_unbounded
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 3 · Retries: blind against backoff
+
+    A burst of user requests (Poisson, faster than the server's capacity) hits a server with a
+    bounded queue. Each policy sees the same schedule on a fresh server: no retries, blind
+    retries (up to 5 attempts, at once), and exponential backoff with full jitter (up to 5
+    attempts, waits drawn from 0–0.5 s, 0–1 s, 0–2 s, 0–4 s).
+    """)
+    return
+
+
+@app.cell
+def _(
+    RetryPolicy,
+    Target,
+    Timeouts,
+    burst_factor,
+    burst_users,
+    capacity_req_per_s,
+    gpu,
+    max_num_seqs,
+    max_queue,
+    max_tokens,
+    model,
+    prompt_tokens,
+    retry_run,
+    run_sync,
+    seed,
+    serve,
+    timeout_s,
+):
+    retry_policies = [
+        RetryPolicy.no_retry(),
+        RetryPolicy.blind(max_attempts=5),
+        RetryPolicy.backoff(max_attempts=5, base_delay_s=0.5),
+    ]
+    # One call: the same burst once per policy, a second of quiet in between (the bounded
+    # queue drains in a fraction of it, so each policy meets an idle server).
+    with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue) as _sim:
+        retried = run_sync(
+            retry_run(Target(base_url=_sim.base_url, model=_sim.model), retry_policies,
+                      rate_per_s=burst_factor * capacity_req_per_s, user_requests=burst_users,
+                      prompt_tokens=prompt_tokens, max_tokens=max_tokens,
+                      timeouts=Timeouts(total_s=timeout_s * 4), seed=seed, pause_s=1.0)
+        )
+    retry_table = retried.summary()
+    retry_table
+    return retried, retry_policies, retry_table
+
+
+@app.cell
+def _(retry_compare, retry_table):
+    retry_compare(retry_table, title="The same burst, three retry policies")
+    return
+
+
+@app.cell
+def _(
+    capacity_req_per_s,
+    fmt,
+    goodput_bounded,
+    goodput_unbounded,
+    max_queue,
+    mo,
+    retry_table,
+    timeout_s,
+    unbounded_summary,
+):
+    _clients = unbounded_summary.sort_values("concurrency").iloc[-1]
+    _rate = goodput_unbounded.index.max()
+    _top, _top_bounded = goodput_unbounded.loc[_rate], goodput_bounded.loc[_rate]
+    _blind = retry_table.set_index("policy").loc["blind retries"]
+    _backoff = retry_table.set_index("policy").loc["backoff + jitter"]
+    mo.callout(
+        mo.md(
+            f"""
+            **Key takeaway.** With a {timeout_s:g} s timeout, {int(_clients['concurrency'])}
+            clients saw **{fmt.pct(_clients['error_rate'], 0)}** of their requests fail
+            against a server of about {fmt.num(capacity_req_per_s)} requests/s. Offered
+            {fmt.num(_rate)} requests/s, it delivered a goodput of
+            **{fmt.num(_top['goodput_per_s'])}** requests/s with an unbounded queue and
+            **{fmt.num(_top_bounded['goodput_per_s'])}** with `max_queue = {max_queue}`.
+            Blind retries sent **{_blind['amplification']:.2f}×** the attempts and served
+            {fmt.pct(_blind['success_rate'], 0)} of users; backoff with jitter sent
+            {_backoff['amplification']:.2f}× and served
+            **{fmt.pct(_backoff['success_rate'], 0)}**, at a user-perceived p95 of
+            {fmt.seconds(_backoff['e2e_p95_s'])}: a late answer instead of an error. Shed
+            early, retry late.
+            """
+        ),
+        kind="info",
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo, os):
+    learner = mo.ui.text(
+        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
+    )
+    mo.vstack([mo.md("## Exercises"), learner])
+    return (learner,)
+
+
+@app.cell
+def _(
+    AnswerBook,
+    goodput_unbounded,
+    learner,
+    max_num_seqs,
+    retry_table,
+    service_s,
+    timeout_s,
+):
+    book = AnswerBook(learner.value, lab="lab10")
+    _blind = retry_table.set_index("policy").loc["blind retries"]
+    # The goodput question uses the busiest level where some requests still met the SLO.
+    _some = goodput_unbounded[goodput_unbounded["met"] > 0]
+    _level = (_some if len(_some) else goodput_unbounded).iloc[-1]
+    # What the exercises are checked against: the learner's own runs and settings.
+    exercise_context = {
+        "max_num_seqs": max_num_seqs,
+        "service_ms": round(service_s * 1e3, 2),
+        "timeout_s": timeout_s,
+        "met": int(_level["met"]),
+        "judged": int(_level["judged"]),
+        "window_s": round(float(_level["window_s"]), 3),
+        "attempts": int(_blind["attempts"]),
+        "user_requests": int(_blind["user_requests"]),
+    }
+    return book, exercise_context
+
+
+@app.cell
+def _(ex10, exercise_context, exercise_widget):
+    q1 = exercise_widget(ex10.Q1_TIMEOUT_CONCURRENCY, **exercise_context)
+    q1
+    return (q1,)
+
+
+@app.cell
+def _(book, ex10, exercise_context, q1, verdict_view):
+    v1 = book.check(ex10.Q1_TIMEOUT_CONCURRENCY, q1.value, **exercise_context)
+    verdict_view(v1)
+    return (v1,)
+
+
+@app.cell
+def _(ex10, exercise_context, exercise_widget):
+    q2 = exercise_widget(ex10.Q2_GOODPUT, **exercise_context)
+    q2
+    return (q2,)
+
+
+@app.cell
+def _(book, ex10, exercise_context, q2, verdict_view):
+    v2 = book.check(ex10.Q2_GOODPUT, q2.value, **exercise_context)
+    verdict_view(v2)
+    return (v2,)
+
+
+@app.cell
+def _(ex10, exercise_context, exercise_widget):
+    q3 = exercise_widget(ex10.Q3_RETRY_AMPLIFICATION, **exercise_context)
+    q3
+    return (q3,)
+
+
+@app.cell
+def _(book, ex10, exercise_context, q3, verdict_view):
+    v3 = book.check(ex10.Q3_RETRY_AMPLIFICATION, q3.value, **exercise_context)
+    verdict_view(v3)
+    return (v3,)
+
+
+@app.cell
+def _(ex10, exercise_context, exercise_widget):
+    q4 = exercise_widget(ex10.Q4_ADMISSION, **exercise_context)
+    q4
+    return (q4,)
+
+
+@app.cell
+def _(book, ex10, exercise_context, q4, verdict_view):
+    v4 = book.check(ex10.Q4_ADMISSION, q4.value, **exercise_context)
+    verdict_view(v4)
+    return (v4,)
+
+
+@app.cell
+def _(mo):
+    save_button = mo.ui.run_button(label="Save my answers")
+    save_button
+    return (save_button,)
+
+
+@app.cell
+def _(
+    book,
+    goodput_bounded,
+    goodput_unbounded,
+    retry_table,
+    save_button,
+    save_view,
+    v1,
+    v2,
+    v3,
+    v4,
+):
+    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+    book.add_run(
+        "overload",
+        {
+            "goodput_unbounded_per_s": goodput_unbounded["goodput_per_s"].tolist(),
+            "goodput_bounded_per_s": goodput_bounded["goodput_per_s"].tolist(),
+            "retry_amplification": {
+                str(_r.policy): float(_r.amplification) for _r in retry_table.itertuples()
+            },
+        },
+    )
+    save_view(book, save_button.value)
+    return
+
+
+if __name__ == "__main__":
+    app.run()

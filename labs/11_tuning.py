@@ -1,0 +1,534 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "marimo==0.25.2",
+#     "numpy>=1.26",
+#     "pandas>=2.1",
+#     "plotly>=5.20",
+#     # infphys itself: installed from this repository (pip install -e ".[labs]").
+#     "infphys",
+# ]
+# ///
+
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="Lab 11 · Tuning and capacity planning")
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    import marimo as mo
+
+    from infphys import fmt
+    from infphys.catalog import GPUS, MODELS
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab11 as ex11
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.planning import plan_capacity
+    from infphys.plots.labs_load import comparison_table, knob_sweeps
+    from infphys.sim.config import EngineConfig
+    from infphys.tuning import compare_knobs
+
+    return (
+        AnswerBook,
+        EngineConfig,
+        GPUS,
+        MODELS,
+        compare_knobs,
+        comparison_table,
+        ex11,
+        exercise_widget,
+        fmt,
+        knob_sweeps,
+        mo,
+        os,
+        plan_capacity,
+        save_view,
+        verdict_view,
+    )
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # Lab 11 · Tuning and capacity planning
+
+    *The knee is not a law of nature: four engine settings decide where it falls, and the
+    p95 objective decides how many GPUs you buy.*
+
+    **Time: about 8 minutes.** Everything here runs on the **virtual-time simulator**
+    (vLLM's scheduler priced by the roofline): a sweep of ten concurrency levels for six
+    engine settings takes a few seconds, where the same sweep on a real GPU takes an hour.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## The idea
+
+    A serving engine runs at most
+
+    $$\text{running} = \min\Big(\texttt{max\_num\_seqs},\ \Big\lfloor
+    \frac{\text{KV blocks}}{\lceil (\text{prompt} + \text{output}) / 16 \rceil}\Big\rfloor\Big)$$
+
+    requests at once. The KV blocks are what `gpu_memory_utilization` × memory leaves after
+    the weights and an activation reserve, divided by the bytes of a block (half as many bytes
+    with an FP8 KV cache). Past that limit, extra clients queue: by Little's Law
+    ($L = \lambda W$) a closed loop of $c$ clients at a throughput stuck at its plateau $X$
+    waits $W = c / X$, so the p95 climbs in a straight line with $c$.
+
+    The **SLO cap** is the highest concurrency whose p95 meets the objective; a replica serves
+    that many concurrent users, and
+
+    $$\text{GPUs} = \Big\lceil \frac{\text{users}}{\text{cap}} \Big\rceil \times
+    \text{GPUs per replica}.$$
+    """)
+    return
+
+
+@app.cell
+def _(GPUS, MODELS, mo):
+    gpu_pick = mo.ui.dropdown(
+        options={g.name: g.key for g in GPUS.values()}, value="H100 SXM", label="GPU"
+    )
+    model_pick = mo.ui.dropdown(
+        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B", label="model"
+    )
+    tp_pick = mo.ui.dropdown(options=["1", "2", "4", "8"], value="1", label="GPUs per replica (tp)")
+    prompt_slider = mo.ui.slider(
+        steps=[128, 256, 512, 1000, 2000, 4000, 8000], value=2000,
+        label="prompt tokens per request", show_value=True,
+    )
+    output_slider = mo.ui.slider(
+        steps=[32, 64, 128, 256, 512, 1024], value=128, label="output tokens per request",
+        show_value=True,
+    )
+    slo_number = mo.ui.number(0.5, 120.0, step=0.5, value=10.0, label="p95 end-to-end SLO (s)")
+    users_number = mo.ui.number(1, 1_000_000, step=1, value=1000, label="concurrent users to serve")
+    levels_pick = mo.ui.dropdown(
+        options={
+            "1 … 128, doubling (8 levels)": [1, 2, 4, 8, 16, 32, 64, 128],
+            "1 … 512, doubling (10 levels)": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+            "1 … 512, ×1.5 (15 levels)": [
+                1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512
+            ],
+            "1 … 1024, ×1.5 (17 levels)": [
+                1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024
+            ],
+        },
+        value="1 … 512, ×1.5 (15 levels)",
+        label="concurrency levels swept",
+    )
+    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    max_num_seqs_slider = mo.ui.slider(
+        steps=[16, 32, 64, 128, 256, 512, 1024], value=512, label="max_num_seqs", show_value=True
+    )
+    gpu_mem_slider = mo.ui.slider(
+        0.5, 0.95, step=0.05, value=0.95, label="gpu_memory_utilization", show_value=True
+    )
+    batched_tokens_slider = mo.ui.slider(
+        steps=[1024, 2048, 4096, 8192, 16384], value=2048, label="max_num_batched_tokens",
+        show_value=True,
+    )
+    kv_precision_pick = mo.ui.dropdown(options=["bf16", "fp8"], value="fp8", label="KV cache")
+    return (
+        batched_tokens_slider,
+        gpu_mem_slider,
+        gpu_pick,
+        kv_precision_pick,
+        levels_pick,
+        max_num_seqs_slider,
+        model_pick,
+        output_slider,
+        prompt_slider,
+        seed_number,
+        slo_number,
+        tp_pick,
+        users_number,
+    )
+
+
+@app.cell(hide_code=True)
+def _(
+    batched_tokens_slider,
+    gpu_mem_slider,
+    gpu_pick,
+    kv_precision_pick,
+    levels_pick,
+    max_num_seqs_slider,
+    mo,
+    model_pick,
+    output_slider,
+    prompt_slider,
+    seed_number,
+    slo_number,
+    tp_pick,
+    users_number,
+):
+    mo.vstack(
+        [
+            mo.md("## Controls"),
+            mo.md("**The deployment and the workload**"),
+            mo.hstack([gpu_pick, model_pick, tp_pick], justify="start"),
+            mo.hstack([prompt_slider, output_slider], justify="start"),
+            mo.hstack([slo_number, users_number, levels_pick, seed_number], justify="start"),
+            mo.md("**The knobs** (each is swept alone against vLLM's defaults: "
+                  "max_num_seqs 256, gpu_memory_utilization 0.9, max_num_batched_tokens 8192, "
+                  "KV cache BF16)"),
+            mo.hstack([max_num_seqs_slider, gpu_mem_slider], justify="start"),
+            mo.hstack([batched_tokens_slider, kv_precision_pick], justify="start"),
+        ]
+    )
+    return
+
+
+@app.cell
+def _(
+    batched_tokens_slider,
+    gpu_mem_slider,
+    gpu_pick,
+    kv_precision_pick,
+    levels_pick,
+    max_num_seqs_slider,
+    model_pick,
+    output_slider,
+    prompt_slider,
+    seed_number,
+    slo_number,
+    tp_pick,
+    users_number,
+):
+    # The settings as plain values (a test can override any of them).
+    gpu = gpu_pick.value
+    model = model_pick.value
+    tp = int(tp_pick.value)
+    prompt_tokens = int(prompt_slider.value)
+    max_tokens = int(output_slider.value)
+    slo_p95_s = float(slo_number.value)
+    users = int(users_number.value)
+    concurrency_levels = list(levels_pick.value)
+    seed = int(seed_number.value)
+    max_num_seqs = int(max_num_seqs_slider.value)
+    gpu_memory_utilization = round(float(gpu_mem_slider.value), 2)
+    max_num_batched_tokens = int(batched_tokens_slider.value)
+    kv_precision = kv_precision_pick.value
+    return (
+        concurrency_levels,
+        gpu,
+        gpu_memory_utilization,
+        kv_precision,
+        max_num_batched_tokens,
+        max_num_seqs,
+        max_tokens,
+        model,
+        prompt_tokens,
+        seed,
+        slo_p95_s,
+        tp,
+        users,
+    )
+
+
+@app.cell
+def _(EngineConfig, gpu, max_tokens, model, prompt_tokens, seed, tp):
+    # The baseline: vLLM's defaults on this deployment (max_model_len = one request's length).
+    try:
+        base_config = EngineConfig.build(
+            gpu=gpu, model=model, tp=tp, seed=seed, max_model_len=prompt_tokens + max_tokens
+        )
+        config_problem = ""
+    except ValueError as _exc:
+        base_config, config_problem = None, str(_exc)
+    return base_config, config_problem
+
+
+@app.cell
+def _(
+    gpu_memory_utilization,
+    kv_precision,
+    max_num_batched_tokens,
+    max_num_seqs,
+):
+    # Each knob alone, then all of them together.
+    your_changes = {
+        "max_num_seqs": max_num_seqs,
+        "gpu_memory_utilization": gpu_memory_utilization,
+        "max_num_batched_tokens": max(max_num_batched_tokens, max_num_seqs),
+        "kv_precision": kv_precision,
+    }
+    variants = {
+        "baseline (defaults)": {},
+        **{f"{_k} = {_v}": {_k: _v} for _k, _v in your_changes.items()},
+        "all four changes": your_changes,
+    }
+    return (variants,)
+
+
+@app.cell
+def _(
+    base_config,
+    compare_knobs,
+    concurrency_levels,
+    max_tokens,
+    prompt_tokens,
+    seed,
+    slo_p95_s,
+    variants,
+):
+    # One call: a closed-loop sweep per variant, in virtual time.
+    knobs = (
+        compare_knobs(
+            base_config, variants, slo_p95_s=slo_p95_s, concurrency=concurrency_levels,
+            prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
+        )
+        if base_config is not None
+        else None
+    )
+    return (knobs,)
+
+
+@app.cell
+def _(config_problem, knob_sweeps, knobs, mo, slo_p95_s):
+    (
+        knob_sweeps(knobs.frames, slo_s=slo_p95_s,
+                    title="Each knob against the baseline: throughput (★ knee) and p95")
+        if knobs is not None
+        else mo.callout(mo.md(f"This deployment cannot run: {config_problem}"), kind="warn")
+    )
+    return
+
+
+@app.cell
+def _(knobs):
+    # Where each setting puts the batch limit, the knee and the SLO cap.
+    knob_table = knobs.table.drop(columns=["change"]) if knobs is not None else None
+    knob_table
+    return
+
+
+@app.cell
+def _(knobs, mo, plan_capacity, slo_p95_s, tp, users):
+    mo.stop(knobs is None)
+    # The capacity plans: the baseline and all four changes, against the same SLO.
+    plan_base = plan_capacity(
+        knobs.sweeps["baseline (defaults)"].summary(), slo_s=slo_p95_s, users=users,
+        gpus_per_replica=tp,
+    )
+    plan_tuned = plan_capacity(
+        knobs.sweeps["all four changes"].summary(), slo_s=slo_p95_s, users=users,
+        gpus_per_replica=tp,
+    )
+    return plan_base, plan_tuned
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## Theory against the simulator
+
+    The batch limit predicted by the formula above, for each setting, against the most
+    requests the simulated engine actually ran at once (at the highest concurrency swept).
+    """)
+    return
+
+
+@app.cell
+def _(comparison_table, knobs, mo):
+    mo.stop(knobs is None)
+    theory_table = comparison_table(
+        [
+            (f"{_r.variant}: requests running at once", _r.max_running_predicted,
+             _r.max_running_simulated, "requests",
+             "min(max_num_seqs, KV blocks / blocks per request)")
+            for _r in knobs.table.itertuples()
+        ]
+    )
+    theory_table
+    return (theory_table,)
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    The engine may run **more** requests at once than the formula says: the scheduler admits a
+    request on the blocks its prompt needs *now*, not on the blocks it will hold at its last
+    token. The cache overfills, and when the longest requests need a block that is gone, the
+    newest running request is **preempted** (its KV freed, its work recomputed later): the
+    `preemptions` column of the knob table. That recomputation is wasted GPU time, which is
+    why a KV-bound engine's throughput *falls* past its knee.
+
+    `max_num_batched_tokens` limits something else: the tokens one step computes. With long
+    prompts and short answers, a small budget admits about one prompt per step, so the number
+    running settles near *output tokens per request* (each request stays that many steps):
+    fewer preemptions and a steadier p95, at the cost of TTFT when arrivals bunch up.
+    """)
+    return
+
+
+@app.cell
+def _(fmt, mo, plan_base, plan_tuned, slo_p95_s, users):
+    def _plan_text(p, label):
+        if p.cap is None:
+            return f"{label}: no concurrency meets a p95 of {slo_p95_s:g} s — no number of GPUs helps"
+        return (
+            f"{label}: **{fmt.count(p.cap)} users per replica** "
+            f"(p95 {fmt.seconds(p.cap_latency_s)}), so {fmt.count(users)} users need "
+            f"**{fmt.count(p.gpus)} GPUs**"
+        )
+
+    gpus_saved = (
+        plan_base.gpus - plan_tuned.gpus
+        if plan_base.cap is not None and plan_tuned.cap is not None
+        else None
+    )
+    _saved = (
+        f" Tuning changes the bill by **{fmt.count(gpus_saved)} GPUs** "
+        f"({fmt.pct(gpus_saved / plan_base.gpus, 0)} of the baseline)."
+        if gpus_saved is not None
+        else ""
+    )
+    mo.callout(
+        mo.md(
+            f"""
+            **Key takeaway.** {_plan_text(plan_base, "Baseline")}.
+            {_plan_text(plan_tuned, "With all four changes")}.{_saved}
+            Find the limit that binds first (the batch, the KV cache, or the step's token
+            budget) and move that one: the others change nothing.
+            """
+        ),
+        kind="info",
+    )
+    return (gpus_saved,)
+
+
+@app.cell(hide_code=True)
+def _(mo, os):
+    learner = mo.ui.text(
+        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
+    )
+    mo.vstack([mo.md("## Exercises"), learner])
+    return (learner,)
+
+
+@app.cell
+def _(
+    AnswerBook,
+    base_config,
+    knobs,
+    learner,
+    max_tokens,
+    mo,
+    plan_base,
+    prompt_tokens,
+    slo_p95_s,
+    tp,
+    users,
+):
+    mo.stop(knobs is None)
+    book = AnswerBook(learner.value, lab="lab11")
+    _base = knobs.sweeps["baseline (defaults)"].summary().sort_values("concurrency")
+    # What the exercises are checked against: the learner's own sweep and settings.
+    exercise_context = {
+        "concurrency": [int(c) for c in _base["concurrency"]],
+        "e2e_p95_s": [round(float(v), 4) for v in _base["e2e_p95_s"]],
+        "slo_p95_s": slo_p95_s,
+        "users": users,
+        "cap_concurrency": int(plan_base.cap) if plan_base.cap is not None else 1,
+        "tp": tp,
+        "kv_capacity_tokens": base_config.kv_capacity_tokens,
+        "block_tokens": base_config.block_tokens,
+        "prompt_tokens": prompt_tokens,
+        "max_tokens": max_tokens,
+        "max_num_seqs": base_config.max_num_seqs,
+    }
+    return book, exercise_context
+
+
+@app.cell
+def _(ex11, exercise_context, exercise_widget):
+    q1 = exercise_widget(ex11.Q1_SLO_CAP, **exercise_context)
+    q1
+    return (q1,)
+
+
+@app.cell
+def _(book, ex11, exercise_context, q1, verdict_view):
+    v1 = book.check(ex11.Q1_SLO_CAP, q1.value, **exercise_context)
+    verdict_view(v1)
+    return (v1,)
+
+
+@app.cell
+def _(ex11, exercise_context, exercise_widget):
+    q2 = exercise_widget(ex11.Q2_GPUS_FOR_USERS, **exercise_context)
+    q2
+    return (q2,)
+
+
+@app.cell
+def _(book, ex11, exercise_context, q2, verdict_view):
+    v2 = book.check(ex11.Q2_GPUS_FOR_USERS, q2.value, **exercise_context)
+    verdict_view(v2)
+    return (v2,)
+
+
+@app.cell
+def _(ex11, exercise_context, exercise_widget):
+    q3 = exercise_widget(ex11.Q3_WHICH_LIMIT_BINDS, **exercise_context)
+    q3
+    return (q3,)
+
+
+@app.cell
+def _(book, ex11, exercise_context, q3, verdict_view):
+    v3 = book.check(ex11.Q3_WHICH_LIMIT_BINDS, q3.value, **exercise_context)
+    verdict_view(v3)
+    return (v3,)
+
+
+@app.cell
+def _(ex11, exercise_context, exercise_widget):
+    q4 = exercise_widget(ex11.Q4_WHICH_KNOB, **exercise_context)
+    q4
+    return (q4,)
+
+
+@app.cell
+def _(book, ex11, exercise_context, q4, verdict_view):
+    v4 = book.check(ex11.Q4_WHICH_KNOB, q4.value, **exercise_context)
+    verdict_view(v4)
+    return (v4,)
+
+
+@app.cell
+def _(mo):
+    save_button = mo.ui.run_button(label="Save my answers")
+    save_button
+    return (save_button,)
+
+
+@app.cell
+def _(book, plan_base, plan_tuned, save_button, save_view, v1, v2, v3, v4):
+    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+    book.add_run(
+        "capacity_plan",
+        {
+            "slo_p95_s": plan_base.slo_s,
+            "users": plan_base.users,
+            "baseline_cap": plan_base.cap,
+            "baseline_gpus": plan_base.gpus,
+            "tuned_cap": plan_tuned.cap,
+            "tuned_gpus": plan_tuned.gpus,
+        },
+    )
+    save_view(book, save_button.value)
+    return
+
+
+if __name__ == "__main__":
+    app.run()

@@ -1,0 +1,499 @@
+"""Labs 1–6: ``marimo check`` passes, each runs headless, and its numbers follow the physics.
+
+Each lab is imported from its path and run with ``app.run()`` (against the embedded simulator,
+with small settings); the tests assert on values the lab computed, worked out by hand in the
+comments from shared/REFERENCE_DATA.md, and override a control with ``app.run(defs=...)`` to
+check that downstream numbers move as the physics says. A widget can be overridden by any
+object with a ``value`` (:class:`Picked`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+LABS_DIR = Path(__file__).resolve().parents[1] / "labs"
+LABS = {
+    1: "01_preflight.py",
+    2: "02_know_your_metal.py",
+    3: "03_kv_cache.py",
+    4: "04_fp8.py",
+    5: "05_throughput.py",
+    6: "06_cost.py",
+}
+#: Each lab must run top to bottom within this many seconds on a 2-core machine.
+LAB_BUDGET_S = 60.0
+
+
+@dataclass
+class Picked:
+    """Stands in for a marimo widget in ``app.run(defs=...)``: only ``value`` is read."""
+
+    value: Any
+
+
+def _load(number: int) -> ModuleType:
+    path = LABS_DIR / LABS[number]
+    spec = importlib.util.spec_from_file_location(f"lab_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(number: int, **defs: Any) -> dict[str, Any]:
+    app = _load(number).app
+    start = time.perf_counter()
+    _, result = app.run(defs=defs) if defs else app.run()
+    elapsed = time.perf_counter() - start
+    assert elapsed < LAB_BUDGET_S, f"lab {number} took {elapsed:.1f} s headless"
+    return dict(result)
+
+
+#: Nothing listens on the discard port: the labs must fall back to the embedded simulator
+#: rather than measure whatever happens to answer on localhost:8000 of a shared machine.
+NO_SERVER_URL = "http://127.0.0.1:9"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A lab never saves unless its button is pressed; keep any file out of the repository anyway.
+    monkeypatch.setenv("INFPHYS_ANSWERS_DIR", str(tmp_path / "answers"))
+    monkeypatch.delenv("INFPHYS_LEARNER", raising=False)
+    monkeypatch.setenv("NIM_BASE_URL", NO_SERVER_URL)
+    monkeypatch.delenv("NIM_GEN_MODEL", raising=False)
+
+
+@pytest.fixture(scope="module")
+def lab3() -> dict[str, Any]:
+    return _run(3)
+
+
+@pytest.fixture(scope="module")
+def lab4() -> dict[str, Any]:
+    return _run(4)
+
+
+@pytest.fixture(scope="module")
+def lab6() -> dict[str, Any]:
+    return _run(6)
+
+
+# --- marimo check -----------------------------------------------------------------------------
+
+
+def test_marimo_check_passes_on_every_lab() -> None:
+    paths = [LABS_DIR / LABS[n] for n in sorted(LABS)]
+    missing = [p.name for p in paths if not p.is_file()]
+    assert not missing, f"missing labs: {missing}"
+    done = subprocess.run(
+        [sys.executable, "-m", "marimo", "check", "--strict", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("number", sorted(LABS))
+def test_lab_has_pep723_header_time_budget_and_takeaway(number: int) -> None:
+    text = (LABS_DIR / LABS[number]).read_text()
+    assert text.startswith("# /// script\n")
+    header = text.split("import marimo", 1)[0]
+    for dep in ('"marimo', '"plotly', '"pandas', '"infphys"'):
+        assert dep in header, f"{dep} missing from the PEP 723 header"
+    assert "**Time: about" in text
+    assert "Key takeaway" in text
+
+
+# --- lab 3: the KV-cache cliff ----------------------------------------------------------------
+
+
+def test_lab3_calculator_values(lab3: dict[str, Any]) -> None:
+    # Llama-3.1-8B, BF16: 2 × 32 × 8 × 128 × 2 = 131,072 B per token; naive 2 × 32 × 4096 × 2.
+    assert lab3["kv_bytes_per_token"] == 131072
+    assert lab3["kv_bytes_per_token_naive"] == 524288
+    assert lab3["naive_factor"] == 4
+    cliff = lab3["cliff"]
+    # 16.06 GB + n × 1.0737 GB crosses 80 GB at n = 60 (59 → 79.4 GB, 60 → 80.5 GB).
+    assert cliff.crash_users["H100 SXM"] == 60
+    # 141 GB: (141 − 16.06) / 1.0737 = 116.4 → user 117 is the first over.
+    assert cliff.crash_users["H200 SXM"] == 117
+    # The naive 4.29 GB per user: (80 − 16.06) / 4.295 = 14.9 → user 15.
+    assert lab3["cliff_naive"].crash_users["H100 SXM"] == 15
+
+
+def test_lab3_simulator_finds_the_wall_where_the_calculator_puts_it(lab3: dict[str, Any]) -> None:
+    # H100 SXM: 80e9 × 0.9 − 16.06e9 − 2^31 = 53.79e9 B; / (8,192 × 131,072 B) = 50.1 → 50 users.
+    wall = lab3["engine_wall_users"]
+    assert wall == 50
+    sweep = lab3["sweep"].set_index("concurrency")
+    below = sweep[sweep.index <= 0.9 * wall]
+    beyond = sweep[sweep.index >= 1.25 * wall]
+    assert len(below) >= 2 and len(beyond) >= 2
+    assert (below["preemptions"] == 0).all()
+    assert (below["max_running"] == below.index).all()  # everyone runs below the wall
+    assert (beyond["preemptions"] > 0).all()
+    # Beyond the wall the engine runs about `wall` sequences and the rest wait.
+    assert (abs(beyond["max_running"] / wall - 1) <= 0.1).all()
+    assert (beyond["mean_waiting"] > below["mean_waiting"].max()).all()
+    assert lab3["first_preempting_users"] > wall
+    table = lab3["comparison"].set_index("quantity")
+    assert table.loc["users the KV cache holds (block accounting)", "simulator"] == wall
+
+
+def test_lab3_doubling_context_halves_the_users() -> None:
+    # 53.79e9 / (16,384 × 131,072) = 25.05 → 25; crash at (80 − 16.06) / 2.147 = 29.8 → 30.
+    d = _run(3, context_tokens=16384)
+    assert d["engine_wall_users"] == 25
+    assert d["cliff"].crash_users["H100 SXM"] == 30
+    assert d["kv_bytes_per_token"] == 131072
+
+
+def test_lab3_fp8_kv_halves_bytes_per_token_and_an_edited_shape_counts() -> None:
+    d = _run(3, kv_precision="fp8")
+    assert d["kv_bytes_per_token"] == 65536
+    # Half the layers: 2 × 16 × 8 × 128 × 2 = 65,536 B per token, and the exercise follows.
+    from infphys.catalog import get_model
+
+    half = dataclasses.replace(get_model("llama-3.1-8b"), layers=16)
+    d = _run(3, model_spec=half, q1=Picked("65536"))
+    assert d["kv_bytes_per_token"] == 65536
+    assert d["v1"].ok
+    assert isinstance(d["exercise_context"]["model"], dict)
+
+
+def test_lab3_exercises_check_the_learners_own_settings() -> None:
+    d = _run(
+        3,
+        q1=Picked("131072"),
+        q2=Picked("50"),  # the H100 default: 50 users
+        q3=Picked("4"),
+        q4=Picked("KV-cache memory"),
+    )
+    assert [d[f"v{i}"].ok for i in range(1, 5)] == [True, True, True, True]
+    assert d["book"].passed == 4
+    # The same 50 users on the learner's H200 is a neighbour's number: it fails.
+    from infphys.catalog import get_gpu
+
+    d = _run(3, gpu_a=get_gpu("h200"), q2=Picked("50"))
+    assert d["engine_wall_users"] == 101
+    assert d["v2"].status == "wrong"
+
+
+def test_lab3_save_writes_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "class"
+    monkeypatch.setenv("INFPHYS_ANSWERS_DIR", str(folder))
+    _run(3, learner=Picked("Ada Lovelace"), q1=Picked("131072"), save_button=Picked(True))
+    from infphys.exercises import grade
+
+    table = grade(folder)
+    assert list(table["learner"]) == ["Ada Lovelace"]
+    assert table.loc[0, "lab03.q1"] == "pass"
+
+
+# --- lab 4: FP8 -------------------------------------------------------------------------------
+
+
+def test_lab4_theory(lab4: dict[str, Any]) -> None:
+    theory = lab4["theory"]
+    # 8.03e9 parameters: 16.06 GB in BF16, 8.03 GB in FP8.
+    assert theory.loc["BF16", "weights_gb"] == pytest.approx(16.06, abs=0.01)
+    assert theory.loc["FP8", "weights_gb"] == pytest.approx(8.03, abs=0.01)
+    # H100 SXM at 8,192 tokens: 53.79e9 / 1.0737e9 = 50; (72e9 − 8.03e9 − 2^31) / 0.537e9 = 115.
+    assert (lab4["users_bf16"], lab4["users_fp8"]) == (50, 115)
+    assert lab4["theory_floor_ratio"] == pytest.approx(2.0, rel=0.01)
+
+
+def test_lab4_simulator_side_by_side(lab4: dict[str, Any]) -> None:
+    sim = lab4["simulated"]
+    assert list(sim.index) == ["BF16", "FP8"]
+    # Low load: every byte halves but the fixed step overhead does not, so ITL gains < 2×.
+    assert 1.2 < lab4["itl_ratio"] < 2.0
+    # High load: the sequences held follow the KV capacity (≈ 115 / 50 = 2.3×).
+    assert lab4["capacity_ratio"] == pytest.approx(115 / 50, rel=0.1)
+    assert lab4["capacity_ratio"] > lab4["itl_ratio"]
+    assert lab4["vllm_status"] in ("vLLM is not installed",) or "installed" in lab4["vllm_status"]
+
+
+def test_lab4_doubling_context_halves_users() -> None:
+    # 53.79e9 / 2.147e9 = 25.05 → 25; 61.82e9 / 1.074e9 = 57.6 → 57.
+    d = _run(4, context_tokens=16384)
+    assert (d["users_bf16"], d["users_fp8"]) == (25, 57)
+
+
+# --- lab 6: cost ------------------------------------------------------------------------------
+
+
+def test_lab6_calculator(lab6: dict[str, Any]) -> None:
+    # 8 × $2.50 / 400 = $0.05 per user-hour, × 730 = $36.50 per month.
+    cost = lab6["user_cost"]
+    assert cost.per_hour_usd == pytest.approx(0.05)
+    assert cost.per_month_usd == pytest.approx(36.5)
+
+
+def test_lab6_slo_cap_and_price(lab6: dict[str, Any]) -> None:
+    sweep = lab6["sweep"].set_index("concurrency")
+    cap = lab6["cap_users"]
+    assert cap in sweep.index
+    # The cap and every level below it meet the 50 ms p95 TPOT; the next level does not.
+    assert (sweep.loc[:cap, "tpot_p95_s"] <= 0.050).all()
+    above = sweep[sweep.index > cap]
+    if len(above):
+        assert above["tpot_p95_s"].iloc[0] > 0.050
+    # $2.50 / 3600 s × 10^6 / tokens per second.
+    assert lab6["cost_per_million_usd"] == pytest.approx(
+        2.5 / 3600 * 1e6 / lab6["cap_tokens_per_s"], rel=1e-9
+    )
+    assert lab6["cost_per_user_month_usd"] == pytest.approx(2.5 / cap * 730, rel=1e-9)
+
+
+def test_lab6_tighter_slo_lowers_the_cap_and_price_scales(lab6: dict[str, Any]) -> None:
+    tight = _run(6, tpot_slo_s=0.020, gpu_hourly_usd=5.0)
+    assert tight["cap_users"] is not None and tight["cap_users"] < lab6["cap_users"]
+    # Price per GPU-hour doubled at the same cap would double the cost per user-month.
+    assert tight["cost_per_user_month_usd"] == pytest.approx(5.0 / tight["cap_users"] * 730)
+
+
+def test_lab6_exercises() -> None:
+    d = _run(6, q1=Picked("0.05"), q3=Picked("0.01"))
+    assert d["v1"].ok
+    assert d["v3"].status == "wrong"
+
+
+# --- lab 2: know your metal -------------------------------------------------------------------
+
+
+def test_lab2_runs_without_a_gpu() -> None:
+    d = _run(2, copy_largest_bytes=16 * 2**20, experiment_budget_s=2.0, copy_repeats=3)
+    # Llama-3.1-8B on the default H100 SXM: 16.06 GB / 3.35 TB/s = 4.79 ms.
+    assert d["weight_floor_s"] == pytest.approx(4.794e-3, rel=1e-3)
+    assert d["copy_bytes"] == 16 * 2**20
+    copy = d["copy"]
+    # Both conventions: read + written is exactly twice copied-once.
+    assert copy.bandwidth_bytes_per_s == pytest.approx(2 * copy.bandwidth_copied_once_bytes_per_s)
+    assert len(d["copy_table"]) == 2
+    assert len(d["experiment"]) >= 1
+    assert set(d["roofline_table"].columns) >= {"measured_ms", "predicted_ms", "error"}
+    table = d["bandwidth_table"].set_index("GPU")
+    assert table.loc["H100 SXM", "ridge point (FLOP/byte)"] == pytest.approx(295.2, abs=0.1)
+    if not d["has_gpu"]:
+        assert d["engine"].verdict.startswith("no NVIDIA GPU visible")
+        assert d["copy"].memory == "host"
+        assert d["copy_watch"].frame.empty and d["copy_watch"].reason
+    # The copy exercise is checked against this machine's own copy.
+    expected = 2 * d["copy_bytes"] / d["copy_s"] / 1e9
+    assert math.isfinite(expected) and expected > 0
+
+
+# --- labs 1 and 5: against the embedded simulator over HTTP -----------------------------------
+
+
+def _close(defs: dict[str, Any]) -> None:
+    resolved = defs.get("resolved")
+    if resolved is not None:
+        resolved.close()
+
+
+def test_lab1_preflight_against_the_simulator() -> None:
+    d = _run(1, q1=Picked("not a number"))
+    try:
+        assert d["resolved"].simulated
+        assert d["target"].base_url != NO_SERVER_URL
+        assert d["preflight_ok"] is True
+        assert d["token_source"] == "usage"
+        # 64 tokens asked and generated (the simulator ignores no max_tokens).
+        assert d["completion_tokens"] == 64
+        # e2e = TTFT + 63 × TPOT (the client's own definitions).
+        assert d["e2e_s"] == pytest.approx(d["ttft_s"] + 63 * d["tpot_s"], rel=1e-6)
+        cmp = d["comparison"].set_index("quantity")
+        # The simulated H200 decodes Llama-3.1-8B in a few ms per token, above the roofline.
+        tpot_ms = cmp.loc["TPOT (one decode step), ms"]
+        assert 3 < tpot_ms["theory"] < tpot_ms["measured"] < 30
+        assert d["v1"].status == "invalid"
+        ctx = d["exercise_context"]
+        right = (ctx["e2e_s"] - ctx["ttft_s"]) / (ctx["completion_tokens"] - 1) * 1e3
+        assert d["book"].check("lab01.q1", f"{right:.3f}", **ctx).ok
+    finally:
+        _close(d)
+
+
+def test_lab1_shorter_answers() -> None:
+    d = _run(1, max_tokens=16)
+    try:
+        assert d["completion_tokens"] == 16
+        assert len(d["request"].chunk_times_s) == 16
+    finally:
+        _close(d)
+
+
+def test_lab5_sequential_against_concurrent() -> None:
+    d = _run(5, n_requests=6, max_tokens=32)
+    try:
+        seq, conc = d["sequential_frame"], d["concurrent_frame"]
+        assert len(seq) == len(conc) == 6
+        assert (conc["completion_tokens"] == 32).all() and d["tokens_from_usage"]
+        # Throughput is tokens over the window, from usage: 6 × 32 tokens.
+        assert d["concurrent_tokens_per_s"] == pytest.approx(6 * 32 / d["wall_s"], rel=1e-9)
+        # One at a time, the window is about the sum of the latencies; all at once, far less.
+        assert d["sequential_tokens_per_s"] * 2 < d["concurrent_tokens_per_s"]
+        assert 2 < d["speedup"] <= 6.5
+        # Σ latency / wall ≈ mean requests in flight ≤ 6 (Little's Law).
+        assert 2 < d["understatement"] <= 6.01
+        if not d["burst_watch"].frame.empty:
+            assert "gpu_util_pct" in d["burst_watch"].frame.columns
+        else:
+            assert d["burst_watch"].reason
+        ctx = d["exercise_context"]
+        assert d["book"].check("lab05.q2", ctx["latency_sum_s"] / ctx["wall_s"], **ctx).ok
+    finally:
+        _close(d)
+
+
+# --- the lab figures --------------------------------------------------------------------------
+
+
+def test_kv_cliff_compare_draws_both_formulas_and_the_lines() -> None:
+    from infphys import physics
+    from infphys.plots.labs import kv_cliff_compare
+
+    lines = {"H100 SXM": 80e9}
+    correct = physics.kv_cliff("llama-3.1-8b", 8192, 100, vram_lines_bytes=lines)
+    naive = physics.kv_cliff("llama-3.1-8b", 8192, 100, vram_lines_bytes=lines, naive=True)
+    fig = kv_cliff_compare(correct, naive, title="t")
+    names = [t.name for t in fig.data]
+    assert any("131,072 B/token" in n for n in names)
+    assert any("524,288 B/token" in n for n in names)
+    crosses = [t for t in fig.data if t.mode == "markers"]
+    assert sorted(int(t.x[0]) for t in crosses) == [15, 60]  # naive, correct
+    assert fig.layout.shapes[0].y0 == pytest.approx(80.0)  # the VRAM line, GB
+
+
+def test_lab_figures_reject_missing_columns() -> None:
+    import pandas as pd
+
+    from infphys.plots.labs import kv_wall_sweep, sequential_vs_concurrent, slo_sweep
+
+    empty = pd.DataFrame({"x": [1]})
+    with pytest.raises(ValueError, match="'concurrency'"):
+        kv_wall_sweep(empty, 50)
+    with pytest.raises(ValueError, match="'run'"):
+        sequential_vs_concurrent(empty)
+    with pytest.raises(ValueError, match="'concurrency'"):
+        slo_sweep(empty, slo_s=0.05, cap=None)
+
+
+def test_token_timeline_and_bar_compare() -> None:
+    from infphys.plots.labs import bar_compare, token_timeline
+
+    fig = token_timeline([0.110, 0.120, 0.130], 0.100)
+    assert list(fig.data[0].x) == pytest.approx([10.0, 20.0, 30.0])
+    assert list(fig.data[0].y) == [1, 2, 3]
+    assert token_timeline([], 0.0).layout.annotations[0].text == "no token times recorded"
+    fig = bar_compare({"users": {"BF16": 50, "FP8": 115}, "ms": {"BF16": 6.4, "FP8": 3.2}})
+    assert len(fig.data) == 4
+    with pytest.raises(ValueError, match="at least one group"):
+        bar_compare({})
+
+
+# --- the labs command -------------------------------------------------------------------------
+
+
+def test_marimo_command_binds_loopback() -> None:
+    from infphys.cli.labs import marimo_command
+
+    cmd = marimo_command(Path("labs"), port=3000, no_browser=False, headless=False, run=True)
+    assert cmd[1:5] == ["-m", "marimo", "run", "labs"]
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and "--headless" not in cmd
+    assert "--headless" in marimo_command(
+        Path("labs"), port=3000, no_browser=True, headless=False, run=False
+    )
+
+
+def test_labs_command_without_notebooks_exits_2(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from infphys.cli import app
+
+    result = CliRunner().invoke(app, ["labs", "--labs-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no lab notebooks" in result.output
+    result = CliRunner().invoke(app, ["labs", "--labs-dir", str(LABS_DIR), "--port", "0"])
+    assert result.exit_code == 2 and "--port" in result.output
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> int | None:
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=2) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return None
+
+
+@pytest.mark.slow
+def test_infphys_labs_starts_the_simulator_and_marimo(tmp_path: Path) -> None:
+    import os
+    import re
+    import signal
+
+    port = _free_port()
+    env = {**os.environ, "NIM_BASE_URL": NO_SERVER_URL}
+    err = tmp_path / "stderr.txt"
+    with err.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "infphys", "labs", "--headless", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+            env=env,
+            cwd=LABS_DIR.parent,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and _get(f"http://127.0.0.1:{port}/") != 200:
+            assert proc.poll() is None, err.read_text()
+            time.sleep(0.5)
+        assert _get(f"http://127.0.0.1:{port}/") == 200, err.read_text()
+        text = err.read_text()
+        assert "using the embedded simulator" in text
+        sim_url = re.search(r"at (http://127\.0\.0\.1:\d+) \(model", text)
+        assert sim_url is not None, text
+        # The simulator stays up while marimo runs, and the notebooks are told where it is.
+        assert _get(sim_url.group(1) + "/v1/models") == 200
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        if children.exists():
+            child = children.read_text().split()[0]
+            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            assert f"NIM_BASE_URL={sim_url.group(1)}".encode() in environ
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert _get(f"http://127.0.0.1:{port}/") is None
+    assert _get(sim_url.group(1) + "/v1/models") is None

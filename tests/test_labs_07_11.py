@@ -1,0 +1,415 @@
+"""Labs 7–11 run headless (``app.run()``) with small settings, against the embedded simulator.
+
+Each lab is imported from its file and run top to bottom; the tests assert on what the lab
+computed (Little's Law on the learner's data, the knee inside the sweep, p95 growing with load,
+503s under admission control, the SLO cap and the GPUs it implies), on what an overridden
+control changes downstream (``app.run(defs=…)``), and on the exercises' verdicts for the
+learner's own numbers. Headless times are printed at the end of the session (``-s``) and
+bounded by the course's budget of 60 s per lab.
+
+``NIM_BASE_URL`` is pointed at a closed loopback port, so every lab that resolves its target
+falls back to the embedded simulator.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infphys.exercises import exercises_for
+
+LABS = Path(__file__).resolve().parents[1] / "labs"
+MARIMO = Path(sys.executable).with_name("marimo")
+LAB_FILES = {
+    7: "07_littles_law.py",
+    8: "08_concurrency_sweep.py",
+    9: "09_token_budget.py",
+    10: "10_overload.py",
+    11: "11_tuning.py",
+}
+#: The course's budget for one lab run headless on a 2-core machine, seconds.
+HEADLESS_BUDGET_S = 60.0
+TIMINGS: dict[str, float] = {}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point NIM_BASE_URL at a port nobody listens on; keep answer files out of the repo."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    saved = {k: os.environ.get(k) for k in ("NIM_BASE_URL", "INFPHYS_ANSWERS_DIR")}
+    os.environ["NIM_BASE_URL"] = f"http://127.0.0.1:{port}"
+    os.environ["INFPHYS_ANSWERS_DIR"] = str(tmp_path_factory.mktemp("answers"))
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_timings() -> Iterator[None]:
+    yield
+    if TIMINGS:
+        lines = [f"  {name}: {seconds:.1f} s" for name, seconds in TIMINGS.items()]
+        print("\nheadless lab runs (app.run, after import):\n" + "\n".join(lines))
+
+
+def _app(lab: int) -> Any:
+    path = LABS / LAB_FILES[lab]
+    spec = importlib.util.spec_from_file_location(f"infphys_lab_{lab:02d}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app
+
+
+def run_lab(lab: int, label: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Run a lab with its settings cell overridden; return its definitions."""
+    app = _app(lab)
+    t0 = time.perf_counter()
+    _, defs = app.run(defs=settings)
+    elapsed = time.perf_counter() - t0
+    TIMINGS[f"lab {lab:02d} ({label})"] = elapsed
+    assert elapsed < HEADLESS_BUDGET_S, f"lab {lab} took {elapsed:.1f} s headless"
+    return dict(defs)
+
+
+def check_exercises(lab: int, defs: dict[str, Any]) -> None:
+    """Right answers (the solution for the learner's context) pass; wrong ones fail; every
+    verdict cell ran and reported 'no answer yet'."""
+    ctx = defs["exercise_context"]
+    for i, ex in enumerate(exercises_for(lab), start=1):
+        assert defs[f"v{i}"].status == "missing"
+        expected = ex.expected(**ctx)
+        assert ex.check(expected, **ctx).ok, ex.id
+        if ex.kind == "choice":
+            wrong = next(c for c in ex.choices if c != expected)
+        else:
+            wrong = float(expected) * 1.5 + 1.0
+        assert not ex.check(wrong, **ctx).ok, ex.id
+
+
+@pytest.mark.parametrize("lab", sorted(LAB_FILES))
+def test_marimo_check_passes(lab: int) -> None:
+    proc = subprocess.run(
+        [str(MARIMO), "check", str(LABS / LAB_FILES[lab])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "error" not in proc.stdout.lower(), proc.stdout
+
+
+@pytest.mark.parametrize("lab", sorted(LAB_FILES))
+def test_pep723_header_and_time_budget(lab: int) -> None:
+    text = (LABS / LAB_FILES[lab]).read_text(encoding="utf-8")
+    assert text.startswith("# /// script\n")
+    assert '#     "marimo==0.25.2",' in text and '#     "infphys",' in text
+    assert "**Time: about" in text
+    assert "Key takeaway" in text
+
+
+# --- lab 7 ------------------------------------------------------------------------------------
+
+LAB07 = {
+    "requests": 16,
+    "prompt_tokens": 64,
+    "max_tokens": 16,
+    "warmup": 1,
+    "target_req_per_s": 20.0,
+    "seed": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def lab07() -> dict[str, Any]:
+    return run_lab(7, "defaults, small", LAB07)
+
+
+def test_lab07_littles_law_holds_on_the_baseline(lab07: dict[str, Any]) -> None:
+    little = lab07["little"]
+    assert abs(little.ratio - 1.0) < 0.05
+    # One request at a time: L is just under 1 (the client's own gap between requests).
+    assert 0.9 < little.mean_in_flight <= 1.0
+    table = lab07["theory_table"].set_index("quantity")
+    assert abs(table.loc["throughput", "error_%"]) < 10
+    # The roofline's decode step against the measured TPOT of the simulated GPU.
+    assert abs(table.loc["time per output token", "error_%"]) < 25
+    assert lab07["summary"]["requests"] == 16
+    assert lab07["output_tokens"] == 16
+
+
+def test_lab07_percentiles_are_ordered(lab07: dict[str, Any]) -> None:
+    t = lab07["percentile_table"]
+    assert (t["p50_ms"] <= t["p95_ms"]).all() and (t["p95_ms"] <= t["p99_ms"]).all()
+    assert lab07["tail_ratio"] >= 1.0
+
+
+def test_lab07_exercises(lab07: dict[str, Any]) -> None:
+    check_exercises(7, lab07)
+
+
+def test_lab07_more_output_tokens_cost_decode_steps(lab07: dict[str, Any]) -> None:
+    longer = run_lab(7, "max_tokens 48", {**LAB07, "max_tokens": 48})
+    # e2e = TTFT + (N − 1) × TPOT: 47 decode steps instead of 15, TPOT about the same.
+    assert longer["tpot"].mean_s == pytest.approx(lab07["tpot"].mean_s, rel=0.3)
+    assert longer["e2e"].mean_s > 2.2 * lab07["e2e"].mean_s
+    assert abs(longer["little"].ratio - 1.0) < 0.05
+
+
+# --- lab 8 ------------------------------------------------------------------------------------
+
+LAB08 = {
+    "server_choice": "embedded",
+    "gpu": "a100-80gb-sxm",
+    "model": "llama-3.1-8b",
+    "max_num_seqs": 4,
+    "concurrency_levels": [1, 2, 4, 8, 16],
+    "rounds_per_level": 6,
+    "rate_fractions": [0.4, 0.8],
+    "open_requests": 60,
+    "prompt_tokens": 64,
+    "max_tokens": 8,
+    "seed": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def lab08() -> dict[str, Any]:
+    return run_lab(8, "max_num_seqs 4", LAB08)
+
+
+def test_lab08_knee_and_cliff(lab08: dict[str, Any]) -> None:
+    s = lab08["closed_summary"].set_index("concurrency")
+    # The server runs 4 at once: throughput levels off there, inside the sweep.
+    assert lab08["knee_concurrency"] in (2, 4, 8)
+    assert s.loc[16, "throughput_req_per_s"] < 1.5 * s.loc[4, "throughput_req_per_s"]
+    # p95 grows with concurrency past the knee: 16 clients on 4 slots wait ~4 service times.
+    assert s.loc[16, "e2e_p95_s"] > 2.5 * s.loc[1, "e2e_p95_s"]
+    assert s["e2e_p95_s"].is_monotonic_increasing or s.loc[16, "e2e_p95_s"] == s["e2e_p95_s"].max()
+    assert (s["error_rate"] == 0).all()
+
+
+def test_lab08_littles_law_below_the_knee(lab08: dict[str, Any]) -> None:
+    t = lab08["little_table"].set_index("concurrency")
+    # Exact below the batch limit; past it, a 6-round level's edges leave up to ~1/12.
+    assert (t.loc[[1, 2], "error_%"].abs() < 5).all()
+    assert (t["error_%"].abs() < 15).all()
+
+
+def test_lab08_open_loop_queues_near_capacity(lab08: dict[str, Any]) -> None:
+    q = lab08["queue_table"]
+    assert q["utilisation"].tolist() == pytest.approx([0.4, 0.8], abs=0.01)
+    assert q["measured_mean_ms"].iloc[-1] > q["measured_mean_ms"].iloc[0]
+    # M/M/4 (the simulated batch limit) is pessimistic for near-constant service times.
+    assert lab08["queue_servers"] == 4
+    assert (q["error_%"] < 10).all()
+
+
+def test_lab08_exercises(lab08: dict[str, Any]) -> None:
+    check_exercises(8, lab08)
+
+
+def test_lab08_a_larger_batch_moves_the_knee(lab08: dict[str, Any]) -> None:
+    bigger = run_lab(8, "max_num_seqs 16", {**LAB08, "max_num_seqs": 16, "open_requests": 40})
+    # Four times the batch: a much higher plateau (the client's own pace caps it short of 4×
+    # on two cores), and 16 clients no longer queue behind 4 slots (about 4 service times).
+    assert bigger["capacity_req_per_s"] > 1.5 * lab08["capacity_req_per_s"]
+    p95_16 = bigger["closed_summary"].set_index("concurrency").loc[16, "e2e_p95_s"]
+    assert p95_16 < 0.6 * lab08["closed_summary"].set_index("concurrency").loc[16, "e2e_p95_s"]
+    knee = bigger["knee_concurrency"]
+    assert knee is None or knee > lab08["knee_concurrency"]
+
+
+# --- lab 9 ------------------------------------------------------------------------------------
+
+LAB09 = {
+    "prompt_sizes": [64, 2048],
+    "max_tokens_values": [8, 32],
+    "requests_per_cell": 2,
+    "seed": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def lab09() -> dict[str, Any]:
+    return run_lab(9, "2 × 2 grid", LAB09)
+
+
+def test_lab09_prefill_and_decode_split(lab09: dict[str, Any]) -> None:
+    t = lab09["theory_table"].set_index(["prompt_tokens", "max_tokens"])
+    # A 2,048-token prompt takes far longer to prefill than 64 tokens; decode does not care.
+    assert t.loc[(2048, 8), "ttft_ms"] > 3 * t.loc[(64, 8), "ttft_ms"]
+    assert t.loc[(2048, 32), "tpot_ms"] == pytest.approx(t.loc[(64, 32), "tpot_ms"], rel=0.25)
+    # The decode step is the roofline's; the long prefill too.
+    assert (t["tpot_error_%"].abs() < 25).all()
+    assert abs(t.loc[(2048, 32), "ttft_error_%"]) < 40
+    costs = lab09["costs"]
+    assert costs.decode_ms_per_token == pytest.approx(t["roofline_tpot_ms"].mean(), rel=0.25)
+    assert costs.output_vs_prompt_token > 20  # an output token costs many prompt tokens
+
+
+def test_lab09_exercises(lab09: dict[str, Any]) -> None:
+    check_exercises(9, lab09)
+
+
+def test_lab09_a_larger_budget_costs_decode_time(lab09: dict[str, Any]) -> None:
+    wider = run_lab(9, "max_tokens 8, 64", {**LAB09, "max_tokens_values": [8, 64]})
+    small, large = lab09["exercise_context"], wider["exercise_context"]
+    # 63 decode steps instead of 31 at the small prompt: about twice the end-to-end.
+    ratio = large["e2e_large_ms"] / small["e2e_large_ms"]
+    assert 1.6 < ratio < 2.4
+    assert wider["costs"].decode_ms_per_token == pytest.approx(
+        lab09["costs"].decode_ms_per_token, rel=0.3
+    )
+
+
+# --- lab 10 -----------------------------------------------------------------------------------
+
+LAB10 = {
+    "gpu": "a100-80gb-sxm",
+    "model": "llama-3.1-8b",
+    "max_num_seqs": 4,
+    "client_levels": [2, 4, 16, 32],
+    "requests_per_level": 32,
+    "timeout_s": 0.25,
+    "max_queue": 4,
+    "open_fractions": [0.5, 2.0],
+    "open_requests": 40,
+    "ttft_slo_s": 0.1,
+    "tpot_slo_s": 0.05,
+    "burst_factor": 3.0,
+    "burst_users": 60,
+    "prompt_tokens": 64,
+    "max_tokens": 8,
+    "seed": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def lab10() -> dict[str, Any]:
+    return run_lab(10, "max_num_seqs 4, timeout 0.25 s", LAB10)
+
+
+def test_lab10_timeouts_rise_with_clients(lab10: dict[str, Any]) -> None:
+    s = lab10["unbounded_summary"].set_index("concurrency")
+    assert s.loc[2, "error_rate"] == 0
+    # 32 clients on 4 slots wait ~8 service times (~0.5 s) against a 0.25 s timeout.
+    assert s.loc[32, "error_rate"] > 0.3
+    errors = lab10["unbounded_frame"].query("status == 'failed'")["error_class"]
+    assert set(errors) <= {"total_timeout", "read_timeout"}
+    t = lab10["theory_table"].set_index("concurrency")
+    assert abs(t.loc[2, "error_%"]) < 30  # below the batch limit: the bare service time
+
+
+def test_lab10_admission_control_sheds_with_503(lab10: dict[str, Any]) -> None:
+    bounded = lab10["open_bounded"]
+    top = bounded[bounded["level"] == bounded["level"].max()]  # 2 × capacity
+    failed = top[top["status"] == "failed"]
+    assert len(failed) > 0 and (failed["http_status"] == 503).all()
+    # Refused requests fail fast; accepted ones finish within the timeout.
+    assert (failed["e2e_s"] < 0.1).all()
+    assert top[top["status"] == "ok"]["e2e_s"].max() < 0.25
+    # Half the capacity: nobody is refused, nobody times out.
+    low = bounded[bounded["level"] == 0]
+    assert (low["status"] == "ok").all()
+    rate = lab10["goodput_unbounded"].index.max()
+    good = lab10["goodput_bounded"].loc[rate, "goodput_per_s"]
+    assert good >= lab10["goodput_unbounded"].loc[rate, "goodput_per_s"]
+    unbounded_errors = lab10["open_unbounded"].query("status == 'failed'")["error_class"]
+    assert set(unbounded_errors) <= {"total_timeout", "read_timeout"}
+
+
+def test_lab10_retry_policies(lab10: dict[str, Any]) -> None:
+    t = lab10["retry_table"].set_index("policy")
+    assert t.loc["no retry", "amplification"] == 1.0
+    assert t.loc["blind retries", "amplification"] > t.loc["backoff + jitter", "amplification"]
+    assert t.loc["backoff + jitter", "success_rate"] >= t.loc["no retry", "success_rate"]
+    assert t.loc["backoff + jitter", "success_rate"] >= t.loc["blind retries", "success_rate"]
+
+
+def test_lab10_exercises(lab10: dict[str, Any]) -> None:
+    check_exercises(10, lab10)
+
+
+def test_lab10_a_longer_timeout_fails_less(lab10: dict[str, Any]) -> None:
+    patient = run_lab(10, "timeout 2 s", {**LAB10, "timeout_s": 2.0, "burst_users": 30})
+    before = lab10["unbounded_summary"].set_index("concurrency").loc[32, "error_rate"]
+    after = patient["unbounded_summary"].set_index("concurrency").loc[32, "error_rate"]
+    assert after < before and after < 0.1
+
+
+# --- lab 11 -----------------------------------------------------------------------------------
+
+LAB11 = {
+    "gpu": "h100-sxm",
+    "model": "llama-3.1-8b",
+    "tp": 1,
+    "prompt_tokens": 1000,
+    "max_tokens": 128,
+    "slo_p95_s": 5.0,
+    "users": 1000,
+    "concurrency_levels": [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    "seed": 0,
+    "max_num_seqs": 64,
+    "gpu_memory_utilization": 0.95,
+    "max_num_batched_tokens": 2048,
+    "kv_precision": "fp8",
+}
+
+
+@pytest.fixture(scope="module")
+def lab11() -> dict[str, Any]:
+    return run_lab(11, "9 levels × 6 settings", LAB11)
+
+
+def test_lab11_capacity_plan(lab11: dict[str, Any]) -> None:
+    plan = lab11["plan_base"]
+    assert plan.cap in LAB11["concurrency_levels"]
+    assert plan.cap_latency_s <= 5.0
+    assert plan.gpus == math.ceil(1000 / plan.cap)
+    base = lab11["knobs"].sweeps["baseline (defaults)"].summary().set_index("concurrency")
+    # The next level up misses the SLO (or the sweep ended).
+    levels = LAB11["concurrency_levels"]
+    nxt = levels.index(plan.cap) + 1
+    assert nxt == len(levels) or base.loc[levels[nxt], "e2e_p95_s"] > 5.0
+
+
+def test_lab11_knobs_move_the_limits(lab11: dict[str, Any]) -> None:
+    t = lab11["knobs"].table.set_index("variant")
+    base = t.loc["baseline (defaults)"]
+    assert t.loc["kv_precision = fp8", "kv_capacity_tokens"] == pytest.approx(
+        2 * base["kv_capacity_tokens"], rel=1e-3
+    )
+    assert t.loc["max_num_seqs = 64", "max_running_simulated"] == 64
+    assert t.loc["gpu_memory_utilization = 0.95", "kv_capacity_tokens"] > base["kv_capacity_tokens"]
+    theory = lab11["theory_table"].set_index("quantity")
+    row = theory.loc["max_num_seqs = 64: requests running at once"]
+    assert row["theory"] == 64 and row["error_%"] == 0
+
+
+def test_lab11_exercises(lab11: dict[str, Any]) -> None:
+    check_exercises(11, lab11)
+
+
+def test_lab11_a_looser_slo_and_more_users(lab11: dict[str, Any]) -> None:
+    looser = run_lab(11, "SLO 10 s, 4,000 users", {**LAB11, "slo_p95_s": 10.0, "users": 4000})
+    before, after = lab11["plan_base"], looser["plan_base"]
+    assert after.cap >= before.cap
+    assert after.gpus == math.ceil(4000 / after.cap)

@@ -1,0 +1,105 @@
+"""The serving chapters' figures: they draw, and what they draw shows the physics.
+
+Each figure runs small workloads on the virtual-time simulator; the checks read the numbers back
+out of the figure's traces and compare them with what the physics says must happen (a smaller
+token budget shortens the stalls; continuous batching finishes the same work sooner; goodput
+collapses past saturation while throughput does not), not with the same computation retyped.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from infphys.plots import chapters_serving as cs
+
+SMALL_LEVELS = (1, 4, 16, 64, 256, 512)
+
+
+def test_concurrency_sweep_marks_knee_and_cliff_and_queueing() -> None:
+    scenario = ("llama-3.1-8b", "h100-sxm", "bf16")
+    fig = cs.concurrency_sweep(scenarios=(scenario,), levels=SMALL_LEVELS)
+    tput, per_user, e2e, ttft = (np.asarray(t.y, dtype=float) for t in fig.data)
+    assert e2e[-1] > 2 * e2e[0]  # the p95 cliff is inside the sweep
+    # Batching: total throughput grows with the batch while the per-user speed falls.
+    assert tput[3] > 10 * tput[0]
+    assert per_user[3] < per_user[0]
+    # Past max_num_seqs (256) extra clients only queue: TTFT jumps by an order of magnitude.
+    assert ttft[-1] > 10 * ttft[-2]
+    notes = " ".join(a.text for a in fig.layout.annotations)
+    assert "knee" in notes and "p95 cliff" in notes and "max_num_seqs=256" in notes
+
+
+def test_concurrency_sweep_rejects_too_few_levels() -> None:
+    with pytest.raises(ValueError, match="levels"):
+        cs.concurrency_sweep(levels=(1, 2))
+
+
+def test_continuous_batching_finishes_sooner_than_static() -> None:
+    fig = cs.continuous_vs_static(requests=12, batch=4)
+    # Traces: static (waiting, streaming, padding), then continuous (waiting, streaming).
+    static_end = max(b + x for b, x in zip(fig.data[2].base, fig.data[2].x, strict=True))
+    cont_end = max(b + x for b, x in zip(fig.data[4].base, fig.data[4].x, strict=True))
+    assert cont_end < static_end
+    assert sum(fig.data[2].x) > 0  # static batches pad their short answers
+
+
+def test_smaller_token_budget_shortens_stalls_and_delays_first_tokens() -> None:
+    fig = cs.chunked_prefill(budgets=(512, 8192), concurrency=16, requests=48)
+    p99_itl = np.asarray(fig.data[1].y, dtype=float)
+    median_ttft = np.asarray(fig.data[3].y, dtype=float)
+    assert p99_itl[0] < p99_itl[1] / 3  # 512-token chunks stall decoders far less than 8,192
+    assert median_ttft[0] > median_ttft[1]  # but a long prompt needs more steps
+
+
+def test_goodput_collapses_past_saturation_while_throughput_holds() -> None:
+    fig = cs.goodput_vs_rate(loads=(0.5, 2.0), requests=200, slos=((0.5, 0.05),))
+    completed = np.asarray(fig.data[0].y, dtype=float)
+    goodput = np.asarray(fig.data[1].y, dtype=float)
+    attainment = np.asarray(fig.data[2].y, dtype=float)
+    assert completed[1] >= 0.8 * completed[0]  # the GPU keeps completing requests ...
+    assert goodput[1] < 0.5 * goodput[0]  # ... most of them too late
+    assert attainment[0] > 95 and attainment[1] < 50
+
+
+def test_token_budget_split_answer_length_dominates() -> None:
+    fig = cs.token_budget_split(prompts=(256,), outputs=(16, 512), requests=16)
+    ttft, decode = (np.asarray(t.y, dtype=float) for t in fig.data)
+    assert decode[1] > 10 * decode[0]  # 512 output tokens against 16
+    assert decode[1] > ttft[1]
+
+
+def test_preemption_timeline_fp8_kv_removes_preemptions() -> None:
+    fig = cs.preemption_timeline(concurrency=256, requests=300)
+    # Four traces per variant; the fourth is the running count of preemptions.
+    bf16_pre = float(fig.data[3].y[-1])
+    fp8_pre = float(fig.data[7].y[-1])
+    assert bf16_pre > 0
+    assert fp8_pre < bf16_pre
+
+
+def test_capacity_plan_fp8_serves_more_users_per_gpu() -> None:
+    fig = cs.capacity_plan(configs=(("h100-sxm", "bf16", "bf16"), ("h100-sxm", "fp8", "fp8")))
+    users_per_gpu = list(fig.data[0].y)
+    gpus_for_1000 = list(fig.data[1].y)
+    assert users_per_gpu[1] > users_per_gpu[0]
+    assert gpus_for_1000 == [math.ceil(1000 / u) for u in users_per_gpu]
+
+
+def test_request_anatomy_tpot_is_the_mean_gap() -> None:
+    fig = cs.request_anatomy(concurrency=8, requests=24)
+    gaps = np.asarray(fig.data[3].y, dtype=float)
+    tpot_line = fig.layout.shapes[0].y0
+    assert tpot_line == pytest.approx(gaps.mean(), rel=0.02)
+    assert gaps.max() > 2 * np.median(gaps)  # the request shown was stalled by a prefill
+
+
+def test_session_plan_lists_the_registry_exercises() -> None:
+    fig = cs.session_plan({"short": [("Welcome", 5, ""), ("Lab 3", 10, "lab03")]})
+    hover = fig.data[0].customdata
+    assert hover[0] == "no exercises"
+    assert "lab03.q1" in hover[1]
+    with pytest.raises(ValueError, match="plans"):
+        cs.session_plan({})
