@@ -23,6 +23,7 @@ block, or :meth:`ResolvedTarget.close`).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import urllib.error
@@ -34,9 +35,10 @@ from typing import Any
 
 from infphys._check import positive
 from infphys.measure.target import Target
+from infphys.sim.config import EngineConfig
 from infphys.sim.server import SimTarget, serve
 
-__all__ = ["ResolvedTarget", "probe", "resolve_target"]
+__all__ = ["ResolvedTarget", "probe", "resolve_target", "simulator_config"]
 
 
 @dataclass
@@ -47,13 +49,18 @@ class ResolvedTarget:
         target: what :mod:`infphys.measure` takes.
         simulated: True when the embedded simulator was started.
         message: one line for the user (printed by the caller).
-        sim: the simulator's own target (engine, ``time_scale``, server stats) when simulated.
+        sim: the simulator's own target (engine, ``time_scale``, server stats) when this call
+            started it.
+        sim_config: the simulated engine's configuration whenever the target is an infphys
+            simulator: one started here, or one already running (``infphys labs``, ``infphys
+            sim``) found through ``NIM_BASE_URL``, which publishes it on ``/v1/models``.
     """
 
     target: Target
     simulated: bool
     message: str
     sim: SimTarget | None = None
+    sim_config: EngineConfig | None = None
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     def close(self) -> None:
@@ -103,6 +110,29 @@ def probe(base_url: str, *, timeout_s: float = 2.0, api_key: str | None = None) 
         return str(exc) or type(exc).__name__
 
 
+def simulator_config(
+    base_url: str, *, timeout_s: float = 2.0, api_key: str | None = None
+) -> EngineConfig | None:
+    """The engine configuration an infphys simulator at ``base_url`` publishes, else None.
+
+    A real server (NIM, vLLM) has no ``infphys`` block in its ``/v1/models`` card: None.
+    """
+    t = positive("timeout_s", timeout_s)
+    req = urllib.request.Request(base_url.rstrip("/") + "/v1/models", method="GET")
+    if api_key:
+        req.add_header("Authorization", f"Bearer {api_key}")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=t) as resp:
+            body = json.loads(resp.read(1 << 20))
+        block = body["data"][0]["infphys"]
+        if not block.get("simulated"):
+            return None
+        return EngineConfig.from_dict(block["config"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
 def resolve_target(
     base_url: str | None = None,
     *,
@@ -142,6 +172,19 @@ def resolve_target(
     )
     problem = probe(configured.base_url, timeout_s=probe_timeout_s, api_key=configured.api_key)
     if problem is None:
+        running = simulator_config(
+            configured.base_url, timeout_s=probe_timeout_s, api_key=configured.api_key
+        )
+        if running is not None:
+            return ResolvedTarget(
+                target=configured,
+                simulated=True,
+                message=(
+                    f"using the embedded simulator already running at {configured.base_url}: "
+                    f"simulated {running.model.name} on {running.tp}× {running.gpu.name}"
+                ),
+                sim_config=running,
+            )
         return ResolvedTarget(
             target=configured,
             simulated=False,
@@ -173,4 +216,11 @@ def resolve_target(
         f"nothing answers at {configured.base_url} ({problem}); using the embedded simulator "
         f"instead: {sim.describe()}"
     )
-    return ResolvedTarget(target=target, simulated=True, message=message, sim=sim, _stack=stack)
+    return ResolvedTarget(
+        target=target,
+        simulated=True,
+        message=message,
+        sim=sim,
+        sim_config=sim.config,
+        _stack=stack,
+    )

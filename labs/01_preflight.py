@@ -106,7 +106,7 @@ def _(resolve_target):
 
 @app.cell
 def _(mo, pd, resolved, target):
-    _cfg = resolved.sim.config if resolved.sim is not None else None
+    _cfg = resolved.sim_config
     target_table = pd.DataFrame(
         [
             {"setting": "base URL", "value": target.base_url},
@@ -150,7 +150,7 @@ def _(mo, preflight_sync, target):
 
 @app.cell
 def _(GPUS, MODELS, mo, resolved):
-    _cfg = resolved.sim.config if resolved.sim is not None else None
+    _cfg = resolved.sim_config
     max_tokens_pick = mo.ui.dropdown(["16", "64", "128", "256"], value="64",
                                      label="max_tokens")
     prompt_pick = mo.ui.dropdown(["32", "128", "512", "2048"], value="128",

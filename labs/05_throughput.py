@@ -111,7 +111,7 @@ def _(mo, resolved):
 
 @app.cell
 def _(GPUS, MODELS, mo, resolved):
-    _cfg = resolved.sim.config if resolved.sim is not None else None
+    _cfg = resolved.sim_config
     requests_slider = mo.ui.slider(2, 64, step=1, value=8, show_value=True,
                                    label="N requests")
     max_tokens_pick = mo.ui.dropdown(["32", "64", "128", "256"], value="64",

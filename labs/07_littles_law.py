@@ -247,8 +247,8 @@ def _(max_tokens, prompt_tokens, resolved):
     # The roofline's decode step for one sequence with half its answer written (simulated
     # targets only: for a real endpoint the GPU and model behind it are not known here).
     decode_step_theory_s = (
-        resolved.sim.config.roofline.step_for([1], [prompt_tokens + max_tokens // 2]).total_s
-        if resolved.sim is not None and resolved.sim.config is not None
+        resolved.sim_config.roofline.step_for([1], [prompt_tokens + max_tokens // 2]).total_s
+        if resolved.sim_config is not None
         else None
     )
     return (decode_step_theory_s,)

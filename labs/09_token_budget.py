@@ -214,7 +214,7 @@ def _(frame, token_budget_split):
 def _(frame, resolved, token_budget_table):
     # Theory against measurement (on the simulator): the roofline's prefill and decode-step
     # times for one request alone, against the measured p50s.
-    _roofline = resolved.sim.config.roofline if resolved.sim is not None and resolved.sim.config else None
+    _roofline = resolved.sim_config.roofline if resolved.sim_config is not None else None
     theory_table = token_budget_table(frame, roofline=_roofline)
     theory_table
     return (theory_table,)

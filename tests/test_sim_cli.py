@@ -123,8 +123,19 @@ def test_resolver_falls_back_to_the_simulator_in_one_line() -> None:
 def test_resolver_uses_a_server_that_answers() -> None:
     with serve(max_model_len=8192) as t:
         rt = resolve_target(base_url=t.base_url, env={})
-        assert not rt.simulated and rt.target.base_url == t.base_url
+        # An infphys simulator found through the URL (as under `infphys labs`) says what it is:
+        # it publishes its engine configuration on /v1/models.
+        assert rt.simulated and rt.sim is None and rt.target.base_url == t.base_url
+        assert rt.sim_config == t.config
+        assert rt.message.startswith("using the embedded simulator already running at")
         rt.close()
+    from infphys.measure.stub import StubConfig, StubServer
+
+    with StubServer(StubConfig()) as stub:
+        real = resolve_target(base_url=stub.base_url, env={})
+        assert not real.simulated and real.sim_config is None
+        assert real.message.startswith(f"using {stub.base_url}")
+        real.close()
         kept = resolve_target(env={"NIM_BASE_URL": DEAD}, fallback=False)
         assert not kept.simulated and "nothing answers" in kept.message
 

@@ -869,6 +869,9 @@ class SimServer:
                 "gpu": cfg.gpu.name,
                 "model": cfg.model.name,
                 "engine": cfg.describe(),
+                # The whole configuration, so a client that finds this server through
+                # NIM_BASE_URL (``infphys labs``) can still draw the roofline beside it.
+                "config": cfg.to_dict(),
             },
         }
         return web.json_response({"object": "list", "data": [card]})
