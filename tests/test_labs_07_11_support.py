@@ -246,7 +246,10 @@ def test_retry_run_against_a_failing_server() -> None:
     t = asyncio.run(main())
     assert t.loc["no retry", "amplification"] == 1.0
     assert t.loc["no retry", "success_rate"] < 0.8
-    assert t.loc["blind retries", "success_rate"] == 1.0
+    # Which attempt meets the 503 depends on how 20 concurrent users interleave at the server, so
+    # a user can (rarely) draw four 503s in a row: retries recover most, not always all.
+    assert t.loc["blind retries", "success_rate"] >= 0.9
+    assert t.loc["blind retries", "success_rate"] > t.loc["no retry", "success_rate"] + 0.15
     assert t.loc["blind retries", "amplification"] > 1.2
 
 
