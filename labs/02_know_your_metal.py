@@ -77,18 +77,21 @@ def _(mo):
 
 
 @app.cell(hide_code=True)
-def _(mo):
-    mo.md(r"""
+def _(get_gpu, mo, physics):
+    _h100 = get_gpu("h100")
+    _w = physics.weight_bytes("llama-3.1-8b")
+    _floor_ms = 1e3 * physics.decode_step_s("h100", "llama-3.1-8b", 1, 0, bandwidth_efficiency=1)
+    mo.md(rf"""
     ## The idea
 
     A decode step reads every weight once, whatever the batch. So the shortest step is
 
-    $$t_\text{step} \ge \frac{\text{weight bytes}}{\text{memory bandwidth}}
-    \qquad\text{e.g. } \frac{16.06\ \text{GB}}{3.35\ \text{TB/s}} = 4.79\ \text{ms
-    (Llama-3.1-8B, BF16, H100 SXM)}$$
+    $$t_\text{{step}} \ge \frac{{\text{{weight bytes}}}}{{\text{{memory bandwidth}}}}
+    \qquad\text{{e.g. }} \frac{{{_w / 1e9:.2f}\ \text{{GB}}}}{{{_h100.bandwidth_bytes_per_s / 1e12:.2f}\ \text{{TB/s}}}} = {_floor_ms:.2f}\ \text{{ms
+    (Llama-3.1-8B, BF16, H100 SXM)}}$$
 
     A kernel is memory-bound while it does fewer FLOPs per byte than the **ridge point**,
-    $\text{peak FLOP/s} / \text{bandwidth}$ (295 for an H100 in BF16). Decode at small batch
+    $\text{{peak FLOP/s}} / \text{{bandwidth}}$ ({physics.ridge_point("h100"):.0f} for an H100 in BF16). Decode at small batch
     does about one FLOP per weight byte: deep in memory-bound land.
     """)
     return

@@ -74,13 +74,15 @@ def _(mo):
 
 
 @app.cell(hide_code=True)
-def _(mo):
+def _(mo, physics):
+    _bf16_gb = physics.weight_bytes("llama-3.1-8b", "bf16") / 1e9
+    _fp8_gb = physics.weight_bytes("llama-3.1-8b", "fp8") / 1e9
     mo.md(r"""
     ## The idea
 
     FP8 (E4M3) stores one byte per number instead of BF16's two. Two things shrink:
 
-    - **weights**: $\text{parameters} \times \text{bytes}$ — 16.06 GB → 8.03 GB for
+    - **weights**: $\text{parameters} \times \text{bytes}$ — """ + f"{_bf16_gb:.2f} GB → {_fp8_gb:.2f} GB" + r""" for
       Llama-3.1-8B;
     - **KV cache** (if you also set `kv_cache_dtype=fp8`):
       $2 \times \text{layers} \times \text{KV heads} \times \text{head dim} \times \text{bytes}$
