@@ -26,34 +26,14 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from infphys.plots._style import empty_figure as _empty
+from infphys.plots._style import layout as _layout
 from infphys.sim.calibration import CalibrationResult
 from infphys.sim.virtual import SimResult
 
 __all__ = ["calibration_errors", "sim_timeseries", "thin_timeseries"]
 
 _BLUE, _RED, _GREEN, _PURPLE, _GREY = "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#7f7f7f"
-
-
-def _layout(fig: Any, title: str, **extra: Any) -> Any:
-    fig.update_layout(
-        template="plotly_white",
-        title={"text": title, "x": 0, "xanchor": "left"},
-        margin={"l": 64, "r": 24, "t": 80, "b": 56},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "xanchor": "left"},
-        hoverlabel={"namelength": -1},
-        **extra,
-    )
-    return fig
-
-
-def _empty(title: str, reason: str) -> Any:
-    fig = go.Figure()
-    fig.add_annotation(
-        text=reason, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 14}
-    )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, title)
 
 
 def thin_timeseries(ts: pd.DataFrame, points: int = 2000) -> pd.DataFrame:

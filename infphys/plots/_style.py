@@ -1,0 +1,31 @@
+"""The house style shared by the plots modules: one layout, one empty-figure placeholder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+
+def layout(fig: Any, title: str, **extra: Any) -> Any:
+    """White template, left-aligned title, horizontal legend above the plot."""
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title, "x": 0, "xanchor": "left"},
+        margin={"l": 64, "r": 24, "t": 80, "b": 56},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "xanchor": "left"},
+        hoverlabel={"namelength": -1},
+        **extra,
+    )
+    return fig
+
+
+def empty_figure(title: str, reason: str) -> Any:
+    """A figure that says why there is nothing to draw (no data, no GPU, …)."""
+    fig = go.Figure()
+    fig.add_annotation(
+        text=reason, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 14}
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return layout(fig, title)
