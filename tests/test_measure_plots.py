@@ -85,3 +85,23 @@ def test_bad_metric_names_the_argument(sweep_frame: pd.DataFrame) -> None:
         plots.latency_vs_load(sweep_frame, metric="p95")
     with pytest.raises(ValueError, match="x"):
         plots.latency_vs_load(sweep_frame, x="nope")
+
+
+def test_marker_label_sits_on_a_log_axis_in_log_coordinates() -> None:
+    # On a log axis plotly places annotations at log10(x): a label for x = 16 belongs at 1.204,
+    # not at 16 (which would stretch the axis to 10^16, as add_vline's own label did).
+    import math
+
+    import plotly.graph_objects as go
+
+    from infphys.plots._style import mark_x
+
+    fig = go.Figure(go.Scatter(x=[1, 2, 4, 8, 16, 32], y=[1, 1, 1, 2, 5, 9]))
+    fig.update_xaxes(type="log")
+    mark_x(fig, 16, "p95 cliff at 16", log_x=True)
+    (label,) = fig.layout.annotations
+    assert label.x == pytest.approx(math.log10(16))
+    assert fig.layout.shapes[0].x0 == 16
+    lin = go.Figure()
+    mark_x(lin, 16, "knee", log_x=False)
+    assert lin.layout.annotations[0].x == 16

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import plotly.graph_objects as go
@@ -29,3 +30,23 @@ def empty_figure(title: str, reason: str) -> Any:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return layout(fig, title)
+
+
+def mark_x(fig: Any, x: float, text: str, *, log_x: bool, **kwargs: Any) -> None:
+    """A dashed vertical line at ``x`` with a label at the top.
+
+    plotly's ``add_vline(annotation_text=...)`` places the label at the raw value on a log axis,
+    where annotations take log10(x), and stretches the axis to 10^x; the label is added here in
+    the axis's own coordinates instead.
+    """
+    fig.add_vline(x=x, line={"dash": "dash", "color": "#888"}, **kwargs)
+    fig.add_annotation(
+        x=math.log10(x) if log_x else x,
+        xref="x",
+        y=1.0,
+        yref="paper",
+        text=text,
+        showarrow=False,
+        xanchor="left",
+        yanchor="bottom",
+    )

@@ -32,6 +32,7 @@ from plotly.subplots import make_subplots
 from infphys import stats
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _layout
+from infphys.plots._style import mark_x
 from infphys.records import RequestRecord, Run
 
 __all__ = [
@@ -113,11 +114,7 @@ def latency_vs_load(
         )
     knee = stats.sweep_knee(s, x=xc) if xc != "level" else None
     if knee is not None and knee.cliff_x is not None:
-        fig.add_vline(
-            x=knee.cliff_x,
-            line={"dash": "dash", "color": "#888"},
-            annotation_text=f"p95 cliff at {knee.cliff_x:g}",
-        )
+        mark_x(fig, knee.cliff_x, f"p95 cliff at {knee.cliff_x:g}", log_x=_log_x(s, xc))
     fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="log" if _log_x(s, xc) else "linear")
     fig.update_yaxes(title=f"{name} latency (ms)", rangemode="tozero")
     return _layout(fig, title)
@@ -155,11 +152,7 @@ def throughput_vs_load(data: RunData, *, x: str | None = None, title: str | None
     )
     knee = stats.sweep_knee(s, x=xc) if xc != "level" else None
     if knee is not None and knee.knee_x is not None:
-        fig.add_vline(
-            x=knee.knee_x,
-            line={"dash": "dash", "color": "#888"},
-            annotation_text=f"knee at {knee.knee_x:g}",
-        )
+        mark_x(fig, knee.knee_x, f"knee at {knee.knee_x:g}", log_x=_log_x(s, xc))
     fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="log" if _log_x(s, xc) else "linear")
     fig.update_yaxes(title="requests/s", rangemode="tozero", secondary_y=False)
     fig.update_yaxes(title="output tokens/s", rangemode="tozero", secondary_y=True)
