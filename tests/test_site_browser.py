@@ -47,6 +47,8 @@ CHROMIUM_ARGS = [
 ]
 #: How long a page may take to typeset its maths and draw its charts, ms.
 DRAW_TIMEOUT_MS = 30_000
+#: Lab pages opened at once by the snapshot test.
+SNAPSHOT_PAGES_AT_ONCE = 4
 
 
 def _missing(what: str) -> NoReturn:
@@ -156,6 +158,49 @@ def test_every_chart_has_valid_figure_data(site: Site) -> None:
             assert fig["data"], f"{page}: chart {div_id} has no traces"
             charts += 1
     assert charts >= 3
+
+
+def _lab_snapshots(site: Site) -> dict[str, tuple[str, int]]:
+    """Each lab's snapshot in the built site: lab page URL → (snapshot path, its plotly figures)."""
+    found: dict[str, tuple[str, int]] = {}
+    for lab in sorted((REPO / "labs").glob("[0-9][0-9]_*.py")):
+        snapshot = site.root / "labs" / "snapshots" / f"{lab.stem}.html"
+        assert snapshot.is_file(), f"no snapshot of {lab.name} in the site"
+        page = next((site.root / "labs").glob(f"{lab.name[:2]}-*/index.html"), None)
+        assert page is not None, f"no page for {lab.name} under labs/"
+        url = site.base_url + page.parent.relative_to(site.root).as_posix() + "/"
+        found[url] = (
+            f"labs/snapshots/{lab.stem}.html",
+            snapshot.read_text("utf-8").count("marimo-plotly data-figure="),
+        )
+    return found
+
+
+def test_every_lab_has_a_page_and_an_offline_snapshot(site: Site) -> None:
+    """marimo's export, with its frontend served by the site and nothing left on a CDN."""
+    snapshots = _lab_snapshots(site)
+    assert len(snapshots) == len(list((REPO / "labs").glob("[0-9][0-9]_*.py"))) >= 1
+    frontend = site.root / "assets/vendor/marimo/assets"
+    assert len(list(frontend.glob("*.js"))) > 100, "marimo's frontend was not copied"
+    assert not list(frontend.glob("*.js.map"))
+    # marimo's plotly renderer loads MathJax: from the site's vendored copy, not a CDN.
+    assert not [js.name for js in frontend.glob("*.js") if "mathjax-full@" in js.read_text("utf-8")]
+    for url, (path, figures) in snapshots.items():
+        text = (site.root / path).read_text("utf-8")
+        assert "cdn.jsdelivr.net" not in text, f"{path} still names marimo's CDN"
+        assert "__MARIMO_MOUNT_CONFIG__" in text and figures >= 1, f"{path}: no chart exported"
+        page = (site.root / urlsplit(url).path.lstrip("/") / "index.html").read_text("utf-8")
+        assert f'src="../snapshots/{path.rsplit("/", 1)[1]}"' in page, f"{url} does not embed it"
+        assert "infphys:" not in page, f"{url}: a marker was left unreplaced"
+        assert 'class="admonition question"' in page, f"{url}: no exercises listed"
+
+
+def test_notebook_page_has_its_outputs_and_no_cdn(site: Site) -> None:
+    text = (site.root / "notebooks/day3_walkthrough/index.html").read_text("utf-8")
+    assert "jp-Notebook" in text and "jp-OutputArea" in text, "not rendered by mkdocs-jupyter"
+    assert text.count('class="infphys-chart"') >= 5, "the notebook's plotly outputs are missing"
+    for cdn in ("cdnjs.cloudflare.com", "cdn.jsdelivr.net", "cdn.plot.ly", "require.js"):
+        assert cdn not in text, f"the notebook page names {cdn}"
 
 
 # --- in the browser --------------------------------------------------------------------------
@@ -317,6 +362,10 @@ def test_instant_navigation_draws_charts_and_maths(site: Site, browser: Browser)
         p.page.evaluate("() => { window.__sameDocument = true; }")
         p.page.locator("a.md-nav__link[href$='reference/authoring/']:visible").first.click()
         p.page.wait_for_url(re.compile(r"reference/authoring/$"))
+        # The URL changes before instant navigation swaps the content in: wait for the new page.
+        p.page.wait_for_function(
+            "() => (document.querySelector('h1') || {}).textContent?.includes('Writing a page')"
+        )
         found = p.settle()
         assert p.page.evaluate("() => window.__sameDocument === true"), "the page reloaded"
         assert found["math"] and found["typeset"] >= found["math"], found
@@ -359,5 +408,49 @@ def test_search_works_offline(site: Site, browser: Browser) -> None:
             box.press_sequentially("bandwidth", delay=20)
             p.page.wait_for_timeout(1000)
         assert results.count() > 0, "search found nothing for 'bandwidth'"
+        assert not p.errors, p.errors
+    assert not browser.external, f"requests left 127.0.0.1: {browser.external}"
+
+
+@pytest.mark.browser
+def test_lab_snapshots_show_their_charts(site: Site, browser: Browser) -> None:
+    """Each lab page's snapshot draws every plotly chart marimo exported, offline."""
+    draw_all = """(n) => {
+        const f = document.querySelector('iframe.infphys-snapshot__frame');
+        const d = f && f.contentDocument;
+        if (!d) return false;
+        const plots = [...d.querySelectorAll('marimo-plotly')];
+        const drawn = plots.filter(m => m.shadowRoot && m.shadowRoot.querySelector('.main-svg'));
+        return plots.length >= n && drawn.length >= n && f.dataset.fitted === 'true';
+    }"""
+    snapshots = list(_lab_snapshots(site).items())
+    # A few pages at a time: each boots marimo's frontend, which keeps one CPU busy a while.
+    for start in range(0, len(snapshots), SNAPSHOT_PAGES_AT_ONCE):
+        batch = snapshots[start : start + SNAPSHOT_PAGES_AT_ONCE]
+        pages = [_Page(browser) for _ in batch]
+        try:
+            for p, (url, _) in zip(pages, batch, strict=True):
+                p.page.goto(url, wait_until="commit")
+            for p, (url, (_, figures)) in zip(pages, batch, strict=True):
+                p.page.wait_for_load_state("load")
+                p.page.wait_for_function(draw_all, arg=figures, timeout=DRAW_TIMEOUT_MS)
+                height = p.page.eval_on_selector(
+                    "iframe.infphys-snapshot__frame", "f => f.getBoundingClientRect().height"
+                )
+                assert height > 1000, f"{url}: the frame was not sized to its snapshot ({height}px)"
+                assert not p.errors, f"{url}: console errors: {p.errors}"
+        finally:
+            for p in pages:
+                p.page.close()
+    assert not browser.external, f"requests left 127.0.0.1: {browser.external}"
+
+
+@pytest.mark.browser
+def test_notebook_page_draws_its_charts(site: Site, browser: Browser) -> None:
+    with _Page(browser) as p:
+        p.page.goto(site.base_url + "notebooks/day3_walkthrough/", wait_until="load")
+        found = p.settle()
+        assert found["charts"] >= 5 and found["drawn"] == found["charts"], found
+        assert p.page.locator(".jp-CodeCell").count() >= 10
         assert not p.errors, p.errors
     assert not browser.external, f"requests left 127.0.0.1: {browser.external}"

@@ -30,7 +30,7 @@ the MathJax 2 and mermaid loaders of nbconvert's template, which point at cdnjs,
 **Cache.** Snapshots and the executed notebook are cached under ``$INFPHYS_SITE_CACHE``
 (default ``~/.cache/infphys/site``), keyed by a hash of the lab (or notebook), every file of the
 ``infphys`` package and the marimo version, so a rebuild after editing a chapter reuses them.
-``INFPHYS_SITE_JOBS`` sets how many run at once (default: CPUs + 1; the labs spend much of
+``INFPHYS_SITE_JOBS`` sets how many run at once (default: CPUs + 2; the labs spend much of
 their time waiting on the simulated server's clock). ``INFPHYS_SNAPSHOTS=0`` skips snapshots and
 notebook execution for a quick local preview (the pages then say so; never in CI).
 """
@@ -64,8 +64,9 @@ from mkdocs.structure.pages import Page
 
 log = logging.getLogger("mkdocs.hooks.infphys_labs")
 
-#: Bump when the way snapshots or the notebook are produced changes (invalidates the cache).
-PIPELINE_VERSION = "1"
+#: Bump when the way labs are exported or the notebook executed changes (invalidates the
+#: cache). Pointing a snapshot at the local frontend is redone on every build, not cached.
+PIPELINE_VERSION = "6"
 #: Where things go in the built site.
 SNAPSHOT_DIR = "labs/snapshots"
 MARIMO_DIR = "assets/vendor/marimo"
@@ -73,6 +74,8 @@ MATHJAX_JS = "assets/vendor/mathjax/tex-svg.js"
 #: The notebook: its source in the repository and its page in the site.
 NOTEBOOK_SRC = "notebooks/day3_walkthrough.ipynb"
 NOTEBOOK_URI = "notebooks/day3_walkthrough.ipynb"
+#: The executed notebook, as nbconvert wrote it, in its cache folder.
+RAW_NOTEBOOK = "executed.ipynb"
 #: Nothing listens on the discard port, so the labs fall back to the embedded simulator rather
 #: than measure whatever answers on localhost:8000 of a shared machine.
 NO_SERVER_URL = "http://127.0.0.1:9"
@@ -88,7 +91,7 @@ _EXTERNAL_RESOURCE = re.compile(
     re.I,
 )
 _TIME = re.compile(r"\*\*Time: about (\d+) minutes?\b")
-_TITLE = re.compile(r"""app_title\s*=\s*["']([^"']+)["']""")
+_TITLE = re.compile(r"""app_title\s*=\s*(?:"([^"]+)"|'([^']+)')""")
 _MARKER = re.compile(r"<!--\s*infphys:([a-z-]+)\s*-->")
 _LAB_PAGE = re.compile(r"^labs/(\d{2})-[a-z0-9-]+\.md$")
 
@@ -136,7 +139,8 @@ def find_labs(root: Path) -> dict[int, Lab]:
             raise PluginError(
                 f"two labs numbered {number:02d}: {labs[number].path.name}, {path.name}"
             )
-        labs[number] = Lab(number, path, title.group(1), int(minutes.group(1)))
+        name = title.group(1) or title.group(2)
+        labs[number] = Lab(number, path, name, int(minutes.group(1)))
     return labs
 
 
@@ -196,7 +200,7 @@ def snapshot_problems(text: str) -> tuple[int, list[str]]:
             data = output.get("data") or {}
             if output.get("type") == "error" or any("error" in str(m) for m in data):
                 errors.append(f"cell {cell.get('id')}: {json.dumps(data)[:300]}")
-    return text.count("<marimo-plotly"), errors
+    return text.count("marimo-plotly data-figure="), errors  # "<" is escaped in the JSON
 
 
 def copy_marimo_frontend(site_dir: Path) -> Path:
@@ -248,17 +252,39 @@ def chart_div(figure: dict[str, Any], div_id: str) -> str:
 
 
 def notebook_for_site(nb: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """The executed notebook with each plotly output replaced by a site chart; the count."""
+    """The executed notebook as the site shows it, and the number of charts in it.
+
+    Each plotly output becomes a site chart; each cell's warnings (its stderr: the simulator
+    saying it fell behind the wall clock on a busy build machine, a load level saying the
+    client lagged) are folded into one collapsed block, kept but out of the way.
+    """
     charts = 0
     for cell in nb.get("cells", []):
+        outputs: list[dict[str, Any]] = []
+        warnings: list[str] = []
         for output in cell.get("outputs", []):
-            data = output.get("data")
-            if not data or PLOTLY_MIME not in data:
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                text = output.get("text", "")
+                warnings.append(text if isinstance(text, str) else "".join(text))
                 continue
-            charts += 1
-            figure = data[PLOTLY_MIME]
-            output["data"] = {"text/html": chart_div(figure, f"nb-chart-{charts}")}
-            output.get("metadata", {}).pop(PLOTLY_MIME, None)
+            data = output.get("data")
+            if data and PLOTLY_MIME in data:
+                charts += 1
+                figure = data[PLOTLY_MIME]
+                output["data"] = {"text/html": chart_div(figure, f"nb-chart-{charts}")}
+                output["metadata"] = {}
+            outputs.append(output)
+        if warnings:
+            lines = [w.rstrip() for w in "".join(warnings).splitlines() if w.strip()]
+            folded = (
+                '<details class="infphys-nb-warnings"><summary>'
+                f"{len(lines)} warning{'s' if len(lines) != 1 else ''} from this run</summary>"
+                f"<pre>{html.escape(chr(10).join(lines))}</pre></details>"
+            )
+            outputs.insert(0, {"output_type": "display_data", "metadata": {},
+                               "data": {"text/html": folded}})  # fmt: skip
+        if "outputs" in cell:
+            cell["outputs"] = outputs
     return nb, charts
 
 
@@ -332,7 +358,8 @@ class _Jobs:
 _jobs: _Jobs | None = None
 
 
-def _job_env(tmp: Path) -> dict[str, str]:
+def _job_env(tmp: Path, root: Path) -> dict[str, str]:
+    """The environment of a lab or notebook run: the simulator, nothing from the user's setup."""
     env = dict(os.environ)
     for name in (
         "NIM_GEN_MODEL",
@@ -342,9 +369,10 @@ def _job_env(tmp: Path) -> dict[str, str]:
         "INFPHYS_LEARNER",
     ):
         env.pop(name, None)
+    env.pop("INFPHYS_ANSWERS_DIR", None)  # the default, answers/ in the job's own folder
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     env.update(
         NIM_BASE_URL=NO_SERVER_URL,
-        INFPHYS_ANSWERS_DIR=str(tmp / "answers"),
         PLOTLY_RENDERER="plotly_mimetype",
         MPLBACKEND="Agg",
         PYTHONUNBUFFERED="1",
@@ -384,10 +412,23 @@ def _snapshot_job(jobs: _Jobs, lab: Lab, tree: str, cache: Path) -> Result:
     with tempfile.TemporaryDirectory(prefix="infphys-snapshot-") as tmp_name:
         tmp = Path(tmp_name)
         out_file = tmp / f"{lab.stem}.html"
-        cmd = [sys.executable, "-m", "marimo", "export", "html", str(lab.path), "-o", str(out_file)]
-        output = _run(jobs, cmd, jobs.root, _job_env(tmp), f"marimo export of {lab.path.name}")
+        # Export a copy: `marimo export` saves a session cache in __marimo__/ next to the
+        # notebook, which must not land in labs/. The project's [tool.marimo] settings come
+        # along in a copy of pyproject.toml (marimo reads the nearest one).
+        notebook = tmp / lab.path.name
+        shutil.copyfile(lab.path, notebook)
+        if (jobs.root / "pyproject.toml").is_file():
+            shutil.copyfile(jobs.root / "pyproject.toml", tmp / "pyproject.toml")
+        # The app view (outputs, no code), as `marimo run` shows it: the lab is one click away.
+        cmd = [
+            sys.executable, "-m", "marimo", "export", "html", "--no-include-code",
+            str(notebook), "-o", str(out_file),
+        ]  # fmt: skip
+        # Run in the temporary folder: a lab shows (and would write) answers/ relative to it.
+        output = _run(jobs, cmd, tmp, _job_env(tmp, jobs.root), f"marimo export of {lab.path.name}")
         if not out_file.is_file():
             raise PluginError(f"marimo export of {lab.path.name} wrote nothing:\n{output[-3000:]}")
+        _note_lag(lab.path.name, output)
         text = out_file.read_text(encoding="utf-8")
     seconds = time.perf_counter() - t0
     charts, errors = snapshot_problems(text)
@@ -395,11 +436,6 @@ def _snapshot_job(jobs: _Jobs, lab: Lab, tree: str, cache: Path) -> Result:
         raise PluginError(
             f"{lab.path.name}: cells failed in the snapshot run:\n  " + "\n  ".join(errors)
         )
-    assets = posixpath.relpath(MARIMO_DIR, posixpath.dirname(lab.snapshot_uri)) + "/"
-    try:
-        text = rewrite_snapshot(text, assets)
-    except ValueError as exc:
-        raise PluginError(f"{lab.path.name} snapshot: {exc}") from exc
     cached.parent.mkdir(parents=True, exist_ok=True)
     for old in cached.parent.glob(f"{lab.stem}.*"):
         old.unlink(missing_ok=True)
@@ -415,7 +451,7 @@ def notebook_dir(cache: Path, source: Path, tree: str) -> Path:
 
 def _notebook_job(jobs: _Jobs, source: Path, tree: str, cache: Path) -> Result:
     folder = notebook_dir(cache, source, tree)
-    cached = folder / NOTEBOOK_URI
+    cached = folder / RAW_NOTEBOOK
     meta_path = folder / "meta.json"
     if cached.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -429,9 +465,8 @@ def _notebook_job(jobs: _Jobs, source: Path, tree: str, cache: Path) -> Result:
             "--ExecutePreprocessor.kernel_name=python3",
             "--output-dir", str(tmp), "--output", source.name, str(source),
         ]  # fmt: skip
-        env = _job_env(tmp)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(jobs.root), env.get("PYTHONPATH")]))
-        _run(jobs, cmd, source.parent, env, f"executing {source.name}")
+        env = _job_env(tmp, jobs.root)
+        _note_lag(source.name, _run(jobs, cmd, source.parent, env, f"executing {source.name}"))
         nb = json.loads((tmp / source.name).read_text(encoding="utf-8"))
     seconds = time.perf_counter() - t0
     errors = [
@@ -442,13 +477,29 @@ def _notebook_job(jobs: _Jobs, source: Path, tree: str, cache: Path) -> Result:
     ]
     if errors:
         raise PluginError(f"{source.name}: cells raised: {errors}")
-    nb, charts = notebook_for_site(nb)
+    _, charts = notebook_for_site(json.loads(json.dumps(nb)))
     for old in folder.parent.glob(f"{source.stem}.*"):
         shutil.rmtree(old, ignore_errors=True)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(cached, json.dumps(nb, ensure_ascii=False))
+    folder.mkdir(parents=True, exist_ok=True)
+    # The executed notebook as nbconvert wrote it; the page's copy is made from it each build.
+    _write_atomic(folder / RAW_NOTEBOOK, json.dumps(nb, ensure_ascii=False))
     _write_atomic(meta_path, json.dumps({"seconds": round(seconds, 2), "charts": charts}))
     return Result(cached, seconds, False, charts)
+
+
+_LAG = re.compile(r"falling behind the wall clock|did not keep up with the wall clock")
+
+
+def _note_lag(what: str, output: str) -> None:
+    """Say in the build log when a run's simulated server fell behind the wall clock."""
+    lagged = len(_LAG.findall(output))
+    if lagged:
+        log.info(
+            "infphys: %s: the simulated server fell behind the wall clock %d time(s) during the "
+            "snapshot run (a busy machine); its measured latencies include that lag",
+            what,
+            lagged,
+        )
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -461,21 +512,25 @@ def _start(root: Path) -> _Jobs:
     enabled = os.environ.get("INFPHYS_SNAPSHOTS", "1").strip().lower() not in ("0", "false", "no")
     jobs = _Jobs(root=root, enabled=enabled, labs=find_labs(root))
     if not enabled:
-        log.warning("infphys: INFPHYS_SNAPSHOTS=0: no lab snapshots, notebook not executed")
+        log.info("infphys: INFPHYS_SNAPSHOTS=0: no lab snapshots, notebook not executed")
         return jobs
     jobs.tree = tree = _tree_digest(root)
     cache = jobs.cache
-    workers = int(os.environ.get("INFPHYS_SITE_JOBS") or (os.cpu_count() or 1) + 1)
+    # The jobs wait on the simulated servers' clocks about half the time: CPUs + 2 keeps the
+    # CPUs busy (a clean build on 2 cores: 63 s with 4 jobs, 81 s with 3).
+    workers = int(os.environ.get("INFPHYS_SITE_JOBS") or (os.cpu_count() or 1) + 2)
     jobs.pool = concurrent.futures.ThreadPoolExecutor(
         max_workers=max(1, workers), thread_name_prefix="infphys-labs"
     )
-    # Longest first (as last measured), so the slowest lab does not start last.
+    # Longest first, so that the slowest job does not start last: as last measured, else (a
+    # clean cache) the notebook, then the labs from the last (the later labs run the longest
+    # load experiments).
     timings = _load_timings(cache)
-    names: list[tuple[str, Any]] = [(lab.stem, lab) for lab in jobs.labs.values()]
+    names: list[tuple[str, Any]] = [(lab.stem, lab) for lab in reversed(jobs.labs.values())]
     notebook = root / NOTEBOOK_SRC
     if notebook.is_file():
-        names.append((NOTEBOOK_URI, notebook))
-    names.sort(key=lambda item: -timings.get(item[0], 1e9))
+        names.insert(0, (NOTEBOOK_URI, notebook))
+    names.sort(key=lambda item: -timings.get(item[0], 1e9))  # stable: unknown ones keep order
     for name, what in names:
         if isinstance(what, Lab):
             future = jobs.pool.submit(_snapshot_job, jobs, what, tree, cache)
@@ -564,11 +619,14 @@ def on_pre_page(page: Page, config: MkDocsConfig, files: Files) -> Page:
     assert _jobs is not None
     if page.file.src_uri == NOTEBOOK_URI and _jobs.enabled:
         result = _jobs.result(NOTEBOOK_URI)
-        if Path(page.file.abs_src_path or "") != result.path:
+        page_copy = result.path.parent / NOTEBOOK_URI
+        if Path(page.file.abs_src_path or "") != page_copy:
             raise PluginError(
-                f"{NOTEBOOK_URI}: the page reads {page.file.abs_src_path}, "
-                f"the executed copy is {result.path}"
+                f"{NOTEBOOK_URI}: the page reads {page.file.abs_src_path}, not {page_copy}"
             )
+        nb, _ = notebook_for_site(json.loads(result.path.read_text(encoding="utf-8")))
+        page_copy.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(page_copy, json.dumps(nb, ensure_ascii=False))
     return page
 
 
@@ -603,12 +661,10 @@ def _lab_page_uri(lab: Lab, files: Files) -> str | None:
 
 
 def labs_table(labs: dict[int, Lab], page: Page, files: Files) -> str:
-    rows = [
-        "| # | lab | time | exercises | file |",
-        "|--:|---|--:|--:|---|",
-    ]
+    """The labs index's table: each lab with its own time budget, and the running total."""
     from infphys.exercises import exercises_for
 
+    rows = ["| # | lab | time | from start | exercises |", "|--:|---|--:|--:|--:|"]
     total = 0
     for number in sorted(labs):
         lab = labs[number]
@@ -618,8 +674,8 @@ def labs_table(labs: dict[int, Lab], page: Page, files: Files) -> str:
         if uri is not None:
             name = f"[{name}]({posixpath.relpath(uri, posixpath.dirname(page.file.src_uri))})"
         n_ex = len(exercises_for(number))
-        rows.append(f"| {number} | {name} | {lab.minutes} min | {n_ex} | `labs/{lab.path.name}` |")
-    rows.append(f"| | **all eleven, at each lab's own estimate** | **{total} min** | | |")
+        rows.append(f"| {number} | {name} | {lab.minutes} min | {total} min | {n_ex} |")
+    rows.append(f"| | **all {len(labs)} labs** | **{total} min** | | |")
     return "\n".join(rows)
 
 
@@ -751,7 +807,13 @@ def on_post_build(config: MkDocsConfig) -> None:
         result = _jobs.result(lab.stem)
         dest = site / lab.snapshot_uri
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(result.path, dest)
+        # The cache keeps marimo's export as it came; the site gets it pointed at local files.
+        assets = posixpath.relpath(MARIMO_DIR, posixpath.dirname(lab.snapshot_uri)) + "/"
+        try:
+            text = rewrite_snapshot(result.path.read_text(encoding="utf-8"), assets)
+        except ValueError as exc:
+            raise PluginError(f"{lab.path.name} snapshot: {exc}") from exc
+        dest.write_text(text, encoding="utf-8")
         timings[lab.stem] = result.seconds
         report.append(
             f"{number:02d} {result.seconds:.0f}s{'' if not result.cached else ' (cached)'}"

@@ -9,8 +9,8 @@ Every Markdown page is a Jinja2 template rendered before Markdown (pages with no
   served plotly.js (``docs/assets/javascripts/infphys-charts.js``). ``caption="..."`` adds a
   caption; every other keyword goes to the figure function.
 - every name in ``infphys.physics.__all__`` and ``infphys.catalog.__all__`` (``weight_bytes``,
-  ``get_gpu``, ``GPUS``, …), the modules ``physics``, ``catalog``, ``fmt``, ``sim``, ``stats``, ``planning``,
-  ``exercises`` and ``infphys``, and
+  ``get_gpu``, ``GPUS``, …), the modules ``physics``, ``catalog``, ``fmt``, ``sim``, ``stats``,
+  ``planning``, ``exercises`` and ``infphys``, and
   the shorthands ``gpu(key)`` and ``model(key)``;
 - the format helpers of ``infphys.fmt`` as functions or filters:
   ``{{ fmt.gb(weight_bytes("llama-3.1-8b")) }}`` or ``{{ weight_bytes("llama-3.1-8b") | gb }}``.

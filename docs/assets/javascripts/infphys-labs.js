@@ -2,51 +2,75 @@
 //
 // A snapshot is marimo's static HTML export of the lab, served by this site next to marimo's
 // own frontend (assets/vendor/marimo/), so the frame is same-origin and its height can follow
-// what marimo draws: the page scrolls, not the frame. marimo renders outputs after load and
-// charts resize as plotly draws them, so the height is tracked with a ResizeObserver.
-// mkdocs-material's instant navigation swaps pages without a reload: frames are found again on
-// every emission of document$.
+// what marimo draws: the page scrolls, not the frame. marimo scrolls its app inside a
+// full-height element (#App), so the frame is made as tall as that element's content, and grown
+// again whenever marimo adds or redraws an output. mkdocs-material's instant navigation swaps
+// pages without a reload: frames are looked for again on every emission of document$.
 (function () {
   "use strict";
 
   const MIN_HEIGHT_PX = 480;
 
-  function contentHeight(frame) {
-    let doc = null;
-    try {
-      doc = frame.contentDocument;
-    } catch (err) {
-      return 0; // not same-origin (a file:// preview): keep the CSS height
-    }
-    if (!doc || !doc.body) return 0;
-    // marimo's app root is the tallest block; body and html follow it.
-    const root = doc.getElementById("root") || doc.body;
-    return Math.max(root.scrollHeight, doc.body.scrollHeight, doc.documentElement.scrollHeight);
-  }
-
-  function fit(frame) {
-    const h = contentHeight(frame);
-    if (h > 0) frame.style.height = Math.max(h, MIN_HEIGHT_PX) + "px";
+  function contentHeight(doc) {
+    const app = doc.getElementById("App"); // marimo's scrolling root
+    if (app) return app.scrollHeight;
+    return doc.body ? doc.body.scrollHeight : 0;
   }
 
   function watch(frame) {
     if (frame.dataset.fitted) return;
     frame.dataset.fitted = "pending";
-    const start = function () {
-      fit(frame);
+    let scheduled = false;
+
+    function fit() {
+      scheduled = false;
+      let doc = null;
       try {
-        const win = frame.contentWindow;
-        const observer = new win.ResizeObserver(function () { fit(frame); });
-        observer.observe(frame.contentDocument.body);
-        const root = frame.contentDocument.getElementById("root");
-        if (root) observer.observe(root);
-        frame.dataset.fitted = "true";
+        doc = frame.contentDocument;
       } catch (err) {
-        frame.dataset.fitted = "fixed"; // keep the CSS height
+        frame.dataset.fitted = "fixed"; // not same-origin (a file:// preview): keep the CSS height
+        return;
       }
-    };
+      if (!doc || !doc.body) return;
+      const h = Math.max(contentHeight(doc), MIN_HEIGHT_PX);
+      if (Math.abs(h - frame.getBoundingClientRect().height) > 2) frame.style.height = h + "px";
+      frame.dataset.fitted = "true";
+    }
+
+    function later() {
+      if (scheduled) return;
+      scheduled = true;
+      window.requestAnimationFrame(fit);
+    }
+
+    function start() {
+      let doc = null;
+      try {
+        doc = frame.contentDocument;
+      } catch (err) {
+        frame.dataset.fitted = "fixed";
+        return;
+      }
+      if (!doc || !doc.body) return;
+      const win = frame.contentWindow;
+      // Outputs arrive after load (marimo renders them) and grow as charts draw.
+      new win.MutationObserver(later).observe(doc.body, {
+        childList: true,
+        subtree: true,
+        attributes: true,
+        attributeFilter: ["style", "class"],
+      });
+      new win.ResizeObserver(later).observe(doc.body);
+      later();
+    }
+
     frame.addEventListener("load", start);
-    const doc = frame.contentDocument;
+    let doc = null;
+    try {
+      doc = frame.contentDocument;
+    } catch (err) {
+      doc = null;
+    }
     if (doc && doc.readyState === "complete" && doc.URL !== "about:blank") start();
   }
 
