@@ -2,18 +2,22 @@
 
 Three checks, each printing its figure and the target from issue 3:
 
-1. Request rate against a 0 ms loopback stub (8-token streamed answers) at concurrency 64 and
+1. Request rate against a 0 ms loopback server (8-token streamed answers) at concurrency 64 and
    256: infphys's ``closed_loop`` (records, SSE parsing, JSON per chunk, the run file) against a
    bare ~80-line aiohttp client written below, run alternately against the same server process.
    Target: infphys ≥ 0.6 × the reference.
-2. Accuracy against a stub with a fixed 50 ms delay at concurrency 64: infphys's reported p50
-   end-to-end latency minus 50 ms. Target: within 2 ms.
+2. Accuracy against a server with a fixed 50 ms delay at concurrency 64: infphys's reported p50
+   end-to-end latency minus 50 ms. Target: within 2 ms. Printed beside it: what the server
+   says it delivered, the bare aiohttp client's p50, and infphys on its aiohttp stack.
 3. Streamed chunks received and timestamped per second (long answers, 2,000 tokens each).
    Target: ≥ 30,000 chunks/s.
 
-The servers run in a separate process (``infphys.measure.stub.main``), so the client under
-test has its own core and both clients meet identical conditions. Run it with
-``python benchmarks/bench_client.py`` (about two minutes; ``--quick`` for a smoke run).
+The server is ``benchmarks/precise_server.py`` in a separate process: it answers at its stated
+delay to within a few microseconds, timed from the kernel's receipt of each request, and reports
+the delay it delivered — a yardstick. (The aiohttp stub of ``infphys.measure.stub`` is not one:
+at 1,280 requests/s on one core its own timers ran 2–5 ms late.) Client and server are pinned to
+different CPUs when there are two. Run it with ``python benchmarks/bench_client.py`` (about a
+minute; ``--quick`` for a smoke run).
 
 Timings on a shared machine vary from run to run, so each rate is the median of three runs
 alternating the two clients, and the client's own CPU time per request (``time.thread_time``
@@ -39,7 +43,8 @@ from pathlib import Path
 
 import aiohttp
 
-from infphys.measure import Target, closed_loop
+from infphys.measure import ChatClient, Target, closed_loop
+from infphys.measure.client import HttpStack
 from infphys.stats import percentiles
 
 MODEL = "meta/llama-3.1-8b-instruct"
@@ -56,38 +61,55 @@ def _pin(cpu: int) -> Callable[[], None] | None:
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
-@contextmanager
-def stub_process(delay_ms: float, tokens: int) -> Iterator[str]:
-    """A stub server in its own process; yields its base URL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from infphys.measure.stub import main; main(sys.argv[1:])",
-            "--delay-ms",
-            str(delay_ms),
-            "--tokens",
-            str(tokens),
-            "--metrics",
-            "none",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        preexec_fn=_pin(SERVER_CPU),
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+class PreciseServer:
+    """``benchmarks/precise_server.py`` in its own process (pinned to the server CPU)."""
+
+    def __init__(self, delay_ms: float, tokens: int) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("precise_server.py")),
+                "--delay-ms",
+                str(delay_ms),
+                "--tokens",
+                str(tokens),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=_pin(SERVER_CPU),
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
         if "listening on" not in line:
-            raise RuntimeError(f"stub did not start: {line!r}")
-        yield line.rsplit(" ", 1)[-1].strip()
-    finally:
-        proc.terminate()
+            self.close()
+            raise RuntimeError(f"server did not start: {line!r}")
+        self.url = line.rsplit(" ", 1)[-1].strip()
+
+    def delivered(self) -> dict[str, float]:
+        """The delays the server delivered since the last call: n, p50_ms, p95_ms, max_ms."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        words = self.proc.stdout.readline().split()[1:]
+        return {k: float(v) for k, v in (w.split("=") for w in words)}
+
+    def close(self) -> None:
+        self.proc.terminate()
         try:
-            proc.wait(timeout=10)
+            self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@contextmanager
+def precise_server(delay_ms: float, tokens: int) -> Iterator[PreciseServer]:
+    server = PreciseServer(delay_ms, tokens)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 # -- the reference: a bare aiohttp streaming client ---------------------------------------------
@@ -144,7 +166,12 @@ async def reference_client(
 
 
 async def infphys_client(
-    base_url: str, concurrency: int, requests: int, max_tokens: int, out: Path
+    base_url: str,
+    concurrency: int,
+    requests: int,
+    max_tokens: int,
+    out: Path,
+    http_stack: HttpStack = "auto",
 ) -> tuple[float, list[float], int, float]:
     """The same closed loop through infphys's load generator (writing its run file)."""
     target = Target(base_url=base_url, model=MODEL)
@@ -159,6 +186,7 @@ async def infphys_client(
         path=out,
         duration_s=120.0,
         drain_s=10.0,
+        http_stack=http_stack,
     )
     elapsed = time.perf_counter() - t0
     ok = [r for r in result.records if r.ok]
@@ -177,10 +205,12 @@ async def main(quick: bool) -> int:
     if PINNED:
         os.sched_setaffinity(0, {CLIENT_CPU})
     where = f"client on CPU {CLIENT_CPU}, server on CPU {SERVER_CPU}" if PINNED else "unpinned"
-    print(f"infphys client benchmark (server in a separate process; {where})\n")
+    print(f"infphys client benchmark (server in a separate process; {where})")
+    print(f"infphys sends with: {ChatClient(Target(base_url='http://127.0.0.1')).http_client}\n")
 
     # 1. request rate, 0 ms server
-    with stub_process(0.0, 8) as url:
+    with precise_server(0.0, 8) as server:
+        url = server.url
         await reference_client(url, 16, 200)  # warm both sides up
         for c in (64, 256):
             n = int(max(c * 8, 4000 * scale))
@@ -208,34 +238,49 @@ async def main(quick: bool) -> int:
                 failures.append(f"rate ratio at c={c}: {ratio:.2f}")
 
     # 2. accuracy, 50 ms server
-    with stub_process(50.0, 8) as url:
+    with precise_server(50.0, 8) as server:
+        url = server.url
         await reference_client(url, 64, 128)
+        server.delivered()
         n = int(max(640, 2560 * scale))
-        ref_lat = (await reference_client(url, 64, n))[1]
         inf_lat = (await infphys_client(url, 64, n, 8, tmp / "accuracy.jsonl"))[1]
-        ref_p50 = percentiles(ref_lat, (50,))["p50"]
+        inf_server = server.delivered()
+        ref_lat = (await reference_client(url, 64, n))[1]
+        ref_server = server.delivered()
+        aio_lat = (await infphys_client(url, 64, n, 8, tmp / "acc-aio.jsonl", "aiohttp"))[1]
+        aio_server = server.delivered()
         inf_p50 = percentiles(inf_lat, (50,))["p50"]
         err_ms = (inf_p50 - 0.050) * 1e3
         print(
             f"\n50 ms server, c=64: infphys p50 e2e {inf_p50 * 1e3:.2f} ms, error {err_ms:+.2f} ms "
-            f"(target within 2 ms); bare client p50 {ref_p50 * 1e3:.2f} ms"
+            f"(target within 2 ms)\n"
+            f"   the server delivered p50 {inf_server['p50_ms']:.3f} ms, "
+            f"p95 {inf_server['p95_ms']:.3f} ms over {inf_server['n']:.0f} requests"
         )
+        for name, lat, srv in (
+            ("bare aiohttp client", ref_lat, ref_server),
+            ("infphys on aiohttp (http_stack='aiohttp')", aio_lat, aio_server),
+        ):
+            p50 = percentiles(lat, (50,))["p50"]
+            print(
+                f"   {name}: p50 {p50 * 1e3:.2f} ms, error {(p50 - 0.050) * 1e3:+.2f} ms "
+                f"(server delivered p50 {srv['p50_ms']:.3f} ms)"
+            )
         if abs(err_ms) > 2.0:
             failures.append(f"p50 error {err_ms:+.2f} ms")
         for c in (1, 8):
             lat = (await infphys_client(url, c, 40 * c, 8, tmp / f"accuracy-c{c}.jsonl"))[1]
             p50 = percentiles(lat, (50,))["p50"]
             print(
-                f"   (c={c}: infphys p50 {p50 * 1e3:.2f} ms, error {(p50 - 0.050) * 1e3:+.2f} ms: "
-                "the timestamping itself, with the server never queueing)"
+                f"   (c={c}: infphys p50 {p50 * 1e3:.2f} ms, error {(p50 - 0.050) * 1e3:+.2f} ms)"
             )
 
     # 3. chunks per second, long answers
     tokens = 2000
-    with stub_process(0.0, tokens) as url:
+    with precise_server(0.0, tokens) as server:
         n = int(max(32, 160 * scale))
         t0 = time.perf_counter()
-        _, _, chunks, cpu_s = await infphys_client(url, 8, n, tokens, tmp / "chunks.jsonl")
+        _, _, chunks, cpu_s = await infphys_client(server.url, 8, n, tokens, tmp / "chunks.jsonl")
         elapsed = time.perf_counter() - t0
         rate = chunks / elapsed
         print(

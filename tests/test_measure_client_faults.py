@@ -1,8 +1,9 @@
 """Every fault, against a real loopback server, is classified — and nothing hangs or raises.
 
 The servers are :class:`infphys.measure.stub.StubServer` on 127.0.0.1 (real sockets, real
-aiohttp); the client is the one the load generator uses. Timeouts are short so each case ends
-in well under a second.
+aiohttp); the client is the one the load generator uses, on both of its HTTP stacks (every test
+runs once with infphys's wire client and once with aiohttp). Timeouts are short so each case
+ends in well under a second.
 """
 
 from __future__ import annotations
@@ -14,12 +15,31 @@ from typing import Any
 import aiohttp
 import pytest
 
-from infphys.measure.client import ChatClient, Timeouts, classify_exception, classify_status
+from infphys.measure.client import (
+    ChatClient,
+    HttpStack,
+    Timeouts,
+    classify_exception,
+    classify_status,
+)
 from infphys.measure.stub import FAULTS, StubConfig, StubServer
 from infphys.measure.target import Target
 from infphys.records import ERROR_CLASSES, RequestRecord
 
 FAST = Timeouts(connect_s=1.0, read_s=0.4, total_s=0.8)
+STACK: list[HttpStack] = ["wire"]
+
+
+@pytest.fixture(autouse=True, params=["wire", "aiohttp"])
+def stack(request: pytest.FixtureRequest) -> HttpStack:
+    """Run every test once per HTTP stack; ``_client`` reads the choice."""
+    STACK[0] = request.param
+    return STACK[0]
+
+
+def _client(target: Target, **kw: Any) -> ChatClient:
+    return ChatClient(target, http_stack=STACK[0], **kw)
+
 
 EXPECTED = {
     "http_500": ("http_5xx", 500),
@@ -43,7 +63,7 @@ def test_every_fault_has_an_expectation() -> None:
 async def _one(config: StubConfig, timeouts: Timeouts = FAST, **client_kw: Any) -> RequestRecord:
     async with (
         StubServer(config) as server,
-        ChatClient(server.target(), timeouts=timeouts, **client_kw) as client,
+        _client(server.target(), timeouts=timeouts, **client_kw) as client,
     ):
         return await client.chat("hello there", max_tokens=8, request_id=3)
 
@@ -51,7 +71,7 @@ async def _one(config: StubConfig, timeouts: Timeouts = FAST, **client_kw: Any) 
 async def test_a_healthy_stream_is_ok_with_usage() -> None:
     async with (
         StubServer(StubConfig(delay_s=0.02, tokens=8, token_gap_s=0.002)) as server,
-        ChatClient(server.target(), timeouts=FAST) as client,
+        _client(server.target(), timeouts=FAST) as client,
     ):
         rec = await client.chat("one two three", max_tokens=8)
     assert rec.status == "ok" and rec.error_class is None and rec.http_status == 200
@@ -104,7 +124,7 @@ async def test_http_errors_carry_the_servers_message_and_retry_after() -> None:
 async def test_wrong_model_is_a_4xx_with_the_message() -> None:
     async with (
         StubServer(StubConfig()) as server,
-        ChatClient(server.target(model="no/such-model"), timeouts=FAST) as c,
+        _client(server.target(model="no/such-model"), timeouts=FAST) as c,
     ):
         rec = await c.chat("x")
     assert (rec.error_class, rec.http_status) == ("http_4xx", 404)
@@ -114,7 +134,7 @@ async def test_wrong_model_is_a_4xx_with_the_message() -> None:
 async def test_wrong_key_is_a_4xx_and_the_key_is_not_in_the_message() -> None:
     async with (
         StubServer(StubConfig(api_key="right-key")) as server,
-        ChatClient(server.target(api_key="wrong-key-XYZ"), timeouts=FAST) as c,
+        _client(server.target(api_key="wrong-key-XYZ"), timeouts=FAST) as c,
     ):
         rec = await c.chat("x")
     assert (rec.error_class, rec.http_status) == ("http_4xx", 401)
@@ -129,7 +149,7 @@ def _free_port() -> int:
 
 async def test_connection_refused() -> None:
     target = Target(base_url=f"http://127.0.0.1:{_free_port()}")
-    async with ChatClient(target, timeouts=FAST) as c:
+    async with _client(target, timeouts=FAST) as c:
         rec = await c.chat("x")
     assert rec.error_class == "connect_refused" and rec.http_status is None
 
@@ -137,7 +157,7 @@ async def test_connection_refused() -> None:
 async def test_dns_failure() -> None:
     # ".invalid" is reserved (RFC 2606): it never resolves.
     async with asyncio.timeout(10):
-        async with ChatClient(Target(base_url="http://host.invalid:8000"), timeouts=FAST) as c:
+        async with _client(Target(base_url="http://host.invalid:8000"), timeouts=FAST) as c:
             rec = await c.chat("x")
     assert rec.error_class in ("dns", "connect_timeout")
 
@@ -164,7 +184,7 @@ def test_classify_exception_table() -> None:
 async def test_cancelled_request_is_marked_incomplete() -> None:
     async with (
         StubServer(StubConfig(delay_s=5.0)) as server,
-        ChatClient(server.target(), timeouts=Timeouts(read_s=10, total_s=10)) as c,
+        _client(server.target(), timeouts=Timeouts(read_s=10, total_s=10)) as c,
     ):
         rec = RequestRecord(request_id=0, sent_s=0.0)
         task = asyncio.ensure_future(c.send(rec, "x", 4))
@@ -182,7 +202,7 @@ def test_stub_in_a_background_thread_serves_sync_code() -> None:
     with StubServer(StubConfig(tokens=3)) as server:
 
         async def go() -> RequestRecord:
-            async with ChatClient(server.target(), timeouts=FAST) as c:
+            async with _client(server.target(), timeouts=FAST) as c:
                 return await c.chat("hi")
 
         rec = run_sync(go())

@@ -2,11 +2,13 @@
 
 What is timed (seconds on the run's clock, ``time.perf_counter()`` minus the run's zero):
 
-- ``sent_s``: just before the request is handed to the HTTP stack;
+- ``sent_s``: just before the request's bytes go to the kernel on an open connection (wire
+  stack; on aiohttp, just before the request is handed to aiohttp);
 - ``chunk_times_s``: when each SSE event carrying content (``delta.content``, or a reasoning
-  model's ``delta.reasoning_content``) was read from the socket. Events that arrive in one read
-  share one timestamp — they did arrive together;
-- ``first_token_s``: the first of those; ``end_s``: when ``data: [DONE]`` was read (or the
+  model's ``delta.reasoning_content``) arrived: on the wire stack the kernel's receive timestamp
+  of the read that delivered it, so a busy client does not inflate it; on aiohttp, when the
+  client read it. Events that arrive in one read share one timestamp — they did arrive together;
+- ``first_token_s``: the first of those; ``end_s``: when ``data: [DONE]`` arrived (or the
   failure happened).
 
 Token counts come from the final ``usage`` chunk, asked for with
@@ -40,13 +42,25 @@ silence — before the first byte of the response and between reads (a stalled s
 ``read_timeout``); ``total_s`` bounds the whole request (a server that trickles bytes forever is
 a ``total_timeout``).
 
-HTTP stack: aiohttp, used directly. Measured on a 2-core machine against a 0 ms loopback server
-with 8-token streamed answers at concurrency 64: a bare aiohttp client reached about 5,000
-requests/s; httpx with one shared ``AsyncClient`` about 290, one ``AsyncClient`` per worker about
-1,100, httpx over an aiohttp transport 1,600–1,900. A load generator that costs the client ten
-times more CPU per request than needed becomes the bottleneck it is supposed to measure, and its
-timestamps queue behind its own work, so we use aiohttp (``benchmarks/bench_client.py`` keeps
-the comparison honest). SSE parsing is :mod:`infphys.measure._sse` (see there for why).
+HTTP stack, chosen by ``benchmarks/bench_client.py``'s numbers (2-core machine, loopback):
+
+- The issue's survey at concurrency 64, 0 ms server, 8-token answers: a bare aiohttp client
+  about 5,000 requests/s; httpx with one shared ``AsyncClient`` about 290, one per worker about
+  1,100, httpx over an aiohttp transport 1,600–1,900. httpx was out: a load generator that costs
+  ten times the CPU per request becomes the bottleneck it is meant to measure.
+- aiohttp was fast enough for rate (infphys on it reached 0.89 of the bare client) but not for
+  accuracy: against a server with an exact 50 ms delay at concurrency 64, infphys on aiohttp read
+  p50 +7.5 ms and even the bare aiohttp client +2.0 ms, because the timestamps are taken when
+  the coroutine resumes, behind every callback queued on a ~60 %-busy event loop.
+- So ``http://`` targets go through :mod:`infphys.measure._wire` (``http_stack="auto"``, the
+  default): a lean HTTP/1.1 client on raw non-blocking sockets with the ``httptools`` parser,
+  whose every read carries the kernel's receive timestamp. Same benchmark run: p50 +0.05 ms
+  (the server itself delivered 50.025 ms), 0.90 of the bare aiohttp client's request rate.
+  ``https://`` targets (hosted endpoints) keep aiohttp, since the wire client speaks no TLS;
+  their latencies carry the client's own delays, as before. ``http_stack="aiohttp"`` forces
+  aiohttp on any target, for comparison.
+
+SSE parsing is :mod:`infphys.measure._sse` (see there for why).
 
 Worked example (against the stub with a 50 ms delay and 8 tokens)::
 
@@ -62,20 +76,34 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
+import httptools
 
 from infphys._check import positive, positive_int
 from infphys.measure._sse import SSEError, SSEParser
+from infphys.measure._wire import (
+    KERNEL_TIMESTAMPS,
+    WIRE_SUPPORTED,
+    WireClient,
+    WireError,
+    WireResponse,
+)
 from infphys.measure.prompts import estimate_tokens
 from infphys.measure.target import Target
 from infphys.records import RequestRecord
 
-__all__ = ["ChatClient", "Timeouts", "classify_exception", "classify_status"]
+__all__ = ["ChatClient", "HttpStack", "Timeouts", "classify_exception", "classify_status"]
+
+#: Which HTTP client sends the requests: ``"wire"`` (infphys's own, kernel receive timestamps,
+#: ``http://`` only), ``"aiohttp"``, or ``"auto"`` (wire for ``http://``, aiohttp for
+#: ``https://``).
+HttpStack = Literal["auto", "wire", "aiohttp"]
 
 _ERROR_BODY_LIMIT_BYTES = 64 * 1024
 _MESSAGE_LIMIT_CHARS = 500
@@ -121,6 +149,8 @@ def classify_exception(exc: BaseException) -> str:
     aiohttp's connector errors are also ``OSError``; a socket read that timed out is a
     ``read_timeout``; a connection dropped mid-answer is ``connection_reset``.
     """
+    if isinstance(exc, WireError):
+        return exc.error_class
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return "dns"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -202,8 +232,26 @@ class _Failure(Exception):
         self.message = message
 
 
+class _AiohttpPieces:
+    """aiohttp's body as ``(bytes, arrival time)`` pieces, stamped when the coroutine resumes."""
+
+    __slots__ = ("_content",)
+
+    def __init__(self, content: aiohttp.StreamReader) -> None:
+        self._content = content
+
+    def __aiter__(self) -> _AiohttpPieces:
+        return self
+
+    async def __anext__(self) -> tuple[bytes, float]:
+        data = await self._content.readany()
+        if not data:
+            raise StopAsyncIteration
+        return data, time.perf_counter()
+
+
 class ChatClient:
-    """Sends chat completions to one target and times them; owns one aiohttp session.
+    """Sends chat completions to one target and times them.
 
     Args:
         target: where to send.
@@ -215,6 +263,9 @@ class ChatClient:
             ``ignore_eos``, …).
         clock_zero_s: the ``time.perf_counter()`` value that is time 0 of the run (default: now).
         max_connections: connection pool size (0: unlimited, so the load shape decides).
+        http_stack: ``"auto"`` (default: infphys's wire client for ``http://`` targets, with
+            kernel receive timestamps on Linux; aiohttp for ``https://`` and on Windows),
+            ``"wire"`` or ``"aiohttp"``.
     """
 
     def __init__(
@@ -227,11 +278,25 @@ class ChatClient:
         extra_body: Mapping[str, Any] | None = None,
         clock_zero_s: float | None = None,
         max_connections: int = 0,
+        http_stack: HttpStack = "auto",
     ) -> None:
         if not isinstance(target, Target):
             raise ValueError(f"target must be a Target (got {type(target).__name__})")
         if max_connections != 0:
             positive_int("max_connections", max_connections)
+        if http_stack not in ("auto", "wire", "aiohttp"):
+            raise ValueError(f"http_stack must be 'auto', 'wire' or 'aiohttp' (got {http_stack!r})")
+        is_http = urlsplit(target.chat_url).scheme == "http"
+        if http_stack == "wire" and not is_http:
+            raise ValueError(
+                f"http_stack='wire' needs an http:// target (got {target.base_url!r}); "
+                "use 'auto' or 'aiohttp' for https://"
+            )
+        if http_stack == "wire" and not WIRE_SUPPORTED:
+            raise ValueError(
+                "http_stack='wire' needs a selector event loop and recvmsg, which this platform "
+                "lacks (Windows); use 'auto' or 'aiohttp'"
+            )
         self.target = target
         self.timeouts = timeouts or Timeouts()
         self.stream = bool(stream)
@@ -239,9 +304,24 @@ class ChatClient:
         self.extra_body: dict[str, Any] = dict(extra_body or {})
         self.clock_zero_s = time.perf_counter() if clock_zero_s is None else clock_zero_s
         self.max_connections = max_connections
+        self.uses_wire = http_stack == "wire" or (
+            http_stack == "auto" and is_http and WIRE_SUPPORTED
+        )
         self._session: aiohttp.ClientSession | None = None
+        self._wire: WireClient | None = None
         self._headers = target.headers()
         self._chat_url = target.chat_url
+        parts = urlsplit(self._chat_url)
+        self._chat_path = parts.path + (f"?{parts.query}" if parts.query else "")
+
+    @property
+    def http_client(self) -> str:
+        """Which HTTP stack sends the requests, and how arrivals are timed (for run headers)."""
+        if self.uses_wire:
+            kernel = KERNEL_TIMESTAMPS if self._wire is None else self._wire.kernel_timestamps
+            stamps = "kernel receive timestamps" if kernel else "reader-callback stamps"
+            return f"infphys wire (HTTP/1.1, httptools {httptools.__version__}, {stamps})"
+        return f"aiohttp {aiohttp.__version__}"
 
     # -- session -----------------------------------------------------------------------------
 
@@ -257,8 +337,17 @@ class ChatClient:
     ) -> None:
         await self.close()
 
-    def open(self) -> aiohttp.ClientSession:
-        """Create the session (inside a running event loop); idempotent."""
+    def open(self) -> None:
+        """Create the connection pool (inside a running event loop); idempotent."""
+        if self.uses_wire:
+            if self._wire is None:
+                self._wire = WireClient(
+                    self.target.base_url,
+                    connect_s=self.timeouts.connect_s,
+                    read_s=self.timeouts.read_s,
+                    max_connections=self.max_connections,
+                )
+            return
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300)
             timeout = aiohttp.ClientTimeout(
@@ -267,12 +356,19 @@ class ChatClient:
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=timeout, auto_decompress=True
             )
-        return self._session
 
     async def close(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+        if self._wire is not None:
+            wire, self._wire = self._wire, None
+            await wire.close()
+
+    def take_receive_lags_s(self) -> list[float]:
+        """Seconds between the kernel receiving each read and the client getting to it, since
+        the last call (the wire client with kernel timestamps only; else empty)."""
+        return self._wire.take_receive_lags_s() if self._wire is not None else []
 
     def now_s(self) -> float:
         """Seconds since the run's zero."""
@@ -324,31 +420,18 @@ class ChatClient:
         Raises:
             asyncio.CancelledError: after marking ``rec`` incomplete, if cancelled from outside.
         """
-        session = self.open()
+        self.open()
         body = self.payload(prompt, max_tokens)
         t0 = self.clock_zero_s
         perf = time.perf_counter
         deadline = asyncio.timeout(self.timeouts.total_s)
         rec.sent_s = perf() - t0
         try:
-            async with (
-                deadline,
-                session.post(self._chat_url, data=body, headers=self._headers) as resp,
-            ):
-                rec.http_status = resp.status
-                if resp.status != 200:
-                    raw = await resp.content.read(_ERROR_BODY_LIMIT_BYTES)
-                    rec.end_s = perf() - t0
-                    msg = f"HTTP {resp.status}: {_server_message(raw)}"
-                    retry_after = resp.headers.get("Retry-After")
-                    if retry_after:
-                        msg += f" (Retry-After: {retry_after})"
-                    self._fail(rec, classify_status(resp.status), msg)
-                    return rec
-                if self.stream and resp.content_type == "text/event-stream":
-                    await self._read_stream(rec, resp)
+            async with deadline:
+                if self._wire is not None:
+                    await self._send_wire(self._wire, rec, body)
                 else:
-                    await self._read_body(rec, resp)
+                    await self._send_aiohttp(rec, body)
             if rec.status == "ok":
                 self._count_tokens(rec, prompt)
         except asyncio.CancelledError:
@@ -375,24 +458,81 @@ class ChatClient:
             self._fail(rec, cls, msg)
         return rec
 
+    async def _send_wire(self, wire: WireClient, rec: RequestRecord, body: bytes) -> None:
+        t0 = self.clock_zero_s
+        resp = await wire.post(self._chat_path, body, self._headers)
+        try:
+            rec.sent_s = resp.sent_s - t0
+            rec.http_status = resp.status
+            if resp.status != 200:
+                raw = await resp.read(_ERROR_BODY_LIMIT_BYTES)
+                rec.end_s = time.perf_counter() - t0
+                self._http_failure(rec, resp.status, raw, resp.headers.get("retry-after"))
+                return
+            if self.stream and resp.content_type == "text/event-stream":
+                await self._read_stream(rec, resp, resp.finish)
+            else:
+                buf = bytearray()
+                last_s = time.perf_counter()
+                async for data, arrived_s in resp:
+                    buf += data
+                    last_s = arrived_s
+                self._parse_body(rec, bytes(buf), last_s - t0, resp.content_type)
+        finally:
+            resp.release()
+
+    async def _send_aiohttp(self, rec: RequestRecord, body: bytes) -> None:
+        session = self._session
+        assert session is not None
+        t0 = self.clock_zero_s
+        async with session.post(self._chat_url, data=body, headers=self._headers) as resp:
+            rec.http_status = resp.status
+            if resp.status != 200:
+                raw = await resp.content.read(_ERROR_BODY_LIMIT_BYTES)
+                rec.end_s = time.perf_counter() - t0
+                self._http_failure(rec, resp.status, raw, resp.headers.get("Retry-After"))
+                return
+            if self.stream and resp.content_type == "text/event-stream":
+                content = resp.content
+
+                async def drain(limit_s: float) -> None:
+                    if not content.at_eof():
+                        await self._drain(content, limit_s)
+
+                await self._read_stream(rec, _AiohttpPieces(content), drain)
+            else:
+                raw = await resp.read()
+                self._parse_body(
+                    rec, raw, time.perf_counter() - t0, resp.content_type or "no content type"
+                )
+
+    def _http_failure(
+        self, rec: RequestRecord, status: int, raw: bytes, retry_after: str | None
+    ) -> None:
+        msg = f"HTTP {status}: {_server_message(raw)}"
+        if retry_after:
+            msg += f" (Retry-After: {retry_after})"
+        self._fail(rec, classify_status(status), msg)
+
     def _fail(self, rec: RequestRecord, error_class: str, message: str) -> None:
         rec.status = "failed"
         rec.error_class = error_class
         rec.error_message = self.target.redact(message)[:_MESSAGE_LIMIT_CHARS]
 
-    async def _read_stream(self, rec: RequestRecord, resp: aiohttp.ClientResponse) -> None:
+    async def _read_stream(
+        self,
+        rec: RequestRecord,
+        pieces: AsyncIterator[tuple[bytes, float]] | WireResponse,
+        drain: Callable[[float], Awaitable[None]],
+    ) -> None:
+        """Read an SSE body: each piece is the bytes of one read and their arrival time."""
         parser = SSEParser()
-        content = resp.content
-        perf = time.perf_counter
         t0 = self.clock_zero_s
         times = rec.chunk_times_s
         loads = _loads
         done = False
-        while not done:
-            data = await content.readany()
-            if not data:
-                break
-            now = perf() - t0
+        async for data, arrived_s in pieces:
+            now = arrived_s - t0
             for ev in parser.feed(data):
                 payload = ev.data
                 if payload == "[DONE]":
@@ -440,11 +580,12 @@ class ChatClient:
                     "malformed_sse",
                     f"line with unknown SSE field {parser.unknown_fields[0]!r}",
                 )
+            if done:
+                break
         if done:
-            if not content.at_eof():
-                await self._drain(content)
+            await drain(_DRAIN_S)
             return
-        rec.end_s = perf() - t0
+        rec.end_s = time.perf_counter() - t0
         pending = parser.close()
         if parser.unknown_fields:
             raise _Failure(
@@ -454,27 +595,26 @@ class ChatClient:
         raise _Failure("no_done", f"stream ended without data: [DONE]{tail}")
 
     @staticmethod
-    async def _drain(content: aiohttp.StreamReader) -> None:
+    async def _drain(content: aiohttp.StreamReader, limit_s: float) -> None:
         """Read what follows ``[DONE]`` (normally just the end of the chunked body) so the
         connection goes back to the pool; give up after a moment and let it close."""
         try:
-            async with asyncio.timeout(_DRAIN_S):
+            async with asyncio.timeout(limit_s):
                 while await content.readany():
                     pass
         except (TimeoutError, aiohttp.ClientError, OSError):
             pass
 
-    async def _read_body(self, rec: RequestRecord, resp: aiohttp.ClientResponse) -> None:
-        raw = await resp.read()
-        now = time.perf_counter() - self.clock_zero_s
+    def _parse_body(self, rec: RequestRecord, raw: bytes, now: float, ctype: str) -> None:
+        """A non-streamed answer: one JSON chat completion that arrived (in full) at ``now``."""
         rec.end_s = now
         try:
             obj = json.loads(raw)
         except ValueError:
-            ctype = resp.content_type or "no content type"
             snippet = raw[:120].decode("utf-8", errors="replace")
             raise _Failure(
-                "malformed_json", f"200 body is not JSON ({ctype}): {snippet!r}"
+                "malformed_json",
+                f"200 body is not JSON ({ctype or 'no content type'}): {snippet!r}",
             ) from None
         if not isinstance(obj, dict):
             raise _Failure("malformed_json", "200 body is not a JSON object")

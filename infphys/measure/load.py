@@ -19,9 +19,13 @@ request ends, so an interrupted run (Ctrl-C, an exception, a kill) keeps every f
 
 Delivered load is reported next to the load asked for (:class:`DeliveredLoad`): mean and peak
 requests in flight, the delivered send rate, the open loop's dispatch lag (actual send −
-scheduled time), and two client health figures — the CPU share of the event-loop thread, and the
-event-loop lag (how late a 10 ms timer fires). When the client thread is near one full core or
-its loop runs late, the numbers describe the client, not the server, and a warning says so.
+scheduled time), and three client health figures — the CPU share of the event-loop thread, the
+event-loop lag (how late a 10 ms timer fires), and the receive lag (how long after the kernel
+received a response's bytes the client read them; ``http://`` targets on Linux). When the client
+thread is near one full core or its loop runs late, a warning says so. Latencies survive a busy
+client — every arrival carries the kernel's receive time (see :mod:`infphys.measure._wire`) — but
+the load it delivers (rate, requests in flight) is then what the client managed, not what was
+asked; on ``https://`` targets (aiohttp, Python-side stamps) the latencies suffer too.
 
 Worked example: ``closed_loop(target, concurrency=8, requests=200, warmup=8)`` against a server
 that answers in 0.5 s takes about 200 / 8 × 0.5 = 12.5 s and should report a mean in flight
@@ -45,13 +49,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import aiohttp
 import pandas as pd
 
 from infphys import stats
 from infphys._check import non_negative, non_negative_int, positive, positive_int
 from infphys.measure._sync import run_sync
-from infphys.measure.client import ChatClient, Timeouts
+from infphys.measure.client import ChatClient, HttpStack, Timeouts
 from infphys.measure.metrics import MetricsScraper
 from infphys.measure.prompts import PromptList, PromptSource, SyntheticPrompts
 from infphys.measure.target import Target
@@ -162,6 +165,7 @@ class DeliveredLoad:
     dispatch_lag_max_s: float
     loop_lag_p95_s: float
     loop_lag_max_s: float
+    receive_lag_p95_s: float
     client_cpu_fraction: float
     client_bound: bool
     note: str
@@ -395,6 +399,7 @@ def _delivered(
     recs: list[RequestRecord],
     loop_lags_s: list[float],
     cpu_fraction: float,
+    receive_lags_s: list[float],
 ) -> DeliveredLoad:
     nan = float("nan")
     sent = len(recs)
@@ -412,6 +417,7 @@ def _delivered(
     lag_p = stats.percentiles(lag_values, (50, 95)) if lag_values else {"p50": nan, "p95": nan}
     loop_p95 = stats.percentiles(loop_lags_s, (95,))["p95"] if loop_lags_s else nan
     loop_max = max(loop_lags_s) if loop_lags_s else nan
+    rx_p95 = stats.percentiles(receive_lags_s, (95,))["p95"] if receive_lags_s else nan
     reasons: list[str] = []
     if cpu_fraction >= CLIENT_CPU_WARN_FRACTION:
         reasons.append(f"the client's event-loop thread used {cpu_fraction:.0%} of a core")
@@ -421,10 +427,22 @@ def _delivered(
         reasons.append(f"open-loop sends went {lag_p['p95'] * 1e3:.1f} ms late (p95)")
     note = ""
     if reasons:
+        if receive_lags_s:
+            if rx_p95 > LOOP_LAG_WARN_S:
+                reasons.append(f"it read arrivals {rx_p95 * 1e3:.1f} ms after the kernel (p95)")
+            consequence = (
+                "Latencies still use the kernel's receive times, so they are the server's; the "
+                "load delivered (rate, requests in flight) is what the client managed."
+            )
+        else:
+            consequence = (
+                "Latencies and rates at this level describe the client as much as the server."
+            )
         note = (
             f"level {index} ({lv.asked()}): the client may be the bottleneck — "
             + "; ".join(reasons)
-            + ". Latencies and rates at this level describe the client as much as the server."
+            + ". "
+            + consequence
         )
     return DeliveredLoad(
         level=index,
@@ -441,6 +459,7 @@ def _delivered(
         dispatch_lag_max_s=max(lag_values) if lag_values else nan,
         loop_lag_p95_s=loop_p95,
         loop_lag_max_s=loop_max,
+        receive_lag_p95_s=rx_p95,
         client_cpu_fraction=cpu_fraction,
         client_bound=bool(reasons),
         note=note,
@@ -477,6 +496,7 @@ async def run_levels(
     metrics_interval_s: float | None = None,
     progress: LoadProgress | None = None,
     on_record: Callable[[RequestRecord], None] | None = None,
+    http_stack: HttpStack = "auto",
 ) -> LoadResult:
     """Run ``levels`` one after the other against ``target``; the engine under every mode.
 
@@ -498,6 +518,8 @@ async def run_levels(
             written next to the run file as ``<name>.metrics.jsonl``.
         progress: live counters to update (for a progress display).
         on_record: called with each finished record.
+        http_stack: which HTTP client sends (see :class:`ChatClient`); the default times
+            arrivals with the kernel's receive timestamps on ``http://`` targets.
 
     Returns:
         A :class:`LoadResult`. It is also what was written to ``path``, even if the run is
@@ -516,6 +538,14 @@ async def run_levels(
     if metrics_interval_s is not None:
         positive("metrics_interval_s", metrics_interval_s)
     source = _prompt_source(prompts, levels[0], seed)
+    client = ChatClient(
+        target,
+        timeouts=timeouts,
+        stream=stream,
+        include_usage=include_usage,
+        extra_body=extra_body,
+        http_stack=http_stack,
+    )
     started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     header = RunHeader(
         source="measured",
@@ -540,21 +570,14 @@ async def run_levels(
             "extra_body": dict(extra_body or {}),
         },
         seed=seed,
-        extra={"http_client": f"aiohttp {aiohttp.__version__}"},
+        extra={"http_client": client.http_client},
     )
     run_path = Path(path) if path is not None else None
     writer = RunWriter(run_path, header).open() if run_path is not None else None
     progress = progress or LoadProgress()
     progress.planned = sum(lv.warmup + lv.requests for lv in levels)
     clock_zero = time.perf_counter()
-    client = ChatClient(
-        target,
-        timeouts=timeouts,
-        stream=stream,
-        include_usage=include_usage,
-        extra_body=extra_body,
-        clock_zero_s=clock_zero,
-    )
+    client.clock_zero_s = clock_zero
     rng = random.Random(seed)
     engine = _Engine(
         client, source, writer, progress, on_record, duration, drain, max_in_flight, rng
@@ -584,6 +607,7 @@ async def run_levels(
                 progress.level_label = lv.asked()
                 first = len(engine.records)
                 probe.start()
+                client.take_receive_lags_s()
                 cpu0, wall0 = time.thread_time(), time.perf_counter()
                 try:
                     if lv.mode == "closed":
@@ -593,7 +617,8 @@ async def run_levels(
                 finally:
                     cpu = (time.thread_time() - cpu0) / max(1e-9, time.perf_counter() - wall0)
                     lags = await probe.stop()
-                    d = _delivered(index, lv, engine.records[first:], lags, cpu)
+                    rx_lags = client.take_receive_lags_s()
+                    d = _delivered(index, lv, engine.records[first:], lags, cpu, rx_lags)
                     delivered.append(d)
                     if d.note:
                         warnings.append(d.note)
