@@ -278,3 +278,44 @@ async def test_a_prompt_list_is_used_in_turn() -> None:
     assert "prompt_tokens_asked" not in result.frame().columns
     # mean characters: (7 + 18) / 2 = 12.5
     assert result.header.load["prompts"] == {"kind": "list", "count": 2, "mean_chars": 12.5}
+
+
+@pytest.mark.parametrize("http_stack", ["wire", "aiohttp"])
+async def test_a_busy_client_still_records_the_servers_latency(http_stack: str) -> None:
+    """The clock is read where the bytes are: a client that blocks its event loop 40 ms after
+    every record (as a slow notebook callback would) still records the server's 50 ms on the
+    wire stack (kernel receive timestamps), and reports the lag; aiohttp's stamps, taken when
+    the coroutine resumes, carry the blocking.
+
+    Hand count: 4 workers, answers every ~50 ms, 40 ms of blocking per answer, so most answers
+    arrive while the loop is blocked and wait up to 40 ms (tens of ms on average) to be read.
+    """
+    if http_stack == "wire" and sys.platform != "linux":
+        pytest.skip("kernel receive timestamps are Linux-only")
+
+    def block(_rec: object) -> None:
+        time.sleep(0.04)
+
+    # The server runs in its own thread (sync ``with``): the blocking stalls the client only.
+    with StubServer(StubConfig(delay_s=0.05, tokens=2)) as server:
+        result = await closed_loop(
+            server.target(),
+            concurrency=4,
+            requests=24,
+            max_tokens=2,
+            on_record=block,
+            http_stack=http_stack,
+        )
+    e2e = [r.e2e_s for r in result.records if r.ok and r.e2e_s is not None]
+    assert len(e2e) == 24
+    p50 = stats.percentiles(e2e, (50,))["p50"]
+    d = result.delivered[0]
+    if http_stack == "wire":
+        assert "infphys wire" in result.header.extra["http_client"]
+        assert "kernel" in result.header.extra["http_client"]
+        assert 0.049 <= p50 <= 0.058, p50  # the stub's 50 ms plus its own few ms at most
+        assert d.receive_lag_p95_s >= 0.015  # the reads waited behind the blocking
+    else:
+        assert result.header.extra["http_client"].startswith("aiohttp")
+        assert p50 >= 0.08, p50  # the blocking shows up in the latency
+        assert d.receive_lag_p95_s != d.receive_lag_p95_s  # NaN: no kernel stamps here
