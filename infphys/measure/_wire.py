@@ -11,7 +11,11 @@ cause and the symptom:
 - **Arrival times from the kernel.** Every socket asks for ``SO_TIMESTAMPNS`` (Linux), and every
   read uses ``recvmsg``, so each piece of the response carries the time the kernel received it,
   not the time Python got round to it. A busy client still delivers less load than asked — the
-  load generator reports that — but the latencies it records stay the server's. Where the option
+  load generator reports that — but the latencies it records stay the server's. One limit: a
+  read's stamp is the arrival of its *last* bytes, and arrivals left waiting in the socket are
+  merged by the kernel into one read, so while the client lags, the end of a stream is stamped
+  exactly but earlier chunks in the same read carry the later time (measured:
+  ``take_receive_lags_s``). Where the option
   is missing (macOS, Windows), the stamp is taken in the socket's reader callback, the earliest
   point Python sees the bytes.
 - **Little work per request.** One ``send`` of a prebuilt request, one reader callback per
@@ -231,7 +235,7 @@ class _Conn:
     """One keep-alive TCP connection and its response parser (httptools callbacks)."""
 
     __slots__ = (
-        "_header_name",
+        "_interim",
         "_stamp",
         "busy",
         "client",
@@ -261,16 +265,28 @@ class _Conn:
         self.last_rx = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self._stamp = 0.0
-        self._header_name = ""
+        self._interim = False
 
     # -- httptools callbacks --------------------------------------------------------------
 
+    def _current(self) -> WireResponse | None:
+        """The response being parsed; None once it is complete (later bytes are stray)."""
+        resp = self.resp
+        return None if resp is None or resp.complete else resp
+
+    def on_message_begin(self) -> None:
+        if self._current() is None:
+            # A second response in one read, unasked for: the server is talking out of turn.
+            # Ignore it and do not reuse the connection.
+            self.keep_alive = False
+
     def on_status(self, status: bytes) -> None:
-        if self.resp is not None:
-            self.resp.reason = status.decode("latin-1")
+        resp = self._current()
+        if resp is not None:
+            resp.reason = status.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        resp = self.resp
+        resp = self._current()
         if resp is None:
             return
         key = name.decode("latin-1").lower()
@@ -279,20 +295,36 @@ class _Conn:
         resp.headers[key] = text if old is None else f"{old}, {text}"
 
     def on_headers_complete(self) -> None:
-        if self.resp is not None:
-            self.resp.status = self.parser.get_status_code()
-            self.resp._wake()
+        resp = self._current()
+        if resp is None:
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            # An interim response (100 Continue, 103 Early Hints): RFC 9110 §15.2 says to read
+            # past it to the final one. (101 raises HttpParserUpgrade in feed_data.)
+            self._interim = True
+            resp.headers = {}
+            resp.reason = ""
+            return
+        resp.status = status
+        resp._wake()
 
     def on_body(self, body: bytes) -> None:
-        if self.resp is not None:
-            self.resp._pieces.append((body, self._stamp))
+        resp = self._current()
+        if resp is not None:
+            resp._pieces.append((body, self._stamp))
 
     def on_message_complete(self) -> None:
-        self.keep_alive = self.parser.should_keep_alive()
-        resp = self.resp
-        if resp is not None:
-            resp.complete = True
-            resp._wake()
+        resp = self._current()
+        if resp is None:
+            return
+        if self._interim:
+            self._interim = False
+            return
+        if self.keep_alive:
+            self.keep_alive = self.parser.should_keep_alive()
+        resp.complete = True
+        resp._wake()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -548,12 +580,15 @@ class WireClient:
             conn.close()
         return None
 
-    async def _acquire(self) -> tuple[_Conn, bool]:
-        """A connection for one request (pooled if one is alive), holding a slot; and whether
-        it was reused."""
+    async def _acquire(self, fresh: bool) -> tuple[_Conn, bool]:
+        """A connection for one request, holding a slot (a pooled one if alive, unless
+        ``fresh``); and whether it was reused."""
         if self._slots is not None:
             await self._slots.acquire()
-        conn = self._pooled()
+            if self._closed:
+                self._slots.release()
+                raise WireError("the client is closed")
+        conn = None if fresh else self._pooled()
         reused = conn is not None
         if conn is None:
             try:
@@ -610,7 +645,8 @@ class WireClient:
             raise WireError("the client is closed")
         data = self.request_bytes(path, body, headers)
         for attempt in (0, 1):
-            conn, reused = await self._acquire()
+            # The retry goes to a new connection: the pooled ones are likely as stale.
+            conn, reused = await self._acquire(fresh=attempt > 0)
             resp = WireResponse(conn, time.perf_counter())
             conn.start(resp)
             try:

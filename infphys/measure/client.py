@@ -7,7 +7,11 @@ What is timed (seconds on the run's clock, ``time.perf_counter()`` minus the run
 - ``chunk_times_s``: when each SSE event carrying content (``delta.content``, or a reasoning
   model's ``delta.reasoning_content``) arrived: on the wire stack the kernel's receive timestamp
   of the read that delivered it, so a busy client does not inflate it; on aiohttp, when the
-  client read it. Events that arrive in one read share one timestamp — they did arrive together;
+  client read it. Events delivered by one read share one timestamp: on the wire stack the
+  arrival of the read's last bytes. A prompt client reads each arrival on its own; when a busy
+  one leaves several waiting in the socket, the kernel merges them and they all carry the latest
+  time, so ``end_s`` stays exact while ``first_token_s`` can read late and gaps merge (the load
+  generator's receive lag says by how much);
 - ``first_token_s``: the first of those; ``end_s``: when ``data: [DONE]`` arrived (or the
   failure happened).
 
