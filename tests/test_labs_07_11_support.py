@@ -260,8 +260,9 @@ def _closed_sim(concurrency: int, requests: int, max_num_seqs: int = 8) -> pd.Da
     cfg = EngineConfig.build("h100", "llama-3.1-8b", max_num_seqs=max_num_seqs)
     res = simulate(
         cfg,
-        Workload.closed(concurrency=concurrency, requests=requests, prompt_tokens=64,
-                        max_tokens=16),
+        Workload.closed(
+            concurrency=concurrency, requests=requests, prompt_tokens=64, max_tokens=16
+        ),
     )
     return res.to_frame()
 
@@ -305,8 +306,10 @@ def test_open_loop_vs_mmc_marks_saturation() -> None:
     cfg = EngineConfig.build("h100", "llama-3.1-8b", max_num_seqs=8)
     frames = []
     for i, rate in enumerate((10.0, 55.0)):
-        res = simulate(cfg, Workload.open(rate_per_s=rate, requests=200, prompt_tokens=64,
-                                          max_tokens=16, seed=1))
+        res = simulate(
+            cfg,
+            Workload.open(rate_per_s=rate, requests=200, prompt_tokens=64, max_tokens=16, seed=1),
+        )
         f = res.to_frame()
         f["level"] = i
         frames.append(f)
@@ -322,8 +325,14 @@ def test_token_costs_recover_a_synthetic_grid() -> None:
         ttft = 0.005 + 0.00003 * p
         e2e = ttft + (m - 1) * 0.006
         rows.append(
-            RequestRecord(level, 0.0, first_token_s=ttft, end_s=e2e, completion_tokens=m,
-                          labels={"level": level, "prompt_tokens_asked": p, "max_tokens": m})
+            RequestRecord(
+                level,
+                0.0,
+                first_token_s=ttft,
+                end_s=e2e,
+                completion_tokens=m,
+                labels={"level": level, "prompt_tokens_asked": p, "max_tokens": m},
+            )
         )
     costs = labs_load.token_costs(records_to_frame(rows))
     assert costs.prefill_ms_per_1k_tokens == pytest.approx(30.0)
@@ -340,8 +349,10 @@ def test_figures_draw_real_data() -> None:
     assert len(labs_load.latency_box(f, metrics=("ttft", "e2e")).data) == 6  # box + p95 + p99
     assert len(labs_load.in_flight_timeline(f, little=little).data) == 1
     assert len(labs_load.latency_vs_throughput({"a": f, "b": f}).data) == 4
-    sim = simulate(EngineConfig.build("h100", "llama-3.1-8b", max_num_seqs=2),
-                   Workload.closed(concurrency=4, requests=12, prompt_tokens=64, max_tokens=8))
+    sim = simulate(
+        EngineConfig.build("h100", "llama-3.1-8b", max_num_seqs=2),
+        Workload.closed(concurrency=4, requests=12, prompt_tokens=64, max_tokens=8),
+    )
     fig = labs_load.run_timeline(sim.to_frame(), metrics=sim.timeseries)
     assert {t.name for t in fig.data} >= {"running", "waiting", "KV cache usage (%)"}
     empty = labs_load.knob_sweeps({})
@@ -352,8 +363,13 @@ def test_figures_draw_real_data() -> None:
 
 
 def test_lab07_exercises() -> None:
-    ctx = {"e2e_mean_ms": 288.0, "ttft_mean_ms": 40.0, "tpot_mean_ms": 8.0,
-           "output_tokens": 32, "target_req_per_s": 20.0}
+    ctx = {
+        "e2e_mean_ms": 288.0,
+        "ttft_mean_ms": 40.0,
+        "tpot_mean_ms": 8.0,
+        "output_tokens": 32,
+        "target_req_per_s": 20.0,
+    }
     assert check("lab07.q1", "3.47", **ctx).ok  # 1 / 0.288 s
     assert not check("lab07.q1", "0.288", **ctx).ok
     assert check("lab07.q2", "288", **ctx).ok  # 40 + 31 × 8
@@ -365,8 +381,12 @@ def test_lab07_exercises() -> None:
 
 
 def test_lab08_exercises() -> None:
-    ctx = {"concurrency": 16, "throughput_req_per_s": 40.0, "capacity_req_per_s": 50.0,
-           "rate_per_s": 40.0}
+    ctx = {
+        "concurrency": 16,
+        "throughput_req_per_s": 40.0,
+        "capacity_req_per_s": 50.0,
+        "rate_per_s": 40.0,
+    }
     assert check("lab08.q1", "400 ms", **ctx).ok  # 16 / 40 s
     assert not check("lab08.q1", "2500", **ctx).ok  # 40 / 16
     assert check("lab08.q2", "0.8", **ctx).ok
@@ -377,10 +397,20 @@ def test_lab08_exercises() -> None:
 
 
 def test_lab09_exercises() -> None:
-    ctx = {"prompt_tokens_small": 64, "ttft_small_ms": 12.0, "prompt_tokens_large": 2048,
-           "ttft_large_ms": 75.0, "max_tokens_small": 8, "e2e_small_ms": 60.0,
-           "max_tokens_large": 64, "e2e_large_ms": 420.0, "prompt_tokens": 2048,
-           "max_tokens": 64, "ttft_ms": 75.0, "tpot_ms": 6.4}
+    ctx = {
+        "prompt_tokens_small": 64,
+        "ttft_small_ms": 12.0,
+        "prompt_tokens_large": 2048,
+        "ttft_large_ms": 75.0,
+        "max_tokens_small": 8,
+        "e2e_small_ms": 60.0,
+        "max_tokens_large": 64,
+        "e2e_large_ms": 420.0,
+        "prompt_tokens": 2048,
+        "max_tokens": 64,
+        "ttft_ms": 75.0,
+        "tpot_ms": 6.4,
+    }
     assert check("lab09.q1", "31.75", **ctx).ok  # 63 / 1984 × 1000
     assert not check("lab09.q1", "36.6", **ctx).ok  # 75 / 2048 × 1000: forgot the offset
     assert check("lab09.q2", "6.43", **ctx).ok  # 360 / 56
@@ -392,8 +422,16 @@ def test_lab09_exercises() -> None:
 
 
 def test_lab10_exercises() -> None:
-    ctx = {"max_num_seqs": 8, "service_ms": 400.0, "timeout_s": 2.0, "met": 30, "judged": 64,
-           "window_s": 3.0, "attempts": 260, "user_requests": 100}
+    ctx = {
+        "max_num_seqs": 8,
+        "service_ms": 400.0,
+        "timeout_s": 2.0,
+        "met": 30,
+        "judged": 64,
+        "window_s": 3.0,
+        "attempts": 260,
+        "user_requests": 100,
+    }
     assert check("lab10.q1", "40", **ctx).ok  # 8 / 0.4 = 20 req/s; 2 s × 20
     assert not check("lab10.q1", "16", **ctx).ok  # timeout / service: forgot the batch
     assert check("lab10.q2", "10", **ctx).ok  # 30 / 3 s
@@ -404,10 +442,19 @@ def test_lab10_exercises() -> None:
 
 
 def test_lab11_exercises() -> None:
-    ctx = {"concurrency": [8, 16, 32, 64, 128], "e2e_p95_s": [1.2, 1.3, 1.6, 2.4, 4.9],
-           "slo_p95_s": 2.5, "users": 1000, "cap_concurrency": 64, "tp": 2,
-           "kv_capacity_tokens": 829_360, "block_tokens": 16, "prompt_tokens": 1000,
-           "max_tokens": 1000, "max_num_seqs": 256}
+    ctx = {
+        "concurrency": [8, 16, 32, 64, 128],
+        "e2e_p95_s": [1.2, 1.3, 1.6, 2.4, 4.9],
+        "slo_p95_s": 2.5,
+        "users": 1000,
+        "cap_concurrency": 64,
+        "tp": 2,
+        "kv_capacity_tokens": 829_360,
+        "block_tokens": 16,
+        "prompt_tokens": 1000,
+        "max_tokens": 1000,
+        "max_num_seqs": 256,
+    }
     assert check("lab11.q1", "64", **ctx).ok
     assert not check("lab11.q1", "128", **ctx).ok
     assert check("lab11.q2", "32", **ctx).ok  # ceil(1000 / 64) = 16 replicas × 2 GPUs
