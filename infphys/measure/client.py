@@ -54,13 +54,13 @@ HTTP stack, chosen by ``benchmarks/bench_client.py``'s numbers (2-core machine, 
   ten times the CPU per request becomes the bottleneck it is meant to measure.
 - aiohttp was fast enough for rate (infphys on it reached 0.89 of the bare client) but not for
   accuracy: against a server with an exact 50 ms delay at concurrency 64, infphys on aiohttp read
-  p50 +2.4 to +7.5 ms and even the bare aiohttp client +0.9 to +2.0 ms (two runs), because the
+  p50 +1.8 to +7.5 ms and even the bare aiohttp client +0.9 to +2.0 ms (three runs), because the
   timestamps are taken when the coroutine resumes, behind every callback queued on a half-busy
   event loop.
 - So ``http://`` targets go through :mod:`infphys.measure._wire` (``http_stack="auto"``, the
   default): a lean HTTP/1.1 client on raw non-blocking sockets with the ``httptools`` parser,
-  whose every read carries the kernel's receive timestamp. Same runs: p50 +0.05 ms both times
-  (the server itself delivered 50.025 ms), 0.86–0.90 of the bare aiohttp client's request rate.
+  whose every read carries the kernel's receive timestamp. Same runs: p50 +0.05 ms every time
+  (the server itself delivered 50.025 ms), 0.76–0.94 of the bare aiohttp client's request rate.
   ``https://`` targets (hosted endpoints) keep aiohttp, since the wire client speaks no TLS;
   their latencies carry the client's own delays, as before. ``http_stack="aiohttp"`` forces
   aiohttp on any target, for comparison.
