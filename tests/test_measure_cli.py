@@ -61,6 +61,8 @@ def test_sweep_then_report_writes_charts(server: StubServer, tmp_path: Path) -> 
     assert rep.exit_code == 0, rep.output
     html_path = run.with_suffix(".html")
     assert "saved charts" in rep.output and html_path.is_file()
+    # Which client timed the run, from the header: the wire client on an http:// target.
+    assert "timed by: infphys wire" in rep.output
     page = html_path.read_text()
     for title in ("end-to-end latency vs load", "throughput vs load", "errors vs load"):
         assert title in page

@@ -645,6 +645,9 @@ def report_cmd(
     kind = r.header.load.get("kind", "run")
     title = f"{kind}: {target.get('model', '?')} at {target.get('base_url', '?')}"
     console.print(summary_table(frame, title=title))
+    http_client = r.header.extra.get("http_client")
+    if http_client:
+        console.print(f"timed by: {http_client}", highlight=False, soft_wrap=True)
     _print_flags(frame)
     s = stats.summarize(frame)
     knee = stats.sweep_knee(s)
