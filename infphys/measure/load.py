@@ -425,11 +425,11 @@ def _delivered(
         reasons.append(f"its event loop ran {loop_p95 * 1e3:.1f} ms late (p95)")
     if lv.mode == "open" and lag_p["p95"] > DISPATCH_LAG_WARN_S:
         reasons.append(f"open-loop sends went {lag_p['p95'] * 1e3:.1f} ms late (p95)")
+    if rx_p95 > LOOP_LAG_WARN_S:
+        reasons.append(f"it read arrivals {rx_p95 * 1e3:.1f} ms after the kernel (p95)")
     note = ""
     if reasons:
         if receive_lags_s:
-            if rx_p95 > LOOP_LAG_WARN_S:
-                reasons.append(f"it read arrivals {rx_p95 * 1e3:.1f} ms after the kernel (p95)")
             consequence = (
                 "Latencies still use the kernel's receive times, so they are the server's; the "
                 "load delivered (rate, requests in flight) is what the client managed."
