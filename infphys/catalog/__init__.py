@@ -15,13 +15,23 @@ from infphys.catalog.precision import (
     Precision,
     get_precision,
 )
+from infphys.catalog.step_fit import (
+    FIT_SUMMARY,
+    FITTED_STEP_PARAMS,
+    IDEAL_STEP_PARAMS,
+    StepFitSummary,
+    StepParams,
+)
 
 __all__ = [
     "BF16",
+    "FITTED_STEP_PARAMS",
+    "FIT_SUMMARY",
     "FP8",
     "FP16",
     "FP32",
     "GPUS",
+    "IDEAL_STEP_PARAMS",
     "INT4",
     "INT8",
     "MODELS",
@@ -29,6 +39,8 @@ __all__ = [
     "GPUSpec",
     "ModelSpec",
     "Precision",
+    "StepFitSummary",
+    "StepParams",
     "get_gpu",
     "get_model",
     "get_precision",

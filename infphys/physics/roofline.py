@@ -1,29 +1,35 @@
-"""The roofline: how long one forward step takes, and whether memory or compute bounds it.
+"""The step model: how long one forward step takes, and what bounds it.
 
 One engine step processes some new tokens for some sequences: one token each for decoding
-sequences, a chunk of prompt for prefilling ones. Its time is modelled as
+sequences, a chunk of prompt for prefilling ones. Per GPU of a tensor-parallel group of ``tp``:
 
-    step_s = max(bytes_moved / (bandwidth × bandwidth_efficiency),
-                 flops / (peak FLOP/s × flops_efficiency))
-             + all-reduce time (tensor parallelism) + step_overhead_s
+    step_s = gemm_s + attention_s + comm_s + overhead_s
+    gemm_s      = smooth_max(weight_bytes / tp / (bandwidth × e_w),
+                             gemm_flops / tp / (peak × e_f × M / (M + M½)))
+    attention_s = max(kv_bytes / tp / (bandwidth × e_kv), attention_flops / tp / (peak16 × e_a))
+    comm_s      = 2 × layers × (latency + ring bytes / (link × e_link))       (tp > 1)
+    overhead_s  = step + layers × per-layer + sequences × per-sequence
 
-Bytes moved: the weights read once per step (for MoE, the experts the step's tokens are routed
-to, assuming uniform routing), every sequence's cached KV read once, and the new tokens' KV
-written. FLOPs: 2 per weight per new token (the input-embedding lookup excluded), plus attention,
-4 × heads × head dim per (query, key) pair per layer (QKᵀ and AV). Not modelled: kernel launch
-gaps (put them in ``step_overhead_s``), activation traffic, overlap of communication with compute.
+The matrix products (weights) and attention run one after the other in every layer, so their
+times add; each is bounded by its own bytes or FLOPs. Weight bytes: every weight once per step
+(for MoE, the experts the step's tokens are routed to; uniform routing by default) except the
+input-embedding table, of which a step reads only one row per new token. KV bytes: every
+scheduled sequence's cached KV read once, the new tokens' KV written (KV heads are split over
+the group; with fewer KV heads than GPUs, copies are read). FLOPs: 2 per weight per new token
+(the embedding lookup excluded) and 4 × heads × head dim per (query, key) pair per layer. The
+all-reduce moves the step's activations (16-bit, ``new_tokens × hidden``) twice per layer in a
+ring over the GPU's link (:meth:`infphys.catalog.GPUSpec.all_reduce_bytes_per_s`).
 
-The decode "weight-read floor" counts every weight, the input-embedding table included (only a
-few rows of it are read; it is 6.5 % of Llama-3.1-8B), to match the figure usually quoted.
+The efficiencies and fixed costs are one set, :data:`infphys.catalog.FITTED_STEP_PARAMS`,
+fitted to measured TensorRT-LLM step times; the simulator, the chapters, the labs and the CLI
+all price steps with it. :data:`infphys.catalog.IDEAL_STEP_PARAMS` is the textbook roofline
+(datasheet figures, hard maximum, no fixed costs): use it for floors.
 
-Defaults: ``bandwidth_efficiency = 0.8`` (NVIDIA's aiconfigurator scales every GPU's bandwidth
-by an empirical 0.8); ``flops_efficiency = 0.7`` (an assumption: large BF16 GEMMs on Hopper
-typically reach 60–75 % of the dense peak). Set both to 1 for the pure datasheet roofline.
-
-Worked example: Llama-3.1-8B in BF16 holds 16.06 GB of weights. At batch 1 on an H100 SXM
-(3.35 TB/s), with efficiency 1, a decode step cannot take less than 16.06 / 3.35 = 4.79 ms
-(3.35 ms on an H200 at 4.8 TB/s): at most 209 tokens/s for one user. Decode turns compute-bound
-only when the batch exceeds the ridge point, 989 TFLOP/s / 3.35 TB/s ≈ 295 tokens per step.
+Worked example: Llama-3.1-8B in BF16 is 16.06 GB of weights, 1.05 GB of them the input
+embedding table. At batch 1 on an H100 SXM (3.35 TB/s) with the ideal parameters, a decode
+step cannot take less than 15.01 GB / 3.35 TB/s = 4.48 ms (3.13 ms on an H200 at 4.8 TB/s):
+at most 223 tokens/s for one user. Decode turns compute-bound only when the batch exceeds the
+ridge point, 989 TFLOP/s / 3.35 TB/s ≈ 295 tokens per step.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, Literal
 
 from infphys._check import (
     fraction,
@@ -41,38 +48,45 @@ from infphys._check import (
     positive,
     positive_int,
 )
-from infphys.catalog import BF16, GPUSpec, ModelSpec, Precision, get_gpu, get_model, get_precision
+from infphys.catalog import (
+    BF16,
+    FITTED_STEP_PARAMS,
+    IDEAL_STEP_PARAMS,
+    GPUSpec,
+    ModelSpec,
+    Precision,
+    StepParams,
+    get_gpu,
+    get_model,
+    get_precision,
+)
+from infphys.physics._step import StepConstants, price_step
 
 __all__ = [
-    "DEFAULT_ALLREDUCE_LATENCY_S",
-    "DEFAULT_BANDWIDTH_EFFICIENCY",
-    "DEFAULT_FLOPS_EFFICIENCY",
-    "DEFAULT_INTERCONNECT_BYTES_PER_S",
+    "MoERouting",
     "RooflineModel",
+    "StepConstants",
     "StepTime",
     "arithmetic_intensity",
+    "decode_floor_s",
     "decode_step_s",
     "decode_step_time",
     "expected_experts_touched",
     "max_batch_for_itl",
     "prefill_time",
+    "price_step",
     "ridge_point",
     "step_time",
     "tokens_per_s_ceiling",
 ]
 
-#: aiconfigurator's empirical scale on datasheet memory bandwidth.
-DEFAULT_BANDWIDTH_EFFICIENCY = 0.8
-#: Assumed fraction of dense tensor peak reached by large GEMMs.
-DEFAULT_FLOPS_EFFICIENCY = 0.7
-#: NVLink 4 on H100 SXM: 900 GB/s in both directions together, 450 GB/s each way (datasheet).
-DEFAULT_INTERCONNECT_BYTES_PER_S = 450e9
-#: Assumed fixed latency of one small all-reduce (kernel launch plus synchronisation).
-DEFAULT_ALLREDUCE_LATENCY_S = 5e-6
-
 ModelLike = ModelSpec | str
 GPULike = GPUSpec | str
 PrecisionLike = Precision | str
+#: How an MoE model's tokens pick experts: ``uniform`` (independent, even; real weights under
+#: varied prompts) or ``same_experts`` (every token the same top-k, as random "fake" weights
+#: route in benchmarks that use them).
+MoERouting = Literal["uniform", "same_experts"]
 
 
 def arithmetic_intensity(flops: float, bytes_moved: float) -> float:
@@ -104,10 +118,13 @@ def ridge_point(
     return fl / bw
 
 
-def expected_experts_touched(model: ModelLike, tokens: float) -> float:
+def expected_experts_touched(
+    model: ModelLike, tokens: float, routing: MoERouting = "uniform"
+) -> float:
     """Expected routed experts per MoE layer that at least one of ``tokens`` tokens uses.
 
-    Uniform, independent routing of top-k out of E: E × (1 − (1 − k/E)^tokens).
+    Uniform, independent routing of top-k out of E: E × (1 − (1 − k/E)^tokens); with
+    ``same_experts`` routing, k.
 
     >>> round(expected_experts_touched("mixtral-8x7b", 1), 3)
     2.0
@@ -118,13 +135,20 @@ def expected_experts_touched(model: ModelLike, tokens: float) -> float:
     t = non_negative("tokens", tokens)
     if not m.is_moe:
         return 0.0
+    if routing == "same_experts":
+        return float(m.experts_active) if t > 0 else 0.0
     e, k = m.experts, m.experts_active
     return float(e * (1.0 - (1.0 - k / e) ** t))
 
 
 @dataclass(frozen=True, slots=True)
 class StepTime:
-    """One step's time and what bounds it (seconds, bytes, FLOPs)."""
+    """One step's time, its parts and what bounds it (seconds, bytes, FLOPs; per GPU times).
+
+    ``memory_s`` is the time the step's bytes take (weights and KV), ``compute_s`` the time its
+    FLOPs take, each at the achieved rates; ``gemm_s`` and ``attention_s`` are the two phases
+    whose sum (with ``comm_s`` and ``overhead_s``) is ``total_s``.
+    """
 
     total_s: float
     memory_s: float
@@ -134,6 +158,10 @@ class StepTime:
     bytes_moved: float
     flops: float
     new_tokens: int
+    gemm_s: float = 0.0
+    attention_s: float = 0.0
+    attention_memory_s: float = 0.0
+    attention_compute_s: float = 0.0
 
     @property
     def bound(self) -> str:
@@ -148,7 +176,7 @@ class StepTime:
 
 @dataclass(frozen=True)
 class RooflineModel:
-    """A GPU, a model and the efficiency knobs, with per-token constants precomputed.
+    """A GPU, a model, precisions, TP degree and step parameters, with constants precomputed.
 
     Build one and call :meth:`step` many times (the simulator prices every engine step this
     way); the module-level functions build one per call.
@@ -159,11 +187,9 @@ class RooflineModel:
     weights_precision: Precision = BF16
     kv_precision: Precision = BF16
     tp: int = 1
-    bandwidth_efficiency: float = DEFAULT_BANDWIDTH_EFFICIENCY
-    flops_efficiency: float = DEFAULT_FLOPS_EFFICIENCY
-    step_overhead_s: float = 0.0
-    interconnect_bytes_per_s: float = DEFAULT_INTERCONNECT_BYTES_PER_S
-    allreduce_latency_s: float = DEFAULT_ALLREDUCE_LATENCY_S
+    params: StepParams = FITTED_STEP_PARAMS
+    moe_routing: MoERouting = "uniform"
+    interconnect_bytes_per_s: float | None = None
 
     @classmethod
     def build(
@@ -174,37 +200,44 @@ class RooflineModel:
         weights_precision: PrecisionLike = BF16,
         kv_precision: PrecisionLike = BF16,
         tp: int = 1,
-        bandwidth_efficiency: float = DEFAULT_BANDWIDTH_EFFICIENCY,
-        flops_efficiency: float = DEFAULT_FLOPS_EFFICIENCY,
-        step_overhead_s: float = 0.0,
-        interconnect_bytes_per_s: float = DEFAULT_INTERCONNECT_BYTES_PER_S,
-        allreduce_latency_s: float = DEFAULT_ALLREDUCE_LATENCY_S,
+        params: StepParams | None = None,
+        moe_routing: MoERouting = "uniform",
+        interconnect_bytes_per_s: float | None = None,
+        **overrides: float,
     ) -> RooflineModel:
-        """Validate the inputs (``ValueError`` naming the argument) and build the model."""
+        """Validate the inputs (``ValueError`` naming the argument) and build the model.
+
+        ``params`` defaults to the fitted set; ``overrides`` change single parameters of it
+        (any :class:`~infphys.catalog.StepParams` field, or ``bandwidth_efficiency`` /
+        ``flops_efficiency`` for all of a kind).
+        """
+        if params is not None and not isinstance(params, StepParams):
+            raise ValueError(f"params must be a StepParams (got {params!r})")
+        base = FITTED_STEP_PARAMS if params is None else params
+        if moe_routing not in ("uniform", "same_experts"):
+            raise ValueError(
+                f"moe_routing must be 'uniform' or 'same_experts' (got {moe_routing!r})"
+            )
         return cls(
             gpu=get_gpu(gpu),
             model=get_model(model),
             weights_precision=get_precision(weights_precision),
             kv_precision=get_precision(kv_precision),
             tp=positive_int("tp", tp),
-            bandwidth_efficiency=fraction("bandwidth_efficiency", bandwidth_efficiency),
-            flops_efficiency=fraction("flops_efficiency", flops_efficiency),
-            step_overhead_s=non_negative("step_overhead_s", step_overhead_s),
-            interconnect_bytes_per_s=positive("interconnect_bytes_per_s", interconnect_bytes_per_s),
-            allreduce_latency_s=non_negative("allreduce_latency_s", allreduce_latency_s),
+            params=base.with_(**overrides) if overrides else base,
+            moe_routing=moe_routing,
+            interconnect_bytes_per_s=(
+                None
+                if interconnect_bytes_per_s is None
+                else positive("interconnect_bytes_per_s", interconnect_bytes_per_s)
+            ),
         )
 
     # --- constants -----------------------------------------------------------------------
     @cached_property
-    def bandwidth_bytes_per_s(self) -> float:
-        """Achievable bandwidth of one GPU."""
-        return self.gpu.bandwidth_bytes_per_s * self.bandwidth_efficiency
-
-    @cached_property
-    def flops_per_s(self) -> float:
-        """Achievable FLOP/s of one GPU (FP8 math when the weights are FP8 and the chip has it)."""
-        fp8 = self.weights_precision.has_fp8_math and self.gpu.has_fp8
-        return self.gpu.flops_per_s(fp8) * self.flops_efficiency
+    def fp8_math(self) -> bool:
+        """True when the weights are FP8 and the chip computes in FP8."""
+        return self.weights_precision.has_fp8_math and self.gpu.has_fp8
 
     @cached_property
     def kv_bytes_per_token_per_layer(self) -> float:
@@ -215,28 +248,34 @@ class RooflineModel:
         return 2 * m.kv_heads * m.head_dim * p.bytes_per_element
 
     @cached_property
+    def _embed_params(self) -> int:
+        m = self.model
+        return 0 if m.tie_embeddings else m.vocab * m.hidden
+
+    @cached_property
     def _weight_split_bytes(self) -> tuple[float, float]:
-        """(bytes read every step, bytes of one routed expert across all MoE layers)."""
+        """(bytes read every step less the embedding table, bytes of one routed expert)."""
         m, b = self.model, self.weights_precision.bytes_per_element
+        always = m.params_total - self._embed_params
         if not m.is_moe:
-            return m.params_total * b, 0.0
+            return always * b, 0.0
         per_expert_all_layers = m.params_per_expert * m.moe_layers
-        always = m.params_total - m.experts * per_expert_all_layers
-        return always * b, per_expert_all_layers * b
+        return (always - m.experts * per_expert_all_layers) * b, per_expert_all_layers * b
 
     def weight_bytes_read(self, new_tokens: float) -> float:
         """Weight bytes one step reads for ``new_tokens`` tokens (all GPUs of the group)."""
         always, per_expert = self._weight_split_bytes
+        rows = max(new_tokens, 1.0) * self.model.hidden * self.weights_precision.bytes_per_element
+        rows *= 1 if self._embed_params else 0
         if not per_expert:
-            return always
-        return always + expected_experts_touched(self.model, max(new_tokens, 1.0)) * per_expert
+            return always + rows
+        touched = expected_experts_touched(self.model, max(new_tokens, 1.0), self.moe_routing)
+        return always + touched * per_expert + rows
 
     @cached_property
     def matmul_flops_per_token(self) -> float:
         """2 FLOPs per active weight, the input-embedding lookup excluded."""
-        m = self.model
-        embed = 0 if m.tie_embeddings else m.vocab * m.hidden
-        return 2.0 * (m.params_active - embed)
+        return 2.0 * (self.model.params_active - self._embed_params)
 
     @cached_property
     def attention_flops_per_pair(self) -> float:
@@ -245,6 +284,52 @@ class RooflineModel:
         qk = (m.qk_nope_head_dim or 0) + (m.qk_rope_head_dim or 0) if m.is_mla else m.head_dim
         v = (m.v_head_dim or m.head_dim) if m.is_mla else m.head_dim
         return 2.0 * m.heads * (qk + v)
+
+    @cached_property
+    def kv_copies(self) -> float:
+        """How many GPUs of the group read a copy of each KV entry (MLA: all; few KV heads)."""
+        m = self.model
+        if m.is_mla:
+            return float(self.tp)
+        return max(1.0, self.tp / m.kv_heads)
+
+    @cached_property
+    def link_bytes_per_s(self) -> float:
+        """Per-direction link bandwidth the group's all-reduces use."""
+        if self.interconnect_bytes_per_s is not None:
+            return self.interconnect_bytes_per_s
+        link = getattr(self.gpu, "all_reduce_bytes_per_s", None)
+        return 450e9 if link is None else float(link(self.tp))
+
+    @cached_property
+    def constants(self) -> StepConstants:
+        """The figures :func:`price_step` needs."""
+        m, g = self.model, self.gpu
+        always, per_expert = self._weight_split_bytes
+        return StepConstants(
+            bandwidth_bytes_per_s=g.bandwidth_bytes_per_s,
+            gemm_flops_per_s=g.flops_per_s(self.fp8_math),
+            attention_flops_per_s=g.flops_per_s(False),
+            fp8_weights=1.0 if self.fp8_math else 0.0,
+            tp=float(self.tp),
+            layers=float(m.layers),
+            full_layers=float(m.full_attention_layers),
+            windowed_layers=float(m.sliding_window_layers),
+            hidden=float(m.hidden),
+            weight_always_bytes=always,
+            expert_bytes=per_expert,
+            experts=float(m.experts or 1),
+            experts_active=float(m.experts_active or 1),
+            same_experts=1.0 if self.moe_routing == "same_experts" else 0.0,
+            embed_row_bytes=(m.hidden * self.weights_precision.bytes_per_element)
+            if self._embed_params
+            else 0.0,
+            kv_bytes_per_token_per_layer=self.kv_bytes_per_token_per_layer,
+            kv_copies=self.kv_copies,
+            matmul_flops_per_token=self.matmul_flops_per_token,
+            attention_flops_per_pair=self.attention_flops_per_pair,
+            link_bytes_per_s=self.link_bytes_per_s,
+        )
 
     # --- pricing -------------------------------------------------------------------------
     def step(
@@ -255,6 +340,7 @@ class RooflineModel:
         attention_pairs: float,
         window_pairs: float = 0.0,
         window_kv_tokens_read: float = 0.0,
+        sequences: float = 0.0,
     ) -> StepTime:
         """Price one step from totals over its sequences (fast path for the simulator).
 
@@ -268,34 +354,32 @@ class RooflineModel:
                 window), summed over sequences.
             window_kv_tokens_read: cached tokens read on one sliding-window layer (at most the
                 window per sequence), summed over sequences.
+            sequences: sequences scheduled in the step (each costs ``sequence_overhead_s``).
         """
-        m = self.model
-        per_layer_kv = self.kv_bytes_per_token_per_layer
-        full, windowed = m.full_attention_layers, m.sliding_window_layers
-        kv_read = per_layer_kv * (full * kv_tokens_read + windowed * window_kv_tokens_read)
-        kv_written = per_layer_kv * m.layers * new_tokens
-        bytes_moved = self.weight_bytes_read(new_tokens) + kv_read + kv_written
-        flops = self.matmul_flops_per_token * new_tokens + self.attention_flops_per_pair * (
-            full * attention_pairs + windowed * window_pairs
+        r = price_step(
+            self.constants,
+            self.params,
+            new_tokens=new_tokens,
+            kv_tokens_read=kv_tokens_read,
+            attention_pairs=attention_pairs,
+            window_pairs=window_pairs,
+            window_kv_tokens_read=window_kv_tokens_read,
+            sequences=sequences,
         )
-        memory_s = bytes_moved / self.tp / self.bandwidth_bytes_per_s
-        compute_s = flops / self.tp / self.flops_per_s
-        comm_s = 0.0
-        if self.tp > 1:
-            # Two all-reduces per layer of the step's activations (BF16), ring algorithm.
-            size = new_tokens * m.hidden * 2.0
-            ring = 2.0 * (self.tp - 1) / self.tp * size / self.interconnect_bytes_per_s
-            comm_s = 2 * m.layers * (ring + self.allreduce_latency_s)
-        total = max(memory_s, compute_s) + comm_s + self.step_overhead_s
+        attention_s = max(r.attention_memory_s, r.attention_compute_s)
         return StepTime(
-            total_s=total,
-            memory_s=memory_s,
-            compute_s=compute_s,
-            comm_s=comm_s,
-            overhead_s=self.step_overhead_s,
-            bytes_moved=bytes_moved,
-            flops=flops,
+            total_s=float(r.gemm_s + attention_s + r.comm_s + r.overhead_s),
+            memory_s=float(r.weight_read_s + r.attention_memory_s),
+            compute_s=float(r.gemm_compute_s + r.attention_compute_s),
+            comm_s=float(r.comm_s),
+            overhead_s=float(r.overhead_s),
+            bytes_moved=float(r.bytes_moved),
+            flops=float(r.flops),
             new_tokens=int(new_tokens),
+            gemm_s=float(r.gemm_s),
+            attention_s=float(attention_s),
+            attention_memory_s=float(r.attention_memory_s),
+            attention_compute_s=float(r.attention_compute_s),
         )
 
     def step_for(self, new_tokens: Sequence[int], context_tokens: Sequence[int]) -> StepTime:
@@ -320,6 +404,7 @@ class RooflineModel:
             attention_pairs=pairs,
             window_pairs=wpairs,
             window_kv_tokens_read=wread,
+            sequences=sum(1 for n in news if n > 0),
         )
 
 
@@ -328,11 +413,11 @@ def step_time(
     model: ModelLike,
     new_tokens: Sequence[int],
     context_tokens: Sequence[int],
-    **knobs: object,
+    **knobs: Any,
 ) -> StepTime:
     """Time of one step in which sequence i appends ``new_tokens[i]`` tokens to
     ``context_tokens[i]`` cached ones. ``knobs`` are :meth:`RooflineModel.build`'s keywords."""
-    return RooflineModel.build(gpu, model, **knobs).step_for(new_tokens, context_tokens)  # type: ignore[arg-type]
+    return RooflineModel.build(gpu, model, **knobs).step_for(new_tokens, context_tokens)
 
 
 def decode_step_time(
@@ -340,13 +425,13 @@ def decode_step_time(
     model: ModelLike,
     batch: int,
     context_tokens: int,
-    **knobs: object,
+    **knobs: Any,
 ) -> StepTime:
     """One decode step for ``batch`` sequences, each with ``context_tokens`` already cached.
 
-    >>> step = decode_step_time("h100", "llama-3.1-8b", 1, 0, bandwidth_efficiency=1)
+    >>> step = decode_step_time("h100", "llama-3.1-8b", 1, 0, params=IDEAL_STEP_PARAMS)
     >>> round(step.total_s * 1e3, 2)
-    4.79
+    4.48
     """
     b = positive_int("batch", batch)
     c = non_negative_int("context_tokens", context_tokens)
@@ -354,30 +439,38 @@ def decode_step_time(
 
 
 def decode_step_s(
-    gpu: GPULike, model: ModelLike, batch: int, context_tokens: int, **knobs: object
+    gpu: GPULike, model: ModelLike, batch: int, context_tokens: int, **knobs: Any
 ) -> float:
     """Seconds of one decode step (see :func:`decode_step_time`)."""
     return decode_step_time(gpu, model, batch, context_tokens, **knobs).total_s
 
 
-def prefill_time(gpu: GPULike, model: ModelLike, prompt_tokens: int, **knobs: object) -> StepTime:
-    """Prefill of one prompt of ``prompt_tokens`` tokens in one step (compute-bound when long).
+def decode_floor_s(
+    gpu: GPULike, model: ModelLike, batch: int = 1, context_tokens: int = 0, **knobs: Any
+) -> float:
+    """The least a decode step can take: the ideal roofline (datasheet bandwidth, no overhead).
 
-    Llama-3.1-8B, 1,000 tokens on an H100 SXM at 70 % of 989 TFLOP/s: 2 × 7.5 B × 1,000 FLOPs
-    plus attention take about 22 ms.
+    >>> round(decode_floor_s("h200", "llama-3.1-8b") * 1e3, 2)   # 15.01 GB / 4.8 TB/s
+    3.13
     """
+    return decode_step_s(gpu, model, batch, context_tokens, params=IDEAL_STEP_PARAMS, **knobs)
+
+
+def prefill_time(gpu: GPULike, model: ModelLike, prompt_tokens: int, **knobs: Any) -> StepTime:
+    """Prefill of one prompt of ``prompt_tokens`` tokens in one step (compute-bound when long)."""
     n = positive_int("prompt_tokens", prompt_tokens)
     return step_time(gpu, model, [n], [0], **knobs)
 
 
 def tokens_per_s_ceiling(
-    gpu: GPULike, model: ModelLike, batch: int, context_tokens: int, **knobs: object
+    gpu: GPULike, model: ModelLike, batch: int, context_tokens: int, **knobs: Any
 ) -> tuple[float, float]:
     """Decode ceilings ``(per_sequence_tokens_per_s, total_tokens_per_s)`` at ``batch``.
 
-    >>> per_seq, total = tokens_per_s_ceiling("h200", "llama-3.1-8b", 1, 0, bandwidth_efficiency=1)
+    >>> per_seq, total = tokens_per_s_ceiling("h200", "llama-3.1-8b", 1, 0,
+    ...                                       params=IDEAL_STEP_PARAMS)
     >>> round(per_seq)
-    299
+    320
     """
     step = decode_step_s(gpu, model, batch, context_tokens, **knobs)
     return 1.0 / step, batch / step
@@ -390,24 +483,17 @@ def max_batch_for_itl(
     itl_s: float,
     *,
     max_batch: int = 1 << 16,
-    **knobs: object,
+    **knobs: Any,
 ) -> int:
     """The largest decode batch whose step time stays within ``itl_s`` (0 if even 1 is slower).
 
     Step time grows with the batch, so a bisection finds the edge. The caller caps the result
     by what fits in the KV cache (:func:`infphys.physics.max_concurrent_sequences`).
-
-    Worked example: Llama-3.1-8B on an H100 SXM at the default efficiencies, 2,048 cached
-    tokens per sequence: batch 1 takes 6.1 ms per token, and a 20 ms per-token objective admits
-    139 sequences (the KV budget of one H100 holds only about 200 such sequences).
-
-    >>> max_batch_for_itl("h100", "llama-3.1-8b", 2048, 0.020)
-    139
     """
     limit = positive("itl_s", itl_s)
     c = non_negative_int("context_tokens", context_tokens)
     top = positive_int("max_batch", max_batch)
-    m = RooflineModel.build(gpu, model, **knobs)  # type: ignore[arg-type]
+    m = RooflineModel.build(gpu, model, **knobs)
     w = m.model.sliding_window or 0
 
     def step_s(b: int) -> float:
@@ -418,6 +504,7 @@ def max_batch_for_itl(
             attention_pairs=b * (c + 1),
             window_pairs=b * min(c + 1, w),
             window_kv_tokens_read=b * min(c, w),
+            sequences=b,
         ).total_s
 
     if step_s(1) > limit:

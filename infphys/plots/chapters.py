@@ -27,7 +27,16 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from infphys import fmt, physics
-from infphys.catalog import BF16, MODELS, GPUSpec, Precision, get_gpu, get_model, get_precision
+from infphys.catalog import (
+    BF16,
+    IDEAL_STEP_PARAMS,
+    MODELS,
+    GPUSpec,
+    Precision,
+    get_gpu,
+    get_model,
+    get_precision,
+)
 
 __all__ = [
     "closed_vs_open_loop",
@@ -400,8 +409,9 @@ def roofline_chart(
     knobs: dict[str, Any] = {
         "weights_precision": wp,
         "kv_precision": BF16,
-        "bandwidth_efficiency": bandwidth_efficiency,
-        "flops_efficiency": flops_efficiency,
+        "params": IDEAL_STEP_PARAMS.with_(
+            bandwidth_efficiency=bandwidth_efficiency, flops_efficiency=flops_efficiency
+        ),
     }
     fig = go.Figure()
     per_gpu = 4

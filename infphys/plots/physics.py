@@ -24,7 +24,16 @@ import numpy as np
 import plotly.graph_objects as go
 
 from infphys import fmt, physics
-from infphys.catalog import BF16, GPUS, GPUSpec, Precision, get_gpu, get_model, get_precision
+from infphys.catalog import (
+    BF16,
+    GPUS,
+    GPUSpec,
+    Precision,
+    StepParams,
+    get_gpu,
+    get_model,
+    get_precision,
+)
 
 __all__ = ["decode_roofline", "gpu_specs", "kv_cliff"]
 
@@ -332,8 +341,7 @@ def decode_roofline(
     max_batch: int = 1024,
     weights_precision: str | Precision = BF16,
     kv_precision: str | Precision = BF16,
-    bandwidth_efficiency: float = physics.DEFAULT_BANDWIDTH_EFFICIENCY,
-    flops_efficiency: float = physics.DEFAULT_FLOPS_EFFICIENCY,
+    params: StepParams | None = None,
 ) -> Any:
     """Decode throughput against batch size on the roofline, with a dropdown over GPUs.
 
@@ -351,8 +359,8 @@ def decode_roofline(
         max_batch: the largest batch plotted.
         weights_precision: number format of the weights, e.g. ``"fp8"``.
         kv_precision: number format of the KV cache.
-        bandwidth_efficiency: fraction of the datasheet memory bandwidth reached.
-        flops_efficiency: fraction of the datasheet tensor FLOP/s reached.
+        params: the step model's parameters (default: the fitted set,
+            :data:`infphys.catalog.FITTED_STEP_PARAMS`).
     """
     m = get_model(model)
     specs = [get_gpu(g) for g in gpus]
@@ -363,8 +371,7 @@ def decode_roofline(
     knobs: dict[str, Any] = {
         "weights_precision": weights_precision,
         "kv_precision": kv_precision,
-        "bandwidth_efficiency": bandwidth_efficiency,
-        "flops_efficiency": flops_efficiency,
+        "params": params,
     }
     batches = _batch_grid(max_batch)
     fig = go.Figure()

@@ -34,10 +34,6 @@ from infphys.sim.calibration import (
     trtllm_bench_limits,
 )
 from infphys.sim.config import (
-    DEFAULT_SIM_BANDWIDTH_EFFICIENCY,
-    DEFAULT_SIM_FLOPS_EFFICIENCY,
-    DEFAULT_SIM_PER_SEQUENCE_OVERHEAD_S,
-    DEFAULT_SIM_STEP_OVERHEAD_S,
     EngineConfig,
     OutputLengths,
     default_served_model_name,
@@ -71,10 +67,6 @@ from infphys.sim.workload import Workload
 __all__ = [
     "CALIBRATION_ROWS",
     "CLIENT_STAGGER_S",
-    "DEFAULT_SIM_BANDWIDTH_EFFICIENCY",
-    "DEFAULT_SIM_FLOPS_EFFICIENCY",
-    "DEFAULT_SIM_PER_SEQUENCE_OVERHEAD_S",
-    "DEFAULT_SIM_STEP_OVERHEAD_S",
     "TIMESERIES_COLUMNS",
     "CalibrationResult",
     "CalibrationRow",

@@ -29,10 +29,21 @@ from functools import cached_property
 from typing import Any, Literal
 
 from infphys._check import fraction, non_negative, positive, positive_int
-from infphys.catalog import BF16, GPUSpec, ModelSpec, Precision, get_gpu, get_model, get_precision
+from infphys.catalog import (
+    BF16,
+    FITTED_STEP_PARAMS,
+    GPUSpec,
+    ModelSpec,
+    Precision,
+    StepParams,
+    get_gpu,
+    get_model,
+    get_precision,
+)
 from infphys.physics import (
     DEFAULT_ACTIVATION_RESERVE_BYTES,
     DEFAULT_GPU_MEMORY_UTILIZATION,
+    MoERouting,
     RooflineModel,
     kv_budget_bytes,
     kv_bytes_per_sequence,
@@ -41,27 +52,13 @@ from infphys.physics import (
 )
 
 __all__ = [
-    "DEFAULT_SIM_BANDWIDTH_EFFICIENCY",
-    "DEFAULT_SIM_FLOPS_EFFICIENCY",
-    "DEFAULT_SIM_PER_SEQUENCE_OVERHEAD_S",
-    "DEFAULT_SIM_STEP_OVERHEAD_S",
     "EngineConfig",
     "OutputLengths",
     "default_served_model_name",
 ]
 
-#: Calibrated on the TensorRT-LLM table (see :class:`EngineConfig`): fraction of datasheet memory
-#: bandwidth that weight and KV reads reach.
-DEFAULT_SIM_BANDWIDTH_EFFICIENCY = 0.7
-#: Calibrated: fraction of dense tensor peak that the step's matrix products reach.
-DEFAULT_SIM_FLOPS_EFFICIENCY = 0.5
-#: Calibrated: fixed time per engine step (kernel launches, scheduling, sampling set-up), seconds.
-DEFAULT_SIM_STEP_OVERHEAD_S = 0.001
-#: Calibrated: extra time per sequence scheduled in a step (sampling, logits, per-request
-#: bookkeeping and attention-kernel set-up that the bandwidth term misses), seconds.
-DEFAULT_SIM_PER_SEQUENCE_OVERHEAD_S = 10e-6
-
 OutputKind = Literal["max_tokens", "geometric", "uniform"]
+SchedulerName = Literal["vllm", "trtllm"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +114,13 @@ class OutputLengths:
         return min(max_tokens, length)
 
 
+#: Step-model parameters that :meth:`EngineConfig.build` accepts as settings of their own.
+_STEP_PARAM_NAMES = frozenset(StepParams.__dataclass_fields__) | {
+    "bandwidth_efficiency",
+    "flops_efficiency",
+}
+
+
 def default_served_model_name(model: ModelSpec) -> str:
     """The name a NIM serves a catalog model under: ``meta/llama-3.1-8b-instruct`` for Llamas.
 
@@ -143,30 +147,25 @@ class EngineConfig:
         activation_reserve_bytes: per GPU, held back from the KV cache for activations,
             CUDA graphs and allocator slack (2 GiB).
         max_model_len: longest prompt + output accepted (default: the model's context length).
-        bandwidth_efficiency, flops_efficiency: fractions of datasheet bandwidth and dense
-            FLOP/s that a step reaches.
-        step_overhead_s: fixed time added to every step.
-        per_sequence_overhead_s: time added per sequence scheduled in a step.
+        step_params: how each step is priced (:data:`infphys.catalog.FITTED_STEP_PARAMS`, fitted
+            to measured TensorRT-LLM step times; see :mod:`infphys.physics.roofline`). Any of its
+            fields may also be given to :meth:`build` as a setting of its own.
+        moe_routing: ``uniform`` or ``same_experts`` (how an MoE model's tokens pick experts).
+        scheduler: ``vllm`` (vLLM V1: chunked prefill, KV blocks taken as tokens are computed,
+            preemption by recompute when they run out) or ``trtllm`` (TensorRT-LLM in-flight
+            batching with ``GUARANTEED_NO_EVICT``: a request is admitted only when the blocks
+            for its whole prompt + ``max_tokens`` are free of every running request's
+            reservation, so nothing is ever preempted; ``max_num_seqs`` is its
+            ``max_batch_size`` and ``max_num_batched_tokens`` its ``max_num_tokens``).
+        chunked_prefill: split long prompts over steps (None: the scheduler's default, on for
+            vLLM, off for TensorRT-LLM, where a prompt must fit the token budget whole).
+        frontend_latency_s: time from a request's arrival at the server to its arrival at the
+            engine (HTTP, tokenisation): it adds to the time to first token, not to the GPU.
         output_lengths: how long answers are (default: exactly ``max_tokens``).
         seed: seed of the engine's ``random.Random`` (output lengths).
 
-    Calibration of the defaults (``bandwidth_efficiency`` 0.7, ``flops_efficiency`` 0.5,
-    ``step_overhead_s`` 1 ms, ``per_sequence_overhead_s`` 10 µs): each row of the TensorRT-LLM
-    table in shared/REFERENCE_DATA.md (Llama-3.1-8B FP8 TP1 on H200 and H100, Llama-3.3-70B FP8
-    on one H200 and on two H100s; input/output 128/128 … 20000/2000) is simulated the way
-    trtllm-bench runs it (:mod:`infphys.sim.calibration`): all requests queued at t = 0 (30,000
-    for 128/128, 3,000 for 128/2048 and 1000/1000, 1,500 for 2048/2048 and 5000/500, 1,000 for
-    20000/2000), FP8 weights and FP8 KV, 95 % of the memory left after the weights for the KV
-    cache, trtllm-bench's own heuristic for the batch limits (``max_batch_size`` from the KV
-    capacity in requests of ISL + OSL tokens, rounded up, at most 4,096; ``max_num_tokens`` at
-    least ISL + batch since it runs without chunked context), and ``max_num_seqs`` capped at the
-    requests that fit at full length, because TensorRT-LLM's scheduler reserves a request's
-    whole KV at admission and never preempts. A grid search over the four factors
-    (:func:`infphys.sim.calibration.fit`) minimised the largest relative error of the saturated
-    output tokens/s over all 24 rows: it is 17.3 % (Llama-3.1-8B on an H100 at 128/2048,
-    simulated too slow), the mean 8.6 %; ``benchmarks/bench_sim.py`` prints every row. The
-    overheads stand for what the roofline leaves out (kernel launches, sampling, scheduling,
-    attention kernels below peak bandwidth); they are fitted, not measured.
+    The step parameters are one set shared with the chapters, the labs and the CLI; how close
+    the simulator comes to measured serving is checked by ``benchmarks/bench_fidelity.py``.
 
     >>> cfg = EngineConfig.build(gpu="h200", model="llama-3.1-8b")
     >>> cfg.kv_capacity_blocks
@@ -184,10 +183,11 @@ class EngineConfig:
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
     activation_reserve_bytes: float = DEFAULT_ACTIVATION_RESERVE_BYTES
     max_model_len: int = 0
-    bandwidth_efficiency: float = DEFAULT_SIM_BANDWIDTH_EFFICIENCY
-    flops_efficiency: float = DEFAULT_SIM_FLOPS_EFFICIENCY
-    step_overhead_s: float = DEFAULT_SIM_STEP_OVERHEAD_S
-    per_sequence_overhead_s: float = DEFAULT_SIM_PER_SEQUENCE_OVERHEAD_S
+    step_params: StepParams = FITTED_STEP_PARAMS
+    moe_routing: MoERouting = "uniform"
+    scheduler: SchedulerName = "vllm"
+    chunked_prefill: bool | None = None
+    frontend_latency_s: float = 0.0
     output_lengths: OutputLengths = field(default_factory=OutputLengths)
     seed: int = 0
 
@@ -209,10 +209,21 @@ class EngineConfig:
         positive_int("block_tokens", self.block_tokens)
         fraction("gpu_memory_utilization", self.gpu_memory_utilization)
         non_negative("activation_reserve_bytes", self.activation_reserve_bytes)
-        fraction("bandwidth_efficiency", self.bandwidth_efficiency)
-        fraction("flops_efficiency", self.flops_efficiency)
-        non_negative("step_overhead_s", self.step_overhead_s)
-        non_negative("per_sequence_overhead_s", self.per_sequence_overhead_s)
+        if not isinstance(self.step_params, StepParams):
+            raise ValueError(f"step_params must be a StepParams (got {self.step_params!r})")
+        if self.scheduler not in ("vllm", "trtllm"):
+            raise ValueError(f"scheduler must be 'vllm' or 'trtllm' (got {self.scheduler!r})")
+        if self.chunked_prefill is None:
+            object.__setattr__(self, "chunked_prefill", self.scheduler == "vllm")
+        elif not isinstance(self.chunked_prefill, bool):
+            raise ValueError(
+                f"chunked_prefill must be True, False or None (got {self.chunked_prefill!r})"
+            )
+        non_negative("frontend_latency_s", self.frontend_latency_s)
+        if self.moe_routing not in ("uniform", "same_experts"):
+            raise ValueError(
+                f"moe_routing must be 'uniform' or 'same_experts' (got {self.moe_routing!r})"
+            )
         if not isinstance(self.output_lengths, OutputLengths):
             raise ValueError(
                 f"output_lengths must be an OutputLengths (got {self.output_lengths!r})"
@@ -262,7 +273,7 @@ class EngineConfig:
         Raises:
             ValueError: naming the argument, for unknown names or values out of range.
         """
-        allowed = {f for f in cls.__dataclass_fields__} - {
+        allowed = ({f for f in cls.__dataclass_fields__} | _STEP_PARAM_NAMES) - {
             "gpu",
             "model",
             "weights_precision",
@@ -276,6 +287,10 @@ class EngineConfig:
             )
         if settings.get("max_model_len") is None:
             settings.pop("max_model_len", None)
+        step_changes = {k: settings.pop(k) for k in list(settings) if k in _STEP_PARAM_NAMES}
+        if step_changes:
+            base = settings.pop("step_params", FITTED_STEP_PARAMS)
+            settings["step_params"] = base.with_(**step_changes)
         return cls(
             gpu=get_gpu(gpu),
             model=get_model(model),
@@ -309,9 +324,8 @@ class EngineConfig:
             weights_precision=self.weights_precision,
             kv_precision=self.kv_precision,
             tp=self.tp,
-            bandwidth_efficiency=self.bandwidth_efficiency,
-            flops_efficiency=self.flops_efficiency,
-            step_overhead_s=self.step_overhead_s,
+            params=self.step_params,
+            moe_routing=self.moe_routing,
         )
 
     @property
@@ -373,10 +387,19 @@ class EngineConfig:
             "weights_precision": asdict(self.weights_precision),
             "kv_precision": asdict(self.kv_precision),
             "output_lengths": asdict(self.output_lengths),
+            "step_params": self.step_params.to_dict(),
             **{
                 f: getattr(self, f)
                 for f in self.__dataclass_fields__
-                if f not in ("gpu", "model", "weights_precision", "kv_precision", "output_lengths")
+                if f
+                not in (
+                    "gpu",
+                    "model",
+                    "weights_precision",
+                    "kv_precision",
+                    "output_lengths",
+                    "step_params",
+                )
             },
         }
 
@@ -393,13 +416,21 @@ class EngineConfig:
             weights_precision=Precision(**d.pop("weights_precision")),
             kv_precision=Precision(**d.pop("kv_precision")),
             output_lengths=OutputLengths(**d.pop("output_lengths")),
+            step_params=StepParams(**d.pop("step_params")),
             **d,
         )
 
     def describe(self) -> dict[str, Any]:
         """Plain-data summary for run headers and ``/v1/models`` metadata."""
         return {
-            "engine": "vllm-v1-scheduler (simulated)",
+            "engine": (
+                "vllm-v1-scheduler (simulated)"
+                if self.scheduler == "vllm"
+                else "tensorrt-llm-inflight-batching (simulated)"
+            ),
+            "scheduler": self.scheduler,
+            "chunked_prefill": self.chunked_prefill,
+            "frontend_latency_s": self.frontend_latency_s,
             "gpu": self.gpu.key,
             "gpu_name": self.gpu.name,
             "model": self.model.key,
@@ -415,10 +446,8 @@ class EngineConfig:
             "max_model_len": self.max_model_len,
             "kv_capacity_blocks": self.kv_capacity_blocks,
             "kv_capacity_tokens": self.kv_capacity_tokens,
-            "bandwidth_efficiency": self.bandwidth_efficiency,
-            "flops_efficiency": self.flops_efficiency,
-            "step_overhead_s": self.step_overhead_s,
-            "per_sequence_overhead_s": self.per_sequence_overhead_s,
+            "step_params": self.step_params.to_dict(),
+            "moe_routing": self.moe_routing,
             "output_lengths": asdict(self.output_lengths),
             "seed": self.seed,
         }

@@ -137,6 +137,7 @@ class SimRequest:
     seg_start: int = -1
     segments: list[int] = field(default_factory=list)
     window_below: bool = False
+    reserved_blocks: int = 0
 
 
 @dataclass(slots=True)
@@ -225,7 +226,9 @@ class Engine:
         self._B = config.block_tokens
         self._max_seqs = config.max_num_seqs
         self._budget = config.max_num_batched_tokens
-        self._per_seq_s = config.per_sequence_overhead_s
+        self._chunked = config.chunked_prefill
+        self._full_reserve = config.scheduler == "trtllm"
+        self._reserved_full = 0  # trtllm: blocks reserved for the whole length of running requests
         self._rng = random.Random(config.seed)
         m = config.model
         self._window = m.sliding_window if (m.sliding_window_layers and m.sliding_window) else 0
@@ -371,6 +374,8 @@ class Engine:
             if req.decoding:
                 self._leave_decode(req, self.steps)
             self.free_blocks += _cdiv(req.computed, self._B)
+            self._reserved_full -= req.reserved_blocks
+            req.reserved_blocks = 0
             self.running.remove(req)
             self._close_segment(req, self.steps)
         else:
@@ -455,12 +460,31 @@ class Engine:
     def _finish_explicit(self, r: SimRequest, t1: int) -> None:
         """``r`` (explicit progress) emitted its last token in the step that ended at ``t1``."""
         self.free_blocks += _cdiv(r.computed, self._B)
+        self._reserved_full -= r.reserved_blocks
+        r.reserved_blocks = 0
         self.running.remove(r)
         self._close_segment(r, t1)
         r.state = "finished"
         r.finish_s = self.now_s
         r.finish_reason = "length" if r.output >= r.max_tokens else "stop"
         self.finished_total += 1
+
+    def _admission_chunk(self, r: SimRequest, budget: int, free: int) -> int:
+        """Tokens the waiting request ``r`` would compute if admitted now (0: it does not fit).
+
+        vLLM: the rest of its prompt capped by the budget (chunked prefill), if the blocks for
+        that chunk are free. TensorRT-LLM: without chunked context the whole prompt must fit in
+        the budget, and the blocks for its whole length (prompt + ``max_tokens``) must be free
+        of every running request's reservation (``GUARANTEED_NO_EVICT``).
+        """
+        remaining = r.prompt_tokens + r.output - r.computed
+        if not self._chunked and remaining > budget:
+            return 0
+        n = min(remaining, budget)
+        if self._full_reserve:
+            full = _cdiv(r.prompt_tokens + r.max_tokens, self._B)
+            return n if full <= self.total_blocks - self._reserved_full else 0
+        return n if _cdiv(n, self._B) <= free else 0
 
     def _admit(
         self, free: int, budget: int, sched: list[tuple[SimRequest, int, int]]
@@ -469,14 +493,16 @@ class Engine:
         waiting, running, B = self.waiting, self.running, self._B
         while waiting and budget > 0 and len(running) < self._max_seqs:
             r = waiting[0]
-            n = min(r.prompt_tokens + r.output, budget)
-            need = _cdiv(n, B)
-            if need > free:
+            n = self._admission_chunk(r, budget, free)
+            if n <= 0:
                 break
             waiting.popleft()
             r.state = "running"
+            if self._full_reserve:
+                r.reserved_blocks = _cdiv(r.prompt_tokens + r.max_tokens, B)
+                self._reserved_full += r.reserved_blocks
             running.append(r)
-            free -= need
+            free -= _cdiv(n, B)
             budget -= n
             sched.append((r, n, 0))
         return free, budget
@@ -569,10 +595,11 @@ class Engine:
                 attention_pairs=pairs,
                 window_pairs=wpairs,
                 window_kv_tokens_read=wread,
+                sequences=num_scheduled,
             )
-            dt = st.total_s + self._per_seq_s * num_scheduled
+            dt = st.total_s
         else:  # everything preempted itself: an empty step costs the fixed overhead
-            o = self._roof.step_overhead_s
+            o = self._roof.params.step_overhead_s
             st = StepTime(o, 0.0, 0.0, 0.0, o, 0.0, 0.0, 0)
             dt = o
         start = self.now_s
@@ -741,9 +768,9 @@ class Engine:
         res = self._residue
         full = n >= self._max_seqs
         if self.waiting and not full:
-            head = self.waiting[0]
-            chunk = min(head.prompt_tokens + head.output, self._budget - n)
-            if _cdiv(chunk, B) <= self.free_blocks - res[(-t) % B]:
+            budget_left = self._budget - n
+            free_left = self.free_blocks - res[(-t) % B]
+            if budget_left > 0 and self._admission_chunk(self.waiting[0], budget_left, free_left):
                 return 0  # the head would be admitted at the next step
             arrivals_matter = False
         else:
@@ -792,6 +819,7 @@ class Engine:
             attention_pairs=s0 + n,
             window_pairs=wp0,
             window_kv_tokens_read=wr0,
+            sequences=n,
         )
         st1 = roof.step(
             new_tokens=n,
@@ -799,10 +827,13 @@ class Engine:
             attention_pairs=s0 + 2 * n,
             window_pairs=wp0 + nb,
             window_kv_tokens_read=wr0 + nb,
+            sequences=n,
         )
-        a, b = st0.memory_s, st1.memory_s - st0.memory_s
-        c, d = st0.compute_s, st1.compute_s - st0.compute_s
-        const = st0.total_s - max(st0.memory_s, st0.compute_s) + self._per_seq_s * n
+        # Only the attention term changes within a stretch (the batch and its weights do not):
+        # it is max(a + b·i, c + d·i); everything else is a constant per step.
+        a, b = st0.attention_memory_s, st1.attention_memory_s - st0.attention_memory_s
+        c, d = st0.attention_compute_s, st1.attention_compute_s - st0.attention_compute_s
+        const = st0.total_s - st0.attention_s
 
         limit = min(until_s, next_arrival_s if arrivals_matter else _INF)
         now = self.now_s

@@ -218,12 +218,19 @@ def simulate(
     # pending arrivals: (time, request index, client); a heap, since closed-loop clients
     # finishing at the same instant send at slightly different times.
     pending: list[tuple[float, int, int]] = []
+    # Times in ``pending`` are arrivals at the engine: the send plus the frontend's latency.
+    front_s = config.frontend_latency_s
+    jitter_s = workload.client_jitter_s
+    jitter = workload.jitter_rng().random if jitter_s else None
     if closed:
         c = min(workload.concurrency or 1, total)
-        pending = [((k + 1) * CLIENT_STAGGER_S, k, k) for k in range(c)]
+        pending = [
+            ((k + 1) * CLIENT_STAGGER_S + (jitter() * jitter_s if jitter else 0.0) + front_s, k, k)
+            for k in range(c)
+        ]
         next_idx = c
     else:
-        pending = [(t, i, -1) for i, t in enumerate(workload.arrival_times_s())]
+        pending = [(t + front_s, i, -1) for i, t in enumerate(workload.arrival_times_s())]
         next_idx = total
     heapq.heapify(pending)
     client_of: dict[int, int] = {}
@@ -235,7 +242,7 @@ def simulate(
         records.append(
             RequestRecord(
                 request_id=idx,
-                sent_s=r.arrival_s,
+                sent_s=r.arrival_s - front_s,
                 first_token_s=r.first_token_s,
                 end_s=r.finish_s,
                 chunk_times_s=eng.token_times(r) if keep_chunk_times else [],
@@ -254,7 +261,10 @@ def simulate(
         """Closed loop: ``client`` sends its next request as soon as its last one ended."""
         nonlocal next_idx
         if closed and next_idx < total:
-            heapq.heappush(pending, (t_end + (client + 1) * CLIENT_STAGGER_S, next_idx, client))
+            t_send = t_end + (client + 1) * CLIENT_STAGGER_S
+            if jitter is not None:
+                t_send += jitter() * jitter_s
+            heapq.heappush(pending, (t_send + front_s, next_idx, client))
             next_idx += 1
 
     def submit(t_arr: float, idx: int, client: int) -> None:
@@ -267,7 +277,7 @@ def simulate(
             records.append(
                 RequestRecord(
                     request_id=idx,
-                    sent_s=t_arr,
+                    sent_s=t_arr - front_s,
                     end_s=t_arr,
                     prompt_tokens=p,
                     completion_tokens=0,

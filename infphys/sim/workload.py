@@ -49,7 +49,11 @@ class Workload:
         warmup: requests sent first and flagged ``warmup`` (statistics leave them out).
         ignore_eos: requests ask for exactly ``max_tokens`` (as benchmarks do); otherwise the
             engine's output-length distribution applies.
-        seed: seeds the size and arrival streams.
+        seed: seeds the size, arrival and jitter streams.
+        client_jitter_s: closed loop: each client waits a uniform random time in
+            [0, ``client_jitter_s``) before each send (its own overhead between reading one
+            answer and sending the next; GenAI-Perf's is about a millisecond). Without it,
+            identical clients finishing together send together again forever (lockstep).
     """
 
     requests: int
@@ -63,6 +67,7 @@ class Workload:
     warmup: int = 0
     ignore_eos: bool = False
     seed: int = 0
+    client_jitter_s: float = 0.0
     trace_arrivals_s: tuple[float, ...] | None = None
     trace_sizes: tuple[tuple[int, int], ...] | None = None
 
@@ -111,6 +116,10 @@ class Workload:
             )
         non_negative_int("warmup", self.warmup)
         non_negative_int("seed", self.seed)
+        if not (isinstance(self.client_jitter_s, int | float) and 0 <= self.client_jitter_s < 60):
+            raise ValueError(
+                f"client_jitter_s must be in [0, 60) seconds (got {self.client_jitter_s!r})"
+            )
 
     # --- constructors --------------------------------------------------------------------
     @classmethod
@@ -179,6 +188,10 @@ class Workload:
             for _ in range(n)
         ]
 
+    def jitter_rng(self) -> random.Random:
+        """The seeded stream of closed-loop client delays."""
+        return random.Random(f"{self.seed}:jitter")
+
     def arrival_times_s(self) -> list[float]:
         """Scheduled arrival time of every request (open loop and offline), seconds."""
         n = self.total_requests
@@ -220,6 +233,8 @@ class Workload:
         if self.max_tokens_max is not None:
             d["max_tokens_max"] = self.max_tokens_max
         d["ignore_eos"] = self.ignore_eos
+        if self.client_jitter_s:
+            d["client_jitter_s"] = self.client_jitter_s
         return d
 
     def labels(self) -> dict[str, Any]:

@@ -1,0 +1,195 @@
+"""The step model's parameters: what fraction of the datasheet a GPU reaches, and fixed costs.
+
+One engine step (prefill chunks and decode tokens of every scheduled sequence, one forward
+pass) is priced by :mod:`infphys.physics.roofline` from bytes, FLOPs and these parameters. Every
+parameter means one physical thing and stays in a plausible range; none is per model, per GPU or
+per row:
+
+- ``weight_bandwidth_efficiency`` / ``fp8_weight_bandwidth_efficiency``: fraction of the
+  datasheet memory bandwidth that the weight-streaming matrix products reach with 16-bit and
+  with FP8 weights (FP8's small-batch kernels stream less well);
+- ``kv_bandwidth_efficiency``: the same for attention kernels reading the KV cache;
+- ``gemm_flops_efficiency`` / ``fp8_gemm_flops_efficiency``: fraction of the dense tensor peak
+  that large matrix products reach; a product over M tokens reaches
+  ``efficiency × M / (M + gemm_half_efficiency_tokens)`` (small M cannot fill the chip);
+- ``attention_flops_efficiency``: fraction of the 16-bit peak reached by prefill attention;
+- ``roofline_sharpness``: p of the smooth maximum (aᵖ + bᵖ)^(1/p) between a matrix product's
+  weight-read time and its compute time (∞ is the textbook hard roofline; near the ridge, real
+  kernels are slower than either bound alone);
+- ``step_overhead_s``, ``layer_overhead_s``, ``sequence_overhead_s``: fixed time per step
+  (scheduling, sampling set-up), per layer per step (kernel launches and the small kernels the
+  byte counts miss: norms, rotary, activations) and per scheduled sequence (sampling, logits,
+  attention-kernel set-up);
+- ``allreduce_latency_s`` and ``allreduce_bandwidth_efficiency``: each tensor-parallel
+  all-reduce (two per layer) costs a latency plus its ring bytes at this fraction of the
+  GPU's link bandwidth (:meth:`infphys.catalog.GPUSpec.all_reduce_bytes_per_s`).
+
+:data:`FITTED_STEP_PARAMS` were fitted (``infphys.sim.fit.fit_step_params``) to the
+TensorRT-LLM 0.9 static-batch table shipped in ``infphys/catalog/data`` (every measured row:
+time to first token and token-to-token time per model, GPU, precision, TP and batch), by least
+squares on log(simulated / measured). :data:`FIT_SUMMARY` keeps the fit's source and residuals.
+:data:`IDEAL_STEP_PARAMS` is the textbook roofline: datasheet bandwidth and FLOP/s, a hard
+maximum, no fixed costs; use it for floors ("a step cannot take less than").
+
+Worked example (Llama-3.1-8B BF16, one H100 SXM, batch 1, nothing cached): the weights less the
+input-embedding table are 15.0 GB; at the ideal roofline that is 15.0 GB / 3.35 TB/s = 4.48 ms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+__all__ = [
+    "FITTED_STEP_PARAMS",
+    "FIT_SUMMARY",
+    "IDEAL_STEP_PARAMS",
+    "StepFitSummary",
+    "StepParams",
+]
+
+_FRACTIONS = (
+    "weight_bandwidth_efficiency",
+    "fp8_weight_bandwidth_efficiency",
+    "kv_bandwidth_efficiency",
+    "gemm_flops_efficiency",
+    "fp8_gemm_flops_efficiency",
+    "attention_flops_efficiency",
+    "allreduce_bandwidth_efficiency",
+)
+_NON_NEGATIVE = (
+    "gemm_half_efficiency_tokens",
+    "step_overhead_s",
+    "layer_overhead_s",
+    "sequence_overhead_s",
+    "allreduce_latency_s",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepParams:
+    """The step model's efficiencies and fixed costs (see the module docstring)."""
+
+    weight_bandwidth_efficiency: float
+    fp8_weight_bandwidth_efficiency: float
+    kv_bandwidth_efficiency: float
+    gemm_flops_efficiency: float
+    fp8_gemm_flops_efficiency: float
+    gemm_half_efficiency_tokens: float
+    attention_flops_efficiency: float
+    roofline_sharpness: float
+    step_overhead_s: float
+    layer_overhead_s: float
+    sequence_overhead_s: float
+    allreduce_latency_s: float
+    allreduce_bandwidth_efficiency: float
+
+    def __post_init__(self) -> None:
+        for name in _FRACTIONS:
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and 0 < v <= 1):
+                raise ValueError(f"{name} must be in (0, 1] (got {v!r})")
+        for name in _NON_NEGATIVE:
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and v >= 0 and math.isfinite(v)):
+                raise ValueError(f"{name} must be a finite number >= 0 (got {v!r})")
+        p = self.roofline_sharpness
+        if not (isinstance(p, int | float) and p >= 1):
+            raise ValueError(f"roofline_sharpness must be >= 1 (math.inf: hard max) (got {p!r})")
+
+    def with_(self, **changes: Any) -> StepParams:
+        """A copy with some parameters changed (validated again).
+
+        ``bandwidth_efficiency`` sets all three bandwidth fractions and ``flops_efficiency``
+        all three FLOP/s fractions, for what-if questions ("at 100 % of the datasheet?").
+        """
+        bw = changes.pop("bandwidth_efficiency", None)
+        if bw is not None:
+            for name in ("weight", "fp8_weight", "kv"):
+                changes.setdefault(f"{name}_bandwidth_efficiency", bw)
+        fl = changes.pop("flops_efficiency", None)
+        if fl is not None:
+            for name in ("gemm", "fp8_gemm", "attention"):
+                changes.setdefault(f"{name}_flops_efficiency", fl)
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(
+                f"changes: unknown step parameter {unknown[0]!r} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+#: The textbook roofline: datasheet figures, a hard maximum, no fixed costs.
+IDEAL_STEP_PARAMS = StepParams(
+    weight_bandwidth_efficiency=1.0,
+    fp8_weight_bandwidth_efficiency=1.0,
+    kv_bandwidth_efficiency=1.0,
+    gemm_flops_efficiency=1.0,
+    fp8_gemm_flops_efficiency=1.0,
+    gemm_half_efficiency_tokens=0.0,
+    attention_flops_efficiency=1.0,
+    roofline_sharpness=math.inf,
+    step_overhead_s=0.0,
+    layer_overhead_s=0.0,
+    sequence_overhead_s=0.0,
+    allreduce_latency_s=0.0,
+    allreduce_bandwidth_efficiency=1.0,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepFitSummary:
+    """Where :data:`FITTED_STEP_PARAMS` come from and how well they fit.
+
+    Attributes:
+        source: the data set fitted to.
+        rows: measured rows used (each gives a first-token and, where recorded, a
+            token-to-token time).
+        median_abs_error_first_token, median_abs_error_token_to_token: over those rows,
+            |simulated / measured − 1|.
+        p90_abs_error_first_token, p90_abs_error_token_to_token: 90th percentiles of the same.
+        method: how the fit was done.
+    """
+
+    source: str
+    rows: int
+    median_abs_error_first_token: float
+    median_abs_error_token_to_token: float
+    p90_abs_error_first_token: float
+    p90_abs_error_token_to_token: float
+    method: str
+
+
+# Fitted values: written by ``python -m infphys.sim.fit --write`` (see infphys/sim/fit.py).
+# --- BEGIN FITTED ---
+FITTED_STEP_PARAMS = StepParams(
+    weight_bandwidth_efficiency=0.8,
+    fp8_weight_bandwidth_efficiency=0.7,
+    kv_bandwidth_efficiency=0.8,
+    gemm_flops_efficiency=0.7,
+    fp8_gemm_flops_efficiency=0.6,
+    gemm_half_efficiency_tokens=64.0,
+    attention_flops_efficiency=0.3,
+    roofline_sharpness=2.0,
+    step_overhead_s=0.001,
+    layer_overhead_s=1e-05,
+    sequence_overhead_s=5e-06,
+    allreduce_latency_s=1e-05,
+    allreduce_bandwidth_efficiency=0.6,
+)
+FIT_SUMMARY = StepFitSummary(
+    source="not fitted yet",
+    rows=0,
+    median_abs_error_first_token=math.nan,
+    median_abs_error_token_to_token=math.nan,
+    p90_abs_error_first_token=math.nan,
+    p90_abs_error_token_to_token=math.nan,
+    method="placeholder",
+)
+# --- END FITTED ---

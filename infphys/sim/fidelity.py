@@ -1,0 +1,258 @@
+"""How close the simulator comes to measured serving: every measured row replayed and compared.
+
+Two measured tables ship with the package (:mod:`infphys.catalog.measured`):
+
+- NIM serving rows (GenAI-Perf closed loops of ``concurrency`` streaming clients) are replayed
+  as closed loops through the TensorRT-LLM scheduler (``scheduler="trtllm"``), because NIM runs
+  TensorRT-LLM for these models. The engine settings are NIM's TensorRT-LLM defaults as far as
+  they are public: ``max_batch_size`` 256, ``max_num_tokens`` 8,192, no chunked context,
+  ``GUARANTEED_NO_EVICT``, 64-token KV blocks, 90 % of the memory left after the weights and
+  the activation workspace for the KV cache. Two serving constants that no step time shows are
+  fitted to the NIM rows themselves (:data:`NIM_SERVING`): the frontend's latency before a
+  request reaches the engine (HTTP, tokenisation) and the activation workspace.
+  Clients wait a uniform random [0, 2 ms) before each send (GenAI-Perf's own overhead), which
+  breaks the lockstep in which identical clients would otherwise stay forever.
+- Static-batch rows (TensorRT-LLM 0.9, random weights) are replayed offline: ``batch`` requests
+  at t = 0, all prefilled in one step, then decoded together; MoE rows route every token to the
+  same experts, as random weights do (Mixtral's measured step time is flat in the batch).
+
+Errors are ``simulated / measured − 1``; a report gives the median |error| per group of (model,
+GPU, precision, TP) and overall.
+
+Worked example: NIM, Llama-3-8B FP16 on one H100, 200/200 tokens, one client: measured TTFT
+12.6 ms and ITL 7.39 ms; :func:`replay_nim_row` prices the same request through the fitted step
+model and returns the simulated pair beside them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from infphys.catalog import FITTED_STEP_PARAMS, StepParams, get_gpu, get_model
+from infphys.physics import weight_bytes
+from infphys.sim.config import EngineConfig
+from infphys.sim.virtual import simulate
+from infphys.sim.workload import Workload
+
+__all__ = [
+    "NIM_SERVING",
+    "NimServing",
+    "nim_engine_config",
+    "replay_nim",
+    "replay_nim_row",
+    "replay_static",
+    "replay_static_row",
+    "summarise",
+]
+
+#: GenAI-Perf's client overhead between one answer and the next send, as a uniform jitter.
+CLIENT_JITTER_S = 0.002
+#: TensorRT-LLM's default share of the free memory given to the KV cache.
+KV_CACHE_FREE_GPU_MEM_FRACTION = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class NimServing:
+    """NIM's serving constants that the step model cannot see.
+
+    Attributes:
+        frontend_latency_s: from a request's arrival at NIM to its arrival at the engine.
+        activation_reserve_bytes: per GPU, memory TensorRT-LLM keeps for activations and
+            workspace before it sizes the KV cache.
+        max_batch_size, max_num_tokens, block_tokens: the engine's limits.
+    """
+
+    frontend_latency_s: float = 0.004
+    activation_reserve_bytes: float = 4 * 2**30
+    max_batch_size: int = 256
+    max_num_tokens: int = 8192
+    block_tokens: int = 64
+
+
+#: Fitted to the NIM rows (``infphys.sim.fit.fit_nim_serving``).
+NIM_SERVING = NimServing()
+
+
+def nim_engine_config(
+    model: str,
+    gpu: str,
+    precision: str,
+    tp: int,
+    *,
+    serving: NimServing = NIM_SERVING,
+    step_params: StepParams = FITTED_STEP_PARAMS,
+    max_model_len: int | None = None,
+) -> EngineConfig:
+    """The simulated engine for a NIM configuration (catalog keys; see the module docstring)."""
+    g, m = get_gpu(gpu), get_model(model)
+    w = weight_bytes(m, precision) / tp
+    reserve = serving.activation_reserve_bytes
+    kv = KV_CACHE_FREE_GPU_MEM_FRACTION * (g.memory_bytes - w - reserve)
+    util = min(1.0, (kv + w + reserve) / g.memory_bytes)
+    return EngineConfig.build(
+        gpu,
+        model,
+        weights_precision=precision,
+        kv_precision=precision,
+        tp=tp,
+        scheduler="trtllm",
+        max_num_seqs=serving.max_batch_size,
+        max_num_batched_tokens=serving.max_num_tokens,
+        block_tokens=serving.block_tokens,
+        gpu_memory_utilization=util,
+        activation_reserve_bytes=reserve,
+        frontend_latency_s=serving.frontend_latency_s,
+        step_params=step_params,
+        max_model_len=max_model_len,
+    )
+
+
+def _row_metrics(res: Any, osl: int) -> dict[str, float]:
+    recs = [r for r in res.records if not r.warmup and r.status == "ok"]
+    if not recs:
+        return {"ttft_ms_avg": math.nan, "ttft_ms_p95": math.nan, "itl_ms_avg": math.nan,
+                "output_tokens_per_s": math.nan}
+    ttft = np.array([r.first_token_s - r.sent_s for r in recs])
+    e2e = np.array([r.end_s - r.sent_s for r in recs])
+    n = np.array([r.completion_tokens for r in recs], dtype=float)
+    itl = (e2e - ttft) / np.maximum(n - 1, 1)
+    span = max(r.end_s for r in recs) - min(r.sent_s for r in recs)
+    return {
+        "ttft_ms_avg": float(ttft.mean() * 1e3),
+        "ttft_ms_p95": float(np.percentile(ttft, 95) * 1e3),
+        "itl_ms_avg": float(itl.mean() * 1e3),
+        "output_tokens_per_s": float(n.sum() / span) if span > 0 else math.nan,
+    }
+
+
+def replay_nim_row(
+    row: Any,
+    *,
+    serving: NimServing = NIM_SERVING,
+    step_params: StepParams = FITTED_STEP_PARAMS,
+    rounds: int = 3,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Simulate one NIM row (a mapping or namedtuple with the loader's columns)."""
+    c, isl, osl = int(row.concurrency), int(row.isl), int(row.osl)
+    cfg = nim_engine_config(
+        row.model_key, row.gpu_key, row.precision_key, int(row.tp),
+        serving=serving, step_params=step_params, max_model_len=isl + osl + 8,
+    )
+    wl = Workload.closed(
+        c,
+        max(rounds * c, 12),
+        warmup=c,
+        prompt_tokens=isl,
+        max_tokens=osl,
+        ignore_eos=True,
+        seed=seed,
+        client_jitter_s=CLIENT_JITTER_S,
+    )
+    res = simulate(cfg, wl, keep_chunk_times=False, timeseries=False)
+    return _row_metrics(res, osl)
+
+
+_NIM_COLUMNS = ("ttft_ms_avg", "ttft_ms_p95", "itl_ms_avg", "output_tokens_per_s")
+
+
+def replay_nim(
+    rows: pd.DataFrame,
+    *,
+    serving: NimServing = NIM_SERVING,
+    step_params: StepParams = FITTED_STEP_PARAMS,
+    rounds: int = 3,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Replay NIM rows; returns them with ``sim_<column>`` and ``err_<column>`` added.
+
+    Rows measured twice are replayed once (same settings, same simulation).
+    """
+    keys = ["model_key", "gpu_key", "precision_key", "tp", "concurrency", "isl", "osl"]
+    out = rows.copy()
+    uniq = out[keys].drop_duplicates()
+    cache: dict[tuple[Any, ...], dict[str, float]] = {}
+    for i, r in enumerate(uniq.itertuples(index=False)):
+        cache[tuple(r)] = replay_nim_row(r, serving=serving, step_params=step_params, rounds=rounds)
+        if progress is not None:
+            progress(i + 1, len(uniq))
+    sims = [cache[tuple(r)] for r in out[keys].itertuples(index=False)]
+    for col in _NIM_COLUMNS:
+        out[f"sim_{col}"] = [s[col] for s in sims]
+        out[f"err_{col}"] = out[f"sim_{col}"] / out[col] - 1.0
+    return out
+
+
+def replay_static_row(row: Any, *, step_params: StepParams = FITTED_STEP_PARAMS) -> dict[str, float]:
+    """Simulate one static-batch row: ``batch`` requests at once, prefilled in one step."""
+    b, isl, osl = int(row.batch), int(row.isl), int(row.osl)
+    m = get_model(row.model_key)
+    cfg = EngineConfig.build(
+        row.gpu_key,
+        m,
+        weights_precision=row.precision_key,
+        kv_precision=row.precision_key,
+        tp=int(row.tp),
+        scheduler="trtllm",
+        max_num_seqs=b,
+        max_num_batched_tokens=b * isl + b,
+        block_tokens=64,
+        gpu_memory_utilization=1.0,
+        activation_reserve_bytes=0.0,
+        moe_routing="same_experts" if m.is_moe else "uniform",
+        step_params=step_params,
+        max_model_len=min(isl + osl, m.max_context_tokens),
+    )
+    wl = Workload.offline(b, prompt_tokens=isl, max_tokens=osl, ignore_eos=True)
+    res = simulate(cfg, wl, keep_chunk_times=False, timeseries=False)
+    recs = [r for r in res.records if r.status == "ok"]
+    first = max(r.first_token_s for r in recs)
+    end = max(r.end_s for r in recs)
+    return {
+        "first_token_ms": first * 1e3,
+        "token_to_token_ms": (end - first) / max(osl - 1, 1) * 1e3,
+    }
+
+
+def replay_static(
+    rows: pd.DataFrame, *, step_params: StepParams = FITTED_STEP_PARAMS
+) -> pd.DataFrame:
+    """Replay measured static-batch rows; adds ``sim_`` and ``err_`` columns (NaN: did not fit)."""
+    out = rows[rows["measured"]].copy()
+    sims: list[dict[str, float]] = []
+    for r in out.itertuples(index=False):
+        try:
+            sims.append(replay_static_row(r, step_params=step_params))
+        except ValueError:
+            sims.append({"first_token_ms": math.nan, "token_to_token_ms": math.nan})
+    for col in ("first_token_ms", "token_to_token_ms"):
+        out[f"sim_{col}"] = [s[col] for s in sims]
+        out[f"err_{col}"] = out[f"sim_{col}"] / out[col] - 1.0
+    return out
+
+
+def summarise(
+    replayed: pd.DataFrame, columns: Iterable[str], by: Iterable[str] = ("model_key", "gpu_key",
+                                                                           "precision_key", "tp")
+) -> pd.DataFrame:
+    """Median |error| of each column per group, plus an ``overall`` row."""
+    cols = list(columns)
+    err = replayed[[*by, *[f"err_{c}" for c in cols]]].copy()
+    for c in cols:
+        err[f"err_{c}"] = err[f"err_{c}"].abs()
+    groups = err.groupby(list(by)).median()
+    overall = err[[f"err_{c}" for c in cols]].median().to_frame().T
+    overall.index = pd.MultiIndex.from_tuples([("overall",) + ("",) * (len(list(by)) - 1)],
+                                              names=groups.index.names)
+    return pd.concat([groups, overall]).rename(columns=lambda c: c.removeprefix("err_"))
+
+
+def with_serving(serving: NimServing, **changes: Any) -> NimServing:
+    """A copy of ``serving`` with some constants changed."""
+    return replace(serving, **changes)
