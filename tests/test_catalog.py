@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,14 @@ from infphys.catalog import (
     GPUS,
     INT4,
     MODELS,
+    GPUSpec,
     ModelSpec,
     get_gpu,
     get_model,
     get_precision,
     match_gpu_name,
 )
+from infphys.sim.config import EngineConfig
 
 CONFIGS = Path(__file__).parent / "data" / "hf_configs"
 
@@ -35,6 +39,64 @@ def test_llama_8b_parameter_count_by_hand() -> None:
     #            MLP 3 × 4096 × 14336 = 176,160,768; norms 2 × 4096 = 8,192 → 218,112,000
     # 32 layers 6,979,584,000 + final norm 4,096 → 8,030,261,248
     assert MODELS["llama-3.1-8b"].params_total == 8_030_261_248
+
+
+def test_llama_2_7b_parameter_count_by_hand() -> None:
+    # embeddings 2 × 32,000 × 4,096 = 262,144,000 (untied)
+    # per layer: attention 4 × 4096² = 67,108,864 (MHA: 32 KV heads of 128);
+    #            MLP 3 × 4096 × 11008 = 135,266,304; norms 2 × 4096 = 8,192 → 202,383,360
+    # 32 layers 6,476,267,520 + final norm 4,096 → 6,738,415,616 (6.74 B on the Hub)
+    assert MODELS["llama-2-7b"].params_total == 6_738_415_616
+
+
+def test_llama_2_13b_and_70b_parameter_counts_by_hand() -> None:
+    # 13B: 2 × 32,000 × 5,120 = 327,680,000; per layer 4 × 5120² = 104,857,600 +
+    #      3 × 5120 × 13824 = 212,336,640 + 10,240 → 317,204,480; × 40 + 5,120 → 13,015,864,320
+    assert MODELS["llama-2-13b"].params_total == 13_015_864_320
+    # 70B: 2 × 32,000 × 8,192 = 524,288,000; per layer q,o 2 × 8192² = 134,217,728,
+    #      k,v 2 × 8192 × 1024 = 16,777,216, MLP 3 × 8192 × 28672 = 704,643,072, norms 16,384
+    #      → 855,654,400; × 80 + 8,192 → 68,976,648,192: 69.0 B, though the card says "70B"
+    assert MODELS["llama-2-70b"].params_total == 68_976_648_192
+
+
+def test_mistral_7b_v01_parameter_count_and_window() -> None:
+    # Llama-3.1-8B's layers (218,112,000 each, 32 → 6,979,584,000) with a 32,000 vocabulary:
+    # 2 × 32,000 × 4,096 = 262,144,000; + final norm 4,096 → 7,241,732,096
+    m = MODELS["mistral-7b-v0.1"]
+    assert m.params_total == 7_241_732_096
+    assert (m.sliding_window, m.sliding_window_layers, m.full_attention_layers) == (4096, 32, 0)
+
+
+def test_gpt_j_parameter_count_by_hand() -> None:
+    # per layer: q,k,v,o 4 × 4096² = 67,108,864 (no biases);
+    #            MLP fc_in 4096 × 16384 + 16,384 and fc_out 16384 × 4096 + 4,096 = 134,238,208;
+    #            one LayerNorm (weight and bias) 8,192 → 201,355,264; × 28 → 5,637,947,392
+    # wte 50,400 × 4,096 = 206,438,400; LM head the same + bias 50,400; ln_f 8,192
+    # total 6,050,882,784; the model card says 6,053,381,344 (0.04% more)
+    m = MODELS["gpt-j-6b"]
+    assert m.params_total == 6_050_882_784
+    assert m.params_total == pytest.approx(6_053_381_344, rel=5e-4)
+    assert m.attention_kind == "MHA" and m.head_dim == 256
+
+
+def test_falcon_180b_parameter_count_by_hand() -> None:
+    # per layer: query_key_value 14848 × (232 + 2 × 8) × 64 = 235,667,456; dense 14848² =
+    #            220,463,104; MLP 2 × 14848 × 59392 = 1,763,704,832; two LayerNorms 59,392
+    #            → 2,219,894,784; × 80 → 177,591,582,720
+    # tied embeddings 65,024 × 14,848 = 965,476,352; ln_f 29,696 → 178,557,088,768 (card: 180 B)
+    m = MODELS["falcon-180b"]
+    assert m.params_total == 178_557_088_768
+    assert m.tie_embeddings and m.attention_kind == "GQA"
+
+
+def test_falcon_7b_config_is_read_as_mqa_with_one_norm() -> None:
+    # per layer: query_key_value 4544 × (71 + 2) × 64 = 21,229,568; dense 4544² = 20,647,936;
+    #            MLP 2 × 4544 × 18176 = 165,183,488; one LayerNorm 9,088 → 207,070,080
+    # × 32 → 6,626,242,560; tied embeddings 65,024 × 4,544 = 295,469,056; ln_f 9,088
+    # → 6,921,720,704 (the Hub's 7.22 B adds a stored copy of the tied LM head)
+    m = ModelSpec.from_hf_config(CONFIGS / "falcon-7b.json")
+    assert m.attention_kind == "MQA" and m.norms_per_layer == 1
+    assert m.params_total == 6_921_720_704
 
 
 def test_moe_active_parameters_against_model_cards() -> None:
@@ -59,6 +121,9 @@ def test_moe_active_parameters_against_model_cards() -> None:
         ("A100 40GB SXM", "a100-40gb-sxm"),
         ("b200", "b200"),
         ("L40S", "l40s"),
+        ("L40", "l40"),
+        ("H100 NVL", "h100-nvl"),
+        ("gh200", "gh200"),
         ("mi300x", "mi300x"),
     ],
 )
@@ -83,6 +148,92 @@ def test_gpu_figures_match_reference_data() -> None:
         assert all(g.sources.values())
 
 
+@pytest.mark.parametrize(
+    ("key", "memory_gb", "bandwidth_gb_s", "bf16_tflops", "fp8_tflops"),
+    [
+        ("h100-nvl", 94, 3900, 835, 1671),  # NVIDIA H100 NVL datasheet
+        ("gh200", 96, 4000, 989, 1979),  # NVIDIA GH200 datasheet, 96 GB HBM3 version
+        ("l40", 48, 864, 181, 362),  # NVIDIA L40 datasheet
+    ],
+)
+def test_new_gpu_figures_match_datasheets(
+    key: str, memory_gb: float, bandwidth_gb_s: float, bf16_tflops: float, fp8_tflops: float
+) -> None:
+    g = get_gpu(key)
+    assert g.memory_bytes == pytest.approx(memory_gb * 1e9, rel=1e-12)
+    assert g.bandwidth_bytes_per_s == pytest.approx(bandwidth_gb_s * 1e9, rel=1e-12)
+    assert g.bf16_flops_per_s == pytest.approx(bf16_tflops * 1e12, rel=1e-12)
+    assert g.fp8_flops_per_s == pytest.approx(fp8_tflops * 1e12, rel=1e-12)
+
+
+def test_gh200_source_says_how_the_data_set_name_is_mapped() -> None:
+    src = get_gpu("gh200").sources["memory_bytes"]
+    assert "GH200 120GB" in src and "96 GB HBM3" in src and "96.82" in src
+
+
+@pytest.mark.parametrize(
+    ("key", "link_gb_s", "pair_gb_s"),
+    [
+        # datasheets' bidirectional totals halved: one direction per GPU
+        ("a100-40gb-sxm", 300, None),  # NVLink 3, 600 GB/s
+        ("a100-80gb-sxm", 300, None),
+        ("h100-sxm", 450, None),  # NVLink 4, 900 GB/s
+        ("h200-sxm", 450, None),
+        ("gh200", 450, None),
+        ("b200", 900, None),  # NVLink 5, 1.8 TB/s
+        ("h100-pcie", 64, 300),  # PCIe Gen5 x16 128 GB/s; NVLink bridge pairs 600 GB/s
+        ("h100-nvl", 64, 300),
+        ("l4", 32, None),  # PCIe Gen4 x16, 64 GB/s
+        ("l40", 32, None),
+        ("l40s", 32, None),
+        ("mi300x", 448, None),  # Infinity Fabric 7 × 128 = 896 GB/s
+    ],
+)
+def test_interconnect_figures(key: str, link_gb_s: float, pair_gb_s: float | None) -> None:
+    g = get_gpu(key)
+    assert g.interconnect_bytes_per_s == pytest.approx(link_gb_s * 1e9, rel=1e-12)
+    if pair_gb_s is None:
+        assert g.pair_link_bytes_per_s is None
+    else:
+        assert g.pair_link_bytes_per_s == pytest.approx(pair_gb_s * 1e9, rel=1e-12)
+    assert g.interconnect and g.interconnect_source
+
+
+def test_every_gpu_has_an_interconnect() -> None:
+    assert all(g.interconnect_bytes_per_s > 0 and g.interconnect_source for g in GPUS.values())
+
+
+def test_all_reduce_bandwidth_uses_the_pair_link_only_for_pairs() -> None:
+    nvl = get_gpu("h100-nvl")
+    assert nvl.all_reduce_bytes_per_s(2) == 300e9  # NVLink bridge
+    assert nvl.all_reduce_bytes_per_s(4) == 64e9  # PCIe Gen5 x16: 4.7× slower
+    assert nvl.all_reduce_bytes_per_s(8) == 64e9
+    sxm = get_gpu("h100-sxm")
+    assert sxm.all_reduce_bytes_per_s(2) == sxm.all_reduce_bytes_per_s(8) == 450e9
+
+
+def test_all_reduce_bandwidth_errors_name_the_argument() -> None:
+    with pytest.raises(ValueError, match=r"^tp must be a whole number >= 1 \(got 0\)"):
+        get_gpu("h100").all_reduce_bytes_per_s(0)
+    unknown = GPUSpec(
+        key="measured",
+        name="x",
+        memory_bytes=1e9,
+        bandwidth_bytes_per_s=1e9,
+        bf16_flops_per_s=1e12,
+        fp8_flops_per_s=None,
+    )
+    assert unknown.all_reduce_bytes_per_s(1) == 0.0
+    with pytest.raises(ValueError, match=r"^gpu: 'measured' has no interconnect figure"):
+        unknown.all_reduce_bytes_per_s(2)
+
+
+@pytest.mark.parametrize("gpu", ["h100-nvl", "gh200", "l40"])
+def test_engine_config_round_trips_the_new_gpu_fields(gpu: str) -> None:
+    cfg = EngineConfig.build(gpu, "llama-3.1-8b", weights_precision="fp8", max_model_len=4096)
+    assert EngineConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
 def test_unknown_gpu_names_the_argument() -> None:
     with pytest.raises(ValueError, match=r"^gpu: unknown GPU 'v100'"):
         get_gpu("v100")
@@ -100,6 +251,9 @@ def test_unknown_gpu_names_the_argument() -> None:
         ("NVIDIA L4", "l4"),
         ("NVIDIA L40S", "l40s"),
         ("NVIDIA B200", "b200"),
+        ("NVIDIA H100 NVL", "h100-nvl"),
+        ("NVIDIA GH200 480GB", "gh200"),
+        ("NVIDIA L40", "l40"),
     ],
 )
 def test_match_nvml_names(nvml: str | bytes, key: str) -> None:
@@ -109,6 +263,23 @@ def test_match_nvml_names(nvml: str | bytes, key: str) -> None:
 
 def test_unrecognised_nvml_name_is_none() -> None:
     assert match_gpu_name("NVIDIA GeForce RTX 4090") is None
+    # the 144 GB HBM3e GH200 is not the catalog's 96 GB entry
+    assert match_gpu_name("NVIDIA GH200 144G HBM3e") is None
+
+
+def test_similar_nvml_names_do_not_cross() -> None:
+    # Each GPU's own patterns, whatever the order match_gpu_name tries them in.
+    cases = {
+        "h100-sxm": ["NVIDIA H100 NVL", "NVIDIA H100 PCIe"],
+        "h100-nvl": ["NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe"],
+        "h200-sxm": ["NVIDIA GH200 480GB"],
+        "l40": ["NVIDIA L40S", "NVIDIA L4"],
+        "l40s": ["NVIDIA L40"],
+        "l4": ["NVIDIA L40", "NVIDIA L40S"],
+    }
+    for key, names in cases.items():
+        for name in names:
+            assert not any(re.search(p, name.lower()) for p in GPUS[key].nvml_patterns)
 
 
 @pytest.mark.parametrize(
@@ -141,6 +312,8 @@ def test_unknown_model_names_the_argument() -> None:
         ("deepseek-v3.json", "deepseek-v3"),
         ("gpt-oss-120b.json", "gpt-oss-120b"),
         ("mistral-7b-v0.3.json", "mistral-7b-v0.3"),
+        ("gpt-j-6b.json", "gpt-j-6b"),
+        ("falcon-180b.json", "falcon-180b"),
     ],
 )
 def test_hf_config_reproduces_the_preset(file: str, preset: str) -> None:
@@ -196,6 +369,20 @@ def test_model_shape_validation() -> None:
             head_dim=8,
             vocab=100,
             intermediate=128,
+        )
+    with pytest.raises(ValueError, match=r"^mlp_matrices must be 2 or 3 \(got 4\)"):
+        ModelSpec(
+            key="x",
+            name="x",
+            family="llama",
+            layers=2,
+            hidden=64,
+            heads=8,
+            kv_heads=8,
+            head_dim=8,
+            vocab=100,
+            intermediate=128,
+            mlp_matrices=4,
         )
     with pytest.raises(ValueError, match="layers must be a whole number >= 1"):
         ModelSpec(

@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "infphys",
     "infphys.catalog.gpus",
+    "infphys.catalog.measured",
     "infphys.catalog.models",
     "infphys.catalog.precision",
     "infphys.physics.cost",

@@ -1,8 +1,16 @@
-"""Reference data: GPUs, models and number formats, each figure with its source."""
+"""Reference data: GPUs, models, number formats and measured serving data, each with its source."""
 
 from __future__ import annotations
 
 from infphys.catalog.gpus import GPUS, GPUSpec, get_gpu, match_gpu_name
+from infphys.catalog.measured import (
+    MEASURED_SOURCES,
+    load_nim_serving,
+    load_static_batch,
+    measured_gpu_key,
+    measured_model_key,
+    measured_precision_key,
+)
 from infphys.catalog.models import MODELS, ModelSpec, get_model
 from infphys.catalog.precision import (
     BF16,
@@ -34,6 +42,7 @@ __all__ = [
     "IDEAL_STEP_PARAMS",
     "INT4",
     "INT8",
+    "MEASURED_SOURCES",
     "MODELS",
     "PRECISIONS",
     "GPUSpec",
@@ -44,5 +53,10 @@ __all__ = [
     "get_gpu",
     "get_model",
     "get_precision",
+    "load_nim_serving",
+    "load_static_batch",
     "match_gpu_name",
+    "measured_gpu_key",
+    "measured_model_key",
+    "measured_precision_key",
 ]

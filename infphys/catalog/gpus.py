@@ -1,4 +1,4 @@
-"""GPU reference data: memory, memory bandwidth and dense tensor throughput, each with its source.
+"""GPU reference data: memory, bandwidth, dense tensor throughput and interconnect, with sources.
 
 All figures are dense (no structured sparsity) and come from shared/REFERENCE_DATA.md. Units are
 SI: memory in bytes (vendors' "80 GB" is read as 80 × 10^9 bytes), bandwidth in bytes/s,
@@ -7,12 +7,20 @@ so the catalog's vendor figure is the conservative one.
 
 Worked example: an H100 SXM reads 3.35 × 10^12 B/s and computes 989 × 10^12 BF16 FLOP/s, so
 its ridge point is 989 / 3.35 ≈ 295 FLOP per byte.
+
+Interconnect figures are per GPU and per direction: the bandwidth a ring all-reduce sees between
+two GPUs of a tensor-parallel group. Datasheets quote both directions together, so an H100 SXM's
+"900 GB/s" NVLink 4 is 450 × 10^9 B/s each way. An H100 NVL or H100 PCIe joins only pairs with an
+NVLink bridge (600 GB/s, 300 × 10^9 B/s each way); a group of four falls back to PCIe Gen5 x16
+(128 GB/s, 64 × 10^9 B/s each way), about 4.7× slower than the pair link.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from infphys._check import positive_int
 
 __all__ = ["GPUS", "GPUSpec", "get_gpu", "match_gpu_name"]
 
@@ -31,6 +39,12 @@ class GPUSpec:
         sources: the source of each figure, by field name.
         nvml_patterns: regular expressions matched against NVML's device name.
         aliases: extra lookup keys.
+        interconnect: the GPU-to-GPU link a tensor-parallel group uses (``NVLink 4 (NVSwitch)``).
+        interconnect_bytes_per_s: per GPU, one direction, between any two GPUs of a group,
+            bytes/s; 0 where not known.
+        interconnect_source: the source of the interconnect figures.
+        pair_link_bytes_per_s: a faster link that joins only pairs of GPUs (an NVLink bridge),
+            per direction, bytes/s; None where there is none.
     """
 
     key: str
@@ -42,6 +56,10 @@ class GPUSpec:
     sources: dict[str, str] = field(default_factory=dict)
     nvml_patterns: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    interconnect: str = "unknown"
+    interconnect_bytes_per_s: float = 0.0
+    interconnect_source: str = ""
+    pair_link_bytes_per_s: float | None = None
 
     @property
     def has_fp8(self) -> bool:
@@ -52,6 +70,29 @@ class GPUSpec:
         if fp8 and self.fp8_flops_per_s is not None:
             return self.fp8_flops_per_s
         return self.bf16_flops_per_s
+
+    def all_reduce_bytes_per_s(self, tp: int) -> float:
+        """Per-direction link bandwidth, bytes/s, that a tensor-parallel group of ``tp`` GPUs uses.
+
+        The pair link where ``tp == 2`` and the GPU has one, else the interconnect. A group of
+        one does no all-reduce; it gets the interconnect figure so callers may divide zero
+        bytes by it.
+
+        >>> get_gpu("h100-nvl").all_reduce_bytes_per_s(2) / 1e9  # NVLink bridge
+        300.0
+        >>> get_gpu("h100-nvl").all_reduce_bytes_per_s(4) / 1e9  # PCIe Gen5 x16
+        64.0
+
+        Raises:
+            ValueError: naming ``tp`` if it is not a whole number >= 1, or naming ``gpu`` if
+                ``tp > 1`` and the interconnect is not known.
+        """
+        tp = positive_int("tp", tp)
+        if tp == 2 and self.pair_link_bytes_per_s is not None:
+            return self.pair_link_bytes_per_s
+        if tp > 1 and self.interconnect_bytes_per_s <= 0:
+            raise ValueError(f"gpu: {self.key!r} has no interconnect figure (tp={tp})")
+        return self.interconnect_bytes_per_s
 
 
 def _gpu(
@@ -64,9 +105,14 @@ def _gpu(
     source: str,
     nvml: tuple[str, ...],
     aliases: tuple[str, ...] = (),
+    *,
+    interconnect: tuple[str, float, str],
+    pair_link_gb_s: float | None = None,
     memory_source: str | None = None,
     bandwidth_source: str | None = None,
 ) -> GPUSpec:
+    """A spec from datasheet units; ``interconnect`` is (name, GB/s each way, source)."""
+    link, link_gb_s, link_source = interconnect
     return GPUSpec(
         key=key,
         name=name,
@@ -82,10 +128,66 @@ def _gpu(
         },
         nvml_patterns=nvml,
         aliases=aliases,
+        interconnect=link,
+        interconnect_bytes_per_s=link_gb_s * 1e9,
+        interconnect_source=link_source,
+        pair_link_bytes_per_s=None if pair_link_gb_s is None else pair_link_gb_s * 1e9,
     )
 
 
 _AIC = "ai-dynamo/aiconfigurator systems/"
+
+# Interconnects: (name, GB/s per direction, source). Datasheets quote both directions together.
+_NVLINK3 = (
+    "NVLink 3 (NVSwitch)",
+    300,
+    "NVIDIA A100 datasheet: NVLink 3, 600 GB/s per GPU bidirectional, 300 GB/s each way",
+)
+_NVLINK4 = (
+    "NVLink 4 (NVSwitch)",
+    450,
+    "NVIDIA H100 SXM / H200 SXM datasheets: NVLink 4, 900 GB/s per GPU bidirectional, "
+    "450 GB/s each way",
+)
+_NVLINK4_GH200 = (
+    "NVLink 4 (NVLink Switch System)",
+    450,
+    "NVIDIA GH200 Grace Hopper Superchip datasheet: NVLink 4, 900 GB/s per GPU bidirectional, "
+    "450 GB/s each way",
+)
+_NVLINK5 = (
+    "NVLink 5 (NVSwitch)",
+    900,
+    "NVIDIA B200 (HGX/DGX B200) datasheet: NVLink 5, 1.8 TB/s per GPU bidirectional, "
+    "900 GB/s each way",
+)
+
+
+def _pcie5_pairs(sheet: str) -> tuple[str, float, str]:
+    return (
+        "NVLink bridge (pairs) + PCIe Gen5",
+        64,
+        f"NVIDIA {sheet} datasheet: NVLink bridge 600 GB/s bidirectional joins pairs "
+        "(300 GB/s each way); PCIe Gen5 x16 128 GB/s bidirectional (64 GB/s each way) "
+        "for groups of more than two",
+    )
+
+
+def _pcie4(sheet: str) -> tuple[str, float, str]:
+    return (
+        "PCIe Gen4 x16",
+        32,
+        f"NVIDIA {sheet} datasheet: PCIe Gen4 x16, 64 GB/s bidirectional (32 GB/s each way); "
+        "no NVLink",
+    )
+
+
+_GH200_SOURCE = (
+    "NVIDIA GH200 Grace Hopper Superchip datasheet, 96 GB HBM3 version. The measured data set's "
+    "'GH200 120GB' is mapped to this entry: its largest gpu_peak_memory_gb on GH200 is 96.82 GB, "
+    "which fits the 96 GB HBM3 part (other GPUs' peaks reach about 6% above their vendor GB "
+    "figure) and is far below the 144 GB HBM3e part"
+)
 
 GPUS: dict[str, GPUSpec] = {
     g.key: g
@@ -100,6 +202,7 @@ GPUS: dict[str, GPUSpec] = {
             "NVIDIA A100 whitepaper, as in cli99/llm-analysis gpu_configs/a100-sxm-40gb.json",
             (r"a100.*40\s*gb", r"a100-sxm4-40gb", r"a100-pcie-40gb"),
             ("a100-40gb", "a10040"),
+            interconnect=_NVLINK3,
         ),
         _gpu(
             "a100-80gb-sxm",
@@ -111,6 +214,7 @@ GPUS: dict[str, GPUSpec] = {
             f"NVIDIA A100 datasheet; {_AIC}a100_sxm.yaml",
             (r"a100.*80\s*gb", r"a100-sxm4-80gb"),
             ("a100", "a100-80gb", "a100-sxm", "a10080"),
+            interconnect=_NVLINK3,
         ),
         _gpu(
             "h100-sxm",
@@ -120,8 +224,9 @@ GPUS: dict[str, GPUSpec] = {
             989,
             1979,
             f"NVIDIA H100 datasheet; {_AIC}h100_sxm.yaml",
-            (r"h100.*hbm3", r"h100.*sxm", r"h100 80gb"),
+            (r"h100.*hbm3", r"h100.*sxm", r"h100[ _]80gb"),
             ("h100", "h100-sxm5"),
+            interconnect=_NVLINK4,
         ),
         _gpu(
             "h100-pcie",
@@ -132,6 +237,20 @@ GPUS: dict[str, GPUSpec] = {
             1513,
             f"{_AIC}h100_pcie.yaml",
             (r"h100.*pcie",),
+            interconnect=_pcie5_pairs("H100 PCIe"),
+            pair_link_gb_s=300,
+        ),
+        _gpu(
+            "h100-nvl",
+            "H100 NVL",
+            94,
+            3.9,
+            835,
+            1671,
+            "NVIDIA H100 NVL datasheet",
+            (r"h100\s*nvl",),
+            interconnect=_pcie5_pairs("H100 NVL"),
+            pair_link_gb_s=300,
         ),
         _gpu(
             "h200-sxm",
@@ -141,8 +260,23 @@ GPUS: dict[str, GPUSpec] = {
             989,
             1979,
             f"NVIDIA H200 datasheet; {_AIC}h200_sxm.yaml",
-            (r"h200",),
+            (r"(?<!g)h200",),
             ("h200",),
+            interconnect=_NVLINK4,
+        ),
+        _gpu(
+            "gh200",
+            "GH200 (96 GB HBM3)",
+            96,
+            4.0,
+            989,
+            1979,
+            "NVIDIA GH200 Grace Hopper Superchip datasheet, 96 GB HBM3 version "
+            "(the measured data set's 'GH200 120GB')",
+            (r"gh200(?!.*(?:144|hbm3e))",),
+            ("gh200-96gb",),
+            interconnect=_NVLINK4_GH200,
+            memory_source=_GH200_SOURCE,
         ),
         _gpu(
             "b200",
@@ -154,10 +288,42 @@ GPUS: dict[str, GPUSpec] = {
             f"{_AIC}b200_sxm.yaml; jax-ml/scaling-book gpus.md",
             (r"b200",),
             ("b200-sxm",),
+            interconnect=_NVLINK5,
             bandwidth_source=(f"{_AIC}b200_sxm.yaml (7.7 TB/s); some NVIDIA sheets give 8.0 TB/s"),
         ),
-        _gpu("l4", "L4", 24, 0.300, 121, 242, f"{_AIC}l4.yaml", (r"\bl4\b",)),
-        _gpu("l40s", "L40S", 48, 0.864, 362, 733, "NVIDIA L40S datasheet", (r"l40s",)),
+        _gpu(
+            "l4",
+            "L4",
+            24,
+            0.300,
+            121,
+            242,
+            f"{_AIC}l4.yaml",
+            (r"\bl4\b",),
+            interconnect=_pcie4("L4"),
+        ),
+        _gpu(
+            "l40",
+            "L40",
+            48,
+            0.864,
+            181,
+            362,
+            "NVIDIA L40 datasheet",
+            (r"\bl40\b",),
+            interconnect=_pcie4("L40"),
+        ),
+        _gpu(
+            "l40s",
+            "L40S",
+            48,
+            0.864,
+            362,
+            733,
+            "NVIDIA L40S datasheet",
+            (r"\bl40s\b",),
+            interconnect=_pcie4("L40S"),
+        ),
         _gpu(
             "mi300x",
             "MI300X",
@@ -167,6 +333,12 @@ GPUS: dict[str, GPUSpec] = {
             2615,
             "AMD Instinct MI300X datasheet",
             (r"mi300x",),
+            interconnect=(
+                "Infinity Fabric (7 links, fully connected)",
+                448,
+                "AMD Instinct MI300X datasheet: Infinity Fabric 896 GB/s aggregate "
+                "(7 links × 128 GB/s), 448 GB/s each way",
+            ),
         ),
     )
 }
@@ -198,6 +370,9 @@ def get_gpu(key: str | GPUSpec) -> GPUSpec:
     raise ValueError(f"gpu: unknown GPU {key!r}; known: {known}")
 
 
+_MATCH_FIRST = ("h100-pcie", "h100-nvl", "gh200")
+
+
 def match_gpu_name(nvml_name: str | bytes) -> GPUSpec | None:
     """The catalog entry for a device name as NVML reports it, or None if unrecognised.
 
@@ -208,8 +383,9 @@ def match_gpu_name(nvml_name: str | bytes) -> GPUSpec | None:
     """
     name = nvml_name.decode() if isinstance(nvml_name, bytes) else nvml_name
     low = name.lower()
-    # PCIe first: "H100 PCIe" must not fall through to the SXM entry.
-    for key in ("h100-pcie", *[k for k in GPUS if k != "h100-pcie"]):
+    # Specific names first: "H100 PCIe" and "H100 NVL" must not fall through to the SXM entry,
+    # nor "GH200" to the H200's.
+    for key in (*_MATCH_FIRST, *[k for k in GPUS if k not in _MATCH_FIRST]):
         if any(re.search(p, low) for p in GPUS[key].nvml_patterns):
             return GPUS[key]
     return None

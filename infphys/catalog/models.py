@@ -3,12 +3,14 @@
 A :class:`ModelSpec` holds what the physics needs: layers, widths, attention heads and KV heads,
 MoE experts, MLA ranks and sliding windows. Parameter counts are *computed* from the shape
 (embeddings, attention, MLP or experts, norms, biases) so that a config read from disk gets the
-same treatment as a preset; each preset also carries its published count so tests can check the
-computation.
+same treatment as a preset; each preset (in :mod:`infphys.catalog._model_presets`) also carries
+its published count so tests can check the computation. The MLP is SwiGLU (three matrices) unless
+the spec says two (GELU: GPT-J, Falcon); norms are RMSNorm unless LayerNorm with a bias.
 
 Worked example (Llama-3.1-8B): embeddings 2 × 128,256 × 4,096 = 1.051 B; per layer, attention
 4,096 × (4,096 + 2 × 1,024 + 4,096) = 41.9 M and MLP 3 × 4,096 × 14,336 = 176.2 M; 32 layers give
-6.98 B; total 8.03 B, as on the model card.
+6.98 B; total 8.03 B, as on the model card. GPT-J-6B's GELU MLP has two matrices with biases,
+2 × 4,096 × 16,384 + 16,384 + 4,096 = 134.2 M per layer.
 
 Active parameters (MoE) count both embedding tables and the experts a token is routed to. Model
 cards differ here: gpt-oss counts the unembedding only (5.13 B, ours 5.71 B; the 0.58 B gap is the
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from infphys._check import positive_int
+from infphys.catalog._model_presets import PRESETS
 
 __all__ = ["MODELS", "ModelSpec", "get_model"]
 
@@ -35,7 +38,7 @@ class ModelSpec:
 
     Attributes:
         key, name, family: catalog key, display name, architecture family (``llama``, ``qwen2``,
-            ``mistral``, ``mixtral``, ``deepseek_v3``, ``gpt_oss``).
+            ``mistral``, ``mixtral``, ``deepseek_v3``, ``gpt_oss``, ``gptj``, ``falcon``).
         layers, hidden, heads, kv_heads, head_dim, vocab, intermediate: the usual shape; for MoE
             models ``intermediate`` is the width of the dense MLP layers (if any).
         experts, experts_active, shared_experts, moe_intermediate, dense_layers: MoE routing:
@@ -47,6 +50,11 @@ class ModelSpec:
         tie_embeddings: input embedding and LM head share one matrix.
         attention_bias: q/k/v biases (Qwen2); ``o_bias`` also on the output projection and
             ``expert_bias`` on expert matrices (gpt-oss); ``attention_sinks`` one per head.
+        mlp_matrices: 3 for a gated MLP (SwiGLU: gate, up, down), 2 for a plain one (GELU: in,
+            out); applies to experts too.
+        mlp_bias, lm_head_bias: biases on the MLP matrices and on the LM head (GPT-J).
+        norm_bias, norms_per_layer: LayerNorm with a bias (else RMSNorm, weight only), and how
+            many norms each layer has (1 where attention and MLP share one, as in GPT-J).
         max_context_tokens: the context length the model is served with (max_position_embeddings).
         published_params, published_active_params: the model card's figures.
         source: where the shape and published figures come from.
@@ -79,6 +87,11 @@ class ModelSpec:
     o_bias: bool = False
     expert_bias: bool = False
     attention_sinks: bool = False
+    mlp_matrices: int = 3
+    mlp_bias: bool = False
+    lm_head_bias: bool = False
+    norm_bias: bool = False
+    norms_per_layer: int = 2
     max_context_tokens: int = 131072
     published_params: float | None = None
     published_active_params: float | None = None
@@ -99,6 +112,10 @@ class ModelSpec:
             raise ValueError(f"sliding_window_layers must be in [0, {self.layers}]")
         if self.sliding_window_layers and not self.sliding_window:
             raise ValueError("sliding_window must be set when sliding_window_layers > 0")
+        if self.mlp_matrices not in (2, 3):
+            raise ValueError(f"mlp_matrices must be 2 or 3 (got {self.mlp_matrices!r})")
+        if self.norms_per_layer not in (1, 2):
+            raise ValueError(f"norms_per_layer must be 1 or 2 (got {self.norms_per_layer!r})")
 
     # --- shape facts -------------------------------------------------------------------
     @property
@@ -157,29 +174,35 @@ class ModelSpec:
             n += self.heads
         return n
 
-    def _expert_params(self) -> int:
-        inter = self.moe_intermediate or self.intermediate
-        n = 3 * self.hidden * inter
-        if self.expert_bias:
-            n += 2 * inter + self.hidden
+    def _mlp_params(self, inter: int, bias: bool) -> int:
+        n = self.mlp_matrices * self.hidden * inter
+        if bias:  # one bias per input-side matrix (width inter) and one on the output (hidden)
+            n += (self.mlp_matrices - 1) * inter + self.hidden
         return n
+
+    def _expert_params(self) -> int:
+        return self._mlp_params(self.moe_intermediate or self.intermediate, self.expert_bias)
+
+    def _norm_params(self) -> int:
+        return self.hidden * (2 if self.norm_bias else 1)
 
     def _router_params(self) -> int:
         return self.hidden * self.experts + (self.experts if self.expert_bias else 0)
 
     def _embedding_params(self) -> int:
-        return self.vocab * self.hidden * (1 if self.tie_embeddings else 2)
+        n = self.vocab * self.hidden * (1 if self.tie_embeddings else 2)
+        return n + (self.vocab if self.lm_head_bias else 0)
 
     def _params(self, experts_counted: int) -> int:
-        norms = 2 * self.hidden
+        norms = self.norms_per_layer * self._norm_params()
         attention = self._attention_params()
-        dense_mlp = 3 * self.hidden * self.intermediate
+        dense_mlp = self._mlp_params(self.intermediate, self.mlp_bias)
         n_dense = self.layers if not self.is_moe else self.dense_layers
         total = self.layers * (attention + norms) + n_dense * dense_mlp
         if self.is_moe:
             per_moe_layer = (experts_counted + self.shared_experts) * self._expert_params()
             total += self.moe_layers * (per_moe_layer + self._router_params())
-        return total + self._embedding_params() + self.hidden  # final norm
+        return total + self._embedding_params() + self._norm_params()  # final norm
 
     @property
     def params_total(self) -> int:
@@ -201,7 +224,8 @@ class ModelSpec:
     def from_hf_config(cls, path: str | os.PathLike[str], *, name: str | None = None) -> ModelSpec:
         """Read a Hugging Face ``config.json`` (a file, or a folder holding one) from disk.
 
-        Families: ``llama``, ``mistral``, ``mixtral``, ``qwen2``, ``deepseek_v3``, ``gpt_oss``.
+        Families: ``llama``, ``mistral``, ``mixtral``, ``qwen2``, ``deepseek_v3``, ``gpt_oss``,
+        ``gptj`` and ``falcon`` (GPT-J's ``n_embd``/``n_layer``/``n_head`` names are read too).
 
         Raises:
             ValueError: naming ``path`` if the file is missing or not JSON, or naming
@@ -231,14 +255,15 @@ class ModelSpec:
                 f"known: {known}"
             )
 
-        def need(k: str) -> Any:
-            if k not in cfg:
-                raise ValueError(f"config.json: missing field {k!r} for model_type {family!r}")
-            return cfg[k]
+        def need(k: str, *alternatives: str) -> Any:
+            for key in (k, *alternatives):
+                if cfg.get(key) is not None:
+                    return cfg[key]
+            raise ValueError(f"config.json: missing field {k!r} for model_type {family!r}")
 
-        heads = int(need("num_attention_heads"))
-        hidden = int(need("hidden_size"))
-        layers = int(need("num_hidden_layers"))
+        heads = int(need("num_attention_heads", "n_head"))
+        hidden = int(need("hidden_size", "n_embd"))
+        layers = int(need("num_hidden_layers", "n_layer"))
         kw: dict[str, Any] = dict(
             key=re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-") or "model",
             name=name,
@@ -249,13 +274,47 @@ class ModelSpec:
             kv_heads=int(cfg.get("num_key_value_heads") or heads),
             head_dim=int(cfg.get("head_dim") or hidden // heads),
             vocab=int(need("vocab_size")),
-            intermediate=int(need("intermediate_size")),
-            tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-            max_context_tokens=int(cfg.get("max_position_embeddings", 131072)),
+            intermediate=int(cfg.get("intermediate_size") or 0),
+            tie_embeddings=bool(cfg.get("tie_word_embeddings", family == "falcon")),
+            max_context_tokens=int(
+                cfg.get("max_position_embeddings")
+                or cfg.get("n_positions")
+                or (2048 if family == "falcon" else 131072)
+            ),
             source="Hugging Face config.json",
         )
+        if family not in ("gptj", "falcon"):
+            kw["intermediate"] = int(need("intermediate_size"))
         if family == "qwen2":
             kw["attention_bias"] = True
+        if family == "gptj":
+            # GPT-J: q/k/v/o without biases, a GELU MLP and an LM head with biases, one
+            # LayerNorm per layer shared by the parallel attention and MLP.
+            kw.update(
+                intermediate=int(cfg.get("n_inner") or 4 * hidden),
+                mlp_matrices=2,
+                mlp_bias=True,
+                lm_head_bias=True,
+                norm_bias=True,
+                norms_per_layer=1,
+            )
+        if family == "falcon":
+            new_arch = bool(cfg.get("new_decoder_architecture", False))
+            if new_arch:
+                kv_heads = int(cfg.get("num_kv_heads") or heads)
+            else:
+                kv_heads = 1 if cfg.get("multi_query", True) else heads
+            bias = bool(cfg.get("bias", False))
+            kw.update(
+                kv_heads=kv_heads,
+                intermediate=int(cfg.get("ffn_hidden_size") or 4 * hidden),
+                mlp_matrices=2,
+                attention_bias=bias,
+                o_bias=bias,
+                mlp_bias=bias,
+                norm_bias=True,
+                norms_per_layer=2 if new_arch or not cfg.get("parallel_attn", True) else 1,
+            )
         if (
             family in ("mistral", "qwen2", "llama")
             and cfg.get("sliding_window")
@@ -302,186 +361,9 @@ class ModelSpec:
         return cls(**kw)
 
 
-_FAMILIES = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v3", "gpt_oss")
+_FAMILIES = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v3", "gpt_oss", "gptj", "falcon")
 
-_HF = "the model's config.json (copy in ai-dynamo/aiconfigurator model_configs/)"
-
-MODELS: dict[str, ModelSpec] = {
-    m.key: m
-    for m in (
-        ModelSpec(
-            key="llama-3.1-8b",
-            name="Llama-3.1-8B",
-            family="llama",
-            layers=32,
-            hidden=4096,
-            heads=32,
-            kv_heads=8,
-            head_dim=128,
-            vocab=128256,
-            intermediate=14336,
-            published_params=8.03e9,
-            source=f"{_HF}; model card 8.03 B",
-        ),
-        ModelSpec(
-            key="llama-3.1-70b",
-            name="Llama-3.1-70B",
-            family="llama",
-            layers=80,
-            hidden=8192,
-            heads=64,
-            kv_heads=8,
-            head_dim=128,
-            vocab=128256,
-            intermediate=28672,
-            published_params=70.6e9,
-            source=f"{_HF}; model card 70.6 B",
-        ),
-        ModelSpec(
-            key="llama-3.3-70b",
-            name="Llama-3.3-70B",
-            family="llama",
-            layers=80,
-            hidden=8192,
-            heads=64,
-            kv_heads=8,
-            head_dim=128,
-            vocab=128256,
-            intermediate=28672,
-            published_params=70.6e9,
-            source=f"{_HF}; same shape as Llama-3.1-70B",
-        ),
-        ModelSpec(
-            key="llama-3.1-405b",
-            name="Llama-3.1-405B",
-            family="llama",
-            layers=126,
-            hidden=16384,
-            heads=128,
-            kv_heads=8,
-            head_dim=128,
-            vocab=128256,
-            intermediate=53248,
-            published_params=405.9e9,
-            source=f"{_HF}; model card 405 B",
-        ),
-        ModelSpec(
-            key="mistral-7b-v0.3",
-            name="Mistral-7B-v0.3",
-            family="mistral",
-            layers=32,
-            hidden=4096,
-            heads=32,
-            kv_heads=8,
-            head_dim=128,
-            vocab=32768,
-            intermediate=14336,
-            max_context_tokens=32768,
-            published_params=7.25e9,
-            source=f"{_HF}; model card 7.25 B",
-        ),
-        ModelSpec(
-            key="mixtral-8x7b",
-            name="Mixtral-8x7B",
-            family="mixtral",
-            layers=32,
-            hidden=4096,
-            heads=32,
-            kv_heads=8,
-            head_dim=128,
-            vocab=32000,
-            intermediate=14336,
-            experts=8,
-            experts_active=2,
-            max_context_tokens=32768,
-            published_params=46.7e9,
-            published_active_params=12.9e9,
-            source=f"{_HF}; Mistral AI: 46.7 B total, 12.9 B active",
-        ),
-        ModelSpec(
-            key="qwen2.5-7b",
-            name="Qwen2.5-7B",
-            family="qwen2",
-            layers=28,
-            hidden=3584,
-            heads=28,
-            kv_heads=4,
-            head_dim=128,
-            vocab=152064,
-            intermediate=18944,
-            attention_bias=True,
-            max_context_tokens=32768,
-            published_params=7.62e9,
-            source=f"{_HF}; model card 7.61 B",
-        ),
-        ModelSpec(
-            key="qwen2.5-72b",
-            name="Qwen2.5-72B",
-            family="qwen2",
-            layers=80,
-            hidden=8192,
-            heads=64,
-            kv_heads=8,
-            head_dim=128,
-            vocab=152064,
-            intermediate=29568,
-            attention_bias=True,
-            max_context_tokens=32768,
-            published_params=72.7e9,
-            source=f"{_HF}; model card 72.7 B",
-        ),
-        ModelSpec(
-            key="deepseek-v3",
-            name="DeepSeek-V3",
-            family="deepseek_v3",
-            layers=61,
-            hidden=7168,
-            heads=128,
-            kv_heads=128,
-            head_dim=192,
-            vocab=129280,
-            intermediate=18432,
-            experts=256,
-            experts_active=8,
-            shared_experts=1,
-            moe_intermediate=2048,
-            dense_layers=3,
-            kv_lora_rank=512,
-            qk_rope_head_dim=64,
-            q_lora_rank=1536,
-            qk_nope_head_dim=128,
-            v_head_dim=128,
-            max_context_tokens=163840,
-            published_params=671e9,
-            published_active_params=37e9,
-            source=f"{_HF}; DeepSeek-V3 report: 671 B total, 37 B active (MTP module excluded)",
-        ),
-        ModelSpec(
-            key="gpt-oss-120b",
-            name="gpt-oss-120b",
-            family="gpt_oss",
-            layers=36,
-            hidden=2880,
-            heads=64,
-            kv_heads=8,
-            head_dim=64,
-            vocab=201088,
-            intermediate=2880,
-            experts=128,
-            experts_active=4,
-            sliding_window=128,
-            sliding_window_layers=18,
-            attention_bias=True,
-            o_bias=True,
-            expert_bias=True,
-            attention_sinks=True,
-            max_context_tokens=131072,
-            published_params=116.83e9,
-            published_active_params=5.13e9,
-            source=f"{_HF}; OpenAI model card: 116.83 B total, 5.13 B active (no input embedding)",
-        ),
-    )
-}
+MODELS: dict[str, ModelSpec] = {m.key: m for m in (ModelSpec(**kw) for kw in PRESETS)}
 
 
 def _norm(s: str) -> str:

@@ -524,10 +524,16 @@ def kv_bytes_per_token_bars(
     dim). A dropdown switches the KV-cache format. Log scale: the gap is up to 25×.
 
     Args:
-        models: catalog keys (default: every model in the catalog, one per shape).
+        models: catalog keys (default: every model in the catalog, one per shape, that has
+            full-attention layers; a model whose every layer keeps a sliding window, such as
+            Mistral-7B-v0.1, adds no bytes per token beyond its window and has no bar).
         precisions: KV-cache formats in the dropdown (the first is shown first).
     """
-    keys = list(models) if models is not None else [k for k in MODELS if k != "llama-3.3-70b"]
+    keys = (
+        list(models)
+        if models is not None
+        else [k for k, m in MODELS.items() if k != "llama-3.3-70b" and m.full_attention_layers > 0]
+    )
     ms = sorted((get_model(k) for k in keys), key=lambda m: physics.kv_bytes_per_token(m))
     ps = [get_precision(p) for p in precisions]
     if not ms or not ps:
