@@ -80,7 +80,7 @@ def _(mo):
 def _(get_gpu, mo, physics):
     _h100 = get_gpu("h100")
     _w = physics.weight_bytes("llama-3.1-8b")
-    _floor_ms = 1e3 * physics.decode_step_s("h100", "llama-3.1-8b", 1, 0, bandwidth_efficiency=1)
+    _floor_ms = 1e3 * physics.decode_floor_s("h100", "llama-3.1-8b")
     mo.md(rf"""
     ## The idea
 

@@ -45,6 +45,8 @@ class GPUSpec:
         interconnect_source: the source of the interconnect figures.
         pair_link_bytes_per_s: a faster link that joins only pairs of GPUs (an NVLink bridge),
             per direction, bytes/s; None where there is none.
+        architecture: the chip generation (``ampere``, ``hopper``, ``ada``, ``blackwell``,
+            ``cdna3``): matrix units of one generation reach a similar share of their peak.
     """
 
     key: str
@@ -60,6 +62,7 @@ class GPUSpec:
     interconnect_bytes_per_s: float = 0.0
     interconnect_source: str = ""
     pair_link_bytes_per_s: float | None = None
+    architecture: str = ""
 
     @property
     def has_fp8(self) -> bool:
@@ -95,6 +98,22 @@ class GPUSpec:
         return self.interconnect_bytes_per_s
 
 
+_ARCHITECTURES = {
+    "a100-40gb-sxm": "ampere",
+    "a100-80gb-sxm": "ampere",
+    "h100-sxm": "hopper",
+    "h100-pcie": "hopper",
+    "h100-nvl": "hopper",
+    "h200-sxm": "hopper",
+    "gh200": "hopper",
+    "b200": "blackwell",
+    "l4": "ada",
+    "l40": "ada",
+    "l40s": "ada",
+    "mi300x": "cdna3",
+}
+
+
 def _gpu(
     key: str,
     name: str,
@@ -114,6 +133,7 @@ def _gpu(
     """A spec from datasheet units; ``interconnect`` is (name, GB/s each way, source)."""
     link, link_gb_s, link_source = interconnect
     return GPUSpec(
+        architecture=_ARCHITECTURES[key],
         key=key,
         name=name,
         memory_bytes=memory_gb * 1e9,

@@ -8,10 +8,16 @@ per row:
 - ``weight_bandwidth_efficiency`` / ``fp8_weight_bandwidth_efficiency``: fraction of the
   datasheet memory bandwidth that the weight-streaming matrix products reach with 16-bit and
   with FP8 weights (FP8's small-batch kernels stream less well);
-- ``kv_bandwidth_efficiency``: the same for attention kernels reading the KV cache;
+- ``kv_bandwidth_efficiency``: the same for attention kernels reading the KV cache, reached when
+  the kernel has many (sequence, KV head) blocks to spread over the chip; with P blocks per GPU
+  it reaches ``efficiency × P / (P + attention_half_efficiency_blocks)`` (one long sequence on a
+  GQA model has only 8 blocks);
 - ``gemm_flops_efficiency`` / ``fp8_gemm_flops_efficiency``: fraction of the dense tensor peak
   that large matrix products reach; a product over M tokens reaches
-  ``efficiency × M / (M + gemm_half_efficiency_tokens)`` (small M cannot fill the chip);
+  ``efficiency × M / (M + gemm_half_efficiency_tokens)`` (small M cannot fill the chip); the
+  two efficiencies are Hopper's (and any chip's without its own figure), and
+  ``ampere_gemm_flops_efficiency`` / ``ada_gemm_flops_efficiency`` replace the 16-bit one on
+  those generations (A100s reach a larger share of their smaller peak; FP8 scales alike);
 - ``attention_flops_efficiency``: fraction of the 16-bit peak reached by prefill attention;
 - ``roofline_sharpness``: p of the smooth maximum (aᵖ + bᵖ)^(1/p) between a matrix product's
   weight-read time and its compute time (∞ is the textbook hard roofline; near the ridge, real
@@ -55,11 +61,14 @@ _FRACTIONS = (
     "kv_bandwidth_efficiency",
     "gemm_flops_efficiency",
     "fp8_gemm_flops_efficiency",
+    "ampere_gemm_flops_efficiency",
+    "ada_gemm_flops_efficiency",
     "attention_flops_efficiency",
     "allreduce_bandwidth_efficiency",
 )
 _NON_NEGATIVE = (
     "gemm_half_efficiency_tokens",
+    "attention_half_efficiency_blocks",
     "step_overhead_s",
     "layer_overhead_s",
     "sequence_overhead_s",
@@ -77,6 +86,9 @@ class StepParams:
     gemm_flops_efficiency: float
     fp8_gemm_flops_efficiency: float
     gemm_half_efficiency_tokens: float
+    ampere_gemm_flops_efficiency: float
+    ada_gemm_flops_efficiency: float
+    attention_half_efficiency_blocks: float
     attention_flops_efficiency: float
     roofline_sharpness: float
     step_overhead_s: float
@@ -110,7 +122,7 @@ class StepParams:
                 changes.setdefault(f"{name}_bandwidth_efficiency", bw)
         fl = changes.pop("flops_efficiency", None)
         if fl is not None:
-            for name in ("gemm", "fp8_gemm", "attention"):
+            for name in ("gemm", "fp8_gemm", "ampere_gemm", "ada_gemm", "attention"):
                 changes.setdefault(f"{name}_flops_efficiency", fl)
         known = {f.name for f in fields(self)}
         unknown = sorted(set(changes) - known)
@@ -133,6 +145,9 @@ IDEAL_STEP_PARAMS = StepParams(
     gemm_flops_efficiency=1.0,
     fp8_gemm_flops_efficiency=1.0,
     gemm_half_efficiency_tokens=0.0,
+    ampere_gemm_flops_efficiency=1.0,
+    ada_gemm_flops_efficiency=1.0,
+    attention_half_efficiency_blocks=0.0,
     attention_flops_efficiency=1.0,
     roofline_sharpness=math.inf,
     step_overhead_s=0.0,
@@ -169,27 +184,30 @@ class StepFitSummary:
 # Fitted values: written by ``python -m infphys.sim.fit --write`` (see infphys/sim/fit.py).
 # --- BEGIN FITTED ---
 FITTED_STEP_PARAMS = StepParams(
-    weight_bandwidth_efficiency=0.8,
-    fp8_weight_bandwidth_efficiency=0.7,
-    kv_bandwidth_efficiency=0.8,
-    gemm_flops_efficiency=0.7,
-    fp8_gemm_flops_efficiency=0.6,
-    gemm_half_efficiency_tokens=64.0,
-    attention_flops_efficiency=0.3,
-    roofline_sharpness=2.0,
-    step_overhead_s=0.001,
-    layer_overhead_s=1e-05,
-    sequence_overhead_s=5e-06,
-    allreduce_latency_s=1e-05,
-    allreduce_bandwidth_efficiency=0.6,
+    weight_bandwidth_efficiency=1.0,
+    fp8_weight_bandwidth_efficiency=0.8350579,
+    kv_bandwidth_efficiency=0.9276222,
+    gemm_flops_efficiency=0.5351401,
+    fp8_gemm_flops_efficiency=0.5845314,
+    gemm_half_efficiency_tokens=143.9256,
+    ampere_gemm_flops_efficiency=0.781709,
+    ada_gemm_flops_efficiency=0.5518592,
+    attention_half_efficiency_blocks=37.39193,
+    attention_flops_efficiency=0.3237831,
+    roofline_sharpness=8.932822,
+    step_overhead_s=1.029018e-12,
+    layer_overhead_s=6.213381e-05,
+    sequence_overhead_s=1.321473e-05,
+    allreduce_latency_s=1.644359e-05,
+    allreduce_bandwidth_efficiency=0.6047582,
 )
 FIT_SUMMARY = StepFitSummary(
-    source="not fitted yet",
-    rows=0,
-    median_abs_error_first_token=math.nan,
-    median_abs_error_token_to_token=math.nan,
-    p90_abs_error_first_token=math.nan,
-    p90_abs_error_token_to_token=math.nan,
-    method="placeholder",
+    source='infphys/catalog/data/trtllm_0.9_static_batch.csv: TensorRT-LLM 0.9 static-batch runs with random weights; NVIDIA DLI course data as published in GitHub repo wbing520/ai-performance-engineering, code/ch10_inference/inference_gpu_cluster_sizing/dataset/ at commit 0e25b2e2; columns renamed, values unchanged',
+    rows=2878,
+    median_abs_error_first_token=0.1102,
+    median_abs_error_token_to_token=0.0696,
+    p90_abs_error_first_token=0.3326,
+    p90_abs_error_token_to_token=0.2389,
+    method="scipy least_squares, soft-L1 loss on log(simulated / measured), f_scale 0.1, every measured row's first-token and token-to-token time",
 )
 # --- END FITTED ---

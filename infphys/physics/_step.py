@@ -47,6 +47,9 @@ class StepConstants(NamedTuple):
     matmul_flops_per_token: Any
     attention_flops_per_pair: Any
     link_bytes_per_s: Any
+    arch_ampere: Any
+    arch_ada: Any
+    kv_heads_per_gpu: Any
 
 
 class _Priced(NamedTuple):
@@ -94,6 +97,12 @@ def price_step(
     ef = p.gemm_flops_efficiency + c.fp8_weights * (
         p.fp8_gemm_flops_efficiency - p.gemm_flops_efficiency
     )
+    ratio = (
+        1.0
+        + c.arch_ampere * (p.ampere_gemm_flops_efficiency / p.gemm_flops_efficiency - 1.0)
+        + c.arch_ada * (p.ada_gemm_flops_efficiency / p.gemm_flops_efficiency - 1.0)
+    )
+    ef = ef * ratio
     ef_m = ef * new_tokens / (new_tokens + p.gemm_half_efficiency_tokens + 1e-300)
     e, k = c.experts, c.experts_active
     uniform = e * (1.0 - (1.0 - k / e) ** new_tokens)
@@ -115,7 +124,11 @@ def price_step(
     weight_read_s = weight_b / tp / (c.bandwidth_bytes_per_s * ew)
     gemm_compute_s = gemm_fl / tp / (c.gemm_flops_per_s * ef_m + 1e-300)
     gemm_s = _smax(weight_read_s, gemm_compute_s, p.roofline_sharpness)
-    attn_mem_s = kv_b / tp / (c.bandwidth_bytes_per_s * p.kv_bandwidth_efficiency)
+    blocks = sequences * c.kv_heads_per_gpu
+    e_kv = (
+        p.kv_bandwidth_efficiency * blocks / (blocks + p.attention_half_efficiency_blocks + 1e-300)
+    )
+    attn_mem_s = kv_b / tp / (c.bandwidth_bytes_per_s * e_kv + 1e-300)
     attn_comp_s = attn_fl / tp / (c.attention_flops_per_s * p.attention_flops_efficiency)
     ring_b = 2.0 * (tp - 1) / tp * new_tokens * c.hidden * 2.0
     comm_s = (

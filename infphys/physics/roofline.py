@@ -298,8 +298,7 @@ class RooflineModel:
         """Per-direction link bandwidth the group's all-reduces use."""
         if self.interconnect_bytes_per_s is not None:
             return self.interconnect_bytes_per_s
-        link = getattr(self.gpu, "all_reduce_bytes_per_s", None)
-        return 450e9 if link is None else float(link(self.tp))
+        return self.gpu.all_reduce_bytes_per_s(self.tp) if self.tp > 1 else 1.0
 
     @cached_property
     def constants(self) -> StepConstants:
@@ -329,6 +328,9 @@ class RooflineModel:
             matmul_flops_per_token=self.matmul_flops_per_token,
             attention_flops_per_pair=self.attention_flops_per_pair,
             link_bytes_per_s=self.link_bytes_per_s,
+            arch_ampere=1.0 if self.gpu.architecture == "ampere" else 0.0,
+            arch_ada=1.0 if self.gpu.architecture == "ada" else 0.0,
+            kv_heads_per_gpu=max(1.0, m.kv_heads / self.tp) if not m.is_mla else float(m.heads),
         )
 
     # --- pricing -------------------------------------------------------------------------

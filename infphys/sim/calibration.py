@@ -18,8 +18,10 @@ Each row is simulated the way trtllm-bench runs it:
   up to 32/128/256), ``max_num_tokens`` = that × (1 + ISL/OSL) capped at 32,768 and rounded, and
   at least ISL + ``max_batch_size`` because the benchmark runs without chunked context.
 
-The simulator's scheduler is vLLM's, not TensorRT-LLM's (which reserves a request's whole KV at
-admission and never preempts); with trtllm-bench's batch limits the difference is small.
+The engine runs TensorRT-LLM's scheduler (``scheduler="trtllm"``: a request's whole KV is
+reserved at admission, nothing is preempted, no chunked context). These rows are not fitted to:
+the step model is fitted to the static-batch table (:mod:`infphys.sim.fit`), so this table is
+a check on data the fit never saw (FP8 Llama-3.1 on H100 and H200 at saturation).
 
 Worked example: Llama-3.1-8B FP8 on an H200 at 1000/1000. trtllm-bench's heuristic sees
 (141 − 8.03) GB = 123.8 GiB free, takes 95 % of it for KV at 64 KiB per token: 963 requests of
@@ -153,6 +155,7 @@ def row_config(row: CalibrationRow, **overrides: Any) -> EngineConfig:
     kv = KV_CACHE_FREE_GPU_MEM_FRACTION * (g.memory_bytes - w - reserve)
     util = min(1.0, (kv + w + reserve) / g.memory_bytes)
     settings: dict[str, Any] = {
+        "scheduler": "trtllm",
         "tp": row.tp,
         "max_num_seqs": bs,
         "max_num_batched_tokens": tokens,
@@ -237,7 +240,7 @@ FIT_GRID: dict[str, tuple[float, ...]] = {
     "bandwidth_efficiency": (0.65, 0.7, 0.72),
     "flops_efficiency": (0.5, 0.55),
     "step_overhead_s": (0.0005, 0.001, 0.0015),
-    "per_sequence_overhead_s": (8e-6, 10e-6, 12e-6),
+    "sequence_overhead_s": (8e-6, 10e-6, 12e-6),
 }
 
 

@@ -73,6 +73,7 @@ class NimServing:
     max_batch_size: int = 256
     max_num_tokens: int = 8192
     block_tokens: int = 64
+    chunked_context: bool = False
 
 
 #: Fitted to the NIM rows (``infphys.sim.fit.fit_nim_serving``).
@@ -102,6 +103,7 @@ def nim_engine_config(
         kv_precision=precision,
         tp=tp,
         scheduler="trtllm",
+        chunked_prefill=serving.chunked_context,
         max_num_seqs=serving.max_batch_size,
         max_num_batched_tokens=serving.max_num_tokens,
         block_tokens=serving.block_tokens,
@@ -116,8 +118,12 @@ def nim_engine_config(
 def _row_metrics(res: Any, osl: int) -> dict[str, float]:
     recs = [r for r in res.records if not r.warmup and r.status == "ok"]
     if not recs:
-        return {"ttft_ms_avg": math.nan, "ttft_ms_p95": math.nan, "itl_ms_avg": math.nan,
-                "output_tokens_per_s": math.nan}
+        return {
+            "ttft_ms_avg": math.nan,
+            "ttft_ms_p95": math.nan,
+            "itl_ms_avg": math.nan,
+            "output_tokens_per_s": math.nan,
+        }
     ttft = np.array([r.first_token_s - r.sent_s for r in recs])
     e2e = np.array([r.end_s - r.sent_s for r in recs])
     n = np.array([r.completion_tokens for r in recs], dtype=float)
@@ -142,8 +148,13 @@ def replay_nim_row(
     """Simulate one NIM row (a mapping or namedtuple with the loader's columns)."""
     c, isl, osl = int(row.concurrency), int(row.isl), int(row.osl)
     cfg = nim_engine_config(
-        row.model_key, row.gpu_key, row.precision_key, int(row.tp),
-        serving=serving, step_params=step_params, max_model_len=isl + osl + 8,
+        row.model_key,
+        row.gpu_key,
+        row.precision_key,
+        int(row.tp),
+        serving=serving,
+        step_params=step_params,
+        max_model_len=isl + osl + 8,
     )
     wl = Workload.closed(
         c,
@@ -189,7 +200,9 @@ def replay_nim(
     return out
 
 
-def replay_static_row(row: Any, *, step_params: StepParams = FITTED_STEP_PARAMS) -> dict[str, float]:
+def replay_static_row(
+    row: Any, *, step_params: StepParams = FITTED_STEP_PARAMS
+) -> dict[str, float]:
     """Simulate one static-batch row: ``batch`` requests at once, prefilled in one step."""
     b, isl, osl = int(row.batch), int(row.isl), int(row.osl)
     m = get_model(row.model_key)
@@ -238,8 +251,9 @@ def replay_static(
 
 
 def summarise(
-    replayed: pd.DataFrame, columns: Iterable[str], by: Iterable[str] = ("model_key", "gpu_key",
-                                                                           "precision_key", "tp")
+    replayed: pd.DataFrame,
+    columns: Iterable[str],
+    by: Iterable[str] = ("model_key", "gpu_key", "precision_key", "tp"),
 ) -> pd.DataFrame:
     """Median |error| of each column per group, plus an ``overall`` row."""
     cols = list(columns)
@@ -248,8 +262,9 @@ def summarise(
         err[f"err_{c}"] = err[f"err_{c}"].abs()
     groups = err.groupby(list(by)).median()
     overall = err[[f"err_{c}" for c in cols]].median().to_frame().T
-    overall.index = pd.MultiIndex.from_tuples([("overall",) + ("",) * (len(list(by)) - 1)],
-                                              names=groups.index.names)
+    overall.index = pd.MultiIndex.from_tuples(
+        [("overall",) + ("",) * (len(list(by)) - 1)], names=groups.index.names
+    )
     return pd.concat([groups, overall]).rename(columns=lambda c: c.removeprefix("err_"))
 
 
