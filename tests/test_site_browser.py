@@ -34,7 +34,6 @@ from urllib.parse import urlsplit
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-BUILD_LIMIT_S = 120.0
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -69,7 +68,6 @@ class Site:
 
     root: Path
     base_url: str
-    build_s: float
     log: str
     pages: list[str] = field(default_factory=list)
 
@@ -87,7 +85,6 @@ def site() -> Iterator[Site]:
         server.daemon_threads = True
         base_url = f"http://127.0.0.1:{server.server_address[1]}/"
         env = {**os.environ, "INFPHYS_SITE_URL": base_url, "NO_MKDOCS_2_WARNING": "1"}
-        t0 = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(root)],
             cwd=REPO,
@@ -96,7 +93,6 @@ def site() -> Iterator[Site]:
             text=True,
             timeout=600,
         )
-        build_s = time.perf_counter() - t0
         log = proc.stdout + proc.stderr
         if proc.returncode != 0:
             server.server_close()
@@ -107,7 +103,7 @@ def site() -> Iterator[Site]:
             sitemap = ET.parse(root / "sitemap.xml").getroot()
             ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
             pages = [loc.text or "" for loc in sitemap.findall("s:url/s:loc", ns)]
-            yield Site(root=root, base_url=base_url, build_s=build_s, log=log, pages=pages)
+            yield Site(root=root, base_url=base_url, log=log, pages=pages)
         finally:
             server.shutdown()
             server.server_close()
@@ -117,8 +113,8 @@ def site() -> Iterator[Site]:
 # --- the build, no browser -------------------------------------------------------------------
 
 
-def test_site_builds_strict_in_time(site: Site) -> None:
-    assert site.build_s < BUILD_LIMIT_S, f"build took {site.build_s:.0f} s"
+def test_site_builds_strict(site: Site) -> None:
+    # How long the build takes is a benchmark figure (benchmarks/bench_budgets.py, 120 s target).
     assert re.search(r"infphys: site [\d.]+ MB in \d+ files", site.log), site.log
     assert site.pages and site.pages[0] == site.base_url
 
