@@ -44,8 +44,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-#: How long a page may take to typeset its maths and draw its charts, ms.
-DRAW_TIMEOUT_MS = 30_000
+#: How long any browser step (a load, typesetting the maths, drawing the charts) may take
+#: before the test gives up, ms: a guard against a hang, generous for a busy 2-core machine
+#: (Playwright's own 30 s default once ran out there while marimo snapshots booted).
+DRAW_TIMEOUT_MS = 120_000
 #: Lab pages opened at once by the snapshot test.
 SNAPSHOT_PAGES_AT_ONCE = 4
 
@@ -233,6 +235,7 @@ def browser(site: Site) -> Iterator[Browser]:
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         context = b.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(DRAW_TIMEOUT_MS)
         context.route("**/*", route)
         try:
             yield Browser(context=context, external=external)
