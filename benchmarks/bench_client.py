@@ -87,7 +87,7 @@ class PreciseServer:
         self.url = line.rsplit(" ", 1)[-1].strip()
 
     def delivered(self) -> dict[str, float]:
-        """The delays the server delivered since the last call: n, p50_ms, p95_ms, max_ms."""
+        """Delays the server delivered since the last call: n, min_ms, p50_ms, p95_ms, max_ms."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write("stats\n")
         self.proc.stdin.flush()

@@ -12,7 +12,10 @@ here: ``infphys.catalog`` (GPU and model reference data), ``infphys.physics`` (f
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from infphys.records import infphys_version as _infphys_version
+
+#: The installed distribution's version: pyproject.toml is the one place it is written.
+__version__ = _infphys_version()
 
 from infphys.catalog import *
 from infphys.catalog import __all__ as _catalog_all

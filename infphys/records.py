@@ -27,6 +27,7 @@ so an interrupted run keeps every finished record. A torn last line is ignored o
 
 from __future__ import annotations
 
+import importlib.metadata
 import itertools
 import json
 import math
@@ -48,6 +49,7 @@ __all__ = [
     "Run",
     "RunHeader",
     "RunWriter",
+    "infphys_version",
     "load_run",
     "read_run",
     "records_to_frame",
@@ -80,12 +82,19 @@ ERROR_CLASSES: tuple[str, ...] = (
 TOKEN_COUNT_SOURCES: tuple[str, ...] = ("usage", "simulated", "chunks", "chars/4", "none")
 
 
+def infphys_version() -> str:
+    """The installed infphys distribution's version (pyproject.toml's), or ``0+unknown`` when
+    the package is imported from a source tree that was never installed."""
+    try:
+        return importlib.metadata.version("infphys")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 def versions() -> dict[str, str]:
     """Versions worth recording with a run: infphys, Python and the platform."""
-    from infphys import __version__
-
     return {
-        "infphys": __version__,
+        "infphys": infphys_version(),
         "python": sys.version.split()[0],
         "platform": platform.platform(terse=True),
     }

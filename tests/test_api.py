@@ -65,3 +65,19 @@ def test_top_level_reexports_physics_and_catalog() -> None:
     assert infphys.kv_bytes_per_token is infphys.physics.kv_bytes_per_token
     assert infphys.get_gpu is infphys.catalog.get_gpu
     assert infphys.__version__
+
+
+def test_the_version_is_written_once_in_pyproject() -> None:
+    # pyproject.toml holds the version; the package, run files and answer books read the
+    # installed distribution's metadata rather than a second copy of the string.
+    import tomllib
+    from pathlib import Path
+
+    from infphys.records import versions
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    assert infphys.__version__ == declared
+    assert versions()["infphys"] == declared
+    init = Path(infphys.__file__).read_text(encoding="utf-8")
+    assert declared not in init, "infphys/__init__.py repeats the version string"

@@ -31,8 +31,6 @@ LABS = {
     5: "05_throughput.py",
     6: "06_cost.py",
 }
-#: Each lab must run top to bottom within this many seconds on a 2-core machine.
-LAB_BUDGET_S = 60.0
 
 
 @dataclass
@@ -52,11 +50,9 @@ def _load(number: int) -> ModuleType:
 
 
 def _run(number: int, **defs: Any) -> dict[str, Any]:
+    """Run a lab headless (its 60 s budget is a benchmark: benchmarks/bench_budgets.py)."""
     app = _load(number).app
-    start = time.perf_counter()
     _, result = app.run(defs=defs) if defs else app.run()
-    elapsed = time.perf_counter() - start
-    assert elapsed < LAB_BUDGET_S, f"lab {number} took {elapsed:.1f} s headless"
     return dict(result)
 
 
@@ -291,9 +287,26 @@ def test_lab2_runs_without_a_gpu() -> None:
         assert d["engine"].verdict.startswith("no NVIDIA GPU visible")
         assert d["copy"].memory == "host"
         assert d["copy_watch"].frame.empty and d["copy_watch"].reason
-    # The copy exercise is checked against this machine's own copy.
-    expected = 2 * d["copy_bytes"] / d["copy_s"] / 1e9
-    assert math.isfinite(expected) and expected > 0
+    # The copy exercise is checked against this machine's own copy. 16 MiB is
+    # 16 × 1,048,576 = 16,777,216 B, read once and written once: 33,554,432 B moved, so the
+    # right answer is 33,554,432 / copy_s / 10^9 GB/s (say 10 ms: 3.355 GB/s).
+    from infphys.exercises import get_exercise
+
+    ex, ctx, copy_s = get_exercise("lab02.q3"), d["exercise_context"], d["copy_s"]
+    assert ctx["copy_bytes"] == 16_777_216 and ctx["copy_s"] == copy_s
+    assert math.isfinite(copy_s) and copy_s > 0
+    assert ex.expected(**ctx) == pytest.approx(33_554_432 / copy_s / 1e9, rel=1e-12)
+    # The lab's own table agrees, and the bytes counted once (half of it) are marked wrong.
+    assert copy.bandwidth_bytes_per_s == pytest.approx(33_554_432 / copy_s, rel=1e-9)
+    assert ex.check(33_554_432 / copy_s / 1e9, **ctx).ok
+    assert ex.check(16_777_216 / copy_s / 1e9, **ctx).status == "wrong"
+    # With the catalog's H100 SXM (3.35 TB/s): a 1 GiB copy moves 2 × 1,073,741,824 B
+    # = 2.147e9 B, which at datasheet speed takes 2.147e9 / 3.35e12 = 0.641 ms: 3,350 GB/s.
+    from infphys.catalog import get_gpu
+
+    at_datasheet_s = 2 * 2**30 / get_gpu("h100-sxm").bandwidth_bytes_per_s
+    assert at_datasheet_s == pytest.approx(0.641e-3, rel=1e-3)
+    assert ex.expected(copy_bytes=2**30, copy_s=at_datasheet_s) == pytest.approx(3350.0)
 
 
 # --- labs 1 and 5: against the embedded simulator over HTTP -----------------------------------

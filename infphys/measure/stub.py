@@ -43,9 +43,7 @@ Ctrl-C.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import json
 import threading
 import time
@@ -553,33 +551,3 @@ class StubServer:
             await resp.write(tail)
         await resp.write_eof()
         return resp
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Serve until Ctrl-C, printing the base URL (used by ``benchmarks/bench_client.py``)."""
-    ap = argparse.ArgumentParser(prog="infphys-stub", description="infphys stub server")
-    ap.add_argument("--delay-ms", type=float, default=0.0, help="wait before the first token")
-    ap.add_argument("--tokens", type=int, default=8, help="completion tokens per answer")
-    ap.add_argument("--gap-ms", type=float, default=0.0, help="gap between tokens")
-    ap.add_argument("--fault", choices=FAULTS, default=None)
-    ap.add_argument("--fault-every", type=int, default=1)
-    ap.add_argument("--model", default=DEFAULT_MODEL)
-    ap.add_argument("--metrics", choices=("vllm", "nim", "none"), default="vllm")
-    args = ap.parse_args(argv)
-    config = StubConfig(
-        model=args.model,
-        delay_s=args.delay_ms / 1e3,
-        tokens=args.tokens,
-        token_gap_s=args.gap_ms / 1e3,
-        fault=args.fault,
-        fault_every=args.fault_every,
-        metrics_style=args.metrics,
-    )
-
-    async def serve() -> None:
-        async with StubServer(config) as server:
-            print(f"infphys stub listening on {server.base_url}", flush=True)
-            await asyncio.Event().wait()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
