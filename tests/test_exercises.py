@@ -276,6 +276,14 @@ def test_answer_key_has_every_explanation() -> None:
 # --- answer books and grading -----------------------------------------------------------------
 
 H200_8B = {"gpu": "h200", "model": "llama-3.1-8b", "context_tokens": 8192}
+# Lab 3's whole context, as the lab stores it (what `infphys grade` compares a context with).
+LAB03 = {
+    **H200_8B,
+    "model_name": "Llama-3.1-8B",
+    "gpu_name": "H200 SXM",
+    "kv_precision": "bf16",
+    "weights_precision": "bf16",
+}
 
 
 def test_book_records_only_checked_answers(tmp_path: Path) -> None:
@@ -333,12 +341,12 @@ def test_add_run_needs_a_lab_and_plain_data() -> None:
 
 def _class_folder(tmp_path: Path) -> Path:
     ada = AnswerBook("Ada")
-    ada.check("lab03.q1", "131072", **LLAMA_8B)
-    ada.check("lab03.q2", "101", **H200_8B)
+    ada.check("lab03.q1", "131072", **LAB03)
+    ada.check("lab03.q2", "101", **LAB03)
     ada.save(tmp_path)
     bob = AnswerBook("Bob")
-    bob.check("lab03.q1", "524288", **LLAMA_8B)  # the naive formula: wrong
-    bob.check("lab03.q2", "50", **H200_8B)  # his neighbour's H100 figure: wrong
+    bob.check("lab03.q1", "524288", **LAB03)  # the naive formula: wrong
+    bob.check("lab03.q2", "50", **LAB03)  # his neighbour's H100 figure: wrong
     path = bob.save(tmp_path)
     # Bob edits his file to claim both passed.
     data = json.loads(path.read_text())
@@ -398,18 +406,18 @@ def test_cli_grade_table_and_csv(tmp_path: Path) -> None:
     folder = _class_folder(tmp_path / "answers")
     out = tmp_path / "grades.csv"
     result = CliRunner().invoke(app, ["grade", str(folder), "--csv", str(out)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # broken.json is unreadable
     assert "Ada" in result.output and "Bob" in result.output and "2/2" in result.output
-    assert "2 stored pass(es) fail on re-check" in result.output
+    assert "tampered" in result.output
     csv = pd.read_csv(out)
     assert list(csv["learner"]) == ["Ada", "Bob", "broken"]
-    assert list(csv["passed"]) == [2, 0, 0]
+    assert list(csv["score"]) == [2, 0, 0]
 
 
 def test_cli_grade_details(tmp_path: Path) -> None:
     folder = _class_folder(tmp_path / "answers")
     result = CliRunner().invoke(app, ["grade", str(folder), "--details"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # broken.json is unreadable
     assert "524288" in result.output and "131072" in result.output
 
 
@@ -434,7 +442,7 @@ def test_docstring_examples(module: str) -> None:
 
 def test_grade_one_lab(tmp_path: Path) -> None:
     book = AnswerBook("Ada")
-    book.check("lab03.q1", "131072", **LLAMA_8B)
+    book.check("lab03.q1", "131072", **LAB03)
     book.check("lab06.q1", "0.05", gpu_hourly_usd=2.5, num_gpus=8, concurrent_users=400)
     book.save(tmp_path)
     assert [c for c in grade(tmp_path).columns if "." in c] == ["lab03.q1", "lab06.q1"]
@@ -446,3 +454,4 @@ def test_grade_one_lab(tmp_path: Path) -> None:
         grade(tmp_path, lab="three")
     result = CliRunner().invoke(app, ["grade", str(tmp_path), "--lab", "lab06"])
     assert result.exit_code == 0 and "lab06.q1" in result.output and "lab03.q1" not in result.output
+    assert "1/3" in result.output  # scored out of lab 6's three exercises, not the one answered

@@ -510,3 +510,17 @@ def test_infphys_labs_starts_the_simulator_and_marimo(tmp_path: Path) -> None:
             proc.wait()
     assert _get(f"http://127.0.0.1:{port}/") is None
     assert _get(sim_url.group(1) + "/v1/models") is None
+
+
+def test_grading_accepts_the_contexts_the_labs_store(
+    lab3: dict[str, Any], lab4: dict[str, Any], lab6: dict[str, Any]
+) -> None:
+    from infphys.exercises.contexts import context_problems
+
+    for d, contexts in (
+        (lab3, {"lab03.q1": "exercise_context"}),
+        (lab4, {"lab04.q2": "exercise_context"}),
+        (lab6, {"lab06.q1": "calculator_context", "lab06.q2": "capacity_context"}),
+    ):
+        for ex_id, name in contexts.items():
+            assert context_problems(ex_id, d[name]) == [], ex_id

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from infphys.exercises import exercises_for
+from infphys.exercises.contexts import context_problems
 
 LABS = Path(__file__).resolve().parents[1] / "labs"
 MARIMO = Path(sys.executable).with_name("marimo")
@@ -92,6 +93,7 @@ def check_exercises(lab: int, defs: dict[str, Any]) -> None:
     ctx = defs["exercise_context"]
     for i, ex in enumerate(exercises_for(lab), start=1):
         assert defs[f"v{i}"].status == "missing"
+        assert context_problems(ex.id, ctx) == [], ex.id  # `infphys grade` trusts this context
         expected = ex.expected(**ctx)
         assert ex.check(expected, **ctx).ok, ex.id
         if ex.kind == "choice":

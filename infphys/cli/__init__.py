@@ -6,6 +6,7 @@ Each command module registers its commands on :data:`infphys.cli._app.app` when 
 from __future__ import annotations
 
 from infphys.cli import gpu as _gpu  # noqa: F401
+from infphys.cli import grade as _grade  # noqa: F401
 from infphys.cli import labs as _labs  # noqa: F401
 from infphys.cli import measure as _measure  # noqa: F401
 from infphys.cli import physics as _physics  # noqa: F401

@@ -1,113 +1,41 @@
-"""Course commands: ``labs`` opens the marimo labs, ``grade`` tabulates learners' answer files.
+"""``infphys labs``: copy the course labs to a folder the learner owns and open them in marimo.
 
-``infphys grade answers/`` re-checks every answer in every ``*.json`` file of the folder against
-the context it was given (a verdict edited in a file counts for nothing), prints who passed what
-and with ``--csv`` writes the same table as CSV.
+The labs ship inside the package (:mod:`infphys.labkit`). ``infphys labs`` copies them to a
+working folder, ``./infphys-labs/`` by default (``--dir``), without overwriting a lab the learner
+edited (``--refresh`` replaces it and keeps their copy as ``<name>.bak``); answers are saved in
+``<folder>/answers/`` unless ``INFPHYS_ANSWERS_DIR`` says otherwise. ``--list`` shows what ships,
+``--copy-only`` copies and stops, ``--labs-dir`` opens a folder in place (a checkout's ``labs/``).
 
-``infphys labs`` resolves the target first (``NIM_BASE_URL`` if it answers, else the embedded
-simulator, started here and kept alive while marimo runs), then runs ``marimo edit`` (or
-``marimo run`` with ``--run``) on the labs folder, bound to 127.0.0.1. The notebooks reach the
-target through ``NIM_BASE_URL`` and ``NIM_GEN_MODEL`` in marimo's environment.
+Then it resolves the target (``NIM_BASE_URL`` if it answers, else the embedded simulator, started
+here and kept alive while marimo runs) and runs ``marimo edit`` (or ``marimo run`` with
+``--run``) on the folder, bound to 127.0.0.1. The notebooks reach the target through
+``NIM_BASE_URL`` and ``NIM_GEN_MODEL`` in marimo's environment.
+
+Ctrl-C (SIGINT), SIGTERM and SIGHUP all stop marimo, every process it started (it runs in its own
+process group) and the simulator, then exit with 128 + the signal's number.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from infphys.cli._app import app, clean_errors, console, err_console, fail
+from infphys.cli._app import app, clean_errors, err_console, fail
+from infphys.cli._signals import end_process_group, exit_code, stop_on_signals
+from infphys.labkit import CopyReport, copy_labs, default_work_dir, lab_files, lab_source
 
-__all__ = ["default_labs_dir", "grade_cmd", "labs_cmd", "marimo_command"]
-
-_STATUS_STYLE = {"pass": "green", "fail": "red", "invalid": "yellow", "unknown": "magenta"}
-
-
-@app.command("grade")
-@clean_errors
-def grade_cmd(
-    directory: Annotated[
-        Path, typer.Argument(help="Folder of learners' answer files (*.json).", show_default=False)
-    ],
-    csv: Annotated[
-        Path | None, typer.Option("--csv", help="Also write the table to this CSV file.")
-    ] = None,
-    details: Annotated[
-        bool, typer.Option("--details", help="One row per answer instead of per learner.")
-    ] = False,
-    lab: Annotated[
-        str | None, typer.Option("--lab", help="Only this lab's exercises (lab03 or 3).")
-    ] = None,
-) -> None:
-    """Re-check a folder of answer files and show who passed what (and save it as CSV)."""
-    from infphys.exercises import grade, grade_answers
-
-    frame = grade_answers(directory, lab=lab) if details else grade(directory, lab=lab)
-    if csv is not None:
-        csv.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(csv, index=False)
-    if details:
-        table = Table(title=f"Answers in {directory}", title_justify="left")
-        for col in ("learner", "exercise", "answer", "expected", "status", "tampered"):
-            table.add_column(col, justify="right" if col in ("answer", "expected") else "left")
-        for row in frame.itertuples(index=False):
-            table.add_row(
-                str(row.learner),
-                _blank(row.exercise),
-                _blank(row.answer),
-                _blank(row.expected),
-                _styled(str(row.status)),
-                "yes" if row.tampered is True else "",
-            )
-    else:
-        ids = [c for c in frame.columns if "." in str(c)]
-        table = Table(title=f"Grades in {directory}", title_justify="left")
-        table.add_column("learner")
-        table.add_column("passed", justify="right")
-        for ex_id in ids:
-            table.add_column(str(ex_id), justify="center")
-        table.add_column("notes")
-        for _, r in frame.iterrows():
-            notes = []
-            if int(r["tampered"]):
-                notes.append(f"[red]{int(r['tampered'])} stored pass(es) fail on re-check[/]")
-            if r["error"]:
-                notes.append(f"[yellow]{r['error']}[/]")
-            table.add_row(
-                str(r["learner"]),
-                f"{int(r['passed'])}/{int(r['answered'])}",
-                *(_styled(str(r[c])) for c in ids),
-                "; ".join(notes),
-            )
-    console.print(table)
-    if csv is not None:
-        console.print(f"wrote {csv}")
-
-
-def _blank(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return str(value)
-
-
-def _styled(status: str) -> str:
-    style = _STATUS_STYLE.get(status)
-    return f"[{style}]{status}[/]" if style else status
+__all__ = ["default_labs_dir", "labs_cmd", "marimo_command"]
 
 
 def default_labs_dir() -> Path:
-    """The ``labs/`` folder: next to the working directory's checkout, or the package's repo."""
-    here = Path.cwd() / "labs"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parents[2] / "labs"
+    """Where the labs ship: ``infphys/labs_data`` in a wheel, ``labs/`` in a checkout."""
+    return lab_source()
 
 
 def marimo_command(
@@ -139,30 +67,99 @@ def labs_cmd(
     run: Annotated[
         bool, typer.Option("--run", help="Open the labs as read-only apps (marimo run).")
     ] = False,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Your working folder for the labs [default: ./infphys-labs]."),
+    ] = None,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh", help="Replace labs you edited with the shipped ones (yours kept as .bak)."
+        ),
+    ] = False,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="List the labs that ship with infphys, then stop.")
+    ] = False,
+    copy_only: Annotated[
+        bool, typer.Option("--copy-only", help="Copy the labs to --dir, then stop.")
+    ] = False,
     labs_dir: Annotated[
-        Path | None, typer.Option("--labs-dir", help="Folder of lab notebooks.")
+        Path | None,
+        typer.Option("--labs-dir", help="Open this folder of notebooks in place (no copy)."),
     ] = None,
 ) -> None:
-    """Open the course labs in marimo, against NIM_BASE_URL or the embedded simulator."""
-    folder = labs_dir or default_labs_dir()
-    if not folder.is_dir() or not any(folder.glob("*.py")):
-        fail(f"no lab notebooks (*.py) in {folder}; run from the repository or pass --labs-dir")
+    """Copy the course labs to your folder and open them in marimo (against NIM_BASE_URL or the
+    embedded simulator).
+
+    Exit status: 0 when marimo exits normally; 2 for bad options; 130, 143 or 129 when stopped
+    by Ctrl-C, SIGTERM or SIGHUP (marimo and the simulator are stopped first).
+    """
     if not 0 < port < 65536:
         fail(f"--port must be in 1..65535 (got {port})")
+    if labs_dir is not None and (work_dir is not None or refresh or copy_only):
+        fail("--labs-dir opens a folder in place: leave out --dir, --refresh and --copy-only")
+    if list_only:
+        source = labs_dir or lab_source()
+        files = lab_files(source)
+        err_console.print(f"{len(files)} files in {source}:", highlight=False, soft_wrap=True)
+        for f in files:
+            sys.stdout.write(f.name + "\n")
+        return
+    env = dict(os.environ)
+    if labs_dir is not None:
+        folder = labs_dir
+        if not folder.is_dir() or not any(folder.glob("*.py")):
+            fail(f"--labs-dir: no lab notebooks (*.py) in {folder}")
+    else:
+        folder = (work_dir or default_work_dir()).resolve()
+        report = copy_labs(folder, refresh=refresh)
+        _say_copied(report)
+        env.setdefault("INFPHYS_ANSWERS_DIR", str(folder / "answers"))
+        if copy_only:
+            return
     if shutil.which("marimo") is None and not _has_module("marimo"):
         fail("marimo is not installed: pip install 'infphys[labs]'")
+    cmd = marimo_command(
+        folder.resolve(), port=port, no_browser=no_browser, headless=headless, run=run
+    )
+    raise typer.Exit(_open(cmd, env, cwd=folder, port=port))
+
+
+def _say_copied(report: CopyReport) -> None:
+    parts = [
+        f"{len(report.by_action(a))} {a}"
+        for a in ("copied", "updated", "unchanged", "refreshed", "kept")
+        if report.by_action(a)
+    ]
+    err_console.print(
+        f"labs in {report.folder}: {', '.join(parts)}", highlight=False, soft_wrap=True
+    )
+    for name in report.by_action("kept"):
+        err_console.print(
+            f"[yellow]kept your edited {name}[/] (infphys labs --refresh replaces it, "
+            "saving yours as .bak)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _open(cmd: list[str], env: dict[str, str], *, cwd: Path, port: int) -> int:
+    """Resolve the target, run marimo until it exits or a stop signal; stop everything."""
     from infphys.resolve import resolve_target
 
-    with resolve_target() as resolved:
-        err_console.print(resolved.message, highlight=False, soft_wrap=True)
-        env = dict(os.environ)
-        env["NIM_BASE_URL"] = resolved.target.base_url
-        env["NIM_CHAT_PATH"] = resolved.target.chat_path
-        env["NIM_GEN_MODEL"] = resolved.target.model
-        cmd = marimo_command(folder, port=port, no_browser=no_browser, headless=headless, run=run)
-        err_console.print(f"labs: http://127.0.0.1:{port}  (Ctrl-C stops marimo and the target)")
-        code = _run_until_interrupted(cmd, env)
-    raise typer.Exit(code)
+    with stop_on_signals() as stopped:
+        try:
+            with resolve_target() as resolved:
+                err_console.print(resolved.message, highlight=False, soft_wrap=True)
+                env["NIM_BASE_URL"] = resolved.target.base_url
+                env["NIM_CHAT_PATH"] = resolved.target.chat_path
+                env["NIM_GEN_MODEL"] = resolved.target.model
+                err_console.print(
+                    f"labs: http://127.0.0.1:{port}  (Ctrl-C stops marimo and the target)"
+                )
+                return _run_until_stopped(cmd, env, cwd)
+        except KeyboardInterrupt as exc:  # a stop signal while the target was starting
+            return exit_code(exc, stopped)
 
 
 def _has_module(name: str) -> bool:
@@ -171,15 +168,16 @@ def _has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def _run_until_interrupted(cmd: list[str], env: dict[str, str]) -> int:
-    """Run ``cmd``; on Ctrl-C pass the interrupt on and wait for it to exit."""
-    proc = subprocess.Popen(cmd, env=env)
+def _run_until_stopped(cmd: list[str], env: dict[str, str], cwd: Path) -> int:
+    """Run ``cmd`` in its own process group; on a stop signal end the whole group.
+
+    Returns marimo's exit status, or 128 + the signal's number when stopped by one.
+    """
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, start_new_session=True)
     try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        try:
-            return proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait()
+        code = proc.wait()
+    except KeyboardInterrupt as exc:
+        return exit_code(exc)
+    finally:
+        end_process_group(proc)
+    return code

@@ -21,6 +21,7 @@ import typer
 from rich.table import Table
 
 from infphys.cli._app import app, clean_errors, console, err_console, fail, print_json
+from infphys.cli._signals import exit_code, stop_on_signals
 
 __all__ = ["sim_cmd", "simulate_cmd"]
 
@@ -116,7 +117,11 @@ def sim_cmd(
         typer.Option("--served-model-name", help="Model name clients send (default: NIM's)."),
     ] = None,
 ) -> None:
-    """Serve a simulated GPU and model over the OpenAI API (vLLM's shapes) until Ctrl-C."""
+    """Serve a simulated GPU and model over the OpenAI API (vLLM's shapes) until Ctrl-C.
+
+    Ctrl-C, SIGTERM and SIGHUP stop the server cleanly (its port is free again) and exit with
+    130, 143 or 129.
+    """
     from infphys.sim.server import SimServer, run_server
 
     cfg = _engine(
@@ -165,18 +170,23 @@ def sim_cmd(
             soft_wrap=True,
         )
 
-    try:
-        run_server(server, host, port, on_ready=ready)
-    except OSError as exc:
-        fail(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc})")
-    finally:
-        sim_log.removeHandler(handler)
+    with stop_on_signals() as stopped:
+        try:
+            run_server(server, host, port, on_ready=ready)
+        except OSError as exc:
+            fail(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc})")
+        except KeyboardInterrupt:  # a stop signal before the event loop took over
+            pass
+        finally:
+            sim_log.removeHandler(handler)
     st = server.stats
     console.print(
         f"stopped: {st.requests_total} requests, {st.steps} steps, {st.late_steps} late, "
         f"{st.rebases} stalls, {st.rejected_503} refused with 503",
         highlight=False,
     )
+    if stopped.signum is not None:
+        raise typer.Exit(exit_code(state=stopped))
 
 
 def _default_out() -> Path:

@@ -6,8 +6,10 @@
 - :data:`EXERCISES`: every exercise by id (``lab03.q1``), filled by importing the lab modules
   below; :func:`exercises_for` lists one lab's; :func:`answer_key` is the instructors' markdown.
 - :class:`AnswerBook` (``book``): records a learner's answers, contexts, verdicts and run
-  summaries and merges them into one JSON file per learner; :func:`grade` re-checks a folder of
-  them (stored verdicts are not trusted) and tabulates who passed what.
+  summaries and merges them into one JSON file per learner.
+- :func:`grade_class` (``grading``) re-checks a folder of them (stored verdicts and contexts are
+  not trusted), scores each learner out of an :class:`Assignment` and flags tampering and
+  copies; :func:`grade` and :func:`grade_answers` are the plain per-file and per-answer tables.
 - ``infphys.exercises.ui``: marimo widgets (imported lazily, not from here).
 
 Adding a lab's exercises: write ``infphys/exercises/labNN.py`` defining module-level
@@ -32,12 +34,11 @@ from infphys.exercises import lab09 as _lab09  # noqa: F401
 from infphys.exercises import lab10 as _lab10  # noqa: F401
 from infphys.exercises import lab11 as _lab11  # noqa: F401
 from infphys.exercises.book import (
+    ANSWER_FILE_MODE,
     ANSWERS_DIR_ENV,
     SCHEMA,
     AnswerBook,
     default_answers_dir,
-    grade,
-    grade_answers,
     learner_slug,
 )
 from infphys.exercises.core import (
@@ -51,12 +52,16 @@ from infphys.exercises.core import (
     get_exercise,
     register,
 )
+from infphys.exercises.grading import Assignment, ClassGrades, grade, grade_answers, grade_class
 
 __all__ = [
+    "ANSWER_FILE_MODE",
     "ANSWERS_DIR_ENV",
     "EXERCISES",
     "SCHEMA",
     "AnswerBook",
+    "Assignment",
+    "ClassGrades",
     "Exercise",
     "Tolerance",
     "Verdict",
@@ -67,6 +72,7 @@ __all__ = [
     "get_exercise",
     "grade",
     "grade_answers",
+    "grade_class",
     "learner_slug",
     "register",
 ]

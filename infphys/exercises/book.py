@@ -6,8 +6,10 @@ measurements) and the verdict; a lab can add short run summaries (what the learn
 simulated). :meth:`AnswerBook.save` merges everything into ONE file per learner,
 ``<folder>/<learner-slug>.json``, so the labs done one after another end up in the same file.
 
-:func:`grade` reads a folder of those files and re-checks every stored answer against its stored
-context with the current exercises: a verdict edited by hand in the file counts for nothing.
+:mod:`infphys.exercises.grading` reads a folder of those files and re-checks every stored answer
+against its stored context with the current exercises: a verdict edited by hand in the file counts
+for nothing. Files are written readable by everyone on the machine (mode 0644), so an instructor
+collecting them from a shared folder can read them.
 
 File format (``schema`` ``infphys.answers/1``)::
 
@@ -27,6 +29,7 @@ Worked example::
     >>> tmp = tempfile.TemporaryDirectory()
     >>> book.save(tmp.name).name
     'ada-lovelace.json'
+    >>> from infphys.exercises.grading import grade
     >>> row = grade(tmp.name).iloc[0]
     >>> row["learner"], int(row["passed"]), row["lab03.q1"]
     ('Ada Lovelace', 1, 'pass')
@@ -45,22 +48,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from infphys.exercises.core import EXERCISES, Exercise, Verdict, get_exercise
+from infphys.exercises.core import Exercise, Verdict, get_exercise
 
 __all__ = [
+    "ANSWER_FILE_MODE",
     "ANSWERS_DIR_ENV",
     "SCHEMA",
     "AnswerBook",
     "default_answers_dir",
-    "grade",
-    "grade_answers",
     "learner_slug",
 ]
 
 #: The ``schema`` field of an answers file.
 SCHEMA = "infphys.answers/1"
+#: Permissions of a saved answers file: the learner writes it, everyone may read it.
+ANSWER_FILE_MODE = 0o644
 #: Environment variable naming the folder where the labs save answers (default ``./answers``).
 ANSWERS_DIR_ENV = "INFPHYS_ANSWERS_DIR"
 
@@ -271,6 +273,8 @@ class AnswerBook:
         text = json.dumps(merged.to_dict(), indent=2, ensure_ascii=False) + "\n"
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
         try:
+            # mkstemp makes the file 0600; the instructor who collects it must be able to read it.
+            os.fchmod(fd, ANSWER_FILE_MODE)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
             os.replace(tmp, target)
@@ -278,126 +282,3 @@ class AnswerBook:
             Path(tmp).unlink(missing_ok=True)
             raise
         return target
-
-
-# --- grading ---------------------------------------------------------------------------------
-
-
-def _answer_files(directory: str | os.PathLike[str]) -> list[Path]:
-    folder = Path(directory)
-    if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder")
-    files = sorted(p for p in folder.glob("*.json") if p.is_file())
-    if not files:
-        raise ValueError(f"no answer files (*.json) in {folder}")
-    return files
-
-
-def _lab_key(lab: str | int | None) -> str | None:
-    if lab is None:
-        return None
-    text = str(lab).strip().lower().removeprefix("lab")
-    if not text.isdigit():
-        raise ValueError(f"lab must look like 'lab03' or 3 (got {lab!r})")
-    return f"lab{int(text):02d}"
-
-
-def grade_answers(
-    directory: str | os.PathLike[str], *, lab: str | int | None = None
-) -> pd.DataFrame:
-    """One row per stored answer in a folder of answer files, re-checked now.
-
-    Columns: ``file``, ``learner``, ``exercise``, ``lab``, ``answer``, ``expected`` (for
-    instructors), ``status`` (``pass``, ``fail``, ``invalid``, ``unknown`` exercise, or
-    ``unreadable`` file), ``stored_ok`` (what the file claims), ``tampered`` (the file claims
-    a pass that the re-check does not give), ``message`` and ``attempts``. A file that cannot be
-    read gives one ``unreadable`` row naming the reason. ``lab`` keeps one lab's answers.
-    """
-    only = _lab_key(lab)
-    rows: list[dict[str, Any]] = []
-    for path in _answer_files(directory):
-        base = {"file": path.name, "learner": path.stem}
-        try:
-            book = AnswerBook.load(path)
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            rows.append({**base, "status": "unreadable", "message": str(exc)})
-            continue
-        base["learner"] = book.learner or path.stem
-        for ex_id, entry in sorted(book.answers.items()):
-            if only is not None and ex_id.split(".", 1)[0] != only:
-                continue
-            row: dict[str, Any] = {
-                **base,
-                "exercise": ex_id,
-                "lab": ex_id.split(".", 1)[0],
-                "answer": entry.get("answer"),
-                "stored_ok": bool(entry.get("ok", False)),
-                "attempts": entry.get("attempts"),
-            }
-            ex = EXERCISES.get(ex_id)
-            context = entry.get("context")
-            if ex is None:
-                row.update(status="unknown", message=f"no exercise {ex_id!r} in this infphys")
-            elif not isinstance(context, Mapping):
-                row.update(status="invalid", message="the stored context is not a JSON object")
-            else:
-                try:
-                    verdict = ex.check(entry.get("answer"), **context)
-                    expected = ex.expected(**context)
-                except Exception as exc:  # a hand-edited context can break any solution
-                    row.update(status="invalid", message=f"cannot re-check: {exc}")
-                else:
-                    row.update(
-                        status="pass"
-                        if verdict.ok
-                        else "fail"
-                        if verdict.status == "wrong"
-                        else "invalid",
-                        expected=expected,
-                        message=verdict.message,
-                    )
-            row["tampered"] = bool(row["stored_ok"] and row["status"] != "pass")
-            rows.append(row)
-    columns = [
-        "file", "learner", "exercise", "lab", "answer", "expected", "status",
-        "stored_ok", "tampered", "message", "attempts",
-    ]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns)
-
-
-def grade(directory: str | os.PathLike[str], *, lab: str | int | None = None) -> pd.DataFrame:
-    """Who passed what: one row per answer file, one column per exercise.
-
-    Columns: ``learner``, ``file``, ``passed`` (exercises that pass on re-check), ``answered``,
-    ``tampered`` (stored passes the re-check rejects), then one column per exercise id seen in
-    the folder holding ``pass``, ``fail``, ``invalid``, ``unknown`` or empty (not answered).
-    Unreadable files appear with ``passed`` 0 and their reason in ``error``. Every stored
-    answer is re-checked against its stored context (see :func:`grade_answers`); ``lab``
-    keeps one lab's exercises (``"lab03"`` or ``3``).
-    """
-    long = grade_answers(directory, lab=lab)
-    answered = long[long["exercise"].notna()]
-    ids = sorted(answered["exercise"].unique(), key=_exercise_sort_key)
-    rows = []
-    for file, group in long.groupby("file", sort=True):
-        row: dict[str, Any] = {
-            "learner": group["learner"].iloc[0],
-            "file": file,
-            "passed": int((group["status"] == "pass").sum()),
-            "answered": int(group["exercise"].notna().sum()),
-            "tampered": int(group["tampered"].fillna(False).astype(bool).sum()),
-            "error": "",
-        }
-        if (group["status"] == "unreadable").any():
-            row["error"] = str(group["message"].iloc[0])
-        for ex_id in ids:
-            hit = group[group["exercise"] == ex_id]
-            row[ex_id] = str(hit["status"].iloc[0]) if len(hit) else ""
-        rows.append(row)
-    columns = ["learner", "file", "passed", "answered", "tampered", "error", *ids]
-    return pd.DataFrame(rows, columns=columns).reset_index(drop=True)
-
-
-def _exercise_sort_key(ex_id: str) -> tuple[str, int]:
-    lab, _, q = ex_id.partition(".q")
-    return lab, int(q) if q.isdigit() else 0

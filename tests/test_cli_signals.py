@@ -1,0 +1,156 @@
+"""``infphys sim`` and ``infphys labs`` leave nothing behind on SIGINT, SIGTERM or SIGHUP.
+
+Each command runs as a real subprocess (its own session, so the test can clean up after it
+whatever happens) on a free 127.0.0.1 port. Once the port answers, the test records every
+descendant process from /proc, sends one stop signal to the command's own pid only (the hard
+case: a child in another process group does not get it from the terminal), and checks that the
+command exits with 128 + the signal's number, that none of the recorded descendants is still
+alive, and that the port can be bound again. ``infphys labs`` runs ``--headless`` with a fresh
+working folder, against the embedded simulator (nothing listens on the discard port).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 120.0
+EXIT_TIMEOUT_S = 30.0
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_answers(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, state) of a live process, or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return int(fields[1]), fields[0]
+
+
+def _descendants(root: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (st := _stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = st[0]
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    st = _stat(pid)
+    return st is not None and st[1] != "Z"
+
+
+@contextlib.contextmanager
+def _started(cmd: list[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, set[int]]]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env["NIM_BASE_URL"] = "http://127.0.0.1:9"  # nothing answers: the labs start the simulator
+    env.pop("INFPHYS_ANSWERS_DIR", None)
+    log = cwd / "output.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    seen: set[int] = set()
+    try:
+        yield proc, log, seen
+    finally:  # whatever happened, nothing this test started survives it
+        seen |= _descendants(proc.pid) if proc.poll() is None else set()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in seen:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not _port_answers(port):
+        if proc.poll() is not None:
+            pytest.fail(f"exited early ({proc.returncode}):\n{log.read_text(errors='replace')}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"port {port} never answered:\n{log.read_text(errors='replace')}")
+        time.sleep(0.2)
+
+
+SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: signal.Signals(s).name)
+@pytest.mark.parametrize("command", ["sim", "labs"])
+def test_stop_signal_ends_the_command_and_all_it_started(
+    command: str, sig: int, tmp_path: Path
+) -> None:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "infphys", command, "--port", str(port)]
+    if command == "labs":
+        cmd += ["--headless", "--dir", str(tmp_path / "my-labs")]
+    with _started(cmd, tmp_path) as (proc, log, seen):
+        _wait_listening(proc, port, log)
+        children = _descendants(proc.pid)
+        seen |= children
+        if command == "labs":
+            assert children, "infphys labs should run marimo as a child process"
+        sim_ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", log.read_text())]
+        os.kill(proc.pid, sig)
+        try:
+            code = proc.wait(timeout=EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {EXIT_TIMEOUT_S} s after {signal.Signals(sig).name}")
+        output = log.read_text(errors="replace")
+        assert code == 128 + sig, output
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        survivors = [p for p in children if _alive(p)]
+        assert not survivors, f"children survived {signal.Signals(sig).name}: {survivors}"
+        for p in {port, *sim_ports} - {9}:
+            assert _port_free(p), f"port {p} still taken after {signal.Signals(sig).name}"
+        if command == "labs":
+            assert len(list((tmp_path / "my-labs").glob("[0-9][0-9]_*.py"))) == 11
