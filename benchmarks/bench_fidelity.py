@@ -24,9 +24,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infphys.catalog import load_nim_serving, load_static_batch  # noqa: E402
-from infphys.sim.fidelity import replay_nim, summarise  # noqa: E402
-from infphys.sim.fit import fit_step_params, predict_static  # noqa: E402
+from infphys.catalog import load_nim_serving, load_static_batch
+from infphys.sim.fidelity import replay_nim, summarise
+from infphys.sim.fit import fit_step_params, predict_static
 
 NIM_COLS = ["ttft_ms_avg", "itl_ms_avg", "output_tokens_per_s"]
 STATIC_COLS = ["first_token_ms", "token_to_token_ms"]
@@ -99,9 +99,8 @@ def main() -> int:
                 f"  {_mark(good)} serving {name:18s} {col:20s} {_pct(float(s[col]))} (target ≤ 15%)"
             )
         print(f"       serving {name:18s} {'ttft_ms_avg':20s} {_pct(float(s['ttft_ms_avg']))}")
-    print(
-        f"== done in {time.perf_counter() - t0:.0f} s; {'all targets met' if ok else 'targets missed'}"
-    )
+    verdict = "all targets met" if ok else "targets missed"
+    print(f"== done in {time.perf_counter() - t0:.0f} s; {verdict}")
     return 0
 
 

@@ -18,7 +18,6 @@ from infphys.physics import (
     tokens_per_s_ceiling,
 )
 
-
 # Llama-3.1-8B: 8,030,261,248 weights × 2 B = 16,060,522,496 B, of which the input embedding
 # table (128,256 × 4,096 × 2 B = 1,050,673,152 B) is not read by a decode step: one 8,192-byte
 # row per new token is. Weights read at batch 1: 15,009,849,344 + 8,192 B.

@@ -18,6 +18,7 @@ import random
 
 import pytest
 
+from infphys.catalog import IDEAL_STEP_PARAMS
 from infphys.sim import (
     EngineConfig,
     OutputLengths,
@@ -33,6 +34,8 @@ FLOP_PER_TOKEN = 15_009_849_344
 FLOP_PER_PAIR = 524_288
 WEIGHT_BYTES = 16_060_522_496
 KV_PER_TOKEN = 131_072
+#: Weights a decode step reads: all but the 1,050,673,152-byte input embedding table.
+W_READ = WEIGHT_BYTES - 128_256 * 4096 * 2
 
 
 def h200() -> EngineConfig:
@@ -76,17 +79,27 @@ def test_kv_capacity_matches_hand_calculation() -> None:
 # --- timing of one request -------------------------------------------------------------------
 
 
+#: A hand-checkable step model: 70 % of the datasheet bandwidth, 50 % of the dense peak, a hard
+#: roofline in each phase, 1 ms per step and 10 µs per sequence.
+HAND = IDEAL_STEP_PARAMS.with_(
+    bandwidth_efficiency=0.7, flops_efficiency=0.5, step_overhead_s=0.001, sequence_overhead_s=10e-6
+)
+
+
 def test_one_request_alone_ttft_is_the_prefill_step_and_itl_the_decode_step() -> None:
-    # Prefill of 1,000 tokens, one step: FLOPs 1,000 × 15,009,849,344 + pairs 1,000·1,001/2 =
-    # 500,500 × 524,288 = 15,272,255,488,000 → 30.884 ms at 494.5 TFLOP/s; bytes 16.06 GB +
-    # 1,000 × 131,072 written → 4.819 ms: compute-bound. TTFT = 30.884 + 1 + 0.01 ms.
-    prefill_s = (1000 * FLOP_PER_TOKEN + 500_500 * FLOP_PER_PAIR) / FL + 0.001 + 10e-6
-    # First decode step: reads weights + 1,000 cached tokens, writes 1: 16,191,725,568 B →
-    # 4.8190 ms; compute 15.0 + 1,001 × 0.000524 GFLOP = 15.5 GFLOP → 0.031 ms: memory-bound.
-    decode0_s = (WEIGHT_BYTES + 1001 * KV_PER_TOKEN) / BW + 0.001 + 10e-6
-    res = simulate(h200(), Workload.closed(1, 1, prompt_tokens=1000, max_tokens=50))
+    # Prefill of 1,000 tokens, one step. GEMMs: 1,000 × 15,009,849,344 FLOPs / 494.5 TFLOP/s
+    # = 30.353 ms against (15,009,849,344 + 1,000 × 8,192 embedding rows) B / 3.36 TB/s
+    # = 4.470 ms: compute-bound. Attention: 500,500 pairs × 524,288 FLOPs / 494.5 TFLOP/s
+    # = 0.531 ms against 1,000 × 131,072 B written / 3.36 TB/s = 0.039 ms.
+    # TTFT = 30.353 + 0.531 + 1 + 0.01 ms.
+    prefill_s = (1000 * FLOP_PER_TOKEN) / FL + (500_500 * FLOP_PER_PAIR) / FL + 0.001 + 10e-6
+    # First decode step: GEMMs read 15,009,849,344 + 8,192 B → 4.4673 ms (their 15 GFLOP take
+    # 0.03 ms); attention reads 1,000 cached tokens and writes 1: 1,001 × 131,072 B → 0.039 ms.
+    decode0_s = (W_READ + 8192) / BW + 1001 * KV_PER_TOKEN / BW + 0.001 + 10e-6
+    cfg = EngineConfig.build("h200", "llama-3.1-8b", step_params=HAND)
+    res = simulate(cfg, Workload.closed(1, 1, prompt_tokens=1000, max_tokens=50))
     (rec,) = res.records
-    assert rec.ttft_s == pytest.approx(prefill_s + 1e-6 * 0, rel=1e-9)
+    assert rec.ttft_s == pytest.approx(prefill_s, rel=1e-9)
     gaps = rec.itl_s
     assert len(gaps) == 49 and rec.completion_tokens == 50
     assert gaps[0] == pytest.approx(decode0_s, rel=1e-9)
@@ -94,6 +107,31 @@ def test_one_request_alone_ttft_is_the_prefill_step_and_itl_the_decode_step() ->
     assert gaps[10] - gaps[9] == pytest.approx(KV_PER_TOKEN / BW, rel=1e-6)
     # The whole request: TTFT + Σ decode steps, exactly the end time.
     assert rec.e2e_s == pytest.approx(rec.ttft_s + sum(gaps), rel=1e-12)
+
+
+def test_trtllm_scheduler_reserves_whole_length_and_never_preempts() -> None:
+    # 64-token blocks; each request reserves ceil((1,000 + 1,000) / 64) = 32 blocks at
+    # admission, so a cache of 100 blocks runs 3 at once (96 blocks), never 4, and preempts none.
+    block = 64 * KV_PER_TOKEN
+    util = (101 * block + block / 2 + WEIGHT_BYTES + 2 * 2**30) / 141e9
+    cfg = EngineConfig.build(
+        "h200",
+        "llama-3.1-8b",
+        scheduler="trtllm",
+        block_tokens=64,
+        gpu_memory_utilization=util,
+        max_model_len=2048,
+    )
+    assert cfg.kv_capacity_blocks == 100 and cfg.chunked_prefill is False
+    res = simulate(cfg, Workload.offline(8, prompt_tokens=1000, max_tokens=1000, ignore_eos=True))
+    assert res.stats.preemptions == 0
+    assert int(res.timeseries["running"].max()) == 3
+    # vLLM's scheduler takes blocks as tokens come: it starts more and has to preempt.
+    vllm = simulate(
+        cfg.with_(scheduler="vllm", chunked_prefill=True),
+        Workload.offline(8, prompt_tokens=1000, max_tokens=1000, ignore_eos=True),
+    )
+    assert vllm.stats.preemptions > 0
 
 
 def test_sum_max_linear_matches_brute_force() -> None:

@@ -202,12 +202,12 @@ FITTED_STEP_PARAMS = StepParams(
     allreduce_bandwidth_efficiency=0.6047582,
 )
 FIT_SUMMARY = StepFitSummary(
-    source='infphys/catalog/data/trtllm_0.9_static_batch.csv: TensorRT-LLM 0.9 static-batch runs with random weights; NVIDIA DLI course data as published in GitHub repo wbing520/ai-performance-engineering, code/ch10_inference/inference_gpu_cluster_sizing/dataset/ at commit 0e25b2e2; columns renamed, values unchanged',
+    source="infphys/catalog/data/trtllm_0.9_static_batch.csv (MEASURED_SOURCES)",
     rows=2878,
     median_abs_error_first_token=0.1102,
     median_abs_error_token_to_token=0.0696,
     p90_abs_error_first_token=0.3326,
     p90_abs_error_token_to_token=0.2389,
-    method="scipy least_squares, soft-L1 loss on log(simulated / measured), f_scale 0.1, every measured row's first-token and token-to-token time",
+    method="least squares, soft-L1 loss, log ratios",
 )
 # --- END FITTED ---

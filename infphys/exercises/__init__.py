@@ -55,8 +55,8 @@ from infphys.exercises.core import (
 from infphys.exercises.grading import Assignment, ClassGrades, grade, grade_answers, grade_class
 
 __all__ = [
-    "ANSWER_FILE_MODE",
     "ANSWERS_DIR_ENV",
+    "ANSWER_FILE_MODE",
     "EXERCISES",
     "SCHEMA",
     "AnswerBook",

@@ -51,8 +51,8 @@ from typing import Any
 from infphys.exercises.core import Exercise, Verdict, get_exercise
 
 __all__ = [
-    "ANSWER_FILE_MODE",
     "ANSWERS_DIR_ENV",
+    "ANSWER_FILE_MODE",
     "SCHEMA",
     "AnswerBook",
     "default_answers_dir",

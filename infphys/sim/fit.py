@@ -76,6 +76,11 @@ BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 
+#: The fit's data, named briefly (the full provenance is in ``MEASURED_SOURCES``).
+_SOURCE = "infphys/catalog/data/trtllm_0.9_static_batch.csv (MEASURED_SOURCES)"
+assert "trtllm_0.9_static_batch.csv" in MEASURED_SOURCES
+
+
 def static_model(model_key: str) -> ModelSpec:
     """The model as trtllm-bench ran it: full attention window (see the module docstring)."""
     m = get_model(model_key)
@@ -212,20 +217,19 @@ def fit_step_params(
     e_pre = scored["err_first_token_ms"].abs()
     e_dec = scored["err_token_to_token_ms"].abs().dropna()
     summary = StepFitSummary(
-        source=MEASURED_SOURCES["trtllm_0.9_static_batch.csv"],
+        source=_SOURCE,
         rows=len(data),
         median_abs_error_first_token=float(e_pre.median()),
         median_abs_error_token_to_token=float(e_dec.median()),
         p90_abs_error_first_token=float(e_pre.quantile(0.9)),
         p90_abs_error_token_to_token=float(e_dec.quantile(0.9)),
-        method="scipy least_squares, soft-L1 loss on log(simulated / measured), f_scale 0.1, "
-        "every measured row's first-token and token-to-token time",
+        method="least squares, soft-L1 loss, log ratios",
     )
     return StepFit(params, summary, scored)
 
 
 def _literal(v: float) -> str:
-    return repr(round(v, 6 - int(math.floor(math.log10(abs(v))))) if v else 0.0)
+    return repr(round(v, 6 - math.floor(math.log10(abs(v)))) if v else 0.0)
 
 
 def write_fitted(fit: StepFit, path: Path | None = None) -> Path:
