@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from infphys.catalog import IDEAL_STEP_PARAMS
+
 from infphys.plots.physics import decode_roofline, gpu_specs, kv_cliff
 
 
@@ -63,12 +65,12 @@ def test_kv_cliff_drops_contexts_beyond_the_model_and_flags_weights_that_do_not_
 
 def test_decode_roofline_starts_at_the_weight_read_floor() -> None:
     fig = decode_roofline(
-        "llama-3.1-8b", ["h100-sxm", "h200-sxm"], context_tokens=0, bandwidth_efficiency=1.0
+        "llama-3.1-8b", ["h100-sxm", "h200-sxm"], context_tokens=0, params=IDEAL_STEP_PARAMS
     )
     total = fig.data[0]
     assert total.x[0] == 1
-    # 16.06 GB / 3.35 TB/s = 4.79 ms per step: 209 tokens/s for one user.
-    assert total.y[0] == pytest.approx(208.6, rel=0.005)
+    # (16.06 − 1.05 embedding table) GB / 3.35 TB/s = 4.48 ms per step: 223 tokens/s.
+    assert total.y[0] == pytest.approx(223.2, rel=0.005)
     per_user = fig.data[3]
     assert per_user.y[0] == pytest.approx(total.y[0])
     buttons = fig.layout.updatemenus[0].buttons

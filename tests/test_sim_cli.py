@@ -102,7 +102,7 @@ def test_sim_command_serves_until_interrupted() -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=20)
-    assert proc.returncode == 0, out
+    assert proc.returncode in (0, 130), out  # 130: stopped by SIGINT, as shells report it
     assert "stopped:" in out
 
 

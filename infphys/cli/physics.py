@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from infphys.catalog import IDEAL_STEP_PARAMS
 from infphys.catalog import GPUS, MODELS, get_gpu, get_model, get_precision
 from infphys.cli._app import app, clean_errors, console, print_json
 from infphys.physics import (
@@ -213,8 +214,9 @@ def roofline(
         weights_precision=weights_precision,
         kv_precision=kv_precision,
         tp=tp,
-        bandwidth_efficiency=bandwidth_efficiency,
-        flops_efficiency=flops_efficiency,
+        params=IDEAL_STEP_PARAMS.with_(
+            bandwidth_efficiency=bandwidth_efficiency, flops_efficiency=flops_efficiency
+        ),
     )
     g, m = get_gpu(gpu), get_model(model)
     rows: list[dict[str, Any]] = []
