@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from infphys.catalog import IDEAL_STEP_PARAMS
-
 from infphys.plots.physics import decode_roofline, gpu_specs, kv_cliff
 
 

@@ -11,8 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from infphys.catalog import IDEAL_STEP_PARAMS
-from infphys.catalog import GPUS, MODELS, get_gpu, get_model, get_precision
+from infphys.catalog import GPUS, IDEAL_STEP_PARAMS, MODELS, get_gpu, get_model, get_precision
 from infphys.cli._app import app, clean_errors, console, print_json
 from infphys.physics import (
     cost_per_concurrent_user,

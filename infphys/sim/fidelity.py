@@ -37,6 +37,7 @@ import pandas as pd
 from infphys.catalog import FITTED_STEP_PARAMS, StepParams, get_gpu, get_model
 from infphys.physics import weight_bytes
 from infphys.sim.config import EngineConfig
+from infphys.sim.fit import static_model
 from infphys.sim.virtual import simulate
 from infphys.sim.workload import Workload
 
@@ -124,11 +125,11 @@ def _row_metrics(res: Any, osl: int) -> dict[str, float]:
             "itl_ms_avg": math.nan,
             "output_tokens_per_s": math.nan,
         }
-    ttft = np.array([r.first_token_s - r.sent_s for r in recs])
-    e2e = np.array([r.end_s - r.sent_s for r in recs])
+    ttft = np.array([float(r.ttft_s or 0.0) for r in recs])
+    e2e = np.array([float(r.e2e_s or 0.0) for r in recs])
     n = np.array([r.completion_tokens for r in recs], dtype=float)
     itl = (e2e - ttft) / np.maximum(n - 1, 1)
-    span = max(r.end_s for r in recs) - min(r.sent_s for r in recs)
+    span = max(float(r.end_s or 0.0) for r in recs) - min(r.sent_s for r in recs)
     return {
         "ttft_ms_avg": float(ttft.mean() * 1e3),
         "ttft_ms_p95": float(np.percentile(ttft, 95) * 1e3),
@@ -205,7 +206,7 @@ def replay_static_row(
 ) -> dict[str, float]:
     """Simulate one static-batch row: ``batch`` requests at once, prefilled in one step."""
     b, isl, osl = int(row.batch), int(row.isl), int(row.osl)
-    m = get_model(row.model_key)
+    m = static_model(row.model_key)
     cfg = EngineConfig.build(
         row.gpu_key,
         m,
@@ -225,8 +226,8 @@ def replay_static_row(
     wl = Workload.offline(b, prompt_tokens=isl, max_tokens=osl, ignore_eos=True)
     res = simulate(cfg, wl, keep_chunk_times=False, timeseries=False)
     recs = [r for r in res.records if r.status == "ok"]
-    first = max(r.first_token_s for r in recs)
-    end = max(r.end_s for r in recs)
+    first = max(float(r.first_token_s or 0.0) for r in recs)
+    end = max(float(r.end_s or 0.0) for r in recs)
     return {
         "first_token_ms": first * 1e3,
         "token_to_token_ms": (end - first) / max(osl - 1, 1) * 1e3,
