@@ -96,10 +96,10 @@ def test_catalog_listings() -> None:
     [
         (["kv", "--model", "nope"], "model: unknown model 'nope'"),
         (["kv", "--gpu", "v100"], "gpu: unknown GPU 'v100'"),
-        (["kv", "--context", "-5"], "context_tokens must be"),
+        (["kv", "--context", "-5"], "--context must be at least 1 (got -5)"),
         (["kv", "--kv-precision", "fp6"], "precision: unknown name 'fp6'"),
         (["roofline", "--batch", "a,b"], "batch must be comma-separated"),
-        (["cost", "--users", "0"], "concurrent_users must be"),
+        (["cost", "--users", "0"], "--users must be more than 0 (got 0)"),
     ],
 )
 def test_errors_are_one_line_exit_2(args: list[str], message: str) -> None:

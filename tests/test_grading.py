@@ -24,7 +24,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infphys.cli import app
-from infphys.exercises import ANSWER_FILE_MODE, AnswerBook, Assignment, grade_class
+from infphys.exercises import ANSWERS_FILE_MODE, AnswerBook, Assignment, grade_class
 from infphys.exercises.contexts import SPECS, context_problems
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,7 +198,7 @@ def test_answer_files_are_readable_by_the_instructor(tmp_path: Path) -> None:
         path = _ada(tmp_path)
     finally:
         os.umask(old)
-    assert stat.S_IMODE(path.stat().st_mode) == ANSWER_FILE_MODE == 0o644
+    assert stat.S_IMODE(path.stat().st_mode) == ANSWERS_FILE_MODE == 0o644
 
 
 def test_context_problems_find_each_kind_of_edit() -> None:

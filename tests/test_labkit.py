@@ -16,7 +16,9 @@ from infphys.labkit import MANIFEST, copy_labs, lab_files, lab_source
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("module", ["infphys.labkit", "infphys.cli._signals"])
+@pytest.mark.parametrize(
+    "module", ["infphys.labkit", "infphys.cli._signals", "infphys.cli._app", "infphys.cli.physics"]
+)
 def test_docstring_examples(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

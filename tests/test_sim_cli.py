@@ -74,7 +74,7 @@ def test_simulate_writes_a_run_that_report_reads(tmp_path: Path) -> None:
 
 def test_bad_input_is_one_line_and_exit_2() -> None:
     r = runner.invoke(app, ["simulate", "--max-num-seqs", "0"])
-    assert r.exit_code == 2 and "max_num_seqs" in r.output
+    assert r.exit_code == 2 and "--max-num-seqs must be at least 1" in r.output
     r = runner.invoke(app, ["simulate", "-c", "2", "--rate", "3"])
     assert r.exit_code == 2
     r = runner.invoke(app, ["sim", "--gpu", "l4", "--model", "llama-3.1-70b"])

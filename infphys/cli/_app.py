@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -56,3 +57,36 @@ def _default(o: object) -> object:
     if hasattr(o, "tolist"):
         return o.tolist()
     return str(o)
+
+
+def check_option(
+    option: str,
+    value: float | None,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+) -> None:
+    """Reject a value no physical setting can have, naming the option (``ValueError``).
+
+    None (an option not given) passes; NaN and infinity never do.
+
+    >>> check_option("--users", 64, at_least=1)
+    >>> check_option("--users", -1, at_least=1)
+    Traceback (most recent call last):
+    ValueError: --users must be at least 1 (got -1)
+    >>> check_option("--gpu-hourly-usd", float("nan"), above=0)
+    Traceback (most recent call last):
+    ValueError: --gpu-hourly-usd must be a finite number (got nan)
+    """
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise ValueError(f"{option} must be a finite number (got {value:g})")
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    if at_least is not None and value < at_least:
+        raise ValueError(f"{option} must be at least {at_least:g} (got {shown})")
+    if above is not None and value <= above:
+        raise ValueError(f"{option} must be more than {above:g} (got {shown})")
+    if at_most is not None and value > at_most:
+        raise ValueError(f"{option} must be at most {at_most:g} (got {shown})")

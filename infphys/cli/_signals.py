@@ -8,7 +8,8 @@ would end the process at once, skipping every ``finally`` and orphaning its chil
 :func:`stop_on_signals` makes SIGTERM and SIGHUP raise :class:`Stopped` (a ``KeyboardInterrupt``)
 in the main thread, so the same clean-up path runs for all three; a second signal while that
 clean-up runs is ignored. :func:`end_process_group` ends a child started in its own session
-(``start_new_session=True``) together with everything it started.
+(``start_new_session=True``) together with everything it started. A command stopped this way
+has done what was asked and exits 0.
 
 Worked example::
 
@@ -17,8 +18,8 @@ Worked example::
     ...     try:
     ...         os.kill(os.getpid(), signal.SIGTERM)
     ...     except KeyboardInterrupt as exc:
-    ...         print(type(exc).__name__, exit_code(exc))
-    Stopped 143
+    ...         print(type(exc).__name__, exc)
+    Stopped SIGTERM
     >>> stopped.signum == signal.SIGTERM
     True
 """
@@ -33,7 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
 
-__all__ = ["StopState", "Stopped", "end_process_group", "exit_code", "stop_on_signals"]
+__all__ = ["StopState", "Stopped", "end_process_group", "stop_on_signals"]
 
 #: The signals that mean "stop": Ctrl-C, kill / a service manager, the terminal closing.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -52,18 +53,6 @@ class StopState:
 
     def __init__(self) -> None:
         self.signum: int | None = None
-
-
-def exit_code(exc: BaseException | None = None, state: StopState | None = None) -> int:
-    """The shell's exit status for a command stopped by a signal: 128 + its number.
-
-    130 for SIGINT (Ctrl-C, also a plain ``KeyboardInterrupt``), 143 for SIGTERM, 129 for SIGHUP.
-    """
-    if isinstance(exc, Stopped):
-        return 128 + exc.signum
-    if state is not None and state.signum is not None:
-        return 128 + state.signum
-    return 128 + signal.SIGINT
 
 
 @contextmanager

@@ -12,13 +12,14 @@ here and kept alive while marimo runs) and runs ``marimo edit`` (or ``marimo run
 ``NIM_BASE_URL`` and ``NIM_GEN_MODEL`` in marimo's environment.
 
 Ctrl-C (SIGINT), SIGTERM and SIGHUP all stop marimo, every process it started (it runs in its own
-process group) and the simulator, then exit with 128 + the signal's number.
+process group) and the simulator; the command then exits 0.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Annotated
 import typer
 
 from infphys.cli._app import app, clean_errors, err_console, fail
-from infphys.cli._signals import end_process_group, exit_code, stop_on_signals
+from infphys.cli._signals import end_process_group, stop_on_signals
 from infphys.labkit import CopyReport, copy_labs, default_work_dir, lab_files, lab_source
 
 __all__ = ["default_labs_dir", "labs_cmd", "marimo_command"]
@@ -91,8 +92,8 @@ def labs_cmd(
     """Copy the course labs to your folder and open them in marimo (against NIM_BASE_URL or the
     embedded simulator).
 
-    Exit status: 0 when marimo exits normally; 2 for bad options; 130, 143 or 129 when stopped
-    by Ctrl-C, SIGTERM or SIGHUP (marimo and the simulator are stopped first).
+    Ctrl-C, SIGTERM and SIGHUP stop marimo, everything it started and the simulator. Exit
+    status: 0 after such a stop or when marimo exits normally; 2 for bad options.
     """
     if not 0 < port < 65536:
         fail(f"--port must be in 1..65535 (got {port})")
@@ -158,8 +159,8 @@ def _open(cmd: list[str], env: dict[str, str], *, cwd: Path, port: int) -> int:
                     f"labs: http://127.0.0.1:{port}  (Ctrl-C stops marimo and the target)"
                 )
                 return _run_until_stopped(cmd, env, cwd)
-        except KeyboardInterrupt as exc:  # a stop signal while the target was starting
-            return exit_code(exc, stopped)
+        except KeyboardInterrupt:  # a stop signal while the target was starting
+            return _stopped(stopped.signum)
 
 
 def _has_module(name: str) -> bool:
@@ -171,13 +172,20 @@ def _has_module(name: str) -> bool:
 def _run_until_stopped(cmd: list[str], env: dict[str, str], cwd: Path) -> int:
     """Run ``cmd`` in its own process group; on a stop signal end the whole group.
 
-    Returns marimo's exit status, or 128 + the signal's number when stopped by one.
+    Returns marimo's exit status, or 0 when a stop signal ended it.
     """
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, start_new_session=True)
+    signum: int | None = None
     try:
         code = proc.wait()
     except KeyboardInterrupt as exc:
-        return exit_code(exc)
+        signum = getattr(exc, "signum", signal.SIGINT)
     finally:
         end_process_group(proc)
-    return code
+    return code if signum is None else _stopped(signum)
+
+
+def _stopped(signum: int | None) -> int:
+    name = signal.Signals(signum or signal.SIGINT).name
+    err_console.print(f"stopped by {name}: marimo and the target are shut down", highlight=False)
+    return 0

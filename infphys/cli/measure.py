@@ -135,11 +135,14 @@ def _default_out(command: str) -> Path:
 
 
 def _fmt_ms(v: Any) -> str:
+    """Seconds as milliseconds: one decimal below 100 ms, whole ms above (``1,674``)."""
     try:
         f = float(v)
     except (TypeError, ValueError):
         return "—"
-    return "—" if math.isnan(f) else f"{f * 1e3:,.1f}"
+    if math.isnan(f):
+        return "—"
+    return f"{f * 1e3:,.1f}" if abs(f) < 0.1 else f"{f * 1e3:,.0f}"
 
 
 def _fmt(v: Any, digits: int = 1) -> str:
@@ -299,22 +302,23 @@ def summary_table(frame: Any, *, title: str = "summary") -> Table:
         "concurrency": "conc",
         "rate_per_s": "rate/s",
         "prompt_tokens_asked": "prompt",
-        "max_tokens": "max tok",
+        "max_tokens": "max\ntok",
         "timeout_s": "timeout",
     }
+    # Two-line headers and no wrapping in the cells: the numbers stay whole in 80 columns.
     for c in load_cols:
-        t.add_column(heads[c], justify="right")
+        t.add_column(heads[c], justify="right", no_wrap=True)
     for name in (
-        "ok/fail/inc",
+        "ok/\nfail/inc",
         "req/s",
         "tok/s",
-        "TTFT p50",
-        "TPOT p50",
-        "e2e p50",
-        "e2e p95",
-        "in flight",
+        "TTFT\np50",
+        "TPOT\np50",
+        "e2e\np50",
+        "e2e\np95",
+        "in\nflight",
     ):
-        t.add_column(name, justify="right")
+        t.add_column(name, justify="right", no_wrap=True)
     for _, r in s.iterrows():
         t.add_row(
             *[_fmt(r[c], 0 if c != "rate_per_s" else 2) for c in load_cols],

@@ -6,13 +6,14 @@ and exits 2.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from infphys.catalog import GPUS, IDEAL_STEP_PARAMS, MODELS, get_gpu, get_model, get_precision
-from infphys.cli._app import app, clean_errors, console, print_json
+from infphys.cli._app import app, check_option, clean_errors, console, print_json
 from infphys.physics import (
     cost_per_concurrent_user,
     cost_per_million_tokens,
@@ -68,6 +69,10 @@ def kv(
     as_json: JSONOpt = False,
 ) -> None:
     """KV cache per token and per user, how many users fit, and where memory runs out."""
+    check_option("--context", context, at_least=1)
+    check_option("--users", users, at_least=1)
+    check_option("--tp", tp, at_least=1)
+    check_option("--gpu-memory-utilization", gpu_memory_utilization, above=0, at_most=1)
     m, g = get_model(model), get_gpu(gpu)
     per_token = kv_bytes_per_token(m, kv_precision)
     per_user = kv_bytes_per_sequence(m, context, kv_precision)
@@ -206,9 +211,15 @@ def roofline(
     try:
         batches = [int(b) for b in batch.split(",") if b.strip()]
     except ValueError:
-        raise ValueError(f"batch must be comma-separated whole numbers (got {batch!r})") from None
+        raise ValueError(f"--batch must be comma-separated whole numbers (got {batch!r})") from None
     if not batches:
-        raise ValueError("batch must list at least one batch size")
+        raise ValueError("--batch must list at least one batch size")
+    for b in batches:
+        check_option("--batch", b, at_least=1)
+    check_option("--context", context, at_least=0)
+    check_option("--tp", tp, at_least=1)
+    check_option("--bandwidth-efficiency", bandwidth_efficiency, above=0, at_most=1)
+    check_option("--flops-efficiency", flops_efficiency, above=0, at_most=1)
     knobs: dict[str, Any] = dict(
         weights_precision=weights_precision,
         kv_precision=kv_precision,
@@ -289,6 +300,10 @@ def cost(
     as_json: JSONOpt = False,
 ) -> None:
     """Cost per concurrent user, and per million output tokens given a throughput."""
+    check_option("--gpu-hourly-usd", gpu_hourly_usd, above=0)
+    check_option("--num-gpus", num_gpus, at_least=1)
+    check_option("--users", users, above=0)
+    check_option("--tokens-per-s", tokens_per_s, above=0)
     uc = cost_per_concurrent_user(gpu_hourly_usd, users, num_gpus=num_gpus)
     data: dict[str, Any] = {
         "gpu_hourly_usd": gpu_hourly_usd,
@@ -315,33 +330,55 @@ def cost(
     console.print(_table(title, rows_t))
 
 
+class _Notes:
+    """Sources printed below a table as numbered notes, so the table fits 80 columns.
+
+    >>> n = _Notes()
+    >>> n.ref("NVIDIA H200 datasheet"), n.ref("vLLM docs"), n.ref("NVIDIA H200 datasheet")
+    ('[1]', '[2]', '[1]')
+    """
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def ref(self, text: str) -> str:
+        if text not in self.texts:
+            self.texts.append(text)
+        return f"[{self.texts.index(text) + 1}]"
+
+    def print(self) -> None:
+        for i, text in enumerate(self.texts, start=1):
+            console.print(f"[{i}] {text}", highlight=False, markup=False)
+
+
+def _record(spec: Any) -> dict[str, Any]:
+    """Every field of a catalog dataclass (new fields included), for ``--json``."""
+    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
+        return dataclasses.asdict(spec)
+    return dict(vars(spec))
+
+
 @app.command()
 def models(as_json: JSONOpt = False) -> None:
-    """The model catalog with shapes, computed parameter counts and sources."""
+    """The model catalog with shapes, computed parameter counts and sources (notes below)."""
     rows: list[dict[str, Any]] = [
         {
-            "key": m.key,
-            "name": m.name,
+            **_record(m),
             "attention": m.attention_kind,
-            "layers": m.layers,
-            "hidden": m.hidden,
-            "heads": m.heads,
-            "kv_heads": m.kv_heads,
-            "head_dim": m.head_dim,
             "params_total": m.params_total,
             "params_active": m.params_active,
-            "published_params": m.published_params,
             "kv_bytes_per_token_bf16": kv_bytes_per_token(m),
-            "source": m.source,
         }
         for m in MODELS.values()
     ]
     if as_json:
         print_json(rows)
         return
-    t = Table(title="Models", title_justify="left")
-    for col in ("key", "attn", "layers", "params (B)", "active (B)", "KV B/token (bf16)", "source"):
-        t.add_column(col)
+    notes = _Notes()
+    t = Table(title="Models (params in billions; KV bytes per token in BF16)", title_justify="left")
+    t.add_column("key", no_wrap=True)
+    for col in ("attn", "layers", "params", "active", "KV B/tok", "src"):
+        t.add_column(col, justify="left" if col in ("attn", "src") else "right", no_wrap=True)
     for r in rows:
         t.add_row(
             r["key"],
@@ -350,41 +387,46 @@ def models(as_json: JSONOpt = False) -> None:
             f"{r['params_total'] / 1e9:.2f}",
             f"{r['params_active'] / 1e9:.2f}",
             f"{r['kv_bytes_per_token_bf16']:,.0f}",
-            r["source"],
+            notes.ref(str(r["source"])),
         )
     console.print(t)
+    notes.print()
+
+
+_GPU_FIELDS = {
+    "memory_bytes": "memory",
+    "bandwidth_bytes_per_s": "bandwidth",
+    "bf16_flops_per_s": "BF16",
+    "fp8_flops_per_s": "FP8",
+}
+
+
+def _gpu_sources(sources: Any) -> str:
+    """One GPU's sources as one note: fields that share a source named together."""
+    if not isinstance(sources, dict):
+        return str(sources)
+    by_text: dict[str, list[str]] = {}
+    for field_name, text in sources.items():
+        by_text.setdefault(str(text), []).append(_GPU_FIELDS.get(field_name) or str(field_name))
+    if len(by_text) == 1:
+        return next(iter(by_text))
+    return "; ".join(f"{', '.join(names)}: {text}" for text, names in by_text.items())
 
 
 @app.command()
 def gpus(as_json: JSONOpt = False) -> None:
-    """The GPU catalog: memory, bandwidth, dense BF16/FP8 FLOP/s, ridge point, sources."""
+    """The GPU catalog: memory, bandwidth, dense BF16/FP8 FLOP/s, ridge point; sources below."""
     rows: list[dict[str, Any]] = [
-        {
-            "key": g.key,
-            "name": g.name,
-            "memory_bytes": g.memory_bytes,
-            "bandwidth_bytes_per_s": g.bandwidth_bytes_per_s,
-            "bf16_flops_per_s": g.bf16_flops_per_s,
-            "fp8_flops_per_s": g.fp8_flops_per_s,
-            "ridge_point_bf16": ridge_point(g),
-            "sources": g.sources,
-        }
-        for g in GPUS.values()
+        {**_record(g), "ridge_point_bf16": ridge_point(g)} for g in GPUS.values()
     ]
     if as_json:
         print_json(rows)
         return
+    notes = _Notes()
     t = Table(title="GPUs (dense, datasheet)", title_justify="left")
-    for col in (
-        "key",
-        "memory (GB)",
-        "bandwidth (GB/s)",
-        "BF16 TFLOP/s",
-        "FP8 TFLOP/s",
-        "ridge (FLOP/B)",
-        "source",
-    ):
-        t.add_column(col)
+    t.add_column("key", no_wrap=True)
+    for col in ("GB", "GB/s", "BF16 TF/s", "FP8 TF/s", "ridge F/B", "src"):
+        t.add_column(col, justify="left" if col == "src" else "right", no_wrap=True)
     for r in rows:
         fp8 = r["fp8_flops_per_s"]
         t.add_row(
@@ -394,6 +436,12 @@ def gpus(as_json: JSONOpt = False) -> None:
             f"{r['bf16_flops_per_s'] / 1e12:,.0f}",
             "—" if fp8 is None else f"{fp8 / 1e12:,.0f}",
             f"{r['ridge_point_bf16']:.0f}",
-            r["sources"]["bandwidth_bytes_per_s"],
+            notes.ref(_gpu_sources(r["sources"])),
         )
     console.print(t)
+    console.print(
+        "GB: memory; GB/s: memory bandwidth; TF/s: dense tensor TFLOP/s; ridge: BF16 FLOP per "
+        "byte where compute catches up with bandwidth.",
+        highlight=False,
+    )
+    notes.print()

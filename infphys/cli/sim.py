@@ -20,8 +20,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from infphys.cli._app import app, clean_errors, console, err_console, fail, print_json
-from infphys.cli._signals import exit_code, stop_on_signals
+from infphys.cli._app import (
+    app,
+    check_option,
+    clean_errors,
+    console,
+    err_console,
+    fail,
+    print_json,
+)
+from infphys.cli._signals import stop_on_signals
 
 __all__ = ["sim_cmd", "simulate_cmd"]
 
@@ -64,6 +72,11 @@ def _engine(
 ) -> Any:
     from infphys.sim.config import EngineConfig
 
+    check_option("--tp", tp, at_least=1)
+    check_option("--max-num-seqs", max_num_seqs, at_least=1)
+    check_option("--max-num-batched-tokens", max_num_batched_tokens, at_least=1)
+    check_option("--max-model-len", max_model_len, at_least=2)
+    check_option("--gpu-memory-utilization", gpu_memory_utilization, above=0, at_most=1)
     return EngineConfig.build(
         gpu,
         model,
@@ -119,11 +132,13 @@ def sim_cmd(
 ) -> None:
     """Serve a simulated GPU and model over the OpenAI API (vLLM's shapes) until Ctrl-C.
 
-    Ctrl-C, SIGTERM and SIGHUP stop the server cleanly (its port is free again) and exit with
-    130, 143 or 129.
+    Ctrl-C, SIGTERM and SIGHUP stop the server cleanly (its port is free again; exit status 0).
     """
     from infphys.sim.server import SimServer, run_server
 
+    check_option("--port", port, at_least=0, at_most=65535)
+    check_option("--time-scale", time_scale, above=0)
+    check_option("--max-queue", max_queue, at_least=0)
     cfg = _engine(
         model,
         gpu,
@@ -170,7 +185,7 @@ def sim_cmd(
             soft_wrap=True,
         )
 
-    with stop_on_signals() as stopped:
+    with stop_on_signals():
         try:
             run_server(server, host, port, on_ready=ready)
         except OSError as exc:
@@ -182,11 +197,11 @@ def sim_cmd(
     st = server.stats
     console.print(
         f"stopped: {st.requests_total} requests, {st.steps} steps, {st.late_steps} late, "
-        f"{st.rebases} stalls, {st.rejected_503} refused with 503",
+        f"{st.rebases} stalls, {st.rejected_503} refused with 503, {st.rejected_context} "
+        f"refused with 400 for exceeding max_model_len {cfg.max_model_len:,}",
         highlight=False,
+        soft_wrap=True,
     )
-    if stopped.signum is not None:
-        raise typer.Exit(exit_code(state=stopped))
 
 
 def _default_out() -> Path:
@@ -194,8 +209,35 @@ def _default_out() -> Path:
     return Path("runs") / f"simulate-{stamp}.jsonl"
 
 
-def _ms(v: float) -> str:
-    return "—" if not math.isfinite(v) else f"{v * 1e3:,.1f}"
+def _over_context(records: list[Any], cfg: Any) -> int:
+    """Count the requests refused for asking more tokens than the context; say so plainly.
+
+    When every request was refused there is nothing to report: fail (exit 2) with the numbers.
+    """
+    refused = [
+        r
+        for r in records
+        if r.http_status == 400 and "maximum context length" in (r.error_message or "")
+    ]
+    if not refused:
+        return 0
+    asked = max(r.prompt_tokens + int(r.labels.get("max_tokens") or 0) for r in refused)
+    what = (
+        f"{len(refused):,} of {len(records):,} requests ask for more tokens than the context: "
+        f"prompt + max_tokens up to {asked:,} > max_model_len {cfg.max_model_len:,} (the KV cache "
+        f"holds {cfg.kv_capacity_tokens:,} tokens)"
+    )
+    if len(refused) == len(records):
+        fail(
+            f"{what}; none could run. Lower --prompt-tokens / --max-tokens, or raise "
+            "--max-model-len (up to the KV cache, e.g. with --gpu-memory-utilization or --tp)."
+        )
+    err_console.print(
+        f"[yellow]warning:[/] {what}; they failed with HTTP 400, as on vLLM",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return len(refused)
 
 
 @app.command("simulate")
@@ -263,6 +305,16 @@ def simulate_cmd(
     modes = sum([concurrency is not None, rate is not None, offline])
     if modes > 1:
         raise ValueError("--concurrency, --rate and --offline: give at most one of them")
+    check_option("--concurrency", concurrency, at_least=1)
+    check_option("--rate", rate, above=0)
+    check_option("--requests", requests, at_least=1)
+    check_option("--warmup", warmup, at_least=0)
+    check_option("--prompt-tokens", prompt_tokens, at_least=1)
+    check_option("--max-tokens", max_tokens, at_least=1)
+    check_option("--prompt-tokens-max", prompt_tokens_max, at_least=prompt_tokens)
+    check_option("--max-tokens-max", max_tokens_max, at_least=max_tokens)
+    check_option("--mean-output-tokens", mean_output_tokens, above=0)
+    check_option("--max-sim-s", max_sim_s, above=0)
     lengths: Any = OutputLengths(
         output_lengths,  # type: ignore[arg-type]
         mean_tokens=mean_output_tokens,
@@ -297,6 +349,7 @@ def simulate_cmd(
     else:
         wl = Workload.closed(concurrency or 1, requests, **common)
     res = simulate(cfg, wl, keep_chunk_times=not no_chunk_times, max_sim_s=max_sim_s)
+    too_long = _over_context(res.records, cfg)
     path = res.write(out or _default_out())
     ts_path = path.with_name(path.stem + ".timeseries.csv")
     res.timeseries.to_csv(ts_path, index=False)
@@ -309,6 +362,7 @@ def simulate_cmd(
                 "wall_s": res.stats.wall_s,
                 "steps": res.stats.steps,
                 "summary": s,
+                "requests_over_context": too_long,
                 "engine": cfg.describe(),
             }
         )
@@ -320,28 +374,29 @@ def simulate_cmd(
     )
     t.add_column("quantity", style="bold")
     t.add_column("value", justify="right")
-    nan = float("nan")
+
+    def fv(key: str, spec: str, scale: float = 1.0) -> str:
+        x = s.get(key, float("nan"))
+        return "—" if not math.isfinite(x) else format(x * scale, spec)
+
     rows = [
-        ("requests ok / failed", f"{s['requests_ok']:.0f} / {s['requests_failed']:.0f}"),
-        ("simulated time, s", f"{s.get('duration_s', nan):,.2f}"),
-        ("output tokens/s", f"{s.get('output_tokens_per_s', nan):,.0f}"),
-        ("requests/s", f"{s.get('requests_per_s', nan):,.2f}"),
+        ("requests ok / failed", f"{fv('requests_ok', '.0f')} / {fv('requests_failed', '.0f')}"),
+        ("simulated time, s", fv("duration_s", ",.2f")),
+        ("output tokens/s", fv("output_tokens_per_s", ",.0f")),
+        ("requests/s", fv("requests_per_s", ",.2f")),
         (
             "TTFT mean / p95, ms",
-            f"{_ms(s.get('ttft_mean_s', nan))} / {_ms(s.get('ttft_p95_s', nan))}",
+            f"{fv('ttft_mean_s', ',.1f', 1e3)} / {fv('ttft_p95_s', ',.1f', 1e3)}",
         ),
         (
             "TPOT mean / p95, ms",
-            f"{_ms(s.get('tpot_mean_s', nan))} / {_ms(s.get('tpot_p95_s', nan))}",
+            f"{fv('tpot_mean_s', ',.1f', 1e3)} / {fv('tpot_p95_s', ',.1f', 1e3)}",
         ),
-        ("e2e mean / p95, s", f"{s.get('e2e_mean_s', nan):,.3f} / {s.get('e2e_p95_s', nan):,.3f}"),
-        ("mean in flight", f"{s.get('mean_in_flight', nan):,.1f}"),
-        (
-            "peak running / waiting",
-            f"{s.get('peak_running', nan):.0f} / {s.get('peak_waiting', nan):.0f}",
-        ),
-        ("peak KV usage", f"{100 * s.get('peak_kv_usage', nan):.1f} %"),
-        ("preemptions", f"{s['preemptions']:.0f}"),
+        ("e2e mean / p95, s", f"{fv('e2e_mean_s', ',.3f')} / {fv('e2e_p95_s', ',.3f')}"),
+        ("mean in flight", fv("mean_in_flight", ",.1f")),
+        ("peak running / waiting", f"{fv('peak_running', '.0f')} / {fv('peak_waiting', '.0f')}"),
+        ("peak KV usage", f"{fv('peak_kv_usage', '.1f', 100)} %"),
+        ("preemptions", fv("preemptions", ".0f")),
         ("wall time of the simulation, s", f"{res.stats.wall_s:.3f}"),
     ]
     for k, v in rows:

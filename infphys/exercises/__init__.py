@@ -34,8 +34,8 @@ from infphys.exercises import lab09 as _lab09  # noqa: F401
 from infphys.exercises import lab10 as _lab10  # noqa: F401
 from infphys.exercises import lab11 as _lab11  # noqa: F401
 from infphys.exercises.book import (
-    ANSWER_FILE_MODE,
     ANSWERS_DIR_ENV,
+    ANSWERS_FILE_MODE,
     SCHEMA,
     AnswerBook,
     default_answers_dir,
@@ -56,13 +56,13 @@ from infphys.exercises.grading import Assignment, ClassGrades, grade, grade_answ
 
 __all__ = [
     "ANSWERS_DIR_ENV",
-    "ANSWER_FILE_MODE",
+    "ANSWERS_FILE_MODE",
+    "EXERCISES",
+    "SCHEMA",
     "AnswerBook",
     "Assignment",
     "ClassGrades",
-    "EXERCISES",
     "Exercise",
-    "SCHEMA",
     "Tolerance",
     "Verdict",
     "answer_key",

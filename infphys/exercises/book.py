@@ -52,7 +52,7 @@ from infphys.exercises.core import Exercise, Verdict, get_exercise
 
 __all__ = [
     "ANSWERS_DIR_ENV",
-    "ANSWER_FILE_MODE",
+    "ANSWERS_FILE_MODE",
     "SCHEMA",
     "AnswerBook",
     "default_answers_dir",
@@ -62,7 +62,7 @@ __all__ = [
 #: The ``schema`` field of an answers file.
 SCHEMA = "infphys.answers/1"
 #: Permissions of a saved answers file: the learner writes it, everyone may read it.
-ANSWER_FILE_MODE = 0o644
+ANSWERS_FILE_MODE = 0o644
 #: Environment variable naming the folder where the labs save answers (default ``./answers``).
 ANSWERS_DIR_ENV = "INFPHYS_ANSWERS_DIR"
 
@@ -274,7 +274,7 @@ class AnswerBook:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
         try:
             # mkstemp makes the file 0600; the instructor who collects it must be able to read it.
-            os.fchmod(fd, ANSWER_FILE_MODE)
+            os.fchmod(fd, ANSWERS_FILE_MODE)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
             os.replace(tmp, target)

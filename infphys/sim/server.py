@@ -303,6 +303,8 @@ class ServerStats:
         last_lag_s, max_lag_s, mean_lag_s: lateness of step deliveries.
         stall_s_total, rebases: delay written off by shifting the timeline, and how often.
         requests_total, rejected_503, rejected_4xx, aborted: request counts.
+        rejected_context: of ``rejected_4xx``, requests refused because prompt + ``max_tokens``
+            exceeds ``max_model_len`` (the engine's context; it is never more than its KV cache).
         busy_s: wall time the engine loop spent with requests in the engine.
         recent_lag_s: moving average of the lag (what the response header reports).
         peak_waiting: most requests ever waiting at once (bounded by ``max_queue``).
@@ -318,6 +320,7 @@ class ServerStats:
     requests_total: int = 0
     rejected_503: int = 0
     rejected_4xx: int = 0
+    rejected_context: int = 0
     aborted: int = 0
     busy_s: float = 0.0
     recent_lag_s: float = 0.0
@@ -348,6 +351,7 @@ class ServerStats:
             "requests_total": self.requests_total,
             "rejected_503": self.rejected_503,
             "rejected_4xx": self.rejected_4xx,
+            "rejected_context": self.rejected_context,
             "aborted": self.aborted,
             "peak_waiting": self.peak_waiting,
             "kept_up": self.kept_up,
@@ -813,6 +817,8 @@ class SimServer:
             )
         except RequestRejected as exc:
             self.stats.rejected_4xx += 1
+            if "maximum context length" in exc.message:
+                self._note_too_long(prompt_tokens, max_tokens)
             raise _HTTPError(exc.status, exc.message, "BadRequestError", exc.param) from None
         self.stats.requests_total += 1
         self.stats.peak_waiting = max(self.stats.peak_waiting, eng.num_waiting)
@@ -820,6 +826,26 @@ class SimServer:
         assert self._wake is not None
         self._wake.set()
         return stream
+
+    def _note_too_long(self, prompt_tokens: int, max_tokens: int | None) -> None:
+        """Count a request refused for its length; warn at the 1st, 10th, 100th, … of them."""
+        st = self.stats
+        st.rejected_context += 1
+        n = st.rejected_context
+        if n == 1 or (n % 10 == 0 and str(n).rstrip("0") == "1"):
+            asked = (
+                f"{prompt_tokens:,} prompt + {max_tokens:,} max_tokens"
+                if max_tokens
+                else (f"a {prompt_tokens:,}-token prompt")
+            )
+            log.warning(
+                "%s request(s) refused with HTTP 400 so far: longer than max_model_len %s "
+                "tokens (the last asked for %s; the KV cache holds %s tokens)",
+                f"{n:,}",
+                f"{self.config.max_model_len:,}",
+                asked,
+                f"{self.config.kv_capacity_tokens:,}",
+            )
 
     def _drop(self, stream: _Stream) -> None:
         """The client went away (or the server stops): free the request's engine resources."""
