@@ -27,6 +27,7 @@ from infphys.catalog.step_fit import (
     FIT_SUMMARY,
     FITTED_STEP_PARAMS,
     IDEAL_STEP_PARAMS,
+    NIM_FRONTEND_LATENCY_S,
     StepFitSummary,
     StepParams,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "INT8",
     "MEASURED_SOURCES",
     "MODELS",
+    "NIM_FRONTEND_LATENCY_S",
     "ModelSpec",
     "PRECISIONS",
     "Precision",

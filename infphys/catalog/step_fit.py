@@ -30,10 +30,14 @@ per row:
   all-reduce (two per layer) costs a latency plus its ring bytes at this fraction of the
   GPU's link bandwidth (:meth:`infphys.catalog.GPUSpec.all_reduce_bytes_per_s`).
 
-:data:`FITTED_STEP_PARAMS` were fitted (``infphys.sim.fit.fit_step_params``) to the
-TensorRT-LLM 0.9 static-batch table shipped in ``infphys/catalog/data`` (every measured row:
-time to first token and token-to-token time per model, GPU, precision, TP and batch), by least
-squares on log(simulated / measured). :data:`FIT_SUMMARY` keeps the fit's source and residuals.
+:data:`FITTED_STEP_PARAMS` were fitted (``infphys.sim.fit.fit_step_params``) to the measured
+step times shipped in ``infphys/catalog/data``: every measured row of the TensorRT-LLM 0.9
+static-batch table (time to first token and token-to-token time per model, GPU, precision, TP
+and batch) and the single-client rows of the NIM table (a lone request's TTFT and ITL are one
+prefill and one decode step of NIM's own engine), each table with half the weight, by robust
+least squares on log(simulated / measured). :data:`FIT_SUMMARY` keeps the residuals on the
+static table. :data:`NIM_FRONTEND_LATENCY_S`, fitted alongside, is the time a request spends in
+NIM before its prefill starts (HTTP, tokenising): it adds to TTFT, not to the GPU.
 :data:`IDEAL_STEP_PARAMS` is the textbook roofline: datasheet bandwidth and FLOP/s, a hard
 maximum, no fixed costs; use it for floors ("a step cannot take less than").
 
@@ -51,6 +55,7 @@ __all__ = [
     "FITTED_STEP_PARAMS",
     "FIT_SUMMARY",
     "IDEAL_STEP_PARAMS",
+    "NIM_FRONTEND_LATENCY_S",
     "StepFitSummary",
     "StepParams",
 ]
@@ -184,30 +189,34 @@ class StepFitSummary:
 # Fitted values: written by ``python -m infphys.sim.fit --write`` (see infphys/sim/fit.py).
 # --- BEGIN FITTED ---
 FITTED_STEP_PARAMS = StepParams(
-    weight_bandwidth_efficiency=1.0,
-    fp8_weight_bandwidth_efficiency=0.8350579,
-    kv_bandwidth_efficiency=0.9276222,
-    gemm_flops_efficiency=0.5351401,
-    fp8_gemm_flops_efficiency=0.5845314,
-    gemm_half_efficiency_tokens=143.9256,
-    ampere_gemm_flops_efficiency=0.781709,
-    ada_gemm_flops_efficiency=0.5518592,
-    attention_half_efficiency_blocks=37.39193,
-    attention_flops_efficiency=0.3237831,
-    roofline_sharpness=8.932822,
-    step_overhead_s=1.029018e-12,
-    layer_overhead_s=6.213381e-05,
-    sequence_overhead_s=1.321473e-05,
-    allreduce_latency_s=1.644359e-05,
-    allreduce_bandwidth_efficiency=0.6047582,
+    weight_bandwidth_efficiency=0.971098,
+    fp8_weight_bandwidth_efficiency=0.8657333,
+    kv_bandwidth_efficiency=0.9508721,
+    gemm_flops_efficiency=0.5802639,
+    fp8_gemm_flops_efficiency=0.5862345,
+    gemm_half_efficiency_tokens=145.1158,
+    ampere_gemm_flops_efficiency=0.7567963,
+    ada_gemm_flops_efficiency=0.5874184,
+    attention_half_efficiency_blocks=47.06956,
+    attention_flops_efficiency=0.3686168,
+    roofline_sharpness=13.07201,
+    step_overhead_s=5.568842e-15,
+    layer_overhead_s=6.555107e-05,
+    sequence_overhead_s=1.26874e-05,
+    allreduce_latency_s=1.78129e-05,
+    allreduce_bandwidth_efficiency=0.6015418,
 )
 FIT_SUMMARY = StepFitSummary(
-    source="infphys/catalog/data/trtllm_0.9_static_batch.csv (MEASURED_SOURCES)",
-    rows=2878,
-    median_abs_error_first_token=0.1102,
-    median_abs_error_token_to_token=0.0696,
-    p90_abs_error_first_token=0.3326,
-    p90_abs_error_token_to_token=0.2389,
+    source=(
+        "infphys/catalog/data/trtllm_0.9_static_batch.csv and the single-client rows of "
+        "nim_llama3_serving.csv (MEASURED_SOURCES)"
+    ),
+    rows=2926,
+    median_abs_error_first_token=0.1073,
+    median_abs_error_token_to_token=0.0712,
+    p90_abs_error_first_token=0.3392,
+    p90_abs_error_token_to_token=0.2445,
     method="least squares, soft-L1 loss, log ratios",
 )
+NIM_FRONTEND_LATENCY_S = 0.003889844
 # --- END FITTED ---

@@ -188,6 +188,7 @@ class EngineConfig:
     scheduler: SchedulerName = "vllm"
     chunked_prefill: bool | None = None
     frontend_latency_s: float = 0.0
+    frontend_service_s: float = 0.0
     output_lengths: OutputLengths = field(default_factory=OutputLengths)
     seed: int = 0
 
@@ -220,6 +221,7 @@ class EngineConfig:
                 f"chunked_prefill must be True, False or None (got {self.chunked_prefill!r})"
             )
         non_negative("frontend_latency_s", self.frontend_latency_s)
+        non_negative("frontend_service_s", self.frontend_service_s)
         if self.moe_routing not in ("uniform", "same_experts"):
             raise ValueError(
                 f"moe_routing must be 'uniform' or 'same_experts' (got {self.moe_routing!r})"
@@ -431,6 +433,7 @@ class EngineConfig:
             "scheduler": self.scheduler,
             "chunked_prefill": self.chunked_prefill,
             "frontend_latency_s": self.frontend_latency_s,
+            "frontend_service_s": self.frontend_service_s,
             "gpu": self.gpu.key,
             "gpu_name": self.gpu.name,
             "model": self.model.key,

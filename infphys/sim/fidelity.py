@@ -34,7 +34,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from infphys.catalog import FITTED_STEP_PARAMS, StepParams, get_gpu, get_model
+from infphys.catalog import (
+    FITTED_STEP_PARAMS,
+    NIM_FRONTEND_LATENCY_S,
+    StepParams,
+    get_gpu,
+    get_model,
+)
 from infphys.physics import weight_bytes
 from infphys.sim.config import EngineConfig
 from infphys.sim.fit import static_model
@@ -69,7 +75,8 @@ class NimServing:
         max_batch_size, max_num_tokens, block_tokens: the engine's limits.
     """
 
-    frontend_latency_s: float = 0.004
+    frontend_latency_s: float = NIM_FRONTEND_LATENCY_S
+    frontend_service_s: float = 0.0
     activation_reserve_bytes: float = 4 * 2**30
     max_batch_size: int = 256
     max_num_tokens: int = 8192
@@ -111,6 +118,7 @@ def nim_engine_config(
         gpu_memory_utilization=util,
         activation_reserve_bytes=reserve,
         frontend_latency_s=serving.frontend_latency_s,
+        frontend_service_s=serving.frontend_service_s,
         step_params=step_params,
         max_model_len=max_model_len,
     )

@@ -43,6 +43,7 @@ from infphys.catalog import (
     StepFitSummary,
     StepParams,
     get_model,
+    load_nim_serving,
     load_static_batch,
 )
 from infphys.physics import RooflineModel, StepConstants, price_step
@@ -77,7 +78,10 @@ BOUNDS: dict[str, tuple[float, float]] = {
 
 
 #: The fit's data, named briefly (the full provenance is in ``MEASURED_SOURCES``).
-_SOURCE = "infphys/catalog/data/trtllm_0.9_static_batch.csv (MEASURED_SOURCES)"
+_SOURCE = (
+    "infphys/catalog/data/trtllm_0.9_static_batch.csv and the single-client rows of "
+    "nim_llama3_serving.csv (MEASURED_SOURCES)"
+)
 assert "trtllm_0.9_static_batch.csv" in MEASURED_SOURCES
 
 
@@ -90,6 +94,7 @@ def static_model(model_key: str) -> ModelSpec:
 
 
 def _constants(rows: pd.DataFrame) -> StepConstants:
+    """Step constants per row, as the static benchmark ran (see :func:`static_model`)."""
     keys = ["model_key", "gpu_key", "precision_key", "tp"]
     cache: dict[tuple[Any, ...], StepConstants] = {}
     per_row: list[StepConstants] = []
@@ -162,33 +167,63 @@ class StepFit:
     params: StepParams
     summary: StepFitSummary
     rows: pd.DataFrame
+    frontend_latency_s: float = 0.0
+
+
+def _nim_profile_rows(nim: pd.DataFrame) -> pd.DataFrame:
+    """NIM rows with one client: single-request step profiles of the NIM engine itself."""
+    one = nim[nim["concurrency"] == 1]
+    keys = ["model_key", "gpu_key", "precision_key", "tp", "isl", "osl"]
+    return one.groupby(keys, as_index=False)[["ttft_ms_avg", "itl_ms_avg"]].mean()
 
 
 def fit_step_params(
-    rows: pd.DataFrame | None = None, *, start: StepParams = FITTED_STEP_PARAMS
+    rows: pd.DataFrame | None = None,
+    nim_rows: pd.DataFrame | None = None,
+    *,
+    start: StepParams = FITTED_STEP_PARAMS,
+    start_frontend_latency_s: float = 0.004,
 ) -> StepFit:
-    """Fit :class:`~infphys.catalog.StepParams` to measured static-batch rows (default: all)."""
+    """Fit :class:`~infphys.catalog.StepParams` to measured step times.
+
+    ``rows``: static-batch rows (default: all measured ones). ``nim_rows``: NIM serving rows
+    (default: all); only their single-client rows are used, as step profiles of the NIM engine
+    (TTFT = the frontend's latency + one prefill step of ``isl`` tokens; ITL = one decode step
+    at batch 1 with ``isl + osl / 2`` cached tokens); pass an empty frame to fit the static
+    table alone. Each table carries half the weight, however many rows it has.
+    """
     from scipy.optimize import least_squares
 
     data = load_static_batch() if rows is None else rows
     data = data[data["measured"]].reset_index(drop=True)
     if data.empty:
         raise ValueError("rows: no measured static-batch rows to fit")
+    prof = _nim_profile_rows(load_nim_serving() if nim_rows is None else nim_rows)
     names = [f.name for f in fields(StepParams)]
-    lo = np.array([BOUNDS[n][0] for n in names])
-    hi = np.array([BOUNDS[n][1] for n in names])
-    x0 = np.clip(np.array([float(getattr(start, n)) for n in names]), lo, hi)
+    lo = np.array([BOUNDS[n][0] for n in names] + [0.0])
+    hi = np.array([BOUNDS[n][1] for n in names] + [0.05])
+    x0 = np.clip(
+        np.array([float(getattr(start, n)) for n in names] + [start_frontend_latency_s]), lo, hi
+    )
     c = _constants(data)
     b = data["batch"].to_numpy(float)
     isl = data["isl"].to_numpy(float)
-    osl = data["osl"].to_numpy(float)
-    ctx = isl + osl / 2.0
+    ctx = isl + data["osl"].to_numpy(float) / 2.0
     y_dec = data["token_to_token_ms"].to_numpy(float) / 1e3
     y_pre = data["first_token_ms"].to_numpy(float) / 1e3
     has_dec = np.isfinite(y_dec)
+    n_static = int(has_dec.sum()) + len(y_pre)
+    cn = _constants(prof) if len(prof) else None
+    n_isl = prof["isl"].to_numpy(float)
+    n_ctx = n_isl + prof["osl"].to_numpy(float) / 2.0
+    one = np.ones(len(prof))
+    y_ttft = prof["ttft_ms_avg"].to_numpy(float) / 1e3
+    y_itl = prof["itl_ms_avg"].to_numpy(float) / 1e3
+    # Equal weight per table: scale the NIM residuals by sqrt(n_static / n_nim).
+    w_nim = math.sqrt(n_static / (2 * len(prof))) if len(prof) else 0.0
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        p = StepParams(**{n: float(v) for n, v in zip(names, x, strict=True)})
+        p = StepParams(**{n: float(v) for n, v in zip(names, x[:-1], strict=True)})
         dec = _total(
             price_step(
                 c,
@@ -209,23 +244,58 @@ def fit_step_params(
                 sequences=b,
             )
         )
-        return np.concatenate([np.log(dec[has_dec] / y_dec[has_dec]), np.log(pre / y_pre)])
+        parts = [np.log(dec[has_dec] / y_dec[has_dec]), np.log(pre / y_pre)]
+        if cn is not None:
+            ttft = x[-1] + _total(
+                price_step(
+                    cn,
+                    p,
+                    new_tokens=n_isl,
+                    kv_tokens_read=0.0 * one,
+                    attention_pairs=n_isl * (n_isl + 1) / 2.0,
+                    sequences=one,
+                )
+            )
+            itl = _total(
+                price_step(
+                    cn,
+                    p,
+                    new_tokens=one,
+                    kv_tokens_read=n_ctx,
+                    attention_pairs=n_ctx + 1,
+                    sequences=one,
+                )
+            )
+            parts += [w_nim * np.log(ttft / y_ttft), w_nim * np.log(itl / y_itl)]
+        return np.concatenate(parts)
 
     res = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1)
-    params = StepParams(**{n: float(v) for n, v in zip(names, res.x, strict=True)})
+    params = StepParams(**{n: float(v) for n, v in zip(names, res.x[:-1], strict=True)})
     scored = predict_static(data, params)
     e_pre = scored["err_first_token_ms"].abs()
     e_dec = scored["err_token_to_token_ms"].abs().dropna()
     summary = StepFitSummary(
         source=_SOURCE,
-        rows=len(data),
+        rows=len(data) + len(prof),
         median_abs_error_first_token=float(e_pre.median()),
         median_abs_error_token_to_token=float(e_dec.median()),
         p90_abs_error_first_token=float(e_pre.quantile(0.9)),
         p90_abs_error_token_to_token=float(e_dec.quantile(0.9)),
         method="least squares, soft-L1 loss, log ratios",
     )
-    return StepFit(params, summary, scored)
+    return StepFit(params, summary, scored, float(res.x[-1]))
+
+
+def _wrap(text: str, width: int = 80) -> list[str]:
+    """``text`` in pieces of at most ``width`` characters, split after spaces."""
+    out, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + len(word) + 1 > width:
+            out.append(line + " ")
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return [*out, line]
 
 
 def _literal(v: float) -> str:
@@ -244,7 +314,7 @@ def write_fitted(fit: StepFit, path: Path | None = None) -> Path:
         "# --- BEGIN FITTED ---\n"
         f"FITTED_STEP_PARAMS = StepParams(\n{p}\n)\n"
         "FIT_SUMMARY = StepFitSummary(\n"
-        f"    source={s.source!r},\n"
+        "    source=(\n" + "".join(f"        {part!r}\n" for part in _wrap(s.source)) + "    ),\n"
         f"    rows={s.rows},\n"
         f"    median_abs_error_first_token={s.median_abs_error_first_token:.4f},\n"
         f"    median_abs_error_token_to_token={s.median_abs_error_token_to_token:.4f},\n"
@@ -252,6 +322,7 @@ def write_fitted(fit: StepFit, path: Path | None = None) -> Path:
         f"    p90_abs_error_token_to_token={s.p90_abs_error_token_to_token:.4f},\n"
         f"    method={s.method!r},\n"
         ")\n"
+        f"NIM_FRONTEND_LATENCY_S = {_literal(fit.frontend_latency_s)}\n"
         "# --- END FITTED ---"
     )
     new = re.sub(r"# --- BEGIN FITTED ---.*# --- END FITTED ---", lambda _: block, text, flags=re.S)

@@ -218,19 +218,34 @@ def simulate(
     # pending arrivals: (time, request index, client); a heap, since closed-loop clients
     # finishing at the same instant send at slightly different times.
     pending: list[tuple[float, int, int]] = []
-    # Times in ``pending`` are arrivals at the engine: the send plus the frontend's latency.
+    # Times in ``pending`` are arrivals at the engine: the send, then the frontend (a fixed
+    # latency, and one request at a time for ``frontend_service_s`` each: HTTP and tokenising).
     front_s = config.frontend_latency_s
+    service_s = config.frontend_service_s
+    front_free = -math.inf
+    sent_at: dict[int, float] = {}
     jitter_s = workload.client_jitter_s
     jitter = workload.jitter_rng().random if jitter_s else None
+
+    def through_frontend(t_send: float, idx: int) -> float:
+        nonlocal front_free
+        sent_at[idx] = t_send
+        if not service_s:
+            return t_send + front_s
+        front_free = max(t_send + front_s, front_free) + service_s
+        return front_free
+
     if closed:
         c = min(workload.concurrency or 1, total)
-        pending = [
-            ((k + 1) * CLIENT_STAGGER_S + (jitter() * jitter_s if jitter else 0.0) + front_s, k, k)
-            for k in range(c)
-        ]
+        pending = []
+        for k in range(c):
+            t_send = (k + 1) * CLIENT_STAGGER_S + (jitter() * jitter_s if jitter else 0.0)
+            pending.append((through_frontend(t_send, k), k, k))
         next_idx = c
     else:
-        pending = [(t + front_s, i, -1) for i, t in enumerate(workload.arrival_times_s())]
+        pending = [
+            (through_frontend(t, i), i, -1) for i, t in enumerate(workload.arrival_times_s())
+        ]
         next_idx = total
     heapq.heapify(pending)
     client_of: dict[int, int] = {}
@@ -242,7 +257,7 @@ def simulate(
         records.append(
             RequestRecord(
                 request_id=idx,
-                sent_s=r.arrival_s - front_s,
+                sent_s=sent_at.pop(idx, r.arrival_s),
                 first_token_s=r.first_token_s,
                 end_s=r.finish_s,
                 chunk_times_s=eng.token_times(r) if keep_chunk_times else [],
@@ -264,7 +279,7 @@ def simulate(
             t_send = t_end + (client + 1) * CLIENT_STAGGER_S
             if jitter is not None:
                 t_send += jitter() * jitter_s
-            heapq.heappush(pending, (t_send + front_s, next_idx, client))
+            heapq.heappush(pending, (through_frontend(t_send, next_idx), next_idx, client))
             next_idx += 1
 
     def submit(t_arr: float, idx: int, client: int) -> None:
@@ -277,7 +292,7 @@ def simulate(
             records.append(
                 RequestRecord(
                     request_id=idx,
-                    sent_s=t_arr - front_s,
+                    sent_s=sent_at.pop(idx, t_arr),
                     end_s=t_arr,
                     prompt_tokens=p,
                     completion_tokens=0,
