@@ -6,7 +6,9 @@ and with ``--csv`` writes the same table as CSV.
 
 ``infphys labs`` resolves the target first (``NIM_BASE_URL`` if it answers, else the embedded
 simulator, started here and kept alive while marimo runs), then runs ``marimo edit`` (or
-``marimo run`` with ``--run``) on the labs folder, bound to 127.0.0.1. The notebooks reach the
+``marimo run`` with ``--run``) on the labs folder, bound to 127.0.0.1, through
+:mod:`infphys.labs_server`: cells run as soon as a lab opens, whatever the learner's marimo
+config says, and charts load MathJax from that server, not a CDN. The notebooks reach the
 target through ``NIM_BASE_URL`` and ``NIM_GEN_MODEL`` in marimo's environment.
 """
 
@@ -115,11 +117,13 @@ def marimo_command(
 ) -> list[str]:
     """The marimo command line ``infphys labs`` runs (``edit`` or ``run``, on 127.0.0.1).
 
+    marimo's own CLI, run by :mod:`infphys.labs_server` (run on open, MathJax served locally).
+
     >>> marimo_command(Path("labs"), port=2718, no_browser=True, headless=False, run=False)[1:]
-    ['-m', 'marimo', 'edit', 'labs', '--host', '127.0.0.1', '--port', '2718', '--no-token', \
-'--headless']
+    ['-m', 'infphys.labs_server', 'edit', 'labs', '--host', '127.0.0.1', '--port', '2718', \
+'--no-token', '--headless']
     """
-    cmd = [sys.executable, "-m", "marimo", "run" if run else "edit", str(labs_dir)]
+    cmd = [sys.executable, "-m", "infphys.labs_server", "run" if run else "edit", str(labs_dir)]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--no-token"]
     if no_browser or headless:
         cmd.append("--headless")
