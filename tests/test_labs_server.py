@@ -12,6 +12,7 @@ from __future__ import annotations
 import doctest
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,22 @@ def test_labs_run_on_open_over_a_users_config(tmp_path: Path) -> None:
     on = {ls.AUTO_INSTANTIATE_ENV: "true"}
     assert _auto_instantiate(copy, tmp_path / "home", on) is True
 
+
+def test_one_default_gpu_for_the_home_page_lab1_and_the_simulator() -> None:
+    """The simulator's default GPU is the one the home page's numbers and Lab 1's theory use."""
+    import inspect
+
+    from infphys.resolve import DEFAULT_GPU, DEFAULT_MODEL, resolve_target
+    from infphys.sim.server import serve
+
+    defaults = inspect.signature(resolve_target).parameters
+    assert defaults["sim_gpu"].default == DEFAULT_GPU == "h200"
+    assert defaults["sim_model"].default == DEFAULT_MODEL
+    assert inspect.signature(serve).parameters["gpu"].default == DEFAULT_GPU
+    index = (REPO / "docs" / "index.md").read_text()
+    assert "gpu(infphys_default_gpu)" in index
+    assert not re.search(r"""gpu\(["']""", index), "the home page names a GPU of its own"
+    lab1 = (REPO / "labs" / "01_preflight.py").read_text()
+    assert "get_gpu(DEFAULT_GPU)" in lab1 and "H200 SXM" not in lab1
+    site_hook = (REPO / "docs" / "hooks" / "infphys_site.py").read_text()
+    assert "infphys_default_gpu=DEFAULT_GPU" in site_hook
