@@ -38,7 +38,19 @@ from infphys.measure.target import Target
 from infphys.sim.config import EngineConfig
 from infphys.sim.server import SimTarget, serve
 
-__all__ = ["ResolvedTarget", "probe", "resolve_target", "simulator_config"]
+__all__ = [
+    "DEFAULT_GPU",
+    "DEFAULT_MODEL",
+    "ResolvedTarget",
+    "probe",
+    "resolve_target",
+    "simulator_config",
+]
+
+#: The GPU and model the fallback simulator plays: the course's one default, which the home
+#: page's numbers and Lab 1's theory also use (``tests/test_labs_server.py`` checks they agree).
+DEFAULT_GPU = "h200"
+DEFAULT_MODEL = "llama-3.1-8b"
 
 
 @dataclass
@@ -142,8 +154,8 @@ def resolve_target(
     env: Mapping[str, str] | None = None,
     probe_timeout_s: float = 2.0,
     fallback: bool = True,
-    sim_gpu: str = "h200",
-    sim_model: str = "llama-3.1-8b",
+    sim_gpu: str = DEFAULT_GPU,
+    sim_model: str = DEFAULT_MODEL,
     time_scale: float = 1.0,
     process: bool = False,
     **sim_settings: Any,

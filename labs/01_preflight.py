@@ -19,41 +19,10 @@ app = marimo.App(width="medium", app_title="Lab 1 · Preflight")
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
+    # marimo alone first: the title and the prose show while the other imports load.
     import marimo as mo
-    import pandas as pd
 
-    from infphys import fmt, physics
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
-    from infphys.exercises import AnswerBook
-    from infphys.exercises import lab01 as ex1
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
-    from infphys.measure import closed_loop, preflight_sync, run_sync
-    from infphys.plots import labs as lab_plots
-    from infphys.resolve import resolve_target
-
-    return (
-        AnswerBook,
-        GPUS,
-        MODELS,
-        closed_loop,
-        ex1,
-        exercise_widget,
-        fmt,
-        get_gpu,
-        get_model,
-        lab_plots,
-        mo,
-        os,
-        pd,
-        physics,
-        preflight_sync,
-        resolve_target,
-        run_sync,
-        save_view,
-        verdict_view,
-    )
+    return (mo,)
 
 
 @app.cell(hide_code=True)
@@ -94,6 +63,45 @@ def _(mo):
     per output token) is one **decode** step.
     """)
     return
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    import pandas as pd
+
+    from infphys import fmt, physics
+    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab01 as ex1
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.measure import closed_loop, preflight_sync, run_sync
+    from infphys.plots import labs as lab_plots
+    from infphys.resolve import DEFAULT_GPU, DEFAULT_MODEL, resolve_target
+
+    return (
+        AnswerBook,
+        DEFAULT_GPU,
+        DEFAULT_MODEL,
+        GPUS,
+        MODELS,
+        closed_loop,
+        ex1,
+        exercise_widget,
+        fmt,
+        get_gpu,
+        get_model,
+        lab_plots,
+        os,
+        pd,
+        physics,
+        preflight_sync,
+        resolve_target,
+        run_sync,
+        save_view,
+        verdict_view,
+    )
 
 
 @app.cell
@@ -149,7 +157,9 @@ def _(mo, preflight_sync, target):
 
 
 @app.cell
-def _(GPUS, MODELS, mo, resolved):
+def _(DEFAULT_GPU, DEFAULT_MODEL, GPUS, MODELS, get_gpu, get_model, mo, resolved):
+    # The theory's GPU and model: the simulator's, else the course's defaults (the simulator's
+    # and the home page's); pick the real ones when a real server answers.
     _cfg = resolved.sim_config
     max_tokens_pick = mo.ui.dropdown(["16", "64", "128", "256"], value="64",
                                      label="max_tokens")
@@ -158,12 +168,12 @@ def _(GPUS, MODELS, mo, resolved):
     seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
     theory_gpu_pick = mo.ui.dropdown(
         options={g.name: g.key for g in GPUS.values()},
-        value=_cfg.gpu.name if _cfg is not None else "H200 SXM",
+        value=(_cfg.gpu if _cfg is not None else get_gpu(DEFAULT_GPU)).name,
         label="GPU behind the target (for the theory)",
     )
     theory_model_pick = mo.ui.dropdown(
         options={m.name: m.key for m in MODELS.values()},
-        value=_cfg.model.name if _cfg is not None else "Llama-3.1-8B",
+        value=(_cfg.model if _cfg is not None else get_model(DEFAULT_MODEL)).name,
         label="model behind the target",
     )
     mo.vstack(
@@ -258,12 +268,12 @@ def _(
 
 @app.cell(hide_code=True)
 def _(mo, token_source):
-    mo.md(
-        "The theory is the bare roofline: a prefill of the prompt's FLOPs at 70 % of peak, a "
-        "decode step that reads the weights at 80 % of bandwidth. A server adds a fixed cost per "
-        "step (kernel launches, scheduling, sampling) and the HTTP path, so the measured times "
-        f"are longer. Token counts here came from: **{token_source}**."
-    )
+    mo.md(f"""
+    The theory is the bare roofline: a prefill of the prompt's FLOPs at 70 % of peak, a decode
+    step that reads the weights at 80 % of bandwidth. A server adds a fixed cost per step (kernel
+    launches, scheduling, sampling) and the HTTP path, so the measured times are longer. Token
+    counts here came from: **{token_source}**.
+    """)
     return
 
 

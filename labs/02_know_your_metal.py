@@ -21,9 +21,31 @@ app = marimo.App(width="medium", app_title="Lab 2 · Know your metal")
 
 @app.cell(hide_code=True)
 def _():
+    # marimo alone first: the title and the prose show while the other imports load.
+    import marimo as mo
+
+    return (mo,)
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # Lab 2 · Know your metal
+
+    *Before you measure a server, know the machine under it: how many bytes per second its
+    memory can move sets the speed limit of every decode step.*
+
+    **Time: about 10 minutes** (the two benchmarks take under a minute together). Every part has
+    a "no GPU here" path: on a laptop the benchmarks run on host memory and a scaled-down model,
+    labelled as such, and the catalog stands in for the GPU.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _():
     import os
 
-    import marimo as mo
     import pandas as pd
 
     from infphys import fmt, physics
@@ -49,7 +71,6 @@ def _():
         get_gpu,
         get_model,
         gpu_specs,
-        mo,
         os,
         pd,
         physics,
@@ -59,21 +80,6 @@ def _():
         verdict_view,
         watch_figure,
     )
-
-
-@app.cell(hide_code=True)
-def _(mo):
-    mo.md(r"""
-    # Lab 2 · Know your metal
-
-    *Before you measure a server, know the machine under it: how many bytes per second its
-    memory can move sets the speed limit of every decode step.*
-
-    **Time: about 10 minutes** (the two benchmarks take under a minute together). Every part has
-    a "no GPU here" path: on a laptop the benchmarks run on host memory and a scaled-down model,
-    labelled as such, and the catalog stands in for the GPU.
-    """)
-    return
 
 
 @app.cell(hide_code=True)

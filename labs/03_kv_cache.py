@@ -18,44 +18,10 @@ app = marimo.App(width="medium", app_title="Lab 3 · The KV-cache cliff")
 
 @app.cell(hide_code=True)
 def _():
-    import dataclasses
-    import os
-
+    # marimo alone first: the title and the prose show while the other imports load.
     import marimo as mo
-    import pandas as pd
 
-    from infphys import fmt, physics
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
-    from infphys.exercises import AnswerBook
-    from infphys.exercises import lab03 as ex3
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
-    from infphys.plots import labs as lab_plots
-    from infphys.sim.config import EngineConfig
-    from infphys.sim.virtual import simulate, time_average
-    from infphys.sim.workload import Workload
-
-    return (
-        AnswerBook,
-        EngineConfig,
-        GPUS,
-        MODELS,
-        Workload,
-        dataclasses,
-        ex3,
-        exercise_widget,
-        fmt,
-        get_gpu,
-        get_model,
-        lab_plots,
-        mo,
-        os,
-        pd,
-        physics,
-        save_view,
-        simulate,
-        time_average,
-        verdict_view,
-    )
+    return (mo,)
 
 
 @app.cell(hide_code=True)
@@ -93,6 +59,46 @@ def _(mo):
     below.
     """)
     return
+
+
+@app.cell(hide_code=True)
+def _():
+    import dataclasses
+    import os
+
+    import pandas as pd
+
+    from infphys import fmt, physics
+    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab03 as ex3
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.plots import labs as lab_plots
+    from infphys.sim.config import EngineConfig
+    from infphys.sim.virtual import simulate, time_average
+    from infphys.sim.workload import Workload
+
+    return (
+        AnswerBook,
+        EngineConfig,
+        GPUS,
+        MODELS,
+        Workload,
+        dataclasses,
+        ex3,
+        exercise_widget,
+        fmt,
+        get_gpu,
+        get_model,
+        lab_plots,
+        os,
+        pd,
+        physics,
+        save_view,
+        simulate,
+        time_average,
+        verdict_view,
+    )
 
 
 @app.cell

@@ -18,11 +18,31 @@ app = marimo.App(width="medium", app_title="Lab 4 · FP8")
 
 @app.cell(hide_code=True)
 def _():
+    # marimo alone first: the title and the prose show while the other imports load.
+    import marimo as mo
+
+    return (mo,)
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # Lab 4 · FP8: what halving the bytes buys
+
+    *Decode is a memory-bandwidth problem and capacity is a memory-size problem, so a number
+    format with half the bytes attacks both at once — but not by the same factor.*
+
+    **Time: about 8 minutes.** Compare BF16 and FP8 on paper, then on the simulator.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _():
     import importlib.metadata
     import importlib.util
     import os
 
-    import marimo as mo
     import pandas as pd
 
     from infphys import fmt, physics
@@ -49,7 +69,6 @@ def _():
         get_model,
         importlib,
         lab_plots,
-        mo,
         os,
         pd,
         physics,
@@ -58,19 +77,6 @@ def _():
         simulate,
         verdict_view,
     )
-
-
-@app.cell(hide_code=True)
-def _(mo):
-    mo.md(r"""
-    # Lab 4 · FP8: what halving the bytes buys
-
-    *Decode is a memory-bandwidth problem and capacity is a memory-size problem, so a number
-    format with half the bytes attacks both at once — but not by the same factor.*
-
-    **Time: about 8 minutes.** Compare BF16 and FP8 on paper, then on the simulator.
-    """)
-    return
 
 
 @app.cell(hide_code=True)

@@ -20,45 +20,10 @@ app = marimo.App(width="medium", app_title="Lab 5 · Throughput")
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
+    # marimo alone first: the title and the prose show while the other imports load.
     import marimo as mo
-    import pandas as pd
 
-    from infphys import fmt, physics, stats
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
-    from infphys.exercises import AnswerBook
-    from infphys.exercises import lab05 as ex5
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
-    from infphys.measure import closed_loop, run_sync
-    from infphys.measure.gpu import GPUWatcher
-    from infphys.plots import labs as lab_plots
-    from infphys.plots.gpu import watch_figure
-    from infphys.resolve import resolve_target
-
-    return (
-        AnswerBook,
-        GPUS,
-        GPUWatcher,
-        MODELS,
-        closed_loop,
-        ex5,
-        exercise_widget,
-        fmt,
-        get_gpu,
-        get_model,
-        lab_plots,
-        mo,
-        os,
-        pd,
-        physics,
-        resolve_target,
-        run_sync,
-        save_view,
-        stats,
-        verdict_view,
-        watch_figure,
-    )
+    return (mo,)
 
 
 @app.cell(hide_code=True)
@@ -93,6 +58,47 @@ def _(mo):
     average number of requests in flight (Little's Law, $L = \lambda W$).
     """)
     return
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    import pandas as pd
+
+    from infphys import fmt, physics, stats
+    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab05 as ex5
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.measure import closed_loop, run_sync
+    from infphys.measure.gpu import GPUWatcher
+    from infphys.plots import labs as lab_plots
+    from infphys.plots.gpu import watch_figure
+    from infphys.resolve import resolve_target
+
+    return (
+        AnswerBook,
+        GPUS,
+        GPUWatcher,
+        MODELS,
+        closed_loop,
+        ex5,
+        exercise_widget,
+        fmt,
+        get_gpu,
+        get_model,
+        lab_plots,
+        os,
+        pd,
+        physics,
+        resolve_target,
+        run_sync,
+        save_view,
+        stats,
+        verdict_view,
+        watch_figure,
+    )
 
 
 @app.cell

@@ -18,45 +18,10 @@ app = marimo.App(width="medium", app_title="Lab 6 · What a user costs")
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
+    # marimo alone first: the title and the prose show while the other imports load.
     import marimo as mo
-    import pandas as pd
 
-    from infphys import fmt, physics
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
-    from infphys.exercises import AnswerBook
-    from infphys.exercises import lab06 as ex6
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
-    from infphys.planning import plan_capacity
-    from infphys.plots import labs as lab_plots
-    from infphys.sim.config import EngineConfig
-    from infphys.sim.virtual import simulate
-    from infphys.sim.workload import Workload
-    from infphys.stats import summarize
-
-    return (
-        AnswerBook,
-        EngineConfig,
-        GPUS,
-        MODELS,
-        Workload,
-        ex6,
-        exercise_widget,
-        fmt,
-        get_gpu,
-        get_model,
-        lab_plots,
-        mo,
-        os,
-        pd,
-        physics,
-        plan_capacity,
-        save_view,
-        simulate,
-        summarize,
-        verdict_view,
-    )
+    return (mo,)
 
 
 @app.cell(hide_code=True)
@@ -103,6 +68,47 @@ def _(mo):
         ]
     )
     return gpus_number, price_number, users_number
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    import pandas as pd
+
+    from infphys import fmt, physics
+    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab06 as ex6
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.planning import plan_capacity
+    from infphys.plots import labs as lab_plots
+    from infphys.sim.config import EngineConfig
+    from infphys.sim.virtual import simulate
+    from infphys.sim.workload import Workload
+    from infphys.stats import summarize
+
+    return (
+        AnswerBook,
+        EngineConfig,
+        GPUS,
+        MODELS,
+        Workload,
+        ex6,
+        exercise_widget,
+        fmt,
+        get_gpu,
+        get_model,
+        lab_plots,
+        os,
+        pd,
+        physics,
+        plan_capacity,
+        save_view,
+        simulate,
+        summarize,
+        verdict_view,
+    )
 
 
 @app.cell

@@ -18,41 +18,10 @@ app = marimo.App(width="medium", app_title="Lab 7 · Little's Law and the baseli
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
+    # marimo alone first: the title and the prose show while the other imports load.
     import marimo as mo
-    import pandas as pd
 
-    from infphys import fmt, stats
-    from infphys.exercises import AnswerBook
-    from infphys.exercises import lab07 as ex7
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
-    from infphys.measure import closed_loop, run_sync
-    from infphys.physics import littles_law_throughput_per_s
-    from infphys.plots.labs_load import comparison_table, in_flight_timeline, latency_box
-    from infphys.plots.load import latency_histogram
-    from infphys.resolve import resolve_target
-
-    return (
-        AnswerBook,
-        closed_loop,
-        comparison_table,
-        ex7,
-        exercise_widget,
-        fmt,
-        in_flight_timeline,
-        latency_box,
-        latency_histogram,
-        littles_law_throughput_per_s,
-        mo,
-        os,
-        pd,
-        resolve_target,
-        run_sync,
-        save_view,
-        stats,
-        verdict_view,
-    )
+    return (mo,)
 
 
 @app.cell(hide_code=True)
@@ -95,6 +64,43 @@ def _(mo):
     $$W = \text{TTFT} + (N - 1) \times \text{TPOT}.$$
     """)
     return
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    import pandas as pd
+
+    from infphys import fmt, stats
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab07 as ex7
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.measure import closed_loop, run_sync
+    from infphys.physics import littles_law_throughput_per_s
+    from infphys.plots.labs_load import comparison_table, in_flight_timeline, latency_box
+    from infphys.plots.load import latency_histogram
+    from infphys.resolve import resolve_target
+
+    return (
+        AnswerBook,
+        closed_loop,
+        comparison_table,
+        ex7,
+        exercise_widget,
+        fmt,
+        in_flight_timeline,
+        latency_box,
+        latency_histogram,
+        littles_law_throughput_per_s,
+        os,
+        pd,
+        resolve_target,
+        run_sync,
+        save_view,
+        stats,
+        verdict_view,
+    )
 
 
 @app.cell

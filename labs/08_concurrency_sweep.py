@@ -18,54 +18,10 @@ app = marimo.App(width="medium", app_title="Lab 8 · The concurrency sweep")
 
 @app.cell(hide_code=True)
 def _():
-    import contextlib
-    import os
-
+    # marimo alone first: the title and the prose show while the other imports load.
     import marimo as mo
 
-    from infphys import fmt, stats
-    from infphys.catalog import GPUS, MODELS
-    from infphys.exercises import AnswerBook
-    from infphys.exercises import lab08 as ex8
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
-    from infphys.measure import Level, Target, run_levels, run_sync
-    from infphys.plots.labs_load import (
-        latency_vs_throughput,
-        littles_law_by_level,
-        open_loop_vs_mmc,
-        run_timeline,
-    )
-    from infphys.plots.load import error_rate_vs_load, latency_vs_load, throughput_vs_load
-    from infphys.resolve import resolve_target
-    from infphys.sim.server import serve
-
-    return (
-        AnswerBook,
-        GPUS,
-        Level,
-        MODELS,
-        Target,
-        contextlib,
-        error_rate_vs_load,
-        ex8,
-        exercise_widget,
-        fmt,
-        latency_vs_load,
-        latency_vs_throughput,
-        littles_law_by_level,
-        mo,
-        open_loop_vs_mmc,
-        os,
-        resolve_target,
-        run_levels,
-        run_sync,
-        run_timeline,
-        save_view,
-        serve,
-        stats,
-        throughput_vs_load,
-        verdict_view,
-    )
+    return (mo,)
 
 
 @app.cell(hide_code=True)
@@ -103,6 +59,55 @@ def _(mo):
     like $1 / (1 - \rho)$: fine at 50 %, painful at 90 %, unbounded at 100 %.
     """)
     return
+
+
+@app.cell(hide_code=True)
+def _():
+    import contextlib
+    import os
+
+    from infphys import fmt, stats
+    from infphys.catalog import GPUS, MODELS
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab08 as ex8
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.measure import Level, Target, run_levels, run_sync
+    from infphys.plots.labs_load import (
+        latency_vs_throughput,
+        littles_law_by_level,
+        open_loop_vs_mmc,
+        run_timeline,
+    )
+    from infphys.plots.load import error_rate_vs_load, latency_vs_load, throughput_vs_load
+    from infphys.resolve import resolve_target
+    from infphys.sim.server import serve
+
+    return (
+        AnswerBook,
+        GPUS,
+        Level,
+        MODELS,
+        Target,
+        contextlib,
+        error_rate_vs_load,
+        ex8,
+        exercise_widget,
+        fmt,
+        latency_vs_load,
+        latency_vs_throughput,
+        littles_law_by_level,
+        open_loop_vs_mmc,
+        os,
+        resolve_target,
+        run_levels,
+        run_sync,
+        run_timeline,
+        save_view,
+        serve,
+        stats,
+        throughput_vs_load,
+        verdict_view,
+    )
 
 
 @app.cell

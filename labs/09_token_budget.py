@@ -18,43 +18,10 @@ app = marimo.App(width="medium", app_title="Lab 9 · The token budget")
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
+    # marimo alone first: the title and the prose show while the other imports load.
     import marimo as mo
 
-    from infphys import fmt, stats
-    from infphys.exercises import AnswerBook
-    from infphys.exercises import lab09 as ex9
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
-    from infphys.measure import run_sync, token_grid
-    from infphys.plots.labs_load import (
-        token_budget_lines,
-        token_budget_split,
-        token_budget_table,
-        token_costs,
-    )
-    from infphys.plots.load import token_grid_heatmap
-    from infphys.resolve import resolve_target
-
-    return (
-        AnswerBook,
-        ex9,
-        exercise_widget,
-        fmt,
-        mo,
-        os,
-        resolve_target,
-        run_sync,
-        save_view,
-        stats,
-        token_budget_lines,
-        token_budget_split,
-        token_budget_table,
-        token_costs,
-        token_grid,
-        token_grid_heatmap,
-        verdict_view,
-    )
+    return (mo,)
 
 
 @app.cell(hide_code=True)
@@ -94,6 +61,44 @@ def _(mo):
     `max_tokens` caps $N$: it is the budget that bounds a request's decode time.
     """)
     return
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    from infphys import fmt, stats
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab09 as ex9
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.measure import run_sync, token_grid
+    from infphys.plots.labs_load import (
+        token_budget_lines,
+        token_budget_split,
+        token_budget_table,
+        token_costs,
+    )
+    from infphys.plots.load import token_grid_heatmap
+    from infphys.resolve import resolve_target
+
+    return (
+        AnswerBook,
+        ex9,
+        exercise_widget,
+        fmt,
+        os,
+        resolve_target,
+        run_sync,
+        save_view,
+        stats,
+        token_budget_lines,
+        token_budget_split,
+        token_budget_table,
+        token_costs,
+        token_grid,
+        token_grid_heatmap,
+        verdict_view,
+    )
 
 
 @app.cell

@@ -18,55 +18,10 @@ app = marimo.App(width="medium", app_title="Lab 10 · Overload and backpressure"
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
+    # marimo alone first: the title and the prose show while the other imports load.
     import marimo as mo
 
-    from infphys import fmt, stats
-    from infphys.catalog import GPUS, MODELS
-    from infphys.exercises import AnswerBook
-    from infphys.exercises import lab10 as ex10
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
-    from infphys.measure import Level, Target, Timeouts, overload, run_levels, run_sync
-    from infphys.measure.retry import RetryPolicy, retry_run
-    from infphys.plots.labs_load import (
-        closed_loop_vs_little,
-        goodput_by_level,
-        overload_compare,
-        retry_compare,
-        run_timeline,
-    )
-    from infphys.plots.load import error_rate_vs_load
-    from infphys.sim.server import serve
-
-    return (
-        AnswerBook,
-        GPUS,
-        Level,
-        MODELS,
-        RetryPolicy,
-        Target,
-        Timeouts,
-        closed_loop_vs_little,
-        error_rate_vs_load,
-        ex10,
-        exercise_widget,
-        fmt,
-        goodput_by_level,
-        mo,
-        os,
-        overload,
-        overload_compare,
-        retry_compare,
-        retry_run,
-        run_levels,
-        run_sync,
-        run_timeline,
-        save_view,
-        serve,
-        stats,
-        verdict_view,
-    )
+    return (mo,)
 
 
 @app.cell(hide_code=True)
@@ -110,6 +65,56 @@ def _(mo):
       when there is none to spare; exponential backoff with jitter spreads them out.
     """)
     return
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    from infphys import fmt, stats
+    from infphys.catalog import GPUS, MODELS
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab10 as ex10
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.measure import Level, Target, Timeouts, overload, run_levels, run_sync
+    from infphys.measure.retry import RetryPolicy, retry_run
+    from infphys.plots.labs_load import (
+        closed_loop_vs_little,
+        goodput_by_level,
+        overload_compare,
+        retry_compare,
+        run_timeline,
+    )
+    from infphys.plots.load import error_rate_vs_load
+    from infphys.sim.server import serve
+
+    return (
+        AnswerBook,
+        GPUS,
+        Level,
+        MODELS,
+        RetryPolicy,
+        Target,
+        Timeouts,
+        closed_loop_vs_little,
+        error_rate_vs_load,
+        ex10,
+        exercise_widget,
+        fmt,
+        goodput_by_level,
+        os,
+        overload,
+        overload_compare,
+        retry_compare,
+        retry_run,
+        run_levels,
+        run_sync,
+        run_timeline,
+        save_view,
+        serve,
+        stats,
+        verdict_view,
+    )
 
 
 @app.cell

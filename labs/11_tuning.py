@@ -18,37 +18,10 @@ app = marimo.App(width="medium", app_title="Lab 11 · Tuning and capacity planni
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
+    # marimo alone first: the title and the prose show while the other imports load.
     import marimo as mo
 
-    from infphys import fmt
-    from infphys.catalog import GPUS, MODELS
-    from infphys.exercises import AnswerBook
-    from infphys.exercises import lab11 as ex11
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
-    from infphys.planning import plan_capacity
-    from infphys.plots.labs_load import comparison_table, knob_sweeps
-    from infphys.sim.config import EngineConfig
-    from infphys.tuning import compare_knobs
-
-    return (
-        AnswerBook,
-        EngineConfig,
-        GPUS,
-        MODELS,
-        compare_knobs,
-        comparison_table,
-        ex11,
-        exercise_widget,
-        fmt,
-        knob_sweeps,
-        mo,
-        os,
-        plan_capacity,
-        save_view,
-        verdict_view,
-    )
+    return (mo,)
 
 
 @app.cell(hide_code=True)
@@ -89,6 +62,38 @@ def _(mo):
     \text{GPUs per replica}.$$
     """)
     return
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    from infphys import fmt
+    from infphys.catalog import GPUS, MODELS
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab11 as ex11
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.planning import plan_capacity
+    from infphys.plots.labs_load import comparison_table, knob_sweeps
+    from infphys.sim.config import EngineConfig
+    from infphys.tuning import compare_knobs
+
+    return (
+        AnswerBook,
+        EngineConfig,
+        GPUS,
+        MODELS,
+        compare_knobs,
+        comparison_table,
+        ex11,
+        exercise_widget,
+        fmt,
+        knob_sweeps,
+        os,
+        plan_capacity,
+        save_view,
+        verdict_view,
+    )
 
 
 @app.cell

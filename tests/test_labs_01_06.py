@@ -426,7 +426,7 @@ def test_marimo_command_binds_loopback() -> None:
     from infphys.cli.labs import marimo_command
 
     cmd = marimo_command(Path("labs"), port=3000, no_browser=False, headless=False, run=True)
-    assert cmd[1:5] == ["-m", "marimo", "run", "labs"]
+    assert cmd[1:5] == ["-m", "infphys.labs_server", "run", "labs"]
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and "--headless" not in cmd
     assert "--headless" in marimo_command(
         Path("labs"), port=3000, no_browser=True, headless=False, run=False

@@ -93,6 +93,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 def _environment() -> jinja2.Environment:
     import infphys
     from infphys import catalog, exercises, fmt, physics, planning, sim, stats
+    from infphys.resolve import DEFAULT_GPU
 
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined,
@@ -117,6 +118,8 @@ def _environment() -> jinja2.Environment:
         exercises=exercises,
         gpu=catalog.get_gpu,
         model=catalog.get_model,
+        # The GPU the labs' simulator plays by default (the home page's numbers use it).
+        infphys_default_gpu=DEFAULT_GPU,
     )
     env.globals.update(names)
     env.filters.update({n: getattr(fmt, n) for n in fmt.__all__})

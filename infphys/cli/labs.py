@@ -6,10 +6,12 @@ edited (``--refresh`` replaces it and keeps their copy as ``<name>.bak``); answe
 ``<folder>/answers/`` unless ``INFPHYS_ANSWERS_DIR`` says otherwise. ``--list`` shows what ships,
 ``--copy-only`` copies and stops, ``--labs-dir`` opens a folder in place (a checkout's ``labs/``).
 
-Then it resolves the target (``NIM_BASE_URL`` if it answers, else the embedded simulator, started
-here and kept alive while marimo runs) and runs ``marimo edit`` (or ``marimo run`` with
-``--run``) on the folder, bound to 127.0.0.1. The notebooks reach the target through
-``NIM_BASE_URL`` and ``NIM_GEN_MODEL`` in marimo's environment.
+Then it resolves the target (``NIM_BASE_URL`` if it answers, else the embedded
+simulator, started here and kept alive while marimo runs), then runs ``marimo edit`` (or
+``marimo run`` with ``--run``) on the labs folder, bound to 127.0.0.1, through
+:mod:`infphys.labs_server`: cells run as soon as a lab opens, whatever the learner's marimo
+config says, and charts load MathJax from that server, not a CDN. The notebooks reach the
+target through ``NIM_BASE_URL`` and ``NIM_GEN_MODEL`` in marimo's environment.
 
 Ctrl-C (SIGINT), SIGTERM and SIGHUP all stop marimo, every process it started (it runs in its own
 process group) and the simulator; the command then exits 0.
@@ -44,11 +46,13 @@ def marimo_command(
 ) -> list[str]:
     """The marimo command line ``infphys labs`` runs (``edit`` or ``run``, on 127.0.0.1).
 
+    marimo's own CLI, run by :mod:`infphys.labs_server` (run on open, MathJax served locally).
+
     >>> marimo_command(Path("labs"), port=2718, no_browser=True, headless=False, run=False)[1:]
-    ['-m', 'marimo', 'edit', 'labs', '--host', '127.0.0.1', '--port', '2718', '--no-token', \
-'--headless']
+    ['-m', 'infphys.labs_server', 'edit', 'labs', '--host', '127.0.0.1', '--port', '2718', \
+'--no-token', '--headless']
     """
-    cmd = [sys.executable, "-m", "marimo", "run" if run else "edit", str(labs_dir)]
+    cmd = [sys.executable, "-m", "infphys.labs_server", "run" if run else "edit", str(labs_dir)]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--no-token"]
     if no_browser or headless:
         cmd.append("--headless")
