@@ -27,7 +27,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from infphys.catalog import load_nim_serving, load_static_batch
-from infphys.sim.fidelity import replay_nim, summarise
+from infphys.sim.fidelity import NIM_SERVING, replay_nim, replay_static, summarise
 from infphys.sim.fit import fit_step_params, predict_static
 
 NIM_COLS = ["ttft_ms_avg", "itl_ms_avg", "output_tokens_per_s"]
