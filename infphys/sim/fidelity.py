@@ -4,24 +4,36 @@ Two measured tables ship with the package (:mod:`infphys.catalog.measured`):
 
 - NIM serving rows (GenAI-Perf closed loops of ``concurrency`` streaming clients) are replayed
   as closed loops through the TensorRT-LLM scheduler (``scheduler="trtllm"``), because NIM runs
-  TensorRT-LLM for these models. The engine settings are NIM's TensorRT-LLM defaults as far as
-  they are public: ``max_batch_size`` 256, ``max_num_tokens`` 8,192, no chunked context,
-  ``GUARANTEED_NO_EVICT``, 64-token KV blocks, 90 % of the memory left after the weights and
-  the activation workspace for the KV cache. Two serving constants that no step time shows are
-  fitted to the NIM rows themselves (:data:`NIM_SERVING`): the frontend's latency before a
-  request reaches the engine (HTTP, tokenisation) and the activation workspace.
-  Clients wait a uniform random [0, 2 ms) before each send (GenAI-Perf's own overhead), which
-  breaks the lockstep in which identical clients would otherwise stay forever.
+  TensorRT-LLM for these models. The engine settings are TensorRT-LLM's defaults as far as they
+  are public: ``max_batch_size`` 256, ``max_num_tokens`` 8,192, no chunked context,
+  ``GUARANTEED_NO_EVICT``, 64-token KV blocks, 90 % of the memory left after the weights and a
+  4 GiB activation workspace for the KV cache (the saturated rows agree: Llama-3-8B on one
+  80 GB GPU holds about 400,000 tokens, 92 requests of 2,000 + 2,000 at most).
+  :class:`NimServing` adds what the step times cannot show: the frontend's latency (fitted with
+  the step model to the single-client rows) and a per-stream cost per step (detokenising and
+  sending each token).
 - Static-batch rows (TensorRT-LLM 0.9, random weights) are replayed offline: ``batch`` requests
-  at t = 0, all prefilled in one step, then decoded together; MoE rows route every token to the
-  same experts, as random weights do (Mixtral's measured step time is flat in the batch).
+  at t = 0, all prefilled in one step, then decoded together (see :mod:`infphys.sim.fit` for
+  how the benchmark ran: FP8 KV, random-weight MoE routing, full attention window).
 
-Errors are ``simulated / measured − 1``; a report gives the median |error| per group of (model,
-GPU, precision, TP) and overall.
+What breaks closed-loop lockstep, and what does not. Identical clients that send identical
+requests and finish in the same step send again together, forever. In the replay, clients wait
+a uniform random [0, 2 ms) before each send (GenAI-Perf's own overhead); prompt lengths that
+vary by a token or two (the measured mean is 199.66 for 200) change nothing, since a clump is
+admitted in one step whatever its exact lengths. What really spreads a clump is the token
+budget: without chunked context only 4 prompts of 2,000 tokens fit in 8,192, so a clump of 25
+is admitted over 7 steps, finishes over 7 steps and comes back spread. The measured NIM rows
+show *more* lockstep than the replay for long prompts (at 2,000/200 tokens and 25 clients the
+measured mean TTFT, 904 ms, is what 7 steps of 4 prefills take when every client waits for the
+whole clump), and less for short ones; the replay sits between the two, which is most of its
+TTFT error under load.
+
+Errors are ``simulated / measured − 1``; :func:`summarise` gives the median |error| per group of
+(model, GPU, precision, TP) and overall. ``benchmarks/bench_fidelity.py`` prints them.
 
 Worked example: NIM, Llama-3-8B FP16 on one H100, 200/200 tokens, one client: measured TTFT
-12.6 ms and ITL 7.39 ms; :func:`replay_nim_row` prices the same request through the fitted step
-model and returns the simulated pair beside them.
+12.6 ms and ITL 7.39 ms; :func:`replay_nim_row` prices the same request (a 200-token prefill,
+then 199 decode steps of about 7.4 ms) and returns the simulated pair beside them.
 """
 
 from __future__ import annotations
