@@ -42,6 +42,14 @@ KVPrecOpt = Annotated[
     str | None, typer.Option("--kv-precision", help="KV cache precision (default: bf16).")
 ]
 TPOpt = Annotated[int, typer.Option("--tp", help="Tensor-parallel degree (GPUs per replica).")]
+SchedulerOpt = Annotated[
+    str,
+    typer.Option(
+        "--scheduler",
+        help="vllm (chunked prefill, preemption) or trtllm (TensorRT-LLM in-flight batching: "
+        "whole-length KV reservation, no preemption, no chunked context), as NIM runs.",
+    ),
+]
 SeqsOpt = Annotated[
     int, typer.Option("--max-num-seqs", help="Most requests running at once (vLLM: 256).")
 ]
@@ -68,10 +76,13 @@ def _engine(
     max_num_batched_tokens: int,
     max_model_len: int | None,
     gpu_memory_utilization: float,
+    scheduler: str = "vllm",
     **extra: Any,
 ) -> Any:
     from infphys.sim.config import EngineConfig
 
+    if scheduler not in ("vllm", "trtllm"):
+        raise ValueError(f"--scheduler must be vllm or trtllm (got {scheduler!r})")
     check_option("--tp", tp, at_least=1)
     check_option("--max-num-seqs", max_num_seqs, at_least=1)
     check_option("--max-num-batched-tokens", max_num_batched_tokens, at_least=1)
@@ -87,6 +98,7 @@ def _engine(
         max_num_batched_tokens=max_num_batched_tokens,
         max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization,
+        scheduler=scheduler,
         **extra,
     )
 
@@ -111,6 +123,7 @@ def sim_cmd(
         str, typer.Option("--host", help="Address to bind (default: loopback only).")
     ] = "127.0.0.1",
     max_num_seqs: SeqsOpt = 256,
+    scheduler: SchedulerOpt = "vllm",
     max_num_batched_tokens: BudgetOpt = 8192,
     max_model_len: MaxLenOpt = None,
     gpu_memory_utilization: UtilOpt = 0.9,
@@ -149,6 +162,7 @@ def sim_cmd(
         max_num_batched_tokens,
         max_model_len,
         gpu_memory_utilization,
+        scheduler,
     )
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be in [0, 65535] (got {port})")
@@ -249,6 +263,7 @@ def simulate_cmd(
     kv_precision: KVPrecOpt = None,
     tp: TPOpt = 1,
     max_num_seqs: SeqsOpt = 256,
+    scheduler: SchedulerOpt = "vllm",
     max_num_batched_tokens: BudgetOpt = 8192,
     max_model_len: MaxLenOpt = None,
     gpu_memory_utilization: UtilOpt = 0.9,
@@ -331,6 +346,7 @@ def simulate_cmd(
         max_num_batched_tokens,
         max_model_len,
         gpu_memory_utilization,
+        scheduler,
         output_lengths=lengths,
         seed=seed,
     )
