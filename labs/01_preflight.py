@@ -72,7 +72,7 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.catalog import FITTED_STEP_PARAMS, GPUS, MODELS, get_gpu, get_model
     from infphys.exercises import AnswerBook
     from infphys.exercises import lab01 as ex1
     from infphys.exercises.ui import exercise_widget, save_view, verdict_view
@@ -84,6 +84,7 @@ def _():
         AnswerBook,
         DEFAULT_GPU,
         DEFAULT_MODEL,
+        FITTED_STEP_PARAMS,
         GPUS,
         MODELS,
         closed_loop,
@@ -245,7 +246,7 @@ def _(
     tpot_s,
     ttft_s,
 ):
-    # Theory (the roofline at the kit's defaults) against the measured request.
+    # The model (the fitted step model, the simulator's own) against the measured request.
     _theory_ttft = physics.prefill_time(theory_gpu, theory_model, prompt_tokens).total_s
     _theory_tpot = physics.decode_step_s(theory_gpu, theory_model, 1,
                                          prompt_tokens + max_tokens // 2)
@@ -267,12 +268,17 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(mo, token_source):
+def _(FITTED_STEP_PARAMS, mo, token_source):
+    _p = FITTED_STEP_PARAMS
     mo.md(f"""
-    The theory is the bare roofline: a prefill of the prompt's FLOPs at 70 % of peak, a decode
-    step that reads the weights at 80 % of bandwidth. A server adds a fixed cost per step (kernel
-    launches, scheduling, sampling) and the HTTP path, so the measured times are longer. Token
-    counts here came from: **{token_source}**.
+    The theory is the kit's step model, fitted to measured TensorRT-LLM and NIM step times: a
+    prefill of the prompt's FLOPs at {_p.gemm_flops_efficiency:.0%} of the dense peak (Hopper), a
+    decode step that reads the weights at {_p.weight_bandwidth_efficiency:.0%} of the datasheet
+    bandwidth, plus {_p.layer_overhead_s * 1e6:.0f} µs per layer and
+    {_p.sequence_overhead_s * 1e6:.0f} µs per sequence of fixed costs (kernel launches, sampling).
+    The simulator runs the same model, so against it the two agree up to the HTTP path; against a
+    real server the difference is what that server adds or saves. Token counts here came from:
+    **{token_source}**.
     """)
     return
 

@@ -170,7 +170,7 @@ def _(context_tokens, gpu, model, pd, physics, schemes):
                 "max_users": physics.max_concurrent_sequences(
                     gpu, model, context_tokens, weights_precision=_w, kv_precision=_kv
                 ),
-                "decode_floor_ms": physics.decode_step_s(
+                "decode_floor_ms": physics.decode_floor_s(
                     gpu, model, 1, context_tokens, weights_precision=_w, kv_precision=_kv
                 ) * 1e3,
             }

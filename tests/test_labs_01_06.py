@@ -330,9 +330,12 @@ def test_lab1_preflight_against_the_simulator() -> None:
         # e2e = TTFT + 63 × TPOT (the client's own definitions).
         assert d["e2e_s"] == pytest.approx(d["ttft_s"] + 63 * d["tpot_s"], rel=1e-6)
         cmp = d["comparison"].set_index("quantity")
-        # The simulated H200 decodes Llama-3.1-8B in a few ms per token, above the roofline.
+        # The simulated H200 decodes Llama-3.1-8B in a few ms per token, above the ideal floor
+        # (15.01 GB / 4.8 TB/s = 3.13 ms); the simulator runs the same step model as the theory,
+        # so the two agree up to the HTTP path and the wall clock.
         tpot_ms = cmp.loc["TPOT (one decode step), ms"]
-        assert 3 < tpot_ms["theory"] < tpot_ms["measured"] < 30
+        assert 3.13 < tpot_ms["theory"] < 30
+        assert tpot_ms["measured"] == pytest.approx(tpot_ms["theory"], rel=0.2)
         assert d["v1"].status == "invalid"
         ctx = d["exercise_context"]
         right = (ctx["e2e_s"] - ctx["ttft_s"]) / (ctx["completion_tokens"] - 1) * 1e3

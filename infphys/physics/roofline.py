@@ -240,6 +240,27 @@ class RooflineModel:
         return self.weights_precision.has_fp8_math and self.gpu.has_fp8
 
     @cached_property
+    def gemm_flops_efficiency(self) -> float:
+        """Share of the dense peak large matrix products reach here (precision, generation)."""
+        p = self.params
+        eff = p.fp8_gemm_flops_efficiency if self.fp8_math else p.gemm_flops_efficiency
+        arch = {"ampere": p.ampere_gemm_flops_efficiency, "ada": p.ada_gemm_flops_efficiency}
+        own = arch.get(self.gpu.architecture)
+        return eff * own / p.gemm_flops_efficiency if own is not None else eff
+
+    @cached_property
+    def flops_per_s(self) -> float:
+        """Achievable FLOP/s of one GPU on large matrix products (FP8 math where it applies)."""
+        return self.gpu.flops_per_s(self.fp8_math) * self.gemm_flops_efficiency
+
+    @cached_property
+    def bandwidth_bytes_per_s(self) -> float:
+        """Achievable bandwidth of one GPU streaming the weights."""
+        p = self.params
+        eff = p.fp8_weight_bandwidth_efficiency if self.fp8_math else p.weight_bandwidth_efficiency
+        return self.gpu.bandwidth_bytes_per_s * eff
+
+    @cached_property
     def kv_bytes_per_token_per_layer(self) -> float:
         m, p = self.model, self.kv_precision
         if m.is_mla:

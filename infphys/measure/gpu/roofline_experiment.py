@@ -42,7 +42,14 @@ from typing import Any
 import pandas as pd
 
 from infphys._check import non_negative_int, positive, positive_int
-from infphys.catalog import GPUSpec, ModelSpec, get_gpu, get_model, match_gpu_name
+from infphys.catalog import (
+    IDEAL_STEP_PARAMS,
+    GPUSpec,
+    ModelSpec,
+    get_gpu,
+    get_model,
+    match_gpu_name,
+)
 from infphys.measure.gpu.copy_bandwidth import copy_bandwidth, host_name
 from infphys.measure.gpu.decode_stack import (
     DecodeStack,
@@ -279,8 +286,7 @@ def _row(
         b,
         context_tokens,
         on_cuda=on_cuda,
-        bandwidth_efficiency=1.0,
-        flops_efficiency=1.0,
+        params=IDEAL_STEP_PARAMS,
     )
     default = predict_decode_step(gpu, model, precision, b, context_tokens, on_cuda=on_cuda)
     peak_flops = gpu.flops_per_s(precision == "fp8")
