@@ -4,11 +4,15 @@ Two measured tables ship with the package (:mod:`infphys.catalog.measured`):
 
 - NIM serving rows (GenAI-Perf closed loops of ``concurrency`` streaming clients) are replayed
   as closed loops through the TensorRT-LLM scheduler (``scheduler="trtllm"``), because NIM runs
-  TensorRT-LLM for these models. The engine settings are TensorRT-LLM's defaults as far as they
-  are public: ``max_batch_size`` 256, ``max_num_tokens`` 8,192, no chunked context,
-  ``GUARANTEED_NO_EVICT``, 64-token KV blocks, 90 % of the memory left after the weights and a
-  4 GiB activation workspace for the KV cache (the saturated rows agree: Llama-3-8B on one
-  80 GB GPU holds about 400,000 tokens, 92 requests of 2,000 + 2,000 at most).
+  TensorRT-LLM for these models. The engine settings are TensorRT-LLM's as far as they are
+  public: ``max_batch_size`` 256, no chunked context, ``GUARANTEED_NO_EVICT``, 64-token KV
+  blocks, 90 % of the memory left after the weights and a 4 GiB activation workspace for the KV
+  cache (the saturated rows agree: Llama-3-8B on one 80 GB GPU holds about 400,000 tokens, 92
+  requests of 2,000 + 2,000 at most), and ``max_num_tokens`` 32,768, the cap of TensorRT-LLM's
+  own build heuristic (``tensorrt_llm/bench/build/tuning.py``). The rows pin that budget down:
+  it sets how many prompts one step prefills, and so the TTFT under load (scanned over 8,192 …
+  65,536 with :func:`scan_serving`: median |TTFT error| 23 %, 14 %, 12 %, 16 %, 17 % at 8,192,
+  24,576, 32,768, 49,152, 65,536).
   :class:`NimServing` adds what the step times cannot show: the frontend's latency (fitted with
   the step model to the single-client rows) and a per-stream cost per step (detokenising and
   sending each token).
@@ -17,16 +21,15 @@ Two measured tables ship with the package (:mod:`infphys.catalog.measured`):
   how the benchmark ran: FP8 KV, random-weight MoE routing, full attention window).
 
 What breaks closed-loop lockstep, and what does not. Identical clients that send identical
-requests and finish in the same step send again together, forever. In the replay, clients wait
-a uniform random [0, 2 ms) before each send (GenAI-Perf's own overhead); prompt lengths that
-vary by a token or two (the measured mean is 199.66 for 200) change nothing, since a clump is
-admitted in one step whatever its exact lengths. What really spreads a clump is the token
-budget: without chunked context only 4 prompts of 2,000 tokens fit in 8,192, so a clump of 25
-is admitted over 7 steps, finishes over 7 steps and comes back spread. The measured NIM rows
-show *more* lockstep than the replay for long prompts (at 2,000/200 tokens and 25 clients the
-measured mean TTFT, 904 ms, is what 7 steps of 4 prefills take when every client waits for the
-whole clump), and less for short ones; the replay sits between the two, which is most of its
-TTFT error under load.
+requests and finish in the same step send again together. In the replay, clients wait a
+uniform random [0, 2 ms) before each send (GenAI-Perf's own overhead); prompt lengths that vary
+by a token or two (the measured mean is 199.66 for 200) change nothing, since a clump is
+admitted in one step whatever its exact lengths. What spreads a clump is the token budget:
+without chunked context a step takes only as many whole prompts as fit, so a clump larger than
+that is admitted over several steps, finishes over several steps and comes back spread. The
+measured rows show exactly this: at 2,000/200 tokens and 25 clients the mean TTFT, 904 ms, is
+what 4 steps of up to 8 prefills of 2,000 tokens take when every client waits for its part of
+the clump (a budget of 8,192 tokens, 4 prompts a step, spreads the clump and gives 450 ms).
 
 Errors are ``simulated / measured − 1``; :func:`summarise` gives the median |error| per group of
 (model, GPU, precision, TP) and overall. ``benchmarks/bench_fidelity.py`` prints them.
@@ -67,7 +70,7 @@ __all__ = [
     "replay_nim_row",
     "replay_static",
     "replay_static_row",
-    "scan_stream_overhead",
+    "scan_serving",
     "summarise",
 ]
 
@@ -89,9 +92,9 @@ class NimServing:
         stream_overhead_s: NIM's cost per running request per step, on top of the step
             model's per-sequence cost: each step's token is detokenised and streamed as a
             server-sent event before the next step starts. Chosen by
-            :func:`scan_stream_overhead` over the NIM rows (0–50 µs: 40 µs brings the ITL and
-            tokens/s bias under load to a few per cent; with 0 the simulator runs 8–15 % fast at
-            concurrency 100 and above).
+            :func:`scan_serving` over the NIM rows (0–60 µs: with 0 the replay runs 8–15 % fast
+            at 100 clients and more; 40 µs takes the median |ITL error| from 8.6 % to 6.0 % and
+            tokens/s from 8.0 % to 5.3 %).
         activation_reserve_bytes: per GPU, memory TensorRT-LLM keeps for activations and
             workspace before it sizes the KV cache.
         max_batch_size, max_num_tokens, block_tokens: the engine's limits.
@@ -102,7 +105,7 @@ class NimServing:
     stream_overhead_s: float = 40e-6
     activation_reserve_bytes: float = 4 * 2**30
     max_batch_size: int = 256
-    max_num_tokens: int = 8192
+    max_num_tokens: int = 32768
     block_tokens: int = 64
     chunked_context: bool = False
 
@@ -304,18 +307,22 @@ def summarise(
     return pd.concat([groups, overall]).rename(columns=lambda c: c.removeprefix("err_"))
 
 
-def scan_stream_overhead(
+def scan_serving(
     rows: pd.DataFrame,
-    values_s: Iterable[float] = (0.0, 10e-6, 25e-6, 40e-6, 50e-6),
+    field: str,
+    values: Iterable[float],
     *,
     serving: NimServing = NIM_SERVING,
 ) -> pd.DataFrame:
-    """Median |error| of ITL and tokens/s over ``rows`` for each per-stream overhead."""
+    """Overall median |error| of TTFT, ITL and tokens/s over ``rows`` for each value of one
+    :class:`NimServing` field (e.g. ``max_num_tokens`` or ``stream_overhead_s``)."""
+    if field not in NimServing.__dataclass_fields__:
+        raise ValueError(f"field: {field!r} is not a NimServing field")
     out = []
-    for v in values_s:
-        rep = replay_nim(rows, serving=replace(serving, stream_overhead_s=v))
-        s = summarise(rep, ["itl_ms_avg", "output_tokens_per_s"]).iloc[-1]
-        out.append({"stream_overhead_s": v, **{k: float(s[k]) for k in s.index}})
+    for v in values:
+        rep = replay_nim(rows, serving=replace(serving, **{field: v}))
+        s = summarise(rep, ["ttft_ms_avg", "itl_ms_avg", "output_tokens_per_s"]).iloc[-1]
+        out.append({field: v, **{k: float(s[k]) for k in s.index}})
     return pd.DataFrame(out)
 
 
