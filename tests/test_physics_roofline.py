@@ -93,9 +93,14 @@ def test_tensor_parallel_halves_memory_time_and_adds_allreduce() -> None:
     one = decode_step_time("h100", "llama-3.1-8b", 8, 1000, params=p)
     two = decode_step_time("h100", "llama-3.1-8b", 8, 1000, tp=2, params=p)
     assert two.memory_s == pytest.approx(one.memory_s / 2)
-    # 2 all-reduces × 32 layers × (2·(1/2)·(8 × 4096 × 2 B) / 450 GB/s NVLink 4 + 5 µs)
+    # 2 all-reduces × 32 layers × (2·(1/2)·(8 × 4096 × 2 B) / 450 GB/s NVLink 4 + 2 ring steps
+    # × 5 µs)
     ring = 2 * (2 - 1) / 2 * (8 * 4096 * 2) / 450e9
-    assert two.comm_s == pytest.approx(2 * 32 * (ring + 5e-6))
+    assert two.comm_s == pytest.approx(2 * 32 * (ring + 2 * 5e-6))
+    # Eight GPUs: 14 ring steps, and 7/8 of the bytes.
+    eight = decode_step_time("h100", "llama-3.1-8b", 8, 1000, tp=8, params=p)
+    ring8 = 2 * 7 / 8 * (8 * 4096 * 2) / 450e9
+    assert eight.comm_s == pytest.approx(2 * 32 * (ring8 + 14 * 5e-6))
 
 
 def test_moe_reads_only_touched_experts() -> None:

@@ -27,8 +27,9 @@ per row:
   byte counts miss: norms, rotary, activations) and per scheduled sequence (sampling, logits,
   attention-kernel set-up);
 - ``allreduce_latency_s`` and ``allreduce_bandwidth_efficiency``: each tensor-parallel
-  all-reduce (two per layer) costs a latency plus its ring bytes at this fraction of the
-  GPU's link bandwidth (:meth:`infphys.catalog.GPUSpec.all_reduce_bytes_per_s`).
+  all-reduce (two per layer) is a ring of 2(tp − 1) steps, each costing this latency, and moves
+  2(tp − 1)/tp of the activations at this fraction of the GPU's link bandwidth
+  (:meth:`infphys.catalog.GPUSpec.all_reduce_bytes_per_s`); so its latency grows with the group.
 
 :data:`FITTED_STEP_PARAMS` were fitted (``infphys.sim.fit.fit_step_params``) to the measured
 step times shipped in ``infphys/catalog/data``: every measured row of the TensorRT-LLM 0.9
@@ -189,22 +190,22 @@ class StepFitSummary:
 # Fitted values: written by ``python -m infphys.sim.fit --write`` (see infphys/sim/fit.py).
 # --- BEGIN FITTED ---
 FITTED_STEP_PARAMS = StepParams(
-    weight_bandwidth_efficiency=0.971098,
-    fp8_weight_bandwidth_efficiency=0.8657333,
-    kv_bandwidth_efficiency=0.9508721,
-    gemm_flops_efficiency=0.5802639,
-    fp8_gemm_flops_efficiency=0.5862345,
-    gemm_half_efficiency_tokens=145.1158,
-    ampere_gemm_flops_efficiency=0.7567963,
-    ada_gemm_flops_efficiency=0.5874184,
-    attention_half_efficiency_blocks=47.06956,
-    attention_flops_efficiency=0.3686168,
-    roofline_sharpness=13.07201,
-    step_overhead_s=5.568842e-15,
-    layer_overhead_s=6.555107e-05,
-    sequence_overhead_s=1.26874e-05,
-    allreduce_latency_s=1.78129e-05,
-    allreduce_bandwidth_efficiency=0.6015418,
+    weight_bandwidth_efficiency=0.9056432,
+    fp8_weight_bandwidth_efficiency=0.846504,
+    kv_bandwidth_efficiency=0.9786938,
+    gemm_flops_efficiency=0.5859862,
+    fp8_gemm_flops_efficiency=0.5818569,
+    gemm_half_efficiency_tokens=149.1137,
+    ampere_gemm_flops_efficiency=0.7582703,
+    ada_gemm_flops_efficiency=0.6010636,
+    attention_half_efficiency_blocks=47.04421,
+    attention_flops_efficiency=0.3914039,
+    roofline_sharpness=10.59253,
+    step_overhead_s=0.0004771757,
+    layer_overhead_s=5.239589e-05,
+    sequence_overhead_s=1.271035e-05,
+    allreduce_latency_s=2.56927e-06,
+    allreduce_bandwidth_efficiency=0.6087734,
 )
 FIT_SUMMARY = StepFitSummary(
     source=(
@@ -212,11 +213,11 @@ FIT_SUMMARY = StepFitSummary(
         "nim_llama3_serving.csv (MEASURED_SOURCES)"
     ),
     rows=2926,
-    median_abs_error_first_token=0.1073,
-    median_abs_error_token_to_token=0.0712,
-    p90_abs_error_first_token=0.3392,
-    p90_abs_error_token_to_token=0.2445,
+    median_abs_error_first_token=0.1062,
+    median_abs_error_token_to_token=0.0690,
+    p90_abs_error_first_token=0.3438,
+    p90_abs_error_token_to_token=0.2379,
     method="least squares, soft-L1 loss, log ratios",
 )
-NIM_FRONTEND_LATENCY_S = 0.003889844
+NIM_FRONTEND_LATENCY_S = 0.004455918
 # --- END FITTED ---

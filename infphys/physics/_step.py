@@ -130,12 +130,15 @@ def price_step(
     )
     attn_mem_s = kv_b / tp / (c.bandwidth_bytes_per_s * e_kv + 1e-300)
     attn_comp_s = attn_fl / tp / (c.attention_flops_per_s * p.attention_flops_efficiency)
+    # A ring all-reduce over tp GPUs: 2(tp − 1) steps, each a latency plus 1/tp of the bytes.
     ring_b = 2.0 * (tp - 1) / tp * new_tokens * c.hidden * 2.0
     comm_s = (
-        (tp > 1)
-        * 2.0
+        2.0
         * c.layers
-        * (p.allreduce_latency_s + ring_b / (c.link_bytes_per_s * p.allreduce_bandwidth_efficiency))
+        * (
+            2.0 * (tp - 1) * p.allreduce_latency_s
+            + ring_b / (c.link_bytes_per_s * p.allreduce_bandwidth_efficiency)
+        )
     )
     overhead_s = (
         p.step_overhead_s + c.layers * p.layer_overhead_s + sequences * (p.sequence_overhead_s)

@@ -7,7 +7,7 @@ sequences, a chunk of prompt for prefilling ones. Per GPU of a tensor-parallel g
     gemm_s      = smooth_max(weight_bytes / tp / (bandwidth × e_w),
                              gemm_flops / tp / (peak × e_f × M / (M + M½)))
     attention_s = max(kv_bytes / tp / (bandwidth × e_kv), attention_flops / tp / (peak16 × e_a))
-    comm_s      = 2 × layers × (latency + ring bytes / (link × e_link))       (tp > 1)
+    comm_s      = 2 × layers × (2(tp − 1) × latency + ring bytes / (link × e_link))
     overhead_s  = step + layers × per-layer + sequences × per-sequence
 
 The matrix products (weights) and attention run one after the other in every layer, so their

@@ -183,6 +183,9 @@ def fit_step_params(
     *,
     start: StepParams = FITTED_STEP_PARAMS,
     start_frontend_latency_s: float = 0.004,
+    loss: str = "soft_l1",
+    f_scale: float = 0.1,
+    nim_share: float = 0.5,
 ) -> StepFit:
     """Fit :class:`~infphys.catalog.StepParams` to measured step times.
 
@@ -220,7 +223,7 @@ def fit_step_params(
     y_ttft = prof["ttft_ms_avg"].to_numpy(float) / 1e3
     y_itl = prof["itl_ms_avg"].to_numpy(float) / 1e3
     # Equal weight per table: scale the NIM residuals by sqrt(n_static / n_nim).
-    w_nim = math.sqrt(n_static / (2 * len(prof))) if len(prof) else 0.0
+    w_nim = math.sqrt(nim_share / (1 - nim_share) * n_static / len(prof)) if len(prof) else 0.0
 
     def residuals(x: np.ndarray) -> np.ndarray:
         p = StepParams(**{n: float(v) for n, v in zip(names, x[:-1], strict=True)})
@@ -269,7 +272,7 @@ def fit_step_params(
             parts += [w_nim * np.log(ttft / y_ttft), w_nim * np.log(itl / y_itl)]
         return np.concatenate(parts)
 
-    res = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1)
+    res = least_squares(residuals, x0, bounds=(lo, hi), loss=loss, f_scale=f_scale)
     params = StepParams(**{n: float(v) for n, v in zip(names, res.x[:-1], strict=True)})
     scored = predict_static(data, params)
     e_pre = scored["err_first_token_ms"].abs()
