@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "infphys.sim._engine_parts",
     "infphys.sim._metrics",
     "infphys.sim._openai",
     "infphys.sim._tokens",
