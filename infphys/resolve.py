@@ -36,7 +36,7 @@ from typing import Any
 from infphys._check import positive
 from infphys.measure.target import Target
 from infphys.sim.config import EngineConfig
-from infphys.sim.server import SimTarget, serve
+from infphys.sim.hosting import SimTarget, serve
 
 __all__ = [
     "DEFAULT_GPU",

@@ -8,9 +8,14 @@ import importlib
 import pytest
 
 MODULES = [
+    "infphys.sim._engine_parts",
+    "infphys.sim._metrics",
+    "infphys.sim._openai",
+    "infphys.sim._tokens",
     "infphys.sim.calibration",
     "infphys.sim.config",
     "infphys.sim.engine",
+    "infphys.sim.hosting",
     "infphys.sim.server",
     "infphys.sim.workload",
     "infphys.resolve",

@@ -147,7 +147,8 @@ def sim_cmd(
 
     Ctrl-C, SIGTERM and SIGHUP stop the server cleanly (its port is free again; exit status 0).
     """
-    from infphys.sim.server import SimServer, run_server
+    from infphys.sim.hosting import run_server
+    from infphys.sim.server import SimServer
 
     check_option("--port", port, at_least=0, at_most=65535)
     check_option("--time-scale", time_scale, above=0)

@@ -65,7 +65,8 @@ HTTP stack, chosen by ``benchmarks/bench_client.py``'s numbers (2-core machine, 
   their latencies carry the client's own delays, as before. ``http_stack="aiohttp"`` forces
   aiohttp on any target, for comparison.
 
-SSE parsing is :mod:`infphys.measure._sse` (see there for why).
+SSE parsing is :mod:`infphys.measure._sse` (see there for why); time limits and error classes
+are :mod:`infphys.measure._failures`.
 
 Worked example (against the stub with a 50 ms delay and 8 tokens)::
 
@@ -82,7 +83,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -90,13 +90,22 @@ from urllib.parse import urlsplit
 import aiohttp
 import httptools
 
-from infphys._check import positive, positive_int
-from infphys.measure._sse import SSEError, SSEParser
+from infphys._check import positive_int
+from infphys.measure._failures import (
+    ERROR_BODY_LIMIT_BYTES,
+    MESSAGE_LIMIT_CHARS,
+    Failure,
+    Timeouts,
+    classify_exception,
+    classify_status,
+    message_of,
+    server_message,
+)
+from infphys.measure._sse import SSEParser, loads_json
 from infphys.measure._wire import (
     KERNEL_TIMESTAMPS,
     WIRE_SUPPORTED,
     WireClient,
-    WireError,
     WireResponse,
 )
 from infphys.measure.prompts import estimate_tokens
@@ -110,131 +119,7 @@ __all__ = ["ChatClient", "HttpStack", "Timeouts", "classify_exception", "classif
 #: ``https://``).
 HttpStack = Literal["auto", "wire", "aiohttp"]
 
-_ERROR_BODY_LIMIT_BYTES = 64 * 1024
-_MESSAGE_LIMIT_CHARS = 500
 _DRAIN_S = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Time limits of one request, seconds.
-
-    Attributes:
-        connect_s: TCP (and TLS) connect.
-        read_s: longest silence: until the first response byte, and between reads.
-        total_s: the whole request, from send to the end of the stream.
-    """
-
-    connect_s: float = 10.0
-    read_s: float = 60.0
-    total_s: float = 600.0
-
-    def __post_init__(self) -> None:
-        positive("connect_s", self.connect_s)
-        positive("read_s", self.read_s)
-        positive("total_s", self.total_s)
-
-    def as_dict(self) -> dict[str, float]:
-        return {"connect_s": self.connect_s, "read_s": self.read_s, "total_s": self.total_s}
-
-
-def classify_status(status: int) -> str:
-    """The error class of a non-200 HTTP status: ``http_429``, ``http_5xx`` or ``http_4xx``."""
-    if status == 429:
-        return "http_429"
-    if status >= 500:
-        return "http_5xx"
-    return "http_4xx"
-
-
-def classify_exception(exc: BaseException) -> str:
-    """The error class of an exception raised while sending a request or reading its answer.
-
-    Connect failures (``dns``, ``connect_refused``, ``connect_timeout``) come first because
-    aiohttp's connector errors are also ``OSError``; a socket read that timed out is a
-    ``read_timeout``; a connection dropped mid-answer is ``connection_reset``.
-    """
-    if isinstance(exc, WireError):
-        return exc.error_class
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "dns"
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return "connect_timeout"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        if isinstance(exc.os_error, TimeoutError):
-            return "connect_timeout"
-        return "connect_refused"
-    if isinstance(exc, aiohttp.SocketTimeoutError | aiohttp.ServerTimeoutError):
-        return "read_timeout"
-    if isinstance(exc, SSEError):
-        return "malformed_sse"
-    if isinstance(
-        exc,
-        aiohttp.ClientPayloadError
-        | aiohttp.ServerDisconnectedError
-        | aiohttp.ClientOSError
-        | ConnectionError,
-    ):
-        return "connection_reset"
-    if isinstance(exc, TimeoutError):
-        return "read_timeout"
-    return "client_error"
-
-
-def _server_message(body: bytes) -> str:
-    """The human message of an error body: OpenAI's ``error.message``, vLLM's ``message``, …"""
-    text = body[:_ERROR_BODY_LIMIT_BYTES].decode("utf-8", errors="replace").strip()
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return text[:_MESSAGE_LIMIT_CHARS] or "(empty body)"
-    return _message_of(obj) or text[:_MESSAGE_LIMIT_CHARS]
-
-
-def _message_of(obj: object) -> str | None:
-    if isinstance(obj, str):
-        return obj[:_MESSAGE_LIMIT_CHARS]
-    if isinstance(obj, dict):
-        for key in ("error", "message", "detail"):
-            if obj.get(key):
-                inner = _message_of(obj[key])
-                if inner:
-                    return inner
-        return json.dumps(obj)[:_MESSAGE_LIMIT_CHARS]
-    if isinstance(obj, list) and obj:
-        return _message_of(obj[0])
-    return None
-
-
-_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
-def _loads(text: str) -> Any:
-    """``json.loads`` for one SSE data payload, about twice as fast on small objects.
-
-    Calls the C scanner that ``json.loads`` uses, without the two whitespace regex matches
-    around it; leading and trailing whitespace and trailing data are handled here the same way.
-    Raises ``ValueError`` like ``json.loads``.
-    """
-    start = 0
-    if text[:1].isspace():
-        start = len(text) - len(text.lstrip())
-    try:
-        obj, end = _scan_json(text, start)
-    except StopIteration as exc:
-        raise ValueError(f"expecting a JSON value at {exc.value}") from None
-    if end != len(text) and text[end:].strip():
-        raise ValueError(f"extra data at {end}")
-    return obj
-
-
-class _Failure(Exception):
-    """Internal: a classified failure found while reading a response."""
-
-    def __init__(self, error_class: str, message: str) -> None:
-        super().__init__(message)
-        self.error_class = error_class
-        self.message = message
 
 
 class _AiohttpPieces:
@@ -446,7 +331,7 @@ class ChatClient:
             if rec.end_s is None:
                 rec.end_s = perf() - t0
             raise
-        except _Failure as f:
+        except Failure as f:
             if rec.end_s is None:
                 rec.end_s = perf() - t0
             self._fail(rec, f.error_class, f.message)
@@ -470,7 +355,7 @@ class ChatClient:
             rec.sent_s = resp.sent_s - t0
             rec.http_status = resp.status
             if resp.status != 200:
-                raw = await resp.read(_ERROR_BODY_LIMIT_BYTES)
+                raw = await resp.read(ERROR_BODY_LIMIT_BYTES)
                 rec.end_s = time.perf_counter() - t0
                 self._http_failure(rec, resp.status, raw, resp.headers.get("retry-after"))
                 return
@@ -493,7 +378,7 @@ class ChatClient:
         async with session.post(self._chat_url, data=body, headers=self._headers) as resp:
             rec.http_status = resp.status
             if resp.status != 200:
-                raw = await resp.content.read(_ERROR_BODY_LIMIT_BYTES)
+                raw = await resp.content.read(ERROR_BODY_LIMIT_BYTES)
                 rec.end_s = time.perf_counter() - t0
                 self._http_failure(rec, resp.status, raw, resp.headers.get("Retry-After"))
                 return
@@ -514,7 +399,7 @@ class ChatClient:
     def _http_failure(
         self, rec: RequestRecord, status: int, raw: bytes, retry_after: str | None
     ) -> None:
-        msg = f"HTTP {status}: {_server_message(raw)}"
+        msg = f"HTTP {status}: {server_message(raw)}"
         if retry_after:
             msg += f" (Retry-After: {retry_after})"
         self._fail(rec, classify_status(status), msg)
@@ -522,7 +407,7 @@ class ChatClient:
     def _fail(self, rec: RequestRecord, error_class: str, message: str) -> None:
         rec.status = "failed"
         rec.error_class = error_class
-        rec.error_message = self.target.redact(message)[:_MESSAGE_LIMIT_CHARS]
+        rec.error_message = self.target.redact(message)[:MESSAGE_LIMIT_CHARS]
 
     async def _read_stream(
         self,
@@ -534,7 +419,7 @@ class ChatClient:
         parser = SSEParser()
         t0 = self.clock_zero_s
         times = rec.chunk_times_s
-        loads = _loads
+        loads = loads_json
         done = False
         async for data, arrived_s in pieces:
             now = arrived_s - t0
@@ -545,17 +430,15 @@ class ChatClient:
                     rec.end_s = now
                     break
                 if ev.event == "error":
-                    raise _Failure("stream_error_event", f"error event: {payload[:300]}")
+                    raise Failure("stream_error_event", f"error event: {payload[:300]}")
                 try:
                     obj = loads(payload)
                 except ValueError:
-                    raise _Failure(
+                    raise Failure(
                         "malformed_json", f"SSE data is not JSON: {payload[:200]!r}"
                     ) from None
                 if not isinstance(obj, dict):
-                    raise _Failure(
-                        "malformed_json", f"SSE data is not an object: {payload[:200]!r}"
-                    )
+                    raise Failure("malformed_json", f"SSE data is not an object: {payload[:200]!r}")
                 choices = obj.get("choices")
                 if choices:
                     c0 = choices[0]
@@ -573,15 +456,15 @@ class ChatClient:
                         rec.finish_reason = fr
                 elif obj.get("error") or obj.get("object") == "error":
                     # OpenAI and vLLM send {"error": {...}}; older vLLM {"object": "error", ...}.
-                    raise _Failure(
+                    raise Failure(
                         "stream_error_event",
-                        f"error event in a 200 stream: {_message_of(obj)}",
+                        f"error event in a 200 stream: {message_of(obj)}",
                     )
                 usage = obj.get("usage")
                 if usage:
                     self._usage(rec, usage)
             if parser.unknown_fields:
-                raise _Failure(
+                raise Failure(
                     "malformed_sse",
                     f"line with unknown SSE field {parser.unknown_fields[0]!r}",
                 )
@@ -593,11 +476,11 @@ class ChatClient:
         rec.end_s = time.perf_counter() - t0
         pending = parser.close()
         if parser.unknown_fields:
-            raise _Failure(
+            raise Failure(
                 "malformed_sse", f"line with unknown SSE field {parser.unknown_fields[0]!r}"
             )
         tail = " (an unterminated event was pending)" if pending else ""
-        raise _Failure("no_done", f"stream ended without data: [DONE]{tail}")
+        raise Failure("no_done", f"stream ended without data: [DONE]{tail}")
 
     @staticmethod
     async def _drain(content: aiohttp.StreamReader, limit_s: float) -> None:
@@ -617,17 +500,17 @@ class ChatClient:
             obj = json.loads(raw)
         except ValueError:
             snippet = raw[:120].decode("utf-8", errors="replace")
-            raise _Failure(
+            raise Failure(
                 "malformed_json",
                 f"200 body is not JSON ({ctype or 'no content type'}): {snippet!r}",
             ) from None
         if not isinstance(obj, dict):
-            raise _Failure("malformed_json", "200 body is not a JSON object")
+            raise Failure("malformed_json", "200 body is not a JSON object")
         if obj.get("error"):
-            raise _Failure("stream_error_event", f"error object in a 200 body: {_message_of(obj)}")
+            raise Failure("stream_error_event", f"error object in a 200 body: {message_of(obj)}")
         choices = obj.get("choices")
         if not choices or not isinstance(choices, list):
-            raise _Failure("malformed_json", "200 body has no choices")
+            raise Failure("malformed_json", "200 body has no choices")
         c0 = choices[0]
         message = c0.get("message") or {}
         if message.get("content") or message.get("reasoning_content"):

@@ -26,6 +26,8 @@ thread is near one full core or its loop runs late, a warning says so. Latencies
 client — every arrival carries the kernel's receive time (see :mod:`infphys.measure._wire`) — but
 the load it delivers (rate, requests in flight) is then what the client managed, not what was
 asked; on ``https://`` targets (aiohttp, Python-side stamps) the latencies suffer too.
+The per-level machinery (workers, probes, the delivered-load figures) is in
+:mod:`infphys.measure._levels`.
 
 Worked example: ``closed_loop(target, concurrency=8, requests=200, warmup=8)`` against a server
 that answers in 0.5 s takes about 200 / 8 × 0.5 = 12.5 s and should report a mean in flight
@@ -38,14 +40,12 @@ Jupyter cells); :func:`run_sync` runs one from plain code, and from inside a run
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as _dt
 import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +53,18 @@ import pandas as pd
 
 from infphys import stats
 from infphys._check import non_negative, non_negative_int, positive, positive_int
+from infphys.measure._levels import (
+    CLIENT_CPU_WARN_FRACTION,
+    DISPATCH_LAG_WARN_S,
+    LOOP_LAG_WARN_S,
+    DeliveredLoad,
+    Level,
+    LevelDriver,
+    LoadProgress,
+    LoopLagProbe,
+    delivered_dict,
+    delivered_load,
+)
 from infphys.measure._sync import run_sync
 from infphys.measure.client import ChatClient, HttpStack, Timeouts
 from infphys.measure.metrics import MetricsScraper
@@ -61,6 +73,9 @@ from infphys.measure.target import Target
 from infphys.records import RequestRecord, RunHeader, RunWriter, records_to_frame
 
 __all__ = [
+    "CLIENT_CPU_WARN_FRACTION",
+    "DISPATCH_LAG_WARN_S",
+    "LOOP_LAG_WARN_S",
     "DeliveredLoad",
     "Level",
     "LoadProgress",
@@ -75,134 +90,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("infphys.measure")
-
-#: Above this share of one core spent in the client's event-loop thread, the client is the
-#: bottleneck (asyncio runs on one thread).
-CLIENT_CPU_WARN_FRACTION = 0.85
-#: Event-loop lag (p95 lateness of a 10 ms timer) above which timestamps are unreliable.
-LOOP_LAG_WARN_S = 0.005
-#: Open-loop dispatch lag (p95) above which the delivered arrival process is not the one asked.
-DISPATCH_LAG_WARN_S = 0.005
-_LAG_PROBE_S = 0.010
-
-
-@dataclass(frozen=True, slots=True)
-class Level:
-    """One stretch of constant load.
-
-    Attributes:
-        requests: measured requests of the level (warm-up requests come on top).
-        concurrency: closed loop with this many workers (exactly one of ``concurrency`` and
-            ``rate_per_s`` is set).
-        rate_per_s: open loop at this mean arrival rate, requests/s.
-        arrival: ``poisson`` or ``constant`` gaps (open loop).
-        warmup: requests sent first and flagged ``warmup`` (excluded from statistics).
-        prompt_tokens: size of synthetic prompts (ignored when the run has a prompt list).
-        max_tokens: ``max_tokens`` of every request.
-        labels: extra labels stored with each record (e.g. ``timeout_s``).
-    """
-
-    requests: int
-    concurrency: int | None = None
-    rate_per_s: float | None = None
-    arrival: Literal["poisson", "constant"] = "poisson"
-    warmup: int = 0
-    prompt_tokens: int = 128
-    max_tokens: int = 64
-    labels: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        positive_int("requests", self.requests)
-        if (self.concurrency is None) == (self.rate_per_s is None):
-            raise ValueError("concurrency or rate_per_s: give exactly one of them")
-        if self.concurrency is not None:
-            positive_int("concurrency", self.concurrency)
-        if self.rate_per_s is not None:
-            positive("rate_per_s", self.rate_per_s)
-        if self.arrival not in ("poisson", "constant"):
-            raise ValueError(f"arrival must be 'poisson' or 'constant' (got {self.arrival!r})")
-        non_negative_int("warmup", self.warmup)
-        positive_int("prompt_tokens", self.prompt_tokens)
-        positive_int("max_tokens", self.max_tokens)
-
-    @property
-    def mode(self) -> Literal["closed", "open"]:
-        return "closed" if self.concurrency is not None else "open"
-
-    def describe(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"mode": self.mode, "requests": self.requests, "warmup": self.warmup}
-        if self.concurrency is not None:
-            d["concurrency"] = self.concurrency
-        else:
-            d["rate_per_s"] = self.rate_per_s
-            d["arrival"] = self.arrival
-        d["prompt_tokens"] = self.prompt_tokens
-        d["max_tokens"] = self.max_tokens
-        d.update(self.labels)
-        return d
-
-    def asked(self) -> str:
-        if self.concurrency is not None:
-            return f"concurrency {self.concurrency}"
-        return f"{self.rate_per_s:g} req/s {self.arrival}"
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveredLoad:
-    """The load one level actually delivered, next to what it asked for."""
-
-    level: int
-    asked: str
-    asked_concurrency: int | None
-    asked_rate_per_s: float | None
-    sent: int
-    dispatch_window_s: float
-    delivered_rate_per_s: float
-    mean_in_flight: float
-    peak_in_flight: int
-    dispatch_lag_p50_s: float
-    dispatch_lag_p95_s: float
-    dispatch_lag_max_s: float
-    loop_lag_p95_s: float
-    loop_lag_max_s: float
-    receive_lag_p95_s: float
-    client_cpu_fraction: float
-    client_bound: bool
-    note: str
-
-
-class LoadProgress:
-    """Live counters of a run, for a progress display (read them from any thread)."""
-
-    def __init__(self, planned: int = 0) -> None:
-        self.planned = planned
-        self.started = 0
-        self.done = 0
-        self.ok = 0
-        self.failed = 0
-        self.incomplete = 0
-        self.in_flight = 0
-        self.level_label = ""
-        self.errors: dict[str, int] = {}
-        self._e2e_s: list[float] = []
-
-    def record(self, rec: RequestRecord) -> None:
-        self.done += 1
-        if rec.status == "ok":
-            self.ok += 1
-            e2e = rec.e2e_s
-            if e2e is not None and not rec.warmup:
-                self._e2e_s.append(e2e)
-        elif rec.status == "failed":
-            self.failed += 1
-            key = rec.error_class or "client_error"
-            self.errors[key] = self.errors.get(key, 0) + 1
-        else:
-            self.incomplete += 1
-
-    def e2e_percentiles_s(self) -> dict[str, float]:
-        """Live p50/p95 of e2e over the successful measured requests so far."""
-        return stats.percentiles(list(self._e2e_s), (50, 95))
 
 
 @dataclass(slots=True)
@@ -227,243 +114,7 @@ class LoadResult:
 
     def delivered_frame(self) -> pd.DataFrame:
         """One row per level: the load delivered (:class:`DeliveredLoad`)."""
-        return pd.DataFrame([_asdict(d) for d in self.delivered])
-
-
-def _asdict(d: DeliveredLoad) -> dict[str, Any]:
-    return {k: getattr(d, k) for k in DeliveredLoad.__dataclass_fields__}
-
-
-# -- the engine -----------------------------------------------------------------------------
-
-
-class _LoopLagProbe:
-    """Measures how late a periodic 10 ms timer fires on this event loop."""
-
-    def __init__(self) -> None:
-        self.lags_s: list[float] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        perf = time.perf_counter
-        while True:
-            t = perf()
-            await asyncio.sleep(_LAG_PROBE_S)
-            self.lags_s.append(max(0.0, perf() - t - _LAG_PROBE_S))
-
-    def start(self) -> None:
-        self.lags_s = []
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> list[float]:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        return self.lags_s
-
-
-class _Engine:
-    def __init__(
-        self,
-        client: ChatClient,
-        prompts: PromptSource,
-        writer: RunWriter | None,
-        progress: LoadProgress,
-        on_record: Callable[[RequestRecord], None] | None,
-        duration_s: float,
-        drain_s: float,
-        max_in_flight: int,
-        rng: random.Random,
-    ) -> None:
-        self.client = client
-        self.prompts = prompts
-        self.writer = writer
-        self.progress = progress
-        self.on_record = on_record
-        self.duration_s = duration_s
-        self.drain_s = drain_s
-        self.max_in_flight = max_in_flight
-        self.rng = rng
-        self.records: list[RequestRecord] = []
-        self.next_id = 0
-
-    def _finish(self, rec: RequestRecord) -> None:
-        self.records.append(rec)
-        if self.writer is not None:
-            self.writer.write(rec)
-        self.progress.record(rec)
-        if self.on_record is not None:
-            self.on_record(rec)
-
-    async def _fire(
-        self, labels: dict[str, Any], warmup: bool, max_tokens: int, scheduled_s: float | None
-    ) -> None:
-        rid = self.next_id
-        self.next_id += 1
-        if scheduled_s is not None:
-            labels = {**labels, "scheduled_s": scheduled_s}
-        rec = RequestRecord(
-            request_id=rid, sent_s=self.client.now_s(), labels=labels, warmup=warmup
-        )
-        prompt = self.prompts(rid)
-        self.progress.in_flight += 1
-        self.progress.started += 1
-        try:
-            await self.client.send(rec, prompt, max_tokens)
-        finally:
-            self.progress.in_flight -= 1
-            if scheduled_s is not None:
-                rec.labels["dispatch_lag_s"] = max(0.0, rec.sent_s - scheduled_s)
-            self._finish(rec)
-
-    async def _bounded(self, tasks: set[asyncio.Task[None]], until_s: float) -> None:
-        """Wait for ``tasks`` until ``until_s`` on the run clock; cancel what is left."""
-        try:
-            if tasks:
-                timeout = max(0.0, until_s - self.client.now_s())
-                await asyncio.wait(tasks, timeout=timeout)
-        finally:
-            pending = [t for t in tasks if not t.done()]
-            for t in pending:
-                t.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-
-    async def closed(self, lv: Level, labels: dict[str, Any]) -> None:
-        assert lv.concurrency is not None
-        start = self.client.now_s()
-        stop_sending = start + self.duration_s
-        total = lv.warmup + lv.requests
-        counter = iter(range(total))
-
-        async def worker() -> None:
-            for k in counter:
-                if self.client.now_s() >= stop_sending:
-                    return
-                await self._fire(labels, k < lv.warmup, lv.max_tokens, None)
-
-        loop = asyncio.get_running_loop()
-        tasks = {loop.create_task(worker()) for _ in range(min(lv.concurrency, total))}
-        await self._bounded(tasks, stop_sending + self.drain_s)
-
-    async def open(self, lv: Level, labels: dict[str, Any]) -> None:
-        assert lv.rate_per_s is not None
-        loop = asyncio.get_running_loop()
-        start = self.client.now_s()
-        stop_sending = start + self.duration_s
-        total = lv.warmup + lv.requests
-        slots = asyncio.Semaphore(self.max_in_flight)
-        tasks: set[asyncio.Task[None]] = set()
-        rate = lv.rate_per_s
-        scheduled = start
-
-        async def fire_and_release(k: int, at_s: float) -> None:
-            try:
-                await self._fire(labels, k < lv.warmup, lv.max_tokens, at_s)
-            finally:
-                slots.release()
-
-        try:
-            for k in range(total):
-                if k:
-                    gap = self.rng.expovariate(rate) if lv.arrival == "poisson" else 1.0 / rate
-                    scheduled += gap
-                if scheduled >= stop_sending:
-                    break
-                delay = scheduled - self.client.now_s()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                remaining = stop_sending - self.client.now_s()
-                if remaining <= 0:
-                    break
-                if slots.locked():
-                    # max_in_flight reached: this send goes late, and its lag is recorded.
-                    try:
-                        await asyncio.wait_for(slots.acquire(), timeout=remaining)
-                    except TimeoutError:
-                        break
-                else:
-                    await slots.acquire()
-                t = loop.create_task(fire_and_release(k, scheduled))
-                tasks.add(t)
-                t.add_done_callback(tasks.discard)
-        finally:
-            await self._bounded(set(tasks), stop_sending + self.drain_s)
-
-
-def _delivered(
-    index: int,
-    lv: Level,
-    recs: list[RequestRecord],
-    loop_lags_s: list[float],
-    cpu_fraction: float,
-    receive_lags_s: list[float],
-) -> DeliveredLoad:
-    nan = float("nan")
-    sent = len(recs)
-    if recs:
-        frame = records_to_frame(recs)
-        sends = frame["sent_s"].to_numpy(dtype=float)
-        span = float(sends.max() - sends.min())
-        rate = (sent - 1) / span if span > 0 else nan
-        occ = stats.in_flight(frame)
-        lags = [r.labels.get("dispatch_lag_s") for r in recs]
-        lag_values = [x for x in lags if isinstance(x, float)]
-    else:
-        span, rate, lag_values = 0.0, nan, []
-        occ = stats.InFlight(nan, nan, nan, 0)
-    lag_p = stats.percentiles(lag_values, (50, 95)) if lag_values else {"p50": nan, "p95": nan}
-    loop_p95 = stats.percentiles(loop_lags_s, (95,))["p95"] if loop_lags_s else nan
-    loop_max = max(loop_lags_s) if loop_lags_s else nan
-    rx_p95 = stats.percentiles(receive_lags_s, (95,))["p95"] if receive_lags_s else nan
-    reasons: list[str] = []
-    if cpu_fraction >= CLIENT_CPU_WARN_FRACTION:
-        reasons.append(f"the client's event-loop thread used {cpu_fraction:.0%} of a core")
-    if loop_p95 > LOOP_LAG_WARN_S:
-        reasons.append(f"its event loop ran {loop_p95 * 1e3:.1f} ms late (p95)")
-    if lv.mode == "open" and lag_p["p95"] > DISPATCH_LAG_WARN_S:
-        reasons.append(f"open-loop sends went {lag_p['p95'] * 1e3:.1f} ms late (p95)")
-    if rx_p95 > LOOP_LAG_WARN_S:
-        reasons.append(f"it read arrivals {rx_p95 * 1e3:.1f} ms after the kernel (p95)")
-    note = ""
-    if reasons:
-        if receive_lags_s:
-            consequence = (
-                "Latencies still use the kernel's receive times, so they are the server's; the "
-                "load delivered (rate, requests in flight) is what the client managed."
-            )
-        else:
-            consequence = (
-                "Latencies and rates at this level describe the client as much as the server."
-            )
-        note = (
-            f"level {index} ({lv.asked()}): the client may be the bottleneck — "
-            + "; ".join(reasons)
-            + ". "
-            + consequence
-        )
-    return DeliveredLoad(
-        level=index,
-        asked=lv.asked(),
-        asked_concurrency=lv.concurrency,
-        asked_rate_per_s=lv.rate_per_s,
-        sent=sent,
-        dispatch_window_s=span,
-        delivered_rate_per_s=rate,
-        mean_in_flight=occ.mean,
-        peak_in_flight=occ.peak,
-        dispatch_lag_p50_s=lag_p["p50"],
-        dispatch_lag_p95_s=lag_p["p95"],
-        dispatch_lag_max_s=max(lag_values) if lag_values else nan,
-        loop_lag_p95_s=loop_p95,
-        loop_lag_max_s=loop_max,
-        receive_lag_p95_s=rx_p95,
-        client_cpu_fraction=cpu_fraction,
-        client_bound=bool(reasons),
-        note=note,
-    )
+        return pd.DataFrame([delivered_dict(d) for d in self.delivered])
 
 
 def _prompt_source(
@@ -579,7 +230,7 @@ async def run_levels(
     clock_zero = time.perf_counter()
     client.clock_zero_s = clock_zero
     rng = random.Random(seed)
-    engine = _Engine(
+    engine = LevelDriver(
         client, source, writer, progress, on_record, duration, drain, max_in_flight, rng
     )
     delivered: list[DeliveredLoad] = []
@@ -592,7 +243,7 @@ async def run_levels(
         scraper = MetricsScraper(
             target, interval_s=metrics_interval_s, clock_zero_s=clock_zero, path=metrics_path
         )
-    probe = _LoopLagProbe()
+    probe = LoopLagProbe()
     try:
         async with client:
             if scraper is not None:
@@ -618,7 +269,7 @@ async def run_levels(
                     cpu = (time.thread_time() - cpu0) / max(1e-9, time.perf_counter() - wall0)
                     lags = await probe.stop()
                     rx_lags = client.take_receive_lags_s()
-                    d = _delivered(index, lv, engine.records[first:], lags, cpu, rx_lags)
+                    d = delivered_load(index, lv, engine.records[first:], lags, cpu, rx_lags)
                     delivered.append(d)
                     if d.note:
                         warnings.append(d.note)

@@ -25,6 +25,11 @@ The engine's defaults are calibrated on TensorRT-LLM's published max-throughput 
 
 from __future__ import annotations
 
+from infphys.sim._tokens import (
+    count_chat_prompt_tokens,
+    count_completion_prompt_tokens,
+    count_text_tokens,
+)
 from infphys.sim.calibration import (
     CALIBRATION_ROWS,
     CalibrationResult,
@@ -45,15 +50,8 @@ from infphys.sim.engine import (
     StepOutcome,
     context_length_message,
 )
-from infphys.sim.server import (
-    SimServer,
-    SimTarget,
-    count_chat_prompt_tokens,
-    count_completion_prompt_tokens,
-    count_text_tokens,
-    run_server,
-    serve,
-)
+from infphys.sim.hosting import SimTarget, run_server, serve
+from infphys.sim.server import SimServer
 from infphys.sim.virtual import (
     CLIENT_STAGGER_S,
     TIMESERIES_COLUMNS,

@@ -10,7 +10,8 @@ import json
 import sys
 
 from infphys.sim.config import EngineConfig
-from infphys.sim.server import SimServer, run_server
+from infphys.sim.hosting import run_server
+from infphys.sim.server import SimServer
 
 
 def main(argv: list[str] | None = None) -> None:

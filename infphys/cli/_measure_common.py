@@ -1,0 +1,358 @@
+"""What the measuring commands share: their options, the live display, running a load, the summary.
+
+Every load command (``baseline``, ``sweep``, ``tokens``, ``overload``) takes the same target and
+request options (:data:`BaseURLOpt`, :data:`RequestsOpt`, …), checks the target with preflight,
+and runs through :func:`run_load`: a live table of requests done, in flight, errors and the
+running p50/p95 of e2e, the run saved as JSON lines (``runs/<command>-<time>.jsonl``) with the
+server's metrics beside it, and one row per level in :func:`summary_table`.
+
+Worked example: ``parse_list("--concurrency", "1,2,4", int)`` is ``[1, 2, 4]``; a timeout of
+30 s gives ``Timeouts(connect_s=10, read_s=30, total_s=30)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import math
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from infphys.cli._app import console, err_console, fail
+from infphys.cli._target import resolve_cli_target
+
+__all__ = [
+    "APIKeyOpt",
+    "BaseURLOpt",
+    "ChatPathOpt",
+    "DurationOpt",
+    "MaxTokensOpt",
+    "MetricsOpt",
+    "ModelOpt",
+    "NoStreamOpt",
+    "NoUsageOpt",
+    "OutOpt",
+    "PromptTokensOpt",
+    "RequestsOpt",
+    "SeedOpt",
+    "SkipPreflightOpt",
+    "TimeoutOpt",
+    "WarmupOpt",
+    "fmt",
+    "fmt_ms",
+    "parse_list",
+    "print_flags",
+    "run_load",
+    "summary_table",
+    "target_options",
+    "timeouts",
+]
+
+# -- options shared by every measuring command -------------------------------------------------
+
+BaseURLOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url", help="Server URL (default: $NIM_BASE_URL or http://localhost:8000)."
+    ),
+]
+ChatPathOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--chat-path", help="Chat API path (default: $NIM_CHAT_PATH or /v1/chat/completions)."
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", help="Model name (default: $NIM_GEN_MODEL or meta/llama-3.1-8b-instruct)."
+    ),
+]
+APIKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="Bearer token (default: $NIM_API_KEY or $OPENAI_API_KEY). Never saved or printed.",
+    ),
+]
+RequestsOpt = Annotated[
+    int, typer.Option("--requests", "-n", help="Measured requests (per level).")
+]
+WarmupOpt = Annotated[
+    int, typer.Option("--warmup", help="Warm-up requests per level, left out of the statistics.")
+]
+PromptTokensOpt = Annotated[
+    int, typer.Option("--prompt-tokens", help="Synthetic prompt size, tokens (~ words).")
+]
+MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", help="max_tokens of each request.")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", help="Per-request limit, seconds (whole answer).")
+]
+DurationOpt = Annotated[
+    float, typer.Option("--max-duration", help="Per level: send no request after this, seconds.")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of prompts and arrivals (recorded).")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", help="Run file (default: runs/<command>-<time>.jsonl)."),
+]
+NoStreamOpt = Annotated[
+    bool, typer.Option("--no-stream", help="Ask for one JSON body instead of an SSE stream.")
+]
+NoUsageOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-usage", help="Don't send stream_options.include_usage (token counts estimated)."
+    ),
+]
+MetricsOpt = Annotated[
+    float,
+    typer.Option("--metrics-interval", help="Scrape server metrics every N s (0: don't)."),
+]
+SkipPreflightOpt = Annotated[
+    bool, typer.Option("--skip-preflight", help="Don't check the server before the run.")
+]
+
+
+def parse_list(option: str, text: str, kind: Callable[[str], Any]) -> list[Any]:
+    """``"1,2,4"`` → ``[1, 2, 4]``; a bad item raises ``ValueError`` naming ``option``."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"{option} must be a comma-separated list (got {text!r})")
+    out: list[Any] = []
+    for item in items:
+        try:
+            value = kind(item)
+        except ValueError:
+            raise ValueError(f"{option}: {item!r} is not a valid {kind.__name__}") from None
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{option}: every value must be > 0 (got {item!r})")
+        out.append(value)
+    return out
+
+
+def default_out(command: str) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{command}-{stamp}.jsonl"
+
+
+def fmt_ms(v: Any) -> str:
+    """Seconds as milliseconds: one decimal below 100 ms, whole ms above (``1,674``)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(f):
+        return "—"
+    return f"{f * 1e3:,.1f}" if abs(f) < 0.1 else f"{f * 1e3:,.0f}"
+
+
+def fmt(v: Any, digits: int = 1) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "—" if v is None else str(v)
+    return "—" if math.isnan(f) else f"{f:,.{digits}f}"
+
+
+# -- live progress -----------------------------------------------------------------------------
+
+
+class ProgressView:
+    """A rich renderable over a LoadProgress (redrawn by rich.live a few times a second)."""
+
+    def __init__(self, progress: Any, command: str) -> None:
+        self.progress = progress
+        self.command = command
+        self.t0 = time.perf_counter()
+
+    def __rich__(self) -> Any:
+        p = self.progress
+        pct = p.e2e_percentiles_s()
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(p.errors.items())) or "none"
+        line = Text.assemble(
+            (f"{self.command} ", "bold"),
+            f"{p.level_label}  ",
+            f"done {p.done}/{p.planned}  ",
+            f"in flight {p.in_flight}  ",
+            (f"failed {p.failed}  ", "red" if p.failed else ""),
+            f"e2e p50 {fmt_ms(pct['p50'])} ms  p95 {fmt_ms(pct['p95'])} ms  ",
+            f"{time.perf_counter() - self.t0:.0f} s",
+        )
+        return Group(line, Text(f"errors: {errors}", style="dim"))
+
+
+def check_target(target: Any, skip: bool) -> None:
+    from infphys.measure.preflight import preflight_sync
+
+    if skip:
+        return
+    verdict = preflight_sync(target, timeout_s=30.0)
+    if not verdict.ok:
+        fail(verdict.message, code=1)
+    err_console.print(f"[green]preflight ok:[/] {verdict.message}", highlight=False)
+
+
+Make = Callable[[Any, Any, dict[str, Any]], Coroutine[Any, Any, Any]]
+
+
+def run_load(
+    command: str,
+    make: Make,
+    *,
+    out: Path | None,
+    target_options: dict[str, Any],
+    skip_preflight: bool,
+    timeout_s: float,
+    duration_s: float,
+    seed: int,
+    no_stream: bool,
+    no_usage: bool,
+    metrics_interval_s: float,
+) -> None:
+    """Resolve the target, preflight it, run ``make(target, progress, options)`` with a live
+    display, print the summary and where the run was saved."""
+    from infphys.measure.load import LoadProgress
+
+    if metrics_interval_s < 0:
+        raise ValueError(f"--metrics-interval must be >= 0 (got {metrics_interval_s!r})")
+    path = out or default_out(command)
+    progress = LoadProgress()
+    options: dict[str, Any] = {
+        "path": path,
+        "kind": command,
+        "timeouts": timeouts(timeout_s),
+        "duration_s": duration_s,
+        "seed": seed,
+        "stream": not no_stream,
+        "include_usage": not no_usage,
+        "metrics_interval_s": metrics_interval_s or None,
+        "progress": progress,
+    }
+    with resolve_cli_target(**target_options) as target:
+        check_target(target, skip_preflight)
+        err_console.print(
+            f"measuring {target.model} at {target.base_url} → {path}", highlight=False
+        )
+        view = ProgressView(progress, command)
+        try:
+            with Live(view, console=err_console, refresh_per_second=4, transient=True):
+                result = asyncio.run(make(target, progress, options))
+        except KeyboardInterrupt:
+            err_console.print(
+                f"[yellow]interrupted:[/] kept {progress.done} finished requests in {path}",
+                highlight=False,
+            )
+            raise typer.Exit(130) from None
+    frame = result.frame()
+    console.print(summary_table(frame, title=f"{command}: {target.model} at {target.base_url}"))
+    for w in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    print_flags(frame)
+    console.print(f"saved run: {result.path}", highlight=False, soft_wrap=True)
+    if result.metrics_path is not None and result.metrics is not None and len(result.metrics):
+        console.print(f"saved server metrics: {result.metrics_path}", highlight=False)
+    console.print(f"charts: infphys report {result.path}", highlight=False, soft_wrap=True)
+
+
+def print_flags(frame: Any) -> None:
+    from infphys import stats
+
+    ok = frame[frame["status"] == "ok"] if len(frame) else frame
+    if len(ok) and (~ok["token_count_source"].isin(["usage", "simulated"])).any():
+        sources = sorted(set(ok["token_count_source"]) - {"usage", "simulated"})
+        err_console.print(
+            f"[yellow]note:[/] token counts are estimates ({', '.join(sources)}): the server sent "
+            "no usage.",
+            highlight=False,
+        )
+    errors = stats.error_rates(frame)
+    if len(errors):
+        t = Table(title="errors", title_justify="left")
+        t.add_column("class")
+        t.add_column("count", justify="right")
+        t.add_column("share", justify="right")
+        for row in errors.itertuples(index=False):
+            t.add_row(str(row.error_class), str(row.count), f"{row.fraction:.1%}")
+        console.print(t)
+        failed = frame[frame["status"] == "failed"]
+        if len(failed):
+            example = failed.iloc[0]
+            console.print(
+                f"first error: {example['error_class']}: {example['error_message']}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def summary_table(frame: Any, *, title: str = "summary") -> Table:
+    """A rich table of :func:`infphys.stats.summarize`: one row per level, latencies in ms.
+
+    Only the load columns that vary between levels are shown (the first present if none do).
+    """
+    from infphys import stats
+
+    s = stats.summarize(frame)
+    t = Table(title=f"{title} (latencies in ms)", title_justify="left")
+    present = [
+        c
+        for c in ("concurrency", "rate_per_s", "prompt_tokens_asked", "max_tokens", "timeout_s")
+        if c in s.columns and s[c].notna().all()
+    ]
+    load_cols = [c for c in present if s[c].nunique() > 1] or present[:1]
+    heads = {
+        "concurrency": "conc",
+        "rate_per_s": "rate/s",
+        "prompt_tokens_asked": "prompt",
+        "max_tokens": "max\ntok",
+        "timeout_s": "timeout",
+    }
+    # Two-line headers and no wrapping in the cells: the numbers stay whole in 80 columns.
+    for c in load_cols:
+        t.add_column(heads[c], justify="right", no_wrap=True)
+    for name in (
+        "ok/\nfail/inc",
+        "req/s",
+        "tok/s",
+        "TTFT\np50",
+        "TPOT\np50",
+        "e2e\np50",
+        "e2e\np95",
+        "in\nflight",
+    ):
+        t.add_column(name, justify="right", no_wrap=True)
+    for _, r in s.iterrows():
+        t.add_row(
+            *[fmt(r[c], 0 if c != "rate_per_s" else 2) for c in load_cols],
+            f"{r['ok']}/{r['failed']}/{r['incomplete']}",
+            fmt(r["throughput_req_per_s"], 1),
+            fmt(r["output_tokens_per_s"], 0),
+            fmt_ms(r["ttft_p50_s"]),
+            fmt_ms(r["tpot_p50_s"]),
+            fmt_ms(r["e2e_p50_s"]),
+            fmt_ms(r["e2e_p95_s"]),
+            fmt(r.get("mean_in_flight"), 1),
+        )
+    return t
+
+
+def timeouts(timeout_s: float) -> Any:
+    from infphys.measure.client import Timeouts
+
+    if not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise ValueError(f"--timeout must be > 0 seconds (got {timeout_s!r})")
+    return Timeouts(connect_s=min(10.0, timeout_s), read_s=min(60.0, timeout_s), total_s=timeout_s)
+
+
+def target_options(
+    base_url: str | None, chat_path: str | None, model: str | None, api_key: str | None
+) -> dict[str, Any]:
+    return {"base_url": base_url, "chat_path": chat_path, "model": model, "api_key": api_key}
