@@ -50,7 +50,8 @@ async def test_closed_loop_counts_warmup_and_writes_every_record(tmp_path: Path)
             on_record=lambda r: seen.append(r.request_id),
         )
     assert len(result.records) == 12 and sorted(seen) == list(range(12))
-    assert [r.request_id for r in result.records if r.warmup] == [0, 1]
+    # The first two sent are the warm-up (records are in completion order, which may differ).
+    assert sorted(r.request_id for r in result.records if r.warmup) == [0, 1]
     assert all(r.ok for r in result.records)
     run = read_run(path)
     assert len(run.records) == 12

@@ -320,7 +320,8 @@ def scan_serving(
         raise ValueError(f"field: {field!r} is not a NimServing field")
     out = []
     for v in values:
-        rep = replay_nim(rows, serving=replace(serving, **{field: v}))
+        changes: dict[str, Any] = {field: v}
+        rep = replay_nim(rows, serving=replace(serving, **changes))
         s = summarise(rep, ["ttft_ms_avg", "itl_ms_avg", "output_tokens_per_s"]).iloc[-1]
         out.append({field: v, **{k: float(s[k]) for k in s.index}})
     return pd.DataFrame(out)
