@@ -202,8 +202,15 @@ def _(gpu, isl, measured_plots, mo, model, nim_planning, osl):
         [
             measured_plots.nim_tp_gain(tp_table),
             tp_table[
-                ["concurrency", "per_gpu_small", "per_gpu_large", "speedup", "per_gpu_ratio",
-                 "itl_ms_small", "itl_ms_large"]
+                [
+                    "concurrency",
+                    "per_gpu_small",
+                    "per_gpu_large",
+                    "speedup",
+                    "per_gpu_ratio",
+                    "itl_ms_small",
+                    "itl_ms_large",
+                ]
             ].round(2),
         ]
     )
@@ -226,7 +233,10 @@ def _(mo):
 def _(mo):
     users_number = mo.ui.number(1, 5000, step=1, value=100, label="concurrent users")
     ttft_slider = mo.ui.slider(
-        steps=[250, 500, 1000, 2000, 5000], value=1000, show_value=True, label="p95 TTFT budget (ms)"
+        steps=[250, 500, 1000, 2000, 5000],
+        value=1000,
+        show_value=True,
+        label="p95 TTFT budget (ms)",
     )
     itl_slider = mo.ui.slider(
         steps=[20, 30, 50, 75, 100], value=50, show_value=True, label="p95 ITL budget (ms)"
@@ -255,12 +265,25 @@ def _(a100_price, h100_price, itl_slider, ttft_slider, users_number):
 @app.cell
 def _(a100_usd, h100_usd, isl, itl_budget_ms, model, nim_planning, osl, ttft_budget_ms, users):
     plan = nim_planning.cheapest_deployment(
-        users, ttft_budget_ms, itl_budget_ms,
-        {"a100-80gb-sxm": a100_usd, "h100-sxm": h100_usd}, model.key, isl, osl,
+        users,
+        ttft_budget_ms,
+        itl_budget_ms,
+        {"a100-80gb-sxm": a100_usd, "h100-sxm": h100_usd},
+        model.key,
+        isl,
+        osl,
     )
     plan[
-        ["config", "cap", "replicas", "gpus", "usd_per_hour", "tokens_per_s",
-         "usd_per_million_tokens", "ok"]
+        [
+            "config",
+            "cap",
+            "replicas",
+            "gpus",
+            "usd_per_hour",
+            "tokens_per_s",
+            "usd_per_million_tokens",
+            "ok",
+        ]
     ].round(3)
     return (plan,)
 
@@ -317,9 +340,9 @@ def _(
     queue_pred = nim_planning.closed_loop_estimate(
         model.key, held_gpu, held_precision, held_tp, held_concurrency, isl, osl
     )
-    predictions = pd.DataFrame(
-        {"simulator": sim_pred, "queueing model": queue_pred}
-    ).loc[["ttft_ms_avg", "itl_ms_avg", "output_tokens_per_s"]]
+    predictions = pd.DataFrame({"simulator": sim_pred, "queueing model": queue_pred}).loc[
+        ["ttft_ms_avg", "itl_ms_avg", "output_tokens_per_s"]
+    ]
     predictions.round(1)
     return held_row, predictions, queue_pred, sim_pred
 
