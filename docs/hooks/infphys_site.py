@@ -10,7 +10,7 @@ Every Markdown page is a Jinja2 template rendered before Markdown (pages with no
   caption; every other keyword goes to the figure function.
 - every name in ``infphys.physics.__all__`` and ``infphys.catalog.__all__`` (``weight_bytes``,
   ``get_gpu``, ``GPUS``, …), the modules ``physics``, ``catalog``, ``fmt``, ``sim``, ``stats``,
-  ``planning``, ``exercises`` and ``infphys``, and
+  ``planning``, ``evidence``, ``nim_planning``, ``exercises`` and ``infphys``, and
   the shorthands ``gpu(key)`` and ``model(key)``;
 - the format helpers of ``infphys.fmt`` as functions or filters:
   ``{{ fmt.gb(weight_bytes("llama-3.1-8b")) }}`` or ``{{ weight_bytes("llama-3.1-8b") | gb }}``.
@@ -92,7 +92,17 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 
 def _environment() -> jinja2.Environment:
     import infphys
-    from infphys import catalog, exercises, fmt, physics, planning, sim, stats
+    from infphys import (
+        catalog,
+        evidence,
+        exercises,
+        fmt,
+        nim_planning,
+        physics,
+        planning,
+        sim,
+        stats,
+    )
     from infphys.resolve import DEFAULT_GPU
 
     env = jinja2.Environment(
@@ -115,6 +125,8 @@ def _environment() -> jinja2.Environment:
         sim=sim,
         stats=stats,
         planning=planning,
+        evidence=evidence,
+        nim_planning=nim_planning,
         exercises=exercises,
         gpu=catalog.get_gpu,
         model=catalog.get_model,

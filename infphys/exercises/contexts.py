@@ -202,6 +202,30 @@ _LAB11 = ContextSpec(
     decimals={"e2e_p95_s": 4},
     derived=_lab11,
 )
+_LAB12 = ContextSpec(
+    _keys(
+        "model",
+        "model_name",
+        "isl",
+        "osl",
+        "gpu",
+        "gpu_name",
+        "concurrency",
+        "users",
+        "ttft_budget_ms",
+        "itl_budget_ms",
+        "a100_usd",
+        "h100_usd",
+        "held_gpu",
+        "held_tp",
+        "held_precision",
+        "held_concurrency",
+        "sim_ttft_ms",
+        "queue_ttft_ms",
+    ),
+    decimals={"sim_ttft_ms": 1, "queue_ttft_ms": 1},
+    derived=_names,
+)
 
 #: The context spec of every exercise, by id.
 SPECS: dict[str, ContextSpec] = {
@@ -218,6 +242,7 @@ SPECS: dict[str, ContextSpec] = {
     **{f"lab09.q{i}": _LAB09 for i in (1, 2, 3, 4)},
     **{f"lab10.q{i}": _LAB10 for i in (1, 2, 3, 4)},
     **{f"lab11.q{i}": _LAB11 for i in (1, 2, 3, 4)},
+    **{f"lab12.q{i}": _LAB12 for i in (1, 2, 3, 4)},
 }
 
 

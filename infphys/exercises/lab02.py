@@ -63,9 +63,11 @@ Q2_RIDGE = Exercise(
     unit="FLOP/byte",
     hint="Dense BF16 FLOP/s divided by memory bandwidth in bytes/s (take both from the table).",
     explanation=(
-        "Peak FLOP/s ÷ bytes/s: 989 TFLOP/s / 3.35 TB/s ≈ 295 on an H100 SXM, 206 on an H200. "
-        "Decode does about 2 FLOPs per weight byte per sequence in the batch (BF16: 1 FLOP per "
-        "byte per token), so it stays memory-bound until the batch is in the hundreds."
+        f"Peak FLOP/s ÷ bytes/s: {get_gpu('h100').bf16_flops_per_s / 1e12:.0f} TFLOP/s / "
+        f"{get_gpu('h100').bandwidth_bytes_per_s / 1e12:.2f} TB/s ≈ {_ridge('h100'):.0f} on an "
+        f"H100 SXM, {_ridge('h200'):.0f} on an H200. Decode does 2 FLOPs per weight per sequence "
+        "in the batch, and a BF16 weight is 2 bytes: 1 FLOP per weight byte per sequence. So a "
+        "weight-bound step stays memory-bound until the batch is in the hundreds."
     ),
 )
 

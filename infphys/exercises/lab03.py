@@ -129,9 +129,11 @@ Q3_NAIVE_FACTOR = Exercise(
     unit="×",
     hint="Compare hidden with KV heads × head dim (or with the MLA latent width) for your model.",
     explanation=(
-        "hidden / (KV heads × head dim) for GQA: 4096 / (8 × 128) = 4 for Llama-3.1-8B, 8 for "
-        "Llama-3.1-70B; about 57 for DeepSeek-V3's MLA. A calculator that ignores GQA tells you "
-        "a 70B model fits a quarter or an eighth of the users it really does."
+        "hidden / (KV heads × head dim) for GQA: 4096 / (8 × 128) = "
+        f"{_naive_factor('llama-3.1-8b'):.0f} for Llama-3.1-8B, "
+        f"{_naive_factor('llama-3.1-70b'):.0f} for Llama-3.1-70B; "
+        f"{_naive_factor('deepseek-v3'):.1f} for DeepSeek-V3's MLA. A calculator that ignores GQA "
+        "tells you a 70B model fits a quarter or an eighth of the users it really does."
     ),
 )
 

@@ -1,0 +1,272 @@
+"""Measured data beside the models: the tables the chapters and the fidelity page draw.
+
+Each function reads the measured tables of :mod:`infphys.catalog.measured` and prices the same
+rows with the step model (:data:`~infphys.catalog.FITTED_STEP_PARAMS` by default, and
+:data:`~infphys.catalog.IDEAL_STEP_PARAMS`, the datasheet roofline, for floors) or the simulator
+(:mod:`infphys.sim.fidelity`). Nothing here draws; :mod:`infphys.plots.measured` does.
+
+- :func:`nim_replay` / :func:`fidelity_table`: every NIM row replayed on the simulator (once per
+  process: about 12 s) and the median |error| per configuration and overall.
+- :func:`static_decode_vs_batch`: token-to-token time against the batch, measured and modelled.
+- :func:`fp8_speedup`: FP16 step time ÷ FP8 step time at equal batch, measured and modelled.
+- :func:`bandwidth_fraction`: the share of the datasheet bandwidth batch-1 decode reaches.
+
+Every table carries a ``source`` column (the provenance string of
+:data:`~infphys.catalog.MEASURED_SOURCES`); cite it where the figure is shown.
+
+Worked example (TensorRT-LLM 0.9 static table, Llama-2-7B FP16 on one H100 SXM, batch 1,
+128 prompt and 128 output tokens): the measured token-to-token time is 6.76 ms; the weights
+less the embedding table (13.2 GB) and 192 tokens of KV cache, read at 3.35 TB/s, take 3.97 ms,
+so the step ran at 3.97 / 6.76 ≈ 59 % of the datasheet bandwidth, counting every microsecond as
+spent reading bytes.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pandas as pd
+
+from infphys.catalog import (
+    FITTED_STEP_PARAMS,
+    IDEAL_STEP_PARAMS,
+    MEASURED_SOURCES,
+    StepParams,
+    get_gpu,
+    get_model,
+    load_nim_serving,
+    load_static_batch,
+)
+from infphys.physics import decode_floor_s
+from infphys.sim import fidelity
+from infphys.sim.fit import predict_static, static_model
+
+__all__ = [
+    "CONFIG_COLUMNS",
+    "FIDELITY_COLUMNS",
+    "bandwidth_fraction",
+    "bandwidth_fraction_by_gpu",
+    "config_label",
+    "fidelity_table",
+    "fp8_speedup",
+    "nim_replay",
+    "static_decode_vs_batch",
+]
+
+#: The columns that name one deployment in the measured tables.
+CONFIG_COLUMNS = ("model_key", "gpu_key", "precision_key", "tp")
+#: The NIM columns the fidelity table reports.
+FIDELITY_COLUMNS = ("ttft_ms_avg", "itl_ms_avg", "output_tokens_per_s")
+
+_NIM = "nim_llama3_serving.csv"
+_STATIC = "trtllm_0.9_static_batch.csv"
+
+
+def config_label(gpu_key: str, precision_key: str, tp: int, model_key: str | None = None) -> str:
+    """A deployment as a reader says it.
+
+    >>> config_label("h100-sxm", "fp16", 2, "llama-3.1-8b")
+    'Llama-3.1-8B · H100 SXM × 2 · FP16'
+    >>> config_label("a100-80gb-sxm", "bf16", 8)
+    'A100 80GB SXM × 8 · BF16'
+    """
+    head = f"{get_model(model_key).name} · " if model_key else ""
+    return f"{head}{get_gpu(gpu_key).name} × {int(tp)} · {precision_key.upper()}"
+
+
+@cache
+def _replayed() -> pd.DataFrame:
+    return fidelity.replay_nim(load_nim_serving())
+
+
+def nim_replay() -> pd.DataFrame:
+    """Every NIM row with the simulator's ``sim_<column>`` and ``err_<column>`` beside it.
+
+    :func:`infphys.sim.fidelity.replay_nim` of :func:`~infphys.catalog.load_nim_serving`,
+    computed once per process (the site's build asks for it on several charts and tables) and
+    returned as a fresh copy. Adds ``config`` (:func:`config_label`) and ``shape``
+    (``"200 → 200"``: prompt → output tokens).
+    """
+    out = _replayed().copy()
+    out["config"] = [
+        config_label(g, p, t, m) for m, g, p, t in out[list(CONFIG_COLUMNS)].itertuples(index=False)
+    ]
+    out["shape"] = [f"{i:,} → {o:,}" for i, o in zip(out["isl"], out["osl"], strict=True)]
+    return out
+
+
+def fidelity_table(replayed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Median |simulated / measured − 1| per deployment and over all rows.
+
+    One row per deployment (``config``) plus a last row ``all rows``; columns ``rows`` (NIM
+    rows replayed) and one fraction per :data:`FIDELITY_COLUMNS` (0.1 is 10 %). ``replayed``
+    defaults to :func:`nim_replay`.
+    """
+    r = nim_replay() if replayed is None else replayed
+    s = fidelity.summarise(r, FIDELITY_COLUMNS)
+    counts = r.groupby(list(CONFIG_COLUMNS)).size()
+    labels: list[str] = []
+    rows: list[int] = []
+    for key in s.index:
+        if key[0] == "overall":
+            labels.append("all rows")
+            rows.append(len(r))
+        else:
+            m, g, p, t = key
+            labels.append(config_label(g, p, int(t), m))
+            rows.append(int(counts.loc[key]))
+    out = s.reset_index(drop=True)
+    out.insert(0, "rows", rows)
+    out.insert(0, "config", labels)
+    return out
+
+
+def _static_rows(**where: object) -> pd.DataFrame:
+    d = load_static_batch()
+    d = d[d["measured"] & d["token_to_token_ms"].notna()]
+    for col, value in where.items():
+        d = d[d[col] == value]
+    return d.sort_values("batch").reset_index(drop=True)
+
+
+def _priced(rows: pd.DataFrame, params: StepParams) -> pd.DataFrame:
+    return predict_static(rows, params)
+
+
+def static_decode_vs_batch(
+    model: str = "llama-2-7b",
+    gpu: str = "h100-sxm",
+    precision: str = "fp16",
+    tp: int = 1,
+    isl: int = 128,
+    osl: int = 128,
+    *,
+    params: StepParams = FITTED_STEP_PARAMS,
+) -> pd.DataFrame:
+    """Token-to-token time against the batch: measured (TensorRT-LLM 0.9) and modelled.
+
+    One row per measured batch size of that deployment and shape: ``batch``,
+    ``measured_ms``, ``model_ms`` (``params``, the fitted step model by default) and
+    ``floor_ms`` (the ideal roofline), ``source``. Raises ``ValueError`` when the table has
+    no such rows.
+    """
+    rows = _static_rows(
+        model_key=model, gpu_key=gpu, precision_key=precision, tp=tp, isl=isl, osl=osl
+    )
+    if rows.empty:
+        raise ValueError(
+            f"no measured static-batch rows for {model} on {gpu} × {tp} in {precision}, "
+            f"{isl} → {osl} tokens"
+        )
+    fitted = _priced(rows, params)
+    ideal = _priced(rows, IDEAL_STEP_PARAMS)
+    return pd.DataFrame(
+        {
+            "batch": rows["batch"].astype(int),
+            "measured_ms": rows["token_to_token_ms"],
+            "model_ms": fitted["sim_token_to_token_ms"],
+            "floor_ms": ideal["sim_token_to_token_ms"],
+            "source": MEASURED_SOURCES[_STATIC],
+        }
+    )
+
+
+def fp8_speedup(
+    gpu: str = "h100-sxm",
+    isl: int = 128,
+    osl: int = 128,
+    *,
+    params: StepParams = FITTED_STEP_PARAMS,
+) -> pd.DataFrame:
+    """FP16 token-to-token time ÷ FP8's at equal model, TP and batch, measured and modelled.
+
+    Every pair of measured static-batch rows on ``gpu`` that differ only in precision. Columns:
+    ``model_key``, ``tp``, ``label``, ``batch``, ``measured`` (the measured ratio), ``model``
+    (the ratio of the fitted step model's times), ``ideal`` (the datasheet roofline's ratio:
+    2 while reading weights dominates), ``source``.
+    """
+    d = _static_rows(gpu_key=gpu, isl=isl, osl=osl)
+    keys = ["model_key", "tp", "batch"]
+    fp16, fp8 = d[d["precision_key"] == "fp16"], d[d["precision_key"] == "fp8"]
+    both = fp16[keys].merge(fp8[keys], on=keys)
+    if both.empty:
+        raise ValueError(f"no FP16 and FP8 rows measured alike on {gpu}, {isl} → {osl} tokens")
+    pair = {
+        p: both.merge(part, on=keys, how="left").reset_index(drop=True)
+        for p, part in (("fp16", fp16), ("fp8", fp8))
+    }
+    ratio: dict[str, np.ndarray] = {
+        "measured": (pair["fp16"]["token_to_token_ms"] / pair["fp8"]["token_to_token_ms"]).to_numpy(
+            float
+        )
+    }
+    for name, p in (("model", params), ("ideal", IDEAL_STEP_PARAMS)):
+        a = _priced(pair["fp16"], p)["sim_token_to_token_ms"].to_numpy(float)
+        b = _priced(pair["fp8"], p)["sim_token_to_token_ms"].to_numpy(float)
+        ratio[name] = a / b
+    out = both.reset_index(drop=True).copy()
+    out["label"] = [
+        f"{get_model(m).name} × {int(t)}" for m, t in zip(out["model_key"], out["tp"], strict=True)
+    ]
+    for name, values in ratio.items():
+        out[name] = values
+    out["source"] = MEASURED_SOURCES[_STATIC]
+    return out.sort_values(["label", "batch"]).reset_index(drop=True)
+
+
+def bandwidth_fraction(*, params: StepParams = FITTED_STEP_PARAMS) -> pd.DataFrame:
+    """Share of the datasheet bandwidth each measured batch-1 decode step reached.
+
+    For every static-batch row at batch 1: the ideal roofline's step (bytes read at the
+    datasheet bandwidth, :func:`~infphys.physics.decode_floor_s`, at the mean context
+    ``isl + osl / 2``) divided by the measured token-to-token time, and the same for the step
+    model (``model``): what fraction a step would reach if it spent all its time reading bytes.
+    Columns: ``gpu_key``, ``gpu``, ``model_key``, ``precision_key``, ``tp``, ``isl``, ``osl``,
+    ``measured``, ``model``, ``source``.
+    """
+    d = _static_rows(batch=1)
+    floors: list[float] = []
+    cols = d[["model_key", "gpu_key", "precision_key", "tp", "isl", "osl"]]
+    for mk, gk, pk, tp, isl, osl in cols.itertuples(index=False):
+        m = static_model(str(mk))
+        floors.append(
+            decode_floor_s(
+                str(gk),
+                m,
+                1,
+                int(isl) + int(osl) // 2,
+                weights_precision=str(pk),
+                kv_precision=str(pk),
+                tp=int(tp),
+                moe_routing="same_experts" if m.is_moe else "uniform",
+            )
+        )
+    floor_ms = np.array(floors) * 1e3
+    fitted = _priced(d, params)["sim_token_to_token_ms"].to_numpy(float)
+    return pd.DataFrame(
+        {
+            "gpu_key": d["gpu_key"],
+            "gpu": [get_gpu(str(g)).name for g in d["gpu_key"]],
+            "model_key": d["model_key"],
+            "precision_key": d["precision_key"],
+            "tp": d["tp"].astype(int),
+            "isl": d["isl"].astype(int),
+            "osl": d["osl"].astype(int),
+            "measured": floor_ms / d["token_to_token_ms"].to_numpy(float),
+            "model": floor_ms / fitted,
+            "source": MEASURED_SOURCES[_STATIC],
+        }
+    )
+
+
+def bandwidth_fraction_by_gpu(table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Median of :func:`bandwidth_fraction` per GPU: ``gpu``, ``rows``, ``measured``, ``model``.
+
+    Sorted from the highest measured fraction down.
+    """
+    t = bandwidth_fraction() if table is None else table
+    g = t.groupby("gpu").agg(
+        rows=("measured", "size"), measured=("measured", "median"), model=("model", "median")
+    )
+    return g.sort_values("measured", ascending=False).reset_index()

@@ -1,0 +1,525 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "marimo==0.25.2",
+#     "numpy>=1.26",
+#     "pandas>=2.1",
+#     "plotly>=5.20",
+#     # infphys itself: installed from this repository (pip install -e ".[labs]").
+#     "infphys",
+# ]
+# ///
+
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="Lab 12 · Reading real NIM benchmarks")
+
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    import marimo as mo
+    import pandas as pd
+
+    from infphys import fmt, nim_planning
+    from infphys.catalog import MEASURED_SOURCES, get_gpu, get_model
+    from infphys.exercises import AnswerBook
+    from infphys.exercises import lab12 as ex12
+    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.plots import measured as measured_plots
+    from infphys.sim.fidelity import replay_nim_row
+
+    return (
+        AnswerBook,
+        MEASURED_SOURCES,
+        ex12,
+        exercise_widget,
+        fmt,
+        get_gpu,
+        get_model,
+        measured_plots,
+        mo,
+        nim_planning,
+        os,
+        pd,
+        replay_nim_row,
+        save_view,
+        verdict_view,
+    )
+
+
+@app.cell(hide_code=True)
+def _(MEASURED_SOURCES, mo):
+    mo.md(
+        r"""
+    # Lab 12 · Reading real NIM benchmarks
+
+    *A benchmark table is a capacity plan waiting to be read: latency against throughput, what a
+    second GPU buys, and the cheapest way to meet a budget — then one row you predict before you
+    look.*
+
+    **Time: about 10 minutes.** Everything here is measured data; no server is needed.
+
+    The data: NVIDIA NIM (a TensorRT-LLM engine) serving Llama-3 8B and 70B Instruct on A100
+    and H100 GPUs, measured with GenAI-Perf as a closed loop of *N* streaming clients, each
+    sending its next request the moment the last one ends. Each row is one deployment (GPU,
+    tensor-parallel size, precision), one prompt → output shape and one *N*.
+
+    Source: """
+        + MEASURED_SOURCES["nim_llama3_serving.csv"]
+        + "."
+    )
+    return
+
+
+@app.cell
+def _(mo):
+    model_pick = mo.ui.dropdown(
+        options={"Llama-3-8B": "llama-3.1-8b", "Llama-3-70B": "llama-3.1-70b"},
+        value="Llama-3-8B",
+        label="model",
+    )
+    shape_pick = mo.ui.dropdown(
+        options={
+            "200 → 200": (200, 200),
+            "200 → 1,000": (200, 1000),
+            "200 → 2,000": (200, 2000),
+            "2,000 → 200": (2000, 200),
+            "2,000 → 2,000": (2000, 2000),
+            "7,000 → 1,000": (7000, 1000),
+        },
+        value="200 → 200",
+        label="prompt → output tokens",
+    )
+    mo.vstack([mo.md("## Controls"), mo.hstack([model_pick, shape_pick], justify="start")])
+    return model_pick, shape_pick
+
+
+@app.cell
+def _(get_model, model_pick):
+    # The settings as plain values, one cell each, so that a test can override any of them.
+    model = get_model(model_pick.value)
+    return (model,)
+
+
+@app.cell
+def _(shape_pick):
+    isl, osl = shape_pick.value
+    return isl, osl
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## Latency against throughput
+
+    Each curve is one deployment; each point one number of clients (hover for it). Moving right
+    along a curve, more clients share each engine step: the tokens/s rise, and so do the time to
+    the first token (TTFT) and the inter-token latency (ITL). The useful part of a curve is
+    where throughput still rises fast and latency does not: past the knee, clients only queue.
+    One point, the **held-back row** of the last section, is left out of this chart.
+    """)
+    return
+
+
+@app.cell
+def _(isl, model, nim_planning, osl):
+    curves = nim_planning.latency_throughput(model.key, isl, osl)
+    return (curves,)
+
+
+@app.cell
+def _(curves, mo):
+    # The held-back row: a deployment of the chosen model and a concurrency, hidden until the end.
+    _configs = curves[["config", "gpu_key", "precision_key", "tp"]].drop_duplicates()
+    held_pick = mo.ui.dropdown(
+        options={r.config: (r.gpu_key, r.precision_key, int(r.tp)) for r in _configs.itertuples()},
+        value=_configs["config"].iloc[-1],
+        label="held-back deployment",
+    )
+    held_level_pick = mo.ui.dropdown(
+        options={str(c): int(c) for c in sorted(curves["concurrency"].unique())},
+        value="100",
+        label="held-back concurrency",
+    )
+    return held_level_pick, held_pick
+
+
+@app.cell
+def _(held_level_pick, held_pick):
+    held_gpu, held_precision, held_tp = held_pick.value
+    held_concurrency = int(held_level_pick.value)
+    return held_concurrency, held_gpu, held_precision, held_tp
+
+
+@app.cell
+def _(curves, held_concurrency, held_gpu, held_precision, held_tp, measured_plots):
+    _held = (
+        (curves["gpu_key"] == held_gpu)
+        & (curves["precision_key"] == held_precision)
+        & (curves["tp"] == held_tp)
+        & (curves["concurrency"] == held_concurrency)
+    )
+    shown_curves = curves[~_held]
+    measured_plots.nim_latency_throughput(shown_curves)
+    return (shown_curves,)
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## What the second GPU bought
+
+    Tensor parallelism splits every weight matrix over the GPUs of one instance: each GPU reads
+    a share of the weights per step, so the step is shorter, but every layer now ends in an
+    all-reduce and the fixed costs per step do not shrink. Compare the tokens/s **per GPU**:
+    """)
+    return
+
+
+@app.cell
+def _(curves, get_gpu, mo):
+    _gpus = sorted(curves["gpu_key"].unique())
+    tp_gpu_pick = mo.ui.dropdown(
+        options={get_gpu(g).name: g for g in _gpus}, value=get_gpu(_gpus[-1]).name, label="GPU"
+    )
+    tp_gpu_pick
+    return (tp_gpu_pick,)
+
+
+@app.cell
+def _(tp_gpu_pick):
+    gpu = tp_gpu_pick.value
+    return (gpu,)
+
+
+@app.cell
+def _(gpu, isl, measured_plots, mo, model, nim_planning, osl):
+    tp_table = nim_planning.tp_gain(model.key, gpu, isl, osl)
+    mo.vstack(
+        [
+            measured_plots.nim_tp_gain(tp_table),
+            tp_table[
+                [
+                    "concurrency",
+                    "per_gpu_small",
+                    "per_gpu_large",
+                    "speedup",
+                    "per_gpu_ratio",
+                    "itl_ms_small",
+                    "itl_ms_large",
+                ]
+            ].round(2),
+        ]
+    )
+    return (tp_table,)
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## The cheapest deployment for N users
+
+    For each deployment: the **cap** is the highest measured concurrency whose p95 TTFT and p95
+    ITL (and every lower level's) meet your budgets; the replicas are ⌈users / cap⌉; US dollars
+    per million output tokens is the fleet's price per hour over the tokens it makes in an hour.
+    """)
+    return
+
+
+@app.cell
+def _(mo):
+    users_number = mo.ui.number(1, 5000, step=1, value=100, label="concurrent users")
+    ttft_slider = mo.ui.slider(
+        steps=[250, 500, 1000, 2000, 5000],
+        value=1000,
+        show_value=True,
+        label="p95 TTFT budget (ms)",
+    )
+    itl_slider = mo.ui.slider(
+        steps=[20, 30, 50, 75, 100], value=50, show_value=True, label="p95 ITL budget (ms)"
+    )
+    a100_price = mo.ui.number(0.1, 20.0, step=0.05, value=1.80, label="A100 USD per GPU-hour")
+    h100_price = mo.ui.number(0.1, 20.0, step=0.05, value=2.50, label="H100 USD per GPU-hour")
+    mo.vstack(
+        [
+            mo.hstack([users_number, ttft_slider, itl_slider], justify="start"),
+            mo.hstack([a100_price, h100_price], justify="start"),
+        ]
+    )
+    return a100_price, h100_price, itl_slider, ttft_slider, users_number
+
+
+@app.cell
+def _(a100_price, h100_price, itl_slider, ttft_slider, users_number):
+    users = int(users_number.value)
+    ttft_budget_ms = float(ttft_slider.value)
+    itl_budget_ms = float(itl_slider.value)
+    a100_usd = float(a100_price.value)
+    h100_usd = float(h100_price.value)
+    return a100_usd, h100_usd, itl_budget_ms, ttft_budget_ms, users
+
+
+@app.cell
+def _(a100_usd, h100_usd, isl, itl_budget_ms, model, nim_planning, osl, ttft_budget_ms, users):
+    plan = nim_planning.cheapest_deployment(
+        users,
+        ttft_budget_ms,
+        itl_budget_ms,
+        {"a100-80gb-sxm": a100_usd, "h100-sxm": h100_usd},
+        model.key,
+        isl,
+        osl,
+    )
+    plan[
+        [
+            "config",
+            "cap",
+            "replicas",
+            "gpus",
+            "usd_per_hour",
+            "tokens_per_s",
+            "usd_per_million_tokens",
+            "ok",
+        ]
+    ].round(3)
+    return (plan,)
+
+
+@app.cell(hide_code=True)
+def _(fmt, mo, plan, users):
+    _best = plan.iloc[0]
+    mo.md(
+        f"**Cheapest:** {_best['config']}, {int(_best['gpus'])} GPU(s) for {users} users at "
+        f"{fmt.usd(float(_best['usd_per_million_tokens']), 3)} per million tokens."
+        if bool(_best["ok"])
+        else "**No deployment meets both budgets** at any measured concurrency: loosen one."
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(get_gpu, held_gpu, held_level_pick, held_pick, held_tp, mo):
+    mo.vstack(
+        [
+            mo.md(
+                "## Predict before you look\n\n"
+                "One measured row was left out of the chart above: "
+                f"**{get_gpu(held_gpu).name} × {held_tp}** at **{held_level_pick.value} "
+                "clients**. Two models predict it: the simulator replays the closed loop through "
+                "its TensorRT-LLM scheduler (`replay_nim_row`), and the closed-loop queueing "
+                "model prices one decode step at a batch of N plus the prefills that interrupt "
+                "it, then applies Little's law (`closed_loop_estimate`). Write your own ITL "
+                "guess in exercise q3 *before* you reveal the measurement."
+            ),
+            mo.hstack([held_pick, held_level_pick], justify="start"),
+        ]
+    )
+    return
+
+
+@app.cell
+def _(
+    held_concurrency,
+    held_gpu,
+    held_precision,
+    held_tp,
+    isl,
+    model,
+    nim_planning,
+    osl,
+    pd,
+    replay_nim_row,
+):
+    held_row = nim_planning.nim_row(
+        model.key, held_gpu, held_precision, held_tp, held_concurrency, isl, osl
+    )
+    sim_pred = replay_nim_row(held_row)
+    queue_pred = nim_planning.closed_loop_estimate(
+        model.key, held_gpu, held_precision, held_tp, held_concurrency, isl, osl
+    )
+    predictions = pd.DataFrame({"simulator": sim_pred, "queueing model": queue_pred}).loc[
+        ["ttft_ms_avg", "itl_ms_avg", "output_tokens_per_s"]
+    ]
+    predictions.round(1)
+    return held_row, predictions, queue_pred, sim_pred
+
+
+@app.cell
+def _(mo):
+    reveal = mo.ui.switch(value=False, label="reveal the measurement")
+    reveal
+    return (reveal,)
+
+
+@app.cell
+def _(held_row, mo, predictions, reveal):
+    revealed = predictions.copy()
+    revealed["measured"] = [float(held_row[c]) for c in revealed.index]
+    for _col in ("simulator", "queueing model"):
+        revealed[f"{_col} error"] = [
+            f"{(_p / _m - 1) * 100:+.0f}%"
+            for _p, _m in zip(revealed[_col], revealed["measured"], strict=True)
+        ]
+    _view = (
+        revealed.round(1)
+        if reveal.value
+        else mo.md("*Hidden: answer q3 first, then flip the switch.*")
+    )
+    _view
+    return (revealed,)
+
+
+@app.cell
+def _(fmt, mo, model, tp_table):
+    _row = tp_table.iloc[len(tp_table) // 2]
+    mo.callout(
+        mo.md(
+            f"**Key takeaway.** Measured, {model.name} at {int(_row['concurrency'])} clients: "
+            f"TP{int(_row['tp_large'])} made {fmt.count(_row['tokens_per_s_large'])} tokens/s "
+            f"against TP{int(_row['tp_small'])}'s {fmt.count(_row['tokens_per_s_small'])} "
+            f"({_row['speedup']:.2f}× the throughput on {_row['tp_large'] / _row['tp_small']:.0f}× "
+            f"the GPUs: {_row['per_gpu_ratio']:.2f}× per GPU). More GPUs per instance buy "
+            "latency; more instances buy throughput. Read the cap at your budget, not the peak."
+        ),
+        kind="info",
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo, os):
+    learner = mo.ui.text(
+        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
+    )
+    mo.vstack([mo.md("## Exercises"), learner])
+    return (learner,)
+
+
+@app.cell
+def _(
+    AnswerBook,
+    a100_usd,
+    get_gpu,
+    gpu,
+    h100_usd,
+    held_concurrency,
+    held_gpu,
+    held_precision,
+    held_tp,
+    isl,
+    itl_budget_ms,
+    learner,
+    model,
+    osl,
+    queue_pred,
+    sim_pred,
+    tp_table,
+    ttft_budget_ms,
+    users,
+):
+    book = AnswerBook(learner.value, lab="lab12")
+    exercise_context = {
+        "model": model.key,
+        "model_name": model.name,
+        "isl": int(isl),
+        "osl": int(osl),
+        "gpu": gpu,
+        "gpu_name": get_gpu(gpu).name,
+        "concurrency": int(tp_table["concurrency"].iloc[len(tp_table) // 2]),
+        "users": users,
+        "ttft_budget_ms": ttft_budget_ms,
+        "itl_budget_ms": itl_budget_ms,
+        "a100_usd": a100_usd,
+        "h100_usd": h100_usd,
+        "held_gpu": held_gpu,
+        "held_tp": int(held_tp),
+        "held_precision": held_precision,
+        "held_concurrency": int(held_concurrency),
+        "sim_ttft_ms": round(float(sim_pred["ttft_ms_avg"]), 1),
+        "queue_ttft_ms": round(float(queue_pred["ttft_ms_avg"]), 1),
+    }
+    return book, exercise_context
+
+
+@app.cell
+def _(ex12, exercise_context, exercise_widget):
+    q1 = exercise_widget(ex12.Q1_TP_PER_GPU, **exercise_context)
+    q1
+    return (q1,)
+
+
+@app.cell
+def _(book, ex12, exercise_context, q1, verdict_view):
+    v1 = book.check(ex12.Q1_TP_PER_GPU, q1.value, **exercise_context)
+    verdict_view(v1)
+    return (v1,)
+
+
+@app.cell
+def _(ex12, exercise_context, exercise_widget):
+    q2 = exercise_widget(ex12.Q2_CHEAPEST, **exercise_context)
+    q2
+    return (q2,)
+
+
+@app.cell
+def _(book, ex12, exercise_context, q2, verdict_view):
+    v2 = book.check(ex12.Q2_CHEAPEST, q2.value, **exercise_context)
+    verdict_view(v2)
+    return (v2,)
+
+
+@app.cell
+def _(ex12, exercise_context, exercise_widget):
+    q3 = exercise_widget(ex12.Q3_PREDICT_ITL, **exercise_context)
+    q3
+    return (q3,)
+
+
+@app.cell
+def _(book, ex12, exercise_context, q3, verdict_view):
+    v3 = book.check(ex12.Q3_PREDICT_ITL, q3.value, **exercise_context)
+    verdict_view(v3)
+    return (v3,)
+
+
+@app.cell
+def _(ex12, exercise_context, exercise_widget):
+    q4 = exercise_widget(ex12.Q4_CLOSER, **exercise_context)
+    q4
+    return (q4,)
+
+
+@app.cell
+def _(book, ex12, exercise_context, q4, verdict_view):
+    v4 = book.check(ex12.Q4_CLOSER, q4.value, **exercise_context)
+    verdict_view(v4)
+    return (v4,)
+
+
+@app.cell
+def _(mo):
+    save_button = mo.ui.run_button(label="Save my answers")
+    save_button
+    return (save_button,)
+
+
+@app.cell
+def _(book, plan, revealed, save_button, save_view, v1, v2, v3, v4):
+    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+    book.add_run(
+        "nim_benchmarks",
+        {
+            "cheapest": str(plan.iloc[0]["config"]),
+            "held_back": {k: float(v) for k, v in revealed["measured"].items()},
+        },
+    )
+    save_view(book, save_button.value)
+    return
+
+
+if __name__ == "__main__":
+    app.run()
