@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+REPO_LABS = Path(__file__).resolve().parents[1] / "labs"
+
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0
 EXIT_TIMEOUT_S = 30.0
@@ -153,4 +155,5 @@ def test_stop_signal_ends_the_command_and_all_it_started(
         for p in {port, *sim_ports} - {9}:
             assert _port_free(p), f"port {p} still taken after {signal.Signals(sig).name}"
         if command == "labs":
-            assert len(list((tmp_path / "my-labs").glob("[0-9][0-9]_*.py"))) == 11
+            shipped = len(list(REPO_LABS.glob("[0-9][0-9]_*.py")))
+            assert len(list((tmp_path / "my-labs").glob("[0-9][0-9]_*.py"))) == shipped

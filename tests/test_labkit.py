@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from typer.testing import CliRunner
 
 from infphys.cli import app
@@ -84,7 +85,9 @@ def test_cli_list_and_copy_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     work = tmp_path / "mine"
     copied = CliRunner().invoke(app, ["labs", "--copy-only", "--dir", str(work)])
     assert copied.exit_code == 0, copied.output
-    assert len(list(work.glob("[0-9][0-9]_*.py"))) == 11
+    assert len(list(work.glob("[0-9][0-9]_*.py"))) == len(
+        list((REPO / "labs").glob("[0-9][0-9]_*.py"))
+    )
     (work / "03_kv_cache.py").write_text("# edited\n")
     kept = CliRunner().invoke(app, ["labs", "--copy-only", "--dir", str(work)])
     assert kept.exit_code == 0 and "kept your edited 03_kv_cache.py" in kept.output

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from infphys.physics import decode_step_s
 from infphys.sim import EngineConfig, SimResult, Workload, simulate, time_average
 
 
@@ -23,11 +24,15 @@ def closed(config: EngineConfig, c: int, prompt: int, out: int, rounds: int = 4)
 
 
 def test_itl_grows_with_batch() -> None:
-    # Each decode step reads 16 GB of weights plus every sequence's KV (1,100 tokens × 128 KiB =
-    # 144 MB each): at batch 1 about 5.9 ms, at 256 about 5.9 + 256 × (0.043 + 0.01) ms ≈ 19 ms.
+    # Each decode step reads 15 GB of weights plus every sequence's KV (1,100 tokens × 128 KiB =
+    # 144 MB each on average). At batch 1 the engine takes one decode step per token, so its
+    # TPOT is the step model's decode step at the mean context; that lies above the ideal floor
+    # (15.01 GB / 4.8 TB/s = 3.13 ms) and below NIM's measured ITL on the slower H100 (7.86 ms
+    # at 2,000/200 tokens, one client). At 256 the KV reads alone add 256 × 144 MB = 37 GB.
     tpot = [closed(h200(), c, 1000, 200).summary()["tpot_mean_s"] for c in (1, 16, 64, 256)]
     assert tpot == sorted(tpot)
-    assert tpot[0] == pytest.approx(5.9e-3, rel=0.05)
+    assert tpot[0] == pytest.approx(decode_step_s("h200", "llama-3.1-8b", 1, 1100), rel=0.02)
+    assert 3.13e-3 < tpot[0] < 7.86e-3
     assert tpot[-1] > 2.5 * tpot[0]
 
 
