@@ -268,6 +268,46 @@ def _timeseries_frame(
     return frame
 
 
+def _run_header(
+    config: EngineConfig,
+    workload: Workload,
+    started_at: str,
+    stats: SimStats,
+    *,
+    load: dict[str, Any],
+    extra: dict[str, Any],
+) -> RunHeader:
+    """The run header of a simulated run: ``config`` is the (first) engine, ``load`` gives the
+    driver's kind and options, ``extra`` is added after the engine's description."""
+    header = RunHeader(
+        source="simulated",
+        started_at=started_at,
+        target={
+            "kind": "simulated",
+            "base_url": "virtual time (infphys.sim)",
+            "model": default_served_model_name(config.model),
+            "gpu": config.gpu.key,
+            "engine_model": config.model.key,
+        },
+        load={
+            "kind": load["kind"],
+            "levels": [workload.describe()],
+            **{k: v for k, v in load.items() if k != "kind"},
+        },
+        seed=workload.seed,
+        extra={"engine": config.describe(), **extra},
+    )
+    header.extra["sim_stats"] = {
+        "steps": stats.steps,
+        "stretches": stats.stretches,
+        "stretch_steps": stats.stretch_steps,
+        "exact_steps": stats.exact_steps,
+        "preemptions": stats.preemptions,
+        "truncated": stats.truncated,
+    }
+    return header
+
+
 def simulate(
     config: EngineConfig,
     workload: Workload,
@@ -432,25 +472,6 @@ def simulate(
 
     frame = _timeseries_frame(rows, eng.total_blocks)
 
-    header = RunHeader(
-        source="simulated",
-        started_at=started_at,
-        target={
-            "kind": "simulated",
-            "base_url": "virtual time (infphys.sim)",
-            "model": default_served_model_name(config.model),
-            "gpu": config.gpu.key,
-            "engine_model": config.model.key,
-        },
-        load={
-            "kind": "simulate",
-            "levels": [workload.describe()],
-            "max_sim_s": max_sim_s,
-            "keep_chunk_times": keep_chunk_times,
-        },
-        seed=workload.seed,
-        extra={"engine": config.describe(), "exact": exact},
-    )
     first_sent = min((r.sent_s for r in records), default=0.0)
     stats = SimStats(
         wall_s=time.perf_counter() - wall0,
@@ -462,14 +483,14 @@ def simulate(
         preemptions=eng.preemptions_total,
         truncated=truncated,
     )
-    header.extra["sim_stats"] = {
-        "steps": stats.steps,
-        "stretches": stats.stretches,
-        "stretch_steps": stats.stretch_steps,
-        "exact_steps": stats.exact_steps,
-        "preemptions": stats.preemptions,
-        "truncated": stats.truncated,
-    }
+    header = _run_header(
+        config,
+        workload,
+        started_at,
+        stats,
+        load={"kind": "simulate", "max_sim_s": max_sim_s, "keep_chunk_times": keep_chunk_times},
+        extra={"exact": exact},
+    )
     return SimResult(
         header=header,
         records=records,
