@@ -15,6 +15,7 @@ MODULES = [
     "infphys.sim.calibration",
     "infphys.sim.config",
     "infphys.sim.engine",
+    "infphys.sim.fleet",
     "infphys.sim.hosting",
     "infphys.sim.server",
     "infphys.sim.workload",

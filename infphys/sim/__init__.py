@@ -4,7 +4,8 @@ One engine (:mod:`infphys.sim.engine`), two drivers:
 
 - virtual time (:func:`simulate`): a whole workload (:class:`Workload`: closed loop, open loop,
   offline, replayed trace) in milliseconds of wall time, returning the same request records and
-  run header as a real measurement, plus the engine's time series;
+  run header as a real measurement, plus the engine's time series; a fleet of engines behind a
+  router (:func:`simulate_fleet`), or prefill and decode pools (:func:`simulate_disaggregated`);
 - real time (:func:`serve`, :class:`SimServer`): an OpenAI-compatible HTTP server on loopback
   whose answers take the time the simulated GPU would take.
 
@@ -50,6 +51,14 @@ from infphys.sim.engine import (
     StepOutcome,
     context_length_message,
 )
+from infphys.sim.fleet import (
+    KV_LINK_LATENCY_S,
+    ROUTERS,
+    FleetResult,
+    kv_transfer_s,
+    simulate_disaggregated,
+    simulate_fleet,
+)
 from infphys.sim.hosting import SimTarget, run_server, serve
 from infphys.sim.server import SimServer
 from infphys.sim.virtual import (
@@ -65,11 +74,14 @@ from infphys.sim.workload import Workload
 __all__ = [
     "CALIBRATION_ROWS",
     "CLIENT_STAGGER_S",
+    "KV_LINK_LATENCY_S",
+    "ROUTERS",
     "TIMESERIES_COLUMNS",
     "CalibrationResult",
     "CalibrationRow",
     "Engine",
     "EngineConfig",
+    "FleetResult",
     "OutputLengths",
     "RequestRejected",
     "SimRequest",
@@ -85,9 +97,12 @@ __all__ = [
     "count_completion_prompt_tokens",
     "count_text_tokens",
     "default_served_model_name",
+    "kv_transfer_s",
     "run_server",
     "serve",
     "simulate",
+    "simulate_disaggregated",
+    "simulate_fleet",
     "simulate_row",
     "time_average",
     "trtllm_bench_limits",

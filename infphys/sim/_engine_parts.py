@@ -282,10 +282,22 @@ class EngineState:
         request_id: Hashable | None = None,
         payload: Any = None,
         ignore_eos: bool = False,
+        output_target: int | None = None,
+        prefilled_at_s: float | None = None,
     ) -> SimRequest:
         """Queue a request (it is considered at the next step).
 
         ``max_tokens`` None means vLLM's default: whatever the context length leaves.
+        ``output_target`` fixes how many tokens it generates (1 … ``max_tokens``) instead of
+        drawing from the output-length distribution.
+
+        ``prefilled_at_s`` queues a request whose prompt was prefilled elsewhere (disaggregated
+        serving): its KV cache arrives with it and its first token was emitted at that time.
+        It is admitted like any request, but with the blocks for its whole prompt taken at
+        once and no prefill compute: its first step here is a decode step (1 token, reading the
+        prompt's KV) that emits its second token. If preempted, it recomputes here as any
+        request does. Example: a 4,000-token prompt with 16-token blocks takes
+        ⌈4,001 / 16⌉ = 251 blocks at admission and costs one decode token in that step.
 
         Raises:
             RequestRejected: with vLLM's 400 message when the prompt is empty, ``max_tokens``
@@ -320,9 +332,20 @@ class EngineState:
             raise RequestRejected(
                 context_length_message(mml, prompt_tokens, max_tokens), param="max_tokens"
             )
-        target = (
-            max_tokens if ignore_eos else self.config.output_lengths.draw(max_tokens, self._rng)
-        )
+        if output_target is not None:
+            if isinstance(output_target, bool) or not isinstance(output_target, int):
+                raise ValueError(f"output_target must be a whole number (got {output_target!r})")
+            if not 1 <= output_target <= max_tokens:
+                raise ValueError(
+                    f"output_target must be in [1, max_tokens={max_tokens}] (got {output_target})"
+                )
+            target = output_target
+        else:
+            target = (
+                max_tokens if ignore_eos else self.config.output_lengths.draw(max_tokens, self._rng)
+            )
+        if prefilled_at_s is not None and target < 2:
+            raise ValueError("a prefilled request must have at least 2 output tokens to decode")
         req = SimRequest(
             request_id=next(self._auto_id) if request_id is None else request_id,
             prompt_tokens=prompt_tokens,
@@ -331,6 +354,10 @@ class EngineState:
             arrival_s=self.now_s if arrival_s is None else float(arrival_s),
             payload=payload,
         )
+        if prefilled_at_s is not None:
+            req.computed = prompt_tokens
+            req.output = 1
+            req.first_token_s = float(prefilled_at_s)
         self.waiting.append(req)
         return req
 

@@ -101,7 +101,8 @@ class Engine(EngineState):
         if self._full_reserve:
             full = cdiv(r.prompt_tokens + r.max_tokens, self._B)
             return n if full <= self.total_blocks - self._reserved_full else 0
-        return n if cdiv(n, self._B) <= free else 0
+        # r.computed is 0 except for a request whose prompt arrived cached (disaggregated).
+        return n if cdiv(r.computed + n, self._B) <= free else 0
 
     def _admit(
         self, free: int, budget: int, sched: list[tuple[SimRequest, int, int]]
@@ -119,9 +120,10 @@ class Engine(EngineState):
                 r.reserved_blocks = cdiv(r.prompt_tokens + r.max_tokens, B)
                 self._reserved_full += r.reserved_blocks
             running.append(r)
-            free -= cdiv(n, B)
+            c = r.computed
+            free -= cdiv(c + n, B)
             budget -= n
-            sched.append((r, n, 0))
+            sched.append((r, n, c))
         return free, budget
 
     # --- one step ------------------------------------------------------------------------

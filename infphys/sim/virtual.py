@@ -34,6 +34,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -174,6 +175,139 @@ def _now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+class _Arrivals:
+    """When each request reaches the engine: the load's sends, then the frontend.
+
+    ``pending`` is a heap of (arrival at the engine, request index, client); client is -1 in
+    an open loop. An arrival time is the send, then the frontend: a fixed latency, and one
+    request at a time for ``frontend_service_s`` each (HTTP and tokenising). A closed loop
+    starts with its clients' first requests; :meth:`next_request` sends a client's next one.
+    """
+
+    def __init__(self, workload: Workload, front_s: float, service_s: float) -> None:
+        self.total = workload.total_requests
+        self.closed = workload.mode == "closed"
+        self._front_s = front_s
+        self._service_s = service_s
+        self._front_free = -math.inf
+        self.sent_at: dict[int, float] = {}
+        self._jitter_s = workload.client_jitter_s
+        self._jitter = workload.jitter_rng().random if self._jitter_s else None
+        jitter, jitter_s = self._jitter, self._jitter_s
+        self.pending: list[tuple[float, int, int]]
+        if self.closed:
+            c = min(workload.concurrency or 1, self.total)
+            self.pending = []
+            for k in range(c):
+                t_send = (k + 1) * CLIENT_STAGGER_S + (jitter() * jitter_s if jitter else 0.0)
+                self.pending.append((self.through_frontend(t_send, k), k, k))
+            self.next_idx = c
+        else:
+            self.pending = [
+                (self.through_frontend(t, i), i, -1)
+                for i, t in enumerate(workload.arrival_times_s())
+            ]
+            self.next_idx = self.total
+        heapq.heapify(self.pending)
+
+    def through_frontend(self, t_send: float, idx: int) -> float:
+        self.sent_at[idx] = t_send
+        if not self._service_s:
+            return t_send + self._front_s
+        self._front_free = max(t_send + self._front_s, self._front_free) + self._service_s
+        return self._front_free
+
+    def next_request(self, t_end: float, client: int) -> None:
+        """Closed loop: ``client`` sends its next request as soon as its last one ended."""
+        if self.closed and self.next_idx < self.total:
+            t_send = t_end + (client + 1) * CLIENT_STAGGER_S
+            if self._jitter is not None:
+                t_send += self._jitter() * self._jitter_s
+            heapq.heappush(
+                self.pending, (self.through_frontend(t_send, self.next_idx), self.next_idx, client)
+            )
+            self.next_idx += 1
+
+
+def _rejected_record(
+    idx: int,
+    sent_s: float,
+    t_arr: float,
+    prompt_tokens: int,
+    exc: RequestRejected,
+    warmup: bool,
+    labels: dict[str, Any],
+) -> RequestRecord:
+    """The record of a request the engine refused (vLLM's 400, at once)."""
+    return RequestRecord(
+        request_id=idx,
+        sent_s=sent_s,
+        end_s=t_arr,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=0,
+        token_count_source="simulated",
+        http_status=exc.status,
+        status="failed",
+        error_class="http_4xx",
+        error_message=exc.message,
+        warmup=warmup,
+        labels=dict(labels),
+    )
+
+
+def _timeseries_frame(
+    rows: list[tuple[float, int, int, int, int, str]], total_blocks: int
+) -> pd.DataFrame:
+    """:data:`TIMESERIES_COLUMNS` from rows (time, running, waiting, blocks, preemptions, event)."""
+    frame = pd.DataFrame(
+        rows,
+        columns=["time_s", "running", "waiting", "kv_blocks_used", "preemptions_total", "event"],
+    )
+    frame.insert(3, "in_flight", frame["running"] + frame["waiting"])
+    frame.insert(5, "kv_usage", frame["kv_blocks_used"] / max(1, total_blocks))
+    return frame
+
+
+def _run_header(
+    config: EngineConfig,
+    workload: Workload,
+    started_at: str,
+    stats: SimStats,
+    *,
+    load: dict[str, Any],
+    extra: dict[str, Any],
+) -> RunHeader:
+    """The run header of a simulated run: ``config`` is the (first) engine, ``load`` gives the
+    driver's kind and options, ``extra`` is added after the engine's description."""
+    header = RunHeader(
+        source="simulated",
+        started_at=started_at,
+        target={
+            "kind": "simulated",
+            "base_url": "virtual time (infphys.sim)",
+            "model": default_served_model_name(config.model),
+            "gpu": config.gpu.key,
+            "engine_model": config.model.key,
+        },
+        load={
+            "kind": load["kind"],
+            "levels": [workload.describe()],
+            **{k: v for k, v in load.items() if k != "kind"},
+        },
+        seed=workload.seed,
+        extra={"engine": config.describe(), **extra},
+    )
+    header.extra["sim_stats"] = {
+        "steps": stats.steps,
+        "stretches": stats.stretches,
+        "stretch_steps": stats.stretch_steps,
+        "exact_steps": stats.exact_steps,
+        "preemptions": stats.preemptions,
+        "truncated": stats.truncated,
+    }
+    return header
+
+
 def simulate(
     config: EngineConfig,
     workload: Workload,
@@ -207,7 +341,6 @@ def simulate(
     started_at = _now_iso()
     eng = Engine(config, exact=exact, track_steps=keep_chunk_times)
     sizes = workload.sizes()
-    total = len(sizes)
     warmup = workload.warmup
     base_labels = workload.labels()
     ignore_eos = workload.ignore_eos
@@ -215,39 +348,10 @@ def simulate(
     rows: list[tuple[float, int, int, int, int, str]] = []
     log = rows.append if timeseries else None
     closed = workload.mode == "closed"
-    # pending arrivals: (time, request index, client); a heap, since closed-loop clients
-    # finishing at the same instant send at slightly different times.
-    pending: list[tuple[float, int, int]] = []
-    # Times in ``pending`` are arrivals at the engine: the send, then the frontend (a fixed
-    # latency, and one request at a time for ``frontend_service_s`` each: HTTP and tokenising).
-    front_s = config.frontend_latency_s
-    service_s = config.frontend_service_s
-    front_free = -math.inf
-    sent_at: dict[int, float] = {}
-    jitter_s = workload.client_jitter_s
-    jitter = workload.jitter_rng().random if jitter_s else None
-
-    def through_frontend(t_send: float, idx: int) -> float:
-        nonlocal front_free
-        sent_at[idx] = t_send
-        if not service_s:
-            return t_send + front_s
-        front_free = max(t_send + front_s, front_free) + service_s
-        return front_free
-
-    if closed:
-        c = min(workload.concurrency or 1, total)
-        pending = []
-        for k in range(c):
-            t_send = (k + 1) * CLIENT_STAGGER_S + (jitter() * jitter_s if jitter else 0.0)
-            pending.append((through_frontend(t_send, k), k, k))
-        next_idx = c
-    else:
-        pending = [
-            (through_frontend(t, i), i, -1) for i, t in enumerate(workload.arrival_times_s())
-        ]
-        next_idx = total
-    heapq.heapify(pending)
+    arrivals = _Arrivals(workload, config.frontend_latency_s, config.frontend_service_s)
+    pending = arrivals.pending
+    sent_at = arrivals.sent_at
+    next_request = arrivals.next_request
     client_of: dict[int, int] = {}
 
     def record(r: SimRequest) -> None:
@@ -272,16 +376,6 @@ def simulate(
             )
         )
 
-    def next_request(t_end: float, client: int) -> None:
-        """Closed loop: ``client`` sends its next request as soon as its last one ended."""
-        nonlocal next_idx
-        if closed and next_idx < total:
-            t_send = t_end + (client + 1) * CLIENT_STAGGER_S
-            if jitter is not None:
-                t_send += jitter() * jitter_s
-            heapq.heappush(pending, (through_frontend(t_send, next_idx), next_idx, client))
-            next_idx += 1
-
     def submit(t_arr: float, idx: int, client: int) -> None:
         p, mt = sizes[idx]
         try:
@@ -290,19 +384,8 @@ def simulate(
                 client_of[idx] = client
         except RequestRejected as exc:
             records.append(
-                RequestRecord(
-                    request_id=idx,
-                    sent_s=sent_at.pop(idx, t_arr),
-                    end_s=t_arr,
-                    prompt_tokens=p,
-                    completion_tokens=0,
-                    token_count_source="simulated",
-                    http_status=exc.status,
-                    status="failed",
-                    error_class="http_4xx",
-                    error_message=exc.message,
-                    warmup=idx < warmup,
-                    labels=dict(base_labels),
+                _rejected_record(
+                    idx, sent_at.pop(idx, t_arr), t_arr, p, exc, idx < warmup, base_labels
                 )
             )
             next_request(t_arr, client)
@@ -387,32 +470,8 @@ def simulate(
             )
         )
 
-    frame = pd.DataFrame(
-        rows,
-        columns=["time_s", "running", "waiting", "kv_blocks_used", "preemptions_total", "event"],
-    )
-    frame.insert(3, "in_flight", frame["running"] + frame["waiting"])
-    frame.insert(5, "kv_usage", frame["kv_blocks_used"] / max(1, eng.total_blocks))
+    frame = _timeseries_frame(rows, eng.total_blocks)
 
-    header = RunHeader(
-        source="simulated",
-        started_at=started_at,
-        target={
-            "kind": "simulated",
-            "base_url": "virtual time (infphys.sim)",
-            "model": default_served_model_name(config.model),
-            "gpu": config.gpu.key,
-            "engine_model": config.model.key,
-        },
-        load={
-            "kind": "simulate",
-            "levels": [workload.describe()],
-            "max_sim_s": max_sim_s,
-            "keep_chunk_times": keep_chunk_times,
-        },
-        seed=workload.seed,
-        extra={"engine": config.describe(), "exact": exact},
-    )
     first_sent = min((r.sent_s for r in records), default=0.0)
     stats = SimStats(
         wall_s=time.perf_counter() - wall0,
@@ -424,14 +483,14 @@ def simulate(
         preemptions=eng.preemptions_total,
         truncated=truncated,
     )
-    header.extra["sim_stats"] = {
-        "steps": stats.steps,
-        "stretches": stats.stretches,
-        "stretch_steps": stats.stretch_steps,
-        "exact_steps": stats.exact_steps,
-        "preemptions": stats.preemptions,
-        "truncated": stats.truncated,
-    }
+    header = _run_header(
+        config,
+        workload,
+        started_at,
+        stats,
+        load={"kind": "simulate", "max_sim_s": max_sim_s, "keep_chunk_times": keep_chunk_times},
+        extra={"exact": exact},
+    )
     return SimResult(
         header=header,
         records=records,
