@@ -10,6 +10,7 @@ rows with the step model (:data:`~infphys.catalog.FITTED_STEP_PARAMS` by default
 - :func:`static_decode_vs_batch`: token-to-token time against the batch, measured and modelled.
 - :func:`fp8_speedup`: FP16 step time ÷ FP8 step time at equal batch, measured and modelled.
 - :func:`bandwidth_fraction`: the share of the datasheet bandwidth batch-1 decode reaches.
+- :func:`tp_scaling`: what the larger tensor-parallel size bought per GPU, measured and simulated.
 
 Every table carries a ``source`` column (the provenance string of
 :data:`~infphys.catalog.MEASURED_SOURCES`); cite it where the figure is shown.
@@ -52,6 +53,7 @@ __all__ = [
     "fp8_speedup",
     "nim_replay",
     "static_decode_vs_batch",
+    "tp_scaling",
 ]
 
 #: The columns that name one deployment in the measured tables.
@@ -270,3 +272,48 @@ def bandwidth_fraction_by_gpu(table: pd.DataFrame | None = None) -> pd.DataFrame
         rows=("measured", "size"), measured=("measured", "median"), model=("model", "median")
     )
     return g.sort_values("measured", ascending=False).reset_index()
+
+
+def tp_scaling(replayed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Output tokens/s per GPU at the larger TP size ÷ at the smaller, measured and simulated.
+
+    For each model and GPU measured at two TP sizes (Llama-3-8B at TP1 and TP2, Llama-3-70B at
+    TP4 and TP8 on H100), at every prompt → output shape and concurrency measured at both:
+    ``per_gpu_ratio_measured`` and ``per_gpu_ratio_simulated`` (1: the second set of GPUs did as
+    much work per GPU as the first; 0.5: the instance got no faster at all), from the replay
+    of :func:`nim_replay` (default) and the measured rows it carries.
+
+    Worked example (measured): Llama-3-8B FP16 on H100, 200 → 200 tokens, 100 clients:
+    6,550 tokens/s on one GPU, 9,157 on two, so each GPU of the pair does 9,157 / 2 / 6,550 =
+    0.70 of what one GPU alone did: a second GPU bought 1.40×, not 2×.
+    """
+    rep = nim_replay() if replayed is None else replayed
+    keys = ["model_key", "gpu_key", "precision_key", "isl", "osl", "concurrency", "tp"]
+    g = rep.groupby(keys, as_index=False)[["output_tokens_per_s", "sim_output_tokens_per_s"]].mean()
+    rows: list[dict[str, object]] = []
+    for (m, gpu, prec), d in g.groupby(["model_key", "gpu_key", "precision_key"]):
+        tps = sorted(d["tp"].unique())
+        if len(tps) < 2:
+            continue
+        lo, hi = int(tps[0]), int(tps[-1])
+        on = ["isl", "osl", "concurrency"]
+        j = d[d["tp"] == lo].merge(d[d["tp"] == hi], on=on, suffixes=("_lo", "_hi"))
+        for r in j.itertuples(index=False):
+            rows.append(
+                {
+                    "model_key": m,
+                    "gpu_key": gpu,
+                    "precision_key": prec,
+                    "tp_small": lo,
+                    "tp_large": hi,
+                    "isl": int(r.isl),
+                    "osl": int(r.osl),
+                    "concurrency": int(r.concurrency),
+                    "per_gpu_ratio_measured": (r.output_tokens_per_s_hi / hi)
+                    / (r.output_tokens_per_s_lo / lo),
+                    "per_gpu_ratio_simulated": (r.sim_output_tokens_per_s_hi / hi)
+                    / (r.sim_output_tokens_per_s_lo / lo),
+                    "source": MEASURED_SOURCES[_NIM],
+                }
+            )
+    return pd.DataFrame(rows)

@@ -71,6 +71,7 @@ __all__ = [
     "decode_floor_s",
     "decode_step_s",
     "decode_step_time",
+    "decode_weight_bytes",
     "expected_experts_touched",
     "max_batch_for_itl",
     "prefill_time",
@@ -466,6 +467,19 @@ def decode_step_s(
 ) -> float:
     """Seconds of one decode step (see :func:`decode_step_time`)."""
     return decode_step_time(gpu, model, batch, context_tokens, **knobs).total_s
+
+
+def decode_weight_bytes(
+    model: ModelLike, weights_precision: PrecisionLike = BF16, new_tokens: int = 1
+) -> float:
+    """Weight bytes one decode step reads: every weight but the input-embedding table, of which
+    it reads one row per new token (the whole table when it is tied to the LM head).
+
+    >>> round(decode_weight_bytes("llama-3.1-8b") / 1e9, 2)   # 16.06 − 1.05 GB
+    15.01
+    """
+    m = RooflineModel.build("h100", model, weights_precision=weights_precision)
+    return m.weight_bytes_read(positive_int("new_tokens", new_tokens))
 
 
 def decode_floor_s(

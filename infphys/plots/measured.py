@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -34,6 +35,7 @@ __all__ = [
     "nim_fidelity",
     "nim_latency_throughput",
     "nim_tp_gain",
+    "tp_scaling_measured_vs_simulated",
 ]
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -343,4 +345,46 @@ def measured_bandwidth_fraction(table: pd.DataFrame | None = None) -> Any:
     layout(fig, "Batch-1 decode: share of the datasheet bandwidth reached", height=460)
     fig.update_layout(margin={"b": 90})
     _source_note(fig, _STATIC)
+    return fig
+
+
+def tp_scaling_measured_vs_simulated(table: pd.DataFrame | None = None) -> Any:
+    """Per-GPU throughput at the larger TP ÷ the smaller, measured (x) against simulated (y).
+
+    ``table`` is :func:`infphys.evidence.tp_scaling`; one marker per shape and concurrency,
+    one colour per model and GPU; the diagonal is a perfect prediction, and 1 would be perfect
+    scaling.
+    """
+    if table is None:
+        from infphys.evidence import tp_scaling
+
+        table = tp_scaling()
+    fig = go.Figure()
+    groups = table.groupby(["model_key", "gpu_key", "tp_small", "tp_large"], sort=True)
+    for k, ((m, gpu, lo, hi), d) in enumerate(groups):
+        fig.add_trace(
+            go.Scatter(
+                x=d["per_gpu_ratio_measured"],
+                y=d["per_gpu_ratio_simulated"],
+                mode="markers",
+                name=f"{m} on {gpu}: TP{lo} → TP{hi}",
+                marker={"color": _PALETTE[k % len(_PALETTE)], "size": 8},
+                customdata=np.stack([d["isl"], d["osl"], d["concurrency"]], axis=-1),
+                hovertemplate=(
+                    "%{customdata[0]} → %{customdata[1]} tokens, %{customdata[2]} clients<br>"
+                    "measured %{x:.2f}, simulated %{y:.2f}<extra></extra>"
+                ),
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[0.3, 1.1], y=[0.3, 1.1], mode="lines", name="simulated = measured",
+            line={"color": "#8c8c8c", "dash": "dot"}, hoverinfo="skip",
+        )
+    )  # fmt: skip
+    fig.update_xaxes(title_text="measured: per-GPU tokens/s, larger TP ÷ smaller")
+    fig.update_yaxes(title_text="simulated: the same ratio")
+    layout(fig, "What the extra GPUs bought per GPU: measured against simulated", height=460)
+    fig.update_layout(margin={"b": 90})
+    _source_note(fig, _NIM)
     return fig
