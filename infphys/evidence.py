@@ -290,30 +290,31 @@ def tp_scaling(replayed: pd.DataFrame | None = None) -> pd.DataFrame:
     rep = nim_replay() if replayed is None else replayed
     keys = ["model_key", "gpu_key", "precision_key", "isl", "osl", "concurrency", "tp"]
     g = rep.groupby(keys, as_index=False)[["output_tokens_per_s", "sim_output_tokens_per_s"]].mean()
-    rows: list[dict[str, object]] = []
+    parts: list[pd.DataFrame] = []
     for (m, gpu, prec), d in g.groupby(["model_key", "gpu_key", "precision_key"]):
-        tps = sorted(d["tp"].unique())
+        tps = sorted(int(x) for x in d["tp"].unique())
         if len(tps) < 2:
             continue
-        lo, hi = int(tps[0]), int(tps[-1])
+        lo, hi = tps[0], tps[-1]
         on = ["isl", "osl", "concurrency"]
         j = d[d["tp"] == lo].merge(d[d["tp"] == hi], on=on, suffixes=("_lo", "_hi"))
-        for r in j.itertuples(index=False):
-            rows.append(
+        parts.append(
+            pd.DataFrame(
                 {
                     "model_key": m,
                     "gpu_key": gpu,
                     "precision_key": prec,
                     "tp_small": lo,
                     "tp_large": hi,
-                    "isl": int(r.isl),
-                    "osl": int(r.osl),
-                    "concurrency": int(r.concurrency),
-                    "per_gpu_ratio_measured": (r.output_tokens_per_s_hi / hi)
-                    / (r.output_tokens_per_s_lo / lo),
-                    "per_gpu_ratio_simulated": (r.sim_output_tokens_per_s_hi / hi)
-                    / (r.sim_output_tokens_per_s_lo / lo),
+                    "isl": j["isl"].astype(int),
+                    "osl": j["osl"].astype(int),
+                    "concurrency": j["concurrency"].astype(int),
+                    "per_gpu_ratio_measured": (j["output_tokens_per_s_hi"] / hi)
+                    / (j["output_tokens_per_s_lo"] / lo),
+                    "per_gpu_ratio_simulated": (j["sim_output_tokens_per_s_hi"] / hi)
+                    / (j["sim_output_tokens_per_s_lo"] / lo),
                     "source": MEASURED_SOURCES[_NIM],
                 }
             )
-    return pd.DataFrame(rows)
+        )
+    return pd.concat(parts, ignore_index=True)
