@@ -63,6 +63,7 @@ class ResolvedTarget:
         message: one line for the user (printed by the caller).
         sim: the simulator's own target (engine, ``time_scale``, server stats) when this call
             started it.
+        answered: False only when ``fallback=False`` and nothing answered at the endpoint.
         sim_config: the simulated engine's configuration whenever the target is an infphys
             simulator: one started here, or one already running (``infphys labs``, ``infphys
             sim``) found through ``NIM_BASE_URL``, which publishes it on ``/v1/models``.
@@ -73,7 +74,15 @@ class ResolvedTarget:
     message: str
     sim: SimTarget | None = None
     sim_config: EngineConfig | None = None
+    answered: bool = True
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
+
+    def lag_note(self) -> str | None:
+        """One sentence when the simulator started here fell behind the wall clock, else None.
+
+        A real server's or an already running simulator's lag is not known here: None.
+        """
+        return self.sim.lag_note() if self.sim is not None else None
 
     def close(self) -> None:
         """Stop the simulator, if one was started (idempotent)."""
@@ -158,6 +167,7 @@ def resolve_target(
     sim_model: str = DEFAULT_MODEL,
     time_scale: float = 1.0,
     process: bool = False,
+    log_lag: bool = True,
     **sim_settings: Any,
 ) -> ResolvedTarget:
     """A configured endpoint if it answers, otherwise the embedded simulator (see module doc).
@@ -174,6 +184,8 @@ def resolve_target(
             built for the real endpoint work unchanged.
         process: run the simulator in a child process (its own core: keeps up with higher
             concurrency; what the CLI does) rather than a thread of this one.
+        log_lag: let the simulator log its lag warnings (labs pass False and show
+            :meth:`ResolvedTarget.lag_note` once instead).
 
     Raises:
         ValueError: for malformed settings (naming the setting).
@@ -207,6 +219,7 @@ def resolve_target(
             target=configured,
             simulated=False,
             message=f"nothing answers at {configured.base_url} ({problem})",
+            answered=False,
         )
     stack = contextlib.ExitStack()
     try:
@@ -217,6 +230,7 @@ def resolve_target(
                 served_model_name=configured.model,
                 time_scale=time_scale,
                 process=process,
+                log_lag=log_lag,
                 **sim_settings,
             )
         )
