@@ -35,7 +35,7 @@ def _(mo):
     *Before you measure a server, know the machine under it: how many bytes per second its
     memory can move sets the speed limit of every decode step.*
 
-    **Time: about 10 minutes** (the two benchmarks take under a minute together). Every part has
+    **Time: about 7 minutes** (the two benchmarks take under a minute together). Every part has
     a "no GPU here" path: on a laptop the benchmarks run on host memory and a scaled-down model,
     labelled as such, and the catalog stands in for the GPU.
     """)

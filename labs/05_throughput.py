@@ -35,7 +35,7 @@ def _(mo):
     work per step for all of them — so throughput is something you get from concurrency, not
     from a faster request.*
 
-    **Time: about 8 minutes.** Send N requests one after the other, then all together, and
+    **Time: about 7 minutes.** Send N requests one after the other, then all together, and
     count the tokens the server says it generated.
     """)
     return

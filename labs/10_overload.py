@@ -34,7 +34,7 @@ def _(mo):
     What you do at the edge — cap, shed, back off — decides whether users see errors or
     nothing at all.*
 
-    **Time: about 9 minutes.** Three live experiments (about 30 seconds in all). They run
+    **Time: about 10 minutes.** Three live experiments (about 30 seconds in all). They run
     against **small simulated servers started here**, one per run: overloading a shared
     endpoint is impolite, and admission control (`--max-queue`) is a simulator setting.
     """)
