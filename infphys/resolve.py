@@ -41,6 +41,7 @@ from infphys.sim.hosting import SimTarget, serve
 __all__ = [
     "DEFAULT_GPU",
     "DEFAULT_MODEL",
+    "SIM_FALLBACK_ENV",
     "ResolvedTarget",
     "probe",
     "resolve_target",
@@ -51,6 +52,11 @@ __all__ = [
 #: page's numbers and Lab 1's theory also use (``tests/test_labs_server.py`` checks they agree).
 DEFAULT_GPU = "h200"
 DEFAULT_MODEL = "llama-3.1-8b"
+
+#: Set to "1" by a launcher (``infphys labs``) that pointed ``NIM_BASE_URL`` at a simulator it
+#: started because nothing answered: that simulator is a fallback, not a configured server, and a
+#: lab with a fallback of its own (Lab 8's small A100) may use its own instead.
+SIM_FALLBACK_ENV = "INFPHYS_SIM_FALLBACK"
 
 
 @dataclass
@@ -64,6 +70,8 @@ class ResolvedTarget:
         sim: the simulator's own target (engine, ``time_scale``, server stats) when this call
             started it.
         answered: False only when ``fallback=False`` and nothing answered at the endpoint.
+        launcher_fallback: the endpoint is a simulator a launcher started as its fallback
+            (:data:`SIM_FALLBACK_ENV` is "1" and an infphys simulator answered).
         sim_config: the simulated engine's configuration whenever the target is an infphys
             simulator: one started here, or one already running (``infphys labs``, ``infphys
             sim``) found through ``NIM_BASE_URL``, which publishes it on ``/v1/models``.
@@ -75,6 +83,7 @@ class ResolvedTarget:
     sim: SimTarget | None = None
     sim_config: EngineConfig | None = None
     answered: bool = True
+    launcher_fallback: bool = False
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     def lag_note(self) -> str | None:
@@ -208,6 +217,7 @@ def resolve_target(
                     f"simulated {running.model.name} on {running.tp}× {running.gpu.name}"
                 ),
                 sim_config=running,
+                launcher_fallback=source.get(SIM_FALLBACK_ENV) == "1",
             )
         return ResolvedTarget(
             target=configured,

@@ -240,7 +240,8 @@ def _(resolve_target):
 def _(Target, contextlib, gpu, max_num_seqs, model, resolved, serve):
     # Otherwise the fallback: a small simulated server started afresh for each run (an idle
     # engine, no queue left over), on the settings above, its lag counted and shown once below.
-    fallback = not resolved.answered
+    # A simulator that `infphys labs` started because nothing answered is a fallback too.
+    fallback = not resolved.answered or resolved.launcher_fallback
 
     @contextlib.contextmanager
     def server_for_run():
@@ -252,11 +253,17 @@ def _(Target, contextlib, gpu, max_num_seqs, model, resolved, serve):
                    served_model_name=resolved.target.model, log_lag=False) as _sim:
             yield Target(base_url=_sim.base_url, model=_sim.model), _sim.lag_note
 
+    _why = (
+        f"{resolved.message}, which `infphys labs` started because nothing answered at "
+        "NIM_BASE_URL"
+        if resolved.launcher_fallback
+        else resolved.message
+    )
     server_note = (
         resolved.message
         if not fallback
-        else f"{resolved.message}; measuring the fallback instead: a simulated {model} on one "
-        f"{gpu} with max_num_seqs = {max_num_seqs}, started on 127.0.0.1 for each run"
+        else f"{_why}; measuring this lab's fallback instead: a simulated {model} on one {gpu} "
+        f"with max_num_seqs = {max_num_seqs}, started on 127.0.0.1 for each run"
     )
     return fallback, server_for_run, server_note
 

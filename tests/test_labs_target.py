@@ -19,6 +19,7 @@ import pytest
 
 from infphys.exercises.ui import run_notes
 from infphys.measure.stub import StubConfig, StubServer
+from infphys.resolve import SIM_FALLBACK_ENV
 from infphys.sim.hosting import serve
 from infphys.sim.server import SimServer
 
@@ -55,6 +56,7 @@ def _answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INFPHYS_ANSWERS_DIR", str(tmp_path))
     monkeypatch.delenv("NIM_CHAT_PATH", raising=False)
     monkeypatch.delenv("NIM_API_KEY", raising=False)
+    monkeypatch.delenv(SIM_FALLBACK_ENV, raising=False)
 
 
 @pytest.fixture
@@ -159,3 +161,21 @@ def test_run_notes_by_hand() -> None:
         "At 2 of the load levels your computer could not send and read the requests on time; "
         "the figures there describe your computer as much as the server."
     ]
+
+
+@pytest.mark.slow
+def test_lab08_treats_the_launchers_fallback_simulator_as_a_fallback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `infphys labs` found nothing, started the default simulator and said so (SIM_FALLBACK_ENV):
+    # Lab 8 then runs its own small fallback, whose knee lies inside the sweep.
+    with serve("h200-sxm", "llama-3.1-8b", served_model_name="test/launcher") as sim:
+        monkeypatch.setenv("NIM_BASE_URL", sim.base_url)
+        monkeypatch.setenv("NIM_GEN_MODEL", sim.model)
+        monkeypatch.setenv(SIM_FALLBACK_ENV, "1")
+        defs = _run_lab08(SMALL)
+        assert sim.server is not None
+        served = sim.server.stats.requests_total
+    assert served == 0
+    assert defs["fallback"] and "`infphys labs` started" in defs["server_note"]
+    assert defs["queue_servers"] == 4
