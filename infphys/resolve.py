@@ -41,6 +41,7 @@ from infphys.sim.hosting import SimTarget, serve
 __all__ = [
     "DEFAULT_GPU",
     "DEFAULT_MODEL",
+    "SIM_FALLBACK_ENV",
     "ResolvedTarget",
     "probe",
     "resolve_target",
@@ -51,6 +52,11 @@ __all__ = [
 #: page's numbers and Lab 1's theory also use (``tests/test_labs_server.py`` checks they agree).
 DEFAULT_GPU = "h200"
 DEFAULT_MODEL = "llama-3.1-8b"
+
+#: Set to "1" by a launcher (``infphys labs``) that pointed ``NIM_BASE_URL`` at a simulator it
+#: started because nothing answered: that simulator is a fallback, not a configured server, and a
+#: lab with a fallback of its own (Lab 8's small A100) may use its own instead.
+SIM_FALLBACK_ENV = "INFPHYS_SIM_FALLBACK"
 
 
 @dataclass
@@ -63,6 +69,9 @@ class ResolvedTarget:
         message: one line for the user (printed by the caller).
         sim: the simulator's own target (engine, ``time_scale``, server stats) when this call
             started it.
+        answered: False only when ``fallback=False`` and nothing answered at the endpoint.
+        launcher_fallback: the endpoint is a simulator a launcher started as its fallback
+            (:data:`SIM_FALLBACK_ENV` is "1" and an infphys simulator answered).
         sim_config: the simulated engine's configuration whenever the target is an infphys
             simulator: one started here, or one already running (``infphys labs``, ``infphys
             sim``) found through ``NIM_BASE_URL``, which publishes it on ``/v1/models``.
@@ -73,7 +82,16 @@ class ResolvedTarget:
     message: str
     sim: SimTarget | None = None
     sim_config: EngineConfig | None = None
+    answered: bool = True
+    launcher_fallback: bool = False
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
+
+    def lag_note(self) -> str | None:
+        """One sentence when the simulator started here fell behind the wall clock, else None.
+
+        A real server's or an already running simulator's lag is not known here: None.
+        """
+        return self.sim.lag_note() if self.sim is not None else None
 
     def close(self) -> None:
         """Stop the simulator, if one was started (idempotent)."""
@@ -158,6 +176,7 @@ def resolve_target(
     sim_model: str = DEFAULT_MODEL,
     time_scale: float = 1.0,
     process: bool = False,
+    log_lag: bool = True,
     **sim_settings: Any,
 ) -> ResolvedTarget:
     """A configured endpoint if it answers, otherwise the embedded simulator (see module doc).
@@ -174,6 +193,8 @@ def resolve_target(
             built for the real endpoint work unchanged.
         process: run the simulator in a child process (its own core: keeps up with higher
             concurrency; what the CLI does) rather than a thread of this one.
+        log_lag: let the simulator log its lag warnings (labs pass False and show
+            :meth:`ResolvedTarget.lag_note` once instead).
 
     Raises:
         ValueError: for malformed settings (naming the setting).
@@ -196,6 +217,7 @@ def resolve_target(
                     f"simulated {running.model.name} on {running.tp}× {running.gpu.name}"
                 ),
                 sim_config=running,
+                launcher_fallback=source.get(SIM_FALLBACK_ENV) == "1",
             )
         return ResolvedTarget(
             target=configured,
@@ -207,6 +229,7 @@ def resolve_target(
             target=configured,
             simulated=False,
             message=f"nothing answers at {configured.base_url} ({problem})",
+            answered=False,
         )
     stack = contextlib.ExitStack()
     try:
@@ -217,6 +240,7 @@ def resolve_target(
                 served_model_name=configured.model,
                 time_scale=time_scale,
                 process=process,
+                log_lag=log_lag,
                 **sim_settings,
             )
         )

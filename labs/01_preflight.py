@@ -75,7 +75,14 @@ def _():
     from infphys.catalog import FITTED_STEP_PARAMS, GPUS, MODELS, get_gpu, get_model
     from infphys.exercises import AnswerBook
     from infphys.exercises import lab01 as ex1
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.exercises.ui import (
+        exercise_widget,
+        notes_view,
+        run_notes,
+        save_view,
+        target_view,
+        verdict_view,
+    )
     from infphys.measure import closed_loop, preflight_sync, run_sync
     from infphys.plots import labs as lab_plots
     from infphys.resolve import DEFAULT_GPU, DEFAULT_MODEL, resolve_target
@@ -101,6 +108,9 @@ def _():
         resolve_target,
         run_sync,
         save_view,
+        notes_view,
+        run_notes,
+        target_view,
         verdict_view,
     )
 
@@ -108,9 +118,15 @@ def _():
 @app.cell
 def _(resolve_target):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
-    resolved = resolve_target()
+    resolved = resolve_target(log_lag=False)
     target = resolved.target
     return resolved, target
+
+
+@app.cell(hide_code=True)
+def _(resolved, target_view):
+    target_view(resolved.message)
+    return
 
 
 @app.cell
@@ -224,7 +240,8 @@ def _(closed_loop, max_tokens, prompt_tokens, run_sync, seed, target):
     # timed by the measuring client; token counts from `usage`.
     probe = run_sync(
         closed_loop(target, concurrency=1, requests=1, warmup=1, prompt_tokens=prompt_tokens,
-                    max_tokens=max_tokens, seed=seed)
+                    max_tokens=max_tokens, seed=seed,
+                    log_notes=False)
     )
     request = next(r for r in probe.records if not r.warmup)
     ttft_s = request.ttft_s
@@ -232,6 +249,14 @@ def _(closed_loop, max_tokens, prompt_tokens, run_sync, seed, target):
     completion_tokens = request.completion_tokens
     tpot_s = request.tpot_s
     return completion_tokens, e2e_s, probe, request, tpot_s, ttft_s
+
+
+@app.cell(hide_code=True)
+def _(notes_view, probe, resolved, run_notes):
+    # What this measurement says about itself, once: the simulator's lag, a busy client.
+    measurement_notes = run_notes([resolved.lag_note()], probe.warnings)
+    notes_view(measurement_notes)
+    return (measurement_notes,)
 
 
 @app.cell

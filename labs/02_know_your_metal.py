@@ -35,7 +35,7 @@ def _(mo):
     *Before you measure a server, know the machine under it: how many bytes per second its
     memory can move sets the speed limit of every decode step.*
 
-    **Time: about 10 minutes** (the two benchmarks take under a minute together). Every part has
+    **Time: about 7 minutes** (the two benchmarks take under a minute together). Every part has
     a "no GPU here" path: on a laptop the benchmarks run on host memory and a scaled-down model,
     labelled as such, and the catalog stands in for the GPU.
     """)
@@ -118,7 +118,11 @@ def _(engine, fmt, has_gpu, mo, pd):
             [
                 {
                     "GPU": g.name,
-                    "memory": fmt.gib(g.memory_total_bytes) if g.memory_total_bytes else "n/a",
+                    # Both units: nvidia-smi shows MiB; GiB = MiB / 1,024.
+                    "memory": (
+                        f"{fmt.mib(g.memory_total_bytes, 0)} = {fmt.gib(g.memory_total_bytes)}"
+                        if g.memory_total_bytes else "n/a"
+                    ),
                     "compute capability": ".".join(map(str, g.compute_capability or ())) or "n/a",
                     "catalog entry": g.catalog.name if g.catalog else "not in catalog",
                 }
@@ -185,6 +189,7 @@ def _(GPUS, model, pd, physics):
             {
                 "GPU": g.name,
                 "memory (GB)": g.memory_bytes / 1e9,
+                "memory (GiB, as nvidia-smi ÷ 1,024)": g.memory_bytes / 2**30,
                 "bandwidth (TB/s)": g.bandwidth_bytes_per_s / 1e12,
                 "BF16 (TFLOP/s)": g.bf16_flops_per_s / 1e12,
                 "FP8 (TFLOP/s)": (g.fp8_flops_per_s or 0) / 1e12,

@@ -274,9 +274,10 @@ def _(
         return "beyond the chart" if c is None else f"user {fmt.count(c)}"
 
     _crash_lines = "  \n".join(
-        f"**{name}**: out of memory at {_crash(cliff.crash_users[name])} "
+        f"**{name}** ({fmt.gb(vram)} = {fmt.gib(vram)}): out of memory at "
+        f"{_crash(cliff.crash_users[name])} "
         f"(naive formula: {_crash(cliff_naive.crash_users[name])})"
-        for name in cliff.vram_lines_bytes
+        for name, vram in cliff.vram_lines_bytes.items()
     )
     mo.vstack(
         [
@@ -287,9 +288,11 @@ def _(
                     mo.stat(fmt.count(kv_bytes_per_token_naive) + " B", label="naive KV per token",
                             caption="2 × layers × hidden × bytes"),
                     mo.stat(fmt.gb(float(cliff.kv_bytes[0])), label="KV per user",
-                            caption=f"{fmt.count(context_tokens)} tokens"),
+                            caption=f"{fmt.count(context_tokens)} tokens; "
+                            f"{fmt.gib(float(cliff.kv_bytes[0]))} in nvidia-smi's units"),
                     mo.stat(fmt.gb(cliff.weights_bytes), label="weights",
-                            caption=f"{model_spec.params_total / 1e9:.2f} B parameters"),
+                            caption=f"{model_spec.params_total / 1e9:.2f} B parameters; "
+                            f"{fmt.gib(cliff.weights_bytes)}"),
                 ],
                 justify="start",
             ),

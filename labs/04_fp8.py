@@ -32,7 +32,7 @@ def _(mo):
     *Decode is a memory-bandwidth problem and capacity is a memory-size problem, so a number
     format with half the bytes attacks both at once — but not by the same factor.*
 
-    **Time: about 8 minutes.** Compare BF16 and FP8 on paper, then on the simulator.
+    **Time: about 7 minutes.** Compare BF16 and FP8 on paper, then on the simulator.
     """)
     return
 

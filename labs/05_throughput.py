@@ -35,7 +35,7 @@ def _(mo):
     work per step for all of them — so throughput is something you get from concurrency, not
     from a faster request.*
 
-    **Time: about 8 minutes.** Send N requests one after the other, then all together, and
+    **Time: about 7 minutes.** Send N requests one after the other, then all together, and
     count the tokens the server says it generated.
     """)
     return
@@ -70,7 +70,14 @@ def _():
     from infphys.catalog import GPUS, MODELS, get_gpu, get_model
     from infphys.exercises import AnswerBook
     from infphys.exercises import lab05 as ex5
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.exercises.ui import (
+        exercise_widget,
+        notes_view,
+        run_notes,
+        save_view,
+        target_view,
+        verdict_view,
+    )
     from infphys.measure import closed_loop, run_sync
     from infphys.measure.gpu import GPUWatcher
     from infphys.plots import labs as lab_plots
@@ -96,6 +103,9 @@ def _():
         run_sync,
         save_view,
         stats,
+        notes_view,
+        run_notes,
+        target_view,
         verdict_view,
         watch_figure,
     )
@@ -104,14 +114,14 @@ def _():
 @app.cell
 def _(resolve_target):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
-    resolved = resolve_target()
+    resolved = resolve_target(log_lag=False)
     target = resolved.target
     return resolved, target
 
 
 @app.cell(hide_code=True)
-def _(mo, resolved):
-    mo.callout(mo.md(f"**Target:** {resolved.message}"), kind="neutral")
+def _(resolved, target_view):
+    target_view(resolved.message)
     return
 
 
@@ -194,7 +204,8 @@ def _(closed_loop, max_tokens, n_requests, prompt_tokens, run_sync, seed, target
     # N requests one after the other: concurrency 1.
     sequential = run_sync(
         closed_loop(target, concurrency=1, requests=n_requests, prompt_tokens=prompt_tokens,
-                    max_tokens=max_tokens, seed=seed)
+                    max_tokens=max_tokens, seed=seed,
+                    log_notes=False)
     )
     return (sequential,)
 
@@ -214,9 +225,20 @@ def _(
     with GPUWatcher(interval_s=0.05) as burst_watch:
         concurrent = run_sync(
             closed_loop(target, concurrency=n_requests, requests=n_requests,
-                        prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed)
+                        prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
+                        log_notes=False)
         )
     return burst_watch, concurrent
+
+
+@app.cell(hide_code=True)
+def _(notes_view, concurrent, sequential, resolved, run_notes):
+    # What this measurement says about itself, once: the simulator's lag, a busy client.
+    measurement_notes = run_notes(
+        [resolved.lag_note()], [*sequential.warnings, *concurrent.warnings]
+    )
+    notes_view(measurement_notes)
+    return (measurement_notes,)
 
 
 @app.cell

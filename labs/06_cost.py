@@ -33,7 +33,7 @@ def _(mo):
     price divided by the users it can serve **within your latency objective** — not at its peak
     throughput.*
 
-    **Time: about 7 minutes.** First the back-of-envelope calculator, then the price at a real
+    **Time: about 5 minutes.** First the back-of-envelope calculator, then the price at a real
     (simulated) capacity.
     """)
     return

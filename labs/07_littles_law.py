@@ -75,7 +75,14 @@ def _():
     from infphys import fmt, stats
     from infphys.exercises import AnswerBook
     from infphys.exercises import lab07 as ex7
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.exercises.ui import (
+        exercise_widget,
+        notes_view,
+        run_notes,
+        save_view,
+        target_view,
+        verdict_view,
+    )
     from infphys.measure import closed_loop, run_sync
     from infphys.physics import littles_law_throughput_per_s
     from infphys.plots.labs_load import comparison_table, in_flight_timeline, latency_box
@@ -99,6 +106,9 @@ def _():
         run_sync,
         save_view,
         stats,
+        notes_view,
+        run_notes,
+        target_view,
         verdict_view,
     )
 
@@ -106,14 +116,14 @@ def _():
 @app.cell
 def _(resolve_target):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
-    resolved = resolve_target()
+    resolved = resolve_target(log_lag=False)
     target = resolved.target
     return resolved, target
 
 
 @app.cell(hide_code=True)
-def _(mo, resolved):
-    mo.callout(mo.md(f"**Target:** {resolved.message}"), kind="neutral")
+def _(resolved, target_view):
+    target_view(resolved.message)
     return
 
 
@@ -181,10 +191,19 @@ def _(
     # One call: the baseline, one request at a time (a closed loop at concurrency 1).
     baseline = run_sync(
         closed_loop(target, concurrency=1, requests=requests, warmup=warmup,
-                    prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed)
+                    prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
+                    log_notes=False)
     )
     frame = baseline.frame()
     return baseline, frame
+
+
+@app.cell(hide_code=True)
+def _(notes_view, baseline, resolved, run_notes):
+    # What this measurement says about itself, once: the simulator's lag, a busy client.
+    measurement_notes = run_notes([resolved.lag_note()], baseline.warnings)
+    notes_view(measurement_notes)
+    return (measurement_notes,)
 
 
 @app.cell

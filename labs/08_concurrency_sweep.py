@@ -33,7 +33,8 @@ def _(mo):
     buys only latency, and the p95 falls off a cliff long before the server looks "full".*
 
     **Time: about 10 minutes.** A closed-loop sweep (6 levels) and an open-loop sweep
-    (4 rates), live, about 30 seconds against the small simulated server.
+    (4 rates), live: against `NIM_BASE_URL` when a server answers there, else against a small
+    simulated server started here (about 30 seconds).
     """)
     return
 
@@ -70,7 +71,14 @@ def _():
     from infphys.catalog import GPUS, MODELS
     from infphys.exercises import AnswerBook
     from infphys.exercises import lab08 as ex8
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.exercises.ui import (
+        exercise_widget,
+        notes_view,
+        run_notes,
+        save_view,
+        target_view,
+        verdict_view,
+    )
     from infphys.measure import Level, Target, run_levels, run_sync
     from infphys.plots.labs_load import (
         latency_vs_throughput,
@@ -96,15 +104,18 @@ def _():
         latency_vs_load,
         latency_vs_throughput,
         littles_law_by_level,
+        notes_view,
         open_loop_vs_mmc,
         os,
         resolve_target,
         run_levels,
+        run_notes,
         run_sync,
         run_timeline,
         save_view,
         serve,
         stats,
+        target_view,
         throughput_vs_load,
         verdict_view,
     )
@@ -112,24 +123,18 @@ def _():
 
 @app.cell
 def _(GPUS, MODELS, mo):
-    server_pick = mo.ui.dropdown(
-        options={
-            "a small simulated server (starts here, saturates within reach)": "embedded",
-            "the lab target (NIM_BASE_URL, or the embedded default simulator)": "target",
-        },
-        value="a small simulated server (starts here, saturates within reach)",
-        label="server to measure",
-    )
+    # The simulator's settings apply when nothing answers at NIM_BASE_URL (the fallback): a
+    # small A100 server whose knee lies inside the sweep.
     gpu_pick = mo.ui.dropdown(
         options={g.name: g.key for g in GPUS.values()}, value="A100 80GB SXM",
-        label="simulated GPU",
+        label="fallback simulator: GPU",
     )
     model_pick = mo.ui.dropdown(
         options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B",
-        label="simulated model",
+        label="fallback simulator: model",
     )
     max_num_seqs_slider = mo.ui.slider(
-        steps=[2, 4, 8, 16, 32], value=8, label="simulated max_num_seqs (batch limit)",
+        steps=[2, 4, 8, 16, 32], value=8, label="fallback simulator: max_num_seqs (batch limit)",
         show_value=True,
     )
     levels_pick = mo.ui.dropdown(
@@ -164,7 +169,6 @@ def _(GPUS, MODELS, mo):
     mo.vstack(
         [
             mo.md("## Controls"),
-            server_pick,
             mo.hstack([gpu_pick, model_pick, max_num_seqs_slider], justify="start"),
             mo.hstack([levels_pick, rounds_slider], justify="start"),
             mo.hstack([fractions_pick, open_requests_slider], justify="start"),
@@ -182,7 +186,6 @@ def _(GPUS, MODELS, mo):
         prompt_pick,
         rounds_slider,
         seed_number,
-        server_pick,
     )
 
 
@@ -198,10 +201,8 @@ def _(
     prompt_pick,
     rounds_slider,
     seed_number,
-    server_pick,
 ):
     # The settings as plain values (a test can override any of them).
-    server_choice = server_pick.value
     gpu = gpu_pick.value
     model = model_pick.value
     max_num_seqs = int(max_num_seqs_slider.value)
@@ -223,45 +224,53 @@ def _(
         rate_fractions,
         rounds_per_level,
         seed,
-        server_choice,
     )
 
 
 @app.cell
-def _(
-    Target,
-    contextlib,
-    gpu,
-    max_num_seqs,
-    model,
-    resolve_target,
-    serve,
-    server_choice,
-):
-    # Which server answers. The small simulated server is started afresh for each run (an idle
-    # engine, no queue left over); the lab target is resolved once and kept.
-    resolved = resolve_target() if server_choice == "target" else None
+def _(resolve_target):
+    # The target: NIM_BASE_URL if a server answers there (probed once, nothing started).
+    resolved = resolve_target(fallback=False)
+    # The engine behind it when it is an infphys simulator (it publishes its configuration).
+    published = resolved.sim_config if resolved.answered else None
+    return published, resolved
+
+
+@app.cell
+def _(Target, contextlib, gpu, max_num_seqs, model, resolved, serve):
+    # Otherwise the fallback: a small simulated server started afresh for each run (an idle
+    # engine, no queue left over), on the settings above, its lag counted and shown once below.
+    # A simulator that `infphys labs` started because nothing answered is a fallback too.
+    fallback = not resolved.answered or resolved.launcher_fallback
 
     @contextlib.contextmanager
     def server_for_run():
-        if resolved is not None:
-            yield resolved.target
+        # The target, and what says (in one sentence, else None) if a simulator ran late.
+        if not fallback:
+            yield resolved.target, resolved.lag_note
             return
-        with serve(gpu, model, max_num_seqs=max_num_seqs) as _sim:
-            yield Target(base_url=_sim.base_url, model=_sim.model)
+        with serve(gpu, model, max_num_seqs=max_num_seqs,
+                   served_model_name=resolved.target.model, log_lag=False) as _sim:
+            yield Target(base_url=_sim.base_url, model=_sim.model), _sim.lag_note
 
+    _why = (
+        f"{resolved.message}, which `infphys labs` started because nothing answered at "
+        "NIM_BASE_URL"
+        if resolved.launcher_fallback
+        else resolved.message
+    )
     server_note = (
         resolved.message
-        if resolved is not None
-        else f"a simulated {model} on one {gpu} with max_num_seqs = {max_num_seqs}, started on "
-        "127.0.0.1 for each run"
+        if not fallback
+        else f"{_why}; measuring this lab's fallback instead: a simulated {model} on one {gpu} "
+        f"with max_num_seqs = {max_num_seqs}, started on 127.0.0.1 for each run"
     )
-    return resolved, server_for_run, server_note
+    return fallback, server_for_run, server_note
 
 
 @app.cell(hide_code=True)
-def _(mo, server_note):
-    mo.callout(mo.md(f"**Server:** {server_note}"), kind="neutral")
+def _(server_note, target_view):
+    target_view(server_note)
     return
 
 
@@ -279,12 +288,14 @@ def _(Level, concurrency_levels, max_tokens, prompt_tokens, rounds_per_level):
 @app.cell
 def _(closed_levels, run_levels, run_sync, seed, server_for_run):
     # One call: the closed-loop sweep, with the server's metrics scraped every 0.1 s.
-    with server_for_run() as _target:
+    with server_for_run() as (_target, _lag_note):
         closed = run_sync(
-            run_levels(_target, closed_levels, kind="sweep", seed=seed, metrics_interval_s=0.1)
+            run_levels(_target, closed_levels, kind="sweep", seed=seed, metrics_interval_s=0.1,
+                       log_notes=False)
         )
+        closed_lag_note = _lag_note()
     closed_frame = closed.frame()
-    return closed, closed_frame
+    return closed, closed_frame, closed_lag_note
 
 
 @app.cell
@@ -373,12 +384,24 @@ def _(Level, capacity_req_per_s, max_tokens, open_requests, prompt_tokens, rate_
 @app.cell
 def _(open_levels, run_levels, run_sync, seed, server_for_run):
     # One call: the open-loop sweep, on a fresh server.
-    with server_for_run() as _target:
+    with server_for_run() as (_target, _lag_note):
         opened = run_sync(
-            run_levels(_target, open_levels, kind="sweep", seed=seed, metrics_interval_s=0.1)
+            run_levels(_target, open_levels, kind="sweep", seed=seed, metrics_interval_s=0.1,
+                       log_notes=False)
         )
+        open_lag_note = _lag_note()
     open_frame = opened.frame()
-    return open_frame, opened
+    return open_frame, open_lag_note, opened
+
+
+@app.cell(hide_code=True)
+def _(closed, closed_lag_note, notes_view, open_lag_note, opened, run_notes):
+    # What this measurement says about itself, once: the simulator's lag, a busy client.
+    measurement_notes = run_notes(
+        [closed_lag_note, open_lag_note], [*closed.warnings, *opened.warnings]
+    )
+    notes_view(measurement_notes)
+    return (measurement_notes,)
 
 
 @app.cell
@@ -394,28 +417,39 @@ def _(closed_frame, latency_vs_throughput, open_frame):
 def _(
     capacity_req_per_s,
     concurrency_levels,
+    fallback,
     knee_concurrency,
     max_num_seqs,
     open_frame,
     open_loop_vs_mmc,
-    resolved,
+    published,
 ):
     # Theory against measurement: each rate against M/M/c with the measured plateau as its
-    # capacity and c = the server's batch limit (known for the simulated server; for another
-    # server, the knee's concurrency, or the highest level if it never saturated).
-    queue_servers = (
-        max_num_seqs if resolved is None else knee_concurrency or max(concurrency_levels)
+    # capacity and c = the server's batch limit: the fallback's setting, or the one an infphys
+    # simulator publishes; a real server does not publish it, so c is then its knee's
+    # concurrency (or the highest level if it never saturated), and the prose below says so.
+    if fallback:
+        queue_servers = max_num_seqs
+    elif published is not None:
+        queue_servers = published.max_num_seqs
+    else:
+        queue_servers = knee_concurrency or max(concurrency_levels)
+    queue_servers_source = (
+        "the server's batch limit (max_num_seqs)"
+        if fallback or published is not None
+        else "the knee's concurrency (this server does not publish its batch limit)"
     )
     queue_table = open_loop_vs_mmc(
         open_frame, servers=queue_servers, capacity_req_per_s=capacity_req_per_s
     )
     queue_table
-    return queue_servers, queue_table
+    return queue_servers, queue_servers_source, queue_table
 
 
 @app.cell(hide_code=True)
-def _(mo, queue_servers):
+def _(mo, queue_servers, queue_servers_source):
     mo.md(rf"""
+    Here $c$ = {queue_servers}: {queue_servers_source}.
     M/M/{queue_servers} assumes exponential service times; a batching server's are nearly
     constant, so its queue is calmer than the model says (Kingman: the wait scales with
     $(c_a^2 + c_s^2)/2$, about half with $c_s \approx 0$). And M/M/c gives the *steady state*:

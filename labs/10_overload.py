@@ -34,7 +34,7 @@ def _(mo):
     What you do at the edge — cap, shed, back off — decides whether users see errors or
     nothing at all.*
 
-    **Time: about 9 minutes.** Three live experiments (about 30 seconds in all). They run
+    **Time: about 10 minutes.** Three live experiments (about 30 seconds in all). They run
     against **small simulated servers started here**, one per run: overloading a shared
     endpoint is impolite, and admission control (`--max-queue`) is a simulator setting.
     """)
@@ -75,7 +75,14 @@ def _():
     from infphys.catalog import GPUS, MODELS
     from infphys.exercises import AnswerBook
     from infphys.exercises import lab10 as ex10
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.exercises.ui import (
+        exercise_widget,
+        notes_view,
+        run_notes,
+        save_view,
+        target_view,
+        verdict_view,
+    )
     from infphys.measure import Level, Target, Timeouts, overload, run_levels, run_sync
     from infphys.measure.retry import RetryPolicy, retry_run
     from infphys.plots.labs_load import (
@@ -113,6 +120,9 @@ def _():
         save_view,
         serve,
         stats,
+        notes_view,
+        run_notes,
+        target_view,
         verdict_view,
     )
 
@@ -261,11 +271,10 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(fmt, gpu, max_num_seqs, mo, model):
-    mo.callout(
-        mo.md(f"**Server:** a simulated {model} on one {gpu}, max_num_seqs = "
-              f"{fmt.count(max_num_seqs)}, started afresh on 127.0.0.1 for each run."),
-        kind="neutral",
+def _(fmt, gpu, max_num_seqs, model, target_view):
+    target_view(
+        f"a simulated {model} on one {gpu}, max_num_seqs = {fmt.count(max_num_seqs)}, started "
+        "afresh on 127.0.0.1 for each run (never NIM_BASE_URL: this lab overloads its server)."
     )
     return
 
@@ -297,15 +306,16 @@ def _(
     timeout_s,
 ):
     # One call: the overload run (no admission control: the queue is unbounded, as in vLLM).
-    with serve(gpu, model, max_num_seqs=max_num_seqs) as _sim:
+    with serve(gpu, model, max_num_seqs=max_num_seqs, log_lag=False) as _sim:
         unbounded = run_sync(
             overload(Target(base_url=_sim.base_url, model=_sim.model),
                      concurrency=client_levels, requests_per_level=requests_per_level,
                      timeout_s=timeout_s, prompt_tokens=prompt_tokens, max_tokens=max_tokens,
-                     seed=seed, metrics_interval_s=0.1)
+                     seed=seed, metrics_interval_s=0.1, log_notes=False)
         )
+        unbounded_lag_note = _sim.lag_note()
     unbounded_frame = unbounded.frame()
-    return unbounded, unbounded_frame
+    return unbounded, unbounded_frame, unbounded_lag_note
 
 
 @app.cell
@@ -417,17 +427,22 @@ def _(
 ):
     # Two calls, one per server: the same schedule without and with admission control.
     _timeouts = Timeouts(connect_s=timeout_s, read_s=timeout_s, total_s=timeout_s)
-    with serve(gpu, model, max_num_seqs=max_num_seqs) as _sim:
+    with serve(gpu, model, max_num_seqs=max_num_seqs, log_lag=False) as _sim:
         open_unbounded = run_sync(
             run_levels(Target(base_url=_sim.base_url, model=_sim.model), open_levels,
-                       kind="overload", timeouts=_timeouts, seed=seed, drain_s=timeout_s + 1)
+                       kind="overload", timeouts=_timeouts, seed=seed, drain_s=timeout_s + 1,
+                       log_notes=False)
         ).frame()
-    with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue) as _sim:
+        _lag_unbounded = _sim.lag_note()
+    with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue,
+               log_lag=False) as _sim:
         open_bounded = run_sync(
             run_levels(Target(base_url=_sim.base_url, model=_sim.model), open_levels,
-                       kind="overload", timeouts=_timeouts, seed=seed, drain_s=timeout_s + 1)
+                       kind="overload", timeouts=_timeouts, seed=seed, drain_s=timeout_s + 1,
+                       log_notes=False)
         ).frame()
-    return open_bounded, open_unbounded
+        open_lag_notes = [_lag_unbounded, _sim.lag_note()]
+    return open_bounded, open_lag_notes, open_unbounded
 
 
 @app.cell
@@ -500,16 +515,28 @@ def _(
     ]
     # One call: the same burst once per policy, a second of quiet in between (the bounded
     # queue drains in a fraction of it, so each policy meets an idle server).
-    with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue) as _sim:
+    with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue,
+               log_lag=False) as _sim:
         retried = run_sync(
             retry_run(Target(base_url=_sim.base_url, model=_sim.model), retry_policies,
                       rate_per_s=burst_factor * capacity_req_per_s, user_requests=burst_users,
                       prompt_tokens=prompt_tokens, max_tokens=max_tokens,
                       timeouts=Timeouts(total_s=timeout_s * 4), seed=seed, pause_s=1.0)
         )
+        retry_lag_note = _sim.lag_note()
     retry_table = retried.summary()
     retry_table
-    return retried, retry_policies, retry_table
+    return retried, retry_lag_note, retry_policies, retry_table
+
+
+@app.cell(hide_code=True)
+def _(notes_view, open_lag_notes, retry_lag_note, run_notes, unbounded, unbounded_lag_note):
+    # What these measurements say about themselves, once: a simulator's lag, a busy client.
+    measurement_notes = run_notes(
+        [unbounded_lag_note, *open_lag_notes, retry_lag_note], unbounded.warnings
+    )
+    notes_view(measurement_notes)
+    return (measurement_notes,)
 
 
 @app.cell

@@ -72,7 +72,7 @@ def _():
     from infphys.catalog import GPUS, MODELS
     from infphys.exercises import AnswerBook
     from infphys.exercises import lab11 as ex11
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.exercises.ui import exercise_widget, save_view, target_view, verdict_view
     from infphys.planning import plan_capacity
     from infphys.plots.labs_load import comparison_table, knob_sweeps
     from infphys.sim.config import EngineConfig
@@ -92,6 +92,7 @@ def _():
         os,
         plan_capacity,
         save_view,
+        target_view,
         verdict_view,
     )
 
@@ -237,6 +238,15 @@ def _(
         tp,
         users,
     )
+
+
+@app.cell(hide_code=True)
+def _(gpu, model, target_view, tp):
+    target_view(
+        f"the virtual-time simulator: {model} on {tp}× {gpu}, computed here in a few seconds "
+        "(no live server, NIM_BASE_URL is not used: a sweep this size takes an hour live)."
+    )
+    return
 
 
 @app.cell

@@ -504,6 +504,8 @@ def test_infphys_labs_starts_the_simulator_and_marimo(tmp_path: Path) -> None:
             child = children.read_text().split()[0]
             environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
             assert f"NIM_BASE_URL={sim_url.group(1)}".encode() in environ
+            # …and that it is the launcher's fallback (Lab 8 then uses its own small one).
+            assert b"INFPHYS_SIM_FALLBACK=1" in environ
     finally:
         proc.send_signal(signal.SIGINT)
         try:

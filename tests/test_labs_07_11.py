@@ -175,7 +175,6 @@ def test_lab07_more_output_tokens_cost_decode_steps(lab07: dict[str, Any]) -> No
 # --- lab 8 ------------------------------------------------------------------------------------
 
 LAB08 = {
-    "server_choice": "embedded",
     "gpu": "a100-80gb-sxm",
     "model": "llama-3.1-8b",
     "max_num_seqs": 4,

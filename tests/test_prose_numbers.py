@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from infphys.catalog import NVML_TOTAL_MIB
 from infphys.exercises import get_exercise
 from infphys.exercises.lab04 import fixed_cost_split
 from infphys.physics import decode_step_s, kv_bytes_per_token, kv_bytes_per_token_naive
@@ -137,3 +138,30 @@ def test_lab04_fixed_cost_figures_come_from_the_fitted_model() -> None:
     lab = (REPO / "labs" / "04_fp8.py").read_text(encoding="utf-8")
     assert "2 ms in the simulator" not in lab
     assert "ex4.fixed_cost_split(" in lab
+
+
+# --- GB and GiB (issue 13): the convention stated once, both units where nvidia-smi is read.
+# Worked by hand: 81,559 MiB × 1,048,576 B = 85,520,809,984 B = 85.5 GB, ÷ 1,073,741,824 =
+# 79.65 GiB → "79.6 GiB"; the catalog's 80 × 10⁹ B = 74.5 GiB = 76,294 MiB.
+
+
+def test_h100_nvml_figure() -> None:
+    assert NVML_TOTAL_MIB["h100-sxm"] == 81_559
+
+
+def test_glossary_states_the_convention_with_numbers() -> None:
+    text = render("physics/glossary.md")
+    assert "## Units: GB and GiB" in text
+    assert "**GB = 10⁹ bytes**" in text
+    assert "**81,559 MiB** in `nvidia-smi`, that is 79.6 GiB or 85.5 GB" in text
+    assert "The catalog's 80.0 GB is 74.5 GiB (76,294 MiB)" in text
+
+
+def test_kv_budget_in_both_units() -> None:
+    text = render("physics/kv-cache.md")
+    m = re.search(r"the same budget reads ([\d.]+) GiB = ([\d,]+) MiB", text)
+    assert m, "the KV budget in nvidia-smi's units is gone from kv-cache.md"
+    gib, mib = float(m.group(1)), float(m.group(2).replace(",", ""))
+    # The same number of bytes in two binary units: MiB ÷ 1,024 = GiB (to the rounding shown).
+    assert abs(mib / 1024 - gib) < 0.01
+    assert "shows 81,559 MiB for the whole card" in text

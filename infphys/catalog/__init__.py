@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infphys.catalog.gpus import GPUS, GPUSpec, get_gpu, match_gpu_name
+from infphys.catalog.gpus import GPUS, NVML_TOTAL_MIB, GPUSpec, get_gpu, match_gpu_name
 from infphys.catalog.measured import (
     MEASURED_SOURCES,
     load_nim_serving,
@@ -48,6 +48,7 @@ __all__ = [
     "MODELS",
     "ModelSpec",
     "NIM_FRONTEND_LATENCY_S",
+    "NVML_TOTAL_MIB",
     "PRECISIONS",
     "Precision",
     "StepFitSummary",

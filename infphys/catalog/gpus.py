@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 
 from infphys._check import positive_int
 
-__all__ = ["GPUS", "GPUSpec", "get_gpu", "match_gpu_name"]
+__all__ = ["GPUS", "NVML_TOTAL_MIB", "GPUSpec", "get_gpu", "match_gpu_name"]
+
+#: Total memory as ``nvidia-smi`` and NVML report it (MiB, 2^20 B), for cards whose report is
+#: known: an "80 GB" H100 SXM shows 81,559 MiB = 85.5 × 10^9 B ≈ 79.6 GiB, more than the
+#: catalog's vendor 80 × 10^9 B (which the physics uses: the conservative figure).
+NVML_TOTAL_MIB: dict[str, int] = {"h100-sxm": 81_559}
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,9 @@ simulator, started here and kept alive while marimo runs), then runs ``marimo ed
 ``marimo run`` with ``--run``) on the labs folder, bound to 127.0.0.1, through
 :mod:`infphys.labs_server`: cells run as soon as a lab opens, whatever the learner's marimo
 config says, and charts load MathJax from that server, not a CDN. The notebooks reach the
-target through ``NIM_BASE_URL`` and ``NIM_GEN_MODEL`` in marimo's environment.
+target through ``NIM_BASE_URL`` and ``NIM_GEN_MODEL`` in marimo's environment, and
+``INFPHYS_SIM_FALLBACK=1`` when that target is the simulator started here (a lab with a fallback
+of its own, such as Lab 8's small A100, then uses that instead).
 
 Ctrl-C (SIGINT), SIGTERM and SIGHUP all stop marimo, every process it started (it runs in its own
 process group) and the simulator; the command then exits 0.
@@ -150,7 +152,7 @@ def _say_copied(report: CopyReport) -> None:
 
 def _open(cmd: list[str], env: dict[str, str], *, cwd: Path, port: int) -> int:
     """Resolve the target, run marimo until it exits or a stop signal; stop everything."""
-    from infphys.resolve import resolve_target
+    from infphys.resolve import SIM_FALLBACK_ENV, resolve_target
 
     with stop_on_signals() as stopped:
         try:
@@ -159,6 +161,8 @@ def _open(cmd: list[str], env: dict[str, str], *, cwd: Path, port: int) -> int:
                 env["NIM_BASE_URL"] = resolved.target.base_url
                 env["NIM_CHAT_PATH"] = resolved.target.chat_path
                 env["NIM_GEN_MODEL"] = resolved.target.model
+                if resolved.sim is not None:  # nothing answered: the labs see the fallback
+                    env[SIM_FALLBACK_ENV] = "1"
                 err_console.print(
                     f"labs: http://127.0.0.1:{port}  (Ctrl-C stops marimo and the target)"
                 )

@@ -16,12 +16,20 @@ The widget's label is the exercise's title and its prompt filled with the learne
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from infphys.exercises.book import AnswerBook, default_answers_dir
 from infphys.exercises.core import Exercise, Verdict, get_exercise
 
-__all__ = ["exercise_widget", "save_view", "verdict_view"]
+__all__ = [
+    "exercise_widget",
+    "notes_view",
+    "run_notes",
+    "save_view",
+    "target_view",
+    "verdict_view",
+]
 
 _CalloutKind = Literal["neutral", "warn", "success", "info", "danger"]
 _CALLOUT_KIND: dict[str, _CalloutKind] = {
@@ -83,3 +91,40 @@ def save_view(book: AnswerBook, save_clicked: bool, directory: str | None = None
         mo.md(f"Saved {len(book.answers)} answers for **{book.learner}** to `{path}`."),
         kind="success",
     )
+
+
+def target_view(line: str) -> Any:
+    """The one line saying which server a lab measures, as a neutral callout."""
+    import marimo as mo
+
+    return mo.callout(mo.md(f"**Measuring:** {line}"), kind="neutral")
+
+
+def run_notes(lag_notes: Iterable[str | None] = (), warnings: Iterable[str] = ()) -> list[str]:
+    """What a lab tells the learner once about its own measurement, in plain sentences.
+
+    ``lag_notes`` are the simulator's (:meth:`infphys.sim.hosting.SimTarget.lag_note`, None
+    when it kept up): the first one is kept. ``warnings`` are the load generator's per-level
+    notes (:attr:`infphys.measure.LoadResult.warnings`): they become one sentence naming how
+    many levels were affected. Example: two levels whose client ran late give
+    ``["At 2 of the load levels your computer could not send and read the requests on time;
+    the figures there describe your computer as much as the server."]``.
+    """
+    notes = [n for n in lag_notes if n][:1]
+    levels = list(dict.fromkeys(w for w in warnings if w))
+    if levels:
+        count = "one" if len(levels) == 1 else str(len(levels))
+        notes.append(
+            f"At {count} of the load levels your computer could not send and read the requests "
+            "on time; the figures there describe your computer as much as the server."
+        )
+    return notes
+
+
+def notes_view(notes: list[str]) -> Any:
+    """:func:`run_notes` as one warning callout, or nothing when there is nothing to say."""
+    import marimo as mo
+
+    if not notes:
+        return mo.md("")
+    return mo.callout(mo.md(" ".join(notes)), kind="warn")

@@ -148,6 +148,7 @@ async def run_levels(
     progress: LoadProgress | None = None,
     on_record: Callable[[RequestRecord], None] | None = None,
     http_stack: HttpStack = "auto",
+    log_notes: bool = True,
 ) -> LoadResult:
     """Run ``levels`` one after the other against ``target``; the engine under every mode.
 
@@ -171,6 +172,8 @@ async def run_levels(
         on_record: called with each finished record.
         http_stack: which HTTP client sends (see :class:`ChatClient`); the default times
             arrivals with the kernel's receive timestamps on ``http://`` targets.
+        log_notes: log each level's "the client may be the bottleneck" note as a warning
+            (False, as labs do: the notes are only kept in :attr:`LoadResult.warnings`).
 
     Returns:
         A :class:`LoadResult`. It is also what was written to ``path``, even if the run is
@@ -273,7 +276,8 @@ async def run_levels(
                     delivered.append(d)
                     if d.note:
                         warnings.append(d.note)
-                        log.warning(d.note)
+                        if log_notes:
+                            log.warning(d.note)
     finally:
         await probe.stop()
         if scraper is not None:

@@ -145,6 +145,19 @@ class ServerStats:
         """No stall, and at most 5 % of steps late (judged once 50 steps have run)."""
         return self.rebases == 0 and (self.steps < 50 or self.late_fraction <= 0.05)
 
+    def lag_note(self) -> str | None:
+        """One plain sentence for a learner when the server fell behind the wall clock, else None.
+
+        Example: 12 of 100 steps late, the worst 38.4 ms: "Your computer ran the simulator up
+        to 38 ms late (12% of its steps); the figures include that lag."
+        """
+        if self.kept_up:
+            return None
+        return (
+            f"Your computer ran the simulator up to {1e3 * self.max_lag_s:.0f} ms late "
+            f"({100 * self.late_fraction:.0f}% of its steps); the figures include that lag."
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "steps": self.steps,

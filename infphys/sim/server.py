@@ -130,6 +130,8 @@ class SimServer:
         lag_tolerance_s: a step delivered later than this (or than 10 % of its wall duration,
             whichever is larger) is late.
         rebase_lag_s: beyond this lag the timeline shifts and the stall is counted.
+        log_lag: log the "falling behind the wall clock" warning (False: only count it in
+            :attr:`stats`, whose :meth:`ServerStats.lag_note` a lab shows once instead).
     """
 
     def __init__(
@@ -142,6 +144,7 @@ class SimServer:
         max_queue: int | None = None,
         lag_tolerance_s: float = DEFAULT_LAG_TOLERANCE_S,
         rebase_lag_s: float = DEFAULT_REBASE_LAG_S,
+        log_lag: bool = True,
     ) -> None:
         if not isinstance(config, EngineConfig):
             raise ValueError(f"config must be an EngineConfig (got {config!r})")
@@ -152,6 +155,7 @@ class SimServer:
         self.max_queue = None if max_queue is None else positive_int("max_queue", max_queue)
         self.lag_tolerance_s = non_negative("lag_tolerance_s", lag_tolerance_s)
         self.rebase_lag_s = positive("rebase_lag_s", rebase_lag_s)
+        self.log_lag = bool(log_lag)
         self.engine = Engine(config)
         self.stats = ServerStats()
         self.registry = CollectorRegistry(auto_describe=True)
@@ -264,7 +268,7 @@ class SimServer:
             st.rebases += 1
         if now - self._last_warn >= _WARN_EVERY_S and self._window_steps >= 20:
             frac = self._window_late / self._window_steps
-            if frac > 0.1 or lag > self.rebase_lag_s:
+            if self.log_lag and (frac > 0.1 or lag > self.rebase_lag_s):
                 log.warning(
                     "infphys sim server at %s:%d is falling behind the wall clock: %.0f%% of "
                     "the last %d steps went out late (over %.1f ms or 10%% of the step; now "
