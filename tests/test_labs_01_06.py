@@ -211,6 +211,16 @@ def test_lab4_theory(lab4: dict[str, Any]) -> None:
     assert lab4["theory_floor_ratio"] == pytest.approx(2.0, rel=0.01)
 
 
+def test_lab4_shows_the_measured_fp8_speedup(lab4: dict[str, Any]) -> None:
+    m = lab4["fp8_measured"]
+    b1 = m[m["batch"] == 1].set_index("model_key")
+    # trtllm_0.9_static_batch.csv, H100, 128/128, batch 1: Llama-2-7B 6.76 ms in FP16 against
+    # 4.10 ms in FP8, 1.65×.
+    assert b1.loc["llama-2-7b", "measured"] == pytest.approx(6.76 / 4.10, rel=1e-3)
+    # The datasheet roofline says 2× (every byte halves); the fitted model less (fixed costs).
+    assert (b1["ideal"] > 1.95).all() and (b1["model"] < b1["ideal"]).all()
+
+
 def test_lab4_simulator_side_by_side(lab4: dict[str, Any]) -> None:
     sim = lab4["simulated"]
     assert list(sim.index) == ["BF16", "FP8"]
