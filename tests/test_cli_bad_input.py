@@ -7,9 +7,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +16,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from infphys.catalog import GPUS, MODELS
-from infphys.cli import app
+from infphys.cli import _app, app
 from infphys.cli.measure import summary_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,14 +93,16 @@ def test_simulate_counts_the_requests_that_do_not_fit(tmp_path: Path) -> None:
 
 
 def _run80(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "infphys", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    """``infphys ARGS`` in-process on an 80-column console without colour (what COLUMNS=80
+    NO_COLOR=1 gives the console script)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for console in (_app.console, _app.err_console):
+            mp.setattr(console, "_width", 80)
+            mp.setattr(console, "no_color", True)
+        r = CliRunner().invoke(app, list(args), env={"COLUMNS": "80", "NO_COLOR": "1"})
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return subprocess.CompletedProcess(list(args), r.exit_code, r.stdout, r.stderr)
 
 
 def _fits_80(text: str) -> None:

@@ -1,4 +1,6 @@
-"""The calculator commands, run as a user would: the console script in a subprocess."""
+"""The calculator commands: the console script once in a subprocess, as a user runs it; the
+rest on the same typer app in-process (``CliRunner``), which spares a Python start per call.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +8,52 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from infphys.cli import _app, app
 
 BIN = Path(sys.executable).parent / "infphys"
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """160 columns, no colour: what COLUMNS=160 NO_COLOR=1 gives the console script."""
+    for console in (_app.console, _app.err_console):
+        monkeypatch.setattr(console, "_width", 160)
+        monkeypatch.setattr(console, "no_color", True)
+    yield
+
+
+def run(*args: str) -> Result:
+    """``infphys ARGS`` in-process: its exit code, stdout and stderr."""
+    r = CliRunner().invoke(app, list(args), env={"COLUMNS": "160", "NO_COLOR": "1"})
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return Result(r.exit_code, r.stdout, r.stderr)
+
+
+def test_console_script_kv_json_reports_131072_bytes_per_token() -> None:
+    """The entry point itself, in a subprocess, as a user runs it."""
     cmd = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "infphys"]
     env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60, env=env)
+    args = ["kv", "--model", "llama-3.1-8b", "--gpu", "h100", "--json"]
+    r = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["kv_bytes_per_token"] == 131072
+    assert data["kv_bytes_per_token_naive"] == 4 * 131072
 
 
 def test_kv_json_reports_131072_bytes_per_token() -> None:

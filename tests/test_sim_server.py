@@ -308,10 +308,11 @@ def _served_vs_simulated(time_scale: float) -> tuple[float, float, dict[str, Any
 def test_served_itl_and_ttft_match_the_virtual_time_prediction_at_c64() -> None:
     # 64 clients, short prompts, 4–28 tokens per answer (so that waves desynchronise). At
     # time_scale 8 a decode step lasts ~52 ms of wall time, so delivery jitter of a few ms is
-    # small. If the server reports that it fell behind (a loaded machine), the run is repeated
-    # slower; the comparison must hold on a run it kept up with.
+    # small. If the server reports that it fell behind (a loaded machine, or the other test
+    # worker building the site), the run is repeated slower; the comparison must hold on a run
+    # it kept up with.
     attempts = []
-    for scale in (8.0, 16.0):
+    for scale in (8.0, 16.0, 32.0):
         t0 = time.perf_counter()
         e_ttft, e_itl, info = _served_vs_simulated(scale)
         info.update(scale=scale, wall_s=time.perf_counter() - t0, e_ttft=e_ttft, e_itl=e_itl)
