@@ -152,7 +152,7 @@ def nim_engine_config(
     )
 
 
-def _row_metrics(res: Any, osl: int) -> dict[str, float]:
+def _row_metrics(res: Any) -> dict[str, float]:
     recs = [r for r in res.records if not r.warmup and r.status == "ok"]
     if not recs:
         return {
@@ -204,7 +204,7 @@ def replay_nim_row(
         client_jitter_s=CLIENT_JITTER_S,
     )
     res = simulate(cfg, wl, keep_chunk_times=False, timeseries=False)
-    return _row_metrics(res, osl)
+    return _row_metrics(res)
 
 
 _NIM_COLUMNS = ("ttft_ms_avg", "ttft_ms_p95", "itl_ms_avg", "output_tokens_per_s")
@@ -325,8 +325,3 @@ def scan_serving(
         s = summarise(rep, ["ttft_ms_avg", "itl_ms_avg", "output_tokens_per_s"]).iloc[-1]
         out.append({field: v, **{k: float(s[k]) for k in s.index}})
     return pd.DataFrame(out)
-
-
-def with_serving(serving: NimServing, **changes: Any) -> NimServing:
-    """A copy of ``serving`` with some constants changed."""
-    return replace(serving, **changes)
