@@ -99,6 +99,17 @@ def test_falcon_7b_config_is_read_as_mqa_with_one_norm() -> None:
     assert m.params_total == 6_921_720_704
 
 
+def test_parallel_attention_is_read_from_the_config() -> None:
+    # GPT-J and Falcon (parallel_attn, or the new decoder architecture) sum attention and MLP;
+    # Llama runs them one after the other.
+    assert ModelSpec.from_hf_config(CONFIGS / "gpt-j-6b.json").parallel_attention
+    assert ModelSpec.from_hf_config(CONFIGS / "falcon-180b.json").parallel_attention
+    assert ModelSpec.from_hf_config(CONFIGS / "falcon-7b.json").parallel_attention
+    assert not ModelSpec.from_hf_config(CONFIGS / "llama-3.1-8b.json").parallel_attention
+    assert MODELS["falcon-180b"].parallel_attention and MODELS["gpt-j-6b"].parallel_attention
+    assert not MODELS["llama-2-70b"].parallel_attention
+
+
 def test_moe_active_parameters_against_model_cards() -> None:
     mixtral = get_model("mixtral-8x7b")
     assert mixtral.params_active == pytest.approx(12.9e9, rel=0.01)

@@ -91,16 +91,28 @@ def test_step_overhead_adds() -> None:
 def test_tensor_parallel_halves_memory_time_and_adds_allreduce() -> None:
     p = IDEAL_STEP_PARAMS.with_(allreduce_latency_s=5e-6)
     one = decode_step_time("h100", "llama-3.1-8b", 8, 1000, params=p)
+    assert one.comm_s == 0.0
     two = decode_step_time("h100", "llama-3.1-8b", 8, 1000, tp=2, params=p)
     assert two.memory_s == pytest.approx(one.memory_s / 2)
-    # 2 all-reduces × 32 layers × (2·(1/2)·(8 × 4096 × 2 B) / 450 GB/s NVLink 4 + 2 ring steps
-    # × 5 µs)
+    # 2 all-reduces × 32 layers × (5 µs + 2·(1/2)·(8 × 4096 × 2 B) / 450 GB/s NVLink 4)
     ring = 2 * (2 - 1) / 2 * (8 * 4096 * 2) / 450e9
-    assert two.comm_s == pytest.approx(2 * 32 * (ring + 2 * 5e-6))
-    # Eight GPUs: 14 ring steps, and 7/8 of the bytes.
+    assert two.comm_s == pytest.approx(2 * 32 * (5e-6 + ring))
+    # Eight GPUs: the same one-shot latency, and 2·7/8 of the bytes.
     eight = decode_step_time("h100", "llama-3.1-8b", 8, 1000, tp=8, params=p)
     ring8 = 2 * 7 / 8 * (8 * 4096 * 2) / 450e9
-    assert eight.comm_s == pytest.approx(2 * 32 * (ring8 + 14 * 5e-6))
+    assert eight.comm_s == pytest.approx(2 * 32 * (5e-6 + ring8))
+
+
+def test_parallel_attention_needs_one_allreduce_per_layer() -> None:
+    # Falcon-180B sums its parallel attention and MLP outputs before the one all-reduce of a
+    # layer; Llama-2-70B (sequential blocks, same 80 layers) needs two.
+    p = IDEAL_STEP_PARAMS.with_(allreduce_latency_s=10e-6)
+    falcon = decode_step_time("h100", "falcon-180b", 1, 0, tp=8, params=p)
+    llama = decode_step_time("h100", "llama-2-70b", 1, 0, tp=8, params=p)
+    # Falcon: 80 × (10 µs + 2·7/8 × 14,848 × 2 B / 450 GB/s = 0.1155 µs) = 0.80924 ms
+    assert falcon.comm_s == pytest.approx(0.80924e-3, rel=1e-4)
+    # Llama-2-70B: 2 × 80 × (10 µs + 2·7/8 × 8,192 × 2 B / 450 GB/s = 0.0637 µs) = 1.61019 ms
+    assert llama.comm_s == pytest.approx(1.61019e-3, rel=1e-4)
 
 
 def test_moe_reads_only_touched_experts() -> None:

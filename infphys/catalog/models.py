@@ -55,6 +55,9 @@ class ModelSpec:
         mlp_bias, lm_head_bias: biases on the MLP matrices and on the LM head (GPT-J).
         norm_bias, norms_per_layer: LayerNorm with a bias (else RMSNorm, weight only), and how
             many norms each layer has (1 where attention and MLP share one, as in GPT-J).
+        parallel_attention: attention and MLP read the same input and their outputs are summed
+            (GPT-J, Falcon); under tensor parallelism the summed output needs one all-reduce
+            per layer instead of two.
         max_context_tokens: the context length the model is served with (max_position_embeddings).
         published_params, published_active_params: the model card's figures.
         source: where the shape and published figures come from.
@@ -92,6 +95,7 @@ class ModelSpec:
     lm_head_bias: bool = False
     norm_bias: bool = False
     norms_per_layer: int = 2
+    parallel_attention: bool = False
     max_context_tokens: int = 131072
     published_params: float | None = None
     published_active_params: float | None = None
@@ -297,6 +301,7 @@ class ModelSpec:
                 lm_head_bias=True,
                 norm_bias=True,
                 norms_per_layer=1,
+                parallel_attention=True,
             )
         if family == "falcon":
             new_arch = bool(cfg.get("new_decoder_architecture", False))
@@ -314,6 +319,7 @@ class ModelSpec:
                 mlp_bias=bias,
                 norm_bias=True,
                 norms_per_layer=2 if new_arch or not cfg.get("parallel_attn", True) else 1,
+                parallel_attention=new_arch or bool(cfg.get("parallel_attn", True)),
             )
         if (
             family in ("mistral", "qwen2", "llama")

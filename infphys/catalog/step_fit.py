@@ -27,9 +27,12 @@ per row:
   byte counts miss: norms, rotary, activations) and per scheduled sequence (sampling, logits,
   attention-kernel set-up);
 - ``allreduce_latency_s`` and ``allreduce_bandwidth_efficiency``: each tensor-parallel
-  all-reduce (two per layer) is a ring of 2(tp − 1) steps, each costing this latency, and moves
-  2(tp − 1)/tp of the activations at this fraction of the GPU's link bandwidth
-  (:meth:`infphys.catalog.GPUSpec.all_reduce_bytes_per_s`); so its latency grows with the group.
+  all-reduce (two per layer; one where attention and MLP run in parallel and are summed first,
+  as in Falcon and GPT-J) costs this fixed latency (kernel launch and synchronisation of the
+  group; TensorRT-LLM's one-shot all-reduce for small messages reads every peer's buffer in one
+  step, so it does not grow with the group) and moves 2(tp − 1)/tp of the activations, as a
+  ring does, at this fraction of the GPU's link bandwidth
+  (:meth:`infphys.catalog.GPUSpec.all_reduce_bytes_per_s`).
 
 :data:`FITTED_STEP_PARAMS` were fitted (``infphys.sim.fit.fit_step_params``) to the measured
 step times shipped in ``infphys/catalog/data``: every measured row of the TensorRT-LLM 0.9
@@ -190,22 +193,22 @@ class StepFitSummary:
 # Fitted values: written by ``python -m infphys.sim.fit --write`` (see infphys/sim/fit.py).
 # --- BEGIN FITTED ---
 FITTED_STEP_PARAMS = StepParams(
-    weight_bandwidth_efficiency=0.9056432,
-    fp8_weight_bandwidth_efficiency=0.846504,
-    kv_bandwidth_efficiency=0.9786938,
-    gemm_flops_efficiency=0.5859862,
-    fp8_gemm_flops_efficiency=0.5818569,
-    gemm_half_efficiency_tokens=149.1137,
-    ampere_gemm_flops_efficiency=0.7582703,
-    ada_gemm_flops_efficiency=0.6010636,
-    attention_half_efficiency_blocks=47.04421,
-    attention_flops_efficiency=0.3914039,
-    roofline_sharpness=10.59253,
-    step_overhead_s=0.0004771757,
-    layer_overhead_s=5.239589e-05,
-    sequence_overhead_s=1.271035e-05,
-    allreduce_latency_s=2.56927e-06,
-    allreduce_bandwidth_efficiency=0.6087734,
+    weight_bandwidth_efficiency=0.9430638,
+    fp8_weight_bandwidth_efficiency=0.8499072,
+    kv_bandwidth_efficiency=0.972715,
+    gemm_flops_efficiency=0.6088245,
+    fp8_gemm_flops_efficiency=0.5872911,
+    gemm_half_efficiency_tokens=150.1044,
+    ampere_gemm_flops_efficiency=0.7640158,
+    ada_gemm_flops_efficiency=0.6366388,
+    attention_half_efficiency_blocks=46.42664,
+    attention_flops_efficiency=0.3898054,
+    roofline_sharpness=15.82315,
+    step_overhead_s=0.0,
+    layer_overhead_s=6.663601e-05,
+    sequence_overhead_s=1.313472e-05,
+    allreduce_latency_s=1.630516e-05,
+    allreduce_bandwidth_efficiency=0.4976505,
 )
 FIT_SUMMARY = StepFitSummary(
     source=(
@@ -213,11 +216,11 @@ FIT_SUMMARY = StepFitSummary(
         "nim_llama3_serving.csv (MEASURED_SOURCES)"
     ),
     rows=2926,
-    median_abs_error_first_token=0.1062,
-    median_abs_error_token_to_token=0.0690,
-    p90_abs_error_first_token=0.3438,
-    p90_abs_error_token_to_token=0.2379,
+    median_abs_error_first_token=0.0909,
+    median_abs_error_token_to_token=0.0743,
+    p90_abs_error_first_token=0.2345,
+    p90_abs_error_token_to_token=0.2557,
     method="least squares, soft-L1 loss, log ratios",
 )
-NIM_FRONTEND_LATENCY_S = 0.004455918
+NIM_FRONTEND_LATENCY_S = 0.003993919
 # --- END FITTED ---

@@ -47,6 +47,7 @@ class StepConstants(NamedTuple):
     matmul_flops_per_token: Any
     attention_flops_per_pair: Any
     link_bytes_per_s: Any
+    allreduces_per_layer: Any
     arch_ampere: Any
     arch_ada: Any
     kv_heads_per_gpu: Any
@@ -130,13 +131,15 @@ def price_step(
     )
     attn_mem_s = kv_b / tp / (c.bandwidth_bytes_per_s * e_kv + 1e-300)
     attn_comp_s = attn_fl / tp / (c.attention_flops_per_s * p.attention_flops_efficiency)
-    # A ring all-reduce over tp GPUs: 2(tp − 1) steps, each a latency plus 1/tp of the bytes.
+    # Each all-reduce: a fixed latency (launch and synchronisation of the group; TensorRT-LLM's
+    # one-shot all-reduce reads every peer's buffer in one step, so it does not grow with tp)
+    # plus the ring's bytes, 2(tp − 1)/tp of the activations, over the link.
     ring_b = 2.0 * (tp - 1) / tp * new_tokens * c.hidden * 2.0
     comm_s = (
-        2.0
+        c.allreduces_per_layer
         * c.layers
         * (
-            2.0 * (tp - 1) * p.allreduce_latency_s
+            (tp > 1) * p.allreduce_latency_s
             + ring_b / (c.link_bytes_per_s * p.allreduce_bandwidth_efficiency)
         )
     )

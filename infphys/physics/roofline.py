@@ -7,7 +7,7 @@ sequences, a chunk of prompt for prefilling ones. Per GPU of a tensor-parallel g
     gemm_s      = smooth_max(weight_bytes / tp / (bandwidth × e_w),
                              gemm_flops / tp / (peak × e_f × M / (M + M½)))
     attention_s = max(kv_bytes / tp / (bandwidth × e_kv), attention_flops / tp / (peak16 × e_a))
-    comm_s      = 2 × layers × (2(tp − 1) × latency + ring bytes / (link × e_link))
+    comm_s      = n_ar × layers × (latency + ring bytes / (link × e_link))
     overhead_s  = step + layers × per-layer + sequences × per-sequence
 
 The matrix products (weights) and attention run one after the other in every layer, so their
@@ -17,8 +17,9 @@ input-embedding table, of which a step reads only one row per new token. KV byte
 scheduled sequence's cached KV read once, the new tokens' KV written (KV heads are split over
 the group; with fewer KV heads than GPUs, copies are read). FLOPs: 2 per weight per new token
 (the embedding lookup excluded) and 4 × heads × head dim per (query, key) pair per layer. The
-all-reduce moves the step's activations (16-bit, ``new_tokens × hidden``) twice per layer in a
-ring over the GPU's link (:meth:`infphys.catalog.GPUSpec.all_reduce_bytes_per_s`).
+all-reduce moves the step's activations (16-bit, ``new_tokens × hidden``) twice per layer (once
+where attention and MLP run in parallel and their outputs are summed first) in a ring over the
+GPU's link (:meth:`infphys.catalog.GPUSpec.all_reduce_bytes_per_s`).
 
 The efficiencies and fixed costs are one set, :data:`infphys.catalog.FITTED_STEP_PARAMS`,
 fitted to measured TensorRT-LLM step times; the simulator, the chapters, the labs and the CLI
@@ -350,6 +351,7 @@ class RooflineModel:
             matmul_flops_per_token=self.matmul_flops_per_token,
             attention_flops_per_pair=self.attention_flops_per_pair,
             link_bytes_per_s=self.link_bytes_per_s,
+            allreduces_per_layer=1.0 if m.parallel_attention else 2.0,
             arch_ampere=1.0 if self.gpu.architecture == "ampere" else 0.0,
             arch_ada=1.0 if self.gpu.architecture == "ada" else 0.0,
             kv_heads_per_gpu=max(1.0, m.kv_heads / self.tp) if not m.is_mla else float(m.heads),

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import re
 from dataclasses import dataclass, fields
@@ -302,7 +303,8 @@ def _wrap(text: str, width: int = 80) -> list[str]:
 
 
 def _literal(v: float) -> str:
-    return repr(round(v, 6 - math.floor(math.log10(abs(v)))) if v else 0.0)
+    # Below a picosecond or a 1e-12 fraction a parameter is at its bound of zero.
+    return repr(round(v, 6 - math.floor(math.log10(abs(v)))) if abs(v) > 1e-12 else 0.0)
 
 
 def write_fitted(fit: StepFit, path: Path | None = None) -> Path:
@@ -317,13 +319,15 @@ def write_fitted(fit: StepFit, path: Path | None = None) -> Path:
         "# --- BEGIN FITTED ---\n"
         f"FITTED_STEP_PARAMS = StepParams(\n{p}\n)\n"
         "FIT_SUMMARY = StepFitSummary(\n"
-        "    source=(\n" + "".join(f"        {part!r}\n" for part in _wrap(s.source)) + "    ),\n"
+        "    source=(\n"
+        + "".join(f"        {json.dumps(part)}\n" for part in _wrap(s.source))
+        + "    ),\n"
         f"    rows={s.rows},\n"
         f"    median_abs_error_first_token={s.median_abs_error_first_token:.4f},\n"
         f"    median_abs_error_token_to_token={s.median_abs_error_token_to_token:.4f},\n"
         f"    p90_abs_error_first_token={s.p90_abs_error_first_token:.4f},\n"
         f"    p90_abs_error_token_to_token={s.p90_abs_error_token_to_token:.4f},\n"
-        f"    method={s.method!r},\n"
+        f"    method={json.dumps(s.method)},\n"
         ")\n"
         f"NIM_FRONTEND_LATENCY_S = {_literal(fit.frontend_latency_s)}\n"
         "# --- END FITTED ---"
