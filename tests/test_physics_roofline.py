@@ -13,6 +13,7 @@ from infphys.physics import (
     decode_step_time,
     expected_experts_touched,
     prefill_time,
+    price_step,
     ridge_point,
     step_time,
     tokens_per_s_ceiling,
@@ -125,6 +126,29 @@ def test_moe_reads_only_touched_experts() -> None:
     # plus one 8,192-byte row of it and 1 token of KV written
     expected = 12_879_925_248 * 2 - 32_000 * 4096 * 2 + 4096 * 2 + 131_072
     assert one.bytes_moved == pytest.approx(expected)
+
+
+def test_each_expert_product_reaches_the_efficiency_of_its_own_tokens() -> None:
+    # Mixtral prefilling 64 tokens on an H100 at M½ = 150 tokens, datasheet peak 989 TFLOP/s.
+    # Routed experts: 2 × 2 (top-2) × 176,160,768 weights × 32 layers = 22,548,578,304 FLOP per
+    # token; the rest of the 25,497,706,496 FLOP per token (attention projections, LM head,
+    # router) is 2,949,128,192. Uniform routing touches 8 × (1 − 0.75^64) ≈ 8 experts, so each
+    # expert product sees 64 × 2 / 8 = 16 tokens:
+    #   64 × (2,949,128,192 / (989e12 × 64/214) + 22,548,578,304 / (989e12 × 16/166)) = 15.777 ms
+    # With every token routed to the same two experts each sees all 64 tokens:
+    #   64 × 25,497,706,496 / (989e12 × 64/214) = 5.517 ms
+    p = IDEAL_STEP_PARAMS.with_(gemm_half_efficiency_tokens=150.0)
+    kw = {"new_tokens": 64.0, "kv_tokens_read": 0.0, "attention_pairs": 2080.0, "sequences": 1.0}
+    uniform = RooflineModel.build("h100", "mixtral-8x7b", params=p)
+    same = RooflineModel.build("h100", "mixtral-8x7b", params=p, moe_routing="same_experts")
+    assert price_step(uniform.constants, p, **kw).gemm_compute_s == pytest.approx(15.777e-3, 1e-4)
+    assert price_step(same.constants, p, **kw).gemm_compute_s == pytest.approx(5.517e-3, 1e-3)
+    # A dense model is priced at the step's M, as before: Llama-3.1-8B, 64 tokens,
+    # 2 × (8,030,261,248 − 525,336,576) FLOP per token → 64 × 15.01e9 / (989e12 × 64/214)
+    dense = RooflineModel.build("h100", "llama-3.1-8b", params=p)
+    assert price_step(dense.constants, p, **kw).gemm_compute_s == pytest.approx(
+        64 * 2 * (8_030_261_248 - 525_336_576) / (989e12 * 64 / 214), rel=1e-9
+    )
 
 
 def test_fp8_weights_use_fp8_flops_and_half_the_bytes() -> None:

@@ -14,7 +14,8 @@ per row:
   GQA model has only 8 blocks);
 - ``gemm_flops_efficiency`` / ``fp8_gemm_flops_efficiency``: fraction of the dense tensor peak
   that large matrix products reach; a product over M tokens reaches
-  ``efficiency × M / (M + gemm_half_efficiency_tokens)`` (small M cannot fill the chip); the
+  ``efficiency × M / (M + gemm_half_efficiency_tokens)`` (small M cannot fill the chip; a
+  routed expert's product has only the tokens routed to it); the
   two efficiencies are Hopper's (and any chip's without its own figure), and
   ``ampere_gemm_flops_efficiency`` / ``ada_gemm_flops_efficiency`` replace the 16-bit one on
   those generations (A100s reach a larger share of their smaller peak; FP8 scales alike);

@@ -45,6 +45,7 @@ class StepConstants(NamedTuple):
     kv_bytes_per_token_per_layer: Any
     kv_copies: Any
     matmul_flops_per_token: Any
+    expert_flops_per_token: Any
     attention_flops_per_pair: Any
     link_bytes_per_s: Any
     allreduces_per_layer: Any
@@ -119,11 +120,18 @@ def price_step(
         )
     )
     gemm_fl = c.matmul_flops_per_token * new_tokens
+    # Routed experts: each touched expert's product sees only its share of the tokens, M·k/touched.
+    expert_fl = c.expert_flops_per_token * new_tokens
+    m_expert = new_tokens * k / (touched + 1e-300)
+    ef_e = ef * m_expert / (m_expert + p.gemm_half_efficiency_tokens + 1e-300)
     attn_fl = c.attention_flops_per_pair * (
         c.full_layers * attention_pairs + c.windowed_layers * window_pairs
     )
     weight_read_s = weight_b / tp / (c.bandwidth_bytes_per_s * ew)
-    gemm_compute_s = gemm_fl / tp / (c.gemm_flops_per_s * ef_m + 1e-300)
+    gemm_compute_s = (
+        (gemm_fl - expert_fl) / (c.gemm_flops_per_s * ef_m + 1e-300)
+        + expert_fl / (c.gemm_flops_per_s * ef_e + 1e-300)
+    ) / tp
     gemm_s = _smax(weight_read_s, gemm_compute_s, p.roofline_sharpness)
     blocks = sequences * c.kv_heads_per_gpu
     e_kv = (

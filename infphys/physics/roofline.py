@@ -16,7 +16,9 @@ times add; each is bounded by its own bytes or FLOPs. Weight bytes: every weight
 input-embedding table, of which a step reads only one row per new token. KV bytes: every
 scheduled sequence's cached KV read once, the new tokens' KV written (KV heads are split over
 the group; with fewer KV heads than GPUs, copies are read). FLOPs: 2 per weight per new token
-(the embedding lookup excluded) and 4 × heads × head dim per (query, key) pair per layer. The
+(the embedding lookup excluded) and 4 × heads × head dim per (query, key) pair per layer. A
+routed expert's product sees only its tokens, M·k/touched of a step's M (Mixtral prefilling 64
+tokens with uniform routing: 16 per expert), and reaches the efficiency of that M. The
 all-reduce moves the step's activations (16-bit, ``new_tokens × hidden``) twice per layer (once
 where attention and MLP run in parallel and their outputs are summed first) in a ring over the
 GPU's link (:meth:`infphys.catalog.GPUSpec.all_reduce_bytes_per_s`).
@@ -328,6 +330,7 @@ class RooflineModel:
         """The figures :func:`price_step` needs."""
         m, g = self.model, self.gpu
         always, per_expert = self._weight_split_bytes
+        b_w = self.weights_precision.bytes_per_element
         return StepConstants(
             bandwidth_bytes_per_s=g.bandwidth_bytes_per_s,
             gemm_flops_per_s=g.flops_per_s(self.fp8_math),
@@ -349,6 +352,7 @@ class RooflineModel:
             kv_bytes_per_token_per_layer=self.kv_bytes_per_token_per_layer,
             kv_copies=self.kv_copies,
             matmul_flops_per_token=self.matmul_flops_per_token,
+            expert_flops_per_token=2.0 * (m.experts_active or 0) * per_expert / b_w,
             attention_flops_per_pair=self.attention_flops_per_pair,
             link_bytes_per_s=self.link_bytes_per_s,
             allreduces_per_layer=1.0 if m.parallel_attention else 2.0,
