@@ -124,6 +124,9 @@ async def test_a_two_worker_run_is_one_run(tmp_path: Path) -> None:
     ends = [r.end_s for r in run.records]
     assert ends == sorted(ends)  # type: ignore[type-var]
     assert {r.labels["worker"] for r in run.records} == {0, 1}
+    # The statistics see one run: one row per level, not per worker (unless asked).
+    assert list(stats.summarize(run.to_frame())["level"]) == [0, 1, 2]
+    assert len(stats.summarize(run.to_frame(), by="worker")) == 2
     # The header names the workers and their seeds, derived from the run seed.
     assert run.header.load["workers"] == 2
     assert run.header.load["worker_seeds"] == [worker_seed(11, 0), worker_seed(11, 1)]

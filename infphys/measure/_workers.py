@@ -1,24 +1,24 @@
 """The load generator in several processes: ``run_levels(..., workers=N)``.
 
 One asyncio event loop on one core tops out near 4,000 streamed requests/s; past that the
-client, not the server, sets the pace. With ``workers=N`` the levels run in N processes (started
-with ``spawn``: each a fresh interpreter with its own event loop and its own HTTP connections),
-coordinated by the calling process, which keeps the global load:
+client, not the server, sets the pace. With ``workers=N`` the levels run in N processes (each a
+fresh interpreter, ``python -c``, with its own event loop and its own HTTP connections, talking
+to the calling process over two pipes), coordinated by the calling process, which keeps the
+global load (:mod:`infphys.measure._worker_plan` holds the plan):
 
 - **closed loop** of concurrency C: worker i gets ``C // N`` workers, plus one for the first
-  ``C % N`` (:func:`split_concurrency`); the level's requests and warm-up requests are split in
-  proportion (:func:`split_counts`, largest remainder), so the total is exactly the one asked and
-  no more than C requests are ever in flight;
+  ``C % N``; the level's requests and warm-up requests are split in proportion (largest
+  remainder), so the total is exactly the one asked and no more than C requests are ever in
+  flight;
 - **open loop** of rate λ: worker i sends at λ/N from its own ``random.Random``, seeded per
-  level from the worker's seed (:func:`worker_seed`, derived from the run seed and recorded in
-  the header as ``load.worker_seeds``). The superposition of N independent Poisson streams of rate
+  level from the worker's seed (derived from the run seed and recorded in the header as
+  ``load.worker_seeds``). The superposition of N independent Poisson streams of rate
   λ/N is a Poisson stream of rate λ; the global first arrival is at the level's start, as in one
   process (worker 0 sends then; the others' first arrival is one exponential gap later, which by
   memorylessness is the same thing). Constant gaps become N interleaved streams with gaps N/λ,
   worker i shifted by i/λ. The global request count is kept exactly: the coordinator replays
   every worker's seeded stream and gives each worker the number of its arrivals among the first
-  ``warmup + requests`` of the merged stream (:func:`plan_open`); ``max_in_flight`` is split
-  like concurrency;
+  ``warmup + requests`` of the merged stream; ``max_in_flight`` is split like concurrency;
 - **levels** start together: each worker reports when it has finished a level, and the next one
   starts for all of them at one time on the shared clock; the duration bound is global (no
   request is sent after the level's start + ``duration_s``).
@@ -27,11 +27,11 @@ coordinated by the calling process, which keeps the global load:
 zero. On Linux ``perf_counter`` is ``clock_gettime(CLOCK_MONOTONIC)``, one system-wide clock, so
 a stamp from worker 2 and one from worker 0 compare directly; the kernel's receive timestamps
 (``SO_TIMESTAMPNS``, :mod:`infphys.measure._wire`) are ``CLOCK_REALTIME`` and each worker turns
-them into ``perf_counter`` time with its own current offset, the same in every process. On macOS
-(``mach_absolute_time``) and Windows (``QueryPerformanceCounter``) ``perf_counter`` is system-wide
-too. The coordinator checks it at start: each worker's first ``perf_counter`` reading must fall
-between the coordinator's reading before it started the workers and its reading when the answer
-arrived, or the run stops with an error.
+them into ``perf_counter`` time with its own current offset, the same in every process. On
+macOS ``perf_counter`` (``mach_absolute_time``) is system-wide too. The coordinator checks it at
+start: each worker's first ``perf_counter`` reading must fall between the coordinator's reading
+before it started the workers and its reading when the answer arrived, or the run stops with an
+error.
 
 **One run.** Records go into one run file and one :class:`~infphys.measure.load.LoadResult`,
 each tagged with its ``worker`` label; request ids are unique (worker i numbers its requests i,
@@ -46,7 +46,7 @@ an interrupt); it tells every worker to stop, keeps what they finished (requests
 are recorded ``incomplete``), and ends any worker that has not exited within a few seconds. The
 workers ignore SIGINT and SIGHUP themselves (the coordinator decides), and each watches its pipe
 from the coordinator: if the coordinator dies, even by SIGKILL, the pipe closes and the worker
-stops. They are ``daemon`` processes, which multiprocessing also ends when the coordinator exits.
+stops. Linux and macOS (the pipes are passed down as file descriptors).
 
 Worked example: ``closed_loop(target, concurrency=10, requests=1000, workers=4)`` runs workers of
 concurrency 3, 3, 2, 2 sending 300, 300, 200 and 200 requests; ``open_loop(target,
@@ -87,7 +87,7 @@ from infphys.measure._worker_plan import (
     worker_seed,
 )
 from infphys.measure.client import ChatClient
-from infphys.measure.load import LoadResult, level_labels
+from infphys.measure.load import LoadResult, level_labels, log
 from infphys.measure.prompts import SyntheticPrompts
 from infphys.records import RequestRecord, RunHeader, RunWriter
 
@@ -455,10 +455,11 @@ async def run_in_workers(
 ) -> LoadResult:
     """Run ``options.levels`` from ``options.workers`` processes as one run (the module
     docstring says how the load is split); what ``run_levels(..., workers=N)`` returns."""
-    from infphys.measure.load import log
     from infphys.measure.metrics import MetricsScraper
 
     n = options.workers
+    if sys.platform == "win32":
+        raise ValueError("workers > 1 needs Linux or macOS (pipes passed as file descriptors)")
     seeds = [worker_seed(options.seed, i) for i in range(n)]
     header.load["workers"] = n
     header.load["worker_seeds"] = seeds
