@@ -59,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -460,6 +461,14 @@ async def run_in_workers(
     n = options.workers
     if sys.platform == "win32":
         raise ValueError("workers > 1 needs Linux or macOS (pipes passed as file descriptors)")
+    try:
+        pickle.dumps(options)
+    except Exception as exc:
+        raise ValueError(
+            "prompts: with workers > 1 the prompt source goes to other processes and must be "
+            "picklable (a list of strings, PromptList, SyntheticPrompts or a module-level class; "
+            f"not a lambda or a local function): {exc}"
+        ) from None
     seeds = [worker_seed(options.seed, i) for i in range(n)]
     header.load["workers"] = n
     header.load["worker_seeds"] = seeds
