@@ -27,7 +27,8 @@ client — every arrival carries the kernel's receive time (see :mod:`infphys.me
 the load it delivers (rate, requests in flight) is then what the client managed, not what was
 asked; on ``https://`` targets (aiohttp, Python-side stamps) the latencies suffer too.
 The per-level machinery (workers, probes, the delivered-load figures) is in
-:mod:`infphys.measure._levels`.
+:mod:`infphys.measure._levels`. Past one core, ``workers=N`` (any entry point) sends from N
+processes with the same global load and one run file: :mod:`infphys.measure._workers`.
 
 Worked example: ``closed_loop(target, concurrency=8, requests=200, warmup=8)`` against a server
 that answers in 0.5 s takes about 200 / 8 × 0.5 = 12.5 s and should report a mean in flight
