@@ -9,7 +9,9 @@ global load (:mod:`infphys.measure._worker_plan` holds the plan):
 - **closed loop** of concurrency C: worker i gets ``C // N`` workers, plus one for the first
   ``C % N``; the level's requests and warm-up requests are split in proportion (largest
   remainder), so the total is exactly the one asked and no more than C requests are ever in
-  flight;
+  flight. The split is fixed in advance: a worker slowed by a busy machine finishes its share
+  after the others, and for that tail fewer than C are in flight (the level's mean in flight in
+  :class:`~infphys.measure.load.DeliveredLoad` shows it);
 - **open loop** of rate λ: worker i sends at λ/N from its own ``random.Random``, seeded per
   level from the worker's seed (derived from the run seed and recorded in the header as
   ``load.worker_seeds``). The superposition of N independent Poisson streams of rate
