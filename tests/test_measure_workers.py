@@ -24,8 +24,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from infphys import stats
+from infphys.cli import app
 from infphys.measure import Level, StubConfig, StubServer, closed_loop, run_levels
 from infphys.measure._worker_plan import (
     plan_closed,
@@ -127,6 +129,9 @@ async def test_a_two_worker_run_is_one_run(tmp_path: Path) -> None:
     # The statistics see one run: one row per level, not per worker (unless asked).
     assert list(stats.summarize(run.to_frame())["level"]) == [0, 1, 2]
     assert len(stats.summarize(run.to_frame(), by="worker")) == 2
+    report = CliRunner().invoke(app, ["report", str(path), "--no-html"])
+    assert report.exit_code == 0, report.output
+    assert "sent from 2 worker processes" in report.output
     # The header names the workers and their seeds, derived from the run seed.
     assert run.header.load["workers"] == 2
     assert run.header.load["worker_seeds"] == [worker_seed(11, 0), worker_seed(11, 1)]

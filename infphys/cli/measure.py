@@ -376,6 +376,14 @@ def report_cmd(
     http_client = r.header.extra.get("http_client")
     if http_client:
         console.print(f"timed by: {http_client}", highlight=False, soft_wrap=True)
+    workers = r.header.load.get("workers")
+    if workers:
+        seeds = ", ".join(str(x) for x in r.header.load.get("worker_seeds", []))
+        console.print(
+            f"sent from {workers} worker processes on one clock (seeds {seeds}); one run",
+            highlight=False,
+            soft_wrap=True,
+        )
     print_flags(frame)
     s = stats.summarize(frame)
     knee = stats.sweep_knee(s)
