@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -231,10 +231,12 @@ class LevelDriver:
         self.next_id = 0
         # Hooks for a level split over processes (infphys.measure._workers): ids step by the
         # number of workers, a level starts at a time shared by all of them, and an open loop's
-        # first send can come ``phase_s`` after that start.
+        # first send can come ``phase_s`` after that start; a closed loop can draw its request
+        # numbers from a source shared with other processes (``take_ticket``: None when done).
         self.id_step = 1
         self.level_start_s: float | None = None
         self.phase_s = 0.0
+        self.take_ticket: Callable[[], Awaitable[int | None]] | None = None
 
     def _finish(self, rec: RequestRecord) -> None:
         self.records.append(rec)
@@ -284,9 +286,10 @@ class LevelDriver:
         stop_sending = start + self.duration_s
         total = lv.warmup + lv.requests
         counter = iter(range(total))
+        take = self.take_ticket
 
         async def worker() -> None:
-            for k in counter:
+            while (k := next(counter, None) if take is None else await take()) is not None:
                 if self.client.now_s() >= stop_sending:
                     return
                 await self._fire(labels, k < lv.warmup, lv.max_tokens, None)

@@ -1,13 +1,13 @@
 """Who sends what when a run is split over worker processes (:mod:`infphys.measure._workers`).
 
-Pure planning, no I/O: the seeds of the workers, how a closed loop's concurrency and counts
-are split, and how an open loop's rate and global count are shared out by replaying each
-worker's seeded arrival stream. The worker processes call :func:`phase_s` with the same
-``random.Random`` the plan replayed, so plan and sends agree to the request.
+Pure planning, no I/O: the seeds of the workers, how a closed loop's concurrency is split, and how
+an open loop's rate and global count are shared out by replaying each worker's seeded arrival
+stream. The worker processes call :func:`phase_s` with the same ``random.Random`` the plan replayed,
+so plan and sends agree to the request.
 
-Worked example: ``split_concurrency(10, 4)`` is [3, 3, 2, 2] and ``split_counts(1000, [3, 3, 2,
-2])`` is [300, 300, 200, 200]; an open level of 8,000 requests/s over 4 workers runs four streams
-of 2,000 requests/s.
+Worked example: ``split_concurrency(10, 4)`` is [3, 3, 2, 2], so a closed level of concurrency 10
+over 4 workers runs 3, 3, 2 and 2 loops, drawing request numbers in batches of 3, 3, 2 and 2; an
+open level of 8,000 requests/s over 4 workers runs four streams of 2,000 requests/s.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ __all__ = [
     "plan_levels",
     "plan_open",
     "split_concurrency",
-    "split_counts",
+    "ticket_batch",
     "worker_seed",
 ]
 
@@ -60,24 +60,6 @@ def split_concurrency(total: int, workers: int) -> list[int]:
     ``total % workers``. Example: 10 over 4 is [3, 3, 2, 2]."""
     base, extra = divmod(total, workers)
     return [base + (1 if i < extra else 0) for i in range(workers)]
-
-
-def split_counts(total: int, weights: Sequence[int]) -> list[int]:
-    """``total`` split in proportion to ``weights`` (largest remainder; ties to the lower index).
-
-    Example: 1000 requests over concurrencies [3, 3, 2, 2] is [300, 300, 200, 200]; 7 over
-    [2, 1] is 7·2/3 = 4.67 and 2.33, floors 4 and 2, the one left to the larger remainder: [5, 2].
-    """
-    weight_sum = sum(weights)
-    if weight_sum <= 0:
-        raise ValueError("weights must hold a positive weight")
-    exact = [total * w / weight_sum for w in weights]
-    counts = [int(x) for x in exact]
-    left = total - sum(counts)
-    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - counts[i]), i))
-    for i in order[:left]:
-        counts[i] += 1
-    return counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,16 +101,36 @@ def _share_level(lv: Level, requests: int, warmup: int, **load: Any) -> tuple[Le
 
 
 def plan_closed(lv: Level, workers: int) -> list[Share | None]:
-    """Each worker's share of a closed-loop level (None: the worker sits this level out)."""
+    """Each worker's share of a closed-loop level (None: the worker sits this level out).
+
+    Worker i runs ``split_concurrency(C, N)[i]`` loops; the level's request numbers (warm-ups
+    first) stay in one pool that the coordinator hands out in small batches as the workers ask
+    (:func:`ticket_batch`), so every worker keeps its loops busy until the pool is empty, as one
+    process would.
+    """
     assert lv.concurrency is not None
-    conc = split_concurrency(lv.concurrency, workers)
-    reqs = split_counts(lv.requests, conc)
-    warm = split_counts(lv.warmup, conc)
-    shares: list[Share | None] = []
-    for c, r, w in zip(conc, reqs, warm, strict=True):
-        part = _share_level(lv, r, w, concurrency=c) if c else None
-        shares.append(None if part is None else Share(part[0], all_warmup=part[1]))
-    return shares
+    return [
+        Share(
+            Level(
+                requests=lv.requests,
+                concurrency=c,
+                warmup=lv.warmup,
+                prompt_tokens=lv.prompt_tokens,
+                max_tokens=lv.max_tokens,
+                labels=lv.labels,
+            )
+        )
+        if c
+        else None
+        for c in split_concurrency(lv.concurrency, workers)
+    ]
+
+
+def ticket_batch(concurrency: int) -> int:
+    """How many request numbers a worker of ``concurrency`` loops gets at a time: as many as it
+    has loops, so it holds at most two batches (it asks for the next while it still has one),
+    and at the end of a level the workers finish within about one request of each other."""
+    return max(1, concurrency)
 
 
 def phase_s(

@@ -6,12 +6,12 @@ fresh interpreter, ``python -c``, with its own event loop and its own HTTP conne
 to the calling process over two pipes), coordinated by the calling process, which keeps the
 global load (:mod:`infphys.measure._worker_plan` holds the plan):
 
-- **closed loop** of concurrency C: worker i gets ``C // N`` workers, plus one for the first
-  ``C % N``; the level's requests and warm-up requests are split in proportion (largest
-  remainder), so the total is exactly the one asked and no more than C requests are ever in
-  flight. The split is fixed in advance: a worker slowed by a busy machine finishes its share
-  after the others, and for that tail fewer than C are in flight (the level's mean in flight in
-  :class:`~infphys.measure.load.DeliveredLoad` shows it);
+- **closed loop** of concurrency C: worker i runs ``C // N`` loops, plus one for the first
+  ``C % N``, so no more than C requests are ever in flight. The level's request numbers (the
+  first ``warmup`` of them warm-ups) stay in one pool at the coordinator, which hands them out in
+  batches of a worker's loop count as the worker runs low: the total is exactly the one asked,
+  and a worker slowed by a busy machine simply takes fewer, so all C loops stay busy until the
+  pool is empty, as in one process;
 - **open loop** of rate λ: worker i sends at λ/N from its own ``random.Random``, seeded per
   level from the worker's seed (derived from the run seed and recorded in the header as
   ``load.worker_seeds``). The superposition of N independent Poisson streams of rate
@@ -51,7 +51,8 @@ from the coordinator: if the coordinator dies, even by SIGKILL, the pipe closes 
 stops. Linux and macOS (the pipes are passed down as file descriptors).
 
 Worked example: ``closed_loop(target, concurrency=10, requests=1000, workers=4)`` runs workers of
-concurrency 3, 3, 2, 2 sending 300, 300, 200 and 200 requests; ``open_loop(target,
+concurrency 3, 3, 2, 2 that share the 1,000 requests (about 300, 300, 200 and 200 on an even
+machine); ``open_loop(target,
 rate_per_s=8000, requests=40_000, workers=4)`` runs four Poisson streams of 2,000 requests/s
 whose first 40,000 merged arrivals (about 10,000 each) are sent, over about 5 s.
 """
@@ -59,7 +60,10 @@ whose first 40,000 merged arrivals (about 10,000 each) are sent, over about 5 s.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
+import itertools
 import os
 import pickle
 import random
@@ -87,6 +91,7 @@ from infphys.measure._worker_plan import (
     WorkerOptions,
     phase_s,
     plan_levels,
+    ticket_batch,
     worker_seed,
 )
 from infphys.measure.client import ChatClient
@@ -124,6 +129,37 @@ class _ChildSpec:
 
 
 # -- a worker process ------------------------------------------------------------------------
+
+
+class _Tickets:
+    """A worker's stock of request numbers for one closed-loop level, topped up on request."""
+
+    def __init__(self, low_water: int, ask: Callable[[], None]) -> None:
+        self.stock: collections.deque[int] = collections.deque()
+        self.low_water = low_water
+        self.ask = ask
+        self.asked = False
+        self.done = False
+        self.arrived = asyncio.Event()
+
+    def grant(self, first: int, count: int) -> None:
+        self.asked = False
+        if count == 0:
+            self.done = True
+        self.stock.extend(range(first, first + count))
+        self.arrived.set()
+
+    async def take(self) -> int | None:
+        while True:
+            if len(self.stock) <= self.low_water and not (self.done or self.asked):
+                self.asked = True
+                self.ask()
+            if self.stock:
+                return self.stock.popleft()
+            if self.done:
+                return None
+            self.arrived.clear()
+            await self.arrived.wait()
 
 
 def _thin(values: list[float]) -> list[float]:
@@ -186,13 +222,18 @@ async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> Non
         client, o.prompts, None, progress, on_record, o.duration_s, o.drain_s, 1, random.Random()
     )
     engine.next_id, engine.id_step = me, o.workers
-    go: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
+    go: asyncio.Queue[tuple[int, float, int, int]] = asyncio.Queue()
     probe = LoopLagProbe()
+    tickets: dict[int, _Tickets] = {}
+
+    def grant(index: int, first: int, count: int) -> None:
+        if index in tickets:
+            tickets[index].grant(first, count)
 
     async def run() -> None:
         nonlocal all_warmup
         for _ in o.levels:
-            index, start_s = await go.get()
+            index, start_s, first, count = await go.get()
             share, lv = spec.shares[index], o.levels[index]
             health: dict[str, Any] = {"loop_lags_s": [], "cpu": 0.0, "rx_lags_s": []}
             if share is not None:
@@ -207,6 +248,15 @@ async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> Non
                         engine.rng, mine.arrival, mine.rate_per_s, me, o.workers
                     )
                 engine.max_in_flight = share.max_in_flight
+                engine.take_ticket = None
+                if mine.concurrency is not None:
+                    stock = _Tickets(
+                        ticket_batch(mine.concurrency),
+                        functools.partial(outbox.send, ("more", me, index)),
+                    )
+                    stock.grant(first, count)
+                    tickets[index] = stock
+                    engine.take_ticket = stock.take
                 engine.level_start_s = start_s
                 all_warmup = share.all_warmup
                 await asyncio.sleep(max(0.0, start_s - client.now_s()))
@@ -243,10 +293,12 @@ async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> Non
                     msg = ("stop",)
                 with contextlib.suppress(RuntimeError):  # the loop has closed: nothing to stop
                     if msg[0] == "go":
-                        loop.call_soon_threadsafe(go.put_nowait, (msg[1], msg[2]))
+                        loop.call_soon_threadsafe(go.put_nowait, msg[1:])
+                    elif msg[0] == "tickets":
+                        loop.call_soon_threadsafe(grant, *msg[1:])
                     else:
                         loop.call_soon_threadsafe(task.cancel)
-                if msg[0] != "go":
+                if msg[0] not in ("go", "tickets"):
                     return
 
         threading.Thread(target=listen, name="infphys-worker-inbox", daemon=True).start()
@@ -300,10 +352,11 @@ class _Coordinator:
         self.queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         self.finished: set[int] = set()
         self.counters: dict[int, tuple[int, int]] = {}
+        self.plan: list[list[Share | None]] = []
 
     def start(self, seeds: Sequence[int]) -> float:
         """Start the workers; the ``perf_counter`` reading taken just before."""
-        plan = plan_levels(self.options, seeds)
+        plan = self.plan = plan_levels(self.options, seeds)
         loop = asyncio.get_running_loop()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
@@ -399,16 +452,31 @@ class _Coordinator:
                 )
             ready.add(index)
 
-    async def run_level(self, index: int) -> None:
+    async def run_level(self, index: int, shares: Sequence[Share | None]) -> None:
+        """Start level ``index`` in every worker at one time; hand out a closed loop's request
+        numbers as the workers ask; return when every worker has reported the level done."""
+        lv = self.options.levels[index]
+        pool = iter(range(lv.warmup + lv.requests) if lv.mode == "closed" else ())
+
+        def batch(worker: int) -> tuple[int, int]:
+            share = shares[worker]
+            if share is None or share.level.concurrency is None:
+                return 0, 0
+            numbers = list(itertools.islice(pool, ticket_batch(share.level.concurrency)))
+            return (numbers[0], len(numbers)) if numbers else (0, 0)
+
         start_s = time.perf_counter() - self.clock_zero_s + START_MARGIN_S
-        for conn in self.inboxes:
-            conn.send(("go", index, start_s))
+        for i, conn in enumerate(self.inboxes):
+            conn.send(("go", index, start_s, *batch(i)))
         limit_s = START_MARGIN_S + self.options.duration_s + self.options.drain_s + 30.0
         done: list[dict[str, Any]] = []
         while len(done) < len(self.procs):
-            _, msg = await self.next_message(limit_s)
+            worker, msg = await self.next_message(limit_s)
             if msg[0] == "level_done" and msg[2] == index:
                 done.append(msg[3])
+            elif msg[0] == "more" and msg[2] == index:
+                with contextlib.suppress(OSError):
+                    self.inboxes[worker].send(("tickets", index, *batch(worker)))
         self.health[index] = done
 
     async def stop(self) -> None:
@@ -500,7 +568,7 @@ async def run_in_workers(
             await scraper.start()
         for index, lv in enumerate(options.levels):
             progress.level_label = lv.asked()
-            await coord.run_level(index)
+            await coord.run_level(index, coord.plan[index])
             health = coord.health[index]
             d = delivered_load(
                 index,
