@@ -9,8 +9,8 @@ own process; see ``bench_client.py``), for workers = 1, 2 (and 4 with ``--max-wo
    processes' start-up (a fresh interpreter each) is not counted. Target: rising with workers,
    and workers = N ≥ 2 above the one-process reference when there are cores to spare.
 2. Streamed chunks received and timestamped per second (long answers, 2,000 tokens each,
-   concurrency 16). Target: rising with workers (one process managed ~100,000/s on the
-   reference machine).
+   concurrency 16). Target: rising with workers (``bench_client.py`` asks one process for
+   30,000/s).
 3. Accuracy at concurrency 256 against a 50 ms server: the run's p50 end-to-end latency minus
    the p50 delay the server says it delivered (receipt of the request to the write of the
    answer, stamped by the server's kernel), so that what is left is the client's timing error
