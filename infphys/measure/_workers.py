@@ -103,9 +103,8 @@ __all__ = ["WorkerOptions", "run_in_workers"]
 
 #: How often a worker sends its finished records to the coordinator, seconds.
 FLUSH_S = 0.05
-#: A level starts this long after the coordinator says so: time for the word to reach every
-#: worker's event loop, seconds. A worker that still starts late (a 2-core machine at load 14 saw
-#: 0.22 s) sends late, and an open loop records the lag of each send.
+#: A level starts this long after the coordinator says so (time for the word to reach every
+#: worker), seconds; a worker still late (0.22 s at load 14 on 2 cores) records each send's lag.
 START_MARGIN_S = 0.2
 #: Longest wait for the workers to start (a fresh interpreter imports infphys), seconds.
 START_TIMEOUT_S = 120.0
