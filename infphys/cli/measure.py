@@ -43,6 +43,7 @@ from infphys.cli._measure_common import (
     SkipPreflightOpt,
     TimeoutOpt,
     WarmupOpt,
+    WorkersOpt,
     parse_list,
     print_flags,
     run_load,
@@ -120,6 +121,7 @@ def baseline_cmd(
     no_usage: NoUsageOpt = False,
     metrics_interval: MetricsOpt = 1.0,
     skip_preflight: SkipPreflightOpt = False,
+    workers: WorkersOpt = 1,
     base_url: BaseURLOpt = None,
     chat_path: ChatPathOpt = None,
     model: ModelOpt = None,
@@ -151,6 +153,7 @@ def baseline_cmd(
         no_stream=no_stream,
         no_usage=no_usage,
         metrics_interval_s=metrics_interval,
+        workers=workers,
     )
 
 
@@ -179,6 +182,7 @@ def sweep_cmd(
     no_usage: NoUsageOpt = False,
     metrics_interval: MetricsOpt = 1.0,
     skip_preflight: SkipPreflightOpt = False,
+    workers: WorkersOpt = 1,
     base_url: BaseURLOpt = None,
     chat_path: ChatPathOpt = None,
     model: ModelOpt = None,
@@ -222,6 +226,7 @@ def sweep_cmd(
         no_stream=no_stream,
         no_usage=no_usage,
         metrics_interval_s=metrics_interval,
+        workers=workers,
     )
 
 
@@ -247,6 +252,7 @@ def tokens_cmd(
     no_usage: NoUsageOpt = False,
     metrics_interval: MetricsOpt = 1.0,
     skip_preflight: SkipPreflightOpt = False,
+    workers: WorkersOpt = 1,
     base_url: BaseURLOpt = None,
     chat_path: ChatPathOpt = None,
     model: ModelOpt = None,
@@ -281,6 +287,7 @@ def tokens_cmd(
         no_stream=no_stream,
         no_usage=no_usage,
         metrics_interval_s=metrics_interval,
+        workers=workers,
     )
 
 
@@ -303,6 +310,7 @@ def overload_cmd(
     no_usage: NoUsageOpt = False,
     metrics_interval: MetricsOpt = 1.0,
     skip_preflight: SkipPreflightOpt = False,
+    workers: WorkersOpt = 1,
     base_url: BaseURLOpt = None,
     chat_path: ChatPathOpt = None,
     model: ModelOpt = None,
@@ -338,6 +346,7 @@ def overload_cmd(
         no_stream=no_stream,
         no_usage=no_usage,
         metrics_interval_s=metrics_interval,
+        workers=workers,
     )
 
 
@@ -367,6 +376,14 @@ def report_cmd(
     http_client = r.header.extra.get("http_client")
     if http_client:
         console.print(f"timed by: {http_client}", highlight=False, soft_wrap=True)
+    workers = r.header.load.get("workers")
+    if workers:
+        seeds = ", ".join(str(x) for x in r.header.load.get("worker_seeds", []))
+        console.print(
+            f"sent from {workers} worker processes on one clock (seeds {seeds}); one run",
+            highlight=False,
+            soft_wrap=True,
+        )
     print_flags(frame)
     s = stats.summarize(frame)
     knee = stats.sweep_knee(s)

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -229,6 +229,14 @@ class LevelDriver:
         self.rng = rng
         self.records: list[RequestRecord] = []
         self.next_id = 0
+        # Hooks for a level split over processes (infphys.measure._workers): ids step by the
+        # number of workers, a level starts at a time shared by all of them, and an open loop's
+        # first send can come ``phase_s`` after that start; a closed loop can draw its request
+        # numbers from a source shared with other processes (``take_ticket``: None when done).
+        self.id_step = 1
+        self.level_start_s: float | None = None
+        self.phase_s = 0.0
+        self.take_ticket: Callable[[], Awaitable[int | None]] | None = None
 
     def _finish(self, rec: RequestRecord) -> None:
         self.records.append(rec)
@@ -242,7 +250,7 @@ class LevelDriver:
         self, labels: dict[str, Any], warmup: bool, max_tokens: int, scheduled_s: float | None
     ) -> None:
         rid = self.next_id
-        self.next_id += 1
+        self.next_id += self.id_step
         if scheduled_s is not None:
             labels = {**labels, "scheduled_s": scheduled_s}
         rec = RequestRecord(
@@ -274,13 +282,14 @@ class LevelDriver:
 
     async def closed(self, lv: Level, labels: dict[str, Any]) -> None:
         assert lv.concurrency is not None
-        start = self.client.now_s()
+        start = self.client.now_s() if self.level_start_s is None else self.level_start_s
         stop_sending = start + self.duration_s
         total = lv.warmup + lv.requests
         counter = iter(range(total))
+        take = self.take_ticket
 
         async def worker() -> None:
-            for k in counter:
+            while (k := next(counter, None) if take is None else await take()) is not None:
                 if self.client.now_s() >= stop_sending:
                     return
                 await self._fire(labels, k < lv.warmup, lv.max_tokens, None)
@@ -292,13 +301,13 @@ class LevelDriver:
     async def open(self, lv: Level, labels: dict[str, Any]) -> None:
         assert lv.rate_per_s is not None
         loop = asyncio.get_running_loop()
-        start = self.client.now_s()
+        start = self.client.now_s() if self.level_start_s is None else self.level_start_s
         stop_sending = start + self.duration_s
         total = lv.warmup + lv.requests
         slots = asyncio.Semaphore(self.max_in_flight)
         tasks: set[asyncio.Task[None]] = set()
         rate = lv.rate_per_s
-        scheduled = start
+        scheduled = start + self.phase_s
 
         async def fire_and_release(k: int, at_s: float) -> None:
             try:

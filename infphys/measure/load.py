@@ -27,7 +27,8 @@ client — every arrival carries the kernel's receive time (see :mod:`infphys.me
 the load it delivers (rate, requests in flight) is then what the client managed, not what was
 asked; on ``https://`` targets (aiohttp, Python-side stamps) the latencies suffer too.
 The per-level machinery (workers, probes, the delivered-load figures) is in
-:mod:`infphys.measure._levels`.
+:mod:`infphys.measure._levels`. Past one core, ``workers=N`` (any entry point) sends from N
+processes with the same global load and one run file: :mod:`infphys.measure._workers`.
 
 Worked example: ``closed_loop(target, concurrency=8, requests=200, warmup=8)`` against a server
 that answers in 0.5 s takes about 200 / 8 × 0.5 = 12.5 s and should report a mean in flight
@@ -129,6 +130,62 @@ def _prompt_source(
     raise ValueError("prompts must be a list of strings, a prompt source, or None")
 
 
+def level_labels(index: int, lv: Level, *, synthetic: bool) -> dict[str, Any]:
+    """The labels every record of level ``index`` carries: the level's load, less its counts
+    (and its prompt size as ``prompt_tokens_asked`` when the prompts are synthetic)."""
+    labels: dict[str, Any] = {"level": index, **lv.describe()}
+    del labels["requests"], labels["warmup"]
+    asked = labels.pop("prompt_tokens")
+    if synthetic:
+        labels["prompt_tokens_asked"] = asked
+    return labels
+
+
+def _run_header(
+    target: Target,
+    levels: Sequence[Level],
+    *,
+    kind: str,
+    duration_s: float,
+    drain_s: float,
+    max_in_flight: int,
+    timeouts: Timeouts,
+    stream: bool,
+    include_usage: bool,
+    prompts: dict[str, Any] | None,
+    extra_body: Mapping[str, Any] | None,
+    seed: int,
+    http_client: str,
+) -> RunHeader:
+    """The header of a measured run (what :func:`run_levels` was asked to do)."""
+    started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return RunHeader(
+        source="measured",
+        started_at=started_at,
+        target=target.public_dict(),
+        load={
+            "kind": kind,
+            "levels": [lv.describe() for lv in levels],
+            "duration_s_per_level": duration_s,
+            "drain_s": drain_s,
+            "max_in_flight": max_in_flight,
+            "timeouts": timeouts.as_dict(),
+            "stream": stream,
+            "include_usage": include_usage,
+            "prompts": prompts
+            if prompts is not None
+            else {
+                "kind": "synthetic",
+                "seed": seed,
+                "counting": "words from infphys.measure.prompts.WORDS, ~1 token each",
+            },
+            "extra_body": dict(extra_body or {}),
+        },
+        seed=seed,
+        extra={"http_client": http_client},
+    )
+
+
 async def run_levels(
     target: Target,
     levels: Sequence[Level],
@@ -149,6 +206,7 @@ async def run_levels(
     on_record: Callable[[RequestRecord], None] | None = None,
     http_stack: HttpStack = "auto",
     log_notes: bool = True,
+    workers: int = 1,
 ) -> LoadResult:
     """Run ``levels`` one after the other against ``target``; the engine under every mode.
 
@@ -174,6 +232,9 @@ async def run_levels(
             arrivals with the kernel's receive timestamps on ``http://`` targets.
         log_notes: log each level's "the client may be the bottleneck" note as a warning
             (False, as labs do: the notes are only kept in :attr:`LoadResult.warnings`).
+        workers: send from this many processes, each with its own event loop, keeping the
+            level's global concurrency, rate and counts (see :mod:`infphys.measure._workers`);
+            1 sends from this process.
 
     Returns:
         A :class:`LoadResult`. It is also what was written to ``path``, even if the run is
@@ -189,6 +250,7 @@ async def run_levels(
     drain = timeouts.total_s if drain_s is None else non_negative("drain_s", drain_s)
     positive_int("max_in_flight", max_in_flight)
     non_negative_int("seed", seed)
+    positive_int("workers", workers)
     if metrics_interval_s is not None:
         positive("metrics_interval_s", metrics_interval_s)
     source = _prompt_source(prompts, levels[0], seed)
@@ -200,32 +262,49 @@ async def run_levels(
         extra_body=extra_body,
         http_stack=http_stack,
     )
-    started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    header = RunHeader(
-        source="measured",
-        started_at=started_at,
-        target=target.public_dict(),
-        load={
-            "kind": kind,
-            "levels": [lv.describe() for lv in levels],
-            "duration_s_per_level": duration,
-            "drain_s": drain,
-            "max_in_flight": max_in_flight,
-            "timeouts": timeouts.as_dict(),
-            "stream": stream,
-            "include_usage": include_usage,
-            "prompts": source.describe()
-            if prompts is not None
-            else {
-                "kind": "synthetic",
-                "seed": seed,
-                "counting": "words from infphys.measure.prompts.WORDS, ~1 token each",
-            },
-            "extra_body": dict(extra_body or {}),
-        },
+    header = _run_header(
+        target,
+        levels,
+        kind=kind,
+        duration_s=duration,
+        drain_s=drain,
+        max_in_flight=max_in_flight,
+        timeouts=timeouts,
+        stream=stream,
+        include_usage=include_usage,
+        prompts=source.describe() if prompts is not None else None,
+        extra_body=extra_body,
         seed=seed,
-        extra={"http_client": client.http_client},
+        http_client=client.http_client,
     )
+    if workers > 1:
+        from infphys.measure._workers import WorkerOptions, run_in_workers
+
+        options = WorkerOptions(
+            target=target,
+            levels=tuple(levels),
+            prompts=source,
+            synthetic_prompts=prompts is None,
+            timeouts=timeouts,
+            duration_s=duration,
+            drain_s=drain,
+            max_in_flight=max_in_flight,
+            seed=seed,
+            stream=stream,
+            include_usage=include_usage,
+            extra_body=dict(extra_body or {}),
+            http_stack=http_stack,
+            workers=workers,
+        )
+        return await run_in_workers(
+            options,
+            header,
+            path=path,
+            metrics_interval_s=metrics_interval_s,
+            progress=progress,
+            on_record=on_record,
+            log_notes=log_notes,
+        )
     run_path = Path(path) if path is not None else None
     writer = RunWriter(run_path, header).open() if run_path is not None else None
     progress = progress or LoadProgress()
@@ -252,11 +331,8 @@ async def run_levels(
             if scraper is not None:
                 await scraper.start()
             for index, lv in enumerate(levels):
-                labels: dict[str, Any] = {"level": index, **lv.describe()}
-                del labels["requests"], labels["warmup"]
-                asked = labels.pop("prompt_tokens")
+                labels = level_labels(index, lv, synthetic=prompts is None)
                 if prompts is None:
-                    labels["prompt_tokens_asked"] = asked
                     engine.prompts = SyntheticPrompts(lv.prompt_tokens, seed=seed)
                 progress.level_label = lv.asked()
                 first = len(engine.records)
