@@ -65,6 +65,7 @@ from infphys.measure.retry import (
 )
 from infphys.measure.stub import FAULTS, StubConfig, StubServer
 from infphys.measure.target import Target
+from infphys.measure.transport import MockResponse, MockTransport, Transport, make_transport
 
 # Plain ``sorted()`` order, as tests/test_api.py checks (ruff's RUF022 puts constants first).
 __all__ = [  # noqa: RUF022
@@ -73,6 +74,8 @@ __all__ = [  # noqa: RUF022
     "FAULTS",
     "GPUWatcher",
     "Level",
+    "MockResponse",
+    "MockTransport",
     "LoadProgress",
     "LoadResult",
     "METRICS_PATHS",
@@ -89,6 +92,7 @@ __all__ = [  # noqa: RUF022
     "SyntheticPrompts",
     "Target",
     "Timeouts",
+    "Transport",
     "VOCABULARY",
     "WORDS",
     "classify_exception",
@@ -112,5 +116,6 @@ __all__ = [  # noqa: RUF022
     "sweep",
     "synthetic_prompt",
     "token_grid",
+    "make_transport",
     "watch_gpu",
 ]

@@ -43,7 +43,7 @@ from infphys.records import RequestRecord, Run, RunHeader, RunWriter, records_to
 from infphys.sim.config import EngineConfig, default_served_model_name
 from infphys.sim.engine import Engine, RequestRejected, SimRequest
 from infphys.sim.workload import Workload
-from infphys.stats import describe_latency, measured, throughput
+from infphys.stats import describe_latency, throughput
 
 __all__ = [
     "CLIENT_STAGGER_S",
@@ -139,23 +139,22 @@ class SimResult:
         Example: 64 requests sent at t = 0 s, the last ending at t = 2.0 s, 100 tokens each:
         ``output_tokens_per_s`` = 6,400 / 2.0 = 3,200 and ``requests_per_s`` = 32.
         """
-        frame = measured(self.to_frame())
-        tp = throughput(frame)
+        tp = throughput(self.records)
         nan = math.nan
         out: dict[str, float] = {"requests_ok": float(tp.ok), "requests_failed": float(tp.failed)}
         if tp.ok:
-            ok = frame[frame["status"] == "ok"]
-            ttft = describe_latency(ok["ttft_s"])
-            tpot = describe_latency(ok["tpot_s"])
-            e2e = describe_latency(ok["e2e_s"])
+            ok = [r for r in self.records if r.status == "ok" and not r.warmup]
+            ttft = describe_latency(nan if r.ttft_s is None else r.ttft_s for r in ok)
+            tpot = describe_latency(nan if r.tpot_s is None else r.tpot_s for r in ok)
+            e2e = describe_latency(nan if r.e2e_s is None else r.e2e_s for r in ok)
             out.update(
                 duration_s=tp.window_s,
                 output_tokens_per_s=tp.output_tokens_per_s,
                 requests_per_s=tp.requests_per_s,
                 ttft_mean_s=ttft.mean_s,
                 ttft_p95_s=ttft.p95_s,
-                tpot_mean_s=tpot.mean_s if tpot.count else nan,
-                tpot_p95_s=tpot.p95_s if tpot.count else nan,
+                tpot_mean_s=tpot.mean_s,
+                tpot_p95_s=tpot.p95_s,
                 e2e_mean_s=e2e.mean_s,
                 e2e_p95_s=e2e.p95_s,
             )
