@@ -149,7 +149,7 @@ def sweep(
             labels={"level": index},
         )
         res = simulate(config, wl, keep_chunk_times=False, timeseries=timeseries)
-        frames.append(records_to_frame(res.records, res.header))
+        frames.append(records_to_frame(res.records))  # no header in attrs: pandas copies it
         rows.append({"level": index, "concurrency": c, **res.summary()})
     return SimSweep(
         config=config,
