@@ -87,9 +87,26 @@ def test_load_generator_sends_an_offline_level_and_rejects_simulator_only_settin
         assert [r.status for r in result.records] == ["ok"] * 4
         assert {r.labels["mode"] for r in result.records} == {"offline"}
         assert all(r.labels["scheduled_s"] >= 0 for r in result.records)
-        trace = Workload.trace([0.0, 1.0], [(8, 2), (8, 2)])
-        with pytest.raises(ValueError, match=r"levels\[0\].*trace"):
-            measure.run_sync(run_levels(server.target(), [trace]))
+        jitter = Workload.closed(1, 2, client_jitter_s=0.001)
+        with pytest.raises(ValueError, match=r"levels\[1\].*client_jitter_s"):
+            measure.run_sync(run_levels(server.target(), [Workload.closed(1, 1), jitter]))
         ranged = Workload.closed(1, 2, max_tokens=2, max_tokens_max=4)
-        with pytest.raises(ValueError, match=r"levels\[1\].*max_tokens"):
-            measure.run_sync(run_levels(server.target(), [Workload.closed(1, 1), ranged]))
+        with pytest.raises(ValueError, match=r"levels\[0\].*prompts=None"):
+            measure.run_sync(run_levels(server.target(), [ranged], prompts=["a", "b"]))
+
+
+def test_load_generator_replays_a_trace_with_its_sizes() -> None:
+    # Sends scheduled at the trace's offsets from the level's start (gaps 0.05 s and 0.10 s),
+    # each asking its own prompt size and max_tokens; the stub answers min(8, max_tokens).
+    trace = Workload.trace([10.0, 10.05, 10.15], [(8, 2), (16, 3), (4, 1)])
+    with StubServer(StubConfig(tokens=8)) as server:
+        result = measure.run_sync(run_levels(server.target(), [trace]))
+    recs = sorted(result.records, key=lambda r: r.request_id)
+    assert [r.status for r in recs] == ["ok"] * 3
+    sched = [r.labels["scheduled_s"] for r in recs]
+    assert sched[1] - sched[0] == pytest.approx(0.05, abs=1e-9)
+    assert sched[2] - sched[1] == pytest.approx(0.10, abs=1e-9)
+    assert [r.labels["prompt_tokens_asked"] for r in recs] == [8, 16, 4]
+    assert [r.labels["max_tokens"] for r in recs] == [2, 3, 1]
+    assert [r.completion_tokens for r in recs] == [2, 3, 1]
+    assert {r.labels["mode"] for r in recs} == {"trace"}

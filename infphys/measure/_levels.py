@@ -27,7 +27,7 @@ from typing import Any
 
 from infphys import stats
 from infphys.measure.client import ChatClient
-from infphys.measure.prompts import PromptSource
+from infphys.measure.prompts import PromptSource, synthetic_prompt
 from infphys.records import RequestRecord, RunWriter, records_to_frame
 from infphys.workload import Workload
 
@@ -62,19 +62,12 @@ Level = Workload
 def check_level(name: str, lv: object) -> Workload:
     """``lv`` as a level the load generator can send, or a ``ValueError`` naming ``name``.
 
-    The load generator sends closed loops, open loops (Poisson or constant) and offline bursts
-    (every request at once, capped by ``max_in_flight``) with one prompt size and one
-    ``max_tokens`` per level; size ranges, traces and client jitter are the simulator's.
+    The load generator sends every shape (closed, open, offline bursts capped by
+    ``max_in_flight``, traces) and per-request sizes (ranges, traces) as synthetic prompts;
+    client jitter is the simulator's, and ``ignore_eos`` is a server option (``extra_body``).
     """
     if not isinstance(lv, Workload):
         raise ValueError(f"{name} must be a Level (infphys.workload.Workload)")
-    if lv.mode == "trace":
-        raise ValueError(f"{name}: the load generator does not replay traces (the simulator does)")
-    if not lv.fixed_sizes:
-        raise ValueError(
-            f"{name}: the load generator sends one prompt size and one max_tokens per level "
-            "(no prompt_tokens_max / max_tokens_max)"
-        )
     if lv.client_jitter_s:
         raise ValueError(f"{name}: client_jitter_s is a simulator setting (real clients jitter)")
     if lv.ignore_eos:
@@ -188,8 +181,10 @@ class LevelDriver:
         drain_s: float,
         max_in_flight: int,
         rng: random.Random,
+        prompt_seed: int = 0,
     ) -> None:
         self.client = client
+        self.prompt_seed = prompt_seed
         self.prompts = prompts
         self.writer = writer
         self.progress = progress
@@ -210,16 +205,27 @@ class LevelDriver:
             self.on_record(rec)
 
     async def _fire(
-        self, labels: dict[str, Any], warmup: bool, max_tokens: int, scheduled_s: float | None
+        self,
+        labels: dict[str, Any],
+        warmup: bool,
+        max_tokens: int,
+        scheduled_s: float | None,
+        prompt_tokens: int | None = None,
     ) -> None:
+        """Send one request; ``prompt_tokens`` (per-request sizes) asks for a synthetic prompt
+        of that size instead of the level's prompt source."""
         rid = self.next_id
         self.next_id += 1
         if scheduled_s is not None:
             labels = {**labels, "scheduled_s": scheduled_s}
+        if prompt_tokens is not None:
+            labels = {**labels, "prompt_tokens_asked": prompt_tokens, "max_tokens": max_tokens}
+            prompt = synthetic_prompt(prompt_tokens, seed=self.prompt_seed * 1_000_003 + rid)
+        else:
+            prompt = self.prompts(rid)
         rec = RequestRecord(
             request_id=rid, sent_s=self.client.now_s(), labels=labels, warmup=warmup
         )
-        prompt = self.prompts(rid)
         self.progress.in_flight += 1
         self.progress.started += 1
         try:
@@ -252,28 +258,39 @@ class LevelDriver:
         stop_sending = start + self._duration_s(lv)
         total = lv.warmup + lv.requests
         counter = iter(range(total))
+        sizes = None if lv.fixed_sizes else lv.sizes()
 
         async def worker() -> None:
             for k in counter:
                 if self.client.now_s() >= stop_sending:
                     return
-                await self._fire(labels, k < lv.warmup, lv.max_tokens, None)
+                if sizes is None:
+                    await self._fire(labels, k < lv.warmup, lv.max_tokens, None)
+                else:
+                    p, m = sizes[k]
+                    await self._fire(labels, k < lv.warmup, m, None, p)
 
         loop = asyncio.get_running_loop()
         tasks = {loop.create_task(worker()) for _ in range(min(lv.concurrency, total))}
         await self._bounded(tasks, stop_sending + self.drain_s)
 
     async def open(self, lv: Workload, labels: dict[str, Any]) -> None:
-        """Open loop or offline: sends at ``lv``'s schedule drawn from the run's ``rng``."""
+        """Open loop, offline or trace: sends at ``lv``'s schedule (Poisson gaps drawn from the
+        run's ``rng``)."""
         loop = asyncio.get_running_loop()
         start = self.client.now_s()
         stop_sending = start + self._duration_s(lv)
         slots = asyncio.Semaphore(self.max_in_flight)
         tasks: set[asyncio.Task[None]] = set()
+        sizes = None if lv.fixed_sizes else lv.sizes()
 
         async def fire_and_release(k: int, at_s: float) -> None:
             try:
-                await self._fire(labels, k < lv.warmup, lv.max_tokens, at_s)
+                if sizes is None:
+                    await self._fire(labels, k < lv.warmup, lv.max_tokens, at_s)
+                else:
+                    p, m = sizes[k]
+                    await self._fire(labels, k < lv.warmup, m, at_s, p)
             finally:
                 slots.release()
 

@@ -11,7 +11,9 @@ Every run is a sequence of *levels* (:class:`Level`, the package's one workload 
   earlier ones — constant gaps 1/λ, or Poisson arrivals (exponential gaps drawn from one
   ``random.Random(seed)``; the first request goes at the level's start). This is the mode that
   shows queueing honestly. ``max_in_flight`` caps the sends; a capped send goes late and the
-  lateness is recorded. An offline level (``rate_per_s=math.inf``) sends everything at once.
+  lateness is recorded. An offline level (``rate_per_s=math.inf``) sends everything at once;
+  a trace level (:meth:`Level.trace`) replays recorded send times and sizes. Per-request sizes
+  (a trace, or ``prompt_tokens_max`` / ``max_tokens_max`` ranges) go out as synthetic prompts.
 
 Each level is bounded in count (``requests``) and in time: no request is started after
 ``duration_s`` (the run's, or the level's own when shorter), and what is still in flight
@@ -186,6 +188,11 @@ async def run_levels(
         raise ValueError("levels must hold at least one level")
     for i, lv in enumerate(levels):
         check_level(f"levels[{i}]", lv)
+        if prompts is not None and not lv.fixed_sizes:
+            raise ValueError(
+                f"levels[{i}]: per-request sizes (a trace or a size range) are sent as synthetic "
+                "prompts; leave prompts=None"
+            )
     duration = positive("duration_s", duration_s)
     timeouts = timeouts or Timeouts()
     drain = timeouts.total_s if drain_s is None else non_negative("drain_s", drain_s)
@@ -236,7 +243,7 @@ async def run_levels(
     client.clock_zero_s = clock_zero
     rng = random.Random(seed)
     engine = LevelDriver(
-        client, source, writer, progress, on_record, duration, drain, max_in_flight, rng
+        client, source, writer, progress, on_record, duration, drain, max_in_flight, rng, seed
     )
     delivered: list[DeliveredLoad] = []
     warnings: list[str] = []
