@@ -98,7 +98,8 @@ class Workload:
         warmup: requests sent first and flagged ``warmup`` (statistics leave them out).
         ignore_eos: requests ask for exactly ``max_tokens`` (as benchmarks do); otherwise the
             server's own stopping (the simulator's output-length distribution) applies.
-        seed: seeds the size, arrival and jitter streams.
+        seed: seeds the size, arrival and jitter streams (the load generator draws open-loop
+            arrivals from its run's ``seed`` instead: one stream across the run's levels).
         client_jitter_s: closed loop (simulator): each client waits a uniform random time in
             [0, ``client_jitter_s``) before each send (its own overhead between reading one
             answer and sending the next; GenAI-Perf's is about a millisecond). Without it,
