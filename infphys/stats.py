@@ -33,6 +33,7 @@ check that the load was steady and the clocks consistent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -105,7 +106,7 @@ def _ok(f: pd.DataFrame) -> pd.DataFrame:
 
 def percentiles(values: Iterable[float], qs: Sequence[float] = (50, 95, 99)) -> dict[str, float]:
     """``{"p50": …, "p95": …, "p99": …}`` of the finite values (NaN when there are none)."""
-    a = np.asarray(list(values), dtype=float)
+    a = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=float)
     a = a[np.isfinite(a)]
     out: dict[str, float] = {}
     for q in qs:
@@ -187,24 +188,61 @@ class Throughput:
     output_tokens_per_s: float
 
 
+def _tokens(value: object) -> float:
+    """A completion-token count as a number; missing or not a number counts 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return 0.0
+    v = float(value)
+    return v if math.isfinite(v) else 0.0
+
+
 def throughput(data: RecordsLike) -> Throughput:
     """Throughput over the measured window (failed and incomplete requests never count).
 
-    Output tokens are the successful requests' ``completion_tokens`` (server ``usage`` when
-    present; see ``token_count_source``).
+    The window runs from the first measured send to the last measured end (warm-up left out;
+    failed requests bound it too). Output tokens are the successful requests'
+    ``completion_tokens`` (server ``usage`` when present; see ``token_count_source``). Records
+    (a list of :class:`~infphys.records.RequestRecord`) are read directly, without building a
+    frame; a DataFrame or a Run is read by column. Both give the same figures.
+
+    >>> from infphys.records import RequestRecord
+    >>> recs = [RequestRecord(request_id=i, sent_s=0.0, end_s=2.0, status="ok",
+    ...                       completion_tokens=100) for i in range(9)]
+    >>> recs.append(RequestRecord(request_id=9, sent_s=0.0, end_s=1.0, status="failed"))
+    >>> tp = throughput(recs)
+    >>> tp.requests_per_s, tp.output_tokens_per_s, tp.failed
+    (4.5, 450.0, 1)
     """
-    f = measured(data)
-    start, end = measured_window(f)
-    window = end - start if len(f) else float("nan")
-    ok = _ok(f)
-    n_ok = len(ok)
-    n_failed = int((f["status"] == "failed").sum()) if len(f) else 0
-    n_incomplete = int((f["status"] == "incomplete").sum()) if len(f) else 0
-    tokens = float(pd.to_numeric(ok["completion_tokens"], errors="coerce").fillna(0).sum())
-    if window > 0:
-        rps, tps = n_ok / window, tokens / window
+    if isinstance(data, pd.DataFrame | Run):
+        f = measured(data)
+        sent = f["sent_s"].tolist() if len(f) else []
+        ends = f["end_s"].tolist() if len(f) else []
+        status = f["status"].tolist() if len(f) else []
+        tokens = f["completion_tokens"].tolist() if len(f) else []
     else:
-        rps = tps = float("nan")
+        recs = [r for r in data if not r.warmup]
+        sent = [r.sent_s for r in recs]
+        ends = [r.end_s for r in recs]
+        status = [r.status for r in recs]
+        tokens = [r.completion_tokens for r in recs]
+    nan = float("nan")
+    finished = [float(e) for e in ends if e is not None and math.isfinite(float(e))]
+    if sent:
+        start = float(min(sent))
+        window = (max(finished) if finished else start) - start
+    else:
+        window = nan
+    n_ok = status.count("ok")
+    n_failed = status.count("failed")
+    n_incomplete = status.count("incomplete")
+    ok_tokens = 0.0
+    for t, st in zip(tokens, status, strict=True):
+        if st == "ok":
+            ok_tokens += t if type(t) is int else _tokens(t)
+    if window > 0:
+        rps, tps = n_ok / window, ok_tokens / window
+    else:
+        rps = tps = nan
     return Throughput(window, n_ok, n_failed, n_incomplete, rps, tps)
 
 

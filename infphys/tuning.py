@@ -18,14 +18,10 @@ Requests run at once = min(max_num_seqs, KV-limited concurrency) (see
 :func:`infphys.planning.kv_limited_concurrency`); past it, requests queue (or, when the KV cache
 runs out mid-answer, are preempted and recomputed) and the p95 climbs.
 
-:func:`simulate_sweep` runs one closed-loop sweep through :func:`infphys.sim.simulate` (virtual
-time: a whole sweep takes well under a second) and returns a records frame with one ``level``
-per concurrency, so :mod:`infphys.stats` and :mod:`infphys.plots` read it like a measured sweep,
-plus the engine's own per-level figures (peak running and waiting, KV usage, preemptions).
-Each level starts from an idle engine and its first round of requests (``concurrency`` of them)
-is a warm-up that statistics leave out: a closed loop starts with every client sending at once,
-a burst no steady load has. :func:`compare_knobs` sweeps several settings and tabulates where
-each one's knee and SLO cap fall.
+:func:`compare_knobs` runs one closed-loop sweep per setting through :func:`infphys.sim.sweep`
+(virtual time: a whole sweep takes well under a second; a warm-up round, then
+max(rounds × c, floor) measured requests per level) and tabulates where each one's knee and SLO
+cap fall, beside the engine's own figures (peak running, KV usage, preemptions).
 
 Worked example (simulated, Llama-3.1-8B BF16 on one H100, 2,000 prompt + 256 output tokens):
 the KV cache holds 410,384 tokens, 182 such requests; max_num_seqs = 256 does not bind, so past
@@ -36,7 +32,6 @@ from about 31 s to 22 s.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,12 +40,10 @@ from typing import Any
 import pandas as pd
 
 from infphys import stats
-from infphys._check import non_negative_int, positive, positive_int
-from infphys.planning import kv_limited_concurrency, slo_cap
-from infphys.records import records_to_frame
+from infphys._check import positive
+from infphys.planning import slo_cap
 from infphys.sim.config import EngineConfig
-from infphys.sim.virtual import simulate
-from infphys.sim.workload import Workload
+from infphys.sim.sweeps import DEFAULT_SWEEP_CONCURRENCY, SimSweep, sweep
 
 __all__ = [
     "DEFAULT_SWEEP_CONCURRENCY",
@@ -58,11 +51,7 @@ __all__ = [
     "KnobComparison",
     "SimSweep",
     "compare_knobs",
-    "simulate_sweep",
 ]
-
-#: Concurrency levels of a default sweep: doublings from 1 to 512.
-DEFAULT_SWEEP_CONCURRENCY: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 #: The knobs :func:`compare_knobs` accepts in a variant, with what each limits.
 KNOBS: dict[str, str] = {
@@ -73,104 +62,6 @@ KNOBS: dict[str, str] = {
     "weights_precision": "bytes per weight (fp8 halves the weight read and frees memory)",
     "tp": "GPUs per replica (tensor parallel)",
 }
-
-_ENGINE_COLUMNS = ("peak_running", "peak_waiting", "peak_kv_usage", "preemptions")
-
-
-@dataclass(frozen=True)
-class SimSweep:
-    """One simulated closed-loop sweep.
-
-    Attributes:
-        config: the engine simulated.
-        frame: every request of every level (``level``, ``concurrency`` columns), as
-            :func:`infphys.records.records_to_frame` gives it.
-        engine: one row per level: ``concurrency`` and the engine's ``peak_running``,
-            ``peak_waiting``, ``peak_kv_usage`` (0–1) and ``preemptions``.
-        prompt_tokens, max_tokens: the request shape.
-    """
-
-    config: EngineConfig
-    frame: pd.DataFrame
-    engine: pd.DataFrame
-    prompt_tokens: int
-    max_tokens: int
-
-    def summary(self) -> pd.DataFrame:
-        """:func:`infphys.stats.summarize` per level, with the engine's columns joined."""
-        s = stats.summarize(self.frame)
-        return s.merge(self.engine.drop(columns=["concurrency"]), on="level", how="left")
-
-    @property
-    def max_running_predicted(self) -> int:
-        """min(max_num_seqs, KV-limited concurrency) for this request shape."""
-        kv = kv_limited_concurrency(
-            self.config.kv_capacity_tokens,
-            self.prompt_tokens + self.max_tokens,
-            block_tokens=self.config.block_tokens,
-        )
-        return min(self.config.max_num_seqs, kv)
-
-
-def simulate_sweep(
-    config: EngineConfig,
-    concurrency: Sequence[int] = DEFAULT_SWEEP_CONCURRENCY,
-    *,
-    prompt_tokens: int = 1000,
-    max_tokens: int = 200,
-    rounds_per_level: int = 3,
-    min_requests_per_level: int = 24,
-    seed: int = 0,
-) -> SimSweep:
-    """A closed-loop concurrency sweep in virtual time, one level per concurrency.
-
-    Each level sends max(``rounds_per_level`` × c, ``min_requests_per_level``) measured
-    requests after a warm-up round of c, every one asking for exactly ``max_tokens`` tokens
-    (``ignore_eos``, as benchmarks do).
-
-    >>> sw = simulate_sweep(EngineConfig.build("h200", "llama-3.1-8b"), [1, 8, 64],
-    ...                     prompt_tokens=512, max_tokens=64)
-    >>> sw.summary()["concurrency"].tolist()
-    [1, 8, 64]
-    """
-    levels = [positive_int(f"concurrency[{i}]", c) for i, c in enumerate(concurrency)]
-    if not levels:
-        raise ValueError("concurrency must hold at least one level")
-    if any(b <= a for a, b in itertools.pairwise(levels)):
-        raise ValueError(f"concurrency must be strictly increasing (got {levels})")
-    p = positive_int("prompt_tokens", prompt_tokens)
-    m = positive_int("max_tokens", max_tokens)
-    rounds = positive_int("rounds_per_level", rounds_per_level)
-    floor = positive_int("min_requests_per_level", min_requests_per_level)
-    non_negative_int("seed", seed)
-    frames: list[pd.DataFrame] = []
-    engine_rows: list[dict[str, Any]] = []
-    for index, c in enumerate(levels):
-        wl = Workload.closed(
-            concurrency=c,
-            requests=max(rounds * c, floor),
-            warmup=c,
-            prompt_tokens=p,
-            max_tokens=m,
-            ignore_eos=True,
-            seed=seed,
-        )
-        res = simulate(config, wl, keep_chunk_times=False)
-        for r in res.records:
-            r.labels["level"] = index
-        frames.append(records_to_frame(res.records, res.header))
-        s = res.summary()
-        engine_rows.append(
-            {"level": index, "concurrency": c, **{k: s.get(k, math.nan) for k in _ENGINE_COLUMNS}}
-        )
-    frame = pd.concat(frames, ignore_index=True)
-    return SimSweep(
-        config=config,
-        frame=frame,
-        engine=pd.DataFrame(engine_rows),
-        prompt_tokens=p,
-        max_tokens=m,
-    )
 
 
 @dataclass(frozen=True)
@@ -238,7 +129,7 @@ def compare_knobs(
                 f"variants[{name!r}]: unknown knob {unknown[0]!r} (knobs: {', '.join(KNOBS)})"
             )
         cfg = config.with_(**dict(change)) if change else config
-        sw = simulate_sweep(
+        sw = sweep(
             cfg,
             concurrency,
             prompt_tokens=prompt_tokens,

@@ -74,16 +74,14 @@ def _():
     from infphys.exercises import lab03 as ex3
     from infphys.exercises.ui import exercise_widget, save_view, verdict_view
     from infphys.plots import labs as lab_plots
+    from infphys.sim import sweep as sim_sweep
     from infphys.sim.config import EngineConfig
-    from infphys.sim.virtual import simulate, time_average
-    from infphys.sim.workload import Workload
 
     return (
         AnswerBook,
         EngineConfig,
         GPUS,
         MODELS,
-        Workload,
         dataclasses,
         ex3,
         exercise_widget,
@@ -95,8 +93,7 @@ def _():
         pd,
         physics,
         save_view,
-        simulate,
-        time_average,
+        sim_sweep,
         verdict_view,
     )
 
@@ -384,42 +381,35 @@ def _(
 
 @app.cell
 def _(
-    Workload,
     engine_wall_users,
     output_tokens,
     pd,
     prompt_tokens,
     seed,
     sim_config,
-    simulate,
-    time_average,
+    sim_sweep,
 ):
-    # Concurrency levels from half the wall to twice it; two requests per user at each level.
+    # Concurrency levels from half the wall to twice it: one simulator sweep (a warm-up round,
+    # then two rounds per level), its engine figures under the chart's column names.
     sweep_levels = sorted(
         {max(1, round(engine_wall_users * f)) for f in (0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0)}
     ) if engine_wall_users > 0 else []
-    sweep_rows = []
-    if sim_config is not None:
-        for _c in sweep_levels:
-            _res = simulate(
-                sim_config,
-                Workload.closed(concurrency=_c, requests=2 * _c, prompt_tokens=prompt_tokens,
-                                max_tokens=output_tokens, ignore_eos=True, seed=seed),
-                keep_chunk_times=False,
-            )
-            _s = _res.summary()
-            sweep_rows.append(
-                {
-                    "concurrency": _c,
-                    "max_running": int(_s["peak_running"]),
-                    "mean_waiting": time_average(_res.timeseries, "waiting"),
-                    "preemptions": int(_s["preemptions"]),
-                    "output_tokens_per_s": _s["output_tokens_per_s"],
-                    "tpot_mean_ms": _s["tpot_mean_s"] * 1e3,
-                    "kv_usage_peak": _s["peak_kv_usage"],
-                }
-            )
-    sweep = pd.DataFrame(sweep_rows)
+    sweep = pd.DataFrame()
+    if sim_config is not None and sweep_levels:
+        _lv = sim_sweep(sim_config, sweep_levels, prompt_tokens=prompt_tokens,
+                        max_tokens=output_tokens, rounds_per_level=2, min_requests_per_level=8,
+                        seed=seed).levels
+        sweep = pd.DataFrame(
+            {
+                "concurrency": _lv["concurrency"],
+                "max_running": _lv["peak_running"].astype(int),
+                "mean_waiting": _lv["mean_waiting"],
+                "preemptions": _lv["preemptions"].astype(int),
+                "output_tokens_per_s": _lv["output_tokens_per_s"],
+                "tpot_mean_ms": _lv["tpot_mean_s"] * 1e3,
+                "kv_usage_peak": _lv["peak_kv_usage"],
+            }
+        )
     return (sweep,)
 
 

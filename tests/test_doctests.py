@@ -18,6 +18,7 @@ MODULES = [
     "infphys.physics.queueing",
     "infphys.physics.roofline",
     "infphys.records",
+    "infphys.workload",
 ]
 
 

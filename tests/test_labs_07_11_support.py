@@ -28,10 +28,11 @@ from infphys.planning import (
 )
 from infphys.plots import labs_load
 from infphys.records import RequestRecord, records_to_frame
+from infphys.sim import sweep
 from infphys.sim.config import EngineConfig
 from infphys.sim.virtual import simulate
 from infphys.sim.workload import Workload
-from infphys.tuning import compare_knobs, simulate_sweep
+from infphys.tuning import compare_knobs
 
 MODULES = [
     "infphys.planning",
@@ -113,9 +114,9 @@ def test_plan_capacity_from_a_summary() -> None:
 # --- tuning -----------------------------------------------------------------------------------
 
 
-def test_simulate_sweep_labels_levels_and_keeps_engine_figures() -> None:
+def test_sim_sweep_labels_levels_and_keeps_engine_figures() -> None:
     cfg = EngineConfig.build("h100", "llama-3.1-8b", max_num_seqs=8)
-    sw = simulate_sweep(cfg, [2, 8, 32], prompt_tokens=64, max_tokens=16, rounds_per_level=4)
+    sw = sweep(cfg, [2, 8, 32], prompt_tokens=64, max_tokens=16, rounds_per_level=4)
     s = sw.summary()
     assert s["concurrency"].tolist() == [2, 8, 32]
     assert s["requests"].tolist() == [24, 32, 128]  # max(4 × c, 24); warm-up excluded
@@ -131,7 +132,7 @@ def test_simulate_sweep_labels_levels_and_keeps_engine_figures() -> None:
     w8, w32 = s["e2e_mean_s"].iloc[1], s["e2e_mean_s"].iloc[2]
     assert w32 == pytest.approx(4 * w8, rel=0.1)
     with pytest.raises(ValueError, match="increasing"):
-        simulate_sweep(cfg, [4, 2])
+        sweep(cfg, [4, 2])
 
 
 def test_compare_knobs_moves_the_batch_limit_and_the_kv_capacity() -> None:

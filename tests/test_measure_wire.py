@@ -49,6 +49,7 @@ from infphys.measure._wire import (
 )
 from infphys.measure.client import ChatClient, HttpStack, Timeouts
 from infphys.measure.target import Target
+from infphys.measure.transport import AiohttpTransport, WireTransport
 from infphys.records import RequestRecord
 
 #: A kernel receive stamp may read up to this much before the server's perf_counter() stamp
@@ -1085,13 +1086,13 @@ def test_wire_stack_refuses_https() -> None:
 
 def test_auto_stack_is_aiohttp_for_https() -> None:
     client = ChatClient(Target(base_url="https://example.invalid"), http_stack="auto")
-    assert not client.uses_wire
+    assert isinstance(client.transport, AiohttpTransport)
     assert client.http_client.startswith("aiohttp")
 
 
 async def test_auto_stack_is_wire_for_http() -> None:
     async with ChatClient(Target(base_url="http://127.0.0.1:8123"), http_stack="auto") as client:
-        assert client.uses_wire
+        assert isinstance(client.transport, WireTransport)
         assert "infphys wire" in client.http_client
         kernel = "kernel receive timestamps" in client.http_client
         assert kernel == KERNEL_TIMESTAMPS

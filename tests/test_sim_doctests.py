@@ -18,6 +18,7 @@ MODULES = [
     "infphys.sim.fleet",
     "infphys.sim.hosting",
     "infphys.sim.server",
+    "infphys.sim.sweeps",
     "infphys.sim.workload",
     "infphys.resolve",
 ]

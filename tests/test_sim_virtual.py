@@ -157,3 +157,25 @@ def test_ten_thousand_long_requests_run_in_stretches() -> None:
     assert len(res.records) == 10_000
     assert res.stats.stretch_steps > 0.9 * res.stats.steps
     assert math.isfinite(res.summary()["output_tokens_per_s"])
+
+
+def test_summary_throughput_uses_the_measured_window_of_stats() -> None:
+    # A rejected request at t = 0 (its prompt is beyond the context) and one good request at
+    # t = 1 s. stats' window runs from the first measured send (0 s, the rejected one) to the
+    # last measured end (the good one's, 1 s + its e2e), so throughput = 1 / (1 + e2e) requests
+    # per second; a window over successful requests only would give 1 / e2e, ~30 times more.
+    c = cfg()
+    too_long = c.max_model_len + 1
+    res = simulate(c, Workload.trace([0.0, 1.0], [(too_long, 8), (100, 8)], ignore_eos=True))
+    good = next(r for r in res.records if r.status == "ok")
+    assert [r.status for r in sorted(res.records, key=lambda r: r.sent_s)] == ["failed", "ok"]
+    s = res.summary()
+    assert good.end_s is not None and good.e2e_s is not None and good.e2e_s < 0.1
+    assert s["duration_s"] == pytest.approx(good.end_s, rel=1e-12)  # window [0, end]
+    assert s["requests_per_s"] == pytest.approx(1 / good.end_s, rel=1e-12)
+    assert s["output_tokens_per_s"] == pytest.approx(8 / good.end_s, rel=1e-12)
+    assert (s["requests_ok"], s["requests_failed"]) == (1, 1)
+    # The same function summarises a measured run: the figures agree exactly.
+    row = stats.summarize(res.to_frame(), by=None).iloc[0]
+    assert row["throughput_req_per_s"] == s["requests_per_s"]
+    assert row["window_s"] == s["duration_s"]

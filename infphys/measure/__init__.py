@@ -65,6 +65,7 @@ from infphys.measure.retry import (
 )
 from infphys.measure.stub import FAULTS, StubConfig, StubServer
 from infphys.measure.target import Target
+from infphys.measure.transport import MockResponse, MockTransport, Transport, make_transport
 
 # Plain ``sorted()`` order, as tests/test_api.py checks (ruff's RUF022 puts constants first).
 __all__ = [  # noqa: RUF022
@@ -77,6 +78,8 @@ __all__ = [  # noqa: RUF022
     "LoadResult",
     "METRICS_PATHS",
     "MetricsScraper",
+    "MockResponse",
+    "MockTransport",
     "PreflightStep",
     "PreflightVerdict",
     "PromptList",
@@ -89,6 +92,7 @@ __all__ = [  # noqa: RUF022
     "SyntheticPrompts",
     "Target",
     "Timeouts",
+    "Transport",
     "VOCABULARY",
     "WORDS",
     "classify_exception",
@@ -98,6 +102,7 @@ __all__ = [  # noqa: RUF022
     "engine_check",
     "estimate_tokens",
     "load_metrics",
+    "make_transport",
     "open_loop",
     "overload",
     "parse_metrics",

@@ -1,7 +1,9 @@
 """How one load level is driven and judged: the workers, the probes and the delivered load.
 
-:class:`Level` is one stretch of constant load (a closed loop of ``concurrency`` workers or an
-open loop at ``rate_per_s``); :class:`LevelDriver` sends its requests, records each as it ends
+:class:`Level` is one stretch of constant load, the package's one workload spec
+(:class:`infphys.workload.Workload`: a closed loop of ``concurrency`` workers, an open loop at
+``rate_per_s``, or an offline burst); :func:`check_level` says which of its settings the load
+generator can send; :class:`LevelDriver` sends its requests, records each as it ends
 and cancels what is still in flight when the level's time is up; :class:`LoopLagProbe` times a
 10 ms timer on the client's event loop; :func:`delivered_load` turns a level's records and the
 client health figures into a :class:`DeliveredLoad`, with a note when the client, not the
@@ -19,15 +21,15 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from infphys import stats
-from infphys._check import non_negative_int, positive, positive_int
 from infphys.measure.client import ChatClient
-from infphys.measure.prompts import PromptSource
+from infphys.measure.prompts import PromptSource, synthetic_prompt
 from infphys.records import RequestRecord, RunWriter, records_to_frame
+from infphys.workload import Workload
 
 __all__ = [
     "CLIENT_CPU_WARN_FRACTION",
@@ -38,6 +40,7 @@ __all__ = [
     "LevelDriver",
     "LoadProgress",
     "LoopLagProbe",
+    "check_level",
     "delivered_dict",
     "delivered_load",
 ]
@@ -52,65 +55,26 @@ DISPATCH_LAG_WARN_S = 0.005
 _LAG_PROBE_S = 0.010
 
 
-@dataclass(frozen=True, slots=True)
-class Level:
-    """One stretch of constant load.
+#: The load generator's name for one stretch of constant load: the package's one workload spec.
+Level = Workload
 
-    Attributes:
-        requests: measured requests of the level (warm-up requests come on top).
-        concurrency: closed loop with this many workers (exactly one of ``concurrency`` and
-            ``rate_per_s`` is set).
-        rate_per_s: open loop at this mean arrival rate, requests/s.
-        arrival: ``poisson`` or ``constant`` gaps (open loop).
-        warmup: requests sent first and flagged ``warmup`` (excluded from statistics).
-        prompt_tokens: size of synthetic prompts (ignored when the run has a prompt list).
-        max_tokens: ``max_tokens`` of every request.
-        labels: extra labels stored with each record (e.g. ``timeout_s``).
+
+def check_level(name: str, lv: object) -> Workload:
+    """``lv`` as a level the load generator can send, or a ``ValueError`` naming ``name``.
+
+    The load generator sends every shape (closed, open, offline bursts capped by
+    ``max_in_flight``, traces) and per-request sizes (ranges, traces) as synthetic prompts;
+    client jitter is the simulator's, and ``ignore_eos`` is a server option (``extra_body``).
     """
-
-    requests: int
-    concurrency: int | None = None
-    rate_per_s: float | None = None
-    arrival: Literal["poisson", "constant"] = "poisson"
-    warmup: int = 0
-    prompt_tokens: int = 128
-    max_tokens: int = 64
-    labels: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        positive_int("requests", self.requests)
-        if (self.concurrency is None) == (self.rate_per_s is None):
-            raise ValueError("concurrency or rate_per_s: give exactly one of them")
-        if self.concurrency is not None:
-            positive_int("concurrency", self.concurrency)
-        if self.rate_per_s is not None:
-            positive("rate_per_s", self.rate_per_s)
-        if self.arrival not in ("poisson", "constant"):
-            raise ValueError(f"arrival must be 'poisson' or 'constant' (got {self.arrival!r})")
-        non_negative_int("warmup", self.warmup)
-        positive_int("prompt_tokens", self.prompt_tokens)
-        positive_int("max_tokens", self.max_tokens)
-
-    @property
-    def mode(self) -> Literal["closed", "open"]:
-        return "closed" if self.concurrency is not None else "open"
-
-    def describe(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"mode": self.mode, "requests": self.requests, "warmup": self.warmup}
-        if self.concurrency is not None:
-            d["concurrency"] = self.concurrency
-        else:
-            d["rate_per_s"] = self.rate_per_s
-            d["arrival"] = self.arrival
-        d["prompt_tokens"] = self.prompt_tokens
-        d["max_tokens"] = self.max_tokens
-        d.update(self.labels)
-        return d
-
-    def asked(self) -> str:
-        if self.concurrency is not None:
-            return f"concurrency {self.concurrency}"
-        return f"{self.rate_per_s:g} req/s {self.arrival}"
+    if not isinstance(lv, Workload):
+        raise ValueError(f"{name} must be a Level (infphys.workload.Workload)")
+    if lv.client_jitter_s:
+        raise ValueError(f"{name}: client_jitter_s is a simulator setting (real clients jitter)")
+    if lv.ignore_eos:
+        raise ValueError(
+            f"{name}: ignore_eos is a server option here; pass extra_body={{'ignore_eos': True}}"
+        )
+    return lv
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +181,10 @@ class LevelDriver:
         drain_s: float,
         max_in_flight: int,
         rng: random.Random,
+        prompt_seed: int = 0,
     ) -> None:
         self.client = client
+        self.prompt_seed = prompt_seed
         self.prompts = prompts
         self.writer = writer
         self.progress = progress
@@ -247,16 +213,27 @@ class LevelDriver:
             self.on_record(rec)
 
     async def _fire(
-        self, labels: dict[str, Any], warmup: bool, max_tokens: int, scheduled_s: float | None
+        self,
+        labels: dict[str, Any],
+        warmup: bool,
+        max_tokens: int,
+        scheduled_s: float | None,
+        prompt_tokens: int | None = None,
     ) -> None:
+        """Send one request; ``prompt_tokens`` (per-request sizes) asks for a synthetic prompt
+        of that size instead of the level's prompt source."""
         rid = self.next_id
         self.next_id += self.id_step
         if scheduled_s is not None:
             labels = {**labels, "scheduled_s": scheduled_s}
+        if prompt_tokens is not None:
+            labels = {**labels, "prompt_tokens_asked": prompt_tokens, "max_tokens": max_tokens}
+            prompt = synthetic_prompt(prompt_tokens, seed=self.prompt_seed * 1_000_003 + rid)
+        else:
+            prompt = self.prompts(rid)
         rec = RequestRecord(
             request_id=rid, sent_s=self.client.now_s(), labels=labels, warmup=warmup
         )
-        prompt = self.prompts(rid)
         self.progress.in_flight += 1
         self.progress.started += 1
         try:
@@ -280,46 +257,56 @@ class LevelDriver:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    async def closed(self, lv: Level, labels: dict[str, Any]) -> None:
+    def _duration_s(self, lv: Workload) -> float:
+        return self.duration_s if lv.duration_s is None else min(self.duration_s, lv.duration_s)
+
+    async def closed(self, lv: Workload, labels: dict[str, Any]) -> None:
         assert lv.concurrency is not None
         start = self.client.now_s() if self.level_start_s is None else self.level_start_s
-        stop_sending = start + self.duration_s
+        stop_sending = start + self._duration_s(lv)
         total = lv.warmup + lv.requests
         counter = iter(range(total))
         take = self.take_ticket
+        sizes = None if lv.fixed_sizes else lv.sizes()
 
         async def worker() -> None:
             while (k := next(counter, None) if take is None else await take()) is not None:
                 if self.client.now_s() >= stop_sending:
                     return
-                await self._fire(labels, k < lv.warmup, lv.max_tokens, None)
+                if sizes is None:
+                    await self._fire(labels, k < lv.warmup, lv.max_tokens, None)
+                else:
+                    p, m = sizes[k]
+                    await self._fire(labels, k < lv.warmup, m, None, p)
 
         loop = asyncio.get_running_loop()
         tasks = {loop.create_task(worker()) for _ in range(min(lv.concurrency, total))}
         await self._bounded(tasks, stop_sending + self.drain_s)
 
-    async def open(self, lv: Level, labels: dict[str, Any]) -> None:
-        assert lv.rate_per_s is not None
+    async def open(self, lv: Workload, labels: dict[str, Any]) -> None:
+        """Open loop, offline or trace: sends at ``lv``'s schedule (Poisson gaps drawn from the
+        run's ``rng``)."""
         loop = asyncio.get_running_loop()
         start = self.client.now_s() if self.level_start_s is None else self.level_start_s
-        stop_sending = start + self.duration_s
-        total = lv.warmup + lv.requests
+        start += self.phase_s
+        stop_sending = start - self.phase_s + self._duration_s(lv)
         slots = asyncio.Semaphore(self.max_in_flight)
         tasks: set[asyncio.Task[None]] = set()
-        rate = lv.rate_per_s
-        scheduled = start + self.phase_s
+        sizes = None if lv.fixed_sizes else lv.sizes()
 
         async def fire_and_release(k: int, at_s: float) -> None:
             try:
-                await self._fire(labels, k < lv.warmup, lv.max_tokens, at_s)
+                if sizes is None:
+                    await self._fire(labels, k < lv.warmup, lv.max_tokens, at_s)
+                else:
+                    p, m = sizes[k]
+                    await self._fire(labels, k < lv.warmup, m, at_s, p)
             finally:
                 slots.release()
 
         try:
-            for k in range(total):
-                if k:
-                    gap = self.rng.expovariate(rate) if lv.arrival == "poisson" else 1.0 / rate
-                    scheduled += gap
+            for k, offset_s in enumerate(lv.schedule_s(self.rng)):
+                scheduled = start + offset_s
                 if scheduled >= stop_sending:
                     break
                 delay = scheduled - self.client.now_s()
@@ -345,7 +332,7 @@ class LevelDriver:
 
 def delivered_load(
     index: int,
-    lv: Level,
+    lv: Workload,
     recs: list[RequestRecord],
     loop_lags_s: list[float],
     cpu_fraction: float,
@@ -373,7 +360,7 @@ def delivered_load(
         reasons.append(f"the client's event-loop thread used {cpu_fraction:.0%} of a core")
     if loop_p95 > LOOP_LAG_WARN_S:
         reasons.append(f"its event loop ran {loop_p95 * 1e3:.1f} ms late (p95)")
-    if lv.mode == "open" and lag_p["p95"] > DISPATCH_LAG_WARN_S:
+    if lv.mode != "closed" and lag_p["p95"] > DISPATCH_LAG_WARN_S:
         reasons.append(f"open-loop sends went {lag_p['p95'] * 1e3:.1f} ms late (p95)")
     if rx_p95 > LOOP_LAG_WARN_S:
         reasons.append(f"it read arrivals {rx_p95 * 1e3:.1f} ms after the kernel (p95)")

@@ -46,6 +46,9 @@ silence — before the first byte of the response and between reads (a stalled s
 ``read_timeout``); ``total_s`` bounds the whole request (a server that trickles bytes forever is
 a ``total_timeout``).
 
+The bytes travel through a transport (:mod:`infphys.measure.transport`: the wire stack, aiohttp,
+or an in-memory mock for tests); the client itself has one code path for all of them.
+
 HTTP stack, chosen by ``benchmarks/bench_client.py``'s numbers (2-core machine, loopback):
 
 - The issue's survey at concurrency 64, 0 ms server, 8-token answers: a bare aiohttp client
@@ -82,13 +85,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
-
-import aiohttp
-import httptools
 
 from infphys._check import positive_int
 from infphys.measure._failures import (
@@ -102,42 +102,14 @@ from infphys.measure._failures import (
     server_message,
 )
 from infphys.measure._sse import SSEParser, loads_json
-from infphys.measure._wire import (
-    KERNEL_TIMESTAMPS,
-    WIRE_SUPPORTED,
-    WireClient,
-    WireResponse,
-)
 from infphys.measure.prompts import estimate_tokens
 from infphys.measure.target import Target
+from infphys.measure.transport import HttpStack, Response, Transport, make_transport
 from infphys.records import RequestRecord
 
 __all__ = ["ChatClient", "HttpStack", "Timeouts", "classify_exception", "classify_status"]
 
-#: Which HTTP client sends the requests: ``"wire"`` (infphys's own, kernel receive timestamps,
-#: ``http://`` only), ``"aiohttp"``, or ``"auto"`` (wire for ``http://``, aiohttp for
-#: ``https://``).
-HttpStack = Literal["auto", "wire", "aiohttp"]
-
 _DRAIN_S = 0.5
-
-
-class _AiohttpPieces:
-    """aiohttp's body as ``(bytes, arrival time)`` pieces, stamped when the coroutine resumes."""
-
-    __slots__ = ("_content",)
-
-    def __init__(self, content: aiohttp.StreamReader) -> None:
-        self._content = content
-
-    def __aiter__(self) -> _AiohttpPieces:
-        return self
-
-    async def __anext__(self) -> tuple[bytes, float]:
-        data = await self._content.readany()
-        if not data:
-            raise StopAsyncIteration
-        return data, time.perf_counter()
 
 
 class ChatClient:
@@ -155,7 +127,10 @@ class ChatClient:
         max_connections: connection pool size (0: unlimited, so the load shape decides).
         http_stack: ``"auto"`` (default: infphys's wire client for ``http://`` targets, with
             kernel receive timestamps on Linux; aiohttp for ``https://`` and on Windows),
-            ``"wire"`` or ``"aiohttp"``.
+            ``"wire"`` or ``"aiohttp"`` (:func:`infphys.measure.transport.make_transport`).
+        transport: send through this :class:`~infphys.measure.transport.Transport` instead
+            (e.g. a :class:`~infphys.measure.transport.MockTransport` in tests);
+            ``http_stack`` is then ignored.
     """
 
     def __init__(
@@ -169,24 +144,12 @@ class ChatClient:
         clock_zero_s: float | None = None,
         max_connections: int = 0,
         http_stack: HttpStack = "auto",
+        transport: Transport | None = None,
     ) -> None:
         if not isinstance(target, Target):
             raise ValueError(f"target must be a Target (got {type(target).__name__})")
         if max_connections != 0:
             positive_int("max_connections", max_connections)
-        if http_stack not in ("auto", "wire", "aiohttp"):
-            raise ValueError(f"http_stack must be 'auto', 'wire' or 'aiohttp' (got {http_stack!r})")
-        is_http = urlsplit(target.chat_url).scheme == "http"
-        if http_stack == "wire" and not is_http:
-            raise ValueError(
-                f"http_stack='wire' needs an http:// target (got {target.base_url!r}); "
-                "use 'auto' or 'aiohttp' for https://"
-            )
-        if http_stack == "wire" and not WIRE_SUPPORTED:
-            raise ValueError(
-                "http_stack='wire' needs a selector event loop and recvmsg, which this platform "
-                "lacks (Windows); use 'auto' or 'aiohttp'"
-            )
         self.target = target
         self.timeouts = timeouts or Timeouts()
         self.stream = bool(stream)
@@ -194,11 +157,9 @@ class ChatClient:
         self.extra_body: dict[str, Any] = dict(extra_body or {})
         self.clock_zero_s = time.perf_counter() if clock_zero_s is None else clock_zero_s
         self.max_connections = max_connections
-        self.uses_wire = http_stack == "wire" or (
-            http_stack == "auto" and is_http and WIRE_SUPPORTED
+        self.transport: Transport = transport or make_transport(
+            target.chat_url, http_stack, self.timeouts, max_connections
         )
-        self._session: aiohttp.ClientSession | None = None
-        self._wire: WireClient | None = None
         self._headers = target.headers()
         self._chat_url = target.chat_url
         parts = urlsplit(self._chat_url)
@@ -207,11 +168,7 @@ class ChatClient:
     @property
     def http_client(self) -> str:
         """Which HTTP stack sends the requests, and how arrivals are timed (for run headers)."""
-        if self.uses_wire:
-            kernel = KERNEL_TIMESTAMPS if self._wire is None else self._wire.kernel_timestamps
-            stamps = "kernel receive timestamps" if kernel else "reader-callback stamps"
-            return f"infphys wire (HTTP/1.1, httptools {httptools.__version__}, {stamps})"
-        return f"aiohttp {aiohttp.__version__}"
+        return self.transport.description
 
     # -- session -----------------------------------------------------------------------------
 
@@ -229,36 +186,15 @@ class ChatClient:
 
     def open(self) -> None:
         """Create the connection pool (inside a running event loop); idempotent."""
-        if self.uses_wire:
-            if self._wire is None:
-                self._wire = WireClient(
-                    self.target.base_url,
-                    connect_s=self.timeouts.connect_s,
-                    read_s=self.timeouts.read_s,
-                    max_connections=self.max_connections,
-                )
-            return
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300)
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=self.timeouts.connect_s, sock_read=self.timeouts.read_s
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=timeout, auto_decompress=True
-            )
+        self.transport.open()
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-        if self._wire is not None:
-            wire, self._wire = self._wire, None
-            await wire.close()
+        await self.transport.close()
 
     def take_receive_lags_s(self) -> list[float]:
         """Seconds between the kernel receiving each read and the client getting to it, since
-        the last call (the wire client with kernel timestamps only; else empty)."""
-        return self._wire.take_receive_lags_s() if self._wire is not None else []
+        the last call (the wire transport with kernel timestamps only; else empty)."""
+        return self.transport.take_receive_lags_s()
 
     def now_s(self) -> float:
         """Seconds since the run's zero."""
@@ -318,10 +254,7 @@ class ChatClient:
         rec.sent_s = perf() - t0
         try:
             async with deadline:
-                if self._wire is not None:
-                    await self._send_wire(self._wire, rec, body)
-                else:
-                    await self._send_aiohttp(rec, body)
+                await self._exchange(rec, body)
             if rec.status == "ok":
                 self._count_tokens(rec, prompt)
         except asyncio.CancelledError:
@@ -348,9 +281,10 @@ class ChatClient:
             self._fail(rec, cls, msg)
         return rec
 
-    async def _send_wire(self, wire: WireClient, rec: RequestRecord, body: bytes) -> None:
+    async def _exchange(self, rec: RequestRecord, body: bytes) -> None:
+        """One POST through the transport, its answer read into ``rec``."""
         t0 = self.clock_zero_s
-        resp = await wire.post(self._chat_path, body, self._headers)
+        resp = await self.transport.post(self._chat_path, body, self._headers)
         try:
             rec.sent_s = resp.sent_s - t0
             rec.http_status = resp.status
@@ -360,7 +294,7 @@ class ChatClient:
                 self._http_failure(rec, resp.status, raw, resp.headers.get("retry-after"))
                 return
             if self.stream and resp.content_type == "text/event-stream":
-                await self._read_stream(rec, resp, resp.finish)
+                await self._read_stream(rec, resp)
             else:
                 buf = bytearray()
                 last_s = time.perf_counter()
@@ -370,31 +304,6 @@ class ChatClient:
                 self._parse_body(rec, bytes(buf), last_s - t0, resp.content_type)
         finally:
             resp.release()
-
-    async def _send_aiohttp(self, rec: RequestRecord, body: bytes) -> None:
-        session = self._session
-        assert session is not None
-        t0 = self.clock_zero_s
-        async with session.post(self._chat_url, data=body, headers=self._headers) as resp:
-            rec.http_status = resp.status
-            if resp.status != 200:
-                raw = await resp.content.read(ERROR_BODY_LIMIT_BYTES)
-                rec.end_s = time.perf_counter() - t0
-                self._http_failure(rec, resp.status, raw, resp.headers.get("Retry-After"))
-                return
-            if self.stream and resp.content_type == "text/event-stream":
-                content = resp.content
-
-                async def drain(limit_s: float) -> None:
-                    if not content.at_eof():
-                        await self._drain(content, limit_s)
-
-                await self._read_stream(rec, _AiohttpPieces(content), drain)
-            else:
-                raw = await resp.read()
-                self._parse_body(
-                    rec, raw, time.perf_counter() - t0, resp.content_type or "no content type"
-                )
 
     def _http_failure(
         self, rec: RequestRecord, status: int, raw: bytes, retry_after: str | None
@@ -409,12 +318,7 @@ class ChatClient:
         rec.error_class = error_class
         rec.error_message = self.target.redact(message)[:MESSAGE_LIMIT_CHARS]
 
-    async def _read_stream(
-        self,
-        rec: RequestRecord,
-        pieces: AsyncIterator[tuple[bytes, float]] | WireResponse,
-        drain: Callable[[float], Awaitable[None]],
-    ) -> None:
+    async def _read_stream(self, rec: RequestRecord, pieces: Response) -> None:
         """Read an SSE body: each piece is the bytes of one read and their arrival time."""
         parser = SSEParser()
         t0 = self.clock_zero_s
@@ -471,7 +375,7 @@ class ChatClient:
             if done:
                 break
         if done:
-            await drain(_DRAIN_S)
+            await pieces.finish(_DRAIN_S)
             return
         rec.end_s = time.perf_counter() - t0
         pending = parser.close()
@@ -481,17 +385,6 @@ class ChatClient:
             )
         tail = " (an unterminated event was pending)" if pending else ""
         raise Failure("no_done", f"stream ended without data: [DONE]{tail}")
-
-    @staticmethod
-    async def _drain(content: aiohttp.StreamReader, limit_s: float) -> None:
-        """Read what follows ``[DONE]`` (normally just the end of the chunked body) so the
-        connection goes back to the pool; give up after a moment and let it close."""
-        try:
-            async with asyncio.timeout(limit_s):
-                while await content.readany():
-                    pass
-        except (TimeoutError, aiohttp.ClientError, OSError):
-            pass
 
     def _parse_body(self, rec: RequestRecord, raw: bytes, now: float, ctype: str) -> None:
         """A non-streamed answer: one JSON chat completion that arrived (in full) at ``now``."""

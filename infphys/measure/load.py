@@ -1,6 +1,7 @@
 """The load generator: closed and open loops, sweeps, token-budget grids and overload runs.
 
-Every run is a sequence of *levels* (:class:`Level`), each a stretch of constant load:
+Every run is a sequence of *levels* (:class:`Level`, the package's one workload spec
+:class:`infphys.workload.Workload`), each a stretch of constant load:
 
 - closed loop (``concurrency=c``): c workers each send a request, wait for its end, send the
   next — c requests in flight at all times, as the original notebook did. The first ``warmup``
@@ -10,12 +11,15 @@ Every run is a sequence of *levels* (:class:`Level`), each a stretch of constant
   earlier ones — constant gaps 1/λ, or Poisson arrivals (exponential gaps drawn from one
   ``random.Random(seed)``; the first request goes at the level's start). This is the mode that
   shows queueing honestly. ``max_in_flight`` caps the sends; a capped send goes late and the
-  lateness is recorded.
+  lateness is recorded. An offline level (``rate_per_s=math.inf``) sends everything at once;
+  a trace level (:meth:`Level.trace`) replays recorded send times and sizes. Per-request sizes
+  (a trace, or ``prompt_tokens_max`` / ``max_tokens_max`` ranges) go out as synthetic prompts.
 
 Each level is bounded in count (``requests``) and in time: no request is started after
-``duration_s``, and what is still in flight ``drain_s`` later is cancelled and recorded as
-``incomplete``. Records are written to the run file (:class:`infphys.records.RunWriter`) as each
-request ends, so an interrupted run (Ctrl-C, an exception, a kill) keeps every finished request.
+``duration_s`` (the run's, or the level's own when shorter), and what is still in flight
+``drain_s`` later is cancelled and recorded as ``incomplete``. Records are written to the run
+file (:class:`infphys.records.RunWriter`) as each request ends, so an interrupted run (Ctrl-C,
+an exception, a kill) keeps every finished request.
 
 Delivered load is reported next to the load asked for (:class:`DeliveredLoad`): mean and peak
 requests in flight, the delivered send rate, the open loop's dispatch lag (actual send −
@@ -63,6 +67,7 @@ from infphys.measure._levels import (
     LevelDriver,
     LoadProgress,
     LoopLagProbe,
+    check_level,
     delivered_dict,
     delivered_load,
 )
@@ -135,6 +140,7 @@ def level_labels(index: int, lv: Level, *, synthetic: bool) -> dict[str, Any]:
     (and its prompt size as ``prompt_tokens_asked`` when the prompts are synthetic)."""
     labels: dict[str, Any] = {"level": index, **lv.describe()}
     del labels["requests"], labels["warmup"]
+    labels.pop("duration_s", None)
     asked = labels.pop("prompt_tokens")
     if synthetic:
         labels["prompt_tokens_asked"] = asked
@@ -243,8 +249,12 @@ async def run_levels(
     if not levels:
         raise ValueError("levels must hold at least one level")
     for i, lv in enumerate(levels):
-        if not isinstance(lv, Level):
-            raise ValueError(f"levels[{i}] must be a Level")
+        check_level(f"levels[{i}]", lv)
+        if prompts is not None and not lv.fixed_sizes:
+            raise ValueError(
+                f"levels[{i}]: per-request sizes (a trace or a size range) are sent as synthetic "
+                "prompts; leave prompts=None"
+            )
     duration = positive("duration_s", duration_s)
     timeouts = timeouts or Timeouts()
     drain = timeouts.total_s if drain_s is None else non_negative("drain_s", drain_s)
@@ -313,7 +323,7 @@ async def run_levels(
     client.clock_zero_s = clock_zero
     rng = random.Random(seed)
     engine = LevelDriver(
-        client, source, writer, progress, on_record, duration, drain, max_in_flight, rng
+        client, source, writer, progress, on_record, duration, drain, max_in_flight, rng, seed
     )
     delivered: list[DeliveredLoad] = []
     warnings: list[str] = []

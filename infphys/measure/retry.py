@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import itertools
 import math
 import random
 import re
@@ -55,6 +56,7 @@ from infphys.measure.client import ChatClient, Timeouts
 from infphys.measure.prompts import SyntheticPrompts
 from infphys.measure.target import Target
 from infphys.records import RequestRecord, RunHeader, records_to_frame
+from infphys.workload import poisson_arrivals_s
 
 __all__ = [
     "RETRYABLE",
@@ -283,10 +285,7 @@ async def retry_run(
     deadline = positive("deadline_s", deadline_s)
     pause = non_negative("pause_s", pause_s)
     timeouts = timeouts or Timeouts()
-    schedule_rng = random.Random(seed)
-    offsets = [0.0]
-    for _ in range(n - 1):
-        offsets.append(offsets[-1] + schedule_rng.expovariate(rate))
+    offsets = list(itertools.islice(poisson_arrivals_s(rate, random.Random(seed)), n))
     prompts = SyntheticPrompts(prompt_tokens, seed=seed)
     started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     header = RunHeader(

@@ -6,6 +6,7 @@ One engine (:mod:`infphys.sim.engine`), two drivers:
   offline, replayed trace) in milliseconds of wall time, returning the same request records and
   run header as a real measurement, plus the engine's time series; a fleet of engines behind a
   router (:func:`simulate_fleet`), or prefill and decode pools (:func:`simulate_disaggregated`);
+  a closed-loop concurrency sweep, one request-count rule for every caller (:func:`sweep`);
 - real time (:func:`serve`, :class:`SimServer`): an OpenAI-compatible HTTP server on loopback
   whose answers take the time the simulated GPU would take.
 
@@ -61,6 +62,7 @@ from infphys.sim.fleet import (
 )
 from infphys.sim.hosting import SimTarget, run_server, serve
 from infphys.sim.server import SimServer
+from infphys.sim.sweeps import DEFAULT_SWEEP_CONCURRENCY, SimSweep, sweep, sweep_requests
 from infphys.sim.virtual import (
     CLIENT_STAGGER_S,
     TIMESERIES_COLUMNS,
@@ -74,6 +76,7 @@ from infphys.sim.workload import Workload
 __all__ = [
     "CALIBRATION_ROWS",
     "CLIENT_STAGGER_S",
+    "DEFAULT_SWEEP_CONCURRENCY",
     "KV_LINK_LATENCY_S",
     "ROUTERS",
     "TIMESERIES_COLUMNS",
@@ -88,6 +91,7 @@ __all__ = [
     "SimResult",
     "SimServer",
     "SimStats",
+    "SimSweep",
     "SimTarget",
     "StepOutcome",
     "Workload",
@@ -104,6 +108,8 @@ __all__ = [
     "simulate_disaggregated",
     "simulate_fleet",
     "simulate_row",
+    "sweep",
+    "sweep_requests",
     "time_average",
     "trtllm_bench_limits",
 ]

@@ -42,6 +42,7 @@ from infphys.physics import DEFAULT_ACTIVATION_RESERVE_BYTES, weight_bytes
 from infphys.sim.config import EngineConfig
 from infphys.sim.virtual import simulate
 from infphys.sim.workload import Workload
+from infphys.stats import throughput
 
 __all__ = [
     "CALIBRATION_ROWS",
@@ -212,12 +213,12 @@ def simulate_row(
         n, prompt_tokens=row.input_tokens, max_tokens=row.output_tokens, ignore_eos=True
     )
     res = simulate(cfg, wl, keep_chunk_times=False, timeseries=False)
-    tokens = sum(r.completion_tokens or 0 for r in res.records if r.status == "ok")
-    end = max((r.end_s or 0.0) for r in res.records)
+    # stats' window: every request is sent at t = 0, so it ends at the last end (total time).
+    tp = throughput(res.records)
     return CalibrationResult(
         row=row,
-        simulated_output_tokens_per_s=tokens / end,
-        sim_duration_s=end,
+        simulated_output_tokens_per_s=tp.output_tokens_per_s,
+        sim_duration_s=tp.window_s,
         preemptions=res.stats.preemptions,
         max_num_seqs=cfg.max_num_seqs,
         max_num_batched_tokens=cfg.max_num_batched_tokens,

@@ -61,6 +61,7 @@ from infphys.sim.config import EngineConfig
 from infphys.sim.fit import static_model
 from infphys.sim.virtual import simulate
 from infphys.sim.workload import Workload
+from infphys.stats import throughput
 
 __all__ = [
     "NIM_SERVING",
@@ -165,12 +166,11 @@ def _row_metrics(res: Any) -> dict[str, float]:
     e2e = np.array([float(r.e2e_s or 0.0) for r in recs])
     n = np.array([r.completion_tokens for r in recs], dtype=float)
     itl = (e2e - ttft) / np.maximum(n - 1, 1)
-    span = max(float(r.end_s or 0.0) for r in recs) - min(r.sent_s for r in recs)
     return {
         "ttft_ms_avg": float(ttft.mean() * 1e3),
         "ttft_ms_p95": float(np.percentile(ttft, 95) * 1e3),
         "itl_ms_avg": float(itl.mean() * 1e3),
-        "output_tokens_per_s": float(n.sum() / span) if span > 0 else math.nan,
+        "output_tokens_per_s": throughput(res.records).output_tokens_per_s,
     }
 
 

@@ -286,7 +286,7 @@ def _drive(
     draw_rng = random.Random(f"{seed}:outputs")
     sizes = workload.sizes()
     warmup = workload.warmup
-    base_labels = workload.labels()
+    base_labels = workload.record_labels()
     ignore_eos = workload.ignore_eos
     closed = workload.mode == "closed"
     dynamic = closed or disagg  # arrivals are made during the run

@@ -43,6 +43,7 @@ from infphys.records import RequestRecord, Run, RunHeader, RunWriter, records_to
 from infphys.sim.config import EngineConfig, default_served_model_name
 from infphys.sim.engine import Engine, RequestRejected, SimRequest
 from infphys.sim.workload import Workload
+from infphys.stats import describe_latency, throughput
 
 __all__ = [
     "CLIENT_STAGGER_S",
@@ -125,35 +126,43 @@ class SimResult:
         return Path(path)
 
     def summary(self) -> dict[str, float]:
-        """Headline figures, seconds and tokens/s: throughput, TTFT/TPOT/e2e mean and p95,
-        mean in flight, peak running/waiting/KV usage, preemptions. Warm-up excluded."""
-        ok = [r for r in self.records if r.status == "ok" and not r.warmup]
-        failed = sum(1 for r in self.records if r.status == "failed" and not r.warmup)
+        """Headline figures, seconds and tokens/s, computed by :mod:`infphys.stats` exactly as
+        for a measured run (warm-up excluded).
+
+        Throughput is :func:`infphys.stats.throughput`: successful requests and their output
+        tokens over the measured window, from the first measured send to the last measured end
+        (failed requests' sends and ends bound the window too; they never count as
+        throughput). Latency percentiles are :func:`infphys.stats.percentiles` over the
+        successful requests. The engine's own figures come from the time series: mean in
+        flight and waiting (time averages), peak running, waiting and KV usage, preemptions.
+
+        Example: 64 requests sent at t = 0 s, the last ending at t = 2.0 s, 100 tokens each:
+        ``output_tokens_per_s`` = 6,400 / 2.0 = 3,200 and ``requests_per_s`` = 32.
+        """
+        tp = throughput(self.records)
         nan = math.nan
-        out: dict[str, float] = {"requests_ok": float(len(ok)), "requests_failed": float(failed)}
-        if ok:
-            t0 = min(r.sent_s for r in ok)
-            t1 = max(r.end_s or r.sent_s for r in ok)
-            span = t1 - t0
-            tokens = sum(r.completion_tokens or 0 for r in ok)
-            ttft = np.array([r.ttft_s for r in ok], dtype=float)
-            e2e = np.array([r.e2e_s for r in ok], dtype=float)
-            tpot = np.array([r.tpot_s if r.tpot_s is not None else nan for r in ok], dtype=float)
+        out: dict[str, float] = {"requests_ok": float(tp.ok), "requests_failed": float(tp.failed)}
+        if tp.ok:
+            ok = [r for r in self.records if r.status == "ok" and not r.warmup]
+            ttft = describe_latency(nan if r.ttft_s is None else r.ttft_s for r in ok)
+            tpot = describe_latency(nan if r.tpot_s is None else r.tpot_s for r in ok)
+            e2e = describe_latency(nan if r.e2e_s is None else r.e2e_s for r in ok)
             out.update(
-                duration_s=span,
-                output_tokens_per_s=tokens / span if span > 0 else nan,
-                requests_per_s=len(ok) / span if span > 0 else nan,
-                ttft_mean_s=float(ttft.mean()),
-                ttft_p95_s=float(np.percentile(ttft, 95)),
-                tpot_mean_s=float(np.nanmean(tpot)) if np.isfinite(tpot).any() else nan,
-                tpot_p95_s=float(np.nanpercentile(tpot, 95)) if np.isfinite(tpot).any() else nan,
-                e2e_mean_s=float(e2e.mean()),
-                e2e_p95_s=float(np.percentile(e2e, 95)),
+                duration_s=tp.window_s,
+                output_tokens_per_s=tp.output_tokens_per_s,
+                requests_per_s=tp.requests_per_s,
+                ttft_mean_s=ttft.mean_s,
+                ttft_p95_s=ttft.p95_s,
+                tpot_mean_s=tpot.mean_s,
+                tpot_p95_s=tpot.p95_s,
+                e2e_mean_s=e2e.mean_s,
+                e2e_p95_s=e2e.p95_s,
             )
         ts = self.timeseries
         if len(ts):
             out.update(
                 mean_in_flight=time_average(ts, "in_flight"),
+                mean_waiting=time_average(ts, "waiting"),
                 peak_running=float(ts["running"].max()),
                 peak_waiting=float(ts["waiting"].max()),
                 peak_kv_usage=float(ts["kv_usage"].max()),
@@ -190,6 +199,7 @@ class _Arrivals:
         self._front_s = front_s
         self._service_s = service_s
         self._front_free = -math.inf
+        self._stop_s = math.inf if workload.duration_s is None else workload.duration_s
         self.sent_at: dict[int, float] = {}
         self._jitter_s = workload.client_jitter_s
         self._jitter = workload.jitter_rng().random if self._jitter_s else None
@@ -206,6 +216,7 @@ class _Arrivals:
             self.pending = [
                 (self.through_frontend(t, i), i, -1)
                 for i, t in enumerate(workload.arrival_times_s())
+                if t < self._stop_s
             ]
             self.next_idx = self.total
         heapq.heapify(self.pending)
@@ -218,11 +229,14 @@ class _Arrivals:
         return self._front_free
 
     def next_request(self, t_end: float, client: int) -> None:
-        """Closed loop: ``client`` sends its next request as soon as its last one ended."""
+        """Closed loop: ``client`` sends its next request as soon as its last one ended (none
+        at or after the workload's ``duration_s``)."""
         if self.closed and self.next_idx < self.total:
             t_send = t_end + (client + 1) * CLIENT_STAGGER_S
             if self._jitter is not None:
                 t_send += self._jitter() * self._jitter_s
+            if t_send >= self._stop_s:
+                return
             heapq.heappush(
                 self.pending, (self.through_frontend(t_send, self.next_idx), self.next_idx, client)
             )
@@ -342,7 +356,7 @@ def simulate(
     eng = Engine(config, exact=exact, track_steps=keep_chunk_times)
     sizes = workload.sizes()
     warmup = workload.warmup
-    base_labels = workload.labels()
+    base_labels = workload.record_labels()
     ignore_eos = workload.ignore_eos
     records: list[RequestRecord] = []
     rows: list[tuple[float, int, int, int, int, str]] = []
