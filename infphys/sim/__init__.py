@@ -59,7 +59,7 @@ from infphys.sim.fleet import (
     simulate_disaggregated,
     simulate_fleet,
 )
-from infphys.sim.hosting import SimTarget, run_server, serve
+from infphys.sim.hosting import SimHandle, run_server, serve
 from infphys.sim.server import SimServer
 from infphys.sim.virtual import (
     CLIENT_STAGGER_S,
@@ -84,11 +84,11 @@ __all__ = [
     "FleetResult",
     "OutputLengths",
     "RequestRejected",
+    "SimHandle",
     "SimRequest",
     "SimResult",
     "SimServer",
     "SimStats",
-    "SimTarget",
     "StepOutcome",
     "Workload",
     "calibrate",
