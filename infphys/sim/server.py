@@ -366,14 +366,19 @@ class SimServer:
         now_sim = rep.sim_now()
         if eng.idle:
             eng.set_now(now_sim)
-        stream.req = eng.add_request(
-            stream.prompt_tokens,
-            max_tokens,
-            arrival_s=now_sim,
-            payload=stream,
-            output_target=min(stream.decode_target, max_tokens),
-            prefilled_at_s=now_sim,
-        )
+        try:
+            stream.req = eng.add_request(
+                stream.prompt_tokens,
+                max_tokens,
+                arrival_s=now_sim,
+                payload=stream,
+                output_target=min(stream.decode_target, max_tokens),
+                prefilled_at_s=now_sim,
+            )
+        except (RequestRejected, ValueError):  # cannot happen for a request prefill accepted
+            stream.aborted = True
+            stream.event.set()
+            return
         stream.replica = rep
         rep.routed += 1
         rep.wake()
