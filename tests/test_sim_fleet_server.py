@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +174,37 @@ def test_fleet_flags_are_checked() -> None:
         app, ["sim", "--replicas", "2", "--prefill-replicas", "1", "--decode-replicas", "1"]
     )
     assert r.exit_code == 2 and "one or the other" in r.output
+
+
+def test_infphys_sim_serves_a_fleet_until_interrupted() -> None:
+    exe = Path(sys.executable).parent / "infphys"
+    args = ["sim", "--port", "0", "--replicas", "2", "--router", "least-outstanding"]
+    proc = subprocess.Popen(
+        [str(exe), *args, "--max-model-len", "8192"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "infphys sim" in line, line
+        url = line.split(" at ")[1].split("/v1")[0]
+        assert "2 replicas (least-outstanding)" in proc.stdout.readline()
+        with OpenAI(base_url=url + "/v1", api_key="none") as c:
+            r = c.completions.create(model=MODEL, prompt="hi", max_tokens=3)
+        assert r.usage is not None and r.usage.completion_tokens == 3
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url + "/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        assert set(samples(text, "vllm:num_requests_running")) == {"0", "1"}
+        assert sum(samples(text, "infphys_router_routed_requests_total").values()) == 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode in (0, 130), out
+    assert "stopped: 1 requests" in out
 
 
 # --- no object prints a secret -------------------------------------------------------------------
