@@ -232,8 +232,9 @@ def sim_cmd(
             soft_wrap=True,
         )
         if len(server.replicas) > 1:
-            shape = server.describe().partition("; ")[2]
-            console.print(f"fleet: {shape}; /metrics has each replica's series", highlight=False)
+            console.print(
+                f"fleet: {server.shape}; /metrics has each replica's series", highlight=False
+            )
         console.print(
             f"KV cache {cfg.kv_capacity_tokens:,} tokens ({cfg.kv_capacity_blocks:,} blocks of "
             f"{cfg.block_tokens}); max_num_seqs {cfg.max_num_seqs}, max_num_batched_tokens "

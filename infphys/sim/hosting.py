@@ -49,6 +49,10 @@ SWITCH_INTERVAL_S = 0.0005
 class SimHandle:
     """The simulator behind a :class:`~infphys.endpoint.Target` that :func:`serve` yields.
 
+    Example: ``serve(gpu="h200", model="llama-3.1-8b", replicas=2)`` yields a target whose
+    ``simulator.describe()`` is ``Llama-3.1-8B on 1× H200 SXM (2 replicas (round-robin))`` and
+    whose ``simulator.server.stats`` say whether both engines kept up with the wall clock.
+
     Attributes:
         config: the simulated engine (every replica's, in a fleet).
         time_scale: wall seconds per simulated second (divide measured times by it).
@@ -74,12 +78,11 @@ class SimHandle:
 
 
 def _target(host: str, port: int, server: SimServer, in_process: bool) -> Target:
-    shape = server.describe().partition("; ")[2]
     handle = SimHandle(
         config=server.config,
         time_scale=server.time_scale,
         server=server if in_process else None,
-        shape=shape,
+        shape=server.shape,
     )
     return Target(
         base_url=f"http://{host}:{port}",

@@ -228,18 +228,23 @@ class SimServer:
         """Count a step of the first replica delivered ``lag`` seconds late (tests use it)."""
         self.replicas[0].account(lag, now, step_wall_s)
 
+    @property
+    def shape(self) -> str:
+        """The fleet in words, e.g. ``4 replicas (least-outstanding)``; "" for one engine."""
+        if self.prefill_replicas:
+            return (
+                f"disaggregated: {self.prefill_replicas} prefill + {len(self._back)} decode "
+                f"replicas ({self.router})"
+            )
+        if len(self.replicas) > 1:
+            return f"{len(self.replicas)} replicas ({self.router})"
+        return ""
+
     def describe(self) -> str:
         """One line: the engine, and the fleet's shape when there is one."""
         cfg = self.config
         what = f"{cfg.model.name} on {cfg.tp}× {cfg.gpu.name}"
-        if self.prefill_replicas:
-            return (
-                f"{what}; disaggregated: {self.prefill_replicas} prefill + "
-                f"{len(self._back)} decode replicas ({self.router})"
-            )
-        if len(self.replicas) > 1:
-            return f"{what}; {len(self.replicas)} replicas ({self.router})"
-        return what
+        return f"{what}; {self.shape}" if self.shape else what
 
     # --- lifecycle -----------------------------------------------------------------------
     def build_app(self) -> web.Application:
