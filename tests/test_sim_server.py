@@ -495,3 +495,34 @@ def test_a_10_mb_request_does_not_stall_other_streams() -> None:
             print(f"gaps beside a 10 MB request: {attempts}")
             return
     pytest.fail(f"streams stalled beside a 10 MB request: {attempts}")
+
+
+async def test_queue_and_prefill_times_follow_the_scheduler() -> None:
+    # One slot (max_num_seqs 1), two requests at once: the second waits in the queue while the
+    # first runs, so the queue times add up to at least the first's decode. A prompt of 20,000
+    # token ids takes three steps of the 8,192-token budget (8,192 + 8,192 + 3,616): its prefill
+    # time spans all three, nearly its whole TTFT (it waited for nothing).
+    cfg = EngineConfig.build("h200", "llama-3.1-8b", max_model_len=32768, max_num_seqs=1)
+    url_of = "/v1/completions"
+    with serve(config=cfg) as t:
+        async with aiohttp.ClientSession() as s:
+            body = {"model": MODEL, "prompt": "the cat sat", "max_tokens": 20, "ignore_eos": True}
+            await asyncio.gather(*(_post(s, t.base_url + url_of, body) for _ in range(2)))
+            async with s.get(t.base_url + "/metrics") as resp:
+                text = await resp.text()
+            queue_s = _sample(text, "vllm:request_queue_time_seconds_sum")
+            decode_s = _sample(text, "vllm:request_decode_time_seconds_sum")
+            assert _sample(text, "vllm:request_queue_time_seconds_count") == 2
+            assert queue_s >= 0.8 * decode_s / 2
+            long = {"model": MODEL, "prompt": [1] * 20_000, "max_tokens": 2}
+            st, _ = await _post(s, t.base_url + url_of, long)
+            assert st == 200
+            async with s.get(t.base_url + "/metrics") as resp:
+                text2 = await resp.text()
+    ttft_s = _sample(text2, "vllm:time_to_first_token_seconds_sum") - _sample(
+        text, "vllm:time_to_first_token_seconds_sum"
+    )
+    prefill_s = _sample(text2, "vllm:request_prefill_time_seconds_sum") - _sample(
+        text, "vllm:request_prefill_time_seconds_sum"
+    )
+    assert prefill_s >= 0.8 * ttft_s

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from typing import TYPE_CHECKING
 
 from infphys.sim._metrics import ServerStats
@@ -54,6 +55,7 @@ class Replica:
         self.stats = ServerStats()
         self.metrics = server.request_metrics.replica(index)
         self.routed = 0
+        self._unscheduled: deque[Stream] = deque()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._wall0 = 0.0
@@ -76,6 +78,10 @@ class Replica:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    def queued(self, stream: Stream) -> None:
+        """``stream``'s request joined this engine's queue (its queue time starts)."""
+        self._unscheduled.append(stream)
 
     def wake(self) -> None:
         assert self._wake is not None
@@ -154,6 +160,13 @@ class Replica:
         eng = self.engine
         m = self.metrics
         step_start = now - out.duration_s * self.server.time_scale
+        # Requests leave the queue in arrival order (first come, first served): the ones at
+        # the head that are no longer waiting were first scheduled in this step.
+        pending = self._unscheduled
+        while pending and (pending[0].req is None or pending[0].req.state != "waiting"):
+            s = pending.popleft()
+            if s.prefill_start_wall_s is None:
+                s.prefill_start_wall_s = step_start
         for r in out.first_tokens:
             s = r.payload
             if s.first_token_wall_s is not None:  # prefilled on another replica
@@ -161,9 +174,11 @@ class Replica:
             s.first_token_wall_s = now
             for h in m.ttft:
                 h.observe(now - s.arrival_wall_s)
-            m.queue.observe(max(0.0, step_start - s.arrival_wall_s))
-            m.prefill.observe(now - step_start)
-            s.prefill_start_wall_s = step_start
+            sched = s.prefill_start_wall_s
+            if sched is None:  # scheduled out of arrival order: this step is the best guess
+                sched = s.prefill_start_wall_s = step_start
+            m.queue.observe(max(0.0, sched - s.arrival_wall_s))
+            m.prefill.observe(now - sched)
         for r in out.finished:
             s = r.payload
             if s.decode_target > 1 and self.role == "prefill":

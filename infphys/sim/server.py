@@ -346,6 +346,7 @@ class SimServer:
         st.requests_total += 1
         st.peak_waiting = max(st.peak_waiting, eng.num_waiting)
         self._streams.add(stream)
+        rep.queued(stream)
         rep.wake()
         return stream
 
