@@ -24,6 +24,8 @@ from typer.testing import CliRunner
 
 from infphys.cli import app
 from infphys.endpoint import Target
+from infphys.measure.client import ChatClient
+from infphys.measure.metrics import MetricsScraper
 from infphys.measure.stub import StubConfig
 from infphys.resolve import ResolvedTarget
 from infphys.sim import EngineConfig, SimHandle, serve
@@ -223,6 +225,9 @@ def test_no_public_type_that_holds_an_api_key_prints_it() -> None:
     assert server.api_key == SECRET and SECRET not in _shown(server)
     stub = StubConfig(api_key=SECRET)
     assert SECRET not in _shown(stub)
+    client = ChatClient(plain)  # holds the bearer header; its repr is the default one
+    assert SECRET not in _shown(client)
+    assert SECRET not in _shown(MetricsScraper(plain))
     with serve(config=small(), api_key=SECRET) as t:
         assert t.api_key == SECRET
         assert isinstance(t.simulator, SimHandle)
