@@ -16,7 +16,9 @@ HTTP surface (vLLM's shapes, so any OpenAI client works unchanged):
   ``GET /v1/health/live``, ``GET /v1/health/ready``, ``GET /health``.
 - Prometheus text at ``/metrics`` and ``/v1/metrics``, each with both vocabularies: vLLM's
   (``vllm:num_requests_running``, ``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc``,
-  ``vllm:num_preemptions_total``, TTFT and e2e histograms, token counters) and NIM 1.x's
+  ``vllm:num_preemptions_total``, token counters, histograms of TTFT, e2e, inter-token, queue,
+  prefill and decode time, tokens per request and per step, ``vllm:request_success_total``)
+  and NIM 1.x's
   (``num_requests_running``, ``num_requests_waiting``, ``gpu_cache_usage_perc``, …), plus the
   driver's own ``infphys_sim_*`` health figures. Each server has its own registry.
 - Errors as ``{"error": {"message", "type", "param", "code"}}``: 400 for a body that is not
