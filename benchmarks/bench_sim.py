@@ -112,7 +112,7 @@ def served_vs_simulated() -> None:
     )
     for scale in (1.0, 8.0):
         with serve(config=cfg, time_scale=scale) as t:
-            assert t.server is not None
+            assert t.simulator.server is not None
             t0 = time.perf_counter()
             res = asyncio.run(
                 closed_loop(
@@ -125,7 +125,7 @@ def served_vs_simulated() -> None:
                 )
             )
             wall = time.perf_counter() - t0
-            st = t.server.stats
+            st = t.simulator.server.stats
         served = [r for r in res.records if r.ok and not r.warmup]
         sim = simulate(
             cfg,
@@ -241,7 +241,7 @@ def keep_up(levels: list[int]) -> None:
     first_bad = None
     for c in levels:
         with serve(config=cfg) as t:
-            server = t.server
+            server = t.simulator.server
             assert server is not None
 
             def local(server: Any = server) -> tuple[float, float, float]:

@@ -36,7 +36,7 @@ from typing import Any
 from infphys._check import positive
 from infphys.measure.target import Target
 from infphys.sim.config import EngineConfig
-from infphys.sim.hosting import SimTarget, serve
+from infphys.sim.hosting import SimHandle, serve
 
 __all__ = [
     "DEFAULT_GPU",
@@ -67,8 +67,8 @@ class ResolvedTarget:
         target: what :mod:`infphys.measure` takes.
         simulated: True when the embedded simulator was started.
         message: one line for the user (printed by the caller).
-        sim: the simulator's own target (engine, ``time_scale``, server stats) when this call
-            started it.
+        sim: the simulator started by this call (the same :class:`Target` as ``target``, with
+            ``sim.simulator``: engine, ``time_scale``, server stats), else None.
         answered: False only when ``fallback=False`` and nothing answered at the endpoint.
         launcher_fallback: the endpoint is a simulator a launcher started as its fallback
             (:data:`SIM_FALLBACK_ENV` is "1" and an infphys simulator answered).
@@ -80,7 +80,7 @@ class ResolvedTarget:
     target: Target
     simulated: bool
     message: str
-    sim: SimTarget | None = None
+    sim: Target | None = None
     sim_config: EngineConfig | None = None
     answered: bool = True
     launcher_fallback: bool = False
@@ -247,16 +247,17 @@ def resolve_target(
     except BaseException:
         stack.close()
         raise
-    target = Target(base_url=sim.base_url, chat_path=sim.chat_path, model=sim.model)
     message = (
         f"nothing answers at {configured.base_url} ({problem}); using the embedded simulator "
         f"instead: {sim.describe()}"
     )
+    handle = sim.simulator
+    assert isinstance(handle, SimHandle)
     return ResolvedTarget(
-        target=target,
+        target=sim,
         simulated=True,
         message=message,
         sim=sim,
-        sim_config=sim.config,
+        sim_config=handle.config,
         _stack=stack,
     )

@@ -79,7 +79,7 @@ def _():
         target_view,
         verdict_view,
     )
-    from infphys.measure import Level, Target, run_levels, run_sync
+    from infphys.measure import Level, run_levels, run_sync
     from infphys.plots.labs_load import (
         latency_vs_throughput,
         littles_law_by_level,
@@ -95,7 +95,6 @@ def _():
         GPUS,
         Level,
         MODELS,
-        Target,
         contextlib,
         error_rate_vs_load,
         ex8,
@@ -237,7 +236,7 @@ def _(resolve_target):
 
 
 @app.cell
-def _(Target, contextlib, gpu, max_num_seqs, model, resolved, serve):
+def _(contextlib, gpu, max_num_seqs, model, resolved, serve):
     # Otherwise the fallback: a small simulated server started afresh for each run (an idle
     # engine, no queue left over), on the settings above, its lag counted and shown once below.
     # A simulator that `infphys labs` started because nothing answered is a fallback too.
@@ -251,7 +250,7 @@ def _(Target, contextlib, gpu, max_num_seqs, model, resolved, serve):
             return
         with serve(gpu, model, max_num_seqs=max_num_seqs,
                    served_model_name=resolved.target.model, log_lag=False) as _sim:
-            yield Target(base_url=_sim.base_url, model=_sim.model), _sim.lag_note
+            yield _sim, _sim.lag_note
 
     _why = (
         f"{resolved.message}, which `infphys labs` started because nothing answered at "

@@ -83,7 +83,7 @@ def _():
         target_view,
         verdict_view,
     )
-    from infphys.measure import Level, Target, Timeouts, overload, run_levels, run_sync
+    from infphys.measure import Level, Timeouts, overload, run_levels, run_sync
     from infphys.measure.retry import RetryPolicy, retry_run
     from infphys.plots.labs_load import (
         closed_loop_vs_little,
@@ -101,7 +101,6 @@ def _():
         Level,
         MODELS,
         RetryPolicy,
-        Target,
         Timeouts,
         closed_loop_vs_little,
         error_rate_vs_load,
@@ -291,7 +290,6 @@ def _(mo):
 
 @app.cell
 def _(
-    Target,
     client_levels,
     gpu,
     max_num_seqs,
@@ -308,7 +306,7 @@ def _(
     # One call: the overload run (no admission control: the queue is unbounded, as in vLLM).
     with serve(gpu, model, max_num_seqs=max_num_seqs, log_lag=False) as _sim:
         unbounded = run_sync(
-            overload(Target(base_url=_sim.base_url, model=_sim.model),
+            overload(_sim,
                      concurrency=client_levels, requests_per_level=requests_per_level,
                      timeout_s=timeout_s, prompt_tokens=prompt_tokens, max_tokens=max_tokens,
                      seed=seed, metrics_interval_s=0.1, log_notes=False)
@@ -412,7 +410,6 @@ def _(
 
 @app.cell
 def _(
-    Target,
     Timeouts,
     gpu,
     max_num_seqs,
@@ -429,7 +426,7 @@ def _(
     _timeouts = Timeouts(connect_s=timeout_s, read_s=timeout_s, total_s=timeout_s)
     with serve(gpu, model, max_num_seqs=max_num_seqs, log_lag=False) as _sim:
         open_unbounded = run_sync(
-            run_levels(Target(base_url=_sim.base_url, model=_sim.model), open_levels,
+            run_levels(_sim, open_levels,
                        kind="overload", timeouts=_timeouts, seed=seed, drain_s=timeout_s + 1,
                        log_notes=False)
         ).frame()
@@ -437,7 +434,7 @@ def _(
     with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue,
                log_lag=False) as _sim:
         open_bounded = run_sync(
-            run_levels(Target(base_url=_sim.base_url, model=_sim.model), open_levels,
+            run_levels(_sim, open_levels,
                        kind="overload", timeouts=_timeouts, seed=seed, drain_s=timeout_s + 1,
                        log_notes=False)
         ).frame()
@@ -491,7 +488,6 @@ def _(mo):
 @app.cell
 def _(
     RetryPolicy,
-    Target,
     Timeouts,
     burst_factor,
     burst_users,
@@ -518,7 +514,7 @@ def _(
     with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue,
                log_lag=False) as _sim:
         retried = run_sync(
-            retry_run(Target(base_url=_sim.base_url, model=_sim.model), retry_policies,
+            retry_run(_sim, retry_policies,
                       rate_per_s=burst_factor * capacity_req_per_s, user_requests=burst_users,
                       prompt_tokens=prompt_tokens, max_tokens=max_tokens,
                       timeouts=Timeouts(total_s=timeout_s * 4), seed=seed, pause_s=1.0)

@@ -78,8 +78,8 @@ def test_lab08_measures_the_simulator_at_nim_base_url(monkeypatch: pytest.Monkey
         monkeypatch.setenv("NIM_BASE_URL", sim.base_url)
         monkeypatch.setenv("NIM_GEN_MODEL", sim.model)
         defs = _run_lab08(SMALL)
-        assert sim.server is not None
-        served = sim.server.stats.requests_total
+        assert sim.simulator.server is not None
+        served = sim.simulator.server.stats.requests_total
     assert served == REQUESTS  # every request of both sweeps went to this server
     assert not defs["fallback"]
     assert sim.base_url in defs["server_note"] and "H100" in defs["server_note"]
@@ -174,8 +174,8 @@ def test_lab08_treats_the_launchers_fallback_simulator_as_a_fallback(
         monkeypatch.setenv("NIM_GEN_MODEL", sim.model)
         monkeypatch.setenv(SIM_FALLBACK_ENV, "1")
         defs = _run_lab08(SMALL)
-        assert sim.server is not None
-        served = sim.server.stats.requests_total
+        assert sim.simulator.server is not None
+        served = sim.simulator.server.stats.requests_total
     assert served == 0
     assert defs["fallback"] and "`infphys labs` started" in defs["server_note"]
     assert defs["queue_servers"] == 4

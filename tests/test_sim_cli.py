@@ -125,7 +125,7 @@ def test_resolver_uses_a_server_that_answers() -> None:
         # An infphys simulator found through the URL (as under `infphys labs`) says what it is:
         # it publishes its engine configuration on /v1/models.
         assert rt.simulated and rt.sim is None and rt.target.base_url == t.base_url
-        assert rt.sim_config == t.config
+        assert rt.sim_config == t.simulator.config
         assert rt.message.startswith("using the embedded simulator already running at")
         rt.close()
     from infphys.measure.stub import StubConfig, StubServer

@@ -7,6 +7,8 @@ are the official ``openai`` SDK, raw aiohttp (to see exact bytes) and ``infphys.
 from __future__ import annotations
 
 import asyncio
+import io
+import itertools
 import json
 import logging
 import time
@@ -69,9 +71,17 @@ def test_openai_sdk_streaming_and_not() -> None:
 # --- exact bytes, errors, headers ----------------------------------------------------------------
 
 
-async def _post(session: aiohttp.ClientSession, url: str, body: Any, **kw: Any) -> tuple[int, Any]:
+async def _post(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: Any,
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
     data = body if isinstance(body, str) else json.dumps(body)
-    async with session.post(url, data=data, **kw) as resp:
+    hdrs = {"Content-Type": content_type, **(headers or {})}
+    async with session.post(url, data=data, headers=hdrs) as resp:
         text = await resp.text()
         try:
             return resp.status, json.loads(text)
@@ -147,6 +157,32 @@ async def test_sse_shapes_headers_and_errors() -> None:
             assert st == 404 and p["error"]["message"] == "The model `gpt-4` does not exist."
             st, p = await _post(s, url, {**body, "stream": False}, headers=auth)
             assert st == 400 and p["error"]["param"] == "stream_options"
+            # vLLM's validate_json_request: a body that is not application/json is refused
+            # (a charset parameter is fine).
+            st, p = await _post(s, url, body, headers=auth, content_type="text/plain")
+            assert st == 400 and "Only 'application/json' is allowed" in p["error"]["message"]
+            is_error(p, 400)
+            st, p = await _post(
+                s, url, body, headers=auth, content_type="application/json; charset=utf-8"
+            )
+            assert st == 200
+            # Unknown paths and methods answer OpenAI-shaped JSON, as vLLM's handler does.
+            async with s.get(t.base_url + "/v1/nothing-here", headers=auth) as resp:
+                assert resp.status == 404
+                p = await resp.json()
+            is_error(p, 404)
+            assert p["error"]["message"] == "Not Found"
+            async with s.get(url, headers=auth) as resp:
+                assert resp.status == 405
+                p = await resp.json()
+            is_error(p, 405)
+            assert p["error"]["message"] == "Method Not Allowed"
+            # On /v1/completions the context-length message names the prompt, not messages.
+            comp = {"model": MODEL, "prompt": "hi", "max_tokens": 5000}
+            st, p = await _post(s, t.base_url + "/v1/completions", comp, headers=auth)
+            assert st == 400 and p["error"]["message"].startswith("This model's maximum context")
+            assert "messages" not in p["error"]["message"]
+            assert "2 in the prompt" in p["error"]["message"]  # "hi" + begin-of-text
             async with s.get(t.base_url + "/v1/models", headers=auth) as resp:
                 card = (await resp.json())["data"][0]
             assert card["id"] == MODEL and card["max_model_len"] == 4096
@@ -184,6 +220,35 @@ async def test_metrics_in_both_vocabularies() -> None:
                 assert parsed["generation_tokens_total"] == 4
                 assert parsed["prompt_tokens_total"] == 13
                 assert parsed["requests_running"] == 0
+                # The request-level series peers and dashboards read. One request of 13 prompt
+                # tokens (5 + 5 + 3) and 4 output tokens: one prefill step of 13 tokens and 3
+                # decode steps of 1 (4 steps, 16 tokens), 3 gaps between its 4 tokens.
+                assert _sample(text, "vllm:request_success_total", finished_reason="length") == 1
+                assert _sample(text, "vllm:request_prompt_tokens_sum") == 13
+                assert _sample(text, "vllm:request_prompt_tokens_bucket", le="20.0") == 1
+                assert _sample(text, "vllm:request_prompt_tokens_bucket", le="10.0") == 0
+                assert _sample(text, "vllm:request_generation_tokens_sum") == 4
+                assert _sample(text, "vllm:inter_token_latency_seconds_count") == 3
+                assert _sample(text, "vllm:iteration_tokens_total_count") == 4
+                assert _sample(text, "vllm:iteration_tokens_total_sum") == 16
+                for name in ("queue", "prefill", "decode", "inference"):
+                    assert _sample(text, f"vllm:request_{name}_time_seconds_count") == 1
+                # 3 decode steps of ~6 ms each on an H200: well under a second.
+                assert 0 < _sample(text, "vllm:request_decode_time_seconds_sum") < 1.0
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The value of the sample ``name`` whose labels include ``labels`` (summed over the rest)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total, found = 0.0, False
+    for fam in text_string_to_metric_families(text):
+        for smp in fam.samples:
+            if smp.name == name and all(smp.labels.get(k) == v for k, v in labels.items()):
+                total += smp.value
+                found = True
+    assert found, f"no sample {name} {labels}"
+    return total
 
 
 async def test_a_client_that_goes_away_frees_its_request() -> None:
@@ -198,13 +263,13 @@ async def test_a_client_that_goes_away_frees_its_request() -> None:
             s.post(t.base_url + "/v1/chat/completions", json=body) as resp,
         ):
             await resp.content.readline()
-            assert t.server is not None and t.server.engine.num_running == 1
+            assert t.simulator.server is not None and t.simulator.server.engine.num_running == 1
         for _ in range(200):
-            if t.server.engine.idle:
+            if t.simulator.server.engine.idle:
                 break
             await asyncio.sleep(0.01)
-        assert t.server.engine.idle and t.server.engine.kv_blocks_used == 0
-        assert t.server.stats.aborted == 1
+        assert t.simulator.server.engine.idle and t.simulator.server.engine.kv_blocks_used == 0
+        assert t.simulator.server.stats.aborted == 1
 
 
 # --- overload: a bounded queue -------------------------------------------------------------------
@@ -216,7 +281,7 @@ async def test_overload_with_max_queue_refuses_with_503_and_stays_live() -> None
     # answering its health probe.
     cfg = small().with_(max_num_seqs=4)
     with serve(config=cfg, max_queue=8) as t:
-        assert t.server is not None
+        assert t.simulator.server is not None
         target = Target(base_url=t.base_url, model=t.model)
         load = asyncio.create_task(
             open_loop(
@@ -234,7 +299,7 @@ async def test_overload_with_max_queue_refuses_with_503_and_stays_live() -> None
         async with aiohttp.ClientSession() as s, s.get(t.base_url + "/v1/health/live") as r:
             assert r.status == 200
         res = await load
-        st = t.server.stats
+        st = t.simulator.server.stats
     failed = [r for r in res.records if r.status == "failed"]
     ok = [r for r in res.records if r.ok]
     assert ok and failed
@@ -256,11 +321,11 @@ def test_falling_behind_is_detected_and_reported(caplog: pytest.LogCaptureFixtur
         serve(config=small(), time_scale=0.0005) as t,
         OpenAI(base_url=t.base_url + "/v1", api_key="none") as c,
     ):
-        assert t.server is not None
+        assert t.simulator.server is not None
         c.chat.completions.create(
             model=t.model, messages=[{"role": "user", "content": "x"}], max_tokens=1500
         )
-        st = t.server.stats
+        st = t.simulator.server.stats
         assert st.late_steps > 0 and st.max_lag_s > 0.005 and not st.kept_up
         raw = c.chat.completions.with_raw_response.create(
             model=t.model, messages=[{"role": "user", "content": "x"}], max_tokens=2
@@ -281,14 +346,14 @@ def _served_vs_simulated(time_scale: float) -> tuple[float, float, dict[str, Any
         output_lengths=OutputLengths("uniform", low_tokens=4, high_tokens=28),
     )
     with serve(config=cfg, time_scale=time_scale) as t:
-        assert t.server is not None
+        assert t.simulator.server is not None
         target = Target(base_url=t.base_url, model=t.model)
         res = asyncio.run(
             closed_loop(
                 target, concurrency=64, requests=128, warmup=64, prompt_tokens=16, max_tokens=28
             )
         )
-        info = t.server.stats.as_dict()
+        info = t.simulator.server.stats.as_dict()
     served = [r for r in res.records if r.ok and not r.warmup]
     assert len(served) == 128
     prompt = served[0].prompt_tokens or 0
@@ -335,7 +400,7 @@ def test_serve_in_a_child_process() -> None:
     )
     assert EngineConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with serve(config=cfg, process=True, time_scale=2.0, api_key="k") as t:
-        assert t.server is None and t.time_scale == 2.0
+        assert t.simulator.server is None and t.time_scale == 2.0
         with OpenAI(base_url=t.base_url + "/v1", api_key="k") as c:
             r = c.chat.completions.create(
                 model=t.model, messages=[{"role": "user", "content": "hi"}], max_tokens=3
@@ -351,3 +416,113 @@ def test_serve_in_a_child_process() -> None:
 async def _get(url: str) -> int:
     async with aiohttp.ClientSession() as s, s.get(url) as r:
         return r.status
+
+
+# --- a huge request does not hold other streams back -------------------------------------------
+
+
+async def _gaps_beside_a_huge_request(time_scale: float) -> dict[str, Any]:
+    """Four streams; after ~24 of their tokens a 10 MB request (refused as too long).
+
+    Returns the median inter-token gap of the streams before the big request was sent, and of
+    the gaps that overlap the time from its sending to its answer.
+    """
+    words = "the quick brown fox jumps over a lazy dog " * 250_000  # ~10 MB, 2.25 M tokens
+    big = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": words}]})
+    assert len(big) > 10_000_000
+    with serve(config=small(), time_scale=time_scale, log_lag=False, process=True) as t:
+        url = t.base_url + "/v1/chat/completions"
+        arrivals: list[list[float]] = [[] for _ in range(4)]
+        window: list[float] = []
+
+        async def stream(s: aiohttp.ClientSession, k: int) -> None:
+            body = {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 64,
+                "ignore_eos": True,
+                "stream": True,
+            }
+            async with s.post(url, json=body) as resp:
+                async for line in resp.content:
+                    if line.startswith(b"data: {"):
+                        arrivals[k].append(time.perf_counter())
+
+        async def huge(s: aiohttp.ClientSession) -> None:
+            await asyncio.sleep(0.15 * time_scale)
+            headers = {"Content-Type": "application/json"}
+            window.append(time.perf_counter())
+            async with s.post(url, data=io.BytesIO(big.encode()), headers=headers) as resp:
+                payload = await resp.json()
+            window.append(time.perf_counter())
+            assert resp.status == 400 and "maximum context length" in payload["error"]["message"]
+
+        async with aiohttp.ClientSession() as s:
+            await asyncio.gather(*(stream(s, k) for k in range(4)), huge(s))
+    t_send, t_answer = window
+    before: list[float] = []
+    worst: list[float] = []
+    for times in arrivals:
+        during = [0.0]
+        for a, b in itertools.pairwise(times[1:]):  # skip the role chunk's gap
+            if b <= t_send:
+                before.append(b - a)
+            elif a < t_answer:
+                during.append(b - a)
+        worst.append(max(during))
+    return {
+        "scale": time_scale,
+        "before_s": float(np.median(before)),
+        "worst_during_s": float(np.median(worst)),
+        "window_s": t_answer - t_send,
+    }
+
+
+def test_a_10_mb_request_does_not_stall_other_streams() -> None:
+    # Counting 10 MB of prompt takes about a second of CPU. Done in one go on the event loop it
+    # held four live streams back that long (one gap of ~1.7 s overlapping the big request);
+    # counted in slices, each stream's longest gap while the big request is read, parsed and
+    # counted stays within twice the normal gap (the median of gaps before it). What remains
+    # is the JSON parse of the body, one C call of ~15 ms (idle core) to ~100 ms (busy machine)
+    # for 10 MB, hence time_scale 16 (a normal gap of ~100 ms of wall time). The median over
+    # the four streams makes the check robust to one late token; a slower time_scale is tried
+    # when an attempt is disturbed.
+    attempts = []
+    for scale in (16.0, 32.0):
+        info = asyncio.run(_gaps_beside_a_huge_request(scale))
+        attempts.append(info)
+        if info["worst_during_s"] <= 2 * info["before_s"]:
+            print(f"gaps beside a 10 MB request: {attempts}")
+            return
+    pytest.fail(f"streams stalled beside a 10 MB request: {attempts}")
+
+
+async def test_queue_and_prefill_times_follow_the_scheduler() -> None:
+    # One slot (max_num_seqs 1), two requests at once: the second waits in the queue while the
+    # first runs, so the queue times add up to at least the first's decode. A prompt of 20,000
+    # token ids takes three steps of the 8,192-token budget (8,192 + 8,192 + 3,616): its prefill
+    # time spans all three, nearly its whole TTFT (it waited for nothing).
+    cfg = EngineConfig.build("h200", "llama-3.1-8b", max_model_len=32768, max_num_seqs=1)
+    url_of = "/v1/completions"
+    with serve(config=cfg) as t:
+        async with aiohttp.ClientSession() as s:
+            body = {"model": MODEL, "prompt": "the cat sat", "max_tokens": 20, "ignore_eos": True}
+            await asyncio.gather(*(_post(s, t.base_url + url_of, body) for _ in range(2)))
+            async with s.get(t.base_url + "/metrics") as resp:
+                text = await resp.text()
+            queue_s = _sample(text, "vllm:request_queue_time_seconds_sum")
+            decode_s = _sample(text, "vllm:request_decode_time_seconds_sum")
+            assert _sample(text, "vllm:request_queue_time_seconds_count") == 2
+            assert queue_s >= 0.8 * decode_s / 2
+            long = {"model": MODEL, "prompt": [1] * 20_000, "max_tokens": 2}
+            st, _ = await _post(s, t.base_url + url_of, long)
+            assert st == 200
+            async with s.get(t.base_url + "/metrics") as resp:
+                text2 = await resp.text()
+    ttft_s = _sample(text2, "vllm:time_to_first_token_seconds_sum") - _sample(
+        text, "vllm:time_to_first_token_seconds_sum"
+    )
+    prefill_s = _sample(text2, "vllm:request_prefill_time_seconds_sum") - _sample(
+        text, "vllm:request_prefill_time_seconds_sum"
+    )
+    assert prefill_s >= 0.8 * ttft_s

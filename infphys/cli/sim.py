@@ -1,9 +1,11 @@
 """Simulator commands: ``sim`` (serve a simulated GPU over the OpenAI API) and ``simulate``.
 
 ``infphys sim --model llama-3.1-8b --gpu h200`` serves on 127.0.0.1:8000 until Ctrl-C; point any
-OpenAI client or ``infphys sweep`` at it. ``infphys simulate`` pushes a whole workload through the
-same engine in virtual time and writes a run file that ``infphys report`` reads, plus the
-engine's time series as CSV next to it.
+OpenAI client or ``infphys sweep`` at it. ``--replicas 4 --router least-outstanding`` serves a
+fleet of four engines behind one endpoint; ``--prefill-replicas 1 --decode-replicas 3`` splits
+prefill from decode (disaggregated serving), the KV cache crossing the GPU's link.
+``infphys simulate`` pushes a whole workload through the same engine in virtual time and writes
+a run file that ``infphys report`` reads, plus the engine's time series as CSV next to it.
 
 Example: ``infphys simulate -c 64 -n 640 --prompt-tokens 1000 --max-tokens 200`` takes well under
 a second and prints throughput, TTFT, TPOT and the peak KV usage of Llama-3.1-8B on an H200.
@@ -142,17 +144,51 @@ def sim_cmd(
         str | None,
         typer.Option("--served-model-name", help="Model name clients send (default: NIM's)."),
     ] = None,
+    replicas: Annotated[
+        int, typer.Option("--replicas", help="Engines behind the one endpoint (a fleet).")
+    ] = 1,
+    router: Annotated[
+        str,
+        typer.Option(
+            "--router",
+            help="How a request picks its replica: round-robin, least-outstanding, least-kv "
+            "or session-affinity.",
+        ),
+    ] = "round-robin",
+    prefill_replicas: Annotated[
+        int | None,
+        typer.Option("--prefill-replicas", help="Disaggregated serving: prefill engines."),
+    ] = None,
+    decode_replicas: Annotated[
+        int | None,
+        typer.Option("--decode-replicas", help="Disaggregated serving: decode engines."),
+    ] = None,
 ) -> None:
     """Serve a simulated GPU and model over the OpenAI API (vLLM's shapes) until Ctrl-C.
 
-    Ctrl-C, SIGTERM and SIGHUP stop the server cleanly (its port is free again; exit status 0).
+    With ``--replicas N`` (or ``--prefill-replicas P --decode-replicas D``) N engines serve
+    behind one endpoint, each with the same GPU and settings; ``/metrics`` labels each one's
+    series with ``replica`` and adds the router's gauges. Ctrl-C, SIGTERM and SIGHUP stop the
+    server cleanly (its port is free again; exit status 0).
     """
+    from infphys.sim.fleet import ROUTERS
     from infphys.sim.hosting import run_server
     from infphys.sim.server import SimServer
 
     check_option("--port", port, at_least=0, at_most=65535)
     check_option("--time-scale", time_scale, above=0)
     check_option("--max-queue", max_queue, at_least=0)
+    check_option("--replicas", replicas, at_least=1)
+    check_option("--prefill-replicas", prefill_replicas, at_least=1)
+    check_option("--decode-replicas", decode_replicas, at_least=1)
+    if router not in ROUTERS:
+        raise ValueError(f"--router must be one of {', '.join(ROUTERS)} (got {router!r})")
+    if (prefill_replicas is None) != (decode_replicas is None):
+        raise ValueError("--prefill-replicas and --decode-replicas: give both or neither")
+    if prefill_replicas is not None and replicas != 1:
+        raise ValueError(
+            "--replicas with --prefill-replicas/--decode-replicas: give one or the other"
+        )
     cfg = _engine(
         model,
         gpu,
@@ -173,6 +209,9 @@ def sim_cmd(
         time_scale=time_scale,
         api_key=api_key,
         max_queue=max_queue,
+        replicas=decode_replicas or replicas,
+        prefill_replicas=prefill_replicas or 0,
+        router=router,
     )
     if host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(
@@ -192,6 +231,10 @@ def sim_cmd(
             highlight=False,
             soft_wrap=True,
         )
+        if len(server.replicas) > 1:
+            console.print(
+                f"fleet: {server.shape}; /metrics has each replica's series", highlight=False
+            )
         console.print(
             f"KV cache {cfg.kv_capacity_tokens:,} tokens ({cfg.kv_capacity_blocks:,} blocks of "
             f"{cfg.block_tokens}); max_num_seqs {cfg.max_num_seqs}, max_num_batched_tokens "

@@ -103,7 +103,7 @@ def target_view(line: str) -> Any:
 def run_notes(lag_notes: Iterable[str | None] = (), warnings: Iterable[str] = ()) -> list[str]:
     """What a lab tells the learner once about its own measurement, in plain sentences.
 
-    ``lag_notes`` are the simulator's (:meth:`infphys.sim.hosting.SimTarget.lag_note`, None
+    ``lag_notes`` are the simulator's (:meth:`infphys.measure.Target.lag_note`, None
     when it kept up): the first one is kept. ``warnings`` are the load generator's per-level
     notes (:attr:`infphys.measure.LoadResult.warnings`): they become one sentence naming how
     many levels were affected. Example: two levels whose client ran late give

@@ -8,13 +8,14 @@ One engine (:mod:`infphys.sim.engine`), two drivers:
   router (:func:`simulate_fleet`), or prefill and decode pools (:func:`simulate_disaggregated`);
   a closed-loop concurrency sweep, one request-count rule for every caller (:func:`sweep`);
 - real time (:func:`serve`, :class:`SimServer`): an OpenAI-compatible HTTP server on loopback
-  whose answers take the time the simulated GPU would take.
+  whose answers take the time the simulated GPU would take, one engine or a fleet behind the
+  same router (``serve(replicas=4, router="least-outstanding")``).
 
 Example (a lab cell)::
 
     import infphys.sim
     with infphys.sim.serve(gpu="h200", model="llama-3.1-8b") as target:
-        ...  # point any OpenAI client, or infphys.measure, at target.base_url
+        ...  # target is an infphys.measure.Target: pass it to the load generator as is
 
     cfg = infphys.sim.EngineConfig.build("h100", "llama-3.1-8b", weights_precision="fp8")
     res = infphys.sim.simulate(cfg, infphys.sim.Workload.closed(64, 640, prompt_tokens=1000,
@@ -60,7 +61,7 @@ from infphys.sim.fleet import (
     simulate_disaggregated,
     simulate_fleet,
 )
-from infphys.sim.hosting import SimTarget, run_server, serve
+from infphys.sim.hosting import SimHandle, run_server, serve
 from infphys.sim.server import SimServer
 from infphys.sim.sweeps import DEFAULT_SWEEP_CONCURRENCY, SimSweep, sweep, sweep_requests
 from infphys.sim.virtual import (
@@ -87,12 +88,12 @@ __all__ = [
     "FleetResult",
     "OutputLengths",
     "RequestRejected",
+    "SimHandle",
     "SimRequest",
     "SimResult",
     "SimServer",
     "SimStats",
     "SimSweep",
-    "SimTarget",
     "StepOutcome",
     "Workload",
     "calibrate",

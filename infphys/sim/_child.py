@@ -1,6 +1,7 @@
 """Entry point of a simulated server in a child process (``serve(process=True)``).
 
-Reads one JSON argument (``{"config": EngineConfig.to_dict(), "server": {...}, "host", "port"}``),
+Reads one JSON line on standard input (``{"config": EngineConfig.to_dict(), "server": {...},
+"host", "port"}``; the API key travels there, not on the command line that ``ps`` shows),
 serves until SIGINT, and prints ``port <n>`` on stdout once listening.
 """
 
@@ -16,9 +17,9 @@ from infphys.sim.server import SimServer
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        raise SystemExit("usage: python -m infphys.sim._child '<json spec>'")
-    spec = json.loads(args[0])
+    if args:
+        raise SystemExit("usage: python -m infphys.sim._child < spec.json (one JSON line)")
+    spec = json.loads(sys.stdin.readline())
     server = SimServer(EngineConfig.from_dict(spec["config"]), **spec["server"])
     run_server(
         server,

@@ -25,8 +25,8 @@ from aiohttp import web
 from infphys.sim._tokens import (
     OUTPUT_JSON,
     OUTPUT_TEXT,
-    count_chat_prompt_tokens,
-    count_completion_prompt_tokens,
+    chat_prompt_parts,
+    count_text_tokens,
 )
 from infphys.sim.engine import SimRequest
 
@@ -34,9 +34,11 @@ __all__ = [
     "HTTPError",
     "Stream",
     "bad",
+    "chat_prompt_parts_of",
     "chat_prompt_tokens",
     "check_body",
     "completion_body",
+    "completions_prompt_parts_of",
     "completions_prompt_tokens",
     "error_response",
     "max_tokens",
@@ -52,7 +54,9 @@ class Stream:
     For a streamed response the engine loop formats and writes each step's chunks itself
     (``resp`` set, ``sent`` tokens written so far), so a token costs one socket write and no
     task switch; the handler only waits for the end. When a write would block (the client reads
-    slowly), ``blocked`` hands the rest to the handler.
+    slowly), ``blocked`` hands the rest to the handler. In disaggregated serving
+    ``decode_target`` (> 1) is the output length it decodes after its KV cache has moved
+    (``transfer``: the scheduled hand-off) to a decode replica; ``replica`` is where it is now.
     """
 
     req: SimRequest | None
@@ -73,6 +77,11 @@ class Stream:
     include_usage: bool = False
     prompt_tokens: int = 0
     pending: Any = None
+    last_token_wall_s: float | None = None
+    prefill_start_wall_s: float | None = None
+    decode_target: int = 0
+    replica: Any = None
+    transfer: Any = None
 
 
 class HTTPError(Exception):
@@ -124,8 +133,12 @@ def max_tokens(body: Mapping[str, Any]) -> int | None:
     return mt
 
 
-def chat_prompt_tokens(body: Mapping[str, Any]) -> int:
-    """Prompt tokens of a chat completions request (raises :class:`HTTPError` when malformed)."""
+def chat_prompt_parts_of(body: Mapping[str, Any]) -> tuple[int, list[str]]:
+    """A chat request's framing tokens and the texts to count (:class:`HTTPError` if malformed).
+
+    The prompt's tokens are the framing plus the pieces of every text; a server counts large
+    texts itself, in slices (:func:`infphys.sim._tokens.text_token_slices`).
+    """
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad("Field required: messages (a non-empty list).", "messages")
@@ -133,22 +146,35 @@ def chat_prompt_tokens(body: Mapping[str, Any]) -> int:
         if not isinstance(m, dict) or "role" not in m:
             raise bad(f"messages[{i}] must be an object with a role.", "messages")
     try:
-        return count_chat_prompt_tokens(messages)
+        return chat_prompt_parts(messages)
     except ValueError as exc:
         raise bad(str(exc), "messages") from None
 
 
-def completions_prompt_tokens(body: Mapping[str, Any]) -> int:
-    """Prompt tokens of a completions request (raises :class:`HTTPError` when malformed)."""
+def chat_prompt_tokens(body: Mapping[str, Any]) -> int:
+    """Prompt tokens of a chat completions request (raises :class:`HTTPError` when malformed)."""
+    framing, texts = chat_prompt_parts_of(body)
+    return framing + sum(count_text_tokens(t) for t in texts)
+
+
+def completions_prompt_parts_of(body: Mapping[str, Any]) -> tuple[int, list[str]]:
+    """A completions request's fixed tokens (BOS, or the ids given) and the texts to count."""
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
         prompt = prompt[0]
     if isinstance(prompt, list):
         if not prompt or not all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
             raise bad("prompt must be a string or a list of token ids (one prompt).", "prompt")
-    elif not isinstance(prompt, str):
+        return len(prompt), []
+    if not isinstance(prompt, str):
         raise bad("Field required: prompt.", "prompt")
-    return count_completion_prompt_tokens(prompt)
+    return 1, [prompt]
+
+
+def completions_prompt_tokens(body: Mapping[str, Any]) -> int:
+    """Prompt tokens of a completions request (raises :class:`HTTPError` when malformed)."""
+    fixed, texts = completions_prompt_parts_of(body)
+    return fixed + sum(count_text_tokens(t) for t in texts)
 
 
 def sse_chunks(s: Stream) -> bytes:

@@ -69,6 +69,7 @@ __all__ = [
     "KV_LINK_LATENCY_S",
     "ROUTERS",
     "FleetResult",
+    "Router",
     "kv_transfer_s",
     "simulate_disaggregated",
     "simulate_fleet",
@@ -109,8 +110,12 @@ def kv_transfer_s(
     return latency_s + prompt_tokens * kv_bytes_per_token(config.model, config.kv_precision) / bw
 
 
-class _Router:
-    """Picks a replica among ``engines`` for request ``idx`` (see the module docstring)."""
+class Router:
+    """Picks a replica among ``engines`` for request ``idx`` (see the module docstring).
+
+    The virtual-time fleet and the real-time server (``infphys sim --replicas``) both route
+    with it. Example: ``Router("round-robin", 0, None).pick([e0, e1], 0)`` is 0, then 1, 0, …
+    """
 
     def __init__(self, name: str, seed: int, session_of: Callable[[int], Hashable] | None) -> None:
         if name not in ROUTERS:
@@ -281,8 +286,8 @@ def _drive(
     disagg = n_prefill > 0
     front = engines[:n_prefill] if disagg else engines
     back = engines[n_prefill:]
-    route_front = _Router(router, seed, session_of)
-    route_back = _Router(router, seed + 1, session_of)
+    route_front = Router(router, seed, session_of)
+    route_back = Router(router, seed + 1, session_of)
     draw_rng = random.Random(f"{seed}:outputs")
     sizes = workload.sizes()
     warmup = workload.warmup

@@ -1,16 +1,16 @@
 """Running a simulated server: in a background thread, a child process, or the foreground.
 
 :func:`serve` starts a :class:`~infphys.sim.server.SimServer` on a free loopback port for the
-length of a ``with`` block and yields a :class:`SimTarget`, which a measuring client accepts
-wherever it expects a :class:`infphys.measure.Target`. :func:`run_server` serves in the
-foreground until Ctrl-C (``infphys sim serve``).
+length of a ``with`` block and yields the :class:`~infphys.endpoint.Target` a measuring client
+takes, with a :class:`SimHandle` attached (``t.simulator``: engine, ``time_scale``, the server).
+:func:`run_server` serves in the foreground until Ctrl-C (``infphys sim``).
 
 Worked example (a lab cell)::
 
     with serve(gpu="h200", model="llama-3.1-8b", time_scale=2) as t:
-        t.base_url         # 'http://127.0.0.1:<port>'
-        t.model            # 'meta/llama-3.1-8b-instruct'
-        t.server.stats     # how well it kept up with the wall clock
+        t.base_url                  # 'http://127.0.0.1:<port>'
+        t.model                     # 'meta/llama-3.1-8b-instruct'
+        t.simulator.server.stats    # how well it kept up with the wall clock
 
 In a thread the server shares the interpreter lock with the caller; with ``process=True`` it
 runs in ``python -m infphys.sim._child`` and keeps up with about 4× the concurrency.
@@ -33,10 +33,11 @@ from typing import Any
 
 from infphys._check import non_negative
 from infphys.catalog import GPUSpec, ModelSpec
+from infphys.endpoint import Target
 from infphys.sim.config import EngineConfig
 from infphys.sim.server import SimServer
 
-__all__ = ["SWITCH_INTERVAL_S", "SimTarget", "run_server", "serve"]
+__all__ = ["SWITCH_INTERVAL_S", "SimHandle", "run_server", "serve"]
 
 log = logging.getLogger("infphys.sim")
 
@@ -45,71 +46,50 @@ SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass(frozen=True)
-class SimTarget:
-    """Where an embedded simulated server listens: what a measuring client needs.
+class SimHandle:
+    """The simulator behind a :class:`~infphys.endpoint.Target` that :func:`serve` yields.
 
-    It has the attributes and methods of :class:`infphys.measure.Target` that the measuring
-    client uses (``base_url``, ``chat_path``, ``model``, ``api_key``, ``chat_url``, ``url``,
-    ``headers``, ``public_dict``, ``redact``), so it can be passed where a target is expected.
+    Example: ``serve(gpu="h200", model="llama-3.1-8b", replicas=2)`` yields a target whose
+    ``simulator.describe()`` is ``Llama-3.1-8B on 1× H200 SXM (2 replicas (round-robin))`` and
+    whose ``simulator.server.stats`` say whether both engines kept up with the wall clock.
 
     Attributes:
-        base_url: ``http://127.0.0.1:<port>``.
-        model: the served model name to send.
-        chat_path, completions_path: API paths.
-        api_key: the key the server requires (None: none).
+        config: the simulated engine (every replica's, in a fleet).
         time_scale: wall seconds per simulated second (divide measured times by it).
-        config: the simulated engine.
-        server: the running server (its ``stats`` say whether it kept up).
+        server: the running server when it runs in this process (its ``stats`` say whether it
+            kept up); None for a child process.
+        shape: the fleet's shape in words ("" for one engine).
     """
 
-    base_url: str
-    model: str
-    chat_path: str = "/v1/chat/completions"
-    completions_path: str = "/v1/completions"
-    api_key: str | None = None
+    config: EngineConfig
     time_scale: float = 1.0
-    config: EngineConfig | None = field(default=None, repr=False)
     server: SimServer | None = field(default=None, repr=False, compare=False)
+    shape: str = ""
 
     def lag_note(self) -> str | None:
         """One sentence when this (in-process) server fell behind the wall clock, else None."""
         return self.server.stats.lag_note() if self.server is not None else None
 
-    @property
-    def chat_url(self) -> str:
-        return self.base_url + self.chat_path
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
-
-    def headers(self) -> dict[str, str]:
-        h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-        if self.api_key:
-            h["Authorization"] = f"Bearer {self.api_key}"
-        return h
-
-    def public_dict(self) -> dict[str, Any]:
-        return {
-            "base_url": self.base_url,
-            "chat_path": self.chat_path,
-            "model": self.model,
-            "api_key_set": self.api_key is not None,
-            "simulated": True,
-            "time_scale": self.time_scale,
-        }
-
-    def redact(self, text: str) -> str:
-        """``text`` with the API key (if any) replaced by ``***``."""
-        if self.api_key and self.api_key in text:
-            return text.replace(self.api_key, "***")
-        return text
-
     def describe(self) -> str:
-        """One line: which simulated GPU and model answer where."""
+        """``Llama-3.1-8B on 1× H200 SXM`` (and the fleet's shape)."""
         cfg = self.config
-        what = f"{cfg.model.name} on {cfg.tp}× {cfg.gpu.name}" if cfg is not None else self.model
-        scale = f", time ×{self.time_scale:g}" if self.time_scale != 1 else ""
-        return f"simulated {what} at {self.base_url} (model {self.model}{scale})"
+        what = f"{cfg.model.name} on {cfg.tp}× {cfg.gpu.name}"
+        return f"{what} ({self.shape})" if self.shape else what
+
+
+def _target(host: str, port: int, server: SimServer, in_process: bool) -> Target:
+    handle = SimHandle(
+        config=server.config,
+        time_scale=server.time_scale,
+        server=server if in_process else None,
+        shape=server.shape,
+    )
+    return Target(
+        base_url=f"http://{host}:{port}",
+        model=server.served_model_name,
+        api_key=server.api_key,
+        simulator=handle,
+    )
 
 
 class _ServerThread:
@@ -178,13 +158,17 @@ def serve(
     port: int = 0,
     process: bool = False,
     log_lag: bool = True,
+    replicas: int = 1,
+    prefill_replicas: int = 0,
+    router: str = "round-robin",
     **settings: Any,
-) -> Iterator[SimTarget]:
+) -> Iterator[Target]:
     """Run a simulated server on a free loopback port, in a background thread or a process.
 
     ``with infphys.sim.serve(gpu="h200", model="llama-3.1-8b") as t:`` gives a
-    :class:`SimTarget` (``t.base_url``, ``t.model``, ``t.chat_path``); the server stops when the
-    block ends, and a warning is logged if it could not keep up with the wall clock.
+    :class:`~infphys.endpoint.Target` (``t.base_url``, ``t.model``, ``t.chat_path``, and
+    ``t.simulator``: a :class:`SimHandle`); the server stops when the block ends, and a warning
+    is logged if it could not keep up with the wall clock.
 
     Args:
         gpu, model: catalog names (ignored when ``config`` is given).
@@ -194,10 +178,12 @@ def serve(
         process: run the server in a child process instead of a thread. The server and a
             measuring client in this process then use two cores and two interpreter locks, so
             it keeps up with about 4× the concurrency (``benchmarks/bench_sim.py``); its lag
-            figures are then read from ``/metrics`` (``t.server`` is None). Starting takes a
-            second or two.
+            figures are then read from ``/metrics`` (``t.simulator.server`` is None). Starting
+            takes a second or two.
         log_lag: log lag warnings (False, as labs do: the server only counts them, and
-            :meth:`SimTarget.lag_note` gives one sentence to show).
+            ``t.lag_note()`` gives one sentence to show).
+        replicas, prefill_replicas, router: a fleet behind one endpoint (see
+            :class:`~infphys.sim.server.SimServer`).
         settings: other :class:`EngineConfig` fields (``weights_precision``, ``tp``,
             ``max_num_seqs``, …).
     """
@@ -212,6 +198,9 @@ def serve(
         api_key=api_key,
         max_queue=max_queue,
         log_lag=log_lag,
+        replicas=replicas,
+        prefill_replicas=prefill_replicas,
+        router=router,
     )
     host = _check_host(host)
     if process:
@@ -229,14 +218,7 @@ def serve(
     except BaseException:
         sys.setswitchinterval(switch_s)
         raise
-    target = SimTarget(
-        base_url=f"http://{host}:{thread.port}",
-        model=server.served_model_name,
-        api_key=api_key,
-        time_scale=server.time_scale,
-        config=cfg,
-        server=server,
-    )
+    target = _target(host, thread.port, server, in_process=True)
     try:
         yield target
     finally:
@@ -257,8 +239,12 @@ def serve(
 
 
 @contextlib.contextmanager
-def _serve_process(server: SimServer, host: str, port: int) -> Iterator[SimTarget]:
-    """``server``'s settings served by ``python -m infphys.sim._child`` until the block ends."""
+def _serve_process(server: SimServer, host: str, port: int) -> Iterator[Target]:
+    """``server``'s settings served by ``python -m infphys.sim._child`` until the block ends.
+
+    The settings (API key included) go to the child on its standard input, never on its
+    command line, which any user of the machine can read (``ps``).
+    """
     import infphys
 
     spec = {
@@ -271,6 +257,10 @@ def _serve_process(server: SimServer, host: str, port: int) -> Iterator[SimTarge
             "lag_tolerance_s": server.lag_tolerance_s,
             "rebase_lag_s": server.rebase_lag_s,
             "log_lag": server.log_lag,
+            "replicas": len(server.replicas) - server.prefill_replicas,
+            "prefill_replicas": server.prefill_replicas,
+            "router": server.router,
+            "seed": server.seed,
         },
         "host": host,
         "port": port,
@@ -279,13 +269,16 @@ def _serve_process(server: SimServer, host: str, port: int) -> Iterator[SimTarge
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "infphys.sim._child", json.dumps(spec)],
+        [sys.executable, "-m", "infphys.sim._child"],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         env=env,
     )
     try:
-        assert proc.stdout is not None
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(spec) + "\n")
+        proc.stdin.close()
         line = proc.stdout.readline()
         if not line.startswith("port "):
             proc.wait(timeout=30)
@@ -293,14 +286,7 @@ def _serve_process(server: SimServer, host: str, port: int) -> Iterator[SimTarge
                 f"the simulated server process did not start (exit code {proc.returncode})"
             )
         bound = int(line.split()[1])
-        yield SimTarget(
-            base_url=f"http://{host}:{bound}",
-            model=server.served_model_name,
-            api_key=server.api_key,
-            time_scale=server.time_scale,
-            config=server.config,
-            server=None,
-        )
+        yield _target(host, bound, server, in_process=False)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

@@ -16,15 +16,24 @@ HTTP surface (vLLM's shapes, so any OpenAI client works unchanged):
   ``GET /v1/health/live``, ``GET /v1/health/ready``, ``GET /health``.
 - Prometheus text at ``/metrics`` and ``/v1/metrics``, each with both vocabularies: vLLM's
   (``vllm:num_requests_running``, ``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc``,
-  ``vllm:num_preemptions_total``, TTFT and e2e histograms, token counters) and NIM 1.x's
+  ``vllm:num_preemptions_total``, token counters, histograms of TTFT, e2e, inter-token, queue,
+  prefill and decode time, tokens per request and per step, ``vllm:request_success_total``)
+  and NIM 1.x's
   (``num_requests_running``, ``num_requests_waiting``, ``gpu_cache_usage_perc``, …), plus the
   driver's own ``infphys_sim_*`` health figures. Each server has its own registry.
-- Errors as ``{"error": {"message", "type", "param", "code"}}``: 400 for bad JSON, missing
-  fields, ``max_tokens`` out of range or prompt + ``max_tokens`` beyond the context (vLLM's
-  message); 404 for another model name; 401 when an API key is set and the bearer token is
-  missing or wrong; 503 beyond ``max_queue`` waiting requests (off by default, like vLLM).
+- Errors as ``{"error": {"message", "type", "param", "code"}}``: 400 for a body that is not
+  ``application/json`` (vLLM's "Unsupported Media Type" message), bad JSON, missing fields,
+  ``max_tokens`` out of range or prompt + ``max_tokens`` beyond the context (vLLM's message,
+  naming the prompt on ``/v1/completions``); 404 for another model name or an unknown path, 405
+  for a wrong method; 401 when an API key is set and the bearer token is missing or wrong; 503
+  beyond ``max_queue`` waiting requests (off by default, like vLLM).
+- A fleet (``replicas`` > 1, or ``prefill_replicas`` for disaggregated serving) answers on the
+  same endpoint: each request goes to a replica chosen by the virtual-time fleet's router, and
+  ``/metrics`` labels every engine series with ``replica``.
 
-Prompt tokens are counted without a tokenizer (:mod:`infphys.sim._tokens`); the request checks
+Prompt tokens are counted without a tokenizer (:mod:`infphys.sim._tokens`), in 64 KB slices with
+the event loop free between them, so a 10 MB prompt does not hold other streams back; the
+engine loops are in :mod:`infphys.sim._replica`, the request checks
 and response shapes are in :mod:`infphys.sim._openai`, the metrics in :mod:`infphys.sim._metrics`.
 :func:`~infphys.sim.hosting.serve` and :func:`~infphys.sim.hosting.run_server` (also importable
 from here) run a server in a thread, a child process or the foreground.
@@ -47,9 +56,9 @@ every response header say ``time_scale`` 2.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
+import random
 import time
 import uuid
 from collections.abc import Mapping
@@ -60,35 +69,37 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from infphys._check import non_negative, positive, positive_int
-from infphys.sim._metrics import EngineCollector, LatencyHistograms, ServerStats
+from infphys.sim._metrics import EngineCollector, RequestMetrics, ServerStats
 from infphys.sim._openai import (
     HTTPError,
     Stream,
     bad,
-    chat_prompt_tokens,
+    chat_prompt_parts_of,
     check_body,
     completion_body,
-    completions_prompt_tokens,
+    completions_prompt_parts_of,
     error_response,
     max_tokens,
     sse_chunks,
 )
+from infphys.sim._replica import Replica
 from infphys.sim._tokens import (
     count_chat_prompt_tokens,
     count_completion_prompt_tokens,
     count_text_tokens,
+    count_tokens_yielding,
 )
 from infphys.sim.config import EngineConfig, default_served_model_name
-from infphys.sim.engine import Engine, RequestRejected, StepOutcome
+from infphys.sim.engine import Engine, RequestRejected, SimRequest
+from infphys.sim.fleet import ROUTERS, Router, kv_transfer_s
 
 if TYPE_CHECKING:
-    from infphys.sim.hosting import SimTarget, run_server, serve
+    from infphys.sim.hosting import run_server, serve
 
 __all__ = [
     "DEFAULT_LAG_TOLERANCE_S",
     "ServerStats",
     "SimServer",
-    "SimTarget",
     "count_chat_prompt_tokens",
     "count_completion_prompt_tokens",
     "count_text_tokens",
@@ -100,16 +111,15 @@ log = logging.getLogger("infphys.sim")
 
 #: A step delivered later than this after its due time counts as late (wall seconds) ...
 DEFAULT_LAG_TOLERANCE_S = 0.002
-#: ... or later than this fraction of the step's own wall duration, whichever is larger.
-LAG_TOLERANCE_FRACTION = 0.1
 #: Beyond this lag the timeline is shifted instead of caught up (wall seconds).
 DEFAULT_REBASE_LAG_S = 0.25
-_WARN_EVERY_S = 5.0
-_HOSTING = ("SWITCH_INTERVAL_S", "SimTarget", "run_server", "serve")
+_HOSTING = ("SWITCH_INTERVAL_S", "run_server", "serve")
+#: vLLM's answer to a body that is not ``application/json`` (its ``validate_json_request``).
+UNSUPPORTED_MEDIA_TYPE = "Unsupported Media Type: Only 'application/json' is allowed"
 
 
 def __getattr__(name: str) -> Any:
-    """``serve``, ``run_server`` and ``SimTarget`` live in :mod:`infphys.sim.hosting`."""
+    """``serve`` and ``run_server`` live in :mod:`infphys.sim.hosting`."""
     if name in _HOSTING:
         from infphys.sim import hosting
 
@@ -118,20 +128,31 @@ def __getattr__(name: str) -> Any:
 
 
 class SimServer:
-    """The simulated engine behind an OpenAI-compatible HTTP API (aiohttp), on one event loop.
+    """The simulated engine(s) behind an OpenAI-compatible HTTP API (aiohttp), on one event loop.
 
     Args:
-        config: the simulated engine.
+        config: the simulated engine (every replica's, in a fleet).
         served_model_name: the ``model`` clients must send (default: NIM's name for catalog
             Llamas, e.g. ``meta/llama-3.1-8b-instruct``).
         time_scale: wall seconds per simulated second (2 slows the world down twice).
         api_key: require ``Authorization: Bearer <api_key>`` on the ``/v1`` API routes.
-        max_queue: refuse new requests with 503 while this many wait (None: unbounded).
+        max_queue: refuse new requests with 503 while this many wait in the chosen replica
+            (None: unbounded).
         lag_tolerance_s: a step delivered later than this (or than 10 % of its wall duration,
             whichever is larger) is late.
         rebase_lag_s: beyond this lag the timeline shifts and the stall is counted.
         log_lag: log the "falling behind the wall clock" warning (False: only count it in
             :attr:`stats`, whose :meth:`ServerStats.lag_note` a lab shows once instead).
+        replicas: engines behind one endpoint (decode replicas when ``prefill_replicas`` > 0).
+        prefill_replicas: disaggregated serving: this many prefill replicas; a request's KV
+            cache then moves to a decode replica after its first token
+            (:func:`~infphys.sim.fleet.kv_transfer_s` × ``time_scale`` later).
+        router: how a request picks its replica, one of :data:`~infphys.sim.fleet.ROUTERS`
+            (the same :class:`~infphys.sim.fleet.Router` as the virtual-time fleet).
+        seed: seeds the router's tie-breaks and disaggregated output lengths.
+
+    With more than one replica every engine series in ``/metrics`` carries a ``replica`` label
+    and the router's gauges are added; with one, the metrics are a single vLLM server's.
     """
 
     def __init__(
@@ -145,9 +166,15 @@ class SimServer:
         lag_tolerance_s: float = DEFAULT_LAG_TOLERANCE_S,
         rebase_lag_s: float = DEFAULT_REBASE_LAG_S,
         log_lag: bool = True,
+        replicas: int = 1,
+        prefill_replicas: int = 0,
+        router: str = "round-robin",
+        seed: int = 0,
     ) -> None:
         if not isinstance(config, EngineConfig):
             raise ValueError(f"config must be an EngineConfig (got {config!r})")
+        if router not in ROUTERS:
+            raise ValueError(f"router must be one of {ROUTERS} (got {router!r})")
         self.config = config
         self.served_model_name = served_model_name or default_served_model_name(config.model)
         self.time_scale = positive("time_scale", time_scale)
@@ -156,33 +183,78 @@ class SimServer:
         self.lag_tolerance_s = non_negative("lag_tolerance_s", lag_tolerance_s)
         self.rebase_lag_s = positive("rebase_lag_s", rebase_lag_s)
         self.log_lag = bool(log_lag)
-        self.engine = Engine(config)
-        self.stats = ServerStats()
+        n_decode = positive_int("replicas", replicas)
+        self.prefill_replicas = int(non_negative("prefill_replicas", prefill_replicas))
+        self.router = router
+        self.seed = int(seed)
         self.registry = CollectorRegistry(auto_describe=True)
+        n = n_decode + self.prefill_replicas
+        self.request_metrics = RequestMetrics(
+            self.registry,
+            self.served_model_name,
+            max_model_len=config.max_model_len,
+            fleet=n > 1,
+        )
+        roles = ["prefill"] * self.prefill_replicas + (
+            ["decode"] * n_decode if self.prefill_replicas else ["serve"] * n_decode
+        )
+        self.replicas = [Replica(self, i, config, role) for i, role in enumerate(roles)]
+        self._front = self.replicas[: self.prefill_replicas] or self.replicas
+        self._back = self.replicas[self.prefill_replicas :]
+        self._route_front = Router(router, self.seed, None)
+        self._route_back = Router(router, self.seed + 1, None)
+        self._rng = random.Random(f"{self.seed}:outputs")
+        self._routed = 0
+        self.kv_transfers_in_flight = 0
         self.registry.register(EngineCollector(self))
-        self._latency = LatencyHistograms(self.registry, self.served_model_name)
         self._streams: set[Stream] = set()
-        self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
-        self._wall0 = 0.0
-        self._last_warn = -_WARN_EVERY_S
-        self._window_steps = 0
-        self._window_late = 0
         self._created = int(time.time())
         self.host = "127.0.0.1"
         self.port = 0
 
-    # --- clocks --------------------------------------------------------------------------
-    def _sim_now(self) -> float:
-        loop = asyncio.get_running_loop()
-        return (loop.time() - self._wall0) / self.time_scale
+    @property
+    def engine(self) -> Engine:
+        """The first replica's engine (the only one of a single-engine server)."""
+        return self.replicas[0].engine
+
+    @property
+    def stats(self) -> ServerStats:
+        """How well the server keeps up: the engine's figures, or all replicas' together."""
+        if len(self.replicas) == 1:
+            return self.replicas[0].stats
+        return ServerStats.merged([r.stats for r in self.replicas])
+
+    def _account(self, lag: float, now: float, step_wall_s: float) -> None:
+        """Count a step of the first replica delivered ``lag`` seconds late (tests use it)."""
+        self.replicas[0].account(lag, now, step_wall_s)
+
+    @property
+    def shape(self) -> str:
+        """The fleet in words, e.g. ``4 replicas (least-outstanding)``; "" for one engine."""
+        if self.prefill_replicas:
+            return (
+                f"disaggregated: {self.prefill_replicas} prefill + {len(self._back)} decode "
+                f"replicas ({self.router})"
+            )
+        if len(self.replicas) > 1:
+            return f"{len(self.replicas)} replicas ({self.router})"
+        return ""
+
+    def describe(self) -> str:
+        """One line: the engine, and the fleet's shape when there is one."""
+        cfg = self.config
+        what = f"{cfg.model.name} on {cfg.tp}× {cfg.gpu.name}"
+        return f"{what}; {self.shape}" if self.shape else what
 
     # --- lifecycle -----------------------------------------------------------------------
     def build_app(self) -> web.Application:
-        """The aiohttp application (routes, auth middleware, response headers)."""
-        app = web.Application(middlewares=[self._auth_middleware], client_max_size=64 * 2**20)
+        """The aiohttp application (routes, auth and error middleware, response headers)."""
+        app = web.Application(
+            middlewares=[self._error_middleware, self._auth_middleware],
+            client_max_size=64 * 2**20,
+        )
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
@@ -197,8 +269,6 @@ class SimServer:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Bind and start serving on the running loop; return the port."""
         loop = asyncio.get_running_loop()
-        self._wall0 = loop.time()
-        self._wake = asyncio.Event()
         self._runner = web.AppRunner(
             self.build_app(), handler_cancellation=True, shutdown_timeout=2.0, access_log=None
         )
@@ -207,147 +277,34 @@ class SimServer:
         await self._site.start()
         self.host = host
         self.port = self._site.port
-        self._task = asyncio.create_task(self._engine_loop(), name="infphys-sim-engine")
+        wall0 = loop.time()
+        for rep in self.replicas:
+            rep.start(wall0)
         return self.port
 
     async def stop(self) -> None:
-        """Stop the engine loop, end every open stream, close the listener and connections."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop the engine loops, end every open stream, close the listener and connections."""
+        for rep in self.replicas:
+            await rep.stop()
         for s in list(self._streams):
+            if s.transfer is not None:
+                s.transfer.cancel()
             s.aborted = True
             s.event.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
-    # --- the engine loop -----------------------------------------------------------------
-    async def _engine_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        eng = self.engine
-        assert self._wake is not None
-        wake = self._wake
-        scale = self.time_scale
-        while True:
-            if eng.idle:
-                wake.clear()
-                await wake.wait()
-                continue
-            t_busy = loop.time()
-            out = eng.step(want_emitted=True)
-            due = self._wall0 + out.end_s * scale
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                await asyncio.sleep(0)
-            lag = max(0.0, loop.time() - due)
-            self._deliver(out, loop.time())
-            self._account(lag, loop.time(), out.duration_s * scale)
-            self.stats.busy_s += loop.time() - t_busy
-
-    def _account(self, lag: float, now: float, step_wall_s: float) -> None:
-        st = self.stats
-        st.steps += 1
-        st.last_lag_s = lag
-        st.lag_sum_s += lag
-        st.recent_lag_s = 0.9 * st.recent_lag_s + 0.1 * lag
-        if lag > st.max_lag_s:
-            st.max_lag_s = lag
-        late = lag > max(self.lag_tolerance_s, LAG_TOLERANCE_FRACTION * step_wall_s)
-        if late:
-            st.late_steps += 1
-        self._window_steps += 1
-        self._window_late += late
-        if lag > self.rebase_lag_s:
-            self._wall0 += lag
-            st.stall_s_total += lag
-            st.rebases += 1
-        if now - self._last_warn >= _WARN_EVERY_S and self._window_steps >= 20:
-            frac = self._window_late / self._window_steps
-            if self.log_lag and (frac > 0.1 or lag > self.rebase_lag_s):
-                log.warning(
-                    "infphys sim server at %s:%d is falling behind the wall clock: %.0f%% of "
-                    "the last %d steps went out late (over %.1f ms or 10%% of the step; now "
-                    "%.1f ms, max %.1f ms, %d stalls); measured latencies include this lag — "
-                    "lower the concurrency or raise time_scale",
-                    self.host,
-                    self.port,
-                    100 * frac,
-                    self._window_steps,
-                    1e3 * self.lag_tolerance_s,
-                    1e3 * lag,
-                    1e3 * st.max_lag_s,
-                    st.rebases,
-                )
-                self._last_warn = now
-            self._window_steps = 0
-            self._window_late = 0
-
-    def _deliver(self, out: StepOutcome, now: float) -> None:
-        eng = self.engine
-        for r in out.first_tokens:
-            s = r.payload
-            s.first_token_wall_s = now
-            for h in self._latency.ttft:
-                h.observe(now - s.arrival_wall_s)
-        for r in out.finished:
-            s = r.payload
-            s.done = True
-            s.finish_reason = r.finish_reason
-            e2e = now - s.arrival_wall_s
-            for h in self._latency.e2e:
-                h.observe(e2e)
-            if r.output > 1 and s.first_token_wall_s is not None:
-                tpot = (now - s.first_token_wall_s) / (r.output - 1)
-                for h in self._latency.tpot:
-                    h.observe(tpot)
-        assert out.emitted is not None
-        for r in out.emitted:
-            s = r.payload
-            s.produced = eng.output_tokens(r)
-            if s.resp is not None and not (s.blocked or s.broken or s.closed):
-                self._flush(s)
-            elif s.done or s.resp is not None:
-                s.event.set()
-        for r in out.finished:
-            s = r.payload
-            if s.resp is None or s.blocked or s.closed:
-                s.event.set()
-
-    def _flush(self, s: Stream) -> None:
-        """Write ``s``'s new chunks now, from the engine loop, without a task switch.
-
-        ``StreamResponse.write`` only suspends when the transport is paused (the client is not
-        reading); then the suspended write is handed to the handler (``blocked``).
-        """
-        assert s.resp is not None
-        data = sse_chunks(s)
-        if not data:
-            return
-        coro = s.resp.write(data)
-        try:
-            fut = coro.send(None)
-        except StopIteration:
-            if s.closed:
-                s.event.set()
-            return
-        except ConnectionResetError:
-            s.broken = True
-            s.event.set()
-            return
-        s.blocked = True
-        s.pending = (coro, fut)
-        s.event.set()
-
-    def _submit(self, prompt_tokens: int, max_tokens: int | None, ignore_eos: bool) -> Stream:
-        """Queue a request in the engine (raises HTTPError for 400 and 503)."""
-        eng = self.engine
+    # --- requests ------------------------------------------------------------------------
+    def _submit(
+        self, prompt_tokens: int, max_tokens: int | None, ignore_eos: bool, *, chat: bool = True
+    ) -> Stream:
+        """Route a request to a replica and queue it there (raises HTTPError for 400 and 503)."""
+        pool = self._front
+        rep = pool[self._route_front.pick([r.engine for r in pool], self._routed)]
+        eng = rep.engine
         if self.max_queue is not None and eng.num_waiting >= self.max_queue:
-            self.stats.rejected_503 += 1
+            rep.stats.rejected_503 += 1
             raise HTTPError(
                 503,
                 f"The server is overloaded: {eng.num_waiting} requests are waiting "
@@ -355,31 +312,89 @@ class SimServer:
                 "ServiceUnavailableError",
             )
         loop = asyncio.get_running_loop()
-        now_sim = self._sim_now()
+        now_sim = rep.sim_now()
         if eng.idle:
             eng.set_now(now_sim)
         stream = Stream(req=None, event=asyncio.Event(), arrival_wall_s=loop.time())
+        stream.prompt_tokens = prompt_tokens
+        split = {"output_target": 1} if self.prefill_replicas else {}
         try:
-            stream.req = eng.add_request(
-                prompt_tokens, max_tokens, arrival_s=now_sim, payload=stream, ignore_eos=ignore_eos
+            req = eng.add_request(
+                prompt_tokens,
+                max_tokens,
+                arrival_s=now_sim,
+                payload=stream,
+                ignore_eos=ignore_eos,
+                **split,
             )
         except RequestRejected as exc:
-            self.stats.rejected_4xx += 1
-            if "maximum context length" in exc.message:
-                self._note_too_long(prompt_tokens, max_tokens)
-            raise HTTPError(exc.status, exc.message, "BadRequestError", exc.param) from None
-        self.stats.requests_total += 1
-        self.stats.peak_waiting = max(self.stats.peak_waiting, eng.num_waiting)
+            rep.stats.rejected_4xx += 1
+            message, param = exc.message, exc.param
+            if "maximum context length" in message:
+                self._note_too_long(rep, prompt_tokens, max_tokens)
+                if not chat:  # vLLM's completions wording: a prompt, not messages
+                    message = message.replace("messages", "prompt")
+                    param = "prompt" if param == "messages" else param
+            raise HTTPError(exc.status, message, "BadRequestError", param) from None
+        if self.prefill_replicas:
+            mt = req.max_tokens
+            target = mt if ignore_eos else rep.config.output_lengths.draw(mt, self._rng)
+            stream.decode_target = max(1, target)
+        stream.req = req
+        stream.replica = rep
+        self._routed += 1
+        rep.routed += 1
+        st = rep.stats
+        st.requests_total += 1
+        st.peak_waiting = max(st.peak_waiting, eng.num_waiting)
         self._streams.add(stream)
-        assert self._wake is not None
-        self._wake.set()
+        rep.queued(stream)
+        rep.wake()
         return stream
 
-    def _note_too_long(self, prompt_tokens: int, max_tokens: int | None) -> None:
+    def hand_off(self, stream: Stream, req: SimRequest, prefill: Replica) -> None:
+        """After its first token, move a prefilled request's KV cache to a decode replica."""
+        xfer_s = kv_transfer_s(prefill.config, req.prompt_tokens)
+        self.kv_transfers_in_flight += 1
+        loop = asyncio.get_running_loop()
+        stream.req = None
+        stream.transfer = loop.call_later(
+            xfer_s * self.time_scale, self._arrive_decode, stream, req.max_tokens
+        )
+
+    def _arrive_decode(self, stream: Stream, max_tokens: int) -> None:
+        """A KV cache arrived: queue its request on a decode replica, prompt already cached."""
+        self.kv_transfers_in_flight -= 1
+        stream.transfer = None
+        if stream.aborted or stream.broken or stream not in self._streams:
+            return
+        pool = self._back
+        rep = pool[self._route_back.pick([r.engine for r in pool], self._routed)]
+        eng = rep.engine
+        now_sim = rep.sim_now()
+        if eng.idle:
+            eng.set_now(now_sim)
+        try:
+            stream.req = eng.add_request(
+                stream.prompt_tokens,
+                max_tokens,
+                arrival_s=now_sim,
+                payload=stream,
+                output_target=min(stream.decode_target, max_tokens),
+                prefilled_at_s=now_sim,
+            )
+        except (RequestRejected, ValueError):  # cannot happen for a request prefill accepted
+            stream.aborted = True
+            stream.event.set()
+            return
+        stream.replica = rep
+        rep.routed += 1
+        rep.wake()
+
+    def _note_too_long(self, rep: Replica, prompt_tokens: int, max_tokens: int | None) -> None:
         """Count a request refused for its length; warn at the 1st, 10th, 100th, … of them."""
-        st = self.stats
-        st.rejected_context += 1
-        n = st.rejected_context
+        rep.stats.rejected_context += 1
+        n = self.stats.rejected_context
         if n == 1 or (n % 10 == 0 and str(n).rstrip("0") == "1"):
             asked = (
                 f"{prompt_tokens:,} prompt + {max_tokens:,} max_tokens"
@@ -398,11 +413,29 @@ class SimServer:
     def _drop(self, stream: Stream) -> None:
         """The client went away (or the server stops): free the request's engine resources."""
         self._streams.discard(stream)
-        if stream.req is not None and not stream.done:
-            self.engine.abort(stream.req)
-            self.stats.aborted += 1
+        if stream.transfer is not None:
+            stream.transfer.cancel()
+            stream.transfer = None
+            self.kv_transfers_in_flight -= 1
+        rep = stream.replica
+        if stream.req is not None and not stream.done and rep is not None:
+            if stream.req.state in ("waiting", "running"):
+                rep.engine.abort(stream.req)
+            rep.stats.aborted += 1
+            rep.metrics.success("abort").inc()
 
     # --- HTTP ----------------------------------------------------------------------------
+    @web.middleware
+    async def _error_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Unknown routes and methods answer OpenAI-shaped JSON, as vLLM's handler does."""
+        try:
+            resp: web.StreamResponse = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return error_response(exc.status, exc.reason, exc.reason)
+        return resp
+
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if self.api_key and request.path in (
@@ -464,33 +497,31 @@ class SimServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _parse(self, request: web.Request) -> dict[str, Any]:
+        if request.content_type != "application/json":
+            raise bad(UNSUPPORTED_MEDIA_TYPE)
+        raw = await request.read()
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise bad(f"Invalid JSON in request body: {exc}") from None
         return check_body(body, self.served_model_name)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        try:
-            body = await self._parse(request)
-            prompt_tokens = chat_prompt_tokens(body)
-            stream = self._submit(
-                prompt_tokens, max_tokens(body), bool(body.get("ignore_eos", False))
-            )
-        except HTTPError as e:
-            return error_response(e.status, e.message, e.err_type, e.param)
-        return await self._respond(request, body, stream, prompt_tokens, chat=True)
+        return await self._handle(request, chat=True)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, chat=False)
+
+    async def _handle(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
         try:
             body = await self._parse(request)
-            prompt_tokens = completions_prompt_tokens(body)
-            stream = self._submit(
-                prompt_tokens, max_tokens(body), bool(body.get("ignore_eos", False))
-            )
+            parts = chat_prompt_parts_of(body) if chat else completions_prompt_parts_of(body)
+            mt = max_tokens(body)
+            prompt_tokens = await count_tokens_yielding(*parts)
+            stream = self._submit(prompt_tokens, mt, bool(body.get("ignore_eos", False)), chat=chat)
         except HTTPError as e:
             return error_response(e.status, e.message, e.err_type, e.param)
-        return await self._respond(request, body, stream, prompt_tokens, chat=False)
+        return await self._respond(request, body, stream, prompt_tokens, chat=chat)
 
     async def _respond(
         self,
