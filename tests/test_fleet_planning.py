@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import json
 import math
 
 import pandas as pd
@@ -170,3 +171,41 @@ def test_dask_path_gives_the_local_answer() -> None:
     assert local.simulations == remote.simulations > 0
     pd.testing.assert_frame_equal(local.candidates, remote.candidates)
     assert local.best == remote.best
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    from typer.testing import CliRunner
+
+    from infphys.cli import app
+
+    r = CliRunner().invoke(app, list(args))
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_cli_plan_fleet_json_names_the_cheapest_fleet() -> None:
+    code, out, _ = _cli(
+        "plan-fleet", "--rate", "1", "--prompt-tokens", "200", "--output-tokens", "200",
+        "--p95-ttft-s", "1", "--p95-itl-ms", "50", "--price", "h100-sxm=2.5",
+        "--price", "b200=5.5", "--max-gpus", "2", "--requests", "40", "--workers", "1",
+        "--no-disaggregation", "--json",
+    )  # fmt: skip
+    assert code == 0
+    data = json.loads(out)
+    assert data["feasible"] is True
+    assert data["best"]["gpu_key"] == "h100-sxm" and data["best"]["gpus"] == 1
+    assert data["prices_usd_per_gpu_hour"] == {"h100-sxm": 2.5, "b200": 5.5}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--users", "0"], "--users must be at least 1 (got 0)"),
+        (["--users", "10", "--rate", "2"], "give exactly one of --users and --rate"),
+        (["--users", "10", "--p95-itl-ms", "0"], "--p95-itl-ms must be more than 0 (got 0)"),
+        (["--users", "10", "--price", "h100-sxm"], "--price must be GPU=USD_PER_HOUR"),
+    ],
+)
+def test_cli_plan_fleet_bad_input_names_the_option(args: list[str], message: str) -> None:
+    code, _, err = _cli("plan-fleet", *args)
+    assert code == 2
+    assert message in " ".join(err.split())
