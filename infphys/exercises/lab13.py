@@ -21,7 +21,7 @@ import math
 from infphys.exercises.core import Exercise, Tolerance
 from infphys.nim_planning import tp_gain
 
-__all__ = ["ROUTER_CHOICES", "Q1_TP_SPEEDUP", "Q2_LITTLE", "Q3_ROUTER", "Q4_PREFILL"]
+__all__ = ["Q1_TP_SPEEDUP", "Q2_LITTLE", "Q3_ROUTER", "Q4_PREFILL", "ROUTER_CHOICES"]
 
 
 def _tp_speedup(model: str, gpu: str, concurrency: int) -> float:
