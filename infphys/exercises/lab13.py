@@ -42,9 +42,9 @@ Q1_TP_SPEEDUP = Exercise(
     hint="Read both instances' tokens/s at that concurrency from the measured TP table.",
     explanation=(
         "Llama-3-8B on H100 at 100 clients: 6,550 tokens/s on one GPU, 9,157 on two: 1.40×. "
-        "Two TP1 replicas would give about 2 × 6,550 = 13,100 at 50 clients each: for "
-        "throughput, replicas win; TP buys a shorter step (lower ITL) and room for a model "
-        "that does not fit one GPU."
+        "At 200 clients TP2 makes 11,365 while two TP1 replicas of 100 clients each make "
+        "2 × 6,550 = 13,100: under heavy load replicas win on throughput; TP buys a shorter "
+        "step (lower ITL) and room for a model that does not fit one GPU."
     ),
 )
 
