@@ -5,9 +5,10 @@ Each function runs a few fleets through the virtual-time simulator
 on the same seeded workload and returns one row per fleet with :func:`fleet_summary`'s figures,
 so a chapter, a lab and a test read the same numbers. Lab 13 and the fleet chapter show them.
 
-Worked example: two H100s serving Llama-3.1-8B BF16, 8 requests/s of 2,000 → 200 tokens, as
-one TP2 instance or as two TP1 replicas (:func:`compare_tp_replicas`): the TP2 step is shorter
-(lower ITL) but the pair of replicas decodes more tokens per GPU-second at the knee.
+Worked example (simulated): two H100s serving Llama-3.1-8B BF16, 6 requests/s of 2,000 → 200
+tokens (:func:`tp_scenario`), as one TP2 instance or two TP1 replicas
+(:func:`compare_tp_replicas`): TP2's shorter step gives a p95 ITL of about 7 ms against 9 ms
+and a p95 TTFT of about 72 ms against 118 ms, at the same throughput.
 """
 
 from __future__ import annotations

@@ -31,10 +31,11 @@ and its p95 response is the TTFT (plus the KV transfer); the decode pool runs de
 (Little's Law over the loop), found by bisection.
 
 Worked example: 1,000 users, 2,000 → 200 tokens, Llama-3.1-8B BF16 on 16 H100s (TP1): a
-prompt's prefill takes 60.5 ms, so a replica prefills at most 16.5 prompts/s; the loop settles
-near λ ≈ 205 requests/s (4.9 s per request), each replica 80 % busy with prefills, and the
-steps carrying a prompt make the p95 ITL ~ 90 ms: the ITL objective of 50 ms is missed
-however many replicas are added until prefills are rare, which is why disaggregation pays here.
+prompt's prefill takes 60.5 ms, so a replica prefills at most 16.5 prompts/s. The loop settles
+near λ ≈ 150 requests/s (9.4 per replica, 57 % of each replica's time prefilling), 61 requests
+decoding at once in 14.2 ms steps, a mean ITL of 32.7 ms; the steps that carry a prompt take
+65.9 ms and are more than 5 % of them, so that is the estimated p95 ITL: a 50 ms objective is
+missed until prefills are rare, which is where disaggregation pays.
 """
 
 from __future__ import annotations

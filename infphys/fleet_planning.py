@@ -29,8 +29,10 @@ task (``pip install infphys[dask]``); otherwise ``workers`` > 1 runs them in a l
 ``ProcessPoolExecutor``, and ``workers=1`` in this process. The jobs are the same and seeded
 the same, so every path gives the same plan.
 
-Worked example: 20 users of 2,000 → 200 tokens under p95 TTFT ≤ 1 s and ITL ≤ 50 ms, on H100s
-only: one H100 meets both (the tests check it against a hand-worked pair of fleets).
+Worked example: 1 request/s of 200 → 200 tokens, p95 TTFT ≤ 1 s and ITL ≤ 4.7 ms, H100s at
+$2.50 and B200s at $5.50 an hour: every H100 decode step reads 16.06 GB of weights, 4.79 ms at
+its datasheet 3.35 TB/s, so no count of H100s can meet 4.7 ms; one B200 (a ~4.4 ms step) does,
+and the plan is one B200 at $5.50 an hour (``tests/test_fleet_planning.py``).
 """
 
 from __future__ import annotations
