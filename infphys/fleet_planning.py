@@ -265,8 +265,8 @@ def _neighbours(c: FleetCandidate) -> list[FleetCandidate]:
 def _next(same: list[FleetCandidate], good: list[FleetCandidate]) -> FleetCandidate | None:
     """The next fleet of one shape to simulate, from those simulated (``same``, by size) and
     those that met the objective (``good``): none met it: a quarter more replicas than the
-    largest; the smallest met it: bisect towards the largest that missed below it, or a
-    quarter fewer when none missed."""
+    largest; the smallest met it: bisect towards the largest that missed below it (each pool
+    of a split halfway), or a quarter fewer when none missed."""
     if not same:
         return None
     if not good:
@@ -277,7 +277,13 @@ def _next(same: list[FleetCandidate], good: list[FleetCandidate]) -> FleetCandid
     g = good[0]
     below = [c for c in same if c.gpus < g.gpus and c not in good]
     if g.disaggregated:
-        if below or (g.replicas <= 1 and g.prefill_replicas <= 1):
+        if below:  # halfway (per pool) towards the largest that missed
+            b = below[-1]
+            d = (b.replicas + g.replicas) // 2
+            p = (b.prefill_replicas + g.prefill_replicas) // 2
+            c = FleetCandidate(g.gpu_key, g.precision_key, g.tp, max(1, d), max(1, p))
+            return None if c.gpus >= g.gpus or c.gpus <= b.gpus else c
+        if g.replicas <= 1 and g.prefill_replicas <= 1:
             return None
         d = max(1, math.floor(0.75 * g.replicas))
         p = max(1, math.floor(0.75 * g.prefill_replicas))
