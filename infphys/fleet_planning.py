@@ -58,7 +58,7 @@ from infphys.fleet_estimate import (
 from infphys.physics.cost import cost_per_million_tokens
 from infphys.sim.fleet import simulate_disaggregated, simulate_fleet
 
-__all__ = ["FleetPlan", "evaluate_candidate", "pareto_front", "plan_fleet"]
+__all__ = ["COLUMNS", "FleetPlan", "evaluate_candidate", "pareto_front", "plan_fleet"]
 
 #: The columns of :attr:`FleetPlan.candidates`, in order.
 COLUMNS = (
