@@ -157,16 +157,20 @@ class FleetDemand:
 @dataclass(frozen=True, slots=True)
 class FleetCandidate:
     """One fleet: ``replicas`` serving replicas (decode replicas when disaggregated) of
-    ``tp`` GPUs each, plus ``prefill_replicas`` prefill-only replicas (0: colocated)."""
+    ``tp`` GPUs each, plus ``prefill_replicas`` prefill-only replicas (0: colocated);
+    ``chunk_tokens`` the engine's token budget per step (None: its default, 8,192)."""
 
     gpu_key: str
     precision_key: str
     tp: int
     replicas: int
     prefill_replicas: int = 0
+    chunk_tokens: int | None = None
 
     def __post_init__(self) -> None:
         positive_int("tp", self.tp)
+        if self.chunk_tokens is not None:
+            positive_int("chunk_tokens", self.chunk_tokens)
         positive_int("replicas", self.replicas)
         if self.prefill_replicas < 0:
             raise ValueError(f"prefill_replicas must be >= 0 (got {self.prefill_replicas})")
@@ -182,19 +186,24 @@ class FleetCandidate:
     @property
     def label(self) -> str:
         shape = f"{self.gpu_key} {self.precision_key} TP{self.tp}"
+        if self.chunk_tokens is not None:
+            shape += f" chunk {self.chunk_tokens}"
         if self.disaggregated:
             return f"{shape} × ({self.prefill_replicas}P + {self.replicas}D)"
         return f"{shape} × {self.replicas}"
 
     def config(self, model: str) -> EngineConfig:
         """One replica's engine (FP8 means FP8 weights and an FP8 KV cache)."""
-        return _config(self.gpu_key, self.precision_key, self.tp, model)
+        return _config(self.gpu_key, self.precision_key, self.tp, model, self.chunk_tokens)
 
 
 @lru_cache(maxsize=256)
-def _config(gpu: str, precision: str, tp: int, model: str) -> EngineConfig:
+def _config(
+    gpu: str, precision: str, tp: int, model: str, chunk_tokens: int | None = None
+) -> EngineConfig:
+    extra = {} if chunk_tokens is None else {"max_num_batched_tokens": chunk_tokens}
     return EngineConfig.build(
-        gpu, model, weights_precision=precision, kv_precision=precision, tp=tp
+        gpu, model, weights_precision=precision, kv_precision=precision, tp=tp, **extra
     )
 
 
@@ -257,8 +266,16 @@ class _Shape:
 
 
 @lru_cache(maxsize=256)
-def _shape(gpu: str, precision: str, tp: int, model: str, prompt: float, output: float) -> _Shape:
-    return _Shape(_config(gpu, precision, tp, model), prompt, output)
+def _shape(
+    gpu: str,
+    precision: str,
+    tp: int,
+    model: str,
+    prompt: float,
+    output: float,
+    chunk_tokens: int | None = None,
+) -> _Shape:
+    return _Shape(_config(gpu, precision, tp, model, chunk_tokens), prompt, output)
 
 
 def _decode_batch(shape: _Shape, rate: float, output: float, slowdown: float) -> float:
@@ -358,6 +375,7 @@ def estimate_fleet(
         model,
         demand.mean_prompt_tokens,
         demand.mean_output_tokens,
+        c.chunk_tokens,
     )
     output = demand.mean_output_tokens
     if demand.rate_per_s is not None:

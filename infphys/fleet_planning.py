@@ -37,10 +37,11 @@ and the plan is one B200 at $5.50 an hour (``tests/test_fleet_planning.py``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -67,6 +68,7 @@ COLUMNS = (
     "gpu_key",
     "precision_key",
     "tp",
+    "chunk_tokens",
     "prefill_replicas",
     "replicas",
     "gpus",
@@ -200,7 +202,7 @@ def _first(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
 
 
 def _smallest(
-    gpu: str, prec: str, tp: int, limit: int, demand: FleetDemand, model: str, slo: FleetSLO
+    base: FleetCandidate, limit: int, demand: FleetDemand, model: str, slo: FleetSLO
 ) -> FleetCandidate | None:
     """The fewest colocated replicas (≤ ``limit``) whose estimate meets ``slo``.
 
@@ -208,9 +210,9 @@ def _smallest(
     n = _first(
         1,
         limit,
-        lambda n: estimate_fleet(FleetCandidate(gpu, prec, tp, n), demand, model).meets(slo),
+        lambda n: estimate_fleet(replace(base, replicas=n), demand, model).meets(slo),
     )
-    return None if n is None else FleetCandidate(gpu, prec, tp, n)
+    return None if n is None else replace(base, replicas=n)
 
 
 def _decode_grid(limit: int) -> list[int]:
@@ -222,7 +224,7 @@ def _decode_grid(limit: int) -> list[int]:
 
 
 def _smallest_split(
-    gpu: str, prec: str, tp: int, limit: int, demand: FleetDemand, model: str, slo: FleetSLO
+    base: FleetCandidate, limit: int, demand: FleetDemand, model: str, slo: FleetSLO
 ) -> FleetCandidate | None:
     """The fewest replicas split into prefill + decode whose estimate meets ``slo``.
 
@@ -236,13 +238,13 @@ def _smallest_split(
             break
 
         def ttft_ok(p: int, d: int = d) -> bool:
-            e = estimate_fleet(FleetCandidate(gpu, prec, tp, d, p), demand, model)
+            e = estimate_fleet(replace(base, replicas=d, prefill_replicas=p), demand, model)
             return e.ttft_p95_s <= slo.ttft_p95_s
 
         p = _first(1, limit - d, ttft_ok)
         if p is None:
             continue
-        c = FleetCandidate(gpu, prec, tp, d, p)
+        c = replace(base, replicas=d, prefill_replicas=p)
         if estimate_fleet(c, demand, model).meets(slo) and (best is None or c.gpus < best.gpus):
             best = c
     return best
@@ -254,11 +256,11 @@ def _neighbours(c: FleetCandidate) -> list[FleetCandidate]:
         for dp, dd in ((-1, 0), (1, 0), (0, -1), (0, 1)):
             p, d = c.prefill_replicas + dp, c.replicas + dd
             if p >= 1 and d >= 1:
-                out.append(FleetCandidate(c.gpu_key, c.precision_key, c.tp, d, p))
+                out.append(replace(c, replicas=d, prefill_replicas=p))
     else:
         for dn in (-1, 1):
             if c.replicas + dn >= 1:
-                out.append(FleetCandidate(c.gpu_key, c.precision_key, c.tp, c.replicas + dn))
+                out.append(replace(c, replicas=c.replicas + dn))
     return out
 
 
@@ -273,7 +275,7 @@ def _next(same: list[FleetCandidate], good: list[FleetCandidate]) -> FleetCandid
         c = same[-1]
         up, pup = max(1, math.ceil(0.25 * c.replicas)), max(1, math.ceil(0.25 * c.prefill_replicas))
         p = c.prefill_replicas + pup if c.disaggregated else 0
-        return FleetCandidate(c.gpu_key, c.precision_key, c.tp, c.replicas + up, p)
+        return replace(c, replicas=c.replicas + up, prefill_replicas=p)
     g = good[0]
     below = [c for c in same if c.gpus < g.gpus and c not in good]
     if g.disaggregated:
@@ -281,22 +283,22 @@ def _next(same: list[FleetCandidate], good: list[FleetCandidate]) -> FleetCandid
             b = below[-1]
             d = (b.replicas + g.replicas) // 2
             p = (b.prefill_replicas + g.prefill_replicas) // 2
-            c = FleetCandidate(g.gpu_key, g.precision_key, g.tp, max(1, d), max(1, p))
+            c = replace(g, replicas=max(1, d), prefill_replicas=max(1, p))
             return None if c.gpus >= g.gpus or c.gpus <= b.gpus else c
         if g.replicas <= 1 and g.prefill_replicas <= 1:
             return None
         d = max(1, math.floor(0.75 * g.replicas))
         p = max(1, math.floor(0.75 * g.prefill_replicas))
-        return FleetCandidate(g.gpu_key, g.precision_key, g.tp, d, p)
+        return replace(g, replicas=d, prefill_replicas=p)
     if below:
         lo = below[-1].replicas
         if g.replicas - lo <= 1:
             return None
-        return FleetCandidate(g.gpu_key, g.precision_key, g.tp, (lo + g.replicas) // 2)
+        return replace(g, replicas=(lo + g.replicas) // 2)
     if g.replicas <= 1:
         return None
     down = max(1, math.floor(0.25 * g.replicas))
-    return FleetCandidate(g.gpu_key, g.precision_key, g.tp, g.replicas - down)
+    return replace(g, replicas=g.replicas - down)
 
 
 def _walk(
@@ -324,12 +326,12 @@ def _walk(
             return
         todo = []
         for s in starts:
-            key = (s.gpu_key, s.precision_key, s.tp, s.disaggregated)
+            key = (s.gpu_key, s.precision_key, s.tp, s.chunk_tokens, s.disaggregated)
             same = sorted(
                 (
                     c
                     for c in simulated
-                    if (c.gpu_key, c.precision_key, c.tp, c.disaggregated) == key
+                    if (c.gpu_key, c.precision_key, c.tp, c.chunk_tokens, c.disaggregated) == key
                 ),
                 key=lambda c: (c.gpus, c.prefill_replicas),
             )
@@ -370,6 +372,7 @@ def plan_fleet(
     prices_usd: Mapping[str, float] | None = None,
     precisions: Sequence[str] = ("bf16", "fp8"),
     tps: Sequence[int] = (1, 2, 4),
+    chunk_tokens: Sequence[int | None] = (None,),
     disaggregation: bool = True,
     max_gpus: int = 256,
     requests: int | None = None,
@@ -391,6 +394,9 @@ def plan_fleet(
         prices_usd: GPU key → US dollars per GPU-hour; only these GPUs are considered
             (default :data:`~infphys.fleet_estimate.ASSUMED_GPU_HOURLY_USD`, assumptions).
         precisions, tps: precisions (weights and KV cache) and TP degrees to try.
+        chunk_tokens: token budgets per engine step (vLLM's ``max_num_batched_tokens``) to
+            try; None is the engine's default (8,192). A smaller budget holds fewer prompts in
+            one step, so a decoder's worst gap is shorter.
         disaggregation: also try prefill/decode splits.
         max_gpus: the largest fleet considered.
         requests: measured requests per simulation (default: 2 × users, or 1,000 arrivals;
@@ -431,16 +437,23 @@ def plan_fleet(
         if requests is not None
         else max(200, 2 * demand.users if demand.users is not None else 1000)
     )
+    chunks = list(dict.fromkeys(chunk_tokens))
+    for ch in chunks:
+        if ch is not None:
+            positive_int("chunk_tokens", ch)
+    if not chunks:
+        raise ValueError("chunk_tokens must hold at least one budget (None: the default)")
     triples = shapes(list(prices), precisions, tps, model)
     if not triples:
         raise ValueError(f"no GPU × precision × TP in the lists builds an engine for {model!r}")
 
     # Stage 1: the smallest fleet of each shape whose estimate meets the objective.
     starts: list[FleetCandidate] = []
-    for g, p, tp in triples:
-        found = [_smallest(g, p, tp, limit // tp, demand, model, loose)]
+    for (g, p, tp), chunk in itertools.product(triples, chunks):
+        base = FleetCandidate(g, p, tp, 1, 0, chunk)
+        found = [_smallest(base, limit // tp, demand, model, loose)]
         if disaggregation and limit // tp >= 2:
-            found.append(_smallest_split(g, p, tp, limit // tp, demand, model, loose))
+            found.append(_smallest_split(base, limit // tp, demand, model, loose))
         starts.extend(c for c in found if c is not None)
 
     # Stage 2: prune by estimated price.
@@ -486,6 +499,7 @@ def plan_fleet(
                 "gpu_key": c.gpu_key,
                 "precision_key": c.precision_key,
                 "tp": c.tp,
+                "chunk_tokens": c.chunk_tokens,
                 "prefill_replicas": c.prefill_replicas,
                 "replicas": c.replicas,
                 "gpus": c.gpus,

@@ -209,3 +209,18 @@ def test_cli_plan_fleet_bad_input_names_the_option(args: list[str], message: str
     code, _, err = _cli("plan-fleet", *args)
     assert code == 2
     assert message in " ".join(err.split())
+
+
+def test_chunk_budget_reaches_the_engine_and_the_label() -> None:
+    c = FleetCandidate("h100-sxm", "fp8", 1, 6, chunk_tokens=2048)
+    assert c.config("llama-3.1-8b").max_num_batched_tokens == 2048
+    assert c.label == "h100-sxm fp8 TP1 chunk 2048 × 6"
+    # The default budget is the engine's own (vLLM's 8,192).
+    assert (
+        FleetCandidate("h100-sxm", "fp8", 1, 6).config("llama-3.1-8b").max_num_batched_tokens
+        == 8192
+    )
+    with pytest.raises(ValueError, match="chunk_tokens"):
+        FleetCandidate("h100-sxm", "fp8", 1, 6, chunk_tokens=0)
+    code, _, err = _cli("plan-fleet", "--users", "10", "--chunk-tokens", "2048,x")
+    assert code == 2 and "--chunk-tokens must be whole numbers" in " ".join(err.split())

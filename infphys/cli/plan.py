@@ -35,6 +35,24 @@ def _prices(items: list[str] | None) -> dict[str, float]:
     return out
 
 
+def _chunks(text: str | None) -> tuple[int | None, ...]:
+    """``"8192,2048"`` → (8192, 2048); None → (None,): the engine's default budget."""
+    if text is None:
+        return (None,)
+    out: list[int | None] = []
+    for part in text.split(","):
+        try:
+            n = int(part)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(
+                f"--chunk-tokens must be whole numbers >= 1, comma-separated (got {text!r})"
+            )
+        out.append(n)
+    return tuple(out)
+
+
 def _ms(x: Any) -> str:
     return "—" if x is None or x != x else f"{float(x) * 1e3:,.1f}"
 
@@ -73,6 +91,13 @@ def plan_fleet_command(
     requests: Annotated[
         int | None, typer.Option("--requests", help="Measured requests per simulation.")
     ] = None,
+    chunk_tokens: Annotated[
+        str | None,
+        typer.Option(
+            "--chunk-tokens",
+            help="Token budgets per engine step to try, comma-separated (default: the engine's).",
+        ),
+    ] = None,
     no_disaggregation: Annotated[
         bool, typer.Option("--no-disaggregation", help="Colocated fleets only.")
     ] = False,
@@ -110,6 +135,7 @@ def plan_fleet_command(
     slo = FleetSLO(p95_ttft_s, p95_itl_ms / 1e3)
     kw: dict[str, Any] = {
         "model": model,
+        "chunk_tokens": _chunks(chunk_tokens),
         "prices_usd": _prices(price),
         "max_gpus": max_gpus,
         "requests": requests,
