@@ -372,7 +372,7 @@ def plan_fleet(
     prices_usd: Mapping[str, float] | None = None,
     precisions: Sequence[str] = ("bf16", "fp8"),
     tps: Sequence[int] = (1, 2, 4),
-    chunk_tokens: Sequence[int | None] = (None,),
+    chunk_tokens: Sequence[int | None] = (None, 2048),
     disaggregation: bool = True,
     max_gpus: int = 256,
     requests: int | None = None,
@@ -396,7 +396,7 @@ def plan_fleet(
         precisions, tps: precisions (weights and KV cache) and TP degrees to try.
         chunk_tokens: token budgets per engine step (vLLM's ``max_num_batched_tokens``) to
             try; None is the engine's default (8,192). A smaller budget holds fewer prompts in
-            one step, so a decoder's worst gap is shorter.
+            one step, so a decoder's worst gap is shorter (default: both).
         disaggregation: also try prefill/decode splits.
         max_gpus: the largest fleet considered.
         requests: measured requests per simulation (default: 2 × users, or 1,000 arrivals;

@@ -18,6 +18,7 @@ from infphys.fleet_planning import pareto_front, plan_fleet
 # of 1 s is easy; the ITL objective decides.
 LIGHT = FleetDemand(rate_per_s=1.0, prompt_tokens=200, output_tokens=200)
 SMALL = {
+    "chunk_tokens": (None,),
     "precisions": ("bf16",),
     "tps": (1,),
     "disaggregation": False,

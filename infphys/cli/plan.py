@@ -36,9 +36,10 @@ def _prices(items: list[str] | None) -> dict[str, float]:
 
 
 def _chunks(text: str | None) -> tuple[int | None, ...]:
-    """``"8192,2048"`` → (8192, 2048); None → (None,): the engine's default budget."""
+    """``"8192,2048"`` → (8192, 2048); None → the planner's default (the engine's 8,192
+    and 2,048)."""
     if text is None:
-        return (None,)
+        return (None, 2048)
     out: list[int | None] = []
     for part in text.split(","):
         try:
@@ -95,7 +96,7 @@ def plan_fleet_command(
         str | None,
         typer.Option(
             "--chunk-tokens",
-            help="Token budgets per engine step to try, comma-separated (default: the engine's).",
+            help="Token budgets per engine step to try, comma-separated (default: 8192,2048).",
         ),
     ] = None,
     no_disaggregation: Annotated[
