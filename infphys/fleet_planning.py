@@ -531,9 +531,10 @@ def plan_fleet(
     best = _records(feasible.head(1))[0] if len(feasible) else None
     pareto = pareto_front(table[table["simulated"]]) if len(table) else table
     if best is not None:
+        gpus = f"{best['gpus']} GPU" + ("s" if best["gpus"] != 1 else "")
         message = (
             f"cheapest fleet meeting p95 TTFT ≤ {slo.ttft_p95_s:g} s and p95 ITL ≤ "
-            f"{slo.itl_p95_s * 1e3:g} ms: {best['label']} ({best['gpus']} GPUs, "
+            f"{slo.itl_p95_s * 1e3:g} ms: {best['label']} ({gpus}, "
             f"${best['usd_per_hour']:.2f}/h; simulated p95 TTFT {best['sim_ttft_p95_s']:.3f} s, "
             f"p95 ITL {best['sim_itl_p95_s'] * 1e3:.1f} ms)"
         )
