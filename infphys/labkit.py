@@ -24,7 +24,7 @@ Worked example::
     >>> tmp = tempfile.TemporaryDirectory()
     >>> report = copy_labs(Path(tmp.name) / "labs")
     >>> len(report.notebooks), sorted(set(report.actions.values()))
-    (12, ['copied'])
+    (13, ['copied'])
     >>> sorted(set(copy_labs(Path(tmp.name) / "labs").actions.values()))
     ['unchanged']
     >>> tmp.cleanup()

@@ -2,7 +2,7 @@
 
 Each lab states its time once, at the top (``**Time: about N minutes.**``). The 90-minute plan
 runs Labs 1–11 and the 60-minute plan a subset, each lab at its own estimate, plus a welcome and
-a wrap-up; Lab 12 is optional homework in both.
+a wrap-up; Labs 12 and 13 are optional homework in both.
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ def plan(name: str) -> list[tuple[str, int, str]]:
 
 def test_every_lab_states_its_time() -> None:
     minutes = lab_minutes()
-    assert sorted(minutes) == [f"lab{i:02d}" for i in range(1, 13)]
+    assert sorted(minutes) == [f"lab{i:02d}" for i in range(1, 14)]
 
 
 @pytest.mark.parametrize(
     ("name", "total", "homework"),
     [
-        ("plan90", 90, {"lab12"}),
-        ("plan60", 60, {"lab02", "lab04", "lab06", "lab10", "lab12"}),
+        ("plan90", 90, {"lab12", "lab13"}),
+        ("plan60", 60, {"lab02", "lab04", "lab06", "lab10", "lab12", "lab13"}),
     ],
 )
 def test_plan_is_the_labs_own_estimates(name: str, total: int, homework: set[str]) -> None:

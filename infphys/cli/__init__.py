@@ -10,6 +10,7 @@ from infphys.cli import grade as _grade  # noqa: F401
 from infphys.cli import labs as _labs  # noqa: F401
 from infphys.cli import measure as _measure  # noqa: F401
 from infphys.cli import physics as _physics  # noqa: F401
+from infphys.cli import plan as _plan  # noqa: F401
 from infphys.cli import sim as _sim  # noqa: F401
 from infphys.cli._app import app
 

@@ -34,6 +34,7 @@ from infphys.exercises import lab09 as _lab09  # noqa: F401
 from infphys.exercises import lab10 as _lab10  # noqa: F401
 from infphys.exercises import lab11 as _lab11  # noqa: F401
 from infphys.exercises import lab12 as _lab12  # noqa: F401
+from infphys.exercises import lab13 as _lab13  # noqa: F401
 from infphys.exercises.book import (
     ANSWERS_DIR_ENV,
     ANSWERS_FILE_MODE,

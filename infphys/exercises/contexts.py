@@ -226,6 +226,34 @@ _LAB12 = ContextSpec(
     decimals={"sim_ttft_ms": 1, "queue_ttft_ms": 1},
     derived=_names,
 )
+_LAB13 = ContextSpec(
+    _keys(
+        "model",
+        "model_name",
+        "gpu",
+        "gpu_name",
+        "concurrency",
+        "replicas",
+        "requests_per_s",
+        "e2e_mean_s",
+        "rr_ttft_p95_ms",
+        "lo_ttft_p95_ms",
+        "kv_ttft_p95_ms",
+        "sa_ttft_p95_ms",
+        "rate_per_s",
+        "prefill_ms",
+    ),
+    decimals={
+        "requests_per_s": 3,
+        "e2e_mean_s": 4,
+        "rr_ttft_p95_ms": 1,
+        "lo_ttft_p95_ms": 1,
+        "kv_ttft_p95_ms": 1,
+        "sa_ttft_p95_ms": 1,
+        "prefill_ms": 2,
+    },
+    derived=_names,
+)
 
 #: The context spec of every exercise, by id.
 SPECS: dict[str, ContextSpec] = {
@@ -243,6 +271,7 @@ SPECS: dict[str, ContextSpec] = {
     **{f"lab10.q{i}": _LAB10 for i in (1, 2, 3, 4)},
     **{f"lab11.q{i}": _LAB11 for i in (1, 2, 3, 4)},
     **{f"lab12.q{i}": _LAB12 for i in (1, 2, 3, 4)},
+    **{f"lab13.q{i}": _LAB13 for i in (1, 2, 3, 4)},
 }
 
 

@@ -1,0 +1,103 @@
+"""Lab 13 (from one GPU to a fleet): runs headless, shows the fleet effects, checks its exercises.
+
+Measured values are quoted from infphys/catalog/data/nim_llama3_serving.csv in the comments.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infphys.exercises import exercises_for
+from infphys.exercises.contexts import context_problems
+
+LAB = Path(__file__).resolve().parents[1] / "labs" / "13_fleet.py"
+
+
+def _run(**defs: Any) -> dict[str, Any]:
+    spec = importlib.util.spec_from_file_location("lab_13_fleet", LAB)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _, result = module.app.run(defs=defs) if defs else module.app.run()
+    return dict(result)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFPHYS_ANSWERS_DIR", str(tmp_path / "answers"))
+    monkeypatch.delenv("INFPHYS_LEARNER", raising=False)
+    monkeypatch.setenv("NIM_BASE_URL", "http://127.0.0.1:9")
+
+
+@pytest.fixture(scope="module")
+def lab13() -> dict[str, Any]:
+    return _run()
+
+
+def test_marimo_check_and_header() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "marimo", "check", "--strict", str(LAB)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = LAB.read_text()
+    assert text.startswith("# /// script\n")
+    header = text.split("import marimo", 1)[0]
+    for dep in ('"marimo', '"plotly', '"pandas', '"infphys"'):
+        assert dep in header
+    assert "**Time: about" in text and "Key takeaway" in text
+
+
+def test_the_fleet_effects_show(lab13: dict[str, Any]) -> None:
+    # Measured (NIM, Llama-3-8B FP16 on H100, 200 → 200, 100 clients): 6,550 tokens/s on one
+    # GPU (6,549.965), 9,157 on two: the second GPU as TP bought 1.40×, 0.70× per GPU.
+    row = lab13["tp_measured"].set_index("concurrency").loc[100]
+    assert row["speedup"] == pytest.approx(9157.412 / 6549.965, rel=0.01)
+    # Routers, same arrivals: joining the shortest queue beats taking turns at the tail.
+    r = lab13["router_table"].set_index("router")["ttft_p95_s"]
+    assert r["least-outstanding"] < 0.5 * r["round-robin"]
+    # Two H200s, 4,000-token prompts at 6/s: colocated, a decoder's gap includes a prefill step
+    # (~120 ms); split, the decode replica's steps hold no prefill (one step, ~7 ms).
+    s = lab13["split_table"].set_index("prefill_replicas")
+    assert s.loc[1, "itl_p95_s"] < 0.015 < 0.05 < s.loc[0, "itl_p95_s"]
+    assert s.loc[1, "ttft_p95_s"] > s.loc[0, "ttft_p95_s"]  # the price: one GPU prefills
+    # The planner answered for the default 32 users.
+    assert lab13["plan"].feasible
+
+
+def test_exercises_pass_right_and_fail_wrong(lab13: dict[str, Any]) -> None:
+    ctx = lab13["exercise_context"]
+    for i, ex in enumerate(exercises_for(13), start=1):
+        assert lab13[f"v{i}"].status == "missing"
+        assert context_problems(ex.id, ctx) == [], ex.id
+        expected = ex.expected(**ctx)
+        assert ex.check(expected, **ctx).ok, ex.id
+        wrong = (
+            next(c for c in ex.choices if c != expected)
+            if ex.kind == "choice"
+            else float(expected) * 1.5 + 1.0
+        )
+        assert not ex.check(wrong, **ctx).ok, ex.id
+    q1, q2, q3, q4 = exercises_for(13)
+    assert q1.check("1.40", **ctx).ok  # 9,157.412 / 6,549.965
+    # q2 by hand: L = λW / replicas.
+    assert q2.check(f"{ctx['requests_per_s'] * ctx['e2e_mean_s'] / ctx['replicas']:.3f}", **ctx).ok
+    assert q3.check("least-outstanding", **ctx).ok
+    # q4: 6/s × 120.46 ms = 0.72 s of prefill per second: one replica.
+    assert ctx["rate_per_s"] == 6.0 and 110 < ctx["prefill_ms"] < 130
+    assert q4.check("1", **ctx).ok and not q4.check("2", **ctx).ok
+
+
+def test_prefill_replicas_by_hand() -> None:
+    (q4,) = [e for e in exercises_for(13) if e.id == "lab13.q4"]
+    # 20/s × 120 ms = 2.4 s of prefill per second: 3 replicas (2 would run 120 % busy).
+    assert q4.expected(rate_per_s=20.0, prefill_ms=120.0) == 3
+    assert q4.expected(rate_per_s=5.0, prefill_ms=200.0) == 1
