@@ -91,8 +91,10 @@ def test_rented_tco_by_hand() -> None:
     # The year's tokens at those prices add back up to the bill: 630,720 M input × 0.0534188 +
     # 63,072 M output × 0.854701 = 33,692.3 + 53,907.7 = 87,600.
     year_s = 8760 * 3600
-    total = (20_000 * year_s / 1e6 * r.usd_per_million_input
-             + 2_000 * year_s / 1e6 * r.usd_per_million_output)
+    total = (
+        20_000 * year_s / 1e6 * r.usd_per_million_input
+        + 2_000 * year_s / 1e6 * r.usd_per_million_output
+    )
     assert total == pytest.approx(87_600)
 
 

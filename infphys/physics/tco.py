@@ -148,8 +148,11 @@ def on_prem_usd_per_gpu_hour(inputs: OnPremInputs) -> OnPremGpuHour:
     """
     per_year_capital = inputs.server_price_usd / inputs.amortisation_years
     per_year_power = (
-        inputs.server_power_kw * inputs.power_utilisation * HOURS_PER_YEAR
-        * inputs.usd_per_kwh * inputs.pue
+        inputs.server_power_kw
+        * inputs.power_utilisation
+        * HOURS_PER_YEAR
+        * inputs.usd_per_kwh
+        * inputs.pue
     )
     per_year_hosting = inputs.rack_units_per_server * inputs.hosting_usd_per_rack_unit_year
     per_gpu_hour = inputs.gpus_per_server * HOURS_PER_YEAR
