@@ -154,3 +154,15 @@ def test_api_tco_by_hand() -> None:
 def test_tco_bad_input_names_the_argument(make: object, name: str) -> None:
     with pytest.raises(ValueError, match=name):
         make()  # type: ignore[operator]
+
+
+def test_labs_start_from_the_perception_slo() -> None:
+    # Labs 6 (p95 TPOT), 10 and 12 (TTFT) take their SLO widgets' defaults from DEFAULT_SLO,
+    # not from a typed number: 190 ms = 189.08 rounded to lab 6's 5 ms step; 1 s; 1,000 ms.
+    from pathlib import Path
+
+    labs = Path(__file__).resolve().parents[1] / "labs"
+    assert "value=int(round(DEFAULT_SLO.itl_ms / 5) * 5)" in (labs / "06_cost.py").read_text()
+    assert "value=DEFAULT_SLO.ttft_s" in (labs / "10_overload.py").read_text()
+    assert "value=round(DEFAULT_SLO.ttft_ms)" in (labs / "12_nim_benchmarks.py").read_text()
+    assert round(DEFAULT_SLO.itl_ms / 5) * 5 == 190
