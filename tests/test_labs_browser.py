@@ -3,9 +3,10 @@
 ``infphys labs --headless`` runs on a free port of 127.0.0.1 (on a copy of ``labs/``, since
 marimo's editor saves what it opens) with the embedded simulator as the target. Debian's
 ``chromium``, driven by Playwright, opens four labs one after another and checks, without a
-click: cells run on open and outputs appear (Lab 12, on NVIDIA's measured data, draws a chart); a plotly chart is drawn; moving a slider changes a
-printed number (Lab 3's KV-cache size per user); and not one request leaves 127.0.0.1 (each is
-recorded and aborted, and the test fails), MathJax included. It prints each lab's time to first
+click: cells run on open and outputs appear; a plotly chart is drawn (Lab 3's, and Lab 12's
+from NVIDIA's measured data); moving a slider changes a printed number (Lab 3's KV-cache size
+per user); and not one request leaves 127.0.0.1 (each is recorded and aborted, and the test
+fails), MathJax included. It prints each lab's time to first
 output; the 10 s target is checked by ``benchmarks/bench_labs.py``, not here. The server, its
 kernels and the simulator are stopped whatever happens (their process group is signalled).
 
