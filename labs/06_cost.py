@@ -34,7 +34,8 @@ def _(mo):
     throughput.*
 
     **Time: about 5 minutes.** First the back-of-envelope calculator, then the price at a real
-    (simulated) capacity.
+    (simulated) capacity. Sections 3 (what a second GPU costs) and 4 (own, rent or pay per
+    token) are for after the session, about 10 minutes more.
     """)
     return
 
