@@ -286,6 +286,16 @@ def test_lab6_second_gpu_costs_more_per_token(lab6: dict[str, Any]) -> None:
     assert lab6["tp_replayed"] is None  # the replay waits for its button
 
 
+@pytest.mark.slow
+def test_lab6_replay_button_draws_the_sites_chart() -> None:
+    # The button replays every NIM row on the simulator (evidence.tp_scaling, as the capacity
+    # chapter does): 177 shape × concurrency pairs measured at two TP sizes, each simulated.
+    d = _run(6, replay_button=Picked(True))
+    t = d["tp_replayed"]
+    assert len(t) == 177
+    assert t["per_gpu_ratio_simulated"].notna().all()
+
+
 def test_lab6_tco_defaults_by_hand(lab6: dict[str, Any]) -> None:
     own, rent, api = lab6["tco_results"]
     # Example server: 300,000 / 4 = 75,000; 10.2 kW × 0.6 × 8,760 × 0.10 × 1.4 = 7,505.57;
