@@ -219,3 +219,16 @@ def test_cost_chapter_reading_pace_and_tco_figures() -> None:
     # The API bills the average: 630,720 M input × 0.10 + 63,072 M output × 0.40 = 88,300.80.
     assert r"| per-token API | — | — | \$88,301 | \$0.100 | \$0.400 |" in text
     assert "| on premises | 8 |" in text
+
+
+def test_capacity_second_gpu_cost_is_the_inverse_of_the_per_gpu_work() -> None:
+    text = render("physics/capacity-planning.md")
+    m = re.search(r"each GPU of a TP2 instance does a median \*\*(\d+)%\*\*", text)
+    assert m, "the measured per-GPU share is gone from capacity-planning.md"
+    share = _num(m.group(1)) / 100
+    m = re.search(r"Llama-3-8B on two H100s cost a median \*\*([\d.]+)×\*\*", text)
+    assert m, "the cost of the second GPU is gone from capacity-planning.md"
+    # Two GPUs billed for 2 × share of one GPU's tokens: 1 / 0.70 = 1.43 (medians of row ratios,
+    # so within a few per cent of each other). nim_llama3_serving.csv, 200 → 200, 100 clients:
+    # 9,157.412 / 2 / 6,549.965 = 0.699.
+    assert _num(m.group(1)) == pytest.approx(1 / share, rel=0.03)
