@@ -8,9 +8,11 @@ rows with the step model (:data:`~infphys.catalog.FITTED_STEP_PARAMS` by default
 - :func:`nim_replay` / :func:`fidelity_table`: every NIM row replayed on the simulator (once per
   process: about 12 s) and the median |error| per configuration and overall.
 - :func:`static_decode_vs_batch`: token-to-token time against the batch, measured and modelled.
+- :func:`static_prefill_vs_prompt`: first-token time against the prompt tokens of a prefill.
 - :func:`fp8_speedup`: FP16 step time ÷ FP8 step time at equal batch, measured and modelled.
 - :func:`bandwidth_fraction`: the share of the datasheet bandwidth batch-1 decode reaches.
 - :func:`tp_scaling`: what the larger tensor-parallel size bought per GPU, measured and simulated.
+- :func:`tp_cost`: what that does to the price of a million output tokens, measured.
 
 Every table carries a ``source`` column (the provenance string of
 :data:`~infphys.catalog.MEASURED_SOURCES`); cite it where the figure is shown.
@@ -39,7 +41,7 @@ from infphys.catalog import (
     load_nim_serving,
     load_static_batch,
 )
-from infphys.physics import decode_floor_s
+from infphys.physics import cost_per_million_tokens, decode_floor_s
 from infphys.sim import fidelity
 from infphys.sim.fit import predict_static, static_model
 
@@ -53,6 +55,8 @@ __all__ = [
     "fp8_speedup",
     "nim_replay",
     "static_decode_vs_batch",
+    "static_prefill_vs_prompt",
+    "tp_cost",
     "tp_scaling",
 ]
 
@@ -274,20 +278,28 @@ def bandwidth_fraction_by_gpu(table: pd.DataFrame | None = None) -> pd.DataFrame
     return g.sort_values("measured", ascending=False).reset_index()
 
 
-def tp_scaling(replayed: pd.DataFrame | None = None) -> pd.DataFrame:
+def tp_scaling(replayed: pd.DataFrame | None = None, *, simulated: bool = True) -> pd.DataFrame:
     """Output tokens/s per GPU at the larger TP size ÷ at the smaller, measured and simulated.
 
     For each model and GPU measured at two TP sizes (Llama-3-8B at TP1 and TP2, Llama-3-70B at
     TP4 and TP8 on H100), at every prompt → output shape and concurrency measured at both:
     ``per_gpu_ratio_measured`` and ``per_gpu_ratio_simulated`` (1: the second set of GPUs did as
     much work per GPU as the first; 0.5: the instance got no faster at all), from the replay
-    of :func:`nim_replay` (default) and the measured rows it carries.
+    of :func:`nim_replay` (default) and the measured rows it carries. ``tokens_per_s_small`` and
+    ``tokens_per_s_large`` are the measured output tokens/s of the whole instance at each size.
+    ``simulated=False`` skips the replay (seconds of simulation) and reads the measured rows of
+    :func:`~infphys.catalog.load_nim_serving` alone; ``per_gpu_ratio_simulated`` is then NaN.
 
     Worked example (measured): Llama-3-8B FP16 on H100, 200 → 200 tokens, 100 clients:
     6,550 tokens/s on one GPU, 9,157 on two, so each GPU of the pair does 9,157 / 2 / 6,550 =
     0.70 of what one GPU alone did: a second GPU bought 1.40×, not 2×.
     """
-    rep = nim_replay() if replayed is None else replayed
+    if replayed is not None:
+        rep = replayed
+    elif simulated:
+        rep = nim_replay()
+    else:
+        rep = load_nim_serving().assign(sim_output_tokens_per_s=np.nan)
     keys = ["model_key", "gpu_key", "precision_key", "isl", "osl", "concurrency", "tp"]
     g = rep.groupby(keys, as_index=False)[["output_tokens_per_s", "sim_output_tokens_per_s"]].mean()
     parts: list[pd.DataFrame] = []
@@ -309,6 +321,8 @@ def tp_scaling(replayed: pd.DataFrame | None = None) -> pd.DataFrame:
                     "isl": j["isl"].astype(int),
                     "osl": j["osl"].astype(int),
                     "concurrency": j["concurrency"].astype(int),
+                    "tokens_per_s_small": j["output_tokens_per_s_lo"],
+                    "tokens_per_s_large": j["output_tokens_per_s_hi"],
                     "per_gpu_ratio_measured": (j["output_tokens_per_s_hi"] / hi)
                     / (j["output_tokens_per_s_lo"] / lo),
                     "per_gpu_ratio_simulated": (j["sim_output_tokens_per_s_hi"] / hi)
@@ -318,3 +332,104 @@ def tp_scaling(replayed: pd.DataFrame | None = None) -> pd.DataFrame:
             )
         )
     return pd.concat(parts, ignore_index=True)
+
+
+def tp_cost(gpu_hourly_usd: float, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """What the larger TP size costs per million output tokens against the smaller, measured.
+
+    One row per model, GPU and pair of TP sizes of :func:`tp_scaling` (``table``; default the
+    measured rows alone): ``rows`` (shapes × concurrencies measured at both sizes), the median
+    ``per_gpu_ratio`` (per-GPU tokens/s, larger ÷ smaller), the median ``usd_per_million_small``
+    and ``usd_per_million_large`` (:func:`~infphys.physics.cost_per_million_tokens` at the
+    measured throughput, every GPU billed at ``gpu_hourly_usd``) and the median ``cost_ratio``
+    (larger ÷ smaller, row by row: 1 / ``per_gpu_ratio``), plus ``config`` and ``source``.
+
+    Worked example: Llama-3-8B FP16 on H100s, 200 → 200 tokens, 100 clients, $2.50 per GPU-hour:
+    one GPU makes 6,550 tokens/s, 2.50 / 3600 × 10^6 / 6,550 = $0.106 per million; two make
+    9,157, 5.00 / 3600 × 10^6 / 9,157 = $0.152: the pair's tokens cost 1.43 times as much.
+    """
+    price = float(gpu_hourly_usd)
+    t = tp_scaling(simulated=False) if table is None else table
+    t = t.assign(
+        usd_small=[
+            cost_per_million_tokens(price, x, num_gpus=int(n))
+            for x, n in zip(t["tokens_per_s_small"], t["tp_small"], strict=True)
+        ],
+        usd_large=[
+            cost_per_million_tokens(price, x, num_gpus=int(n))
+            for x, n in zip(t["tokens_per_s_large"], t["tp_large"], strict=True)
+        ],
+    )
+    t["ratio"] = t["usd_large"] / t["usd_small"]
+    keys = ["model_key", "gpu_key", "precision_key", "tp_small", "tp_large"]
+    out = t.groupby(keys, as_index=False).agg(
+        rows=("ratio", "size"),
+        per_gpu_ratio=("per_gpu_ratio_measured", "median"),
+        usd_per_million_small=("usd_small", "median"),
+        usd_per_million_large=("usd_large", "median"),
+        cost_ratio=("ratio", "median"),
+    )
+    out["config"] = [
+        f"{get_model(m).name} · {get_gpu(g).name} · {p.upper()}: TP{lo} → TP{hi}"
+        for m, g, p, lo, hi in out[keys].itertuples(index=False)
+    ]
+    out["source"] = MEASURED_SOURCES[_NIM]
+    return out
+
+
+#: Deployments of the static table that :func:`static_prefill_vs_prompt` shows by default:
+#: (model, GPU, precision, TP), one per GPU generation and two model sizes.
+PREFILL_DEPLOYMENTS: tuple[tuple[str, str, str, int], ...] = (
+    ("llama-2-7b", "a100-80gb-sxm", "fp16", 1),
+    ("llama-2-7b", "h100-sxm", "fp16", 1),
+    ("llama-2-7b", "h200-sxm", "fp8", 1),
+    ("llama-2-7b", "l40s", "fp8", 1),
+    ("llama-2-70b", "h100-sxm", "fp8", 2),
+)
+
+
+def static_prefill_vs_prompt(
+    deployments: tuple[tuple[str, str, str, int], ...] = PREFILL_DEPLOYMENTS,
+    *,
+    osl: int = 128,
+    params: StepParams = FITTED_STEP_PARAMS,
+) -> pd.DataFrame:
+    """First-token time against the prompt tokens one prefill computes: measured and modelled.
+
+    Every measured static-batch row (TensorRT-LLM 0.9) of each deployment (model, GPU,
+    precision, TP) at ``osl`` output tokens: the batch's ``batch`` prompts of ``isl`` tokens
+    are prefilled together, so ``prefill_tokens`` = batch × isl. Columns: ``config``,
+    ``batch``, ``isl``, ``prefill_tokens``, ``measured_ms`` (``first_token_ms``), ``model_ms``
+    (the step model's prefill, ``params`` fitted by default), ``source``; sorted by deployment
+    and ``prefill_tokens``.
+
+    Worked example (measured): Llama-2-7B FP16 on one H100 SXM, batch 1: a 128-token prompt's
+    first token after 9.09 ms, a 2,048-token prompt's after 54.91 ms: 16 times the tokens for
+    6.0 times the time, because a short prompt leaves the tensor cores waiting on the weights.
+    """
+    parts: list[pd.DataFrame] = []
+    for model, gpu, precision, tp in deployments:
+        rows = _static_rows(model_key=model, gpu_key=gpu, precision_key=precision, tp=tp, osl=osl)
+        rows = rows[rows["first_token_ms"].notna()]
+        if rows.empty:
+            raise ValueError(
+                f"no measured static-batch rows for {model} on {gpu} × {tp} in {precision} "
+                f"at {osl} output tokens"
+            )
+        priced = _priced(rows, params)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "config": config_label(gpu, precision, tp, model),
+                    "batch": rows["batch"].astype(int),
+                    "isl": rows["isl"].astype(int),
+                    "prefill_tokens": (rows["batch"] * rows["isl"]).astype(int),
+                    "measured_ms": rows["first_token_ms"],
+                    "model_ms": priced["sim_first_token_ms"],
+                    "source": MEASURED_SOURCES[_STATIC],
+                }
+            )
+        )
+    out = pd.concat(parts, ignore_index=True)
+    out = out.sort_values(["config", "prefill_tokens", "isl"], kind="stable")
+    return out.reset_index(drop=True)

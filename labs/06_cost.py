@@ -34,7 +34,8 @@ def _(mo):
     throughput.*
 
     **Time: about 5 minutes.** First the back-of-envelope calculator, then the price at a real
-    (simulated) capacity.
+    (simulated) capacity. Sections 3 (what a second GPU costs) and 4 (own, rent or pay per
+    token) are for after the session, about 10 minutes more.
     """)
     return
 
@@ -51,7 +52,10 @@ def _(mo):
 
     Both denominators are capacities, and a capacity only means something **at an SLO**: a
     server "handles" any number of users if they are willing to wait. Here the SLO is the p95
-    time per output token (TPOT): 50 ms means every user streams at least 20 tokens/s.
+    time per output token (TPOT): 50 ms means every user streams at least 20 tokens/s. It starts
+    at the **reading pace**, about 190 ms per token: adults read about 238 words a minute
+    silently (Brysbaert 2019), some 317 tokens, and faster text is not read faster
+    (`infphys.catalog.DEFAULT_SLO`; the cost chapter derives it).
     """)
     return
 
@@ -76,13 +80,15 @@ def _():
 
     import pandas as pd
 
-    from infphys import fmt, physics
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys import evidence, fmt, physics
+    from infphys.catalog import DEFAULT_SLO, GPUS, MODELS, get_gpu, get_model
     from infphys.exercises import AnswerBook
     from infphys.exercises import lab06 as ex6
     from infphys.exercises.ui import exercise_widget, save_view, verdict_view
     from infphys.planning import plan_capacity
     from infphys.plots import labs as lab_plots
+    from infphys.plots import measured as measured_plots
+    from infphys.plots import measured_serving
     from infphys.sim.config import EngineConfig
     from infphys.sim.virtual import simulate
     from infphys.sim.workload import Workload
@@ -90,16 +96,20 @@ def _():
 
     return (
         AnswerBook,
+        DEFAULT_SLO,
         EngineConfig,
         GPUS,
         MODELS,
         Workload,
+        evidence,
         ex6,
         exercise_widget,
         fmt,
         get_gpu,
         get_model,
         lab_plots,
+        measured_plots,
+        measured_serving,
         os,
         pd,
         physics,
@@ -145,15 +155,16 @@ def _(concurrent_users, fmt, gpu_hourly_usd, mo, num_gpus, physics):
 
 
 @app.cell
-def _(GPUS, MODELS, mo):
+def _(DEFAULT_SLO, GPUS, MODELS, mo):
     model_pick = mo.ui.dropdown(
         options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B", label="model"
     )
     gpu_pick = mo.ui.dropdown(
         options={g.name: g.key for g in GPUS.values()}, value="H100 SXM", label="GPU (one replica)"
     )
-    slo_slider = mo.ui.slider(10, 200, step=5, value=50, show_value=True,
-                              label="SLO: p95 TPOT (ms)")
+    # Default: the reading pace (DEFAULT_SLO.itl_s, 189 ms), rounded to the slider's 5 ms step.
+    slo_slider = mo.ui.slider(10, 200, step=5, value=int(round(DEFAULT_SLO.itl_ms / 5) * 5),
+                              show_value=True, label="SLO: p95 TPOT (ms)")
     prompt_pick = mo.ui.dropdown(["256", "1024", "4096"], value="1024", label="prompt tokens")
     output_pick = mo.ui.dropdown(["128", "256", "512"], value="256", label="output tokens")
     seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
@@ -338,7 +349,7 @@ def _(cap_users, fmt, mo, output_tokens, prompt_tokens):
 
 
 @app.cell
-def _(cap_tokens_per_s, cap_users, fmt, gpu, gpu_hourly_usd, mo, physics, tpot_slo_s):
+def _(cap_tokens_per_s, cap_users, fmt, gpu, gpu_hourly_usd, levels, mo, physics, tpot_slo_s):
     if cap_users is None:
         cost_per_user_month_usd = None
         cost_per_million_usd = None
@@ -358,9 +369,266 @@ def _(cap_tokens_per_s, cap_users, fmt, gpu, gpu_hourly_usd, mo, physics, tpot_s
             f"**{fmt.usd(cost_per_million_usd, 3)} per million output tokens**. Tighten the SLO "
             "and both go up: latency is what you are buying."
         )
+        if cap_users == max(levels):
+            _text += (
+                f" ({fmt.count(cap_users)} is the largest concurrency swept: at this SLO latency "
+                "does not bind below it, the KV cache or the engine's batch cap will.)"
+            )
     # A dollar sign opens LaTeX in marimo's markdown: escape it.
     mo.callout(mo.md(_text.replace("$", r"\$")), kind="info")
     return cost_per_million_usd, cost_per_user_month_usd
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 3 · What a second GPU buys, in dollars
+
+    NVIDIA measured the same NIM deployments at two tensor-parallel sizes (Llama-3-8B on one and
+    two GPUs, Llama-3-70B on four and eight). A larger instance answers faster, but every GPU is
+    billed: if each GPU of the pair does 70 % of the work one GPU does alone, a million tokens
+    cost 1 / 0.70 = 1.43 times as much. The table prices every measured row at your price per
+    GPU-hour (section 1) and takes the median over prompt lengths and concurrencies.
+    """)
+    return
+
+
+@app.cell
+def _(evidence, gpu_hourly_usd):
+    # The measured rows alone (no simulation); the site's capacity chapter uses the same table.
+    tp_costs = evidence.tp_cost(gpu_hourly_usd)
+    tp_costs[
+        ["config", "rows", "per_gpu_ratio", "usd_per_million_small", "usd_per_million_large",
+         "cost_ratio"]
+    ].round(3)
+    return (tp_costs,)
+
+
+@app.cell
+def _(fmt, mo, tp_costs):
+    _worst = tp_costs.loc[tp_costs["cost_ratio"].idxmax()]
+    _best = tp_costs.loc[tp_costs["cost_ratio"].idxmin()]
+    mo.callout(
+        mo.md(
+            f"**Key takeaway.** Per token, the larger instance costs **{_best.cost_ratio:.2f}×** "
+            f"({_best.config}) to **{_worst.cost_ratio:.2f}×** ({_worst.config}) as much: each "
+            f"GPU does {fmt.pct(_worst.per_gpu_ratio, 0)}–{fmt.pct(_best.per_gpu_ratio, 0)} of "
+            "the work it did in the smaller instance. Buy the second GPU for latency or for "
+            "room in the KV cache, not for cheaper tokens. Data: "
+            f"{tp_costs.source.iloc[0]}."
+        ),
+        kind="info",
+    )
+    return
+
+
+@app.cell
+def _(mo):
+    replay_button = mo.ui.run_button(
+        label="Replay these rows on the simulator (15–30 s) and compare, as on the site"
+    )
+    replay_button
+    return (replay_button,)
+
+
+@app.cell
+def _(evidence, measured_plots, mo, replay_button):
+    # The capacity chapter's chart: the same function, the same table (measured and simulated).
+    if replay_button.value:
+        tp_replayed = evidence.tp_scaling()
+        _out = measured_plots.tp_scaling_measured_vs_simulated(tp_replayed)
+    else:
+        tp_replayed = None
+        _out = mo.md("*Press the button to replay every measured row on the simulator.*")
+    _out
+    return (tp_replayed,)
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 4 · Own, rent or pay per token: the total cost of ownership
+
+    Three ways to serve the same load for a year, each priced per million input and output
+    tokens. Owned servers and rented GPUs must be **sized for the peak** and are paid for every
+    hour; an API bills the tokens of the average load. A GPU splits its time between prefill
+    ($I/r_\text{in}$ GPUs busy for $I$ input tokens/s) and decode ($O/r_\text{out}$), and the
+    bill is split between input and output tokens by that time.
+
+    **Every price below is an example input, not a quote: put in your own.** The GPU rates start
+    from the roofline for the model and GPU of section 2 at its simulated SLO cap; the cloud
+    price is the price per GPU-hour of section 1.
+    """)
+    return
+
+
+@app.cell
+def _(
+    cap_users,
+    gpu,
+    mo,
+    model,
+    output_tokens,
+    physics,
+    prompt_tokens,
+    theory_tokens_per_s,
+):
+    # Defaults for one GPU's rates: roofline prefill of one prompt, roofline decode at the cap.
+    _prefill_default = prompt_tokens / physics.prefill_time(gpu, model, prompt_tokens).total_s
+    _decode_default = (
+        theory_tokens_per_s
+        if cap_users is not None
+        else physics.tokens_per_s_ceiling(gpu, model, 1, prompt_tokens + output_tokens // 2)[1]
+    )
+    avg_in_number = mo.ui.number(1, 10_000_000, step=100, value=20_000,
+                                 label="average input tokens/s (example)")
+    avg_out_number = mo.ui.number(1, 10_000_000, step=100, value=2_000,
+                                  label="average output tokens/s (example)")
+    peak_slider = mo.ui.slider(1.0, 10.0, step=0.5, value=3.0, show_value=True,
+                               label="peak ÷ average (example)")
+    prefill_number = mo.ui.number(1, 10_000_000, step=100, value=round(_prefill_default),
+                                  label="one GPU's prefill, tokens/s")
+    decode_number = mo.ui.number(1, 10_000_000, step=10, value=round(_decode_default),
+                                 label="one GPU's decode at the SLO, tokens/s")
+    server_price_number = mo.ui.number(1_000, 10_000_000, step=1_000, value=300_000,
+                                       label="server price, USD (example)")
+    server_gpus_number = mo.ui.number(1, 16, step=1, value=8, label="GPUs per server")
+    years_number = mo.ui.number(1, 10, step=0.5, value=4, label="written off over, years")
+    kw_number = mo.ui.number(0.1, 50, step=0.1, value=10.2, label="server power, kW (example)")
+    power_util_slider = mo.ui.slider(0.0, 1.0, step=0.05, value=0.6, show_value=True,
+                                     label="average power draw, share of rated")
+    kwh_number = mo.ui.number(0.01, 1.0, step=0.01, value=0.10,
+                              label="electricity, USD/kWh (example)")
+    pue_number = mo.ui.number(1.0, 3.0, step=0.05, value=1.4, label="PUE (example)")
+    ru_number = mo.ui.number(1, 20, step=1, value=8, label="rack units per server")
+    ru_price_number = mo.ui.number(1, 10_000, step=10, value=500,
+                                   label="hosting, USD per rack unit per year (example)")
+    api_in_number = mo.ui.number(0.001, 100, step=0.01, value=0.10,
+                                 label="API, USD per million input tokens (example)")
+    api_out_number = mo.ui.number(0.001, 100, step=0.01, value=0.40,
+                                  label="API, USD per million output tokens (example)")
+    mo.vstack(
+        [
+            mo.md("**The load**"),
+            mo.hstack([avg_in_number, avg_out_number, peak_slider], justify="start"),
+            mo.md("**One GPU's rates**"),
+            mo.hstack([prefill_number, decode_number], justify="start"),
+            mo.md("**Owning a server**"),
+            mo.hstack([server_price_number, server_gpus_number, years_number], justify="start"),
+            mo.hstack([kw_number, power_util_slider, kwh_number, pue_number], justify="start"),
+            mo.hstack([ru_number, ru_price_number], justify="start"),
+            mo.md("**A per-token API**"),
+            mo.hstack([api_in_number, api_out_number], justify="start"),
+        ]
+    )
+    return (
+        api_in_number,
+        api_out_number,
+        avg_in_number,
+        avg_out_number,
+        decode_number,
+        kw_number,
+        kwh_number,
+        peak_slider,
+        power_util_slider,
+        prefill_number,
+        pue_number,
+        ru_number,
+        ru_price_number,
+        server_gpus_number,
+        server_price_number,
+        years_number,
+    )
+
+
+@app.cell
+def _(avg_in_number, avg_out_number, decode_number, peak_slider, physics, prefill_number):
+    tco_load = physics.TokenLoad(
+        float(avg_in_number.value), float(avg_out_number.value), float(peak_slider.value)
+    )
+    tco_rates = physics.GpuThroughput(float(prefill_number.value), float(decode_number.value))
+    return tco_load, tco_rates
+
+
+@app.cell
+def _(
+    kw_number,
+    kwh_number,
+    physics,
+    power_util_slider,
+    pue_number,
+    ru_number,
+    ru_price_number,
+    server_gpus_number,
+    server_price_number,
+    years_number,
+):
+    tco_server = physics.OnPremInputs(
+        server_price_usd=float(server_price_number.value),
+        gpus_per_server=int(server_gpus_number.value),
+        amortisation_years=float(years_number.value),
+        server_power_kw=float(kw_number.value),
+        power_utilisation=float(power_util_slider.value),
+        usd_per_kwh=float(kwh_number.value),
+        pue=float(pue_number.value),
+        rack_units_per_server=float(ru_number.value),
+        hosting_usd_per_rack_unit_year=float(ru_price_number.value),
+    )
+    return (tco_server,)
+
+
+@app.cell
+def _(
+    api_in_number,
+    api_out_number,
+    gpu_hourly_usd,
+    pd,
+    physics,
+    tco_load,
+    tco_rates,
+    tco_server,
+):
+    # One call per way of serving (infphys.physics.tco).
+    tco_results = [
+        physics.on_prem_tco(tco_load, tco_rates, tco_server),
+        physics.rented_tco(tco_load, tco_rates, gpu_hourly_usd),
+        physics.api_tco(tco_load, float(api_in_number.value), float(api_out_number.value)),
+    ]
+    own_gpu_hour = physics.on_prem_usd_per_gpu_hour(tco_server)
+    tco_table = pd.DataFrame(
+        [
+            {"option": _r.option, "GPUs (peak)": _r.gpus, "busy on average": _r.average_utilisation,
+             "USD per year": _r.annual_usd, "USD per M input": _r.usd_per_million_input,
+             "USD per M output": _r.usd_per_million_output}
+            for _r in tco_results
+        ]
+    )
+    tco_table.round(3)
+    return own_gpu_hour, tco_results, tco_table
+
+
+@app.cell
+def _(fmt, gpu_hourly_usd, measured_serving, mo, own_gpu_hour, tco_results):
+    _own, _rent, _api = tco_results
+    _cheapest = min(tco_results, key=lambda _r: _r.usd_per_million_output)
+    _text = (
+        f"**Key takeaway.** An owned GPU costs {fmt.usd(own_gpu_hour.total_usd, 3)} per hour of "
+        f"the year ({fmt.usd(own_gpu_hour.capital_usd, 3)} write-off, "
+        f"{fmt.usd(own_gpu_hour.power_usd, 3)} power, {fmt.usd(own_gpu_hour.hosting_usd, 3)} "
+        f"rack space) against {fmt.usd(gpu_hourly_usd)} rented. Sized for the peak, the owned "
+        f"fleet ({_own.gpus} GPUs) is busy {fmt.pct(_own.average_utilisation, 0)} of the time and "
+        f"the rented one ({_rent.gpus} GPUs) {fmt.pct(_rent.average_utilisation, 0)}. Cheapest per "
+        f"million output tokens here: **{_cheapest.option}** at "
+        f"{fmt.usd(_cheapest.usd_per_million_output, 3)}. Raise the peak and watch the "
+        "self-hosted prices climb while the API's stays put."
+    )
+    mo.vstack(
+        [
+            measured_serving.tco_per_million(tco_results),
+            mo.callout(mo.md(_text.replace("$", r"\$")), kind="info"),
+        ]
+    )
+    return
 
 
 @app.cell(hide_code=True)
@@ -381,6 +649,8 @@ def _(
     gpu_hourly_usd,
     learner,
     num_gpus,
+    tco_load,
+    tco_rates,
 ):
     book = AnswerBook(learner.value, lab="lab06")
     # q1 is about the calculator's fleet; q2 and q3 about one simulated GPU at the SLO cap.
@@ -395,7 +665,16 @@ def _(
         "concurrent_users": cap_users or 1,
         "output_tokens_per_s": round(cap_tokens_per_s or 1.0, 1),
     }
-    return book, calculator_context, capacity_context
+    # q4 is about the total cost of ownership section: your load, one GPU's rates, rented.
+    tco_context = {
+        "gpu_hourly_usd": gpu_hourly_usd,
+        "average_input_tokens_per_s": tco_load.average_input_tokens_per_s,
+        "average_output_tokens_per_s": tco_load.average_output_tokens_per_s,
+        "peak_to_average": tco_load.peak_to_average,
+        "input_tokens_per_s": round(tco_rates.input_tokens_per_s, 1),
+        "output_tokens_per_s": round(tco_rates.output_tokens_per_s, 1),
+    }
+    return book, calculator_context, capacity_context, tco_context
 
 
 @app.cell
@@ -441,6 +720,20 @@ def _(book, capacity_context, ex6, q3, verdict_view):
 
 
 @app.cell
+def _(ex6, exercise_widget, tco_context):
+    q4 = exercise_widget(ex6.Q4_TCO_RENTED, **tco_context)
+    q4
+    return (q4,)
+
+
+@app.cell
+def _(book, ex6, q4, tco_context, verdict_view):
+    v4 = book.check(ex6.Q4_TCO_RENTED, q4.value, **tco_context)
+    verdict_view(v4)
+    return (v4,)
+
+
+@app.cell
 def _(mo):
     save_button = mo.ui.run_button(label="Save my answers")
     save_button
@@ -460,8 +753,9 @@ def _(
     v1,
     v2,
     v3,
+    v4,
 ):
-    _ = (v1, v2, v3)  # save after every answer has been checked
+    _ = (v1, v2, v3, v4)  # save after every answer has been checked
     book.add_run(
         "slo_capacity",
         {"gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,

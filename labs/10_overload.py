@@ -72,7 +72,7 @@ def _():
     import os
 
     from infphys import fmt, stats
-    from infphys.catalog import GPUS, MODELS
+    from infphys.catalog import DEFAULT_SLO, GPUS, MODELS
     from infphys.exercises import AnswerBook
     from infphys.exercises import lab10 as ex10
     from infphys.exercises.ui import (
@@ -97,6 +97,7 @@ def _():
 
     return (
         AnswerBook,
+        DEFAULT_SLO,
         GPUS,
         Level,
         MODELS,
@@ -127,7 +128,7 @@ def _():
 
 
 @app.cell
-def _(GPUS, MODELS, mo):
+def _(DEFAULT_SLO, GPUS, MODELS, mo):
     gpu_pick = mo.ui.dropdown(
         options={g.name: g.key for g in GPUS.values()}, value="A100 80GB SXM",
         label="simulated GPU",
@@ -157,8 +158,10 @@ def _(GPUS, MODELS, mo):
         steps=[1, 2, 4, 8, 16, 32], value=8, label="admission control: max_queue",
         show_value=True,
     )
+    # TTFT starts at Nielsen's 1 s flow-of-thought limit (infphys.catalog.DEFAULT_SLO).
     ttft_slo_slider = mo.ui.slider(
-        steps=[0.1, 0.25, 0.5, 1.0], value=0.5, label="SLO: TTFT (s)", show_value=True
+        steps=[0.1, 0.25, 0.5, 1.0], value=DEFAULT_SLO.ttft_s, label="SLO: TTFT (s)",
+        show_value=True,
     )
     tpot_slo_slider = mo.ui.slider(
         steps=[0.01, 0.02, 0.05, 0.1], value=0.05, label="SLO: TPOT (s)", show_value=True

@@ -24,7 +24,7 @@ def _():
     import pandas as pd
 
     from infphys import fmt, nim_planning
-    from infphys.catalog import MEASURED_SOURCES, get_gpu, get_model
+    from infphys.catalog import DEFAULT_SLO, MEASURED_SOURCES, get_gpu, get_model
     from infphys.exercises import AnswerBook
     from infphys.exercises import lab12 as ex12
     from infphys.exercises.ui import exercise_widget, save_view, verdict_view
@@ -33,6 +33,7 @@ def _():
 
     return (
         AnswerBook,
+        DEFAULT_SLO,
         MEASURED_SOURCES,
         ex12,
         exercise_widget,
@@ -230,11 +231,11 @@ def _(mo):
 
 
 @app.cell
-def _(mo):
+def _(DEFAULT_SLO, mo):
     users_number = mo.ui.number(1, 5000, step=1, value=100, label="concurrent users")
     ttft_slider = mo.ui.slider(
         steps=[250, 500, 1000, 2000, 5000],
-        value=1000,
+        value=round(DEFAULT_SLO.ttft_ms),  # Nielsen's 1 s flow-of-thought limit
         show_value=True,
         label="p95 TTFT budget (ms)",
     )

@@ -12,11 +12,13 @@ MODULES = [
     "infphys.catalog.gpus",
     "infphys.catalog.measured",
     "infphys.catalog.models",
+    "infphys.catalog.perception",
     "infphys.catalog.precision",
     "infphys.physics.cost",
     "infphys.physics.memory",
     "infphys.physics.queueing",
     "infphys.physics.roofline",
+    "infphys.physics.tco",
     "infphys.records",
     "infphys.workload",
 ]

@@ -89,6 +89,21 @@ CASES: list[tuple[str, dict[str, Any], object, object]] = [
         "0.0139",
     ),
     ("lab06.q3", {"gpu_hourly_usd": 2.5, "num_gpus": 8, "concurrent_users": 400}, "$36.50", 0.05),
+    # Peak 3 × (20,000 / 40,000 + 2,000 / 2,500) = 3.9 → 4 GPUs; 4 × 2.50 / 3600 / 1.3 busy
+    # = 0.0021368 USD per busy GPU-second × 10^6 / 2,500 = 0.855 (sized for the average: 0.427).
+    (
+        "lab06.q4",
+        {
+            "gpu_hourly_usd": 2.5,
+            "average_input_tokens_per_s": 20_000,
+            "average_output_tokens_per_s": 2_000,
+            "peak_to_average": 3.0,
+            "input_tokens_per_s": 40_000.0,
+            "output_tokens_per_s": 2_500.0,
+        },
+        "0.855",
+        "0.427",
+    ),
 ]
 
 
@@ -454,4 +469,4 @@ def test_grade_one_lab(tmp_path: Path) -> None:
         grade(tmp_path, lab="three")
     result = CliRunner().invoke(app, ["grade", str(tmp_path), "--lab", "lab06"])
     assert result.exit_code == 0 and "lab06.q1" in result.output and "lab03.q1" not in result.output
-    assert "1/3" in result.output  # scored out of lab 6's three exercises, not the one answered
+    assert "1/4" in result.output  # scored out of lab 6's four exercises, not the one answered

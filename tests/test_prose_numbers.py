@@ -165,3 +165,70 @@ def test_kv_budget_in_both_units() -> None:
     # The same number of bytes in two binary units: MiB ÷ 1,024 = GiB (to the rounding shown).
     assert abs(mib / 1024 - gib) < 0.01
     assert "shows 81,559 MiB for the whole card" in text
+
+
+# --- measured points, perception budgets and TCO (issue 13, items 2 and 6) ---------------------
+
+
+def test_token_budget_quotes_the_measured_prefills() -> None:
+    text = render("physics/token-budget.md")
+    m = re.search(
+        r"128-token prompt after \*\*([\d.]+) ms\*\* and of a 2,048-token prompt after "
+        r"\*\*([\d.]+) ms\*\*: 16 times the tokens for ([\d.]+) times the time",
+        text,
+    )
+    assert m, "the measured prefill sentence is gone from token-budget.md"
+    short, long, ratio = (_num(g) for g in m.groups())
+    # trtllm_0.9_static_batch.csv, LLaMA v2 7B, H100 80GB HBM3, mixed, TP1, batch 1, osl 128:
+    # first_token_ms 9.09 at 128 prompt tokens, 54.91 at 2,048; 54.91 / 9.09 = 6.04.
+    assert (short, long) == (9.09, 54.91)
+    assert ratio == pytest.approx(6.04, abs=0.005)
+
+
+def test_queueing_quotes_the_measured_ttft_knee() -> None:
+    text = render("physics/queueing.md")
+    m = re.search(
+        r"mean TTFT is \*\*([\d.]+) ms\*\* for one client and \*\*([\d,]+) ms\*\* for 250; with "
+        r"2,000-token prompts it goes from ([\d.]+) ms to \*\*([\d.]+) s\*\*",
+        text,
+    )
+    assert m, "the measured TTFT knee sentence is gone from queueing.md"
+    # nim_llama3_serving.csv, Llama-3-8B, H100, TP1, fp16, ttft_ms_avg: 12.62 (1 client,
+    # 200 → 200), 848.072 (250 clients), 51.661 (1 client, 2,000 → 200), 7,039.355 (250).
+    assert [_num(g) for g in m.groups()] == [12.6, 848, 51.7, 7.04]
+    # The 1 s TTFT budget: 2,000 → 200 measures 904.2 ms at 25 clients and 1,286.4 ms at 50;
+    # 200 → 200 stays under it (848 ms) up to the 250 measured.
+    assert "passes it at **50 clients** with 2,000-token prompts" in text
+    assert "stays under it up to 250 clients with 200-token prompts" in text
+
+
+def test_cost_chapter_reading_pace_and_tco_figures() -> None:
+    text = render("physics/cost.md")
+    # 60 / (238 × 4/3) = 0.18908 s = 189 ms; 1 / 0.18908 = 5.29 tokens/s; against 20 tokens/s
+    # (50 ms) it is 0.18908 / 0.05 = 3.8 times looser.
+    assert "60 / (238 × 1.33) = **189 ms per token**, 5.29 tokens/s" in text
+    assert "p95 ITL of 189 ms: 3.8 times looser" in text
+    # Reading aloud, 183 words/min: 60 / 244 = 246 ms.
+    assert "Reading aloud (183 words per minute in the same study) allows 246 ms" in text
+    # The example server: 75,000 + 7,505.57 + 4,000 = 86,505.57 per year ÷ 70,080 GPU-hours:
+    # 1.070 + 0.107 + 0.057 = 1.234 per GPU-hour.
+    assert (
+        r"costs \$1.234 per hour of the year: \$1.070 of write-off, \$0.107 of power and "
+        r"\$0.057 of rack space" in text
+    )
+    # The API bills the average: 630,720 M input × 0.10 + 63,072 M output × 0.40 = 88,300.80.
+    assert r"| per-token API | — | — | \$88,301 | \$0.100 | \$0.400 |" in text
+    assert "| on premises | 8 |" in text
+
+
+def test_capacity_second_gpu_cost_is_the_inverse_of_the_per_gpu_work() -> None:
+    text = render("physics/capacity-planning.md")
+    m = re.search(r"each GPU of a TP2 instance does a median \*\*(\d+)%\*\*", text)
+    assert m, "the measured per-GPU share is gone from capacity-planning.md"
+    share = _num(m.group(1)) / 100
+    m = re.search(r"Llama-3-8B on two H100s cost a median \*\*([\d.]+)×\*\*", text)
+    assert m, "the cost of the second GPU is gone from capacity-planning.md"
+    # Two GPUs billed for 2 × share of one GPU's tokens: 1 / 0.70 = 1.43 (medians of row ratios,
+    # so within a few per cent of each other). nim_llama3_serving.csv, 200 → 200, 100 clients:
+    # 9,157.412 / 2 / 6,549.965 = 0.699.
+    assert _num(m.group(1)) == pytest.approx(1 / share, rel=0.03)

@@ -12,6 +12,17 @@ from infphys.catalog.measured import (
     measured_precision_key,
 )
 from infphys.catalog.models import MODELS, ModelSpec, get_model
+from infphys.catalog.perception import (
+    DEFAULT_SLO,
+    FLOW_OF_THOUGHT_S,
+    INSTANT_S,
+    PERCEPTION_SOURCES,
+    READING_WORDS_PER_MIN,
+    TOKENS_PER_WORD,
+    UNDIVIDED_ATTENTION_S,
+    LatencySLO,
+    reading_pace_itl_s,
+)
 from infphys.catalog.precision import (
     BF16,
     FP8,
@@ -34,25 +45,33 @@ from infphys.catalog.step_fit import (
 
 __all__ = [
     "BF16",
+    "DEFAULT_SLO",
     "FITTED_STEP_PARAMS",
     "FIT_SUMMARY",
+    "FLOW_OF_THOUGHT_S",
     "FP16",
     "FP32",
     "FP8",
     "GPUS",
     "GPUSpec",
     "IDEAL_STEP_PARAMS",
+    "INSTANT_S",
     "INT4",
     "INT8",
+    "LatencySLO",
     "MEASURED_SOURCES",
     "MODELS",
     "ModelSpec",
     "NIM_FRONTEND_LATENCY_S",
     "NVML_TOTAL_MIB",
+    "PERCEPTION_SOURCES",
     "PRECISIONS",
     "Precision",
+    "READING_WORDS_PER_MIN",
     "StepFitSummary",
     "StepParams",
+    "TOKENS_PER_WORD",
+    "UNDIVIDED_ATTENTION_S",
     "get_gpu",
     "get_model",
     "get_precision",
@@ -62,4 +81,5 @@ __all__ = [
     "measured_gpu_key",
     "measured_model_key",
     "measured_precision_key",
+    "reading_pace_itl_s",
 ]

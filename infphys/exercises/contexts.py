@@ -139,6 +139,17 @@ _LAB06_CAPACITY = ContextSpec(
     decimals={"output_tokens_per_s": 1},
     derived=_one_gpu,
 )
+_LAB06_TCO = ContextSpec(
+    _keys(
+        "gpu_hourly_usd",
+        "average_input_tokens_per_s",
+        "average_output_tokens_per_s",
+        "peak_to_average",
+        "input_tokens_per_s",
+        "output_tokens_per_s",
+    ),
+    decimals={"input_tokens_per_s": 1, "output_tokens_per_s": 1},
+)
 _LAB07 = ContextSpec(
     _keys("e2e_mean_ms", "ttft_mean_ms", "tpot_mean_ms", "output_tokens", "target_req_per_s"),
     decimals={"e2e_mean_ms": 3, "ttft_mean_ms": 3, "tpot_mean_ms": 4},
@@ -265,6 +276,7 @@ SPECS: dict[str, ContextSpec] = {
     "lab06.q1": _LAB06_CALCULATOR,
     "lab06.q2": _LAB06_CAPACITY,
     "lab06.q3": _LAB06_CAPACITY,
+    "lab06.q4": _LAB06_TCO,
     **{f"lab07.q{i}": _LAB07 for i in (1, 2, 3, 4)},
     **{f"lab08.q{i}": _LAB08 for i in (1, 2, 3, 4)},
     **{f"lab09.q{i}": _LAB09 for i in (1, 2, 3, 4)},
