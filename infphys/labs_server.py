@@ -51,6 +51,7 @@ __all__ = [
     "AUTO_INSTANTIATE_ENV",
     "HEAD_SCRIPT",
     "MATHJAX_ROUTE",
+    "SERVED_ENV",
     "OfflineAssets",
     "install",
     "main",
@@ -60,6 +61,9 @@ __all__ = [
 #: marimo's environment override of ``runtime.auto_instantiate`` (read by its config manager
 #: after the user and project configs).
 AUTO_INSTANTIATE_ENV = "_MARIMO_CONFIG_OVERLOAD_RUNTIME_AUTO_INSTANTIATE"
+#: Set to ``1`` for the marimo server and its kernels when the labs run through this module, so
+#: a lab can tell it is served offline (:func:`infphys.exercises.ui.offline_note`).
+SERVED_ENV = "INFPHYS_LABS_SERVER"
 #: Where :class:`OfflineAssets` serves MathJax (under marimo's base URL).
 MATHJAX_ROUTE = "/_infphys/mathjax/tex-svg.js"
 _REGISTRY_NAME = "infphys-offline-assets"
@@ -264,6 +268,7 @@ def install() -> bool:
     middleware registry where this module expects it.
     """
     os.environ[AUTO_INSTANTIATE_ENV] = "true"
+    os.environ[SERVED_ENV] = "1"
     try:
         from marimo._server.registry import MIDDLEWARE_REGISTRY
         from starlette.middleware import Middleware

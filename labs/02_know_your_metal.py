@@ -51,11 +51,12 @@ def _():
     from infphys import fmt, physics
     from infphys.catalog import GPUS, MODELS, get_gpu, get_model
     from infphys.exercises import AnswerBook
-    from infphys.exercises import lab02 as ex2
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.exercises import ui
     from infphys.measure.gpu import GPUWatcher, copy_bandwidth, engine_check, roofline_experiment
     from infphys.plots.gpu import copy_bandwidth_figure, roofline_experiment_figure, watch_figure
     from infphys.plots.physics import gpu_specs
+
+    ui.offline_note()
 
     return (
         AnswerBook,
@@ -65,8 +66,6 @@ def _():
         copy_bandwidth,
         copy_bandwidth_figure,
         engine_check,
-        ex2,
-        exercise_widget,
         fmt,
         get_gpu,
         get_model,
@@ -76,8 +75,7 @@ def _():
         physics,
         roofline_experiment,
         roofline_experiment_figure,
-        save_view,
-        verdict_view,
+        ui,
         watch_figure,
     )
 
@@ -398,12 +396,10 @@ def _(copy, fmt, gpu, has_gpu, mo, model, physics):
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -421,57 +417,15 @@ def _(AnswerBook, copy_bytes, copy_s, gpu, learner, model):
 
 
 @app.cell
-def _(ex2, exercise_context, exercise_widget):
-    q1 = exercise_widget(ex2.Q1_WEIGHT_FLOOR, **exercise_context)
-    q1
-    return (q1,)
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab02", exercise_context)
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
-def _(book, ex2, exercise_context, q1, verdict_view):
-    v1 = book.check(ex2.Q1_WEIGHT_FLOOR, q1.value, **exercise_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(ex2, exercise_context, exercise_widget):
-    q2 = exercise_widget(ex2.Q2_RIDGE, **exercise_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, ex2, exercise_context, q2, verdict_view):
-    v2 = book.check(ex2.Q2_RIDGE, q2.value, **exercise_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(ex2, exercise_context, exercise_widget):
-    q3 = exercise_widget(ex2.Q3_COPY_BANDWIDTH, **exercise_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, ex2, exercise_context, q3, verdict_view):
-    v3 = book.check(ex2.Q3_COPY_BANDWIDTH, q3.value, **exercise_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
-
-
-@app.cell
-def _(book, copy, engine, experiment, save_button, save_view, v1, v2, v3):
-    _ = (v1, v2, v3)  # save after every answer has been checked
+def _(answers, book, copy, engine, exercise_context, experiment, save_button, ui):
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     book.add_run(
         "metal",
         {
@@ -482,8 +436,8 @@ def _(book, copy, engine, experiment, save_button, save_view, v1, v2, v3):
             "roofline_device": experiment.attrs.get("gpu_name", ""),
         },
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

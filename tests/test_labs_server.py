@@ -188,3 +188,14 @@ def test_a_program_that_calls_main_keeps_its_main_module() -> None:
     spec = getattr(sys.modules["__main__"], "__spec__", None)
     ls._spawn_without_main()
     assert getattr(sys.modules["__main__"], "__spec__", None) is spec
+
+
+def test_install_tells_the_kernels_they_are_served_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kernels inherit the server's environment; infphys.exercises.ui.offline_note reads it.
+    monkeypatch.delenv(ls.SERVED_ENV, raising=False)
+    monkeypatch.delenv(ls.AUTO_INSTANTIATE_ENV, raising=False)
+    ls.install()
+    assert os.environ[ls.SERVED_ENV] == "1"
+    from infphys.exercises import ui
+
+    assert "cdn" not in ui.offline_note().text
