@@ -72,7 +72,7 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics
-    from infphys.catalog import FITTED_STEP_PARAMS, GPUS, MODELS, get_gpu, get_model
+    from infphys.catalog import FITTED_STEP_PARAMS, get_gpu, get_model
     from infphys.exercises import AnswerBook
     from infphys.exercises import ui
     from infphys.measure import closed_loop, preflight_sync, run_sync
@@ -86,8 +86,6 @@ def _():
         DEFAULT_GPU,
         DEFAULT_MODEL,
         FITTED_STEP_PARAMS,
-        GPUS,
-        MODELS,
         closed_loop,
         fmt,
         get_gpu,
@@ -155,7 +153,7 @@ def _(mo, preflight_sync, target):
 
 
 @app.cell
-def _(DEFAULT_GPU, DEFAULT_MODEL, GPUS, MODELS, get_gpu, get_model, mo, resolved):
+def _(DEFAULT_GPU, DEFAULT_MODEL, get_gpu, get_model, mo, resolved, ui):
     # The theory's GPU and model: the simulator's, else the course's defaults (the simulator's
     # and the home page's); pick the real ones when a real server answers.
     _cfg = resolved.sim_config
@@ -164,15 +162,13 @@ def _(DEFAULT_GPU, DEFAULT_MODEL, GPUS, MODELS, get_gpu, get_model, mo, resolved
     prompt_pick = mo.ui.dropdown(["32", "128", "512", "2048"], value="128",
                                  label="prompt tokens")
     seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
-    theory_gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()},
-        value=(_cfg.gpu if _cfg is not None else get_gpu(DEFAULT_GPU)).name,
-        label="GPU behind the target (for the theory)",
+    theory_gpu_pick = ui.gpu_dropdown(
+        (_cfg.gpu if _cfg is not None else get_gpu(DEFAULT_GPU)).name,
+        "GPU behind the target (for the theory)",
     )
-    theory_model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()},
-        value=(_cfg.model if _cfg is not None else get_model(DEFAULT_MODEL)).name,
-        label="model behind the target",
+    theory_model_pick = ui.model_dropdown(
+        (_cfg.model if _cfg is not None else get_model(DEFAULT_MODEL)).name,
+        "model behind the target",
     )
     mo.vstack(
         [

@@ -49,7 +49,7 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.catalog import GPUS, get_gpu, get_model
     from infphys.exercises import AnswerBook
     from infphys.exercises import ui
     from infphys.measure.gpu import GPUWatcher, copy_bandwidth, engine_check, roofline_experiment
@@ -62,7 +62,6 @@ def _():
         AnswerBook,
         GPUS,
         GPUWatcher,
-        MODELS,
         copy_bandwidth,
         copy_bandwidth_figure,
         engine_check,
@@ -150,17 +149,13 @@ def _(engine, fmt, has_gpu, mo, pd):
 
 
 @app.cell
-def _(GPUS, MODELS, engine, has_gpu, mo):
+def _(engine, has_gpu, mo, ui):
     _detected = engine.gpus[0].catalog if has_gpu and engine.gpus[0].catalog else None
-    gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()},
-        value=_detected.name if _detected else "H100 SXM",
-        label="GPU to reason about" + (" (detected)" if _detected else ""),
+    gpu_pick = ui.gpu_dropdown(
+        _detected.name if _detected else "H100 SXM",
+        "GPU to reason about" + (" (detected)" if _detected else ""),
     )
-    model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B",
-        label="model for the weight-read floor",
-    )
+    model_pick = ui.model_dropdown("Llama-3.1-8B", "model for the weight-read floor")
     mo.vstack([mo.md("## 2 · The bandwidth context table"), mo.hstack([gpu_pick, model_pick],
                                                                       justify="start")])
     return gpu_pick, model_pick

@@ -69,7 +69,7 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.catalog import get_gpu, get_model
     from infphys.exercises import AnswerBook
     from infphys.exercises import ui
     from infphys.plots import labs as lab_plots
@@ -82,8 +82,6 @@ def _():
     return (
         AnswerBook,
         EngineConfig,
-        GPUS,
-        MODELS,
         Workload,
         dataclasses,
         fmt,
@@ -100,20 +98,10 @@ def _():
 
 
 @app.cell
-def _(GPUS, MODELS, mo):
-    model_preset = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()},
-        value="Llama-3.1-8B",
-        label="model preset",
-    )
-    gpu_1 = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()},
-        value="H100 SXM",
-        label="VRAM line 1 (the simulated GPU)",
-    )
-    gpu_2 = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()}, value="H200 SXM", label="VRAM line 2"
-    )
+def _(mo, ui):
+    model_preset = ui.model_dropdown("Llama-3.1-8B", "model preset")
+    gpu_1 = ui.gpu_dropdown("H100 SXM", "VRAM line 1 (the simulated GPU)")
+    gpu_2 = ui.gpu_dropdown("H200 SXM", "VRAM line 2")
     context_slider = mo.ui.slider(
         steps=[1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072],
         value=8192,

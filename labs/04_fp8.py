@@ -46,7 +46,7 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.catalog import get_gpu, get_model
     from infphys.exercises import AnswerBook
     from infphys.exercises import lab04 as ex4
     from infphys.exercises import ui
@@ -61,8 +61,6 @@ def _():
     return (
         AnswerBook,
         EngineConfig,
-        GPUS,
-        MODELS,
         Workload,
         ex4,
         fmt,
@@ -104,13 +102,9 @@ def _(mo, physics):
 
 
 @app.cell
-def _(GPUS, MODELS, mo):
-    model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B", label="model"
-    )
-    gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()}, value="H100 SXM", label="GPU"
-    )
+def _(mo, ui):
+    model_pick = ui.model_dropdown("Llama-3.1-8B", "model")
+    gpu_pick = ui.gpu_dropdown("H100 SXM", "GPU")
     context_slider = mo.ui.slider(
         steps=[1024, 2048, 4096, 8192, 16384, 32768], value=8192, show_value=True,
         label="context per user (tokens)",

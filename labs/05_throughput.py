@@ -67,7 +67,7 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics, stats
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.catalog import get_gpu, get_model
     from infphys.exercises import AnswerBook
     from infphys.exercises import ui
     from infphys.measure import closed_loop, run_sync
@@ -79,9 +79,7 @@ def _():
 
     return (
         AnswerBook,
-        GPUS,
         GPUWatcher,
-        MODELS,
         closed_loop,
         fmt,
         get_gpu,
@@ -106,7 +104,7 @@ def _(ui):
 
 
 @app.cell
-def _(GPUS, MODELS, mo, resolved):
+def _(mo, resolved, ui):
     _cfg = resolved.sim_config
     requests_slider = mo.ui.slider(2, 64, step=1, value=8, show_value=True,
                                    label="N requests")
@@ -114,15 +112,13 @@ def _(GPUS, MODELS, mo, resolved):
                                      label="max_tokens per request")
     prompt_pick = mo.ui.dropdown(["32", "128", "512"], value="128", label="prompt tokens")
     seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
-    theory_gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()},
-        value=_cfg.gpu.name if _cfg is not None else "H200 SXM",
-        label="GPU behind the target (for the theory)",
+    theory_gpu_pick = ui.gpu_dropdown(
+        _cfg.gpu.name if _cfg is not None else "H200 SXM",
+        "GPU behind the target (for the theory)",
     )
-    theory_model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()},
-        value=_cfg.model.name if _cfg is not None else "Llama-3.1-8B",
-        label="model behind the target",
+    theory_model_pick = ui.model_dropdown(
+        _cfg.model.name if _cfg is not None else "Llama-3.1-8B",
+        "model behind the target",
     )
     mo.vstack(
         [

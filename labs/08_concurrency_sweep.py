@@ -68,7 +68,6 @@ def _():
     import os
 
     from infphys import fmt, stats
-    from infphys.catalog import GPUS, MODELS
     from infphys.exercises import AnswerBook
     from infphys.exercises import ui
     from infphys.measure import Level, Target, run_levels, run_sync
@@ -86,9 +85,7 @@ def _():
 
     return (
         AnswerBook,
-        GPUS,
         Level,
-        MODELS,
         Target,
         contextlib,
         error_rate_vs_load,
@@ -110,17 +107,11 @@ def _():
 
 
 @app.cell
-def _(GPUS, MODELS, mo):
+def _(mo, ui):
     # The simulator's settings apply when nothing answers at NIM_BASE_URL (the fallback): a
     # small A100 server whose knee lies inside the sweep.
-    gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()}, value="A100 80GB SXM",
-        label="fallback simulator: GPU",
-    )
-    model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B",
-        label="fallback simulator: model",
-    )
+    gpu_pick = ui.gpu_dropdown("A100 80GB SXM", "fallback simulator: GPU")
+    model_pick = ui.model_dropdown("Llama-3.1-8B", "fallback simulator: model")
     max_num_seqs_slider = mo.ui.slider(
         steps=[2, 4, 8, 16, 32], value=8, label="fallback simulator: max_num_seqs (batch limit)",
         show_value=True,

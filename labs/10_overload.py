@@ -72,7 +72,6 @@ def _():
     import os
 
     from infphys import fmt, stats
-    from infphys.catalog import GPUS, MODELS
     from infphys.exercises import AnswerBook
     from infphys.exercises import ui
     from infphys.measure import Level, Target, Timeouts, overload, run_levels, run_sync
@@ -91,9 +90,7 @@ def _():
 
     return (
         AnswerBook,
-        GPUS,
         Level,
-        MODELS,
         RetryPolicy,
         Target,
         Timeouts,
@@ -116,15 +113,9 @@ def _():
 
 
 @app.cell
-def _(GPUS, MODELS, mo):
-    gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()}, value="A100 80GB SXM",
-        label="simulated GPU",
-    )
-    model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B",
-        label="simulated model",
-    )
+def _(mo, ui):
+    gpu_pick = ui.gpu_dropdown("A100 80GB SXM", "simulated GPU")
+    model_pick = ui.model_dropdown("Llama-3.1-8B", "simulated model")
     max_num_seqs_slider = mo.ui.slider(
         steps=[4, 8, 16, 32], value=8, label="max_num_seqs (batch limit)", show_value=True
     )

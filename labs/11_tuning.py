@@ -69,7 +69,6 @@ def _():
     import os
 
     from infphys import fmt
-    from infphys.catalog import GPUS, MODELS
     from infphys.exercises import AnswerBook
     from infphys.exercises import ui
     from infphys.planning import plan_capacity
@@ -82,8 +81,6 @@ def _():
     return (
         AnswerBook,
         EngineConfig,
-        GPUS,
-        MODELS,
         compare_knobs,
         comparison_table,
         fmt,
@@ -95,13 +92,9 @@ def _():
 
 
 @app.cell
-def _(GPUS, MODELS, mo):
-    gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()}, value="H100 SXM", label="GPU"
-    )
-    model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B", label="model"
-    )
+def _(mo, ui):
+    gpu_pick = ui.gpu_dropdown("H100 SXM", "GPU")
+    model_pick = ui.model_dropdown("Llama-3.1-8B", "model")
     tp_pick = mo.ui.dropdown(options=["1", "2", "4", "8"], value="1", label="GPUs per replica (tp)")
     prompt_slider = mo.ui.slider(
         steps=[128, 256, 512, 1000, 2000, 4000, 8000], value=2000,

@@ -42,8 +42,10 @@ __all__ = [
     "exercise_form",
     "exercise_widget",
     "exercises_heading",
+    "gpu_dropdown",
     "lab_target",
     "learner_controls",
+    "model_dropdown",
     "notes_view",
     "offline_note",
     "results_view",
@@ -133,6 +135,36 @@ def check_answers(
         _question_key(ex): book.check(ex, answers.get(_question_key(ex), ""), **context)
         for ex in exercises
     }
+
+
+def gpu_dropdown(value: str, label: str = "GPU") -> Any:
+    """A ``mo.ui.dropdown`` of every catalog GPU, showing names; its ``value`` is the key.
+
+    ``value`` is the GPU first selected, by key or name (``"h100"`` or ``"H100 SXM"``).
+
+    Raises:
+        ValueError: for a GPU the catalog does not hold (from :func:`infphys.catalog.get_gpu`).
+    """
+    import marimo as mo
+
+    from infphys.catalog import GPUS, get_gpu
+
+    return mo.ui.dropdown(
+        options={g.name: g.key for g in GPUS.values()}, value=get_gpu(value).name,
+        label=label,
+    )
+
+
+def model_dropdown(value: str, label: str = "model") -> Any:
+    """A ``mo.ui.dropdown`` of every catalog model, like :func:`gpu_dropdown`."""
+    import marimo as mo
+
+    from infphys.catalog import MODELS, get_model
+
+    return mo.ui.dropdown(
+        options={m.name: m.key for m in MODELS.values()}, value=get_model(value).name,
+        label=label,
+    )
 
 
 def learner_controls() -> tuple[Any, Any]:
