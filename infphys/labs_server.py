@@ -51,6 +51,7 @@ __all__ = [
     "AUTO_INSTANTIATE_ENV",
     "HEAD_SCRIPT",
     "MATHJAX_ROUTE",
+    "SERVED_ENV",
     "OfflineAssets",
     "install",
     "main",
@@ -60,6 +61,9 @@ __all__ = [
 #: marimo's environment override of ``runtime.auto_instantiate`` (read by its config manager
 #: after the user and project configs).
 AUTO_INSTANTIATE_ENV = "_MARIMO_CONFIG_OVERLOAD_RUNTIME_AUTO_INSTANTIATE"
+#: Set to ``1`` for the marimo server and its kernels when the labs run through this module, so
+#: a lab can tell it is served offline (:func:`infphys.exercises.ui.offline_note`).
+SERVED_ENV = "INFPHYS_LABS_SERVER"
 #: Where :class:`OfflineAssets` serves MathJax (under marimo's base URL).
 MATHJAX_ROUTE = "/_infphys/mathjax/tex-svg.js"
 _REGISTRY_NAME = "infphys-offline-assets"
@@ -264,6 +268,7 @@ def install() -> bool:
     middleware registry where this module expects it.
     """
     os.environ[AUTO_INSTANTIATE_ENV] = "true"
+    os.environ[SERVED_ENV] = "1"
     try:
         from marimo._server.registry import MIDDLEWARE_REGISTRY
         from starlette.middleware import Middleware
@@ -284,7 +289,27 @@ def main(argv: list[str] | None = None) -> None:
     from marimo._cli.cli import main as marimo_main
 
     args = sys.argv[1:] if argv is None else argv
+    _spawn_without_main()
     marimo_main(args=args, prog_name="marimo")
+
+
+def _spawn_without_main() -> None:
+    """Keep marimo's kernel processes from importing this module (and so all of infphys).
+
+    marimo's editor starts each notebook's kernel with ``multiprocessing``'s *spawn* method,
+    which first re-imports the parent's ``__main__`` module in the child: run as
+    ``python -m infphys.labs_server`` that is this module, hence the ``infphys`` package and
+    pandas, about 0.5 s of CPU before the kernel can run a lab's first cell. The kernel needs
+    nothing from here (its target is marimo's own function), so the main module is made
+    anonymous, as for ``python -c``: spawn then imports no main module at all.
+    """
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    if main_module is None or getattr(spec, "name", None) != "infphys.labs_server":
+        return  # started some other way: leave that program's main module alone
+    main_module.__spec__ = None
+    if hasattr(main_module, "__file__"):
+        del main_module.__file__
 
 
 if __name__ == "__main__":

@@ -72,31 +72,21 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics
-    from infphys.catalog import FITTED_STEP_PARAMS, GPUS, MODELS, get_gpu, get_model
+    from infphys.catalog import FITTED_STEP_PARAMS, get_gpu, get_model
     from infphys.exercises import AnswerBook
-    from infphys.exercises import lab01 as ex1
-    from infphys.exercises.ui import (
-        exercise_widget,
-        notes_view,
-        run_notes,
-        save_view,
-        target_view,
-        verdict_view,
-    )
+    from infphys.exercises import ui
     from infphys.measure import closed_loop, preflight_sync, run_sync
     from infphys.plots import labs as lab_plots
-    from infphys.resolve import DEFAULT_GPU, DEFAULT_MODEL, resolve_target
+    from infphys.resolve import DEFAULT_GPU, DEFAULT_MODEL
+
+    ui.offline_note()
 
     return (
         AnswerBook,
         DEFAULT_GPU,
         DEFAULT_MODEL,
         FITTED_STEP_PARAMS,
-        GPUS,
-        MODELS,
         closed_loop,
-        ex1,
-        exercise_widget,
         fmt,
         get_gpu,
         get_model,
@@ -105,28 +95,17 @@ def _():
         pd,
         physics,
         preflight_sync,
-        resolve_target,
         run_sync,
-        save_view,
-        notes_view,
-        run_notes,
-        target_view,
-        verdict_view,
+        ui,
     )
 
 
 @app.cell
-def _(resolve_target):
+def _(ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
-    resolved = resolve_target(log_lag=False)
-    target = resolved.target
+    resolved, target = ui.lab_target()
+    ui.target_view(resolved.message)
     return resolved, target
-
-
-@app.cell(hide_code=True)
-def _(resolved, target_view):
-    target_view(resolved.message)
-    return
 
 
 @app.cell
@@ -174,7 +153,7 @@ def _(mo, preflight_sync, target):
 
 
 @app.cell
-def _(DEFAULT_GPU, DEFAULT_MODEL, GPUS, MODELS, get_gpu, get_model, mo, resolved):
+def _(DEFAULT_GPU, DEFAULT_MODEL, get_gpu, get_model, mo, resolved, ui):
     # The theory's GPU and model: the simulator's, else the course's defaults (the simulator's
     # and the home page's); pick the real ones when a real server answers.
     _cfg = resolved.sim_config
@@ -183,15 +162,13 @@ def _(DEFAULT_GPU, DEFAULT_MODEL, GPUS, MODELS, get_gpu, get_model, mo, resolved
     prompt_pick = mo.ui.dropdown(["32", "128", "512", "2048"], value="128",
                                  label="prompt tokens")
     seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
-    theory_gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()},
-        value=(_cfg.gpu if _cfg is not None else get_gpu(DEFAULT_GPU)).name,
-        label="GPU behind the target (for the theory)",
+    theory_gpu_pick = ui.gpu_dropdown(
+        (_cfg.gpu if _cfg is not None else get_gpu(DEFAULT_GPU)).name,
+        "GPU behind the target (for the theory)",
     )
-    theory_model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()},
-        value=(_cfg.model if _cfg is not None else get_model(DEFAULT_MODEL)).name,
-        label="model behind the target",
+    theory_model_pick = ui.model_dropdown(
+        (_cfg.model if _cfg is not None else get_model(DEFAULT_MODEL)).name,
+        "model behind the target",
     )
     mo.vstack(
         [
@@ -252,10 +229,10 @@ def _(closed_loop, max_tokens, prompt_tokens, run_sync, seed, target):
 
 
 @app.cell(hide_code=True)
-def _(notes_view, probe, resolved, run_notes):
+def _(probe, resolved, ui):
     # What this measurement says about itself, once: the simulator's lag, a busy client.
-    measurement_notes = run_notes([resolved.lag_note()], probe.warnings)
-    notes_view(measurement_notes)
+    measurement_notes = ui.run_notes([resolved.lag_note()], probe.warnings)
+    ui.notes_view(measurement_notes)
     return (measurement_notes,)
 
 
@@ -352,12 +329,10 @@ def _(completion_tokens, e2e_s, fmt, mo, preflight_ok, resolved, tpot_s, ttft_s)
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -373,73 +348,21 @@ def _(AnswerBook, completion_tokens, e2e_s, learner, ttft_s):
 
 
 @app.cell
-def _(ex1, exercise_context, exercise_widget):
-    q1 = exercise_widget(ex1.Q1_TPOT, **exercise_context)
-    q1
-    return (q1,)
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab01", exercise_context)
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
-def _(book, ex1, exercise_context, q1, verdict_view):
-    v1 = book.check(ex1.Q1_TPOT, q1.value, **exercise_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(ex1, exercise_context, exercise_widget):
-    q2 = exercise_widget(ex1.Q2_STREAM_RATE, **exercise_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, ex1, exercise_context, q2, verdict_view):
-    v2 = book.check(ex1.Q2_STREAM_RATE, q2.value, **exercise_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(ex1, exercise_context, exercise_widget):
-    q3 = exercise_widget(ex1.Q3_SWITCH, **exercise_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, ex1, exercise_context, q3, verdict_view):
-    v3 = book.check(ex1.Q3_SWITCH, q3.value, **exercise_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
-
-
-@app.cell
-def _(
-    book,
-    exercise_context,
-    preflight_ok,
-    resolved,
-    save_button,
-    save_view,
-    v1,
-    v2,
-    v3,
-):
-    _ = (v1, v2, v3)  # save after every answer has been checked
+def _(answers, book, exercise_context, preflight_ok, resolved, save_button, ui):
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     book.add_run(
         "preflight",
         {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

@@ -49,24 +49,22 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.catalog import GPUS, get_gpu, get_model
     from infphys.exercises import AnswerBook
-    from infphys.exercises import lab02 as ex2
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.exercises import ui
     from infphys.measure.gpu import GPUWatcher, copy_bandwidth, engine_check, roofline_experiment
     from infphys.plots.gpu import copy_bandwidth_figure, roofline_experiment_figure, watch_figure
     from infphys.plots.physics import gpu_specs
+
+    ui.offline_note()
 
     return (
         AnswerBook,
         GPUS,
         GPUWatcher,
-        MODELS,
         copy_bandwidth,
         copy_bandwidth_figure,
         engine_check,
-        ex2,
-        exercise_widget,
         fmt,
         get_gpu,
         get_model,
@@ -76,8 +74,7 @@ def _():
         physics,
         roofline_experiment,
         roofline_experiment_figure,
-        save_view,
-        verdict_view,
+        ui,
         watch_figure,
     )
 
@@ -152,17 +149,13 @@ def _(engine, fmt, has_gpu, mo, pd):
 
 
 @app.cell
-def _(GPUS, MODELS, engine, has_gpu, mo):
+def _(engine, has_gpu, mo, ui):
     _detected = engine.gpus[0].catalog if has_gpu and engine.gpus[0].catalog else None
-    gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()},
-        value=_detected.name if _detected else "H100 SXM",
-        label="GPU to reason about" + (" (detected)" if _detected else ""),
+    gpu_pick = ui.gpu_dropdown(
+        _detected.name if _detected else "H100 SXM",
+        "GPU to reason about" + (" (detected)" if _detected else ""),
     )
-    model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B",
-        label="model for the weight-read floor",
-    )
+    model_pick = ui.model_dropdown("Llama-3.1-8B", "model for the weight-read floor")
     mo.vstack([mo.md("## 2 · The bandwidth context table"), mo.hstack([gpu_pick, model_pick],
                                                                       justify="start")])
     return gpu_pick, model_pick
@@ -398,12 +391,10 @@ def _(copy, fmt, gpu, has_gpu, mo, model, physics):
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -421,57 +412,15 @@ def _(AnswerBook, copy_bytes, copy_s, gpu, learner, model):
 
 
 @app.cell
-def _(ex2, exercise_context, exercise_widget):
-    q1 = exercise_widget(ex2.Q1_WEIGHT_FLOOR, **exercise_context)
-    q1
-    return (q1,)
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab02", exercise_context)
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
-def _(book, ex2, exercise_context, q1, verdict_view):
-    v1 = book.check(ex2.Q1_WEIGHT_FLOOR, q1.value, **exercise_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(ex2, exercise_context, exercise_widget):
-    q2 = exercise_widget(ex2.Q2_RIDGE, **exercise_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, ex2, exercise_context, q2, verdict_view):
-    v2 = book.check(ex2.Q2_RIDGE, q2.value, **exercise_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(ex2, exercise_context, exercise_widget):
-    q3 = exercise_widget(ex2.Q3_COPY_BANDWIDTH, **exercise_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, ex2, exercise_context, q3, verdict_view):
-    v3 = book.check(ex2.Q3_COPY_BANDWIDTH, q3.value, **exercise_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
-
-
-@app.cell
-def _(book, copy, engine, experiment, save_button, save_view, v1, v2, v3):
-    _ = (v1, v2, v3)  # save after every answer has been checked
+def _(answers, book, copy, engine, exercise_context, experiment, save_button, ui):
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     book.add_run(
         "metal",
         {
@@ -482,8 +431,8 @@ def _(book, copy, engine, experiment, save_button, save_view, v1, v2, v3):
             "roofline_device": experiment.attrs.get("gpu_name", ""),
         },
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

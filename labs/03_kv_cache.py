@@ -69,22 +69,19 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.catalog import get_gpu, get_model
     from infphys.exercises import AnswerBook
-    from infphys.exercises import lab03 as ex3
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.exercises import ui
     from infphys.plots import labs as lab_plots
     from infphys.sim import sweep as sim_sweep
     from infphys.sim.config import EngineConfig
 
+    ui.offline_note()
+
     return (
         AnswerBook,
         EngineConfig,
-        GPUS,
-        MODELS,
         dataclasses,
-        ex3,
-        exercise_widget,
         fmt,
         get_gpu,
         get_model,
@@ -92,27 +89,16 @@ def _():
         os,
         pd,
         physics,
-        save_view,
         sim_sweep,
-        verdict_view,
+        ui,
     )
 
 
 @app.cell
-def _(GPUS, MODELS, mo):
-    model_preset = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()},
-        value="Llama-3.1-8B",
-        label="model preset",
-    )
-    gpu_1 = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()},
-        value="H100 SXM",
-        label="VRAM line 1 (the simulated GPU)",
-    )
-    gpu_2 = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()}, value="H200 SXM", label="VRAM line 2"
-    )
+def _(mo, ui):
+    model_preset = ui.model_dropdown("Llama-3.1-8B", "model preset")
+    gpu_1 = ui.gpu_dropdown("H100 SXM", "VRAM line 1 (the simulated GPU)")
+    gpu_2 = ui.gpu_dropdown("H200 SXM", "VRAM line 2")
     context_slider = mo.ui.slider(
         steps=[1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072],
         value=8192,
@@ -528,12 +514,10 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -564,82 +548,24 @@ def _(
 
 
 @app.cell
-def _(ex3, exercise_context, exercise_widget):
-    q1 = exercise_widget(ex3.Q1_KV_PER_TOKEN, **exercise_context)
-    q1
-    return (q1,)
-
-
-@app.cell
-def _(book, ex3, exercise_context, q1, verdict_view):
-    v1 = book.check(ex3.Q1_KV_PER_TOKEN, q1.value, **exercise_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(ex3, exercise_context, exercise_widget):
-    q2 = exercise_widget(ex3.Q2_MAX_USERS, **exercise_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, ex3, exercise_context, q2, verdict_view):
-    v2 = book.check(ex3.Q2_MAX_USERS, q2.value, **exercise_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(ex3, exercise_context, exercise_widget):
-    q3 = exercise_widget(ex3.Q3_NAIVE_FACTOR, **exercise_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, ex3, exercise_context, q3, verdict_view):
-    v3 = book.check(ex3.Q3_NAIVE_FACTOR, q3.value, **exercise_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(ex3, exercise_context, exercise_widget):
-    q4 = exercise_widget(ex3.Q4_WHAT_RAN_OUT, **exercise_context)
-    q4
-    return (q4,)
-
-
-@app.cell
-def _(book, ex3, exercise_context, q4, verdict_view):
-    v4 = book.check(ex3.Q4_WHAT_RAN_OUT, q4.value, **exercise_context)
-    verdict_view(v4)
-    return (v4,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab03", exercise_context)
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
 def _(
+    answers,
     book,
     engine_wall_users,
+    exercise_context,
     first_preempting_users,
     save_button,
-    save_view,
     sim_peak_running,
-    v1,
-    v2,
-    v3,
-    v4,
+    ui,
 ):
-    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     book.add_run(
         "kv_wall",
         {
@@ -648,8 +574,8 @@ def _(
             "first_preempting_users": first_preempting_users,
         },
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

@@ -46,24 +46,23 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.catalog import get_gpu, get_model
     from infphys.exercises import AnswerBook
     from infphys.exercises import lab04 as ex4
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.exercises import ui
     from infphys.plots import labs as lab_plots
     from infphys.plots.chapters import precision_capacity
     from infphys.sim.config import EngineConfig
     from infphys.sim.virtual import simulate
     from infphys.sim.workload import Workload
 
+    ui.offline_note()
+
     return (
         AnswerBook,
         EngineConfig,
-        GPUS,
-        MODELS,
         Workload,
         ex4,
-        exercise_widget,
         fmt,
         get_gpu,
         get_model,
@@ -73,9 +72,8 @@ def _():
         pd,
         physics,
         precision_capacity,
-        save_view,
         simulate,
-        verdict_view,
+        ui,
     )
 
 
@@ -104,13 +102,9 @@ def _(mo, physics):
 
 
 @app.cell
-def _(GPUS, MODELS, mo):
-    model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B", label="model"
-    )
-    gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()}, value="H100 SXM", label="GPU"
-    )
+def _(mo, ui):
+    model_pick = ui.model_dropdown("Llama-3.1-8B", "model")
+    gpu_pick = ui.gpu_dropdown("H100 SXM", "GPU")
     context_slider = mo.ui.slider(
         steps=[1024, 2048, 4096, 8192, 16384, 32768], value=8192, show_value=True,
         label="context per user (tokens)",
@@ -409,12 +403,10 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -433,79 +425,23 @@ def _(AnswerBook, capacity_ratio, context_tokens, gpu, itl_ratio, learner, model
 
 
 @app.cell
-def _(ex4, exercise_context, exercise_widget):
-    q1 = exercise_widget(ex4.Q1_FP8_WEIGHTS, **exercise_context)
-    q1
-    return (q1,)
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab04", exercise_context)
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
-def _(book, ex4, exercise_context, q1, verdict_view):
-    v1 = book.check(ex4.Q1_FP8_WEIGHTS, q1.value, **exercise_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(ex4, exercise_context, exercise_widget):
-    q2 = exercise_widget(ex4.Q2_FP8_USERS, **exercise_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, ex4, exercise_context, q2, verdict_view):
-    v2 = book.check(ex4.Q2_FP8_USERS, q2.value, **exercise_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(ex4, exercise_context, exercise_widget):
-    q3 = exercise_widget(ex4.Q3_FLOOR_SPEEDUP, **exercise_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, ex4, exercise_context, q3, verdict_view):
-    v3 = book.check(ex4.Q3_FLOOR_SPEEDUP, q3.value, **exercise_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(ex4, exercise_context, exercise_widget):
-    q4 = exercise_widget(ex4.Q4_WHY_LESS_THAN_2X, **exercise_context)
-    q4
-    return (q4,)
-
-
-@app.cell
-def _(book, ex4, exercise_context, q4, verdict_view):
-    v4 = book.check(ex4.Q4_WHY_LESS_THAN_2X, q4.value, **exercise_context)
-    verdict_view(v4)
-    return (v4,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
-
-
-@app.cell
-def _(book, high_users, save_button, save_view, simulated, v1, v2, v3, v4, vllm_status):
-    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+def _(answers, book, exercise_context, high_users, save_button, simulated, ui, vllm_status):
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     if len(simulated):
         book.add_run(
             "bf16_vs_fp8",
             {"high_load_users": high_users, "vllm": vllm_status,
              **{f"{k}_{s}": v for s, row in simulated.iterrows() for k, v in row.items()}},
         )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

@@ -67,31 +67,20 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics, stats
-    from infphys.catalog import GPUS, MODELS, get_gpu, get_model
+    from infphys.catalog import get_gpu, get_model
     from infphys.exercises import AnswerBook
-    from infphys.exercises import lab05 as ex5
-    from infphys.exercises.ui import (
-        exercise_widget,
-        notes_view,
-        run_notes,
-        save_view,
-        target_view,
-        verdict_view,
-    )
+    from infphys.exercises import ui
     from infphys.measure import closed_loop, run_sync
     from infphys.measure.gpu import GPUWatcher
     from infphys.plots import labs as lab_plots
     from infphys.plots.gpu import watch_figure
-    from infphys.resolve import resolve_target
+
+    ui.offline_note()
 
     return (
         AnswerBook,
-        GPUS,
         GPUWatcher,
-        MODELS,
         closed_loop,
-        ex5,
-        exercise_widget,
         fmt,
         get_gpu,
         get_model,
@@ -99,34 +88,23 @@ def _():
         os,
         pd,
         physics,
-        resolve_target,
         run_sync,
-        save_view,
         stats,
-        notes_view,
-        run_notes,
-        target_view,
-        verdict_view,
+        ui,
         watch_figure,
     )
 
 
 @app.cell
-def _(resolve_target):
+def _(ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
-    resolved = resolve_target(log_lag=False)
-    target = resolved.target
+    resolved, target = ui.lab_target()
+    ui.target_view(resolved.message)
     return resolved, target
 
 
-@app.cell(hide_code=True)
-def _(resolved, target_view):
-    target_view(resolved.message)
-    return
-
-
 @app.cell
-def _(GPUS, MODELS, mo, resolved):
+def _(mo, resolved, ui):
     _cfg = resolved.sim_config
     requests_slider = mo.ui.slider(2, 64, step=1, value=8, show_value=True,
                                    label="N requests")
@@ -134,15 +112,13 @@ def _(GPUS, MODELS, mo, resolved):
                                      label="max_tokens per request")
     prompt_pick = mo.ui.dropdown(["32", "128", "512"], value="128", label="prompt tokens")
     seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
-    theory_gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()},
-        value=_cfg.gpu.name if _cfg is not None else "H200 SXM",
-        label="GPU behind the target (for the theory)",
+    theory_gpu_pick = ui.gpu_dropdown(
+        _cfg.gpu.name if _cfg is not None else "H200 SXM",
+        "GPU behind the target (for the theory)",
     )
-    theory_model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()},
-        value=_cfg.model.name if _cfg is not None else "Llama-3.1-8B",
-        label="model behind the target",
+    theory_model_pick = ui.model_dropdown(
+        _cfg.model.name if _cfg is not None else "Llama-3.1-8B",
+        "model behind the target",
     )
     mo.vstack(
         [
@@ -232,12 +208,12 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(notes_view, concurrent, sequential, resolved, run_notes):
+def _(concurrent, resolved, sequential, ui):
     # What this measurement says about itself, once: the simulator's lag, a busy client.
-    measurement_notes = run_notes(
+    measurement_notes = ui.run_notes(
         [resolved.lag_note()], [*sequential.warnings, *concurrent.warnings]
     )
-    notes_view(measurement_notes)
+    ui.notes_view(measurement_notes)
     return (measurement_notes,)
 
 
@@ -364,12 +340,10 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -393,63 +367,21 @@ def _(
 
 
 @app.cell
-def _(ex5, exercise_context, exercise_widget):
-    q1 = exercise_widget(ex5.Q1_SPEEDUP, **exercise_context)
-    q1
-    return (q1,)
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab05", exercise_context)
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
-def _(book, ex5, exercise_context, q1, verdict_view):
-    v1 = book.check(ex5.Q1_SPEEDUP, q1.value, **exercise_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(ex5, exercise_context, exercise_widget):
-    q2 = exercise_widget(ex5.Q2_SUMMED_LATENCY, **exercise_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, ex5, exercise_context, q2, verdict_view):
-    v2 = book.check(ex5.Q2_SUMMED_LATENCY, q2.value, **exercise_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(ex5, exercise_context, exercise_widget):
-    q3 = exercise_widget(ex5.Q3_WHY, **exercise_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, ex5, exercise_context, q3, verdict_view):
-    v3 = book.check(ex5.Q3_WHY, q3.value, **exercise_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
-
-
-@app.cell
-def _(book, exercise_context, n_requests, resolved, save_button, save_view, v1, v2, v3):
-    _ = (v1, v2, v3)  # save after every answer has been checked
+def _(answers, book, exercise_context, n_requests, resolved, save_button, ui):
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     book.add_run(
         "sequential_vs_concurrent",
         {"target": resolved.message, "n_requests": n_requests, **exercise_context},
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

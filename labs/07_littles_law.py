@@ -74,27 +74,18 @@ def _():
 
     from infphys import fmt, stats
     from infphys.exercises import AnswerBook
-    from infphys.exercises import lab07 as ex7
-    from infphys.exercises.ui import (
-        exercise_widget,
-        notes_view,
-        run_notes,
-        save_view,
-        target_view,
-        verdict_view,
-    )
+    from infphys.exercises import ui
     from infphys.measure import closed_loop, run_sync
     from infphys.physics import littles_law_throughput_per_s
     from infphys.plots.labs_load import comparison_table, in_flight_timeline, latency_box
     from infphys.plots.load import latency_histogram
-    from infphys.resolve import resolve_target
+
+    ui.offline_note()
 
     return (
         AnswerBook,
         closed_loop,
         comparison_table,
-        ex7,
-        exercise_widget,
         fmt,
         in_flight_timeline,
         latency_box,
@@ -102,29 +93,18 @@ def _():
         littles_law_throughput_per_s,
         os,
         pd,
-        resolve_target,
         run_sync,
-        save_view,
         stats,
-        notes_view,
-        run_notes,
-        target_view,
-        verdict_view,
+        ui,
     )
 
 
 @app.cell
-def _(resolve_target):
+def _(ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
-    resolved = resolve_target(log_lag=False)
-    target = resolved.target
+    resolved, target = ui.lab_target()
+    ui.target_view(resolved.message)
     return resolved, target
-
-
-@app.cell(hide_code=True)
-def _(resolved, target_view):
-    target_view(resolved.message)
-    return
 
 
 @app.cell
@@ -199,10 +179,10 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(notes_view, baseline, resolved, run_notes):
+def _(baseline, resolved, ui):
     # What this measurement says about itself, once: the simulator's lag, a busy client.
-    measurement_notes = run_notes([resolved.lag_note()], baseline.warnings)
-    notes_view(measurement_notes)
+    measurement_notes = ui.run_notes([resolved.lag_note()], baseline.warnings)
+    ui.notes_view(measurement_notes)
     return (measurement_notes,)
 
 
@@ -326,12 +306,10 @@ def _(e2e, fmt, little, mo, summary):
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -349,71 +327,15 @@ def _(AnswerBook, e2e, learner, output_tokens, target_req_per_s, tpot, ttft):
 
 
 @app.cell
-def _(ex7, exercise_context, exercise_widget):
-    q1 = exercise_widget(ex7.Q1_THROUGHPUT_AT_ONE, **exercise_context)
-    q1
-    return (q1,)
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab07", exercise_context)
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
-def _(book, ex7, exercise_context, q1, verdict_view):
-    v1 = book.check(ex7.Q1_THROUGHPUT_AT_ONE, q1.value, **exercise_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(ex7, exercise_context, exercise_widget):
-    q2 = exercise_widget(ex7.Q2_E2E_FROM_PARTS, **exercise_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, ex7, exercise_context, q2, verdict_view):
-    v2 = book.check(ex7.Q2_E2E_FROM_PARTS, q2.value, **exercise_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(ex7, exercise_context, exercise_widget):
-    q3 = exercise_widget(ex7.Q3_IN_FLIGHT_NEEDED, **exercise_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, ex7, exercise_context, q3, verdict_view):
-    v3 = book.check(ex7.Q3_IN_FLIGHT_NEEDED, q3.value, **exercise_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(ex7, exercise_context, exercise_widget):
-    q4 = exercise_widget(ex7.Q4_ASSUMPTION, **exercise_context)
-    q4
-    return (q4,)
-
-
-@app.cell
-def _(book, ex7, exercise_context, q4, verdict_view):
-    v4 = book.check(ex7.Q4_ASSUMPTION, q4.value, **exercise_context)
-    verdict_view(v4)
-    return (v4,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
-
-
-@app.cell
-def _(book, e2e, little, resolved, save_button, save_view, summary, v1, v2, v3, v4):
-    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+def _(answers, book, e2e, exercise_context, little, resolved, save_button, summary, ui):
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     book.add_run(
         "baseline",
         {
@@ -426,8 +348,8 @@ def _(book, e2e, little, resolved, save_button, save_view, summary, v1, v2, v3, 
             "littles_law_ratio": little.ratio,
         },
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

@@ -68,17 +68,8 @@ def _():
     import os
 
     from infphys import fmt, stats
-    from infphys.catalog import GPUS, MODELS
     from infphys.exercises import AnswerBook
-    from infphys.exercises import lab08 as ex8
-    from infphys.exercises.ui import (
-        exercise_widget,
-        notes_view,
-        run_notes,
-        save_view,
-        target_view,
-        verdict_view,
-    )
+    from infphys.exercises import ui
     from infphys.measure import Level, run_levels, run_sync
     from infphys.plots.labs_load import (
         latency_vs_throughput,
@@ -90,48 +81,36 @@ def _():
     from infphys.resolve import resolve_target
     from infphys.sim.server import serve
 
+    ui.offline_note()
+
     return (
         AnswerBook,
-        GPUS,
         Level,
-        MODELS,
         contextlib,
         error_rate_vs_load,
-        ex8,
-        exercise_widget,
         fmt,
         latency_vs_load,
         latency_vs_throughput,
         littles_law_by_level,
-        notes_view,
         open_loop_vs_mmc,
         os,
         resolve_target,
         run_levels,
-        run_notes,
         run_sync,
         run_timeline,
-        save_view,
         serve,
         stats,
-        target_view,
         throughput_vs_load,
-        verdict_view,
+        ui,
     )
 
 
 @app.cell
-def _(GPUS, MODELS, mo):
+def _(mo, ui):
     # The simulator's settings apply when nothing answers at NIM_BASE_URL (the fallback): a
     # small A100 server whose knee lies inside the sweep.
-    gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()}, value="A100 80GB SXM",
-        label="fallback simulator: GPU",
-    )
-    model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B",
-        label="fallback simulator: model",
-    )
+    gpu_pick = ui.gpu_dropdown("A100 80GB SXM", "fallback simulator: GPU")
+    model_pick = ui.model_dropdown("Llama-3.1-8B", "fallback simulator: model")
     max_num_seqs_slider = mo.ui.slider(
         steps=[2, 4, 8, 16, 32], value=8, label="fallback simulator: max_num_seqs (batch limit)",
         show_value=True,
@@ -268,8 +247,8 @@ def _(contextlib, gpu, max_num_seqs, model, resolved, serve):
 
 
 @app.cell(hide_code=True)
-def _(server_note, target_view):
-    target_view(server_note)
+def _(server_note, ui):
+    ui.target_view(server_note)
     return
 
 
@@ -394,12 +373,12 @@ def _(open_levels, run_levels, run_sync, seed, server_for_run):
 
 
 @app.cell(hide_code=True)
-def _(closed, closed_lag_note, notes_view, open_lag_note, opened, run_notes):
+def _(closed, closed_lag_note, open_lag_note, opened, ui):
     # What this measurement says about itself, once: the simulator's lag, a busy client.
-    measurement_notes = run_notes(
+    measurement_notes = ui.run_notes(
         [closed_lag_note, open_lag_note], [*closed.warnings, *opened.warnings]
     )
-    notes_view(measurement_notes)
+    ui.notes_view(measurement_notes)
     return (measurement_notes,)
 
 
@@ -504,12 +483,10 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -538,83 +515,25 @@ def _(
 
 
 @app.cell
-def _(ex8, exercise_context, exercise_widget):
-    q1 = exercise_widget(ex8.Q1_LATENCY_FROM_LITTLE, **exercise_context)
-    q1
-    return (q1,)
-
-
-@app.cell
-def _(book, ex8, exercise_context, q1, verdict_view):
-    v1 = book.check(ex8.Q1_LATENCY_FROM_LITTLE, q1.value, **exercise_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(ex8, exercise_context, exercise_widget):
-    q2 = exercise_widget(ex8.Q2_UTILISATION, **exercise_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, ex8, exercise_context, q2, verdict_view):
-    v2 = book.check(ex8.Q2_UTILISATION, q2.value, **exercise_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(ex8, exercise_context, exercise_widget):
-    q3 = exercise_widget(ex8.Q3_MM1_FACTOR, **exercise_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, ex8, exercise_context, q3, verdict_view):
-    v3 = book.check(ex8.Q3_MM1_FACTOR, q3.value, **exercise_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(ex8, exercise_context, exercise_widget):
-    q4 = exercise_widget(ex8.Q4_LOOPS, **exercise_context)
-    q4
-    return (q4,)
-
-
-@app.cell
-def _(book, ex8, exercise_context, q4, verdict_view):
-    v4 = book.check(ex8.Q4_LOOPS, q4.value, **exercise_context)
-    verdict_view(v4)
-    return (v4,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab08", exercise_context)
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
 def _(
+    answers,
     book,
     capacity_req_per_s,
+    exercise_context,
     knee_concurrency,
     p95_growth,
     save_button,
-    save_view,
     server_note,
-    v1,
-    v2,
-    v3,
-    v4,
+    ui,
 ):
-    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     book.add_run(
         "concurrency_sweep",
         {
@@ -624,8 +543,8 @@ def _(
             "open_loop_p95_growth": p95_growth,
         },
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

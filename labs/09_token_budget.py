@@ -69,15 +69,7 @@ def _():
 
     from infphys import fmt, stats
     from infphys.exercises import AnswerBook
-    from infphys.exercises import lab09 as ex9
-    from infphys.exercises.ui import (
-        exercise_widget,
-        notes_view,
-        run_notes,
-        save_view,
-        target_view,
-        verdict_view,
-    )
+    from infphys.exercises import ui
     from infphys.measure import run_sync, token_grid
     from infphys.plots.labs_load import (
         token_budget_lines,
@@ -86,17 +78,14 @@ def _():
         token_costs,
     )
     from infphys.plots.load import token_grid_heatmap
-    from infphys.resolve import resolve_target
+
+    ui.offline_note()
 
     return (
         AnswerBook,
-        ex9,
-        exercise_widget,
         fmt,
         os,
-        resolve_target,
         run_sync,
-        save_view,
         stats,
         token_budget_lines,
         token_budget_split,
@@ -104,25 +93,16 @@ def _():
         token_costs,
         token_grid,
         token_grid_heatmap,
-        notes_view,
-        run_notes,
-        target_view,
-        verdict_view,
+        ui,
     )
 
 
 @app.cell
-def _(resolve_target):
+def _(ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
-    resolved = resolve_target(log_lag=False)
-    target = resolved.target
+    resolved, target = ui.lab_target()
+    ui.target_view(resolved.message)
     return resolved, target
-
-
-@app.cell(hide_code=True)
-def _(resolved, target_view):
-    target_view(resolved.message)
-    return
 
 
 @app.cell
@@ -189,10 +169,10 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(notes_view, grid, resolved, run_notes):
+def _(grid, resolved, ui):
     # What this measurement says about itself, once: the simulator's lag, a busy client.
-    measurement_notes = run_notes([resolved.lag_note()], grid.warnings)
-    notes_view(measurement_notes)
+    measurement_notes = ui.run_notes([resolved.lag_note()], grid.warnings)
+    ui.notes_view(measurement_notes)
     return (measurement_notes,)
 
 
@@ -304,12 +284,10 @@ def _(costs, fmt, mo):
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -345,81 +323,15 @@ def _(
 
 
 @app.cell
-def _(ex9, exercise_context, exercise_widget):
-    q1 = exercise_widget(ex9.Q1_PREFILL_COST, **exercise_context)
-    q1
-    return (q1,)
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab09", exercise_context)
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
-def _(book, ex9, exercise_context, q1, verdict_view):
-    v1 = book.check(ex9.Q1_PREFILL_COST, q1.value, **exercise_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(ex9, exercise_context, exercise_widget):
-    q2 = exercise_widget(ex9.Q2_DECODE_COST, **exercise_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, ex9, exercise_context, q2, verdict_view):
-    v2 = book.check(ex9.Q2_DECODE_COST, q2.value, **exercise_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(ex9, exercise_context, exercise_widget):
-    q3 = exercise_widget(ex9.Q3_WHICH_DOMINATES, **exercise_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, ex9, exercise_context, q3, verdict_view):
-    v3 = book.check(ex9.Q3_WHICH_DOMINATES, q3.value, **exercise_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(ex9, exercise_context, exercise_widget):
-    q4 = exercise_widget(ex9.Q4_SLOW_START, **exercise_context)
-    q4
-    return (q4,)
-
-
-@app.cell
-def _(book, ex9, exercise_context, q4, verdict_view):
-    v4 = book.check(ex9.Q4_SLOW_START, q4.value, **exercise_context)
-    verdict_view(v4)
-    return (v4,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
-
-
-@app.cell
-def _(
-    book,
-    costs,
-    resolved,
-    save_button,
-    save_view,
-    v1,
-    v2,
-    v3,
-    v4,
-):
-    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+def _(answers, book, costs, exercise_context, resolved, save_button, ui):
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     book.add_run(
         "token_grid",
         {
@@ -428,8 +340,8 @@ def _(
             "decode_ms_per_token": costs.decode_ms_per_token,
         },
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

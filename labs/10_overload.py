@@ -72,17 +72,9 @@ def _():
     import os
 
     from infphys import fmt, stats
-    from infphys.catalog import DEFAULT_SLO, GPUS, MODELS
+    from infphys.catalog import DEFAULT_SLO
     from infphys.exercises import AnswerBook
-    from infphys.exercises import lab10 as ex10
-    from infphys.exercises.ui import (
-        exercise_widget,
-        notes_view,
-        run_notes,
-        save_view,
-        target_view,
-        verdict_view,
-    )
+    from infphys.exercises import ui
     from infphys.measure import Level, Timeouts, overload, run_levels, run_sync
     from infphys.measure.retry import RetryPolicy, retry_run
     from infphys.plots.labs_load import (
@@ -95,18 +87,16 @@ def _():
     from infphys.plots.load import error_rate_vs_load
     from infphys.sim.server import serve
 
+    ui.offline_note()
+
     return (
         AnswerBook,
         DEFAULT_SLO,
-        GPUS,
         Level,
-        MODELS,
         RetryPolicy,
         Timeouts,
         closed_loop_vs_little,
         error_rate_vs_load,
-        ex10,
-        exercise_widget,
         fmt,
         goodput_by_level,
         os,
@@ -117,26 +107,16 @@ def _():
         run_levels,
         run_sync,
         run_timeline,
-        save_view,
         serve,
         stats,
-        notes_view,
-        run_notes,
-        target_view,
-        verdict_view,
+        ui,
     )
 
 
 @app.cell
-def _(DEFAULT_SLO, GPUS, MODELS, mo):
-    gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()}, value="A100 80GB SXM",
-        label="simulated GPU",
-    )
-    model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B",
-        label="simulated model",
-    )
+def _(DEFAULT_SLO, mo, ui):
+    gpu_pick = ui.gpu_dropdown("A100 80GB SXM", "simulated GPU")
+    model_pick = ui.model_dropdown("Llama-3.1-8B", "simulated model")
     max_num_seqs_slider = mo.ui.slider(
         steps=[4, 8, 16, 32], value=8, label="max_num_seqs (batch limit)", show_value=True
     )
@@ -273,8 +253,8 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(fmt, gpu, max_num_seqs, model, target_view):
-    target_view(
+def _(fmt, gpu, max_num_seqs, model, ui):
+    ui.target_view(
         f"a simulated {model} on one {gpu}, max_num_seqs = {fmt.count(max_num_seqs)}, started "
         "afresh on 127.0.0.1 for each run (never NIM_BASE_URL: this lab overloads its server)."
     )
@@ -529,12 +509,12 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(notes_view, open_lag_notes, retry_lag_note, run_notes, unbounded, unbounded_lag_note):
+def _(open_lag_notes, retry_lag_note, ui, unbounded, unbounded_lag_note):
     # What these measurements say about themselves, once: a simulator's lag, a busy client.
-    measurement_notes = run_notes(
+    measurement_notes = ui.run_notes(
         [unbounded_lag_note, *open_lag_notes, retry_lag_note], unbounded.warnings
     )
-    notes_view(measurement_notes)
+    ui.notes_view(measurement_notes)
     return (measurement_notes,)
 
 
@@ -584,12 +564,10 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -622,82 +600,24 @@ def _(
 
 
 @app.cell
-def _(ex10, exercise_context, exercise_widget):
-    q1 = exercise_widget(ex10.Q1_TIMEOUT_CONCURRENCY, **exercise_context)
-    q1
-    return (q1,)
-
-
-@app.cell
-def _(book, ex10, exercise_context, q1, verdict_view):
-    v1 = book.check(ex10.Q1_TIMEOUT_CONCURRENCY, q1.value, **exercise_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(ex10, exercise_context, exercise_widget):
-    q2 = exercise_widget(ex10.Q2_GOODPUT, **exercise_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, ex10, exercise_context, q2, verdict_view):
-    v2 = book.check(ex10.Q2_GOODPUT, q2.value, **exercise_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(ex10, exercise_context, exercise_widget):
-    q3 = exercise_widget(ex10.Q3_RETRY_AMPLIFICATION, **exercise_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, ex10, exercise_context, q3, verdict_view):
-    v3 = book.check(ex10.Q3_RETRY_AMPLIFICATION, q3.value, **exercise_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(ex10, exercise_context, exercise_widget):
-    q4 = exercise_widget(ex10.Q4_ADMISSION, **exercise_context)
-    q4
-    return (q4,)
-
-
-@app.cell
-def _(book, ex10, exercise_context, q4, verdict_view):
-    v4 = book.check(ex10.Q4_ADMISSION, q4.value, **exercise_context)
-    verdict_view(v4)
-    return (v4,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab10", exercise_context)
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
 def _(
+    answers,
     book,
+    exercise_context,
     goodput_bounded,
     goodput_unbounded,
     retry_table,
     save_button,
-    save_view,
-    v1,
-    v2,
-    v3,
-    v4,
+    ui,
 ):
-    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     book.add_run(
         "overload",
         {
@@ -708,8 +628,8 @@ def _(
             },
         },
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

@@ -69,42 +69,32 @@ def _():
     import os
 
     from infphys import fmt
-    from infphys.catalog import GPUS, MODELS
     from infphys.exercises import AnswerBook
-    from infphys.exercises import lab11 as ex11
-    from infphys.exercises.ui import exercise_widget, save_view, target_view, verdict_view
+    from infphys.exercises import ui
     from infphys.planning import plan_capacity
     from infphys.plots.labs_load import comparison_table, knob_sweeps
     from infphys.sim.config import EngineConfig
     from infphys.tuning import compare_knobs
 
+    ui.offline_note()
+
     return (
         AnswerBook,
         EngineConfig,
-        GPUS,
-        MODELS,
         compare_knobs,
         comparison_table,
-        ex11,
-        exercise_widget,
         fmt,
         knob_sweeps,
         os,
         plan_capacity,
-        save_view,
-        target_view,
-        verdict_view,
+        ui,
     )
 
 
 @app.cell
-def _(GPUS, MODELS, mo):
-    gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()}, value="H100 SXM", label="GPU"
-    )
-    model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B", label="model"
-    )
+def _(mo, ui):
+    gpu_pick = ui.gpu_dropdown("H100 SXM", "GPU")
+    model_pick = ui.model_dropdown("Llama-3.1-8B", "model")
     tp_pick = mo.ui.dropdown(options=["1", "2", "4", "8"], value="1", label="GPUs per replica (tp)")
     prompt_slider = mo.ui.slider(
         steps=[128, 256, 512, 1000, 2000, 4000, 8000], value=2000,
@@ -241,8 +231,8 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(gpu, model, target_view, tp):
-    target_view(
+def _(gpu, model, tp, ui):
+    ui.target_view(
         f"the virtual-time simulator: {model} on {tp}× {gpu}, computed here in a few seconds "
         "(no live server, NIM_BASE_URL is not used: a sweep this size takes an hour live)."
     )
@@ -422,12 +412,10 @@ def _(fmt, mo, plan_base, plan_tuned, slo_p95_s, users):
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -465,71 +453,15 @@ def _(
 
 
 @app.cell
-def _(ex11, exercise_context, exercise_widget):
-    q1 = exercise_widget(ex11.Q1_SLO_CAP, **exercise_context)
-    q1
-    return (q1,)
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab11", exercise_context)
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
-def _(book, ex11, exercise_context, q1, verdict_view):
-    v1 = book.check(ex11.Q1_SLO_CAP, q1.value, **exercise_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(ex11, exercise_context, exercise_widget):
-    q2 = exercise_widget(ex11.Q2_GPUS_FOR_USERS, **exercise_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, ex11, exercise_context, q2, verdict_view):
-    v2 = book.check(ex11.Q2_GPUS_FOR_USERS, q2.value, **exercise_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(ex11, exercise_context, exercise_widget):
-    q3 = exercise_widget(ex11.Q3_WHICH_LIMIT_BINDS, **exercise_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, ex11, exercise_context, q3, verdict_view):
-    v3 = book.check(ex11.Q3_WHICH_LIMIT_BINDS, q3.value, **exercise_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(ex11, exercise_context, exercise_widget):
-    q4 = exercise_widget(ex11.Q4_WHICH_KNOB, **exercise_context)
-    q4
-    return (q4,)
-
-
-@app.cell
-def _(book, ex11, exercise_context, q4, verdict_view):
-    v4 = book.check(ex11.Q4_WHICH_KNOB, q4.value, **exercise_context)
-    verdict_view(v4)
-    return (v4,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
-
-
-@app.cell
-def _(book, plan_base, plan_tuned, save_button, save_view, v1, v2, v3, v4):
-    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+def _(answers, book, exercise_context, plan_base, plan_tuned, save_button, ui):
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     book.add_run(
         "capacity_plan",
         {
@@ -541,8 +473,8 @@ def _(book, plan_base, plan_tuned, save_button, save_view, v1, v2, v3, v4):
             "tuned_gpus": plan_tuned.gpus,
         },
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

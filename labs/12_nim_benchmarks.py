@@ -26,17 +26,16 @@ def _():
     from infphys import fmt, nim_planning
     from infphys.catalog import DEFAULT_SLO, MEASURED_SOURCES, get_gpu, get_model
     from infphys.exercises import AnswerBook
-    from infphys.exercises import lab12 as ex12
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.exercises import ui
     from infphys.plots import measured as measured_plots
     from infphys.sim.fidelity import replay_nim_row
+
+    ui.offline_note()
 
     return (
         AnswerBook,
         DEFAULT_SLO,
         MEASURED_SOURCES,
-        ex12,
-        exercise_widget,
         fmt,
         get_gpu,
         get_model,
@@ -46,8 +45,7 @@ def _():
         os,
         pd,
         replay_nim_row,
-        save_view,
-        verdict_view,
+        ui,
     )
 
 
@@ -391,12 +389,10 @@ def _(fmt, mo, model, tp_table):
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -446,71 +442,15 @@ def _(
 
 
 @app.cell
-def _(ex12, exercise_context, exercise_widget):
-    q1 = exercise_widget(ex12.Q1_TP_PER_GPU, **exercise_context)
-    q1
-    return (q1,)
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab12", exercise_context)
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
-def _(book, ex12, exercise_context, q1, verdict_view):
-    v1 = book.check(ex12.Q1_TP_PER_GPU, q1.value, **exercise_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(ex12, exercise_context, exercise_widget):
-    q2 = exercise_widget(ex12.Q2_CHEAPEST, **exercise_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, ex12, exercise_context, q2, verdict_view):
-    v2 = book.check(ex12.Q2_CHEAPEST, q2.value, **exercise_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(ex12, exercise_context, exercise_widget):
-    q3 = exercise_widget(ex12.Q3_PREDICT_ITL, **exercise_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, ex12, exercise_context, q3, verdict_view):
-    v3 = book.check(ex12.Q3_PREDICT_ITL, q3.value, **exercise_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(ex12, exercise_context, exercise_widget):
-    q4 = exercise_widget(ex12.Q4_CLOSER, **exercise_context)
-    q4
-    return (q4,)
-
-
-@app.cell
-def _(book, ex12, exercise_context, q4, verdict_view):
-    v4 = book.check(ex12.Q4_CLOSER, q4.value, **exercise_context)
-    verdict_view(v4)
-    return (v4,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
-
-
-@app.cell
-def _(book, plan, revealed, save_button, save_view, v1, v2, v3, v4):
-    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+def _(answers, book, exercise_context, plan, revealed, save_button, ui):
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     book.add_run(
         "nim_benchmarks",
         {
@@ -518,8 +458,8 @@ def _(book, plan, revealed, save_button, save_view, v1, v2, v3, v4):
             "held_back": {k: float(v) for k, v in revealed["measured"].items()},
         },
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

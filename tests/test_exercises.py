@@ -470,3 +470,41 @@ def test_grade_one_lab(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["grade", str(tmp_path), "--lab", "lab06"])
     assert result.exit_code == 0 and "lab06.q1" in result.output and "lab03.q1" not in result.output
     assert "1/4" in result.output  # scored out of lab 6's four exercises, not the one answered
+
+
+# --- the marimo glue every lab uses (infphys.exercises.ui) ------------------------------------
+
+
+def test_exercise_form_has_one_widget_per_exercise_in_id_order() -> None:
+    pytest.importorskip("marimo")
+    from infphys.exercises import ui
+
+    form = ui.exercise_form("lab03", {"model": "llama-3.1-8b"})
+    # Lab 3 has four exercises; the last is a choice (None until chosen), the others numbers.
+    assert form.value == {"q1": "", "q2": "", "q3": "", "q4": None}
+    with pytest.raises(ValueError, match="lab98"):
+        ui.exercise_form("lab98", {})
+
+
+def test_check_answers_records_what_counts_and_keys_by_question() -> None:
+    pytest.importorskip("marimo")
+    from infphys.exercises import ui
+
+    book = AnswerBook("Ada", lab="lab03")
+    # Llama-3.1-8B, BF16: 2 × 32 layers × 8 KV heads × 128 × 2 bytes = 131,072 B per token.
+    ctx = {"model": "llama-3.1-8b"}
+    verdicts = ui.check_answers(book, {"q1": "131072", "q3": "not a number"}, ctx)
+    assert list(verdicts) == ["q1", "q2", "q3", "q4"]
+    assert verdicts["q1"].ok
+    assert [verdicts[k].status for k in ("q2", "q3", "q4")] == ["missing", "invalid", "missing"]
+    assert list(book.answers) == ["lab03.q1"]  # only a checked number or choice is recorded
+    with pytest.raises(ValueError, match=r"book\.lab"):
+        ui.check_answers(AnswerBook("Ada"), {}, ctx)
+
+
+def test_offline_note_only_outside_the_labs_server() -> None:
+    pytest.importorskip("marimo")
+    from infphys.exercises import ui
+
+    assert "cdn.jsdelivr.net" in ui.offline_note({}).text
+    assert "cdn" not in ui.offline_note({"INFPHYS_LABS_SERVER": "1"}).text

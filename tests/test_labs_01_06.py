@@ -163,34 +163,43 @@ def test_lab3_fp8_kv_halves_bytes_per_token_and_an_edited_shape_counts() -> None
     from infphys.catalog import get_model
 
     half = dataclasses.replace(get_model("llama-3.1-8b"), layers=16)
-    d = _run(3, model_spec=half, q1=Picked("65536"))
+    d = _run(3, model_spec=half, answers=Picked({"q1": "65536"}))
     assert d["kv_bytes_per_token"] == 65536
-    assert d["v1"].ok
+    assert d["verdicts"]["q1"].ok
     assert isinstance(d["exercise_context"]["model"], dict)
 
 
 def test_lab3_exercises_check_the_learners_own_settings() -> None:
     d = _run(
         3,
-        q1=Picked("131072"),
-        q2=Picked("50"),  # the H100 default: 50 users
-        q3=Picked("4"),
-        q4=Picked("KV-cache memory"),
+        answers=Picked(
+            {
+                "q1": "131072",
+                "q2": "50",  # the H100 default: 50 users
+                "q3": "4",
+                "q4": "KV-cache memory",
+            }
+        ),
     )
-    assert [d[f"v{i}"].ok for i in range(1, 5)] == [True, True, True, True]
+    assert [v.ok for v in d["verdicts"].values()] == [True, True, True, True]
     assert d["book"].passed == 4
     # The same 50 users on the learner's H200 is a neighbour's number: it fails.
     from infphys.catalog import get_gpu
 
-    d = _run(3, gpu_a=get_gpu("h200"), q2=Picked("50"))
+    d = _run(3, gpu_a=get_gpu("h200"), answers=Picked({"q2": "50"}))
     assert d["engine_wall_users"] == 101
-    assert d["v2"].status == "wrong"
+    assert d["verdicts"]["q2"].status == "wrong"
 
 
 def test_lab3_save_writes_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "class"
     monkeypatch.setenv("INFPHYS_ANSWERS_DIR", str(folder))
-    _run(3, learner=Picked("Ada Lovelace"), q1=Picked("131072"), save_button=Picked(True))
+    _run(
+        3,
+        learner=Picked("Ada Lovelace"),
+        save_button=Picked(True),
+        answers=Picked({"q1": "131072"}),
+    )
     from infphys.exercises import grade
 
     table = grade(folder)
@@ -379,7 +388,7 @@ def _close(defs: dict[str, Any]) -> None:
 
 
 def test_lab1_preflight_against_the_simulator() -> None:
-    d = _run(1, q1=Picked("not a number"))
+    d = _run(1, answers=Picked({"q1": "not a number"}))
     try:
         assert d["resolved"].simulated
         assert d["target"].base_url != NO_SERVER_URL
@@ -396,7 +405,7 @@ def test_lab1_preflight_against_the_simulator() -> None:
         tpot_ms = cmp.loc["TPOT (one decode step), ms"]
         assert 3.13 < tpot_ms["theory"] < 30
         assert tpot_ms["measured"] == pytest.approx(tpot_ms["theory"], rel=0.2)
-        assert d["v1"].status == "invalid"
+        assert d["verdicts"]["q1"].status == "invalid"
         ctx = d["exercise_context"]
         right = (ctx["e2e_s"] - ctx["ttft_s"]) / (ctx["completion_tokens"] - 1) * 1e3
         assert d["book"].check("lab01.q1", f"{right:.3f}", **ctx).ok

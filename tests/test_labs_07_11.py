@@ -92,7 +92,7 @@ def check_exercises(lab: int, defs: dict[str, Any]) -> None:
     verdict cell ran and reported 'no answer yet'."""
     ctx = defs["exercise_context"]
     for i, ex in enumerate(exercises_for(lab), start=1):
-        assert defs[f"v{i}"].status == "missing"
+        assert defs["verdicts"][f"q{i}"].status == "missing"
         assert context_problems(ex.id, ctx) == [], ex.id  # `infphys grade` trusts this context
         expected = ex.expected(**ctx)
         assert ex.check(expected, **ctx).ok, ex.id

@@ -74,7 +74,7 @@ def test_the_held_back_row_is_not_drawn(lab12: dict[str, Any]) -> None:
 def test_exercises_pass_right_and_fail_wrong(lab12: dict[str, Any]) -> None:
     ctx = lab12["exercise_context"]
     for i, ex in enumerate(exercises_for(12), start=1):
-        assert lab12[f"v{i}"].status == "missing"
+        assert lab12["verdicts"][f"q{i}"].status == "missing"
         assert context_problems(ex.id, ctx) == [], ex.id
         expected = ex.expected(**ctx)
         assert ex.check(expected, **ctx).ok, ex.id

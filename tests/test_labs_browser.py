@@ -98,6 +98,12 @@ def test_labs_run_on_open_offline_and_react(session: tuple[Any, Any, list[str]],
         page.wait_for_timeout(200)
     after = _kv_per_user(page)
     assert after != before
+    # The exercise form: an answer typed into q1 gets its verdict (Llama-3.1-8B in BF16 stores
+    # 2 × 32 layers × 8 KV heads × 128 × 2 bytes = 131,072 B per token, whatever the context).
+    box = page.get_by_placeholder(re.compile("your answer")).first
+    box.fill("131072")
+    box.press("Enter")
+    page.get_by_text(re.compile(r"q1 · ✅")).first.wait_for(timeout=WAIT_S * 1e3)
     page.close()
     # Three more labs: outputs without a click; Lab 12's charts come from the measured tables.
     for lab in ("06_cost.py", "09_token_budget.py", "12_nim_benchmarks.py"):

@@ -159,3 +159,43 @@ def test_one_default_gpu_for_the_home_page_lab1_and_the_simulator() -> None:
     assert "get_gpu(DEFAULT_GPU)" in lab1 and "H200 SXM" not in lab1
     site_hook = (REPO / "docs" / "hooks" / "infphys_site.py").read_text()
     assert "infphys_default_gpu=DEFAULT_GPU" in site_hook
+
+
+def test_kernels_spawned_by_the_labs_server_do_not_reimport_infphys() -> None:
+    # Run as ``python -m infphys.labs_server``, a spawned child would first import this module
+    # (and infphys, pandas) as its main; after _spawn_without_main it imports no main module.
+    code = (
+        "import multiprocessing.spawn as sp, sys, types\n"
+        "main = types.ModuleType('__main__')\n"
+        "main.__spec__ = types.SimpleNamespace(name='infphys.labs_server')\n"
+        "main.__file__ = 'labs_server.py'\n"
+        "sys.modules['__main__'] = main\n"
+        "before = sp.get_preparation_data('k')\n"
+        "import infphys.labs_server as ls\n"
+        "ls._spawn_without_main()\n"
+        "after = sp.get_preparation_data('k')\n"
+        "print(before.get('init_main_from_name'), after.get('init_main_from_name'),\n"
+        "      after.get('init_main_from_path'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["infphys.labs_server", "None", "None"]
+
+
+def test_a_program_that_calls_main_keeps_its_main_module() -> None:
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    ls._spawn_without_main()
+    assert getattr(sys.modules["__main__"], "__spec__", None) is spec
+
+
+def test_install_tells_the_kernels_they_are_served_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kernels inherit the server's environment; infphys.exercises.ui.offline_note reads it.
+    monkeypatch.delenv(ls.SERVED_ENV, raising=False)
+    monkeypatch.delenv(ls.AUTO_INSTANTIATE_ENV, raising=False)
+    ls.install()
+    assert os.environ[ls.SERVED_ENV] == "1"
+    from infphys.exercises import ui
+
+    assert "cdn" not in ui.offline_note().text

@@ -63,8 +63,12 @@ def test_wheel_ships_the_labs_and_infphys_labs_copies_them(tmp_path: Path) -> No
     )  # fmt: skip
     (wheel,) = dist.glob("infphys-*.whl")
     with zipfile.ZipFile(wheel) as zf:
-        shipped = sorted(Path(n).name for n in zf.namelist() if n.startswith("infphys/labs_data/"))
+        names = zf.namelist()
+    shipped = sorted(Path(n).name for n in names if n.startswith("infphys/labs_data/"))
     assert [n for n in shipped if n.endswith(".py")] == LABS
+    # The MathJax the labs serve offline (infphys.labs_server), with its licence.
+    assert "infphys/_vendor/mathjax/tex-svg.js" in names
+    assert "infphys/_vendor/mathjax/LICENSE" in names
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
@@ -80,6 +84,12 @@ def test_wheel_ships_the_labs_and_infphys_labs_copies_them(tmp_path: Path) -> No
     env["PYTHONPATH"] = sysconfig.get_paths()["purelib"]  # the deps, not the checkout
     where = _run([str(py), "-c", "import infphys; print(infphys.__file__)"], cwd=work, env=env)
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
+    mathjax = _run(
+        [str(py), "-c", "import infphys.labs_server as s; print(s.mathjax_file())"],
+        cwd=work,
+        env=env,
+    )
+    assert Path(mathjax.stdout.strip()).is_relative_to(venv), mathjax.stdout
 
     infphys = str(venv / "bin" / "infphys")
     listed = _run([infphys, "labs", "--list"], cwd=work, env=env)

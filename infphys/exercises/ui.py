@@ -1,35 +1,62 @@
-"""marimo glue for exercises: an answer widget, a verdict callout, a save panel.
+"""marimo glue for exercises: the answer widgets, the verdicts, the save panel of a lab.
 
 marimo is imported lazily inside each function, so ``import infphys.exercises`` never needs it.
-In a notebook, one cell makes and shows the widget; the next checks its value (marimo re-runs it
-whenever the learner types) and shows the verdict::
+A lab's exercise section is four cells; only the context (the learner's own numbers) and the run
+summary are the lab's own::
 
-    # cell 1
-    q1 = exercise_widget(lab03.Q1_KV_PER_TOKEN, model=model.value)
-    q1
-    # cell 2
-    v1 = book.check(lab03.Q1_KV_PER_TOKEN, q1.value, model=model.value)
-    verdict_view(v1)
+    # cell 1: the name box and the save button (made once: typing a name re-runs nothing above)
+    learner, save_button = learner_controls()
+    exercises_heading(learner)
+    # cell 2: the answer book and the numbers the prompts and solutions use
+    book = AnswerBook(learner.value, lab="lab03")
+    exercise_context = {"model": model.key, "users": 50}
+    # cell 3: one widget per exercise of the lab, shown one under another
+    answers = exercise_form("lab03", exercise_context)
+    answers.vstack()
+    # cell 4: check every answer (marimo re-runs this whenever the learner answers), save
+    verdicts = check_answers(book, answers.value, exercise_context)
+    book.add_run("kv_cliff", exercise_context)
+    results_view(verdicts, book, save_button)
 
-The widget's label is the exercise's title and its prompt filled with the learner's context.
+A widget's label is the exercise's title and its prompt filled with the learner's context. In a
+headless run a test replaces ``answers`` with anything whose ``value`` maps ``"q1"``… to answers,
+and reads ``verdicts["q1"]``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Literal
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from infphys.exercises.book import AnswerBook, default_answers_dir
-from infphys.exercises.core import Exercise, Verdict, get_exercise
+from infphys.exercises.core import Exercise, Verdict, exercises_for, get_exercise
+
+if TYPE_CHECKING:
+    from infphys.measure.target import Target
+    from infphys.resolve import ResolvedTarget
 
 __all__ = [
+    "LEARNER_ENV",
+    "check_answers",
+    "exercise_form",
     "exercise_widget",
+    "exercises_heading",
+    "gpu_dropdown",
+    "lab_target",
+    "learner_controls",
+    "model_dropdown",
     "notes_view",
+    "offline_note",
+    "results_view",
     "run_notes",
     "save_view",
     "target_view",
     "verdict_view",
 ]
+
+#: Environment variable that pre-fills the learner's name box (a classroom machine's login).
+LEARNER_ENV = "INFPHYS_LEARNER"
 
 _CalloutKind = Literal["neutral", "warn", "success", "info", "danger"]
 _CALLOUT_KIND: dict[str, _CalloutKind] = {
@@ -63,6 +90,117 @@ def exercise_widget(exercise: Exercise | str, **context: Any) -> Any:
     return mo.ui.text(value="", placeholder=placeholder, label=label, full_width=True)
 
 
+def _question_key(exercise: Exercise) -> str:
+    """``lab05.q2`` → ``q2``: the key of an exercise in :func:`exercise_form`'s value."""
+    return exercise.id.rsplit(".", 1)[1]
+
+
+def exercise_form(lab: str | int, context: Mapping[str, Any]) -> Any:
+    """One :func:`exercise_widget` per exercise of ``lab``, as a ``mo.ui.dictionary``.
+
+    Its ``value`` maps ``"q1"``, ``"q2"``… to what the learner typed or chose; show it with
+    ``answers.vstack()`` (the widgets one under another, in id order, still bound to it).
+    For ``"lab05"`` (three exercises) the value starts as ``{"q1": "", "q2": "", "q3": None}``
+    (the third is a choice).
+
+    Raises:
+        ValueError: when ``lab`` has no exercises (naming it).
+    """
+    import marimo as mo
+
+    exercises = exercises_for(lab)
+    if not exercises:
+        raise ValueError(f"lab {lab!r} has no exercises (see infphys.exercises)")
+    widgets = {_question_key(ex): exercise_widget(ex, **context) for ex in exercises}
+    return mo.ui.dictionary(widgets)
+
+
+def check_answers(
+    book: AnswerBook, answers: Mapping[str, object], context: Mapping[str, Any]
+) -> dict[str, Verdict]:
+    """Check every exercise of ``book.lab`` against ``answers`` (keyed ``"q1"``…) in ``book``.
+
+    A question missing from ``answers`` counts as not answered yet (``missing``). Returns the
+    verdicts by key, in id order; :meth:`AnswerBook.check` records the ones that count.
+
+    Raises:
+        ValueError: when the book names no lab, or a lab with no exercises.
+    """
+    if not book.lab:
+        raise ValueError("book.lab is empty: make the book with AnswerBook(learner, lab='labNN')")
+    exercises = exercises_for(book.lab)
+    if not exercises:
+        raise ValueError(f"book.lab {book.lab!r} has no exercises")
+    return {
+        _question_key(ex): book.check(ex, answers.get(_question_key(ex), ""), **context)
+        for ex in exercises
+    }
+
+
+def gpu_dropdown(value: str, label: str = "GPU") -> Any:
+    """A ``mo.ui.dropdown`` of every catalog GPU, showing names; its ``value`` is the key.
+
+    ``value`` is the GPU first selected, by key or name (``"h100"`` or ``"H100 SXM"``).
+
+    Raises:
+        ValueError: for a GPU the catalog does not hold (from :func:`infphys.catalog.get_gpu`).
+    """
+    import marimo as mo
+
+    from infphys.catalog import GPUS, get_gpu
+
+    return mo.ui.dropdown(
+        options={g.name: g.key for g in GPUS.values()}, value=get_gpu(value).name,
+        label=label,
+    )
+
+
+def model_dropdown(value: str, label: str = "model") -> Any:
+    """A ``mo.ui.dropdown`` of every catalog model, like :func:`gpu_dropdown`."""
+    import marimo as mo
+
+    from infphys.catalog import MODELS, get_model
+
+    return mo.ui.dropdown(
+        options={m.name: m.key for m in MODELS.values()}, value=get_model(value).name,
+        label=label,
+    )
+
+
+def learner_controls() -> tuple[Any, Any]:
+    """The learner's name box (pre-filled from ``INFPHYS_LEARNER``) and the save button."""
+    import marimo as mo
+
+    learner = mo.ui.text(
+        value=os.environ.get(LEARNER_ENV, ""), label="Your name (for the answer file)"
+    )
+    return learner, mo.ui.run_button(label="Save my answers")
+
+
+def exercises_heading(learner: Any) -> Any:
+    """The exercise section's heading with the name box under it."""
+    import marimo as mo
+
+    return mo.vstack([mo.md("## Exercises"), learner])
+
+
+def results_view(verdicts: Mapping[str, Verdict], book: AnswerBook, save_button: Any) -> Any:
+    """Each verdict under its question's key, then the save button and :func:`save_view`.
+
+    ``save_button`` is the ``mo.ui.run_button`` from :func:`learner_controls`: the book is
+    saved when it was pressed (its ``value`` is true for the run it triggered).
+    """
+    import marimo as mo
+
+    rows = [
+        mo.callout(
+            mo.md(f"**{key}** · {verdict._repr_markdown_()}"), kind=_CALLOUT_KIND[verdict.status]
+        )
+        for key, verdict in verdicts.items()
+    ]
+    return mo.vstack([*rows, save_button, save_view(book, bool(save_button.value))])
+
+
 def verdict_view(verdict: Verdict) -> Any:
     """The verdict as a marimo callout: green when correct, red when wrong, with the hint."""
     import marimo as mo
@@ -93,11 +231,52 @@ def save_view(book: AnswerBook, save_clicked: bool, directory: str | None = None
     )
 
 
+def lab_target(**settings: Any) -> tuple[ResolvedTarget, Target]:
+    """The endpoint a lab measures, as every lab resolves it, and the target itself.
+
+    ``NIM_BASE_URL`` when a server answers there, else the embedded simulator (kept running for
+    the session), via :func:`infphys.resolve.resolve_target` with ``log_lag=False``: the lab
+    shows the simulator's lag once (:func:`run_notes`) instead of logging it. ``settings`` go
+    to ``resolve_target`` (``sim_gpu="a100"``…). Show ``resolved.message`` with
+    :func:`target_view`.
+    """
+    from infphys.resolve import resolve_target
+
+    resolved = resolve_target(log_lag=False, **settings)
+    return resolved, resolved.target
+
+
 def target_view(line: str) -> Any:
     """The one line saying which server a lab measures, as a neutral callout."""
     import marimo as mo
 
     return mo.callout(mo.md(f"**Measuring:** {line}"), kind="neutral")
+
+
+def offline_note(env: Mapping[str, str] | None = None) -> Any:
+    """Nothing under ``infphys labs``; otherwise a line saying the charts reach a CDN.
+
+    marimo's chart renderer loads MathJax from ``cdn.jsdelivr.net`` for every plotly chart,
+    and plain ``marimo edit`` or ``marimo run`` has no setting to stop it (marimo ignores a
+    notebook's ``html_head_file`` in the editor). ``infphys labs`` serves the labs through
+    :mod:`infphys.labs_server`, which keeps every request on 127.0.0.1 and sets
+    ``INFPHYS_LABS_SERVER=1`` for the kernels; this note tells a learner who opened a lab
+    another way what leaves their computer and how to avoid it.
+    """
+    import marimo as mo
+
+    source = os.environ if env is None else env
+    if source.get("INFPHYS_LABS_SERVER") == "1":
+        return mo.md("")
+    return mo.callout(
+        mo.md(
+            "Opened without `infphys labs`: the charts of this lab load MathJax from "
+            "`cdn.jsdelivr.net` (marimo's chart renderer does), so this page makes a request "
+            "outside your computer, and hangs on it where there is no internet. Start the labs "
+            "with `infphys labs` to keep every request on this machine."
+        ),
+        kind="neutral",
+    )
 
 
 def run_notes(lag_notes: Iterable[str | None] = (), warnings: Iterable[str] = ()) -> list[str]:
