@@ -80,12 +80,8 @@ def _():
         verdict_view,
     )
     from infphys.measure import Level, Target, run_levels, run_sync
-    from infphys.plots.labs_load import (
-        latency_vs_throughput,
-        littles_law_by_level,
-        open_loop_vs_mmc,
-        run_timeline,
-    )
+    from infphys.analysis import littles_law_by_level, open_loop_vs_mmc
+    from infphys.plots.labs_load import latency_vs_throughput, run_timeline
     from infphys.plots.load import error_rate_vs_load, latency_vs_load, throughput_vs_load
     from infphys.resolve import resolve_target
     from infphys.sim.server import serve

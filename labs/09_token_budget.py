@@ -79,12 +79,8 @@ def _():
         verdict_view,
     )
     from infphys.measure import run_sync, token_grid
-    from infphys.plots.labs_load import (
-        token_budget_lines,
-        token_budget_split,
-        token_budget_table,
-        token_costs,
-    )
+    from infphys.analysis import token_budget_table, token_costs
+    from infphys.plots.labs_load import token_budget_lines, token_budget_split
     from infphys.plots.load import token_grid_heatmap
     from infphys.resolve import resolve_target
 

@@ -74,7 +74,8 @@ def _():
     from infphys.exercises import lab11 as ex11
     from infphys.exercises.ui import exercise_widget, save_view, target_view, verdict_view
     from infphys.planning import plan_capacity
-    from infphys.plots.labs_load import comparison_table, knob_sweeps
+    from infphys.analysis import comparison_table
+    from infphys.plots.labs_load import knob_sweeps
     from infphys.sim.config import EngineConfig
     from infphys.tuning import compare_knobs
 

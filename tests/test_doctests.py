@@ -14,6 +14,7 @@ MODULES = [
     "infphys.catalog.models",
     "infphys.catalog.precision",
     "infphys.physics.cost",
+    "infphys.physics.latency",
     "infphys.physics.memory",
     "infphys.physics.queueing",
     "infphys.physics.roofline",

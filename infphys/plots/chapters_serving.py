@@ -33,6 +33,7 @@ from plotly.subplots import make_subplots
 
 from infphys import fmt, planning, stats
 from infphys.exercises import exercises_for
+from infphys.physics import request_latency_s
 from infphys.plots.sim import thin_timeseries
 from infphys.records import RequestRecord, records_to_frame
 from infphys.sim.config import EngineConfig
@@ -637,7 +638,7 @@ def token_budget_split(
             s = _grid_run(model, gpu, int(p), int(n), concurrency, requests, seed)
             tpot = float(s["tpot_p50_s"]) if n > 1 else 0.0
             ttft.append(float(s["ttft_p50_s"]))
-            decode.append((n - 1) * tpot)
+            decode.append(request_latency_s(0.0, tpot, n))  # (n - 1) × TPOT
         tot = [a + b for a, b in zip(ttft, decode, strict=True)]
         color = _PALETTE[k % len(_PALETTE)]
         for part, vals, opacity in (("TTFT", ttft, 1.0), ("decode", decode, 0.45)):

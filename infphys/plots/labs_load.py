@@ -1,40 +1,31 @@
-"""Figures and tables of labs 7–11 (load, queueing, overload, tuning) that :mod:`.load` lacks.
+"""Figures of labs 7–11 (load, queueing, overload, tuning) that :mod:`.load` lacks.
 
 Presentation only, like :mod:`infphys.plots.load`: each function takes runs — records
 DataFrames (``LoadResult.frame()``, ``SimResult.to_frame()``, :func:`infphys.records.load_run`)
-or lists of records — summarises them with :mod:`infphys.stats` and draws or tabulates them.
-Measured and simulated runs draw the same way.
+or lists of records — summarises them with :mod:`infphys.stats` and draws them. Measured and
+simulated runs draw the same way. The tables beside them (theory against measured, goodput per
+level, the token grid's costs) are :mod:`infphys.analysis`.
 
-- :func:`comparison_table`: the theory-versus-measured table every lab shows, with an error
-  column; :func:`littles_law_by_level` builds one per level of a sweep,
-  :func:`closed_loop_vs_little` one per closed-loop level against a batch-limited server, and
-  :func:`open_loop_vs_mmc` one per arrival rate against an M/M/c queue.
-- Lab 7: :func:`latency_box`, :func:`in_flight_timeline` (Little's Law made visible).
-- Lab 8: :func:`latency_vs_throughput` (closed and open loop on one chart),
-  :func:`run_timeline` (request latencies and server gauges on one clock).
-- Lab 9: :func:`token_budget_lines` (a latency against ``max_tokens``, one line per prompt size),
-  :func:`token_budget_split` (TTFT and decode per cell), :func:`token_budget_table` (measured
-  TTFT, TPOT and end to end against the roofline's), :func:`token_costs` (what a prompt token
-  and an output token cost, fitted over the grid).
-- Lab 10: :func:`overload_compare` (error rate, p95 and goodput per level, several runs),
-  :func:`goodput_by_level` (the numbers behind it),
+- :func:`latency_box`, :func:`in_flight_timeline`: Little's Law made visible.
+- :func:`latency_vs_throughput` (closed and open loop on one chart), :func:`run_timeline`
+  (request latencies and server gauges on one clock).
+- :func:`token_budget_lines` (a latency against ``max_tokens``, one line per prompt size),
+  :func:`token_budget_split` (TTFT and decode per cell).
+- :func:`overload_compare` (error rate, p95 and goodput per level, several runs),
   :func:`retry_compare` (retry policies side by side).
-- Lab 11: :func:`knob_sweeps` (throughput and p95 against concurrency per engine setting, knees
-  and the SLO marked).
+- :func:`knob_sweeps` (throughput and p95 against concurrency per engine setting, knees and the
+  SLO marked).
 
 Example::
 
-    from infphys.plots.labs_load import comparison_table
-    comparison_table([("mean in flight (L)", 0.97, 0.95, "requests")])
-    #             quantity  theory  measured  error_%      unit
-    # 0  mean in flight (L)    0.97      0.95     -2.1  requests
+    from infphys.plots.labs_load import latency_box
+    fig = latency_box(result.frame(), metrics=("ttft", "e2e"))
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,37 +34,27 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from infphys import stats
-from infphys.physics import littles_law_latency_s, mmc
+from infphys.analysis.load import grid_summary, load_column
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _layout
 from infphys.records import RequestRecord, Run
 
 __all__ = [
-    "TokenCosts",
-    "closed_loop_vs_little",
-    "comparison_table",
-    "goodput_by_level",
     "in_flight_timeline",
     "knob_sweeps",
     "latency_box",
     "latency_vs_throughput",
-    "littles_law_by_level",
-    "open_loop_vs_mmc",
     "overload_compare",
     "retry_compare",
     "run_timeline",
     "token_budget_lines",
     "token_budget_split",
-    "token_budget_table",
-    "token_costs",
 ]
 
 RunData = pd.DataFrame | Run | Sequence[RequestRecord]
 
 _PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
 _GREY = "#8c8c8c"
-#: Utilisation from which an open-loop level is treated as saturated (no steady state).
-_SATURATED = 0.995
 _METRIC_LABELS = {"e2e": "end-to-end", "ttft": "TTFT", "tpot": "TPOT"}
 _X_LABELS = {
     "concurrency": "concurrency (requests in flight, closed loop)",
@@ -81,207 +62,8 @@ _X_LABELS = {
 }
 
 
-def _sig(value: float, digits: int = 4) -> float:
-    """``value`` rounded to ``digits`` significant figures (NaN and 0 unchanged)."""
-    if not math.isfinite(value) or value == 0:
-        return value
-    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
-
-
-def _x_column(summary: pd.DataFrame) -> str:
-    for col in ("concurrency", "rate_per_s"):
-        if col in summary.columns and summary[col].notna().all():
-            return col
-    return "level"
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The rows of ``frame`` as plain dicts (typed for mypy, unlike ``itertuples``)."""
-    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
-
-
 def _ok(f: pd.DataFrame) -> pd.DataFrame:
     return f[f["status"] == "ok"] if len(f) else f
-
-
-# --- tables -----------------------------------------------------------------------------------
-
-
-def comparison_table(
-    rows: Sequence[tuple[str, float, float, str] | tuple[str, float, float, str, str]],
-) -> pd.DataFrame:
-    """Theory (or a prediction) next to the measured value, with the relative error.
-
-    Each row is ``(quantity, theory, measured, unit)`` or ``(…, unit, basis)`` where ``basis``
-    says where the theory comes from. ``error_%`` = (measured − theory) / theory × 100, rounded
-    to 0.1 (NaN when the theory is 0 or missing). Values keep 4 significant figures.
-
-    >>> t = comparison_table([("throughput", 4.0, 3.9, "requests/s", "1 / W")])
-    >>> float(t.loc[0, "error_%"]), list(t.columns)
-    (-2.5, ['quantity', 'theory', 'measured', 'error_%', 'unit', 'basis'])
-    """
-    out: list[dict[str, Any]] = []
-    with_basis = any(len(r) == 5 for r in rows)
-    for r in rows:
-        if len(r) not in (4, 5):
-            raise ValueError(
-                f"rows: each row is (quantity, theory, measured, unit[, basis]); got {r!r}"
-            )
-        quantity, theory, measured, unit = r[0], float(r[1]), float(r[2]), r[3]
-        ok = math.isfinite(theory) and theory != 0 and math.isfinite(measured)
-        err = round((measured - theory) / theory * 100.0, 1) if ok else math.nan
-        row: dict[str, Any] = {
-            "quantity": quantity,
-            "theory": _sig(theory),
-            "measured": _sig(measured),
-            "error_%": err,
-            "unit": unit,
-        }
-        if with_basis:
-            row["basis"] = r[4] if len(r) == 5 else ""
-        out.append(row)
-    cols = ["quantity", "theory", "measured", "error_%", "unit"] + (["basis"] if with_basis else [])
-    return pd.DataFrame(out, columns=cols)
-
-
-def littles_law_by_level(data: RunData) -> pd.DataFrame:
-    """Little's Law at every level of a run: measured mean in flight L against λ·W.
-
-    One row per level (:func:`infphys.stats.littles_law` on the level's measured records): the
-    level's load (``concurrency`` or ``rate_per_s``), throughput λ (requests/s), mean latency W
-    (ms), λ·W, the measured time-averaged L, and ``error_%`` = (L − λW) / λW × 100.
-
-    Warm-up requests are left out of L, λ and W alike: the law holds for any population of
-    requests, and a warm-up request that started before the window would count its whole
-    latency in W but only its in-window part in L.
-    """
-    f = stats.as_frame(data)
-    cols = [
-        "level",
-        "load",
-        "throughput_req_per_s",
-        "mean_latency_ms",
-        "lambda_w",
-        "measured_l",
-        "error_%",
-    ]
-    if not len(f):
-        return pd.DataFrame(columns=cols)
-    groups = list(f.groupby("level", sort=True)) if "level" in f.columns else [(0, f)]
-    s = stats.summarize(f)
-    xc = _x_column(s)
-    rows = []
-    for level, g in groups:
-        law = stats.littles_law(stats.measured(g))
-        load = g[xc].dropna().iloc[0] if xc in g.columns and g[xc].notna().any() else level
-        pred, meas = law.predicted_in_flight, law.mean_in_flight
-        ok = math.isfinite(pred) and pred > 0 and math.isfinite(meas)
-        rows.append(
-            {
-                "level": level,
-                "load": load,
-                "throughput_req_per_s": _sig(law.throughput_per_s),
-                "mean_latency_ms": _sig(law.mean_latency_s * 1e3),
-                "lambda_w": _sig(pred),
-                "measured_l": _sig(meas),
-                "error_%": round((meas - pred) / pred * 100, 1) if ok else math.nan,
-            }
-        )
-    out = pd.DataFrame(rows, columns=cols)
-    return out.rename(columns={"load": xc})
-
-
-def closed_loop_vs_little(data: RunData, *, servers: int, service_s: float) -> pd.DataFrame:
-    """Each closed-loop level's mean latency against Little's Law for a batch-limited server.
-
-    A server that runs at most ``servers`` requests at once, each for ``service_s``, completes
-    X = servers / service_s requests per second; c clients then wait W = c / X, and below the
-    limit a request takes its bare service time: W = max(1, c / servers) × service_s
-    (:func:`infphys.physics.littles_law_latency_s`). Per level: ``concurrency``, the predicted
-    and measured mean (successful requests, ms), ``error_%``, and the level's ``error_rate``
-    (timed-out requests have no latency to average, so under timeouts the measured mean is
-    that of the survivors).
-    """
-    c_max = int(servers)
-    if c_max < 1:
-        raise ValueError(f"servers must be a whole number >= 1 (got {servers!r})")
-    if not service_s > 0:
-        raise ValueError(f"service_s must be > 0 (got {service_s!r})")
-    capacity = c_max / service_s
-    s = stats.summarize(stats.as_frame(data))
-    cols = ["concurrency", "predicted_mean_ms", "measured_mean_ms", "error_%", "error_rate"]
-    if not len(s) or "concurrency" not in s.columns:
-        return pd.DataFrame(columns=cols)
-    rows = []
-    for r in _records(s.sort_values("concurrency")):
-        c = float(r["concurrency"])
-        pred = service_s if c <= c_max else littles_law_latency_s(c, capacity)
-        meas = float(r["e2e_mean_s"])
-        rows.append(
-            {
-                "concurrency": int(c),
-                "predicted_mean_ms": _sig(pred * 1e3),
-                "measured_mean_ms": _sig(meas * 1e3),
-                "error_%": round((meas - pred) / pred * 100, 1)
-                if math.isfinite(meas)
-                else math.nan,
-                "error_rate": round(float(r["error_rate"]), 3),
-            }
-        )
-    return pd.DataFrame(rows, columns=cols)
-
-
-def open_loop_vs_mmc(data: RunData, *, servers: int, capacity_req_per_s: float) -> pd.DataFrame:
-    """Each open-loop rate of a run against an M/M/c queue with the same capacity.
-
-    The server is modelled as ``servers`` parallel slots (the concurrency where the closed
-    loop's throughput levelled off), each serving at μ = ``capacity_req_per_s`` / ``servers``
-    (Little's Law at the knee: μ = 1 / W there). Per level: the arrival rate λ, the utilisation
-    ρ = λ / capacity, the M/M/c mean time in system (:func:`infphys.physics.mmc`; NaN from
-    ρ = 0.995 up, where the queue has no steady state within any run's reach), the measured
-    mean end-to-end latency, and
-    ``error_%`` = (measured − M/M/c) / M/M/c × 100.
-
-    M/M/c assumes exponential service times; a batching server's are nearly constant, so
-    measured waits come out shorter (about half as long in heavy traffic, per Kingman's
-    (cₐ² + cₛ²) / 2 factor with cₛ ≈ 0).
-    """
-    c = int(servers)
-    if c < 1:
-        raise ValueError(f"servers must be a whole number >= 1 (got {servers!r})")
-    if not capacity_req_per_s > 0:
-        raise ValueError(f"capacity_req_per_s must be > 0 (got {capacity_req_per_s!r})")
-    mu = capacity_req_per_s / c
-    s = stats.summarize(stats.as_frame(data))
-    cols = [
-        "rate_per_s",
-        "utilisation",
-        "mmc_mean_ms",
-        "measured_mean_ms",
-        "error_%",
-        "measured_p95_ms",
-    ]
-    if not len(s) or "rate_per_s" not in s.columns:
-        return pd.DataFrame(columns=cols)
-    rows = []
-    for r in _records(s.sort_values("rate_per_s")):
-        lam = float(r["rate_per_s"])
-        rho = lam / capacity_req_per_s
-        # At ρ ≥ 99.5 % the steady state is hours away from any real run: say "unbounded".
-        theory = mmc(lam, mu, c).mean_response_s if rho < _SATURATED else math.nan
-        meas = float(r["e2e_mean_s"])
-        ok = math.isfinite(theory) and theory > 0 and math.isfinite(meas)
-        rows.append(
-            {
-                "rate_per_s": _sig(lam),
-                "utilisation": round(rho, 3),
-                "mmc_mean_ms": _sig(theory * 1e3),
-                "measured_mean_ms": _sig(meas * 1e3),
-                "error_%": round((meas - theory) / theory * 100, 1) if ok else math.nan,
-                "measured_p95_ms": _sig(float(r["e2e_p95_s"]) * 1e3),
-            }
-        )
-    return pd.DataFrame(rows, columns=cols)
 
 
 # --- lab 7 ------------------------------------------------------------------------------------
@@ -421,7 +203,7 @@ def latency_vs_throughput(
         s = stats.summarize(stats.as_frame(data))
         if not len(s):
             continue
-        xc = _x_column(s)
+        xc = load_column(s)
         s = s.sort_values("throughput_req_per_s")
         colour = _PALETTE[i % len(_PALETTE)]
         knob = s[xc].tolist() if xc in s.columns else [None] * len(s)
@@ -470,7 +252,7 @@ def run_timeline(
         specs=[[{}], [{"secondary_y": True}]],
     )
     s = stats.summarize(f)
-    xc = _x_column(s)
+    xc = load_column(s)
     levels = sorted(ok["level"].unique()) if "level" in ok.columns else [0]
     for i, lv in enumerate(levels):
         g = ok[ok["level"] == lv] if "level" in ok.columns else ok
@@ -578,21 +360,11 @@ def token_budget_lines(data: RunData, *, value: str = "e2e_p95_s", title: str | 
     return _layout(fig, title)
 
 
-def _grid_summary(data: RunData) -> pd.DataFrame | None:
-    f = stats.as_frame(data)
-    if not len(f):
-        return None
-    s = stats.summarize(f)
-    if "prompt_tokens_asked" not in s.columns or "max_tokens" not in s.columns:
-        return None
-    return s.sort_values(["prompt_tokens_asked", "max_tokens"])
-
-
 def token_budget_split(data: RunData, *, title: str | None = None) -> Any:
     """Per token-grid cell (prompt size / ``max_tokens``): p50 TTFT (prefill, and any queueing)
     stacked under p50 decode time (e2e − TTFT), ms."""
     title = title or "where the time goes: TTFT (prefill) and decode, p50 per cell"
-    s = _grid_summary(data)
+    s = grid_summary(data)
     if s is None:
         return _empty(title, "not a token-grid run (no prompt size and max_tokens columns)")
     x = [
@@ -612,112 +384,10 @@ def token_budget_split(data: RunData, *, title: str | None = None) -> Any:
     return _layout(fig, title)
 
 
-def token_budget_table(data: RunData, *, roofline: Any | None = None) -> pd.DataFrame:
-    """Per token-grid cell: measured p50 TTFT, TPOT and end to end, and (with ``roofline``) the
-    roofline's prediction of each with its error.
-
-    Columns: ``prompt_tokens``, ``max_tokens``, ``ttft_ms``, ``tpot_ms`` and ``e2e_ms`` (p50s
-    of the successful requests). With ``roofline`` (an :class:`infphys.physics.RooflineModel`,
-    e.g. a simulated engine's ``config.roofline``) for one request alone: ``roofline_ttft_ms``
-    (the prompt prefilled in one step), ``roofline_tpot_ms`` (one decode step at batch 1 with
-    the prompt and half the answer cached), ``roofline_e2e_ms`` = TTFT + (max_tokens − 1) ×
-    TPOT, and ``ttft_error_%``, ``tpot_error_%``, ``e2e_error_%`` = (measured − roofline) /
-    roofline × 100.
-
-    What the roofline leaves out shows in the TTFT error: a request that arrives during a step
-    waits for it to end (half a decode step on average), and the server's chat template adds a
-    few prompt tokens. Both matter only for short prompts.
-    """
-    cols = ["prompt_tokens", "max_tokens", "ttft_ms", "tpot_ms", "e2e_ms"]
-    theory_cols = [
-        "roofline_ttft_ms",
-        "ttft_error_%",
-        "roofline_tpot_ms",
-        "tpot_error_%",
-        "roofline_e2e_ms",
-        "e2e_error_%",
-    ]
-    s = _grid_summary(data)
-    if s is None:
-        return pd.DataFrame(columns=cols + (theory_cols if roofline is not None else []))
-
-    def err(measured: float, theory: float) -> float:
-        if not (math.isfinite(measured) and theory > 0):
-            return math.nan
-        return round((measured - theory) / theory * 100, 1)
-
-    rows = []
-    for r in _records(s):
-        p, m = int(r["prompt_tokens_asked"]), int(r["max_tokens"])
-        ttft, tpot, e2e = float(r["ttft_p50_s"]), float(r["tpot_p50_s"]), float(r["e2e_p50_s"])
-        row: dict[str, Any] = {
-            "prompt_tokens": p,
-            "max_tokens": m,
-            "ttft_ms": _sig(ttft * 1e3),
-            "tpot_ms": _sig(tpot * 1e3),
-            "e2e_ms": _sig(e2e * 1e3),
-        }
-        if roofline is not None:
-            th_ttft = float(roofline.step_for([p], [0]).total_s)
-            th_tpot = float(roofline.step_for([1], [p + m // 2]).total_s)
-            th_e2e = th_ttft + (m - 1) * th_tpot
-            row.update(
-                {
-                    "roofline_ttft_ms": _sig(th_ttft * 1e3),
-                    "ttft_error_%": err(ttft, th_ttft),
-                    "roofline_tpot_ms": _sig(th_tpot * 1e3),
-                    "tpot_error_%": err(tpot, th_tpot),
-                    "roofline_e2e_ms": _sig(th_e2e * 1e3),
-                    "e2e_error_%": err(e2e, th_e2e),
-                }
-            )
-        rows.append(row)
-    return pd.DataFrame(rows, columns=cols + (theory_cols if roofline is not None else []))
 
 
-@dataclass(frozen=True, slots=True)
-class TokenCosts:
-    """What a prompt token and an output token cost, fitted over a token grid (ms).
-
-    Attributes:
-        prefill_ms_per_1k_tokens: slope of p50 TTFT against prompt size, per 1,000 tokens.
-        ttft_floor_ms: its intercept (the TTFT of an empty prompt: step overhead, queueing for
-            the next step, the chat template).
-        decode_ms_per_token: slope of p50 decode time (e2e − TTFT) against max_tokens − 1.
-        output_vs_prompt_token: how many prompt tokens cost as much latency as one output token.
-    """
-
-    prefill_ms_per_1k_tokens: float
-    ttft_floor_ms: float
-    decode_ms_per_token: float
-    output_vs_prompt_token: float
 
 
-def token_costs(data: RunData) -> TokenCosts:
-    """Least-squares lines through a token grid's cells (p50 per cell, :func:`stats.summarize`):
-    TTFT = floor + prefill × prompt tokens, and e2e − TTFT = decode × (max_tokens − 1) through
-    the origin. Needs at least two prompt sizes and one max_tokens above 1."""
-    s = _grid_summary(data)
-    if s is None:
-        raise ValueError("data: not a token-grid run (no prompt size and max_tokens columns)")
-    p = s["prompt_tokens_asked"].to_numpy(dtype=float)
-    ttft = s["ttft_p50_s"].to_numpy(dtype=float) * 1e3
-    if np.unique(p).size < 2:
-        raise ValueError("data: a token grid needs at least two prompt sizes to fit prefill")
-    slope, floor = np.polyfit(p, ttft, 1)
-    n = s["max_tokens"].to_numpy(dtype=float) - 1.0
-    decode = (s["e2e_p50_s"] - s["ttft_p50_s"]).to_numpy(dtype=float) * 1e3
-    if not np.any(n > 0):
-        raise ValueError("data: a token grid needs a max_tokens above 1 to fit decode")
-    per_token = float(np.dot(n, decode) / np.dot(n, n))
-    per_prompt_token = slope
-    ratio = per_token / per_prompt_token if per_prompt_token > 0 else math.inf
-    return TokenCosts(
-        prefill_ms_per_1k_tokens=float(slope * 1000.0),
-        ttft_floor_ms=float(floor),
-        decode_ms_per_token=per_token,
-        output_vs_prompt_token=float(ratio),
-    )
 
 
 # --- lab 10 -----------------------------------------------------------------------------------
@@ -750,7 +420,7 @@ def overload_compare(
         if not len(f):
             continue
         s = stats.summarize(f)
-        xc = _x_column(s)
+        xc = load_column(s)
         s = s.sort_values(xc)
         colour = _PALETTE[i % len(_PALETTE)]
         good = []
@@ -820,51 +490,6 @@ def overload_compare(
     return _layout(fig, title, height=420)
 
 
-def goodput_by_level(
-    data: RunData, *, ttft_slo_s: float | None = None, tpot_slo_s: float | None = None
-) -> pd.DataFrame:
-    """Goodput next to throughput at every level of a run (:func:`infphys.stats.goodput`).
-
-    Columns: the level's load (``concurrency`` or ``rate_per_s``), ``judged`` (finished
-    requests), ``met`` (succeeded within both SLOs), ``attainment``, ``window_s``,
-    ``goodput_per_s`` and ``throughput_req_per_s`` (every success, however late), and
-    ``error_rate``.
-    """
-    f = stats.as_frame(data)
-    cols = [
-        "level",
-        "judged",
-        "met",
-        "attainment",
-        "window_s",
-        "goodput_per_s",
-        "throughput_req_per_s",
-        "error_rate",
-    ]
-    if not len(f):
-        return pd.DataFrame(columns=cols)
-    s = stats.summarize(f)
-    xc = _x_column(s)
-    rows = []
-    for r in _records(s):
-        g = f[f["level"] == r["level"]] if "level" in f.columns else f
-        gp = stats.goodput(g, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s)
-        start, end = stats.measured_window(g)
-        rows.append(
-            {
-                "level": r["level"],
-                xc: r.get(xc, r["level"]),
-                "judged": gp.judged,
-                "met": gp.met,
-                "attainment": round(gp.attainment, 3),
-                "window_s": _sig(end - start),
-                "goodput_per_s": _sig(gp.goodput_per_s),
-                "throughput_req_per_s": _sig(float(r["throughput_req_per_s"])),
-                "error_rate": round(float(r["error_rate"]), 3),
-            }
-        )
-    out = pd.DataFrame(rows)
-    return out[["level", *([xc] if xc != "level" else []), *cols[1:]]]
 
 
 def retry_compare(table: pd.DataFrame, *, title: str | None = None) -> Any:
