@@ -384,12 +384,6 @@ def token_budget_split(data: RunData, *, title: str | None = None) -> Any:
     return _layout(fig, title)
 
 
-
-
-
-
-
-
 # --- lab 10 -----------------------------------------------------------------------------------
 
 
@@ -488,8 +482,6 @@ def overload_compare(
         fig.update_xaxes(title=xc, type="category", row=1, col=c)
         fig.update_yaxes(rangemode="tozero", row=1, col=c)
     return _layout(fig, title, height=420)
-
-
 
 
 def retry_compare(table: pd.DataFrame, *, title: str | None = None) -> Any:
