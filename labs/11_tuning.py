@@ -75,7 +75,7 @@ def _():
     from infphys.exercises.ui import exercise_widget, save_view, target_view, verdict_view
     from infphys.planning import plan_capacity
     from infphys.analysis import comparison_table
-    from infphys.plots.labs_load import knob_sweeps
+    from infphys.plots.capacity import knob_sweeps
     from infphys.sim.config import EngineConfig
     from infphys.tuning import compare_knobs
 

@@ -26,7 +26,7 @@ from infphys.planning import (
     slo_cap,
     slo_cap_index,
 )
-from infphys.plots import labs_load
+from infphys.plots import capacity, labs_load
 from infphys.records import RequestRecord, records_to_frame
 from infphys.sim.config import EngineConfig
 from infphys.sim.virtual import simulate
@@ -358,7 +358,7 @@ def test_figures_draw_real_data() -> None:
     )
     fig = labs_load.run_timeline(sim.to_frame(), metrics=sim.timeseries)
     assert {t.name for t in fig.data} >= {"running", "waiting", "KV cache usage (%)"}
-    empty = labs_load.knob_sweeps({})
+    empty = capacity.knob_sweeps({})
     assert empty.layout.annotations[0].text == "no concurrency sweeps to draw"
 
 

@@ -11,10 +11,9 @@ level, the token grid's costs) are :mod:`infphys.analysis`.
   (request latencies and server gauges on one clock).
 - :func:`token_budget_lines` (a latency against ``max_tokens``, one line per prompt size),
   :func:`token_budget_split` (TTFT and decode per cell).
-- :func:`overload_compare` (error rate, p95 and goodput per level, several runs),
-  :func:`retry_compare` (retry policies side by side).
-- :func:`knob_sweeps` (throughput and p95 against concurrency per engine setting, knees and the
-  SLO marked).
+
+Overload and retries are drawn by :mod:`infphys.plots.overload`, engine knobs against an SLO by
+:func:`infphys.plots.capacity.knob_sweeps`.
 
 Example::
 
@@ -35,17 +34,16 @@ from plotly.subplots import make_subplots
 
 from infphys import stats
 from infphys.analysis.load import grid_summary, load_column
+from infphys.plots._style import GREY as _GREY
+from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _layout
 from infphys.records import RequestRecord, Run
 
 __all__ = [
     "in_flight_timeline",
-    "knob_sweeps",
     "latency_box",
     "latency_vs_throughput",
-    "overload_compare",
-    "retry_compare",
     "run_timeline",
     "token_budget_lines",
     "token_budget_split",
@@ -53,8 +51,6 @@ __all__ = [
 
 RunData = pd.DataFrame | Run | Sequence[RequestRecord]
 
-_PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
-_GREY = "#8c8c8c"
 _METRIC_LABELS = {"e2e": "end-to-end", "ttft": "TTFT", "tpot": "TPOT"}
 _X_LABELS = {
     "concurrency": "concurrency (requests in flight, closed loop)",
@@ -66,7 +62,7 @@ def _ok(f: pd.DataFrame) -> pd.DataFrame:
     return f[f["status"] == "ok"] if len(f) else f
 
 
-# --- lab 7 ------------------------------------------------------------------------------------
+# --- Little's Law -----------------------------------------------------------------------------
 
 
 def latency_box(
@@ -181,7 +177,7 @@ def in_flight_timeline(
     return _layout(fig, title, showlegend=False)
 
 
-# --- lab 8 ------------------------------------------------------------------------------------
+# --- closed and open loop ---------------------------------------------------------------------
 
 
 def latency_vs_throughput(
@@ -324,7 +320,7 @@ def run_timeline(
     return _layout(fig, title, height=560)
 
 
-# --- lab 9 ------------------------------------------------------------------------------------
+# --- the token budget -------------------------------------------------------------------------
 
 
 def token_budget_lines(data: RunData, *, value: str = "e2e_p95_s", title: str | None = None) -> Any:
@@ -382,227 +378,3 @@ def token_budget_split(data: RunData, *, title: str | None = None) -> Any:
     fig.update_xaxes(title="prompt tokens / max_tokens", type="category")
     fig.update_yaxes(title="time (ms)", rangemode="tozero")
     return _layout(fig, title)
-
-
-# --- lab 10 -----------------------------------------------------------------------------------
-
-
-def overload_compare(
-    runs: Mapping[str, RunData],
-    *,
-    ttft_slo_s: float | None = None,
-    tpot_slo_s: float | None = None,
-    title: str | None = None,
-) -> Any:
-    """Several overload runs side by side, per level: error rate (%), p95 end-to-end of the
-    successful requests (ms) and goodput (requests/s meeting the SLO,
-    :func:`infphys.stats.goodput`) next to throughput."""
-    title = title or "overload: errors, latency of the survivors, and goodput"
-    fig = make_subplots(
-        rows=1,
-        cols=3,
-        subplot_titles=(
-            "error rate (%)",
-            "p95 e2e of successes (ms)",
-            "goodput (dots: throughput), req/s",
-        ),
-    )
-    drawn = 0
-    xc = "concurrency"
-    for i, (label, data) in enumerate(runs.items()):
-        f = stats.as_frame(data)
-        if not len(f):
-            continue
-        s = stats.summarize(f)
-        xc = load_column(s)
-        s = s.sort_values(xc)
-        colour = _PALETTE[i % len(_PALETTE)]
-        good = []
-        for lv in s["level"]:
-            g = f[f["level"] == lv] if "level" in f.columns else f
-            good.append(
-                stats.goodput(g, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s).goodput_per_s
-            )
-        x = s[xc].astype(str)
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=s["error_rate"] * 100,
-                mode="lines+markers",
-                name=label,
-                line={"color": colour},
-                legendgroup=label,
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=s["e2e_p95_s"] * 1e3,
-                mode="lines+markers",
-                name=label,
-                line={"color": colour},
-                legendgroup=label,
-                showlegend=False,
-            ),
-            row=1,
-            col=2,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=good,
-                mode="lines+markers",
-                name=f"{label} goodput",
-                line={"color": colour},
-                legendgroup=label,
-                showlegend=False,
-            ),
-            row=1,
-            col=3,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=s["throughput_req_per_s"],
-                mode="markers",
-                name=f"{label} throughput",
-                marker={"color": colour, "symbol": "circle-open"},
-                legendgroup=label,
-                showlegend=False,
-            ),
-            row=1,
-            col=3,
-        )
-        drawn += 1
-    if not drawn:
-        return _empty(title, "no requests in these runs")
-    for c in (1, 2, 3):
-        fig.update_xaxes(title=xc, type="category", row=1, col=c)
-        fig.update_yaxes(rangemode="tozero", row=1, col=c)
-    return _layout(fig, title, height=420)
-
-
-def retry_compare(table: pd.DataFrame, *, title: str | None = None) -> Any:
-    """Retry policies side by side, from a table with one row per policy.
-
-    Expected columns (as :func:`infphys.measure.retry.retry_summary` gives them): ``policy``,
-    ``amplification`` (attempts per user request), ``success_rate`` (user requests that
-    eventually succeeded, 0–1) and ``e2e_p95_s`` (user-perceived p95, first send to final
-    answer, of the successful user requests).
-    """
-    title = title or "retry policies under overload"
-    need = ("policy", "amplification", "success_rate", "e2e_p95_s")
-    missing = [c for c in need if c not in table.columns]
-    if missing or not len(table):
-        return _empty(title, f"no retry table (missing {', '.join(missing) or 'rows'})")
-    fig = make_subplots(
-        rows=1,
-        cols=3,
-        subplot_titles=(
-            "attempts per user request",
-            "user requests served (%)",
-            "user-perceived p95 (ms)",
-        ),
-    )
-    colours = [_PALETTE[i % len(_PALETTE)] for i in range(len(table))]
-    x = table["policy"].astype(str)
-    fig.add_trace(
-        go.Bar(x=x, y=table["amplification"], marker={"color": colours}, texttemplate="%{y:.2f}×"),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Bar(
-            x=x, y=table["success_rate"] * 100, marker={"color": colours}, texttemplate="%{y:.0f}%"
-        ),
-        row=1,
-        col=2,
-    )
-    fig.add_trace(
-        go.Bar(x=x, y=table["e2e_p95_s"] * 1e3, marker={"color": colours}, texttemplate="%{y:.0f}"),
-        row=1,
-        col=3,
-    )
-    fig.update_yaxes(rangemode="tozero")
-    return _layout(fig, title, showlegend=False, height=400)
-
-
-# --- lab 11 -----------------------------------------------------------------------------------
-
-
-def knob_sweeps(
-    runs: Mapping[str, RunData], *, slo_s: float | None = None, title: str | None = None
-) -> Any:
-    """Concurrency sweeps of several engine settings: throughput (knee marked ★) and p95 end to
-    end (the SLO as a dashed line), one colour per setting."""
-    title = title or "how each knob moves the knee"
-    fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("throughput (output tokens/s)", "p95 end-to-end (s)")
-    )
-    drawn = 0
-    for i, (label, data) in enumerate(runs.items()):
-        s = stats.summarize(stats.as_frame(data))
-        if not len(s) or "concurrency" not in s.columns:
-            continue
-        s = s.sort_values("concurrency")
-        colour = _PALETTE[i % len(_PALETTE)]
-        fig.add_trace(
-            go.Scatter(
-                x=s["concurrency"],
-                y=s["output_tokens_per_s"],
-                mode="lines+markers",
-                name=label,
-                legendgroup=label,
-                line={"color": colour},
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=s["concurrency"],
-                y=s["e2e_p95_s"],
-                mode="lines+markers",
-                name=label,
-                legendgroup=label,
-                showlegend=False,
-                line={"color": colour},
-            ),
-            row=1,
-            col=2,
-        )
-        knee = stats.sweep_knee(s, throughput_column="output_tokens_per_s")
-        if knee is not None and knee.knee_index is not None:
-            k = s.iloc[knee.knee_index]
-            fig.add_trace(
-                go.Scatter(
-                    x=[k["concurrency"]],
-                    y=[k["output_tokens_per_s"]],
-                    mode="markers",
-                    marker={"symbol": "star", "size": 14, "color": colour},
-                    name=f"{label} knee",
-                    legendgroup=label,
-                    showlegend=False,
-                    hovertemplate="knee at %{x}<extra></extra>",
-                ),
-                row=1,
-                col=1,
-            )
-        drawn += 1
-    if not drawn:
-        return _empty(title, "no concurrency sweeps to draw")
-    if slo_s is not None:
-        fig.add_hline(
-            y=slo_s,
-            line={"dash": "dash", "color": _GREY},
-            row=1,
-            col=2,
-            annotation_text=f"SLO {slo_s:g} s",
-            annotation_position="top left",
-        )
-    for c in (1, 2):
-        fig.update_xaxes(title="concurrency", type="log", dtick=math.log10(2), row=1, col=c)
-        fig.update_yaxes(rangemode="tozero", row=1, col=c)
-    return _layout(fig, title, height=440)
