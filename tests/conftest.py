@@ -5,7 +5,9 @@ module runs on the same worker, so a module-scoped fixture (the site build, a la
 once. Workers take modules in collection order, so the few modules that take minutes (the site
 build and its browser checks, the labs in chromium, the load-heavy labs) come first: started
 last, one of them would run alone at the end while the other worker sits idle. Order only;
-every test still runs, with its own fixtures.
+every test still runs, with its own fixtures. xdist would otherwise re-sort the files by how
+many tests each holds (its default ``--loadscope-reorder``), which puts these few-test,
+minutes-long modules last; ``--no-loadscope-reorder`` in ``pyproject.toml`` keeps this order.
 
 A worker starts with ``COLUMNS`` and ``LINES`` set to 80×24 where the command that ran pytest had
 neither; rich would then fix every ``infphys`` console at 80 columns when it is imported, and the
@@ -27,7 +29,11 @@ LONGEST_FIRST = (
     "test_site_browser.py",
     "test_labs_browser.py",
     "test_labs_07_11.py",
+    "test_cli_signals.py",
+    "test_wheel.py",
     "test_labs_01_06.py",
+    "test_labs_target.py",
+    "test_sim_calibration.py",
     "test_labs_07_11_support.py",
     "test_labs_12.py",
 )
