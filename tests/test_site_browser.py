@@ -34,6 +34,10 @@ from urllib.parse import urlsplit
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+#: A bound on each test, setup included: the first one builds the site, which with a cold
+#: snapshot cache on a busy two-core machine outlasts pytest's 300 s default (the build's own
+#: subprocess limit, 600 s, then reports first).
+pytestmark = pytest.mark.timeout(900)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
