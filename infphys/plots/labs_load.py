@@ -38,7 +38,7 @@ from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _layout
-from infphys.records import RequestRecord, Run
+from infphys.stats import RecordsLike as RunData
 
 __all__ = [
     "in_flight_timeline",
@@ -49,7 +49,6 @@ __all__ = [
     "token_budget_split",
 ]
 
-RunData = pd.DataFrame | Run | Sequence[RequestRecord]
 
 _METRIC_LABELS = {"e2e": "end-to-end", "ttft": "TTFT", "tpot": "TPOT"}
 _X_LABELS = {

@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -27,11 +27,9 @@ from infphys.analysis.load import load_column
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _layout
-from infphys.records import RequestRecord, Run
+from infphys.stats import RecordsLike as RunData
 
 __all__ = ["overload_compare", "retry_compare"]
-
-RunData = pd.DataFrame | Run | Sequence[RequestRecord]
 
 
 def overload_compare(
