@@ -5,9 +5,13 @@ module runs on the same worker, so a module-scoped fixture (the site build, a la
 once. Workers take modules in collection order, so the few modules that take minutes (the site
 build and its browser checks, the labs in chromium, the load-heavy labs) come first: started
 last, one of them would run alone at the end while the other worker sits idle. Order only;
-every test still runs, with its own fixtures. xdist would otherwise re-sort the files by how
-many tests each holds (its default ``--loadscope-reorder``), which puts these few-test,
-minutes-long modules last; ``--no-loadscope-reorder`` in ``pyproject.toml`` keeps this order.
+every test still runs, with its own fixtures.
+
+Note: xdist re-sorts modules by how many tests each holds (its default ``--loadscope-reorder``),
+so this order only applies with ``--no-loadscope-reorder``. That flag is not set: it makes the
+site build (four marimo exports at once on a cold cache) overlap labs 8 and 9, whose headless
+runs against the real-time embedded simulator then miss their tolerances (seen: TPOT +389 %
+for one cell). Set it once those runs tolerate a busy machine.
 
 A worker starts with ``COLUMNS`` and ``LINES`` set to 80×24 where the command that ran pytest had
 neither; rich would then fix every ``infphys`` console at 80 columns when it is imported, and the
