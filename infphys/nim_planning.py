@@ -26,7 +26,12 @@ import pandas as pd
 
 from infphys.catalog import FITTED_STEP_PARAMS, StepParams, load_nim_serving
 from infphys.evidence import CONFIG_COLUMNS, config_label
-from infphys.physics import cost_per_million_tokens, decode_step_s, prefill_time
+from infphys.physics import (
+    cost_per_million_tokens,
+    decode_step_s,
+    prefill_time,
+    request_latency_s,
+)
 from infphys.planning import replicas_needed, slo_cap_index
 
 __all__ = [
@@ -267,7 +272,7 @@ def closed_loop_estimate(
     prefill = prefill_time(gpu, model, int(isl), **knobs).total_s
     itl = step + n / osl * prefill
     ttft = frontend_s + prefill + itl / 2
-    e2e = ttft + (osl - 1) * itl
+    e2e = request_latency_s(ttft, itl, osl)
     return {
         "ttft_ms_avg": ttft * 1e3,
         "itl_ms_avg": itl * 1e3,

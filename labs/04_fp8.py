@@ -51,7 +51,7 @@ def _():
     from infphys.exercises import lab04 as ex4
     from infphys.exercises import ui
     from infphys.plots import labs as lab_plots
-    from infphys.plots.chapters import precision_capacity
+    from infphys.plots.memory import precision_capacity
     from infphys.sim.config import EngineConfig
     from infphys.sim.virtual import simulate
     from infphys.sim.workload import Workload

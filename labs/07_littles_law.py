@@ -77,7 +77,8 @@ def _():
     from infphys.exercises import ui
     from infphys.measure import closed_loop, run_sync
     from infphys.physics import littles_law_throughput_per_s
-    from infphys.plots.labs_load import comparison_table, in_flight_timeline, latency_box
+    from infphys.analysis import comparison_table
+    from infphys.plots.labs_load import in_flight_timeline, latency_box
     from infphys.plots.load import latency_histogram
 
     ui.offline_note()

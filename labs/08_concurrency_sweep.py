@@ -69,14 +69,10 @@ def _():
 
     from infphys import fmt, stats
     from infphys.exercises import AnswerBook
+    from infphys.analysis import littles_law_by_level, open_loop_vs_mmc
     from infphys.exercises import ui
     from infphys.measure import Level, run_levels, run_sync
-    from infphys.plots.labs_load import (
-        latency_vs_throughput,
-        littles_law_by_level,
-        open_loop_vs_mmc,
-        run_timeline,
-    )
+    from infphys.plots.labs_load import latency_vs_throughput, run_timeline
     from infphys.plots.load import error_rate_vs_load, latency_vs_load, throughput_vs_load
     from infphys.resolve import resolve_target
     from infphys.sim.server import serve

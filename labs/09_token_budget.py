@@ -71,12 +71,8 @@ def _():
     from infphys.exercises import AnswerBook
     from infphys.exercises import ui
     from infphys.measure import run_sync, token_grid
-    from infphys.plots.labs_load import (
-        token_budget_lines,
-        token_budget_split,
-        token_budget_table,
-        token_costs,
-    )
+    from infphys.analysis import token_budget_table, token_costs
+    from infphys.plots.labs_load import token_budget_lines, token_budget_split
     from infphys.plots.load import token_grid_heatmap
 
     ui.offline_note()

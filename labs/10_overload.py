@@ -77,13 +77,9 @@ def _():
     from infphys.exercises import ui
     from infphys.measure import Level, Timeouts, overload, run_levels, run_sync
     from infphys.measure.retry import RetryPolicy, retry_run
-    from infphys.plots.labs_load import (
-        closed_loop_vs_little,
-        goodput_by_level,
-        overload_compare,
-        retry_compare,
-        run_timeline,
-    )
+    from infphys.analysis import closed_loop_vs_little, goodput_by_level
+    from infphys.plots.labs_load import run_timeline
+    from infphys.plots.overload import overload_compare, retry_compare
     from infphys.plots.load import error_rate_vs_load
     from infphys.sim.server import serve
 

@@ -72,7 +72,8 @@ def _():
     from infphys.exercises import AnswerBook
     from infphys.exercises import ui
     from infphys.planning import plan_capacity
-    from infphys.plots.labs_load import comparison_table, knob_sweeps
+    from infphys.analysis import comparison_table
+    from infphys.plots.capacity import knob_sweeps
     from infphys.sim.config import EngineConfig
     from infphys.tuning import compare_knobs
 

@@ -7,6 +7,12 @@ build and its browser checks, the labs in chromium, the load-heavy labs) come fi
 last, one of them would run alone at the end while the other worker sits idle. Order only;
 every test still runs, with its own fixtures.
 
+Note: xdist re-sorts modules by how many tests each holds (its default ``--loadscope-reorder``),
+so this order only applies with ``--no-loadscope-reorder``. That flag is not set: it makes the
+site build (four marimo exports at once on a cold cache) overlap labs 8 and 9, whose headless
+runs against the real-time embedded simulator then miss their tolerances (seen: TPOT +389 %
+for one cell). Set it once those runs tolerate a busy machine.
+
 A worker starts with ``COLUMNS`` and ``LINES`` set to 80×24 where the command that ran pytest had
 neither; rich would then fix every ``infphys`` console at 80 columns when it is imported, and the
 tests that give a command a wider terminal (``CliRunner(env={"COLUMNS": ...})``) would get 80.
@@ -27,7 +33,11 @@ LONGEST_FIRST = (
     "test_site_browser.py",
     "test_labs_browser.py",
     "test_labs_07_11.py",
+    "test_cli_signals.py",
+    "test_wheel.py",
     "test_labs_01_06.py",
+    "test_labs_target.py",
+    "test_sim_calibration.py",
     "test_labs_07_11_support.py",
     "test_labs_12.py",
 )

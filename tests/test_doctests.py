@@ -15,6 +15,7 @@ MODULES = [
     "infphys.catalog.perception",
     "infphys.catalog.precision",
     "infphys.physics.cost",
+    "infphys.physics.latency",
     "infphys.physics.memory",
     "infphys.physics.queueing",
     "infphys.physics.roofline",

@@ -14,7 +14,7 @@ import random
 import pandas as pd
 import pytest
 
-from infphys import stats
+from infphys import analysis, stats
 from infphys.exercises import check, exercises_for
 from infphys.measure import StubConfig, StubServer, Timeouts
 from infphys.measure.retry import RetryPolicy, retry_after_s, retry_run, retry_summary
@@ -26,7 +26,7 @@ from infphys.planning import (
     slo_cap,
     slo_cap_index,
 )
-from infphys.plots import labs_load
+from infphys.plots import capacity, labs_load
 from infphys.records import RequestRecord, records_to_frame
 from infphys.sim import sweep
 from infphys.sim.config import EngineConfig
@@ -39,6 +39,8 @@ MODULES = [
     "infphys.tuning",
     "infphys.measure.retry",
     "infphys.plots.labs_load",
+    "infphys.analysis.compare",
+    "infphys.analysis.load",
     "infphys.exercises.lab07",
     "infphys.exercises.lab08",
     "infphys.exercises.lab09",
@@ -270,19 +272,19 @@ def _closed_sim(concurrency: int, requests: int, max_num_seqs: int = 8) -> pd.Da
 
 
 def test_comparison_table_error_column() -> None:
-    t = labs_load.comparison_table(
+    t = analysis.comparison_table(
         [("a", 4.0, 3.9, "x"), ("b", 0.0, 1.0, "y", "basis"), ("c", 2.0, math.nan, "z")]
     )
     assert t["error_%"].iloc[0] == -2.5  # (3.9 − 4) / 4
     assert math.isnan(t["error_%"].iloc[1]) and math.isnan(t["error_%"].iloc[2])
     assert t["basis"].tolist() == ["", "basis", ""]
     with pytest.raises(ValueError, match="rows"):
-        labs_load.comparison_table([("too", 1.0)])  # type: ignore[list-item]
+        analysis.comparison_table([("too", 1.0)])  # type: ignore[list-item]
 
 
 def test_littles_law_by_level_holds_below_the_knee() -> None:
     f = _closed_sim(4, 64)
-    row = labs_load.littles_law_by_level(f).iloc[0]
+    row = analysis.littles_law_by_level(f).iloc[0]
     assert row["concurrency"] == 4
     assert abs(row["error_%"]) < 1.0
     assert row["measured_l"] == pytest.approx(4.0, rel=0.01)
@@ -297,7 +299,7 @@ def test_closed_loop_vs_little_predicts_the_queue() -> None:
     f = pd.concat(frames, ignore_index=True)
     s = stats.summarize(f)
     service = float(s["e2e_mean_s"].iloc[0])
-    t = labs_load.closed_loop_vs_little(f, servers=8, service_s=service)
+    t = analysis.closed_loop_vs_little(f, servers=8, service_s=service)
     assert t["concurrency"].tolist() == [4, 32]
     # 32 clients on 8 slots: 4× the service time, within the closed loop's edge effects.
     assert t["predicted_mean_ms"].iloc[1] == pytest.approx(4 * service * 1e3, rel=1e-3)
@@ -315,7 +317,7 @@ def test_open_loop_vs_mmc_marks_saturation() -> None:
         f = res.to_frame()
         f["level"] = i
         frames.append(f)
-    t = labs_load.open_loop_vs_mmc(pd.concat(frames), servers=8, capacity_req_per_s=55.0)
+    t = analysis.open_loop_vs_mmc(pd.concat(frames), servers=8, capacity_req_per_s=55.0)
     assert t["utilisation"].tolist() == [pytest.approx(10 / 55, abs=1e-3), 1.0]
     assert math.isfinite(t["mmc_mean_ms"].iloc[0]) and math.isnan(t["mmc_mean_ms"].iloc[1])
 
@@ -336,12 +338,12 @@ def test_token_costs_recover_a_synthetic_grid() -> None:
                 labels={"level": level, "prompt_tokens_asked": p, "max_tokens": m},
             )
         )
-    costs = labs_load.token_costs(records_to_frame(rows))
+    costs = analysis.token_costs(records_to_frame(rows))
     assert costs.prefill_ms_per_1k_tokens == pytest.approx(30.0)
     assert costs.ttft_floor_ms == pytest.approx(5.0)
     assert costs.decode_ms_per_token == pytest.approx(6.0)
     assert costs.output_vs_prompt_token == pytest.approx(200.0)  # 6 ms / 0.03 ms
-    table = labs_load.token_budget_table(records_to_frame(rows))
+    table = analysis.token_budget_table(records_to_frame(rows))
     assert table["tpot_ms"].tolist() == pytest.approx([6.0] * 4)
 
 
@@ -357,7 +359,7 @@ def test_figures_draw_real_data() -> None:
     )
     fig = labs_load.run_timeline(sim.to_frame(), metrics=sim.timeseries)
     assert {t.name for t in fig.data} >= {"running", "waiting", "KV cache usage (%)"}
-    empty = labs_load.knob_sweeps({})
+    empty = capacity.knob_sweeps({})
     assert empty.layout.annotations[0].text == "no concurrency sweeps to draw"
 
 

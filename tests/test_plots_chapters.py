@@ -1,5 +1,5 @@
-"""infphys.plots.chapters: the chapter figures draw what the physics computes, and their
-sliders and dropdowns switch whole views.
+"""infphys.plots.queueing, .roofline, .memory, .cost: the chapter figures draw what the
+physics computes, and their sliders and dropdowns switch whole views.
 
 Expected values are worked out by hand in the comments, not by calling the formula again.
 """
@@ -12,15 +12,10 @@ from typing import Any
 import plotly.io as pio
 import pytest
 
-from infphys.plots.chapters import (
-    closed_vs_open_loop,
-    cost_curves,
-    kv_bytes_per_token_bars,
-    kv_sequence_growth,
-    precision_capacity,
-    queue_utilisation_trap,
-    roofline_chart,
-)
+from infphys.plots.cost import cost_curves
+from infphys.plots.memory import kv_bytes_per_token_bars, kv_sequence_growth, precision_capacity
+from infphys.plots.queueing import closed_vs_open_loop, queue_utilisation_trap
+from infphys.plots.roofline import roofline_chart
 
 
 def _shown(fig: Any, visible: list[bool]) -> list[Any]:

@@ -1,4 +1,5 @@
-"""The serving chapters' figures: they draw, and what they draw shows the physics.
+"""The serving chapters' figures (plots.batching, .token_budget, .capacity, .session): they
+draw, and what they draw shows the physics.
 
 Each figure runs small workloads on the virtual-time simulator; the checks read the numbers back
 out of the figure's traces and compare them with what the physics says must happen (a smaller
@@ -13,14 +14,14 @@ import math
 import numpy as np
 import pytest
 
-from infphys.plots import chapters_serving as cs
+from infphys.plots import batching, capacity, session, token_budget
 
 SMALL_LEVELS = (1, 4, 16, 64, 256, 512)
 
 
 def test_concurrency_sweep_marks_knee_and_cliff_and_queueing() -> None:
     scenario = ("llama-3.1-8b", "h100-sxm", "bf16")
-    fig = cs.concurrency_sweep(scenarios=(scenario,), levels=SMALL_LEVELS)
+    fig = batching.concurrency_sweep(scenarios=(scenario,), levels=SMALL_LEVELS)
     tput, per_user, e2e, ttft = (np.asarray(t.y, dtype=float) for t in fig.data)
     assert e2e[-1] > 2 * e2e[0]  # the p95 cliff is inside the sweep
     # Batching: total throughput grows with the batch while the per-user speed falls.
@@ -34,11 +35,11 @@ def test_concurrency_sweep_marks_knee_and_cliff_and_queueing() -> None:
 
 def test_concurrency_sweep_rejects_too_few_levels() -> None:
     with pytest.raises(ValueError, match="levels"):
-        cs.concurrency_sweep(levels=(1, 2))
+        batching.concurrency_sweep(levels=(1, 2))
 
 
 def test_continuous_batching_finishes_sooner_than_static() -> None:
-    fig = cs.continuous_vs_static(requests=12, batch=4)
+    fig = batching.continuous_vs_static(requests=12, batch=4)
     # Traces: static (waiting, streaming, padding), then continuous (waiting, streaming).
     static_end = max(b + x for b, x in zip(fig.data[2].base, fig.data[2].x, strict=True))
     cont_end = max(b + x for b, x in zip(fig.data[4].base, fig.data[4].x, strict=True))
@@ -47,7 +48,7 @@ def test_continuous_batching_finishes_sooner_than_static() -> None:
 
 
 def test_smaller_token_budget_shortens_stalls_and_delays_first_tokens() -> None:
-    fig = cs.chunked_prefill(budgets=(512, 8192), concurrency=16, requests=48)
+    fig = token_budget.chunked_prefill(budgets=(512, 8192), concurrency=16, requests=48)
     p99_itl = np.asarray(fig.data[1].y, dtype=float)
     median_ttft = np.asarray(fig.data[3].y, dtype=float)
     assert p99_itl[0] < p99_itl[1] / 3  # 512-token chunks stall decoders far less than 8,192
@@ -58,7 +59,7 @@ def test_goodput_collapses_past_saturation_while_throughput_holds() -> None:
     # 200 requests at 4× the saturated rate: arrivals outrun the engine by 3× for the whole run,
     # so the queue (and every later request's TTFT) grows from the start. (At 2× a run this
     # short still meets the SLO for most requests: the queue needs time to build.)
-    fig = cs.goodput_vs_rate(loads=(0.5, 4.0), requests=200, slos=((0.5, 0.05),))
+    fig = capacity.goodput_vs_rate(loads=(0.5, 4.0), requests=200, slos=((0.5, 0.05),))
     completed = np.asarray(fig.data[0].y, dtype=float)
     goodput = np.asarray(fig.data[1].y, dtype=float)
     attainment = np.asarray(fig.data[2].y, dtype=float)
@@ -68,14 +69,14 @@ def test_goodput_collapses_past_saturation_while_throughput_holds() -> None:
 
 
 def test_token_budget_split_answer_length_dominates() -> None:
-    fig = cs.token_budget_split(prompts=(256,), outputs=(16, 512), requests=16)
+    fig = token_budget.token_budget_split(prompts=(256,), outputs=(16, 512), requests=16)
     ttft, decode = (np.asarray(t.y, dtype=float) for t in fig.data)
     assert decode[1] > 10 * decode[0]  # 512 output tokens against 16
     assert decode[1] > ttft[1]
 
 
 def test_preemption_timeline_fp8_kv_removes_preemptions() -> None:
-    fig = cs.preemption_timeline(concurrency=256, requests=300)
+    fig = batching.preemption_timeline(concurrency=256, requests=300)
     # Four traces per variant; the fourth is the running count of preemptions.
     bf16_pre = float(fig.data[3].y[-1])
     fp8_pre = float(fig.data[7].y[-1])
@@ -84,7 +85,7 @@ def test_preemption_timeline_fp8_kv_removes_preemptions() -> None:
 
 
 def test_capacity_plan_fp8_serves_more_users_per_gpu() -> None:
-    fig = cs.capacity_plan(configs=(("h100-sxm", "bf16", "bf16"), ("h100-sxm", "fp8", "fp8")))
+    fig = capacity.capacity_plan(configs=(("h100-sxm", "bf16", "bf16"), ("h100-sxm", "fp8", "fp8")))
     users_per_gpu = list(fig.data[0].y)
     gpus_for_1000 = list(fig.data[1].y)
     assert users_per_gpu[1] > users_per_gpu[0]
@@ -92,7 +93,7 @@ def test_capacity_plan_fp8_serves_more_users_per_gpu() -> None:
 
 
 def test_request_anatomy_tpot_is_the_mean_gap() -> None:
-    fig = cs.request_anatomy(concurrency=8, requests=24)
+    fig = token_budget.request_anatomy(concurrency=8, requests=24)
     gaps = np.asarray(fig.data[3].y, dtype=float)
     tpot_line = fig.layout.shapes[0].y0
     assert tpot_line == pytest.approx(gaps.mean(), rel=0.02)
@@ -100,9 +101,9 @@ def test_request_anatomy_tpot_is_the_mean_gap() -> None:
 
 
 def test_session_plan_lists_the_registry_exercises() -> None:
-    fig = cs.session_plan({"short": [("Welcome", 5, ""), ("Lab 3", 10, "lab03")]})
+    fig = session.session_plan({"short": [("Welcome", 5, ""), ("Lab 3", 10, "lab03")]})
     hover = fig.data[0].customdata
     assert hover[0] == "no exercises"
     assert "lab03.q1" in hover[1]
     with pytest.raises(ValueError, match="plans"):
-        cs.session_plan({})
+        session.session_plan({})

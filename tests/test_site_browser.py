@@ -34,6 +34,10 @@ from urllib.parse import urlsplit
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+#: A bound on each test, setup included: the first one builds the site, which with a cold
+#: snapshot cache on a busy two-core machine outlasts pytest's 300 s default (the build's own
+#: subprocess limit, 600 s, then reports first).
+pytestmark = pytest.mark.timeout(900)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -48,6 +52,10 @@ CHROMIUM_ARGS = [
 #: before the test gives up, ms: a guard against a hang, generous for a busy 2-core machine
 #: (Playwright's own 30 s default once ran out there while marimo snapshots booted).
 DRAW_TIMEOUT_MS = 120_000
+#: How often a wait re-checks its condition, ms. Playwright's default re-runs it on every
+#: animation frame (60 a second, in each open tab): the snapshot test's check walks every
+#: marimo-plotly shadow root, and four tabs polling at 60 Hz took CPU from the drawing itself.
+POLL_MS = 200
 #: Lab pages opened at once by the snapshot test.
 SNAPSHOT_PAGES_AT_ONCE = 4
 #: Pages opened at once by the every-page test.
@@ -272,6 +280,7 @@ class _Page:
                        charts.every(d => ['true', 'error'].includes(d.dataset.rendered));
             }""",
             timeout=DRAW_TIMEOUT_MS,
+            polling=POLL_MS,
         )
         result: dict[str, int] = self.page.evaluate(
             """() => ({
@@ -453,7 +462,9 @@ def test_lab_snapshots_show_their_charts(site: Site, browser: Browser) -> None:
                 p.page.goto(url, wait_until="commit")
             for p, (url, (_, figures)) in zip(pages, batch, strict=True):
                 p.page.wait_for_load_state("load")
-                p.page.wait_for_function(draw_all, arg=figures, timeout=DRAW_TIMEOUT_MS)
+                p.page.wait_for_function(
+                    draw_all, arg=figures, timeout=DRAW_TIMEOUT_MS, polling=POLL_MS
+                )
                 height = p.page.eval_on_selector(
                     "iframe.infphys-snapshot__frame", "f => f.getBoundingClientRect().height"
                 )

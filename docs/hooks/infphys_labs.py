@@ -27,6 +27,9 @@ mkdocs-jupyter as ``notebooks/day3_walkthrough.ipynb``. Its plotly outputs becom
 ``div.infphys-chart`` elements, drawn by the locally served plotly.js like every chapter chart;
 the MathJax 2 and mermaid loaders of nbconvert's template, which point at cdnjs, are removed.
 
+The snapshots and the notebook are made by ``labs_runner.py`` (beside this file); this
+module is the MkDocs glue.
+
 **Cache.** Snapshots and the executed notebook are cached under ``$INFPHYS_SITE_CACHE``
 (default ``~/.cache/infphys/site``), keyed by a hash of the lab (or notebook), every file of the
 ``infphys`` package and the marimo version, so a rebuild after editing a chapter reuses them.
@@ -37,22 +40,13 @@ notebook execution for a quick local preview (the pages then say so; never in CI
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
-import hashlib
 import html
 import json
 import logging
-import os
 import posixpath
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,495 +56,29 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from labs_runner import (
+    MARIMO_DIR,
+    NOTEBOOK_SRC,
+    NOTEBOOK_URI,
+    Jobs,
+    Lab,
+    copy_marimo_frontend,
+    notebook_dir,
+    notebook_for_site,
+    rewrite_snapshot,
+    save_timings,
+    start_jobs,
+    strip_nbconvert_cdn,
+    write_atomic,
+)
+
 log = logging.getLogger("mkdocs.hooks.infphys_labs")
 
-#: Bump when the way labs are exported or the notebook executed changes (invalidates the
-#: cache). Pointing a snapshot at the local frontend is redone on every build, not cached.
-PIPELINE_VERSION = "6"
-#: Where things go in the built site.
-SNAPSHOT_DIR = "labs/snapshots"
-MARIMO_DIR = "assets/vendor/marimo"
-MATHJAX_JS = "assets/vendor/mathjax/tex-svg.js"
-#: The notebook: its source in the repository and its page in the site.
-NOTEBOOK_SRC = "notebooks/day3_walkthrough.ipynb"
-NOTEBOOK_URI = "notebooks/day3_walkthrough.ipynb"
-#: The executed notebook, as nbconvert wrote it, in its cache folder.
-RAW_NOTEBOOK = "executed.ipynb"
-#: Nothing listens on the discard port, so the labs fall back to the embedded simulator rather
-#: than measure whatever answers on localhost:8000 of a shared machine.
-NO_SERVER_URL = "http://127.0.0.1:9"
-#: Seconds one lab export or the notebook may take before the build gives up on it.
-JOB_TIMEOUT_S = 300.0
-
-_MARIMO_CDN = re.compile(r"https://cdn\.jsdelivr\.net/npm/@marimo-team/frontend@[^/\"']+/dist/")
-_MATHJAX_CDN = re.compile(r"`https://cdn\.jsdelivr\.net/npm/mathjax-full@[^`]+`")
-#: A resource the browser would fetch from another host (what the browser test forbids).
-_EXTERNAL_RESOURCE = re.compile(
-    r"""<(?:script|img|iframe|source)[^>]*\ssrc=["'](?:https?:)?//"""
-    r"""|<link[^>]*\shref=["'](?:https?:)?//""",
-    re.I,
-)
-_TIME = re.compile(r"\*\*Time: about (\d+) minutes?\b")
-_TITLE = re.compile(r"""app_title\s*=\s*(?:"([^"]+)"|'([^']+)')""")
 _MARKER = re.compile(r"<!--\s*infphys:([a-z-]+)\s*-->")
 _LAB_PAGE = re.compile(r"^labs/(\d{2})-[a-z0-9-]+\.md$")
 
-
-# --- the labs ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Lab:
-    """One marimo lab: ``labs/03_kv_cache.py``."""
-
-    number: int
-    path: Path
-    title: str  # "Lab 3 · The KV-cache cliff" (the notebook's app_title)
-    minutes: int  # the lab's own time budget
-
-    @property
-    def stem(self) -> str:
-        return self.path.stem
-
-    @property
-    def snapshot_uri(self) -> str:
-        return f"{SNAPSHOT_DIR}/{self.stem}.html"
-
-    @property
-    def short_title(self) -> str:
-        """The title without the ``Lab N ·`` prefix."""
-        return re.sub(r"^Lab\s+\d+\s*·\s*", "", self.title)
-
-
-def find_labs(root: Path) -> dict[int, Lab]:
-    """Every ``labs/NN_*.py`` by number, with the title and time budget each states."""
-    labs: dict[int, Lab] = {}
-    for path in sorted((root / "labs").glob("[0-9][0-9]_*.py")):
-        number = int(path.name[:2])
-        text = path.read_text(encoding="utf-8")
-        title = _TITLE.search(text)
-        minutes = _TIME.search(text)
-        if title is None or minutes is None:
-            raise PluginError(
-                f"{path.relative_to(root)}: a lab needs app_title=... and a "
-                "'**Time: about N minutes**' line (the lab pages read both)"
-            )
-        if number in labs:
-            raise PluginError(
-                f"two labs numbered {number:02d}: {labs[number].path.name}, {path.name}"
-            )
-        name = title.group(1) or title.group(2)
-        labs[number] = Lab(number, path, name, int(minutes.group(1)))
-    return labs
-
-
-# --- cache keys ------------------------------------------------------------------------------
-
-
-def _tree_digest(root: Path) -> str:
-    """A hash of every file of the infphys package (its source and data), and of marimo."""
-    import marimo
-
-    h = hashlib.sha256(f"pipeline {PIPELINE_VERSION} marimo {marimo.__version__}".encode())
-    for path in sorted((root / "infphys").rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-            h.update(path.relative_to(root).as_posix().encode())
-            h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def _key(source: Path, tree: str) -> str:
-    return hashlib.sha256(source.read_bytes() + tree.encode()).hexdigest()[:16]
-
-
-def cache_dir() -> Path:
-    """``$INFPHYS_SITE_CACHE``, else ``$XDG_CACHE_HOME/infphys/site`` (``~/.cache/...``)."""
-    configured = os.environ.get("INFPHYS_SITE_CACHE")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "infphys" / "site"
-
-
-# --- rewriting a snapshot to the local frontend ----------------------------------------------
-
-
-def rewrite_snapshot(text: str, assets_url: str) -> str:
-    """Point a ``marimo export html`` page at a local copy of marimo's frontend.
-
-    ``assets_url`` is the copy's URL relative to the page (``../../assets/vendor/marimo/``).
-    Raises ``ValueError`` if the page still loads anything from another host.
-    """
-    out = _MARIMO_CDN.sub(assets_url, text)
-    found = _EXTERNAL_RESOURCE.search(out)
-    if found:
-        raise ValueError(f"still loads from another host: {out[found.start() : found.end() + 80]}")
-    return out
-
-
-def snapshot_problems(text: str) -> tuple[int, list[str]]:
-    """The number of plotly figures in a snapshot, and the cells that ended in an error."""
-    start = text.find('"session": ')
-    if start < 0:
-        return 0, ["no session data: the export did not run the notebook"]
-    session, _ = json.JSONDecoder().raw_decode(text, start + len('"session": '))
-    errors = []
-    for cell in session.get("cells", []):
-        for output in cell.get("outputs", []):
-            data = output.get("data") or {}
-            if output.get("type") == "error" or any("error" in str(m) for m in data):
-                errors.append(f"cell {cell.get('id')}: {json.dumps(data)[:300]}")
-    return text.count("marimo-plotly data-figure="), errors  # "<" is escaped in the JSON
-
-
-def copy_marimo_frontend(site_dir: Path) -> Path:
-    """Copy the marimo wheel's frontend into the site once; point its MathJax at the site's."""
-    import marimo
-
-    static = Path(marimo.__file__).parent / "_static"
-    dest = site_dir / MARIMO_DIR
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(static, dest, ignore=shutil.ignore_patterns("*.md", "index.html"))
-    mathjax = posixpath.relpath(MATHJAX_JS, f"{MARIMO_DIR}/assets")
-    replacement = f"new URL(`{mathjax}`,import.meta.url).href"
-    patched = 0
-    for js in (dest / "assets").glob("*.js"):
-        text = js.read_text(encoding="utf-8")
-        if "mathjax-full@" in text:
-            new, n = _MATHJAX_CDN.subn(replacement, text)
-            if n:
-                js.write_text(new, encoding="utf-8")
-                patched += n
-    if not patched:
-        raise PluginError(
-            f"marimo {marimo.__version__}: its frontend no longer names MathJax's CDN the way "
-            "this hook expects; check docs/hooks/infphys_labs.py"
-        )
-    return dest
-
-
-# --- the notebook's figures as site charts ---------------------------------------------------
-
-
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
-
-
-def chart_div(figure: dict[str, Any], div_id: str) -> str:
-    """A ``div.infphys-chart`` for a plotly figure's JSON (drawn by infphys-charts.js)."""
-    text = json.dumps(figure, separators=(",", ":"), allow_nan=False)
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    text = text.replace("'", "&#39;")
-    layout = figure.get("layout") or {}
-    height = int(layout.get("height") or 450)
-    title = (layout.get("title") or {}).get("text") or "chart"
-    return (
-        f'<figure class="infphys-figure"><div class="infphys-chart" id="{div_id}" role="img" '
-        f'aria-label="{html.escape(str(title))}" style="height:{height}px" '
-        f"data-figure='{text}'></div></figure>"
-    )
-
-
-def notebook_for_site(nb: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """The executed notebook as the site shows it, and the number of charts in it.
-
-    Each plotly output becomes a site chart; each cell's warnings (its stderr: the simulator
-    saying it fell behind the wall clock on a busy build machine, a load level saying the
-    client lagged) are folded into one collapsed block, kept but out of the way.
-    """
-    charts = 0
-    for cell in nb.get("cells", []):
-        outputs: list[dict[str, Any]] = []
-        warnings: list[str] = []
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream" and output.get("name") == "stderr":
-                text = output.get("text", "")
-                warnings.append(text if isinstance(text, str) else "".join(text))
-                continue
-            data = output.get("data")
-            if data and PLOTLY_MIME in data:
-                charts += 1
-                figure = data[PLOTLY_MIME]
-                output["data"] = {"text/html": chart_div(figure, f"nb-chart-{charts}")}
-                output["metadata"] = {}
-            outputs.append(output)
-        if warnings:
-            lines = [w.rstrip() for w in "".join(warnings).splitlines() if w.strip()]
-            folded = (
-                '<details class="infphys-nb-warnings"><summary>'
-                f"{len(lines)} warning{'s' if len(lines) != 1 else ''} from this run</summary>"
-                f"<pre>{html.escape(chr(10).join(lines))}</pre></details>"
-            )
-            outputs.insert(0, {"output_type": "display_data", "metadata": {},
-                               "data": {"text/html": folded}})  # fmt: skip
-        if "outputs" in cell:
-            cell["outputs"] = outputs
-    return nb, charts
-
-
-_NBCONVERT_CDN = [
-    # nbconvert's MathJax 2 loader and its configuration (the site has its own MathJax 3)
-    re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S),
-    # nbconvert's mermaid loader (imports from cdnjs when a diagram is present)
-    re.compile(
-        r'<script type="module">\s*document\.addEventListener\("DOMContentLoaded", async '
-        r"\(\) => \{\s*const diagrams.*?</script>",
-        re.S,
-    ),
-]
-
-
-def strip_nbconvert_cdn(text: str) -> str:
-    """Remove the CDN loaders of nbconvert's HTML template from a rendered notebook."""
-    for pattern in _NBCONVERT_CDN:
-        text = pattern.sub("", text)
-    if "cdnjs.cloudflare.com" in text or "cdn.jsdelivr.net" in text:
-        where = text.find("cdn")
-        raise ValueError(f"the notebook page still names a CDN: {text[where - 120 : where + 80]}")
-    return text
-
-
-# --- background jobs ---------------------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    """A finished snapshot or notebook: the cached file and what the job found."""
-
-    path: Path
-    seconds: float
-    cached: bool
-    charts: int = 0
-
-
-@dataclass
-class _Jobs:
-    """The build's snapshot and notebook jobs, running in the background."""
-
-    root: Path
-    enabled: bool
-    labs: dict[int, Lab] = field(default_factory=dict)
-    tree: str = ""  # the infphys package's digest (part of every cache key)
-    cache: Path = field(default_factory=lambda: cache_dir())
-    futures: dict[str, concurrent.futures.Future[Result]] = field(default_factory=dict)
-    pool: concurrent.futures.ThreadPoolExecutor | None = None
-    procs: set[subprocess.Popen[str]] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    started: float = field(default_factory=time.perf_counter)
-
-    def result(self, name: str) -> Result:
-        try:
-            return self.futures[name].result()
-        except PluginError:
-            raise
-        except Exception as exc:
-            raise PluginError(f"infphys_labs: {name}: {exc}") from exc
-
-    def shutdown(self) -> None:
-        with self.lock:
-            for proc in self.procs:
-                with contextlib.suppress(OSError):
-                    proc.kill()
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-_jobs: _Jobs | None = None
-
-
-def _job_env(tmp: Path, root: Path) -> dict[str, str]:
-    """The environment of a lab or notebook run: the simulator, nothing from the user's setup."""
-    env = dict(os.environ)
-    for name in (
-        "NIM_GEN_MODEL",
-        "NIM_CHAT_PATH",
-        "NIM_API_KEY",
-        "OPENAI_API_KEY",
-        "INFPHYS_LEARNER",
-    ):
-        env.pop(name, None)
-    env.pop("INFPHYS_ANSWERS_DIR", None)  # the default, answers/ in the job's own folder
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
-    env.update(
-        NIM_BASE_URL=NO_SERVER_URL,
-        PLOTLY_RENDERER="plotly_mimetype",
-        MPLBACKEND="Agg",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def _run(jobs: _Jobs, cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> str:
-    """Run a job's subprocess (killed when the build stops); its output, or PluginError."""
-    proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    with jobs.lock:
-        jobs.procs.add(proc)
-    try:
-        out, _ = proc.communicate(timeout=JOB_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        raise PluginError(f"{what} took more than {JOB_TIMEOUT_S:.0f} s:\n{out[-3000:]}") from None
-    finally:
-        with jobs.lock:
-            jobs.procs.discard(proc)
-    if proc.returncode != 0:
-        raise PluginError(f"{what} failed (exit {proc.returncode}):\n{out[-3000:]}")
-    return out
-
-
-def _snapshot_job(jobs: _Jobs, lab: Lab, tree: str, cache: Path) -> Result:
-    key = _key(lab.path, tree)
-    cached = cache / "snapshots" / f"{lab.stem}.{key}.html"
-    meta_path = cached.with_suffix(".json")
-    if cached.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        return Result(cached, float(meta["seconds"]), True, int(meta["charts"]))
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="infphys-snapshot-") as tmp_name:
-        tmp = Path(tmp_name)
-        out_file = tmp / f"{lab.stem}.html"
-        # Export a copy: `marimo export` saves a session cache in __marimo__/ next to the
-        # notebook, which must not land in labs/. The project's [tool.marimo] settings come
-        # along in a copy of pyproject.toml (marimo reads the nearest one).
-        notebook = tmp / lab.path.name
-        shutil.copyfile(lab.path, notebook)
-        if (jobs.root / "pyproject.toml").is_file():
-            shutil.copyfile(jobs.root / "pyproject.toml", tmp / "pyproject.toml")
-        # The app view (outputs, no code), as `marimo run` shows it: the lab is one click away.
-        cmd = [
-            sys.executable, "-m", "marimo", "export", "html", "--no-include-code",
-            str(notebook), "-o", str(out_file),
-        ]  # fmt: skip
-        # Run in the temporary folder: a lab shows (and would write) answers/ relative to it.
-        output = _run(jobs, cmd, tmp, _job_env(tmp, jobs.root), f"marimo export of {lab.path.name}")
-        if not out_file.is_file():
-            raise PluginError(f"marimo export of {lab.path.name} wrote nothing:\n{output[-3000:]}")
-        _note_lag(lab.path.name, output)
-        text = out_file.read_text(encoding="utf-8")
-    seconds = time.perf_counter() - t0
-    charts, errors = snapshot_problems(text)
-    if errors:
-        raise PluginError(
-            f"{lab.path.name}: cells failed in the snapshot run:\n  " + "\n  ".join(errors)
-        )
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    for old in cached.parent.glob(f"{lab.stem}.*"):
-        old.unlink(missing_ok=True)
-    _write_atomic(cached, text)
-    _write_atomic(meta_path, json.dumps({"seconds": round(seconds, 2), "charts": charts}))
-    return Result(cached, seconds, False, charts)
-
-
-def notebook_dir(cache: Path, source: Path, tree: str) -> Path:
-    """The folder that holds the executed notebook at ``NOTEBOOK_URI`` (a docs-like tree)."""
-    return cache / "notebook" / f"{source.stem}.{_key(source, tree)}"
-
-
-def _notebook_job(jobs: _Jobs, source: Path, tree: str, cache: Path) -> Result:
-    folder = notebook_dir(cache, source, tree)
-    cached = folder / RAW_NOTEBOOK
-    meta_path = folder / "meta.json"
-    if cached.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        return Result(cached, float(meta["seconds"]), True, int(meta["charts"]))
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="infphys-notebook-") as tmp_name:
-        tmp = Path(tmp_name)
-        cmd = [
-            sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
-            f"--ExecutePreprocessor.timeout={int(JOB_TIMEOUT_S)}",
-            "--ExecutePreprocessor.kernel_name=python3",
-            "--output-dir", str(tmp), "--output", source.name, str(source),
-        ]  # fmt: skip
-        env = _job_env(tmp, jobs.root)
-        _note_lag(source.name, _run(jobs, cmd, source.parent, env, f"executing {source.name}"))
-        nb = json.loads((tmp / source.name).read_text(encoding="utf-8"))
-    seconds = time.perf_counter() - t0
-    errors = [
-        o.get("ename", "error") + ": " + str(o.get("evalue", ""))[:200]
-        for c in nb.get("cells", [])
-        for o in c.get("outputs", [])
-        if o.get("output_type") == "error"
-    ]
-    if errors:
-        raise PluginError(f"{source.name}: cells raised: {errors}")
-    _, charts = notebook_for_site(json.loads(json.dumps(nb)))
-    for old in folder.parent.glob(f"{source.stem}.*"):
-        shutil.rmtree(old, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    # The executed notebook as nbconvert wrote it; the page's copy is made from it each build.
-    _write_atomic(folder / RAW_NOTEBOOK, json.dumps(nb, ensure_ascii=False))
-    _write_atomic(meta_path, json.dumps({"seconds": round(seconds, 2), "charts": charts}))
-    return Result(cached, seconds, False, charts)
-
-
-_LAG = re.compile(r"falling behind the wall clock|did not keep up with the wall clock")
-
-
-def _note_lag(what: str, output: str) -> None:
-    """Say in the build log when a run's simulated server fell behind the wall clock."""
-    lagged = len(_LAG.findall(output))
-    if lagged:
-        log.info(
-            "infphys: %s: the simulated server fell behind the wall clock %d time(s) during the "
-            "snapshot run (a busy machine); its measured latencies include that lag",
-            what,
-            lagged,
-        )
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
-def _start(root: Path) -> _Jobs:
-    enabled = os.environ.get("INFPHYS_SNAPSHOTS", "1").strip().lower() not in ("0", "false", "no")
-    jobs = _Jobs(root=root, enabled=enabled, labs=find_labs(root))
-    if not enabled:
-        log.info("infphys: INFPHYS_SNAPSHOTS=0: no lab snapshots, notebook not executed")
-        return jobs
-    jobs.tree = tree = _tree_digest(root)
-    cache = jobs.cache
-    # The jobs wait on the simulated servers' clocks about half the time: CPUs + 2 keeps the
-    # CPUs busy (a clean build on 2 cores: 63 s with 4 jobs, 81 s with 3).
-    workers = int(os.environ.get("INFPHYS_SITE_JOBS") or (os.cpu_count() or 1) + 2)
-    jobs.pool = concurrent.futures.ThreadPoolExecutor(
-        max_workers=max(1, workers), thread_name_prefix="infphys-labs"
-    )
-    # Longest first, so that the slowest job does not start last: as last measured, else (a
-    # clean cache) the notebook, then the labs from the last (the later labs run the longest
-    # load experiments).
-    timings = _load_timings(cache)
-    names: list[tuple[str, Any]] = [(lab.stem, lab) for lab in reversed(jobs.labs.values())]
-    notebook = root / NOTEBOOK_SRC
-    if notebook.is_file():
-        names.insert(0, (NOTEBOOK_URI, notebook))
-    names.sort(key=lambda item: -timings.get(item[0], 1e9))  # stable: unknown ones keep order
-    for name, what in names:
-        if isinstance(what, Lab):
-            future = jobs.pool.submit(_snapshot_job, jobs, what, tree, cache)
-        else:
-            future = jobs.pool.submit(_notebook_job, jobs, what, tree, cache)
-        jobs.futures[name] = future
-    return jobs
-
-
-def _load_timings(cache: Path) -> dict[str, float]:
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads((cache / "timings.json").read_text(encoding="utf-8"))
-        return {str(k): float(v) for k, v in data.items()}
-    return {}
-
-
-def _save_timings(cache: Path, timings: dict[str, float]) -> None:
-    with contextlib.suppress(OSError):
-        cache.mkdir(parents=True, exist_ok=True)
-        _write_atomic(cache / "timings.json", json.dumps(timings, indent=1, sort_keys=True))
+_jobs: Jobs | None = None
 
 
 # --- MkDocs events -----------------------------------------------------------------------------
@@ -568,7 +96,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     root = _root(config)
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    _jobs = _start(root)
+    _jobs = start_jobs(root)
     return config
 
 
@@ -626,7 +154,7 @@ def on_pre_page(page: Page, config: MkDocsConfig, files: Files) -> Page:
             )
         nb, _ = notebook_for_site(json.loads(result.path.read_text(encoding="utf-8")))
         page_copy.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(page_copy, json.dumps(nb, ensure_ascii=False))
+        write_atomic(page_copy, json.dumps(nb, ensure_ascii=False))
     return page
 
 
@@ -822,7 +350,7 @@ def on_post_build(config: MkDocsConfig) -> None:
         nb = _jobs.result(NOTEBOOK_URI)
         timings[NOTEBOOK_URI] = nb.seconds
         report.append(f"notebook {nb.seconds:.0f}s{'' if not nb.cached else ' (cached)'}")
-    _save_timings(_jobs.cache, timings)
+    save_timings(_jobs.cache, timings)
     log.info(
         "infphys: lab snapshots %s; marimo frontend copied in %.1f s; waited %.1f s for jobs "
         "after the pages were built",

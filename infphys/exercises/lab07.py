@@ -18,7 +18,11 @@ L = λW = 20 × 0.288 = 5.76 requests in flight.
 from __future__ import annotations
 
 from infphys.exercises.core import Exercise, Tolerance
-from infphys.physics import littles_law_in_flight, littles_law_throughput_per_s
+from infphys.physics import (
+    littles_law_in_flight,
+    littles_law_throughput_per_s,
+    request_latency_s,
+)
 
 __all__ = ["Q1_THROUGHPUT_AT_ONE", "Q2_E2E_FROM_PARTS", "Q3_IN_FLIGHT_NEEDED", "Q4_ASSUMPTION"]
 
@@ -30,7 +34,7 @@ def _throughput_at_one(e2e_mean_ms: float) -> float:
 def _e2e_from_parts(ttft_mean_ms: float, tpot_mean_ms: float, output_tokens: int) -> float:
     if output_tokens < 1:
         raise ValueError(f"output_tokens must be >= 1 (got {output_tokens!r})")
-    return ttft_mean_ms + (output_tokens - 1) * tpot_mean_ms
+    return request_latency_s(ttft_mean_ms, tpot_mean_ms, output_tokens)  # ms in, ms out
 
 
 def _in_flight_needed(target_req_per_s: float, e2e_mean_ms: float) -> float:

@@ -22,6 +22,7 @@ and 63 × 6.4 = 403 ms in decode: decode dominates.
 from __future__ import annotations
 
 from infphys.exercises.core import Exercise, Tolerance
+from infphys.physics import request_latency_s
 
 __all__ = ["Q1_PREFILL_COST", "Q2_DECODE_COST", "Q3_WHICH_DOMINATES", "Q4_SLOW_START"]
 
@@ -51,7 +52,7 @@ _PARTS = ("prefill (the TTFT)", "decode (the output tokens after the first)")
 
 
 def _which_dominates(ttft_ms: float, tpot_ms: float, max_tokens: int) -> str:
-    decode_ms = (max_tokens - 1) * tpot_ms
+    decode_ms = request_latency_s(ttft_ms, tpot_ms, max_tokens) - ttft_ms
     return _PARTS[0] if ttft_ms >= decode_ms else _PARTS[1]
 
 

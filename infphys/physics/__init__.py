@@ -12,6 +12,7 @@ from infphys.physics.cost import (
     cost_per_concurrent_user,
     cost_per_million_tokens,
 )
+from infphys.physics.latency import request_latency_s
 from infphys.physics.memory import (
     DEFAULT_ACTIVATION_RESERVE_BYTES,
     DEFAULT_GPU_MEMORY_UTILIZATION,
@@ -122,6 +123,7 @@ __all__ = [
     "prefill_time",
     "price_step",
     "rented_tco",
+    "request_latency_s",
     "ridge_point",
     "step_time",
     "tokens_per_s_ceiling",

@@ -1,4 +1,9 @@
-"""The house style shared by the plots modules: one layout, one empty-figure placeholder."""
+"""The house style shared by every figure (site, labs, reports): palette, template, layout.
+
+One plotly template, registered as ``"infphys"``: ``plotly_white`` with the kit's palette as
+its colourway and full trace names in hover labels (the site restyles it for its dark theme).
+Figures take their series colours from :data:`PALETTE` and neutral lines from :data:`GREY`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,28 @@ import math
 from typing import Any
 
 import plotly.graph_objects as go
+import plotly.io as pio
+
+#: Colours for series the reader compares (plotly's default qualitative palette).
+PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
+#: Reference lines, limits and annotations.
+GREY = "#8c8c8c"
+#: Faint fills behind the data (bands, regions).
+LIGHT = "rgba(140,140,140,0.35)"
+#: The template every figure uses.
+TEMPLATE = "infphys"
+
+if TEMPLATE not in pio.templates:
+    _template = go.layout.Template(pio.templates["plotly_white"])
+    _template.layout.colorway = list(PALETTE)
+    _template.layout.hoverlabel.namelength = -1
+    pio.templates[TEMPLATE] = _template
 
 
 def layout(fig: Any, title: str, **extra: Any) -> Any:
     """White template, left-aligned title, horizontal legend above the plot."""
     fig.update_layout(
-        template="plotly_white",
+        template=TEMPLATE,
         title={"text": title, "x": 0, "xanchor": "left"},
         margin={"l": 64, "r": 24, "t": 80, "b": 56},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "xanchor": "left"},

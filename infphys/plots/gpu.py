@@ -26,6 +26,8 @@ from plotly.subplots import make_subplots
 
 from infphys import fmt
 from infphys.measure.gpu.copy_bandwidth import CopyBandwidthResult
+from infphys.plots._style import PALETTE as _PALETTE
+from infphys.plots._style import TEMPLATE
 
 __all__ = [
     "copy_bandwidth_figure",
@@ -33,14 +35,13 @@ __all__ = [
     "watch_figure",
 ]
 
-_PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
 GiB = 2**30
 
 
 def _layout(fig: Any, title: str, **extra: Any) -> Any:
     """The kit's look, with the legend under the plot so it never covers the title."""
     fig.update_layout(
-        template="plotly_white",
+        template=TEMPLATE,
         title={"text": title, "x": 0, "xanchor": "left"},
         margin={"l": 64, "r": 24, "t": 88, "b": 40},
         legend={"orientation": "h", "yanchor": "top", "y": -0.14, "x": 0, "xanchor": "left"},

@@ -2,7 +2,7 @@
 
 Each function takes what a lab already computed — a :class:`infphys.physics.KVCliff`, a table of
 simulated or measured results — and draws it; none computes physics of its own beyond unit
-conversions. The look matches :mod:`infphys.plots.physics` (``plotly_white``).
+conversions. The look is the house template of :mod:`infphys.plots._style`.
 
 Example (lab 3)::
 
@@ -25,6 +25,8 @@ from plotly.subplots import make_subplots
 
 from infphys import fmt
 from infphys.physics import KVCliff
+from infphys.plots._style import PALETTE as _PALETTE
+from infphys.plots._style import TEMPLATE
 
 __all__ = [
     "bar_compare",
@@ -35,7 +37,6 @@ __all__ = [
     "token_timeline",
 ]
 
-_PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
 _LINE_COLOURS = ("#2a3f5f", "#b6398b", "#3d9970", "#8c564b")
 
 
@@ -46,7 +47,7 @@ def _num(value: float) -> str:
 
 def _layout(fig: Any, title: str, **extra: Any) -> Any:
     fig.update_layout(
-        template="plotly_white",
+        template=TEMPLATE,
         title={"text": title, "x": 0, "xanchor": "left"},
         margin={"l": 64, "r": 24, "t": 64, "b": 40},
         # Under the plot, so that a long legend never covers the title.

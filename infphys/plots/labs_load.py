@@ -1,40 +1,30 @@
-"""Figures and tables of labs 7–11 (load, queueing, overload, tuning) that :mod:`.load` lacks.
+"""Figures of labs 7–11 (load, queueing, overload, tuning) that :mod:`.load` lacks.
 
 Presentation only, like :mod:`infphys.plots.load`: each function takes runs — records
 DataFrames (``LoadResult.frame()``, ``SimResult.to_frame()``, :func:`infphys.records.load_run`)
-or lists of records — summarises them with :mod:`infphys.stats` and draws or tabulates them.
-Measured and simulated runs draw the same way.
+or lists of records — summarises them with :mod:`infphys.stats` and draws them. Measured and
+simulated runs draw the same way. The tables beside them (theory against measured, goodput per
+level, the token grid's costs) are :mod:`infphys.analysis`.
 
-- :func:`comparison_table`: the theory-versus-measured table every lab shows, with an error
-  column; :func:`littles_law_by_level` builds one per level of a sweep,
-  :func:`closed_loop_vs_little` one per closed-loop level against a batch-limited server, and
-  :func:`open_loop_vs_mmc` one per arrival rate against an M/M/c queue.
-- Lab 7: :func:`latency_box`, :func:`in_flight_timeline` (Little's Law made visible).
-- Lab 8: :func:`latency_vs_throughput` (closed and open loop on one chart),
-  :func:`run_timeline` (request latencies and server gauges on one clock).
-- Lab 9: :func:`token_budget_lines` (a latency against ``max_tokens``, one line per prompt size),
-  :func:`token_budget_split` (TTFT and decode per cell), :func:`token_budget_table` (measured
-  TTFT, TPOT and end to end against the roofline's), :func:`token_costs` (what a prompt token
-  and an output token cost, fitted over the grid).
-- Lab 10: :func:`overload_compare` (error rate, p95 and goodput per level, several runs),
-  :func:`goodput_by_level` (the numbers behind it),
-  :func:`retry_compare` (retry policies side by side).
-- Lab 11: :func:`knob_sweeps` (throughput and p95 against concurrency per engine setting, knees
-  and the SLO marked).
+- :func:`latency_box`, :func:`in_flight_timeline`: Little's Law made visible.
+- :func:`latency_vs_throughput` (closed and open loop on one chart), :func:`run_timeline`
+  (request latencies and server gauges on one clock).
+- :func:`token_budget_lines` (a latency against ``max_tokens``, one line per prompt size),
+  :func:`token_budget_split` (TTFT and decode per cell).
+
+Overload and retries are drawn by :mod:`infphys.plots.overload`, engine knobs against an SLO by
+:func:`infphys.plots.capacity.knob_sweeps`.
 
 Example::
 
-    from infphys.plots.labs_load import comparison_table
-    comparison_table([("mean in flight (L)", 0.97, 0.95, "requests")])
-    #             quantity  theory  measured  error_%      unit
-    # 0  mean in flight (L)    0.97      0.95     -2.1  requests
+    from infphys.plots.labs_load import latency_box
+    fig = latency_box(result.frame(), metrics=("ttft", "e2e"))
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,37 +33,23 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from infphys import stats
-from infphys.physics import littles_law_latency_s, mmc
+from infphys.analysis.load import grid_summary, load_column
+from infphys.plots._style import GREY as _GREY
+from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _layout
-from infphys.records import RequestRecord, Run
+from infphys.stats import RecordsLike as RunData
 
 __all__ = [
-    "TokenCosts",
-    "closed_loop_vs_little",
-    "comparison_table",
-    "goodput_by_level",
     "in_flight_timeline",
-    "knob_sweeps",
     "latency_box",
     "latency_vs_throughput",
-    "littles_law_by_level",
-    "open_loop_vs_mmc",
-    "overload_compare",
-    "retry_compare",
     "run_timeline",
     "token_budget_lines",
     "token_budget_split",
-    "token_budget_table",
-    "token_costs",
 ]
 
-RunData = pd.DataFrame | Run | Sequence[RequestRecord]
 
-_PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
-_GREY = "#8c8c8c"
-#: Utilisation from which an open-loop level is treated as saturated (no steady state).
-_SATURATED = 0.995
 _METRIC_LABELS = {"e2e": "end-to-end", "ttft": "TTFT", "tpot": "TPOT"}
 _X_LABELS = {
     "concurrency": "concurrency (requests in flight, closed loop)",
@@ -81,210 +57,11 @@ _X_LABELS = {
 }
 
 
-def _sig(value: float, digits: int = 4) -> float:
-    """``value`` rounded to ``digits`` significant figures (NaN and 0 unchanged)."""
-    if not math.isfinite(value) or value == 0:
-        return value
-    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
-
-
-def _x_column(summary: pd.DataFrame) -> str:
-    for col in ("concurrency", "rate_per_s"):
-        if col in summary.columns and summary[col].notna().all():
-            return col
-    return "level"
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The rows of ``frame`` as plain dicts (typed for mypy, unlike ``itertuples``)."""
-    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
-
-
 def _ok(f: pd.DataFrame) -> pd.DataFrame:
     return f[f["status"] == "ok"] if len(f) else f
 
 
-# --- tables -----------------------------------------------------------------------------------
-
-
-def comparison_table(
-    rows: Sequence[tuple[str, float, float, str] | tuple[str, float, float, str, str]],
-) -> pd.DataFrame:
-    """Theory (or a prediction) next to the measured value, with the relative error.
-
-    Each row is ``(quantity, theory, measured, unit)`` or ``(…, unit, basis)`` where ``basis``
-    says where the theory comes from. ``error_%`` = (measured − theory) / theory × 100, rounded
-    to 0.1 (NaN when the theory is 0 or missing). Values keep 4 significant figures.
-
-    >>> t = comparison_table([("throughput", 4.0, 3.9, "requests/s", "1 / W")])
-    >>> float(t.loc[0, "error_%"]), list(t.columns)
-    (-2.5, ['quantity', 'theory', 'measured', 'error_%', 'unit', 'basis'])
-    """
-    out: list[dict[str, Any]] = []
-    with_basis = any(len(r) == 5 for r in rows)
-    for r in rows:
-        if len(r) not in (4, 5):
-            raise ValueError(
-                f"rows: each row is (quantity, theory, measured, unit[, basis]); got {r!r}"
-            )
-        quantity, theory, measured, unit = r[0], float(r[1]), float(r[2]), r[3]
-        ok = math.isfinite(theory) and theory != 0 and math.isfinite(measured)
-        err = round((measured - theory) / theory * 100.0, 1) if ok else math.nan
-        row: dict[str, Any] = {
-            "quantity": quantity,
-            "theory": _sig(theory),
-            "measured": _sig(measured),
-            "error_%": err,
-            "unit": unit,
-        }
-        if with_basis:
-            row["basis"] = r[4] if len(r) == 5 else ""
-        out.append(row)
-    cols = ["quantity", "theory", "measured", "error_%", "unit"] + (["basis"] if with_basis else [])
-    return pd.DataFrame(out, columns=cols)
-
-
-def littles_law_by_level(data: RunData) -> pd.DataFrame:
-    """Little's Law at every level of a run: measured mean in flight L against λ·W.
-
-    One row per level (:func:`infphys.stats.littles_law` on the level's measured records): the
-    level's load (``concurrency`` or ``rate_per_s``), throughput λ (requests/s), mean latency W
-    (ms), λ·W, the measured time-averaged L, and ``error_%`` = (L − λW) / λW × 100.
-
-    Warm-up requests are left out of L, λ and W alike: the law holds for any population of
-    requests, and a warm-up request that started before the window would count its whole
-    latency in W but only its in-window part in L.
-    """
-    f = stats.as_frame(data)
-    cols = [
-        "level",
-        "load",
-        "throughput_req_per_s",
-        "mean_latency_ms",
-        "lambda_w",
-        "measured_l",
-        "error_%",
-    ]
-    if not len(f):
-        return pd.DataFrame(columns=cols)
-    groups = list(f.groupby("level", sort=True)) if "level" in f.columns else [(0, f)]
-    s = stats.summarize(f)
-    xc = _x_column(s)
-    rows = []
-    for level, g in groups:
-        law = stats.littles_law(stats.measured(g))
-        load = g[xc].dropna().iloc[0] if xc in g.columns and g[xc].notna().any() else level
-        pred, meas = law.predicted_in_flight, law.mean_in_flight
-        ok = math.isfinite(pred) and pred > 0 and math.isfinite(meas)
-        rows.append(
-            {
-                "level": level,
-                "load": load,
-                "throughput_req_per_s": _sig(law.throughput_per_s),
-                "mean_latency_ms": _sig(law.mean_latency_s * 1e3),
-                "lambda_w": _sig(pred),
-                "measured_l": _sig(meas),
-                "error_%": round((meas - pred) / pred * 100, 1) if ok else math.nan,
-            }
-        )
-    out = pd.DataFrame(rows, columns=cols)
-    return out.rename(columns={"load": xc})
-
-
-def closed_loop_vs_little(data: RunData, *, servers: int, service_s: float) -> pd.DataFrame:
-    """Each closed-loop level's mean latency against Little's Law for a batch-limited server.
-
-    A server that runs at most ``servers`` requests at once, each for ``service_s``, completes
-    X = servers / service_s requests per second; c clients then wait W = c / X, and below the
-    limit a request takes its bare service time: W = max(1, c / servers) × service_s
-    (:func:`infphys.physics.littles_law_latency_s`). Per level: ``concurrency``, the predicted
-    and measured mean (successful requests, ms), ``error_%``, and the level's ``error_rate``
-    (timed-out requests have no latency to average, so under timeouts the measured mean is
-    that of the survivors).
-    """
-    c_max = int(servers)
-    if c_max < 1:
-        raise ValueError(f"servers must be a whole number >= 1 (got {servers!r})")
-    if not service_s > 0:
-        raise ValueError(f"service_s must be > 0 (got {service_s!r})")
-    capacity = c_max / service_s
-    s = stats.summarize(stats.as_frame(data))
-    cols = ["concurrency", "predicted_mean_ms", "measured_mean_ms", "error_%", "error_rate"]
-    if not len(s) or "concurrency" not in s.columns:
-        return pd.DataFrame(columns=cols)
-    rows = []
-    for r in _records(s.sort_values("concurrency")):
-        c = float(r["concurrency"])
-        pred = service_s if c <= c_max else littles_law_latency_s(c, capacity)
-        meas = float(r["e2e_mean_s"])
-        rows.append(
-            {
-                "concurrency": int(c),
-                "predicted_mean_ms": _sig(pred * 1e3),
-                "measured_mean_ms": _sig(meas * 1e3),
-                "error_%": round((meas - pred) / pred * 100, 1)
-                if math.isfinite(meas)
-                else math.nan,
-                "error_rate": round(float(r["error_rate"]), 3),
-            }
-        )
-    return pd.DataFrame(rows, columns=cols)
-
-
-def open_loop_vs_mmc(data: RunData, *, servers: int, capacity_req_per_s: float) -> pd.DataFrame:
-    """Each open-loop rate of a run against an M/M/c queue with the same capacity.
-
-    The server is modelled as ``servers`` parallel slots (the concurrency where the closed
-    loop's throughput levelled off), each serving at μ = ``capacity_req_per_s`` / ``servers``
-    (Little's Law at the knee: μ = 1 / W there). Per level: the arrival rate λ, the utilisation
-    ρ = λ / capacity, the M/M/c mean time in system (:func:`infphys.physics.mmc`; NaN from
-    ρ = 0.995 up, where the queue has no steady state within any run's reach), the measured
-    mean end-to-end latency, and
-    ``error_%`` = (measured − M/M/c) / M/M/c × 100.
-
-    M/M/c assumes exponential service times; a batching server's are nearly constant, so
-    measured waits come out shorter (about half as long in heavy traffic, per Kingman's
-    (cₐ² + cₛ²) / 2 factor with cₛ ≈ 0).
-    """
-    c = int(servers)
-    if c < 1:
-        raise ValueError(f"servers must be a whole number >= 1 (got {servers!r})")
-    if not capacity_req_per_s > 0:
-        raise ValueError(f"capacity_req_per_s must be > 0 (got {capacity_req_per_s!r})")
-    mu = capacity_req_per_s / c
-    s = stats.summarize(stats.as_frame(data))
-    cols = [
-        "rate_per_s",
-        "utilisation",
-        "mmc_mean_ms",
-        "measured_mean_ms",
-        "error_%",
-        "measured_p95_ms",
-    ]
-    if not len(s) or "rate_per_s" not in s.columns:
-        return pd.DataFrame(columns=cols)
-    rows = []
-    for r in _records(s.sort_values("rate_per_s")):
-        lam = float(r["rate_per_s"])
-        rho = lam / capacity_req_per_s
-        # At ρ ≥ 99.5 % the steady state is hours away from any real run: say "unbounded".
-        theory = mmc(lam, mu, c).mean_response_s if rho < _SATURATED else math.nan
-        meas = float(r["e2e_mean_s"])
-        ok = math.isfinite(theory) and theory > 0 and math.isfinite(meas)
-        rows.append(
-            {
-                "rate_per_s": _sig(lam),
-                "utilisation": round(rho, 3),
-                "mmc_mean_ms": _sig(theory * 1e3),
-                "measured_mean_ms": _sig(meas * 1e3),
-                "error_%": round((meas - theory) / theory * 100, 1) if ok else math.nan,
-                "measured_p95_ms": _sig(float(r["e2e_p95_s"]) * 1e3),
-            }
-        )
-    return pd.DataFrame(rows, columns=cols)
-
-
-# --- lab 7 ------------------------------------------------------------------------------------
+# --- Little's Law -----------------------------------------------------------------------------
 
 
 def latency_box(
@@ -399,7 +176,7 @@ def in_flight_timeline(
     return _layout(fig, title, showlegend=False)
 
 
-# --- lab 8 ------------------------------------------------------------------------------------
+# --- closed and open loop ---------------------------------------------------------------------
 
 
 def latency_vs_throughput(
@@ -421,7 +198,7 @@ def latency_vs_throughput(
         s = stats.summarize(stats.as_frame(data))
         if not len(s):
             continue
-        xc = _x_column(s)
+        xc = load_column(s)
         s = s.sort_values("throughput_req_per_s")
         colour = _PALETTE[i % len(_PALETTE)]
         knob = s[xc].tolist() if xc in s.columns else [None] * len(s)
@@ -470,7 +247,7 @@ def run_timeline(
         specs=[[{}], [{"secondary_y": True}]],
     )
     s = stats.summarize(f)
-    xc = _x_column(s)
+    xc = load_column(s)
     levels = sorted(ok["level"].unique()) if "level" in ok.columns else [0]
     for i, lv in enumerate(levels):
         g = ok[ok["level"] == lv] if "level" in ok.columns else ok
@@ -542,7 +319,7 @@ def run_timeline(
     return _layout(fig, title, height=560)
 
 
-# --- lab 9 ------------------------------------------------------------------------------------
+# --- the token budget -------------------------------------------------------------------------
 
 
 def token_budget_lines(data: RunData, *, value: str = "e2e_p95_s", title: str | None = None) -> Any:
@@ -578,21 +355,11 @@ def token_budget_lines(data: RunData, *, value: str = "e2e_p95_s", title: str | 
     return _layout(fig, title)
 
 
-def _grid_summary(data: RunData) -> pd.DataFrame | None:
-    f = stats.as_frame(data)
-    if not len(f):
-        return None
-    s = stats.summarize(f)
-    if "prompt_tokens_asked" not in s.columns or "max_tokens" not in s.columns:
-        return None
-    return s.sort_values(["prompt_tokens_asked", "max_tokens"])
-
-
 def token_budget_split(data: RunData, *, title: str | None = None) -> Any:
     """Per token-grid cell (prompt size / ``max_tokens``): p50 TTFT (prefill, and any queueing)
     stacked under p50 decode time (e2e − TTFT), ms."""
     title = title or "where the time goes: TTFT (prefill) and decode, p50 per cell"
-    s = _grid_summary(data)
+    s = grid_summary(data)
     if s is None:
         return _empty(title, "not a token-grid run (no prompt size and max_tokens columns)")
     x = [
@@ -610,382 +377,3 @@ def token_budget_split(data: RunData, *, title: str | None = None) -> Any:
     fig.update_xaxes(title="prompt tokens / max_tokens", type="category")
     fig.update_yaxes(title="time (ms)", rangemode="tozero")
     return _layout(fig, title)
-
-
-def token_budget_table(data: RunData, *, roofline: Any | None = None) -> pd.DataFrame:
-    """Per token-grid cell: measured p50 TTFT, TPOT and end to end, and (with ``roofline``) the
-    roofline's prediction of each with its error.
-
-    Columns: ``prompt_tokens``, ``max_tokens``, ``ttft_ms``, ``tpot_ms`` and ``e2e_ms`` (p50s
-    of the successful requests). With ``roofline`` (an :class:`infphys.physics.RooflineModel`,
-    e.g. a simulated engine's ``config.roofline``) for one request alone: ``roofline_ttft_ms``
-    (the prompt prefilled in one step), ``roofline_tpot_ms`` (one decode step at batch 1 with
-    the prompt and half the answer cached), ``roofline_e2e_ms`` = TTFT + (max_tokens − 1) ×
-    TPOT, and ``ttft_error_%``, ``tpot_error_%``, ``e2e_error_%`` = (measured − roofline) /
-    roofline × 100.
-
-    What the roofline leaves out shows in the TTFT error: a request that arrives during a step
-    waits for it to end (half a decode step on average), and the server's chat template adds a
-    few prompt tokens. Both matter only for short prompts.
-    """
-    cols = ["prompt_tokens", "max_tokens", "ttft_ms", "tpot_ms", "e2e_ms"]
-    theory_cols = [
-        "roofline_ttft_ms",
-        "ttft_error_%",
-        "roofline_tpot_ms",
-        "tpot_error_%",
-        "roofline_e2e_ms",
-        "e2e_error_%",
-    ]
-    s = _grid_summary(data)
-    if s is None:
-        return pd.DataFrame(columns=cols + (theory_cols if roofline is not None else []))
-
-    def err(measured: float, theory: float) -> float:
-        if not (math.isfinite(measured) and theory > 0):
-            return math.nan
-        return round((measured - theory) / theory * 100, 1)
-
-    rows = []
-    for r in _records(s):
-        p, m = int(r["prompt_tokens_asked"]), int(r["max_tokens"])
-        ttft, tpot, e2e = float(r["ttft_p50_s"]), float(r["tpot_p50_s"]), float(r["e2e_p50_s"])
-        row: dict[str, Any] = {
-            "prompt_tokens": p,
-            "max_tokens": m,
-            "ttft_ms": _sig(ttft * 1e3),
-            "tpot_ms": _sig(tpot * 1e3),
-            "e2e_ms": _sig(e2e * 1e3),
-        }
-        if roofline is not None:
-            th_ttft = float(roofline.step_for([p], [0]).total_s)
-            th_tpot = float(roofline.step_for([1], [p + m // 2]).total_s)
-            th_e2e = th_ttft + (m - 1) * th_tpot
-            row.update(
-                {
-                    "roofline_ttft_ms": _sig(th_ttft * 1e3),
-                    "ttft_error_%": err(ttft, th_ttft),
-                    "roofline_tpot_ms": _sig(th_tpot * 1e3),
-                    "tpot_error_%": err(tpot, th_tpot),
-                    "roofline_e2e_ms": _sig(th_e2e * 1e3),
-                    "e2e_error_%": err(e2e, th_e2e),
-                }
-            )
-        rows.append(row)
-    return pd.DataFrame(rows, columns=cols + (theory_cols if roofline is not None else []))
-
-
-@dataclass(frozen=True, slots=True)
-class TokenCosts:
-    """What a prompt token and an output token cost, fitted over a token grid (ms).
-
-    Attributes:
-        prefill_ms_per_1k_tokens: slope of p50 TTFT against prompt size, per 1,000 tokens.
-        ttft_floor_ms: its intercept (the TTFT of an empty prompt: step overhead, queueing for
-            the next step, the chat template).
-        decode_ms_per_token: slope of p50 decode time (e2e − TTFT) against max_tokens − 1.
-        output_vs_prompt_token: how many prompt tokens cost as much latency as one output token.
-    """
-
-    prefill_ms_per_1k_tokens: float
-    ttft_floor_ms: float
-    decode_ms_per_token: float
-    output_vs_prompt_token: float
-
-
-def token_costs(data: RunData) -> TokenCosts:
-    """Least-squares lines through a token grid's cells (p50 per cell, :func:`stats.summarize`):
-    TTFT = floor + prefill × prompt tokens, and e2e − TTFT = decode × (max_tokens − 1) through
-    the origin. Needs at least two prompt sizes and one max_tokens above 1."""
-    s = _grid_summary(data)
-    if s is None:
-        raise ValueError("data: not a token-grid run (no prompt size and max_tokens columns)")
-    p = s["prompt_tokens_asked"].to_numpy(dtype=float)
-    ttft = s["ttft_p50_s"].to_numpy(dtype=float) * 1e3
-    if np.unique(p).size < 2:
-        raise ValueError("data: a token grid needs at least two prompt sizes to fit prefill")
-    slope, floor = np.polyfit(p, ttft, 1)
-    n = s["max_tokens"].to_numpy(dtype=float) - 1.0
-    decode = (s["e2e_p50_s"] - s["ttft_p50_s"]).to_numpy(dtype=float) * 1e3
-    if not np.any(n > 0):
-        raise ValueError("data: a token grid needs a max_tokens above 1 to fit decode")
-    per_token = float(np.dot(n, decode) / np.dot(n, n))
-    per_prompt_token = slope
-    ratio = per_token / per_prompt_token if per_prompt_token > 0 else math.inf
-    return TokenCosts(
-        prefill_ms_per_1k_tokens=float(slope * 1000.0),
-        ttft_floor_ms=float(floor),
-        decode_ms_per_token=per_token,
-        output_vs_prompt_token=float(ratio),
-    )
-
-
-# --- lab 10 -----------------------------------------------------------------------------------
-
-
-def overload_compare(
-    runs: Mapping[str, RunData],
-    *,
-    ttft_slo_s: float | None = None,
-    tpot_slo_s: float | None = None,
-    title: str | None = None,
-) -> Any:
-    """Several overload runs side by side, per level: error rate (%), p95 end-to-end of the
-    successful requests (ms) and goodput (requests/s meeting the SLO,
-    :func:`infphys.stats.goodput`) next to throughput."""
-    title = title or "overload: errors, latency of the survivors, and goodput"
-    fig = make_subplots(
-        rows=1,
-        cols=3,
-        subplot_titles=(
-            "error rate (%)",
-            "p95 e2e of successes (ms)",
-            "goodput (dots: throughput), req/s",
-        ),
-    )
-    drawn = 0
-    xc = "concurrency"
-    for i, (label, data) in enumerate(runs.items()):
-        f = stats.as_frame(data)
-        if not len(f):
-            continue
-        s = stats.summarize(f)
-        xc = _x_column(s)
-        s = s.sort_values(xc)
-        colour = _PALETTE[i % len(_PALETTE)]
-        good = []
-        for lv in s["level"]:
-            g = f[f["level"] == lv] if "level" in f.columns else f
-            good.append(
-                stats.goodput(g, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s).goodput_per_s
-            )
-        x = s[xc].astype(str)
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=s["error_rate"] * 100,
-                mode="lines+markers",
-                name=label,
-                line={"color": colour},
-                legendgroup=label,
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=s["e2e_p95_s"] * 1e3,
-                mode="lines+markers",
-                name=label,
-                line={"color": colour},
-                legendgroup=label,
-                showlegend=False,
-            ),
-            row=1,
-            col=2,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=good,
-                mode="lines+markers",
-                name=f"{label} goodput",
-                line={"color": colour},
-                legendgroup=label,
-                showlegend=False,
-            ),
-            row=1,
-            col=3,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=s["throughput_req_per_s"],
-                mode="markers",
-                name=f"{label} throughput",
-                marker={"color": colour, "symbol": "circle-open"},
-                legendgroup=label,
-                showlegend=False,
-            ),
-            row=1,
-            col=3,
-        )
-        drawn += 1
-    if not drawn:
-        return _empty(title, "no requests in these runs")
-    for c in (1, 2, 3):
-        fig.update_xaxes(title=xc, type="category", row=1, col=c)
-        fig.update_yaxes(rangemode="tozero", row=1, col=c)
-    return _layout(fig, title, height=420)
-
-
-def goodput_by_level(
-    data: RunData, *, ttft_slo_s: float | None = None, tpot_slo_s: float | None = None
-) -> pd.DataFrame:
-    """Goodput next to throughput at every level of a run (:func:`infphys.stats.goodput`).
-
-    Columns: the level's load (``concurrency`` or ``rate_per_s``), ``judged`` (finished
-    requests), ``met`` (succeeded within both SLOs), ``attainment``, ``window_s``,
-    ``goodput_per_s`` and ``throughput_req_per_s`` (every success, however late), and
-    ``error_rate``.
-    """
-    f = stats.as_frame(data)
-    cols = [
-        "level",
-        "judged",
-        "met",
-        "attainment",
-        "window_s",
-        "goodput_per_s",
-        "throughput_req_per_s",
-        "error_rate",
-    ]
-    if not len(f):
-        return pd.DataFrame(columns=cols)
-    s = stats.summarize(f)
-    xc = _x_column(s)
-    rows = []
-    for r in _records(s):
-        g = f[f["level"] == r["level"]] if "level" in f.columns else f
-        gp = stats.goodput(g, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s)
-        start, end = stats.measured_window(g)
-        rows.append(
-            {
-                "level": r["level"],
-                xc: r.get(xc, r["level"]),
-                "judged": gp.judged,
-                "met": gp.met,
-                "attainment": round(gp.attainment, 3),
-                "window_s": _sig(end - start),
-                "goodput_per_s": _sig(gp.goodput_per_s),
-                "throughput_req_per_s": _sig(float(r["throughput_req_per_s"])),
-                "error_rate": round(float(r["error_rate"]), 3),
-            }
-        )
-    out = pd.DataFrame(rows)
-    return out[["level", *([xc] if xc != "level" else []), *cols[1:]]]
-
-
-def retry_compare(table: pd.DataFrame, *, title: str | None = None) -> Any:
-    """Retry policies side by side, from a table with one row per policy.
-
-    Expected columns (as :func:`infphys.measure.retry.retry_summary` gives them): ``policy``,
-    ``amplification`` (attempts per user request), ``success_rate`` (user requests that
-    eventually succeeded, 0–1) and ``e2e_p95_s`` (user-perceived p95, first send to final
-    answer, of the successful user requests).
-    """
-    title = title or "retry policies under overload"
-    need = ("policy", "amplification", "success_rate", "e2e_p95_s")
-    missing = [c for c in need if c not in table.columns]
-    if missing or not len(table):
-        return _empty(title, f"no retry table (missing {', '.join(missing) or 'rows'})")
-    fig = make_subplots(
-        rows=1,
-        cols=3,
-        subplot_titles=(
-            "attempts per user request",
-            "user requests served (%)",
-            "user-perceived p95 (ms)",
-        ),
-    )
-    colours = [_PALETTE[i % len(_PALETTE)] for i in range(len(table))]
-    x = table["policy"].astype(str)
-    fig.add_trace(
-        go.Bar(x=x, y=table["amplification"], marker={"color": colours}, texttemplate="%{y:.2f}×"),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Bar(
-            x=x, y=table["success_rate"] * 100, marker={"color": colours}, texttemplate="%{y:.0f}%"
-        ),
-        row=1,
-        col=2,
-    )
-    fig.add_trace(
-        go.Bar(x=x, y=table["e2e_p95_s"] * 1e3, marker={"color": colours}, texttemplate="%{y:.0f}"),
-        row=1,
-        col=3,
-    )
-    fig.update_yaxes(rangemode="tozero")
-    return _layout(fig, title, showlegend=False, height=400)
-
-
-# --- lab 11 -----------------------------------------------------------------------------------
-
-
-def knob_sweeps(
-    runs: Mapping[str, RunData], *, slo_s: float | None = None, title: str | None = None
-) -> Any:
-    """Concurrency sweeps of several engine settings: throughput (knee marked ★) and p95 end to
-    end (the SLO as a dashed line), one colour per setting."""
-    title = title or "how each knob moves the knee"
-    fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("throughput (output tokens/s)", "p95 end-to-end (s)")
-    )
-    drawn = 0
-    for i, (label, data) in enumerate(runs.items()):
-        s = stats.summarize(stats.as_frame(data))
-        if not len(s) or "concurrency" not in s.columns:
-            continue
-        s = s.sort_values("concurrency")
-        colour = _PALETTE[i % len(_PALETTE)]
-        fig.add_trace(
-            go.Scatter(
-                x=s["concurrency"],
-                y=s["output_tokens_per_s"],
-                mode="lines+markers",
-                name=label,
-                legendgroup=label,
-                line={"color": colour},
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=s["concurrency"],
-                y=s["e2e_p95_s"],
-                mode="lines+markers",
-                name=label,
-                legendgroup=label,
-                showlegend=False,
-                line={"color": colour},
-            ),
-            row=1,
-            col=2,
-        )
-        knee = stats.sweep_knee(s, throughput_column="output_tokens_per_s")
-        if knee is not None and knee.knee_index is not None:
-            k = s.iloc[knee.knee_index]
-            fig.add_trace(
-                go.Scatter(
-                    x=[k["concurrency"]],
-                    y=[k["output_tokens_per_s"]],
-                    mode="markers",
-                    marker={"symbol": "star", "size": 14, "color": colour},
-                    name=f"{label} knee",
-                    legendgroup=label,
-                    showlegend=False,
-                    hovertemplate="knee at %{x}<extra></extra>",
-                ),
-                row=1,
-                col=1,
-            )
-        drawn += 1
-    if not drawn:
-        return _empty(title, "no concurrency sweeps to draw")
-    if slo_s is not None:
-        fig.add_hline(
-            y=slo_s,
-            line={"dash": "dash", "color": _GREY},
-            row=1,
-            col=2,
-            annotation_text=f"SLO {slo_s:g} s",
-            annotation_position="top left",
-        )
-    for c in (1, 2):
-        fig.update_xaxes(title="concurrency", type="log", dtick=math.log10(2), row=1, col=c)
-        fig.update_yaxes(rangemode="tozero", row=1, col=c)
-    return _layout(fig, title, height=440)

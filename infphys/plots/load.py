@@ -30,6 +30,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from infphys import stats
+from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _layout
 from infphys.plots._style import mark_x
@@ -48,7 +49,6 @@ __all__ = [
 
 RunData = pd.DataFrame | Run | Sequence[RequestRecord]
 
-_PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
 _X_LABELS = {
     "concurrency": "concurrency (requests in flight, closed loop)",
     "rate_per_s": "arrival rate (requests/s, open loop)",

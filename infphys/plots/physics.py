@@ -5,8 +5,9 @@ computes nothing of its own beyond choosing what to plot. Where a reader would w
 parameter, the curves for every value are precomputed and switched by plotly's own slider or
 dropdown, so the figure stays interactive in a static page with no Python behind it.
 
-The figures use the ``plotly_white`` template; the course site restyles their colours for its
-light and dark themes when it draws them.
+The figures use the house template (:mod:`infphys.plots._style`, ``plotly_white`` with the
+kit's palette); the course site restyles their colours for its light and dark themes when
+it draws them.
 
 Example (in a lab, or on the site with ``{{ chart("kv_cliff") }}``)::
 
@@ -34,11 +35,11 @@ from infphys.catalog import (
     get_model,
     get_precision,
 )
+from infphys.plots._style import PALETTE as _PALETTE
+from infphys.plots._style import TEMPLATE
 
 __all__ = ["decode_roofline", "gpu_specs", "kv_cliff"]
 
-#: Colours for series that the reader compares (plotly's default qualitative palette).
-_PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
 #: The context lengths the KV-cliff slider offers (tokens), cut at the model's maximum.
 DEFAULT_CONTEXTS = (1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 #: The GPUs compared by default: one per generation of NVIDIA's data-centre parts.
@@ -50,7 +51,7 @@ _MAX_POINTS = 240
 def _layout(fig: Any, title: str, **extra: Any) -> Any:
     """The house style: white template, title top left, legend above the plot (``extra`` wins)."""
     layout: dict[str, Any] = {
-        "template": "plotly_white",
+        "template": TEMPLATE,
         "title": {"text": title, "x": 0, "xanchor": "left"},
         "margin": {"l": 64, "r": 24, "t": 72, "b": 56},
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "xanchor": "left"},

@@ -26,6 +26,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from infphys.plots._style import PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _layout
 from infphys.sim.calibration import CalibrationResult
@@ -33,7 +34,8 @@ from infphys.sim.virtual import SimResult
 
 __all__ = ["calibration_errors", "sim_timeseries", "thin_timeseries"]
 
-_BLUE, _RED, _GREEN, _PURPLE, _GREY = "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#7f7f7f"
+_BLUE, _RED, _GREEN, _PURPLE = PALETTE[:4]
+_GREY = "#7f7f7f"  # darker than GREY: the published bars sit beside coloured ones
 
 
 def thin_timeseries(ts: pd.DataFrame, points: int = 2000) -> pd.DataFrame:

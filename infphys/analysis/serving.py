@@ -1,0 +1,158 @@
+"""Simulated runs behind the serving chapters' figures: sweeps, grid cells, saturated rates.
+
+Each function runs the virtual-time simulator (:func:`infphys.sim.virtual.simulate`) on a small
+seeded workload and summarises it with :mod:`infphys.stats`; the figures in
+:mod:`infphys.plots.batching`, :mod:`infphys.plots.token_budget` and
+:mod:`infphys.plots.capacity` draw what these return. Runs are cached for the life of the
+process, so two figures over the same sweep simulate it once (the site builds every figure on
+each build, in under two minutes on two cores).
+
+Worked example: :func:`closed_sweep` at concurrency 1 and 64 for Llama 3.1 8B on an H100 runs
+48 and 128 measured requests and returns one :func:`infphys.stats.summarize` row per level, with
+the engine's preemptions and tokens/s per user (1 / p50 TPOT).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import pandas as pd
+
+from infphys import stats
+from infphys.records import records_to_frame
+from infphys.sim.config import EngineConfig
+from infphys.sim.virtual import SimResult, simulate
+from infphys.sim.workload import Workload
+
+__all__ = [
+    "DEFAULT_LEVELS",
+    "DEFAULT_OUTPUT_TOKENS",
+    "DEFAULT_PROMPT_TOKENS",
+    "DEFAULT_SCENARIOS",
+    "Scenario",
+    "Settings",
+    "closed_sweep",
+    "engine_config",
+    "grid_cell",
+    "mean_context",
+    "non_default",
+    "run_frame",
+    "saturated_rate_per_s",
+    "scenario_name",
+]
+
+
+#: (model, GPU, weights precision) compared by the sweep figures' dropdowns.
+DEFAULT_SCENARIOS: tuple[tuple[str, str, str], ...] = (
+    ("llama-3.1-8b", "h100-sxm", "bf16"),
+    ("llama-3.1-8b", "h200-sxm", "bf16"),
+    ("llama-3.1-70b", "h200-sxm", "fp8"),
+)
+#: Concurrency levels of a closed-loop sweep: doublings, as the labs and `infphys sweep` run.
+DEFAULT_LEVELS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+#: Prompt and output sizes of the sweeps' chat-like workload: uniform over these ranges.
+DEFAULT_PROMPT_TOKENS: tuple[int, int] = (512, 1536)
+DEFAULT_OUTPUT_TOKENS: tuple[int, int] = (128, 384)
+
+Scenario = tuple[str, str, str]
+Settings = tuple[tuple[str, Any], ...]
+
+
+def engine_config(
+    model: str, gpu: str, weights: str = "bf16", settings: Settings = ()
+) -> EngineConfig:
+    """The simulated engine for ``model`` on ``gpu`` with ``weights`` precision and settings."""
+    return EngineConfig.build(gpu=gpu, model=model, weights_precision=weights, **dict(settings))
+
+
+def run_frame(res: SimResult) -> pd.DataFrame:
+    """The run's records as a frame, without the header in ``DataFrame.attrs``: pandas
+    deep-copies ``attrs`` on every operation, which doubles the cost of the statistics."""
+    return records_to_frame(res.records)
+
+
+def scenario_name(model: str, gpu: str, weights: str) -> str:
+    cfg = engine_config(model, gpu, weights)
+    return f"{cfg.model.name} {weights.upper()} on {cfg.gpu.name}"
+
+
+@functools.lru_cache(maxsize=128)
+def closed_sweep(
+    model: str,
+    gpu: str,
+    weights: str,
+    levels: tuple[int, ...],
+    prompt_tokens: tuple[int, int],
+    max_tokens: tuple[int, int],
+    settings: Settings = (),
+    rounds: int = 2,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One closed-loop run per concurrency level (``rounds`` × c measured requests after c
+    warm-up requests, at least 48), summarised by :func:`infphys.stats.summarize`, with the
+    engine's preemptions per level. Cached: several figures share a sweep."""
+    cfg = engine_config(model, gpu, weights, settings)
+    frames: list[pd.DataFrame] = []
+    preempted: dict[int, int] = {}
+    for c in levels:
+        w = Workload.closed(
+            concurrency=c,
+            requests=max(rounds * c, 48),
+            warmup=c,
+            prompt_tokens=prompt_tokens[0],
+            prompt_tokens_max=prompt_tokens[1],
+            max_tokens=max_tokens[0],
+            max_tokens_max=max_tokens[1],
+            seed=seed,
+        )
+        res = simulate(cfg, w, keep_chunk_times=False, timeseries=False)
+        frames.append(run_frame(res))
+        preempted[c] = res.stats.preemptions
+    summary = stats.summarize(pd.concat(frames, ignore_index=True), by="concurrency")
+    summary["concurrency"] = summary["concurrency"].astype(int)
+    summary["preemptions"] = summary["concurrency"].map(preempted).astype(int)
+    summary["tokens_per_s_per_user"] = 1.0 / summary["tpot_p50_s"]
+    return summary.sort_values("concurrency").reset_index(drop=True)
+
+
+def non_default(cfg: EngineConfig, setting: str, value: Any) -> Settings:
+    """``((setting, value),)``, or ``()`` when ``value`` is what ``cfg`` already has (so that
+    sweeps of the same engine share the cache)."""
+    current = getattr(cfg, setting)
+    same = str(current) == str(value) if setting.endswith("precision") else current == value
+    return () if same else ((setting, value),)
+
+
+def mean_context(prompt_tokens: tuple[int, int], max_tokens: tuple[int, int]) -> float:
+    return (sum(prompt_tokens) + sum(max_tokens)) / 2
+
+
+@functools.lru_cache(maxsize=16)
+def grid_cell(
+    model: str, gpu: str, prompt: int, output: int, concurrency: int, requests: int, seed: int
+) -> pd.Series:
+    cfg = engine_config(model, gpu)
+    w = Workload.closed(
+        concurrency=concurrency, requests=requests, warmup=concurrency, prompt_tokens=prompt,
+        max_tokens=output, seed=seed,
+    )  # fmt: skip
+    res = simulate(cfg, w, keep_chunk_times=False, timeseries=False)
+    return stats.summarize(run_frame(res), by=None).iloc[0]
+
+
+@functools.lru_cache(maxsize=8)
+def saturated_rate_per_s(
+    model: str, gpu: str, prompt: tuple[int, int], output: tuple[int, int]
+) -> float:
+    """Saturated request rate: every request queued at t = 0 (an offline run)."""
+    cfg = engine_config(model, gpu)
+    w = Workload.offline(
+        requests=4 * cfg.max_num_seqs, prompt_tokens=prompt[0], prompt_tokens_max=prompt[1],
+        max_tokens=output[0], max_tokens_max=output[1], seed=7,
+    )  # fmt: skip
+    return float(
+        stats.throughput(
+            run_frame(simulate(cfg, w, timeseries=False, keep_chunk_times=False))
+        ).requests_per_s
+    )
