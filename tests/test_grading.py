@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from infphys.cli import app
 from infphys.exercises import ANSWERS_FILE_MODE, AnswerBook, Assignment, grade_class
+from infphys.exercises.core import exercises_for
 from infphys.exercises.contexts import SPECS, context_problems
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,6 +256,17 @@ def _lab_contexts(path: Path) -> dict[str, tuple[set[str], dict[str, int]]]:
             (kw,) = [k.value for k in node.keywords if k.arg is None]
             assert isinstance(kw, ast.Name)
             out[ex_id] = dicts[kw.id]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "check_answers"
+        ):
+            # ui.check_answers(book, answers, context): every exercise of the lab is checked
+            # against the one context dict, so each stores all of its keys.
+            ctx = node.args[2]
+            assert isinstance(ctx, ast.Name)
+            for ex in exercises_for(f"lab{path.name[:2]}"):
+                out[ex.id] = dicts[ctx.id]
     return out
 
 
@@ -263,8 +275,10 @@ def _lab_contexts(path: Path) -> dict[str, tuple[set[str], dict[str, int]]]:
 )
 def test_context_specs_match_what_the_labs_store(lab: Path) -> None:
     found = _lab_contexts(lab)
-    assert found, f"{lab.name}: no book.check(..., **context) found"
+    assert found, f"{lab.name}: no book.check(..., **context) or ui.check_answers found"
     for ex_id, (keys, places) in found.items():
         spec = SPECS[ex_id]
-        assert set(spec.keys) == keys, ex_id
+        # The context the lab stores holds exactly the keys the spec recomputes the answer
+        # from (grading flags any other key as not from the lab), each rounded as it expects.
+        assert set(spec.keys) == keys, (ex_id, set(spec.keys) ^ keys)
         assert dict(spec.decimals) == places, ex_id
