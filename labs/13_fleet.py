@@ -197,7 +197,7 @@ def _(mo):
     arrival stretches their gap between tokens to a prefill step. Split into a prefill pool and a
     decode pool (the KV cache moves over NVLink, about 1 ms for 4,000 tokens), decode steps hold
     decode tokens only. The price: fewer GPUs prefill, so the TTFT queues. 4,000-token prompts,
-    32-token answers, 3 requests/s per GPU, H200s:
+    16-token answers, 3.5 requests/s per GPU, H200s:
     """)
     return
 

@@ -64,7 +64,7 @@ def test_the_fleet_effects_show(lab13: dict[str, Any]) -> None:
     # Routers, same arrivals: joining the shortest queue beats taking turns at the tail.
     r = lab13["router_table"].set_index("router")["ttft_p95_s"]
     assert r["least-outstanding"] < 0.5 * r["round-robin"]
-    # Two H200s, 4,000-token prompts at 6/s: colocated, a decoder's gap includes a prefill step
+    # Two H200s, 4,000-token prompts and 16-token answers at 7/s: colocated, a decoder's gap includes a prefill step
     # (~120 ms); split, the decode replica's steps hold no prefill (one step, ~7 ms).
     s = lab13["split_table"].set_index("prefill_replicas")
     assert s.loc[1, "itl_p95_s"] < 0.015 < 0.05 < s.loc[0, "itl_p95_s"]
@@ -91,8 +91,8 @@ def test_exercises_pass_right_and_fail_wrong(lab13: dict[str, Any]) -> None:
     # q2 by hand: L = λW / replicas.
     assert q2.check(f"{ctx['requests_per_s'] * ctx['e2e_mean_s'] / ctx['replicas']:.3f}", **ctx).ok
     assert q3.check("least-outstanding", **ctx).ok
-    # q4: 6/s × 120.46 ms = 0.72 s of prefill per second: one replica.
-    assert ctx["rate_per_s"] == 6.0 and 110 < ctx["prefill_ms"] < 130
+    # q4: 7/s × about 120 ms = 0.84 s of prefill per second: one replica.
+    assert ctx["rate_per_s"] == 7.0 and 110 < ctx["prefill_ms"] < 130
     assert q4.check("1", **ctx).ok and not q4.check("2", **ctx).ok
 
 
