@@ -40,7 +40,8 @@ def test_extras_are_what_the_docs_say() -> None:
     assert extras["labs"] == ["marimo==0.25.2"]  # the labs need marimo and nothing else
     assert extras["gpu"] == ["torch==2.13.0"]
     assert not any("torch" in d for d in extras["labs"] + extras["docs"])
-    assert "infphys[gpu,labs,docs]" in extras["dev"]
+    assert "infphys[gpu,labs,docs,dask]" in extras["dev"]  # contributors test every extra
+    assert extras["dask"] == ["dask[distributed]>=2024.1"]  # the fleet planner's cluster path
 
 
 def test_docs_give_only_the_three_install_recipes() -> None:

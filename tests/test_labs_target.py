@@ -20,6 +20,7 @@ import pytest
 from infphys.exercises.ui import run_notes
 from infphys.measure.stub import StubConfig, StubServer
 from infphys.resolve import SIM_FALLBACK_ENV
+from infphys.sim._replica import Replica
 from infphys.sim.hosting import serve
 from infphys.sim.server import SimServer
 
@@ -110,12 +111,12 @@ def test_lab08_fallback_shows_lag_once_and_logs_nothing(
 ) -> None:
     # Make every step of the fallback simulator 60 ms late (a laptop far too busy): the server
     # would log "falling behind the wall clock" every 5 s and "did not keep up" at the end.
-    account = SimServer._account
+    account = Replica.account
 
-    def late(self: SimServer, lag: float, now: float, step_wall_s: float) -> None:
+    def late(self: Replica, lag: float, now: float, step_wall_s: float) -> None:
         account(self, lag + 0.060, now, step_wall_s)
 
-    monkeypatch.setattr(SimServer, "_account", late)
+    monkeypatch.setattr(Replica, "account", late)
     caplog.set_level(logging.WARNING, logger="infphys")
     defs = _run_lab08(SMALL)
     assert defs["fallback"] and "nothing answers" in defs["server_note"]
@@ -139,7 +140,7 @@ def test_server_counts_lag_and_logs_only_when_asked(caplog: pytest.LogCaptureFix
     for server in (quiet, loud):
         # 60 steps of 10 ms, every one 38.4 ms late (tolerance: max(2 ms, 1 ms) = 2 ms).
         for k in range(60):
-            server._account(0.0384, float(k), 0.010)
+            server.replicas[0].account(0.0384, float(k), 0.010)
     # Worked by hand: 60 of 60 steps late, the worst 38.4 ms -> "up to 38 ms late (100%)".
     assert quiet.stats.max_lag_s == pytest.approx(0.0384)
     assert quiet.stats.lag_note() == (

@@ -53,8 +53,8 @@ def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
 
 
 def test_wheel_ships_the_labs_and_infphys_labs_copies_them(tmp_path: Path) -> None:
-    # Every lab of the checkout, 01 to 12.
-    assert [name[:2] for name in LABS] == [f"{i:02d}" for i in range(1, 13)]
+    # Every lab of the checkout, 01 to 13.
+    assert [name[:2] for name in LABS] == [f"{i:02d}" for i in range(1, 14)]
     src = _source_copy(tmp_path / "src")
     dist = tmp_path / "dist"
     _run(

@@ -226,10 +226,6 @@ class SimServer:
             return self.replicas[0].stats
         return ServerStats.merged([r.stats for r in self.replicas])
 
-    def _account(self, lag: float, now: float, step_wall_s: float) -> None:
-        """Count a step of the first replica delivered ``lag`` seconds late (tests use it)."""
-        self.replicas[0].account(lag, now, step_wall_s)
-
     @property
     def shape(self) -> str:
         """The fleet in words, e.g. ``4 replicas (least-outstanding)``; "" for one engine."""
