@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 
 from infphys.cli import app
 from infphys.exercises import ANSWERS_FILE_MODE, AnswerBook, Assignment, grade_class
-from infphys.exercises.core import exercises_for
 from infphys.exercises.contexts import SPECS, context_problems
+from infphys.exercises.core import exercises_for
 
 REPO = Path(__file__).resolve().parents[1]
 LAB01 = {"ttft_s": 0.04, "e2e_s": 1.04, "completion_tokens": 101}
