@@ -64,8 +64,9 @@ def test_the_fleet_effects_show(lab13: dict[str, Any]) -> None:
     # Routers, same arrivals: joining the shortest queue beats taking turns at the tail.
     r = lab13["router_table"].set_index("router")["ttft_p95_s"]
     assert r["least-outstanding"] < 0.5 * r["round-robin"]
-    # Two H200s, 4,000-token prompts and 16-token answers at 7/s: colocated, a decoder's gap includes a prefill step
-    # (~120 ms); split, the decode replica's steps hold no prefill (one step, ~7 ms).
+    # Two H200s, 4,000-token prompts and 16-token answers at 7/s: colocated, a decoder's gap
+    # includes a prefill step (~120 ms); split, the decode replica's steps hold no prefill
+    # (one step, ~7 ms).
     s = lab13["split_table"].set_index("prefill_replicas")
     assert s.loc[1, "itl_p95_s"] < 0.015 < 0.05 < s.loc[0, "itl_p95_s"]
     assert s.loc[1, "ttft_p95_s"] > s.loc[0, "ttft_p95_s"]  # the price: one GPU prefills
