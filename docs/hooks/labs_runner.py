@@ -45,7 +45,7 @@ log = logging.getLogger("mkdocs.hooks.infphys_labs")
 
 #: Bump when the way labs are exported or the notebook executed changes (invalidates the
 #: cache). Pointing a snapshot at the local frontend is redone on every build, not cached.
-PIPELINE_VERSION = "6"
+PIPELINE_VERSION = "7"
 #: Where things go in the built site.
 SNAPSHOT_DIR = "labs/snapshots"
 MARIMO_DIR = "assets/vendor/marimo"
@@ -347,6 +347,9 @@ def _job_env(tmp: Path, root: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     env.update(
         NIM_BASE_URL=NO_SERVER_URL,
+        # The snapshot's pages load MathJax from the site's vendored copy (this hook rewrites
+        # marimo's CDN URL), as under `infphys labs`: no "this page reaches a CDN" note.
+        INFPHYS_LABS_SERVER="1",
         PLOTLY_RENDERER="plotly_mimetype",
         MPLBACKEND="Agg",
         PYTHONUNBUFFERED="1",
