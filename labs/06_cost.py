@@ -76,48 +76,37 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
     import pandas as pd
 
     from infphys import evidence, fmt, physics
-    from infphys.catalog import DEFAULT_SLO, GPUS, MODELS, get_gpu, get_model
-    from infphys.exercises import AnswerBook
+    from infphys.catalog import DEFAULT_SLO, get_gpu, get_model
+    from infphys.exercises import AnswerBook, ui
     from infphys.exercises import lab06 as ex6
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
     from infphys.planning import plan_capacity
     from infphys.plots import labs as lab_plots
     from infphys.plots import measured as measured_plots
     from infphys.plots import measured_serving
+    from infphys.sim import sweep as sim_sweep
     from infphys.sim.config import EngineConfig
-    from infphys.sim.virtual import simulate
-    from infphys.sim.workload import Workload
-    from infphys.stats import summarize
 
+    ui.offline_note()
     return (
         AnswerBook,
         DEFAULT_SLO,
         EngineConfig,
-        GPUS,
-        MODELS,
-        Workload,
         evidence,
         ex6,
-        exercise_widget,
         fmt,
         get_gpu,
         get_model,
         lab_plots,
         measured_plots,
         measured_serving,
-        os,
         pd,
         physics,
         plan_capacity,
-        save_view,
-        simulate,
-        summarize,
-        verdict_view,
+        sim_sweep,
+        ui,
     )
 
 
@@ -155,13 +144,9 @@ def _(concurrent_users, fmt, gpu_hourly_usd, mo, num_gpus, physics):
 
 
 @app.cell
-def _(DEFAULT_SLO, GPUS, MODELS, mo):
-    model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B", label="model"
-    )
-    gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()}, value="H100 SXM", label="GPU (one replica)"
-    )
+def _(DEFAULT_SLO, mo, ui):
+    model_pick = ui.model_dropdown("Llama-3.1-8B")
+    gpu_pick = ui.gpu_dropdown("H100 SXM", "GPU (one replica)")
     # Default: the reading pace (DEFAULT_SLO.itl_s, 189 ms), rounded to the slider's 5 ms step.
     slo_slider = mo.ui.slider(10, 200, step=5, value=int(round(DEFAULT_SLO.itl_ms / 5) * 5),
                               show_value=True, label="SLO: p95 TPOT (ms)")
@@ -222,20 +207,8 @@ def _():
 
 
 @app.cell
-def _(
-    EngineConfig,
-    Workload,
-    gpu,
-    levels,
-    model,
-    output_tokens,
-    pd,
-    prompt_tokens,
-    seed,
-    simulate,
-    summarize,
-):
-    # A closed-loop sweep on the simulator (virtual time): one simulate() and one summary per level.
+def _(EngineConfig, gpu, levels, model, output_tokens, pd, prompt_tokens, seed, sim_sweep):
+    # A closed-loop sweep on the simulator (virtual time): infphys.sim.sweep, one row per level.
     try:
         sim_config = EngineConfig.build(gpu=gpu, model=model, seed=seed,
                                         max_model_len=prompt_tokens + output_tokens)
@@ -245,22 +218,10 @@ def _(
     if sim_config is None:
         sweep = pd.DataFrame()
     else:
-        sweep = pd.concat(
-            [
-                summarize(
-                    simulate(
-                        sim_config,
-                        Workload.closed(concurrency=_c, requests=max(8, 2 * _c),
-                                        prompt_tokens=prompt_tokens, max_tokens=output_tokens,
-                                        ignore_eos=True, seed=seed),
-                        keep_chunk_times=False,
-                    ).to_frame(),
-                    by=None,
-                )
-                for _c in levels
-            ],
-            ignore_index=True,
-        )
+        sweep = sim_sweep(
+            sim_config, levels, prompt_tokens=prompt_tokens, max_tokens=output_tokens,
+            rounds_per_level=2, min_requests_per_level=8, seed=seed, timeseries=False,
+        ).summary()  # fmt: skip
     return sim_problem, sweep
 
 
@@ -632,12 +593,10 @@ def _(fmt, gpu_hourly_usd, measured_serving, mo, own_gpu_hour, tco_results):
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -678,91 +637,50 @@ def _(
 
 
 @app.cell
-def _(calculator_context, ex6, exercise_widget):
-    q1 = exercise_widget(ex6.Q1_USER_HOUR, **calculator_context)
-    q1
-    return (q1,)
-
-
-@app.cell
-def _(book, calculator_context, ex6, q1, verdict_view):
-    v1 = book.check(ex6.Q1_USER_HOUR, q1.value, **calculator_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(capacity_context, ex6, exercise_widget):
-    q2 = exercise_widget(ex6.Q2_PER_MILLION, **capacity_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, capacity_context, ex6, q2, verdict_view):
-    v2 = book.check(ex6.Q2_PER_MILLION, q2.value, **capacity_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(capacity_context, ex6, exercise_widget):
-    q3 = exercise_widget(ex6.Q3_USER_MONTH, **capacity_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, capacity_context, ex6, q3, verdict_view):
-    v3 = book.check(ex6.Q3_USER_MONTH, q3.value, **capacity_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(ex6, exercise_widget, tco_context):
-    q4 = exercise_widget(ex6.Q4_TCO_RENTED, **tco_context)
-    q4
-    return (q4,)
-
-
-@app.cell
-def _(book, ex6, q4, tco_context, verdict_view):
-    v4 = book.check(ex6.Q4_TCO_RENTED, q4.value, **tco_context)
-    verdict_view(v4)
-    return (v4,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
+def _(calculator_context, capacity_context, ex6, mo, tco_context, ui):
+    # One widget per exercise, each showing the numbers of the context it is checked against.
+    answers = mo.ui.dictionary(
+        {
+            "q1": ui.exercise_widget(ex6.Q1_USER_HOUR, **calculator_context),
+            "q2": ui.exercise_widget(ex6.Q2_PER_MILLION, **capacity_context),
+            "q3": ui.exercise_widget(ex6.Q3_USER_MONTH, **capacity_context),
+            "q4": ui.exercise_widget(ex6.Q4_TCO_RENTED, **tco_context),
+        }
+    )
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
 def _(
+    answers,
     book,
+    calculator_context,
     cap_tokens_per_s,
     cap_users,
+    capacity_context,
+    ex6,
     gpu,
     model,
     save_button,
-    save_view,
+    tco_context,
     tpot_slo_s,
-    v1,
-    v2,
-    v3,
-    v4,
+    ui,
 ):
-    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+    _a = answers.value
+    verdicts = {
+        "q1": book.check(ex6.Q1_USER_HOUR, _a.get("q1", ""), **calculator_context),
+        "q2": book.check(ex6.Q2_PER_MILLION, _a.get("q2", ""), **capacity_context),
+        "q3": book.check(ex6.Q3_USER_MONTH, _a.get("q3", ""), **capacity_context),
+        "q4": book.check(ex6.Q4_TCO_RENTED, _a.get("q4", ""), **tco_context),
+    }
     book.add_run(
         "slo_capacity",
         {"gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,
          "cap_output_tokens_per_s": cap_tokens_per_s},
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":
