@@ -424,16 +424,7 @@ def _(mo):
 
 
 @app.cell
-def _(
-    cap_users,
-    gpu,
-    mo,
-    model,
-    output_tokens,
-    physics,
-    prompt_tokens,
-    theory_tokens_per_s,
-):
+def _(cap_users, gpu, mo, model, output_tokens, physics, prompt_tokens, theory_tokens_per_s):
     # Defaults for one GPU's rates: roofline prefill of one prompt, roofline decode at the cap.
     _prefill_default = prompt_tokens / physics.prefill_time(gpu, model, prompt_tokens).total_s
     _decode_default = (
@@ -441,119 +432,86 @@ def _(
         if cap_users is not None
         else physics.tokens_per_s_ceiling(gpu, model, 1, prompt_tokens + output_tokens // 2)[1]
     )
-    avg_in_number = mo.ui.number(1, 10_000_000, step=100, value=20_000,
-                                 label="average input tokens/s (example)")
-    avg_out_number = mo.ui.number(1, 10_000_000, step=100, value=2_000,
-                                  label="average output tokens/s (example)")
-    peak_slider = mo.ui.slider(1.0, 10.0, step=0.5, value=3.0, show_value=True,
-                               label="peak ÷ average (example)")
-    prefill_number = mo.ui.number(1, 10_000_000, step=100, value=round(_prefill_default),
-                                  label="one GPU's prefill, tokens/s")
-    decode_number = mo.ui.number(1, 10_000_000, step=10, value=round(_decode_default),
-                                 label="one GPU's decode at the SLO, tokens/s")
-    server_price_number = mo.ui.number(1_000, 10_000_000, step=1_000, value=300_000,
-                                       label="server price, USD (example)")
-    server_gpus_number = mo.ui.number(1, 16, step=1, value=8, label="GPUs per server")
-    years_number = mo.ui.number(1, 10, step=0.5, value=4, label="written off over, years")
-    kw_number = mo.ui.number(0.1, 50, step=0.1, value=10.2, label="server power, kW (example)")
-    power_util_slider = mo.ui.slider(0.0, 1.0, step=0.05, value=0.6, show_value=True,
-                                     label="average power draw, share of rated")
-    kwh_number = mo.ui.number(0.01, 1.0, step=0.01, value=0.10,
-                              label="electricity, USD/kWh (example)")
-    pue_number = mo.ui.number(1.0, 3.0, step=0.05, value=1.4, label="PUE (example)")
-    ru_number = mo.ui.number(1, 20, step=1, value=8, label="rack units per server")
-    ru_price_number = mo.ui.number(1, 10_000, step=10, value=500,
-                                   label="hosting, USD per rack unit per year (example)")
-    api_in_number = mo.ui.number(0.001, 100, step=0.01, value=0.10,
-                                 label="API, USD per million input tokens (example)")
-    api_out_number = mo.ui.number(0.001, 100, step=0.01, value=0.40,
-                                  label="API, USD per million output tokens (example)")
+    tco_inputs = mo.ui.dictionary(
+        {
+            "avg_in": mo.ui.number(1, 10_000_000, step=100, value=20_000,
+                                   label="average input tokens/s (example)"),
+            "avg_out": mo.ui.number(1, 10_000_000, step=100, value=2_000,
+                                    label="average output tokens/s (example)"),
+            "peak": mo.ui.slider(1.0, 10.0, step=0.5, value=3.0, show_value=True,
+                                 label="peak ÷ average (example)"),
+            "prefill": mo.ui.number(1, 10_000_000, step=100, value=round(_prefill_default),
+                                    label="one GPU's prefill, tokens/s"),
+            "decode": mo.ui.number(1, 10_000_000, step=10, value=round(_decode_default),
+                                   label="one GPU's decode at the SLO, tokens/s"),
+            "server_usd": mo.ui.number(1_000, 10_000_000, step=1_000, value=300_000,
+                                       label="server price, USD (example)"),
+            "server_gpus": mo.ui.number(1, 16, step=1, value=8, label="GPUs per server"),
+            "years": mo.ui.number(1, 10, step=0.5, value=4, label="written off over, years"),
+            "kw": mo.ui.number(0.1, 50, step=0.1, value=10.2, label="server power, kW (example)"),
+            "power_util": mo.ui.slider(0.0, 1.0, step=0.05, value=0.6, show_value=True,
+                                       label="average power draw, share of rated"),
+            "usd_per_kwh": mo.ui.number(0.01, 1.0, step=0.01, value=0.10,
+                                        label="electricity, USD/kWh (example)"),
+            "pue": mo.ui.number(1.0, 3.0, step=0.05, value=1.4, label="PUE (example)"),
+            "ru": mo.ui.number(1, 20, step=1, value=8, label="rack units per server"),
+            "usd_per_ru_year": mo.ui.number(1, 10_000, step=10, value=500,
+                                            label="hosting, USD per rack unit per year (example)"),
+            "api_in": mo.ui.number(0.001, 100, step=0.01, value=0.10,
+                                   label="API, USD per million input tokens (example)"),
+            "api_out": mo.ui.number(0.001, 100, step=0.01, value=0.40,
+                                    label="API, USD per million output tokens (example)"),
+        }
+    )  # fmt: skip
+
+    def _row(*keys: str) -> object:
+        return mo.hstack([tco_inputs[_k] for _k in keys], justify="start")
+
     mo.vstack(
         [
             mo.md("**The load**"),
-            mo.hstack([avg_in_number, avg_out_number, peak_slider], justify="start"),
+            _row("avg_in", "avg_out", "peak"),
             mo.md("**One GPU's rates**"),
-            mo.hstack([prefill_number, decode_number], justify="start"),
+            _row("prefill", "decode"),
             mo.md("**Owning a server**"),
-            mo.hstack([server_price_number, server_gpus_number, years_number], justify="start"),
-            mo.hstack([kw_number, power_util_slider, kwh_number, pue_number], justify="start"),
-            mo.hstack([ru_number, ru_price_number], justify="start"),
+            _row("server_usd", "server_gpus", "years"),
+            _row("kw", "power_util", "usd_per_kwh", "pue"),
+            _row("ru", "usd_per_ru_year"),
             mo.md("**A per-token API**"),
-            mo.hstack([api_in_number, api_out_number], justify="start"),
+            _row("api_in", "api_out"),
         ]
     )
-    return (
-        api_in_number,
-        api_out_number,
-        avg_in_number,
-        avg_out_number,
-        decode_number,
-        kw_number,
-        kwh_number,
-        peak_slider,
-        power_util_slider,
-        prefill_number,
-        pue_number,
-        ru_number,
-        ru_price_number,
-        server_gpus_number,
-        server_price_number,
-        years_number,
-    )
+    return (tco_inputs,)
 
 
 @app.cell
-def _(avg_in_number, avg_out_number, decode_number, peak_slider, physics, prefill_number):
-    tco_load = physics.TokenLoad(
-        float(avg_in_number.value), float(avg_out_number.value), float(peak_slider.value)
-    )
-    tco_rates = physics.GpuThroughput(float(prefill_number.value), float(decode_number.value))
-    return tco_load, tco_rates
-
-
-@app.cell
-def _(
-    kw_number,
-    kwh_number,
-    physics,
-    power_util_slider,
-    pue_number,
-    ru_number,
-    ru_price_number,
-    server_gpus_number,
-    server_price_number,
-    years_number,
-):
+def _(physics, tco_inputs):
+    _v = {_k: float(_x) for _k, _x in tco_inputs.value.items()}
+    tco_load = physics.TokenLoad(_v["avg_in"], _v["avg_out"], _v["peak"])
+    tco_rates = physics.GpuThroughput(_v["prefill"], _v["decode"])
     tco_server = physics.OnPremInputs(
-        server_price_usd=float(server_price_number.value),
-        gpus_per_server=int(server_gpus_number.value),
-        amortisation_years=float(years_number.value),
-        server_power_kw=float(kw_number.value),
-        power_utilisation=float(power_util_slider.value),
-        usd_per_kwh=float(kwh_number.value),
-        pue=float(pue_number.value),
-        rack_units_per_server=float(ru_number.value),
-        hosting_usd_per_rack_unit_year=float(ru_price_number.value),
+        server_price_usd=_v["server_usd"],
+        gpus_per_server=int(_v["server_gpus"]),
+        amortisation_years=_v["years"],
+        server_power_kw=_v["kw"],
+        power_utilisation=_v["power_util"],
+        usd_per_kwh=_v["usd_per_kwh"],
+        pue=_v["pue"],
+        rack_units_per_server=_v["ru"],
+        hosting_usd_per_rack_unit_year=_v["usd_per_ru_year"],
     )
-    return (tco_server,)
+    return tco_load, tco_rates, tco_server
 
 
 @app.cell
-def _(
-    api_in_number,
-    api_out_number,
-    gpu_hourly_usd,
-    pd,
-    physics,
-    tco_load,
-    tco_rates,
-    tco_server,
-):
+def _(gpu_hourly_usd, pd, physics, tco_inputs, tco_load, tco_rates, tco_server):
     # One call per way of serving (infphys.physics.tco).
     tco_results = [
         physics.on_prem_tco(tco_load, tco_rates, tco_server),
         physics.rented_tco(tco_load, tco_rates, gpu_hourly_usd),
-        physics.api_tco(tco_load, float(api_in_number.value), float(api_out_number.value)),
+        physics.api_tco(
+            tco_load, float(tco_inputs.value["api_in"]), float(tco_inputs.value["api_out"])
+        ),
     ]
     own_gpu_hour = physics.on_prem_usd_per_gpu_hour(tco_server)
     tco_table = pd.DataFrame(
