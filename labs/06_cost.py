@@ -76,48 +76,37 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
     import pandas as pd
 
     from infphys import evidence, fmt, physics
-    from infphys.catalog import DEFAULT_SLO, GPUS, MODELS, get_gpu, get_model
-    from infphys.exercises import AnswerBook
+    from infphys.catalog import DEFAULT_SLO, get_gpu, get_model
+    from infphys.exercises import AnswerBook, ui
     from infphys.exercises import lab06 as ex6
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
     from infphys.planning import plan_capacity
     from infphys.plots import labs as lab_plots
     from infphys.plots import measured as measured_plots
     from infphys.plots import measured_serving
+    from infphys.sim import sweep as sim_sweep
     from infphys.sim.config import EngineConfig
-    from infphys.sim.virtual import simulate
-    from infphys.sim.workload import Workload
-    from infphys.stats import summarize
 
+    ui.offline_note()
     return (
         AnswerBook,
         DEFAULT_SLO,
         EngineConfig,
-        GPUS,
-        MODELS,
-        Workload,
         evidence,
         ex6,
-        exercise_widget,
         fmt,
         get_gpu,
         get_model,
         lab_plots,
         measured_plots,
         measured_serving,
-        os,
         pd,
         physics,
         plan_capacity,
-        save_view,
-        simulate,
-        summarize,
-        verdict_view,
+        sim_sweep,
+        ui,
     )
 
 
@@ -155,13 +144,9 @@ def _(concurrent_users, fmt, gpu_hourly_usd, mo, num_gpus, physics):
 
 
 @app.cell
-def _(DEFAULT_SLO, GPUS, MODELS, mo):
-    model_pick = mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()}, value="Llama-3.1-8B", label="model"
-    )
-    gpu_pick = mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()}, value="H100 SXM", label="GPU (one replica)"
-    )
+def _(DEFAULT_SLO, mo, ui):
+    model_pick = ui.model_dropdown("Llama-3.1-8B")
+    gpu_pick = ui.gpu_dropdown("H100 SXM", "GPU (one replica)")
     # Default: the reading pace (DEFAULT_SLO.itl_s, 189 ms), rounded to the slider's 5 ms step.
     slo_slider = mo.ui.slider(10, 200, step=5, value=int(round(DEFAULT_SLO.itl_ms / 5) * 5),
                               show_value=True, label="SLO: p95 TPOT (ms)")
@@ -222,20 +207,8 @@ def _():
 
 
 @app.cell
-def _(
-    EngineConfig,
-    Workload,
-    gpu,
-    levels,
-    model,
-    output_tokens,
-    pd,
-    prompt_tokens,
-    seed,
-    simulate,
-    summarize,
-):
-    # A closed-loop sweep on the simulator (virtual time): one simulate() and one summary per level.
+def _(EngineConfig, gpu, levels, model, output_tokens, pd, prompt_tokens, seed, sim_sweep):
+    # A closed-loop sweep on the simulator (virtual time): infphys.sim.sweep, one row per level.
     try:
         sim_config = EngineConfig.build(gpu=gpu, model=model, seed=seed,
                                         max_model_len=prompt_tokens + output_tokens)
@@ -245,22 +218,10 @@ def _(
     if sim_config is None:
         sweep = pd.DataFrame()
     else:
-        sweep = pd.concat(
-            [
-                summarize(
-                    simulate(
-                        sim_config,
-                        Workload.closed(concurrency=_c, requests=max(8, 2 * _c),
-                                        prompt_tokens=prompt_tokens, max_tokens=output_tokens,
-                                        ignore_eos=True, seed=seed),
-                        keep_chunk_times=False,
-                    ).to_frame(),
-                    by=None,
-                )
-                for _c in levels
-            ],
-            ignore_index=True,
-        )
+        sweep = sim_sweep(
+            sim_config, levels, prompt_tokens=prompt_tokens, max_tokens=output_tokens,
+            rounds_per_level=2, min_requests_per_level=8, seed=seed, timeseries=False,
+        ).summary()  # fmt: skip
     return sim_problem, sweep
 
 
@@ -463,16 +424,7 @@ def _(mo):
 
 
 @app.cell
-def _(
-    cap_users,
-    gpu,
-    mo,
-    model,
-    output_tokens,
-    physics,
-    prompt_tokens,
-    theory_tokens_per_s,
-):
+def _(cap_users, gpu, mo, model, output_tokens, physics, prompt_tokens, theory_tokens_per_s):
     # Defaults for one GPU's rates: roofline prefill of one prompt, roofline decode at the cap.
     _prefill_default = prompt_tokens / physics.prefill_time(gpu, model, prompt_tokens).total_s
     _decode_default = (
@@ -480,119 +432,86 @@ def _(
         if cap_users is not None
         else physics.tokens_per_s_ceiling(gpu, model, 1, prompt_tokens + output_tokens // 2)[1]
     )
-    avg_in_number = mo.ui.number(1, 10_000_000, step=100, value=20_000,
-                                 label="average input tokens/s (example)")
-    avg_out_number = mo.ui.number(1, 10_000_000, step=100, value=2_000,
-                                  label="average output tokens/s (example)")
-    peak_slider = mo.ui.slider(1.0, 10.0, step=0.5, value=3.0, show_value=True,
-                               label="peak ÷ average (example)")
-    prefill_number = mo.ui.number(1, 10_000_000, step=100, value=round(_prefill_default),
-                                  label="one GPU's prefill, tokens/s")
-    decode_number = mo.ui.number(1, 10_000_000, step=10, value=round(_decode_default),
-                                 label="one GPU's decode at the SLO, tokens/s")
-    server_price_number = mo.ui.number(1_000, 10_000_000, step=1_000, value=300_000,
-                                       label="server price, USD (example)")
-    server_gpus_number = mo.ui.number(1, 16, step=1, value=8, label="GPUs per server")
-    years_number = mo.ui.number(1, 10, step=0.5, value=4, label="written off over, years")
-    kw_number = mo.ui.number(0.1, 50, step=0.1, value=10.2, label="server power, kW (example)")
-    power_util_slider = mo.ui.slider(0.0, 1.0, step=0.05, value=0.6, show_value=True,
-                                     label="average power draw, share of rated")
-    kwh_number = mo.ui.number(0.01, 1.0, step=0.01, value=0.10,
-                              label="electricity, USD/kWh (example)")
-    pue_number = mo.ui.number(1.0, 3.0, step=0.05, value=1.4, label="PUE (example)")
-    ru_number = mo.ui.number(1, 20, step=1, value=8, label="rack units per server")
-    ru_price_number = mo.ui.number(1, 10_000, step=10, value=500,
-                                   label="hosting, USD per rack unit per year (example)")
-    api_in_number = mo.ui.number(0.001, 100, step=0.01, value=0.10,
-                                 label="API, USD per million input tokens (example)")
-    api_out_number = mo.ui.number(0.001, 100, step=0.01, value=0.40,
-                                  label="API, USD per million output tokens (example)")
+    tco_inputs = mo.ui.dictionary(
+        {
+            "avg_in": mo.ui.number(1, 10_000_000, step=100, value=20_000,
+                                   label="average input tokens/s (example)"),
+            "avg_out": mo.ui.number(1, 10_000_000, step=100, value=2_000,
+                                    label="average output tokens/s (example)"),
+            "peak": mo.ui.slider(1.0, 10.0, step=0.5, value=3.0, show_value=True,
+                                 label="peak ÷ average (example)"),
+            "prefill": mo.ui.number(1, 10_000_000, step=100, value=round(_prefill_default),
+                                    label="one GPU's prefill, tokens/s"),
+            "decode": mo.ui.number(1, 10_000_000, step=10, value=round(_decode_default),
+                                   label="one GPU's decode at the SLO, tokens/s"),
+            "server_usd": mo.ui.number(1_000, 10_000_000, step=1_000, value=300_000,
+                                       label="server price, USD (example)"),
+            "server_gpus": mo.ui.number(1, 16, step=1, value=8, label="GPUs per server"),
+            "years": mo.ui.number(1, 10, step=0.5, value=4, label="written off over, years"),
+            "kw": mo.ui.number(0.1, 50, step=0.1, value=10.2, label="server power, kW (example)"),
+            "power_util": mo.ui.slider(0.0, 1.0, step=0.05, value=0.6, show_value=True,
+                                       label="average power draw, share of rated"),
+            "usd_per_kwh": mo.ui.number(0.01, 1.0, step=0.01, value=0.10,
+                                        label="electricity, USD/kWh (example)"),
+            "pue": mo.ui.number(1.0, 3.0, step=0.05, value=1.4, label="PUE (example)"),
+            "ru": mo.ui.number(1, 20, step=1, value=8, label="rack units per server"),
+            "usd_per_ru_year": mo.ui.number(1, 10_000, step=10, value=500,
+                                            label="hosting, USD per rack unit per year (example)"),
+            "api_in": mo.ui.number(0.001, 100, step=0.01, value=0.10,
+                                   label="API, USD per million input tokens (example)"),
+            "api_out": mo.ui.number(0.001, 100, step=0.01, value=0.40,
+                                    label="API, USD per million output tokens (example)"),
+        }
+    )  # fmt: skip
+
+    def _row(*keys: str) -> object:
+        return mo.hstack([tco_inputs[_k] for _k in keys], justify="start")
+
     mo.vstack(
         [
             mo.md("**The load**"),
-            mo.hstack([avg_in_number, avg_out_number, peak_slider], justify="start"),
+            _row("avg_in", "avg_out", "peak"),
             mo.md("**One GPU's rates**"),
-            mo.hstack([prefill_number, decode_number], justify="start"),
+            _row("prefill", "decode"),
             mo.md("**Owning a server**"),
-            mo.hstack([server_price_number, server_gpus_number, years_number], justify="start"),
-            mo.hstack([kw_number, power_util_slider, kwh_number, pue_number], justify="start"),
-            mo.hstack([ru_number, ru_price_number], justify="start"),
+            _row("server_usd", "server_gpus", "years"),
+            _row("kw", "power_util", "usd_per_kwh", "pue"),
+            _row("ru", "usd_per_ru_year"),
             mo.md("**A per-token API**"),
-            mo.hstack([api_in_number, api_out_number], justify="start"),
+            _row("api_in", "api_out"),
         ]
     )
-    return (
-        api_in_number,
-        api_out_number,
-        avg_in_number,
-        avg_out_number,
-        decode_number,
-        kw_number,
-        kwh_number,
-        peak_slider,
-        power_util_slider,
-        prefill_number,
-        pue_number,
-        ru_number,
-        ru_price_number,
-        server_gpus_number,
-        server_price_number,
-        years_number,
-    )
+    return (tco_inputs,)
 
 
 @app.cell
-def _(avg_in_number, avg_out_number, decode_number, peak_slider, physics, prefill_number):
-    tco_load = physics.TokenLoad(
-        float(avg_in_number.value), float(avg_out_number.value), float(peak_slider.value)
-    )
-    tco_rates = physics.GpuThroughput(float(prefill_number.value), float(decode_number.value))
-    return tco_load, tco_rates
-
-
-@app.cell
-def _(
-    kw_number,
-    kwh_number,
-    physics,
-    power_util_slider,
-    pue_number,
-    ru_number,
-    ru_price_number,
-    server_gpus_number,
-    server_price_number,
-    years_number,
-):
+def _(physics, tco_inputs):
+    _v = {_k: float(_x) for _k, _x in tco_inputs.value.items()}
+    tco_load = physics.TokenLoad(_v["avg_in"], _v["avg_out"], _v["peak"])
+    tco_rates = physics.GpuThroughput(_v["prefill"], _v["decode"])
     tco_server = physics.OnPremInputs(
-        server_price_usd=float(server_price_number.value),
-        gpus_per_server=int(server_gpus_number.value),
-        amortisation_years=float(years_number.value),
-        server_power_kw=float(kw_number.value),
-        power_utilisation=float(power_util_slider.value),
-        usd_per_kwh=float(kwh_number.value),
-        pue=float(pue_number.value),
-        rack_units_per_server=float(ru_number.value),
-        hosting_usd_per_rack_unit_year=float(ru_price_number.value),
+        server_price_usd=_v["server_usd"],
+        gpus_per_server=int(_v["server_gpus"]),
+        amortisation_years=_v["years"],
+        server_power_kw=_v["kw"],
+        power_utilisation=_v["power_util"],
+        usd_per_kwh=_v["usd_per_kwh"],
+        pue=_v["pue"],
+        rack_units_per_server=_v["ru"],
+        hosting_usd_per_rack_unit_year=_v["usd_per_ru_year"],
     )
-    return (tco_server,)
+    return tco_load, tco_rates, tco_server
 
 
 @app.cell
-def _(
-    api_in_number,
-    api_out_number,
-    gpu_hourly_usd,
-    pd,
-    physics,
-    tco_load,
-    tco_rates,
-    tco_server,
-):
+def _(gpu_hourly_usd, pd, physics, tco_inputs, tco_load, tco_rates, tco_server):
     # One call per way of serving (infphys.physics.tco).
     tco_results = [
         physics.on_prem_tco(tco_load, tco_rates, tco_server),
         physics.rented_tco(tco_load, tco_rates, gpu_hourly_usd),
-        physics.api_tco(tco_load, float(api_in_number.value), float(api_out_number.value)),
+        physics.api_tco(
+            tco_load, float(tco_inputs.value["api_in"]), float(tco_inputs.value["api_out"])
+        ),
     ]
     own_gpu_hour = physics.on_prem_usd_per_gpu_hour(tco_server)
     tco_table = pd.DataFrame(
@@ -632,12 +551,10 @@ def _(fmt, gpu_hourly_usd, measured_serving, mo, own_gpu_hour, tco_results):
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -678,91 +595,50 @@ def _(
 
 
 @app.cell
-def _(calculator_context, ex6, exercise_widget):
-    q1 = exercise_widget(ex6.Q1_USER_HOUR, **calculator_context)
-    q1
-    return (q1,)
-
-
-@app.cell
-def _(book, calculator_context, ex6, q1, verdict_view):
-    v1 = book.check(ex6.Q1_USER_HOUR, q1.value, **calculator_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(capacity_context, ex6, exercise_widget):
-    q2 = exercise_widget(ex6.Q2_PER_MILLION, **capacity_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, capacity_context, ex6, q2, verdict_view):
-    v2 = book.check(ex6.Q2_PER_MILLION, q2.value, **capacity_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(capacity_context, ex6, exercise_widget):
-    q3 = exercise_widget(ex6.Q3_USER_MONTH, **capacity_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, capacity_context, ex6, q3, verdict_view):
-    v3 = book.check(ex6.Q3_USER_MONTH, q3.value, **capacity_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(ex6, exercise_widget, tco_context):
-    q4 = exercise_widget(ex6.Q4_TCO_RENTED, **tco_context)
-    q4
-    return (q4,)
-
-
-@app.cell
-def _(book, ex6, q4, tco_context, verdict_view):
-    v4 = book.check(ex6.Q4_TCO_RENTED, q4.value, **tco_context)
-    verdict_view(v4)
-    return (v4,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
+def _(calculator_context, capacity_context, ex6, mo, tco_context, ui):
+    # One widget per exercise, each showing the numbers of the context it is checked against.
+    answers = mo.ui.dictionary(
+        {
+            "q1": ui.exercise_widget(ex6.Q1_USER_HOUR, **calculator_context),
+            "q2": ui.exercise_widget(ex6.Q2_PER_MILLION, **capacity_context),
+            "q3": ui.exercise_widget(ex6.Q3_USER_MONTH, **capacity_context),
+            "q4": ui.exercise_widget(ex6.Q4_TCO_RENTED, **tco_context),
+        }
+    )
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
 def _(
+    answers,
     book,
+    calculator_context,
     cap_tokens_per_s,
     cap_users,
+    capacity_context,
+    ex6,
     gpu,
     model,
     save_button,
-    save_view,
+    tco_context,
     tpot_slo_s,
-    v1,
-    v2,
-    v3,
-    v4,
+    ui,
 ):
-    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+    _a = answers.value
+    verdicts = {
+        "q1": book.check(ex6.Q1_USER_HOUR, _a.get("q1", ""), **calculator_context),
+        "q2": book.check(ex6.Q2_PER_MILLION, _a.get("q2", ""), **capacity_context),
+        "q3": book.check(ex6.Q3_USER_MONTH, _a.get("q3", ""), **capacity_context),
+        "q4": book.check(ex6.Q4_TCO_RENTED, _a.get("q4", ""), **tco_context),
+    }
     book.add_run(
         "slo_capacity",
         {"gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,
          "cap_output_tokens_per_s": cap_tokens_per_s},
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

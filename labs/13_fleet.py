@@ -18,27 +18,22 @@ app = marimo.App(width="medium", app_title="Lab 13 · From one GPU to a fleet")
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
     import marimo as mo
 
     from infphys import fleet_compare, fleet_planning, fmt, nim_planning
     from infphys.catalog import MEASURED_SOURCES, get_gpu, get_model
-    from infphys.exercises import AnswerBook
-    from infphys.exercises import lab13 as ex13
-    from infphys.exercises.ui import exercise_widget, save_view, verdict_view
+    from infphys.exercises import AnswerBook, ui
     from infphys.fleet_estimate import FleetDemand, FleetSLO
     from infphys.physics import prefill_time
     from infphys.plots import fleet as fleet_plots
     from infphys.plots import measured as measured_plots
 
+    ui.offline_note()
     return (
         AnswerBook,
         FleetDemand,
         FleetSLO,
         MEASURED_SOURCES,
-        ex13,
-        exercise_widget,
         fleet_compare,
         fleet_planning,
         fleet_plots,
@@ -48,10 +43,8 @@ def _():
         measured_plots,
         mo,
         nim_planning,
-        os,
         prefill_time,
-        save_view,
-        verdict_view,
+        ui,
     )
 
 
@@ -308,12 +301,10 @@ def _(mo, tp_measured):
 
 
 @app.cell(hide_code=True)
-def _(mo, os):
-    learner = mo.ui.text(
-        value=os.environ.get("INFPHYS_LEARNER", ""), label="Your name (for the answer file)"
-    )
-    mo.vstack([mo.md("## Exercises"), learner])
-    return (learner,)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -351,71 +342,15 @@ def _(
 
 
 @app.cell
-def _(ex13, exercise_context, exercise_widget):
-    q1 = exercise_widget(ex13.Q1_TP_SPEEDUP, **exercise_context)
-    q1
-    return (q1,)
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab13", exercise_context)
+    answers.vstack()
+    return (answers,)
 
 
 @app.cell
-def _(book, ex13, exercise_context, q1, verdict_view):
-    v1 = book.check(ex13.Q1_TP_SPEEDUP, q1.value, **exercise_context)
-    verdict_view(v1)
-    return (v1,)
-
-
-@app.cell
-def _(ex13, exercise_context, exercise_widget):
-    q2 = exercise_widget(ex13.Q2_LITTLE, **exercise_context)
-    q2
-    return (q2,)
-
-
-@app.cell
-def _(book, ex13, exercise_context, q2, verdict_view):
-    v2 = book.check(ex13.Q2_LITTLE, q2.value, **exercise_context)
-    verdict_view(v2)
-    return (v2,)
-
-
-@app.cell
-def _(ex13, exercise_context, exercise_widget):
-    q3 = exercise_widget(ex13.Q3_ROUTER, **exercise_context)
-    q3
-    return (q3,)
-
-
-@app.cell
-def _(book, ex13, exercise_context, q3, verdict_view):
-    v3 = book.check(ex13.Q3_ROUTER, q3.value, **exercise_context)
-    verdict_view(v3)
-    return (v3,)
-
-
-@app.cell
-def _(ex13, exercise_context, exercise_widget):
-    q4 = exercise_widget(ex13.Q4_PREFILL, **exercise_context)
-    q4
-    return (q4,)
-
-
-@app.cell
-def _(book, ex13, exercise_context, q4, verdict_view):
-    v4 = book.check(ex13.Q4_PREFILL, q4.value, **exercise_context)
-    verdict_view(v4)
-    return (v4,)
-
-
-@app.cell
-def _(mo):
-    save_button = mo.ui.run_button(label="Save my answers")
-    save_button
-    return (save_button,)
-
-
-@app.cell
-def _(book, plan, save_button, save_view, split_table, v1, v2, v3, v4):
-    _ = (v1, v2, v3, v4)  # save after every answer has been checked
+def _(answers, book, exercise_context, plan, save_button, split_table, ui):
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     book.add_run(
         "fleet",
         {
@@ -425,8 +360,8 @@ def _(book, plan, save_button, save_view, split_table, v1, v2, v3, v4):
             ),
         },
     )
-    save_view(book, save_button.value)
-    return
+    ui.results_view(verdicts, book, save_button)
+    return (verdicts,)
 
 
 if __name__ == "__main__":

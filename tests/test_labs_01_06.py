@@ -331,9 +331,11 @@ def test_lab6_tighter_slo_lowers_the_cap_and_price_scales(lab6: dict[str, Any]) 
 
 
 def test_lab6_exercises() -> None:
-    d = _run(6, q1=Picked("0.05"), q3=Picked("0.01"))
-    assert d["v1"].ok
-    assert d["v3"].status == "wrong"
+    # q1: 8 GPUs × $2.50 / 400 users = $0.05 per user-hour; q3's $0.01 is no user-month.
+    d = _run(6, answers=Picked({"q1": "0.05", "q3": "0.01"}))
+    assert d["verdicts"]["q1"].ok
+    assert d["verdicts"]["q3"].status == "wrong"
+    assert d["verdicts"]["q2"].status == d["verdicts"]["q4"].status == "missing"
 
 
 # --- lab 2: know your metal -------------------------------------------------------------------

@@ -77,7 +77,7 @@ def test_the_fleet_effects_show(lab13: dict[str, Any]) -> None:
 def test_exercises_pass_right_and_fail_wrong(lab13: dict[str, Any]) -> None:
     ctx = lab13["exercise_context"]
     for i, ex in enumerate(exercises_for(13), start=1):
-        assert lab13[f"v{i}"].status == "missing"
+        assert lab13["verdicts"][f"q{i}"].status == "missing"
         assert context_problems(ex.id, ctx) == [], ex.id
         expected = ex.expected(**ctx)
         assert ex.check(expected, **ctx).ok, ex.id
@@ -102,3 +102,19 @@ def test_prefill_replicas_by_hand() -> None:
     # 20/s × 120 ms = 2.4 s of prefill per second: 3 replicas (2 would run 120 % busy).
     assert q4.expected(rate_per_s=20.0, prefill_ms=120.0) == 3
     assert q4.expected(rate_per_s=5.0, prefill_ms=200.0) == 1
+
+
+def test_answer_form_checks_the_learners_answers() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Picked:
+        value: Any
+
+    # q3: joining the shortest queue wins (least-outstanding, as above); q4 at 7/s × ~120 ms of
+    # prefill is 0.84 s per second: one prefill replica, so 2 is wrong.
+    d = _run(answers=Picked({"q3": "least-outstanding", "q4": "2"}))
+    v = d["verdicts"]
+    assert list(v) == ["q1", "q2", "q3", "q4"]
+    assert v["q3"].ok and v["q4"].status == "wrong" and v["q1"].status == "missing"
+    assert d["book"].passed == 1

@@ -22,6 +22,7 @@ import pandas as pd
 from infphys import stats
 from infphys.records import records_to_frame
 from infphys.sim.config import EngineConfig
+from infphys.sim.sweeps import sweep
 from infphys.sim.virtual import SimResult, simulate
 from infphys.sim.workload import Workload
 
@@ -89,29 +90,19 @@ def closed_sweep(
     rounds: int = 2,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One closed-loop run per concurrency level (``rounds`` × c measured requests after c
-    warm-up requests, at least 48), summarised by :func:`infphys.stats.summarize`, with the
-    engine's preemptions per level. Cached: several figures share a sweep."""
+    """One closed-loop run per concurrency level (:func:`infphys.sim.sweep`: ``rounds`` × c
+    measured requests after c warm-up requests, at least 48), summarised by
+    :func:`infphys.stats.summarize`, with the engine's preemptions per level. Cached: several
+    figures share a sweep."""
     cfg = engine_config(model, gpu, weights, settings)
-    frames: list[pd.DataFrame] = []
-    preempted: dict[int, int] = {}
-    for c in levels:
-        w = Workload.closed(
-            concurrency=c,
-            requests=max(rounds * c, 48),
-            warmup=c,
-            prompt_tokens=prompt_tokens[0],
-            prompt_tokens_max=prompt_tokens[1],
-            max_tokens=max_tokens[0],
-            max_tokens_max=max_tokens[1],
-            seed=seed,
-        )
-        res = simulate(cfg, w, keep_chunk_times=False, timeseries=False)
-        frames.append(run_frame(res))
-        preempted[c] = res.stats.preemptions
-    summary = stats.summarize(pd.concat(frames, ignore_index=True), by="concurrency")
+    sw = sweep(
+        cfg, levels, prompt_tokens=prompt_tokens[0], prompt_tokens_max=prompt_tokens[1],
+        max_tokens=max_tokens[0], max_tokens_max=max_tokens[1], ignore_eos=False,
+        rounds_per_level=rounds, min_requests_per_level=48, seed=seed, timeseries=False,
+    )  # fmt: skip
+    summary = sw.summary()
     summary["concurrency"] = summary["concurrency"].astype(int)
-    summary["preemptions"] = summary["concurrency"].map(preempted).astype(int)
+    summary["preemptions"] = summary["preemptions"].astype(int)
     summary["tokens_per_s_per_user"] = 1.0 / summary["tpot_p50_s"]
     return summary.sort_values("concurrency").reset_index(drop=True)
 
