@@ -5,34 +5,25 @@ Measured values are quoted from infphys/catalog/data/nim_llama3_serving.csv in t
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from labrun import LABS, check_marimo_and_header, isolate, run_lab
 
 from infphys.exercises import exercises_for
 from infphys.exercises.contexts import context_problems
 
-LAB = Path(__file__).resolve().parents[1] / "labs" / "12_nim_benchmarks.py"
+LAB = LABS / "12_nim_benchmarks.py"
 
 
 def _run(**defs: Any) -> dict[str, Any]:
-    spec = importlib.util.spec_from_file_location("lab_12_nim_benchmarks", LAB)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    _, result = module.app.run(defs=defs) if defs else module.app.run()
-    return dict(result)
+    return run_lab(LAB, **defs)
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("INFPHYS_ANSWERS_DIR", str(tmp_path / "answers"))
-    monkeypatch.delenv("INFPHYS_LEARNER", raising=False)
-    monkeypatch.setenv("NIM_BASE_URL", "http://127.0.0.1:9")
+    isolate(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +32,7 @@ def lab12() -> dict[str, Any]:
 
 
 def test_marimo_check_and_header() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "marimo", "check", "--strict", str(LAB)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    text = LAB.read_text()
-    assert text.startswith("# /// script\n")
-    header = text.split("import marimo", 1)[0]
-    for dep in ('"marimo', '"plotly', '"pandas', '"infphys"'):
-        assert dep in header
-    assert "**Time: about" in text and "Key takeaway" in text
+    check_marimo_and_header(LAB)
 
 
 def test_the_held_back_row_is_not_drawn(lab12: dict[str, Any]) -> None:
