@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from infphys._check import positive_int
+from infphys.catalog._lookup import find_entry, name_index
 
 __all__ = ["GPUS", "NVML_TOTAL_MIB", "GPUSpec", "get_gpu", "match_gpu_name"]
 
@@ -373,10 +374,7 @@ def _norm(s: str) -> str:
     return re.sub(r"[^a-z0-9]", "", s.lower())
 
 
-_LOOKUP: dict[str, str] = {}
-for _g in GPUS.values():
-    for _k in (_g.key, _g.name, *_g.aliases):
-        _LOOKUP[_norm(_k)] = _g.key
+_LOOKUP = name_index({g.key: (g.name, *g.aliases) for g in GPUS.values()}, _norm)
 
 
 def get_gpu(key: str | GPUSpec) -> GPUSpec:
@@ -387,12 +385,7 @@ def get_gpu(key: str | GPUSpec) -> GPUSpec:
     """
     if isinstance(key, GPUSpec):
         return key
-    if isinstance(key, str):
-        hit = _LOOKUP.get(_norm(key))
-        if hit is not None:
-            return GPUS[hit]
-    known = ", ".join(GPUS)
-    raise ValueError(f"gpu: unknown GPU {key!r}; known: {known}")
+    return find_entry("gpu", "GPU", key, GPUS, _LOOKUP, _norm)
 
 
 _MATCH_FIRST = ("h100-pcie", "h100-nvl", "gh200")

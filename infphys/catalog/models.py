@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from infphys._check import positive_int
+from infphys.catalog._lookup import find_entry, name_index
 from infphys.catalog._model_presets import PRESETS
 
 __all__ = ["MODELS", "ModelSpec", "get_model"]
@@ -382,10 +383,7 @@ def _norm(s: str) -> str:
     return re.sub(r"[^a-z0-9.]", "", s)
 
 
-_LOOKUP: dict[str, str] = {}
-for _m in MODELS.values():
-    for _k in (_m.key, _m.name):
-        _LOOKUP[_norm(_k)] = _m.key
+_LOOKUP = name_index({m.key: (m.name,) for m in MODELS.values()}, _norm)
 _LOOKUP.update({_norm("mistral-7b"): "mistral-7b-v0.3", _norm("mixtral-8x7b-v0.1"): "mixtral-8x7b"})
 
 
@@ -400,9 +398,4 @@ def get_model(key: str | ModelSpec) -> ModelSpec:
     """
     if isinstance(key, ModelSpec):
         return key
-    if isinstance(key, str):
-        hit = _LOOKUP.get(_norm(key))
-        if hit is not None:
-            return MODELS[hit]
-    known = ", ".join(MODELS)
-    raise ValueError(f"model: unknown model {key!r}; known: {known}")
+    return find_entry("model", "model", key, MODELS, _LOOKUP, _norm)
