@@ -100,6 +100,12 @@ def versions() -> dict[str, str]:
     }
 
 
+def _known_fields(cls: type[Any], d: dict[str, Any]) -> dict[str, Any]:
+    """The items of a JSON line that name fields of the dataclass ``cls`` (``type`` and keys
+    written by newer versions are dropped)."""
+    return {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+
+
 @dataclass(slots=True)
 class RequestRecord:
     """What happened to one request, measured or simulated.
@@ -192,8 +198,7 @@ class RequestRecord:
 
     @classmethod
     def from_json_dict(cls, d: dict[str, Any]) -> RequestRecord:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return cls(**_known_fields(cls, d))
 
 
 _RECORD_FIELDS: tuple[str, ...] = tuple(RequestRecord.__dataclass_fields__)
@@ -223,8 +228,7 @@ class RunHeader:
 
     @classmethod
     def from_json_dict(cls, d: dict[str, Any]) -> RunHeader:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return cls(**_known_fields(cls, d))
 
 
 @dataclass(slots=True)
