@@ -9,6 +9,8 @@ import pytest
 
 MODULES = [
     "infphys",
+    "infphys.catalog._lookup",
+    "infphys.catalog._model_presets",
     "infphys.catalog.gpus",
     "infphys.catalog.measured",
     "infphys.catalog.models",

@@ -14,6 +14,7 @@ from infphys.physics import (
     kv_bytes_per_token,
     kv_bytes_per_token_naive,
     kv_cliff,
+    kv_copies,
     max_concurrent_sequences,
     weight_bytes,
 )
@@ -102,6 +103,20 @@ def test_tensor_parallel_shards_weights() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("model", "tp", "copies"),
+    [
+        ("llama-3.1-70b", 1, 1.0),  # one GPU holds the only copy
+        ("llama-3.1-70b", 8, 1.0),  # 8 KV heads over 8 GPUs: one head each
+        ("llama-3.1-70b", 16, 2.0),  # 8 KV heads over 16 GPUs: each head on 16 / 8 = 2
+        ("qwen2.5-7b", 8, 2.0),  # 4 KV heads over 8 GPUs: 8 / 4 = 2
+        ("deepseek-v3", 8, 8.0),  # MLA: every GPU keeps the whole latent
+    ],
+)
+def test_kv_copies_by_hand(model: str, tp: int, copies: float) -> None:
+    assert kv_copies(model, tp) == copies
+
+
 def test_block_rounding() -> None:
     a = max_concurrent_sequences("h100", "llama-3.1-8b", 1000)
     b = max_concurrent_sequences("h100", "llama-3.1-8b", 1000, block_tokens=16)  # 1008 tokens
@@ -139,6 +154,7 @@ def test_kv_cliff_custom_line_never_crossed() -> None:
         ),
         (lambda: kv_budget_bytes("h100", "llama-3.1-8b", tp=0), "tp"),
         (lambda: kv_cliff("llama-3.1-8b", 1024, 0), "max_users"),
+        (lambda: kv_copies("llama-3.1-8b", 0), "tp"),
         (lambda: kv_bytes_for_batch("llama-3.1-8b", [1, -2]), r"context_tokens\[1\]"),
         (lambda: weight_bytes("llama-3.1-8b", "fp6"), "precision"),
         (lambda: kv_budget_bytes("tpu", "llama-3.1-8b"), "gpu"),

@@ -23,6 +23,7 @@ from infphys.physics.memory import (
     kv_bytes_per_token,
     kv_bytes_per_token_naive,
     kv_cliff,
+    kv_copies,
     max_concurrent_sequences,
     weight_bytes,
 )
@@ -111,6 +112,7 @@ __all__ = [
     "kv_bytes_per_token",
     "kv_bytes_per_token_naive",
     "kv_cliff",
+    "kv_copies",
     "littles_law_in_flight",
     "littles_law_latency_s",
     "littles_law_throughput_per_s",

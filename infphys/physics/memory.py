@@ -47,6 +47,7 @@ __all__ = [
     "kv_bytes_per_token",
     "kv_bytes_per_token_naive",
     "kv_cliff",
+    "kv_copies",
     "max_concurrent_sequences",
     "weight_bytes",
 ]
@@ -88,6 +89,24 @@ def kv_bytes_per_token(model: ModelLike, precision: PrecisionLike = BF16) -> flo
     """
     m, p = get_model(model), get_precision(precision)
     return _per_token_per_layer(m, p) * m.full_attention_layers
+
+
+def kv_copies(model: ModelLike, tp: int = 1) -> float:
+    """How many GPUs of a ``tp``-way tensor-parallel group hold a copy of each KV entry.
+
+    KV heads are split over the group, so with fewer KV heads than GPUs each head sits on
+    ``tp / kv_heads`` of them; MLA caches one latent per token that every GPU keeps whole, so
+    ``tp`` copies. Example: Llama-3.1-70B has 8 KV heads, so at TP 8 each GPU holds one head
+    (1 copy) and at TP 16 each head is on 2 GPUs; DeepSeek-V3 (MLA) at TP 8 keeps 8 copies.
+
+    >>> kv_copies("llama-3.1-70b", 8), kv_copies("llama-3.1-70b", 16), kv_copies("deepseek-v3", 8)
+    (1.0, 2.0, 8.0)
+    """
+    m = get_model(model)
+    tp = positive_int("tp", tp)
+    if m.is_mla:
+        return float(tp)
+    return max(1.0, tp / m.kv_heads)
 
 
 def _per_token_per_layer(m: ModelSpec, p: Precision) -> float:

@@ -64,6 +64,7 @@ from infphys.catalog import (
     get_precision,
 )
 from infphys.physics._step import StepConstants, price_step
+from infphys.physics.memory import kv_copies
 
 __all__ = [
     "MoERouting",
@@ -312,11 +313,8 @@ class RooflineModel:
 
     @cached_property
     def kv_copies(self) -> float:
-        """How many GPUs of the group read a copy of each KV entry (MLA: all; few KV heads)."""
-        m = self.model
-        if m.is_mla:
-            return float(self.tp)
-        return max(1.0, self.tp / m.kv_heads)
+        """How many GPUs of the group read a copy of each KV entry (see :func:`kv_copies`)."""
+        return kv_copies(self.model, self.tp)
 
     @cached_property
     def link_bytes_per_s(self) -> float:

@@ -48,6 +48,7 @@ from infphys.physics import (
     kv_budget_bytes,
     kv_bytes_per_sequence,
     kv_bytes_per_token,
+    kv_copies,
     weight_bytes,
 )
 
@@ -333,10 +334,7 @@ class EngineConfig:
     @property
     def kv_replication(self) -> float:
         """How many GPUs of the group hold a copy of each KV entry (1 unless replicated)."""
-        m = self.model
-        if m.is_mla:
-            return float(self.tp)
-        return max(1.0, self.tp / m.kv_heads)
+        return kv_copies(self.model, self.tp)
 
     @cached_property
     def kv_block_bytes(self) -> float:
