@@ -15,16 +15,7 @@ from infphys.catalog import (
     TOKENS_PER_WORD,
     reading_pace_itl_s,
 )
-from infphys.physics import (
-    GpuThroughput,
-    OnPremInputs,
-    TokenLoad,
-    api_tco,
-    gpus_for_peak,
-    on_prem_tco,
-    on_prem_usd_per_gpu_hour,
-    rented_tco,
-)
+from infphys.physics import tco
 
 # --- perception -------------------------------------------------------------------------------
 
@@ -63,23 +54,23 @@ def test_reading_pace_bad_input_names_the_argument(kwargs: dict[str, float], nam
 
 # An example workload: 20,000 input and 2,000 output tokens/s on average, peak 3× the average;
 # GPUs that prefill 40,000 tokens/s and decode 2,500 tokens/s at the objective.
-LOAD = TokenLoad(20_000, 2_000, 3.0)
-RATES = GpuThroughput(40_000, 2_500)
+LOAD = tco.TokenLoad(20_000, 2_000, 3.0)
+RATES = tco.GpuThroughput(40_000, 2_500)
 # An example server: $300,000 for 8 GPUs written off over 4 years, 10.2 kW drawn at 60 % on
 # average, $0.10/kWh, PUE 1.4, 8 rack units at $500 per rack unit per year.
-SERVER = OnPremInputs(300_000, 8, 4, 10.2, 0.6, 0.10, 1.4, 8, 500)
+SERVER = tco.OnPremInputs(300_000, 8, 4, 10.2, 0.6, 0.10, 1.4, 8, 500)
 
 
 def test_gpus_sized_for_peak() -> None:
     # Peak busy GPUs: 3 × (20,000 / 40,000 + 2,000 / 2,500) = 3 × 1.3 = 3.9 → 4 rented GPUs;
     # bought in servers of 8 → 8. The average alone (1.3) would need only 2.
-    assert gpus_for_peak(LOAD, RATES) == 4
-    assert gpus_for_peak(LOAD, RATES, gpus_per_unit=8) == 8
-    assert gpus_for_peak(TokenLoad(20_000, 2_000, 1.0), RATES) == 2
+    assert tco.gpus_for_peak(LOAD, RATES) == 4
+    assert tco.gpus_for_peak(LOAD, RATES, gpus_per_unit=8) == 8
+    assert tco.gpus_for_peak(tco.TokenLoad(20_000, 2_000, 1.0), RATES) == 2
 
 
 def test_rented_tco_by_hand() -> None:
-    r = rented_tco(LOAD, RATES, 2.50)
+    r = tco.rented_tco(LOAD, RATES, 2.50)
     # 4 GPUs × $2.50 × 8,760 h = $87,600 a year.
     assert r.gpus == 4
     assert r.annual_usd == pytest.approx(87_600)
@@ -100,9 +91,9 @@ def test_rented_tco_by_hand() -> None:
 
 def test_peak_sizing_raises_the_price_per_token() -> None:
     # Flat load (peak = average): 1.3 → 2 GPUs, $43,800 a year; three times the peak doubles it.
-    flat = rented_tco(TokenLoad(20_000, 2_000, 1.0), RATES, 2.50)
+    flat = tco.rented_tco(tco.TokenLoad(20_000, 2_000, 1.0), RATES, 2.50)
     assert flat.annual_usd == pytest.approx(43_800)
-    assert rented_tco(LOAD, RATES, 2.50).usd_per_million_output == pytest.approx(
+    assert tco.rented_tco(LOAD, RATES, 2.50).usd_per_million_output == pytest.approx(
         2 * flat.usd_per_million_output
     )
 
@@ -111,7 +102,7 @@ def test_on_prem_gpu_hour_by_hand() -> None:
     # Per server-year: capital 300,000 / 4 = 75,000; power 10.2 kW × 0.6 × 8,760 h × $0.10 × 1.4
     # = 7,505.57; hosting 8 × 500 = 4,000; total 86,505.57. Per GPU-hour ÷ (8 × 8,760 = 70,080):
     # 1.070205 + 0.107100 + 0.057078 = 1.234383.
-    hour = on_prem_usd_per_gpu_hour(SERVER)
+    hour = tco.on_prem_usd_per_gpu_hour(SERVER)
     assert hour.capital_usd == pytest.approx(1.070205, abs=1e-6)
     assert hour.power_usd == pytest.approx(0.107100, abs=1e-6)
     assert hour.hosting_usd == pytest.approx(0.057078, abs=1e-6)
@@ -119,7 +110,7 @@ def test_on_prem_gpu_hour_by_hand() -> None:
 
 
 def test_on_prem_tco_by_hand() -> None:
-    r = on_prem_tco(LOAD, RATES, SERVER)
+    r = tco.on_prem_tco(LOAD, RATES, SERVER)
     # One whole server of 8 GPUs for a 3.9-GPU peak: $86,505.57 a year, 1.3 / 8 busy on average.
     assert r.gpus == 8
     assert r.annual_usd == pytest.approx(86_505.57, abs=0.01)
@@ -133,7 +124,7 @@ def test_on_prem_tco_by_hand() -> None:
 
 def test_api_tco_by_hand() -> None:
     # A year of the average: 630,720 M input × $0.10 + 63,072 M output × $0.40 = $88,300.80.
-    r = api_tco(LOAD, 0.10, 0.40)
+    r = tco.api_tco(LOAD, 0.10, 0.40)
     assert r.annual_usd == pytest.approx(88_300.80)
     assert (r.usd_per_million_input, r.usd_per_million_output, r.gpus) == (0.10, 0.40, 0)
     assert math.isnan(r.average_utilisation)
@@ -142,13 +133,13 @@ def test_api_tco_by_hand() -> None:
 @pytest.mark.parametrize(
     ("make", "name"),
     [
-        (lambda: TokenLoad(0, 1), "average_input_tokens_per_s"),
-        (lambda: TokenLoad(1, 1, 0.5), "peak_to_average"),
-        (lambda: GpuThroughput(1, 0), "output_tokens_per_s"),
-        (lambda: OnPremInputs(1, 8, 4, 10, 1.5, 0.1, 1.4, 8, 500), "power_utilisation"),
-        (lambda: OnPremInputs(1, 8, 4, 10, 0.5, 0.1, 0.9, 8, 500), "pue"),
-        (lambda: rented_tco(LOAD, RATES, 0), "usd_per_gpu_hour"),
-        (lambda: api_tco(LOAD, 0.1, -1), "usd_per_million_output"),
+        (lambda: tco.TokenLoad(0, 1), "average_input_tokens_per_s"),
+        (lambda: tco.TokenLoad(1, 1, 0.5), "peak_to_average"),
+        (lambda: tco.GpuThroughput(1, 0), "output_tokens_per_s"),
+        (lambda: tco.OnPremInputs(1, 8, 4, 10, 1.5, 0.1, 1.4, 8, 500), "power_utilisation"),
+        (lambda: tco.OnPremInputs(1, 8, 4, 10, 0.5, 0.1, 0.9, 8, 500), "pue"),
+        (lambda: tco.rented_tco(LOAD, RATES, 0), "usd_per_gpu_hour"),
+        (lambda: tco.api_tco(LOAD, 0.1, -1), "usd_per_million_output"),
     ],
 )
 def test_tco_bad_input_names_the_argument(make: object, name: str) -> None:
