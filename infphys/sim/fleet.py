@@ -58,6 +58,8 @@ from infphys.sim.virtual import (
     SimResult,
     SimStats,
     _Arrivals,
+    _cut_off_record,
+    _finished_record,
     _now_iso,
     _rejected_record,
     _run_header,
@@ -338,23 +340,9 @@ def _drive(
         return labels
 
     def record_ok(idx: int, replica: int, r: SimRequest, times: list[float]) -> None:
-        records.append(
-            RequestRecord(
-                request_id=idx,
-                sent_s=sent_at.pop(idx, r.arrival_s),
-                first_token_s=r.first_token_s,
-                end_s=r.finish_s,
-                chunk_times_s=times,
-                prompt_tokens=r.prompt_tokens,
-                completion_tokens=r.output,
-                token_count_source="simulated",
-                finish_reason=r.finish_reason,
-                http_status=200,
-                status="ok",
-                warmup=idx < warmup,
-                labels=labels_for(idx, replica, r),
-            )
-        )
+        sent_s = sent_at.pop(idx, r.arrival_s)
+        labels = labels_for(idx, replica, r)
+        records.append(_finished_record(idx, r, sent_s, times, idx < warmup, labels))
 
     def done(idx: int, t_end: float) -> None:
         hand_of.pop(idx, None)
@@ -465,21 +453,10 @@ def _drive(
                 times = e.token_times(r) if keep_chunk_times else []
                 if k >= n_prefill and disagg and first is not None:
                     times = [first, *times]
-                records.append(
-                    RequestRecord(
-                        request_id=idx,
-                        sent_s=sent_at.get(idx, r.arrival_s),
-                        first_token_s=first,
-                        end_s=None,
-                        chunk_times_s=times,
-                        prompt_tokens=r.prompt_tokens,
-                        completion_tokens=e.output_tokens(r),
-                        token_count_source="simulated",
-                        status="incomplete",
-                        warmup=idx < warmup,
-                        labels=labels_for(idx, k, None),
-                    )
-                )
+                sent_s = sent_at.get(idx, r.arrival_s)
+                out = e.output_tokens(r)
+                labels = labels_for(idx, k, None)
+                records.append(_cut_off_record(idx, r, sent_s, times, out, idx < warmup, labels))
         for _, idx, _, p_rep, t_first, _ in handoffs:  # caught in a KV transfer
             p = sizes[idx][0]
             records.append(

@@ -243,6 +243,57 @@ class _Arrivals:
             self.next_idx += 1
 
 
+def _finished_record(
+    idx: int,
+    r: SimRequest,
+    sent_s: float,
+    chunk_times_s: list[float],
+    warmup: bool,
+    labels: dict[str, Any],
+) -> RequestRecord:
+    """The record of a request the engine finished (HTTP 200, the engine's finish reason)."""
+    return RequestRecord(
+        request_id=idx,
+        sent_s=sent_s,
+        first_token_s=r.first_token_s,
+        end_s=r.finish_s,
+        chunk_times_s=chunk_times_s,
+        prompt_tokens=r.prompt_tokens,
+        completion_tokens=r.output,
+        token_count_source="simulated",
+        finish_reason=r.finish_reason,
+        http_status=200,
+        status="ok",
+        warmup=warmup,
+        labels=labels,
+    )
+
+
+def _cut_off_record(
+    idx: int,
+    r: SimRequest,
+    sent_s: float,
+    chunk_times_s: list[float],
+    completion_tokens: int,
+    warmup: bool,
+    labels: dict[str, Any],
+) -> RequestRecord:
+    """The record of a request still running or waiting when the simulated time ran out."""
+    return RequestRecord(
+        request_id=idx,
+        sent_s=sent_s,
+        first_token_s=r.first_token_s,
+        end_s=None,
+        chunk_times_s=chunk_times_s,
+        prompt_tokens=r.prompt_tokens,
+        completion_tokens=completion_tokens,
+        token_count_source="simulated",
+        status="incomplete",
+        warmup=warmup,
+        labels=labels,
+    )
+
+
 def _rejected_record(
     idx: int,
     sent_s: float,
@@ -372,22 +423,9 @@ def simulate(
         idx = int(r.request_id)  # type: ignore[call-overload]
         labels = dict(base_labels)
         labels["num_preemptions"] = r.num_preemptions
+        times = eng.token_times(r) if keep_chunk_times else []
         records.append(
-            RequestRecord(
-                request_id=idx,
-                sent_s=sent_at.pop(idx, r.arrival_s),
-                first_token_s=r.first_token_s,
-                end_s=r.finish_s,
-                chunk_times_s=eng.token_times(r) if keep_chunk_times else [],
-                prompt_tokens=r.prompt_tokens,
-                completion_tokens=r.output,
-                token_count_source="simulated",
-                finish_reason=r.finish_reason,
-                http_status=200,
-                status="ok",
-                warmup=idx < warmup,
-                labels=labels,
-            )
+            _finished_record(idx, r, sent_at.pop(idx, r.arrival_s), times, idx < warmup, labels)
         )
 
     def submit(t_arr: float, idx: int, client: int) -> None:
@@ -457,20 +495,10 @@ def simulate(
         left: list[SimRequest] = [*eng.running, *eng.waiting]
         for r in left:
             idx = int(r.request_id)  # type: ignore[call-overload]
+            times = eng.token_times(r) if keep_chunk_times else []
+            out = eng.output_tokens(r)
             records.append(
-                RequestRecord(
-                    request_id=idx,
-                    sent_s=r.arrival_s,
-                    first_token_s=r.first_token_s,
-                    end_s=None,
-                    chunk_times_s=eng.token_times(r) if keep_chunk_times else [],
-                    prompt_tokens=r.prompt_tokens,
-                    completion_tokens=eng.output_tokens(r),
-                    token_count_source="simulated",
-                    status="incomplete",
-                    warmup=idx < warmup,
-                    labels=dict(base_labels),
-                )
+                _cut_off_record(idx, r, r.arrival_s, times, out, idx < warmup, dict(base_labels))
             )
     if log is not None:
         log(
