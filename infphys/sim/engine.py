@@ -75,6 +75,28 @@ __all__ = [
 _INF = math.inf
 
 
+def _add_chunks(
+    sched: list[tuple[SimRequest, int, int]], window: int, totals: tuple[int, int, int, int, int]
+) -> tuple[int, int, int, int, int]:
+    """A step's totals with its scheduled chunks added, each ``(request, n new, c cached)``.
+
+    ``totals`` and the result are (new tokens, KV tokens read, attention pairs, KV tokens read
+    on windowed layers, attention pairs on windowed layers). A chunk of n new tokens after c
+    cached ones reads c cached tokens and forms n·c + n(n+1)/2 causal pairs; on a layer with a
+    window w it reads min(c, w) and at most n·min(c + n, w) pairs. Example: a 100-token chunk
+    after 1,000 cached adds 100 tokens, 1,000 reads and 100,000 + 5,050 = 105,050 pairs.
+    """
+    new_tokens, kv_read, pairs, wread, wpairs = totals
+    for _, n, c in sched:
+        new_tokens += n
+        kv_read += c
+        pairs += n * c + n * (n + 1) // 2
+        if window:
+            wread += min(c, window)
+            wpairs += n * min(c + n, window)
+    return new_tokens, kv_read, pairs, wread, wpairs
+
+
 class Engine(EngineState):
     """vLLM V1's continuous-batching scheduler over simulated time (see the module docstring).
 
@@ -172,9 +194,6 @@ class Engine(EngineState):
         self.free_blocks = free
 
         s_dec = self._sum_base + n_dec * t
-        new_tokens = n_dec
-        kv_read = s_dec
-        pairs = s_dec + n_dec
         w = self._window
         wread = wpairs = 0
         if w:
@@ -182,13 +201,9 @@ class Engine(EngineState):
             above = n_dec - self._n_below
             wread = below + above * w
             wpairs = below + self._n_below + above * w
-        for _, n, c in sched:
-            new_tokens += n
-            kv_read += c
-            pairs += n * c + n * (n + 1) // 2
-            if w:
-                wread += min(c, w)
-                wpairs += n * min(c + n, w)
+        new_tokens, kv_read, pairs, wread, wpairs = _add_chunks(
+            sched, w, (n_dec, s_dec, s_dec + n_dec, wread, wpairs)
+        )
         return self._finish_step(
             t, n_dec, sched, preempted, emitted, new_tokens, kv_read, pairs, wread, wpairs
         )
@@ -319,15 +334,7 @@ class Engine(EngineState):
             free, budget = self._admit(free, budget, sched)
         self.free_blocks = free
 
-        w = self._window
-        new_tokens = kv_read = pairs = wread = wpairs = 0
-        for _, n, c in sched:
-            new_tokens += n
-            kv_read += c
-            pairs += n * c + n * (n + 1) // 2
-            if w:
-                wread += min(c, w)
-                wpairs += n * min(c + n, w)
+        new_tokens, kv_read, pairs, wread, wpairs = _add_chunks(sched, self._window, (0,) * 5)
         # Decoders were made explicit above, so every scheduled request is in ``sched``.
         outcome = self._finish_step(
             t,
