@@ -126,6 +126,36 @@ def _total(r: Any) -> Any:
     )
 
 
+def _decode_step_s(c: StepConstants, params: StepParams, batch: Any, context: Any) -> Any:
+    """Seconds of one decode step: ``batch`` sequences, one new token each after ``context``
+    cached tokens (arrays, one entry per row). Each token attends to its context and itself."""
+    return _total(
+        price_step(
+            c,
+            params,
+            new_tokens=batch,
+            kv_tokens_read=batch * context,
+            attention_pairs=batch * (context + 1),
+            sequences=batch,
+        )
+    )
+
+
+def _prefill_step_s(c: StepConstants, params: StepParams, batch: Any, prompt: Any) -> Any:
+    """Seconds of one step prefilling ``batch`` whole prompts of ``prompt`` tokens, nothing
+    cached: prompt·(prompt + 1)/2 causal attention pairs per sequence."""
+    return _total(
+        price_step(
+            c,
+            params,
+            new_tokens=batch * prompt,
+            kv_tokens_read=0.0 * batch,
+            attention_pairs=batch * prompt * (prompt + 1) / 2.0,
+            sequences=batch,
+        )
+    )
+
+
 def predict_static(rows: pd.DataFrame, params: StepParams = FITTED_STEP_PARAMS) -> pd.DataFrame:
     """Price every static-batch row; adds ``sim_`` and ``err_`` for both measured times."""
     out = rows.copy()
@@ -134,26 +164,8 @@ def predict_static(rows: pd.DataFrame, params: StepParams = FITTED_STEP_PARAMS) 
     isl = out["isl"].to_numpy(float)
     osl = out["osl"].to_numpy(float)
     ctx = isl + osl / 2.0
-    dec = _total(
-        price_step(
-            c,
-            params,
-            new_tokens=b,
-            kv_tokens_read=b * ctx,
-            attention_pairs=b * (ctx + 1),
-            sequences=b,
-        )
-    )
-    pre = _total(
-        price_step(
-            c,
-            params,
-            new_tokens=b * isl,
-            kv_tokens_read=0.0 * b,
-            attention_pairs=b * isl * (isl + 1) / 2.0,
-            sequences=b,
-        )
-    )
+    dec = _decode_step_s(c, params, b, ctx)
+    pre = _prefill_step_s(c, params, b, isl)
     out["sim_token_to_token_ms"] = dec * 1e3
     out["sim_first_token_ms"] = pre * 1e3
     for col in ("token_to_token_ms", "first_token_ms"):
@@ -228,48 +240,12 @@ def fit_step_params(
 
     def residuals(x: np.ndarray) -> np.ndarray:
         p = StepParams(**{n: float(v) for n, v in zip(names, x[:-1], strict=True)})
-        dec = _total(
-            price_step(
-                c,
-                p,
-                new_tokens=b,
-                kv_tokens_read=b * ctx,
-                attention_pairs=b * (ctx + 1),
-                sequences=b,
-            )
-        )
-        pre = _total(
-            price_step(
-                c,
-                p,
-                new_tokens=b * isl,
-                kv_tokens_read=0.0 * b,
-                attention_pairs=b * isl * (isl + 1) / 2.0,
-                sequences=b,
-            )
-        )
+        dec = _decode_step_s(c, p, b, ctx)
+        pre = _prefill_step_s(c, p, b, isl)
         parts = [np.log(dec[has_dec] / y_dec[has_dec]), np.log(pre / y_pre)]
         if cn is not None:
-            ttft = x[-1] + _total(
-                price_step(
-                    cn,
-                    p,
-                    new_tokens=n_isl,
-                    kv_tokens_read=0.0 * one,
-                    attention_pairs=n_isl * (n_isl + 1) / 2.0,
-                    sequences=one,
-                )
-            )
-            itl = _total(
-                price_step(
-                    cn,
-                    p,
-                    new_tokens=one,
-                    kv_tokens_read=n_ctx,
-                    attention_pairs=n_ctx + 1,
-                    sequences=one,
-                )
-            )
+            ttft = x[-1] + _prefill_step_s(cn, p, one, n_isl)
+            itl = _decode_step_s(cn, p, one, n_ctx)
             parts += [w_nim * np.log(ttft / y_ttft), w_nim * np.log(itl / y_itl)]
         return np.concatenate(parts)
 
