@@ -1,9 +1,10 @@
 """Calibrating the simulator on published max-throughput results (TensorRT-LLM, trtllm-bench).
 
 The calibration set is the TensorRT-LLM performance overview (NVIDIA/TensorRT-LLM
-docs/source/performance/perf-overview.md, as copied into shared/REFERENCE_DATA.md): total output
-tokens/s of ``trtllm-bench throughput``, offline (every request queued at once), FP8 checkpoints,
-for Llama-3.1-8B on one H200 and one H100 and Llama-3.3-70B on one H200 and two H100s, at six
+``docs/source/performance/perf-overview.md``, published at
+https://nvidia.github.io/TensorRT-LLM/performance/perf-overview.html): total output tokens/s of
+``trtllm-bench throughput``, offline (every request queued at once), FP8 checkpoints, for
+Llama-3.1-8B on one H200 and one H100 and Llama-3.3-70B on one H200 and two H100s, at six
 input/output lengths.
 
 Each row is simulated the way trtllm-bench runs it:
@@ -107,6 +108,19 @@ CALIBRATION_ROWS: tuple[CalibrationRow, ...] = tuple(
 )
 
 
+#: trtllm-bench's rounding of ``max_batch_size``: (below this, round up to a multiple of this).
+_BATCH_SIZE_BANDS = ((256.0, 32), (1024.0, 128), (math.inf, 256))
+#: The same for ``max_num_tokens``.
+_NUM_TOKENS_BANDS = ((4096.0, 256), (8192.0, 512), (math.inf, 1024))
+
+
+def _round_up_banded(value: float, bands: tuple[tuple[float, int], ...], minimum: int) -> int:
+    """``value`` rounded up to a multiple of the step of the first band whose limit it is below,
+    and at least ``minimum``: 963 in the batch-size bands is below 1,024, so 1,024."""
+    step = next(step for limit, step in bands if value < limit)
+    return max(minimum, step * math.ceil(value / step))
+
+
 def trtllm_bench_limits(row: CalibrationRow) -> tuple[int, int]:
     """``(max_batch_size, max_num_tokens)`` as trtllm-bench's heuristic picks them.
 
@@ -127,18 +141,8 @@ def trtllm_bench_limits(row: CalibrationRow) -> tuple[int, int]:
     max_requests = cache / (byte_per_token * (row.input_tokens + row.output_tokens))
     raw_bs = min(max_requests, 4096)
     raw_token = min(raw_bs * (1 + row.input_tokens / row.output_tokens), 32768)
-    if raw_bs < 256:
-        bs = max(64, 32 * math.ceil(raw_bs / 32))
-    elif raw_bs < 1024:
-        bs = 128 * math.ceil(raw_bs / 128)
-    else:
-        bs = 256 * math.ceil(raw_bs / 256)
-    if raw_token < 4096:
-        tokens = max(2048, 256 * math.ceil(raw_token / 256))
-    elif raw_token < 8192:
-        tokens = 512 * math.ceil(raw_token / 512)
-    else:
-        tokens = 1024 * math.ceil(raw_token / 1024)
+    bs = _round_up_banded(raw_bs, _BATCH_SIZE_BANDS, 64)
+    tokens = _round_up_banded(raw_token, _NUM_TOKENS_BANDS, 2048)
     tokens = max(tokens, row.input_tokens + bs)
     return bs, tokens
 
