@@ -299,6 +299,20 @@ class Result:
     cached: bool
     charts: int = 0
 
+    @classmethod
+    def from_cache(cls, path: Path, meta_path: Path) -> Result | None:
+        """What an earlier build cached at ``path``, or None when it or its metadata is missing."""
+        if not (path.is_file() and meta_path.is_file()):
+            return None
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        return cls(path, float(meta["seconds"]), True, int(meta["charts"]))
+
+    @classmethod
+    def fresh(cls, path: Path, meta_path: Path, seconds: float, charts: int) -> Result:
+        """A job's new result, its metadata written next to it for the next build."""
+        write_atomic(meta_path, json.dumps({"seconds": round(seconds, 2), "charts": charts}))
+        return cls(path, seconds, False, charts)
+
 
 @dataclass
 class Jobs:
@@ -399,9 +413,9 @@ def _snapshot_job(jobs: Jobs, lab: Lab, tree: str, cache: Path) -> Result:
     key = _key(lab.path, tree)
     cached = cache / "snapshots" / f"{lab.stem}.{key}.html"
     meta_path = cached.with_suffix(".json")
-    if cached.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        return Result(cached, float(meta["seconds"]), True, int(meta["charts"]))
+    hit = Result.from_cache(cached, meta_path)
+    if hit is not None:
+        return hit
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="infphys-snapshot-") as tmp_name:
         tmp = Path(tmp_name)
@@ -433,8 +447,7 @@ def _snapshot_job(jobs: Jobs, lab: Lab, tree: str, cache: Path) -> Result:
     cached.parent.mkdir(parents=True, exist_ok=True)
     _prune(cached.parent, f"{lab.stem}.*", keep=(cached, meta_path))
     write_atomic(cached, text)
-    write_atomic(meta_path, json.dumps({"seconds": round(seconds, 2), "charts": charts}))
-    return Result(cached, seconds, False, charts)
+    return Result.fresh(cached, meta_path, seconds, charts)
 
 
 def notebook_dir(cache: Path, source: Path, tree: str) -> Path:
@@ -446,9 +459,9 @@ def _notebook_job(jobs: Jobs, source: Path, tree: str, cache: Path) -> Result:
     folder = notebook_dir(cache, source, tree)
     cached = folder / RAW_NOTEBOOK
     meta_path = folder / "meta.json"
-    if cached.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        return Result(cached, float(meta["seconds"]), True, int(meta["charts"]))
+    hit = Result.from_cache(cached, meta_path)
+    if hit is not None:
+        return hit
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="infphys-notebook-") as tmp_name:
         tmp = Path(tmp_name)
@@ -479,8 +492,7 @@ def _notebook_job(jobs: Jobs, source: Path, tree: str, cache: Path) -> Result:
     folder.mkdir(parents=True, exist_ok=True)
     # The executed notebook as nbconvert wrote it; the page's copy is made from it each build.
     write_atomic(folder / RAW_NOTEBOOK, json.dumps(nb, ensure_ascii=False))
-    write_atomic(meta_path, json.dumps({"seconds": round(seconds, 2), "charts": charts}))
-    return Result(cached, seconds, False, charts)
+    return Result.fresh(cached, meta_path, seconds, charts)
 
 
 _LAG = re.compile(r"falling behind the wall clock|did not keep up with the wall clock")
