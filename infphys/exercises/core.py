@@ -47,6 +47,7 @@ __all__ = [
     "answer_key",
     "check",
     "exercises_for",
+    "fixed_answer",
     "get_exercise",
     "register",
 ]
@@ -338,6 +339,23 @@ class Exercise:
             f"(it must be within {tol}).",
             self.hint,
         )
+
+
+def fixed_answer(answer: str) -> Callable[[], str]:
+    """The ``solution`` of a question whose right answer is the same for every learner.
+
+    The solution takes no context, so the exercise needs none: a choice question about a
+    concept (what ran out at the KV wall: ``"KV-cache memory"``) rather than about the
+    learner's numbers.
+
+    >>> fixed_answer("KV-cache memory")()
+    'KV-cache memory'
+    """
+
+    def solution() -> str:
+        return answer
+
+    return solution
 
 
 def register(exercise: Exercise) -> Exercise:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from infphys.catalog import ModelSpec, get_model
-from infphys.exercises.core import Exercise, Tolerance
+from infphys.exercises.core import Exercise, Tolerance, fixed_answer
 from infphys.physics import kv_bytes_per_token, kv_bytes_per_token_naive, max_concurrent_sequences
 
 __all__ = [
@@ -145,10 +145,6 @@ _RAN_OUT = (
 )
 
 
-def _ran_out() -> str:
-    return "KV-cache memory"
-
-
 Q4_WHAT_RAN_OUT = Exercise(
     id="lab03.q4",
     title="What ran out at the wall?",
@@ -156,7 +152,7 @@ Q4_WHAT_RAN_OUT = Exercise(
         "In the simulator sweep, requests start waiting and being preempted at about the "
         "concurrency the calculator predicted. What ran out?"
     ),
-    solution=_ran_out,
+    solution=fixed_answer("KV-cache memory"),
     kind="choice",
     choices=_RAN_OUT,
     hint="Look at what the calculator computed: it knows nothing about FLOPs or HTTP.",

@@ -14,7 +14,7 @@ the batch-1 floor (weights and one sequence's KV at the datasheet bandwidth) fal
 
 from __future__ import annotations
 
-from infphys.exercises.core import Exercise, Tolerance
+from infphys.exercises.core import Exercise, Tolerance, fixed_answer
 from infphys.physics import (
     decode_floor_s,
     decode_step_time,
@@ -111,10 +111,6 @@ _WHY_LESS = (
 )
 
 
-def _why_less() -> str:
-    return _WHY_LESS[0]
-
-
 def fixed_cost_split(
     gpu: str = "h100", model: str = "llama-3.1-8b", context_tokens: int = 8192
 ) -> dict[str, float]:
@@ -162,7 +158,7 @@ Q4_WHY_LESS_THAN_2X = Exercise(
         "FP8 halves every byte a batch-1 decode step reads, yet on the simulator the ITL at low "
         "load improved only about **{itl_ratio}×**. Why less than 2×?"
     ),
-    solution=_why_less,
+    solution=fixed_answer(_WHY_LESS[0]),
     kind="choice",
     choices=_WHY_LESS,
     hint="Which part of a step's time does not depend on how many bytes are read?",

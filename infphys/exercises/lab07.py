@@ -17,7 +17,7 @@ L = λW = 20 × 0.288 = 5.76 requests in flight.
 
 from __future__ import annotations
 
-from infphys.exercises.core import Exercise, Tolerance
+from infphys.exercises.core import Exercise, Tolerance, fixed_answer
 from infphys.physics import (
     littles_law_in_flight,
     littles_law_throughput_per_s,
@@ -109,15 +109,11 @@ _ASSUMPTIONS = (
 )
 
 
-def _assumption() -> str:
-    return _ASSUMPTIONS[0]
-
-
 Q4_ASSUMPTION = Exercise(
     id="lab07.q4",
     title="What Little's Law needs",
     prompt="Which assumption does Little's Law (L = λW) rely on?",
-    solution=_assumption,
+    solution=fixed_answer(_ASSUMPTIONS[0]),
     kind="choice",
     choices=_ASSUMPTIONS,
     hint="The law holds for M/M/1, M/D/1 and a GPU batching 200 requests alike.",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from infphys.exercises.core import Exercise, Tolerance
+from infphys.exercises.core import Exercise, Tolerance, fixed_answer
 from infphys.physics import littles_law_in_flight, littles_law_throughput_per_s
 
 __all__ = ["Q1_TIMEOUT_CONCURRENCY", "Q2_GOODPUT", "Q3_RETRY_AMPLIFICATION", "Q4_ADMISSION"]
@@ -116,10 +116,6 @@ _ADMISSION = (
 )
 
 
-def _admission() -> str:
-    return _ADMISSION[0]
-
-
 Q4_ADMISSION = Exercise(
     id="lab10.q4",
     title="What admission control buys",
@@ -127,7 +123,7 @@ Q4_ADMISSION = Exercise(
         "With `--max-queue` set, the overloaded server answered the excess with immediate 503s "
         "instead of letting them time out. What did that buy?"
     ),
-    solution=_admission,
+    solution=fixed_answer(_ADMISSION[0]),
     kind="choice",
     choices=_ADMISSION,
     hint="Compare the p95 of the successful requests and how long a failure took, with and "

@@ -18,7 +18,7 @@ max_num_seqs = 256: the batch limit binds first, not the memory.
 
 from __future__ import annotations
 
-from infphys.exercises.core import Exercise, Tolerance
+from infphys.exercises.core import Exercise, Tolerance, fixed_answer
 from infphys.planning import gpus_needed, kv_limited_concurrency, slo_cap
 
 __all__ = ["Q1_SLO_CAP", "Q2_GPUS_FOR_USERS", "Q3_WHICH_LIMIT_BINDS", "Q4_WHICH_KNOB"]
@@ -118,10 +118,6 @@ _KNOBS = (
 )
 
 
-def _which_knob() -> str:
-    return _KNOBS[0]
-
-
 Q4_WHICH_KNOB = Exercise(
     id="lab11.q4",
     title="Which knob moves the knee",
@@ -130,7 +126,7 @@ Q4_WHICH_KNOB = Exercise(
         "20 %, the running count sits exactly at max_num_seqs, and decode steps are far from "
         "compute-bound. Which knob moves the knee to the right?"
     ),
-    solution=_which_knob,
+    solution=fixed_answer(_KNOBS[0]),
     kind="choice",
     choices=_KNOBS,
     hint="Which limit is the scheduler hitting? Memory is mostly free.",
