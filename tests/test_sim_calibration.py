@@ -13,7 +13,7 @@ from infphys.sim import CALIBRATION_ROWS, calibrate, trtllm_bench_limits
 
 
 def test_rows_are_the_reference_table() -> None:
-    # 4 model/GPU columns × 6 input/output lengths, from shared/REFERENCE_DATA.md.
+    # 4 model/GPU columns × 6 input/output lengths, from TensorRT-LLM's performance overview.
     assert len(CALIBRATION_ROWS) == 24
     first = CALIBRATION_ROWS[0]
     assert (first.model, first.gpu, first.tp, first.input_tokens, first.output_tokens) == (

@@ -1,9 +1,11 @@
 """GPU reference data: memory, bandwidth, dense tensor throughput and interconnect, with sources.
 
-All figures are dense (no structured sparsity) and come from shared/REFERENCE_DATA.md. Units are
-SI: memory in bytes (vendors' "80 GB" is read as 80 × 10^9 bytes), bandwidth in bytes/s,
-throughput in FLOP/s. NVML reports memory in MiB: an "80 GB" H100 shows 81,559 MiB ≈ 79.6 GiB,
-so the catalog's vendor figure is the conservative one.
+All figures are dense (no structured sparsity) and come from the vendors' datasheets and the
+ai-dynamo/aiconfigurator system files (https://github.com/ai-dynamo/aiconfigurator); each entry's
+``sources`` names the one behind each figure. Units are SI: memory in bytes (vendors' "80 GB"
+is read as 80 × 10^9 bytes), bandwidth in bytes/s, throughput in FLOP/s. NVML reports memory in
+MiB: an "80 GB" H100 shows 81,559 MiB ≈ 79.6 GiB, so the catalog's vendor figure is the
+conservative one.
 
 Worked example: an H100 SXM reads 3.35 × 10^12 B/s and computes 989 × 10^12 BF16 FLOP/s, so
 its ridge point is 989 / 3.35 ≈ 295 FLOP per byte.

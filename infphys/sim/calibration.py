@@ -58,7 +58,7 @@ __all__ = [
 
 _SOURCE = (
     "NVIDIA/TensorRT-LLM docs/source/performance/perf-overview.md (trtllm-bench throughput, "
-    "FP8), via shared/REFERENCE_DATA.md"
+    "FP8), https://nvidia.github.io/TensorRT-LLM/performance/perf-overview.html"
 )
 #: trtllm-bench's request counts per input/output length (perf-overview.md).
 _REQUESTS = {
