@@ -58,8 +58,7 @@ from infphys.sim.virtual import (
     SimResult,
     SimStats,
     _Arrivals,
-    _cut_off_record,
-    _finished_record,
+    _engine_record,
     _now_iso,
     _rejected_record,
     _run_header,
@@ -342,7 +341,7 @@ def _drive(
     def record_ok(idx: int, replica: int, r: SimRequest, times: list[float]) -> None:
         sent_s = sent_at.pop(idx, r.arrival_s)
         labels = labels_for(idx, replica, r)
-        records.append(_finished_record(idx, r, sent_s, times, idx < warmup, labels))
+        records.append(_engine_record(idx, r, sent_s, times, idx < warmup, labels))
 
     def done(idx: int, t_end: float) -> None:
         hand_of.pop(idx, None)
@@ -456,7 +455,7 @@ def _drive(
                 sent_s = sent_at.get(idx, r.arrival_s)
                 out = e.output_tokens(r)
                 labels = labels_for(idx, k, None)
-                records.append(_cut_off_record(idx, r, sent_s, times, out, idx < warmup, labels))
+                records.append(_engine_record(idx, r, sent_s, times, idx < warmup, labels, out))
         for _, idx, _, p_rep, t_first, _ in handoffs:  # caught in a KV transfer
             p = sizes[idx][0]
             records.append(

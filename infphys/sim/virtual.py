@@ -243,52 +243,31 @@ class _Arrivals:
             self.next_idx += 1
 
 
-def _finished_record(
+def _engine_record(
     idx: int,
     r: SimRequest,
     sent_s: float,
     chunk_times_s: list[float],
     warmup: bool,
     labels: dict[str, Any],
+    cut_off_tokens: int | None = None,
 ) -> RequestRecord:
-    """The record of a request the engine finished (HTTP 200, the engine's finish reason)."""
+    """The record of a request the engine took: finished (HTTP 200 with the engine's finish
+    reason) or, given the ``cut_off_tokens`` it had produced, still running or waiting when the
+    simulated time ran out (``incomplete``, no end)."""
+    done = cut_off_tokens is None
     return RequestRecord(
         request_id=idx,
         sent_s=sent_s,
         first_token_s=r.first_token_s,
-        end_s=r.finish_s,
+        end_s=r.finish_s if done else None,
         chunk_times_s=chunk_times_s,
         prompt_tokens=r.prompt_tokens,
-        completion_tokens=r.output,
+        completion_tokens=r.output if done else cut_off_tokens,
         token_count_source="simulated",
-        finish_reason=r.finish_reason,
-        http_status=200,
-        status="ok",
-        warmup=warmup,
-        labels=labels,
-    )
-
-
-def _cut_off_record(
-    idx: int,
-    r: SimRequest,
-    sent_s: float,
-    chunk_times_s: list[float],
-    completion_tokens: int,
-    warmup: bool,
-    labels: dict[str, Any],
-) -> RequestRecord:
-    """The record of a request still running or waiting when the simulated time ran out."""
-    return RequestRecord(
-        request_id=idx,
-        sent_s=sent_s,
-        first_token_s=r.first_token_s,
-        end_s=None,
-        chunk_times_s=chunk_times_s,
-        prompt_tokens=r.prompt_tokens,
-        completion_tokens=completion_tokens,
-        token_count_source="simulated",
-        status="incomplete",
+        finish_reason=r.finish_reason if done else None,
+        http_status=200 if done else None,
+        status="ok" if done else "incomplete",
         warmup=warmup,
         labels=labels,
     )
@@ -425,7 +404,7 @@ def simulate(
         labels["num_preemptions"] = r.num_preemptions
         times = eng.token_times(r) if keep_chunk_times else []
         records.append(
-            _finished_record(idx, r, sent_at.pop(idx, r.arrival_s), times, idx < warmup, labels)
+            _engine_record(idx, r, sent_at.pop(idx, r.arrival_s), times, idx < warmup, labels)
         )
 
     def submit(t_arr: float, idx: int, client: int) -> None:
@@ -498,7 +477,7 @@ def simulate(
             times = eng.token_times(r) if keep_chunk_times else []
             out = eng.output_tokens(r)
             records.append(
-                _cut_off_record(idx, r, r.arrival_s, times, out, idx < warmup, dict(base_labels))
+                _engine_record(idx, r, r.arrival_s, times, idx < warmup, dict(base_labels), out)
             )
     if log is not None:
         log(
