@@ -67,3 +67,17 @@ def test_snapshot_problems_counts_charts_and_failed_cells(runner: ModuleType) ->
         0,
         ["no session data: the export did not run the notebook"],
     )
+
+
+def test_a_fresh_result_is_found_in_the_cache_by_the_next_build(
+    runner: ModuleType, tmp_path: Path
+) -> None:
+    page, meta = tmp_path / "01_preflight.abc.html", tmp_path / "01_preflight.abc.json"
+    assert runner.Result.from_cache(page, meta) is None  # nothing cached yet
+    page.write_text("<html></html>", encoding="utf-8")
+    assert runner.Result.from_cache(page, meta) is None  # a page without its metadata
+    fresh = runner.Result.fresh(page, meta, 61.204, 3)
+    assert (fresh.seconds, fresh.cached, fresh.charts) == (61.204, False, 3)
+    # The metadata keeps the seconds to two decimals: 61.204 → 61.2.
+    hit = runner.Result.from_cache(page, meta)
+    assert hit == runner.Result(page, 61.2, True, 3)
