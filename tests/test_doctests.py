@@ -16,6 +16,7 @@ MODULES = [
     "infphys.catalog.models",
     "infphys.catalog.perception",
     "infphys.catalog.precision",
+    "infphys.exercises.core",
     "infphys.physics.cost",
     "infphys.physics.latency",
     "infphys.physics.memory",

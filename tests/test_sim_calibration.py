@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from infphys.sim import CALIBRATION_ROWS, calibrate, trtllm_bench_limits
+from infphys.sim.calibration import _BATCH_SIZE_BANDS, _NUM_TOKENS_BANDS, _round_up_banded
 
 
 def test_rows_are_the_reference_table() -> None:
@@ -48,3 +49,21 @@ def test_every_row_within_30_percent_and_the_median_within_20() -> None:
 def test_calibration_rejects_unknown_settings() -> None:
     with pytest.raises(ValueError, match="unknown engine setting"):
         calibrate(CALIBRATION_ROWS[:1], efficiency=0.5)
+
+
+@pytest.mark.parametrize(
+    ("value", "bands", "minimum", "expected"),
+    [
+        (10, _BATCH_SIZE_BANDS, 64, 64),  # below 256: multiple of 32 is 32, raised to 64
+        (200, _BATCH_SIZE_BANDS, 64, 224),  # ceil(200 / 32) = 7 → 224
+        (963, _BATCH_SIZE_BANDS, 64, 1024),  # below 1,024: ceil(963 / 128) = 8 → 1,024
+        (1025, _BATCH_SIZE_BANDS, 64, 1280),  # ceil(1,025 / 256) = 5 → 1,280
+        (2000, _NUM_TOKENS_BANDS, 2048, 2048),  # 8 × 256 = 2,048
+        (4097, _NUM_TOKENS_BANDS, 2048, 4608),  # below 8,192: ceil(4,097 / 512) = 9 → 4,608
+        (8193, _NUM_TOKENS_BANDS, 2048, 9216),  # ceil(8,193 / 1,024) = 9 → 9,216
+    ],
+)
+def test_trtllm_bench_rounding_by_hand(
+    value: float, bands: tuple[tuple[float, int], ...], minimum: int, expected: int
+) -> None:
+    assert _round_up_banded(value, bands, minimum) == expected

@@ -26,7 +26,7 @@ from infphys.sim import (
     Workload,
     simulate,
 )
-from infphys.sim.engine import Engine, sum_max_linear
+from infphys.sim.engine import Engine, _add_chunks, sum_max_linear
 
 BW = 0.7 * 4.8e12  # bytes/s
 FL = 0.5 * 989e12  # FLOP/s
@@ -416,3 +416,18 @@ def test_config_errors_name_the_setting() -> None:
         EngineConfig.build("h200", "llama-3.1-8b", bandwidth_efficiency=1.5)
     with pytest.raises(ValueError, match="kind"):
         OutputLengths("zipf")  # type: ignore[arg-type]
+
+
+def test_chunk_totals_by_hand() -> None:
+    # A 100-token chunk after 1,000 cached tokens: 100 new, 1,000 read, 100 × 1,000 +
+    # 100 × 101 / 2 = 105,050 pairs. With a 128-token window: min(1,000, 128) = 128 read and
+    # 100 × min(1,100, 128) = 12,800 pairs; a 1-token decode after 50 adds 1, 50, 51, 50, 51.
+    sched = [(None, 100, 1000), (None, 1, 50)]
+    assert _add_chunks(sched, 0, (0,) * 5) == (101, 1050, 105_101, 0, 0)  # type: ignore[arg-type]
+    assert _add_chunks(sched, 128, (1, 2, 3, 4, 5)) == (  # type: ignore[arg-type]
+        102,
+        1052,
+        105_104,
+        4 + 128 + 50,
+        5 + 12_800 + 51,
+    )
