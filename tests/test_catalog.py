@@ -408,3 +408,16 @@ def test_model_shape_validation() -> None:
             vocab=100,
             intermediate=128,
         )
+
+
+def test_presets_join_shape_extras_and_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infphys.catalog import _model_presets as presets
+
+    # Mixtral-8x7B's config.json: 32 layers, 8 experts, 2 routed per token, 32,768 positions.
+    mixtral = next(p for p in presets.PRESETS if p["key"] == "mixtral-8x7b")
+    assert (mixtral["layers"], mixtral["experts"], mixtral["experts_active"]) == (32, 8, 2)
+    assert mixtral["max_context_tokens"] == 32768 and "46.7 B" in mixtral["source"]
+    # An extra for a model with no row is a mistake, not a silent no-op.
+    monkeypatch.setitem(presets._EXTRAS, "no-such-model", {"experts": 2})
+    with pytest.raises(ValueError, match=r"^presets: .*no-such-model"):
+        presets._presets()
