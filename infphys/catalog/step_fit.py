@@ -147,24 +147,12 @@ class StepParams:
         return asdict(self)
 
 
-#: The textbook roofline: datasheet figures, a hard maximum, no fixed costs.
+#: The textbook roofline: datasheet figures (every efficiency 1), a hard maximum (sharpness ∞),
+#: no fixed costs (every overhead, latency and half-efficiency size 0).
 IDEAL_STEP_PARAMS = StepParams(
-    weight_bandwidth_efficiency=1.0,
-    fp8_weight_bandwidth_efficiency=1.0,
-    kv_bandwidth_efficiency=1.0,
-    gemm_flops_efficiency=1.0,
-    fp8_gemm_flops_efficiency=1.0,
-    gemm_half_efficiency_tokens=0.0,
-    ampere_gemm_flops_efficiency=1.0,
-    ada_gemm_flops_efficiency=1.0,
-    attention_half_efficiency_blocks=0.0,
-    attention_flops_efficiency=1.0,
+    **dict.fromkeys(_FRACTIONS, 1.0),
+    **dict.fromkeys(_NON_NEGATIVE, 0.0),
     roofline_sharpness=math.inf,
-    step_overhead_s=0.0,
-    layer_overhead_s=0.0,
-    sequence_overhead_s=0.0,
-    allreduce_latency_s=0.0,
-    allreduce_bandwidth_efficiency=1.0,
 )
 
 
