@@ -16,7 +16,6 @@ MODULES = [
     "infphys.catalog.models",
     "infphys.catalog.perception",
     "infphys.catalog.precision",
-    "infphys.exercises.core",
     "infphys.physics.cost",
     "infphys.physics.latency",
     "infphys.physics.memory",
