@@ -410,12 +410,13 @@ def _prune(folder: Path, pattern: str, keep: tuple[Path, ...]) -> None:
 
 
 def _snapshot_job(jobs: Jobs, lab: Lab, tree: str, cache: Path) -> Result:
-    key = _key(lab.path, tree)
-    cached = cache / "snapshots" / f"{lab.stem}.{key}.html"
+    cached = cache / "snapshots" / f"{lab.stem}.{_key(lab.path, tree)}.html"
     meta_path = cached.with_suffix(".json")
-    hit = Result.from_cache(cached, meta_path)
-    if hit is not None:
-        return hit
+    return Result.from_cache(cached, meta_path) or _export_snapshot(jobs, lab, cached, meta_path)
+
+
+def _export_snapshot(jobs: Jobs, lab: Lab, cached: Path, meta_path: Path) -> Result:
+    """Run ``marimo export`` of ``lab`` and cache the page at ``cached``."""
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="infphys-snapshot-") as tmp_name:
         tmp = Path(tmp_name)
@@ -457,11 +458,15 @@ def notebook_dir(cache: Path, source: Path, tree: str) -> Path:
 
 def _notebook_job(jobs: Jobs, source: Path, tree: str, cache: Path) -> Result:
     folder = notebook_dir(cache, source, tree)
-    cached = folder / RAW_NOTEBOOK
     meta_path = folder / "meta.json"
-    hit = Result.from_cache(cached, meta_path)
-    if hit is not None:
-        return hit
+    return Result.from_cache(folder / RAW_NOTEBOOK, meta_path) or _execute_notebook(
+        jobs, source, folder, meta_path
+    )
+
+
+def _execute_notebook(jobs: Jobs, source: Path, folder: Path, meta_path: Path) -> Result:
+    """Execute ``source`` with nbconvert and cache the result in ``folder``."""
+    cached = folder / RAW_NOTEBOOK
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="infphys-notebook-") as tmp_name:
         tmp = Path(tmp_name)
