@@ -37,10 +37,11 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, Literal
 
 import pandas as pd
+
+from infphys._closing import Closing
 
 __all__ = [
     "ERROR_CLASSES",
@@ -246,7 +247,7 @@ def _json_default(o: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-class RunWriter:
+class RunWriter(Closing):
     """Append a run to a JSON-lines file as it goes.
 
     The header is written on open; each :meth:`write` appends one line and flushes it, so a run
@@ -289,14 +290,6 @@ class RunWriter:
 
     def __enter__(self) -> RunWriter:
         return self.open()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:

@@ -30,10 +30,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from infphys._check import positive
+from infphys._closing import Closing
 from infphys.measure.target import Target
 from infphys.sim.config import EngineConfig
 from infphys.sim.hosting import SimHandle, serve
@@ -60,7 +60,7 @@ SIM_FALLBACK_ENV = "INFPHYS_SIM_FALLBACK"
 
 
 @dataclass
-class ResolvedTarget:
+class ResolvedTarget(Closing):
     """The target to measure, whether it is simulated, and a one-line account of the choice.
 
     Attributes:
@@ -96,17 +96,6 @@ class ResolvedTarget:
     def close(self) -> None:
         """Stop the simulator, if one was started (idempotent)."""
         self._stack.close()
-
-    def __enter__(self) -> ResolvedTarget:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def probe(base_url: str, *, timeout_s: float = 2.0, api_key: str | None = None) -> str | None:

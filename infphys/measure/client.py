@@ -86,11 +86,11 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 from infphys._check import positive_int
+from infphys._closing import AsyncClosing
 from infphys.measure._failures import (
     ERROR_BODY_LIMIT_BYTES,
     MESSAGE_LIMIT_CHARS,
@@ -112,7 +112,7 @@ __all__ = ["ChatClient", "HttpStack", "Timeouts", "classify_exception", "classif
 _DRAIN_S = 0.5
 
 
-class ChatClient:
+class ChatClient(AsyncClosing):
     """Sends chat completions to one target and times them.
 
     Args:
@@ -175,14 +175,6 @@ class ChatClient:
     async def __aenter__(self) -> ChatClient:
         self.open()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def open(self) -> None:
         """Create the connection pool (inside a running event loop); idempotent."""
