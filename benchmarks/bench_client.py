@@ -3,7 +3,7 @@
 Three checks, each printing its figure and the target from issue 3:
 
 1. Request rate against a 0 ms loopback server (8-token streamed answers) at concurrency 64 and
-   256: infphys's ``closed_loop`` (records, SSE parsing, JSON per chunk, the run file) against a
+   256: infphys's ``run_closed_loop`` (records, SSE parsing, JSON per chunk, the run file) against a
    bare ~80-line aiohttp client written below, run alternately against the same server process.
    Target: infphys ≥ 0.6 × the reference.
 2. Accuracy against a server with a fixed 50 ms delay at concurrency 64: infphys's reported p50
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import aiohttp
 
-from infphys.measure import ChatClient, Target, closed_loop
+from infphys.measure import ChatClient, Target, run_closed_loop
 from infphys.measure.client import HttpStack
 from infphys.stats import percentiles
 
@@ -177,7 +177,7 @@ async def infphys_client(
     target = Target(base_url=base_url, model=MODEL)
     cpu0 = time.thread_time()
     t0 = time.perf_counter()
-    result = await closed_loop(
+    result = await run_closed_loop(
         target,
         concurrency=concurrency,
         requests=requests,

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_client import MODEL, PROMPT_TOKENS, PreciseServer, reference_client
 
-from infphys.measure import Target, closed_loop
+from infphys.measure import Target, run_closed_loop
 from infphys.records import RequestRecord
 from infphys.stats import percentiles
 
@@ -63,7 +63,7 @@ async def _infphys(
     url: str, workers: int, concurrency: int, requests: int, max_tokens: int, out: Path
 ) -> tuple[float, float, list[float]]:
     """(requests/s, chunks/s, e2e latencies) of one closed-loop run, over its own records."""
-    result = await closed_loop(
+    result = await run_closed_loop(
         Target(base_url=url, model=MODEL),
         concurrency=concurrency,
         requests=requests,

@@ -108,11 +108,11 @@ def baseline_cmd(
     target: TargetOptions,
 ) -> None:
     """The baseline latency distribution: N requests at a fixed concurrency (closed loop)."""
-    from infphys.measure.load import closed_loop
+    from infphys.measure.load import run_closed_loop
 
     run_load(
         "baseline",
-        closed_loop,
+        run_closed_loop,
         run,
         target,
         timeouts=timeouts(timeout),

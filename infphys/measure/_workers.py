@@ -50,11 +50,11 @@ workers ignore SIGINT and SIGHUP themselves (the coordinator decides), and each 
 from the coordinator: if the coordinator dies, even by SIGKILL, the pipe closes and the worker
 stops. Linux and macOS (the pipes are passed down as file descriptors).
 
-Worked example: ``closed_loop(target, concurrency=10, requests=1000, workers=4)`` runs workers of
-concurrency 3, 3, 2, 2 that share the 1,000 requests (about 300, 300, 200 and 200 on an even
-machine); ``open_loop(target,
-rate_per_s=8000, requests=40_000, workers=4)`` runs four Poisson streams of 2,000 requests/s
-whose first 40,000 merged arrivals (about 10,000 each) are sent, over about 5 s.
+Worked example: ``run_closed_loop(target, concurrency=10, requests=1000, workers=4)`` runs
+workers of concurrency 3, 3, 2, 2 that share the 1,000 requests (about 300, 300, 200 and 200 on
+an even machine); ``open_loop(target, rate_per_s=8000, requests=40_000, workers=4)`` runs four
+Poisson streams of 2,000 requests/s whose first 40,000 merged arrivals (about 10,000 each) are
+sent, over about 5 s.
 """
 
 from __future__ import annotations

@@ -34,11 +34,11 @@ The per-level machinery (workers, probes, the delivered-load figures) is in
 :mod:`infphys.measure._levels`. Past one core, ``workers=N`` (any entry point) sends from N
 processes with the same global load and one run file: :mod:`infphys.measure._workers`.
 
-Worked example: ``closed_loop(target, concurrency=8, requests=200, warmup=8)`` against a server
+Worked example: ``run_closed_loop(target, concurrency=8, requests=200, warmup=8)`` against a server
 that answers in 0.5 s takes about 200 / 8 × 0.5 = 12.5 s and should report a mean in flight
 close to 8 and a throughput close to 8 / 0.5 = 16 requests/s (Little's Law).
 
-Notebooks: every entry point is a coroutine (``await closed_loop(...)`` works in marimo and
+Notebooks: every entry point is a coroutine (``await run_closed_loop(...)`` works in marimo and
 Jupyter cells); :func:`run_sync` runs one from plain code, and from inside a running event loop
 (it then uses a worker thread with its own loop).
 """
@@ -86,9 +86,9 @@ __all__ = [
     "Level",
     "LoadProgress",
     "LoadResult",
-    "closed_loop",
     "open_loop",
     "overload",
+    "run_closed_loop",
     "run_levels",
     "run_sync",
     "sweep",
@@ -398,7 +398,7 @@ def _floats(name: str, values: Sequence[float]) -> list[float]:
     return [positive(f"{name}[{i}]", v) for i, v in enumerate(vals)]
 
 
-async def closed_loop(
+async def run_closed_loop(
     target: Target,
     *,
     concurrency: int = 1,
