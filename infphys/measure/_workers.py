@@ -80,11 +80,11 @@ from pathlib import Path
 from typing import Any
 
 from infphys.measure._levels import (
-    DeliveredLoad,
+    DeliveredLog,
     LevelDriver,
+    LevelHealth,
     LoadProgress,
     LoopLagProbe,
-    delivered_load,
 )
 from infphys.measure._worker_plan import (
     Share,
@@ -95,7 +95,7 @@ from infphys.measure._worker_plan import (
     worker_seed,
 )
 from infphys.measure.client import ChatClient
-from infphys.measure.load import LoadResult, level_labels, log
+from infphys.measure.load import LoadResult, level_labels
 from infphys.measure.prompts import SyntheticPrompts
 from infphys.records import RequestRecord, RunHeader, RunWriter
 
@@ -234,7 +234,7 @@ async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> Non
         for _ in o.levels:
             index, start_s, first, count = await go.get()
             share, lv = spec.shares[index], o.levels[index]
-            health: dict[str, Any] = {"loop_lags_s": [], "cpu": 0.0, "rx_lags_s": []}
+            health = LevelHealth()
             if share is not None:
                 labels = level_labels(index, lv, synthetic=o.synthetic_prompts)
                 labels["worker"] = me
@@ -259,19 +259,9 @@ async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> Non
                 engine.level_start_s = start_s
                 all_warmup = share.all_warmup
                 await asyncio.sleep(max(0.0, start_s - client.now_s()))
-                probe.start()
-                client.take_receive_lags_s()
-                cpu0, wall0 = time.thread_time(), time.perf_counter()
-                try:
-                    if mine.mode == "closed":
-                        await engine.closed(mine, labels)
-                    else:
-                        await engine.open(mine, labels)
-                finally:
-                    wall = max(1e-9, time.perf_counter() - wall0)
-                    health["cpu"] = (time.thread_time() - cpu0) / wall
-                    health["loop_lags_s"] = _thin(await probe.stop())
-                    health["rx_lags_s"] = _thin(client.take_receive_lags_s())
+                await engine.drive(mine, labels, probe, health)
+                health.loop_lags_s = _thin(health.loop_lags_s)
+                health.receive_lags_s = _thin(health.receive_lags_s)
             flush()
             outbox.send(("level_done", me, index, health))
 
@@ -342,7 +332,7 @@ class _Coordinator:
         self.clock_zero_s = clock_zero_s
         self.records: list[RequestRecord] = []
         self.by_level: dict[int, list[RequestRecord]] = {}
-        self.health: dict[int, list[dict[str, Any]]] = {}
+        self.health: dict[int, LevelHealth] = {}
         self.writer = RunWriter(path, header).open() if path is not None else None
         self.latest_key = (float("-inf"), float("-inf"))
         self.in_order = True
@@ -468,7 +458,7 @@ class _Coordinator:
         for i, conn in enumerate(self.inboxes):
             conn.send(("go", index, start_s, *batch(i)))
         limit_s = START_MARGIN_S + self.options.duration_s + self.options.drain_s + 30.0
-        done: list[dict[str, Any]] = []
+        done: list[LevelHealth] = []
         while len(done) < len(self.procs):
             worker, msg = await self.next_message(limit_s)
             if msg[0] == "level_done" and msg[2] == index:
@@ -476,7 +466,7 @@ class _Coordinator:
             elif msg[0] == "more" and msg[2] == index:
                 with contextlib.suppress(OSError):
                     self.inboxes[worker].send(("tickets", index, *batch(worker)))
-        self.health[index] = done
+        self.health[index] = LevelHealth.merged(done)
 
     async def stop(self) -> None:
         """Tell the workers to stop, take in what they finished, end any that linger."""
@@ -559,8 +549,7 @@ async def run_in_workers(
             clock_zero_s=clock_zero,
             path=metrics_path,
         )
-    delivered: list[DeliveredLoad] = []
-    warnings: list[str] = []
+    judged = DeliveredLog(log_notes=log_notes)
     try:
         await coord.wait_ready(coord.start(seeds))
         if scraper is not None:
@@ -568,20 +557,7 @@ async def run_in_workers(
         for index, lv in enumerate(options.levels):
             progress.level_label = lv.asked()
             await coord.run_level(index, coord.plan[index])
-            health = coord.health[index]
-            d = delivered_load(
-                index,
-                lv,
-                coord.by_level.get(index, []),
-                [x for h in health for x in h["loop_lags_s"]],
-                max(h["cpu"] for h in health),
-                [x for h in health for x in h["rx_lags_s"]],
-            )
-            delivered.append(d)
-            if d.note:
-                warnings.append(d.note)
-                if log_notes:
-                    log.warning(d.note)
+            judged.add(index, lv, coord.by_level.get(index, []), coord.health[index])
     finally:
         try:
             await coord.stop()
@@ -592,8 +568,8 @@ async def run_in_workers(
     return LoadResult(
         header=header,
         records=coord.records,
-        delivered=delivered,
-        warnings=warnings,
+        delivered=judged.delivered,
+        warnings=judged.warnings,
         path=run_path,
         metrics=scraper.frame() if scraper is not None else None,
         metrics_path=metrics_path if scraper is not None and metrics_path is not None else None,

@@ -46,7 +46,6 @@ Jupyter cells); :func:`run_sync` runs one from plain code, and from inside a run
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -63,13 +62,14 @@ from infphys.measure._levels import (
     DISPATCH_LAG_WARN_S,
     LOOP_LAG_WARN_S,
     DeliveredLoad,
+    DeliveredLog,
     Level,
     LevelDriver,
+    LevelHealth,
     LoadProgress,
     LoopLagProbe,
     check_level,
     delivered_dict,
-    delivered_load,
 )
 from infphys.measure._sync import run_sync
 from infphys.measure.client import ChatClient, HttpStack, Timeouts
@@ -94,8 +94,6 @@ __all__ = [
     "sweep",
     "token_grid",
 ]
-
-log = logging.getLogger("infphys.measure")
 
 
 @dataclass(slots=True)
@@ -325,8 +323,7 @@ async def run_levels(
     engine = LevelDriver(
         client, source, writer, progress, on_record, duration, drain, max_in_flight, rng, seed
     )
-    delivered: list[DeliveredLoad] = []
-    warnings: list[str] = []
+    judged = DeliveredLog(log_notes=log_notes)
     scraper: MetricsScraper | None = None
     metrics_path: Path | None = None
     if metrics_interval_s is not None:
@@ -346,24 +343,11 @@ async def run_levels(
                     engine.prompts = SyntheticPrompts(lv.prompt_tokens, seed=seed)
                 progress.level_label = lv.asked()
                 first = len(engine.records)
-                probe.start()
-                client.take_receive_lags_s()
-                cpu0, wall0 = time.thread_time(), time.perf_counter()
+                health = LevelHealth()
                 try:
-                    if lv.mode == "closed":
-                        await engine.closed(lv, labels)
-                    else:
-                        await engine.open(lv, labels)
+                    await engine.drive(lv, labels, probe, health)
                 finally:
-                    cpu = (time.thread_time() - cpu0) / max(1e-9, time.perf_counter() - wall0)
-                    lags = await probe.stop()
-                    rx_lags = client.take_receive_lags_s()
-                    d = delivered_load(index, lv, engine.records[first:], lags, cpu, rx_lags)
-                    delivered.append(d)
-                    if d.note:
-                        warnings.append(d.note)
-                        if log_notes:
-                            log.warning(d.note)
+                    judged.add(index, lv, engine.records[first:], health)
     finally:
         await probe.stop()
         if scraper is not None:
@@ -373,8 +357,8 @@ async def run_levels(
     return LoadResult(
         header=header,
         records=engine.records,
-        delivered=delivered,
-        warnings=warnings,
+        delivered=judged.delivered,
+        warnings=judged.warnings,
         path=run_path,
         metrics=scraper.frame() if scraper is not None else None,
         metrics_path=metrics_path if scraper is not None and metrics_path is not None else None,
