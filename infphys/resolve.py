@@ -1,6 +1,6 @@
 """Which server labs and CLI measure: a configured endpoint that answers, else the simulator.
 
-Policy (shared/DESIGN.md): the endpoint comes from an explicit ``base_url`` or ``NIM_BASE_URL``
+Policy: the endpoint comes from an explicit ``base_url`` or ``NIM_BASE_URL``
 (default ``http://localhost:8000``). If something answers ``GET /v1/models`` there within
 ``probe_timeout_s`` (any HTTP status counts: a 401 or 404 is still a server), that server is the
 target. Otherwise the embedded simulator (:func:`infphys.sim.serve`) starts on a free loopback
@@ -98,18 +98,24 @@ class ResolvedTarget(Closing):
         self._stack.close()
 
 
+def _get_models(base_url: str, timeout_s: float, api_key: str | None) -> Any:
+    """The open response to ``GET {base_url}/v1/models``, proxies bypassed (the question is
+    about this URL, not a proxy's answer); ``urllib``'s errors propagate."""
+    req = urllib.request.Request(base_url.rstrip("/") + "/v1/models", method="GET")
+    if api_key:
+        req.add_header("Authorization", f"Bearer {api_key}")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return opener.open(req, timeout=timeout_s)
+
+
 def probe(base_url: str, *, timeout_s: float = 2.0, api_key: str | None = None) -> str | None:
     """``None`` if an HTTP server answers ``GET {base_url}/v1/models``, else why not (a phrase).
 
     Proxies are bypassed (the probe is about this URL, not a proxy's answer).
     """
     t = positive("timeout_s", timeout_s)
-    req = urllib.request.Request(base_url.rstrip("/") + "/v1/models", method="GET")
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(req, timeout=t) as resp:
+        with _get_models(base_url, t, api_key) as resp:
             resp.read(1)
         return None
     except urllib.error.HTTPError:
@@ -137,12 +143,8 @@ def simulator_config(
     A real server (NIM, vLLM) has no ``infphys`` block in its ``/v1/models`` card: None.
     """
     t = positive("timeout_s", timeout_s)
-    req = urllib.request.Request(base_url.rstrip("/") + "/v1/models", method="GET")
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(req, timeout=t) as resp:
+        with _get_models(base_url, t, api_key) as resp:
             body = json.loads(resp.read(1 << 20))
         block = body["data"][0]["infphys"]
         if not block.get("simulated"):

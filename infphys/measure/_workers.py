@@ -95,7 +95,7 @@ from infphys.measure._worker_plan import (
     worker_seed,
 )
 from infphys.measure.client import ChatClient
-from infphys.measure.load import LoadResult, level_labels
+from infphys.measure.load import LoadResult, level_labels, run_scraper
 from infphys.measure.prompts import SyntheticPrompts
 from infphys.records import RequestRecord, RunHeader, RunWriter
 
@@ -516,7 +516,6 @@ async def run_in_workers(
 ) -> LoadResult:
     """Run ``options.levels`` from ``options.workers`` processes as one run (the module
     docstring says how the load is split); what ``run_levels(..., workers=N)`` returns."""
-    from infphys.measure.metrics import MetricsScraper
 
     n = options.workers
     if sys.platform == "win32":
@@ -538,17 +537,7 @@ async def run_in_workers(
     progress.planned = sum(lv.warmup + lv.requests for lv in options.levels)
     clock_zero = time.perf_counter()
     coord = _Coordinator(options, header, run_path, progress, on_record, clock_zero)
-    scraper: MetricsScraper | None = None
-    metrics_path: Path | None = None
-    if metrics_interval_s is not None:
-        if run_path is not None:
-            metrics_path = run_path.with_name(run_path.stem + ".metrics.jsonl")
-        scraper = MetricsScraper(
-            options.target,
-            interval_s=metrics_interval_s,
-            clock_zero_s=clock_zero,
-            path=metrics_path,
-        )
+    scraper = run_scraper(options.target, metrics_interval_s, clock_zero, run_path)
     judged = DeliveredLog(log_notes=log_notes)
     try:
         await coord.wait_ready(coord.start(seeds))
@@ -565,12 +554,4 @@ async def run_in_workers(
             if scraper is not None:
                 await scraper.stop()
             coord.close()
-    return LoadResult(
-        header=header,
-        records=coord.records,
-        delivered=judged.delivered,
-        warnings=judged.warnings,
-        path=run_path,
-        metrics=scraper.frame() if scraper is not None else None,
-        metrics_path=metrics_path if scraper is not None and metrics_path is not None else None,
-    )
+    return LoadResult.of_run(header, coord.records, judged, run_path, scraper)

@@ -4,9 +4,9 @@ Every run is a sequence of *levels* (:class:`Level`, the package's one workload 
 :class:`infphys.workload.Workload`), each a stretch of constant load:
 
 - closed loop (``concurrency=c``): c workers each send a request, wait for its end, send the
-  next — c requests in flight at all times, as the original notebook did. The first ``warmup``
-  requests of the level are flagged and left out of the statistics. A closed loop hides
-  queueing: when the server slows, the client slows with it.
+  next — c requests in flight at all times. The first ``warmup`` requests of the level are
+  flagged and left out of the statistics. A closed loop hides queueing: when the server slows,
+  the client slows with it.
 - open loop (``rate_per_s=λ``): requests are sent at scheduled times whatever happens to the
   earlier ones — constant gaps 1/λ, or Poisson arrivals (exponential gaps drawn from one
   ``random.Random(seed)``; the first request goes at the level's start). This is the mode that
@@ -119,6 +119,41 @@ class LoadResult:
     def delivered_frame(self) -> pd.DataFrame:
         """One row per level: the load delivered (:class:`DeliveredLoad`)."""
         return pd.DataFrame([delivered_dict(d) for d in self.delivered])
+
+    @classmethod
+    def of_run(
+        cls,
+        header: RunHeader,
+        records: list[RequestRecord],
+        judged: DeliveredLog,
+        path: Path | None,
+        scraper: MetricsScraper | None,
+    ) -> LoadResult:
+        """The result of a run that has ended: its levels' judgement and the server's metrics."""
+        return cls(
+            header=header,
+            records=records,
+            delivered=judged.delivered,
+            warnings=judged.warnings,
+            path=path,
+            metrics=scraper.frame() if scraper is not None else None,
+            metrics_path=scraper.path if scraper is not None else None,
+        )
+
+
+def run_scraper(
+    target: Target, interval_s: float | None, clock_zero_s: float, run_path: Path | None
+) -> MetricsScraper | None:
+    """The scraper of the server's metrics during a run, every ``interval_s`` (None: none),
+    writing to ``RUN.metrics.jsonl`` beside the run file ``run_path``, if there is one."""
+    if interval_s is None:
+        return None
+    metrics_path = None
+    if run_path is not None:
+        metrics_path = run_path.with_name(run_path.stem + ".metrics.jsonl")
+    return MetricsScraper(
+        target, interval_s=interval_s, clock_zero_s=clock_zero_s, path=metrics_path
+    )
 
 
 def _prompt_source(
@@ -324,14 +359,7 @@ async def run_levels(
         client, source, writer, progress, on_record, duration, drain, max_in_flight, rng, seed
     )
     judged = DeliveredLog(log_notes=log_notes)
-    scraper: MetricsScraper | None = None
-    metrics_path: Path | None = None
-    if metrics_interval_s is not None:
-        if run_path is not None:
-            metrics_path = run_path.with_name(run_path.stem + ".metrics.jsonl")
-        scraper = MetricsScraper(
-            target, interval_s=metrics_interval_s, clock_zero_s=clock_zero, path=metrics_path
-        )
+    scraper = run_scraper(target, metrics_interval_s, clock_zero, run_path)
     probe = LoopLagProbe()
     try:
         async with client:
@@ -354,15 +382,7 @@ async def run_levels(
             await scraper.stop()
         if writer is not None:
             writer.close()
-    return LoadResult(
-        header=header,
-        records=engine.records,
-        delivered=judged.delivered,
-        warnings=judged.warnings,
-        path=run_path,
-        metrics=scraper.frame() if scraper is not None else None,
-        metrics_path=metrics_path if scraper is not None and metrics_path is not None else None,
-    )
+    return LoadResult.of_run(header, engine.records, judged, run_path, scraper)
 
 
 # -- the modes ------------------------------------------------------------------------------
