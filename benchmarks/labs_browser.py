@@ -43,7 +43,7 @@ from infphys._closing import Closing
 
 ROOT = Path(__file__).resolve().parents[1]
 LABS_DIR = ROOT / "labs"
-#: Headless flags for Debian's chromium on a shared machine (see shared TOOLCHAIN notes).
+#: Headless flags for Debian's chromium run as root on a shared machine, with a fresh profile.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -1,4 +1,4 @@
-"""Context managers whose exit is one call: ``close()``.
+"""Ending things cleanly: context managers whose exit is ``close()``, and cancelling a task.
 
 Objects that hold a file, a server or a thread offer ``close()`` (idempotent) and are used as
 ``with obj:`` or ``async with obj:``. These two bases write the ``__enter__``/``__exit__`` pair
@@ -22,9 +22,11 @@ True
 
 from __future__ import annotations
 
-from typing import Self
+import asyncio
+import contextlib
+from typing import Any, Self
 
-__all__ = ["AsyncClosing", "Closing"]
+__all__ = ["AsyncClosing", "Closing", "cancel_and_wait"]
 
 
 class Closing:
@@ -51,3 +53,22 @@ class AsyncClosing:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` (None: nothing to do) and wait until it has ended, so that nothing of it
+    runs after this returns; its ``CancelledError`` is the expected end, not an error.
+
+    >>> async def main() -> bool:
+    ...     task = asyncio.ensure_future(asyncio.sleep(3600))
+    ...     await asyncio.sleep(0)
+    ...     await cancel_and_wait(task)
+    ...     return task.cancelled()
+    >>> asyncio.run(main())
+    True
+    """
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

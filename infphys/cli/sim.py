@@ -183,8 +183,6 @@ def sim_cmd(
             "--replicas with --prefill-replicas/--decode-replicas: give one or the other"
         )
     cfg = engine.build()
-    if not 0 <= port <= 65535:
-        raise ValueError(f"--port must be in [0, 65535] (got {port})")
     server = SimServer(
         cfg,
         served_model_name=served_model_name,

@@ -18,7 +18,6 @@ True and ``note`` says the rate is what the client managed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infphys import stats
+from infphys._closing import cancel_and_wait
 from infphys.measure.client import ChatClient
 from infphys.measure.prompts import PromptSource, synthetic_prompt
 from infphys.records import RequestRecord, RunWriter, records_to_frame
@@ -186,11 +186,8 @@ class LoopLagProbe:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> list[float]:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         return self.lags_s
 
 

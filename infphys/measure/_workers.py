@@ -79,6 +79,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from infphys._closing import cancel_and_wait
 from infphys.measure._levels import (
     DeliveredLog,
     LevelDriver,
@@ -297,9 +298,7 @@ async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> Non
         except asyncio.CancelledError:
             pass
         finally:
-            flushing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flushing
+            await cancel_and_wait(flushing)
             await probe.stop()
             flush()
             outbox.send(("finished", me))

@@ -414,12 +414,8 @@ async def run_closed_loop(
 ) -> LoadResult:
     """``requests`` requests (plus ``warmup``) at a fixed ``concurrency``; see :func:`run_levels`
     for ``options`` (``path``, ``timeouts``, ``duration_s``, ``seed``, ``prompts``, …)."""
-    lv = Level(
-        requests=requests,
-        concurrency=concurrency,
-        warmup=warmup,
-        prompt_tokens=prompt_tokens,
-        max_tokens=max_tokens,
+    lv = Level.closed(
+        concurrency, requests, warmup=warmup, prompt_tokens=prompt_tokens, max_tokens=max_tokens
     )
     options.setdefault("kind", "closed_loop")
     return await run_levels(target, [lv], **options)
@@ -438,9 +434,9 @@ async def open_loop(
 ) -> LoadResult:
     """Requests sent at ``rate_per_s`` (Poisson or constant gaps), bounded by ``requests`` and
     ``duration_s``; see :func:`run_levels` for ``options``."""
-    lv = Level(
-        requests=requests,
-        rate_per_s=rate_per_s,
+    lv = Level.open(
+        rate_per_s,
+        requests,
         arrival=arrival,
         warmup=warmup,
         prompt_tokens=prompt_tokens,

@@ -36,7 +36,6 @@ the run's clock, so server gauges line up with the request records.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -50,6 +49,7 @@ import pandas as pd
 from prometheus_client.parser import text_string_to_metric_families
 
 from infphys._check import positive
+from infphys._closing import cancel_and_wait
 from infphys.measure.target import Target
 
 __all__ = ["METRICS_PATHS", "VOCABULARY", "MetricsScraper", "load_metrics", "parse_metrics"]
@@ -211,11 +211,8 @@ class MetricsScraper:
 
     async def stop(self) -> None:
         """Stop polling and release the connection and the file."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._session is not None:
             await self._session.close()
             self._session = None
