@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -90,19 +90,9 @@ class EngineOptions:
         check_option("--max-num-batched-tokens", self.max_num_batched_tokens, at_least=1)
         check_option("--max-model-len", self.max_model_len, at_least=2)
         check_option("--gpu-memory-utilization", self.gpu_memory_utilization, above=0, at_most=1)
-        return EngineConfig.build(
-            self.gpu,
-            self.model,
-            weights_precision=self.weights_precision,
-            kv_precision=self.kv_precision,
-            tp=self.tp,
-            max_num_seqs=self.max_num_seqs,
-            max_num_batched_tokens=self.max_num_batched_tokens,
-            max_model_len=self.max_model_len,
-            gpu_memory_utilization=self.gpu_memory_utilization,
-            scheduler=self.scheduler,
-            **extra,
-        )
+        # Every option but the GPU and the model is a keyword of EngineConfig.build, by name.
+        settings = {k: v for k, v in asdict(self).items() if k not in ("gpu", "model")}
+        return EngineConfig.build(self.gpu, self.model, **settings, **extra)
 
 
 class _RichWarnings(logging.Handler):
