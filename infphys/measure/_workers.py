@@ -218,10 +218,10 @@ async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> Non
             outbox.send(("records", me, list(pending), progress.started, progress.in_flight))
             pending.clear()
 
-    engine = LevelDriver(
+    driver = LevelDriver(
         client, o.prompts, None, progress, on_record, o.duration_s, o.drain_s, 1, random.Random()
     )
-    engine.next_id, engine.id_step = me, o.workers
+    driver.next_id, driver.id_step = me, o.workers
     go: asyncio.Queue[tuple[int, float, int, int]] = asyncio.Queue()
     probe = LoopLagProbe()
     tickets: dict[int, _Tickets] = {}
@@ -240,15 +240,15 @@ async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> Non
                 labels = level_labels(index, lv, synthetic=o.synthetic_prompts)
                 labels["worker"] = me
                 if o.synthetic_prompts:
-                    engine.prompts = SyntheticPrompts(lv.prompt_tokens, seed=o.seed)
+                    driver.prompts = SyntheticPrompts(lv.prompt_tokens, seed=o.seed)
                 mine = share.level
-                engine.rng = random.Random(share.rng_seed)
+                driver.rng = random.Random(share.rng_seed)
                 if mine.rate_per_s is not None:
-                    engine.phase_s = phase_s(
-                        engine.rng, mine.arrival, mine.rate_per_s, me, o.workers
+                    driver.phase_s = phase_s(
+                        driver.rng, mine.arrival, mine.rate_per_s, me, o.workers
                     )
-                engine.max_in_flight = share.max_in_flight
-                engine.take_ticket = None
+                driver.max_in_flight = share.max_in_flight
+                driver.take_ticket = None
                 if mine.concurrency is not None:
                     stock = _Tickets(
                         ticket_batch(mine.concurrency),
@@ -256,11 +256,11 @@ async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> Non
                     )
                     stock.grant(first, count)
                     tickets[index] = stock
-                    engine.take_ticket = stock.take
-                engine.level_start_s = start_s
+                    driver.take_ticket = stock.take
+                driver.level_start_s = start_s
                 all_warmup = share.all_warmup
                 await asyncio.sleep(max(0.0, start_s - client.now_s()))
-                await engine.drive(mine, labels, probe, health)
+                await driver.drive(mine, labels, probe, health)
                 health.loop_lags_s = _thin(health.loop_lags_s)
                 health.receive_lags_s = _thin(health.receive_lags_s)
             flush()

@@ -247,7 +247,7 @@ async def run_levels(
     log_notes: bool = True,
     workers: int = 1,
 ) -> LoadResult:
-    """Run ``levels`` one after the other against ``target``; the engine under every mode.
+    """Run ``levels`` one after the other against ``target``; what every mode runs on.
 
     Args:
         target: the server.
@@ -355,7 +355,7 @@ async def run_levels(
     clock_zero = time.perf_counter()
     client.clock_zero_s = clock_zero
     rng = random.Random(seed)
-    engine = LevelDriver(
+    driver = LevelDriver(
         client, source, writer, progress, on_record, duration, drain, max_in_flight, rng, seed
     )
     judged = DeliveredLog(log_notes=log_notes)
@@ -368,21 +368,21 @@ async def run_levels(
             for index, lv in enumerate(levels):
                 labels = level_labels(index, lv, synthetic=prompts is None)
                 if prompts is None:
-                    engine.prompts = SyntheticPrompts(lv.prompt_tokens, seed=seed)
+                    driver.prompts = SyntheticPrompts(lv.prompt_tokens, seed=seed)
                 progress.level_label = lv.asked()
-                first = len(engine.records)
+                first = len(driver.records)
                 health = LevelHealth()
                 try:
-                    await engine.drive(lv, labels, probe, health)
+                    await driver.drive(lv, labels, probe, health)
                 finally:
-                    judged.add(index, lv, engine.records[first:], health)
+                    judged.add(index, lv, driver.records[first:], health)
     finally:
         await probe.stop()
         if scraper is not None:
             await scraper.stop()
         if writer is not None:
             writer.close()
-    return LoadResult.of_run(header, engine.records, judged, run_path, scraper)
+    return LoadResult.of_run(header, driver.records, judged, run_path, scraper)
 
 
 # -- the modes ------------------------------------------------------------------------------
