@@ -269,7 +269,7 @@ def report_cmd(
 ) -> None:
     """Summarise a saved run and write an HTML page of its charts."""
     from infphys import stats
-    from infphys.measure.metrics import load_metrics
+    from infphys.measure.metrics import load_metrics, metrics_path_for
     from infphys.plots.load import write_report_html
     from infphys.records import read_run
 
@@ -307,7 +307,7 @@ def report_cmd(
         )
         console.print(f"{where}; {cliff}", highlight=False)
     if not no_html:
-        metrics_file = run.with_name(run.stem + ".metrics.jsonl")
+        metrics_file = metrics_path_for(run)
         metrics = load_metrics(metrics_file) if metrics_file.is_file() else None
         out = write_report_html(
             frame, html or run.with_suffix(".html"), metrics=metrics, title=title

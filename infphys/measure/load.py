@@ -73,7 +73,7 @@ from infphys.measure._levels import (
 )
 from infphys.measure._sync import run_sync
 from infphys.measure.client import ChatClient, HttpStack, Timeouts
-from infphys.measure.metrics import MetricsScraper
+from infphys.measure.metrics import MetricsScraper, metrics_path_for
 from infphys.measure.prompts import PromptList, PromptSource, SyntheticPrompts
 from infphys.measure.target import Target
 from infphys.records import RequestRecord, RunHeader, RunWriter, records_to_frame
@@ -148,9 +148,7 @@ def run_scraper(
     writing to ``RUN.metrics.jsonl`` beside the run file ``run_path``, if there is one."""
     if interval_s is None:
         return None
-    metrics_path = None
-    if run_path is not None:
-        metrics_path = run_path.with_name(run_path.stem + ".metrics.jsonl")
+    metrics_path = metrics_path_for(run_path) if run_path is not None else None
     return MetricsScraper(
         target, interval_s=interval_s, clock_zero_s=clock_zero_s, path=metrics_path
     )

@@ -52,7 +52,14 @@ from infphys._check import positive
 from infphys._closing import cancel_and_wait
 from infphys.measure.target import Target
 
-__all__ = ["METRICS_PATHS", "VOCABULARY", "MetricsScraper", "load_metrics", "parse_metrics"]
+__all__ = [
+    "METRICS_PATHS",
+    "VOCABULARY",
+    "MetricsScraper",
+    "load_metrics",
+    "metrics_path_for",
+    "parse_metrics",
+]
 
 log = logging.getLogger("infphys.measure")
 
@@ -231,6 +238,12 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     for c in ["t_s", *VOCABULARY]:
         f[c] = pd.to_numeric(f[c], errors="coerce").astype("float64")
     return f
+
+
+def metrics_path_for(run_path: Path) -> Path:
+    """Where the server's metrics of the run file ``run_path`` are kept: beside it, as
+    ``<name>.metrics.jsonl`` (``runs/sweep-1.jsonl`` → ``runs/sweep-1.metrics.jsonl``)."""
+    return run_path.with_name(run_path.stem + ".metrics.jsonl")
 
 
 def load_metrics(path: str | Path) -> pd.DataFrame:
