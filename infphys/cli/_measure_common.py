@@ -18,7 +18,7 @@ import datetime as _dt
 import math
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +30,7 @@ from rich.text import Text
 
 from infphys.cli._app import console, err_console, fail
 from infphys.cli._target import resolve_cli_target
+from infphys.measure.target import DEFAULT_BASE_URL, DEFAULT_CHAT_PATH, DEFAULT_MODEL
 
 __all__ = [
     "DurationOpt",
@@ -69,27 +70,24 @@ DurationOpt = Annotated[
 ]
 
 
+def _env_option(flag: str, what: str, env: str, default: str) -> Any:
+    """An option whose value, when not given, is ``$env`` or else ``default``."""
+    return typer.Option(flag, help=f"{what} (default: ${env} or {default}).")
+
+
 @dataclass(frozen=True)
 class TargetOptions:
     """The server a command talks to; None keeps the environment's setting (or the default)."""
 
     base_url: Annotated[
-        str | None,
-        typer.Option(
-            "--base-url", help="Server URL (default: $NIM_BASE_URL or http://localhost:8000)."
-        ),
+        str | None, _env_option("--base-url", "Server URL", "NIM_BASE_URL", DEFAULT_BASE_URL)
     ] = None
     chat_path: Annotated[
         str | None,
-        typer.Option(
-            "--chat-path", help="Chat API path (default: $NIM_CHAT_PATH or /v1/chat/completions)."
-        ),
+        _env_option("--chat-path", "Chat API path", "NIM_CHAT_PATH", DEFAULT_CHAT_PATH),
     ] = None
     model: Annotated[
-        str | None,
-        typer.Option(
-            "--model", help="Model name (default: $NIM_GEN_MODEL or meta/llama-3.1-8b-instruct)."
-        ),
+        str | None, _env_option("--model", "Model name", "NIM_GEN_MODEL", DEFAULT_MODEL)
     ] = None
     api_key: Annotated[
         str | None,
@@ -101,12 +99,7 @@ class TargetOptions:
 
     def as_kwargs(self) -> dict[str, str | None]:
         """The keyword arguments of :func:`infphys.cli._target.resolve_cli_target`."""
-        return {
-            "base_url": self.base_url,
-            "chat_path": self.chat_path,
-            "model": self.model,
-            "api_key": self.api_key,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
