@@ -3,7 +3,7 @@
 Each line prints the figure beside its target; nothing fails. Targets:
 
 1. A run bounded by ``duration_s=0.2, drain_s=0.2`` against a server that answers after 3 s
-   returns within 1.5 s (``closed_loop``); an open loop of 0.2 s + 1 s drain within 2 s.
+   returns within 1.5 s (``run_closed_loop``); an open loop of 0.2 s + 1 s drain within 2 s.
 2. ``infphys preflight`` with nothing at ``NIM_BASE_URL`` falls back to the embedded simulator
    and finishes within 60 s.
 3. Each lab runs top to bottom headless (``app.run()``, its default settings, against the
@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infphys.measure import StubConfig, StubServer, closed_loop, open_loop  # noqa: E402
+from infphys.measure import StubConfig, StubServer, open_loop, run_closed_loop  # noqa: E402
 
 
 def line(what: str, seconds: float, target_s: float) -> None:
@@ -49,8 +49,14 @@ def dead_url() -> str:
 async def load_bounds() -> None:
     async with StubServer(StubConfig(delay_s=3.0)) as server:
         t0 = time.perf_counter()
-        await closed_loop(server.target(), concurrency=2, requests=50, duration_s=0.2, drain_s=0.2)
-        line("closed_loop, duration 0.2 s + drain 0.2 s, 3 s server", time.perf_counter() - t0, 1.5)
+        await run_closed_loop(
+            server.target(), concurrency=2, requests=50, duration_s=0.2, drain_s=0.2
+        )
+        line(
+            "run_closed_loop, duration 0.2 s + drain 0.2 s, 3 s server",
+            time.perf_counter() - t0,
+            1.5,
+        )
     async with StubServer(StubConfig(tokens=1)) as server:
         t0 = time.perf_counter()
         await open_loop(

@@ -1,9 +1,9 @@
 """Benchmark: is infphys's load generator fast and honest enough to measure a server?
 
-Three checks, each printing its figure and the target from issue 3:
+Three checks, each printing its figure beside its target:
 
 1. Request rate against a 0 ms loopback server (8-token streamed answers) at concurrency 64 and
-   256: infphys's ``closed_loop`` (records, SSE parsing, JSON per chunk, the run file) against a
+   256: infphys's ``run_closed_loop`` (records, SSE parsing, JSON per chunk, the run file) against a
    bare ~80-line aiohttp client written below, run alternately against the same server process.
    Target: infphys ≥ 0.6 × the reference.
 2. Accuracy against a server with a fixed 50 ms delay at concurrency 64: infphys's reported p50
@@ -15,7 +15,7 @@ Three checks, each printing its figure and the target from issue 3:
 The server is ``benchmarks/precise_server.py`` in a separate process: it answers at its stated
 delay to within a few microseconds, timed from the kernel's receipt of each request, and reports
 the delay it delivered — a yardstick. (The aiohttp stub of ``infphys.measure.stub`` is not one:
-at 1,280 requests/s on one core its own timers ran 2–5 ms late.) Client and server are pinned to
+at 1,280 requests/s on one core its own timers run 2–5 ms late.) Client and server are pinned to
 different CPUs when there are two. Run it with ``python benchmarks/bench_client.py`` (about a
 minute; ``--quick`` for a smoke run).
 
@@ -40,11 +40,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
-from infphys.measure import ChatClient, Target, closed_loop
+from infphys.measure import ChatClient, Target, run_closed_loop
 from infphys.measure.client import HttpStack
+from infphys.records import RequestRecord
 from infphys.stats import percentiles
 
 MODEL = "meta/llama-3.1-8b-instruct"
@@ -165,6 +167,34 @@ async def reference_client(
 # -- infphys -------------------------------------------------------------------------------------
 
 
+async def infphys_ok_records(
+    base_url: str,
+    concurrency: int,
+    requests: int,
+    max_tokens: int,
+    out: Path,
+    **options: Any,
+) -> list[RequestRecord]:
+    """The records of one closed loop through infphys's load generator (writing its run file),
+    all successful: a ``RuntimeError`` shows the first failures otherwise."""
+    result = await run_closed_loop(
+        Target(base_url=base_url, model=MODEL),
+        concurrency=concurrency,
+        requests=requests,
+        prompt_tokens=PROMPT_TOKENS,
+        max_tokens=max_tokens,
+        path=out,
+        duration_s=120.0,
+        drain_s=10.0,
+        **options,
+    )
+    ok = [r for r in result.records if r.ok]
+    if len(ok) != requests:
+        bad = [r for r in result.records if not r.ok][:3]
+        raise RuntimeError(f"{requests - len(ok)} requests failed, e.g. {bad}")
+    return ok
+
+
 async def infphys_client(
     base_url: str,
     concurrency: int,
@@ -174,25 +204,12 @@ async def infphys_client(
     http_stack: HttpStack = "auto",
 ) -> tuple[float, list[float], int, float]:
     """The same closed loop through infphys's load generator (writing its run file)."""
-    target = Target(base_url=base_url, model=MODEL)
     cpu0 = time.thread_time()
     t0 = time.perf_counter()
-    result = await closed_loop(
-        target,
-        concurrency=concurrency,
-        requests=requests,
-        prompt_tokens=PROMPT_TOKENS,
-        max_tokens=max_tokens,
-        path=out,
-        duration_s=120.0,
-        drain_s=10.0,
-        http_stack=http_stack,
+    ok = await infphys_ok_records(
+        base_url, concurrency, requests, max_tokens, out, http_stack=http_stack
     )
     elapsed = time.perf_counter() - t0
-    ok = [r for r in result.records if r.ok]
-    if len(ok) != requests:
-        bad = [r for r in result.records if not r.ok][:3]
-        raise RuntimeError(f"{requests - len(ok)} requests failed, e.g. {bad}")
     latencies = [r.e2e_s for r in ok if r.e2e_s is not None]
     chunks = sum(len(r.chunk_times_s) for r in ok)
     return len(ok) / elapsed, latencies, chunks, time.thread_time() - cpu0

@@ -5,7 +5,7 @@ Run: ``.venv/bin/python benchmarks/bench_fleet.py`` (a few minutes on a 2-core m
 
 1. Lab 13 headless (``python labs/13_fleet.py``, the simulator only): wall time against the 60 s
    target.
-2. The planner on the issue's question, 1,000 concurrent users of 2,000 → 200 tokens under
+2. The planner on a sizing question, 1,000 concurrent users of 2,000 → 200 tokens under
    p95 TTFT ≤ 1 s and p95 ITL ≤ 50 ms, with every GPU of the assumed price table, BF16 and FP8,
    TP 1/2/4, colocated and split: the answer, how many fleets were estimated and simulated, and
    the wall time (no target: it scales with the workers; printed for comparison).

@@ -7,7 +7,7 @@ Run: ``.venv/bin/python benchmarks/bench_sim.py`` (about 2 minutes on a 2-core m
    closed loop at concurrency 256, through the virtual-time driver; wall time against the 2 s
    target (best of 3, per-token times off, then on).
 2. Calibration: simulated against published output tokens/s for every TensorRT-LLM row.
-3. Served vs simulated at c = 64: ``infphys.measure.closed_loop`` against the real-time server
+3. Served vs simulated at c = 64: ``infphys.measure.run_closed_loop`` against the real-time server
    (in this process, ``infphys.sim.serve``) against the virtual-time prediction of the same
    workload: mean TTFT and ITL, at ``time_scale`` 1 and 8.
 4. Keep-up: closed loops at rising concurrency at ``time_scale`` 1 against the real-time server
@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infphys.measure import Target, closed_loop, open_loop  # noqa: E402
+from infphys.measure import Target, open_loop, run_closed_loop  # noqa: E402
 from infphys.measure.metrics import parse_metrics  # noqa: E402
 from infphys.sim import (  # noqa: E402
     EngineConfig,
@@ -115,7 +115,7 @@ def served_vs_simulated() -> None:
             assert t.simulator.server is not None
             t0 = time.perf_counter()
             res = asyncio.run(
-                closed_loop(
+                run_closed_loop(
                     Target(base_url=t.base_url, model=t.model),
                     concurrency=64,
                     requests=256,
@@ -183,7 +183,7 @@ def _keep_up_level(target: Target, cfg: EngineConfig, c: int, stats: Any) -> tup
     s0, l0, t0_stall = stats()
     t0 = time.perf_counter()
     res = asyncio.run(
-        closed_loop(
+        run_closed_loop(
             target, concurrency=c, requests=3 * c, warmup=c, prompt_tokens=128, max_tokens=240
         )
     )

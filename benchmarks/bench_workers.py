@@ -38,10 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_client import MODEL, PROMPT_TOKENS, PreciseServer, reference_client
+from bench_client import PreciseServer, infphys_ok_records, reference_client
 
-from infphys.measure import Target, closed_loop
-from infphys.records import RequestRecord
 from infphys.stats import percentiles
 
 OVERALL_LIMIT_S = 600.0
@@ -63,22 +61,9 @@ async def _infphys(
     url: str, workers: int, concurrency: int, requests: int, max_tokens: int, out: Path
 ) -> tuple[float, float, list[float]]:
     """(requests/s, chunks/s, e2e latencies) of one closed-loop run, over its own records."""
-    result = await closed_loop(
-        Target(base_url=url, model=MODEL),
-        concurrency=concurrency,
-        requests=requests,
-        prompt_tokens=PROMPT_TOKENS,
-        max_tokens=max_tokens,
-        path=out,
-        duration_s=120.0,
-        drain_s=10.0,
-        workers=workers,
-        log_notes=False,
+    ok = await infphys_ok_records(
+        url, concurrency, requests, max_tokens, out, workers=workers, log_notes=False
     )
-    ok: list[RequestRecord] = [r for r in result.records if r.ok]
-    if len(ok) != requests:
-        bad = [r for r in result.records if not r.ok][:3]
-        raise RuntimeError(f"{requests - len(ok)} requests failed, e.g. {bad}")
     first = min(r.sent_s for r in ok)
     last = max(r.end_s for r in ok if r.end_s is not None)
     span = last - first

@@ -35,13 +35,15 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
+from infphys._closing import Closing
+
 ROOT = Path(__file__).resolve().parents[1]
 LABS_DIR = ROOT / "labs"
-#: Headless flags for Debian's chromium on a shared machine (see shared TOOLCHAIN notes).
+#: Headless flags for Debian's chromium run as root on a shared machine, with a fresh profile.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -114,7 +116,7 @@ def http_status(url: str, timeout_s: float = 2.0) -> int | None:
 
 
 @dataclass
-class LabsServer:
+class LabsServer(Closing):
     """``infphys labs --headless`` on 127.0.0.1, stopped with everything it started on exit.
 
     Args:
@@ -182,7 +184,7 @@ class LabsServer:
             time.sleep(0.2)
         return self
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """SIGINT to the whole process group, then SIGKILL what is left (idempotent)."""
         proc, self.proc = self.proc, None
         if proc is not None:
@@ -218,16 +220,8 @@ class LabsServer:
         try:
             return self.start()
         except BaseException:
-            self.stop()
+            self.close()
             raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _main_thread() -> bool:

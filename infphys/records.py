@@ -37,10 +37,11 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 import pandas as pd
+
+from infphys._closing import Closing
 
 __all__ = [
     "ERROR_CLASSES",
@@ -100,10 +101,14 @@ def versions() -> dict[str, str]:
     }
 
 
-def _known_fields(cls: type[Any], d: dict[str, Any]) -> dict[str, Any]:
-    """The items of a JSON line that name fields of the dataclass ``cls`` (``type`` and keys
-    written by newer versions are dropped)."""
-    return {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+_D = TypeVar("_D")
+
+
+def _from_known_fields(cls: type[_D], d: dict[str, Any]) -> _D:
+    """``cls`` (a dataclass) built from the keys of ``d`` that it has fields for; keys it does
+    not know (a newer file's, or the line's ``type``) are left out."""
+    known = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass(slots=True)
@@ -189,7 +194,7 @@ class RequestRecord:
 
     def to_json_dict(self) -> dict[str, Any]:
         # Shallow copies, not dataclasses.asdict: asdict deep-copies every float of
-        # chunk_times_s, which made writing a record cost more than timing it (65 µs vs 8 µs).
+        # chunk_times_s, which costs more than timing the request (65 µs vs 8 µs).
         d: dict[str, Any] = {name: getattr(self, name) for name in _RECORD_FIELDS}
         d["chunk_times_s"] = list(self.chunk_times_s)
         d["labels"] = dict(self.labels)
@@ -198,7 +203,7 @@ class RequestRecord:
 
     @classmethod
     def from_json_dict(cls, d: dict[str, Any]) -> RequestRecord:
-        return cls(**_known_fields(cls, d))
+        return _from_known_fields(cls, d)
 
 
 _RECORD_FIELDS: tuple[str, ...] = tuple(RequestRecord.__dataclass_fields__)
@@ -228,7 +233,7 @@ class RunHeader:
 
     @classmethod
     def from_json_dict(cls, d: dict[str, Any]) -> RunHeader:
-        return cls(**_known_fields(cls, d))
+        return _from_known_fields(cls, d)
 
 
 @dataclass(slots=True)
@@ -250,7 +255,7 @@ def _json_default(o: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-class RunWriter:
+class RunWriter(Closing):
     """Append a run to a JSON-lines file as it goes.
 
     The header is written on open; each :meth:`write` appends one line and flushes it, so a run
@@ -293,14 +298,6 @@ class RunWriter:
 
     def __enter__(self) -> RunWriter:
         return self.open()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Which server labs and CLI measure: a configured endpoint that answers, else the simulator.
 
-Policy (shared/DESIGN.md): the endpoint comes from an explicit ``base_url`` or ``NIM_BASE_URL``
+Policy: the endpoint comes from an explicit ``base_url`` or ``NIM_BASE_URL``
 (default ``http://localhost:8000``). If something answers ``GET /v1/models`` there within
 ``probe_timeout_s`` (any HTTP status counts: a 401 or 404 is still a server), that server is the
 target. Otherwise the embedded simulator (:func:`infphys.sim.serve`) starts on a free loopback
@@ -30,10 +30,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from infphys._check import positive
+from infphys._closing import Closing
 from infphys.measure.target import Target
 from infphys.sim.config import EngineConfig
 from infphys.sim.hosting import SimHandle, serve
@@ -60,7 +60,7 @@ SIM_FALLBACK_ENV = "INFPHYS_SIM_FALLBACK"
 
 
 @dataclass
-class ResolvedTarget:
+class ResolvedTarget(Closing):
     """The target to measure, whether it is simulated, and a one-line account of the choice.
 
     Attributes:
@@ -97,16 +97,15 @@ class ResolvedTarget:
         """Stop the simulator, if one was started (idempotent)."""
         self._stack.close()
 
-    def __enter__(self) -> ResolvedTarget:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+def _get_models(base_url: str, timeout_s: float, api_key: str | None) -> Any:
+    """The open response to ``GET {base_url}/v1/models``, proxies bypassed (the question is
+    about this URL, not a proxy's answer); ``urllib``'s errors propagate."""
+    req = urllib.request.Request(base_url.rstrip("/") + "/v1/models", method="GET")
+    if api_key:
+        req.add_header("Authorization", f"Bearer {api_key}")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return opener.open(req, timeout=timeout_s)
 
 
 def probe(base_url: str, *, timeout_s: float = 2.0, api_key: str | None = None) -> str | None:
@@ -115,12 +114,8 @@ def probe(base_url: str, *, timeout_s: float = 2.0, api_key: str | None = None) 
     Proxies are bypassed (the probe is about this URL, not a proxy's answer).
     """
     t = positive("timeout_s", timeout_s)
-    req = urllib.request.Request(base_url.rstrip("/") + "/v1/models", method="GET")
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(req, timeout=t) as resp:
+        with _get_models(base_url, t, api_key) as resp:
             resp.read(1)
         return None
     except urllib.error.HTTPError:
@@ -148,12 +143,8 @@ def simulator_config(
     A real server (NIM, vLLM) has no ``infphys`` block in its ``/v1/models`` card: None.
     """
     t = positive("timeout_s", timeout_s)
-    req = urllib.request.Request(base_url.rstrip("/") + "/v1/models", method="GET")
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(req, timeout=t) as resp:
+        with _get_models(base_url, t, api_key) as resp:
             body = json.loads(resp.read(1 << 20))
         block = body["data"][0]["infphys"]
         if not block.get("simulated"):

@@ -75,7 +75,7 @@ def _():
     from infphys.catalog import FITTED_STEP_PARAMS, get_gpu, get_model
     from infphys.exercises import AnswerBook
     from infphys.exercises import ui
-    from infphys.measure import closed_loop, preflight_sync, run_sync
+    from infphys.measure import run_closed_loop, preflight_sync, run_sync
     from infphys.plots import labs as lab_plots
     from infphys.resolve import DEFAULT_GPU, DEFAULT_MODEL
 
@@ -86,7 +86,7 @@ def _():
         DEFAULT_GPU,
         DEFAULT_MODEL,
         FITTED_STEP_PARAMS,
-        closed_loop,
+        run_closed_loop,
         fmt,
         get_gpu,
         get_model,
@@ -212,13 +212,13 @@ def _(get_model, theory_model_pick):
 
 
 @app.cell
-def _(closed_loop, max_tokens, prompt_tokens, run_sync, seed, target):
+def _(run_closed_loop, max_tokens, prompt_tokens, run_sync, seed, target):
     # One streamed request after one warm-up (connection set-up, the server's first-call costs),
     # timed by the measuring client; token counts from `usage`.
     probe = run_sync(
-        closed_loop(target, concurrency=1, requests=1, warmup=1, prompt_tokens=prompt_tokens,
-                    max_tokens=max_tokens, seed=seed,
-                    log_notes=False)
+        run_closed_loop(target, concurrency=1, requests=1, warmup=1, prompt_tokens=prompt_tokens,
+                        max_tokens=max_tokens, seed=seed,
+                        log_notes=False)
     )
     request = next(r for r in probe.records if not r.warmup)
     ttft_s = request.ttft_s

@@ -70,7 +70,7 @@ def _():
     from infphys.catalog import get_gpu, get_model
     from infphys.exercises import AnswerBook
     from infphys.exercises import ui
-    from infphys.measure import closed_loop, run_sync
+    from infphys.measure import run_closed_loop, run_sync
     from infphys.measure.gpu import GPUWatcher
     from infphys.plots import labs as lab_plots
     from infphys.plots.gpu import watch_figure
@@ -80,7 +80,7 @@ def _():
     return (
         AnswerBook,
         GPUWatcher,
-        closed_loop,
+        run_closed_loop,
         fmt,
         get_gpu,
         get_model,
@@ -176,12 +176,12 @@ def _(get_model, theory_model_pick):
 
 
 @app.cell
-def _(closed_loop, max_tokens, n_requests, prompt_tokens, run_sync, seed, target):
+def _(run_closed_loop, max_tokens, n_requests, prompt_tokens, run_sync, seed, target):
     # N requests one after the other: concurrency 1.
     sequential = run_sync(
-        closed_loop(target, concurrency=1, requests=n_requests, prompt_tokens=prompt_tokens,
-                    max_tokens=max_tokens, seed=seed,
-                    log_notes=False)
+        run_closed_loop(target, concurrency=1, requests=n_requests, prompt_tokens=prompt_tokens,
+                        max_tokens=max_tokens, seed=seed,
+                        log_notes=False)
     )
     return (sequential,)
 
@@ -189,7 +189,7 @@ def _(closed_loop, max_tokens, n_requests, prompt_tokens, run_sync, seed, target
 @app.cell
 def _(
     GPUWatcher,
-    closed_loop,
+    run_closed_loop,
     max_tokens,
     n_requests,
     prompt_tokens,
@@ -200,9 +200,9 @@ def _(
     # The same N requests all at once, with the GPU watcher sampling during the burst.
     with GPUWatcher(interval_s=0.05) as burst_watch:
         concurrent = run_sync(
-            closed_loop(target, concurrency=n_requests, requests=n_requests,
-                        prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
-                        log_notes=False)
+            run_closed_loop(target, concurrency=n_requests, requests=n_requests,
+                            prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
+                            log_notes=False)
         )
     return burst_watch, concurrent
 

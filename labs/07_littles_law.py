@@ -75,7 +75,7 @@ def _():
     from infphys import fmt, stats
     from infphys.exercises import AnswerBook
     from infphys.exercises import ui
-    from infphys.measure import closed_loop, run_sync
+    from infphys.measure import run_closed_loop, run_sync
     from infphys.physics import littles_law_throughput_per_s
     from infphys.analysis import comparison_table
     from infphys.plots.labs_load import in_flight_timeline, latency_box
@@ -85,7 +85,7 @@ def _():
 
     return (
         AnswerBook,
-        closed_loop,
+        run_closed_loop,
         comparison_table,
         fmt,
         in_flight_timeline,
@@ -160,7 +160,7 @@ def _(
 
 @app.cell
 def _(
-    closed_loop,
+    run_closed_loop,
     max_tokens,
     prompt_tokens,
     requests,
@@ -171,9 +171,9 @@ def _(
 ):
     # One call: the baseline, one request at a time (a closed loop at concurrency 1).
     baseline = run_sync(
-        closed_loop(target, concurrency=1, requests=requests, warmup=warmup,
-                    prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
-                    log_notes=False)
+        run_closed_loop(target, concurrency=1, requests=requests, warmup=warmup,
+                        prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
+                        log_notes=False)
     )
     frame = baseline.frame()
     return baseline, frame

@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "infphys._closing",
     "infphys.measure._failures",
     "infphys.measure._sse",
     "infphys.measure.metrics",

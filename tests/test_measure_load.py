@@ -23,9 +23,9 @@ from infphys.measure import (
     StubServer,
     Target,
     Timeouts,
-    closed_loop,
     open_loop,
     overload,
+    run_closed_loop,
     run_levels,
     run_sync,
     sweep,
@@ -38,7 +38,7 @@ async def test_closed_loop_counts_warmup_and_writes_every_record(tmp_path: Path)
     path = tmp_path / "run.jsonl"
     seen: list[int] = []
     async with StubServer(StubConfig(delay_s=0.01, tokens=4)) as server:
-        result = await closed_loop(
+        result = await run_closed_loop(
             server.target(),
             concurrency=3,
             requests=10,
@@ -71,7 +71,7 @@ async def test_closed_loop_counts_warmup_and_writes_every_record(tmp_path: Path)
 async def test_closed_loop_keeps_c_in_flight_and_littles_law_holds() -> None:
     # 4 workers, 50 ms per request: mean in flight ≈ 4, throughput ≈ 4 / 0.05 = 80 req/s.
     async with StubServer(StubConfig(delay_s=0.05, tokens=2)) as server:
-        result = await closed_loop(server.target(), concurrency=4, requests=40, max_tokens=2)
+        result = await run_closed_loop(server.target(), concurrency=4, requests=40, max_tokens=2)
     d = result.delivered[0]
     assert 3.3 <= d.mean_in_flight <= 4.0
     law = stats.littles_law(result.frame())
@@ -120,7 +120,7 @@ async def test_duration_bounds_the_run_and_marks_incomplete() -> None:
     # carry its error class. Incomplete with no error class: the run's own bound ended them.
     # (How soon it returns is a speed figure: benchmarks/bench_budgets.py prints it.)
     async with StubServer(StubConfig(delay_s=3.0)) as server:
-        result = await closed_loop(
+        result = await run_closed_loop(
             server.target(), concurrency=2, requests=50, duration_s=0.2, drain_s=0.2
         )
     assert len(result.records) == 2
@@ -145,7 +145,9 @@ async def test_cancelled_run_keeps_finished_records(tmp_path: Path) -> None:
     async with StubServer(StubConfig(delay_s=0.03, tokens=1)) as server:
         progress = LoadProgress()
         task = asyncio.ensure_future(
-            closed_loop(server.target(), concurrency=2, requests=1000, path=path, progress=progress)
+            run_closed_loop(
+                server.target(), concurrency=2, requests=1000, path=path, progress=progress
+            )
         )
         while progress.done < 6:
             await asyncio.sleep(0.01)
@@ -162,9 +164,9 @@ def test_a_killed_run_leaves_a_readable_file(tmp_path: Path) -> None:
     path = tmp_path / "killed.jsonl"
     script = textwrap.dedent(
         f"""
-        from infphys.measure import StubConfig, StubServer, closed_loop, run_sync
+        from infphys.measure import StubConfig, StubServer, run_closed_loop, run_sync
         with StubServer(StubConfig(delay_s=0.02, tokens=2)) as server:
-            run_sync(closed_loop(server.target(), concurrency=2, requests=100000,
+            run_sync(run_closed_loop(server.target(), concurrency=2, requests=100000,
                                  path={str(path)!r}))
         """
     )
@@ -198,7 +200,7 @@ async def test_the_api_key_is_never_written_or_logged(
         result = await sweep(
             target, concurrency=[1, 2], requests_per_level=6, path=path, metrics_interval_s=0.05
         )
-        wrong = await closed_loop(
+        wrong = await run_closed_loop(
             s.target(api_key=secret + "-wrong"), requests=2, path=tmp_path / "wrong.jsonl"
         )
     assert any(r.error_class == "http_5xx" for r in result.records)
@@ -212,7 +214,7 @@ async def test_the_api_key_is_never_written_or_logged(
 
 async def test_metrics_are_scraped_during_the_run(tmp_path: Path) -> None:
     async with StubServer(StubConfig(delay_s=0.05, tokens=2)) as server:
-        result = await closed_loop(
+        result = await run_closed_loop(
             server.target(),
             concurrency=4,
             requests=24,
@@ -256,7 +258,7 @@ async def test_sweep_grid_and_overload_label_their_levels() -> None:
 async def test_run_sync_works_inside_a_running_event_loop() -> None:
     # The notebook case: a loop is running in this thread (as in a marimo or Jupyter cell).
     with StubServer(StubConfig(tokens=2)) as server:
-        result = run_sync(closed_loop(server.target(), requests=3, max_tokens=2))
+        result = run_sync(run_closed_loop(server.target(), requests=3, max_tokens=2))
     assert [r.status for r in result.records] == ["ok"] * 3
 
 
@@ -281,7 +283,7 @@ def _target() -> Target:
 
 async def test_a_prompt_list_is_used_in_turn() -> None:
     async with StubServer(StubConfig(tokens=1)) as server:
-        result = await closed_loop(
+        result = await run_closed_loop(
             server.target(), requests=4, prompts=["one two", "one two three four"], max_tokens=1
         )
     by_id = sorted(result.records, key=lambda r: r.request_id)
@@ -311,7 +313,7 @@ async def test_a_busy_client_still_records_the_servers_latency(http_stack: str) 
     # The same run without the blocking is the control: what this machine makes of the stub's
     # 50 ms right now (a loaded machine adds to both runs alike).
     with StubServer(StubConfig(delay_s=0.05, tokens=2)) as server:
-        result = await closed_loop(
+        result = await run_closed_loop(
             server.target(),
             concurrency=4,
             requests=24,
@@ -319,7 +321,7 @@ async def test_a_busy_client_still_records_the_servers_latency(http_stack: str) 
             on_record=block,
             http_stack=http_stack,
         )
-        control = await closed_loop(
+        control = await run_closed_loop(
             server.target(), concurrency=4, requests=24, max_tokens=2, http_stack=http_stack
         )
     e2e = [r.e2e_s for r in result.records if r.ok and r.e2e_s is not None]

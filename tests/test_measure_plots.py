@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from infphys.measure import StubConfig, StubServer, closed_loop, sweep
+from infphys.measure import StubConfig, StubServer, run_closed_loop, sweep
 from infphys.plots import load as plots
 from infphys.records import records_to_frame
 
@@ -72,7 +72,7 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
     from infphys.measure import run_sync
 
     with StubServer(StubConfig(tokens=2)) as s:
-        r = run_sync(closed_loop(s.target(), requests=3))
+        r = run_sync(run_closed_loop(s.target(), requests=3))
     out = plots.write_report_html(r.frame(), tmp_path / "r.html", title="t <1>")
     page = out.read_text()
     assert "<title>t &lt;1&gt;</title>" in page

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from infphys import stats
 from infphys.cli import app
-from infphys.measure import Level, StubConfig, StubServer, closed_loop, run_levels
+from infphys.measure import Level, StubConfig, StubServer, run_closed_loop, run_levels
 from infphys.measure._worker_plan import (
     plan_closed,
     plan_open,
@@ -180,9 +180,9 @@ async def test_a_seed_reproduces_each_workers_arrivals() -> None:
 async def test_bad_worker_count_or_prompt_source_names_the_argument() -> None:
     async with StubServer(StubConfig(tokens=2)) as server:
         with pytest.raises(ValueError, match="workers"):
-            await closed_loop(server.target(), requests=2, workers=0)
+            await run_closed_loop(server.target(), requests=2, workers=0)
         with pytest.raises(ValueError, match=r"prompts: .* picklable"):
-            await closed_loop(server.target(), requests=2, workers=2, prompts=_LocalPrompts())
+            await run_closed_loop(server.target(), requests=2, workers=2, prompts=_LocalPrompts())
 
 
 class _LocalPrompts:

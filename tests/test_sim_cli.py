@@ -145,3 +145,21 @@ def test_measuring_commands_fall_back_to_the_simulator(monkeypatch: pytest.Monke
     r = runner.invoke(app, ["preflight"])
     assert r.exit_code == 0, r.output
     assert "using the embedded simulator" in r.output
+
+
+def test_simulate_hands_every_engine_option_to_the_engine(tmp_path: Path) -> None:
+    # Each option set away from its default must show up in the engine the run describes.
+    args = ["--gpu", "h100", "--tp", "2", "--weights-precision", "fp8", "--kv-precision", "fp8"]
+    args += ["--max-num-seqs", "32", "--max-num-batched-tokens", "2048", "--scheduler", "trtllm"]
+    args += ["--max-model-len", "4096", "--gpu-memory-utilization", "0.8"]
+    r = runner.invoke(
+        app,
+        ["simulate", "-n", "4", "--out", str(tmp_path / "s.jsonl"), "--json", *args],
+    )
+    assert r.exit_code == 0, r.output
+    engine = json.loads(r.output)["engine"]
+    assert (engine["gpu"], engine["model"], engine["tp"]) == ("h100-sxm", "llama-3.1-8b", 2)
+    assert (engine["weights_precision"], engine["kv_precision"]) == ("fp8", "fp8")
+    assert (engine["max_num_seqs"], engine["max_num_batched_tokens"]) == (32, 2048)
+    assert engine["scheduler"] == "trtllm" and engine["max_model_len"] == 4096
+    assert engine["gpu_memory_utilization"] == 0.8

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from openai import OpenAI
 
-from infphys.measure import Target, closed_loop, open_loop, parse_metrics
+from infphys.measure import Target, open_loop, parse_metrics, run_closed_loop
 from infphys.sim import EngineConfig, OutputLengths, Workload, serve, simulate
 
 MODEL = "meta/llama-3.1-8b-instruct"
@@ -349,7 +349,7 @@ def _served_vs_simulated(time_scale: float) -> tuple[float, float, dict[str, Any
         assert t.simulator.server is not None
         target = Target(base_url=t.base_url, model=t.model)
         res = asyncio.run(
-            closed_loop(
+            run_closed_loop(
                 target, concurrency=64, requests=128, warmup=64, prompt_tokens=16, max_tokens=28
             )
         )

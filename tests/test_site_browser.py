@@ -38,16 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 #: snapshot cache on a busy two-core machine outlasts pytest's 300 s default (the build's own
 #: subprocess limit, 600 s, then reports first).
 pytestmark = pytest.mark.timeout(900)
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from labs_browser import CHROMIUM_ARGS  # noqa: E402  (the labs' browser checks use the same)
+
 #: How long any browser step (a load, typesetting the maths, drawing the charts) may take
 #: before the test gives up, ms: a guard against a hang, generous for a busy 2-core machine
 #: (Playwright's own 30 s default once ran out there while marimo snapshots booted).

@@ -1,10 +1,11 @@
 """What the measuring commands share: their options, the live display, running a load, the summary.
 
-Every load command (``baseline``, ``sweep``, ``tokens``, ``overload``) takes the same target and
-request options (:data:`BaseURLOpt`, :data:`RequestsOpt`, …), checks the target with preflight,
-and runs through :func:`run_load`: a live table of requests done, in flight, errors and the
-running p50/p95 of e2e, the run saved as JSON lines (``runs/<command>-<time>.jsonl``) with the
-server's metrics beside it, and one row per level in :func:`summary_table`.
+Every load command (``baseline``, ``sweep``, ``tokens``, ``overload``) takes the same target
+options (:class:`TargetOptions`), run options (:class:`RunOptions`) and request options
+(:data:`RequestsOpt`, …), checks the target with preflight, and runs through :func:`run_load`:
+a live table of requests done, in flight, errors and the running p50/p95 of e2e, the run saved
+as JSON lines (``runs/<command>-<time>.jsonl``) with the server's metrics beside it, and one row
+per level in :func:`summary_table`.
 
 Worked example: ``parse_list("--concurrency", "1,2,4", int)`` is ``[1, 2, 4]``; a timeout of
 30 s gives ``Timeouts(connect_s=10, read_s=30, total_s=30)``.
@@ -17,6 +18,7 @@ import datetime as _dt
 import math
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,62 +30,28 @@ from rich.text import Text
 
 from infphys.cli._app import console, err_console, fail
 from infphys.cli._target import resolve_cli_target
+from infphys.measure.target import DEFAULT_BASE_URL, DEFAULT_CHAT_PATH, DEFAULT_MODEL
 
 __all__ = [
-    "APIKeyOpt",
-    "BaseURLOpt",
-    "ChatPathOpt",
     "DurationOpt",
     "MaxTokensOpt",
-    "MetricsOpt",
-    "ModelOpt",
-    "NoStreamOpt",
-    "NoUsageOpt",
-    "OutOpt",
     "PromptTokensOpt",
     "RequestsOpt",
-    "SeedOpt",
-    "SkipPreflightOpt",
+    "RunOptions",
+    "TargetOptions",
     "TimeoutOpt",
     "WarmupOpt",
-    "WorkersOpt",
     "fmt",
     "fmt_ms",
     "parse_list",
     "print_flags",
     "run_load",
     "summary_table",
-    "target_options",
     "timeouts",
 ]
 
 # -- options shared by every measuring command -------------------------------------------------
 
-BaseURLOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--base-url", help="Server URL (default: $NIM_BASE_URL or http://localhost:8000)."
-    ),
-]
-ChatPathOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--chat-path", help="Chat API path (default: $NIM_CHAT_PATH or /v1/chat/completions)."
-    ),
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model", help="Model name (default: $NIM_GEN_MODEL or meta/llama-3.1-8b-instruct)."
-    ),
-]
-APIKeyOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        help="Bearer token (default: $NIM_API_KEY or $OPENAI_API_KEY). Never saved or printed.",
-    ),
-]
 RequestsOpt = Annotated[
     int, typer.Option("--requests", "-n", help="Measured requests (per level).")
 ]
@@ -100,35 +68,75 @@ TimeoutOpt = Annotated[
 DurationOpt = Annotated[
     float, typer.Option("--max-duration", help="Per level: send no request after this, seconds.")
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of prompts and arrivals (recorded).")]
-OutOpt = Annotated[
-    Path | None,
-    typer.Option("--out", "-o", help="Run file (default: runs/<command>-<time>.jsonl)."),
-]
-NoStreamOpt = Annotated[
-    bool, typer.Option("--no-stream", help="Ask for one JSON body instead of an SSE stream.")
-]
-NoUsageOpt = Annotated[
-    bool,
-    typer.Option(
-        "--no-usage", help="Don't send stream_options.include_usage (token counts estimated)."
-    ),
-]
-MetricsOpt = Annotated[
-    float,
-    typer.Option("--metrics-interval", help="Scrape server metrics every N s (0: don't)."),
-]
-WorkersOpt = Annotated[
-    int,
-    typer.Option(
-        "--workers",
-        help="Send from N processes (one event loop each) beyond one core's ~4,000 req/s; "
-        "the concurrency, rate and request count stay global.",
-    ),
-]
-SkipPreflightOpt = Annotated[
-    bool, typer.Option("--skip-preflight", help="Don't check the server before the run.")
-]
+
+
+def _env_option(flag: str, what: str, env: str, default: str) -> Any:
+    """An option whose value, when not given, is ``$env`` or else ``default``."""
+    return typer.Option(flag, help=f"{what} (default: ${env} or {default}).")
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """The server a command talks to; None keeps the environment's setting (or the default)."""
+
+    base_url: Annotated[
+        str | None, _env_option("--base-url", "Server URL", "NIM_BASE_URL", DEFAULT_BASE_URL)
+    ] = None
+    chat_path: Annotated[
+        str | None,
+        _env_option("--chat-path", "Chat API path", "NIM_CHAT_PATH", DEFAULT_CHAT_PATH),
+    ] = None
+    model: Annotated[
+        str | None, _env_option("--model", "Model name", "NIM_GEN_MODEL", DEFAULT_MODEL)
+    ] = None
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="Bearer token (default: $NIM_API_KEY or $OPENAI_API_KEY). Never saved or printed.",
+        ),
+    ] = None
+
+    def as_kwargs(self) -> dict[str, str | None]:
+        """The keyword arguments of :func:`infphys.cli._target.resolve_cli_target`."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a load command runs and where it saves, the same for every load command."""
+
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of prompts and arrivals (recorded).")
+    ] = 0
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Run file (default: runs/<command>-<time>.jsonl)."),
+    ] = None
+    no_stream: Annotated[
+        bool, typer.Option("--no-stream", help="Ask for one JSON body instead of an SSE stream.")
+    ] = False
+    no_usage: Annotated[
+        bool,
+        typer.Option(
+            "--no-usage", help="Don't send stream_options.include_usage (token counts estimated)."
+        ),
+    ] = False
+    metrics_interval_s: Annotated[
+        float,
+        typer.Option("--metrics-interval", help="Scrape server metrics every N s (0: don't)."),
+    ] = 1.0
+    skip_preflight: Annotated[
+        bool, typer.Option("--skip-preflight", help="Don't check the server before the run.")
+    ] = False
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Send from N processes (one event loop each) beyond one core's ~4,000 req/s; "
+            "the concurrency, rate and request count stay global.",
+        ),
+    ] = 1
 
 
 def parse_list(option: str, text: str, kind: Callable[[str], Any]) -> list[Any]:
@@ -210,26 +218,19 @@ def check_target(target: Any, skip: bool) -> None:
     err_console.print(f"[green]preflight ok:[/] {verdict.message}", highlight=False)
 
 
-Make = Callable[[Any, Any, dict[str, Any]], Coroutine[Any, Any, Any]]
+Load = Callable[..., Coroutine[Any, Any, Any]]
 
 
 def run_load(
     command: str,
-    make: Make,
-    *,
-    out: Path | None,
-    target_options: dict[str, Any],
-    skip_preflight: bool,
-    timeout_s: float,
-    duration_s: float,
-    seed: int,
-    no_stream: bool,
-    no_usage: bool,
-    metrics_interval_s: float,
-    workers: int = 1,
+    load: Load,
+    run: RunOptions,
+    target: TargetOptions,
+    **load_options: Any,
 ) -> None:
-    """Resolve the target, preflight it, run ``make(target, progress, options)`` with a live
-    display, print the summary and where the run was saved.
+    """Resolve the target, preflight it, run ``load(target, **load_options, ...)`` (a mode of
+    :mod:`infphys.measure.load`, also given the run's path, seed, streaming and progress) with
+    a live display, print the summary and where the run was saved.
 
     Ctrl-C, SIGTERM and SIGHUP all stop the run the same way: finished requests are kept, load
     worker processes (``--workers``) are ended, and the command exits 130.
@@ -237,28 +238,26 @@ def run_load(
     from infphys.cli._signals import stop_on_signals
     from infphys.measure.load import LoadProgress
 
-    if metrics_interval_s < 0:
-        raise ValueError(f"--metrics-interval must be >= 0 (got {metrics_interval_s!r})")
-    if workers < 1:
-        raise ValueError(f"--workers must be >= 1 (got {workers!r})")
-    path = out or default_out(command)
+    if run.metrics_interval_s < 0:
+        raise ValueError(f"--metrics-interval must be >= 0 (got {run.metrics_interval_s!r})")
+    if run.workers < 1:
+        raise ValueError(f"--workers must be >= 1 (got {run.workers!r})")
+    path = run.out or default_out(command)
     progress = LoadProgress()
     options: dict[str, Any] = {
         "path": path,
         "kind": command,
-        "timeouts": timeouts(timeout_s),
-        "duration_s": duration_s,
-        "seed": seed,
-        "stream": not no_stream,
-        "include_usage": not no_usage,
-        "metrics_interval_s": metrics_interval_s or None,
+        "seed": run.seed,
+        "stream": not run.no_stream,
+        "include_usage": not run.no_usage,
+        "metrics_interval_s": run.metrics_interval_s or None,
         "progress": progress,
-        "workers": workers,
+        "workers": run.workers,
     }
-    with resolve_cli_target(**target_options) as target:
-        check_target(target, skip_preflight)
+    with resolve_cli_target(**target.as_kwargs()) as resolved:
+        check_target(resolved, run.skip_preflight)
         err_console.print(
-            f"measuring {target.model} at {target.base_url} → {path}", highlight=False
+            f"measuring {resolved.model} at {resolved.base_url} → {path}", highlight=False
         )
         view = ProgressView(progress, command)
         try:
@@ -266,7 +265,7 @@ def run_load(
                 stop_on_signals(),
                 Live(view, console=err_console, refresh_per_second=4, transient=True),
             ):
-                result = asyncio.run(make(target, progress, options))
+                result = asyncio.run(load(resolved, **load_options, **options))
         except KeyboardInterrupt:
             err_console.print(
                 f"[yellow]interrupted:[/] kept {progress.done} finished requests in {path}",
@@ -274,7 +273,7 @@ def run_load(
             )
             raise typer.Exit(130) from None
     frame = result.frame()
-    console.print(summary_table(frame, title=f"{command}: {target.model} at {target.base_url}"))
+    console.print(summary_table(frame, title=f"{command}: {resolved.model} at {resolved.base_url}"))
     for w in result.warnings:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     print_flags(frame)
@@ -371,9 +370,3 @@ def timeouts(timeout_s: float) -> Any:
     if not (math.isfinite(timeout_s) and timeout_s > 0):
         raise ValueError(f"--timeout must be > 0 seconds (got {timeout_s!r})")
     return Timeouts(connect_s=min(10.0, timeout_s), read_s=min(60.0, timeout_s), total_s=timeout_s)
-
-
-def target_options(
-    base_url: str | None, chat_path: str | None, model: str | None, api_key: str | None
-) -> dict[str, Any]:
-    return {"base_url": base_url, "chat_path": chat_path, "model": model, "api_key": api_key}

@@ -18,38 +18,29 @@ Example::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
 
 from infphys.cli._app import app, clean_errors, console, fail
 from infphys.cli._measure_common import (
-    APIKeyOpt,
-    BaseURLOpt,
-    ChatPathOpt,
     DurationOpt,
     MaxTokensOpt,
-    MetricsOpt,
-    ModelOpt,
-    NoStreamOpt,
-    NoUsageOpt,
-    OutOpt,
     PromptTokensOpt,
     RequestsOpt,
-    SeedOpt,
-    SkipPreflightOpt,
+    RunOptions,
+    TargetOptions,
     TimeoutOpt,
     WarmupOpt,
-    WorkersOpt,
     parse_list,
     print_flags,
     run_load,
     summary_table,
-    target_options,
+    timeouts,
 )
+from infphys.cli._options import option_groups
 from infphys.cli._target import resolve_cli_target
 
 __all__ = [
@@ -69,19 +60,18 @@ __all__ = [
 
 @app.command("preflight")
 @clean_errors
+@option_groups
 def preflight_cmd(
-    base_url: BaseURLOpt = None,
-    chat_path: ChatPathOpt = None,
-    model: ModelOpt = None,
-    api_key: APIKeyOpt = None,
+    *,
+    target: TargetOptions,
     timeout: Annotated[float, typer.Option("--timeout", help="Limit of each step, s.")] = 30.0,
 ) -> None:
     """Check the server: model list, readiness, one tiny streamed answer. Exit 1 if not ok."""
     from infphys.measure.preflight import preflight_sync
 
-    with resolve_cli_target(**target_options(base_url, chat_path, model, api_key)) as target:
-        verdict = preflight_sync(target, timeout_s=timeout)
-    t = Table(title=f"preflight: {target.model} at {target.base_url}", title_justify="left")
+    with resolve_cli_target(**target.as_kwargs()) as resolved:
+        verdict = preflight_sync(resolved, timeout_s=timeout)
+    t = Table(title=f"preflight: {resolved.model} at {resolved.base_url}", title_justify="left")
     for col in ("step", "url", "status", "result", "ms"):
         t.add_column(col, justify="right" if col == "ms" else "left")
     for st in verdict.steps:
@@ -100,12 +90,11 @@ def preflight_cmd(
         fail(verdict.message, code=1)
 
 
-LoadOpts = dict[str, Any]
-
-
 @app.command("baseline")
 @clean_errors
+@option_groups
 def baseline_cmd(
+    *,
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", help="Requests in flight.")
     ] = 1,
@@ -115,51 +104,32 @@ def baseline_cmd(
     max_tokens: MaxTokensOpt = 64,
     timeout: TimeoutOpt = 120.0,
     max_duration: DurationOpt = 600.0,
-    seed: SeedOpt = 0,
-    out: OutOpt = None,
-    no_stream: NoStreamOpt = False,
-    no_usage: NoUsageOpt = False,
-    metrics_interval: MetricsOpt = 1.0,
-    skip_preflight: SkipPreflightOpt = False,
-    workers: WorkersOpt = 1,
-    base_url: BaseURLOpt = None,
-    chat_path: ChatPathOpt = None,
-    model: ModelOpt = None,
-    api_key: APIKeyOpt = None,
+    run: RunOptions,
+    target: TargetOptions,
 ) -> None:
     """The baseline latency distribution: N requests at a fixed concurrency (closed loop)."""
-    from infphys.measure.load import closed_loop
-
-    def make(target: Any, progress: Any, options: LoadOpts) -> Coroutine[Any, Any, Any]:
-        return closed_loop(
-            target,
-            concurrency=concurrency,
-            requests=requests,
-            warmup=warmup,
-            prompt_tokens=prompt_tokens,
-            max_tokens=max_tokens,
-            **options,
-        )
+    from infphys.measure.load import run_closed_loop
 
     run_load(
         "baseline",
-        make,
-        out=out,
-        target_options=target_options(base_url, chat_path, model, api_key),
-        skip_preflight=skip_preflight,
-        timeout_s=timeout,
+        run_closed_loop,
+        run,
+        target,
+        timeouts=timeouts(timeout),
         duration_s=max_duration,
-        seed=seed,
-        no_stream=no_stream,
-        no_usage=no_usage,
-        metrics_interval_s=metrics_interval,
-        workers=workers,
+        concurrency=concurrency,
+        requests=requests,
+        warmup=warmup,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
     )
 
 
 @app.command("sweep")
 @clean_errors
+@option_groups
 def sweep_cmd(
+    *,
     concurrency: Annotated[
         str | None,
         typer.Option("--concurrency", "-c", help="Closed-loop levels, e.g. 1,2,4,8,16 (default)."),
@@ -176,17 +146,8 @@ def sweep_cmd(
     max_tokens: MaxTokensOpt = 64,
     timeout: TimeoutOpt = 120.0,
     max_duration: DurationOpt = 300.0,
-    seed: SeedOpt = 0,
-    out: OutOpt = None,
-    no_stream: NoStreamOpt = False,
-    no_usage: NoUsageOpt = False,
-    metrics_interval: MetricsOpt = 1.0,
-    skip_preflight: SkipPreflightOpt = False,
-    workers: WorkersOpt = 1,
-    base_url: BaseURLOpt = None,
-    chat_path: ChatPathOpt = None,
-    model: ModelOpt = None,
-    api_key: APIKeyOpt = None,
+    run: RunOptions,
+    target: TargetOptions,
 ) -> None:
     """Latency and throughput against load: a level per concurrency or per arrival rate."""
     from infphys.measure.load import sweep
@@ -201,38 +162,28 @@ def sweep_cmd(
     levels_r = parse_list("--rate", rate, float) if rate is not None else None
     arrival_kind: Literal["poisson", "constant"] = "poisson" if arrival == "poisson" else "constant"
 
-    def make(target: Any, progress: Any, options: LoadOpts) -> Coroutine[Any, Any, Any]:
-        return sweep(
-            target,
-            concurrency=levels_c,
-            rates_per_s=levels_r,
-            requests_per_level=requests,
-            warmup_per_level=warmup,
-            arrival=arrival_kind,
-            prompt_tokens=prompt_tokens,
-            max_tokens=max_tokens,
-            **options,
-        )
-
     run_load(
         "sweep",
-        make,
-        out=out,
-        target_options=target_options(base_url, chat_path, model, api_key),
-        skip_preflight=skip_preflight,
-        timeout_s=timeout,
+        sweep,
+        run,
+        target,
+        timeouts=timeouts(timeout),
         duration_s=max_duration,
-        seed=seed,
-        no_stream=no_stream,
-        no_usage=no_usage,
-        metrics_interval_s=metrics_interval,
-        workers=workers,
+        concurrency=levels_c,
+        rates_per_s=levels_r,
+        requests_per_level=requests,
+        warmup_per_level=warmup,
+        arrival=arrival_kind,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
     )
 
 
 @app.command("tokens")
 @clean_errors
+@option_groups
 def tokens_cmd(
+    *,
     prompt_tokens: Annotated[
         str, typer.Option("--prompt-tokens", help="Prompt sizes, tokens (~ words).")
     ] = "128,512,2048",
@@ -246,17 +197,8 @@ def tokens_cmd(
     warmup: WarmupOpt = 0,
     timeout: TimeoutOpt = 300.0,
     max_duration: DurationOpt = 300.0,
-    seed: SeedOpt = 0,
-    out: OutOpt = None,
-    no_stream: NoStreamOpt = False,
-    no_usage: NoUsageOpt = False,
-    metrics_interval: MetricsOpt = 1.0,
-    skip_preflight: SkipPreflightOpt = False,
-    workers: WorkersOpt = 1,
-    base_url: BaseURLOpt = None,
-    chat_path: ChatPathOpt = None,
-    model: ModelOpt = None,
-    api_key: APIKeyOpt = None,
+    run: RunOptions,
+    target: TargetOptions,
 ) -> None:
     """The token budget: latency per prompt size × max_tokens cell (prefill vs decode cost)."""
     from infphys.measure.load import token_grid
@@ -264,36 +206,26 @@ def tokens_cmd(
     sizes = parse_list("--prompt-tokens", prompt_tokens, int)
     budgets = parse_list("--max-tokens", max_tokens, int)
 
-    def make(target: Any, progress: Any, options: LoadOpts) -> Coroutine[Any, Any, Any]:
-        return token_grid(
-            target,
-            prompt_tokens=sizes,
-            max_tokens=budgets,
-            requests_per_cell=requests,
-            concurrency=concurrency,
-            warmup_per_cell=warmup,
-            **options,
-        )
-
     run_load(
         "tokens",
-        make,
-        out=out,
-        target_options=target_options(base_url, chat_path, model, api_key),
-        skip_preflight=skip_preflight,
-        timeout_s=timeout,
+        token_grid,
+        run,
+        target,
+        timeouts=timeouts(timeout),
         duration_s=max_duration,
-        seed=seed,
-        no_stream=no_stream,
-        no_usage=no_usage,
-        metrics_interval_s=metrics_interval,
-        workers=workers,
+        prompt_tokens=sizes,
+        max_tokens=budgets,
+        requests_per_cell=requests,
+        concurrency=concurrency,
+        warmup_per_cell=warmup,
     )
 
 
 @app.command("overload")
 @clean_errors
+@option_groups
 def overload_cmd(
+    *,
     concurrency: Annotated[
         str, typer.Option("--concurrency", "-c", help="Rising closed-loop levels.")
     ] = "8,32,128",
@@ -304,49 +236,25 @@ def overload_cmd(
     prompt_tokens: PromptTokensOpt = 128,
     max_tokens: MaxTokensOpt = 64,
     max_duration: DurationOpt = 120.0,
-    seed: SeedOpt = 0,
-    out: OutOpt = None,
-    no_stream: NoStreamOpt = False,
-    no_usage: NoUsageOpt = False,
-    metrics_interval: MetricsOpt = 1.0,
-    skip_preflight: SkipPreflightOpt = False,
-    workers: WorkersOpt = 1,
-    base_url: BaseURLOpt = None,
-    chat_path: ChatPathOpt = None,
-    model: ModelOpt = None,
-    api_key: APIKeyOpt = None,
+    run: RunOptions,
+    target: TargetOptions,
 ) -> None:
     """Overload: rising concurrency with a short timeout — where requests start to fail."""
     from infphys.measure.load import overload
 
     levels = parse_list("--concurrency", concurrency, int)
-
-    def make(target: Any, progress: Any, options: LoadOpts) -> Coroutine[Any, Any, Any]:
-        options = dict(options)
-        options.pop("timeouts")
-        return overload(
-            target,
-            concurrency=levels,
-            requests_per_level=requests,
-            timeout_s=timeout,
-            prompt_tokens=prompt_tokens,
-            max_tokens=max_tokens,
-            **options,
-        )
-
     run_load(
         "overload",
-        make,
-        out=out,
-        target_options=target_options(base_url, chat_path, model, api_key),
-        skip_preflight=skip_preflight,
-        timeout_s=timeout,
+        overload,
+        run,
+        target,
+        timeouts=timeouts(timeout),
         duration_s=max_duration,
-        seed=seed,
-        no_stream=no_stream,
-        no_usage=no_usage,
-        metrics_interval_s=metrics_interval,
-        workers=workers,
+        concurrency=levels,
+        requests_per_level=requests,
+        timeout_s=timeout,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
     )
 
 
@@ -361,7 +269,7 @@ def report_cmd(
 ) -> None:
     """Summarise a saved run and write an HTML page of its charts."""
     from infphys import stats
-    from infphys.measure.metrics import load_metrics
+    from infphys.measure.metrics import load_metrics, metrics_path_for
     from infphys.plots.load import write_report_html
     from infphys.records import read_run
 
@@ -399,7 +307,7 @@ def report_cmd(
         )
         console.print(f"{where}; {cliff}", highlight=False)
     if not no_html:
-        metrics_file = run.with_name(run.stem + ".metrics.jsonl")
+        metrics_file = metrics_path_for(run)
         metrics = load_metrics(metrics_file) if metrics_file.is_file() else None
         out = write_report_html(
             frame, html or run.with_suffix(".html"), metrics=metrics, title=title

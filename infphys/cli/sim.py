@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,78 +32,67 @@ from infphys.cli._app import (
     fail,
     print_json,
 )
+from infphys.cli._options import option_groups
 from infphys.cli._signals import stop_on_signals
 
 __all__ = ["sim_cmd", "simulate_cmd"]
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Catalog model (`infphys models`).")]
-GPUOpt = Annotated[str, typer.Option("--gpu", "-g", help="Catalog GPU (`infphys gpus`).")]
-WPrecOpt = Annotated[
-    str, typer.Option("--weights-precision", help="Weights: bf16, fp8, int8, int4[-g128]…")
-]
-KVPrecOpt = Annotated[
-    str | None, typer.Option("--kv-precision", help="KV cache precision (default: bf16).")
-]
-TPOpt = Annotated[int, typer.Option("--tp", help="Tensor-parallel degree (GPUs per replica).")]
-SchedulerOpt = Annotated[
-    str,
-    typer.Option(
-        "--scheduler",
-        help="vllm (chunked prefill, preemption) or trtllm (TensorRT-LLM in-flight batching: "
-        "whole-length KV reservation, no preemption, no chunked context), as NIM runs.",
-    ),
-]
-SeqsOpt = Annotated[
-    int, typer.Option("--max-num-seqs", help="Most requests running at once (vLLM: 256).")
-]
-BudgetOpt = Annotated[
-    int,
-    typer.Option("--max-num-batched-tokens", help="Token budget of one step (vLLM: 8192)."),
-]
-MaxLenOpt = Annotated[
-    int | None,
-    typer.Option("--max-model-len", help="Longest prompt + output (default: the model's)."),
-]
-UtilOpt = Annotated[
-    float, typer.Option("--gpu-memory-utilization", help="Fraction of GPU memory used (0.9).")
-]
 
+@dataclass(frozen=True)
+class EngineOptions:
+    """The simulated engine's options, shared by ``sim`` and ``simulate``."""
 
-def _engine(
-    model: str,
-    gpu: str,
-    weights_precision: str,
-    kv_precision: str | None,
-    tp: int,
-    max_num_seqs: int,
-    max_num_batched_tokens: int,
-    max_model_len: int | None,
-    gpu_memory_utilization: float,
-    scheduler: str = "vllm",
-    **extra: Any,
-) -> Any:
-    from infphys.sim.config import EngineConfig
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Catalog model (`infphys models`).")
+    ] = "llama-3.1-8b"
+    gpu: Annotated[str, typer.Option("--gpu", "-g", help="Catalog GPU (`infphys gpus`).")] = "h200"
+    weights_precision: Annotated[
+        str, typer.Option("--weights-precision", help="Weights: bf16, fp8, int8, int4[-g128]…")
+    ] = "bf16"
+    kv_precision: Annotated[
+        str | None, typer.Option("--kv-precision", help="KV cache precision (default: bf16).")
+    ] = None
+    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel degree (GPUs per replica).")] = 1
+    max_num_seqs: Annotated[
+        int, typer.Option("--max-num-seqs", help="Most requests running at once (vLLM: 256).")
+    ] = 256
+    scheduler: Annotated[
+        str,
+        typer.Option(
+            "--scheduler",
+            help="vllm (chunked prefill, preemption) or trtllm (TensorRT-LLM in-flight batching: "
+            "whole-length KV reservation, no preemption, no chunked context), as NIM runs.",
+        ),
+    ] = "vllm"
+    max_num_batched_tokens: Annotated[
+        int,
+        typer.Option("--max-num-batched-tokens", help="Token budget of one step (vLLM: 8192)."),
+    ] = 8192
+    max_model_len: Annotated[
+        int | None,
+        typer.Option("--max-model-len", help="Longest prompt + output (default: the model's)."),
+    ] = None
+    gpu_memory_utilization: Annotated[
+        float, typer.Option("--gpu-memory-utilization", help="Fraction of GPU memory used (0.9).")
+    ] = 0.9
 
-    if scheduler not in ("vllm", "trtllm"):
-        raise ValueError(f"--scheduler must be vllm or trtllm (got {scheduler!r})")
-    check_option("--tp", tp, at_least=1)
-    check_option("--max-num-seqs", max_num_seqs, at_least=1)
-    check_option("--max-num-batched-tokens", max_num_batched_tokens, at_least=1)
-    check_option("--max-model-len", max_model_len, at_least=2)
-    check_option("--gpu-memory-utilization", gpu_memory_utilization, above=0, at_most=1)
-    return EngineConfig.build(
-        gpu,
-        model,
-        weights_precision=weights_precision,
-        kv_precision=kv_precision,
-        tp=tp,
-        max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=max_num_batched_tokens,
-        max_model_len=max_model_len,
-        gpu_memory_utilization=gpu_memory_utilization,
-        scheduler=scheduler,
-        **extra,
-    )
+    def build(self, **extra: Any) -> Any:
+        """The :class:`infphys.sim.config.EngineConfig` these options describe.
+
+        Raises ``ValueError`` naming the option for a value no engine can have.
+        """
+        from infphys.sim.config import EngineConfig
+
+        if self.scheduler not in ("vllm", "trtllm"):
+            raise ValueError(f"--scheduler must be vllm or trtllm (got {self.scheduler!r})")
+        check_option("--tp", self.tp, at_least=1)
+        check_option("--max-num-seqs", self.max_num_seqs, at_least=1)
+        check_option("--max-num-batched-tokens", self.max_num_batched_tokens, at_least=1)
+        check_option("--max-model-len", self.max_model_len, at_least=2)
+        check_option("--gpu-memory-utilization", self.gpu_memory_utilization, above=0, at_most=1)
+        # Every option but the GPU and the model is a keyword of EngineConfig.build, by name.
+        settings = {k: v for k, v in asdict(self).items() if k not in ("gpu", "model")}
+        return EngineConfig.build(self.gpu, self.model, **settings, **extra)
 
 
 class _RichWarnings(logging.Handler):
@@ -114,21 +104,14 @@ class _RichWarnings(logging.Handler):
 
 @app.command("sim")
 @clean_errors
+@option_groups
 def sim_cmd(
-    model: ModelOpt = "llama-3.1-8b",
-    gpu: GPUOpt = "h200",
-    weights_precision: WPrecOpt = "bf16",
-    kv_precision: KVPrecOpt = None,
-    tp: TPOpt = 1,
+    *,
+    engine: EngineOptions,
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     host: Annotated[
         str, typer.Option("--host", help="Address to bind (default: loopback only).")
     ] = "127.0.0.1",
-    max_num_seqs: SeqsOpt = 256,
-    scheduler: SchedulerOpt = "vllm",
-    max_num_batched_tokens: BudgetOpt = 8192,
-    max_model_len: MaxLenOpt = None,
-    gpu_memory_utilization: UtilOpt = 0.9,
     max_queue: Annotated[
         int | None,
         typer.Option("--max-queue", help="Refuse with 503 beyond this many waiting requests."),
@@ -189,20 +172,7 @@ def sim_cmd(
         raise ValueError(
             "--replicas with --prefill-replicas/--decode-replicas: give one or the other"
         )
-    cfg = _engine(
-        model,
-        gpu,
-        weights_precision,
-        kv_precision,
-        tp,
-        max_num_seqs,
-        max_num_batched_tokens,
-        max_model_len,
-        gpu_memory_utilization,
-        scheduler,
-    )
-    if not 0 <= port <= 65535:
-        raise ValueError(f"--port must be in [0, 65535] (got {port})")
+    cfg = engine.build()
     server = SimServer(
         cfg,
         served_model_name=served_model_name,
@@ -300,17 +270,10 @@ def _over_context(records: list[Any], cfg: Any) -> int:
 
 @app.command("simulate")
 @clean_errors
+@option_groups
 def simulate_cmd(
-    model: ModelOpt = "llama-3.1-8b",
-    gpu: GPUOpt = "h200",
-    weights_precision: WPrecOpt = "bf16",
-    kv_precision: KVPrecOpt = None,
-    tp: TPOpt = 1,
-    max_num_seqs: SeqsOpt = 256,
-    scheduler: SchedulerOpt = "vllm",
-    max_num_batched_tokens: BudgetOpt = 8192,
-    max_model_len: MaxLenOpt = None,
-    gpu_memory_utilization: UtilOpt = 0.9,
+    *,
+    engine: EngineOptions,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", "-c", help="Closed loop with c clients.")
     ] = None,
@@ -380,20 +343,7 @@ def simulate_cmd(
         low_tokens=1,
         high_tokens=max(max_tokens, max_tokens_max or max_tokens),
     )
-    cfg = _engine(
-        model,
-        gpu,
-        weights_precision,
-        kv_precision,
-        tp,
-        max_num_seqs,
-        max_num_batched_tokens,
-        max_model_len,
-        gpu_memory_utilization,
-        scheduler,
-        output_lengths=lengths,
-        seed=seed,
-    )
+    cfg = engine.build(output_lengths=lengths, seed=seed)
     common: dict[str, Any] = dict(
         prompt_tokens=prompt_tokens,
         max_tokens=max_tokens,

@@ -18,14 +18,15 @@ True and ``note`` says the rate is what the client managed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from infphys import stats
+from infphys._closing import cancel_and_wait
 from infphys.measure.client import ChatClient
 from infphys.measure.prompts import PromptSource, synthetic_prompt
 from infphys.records import RequestRecord, RunWriter, records_to_frame
@@ -36,8 +37,10 @@ __all__ = [
     "DISPATCH_LAG_WARN_S",
     "LOOP_LAG_WARN_S",
     "DeliveredLoad",
+    "DeliveredLog",
     "Level",
     "LevelDriver",
+    "LevelHealth",
     "LoadProgress",
     "LoopLagProbe",
     "check_level",
@@ -53,6 +56,8 @@ LOOP_LAG_WARN_S = 0.005
 #: Open-loop dispatch lag (p95) above which the delivered arrival process is not the one asked.
 DISPATCH_LAG_WARN_S = 0.005
 _LAG_PROBE_S = 0.010
+
+log = logging.getLogger("infphys.measure")
 
 
 #: The load generator's name for one stretch of constant load: the package's one workload spec.
@@ -99,6 +104,26 @@ class DeliveredLoad:
     client_cpu_fraction: float
     client_bound: bool
     note: str
+
+
+@dataclass
+class LevelHealth:
+    """How the client fared while it sent one level: the share of one core its event-loop thread
+    used, how late a 10 ms timer fired on its loop, and how long after the kernel it read each
+    arrival (empty where the transport has no kernel timestamps)."""
+
+    cpu_fraction: float = 0.0
+    loop_lags_s: list[float] = field(default_factory=list)
+    receive_lags_s: list[float] = field(default_factory=list)
+
+    @classmethod
+    def merged(cls, parts: list[LevelHealth]) -> LevelHealth:
+        """One level sent by several processes: the busiest one's CPU share, all the lags."""
+        return cls(
+            cpu_fraction=max((h.cpu_fraction for h in parts), default=0.0),
+            loop_lags_s=[x for h in parts for x in h.loop_lags_s],
+            receive_lags_s=[x for h in parts for x in h.receive_lags_s],
+        )
 
 
 class LoadProgress:
@@ -161,11 +186,8 @@ class LoopLagProbe:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> list[float]:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         return self.lags_s
 
 
@@ -257,6 +279,25 @@ class LevelDriver:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
 
+    async def drive(
+        self, lv: Workload, labels: dict[str, Any], probe: LoopLagProbe, health: LevelHealth
+    ) -> None:
+        """Send ``lv`` (closed loop, or at its schedule) and fill ``health`` as the level ends,
+        also when it is cancelled."""
+        probe.start()
+        self.client.take_receive_lags_s()
+        cpu0, wall0 = time.thread_time(), time.perf_counter()
+        try:
+            if lv.mode == "closed":
+                await self.closed(lv, labels)
+            else:
+                await self.open(lv, labels)
+        finally:
+            wall = max(1e-9, time.perf_counter() - wall0)
+            health.cpu_fraction = (time.thread_time() - cpu0) / wall
+            health.loop_lags_s = await probe.stop()
+            health.receive_lags_s = self.client.take_receive_lags_s()
+
     def _duration_s(self, lv: Workload) -> float:
         return self.duration_s if lv.duration_s is None else min(self.duration_s, lv.duration_s)
 
@@ -331,13 +372,12 @@ class LevelDriver:
 
 
 def delivered_load(
-    index: int,
-    lv: Workload,
-    recs: list[RequestRecord],
-    loop_lags_s: list[float],
-    cpu_fraction: float,
-    receive_lags_s: list[float],
+    index: int, lv: Workload, recs: list[RequestRecord], health: LevelHealth
 ) -> DeliveredLoad:
+    """The load level ``index`` delivered (its records ``recs``), judged with the client's
+    ``health`` while it ran; see the module's worked example."""
+    loop_lags_s, receive_lags_s = health.loop_lags_s, health.receive_lags_s
+    cpu_fraction = health.cpu_fraction
     nan = float("nan")
     sent = len(recs)
     if recs:
@@ -401,3 +441,21 @@ def delivered_load(
         client_bound=bool(reasons),
         note=note,
     )
+
+
+@dataclass
+class DeliveredLog:
+    """Each level's delivered load, in order, and the notes of the levels the client may have
+    paced (logged on ``infphys.measure`` as they come, unless ``log_notes`` is False)."""
+
+    log_notes: bool = True
+    delivered: list[DeliveredLoad] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, index: int, lv: Workload, recs: list[RequestRecord], health: LevelHealth) -> None:
+        d = delivered_load(index, lv, recs, health)
+        self.delivered.append(d)
+        if d.note:
+            self.warnings.append(d.note)
+            if self.log_notes:
+                log.warning(d.note)

@@ -2,7 +2,8 @@
 
 Why not a library: ``httpx-sse`` is well kept but works on httpx responses; its line and event
 decoders are private classes (``httpx_sse._decoders``) with no stability promise, and they take
-``str`` lines, so on aiohttp we would still have to split and decode the byte stream ourselves.
+``str`` lines, so over aiohttp or raw sockets the byte stream would still need splitting and
+decoding here.
 The event-stream grammar is small (HTML Living Standard §9.2.6 "Interpreting an event stream"),
 so this module implements it directly over bytes, and the tests check it against the spec's own
 examples and, as an oracle, against ``httpx_sse``'s decoder on the same input.

@@ -17,7 +17,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
     Outside an event loop this is ``asyncio.run``. Inside one (a marimo or Jupyter cell, where
     a loop is already running in this thread) it runs the coroutine on a fresh loop in a worker
-    thread and waits for it, so ``run_sync(closed_loop(...))`` works in any cell.
+    thread and waits for it, so ``run_sync(run_closed_loop(...))`` works in any cell.
     """
     try:
         asyncio.get_running_loop()

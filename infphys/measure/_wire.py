@@ -4,9 +4,8 @@ Why not aiohttp here: at concurrency 64 against a server with an exact 50 ms del
 requests/s), aiohttp costs 300–400 µs of CPU per request on this kit's 2-core reference machine,
 so the client's one event-loop thread is about half busy. A timestamp taken when a coroutine
 resumes then waits behind every callback queued ahead of it: ``benchmarks/bench_client.py``
-read p50 +0.9 to +2.0 ms with a bare aiohttp client and +1.8 to +7.5 ms with infphys's load
-generator on aiohttp, over three runs (aiperf's was 30–40 ms too high). This client cures the
-cause and the symptom:
+reads p50 0.9 to 2.0 ms high with a bare aiohttp client and 1.8 to 7.5 ms high with infphys's
+load generator on aiohttp. This client removes both the cause and the symptom:
 
 - **Arrival times from the kernel.** Every socket asks for ``SO_TIMESTAMPNS`` (Linux), and every
   read uses ``recvmsg``, so each piece of the response carries the time the kernel received it,

@@ -50,11 +50,11 @@ workers ignore SIGINT and SIGHUP themselves (the coordinator decides), and each 
 from the coordinator: if the coordinator dies, even by SIGKILL, the pipe closes and the worker
 stops. Linux and macOS (the pipes are passed down as file descriptors).
 
-Worked example: ``closed_loop(target, concurrency=10, requests=1000, workers=4)`` runs workers of
-concurrency 3, 3, 2, 2 that share the 1,000 requests (about 300, 300, 200 and 200 on an even
-machine); ``open_loop(target,
-rate_per_s=8000, requests=40_000, workers=4)`` runs four Poisson streams of 2,000 requests/s
-whose first 40,000 merged arrivals (about 10,000 each) are sent, over about 5 s.
+Worked example: ``run_closed_loop(target, concurrency=10, requests=1000, workers=4)`` runs
+workers of concurrency 3, 3, 2, 2 that share the 1,000 requests (about 300, 300, 200 and 200 on
+an even machine); ``open_loop(target, rate_per_s=8000, requests=40_000, workers=4)`` runs four
+Poisson streams of 2,000 requests/s whose first 40,000 merged arrivals (about 10,000 each) are
+sent, over about 5 s.
 """
 
 from __future__ import annotations
@@ -79,12 +79,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from infphys._closing import cancel_and_wait
 from infphys.measure._levels import (
-    DeliveredLoad,
+    DeliveredLog,
     LevelDriver,
+    LevelHealth,
     LoadProgress,
     LoopLagProbe,
-    delivered_load,
 )
 from infphys.measure._worker_plan import (
     Share,
@@ -95,7 +96,7 @@ from infphys.measure._worker_plan import (
     worker_seed,
 )
 from infphys.measure.client import ChatClient
-from infphys.measure.load import LoadResult, level_labels, log
+from infphys.measure.load import LoadResult, level_labels, run_scraper
 from infphys.measure.prompts import SyntheticPrompts
 from infphys.records import RequestRecord, RunHeader, RunWriter
 
@@ -217,10 +218,10 @@ async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> Non
             outbox.send(("records", me, list(pending), progress.started, progress.in_flight))
             pending.clear()
 
-    engine = LevelDriver(
+    driver = LevelDriver(
         client, o.prompts, None, progress, on_record, o.duration_s, o.drain_s, 1, random.Random()
     )
-    engine.next_id, engine.id_step = me, o.workers
+    driver.next_id, driver.id_step = me, o.workers
     go: asyncio.Queue[tuple[int, float, int, int]] = asyncio.Queue()
     probe = LoopLagProbe()
     tickets: dict[int, _Tickets] = {}
@@ -234,20 +235,20 @@ async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> Non
         for _ in o.levels:
             index, start_s, first, count = await go.get()
             share, lv = spec.shares[index], o.levels[index]
-            health: dict[str, Any] = {"loop_lags_s": [], "cpu": 0.0, "rx_lags_s": []}
+            health = LevelHealth()
             if share is not None:
                 labels = level_labels(index, lv, synthetic=o.synthetic_prompts)
                 labels["worker"] = me
                 if o.synthetic_prompts:
-                    engine.prompts = SyntheticPrompts(lv.prompt_tokens, seed=o.seed)
+                    driver.prompts = SyntheticPrompts(lv.prompt_tokens, seed=o.seed)
                 mine = share.level
-                engine.rng = random.Random(share.rng_seed)
+                driver.rng = random.Random(share.rng_seed)
                 if mine.rate_per_s is not None:
-                    engine.phase_s = phase_s(
-                        engine.rng, mine.arrival, mine.rate_per_s, me, o.workers
+                    driver.phase_s = phase_s(
+                        driver.rng, mine.arrival, mine.rate_per_s, me, o.workers
                     )
-                engine.max_in_flight = share.max_in_flight
-                engine.take_ticket = None
+                driver.max_in_flight = share.max_in_flight
+                driver.take_ticket = None
                 if mine.concurrency is not None:
                     stock = _Tickets(
                         ticket_batch(mine.concurrency),
@@ -255,23 +256,13 @@ async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> Non
                     )
                     stock.grant(first, count)
                     tickets[index] = stock
-                    engine.take_ticket = stock.take
-                engine.level_start_s = start_s
+                    driver.take_ticket = stock.take
+                driver.level_start_s = start_s
                 all_warmup = share.all_warmup
                 await asyncio.sleep(max(0.0, start_s - client.now_s()))
-                probe.start()
-                client.take_receive_lags_s()
-                cpu0, wall0 = time.thread_time(), time.perf_counter()
-                try:
-                    if mine.mode == "closed":
-                        await engine.closed(mine, labels)
-                    else:
-                        await engine.open(mine, labels)
-                finally:
-                    wall = max(1e-9, time.perf_counter() - wall0)
-                    health["cpu"] = (time.thread_time() - cpu0) / wall
-                    health["loop_lags_s"] = _thin(await probe.stop())
-                    health["rx_lags_s"] = _thin(client.take_receive_lags_s())
+                await driver.drive(mine, labels, probe, health)
+                health.loop_lags_s = _thin(health.loop_lags_s)
+                health.receive_lags_s = _thin(health.receive_lags_s)
             flush()
             outbox.send(("level_done", me, index, health))
 
@@ -307,9 +298,7 @@ async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> Non
         except asyncio.CancelledError:
             pass
         finally:
-            flushing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flushing
+            await cancel_and_wait(flushing)
             await probe.stop()
             flush()
             outbox.send(("finished", me))
@@ -342,7 +331,7 @@ class _Coordinator:
         self.clock_zero_s = clock_zero_s
         self.records: list[RequestRecord] = []
         self.by_level: dict[int, list[RequestRecord]] = {}
-        self.health: dict[int, list[dict[str, Any]]] = {}
+        self.health: dict[int, LevelHealth] = {}
         self.writer = RunWriter(path, header).open() if path is not None else None
         self.latest_key = (float("-inf"), float("-inf"))
         self.in_order = True
@@ -468,7 +457,7 @@ class _Coordinator:
         for i, conn in enumerate(self.inboxes):
             conn.send(("go", index, start_s, *batch(i)))
         limit_s = START_MARGIN_S + self.options.duration_s + self.options.drain_s + 30.0
-        done: list[dict[str, Any]] = []
+        done: list[LevelHealth] = []
         while len(done) < len(self.procs):
             worker, msg = await self.next_message(limit_s)
             if msg[0] == "level_done" and msg[2] == index:
@@ -476,7 +465,7 @@ class _Coordinator:
             elif msg[0] == "more" and msg[2] == index:
                 with contextlib.suppress(OSError):
                     self.inboxes[worker].send(("tickets", index, *batch(worker)))
-        self.health[index] = done
+        self.health[index] = LevelHealth.merged(done)
 
     async def stop(self) -> None:
         """Tell the workers to stop, take in what they finished, end any that linger."""
@@ -526,7 +515,6 @@ async def run_in_workers(
 ) -> LoadResult:
     """Run ``options.levels`` from ``options.workers`` processes as one run (the module
     docstring says how the load is split); what ``run_levels(..., workers=N)`` returns."""
-    from infphys.measure.metrics import MetricsScraper
 
     n = options.workers
     if sys.platform == "win32":
@@ -548,19 +536,8 @@ async def run_in_workers(
     progress.planned = sum(lv.warmup + lv.requests for lv in options.levels)
     clock_zero = time.perf_counter()
     coord = _Coordinator(options, header, run_path, progress, on_record, clock_zero)
-    scraper: MetricsScraper | None = None
-    metrics_path: Path | None = None
-    if metrics_interval_s is not None:
-        if run_path is not None:
-            metrics_path = run_path.with_name(run_path.stem + ".metrics.jsonl")
-        scraper = MetricsScraper(
-            options.target,
-            interval_s=metrics_interval_s,
-            clock_zero_s=clock_zero,
-            path=metrics_path,
-        )
-    delivered: list[DeliveredLoad] = []
-    warnings: list[str] = []
+    scraper = run_scraper(options.target, metrics_interval_s, clock_zero, run_path)
+    judged = DeliveredLog(log_notes=log_notes)
     try:
         await coord.wait_ready(coord.start(seeds))
         if scraper is not None:
@@ -568,20 +545,7 @@ async def run_in_workers(
         for index, lv in enumerate(options.levels):
             progress.level_label = lv.asked()
             await coord.run_level(index, coord.plan[index])
-            health = coord.health[index]
-            d = delivered_load(
-                index,
-                lv,
-                coord.by_level.get(index, []),
-                [x for h in health for x in h["loop_lags_s"]],
-                max(h["cpu"] for h in health),
-                [x for h in health for x in h["rx_lags_s"]],
-            )
-            delivered.append(d)
-            if d.note:
-                warnings.append(d.note)
-                if log_notes:
-                    log.warning(d.note)
+            judged.add(index, lv, coord.by_level.get(index, []), coord.health[index])
     finally:
         try:
             await coord.stop()
@@ -589,12 +553,4 @@ async def run_in_workers(
             if scraper is not None:
                 await scraper.stop()
             coord.close()
-    return LoadResult(
-        header=header,
-        records=coord.records,
-        delivered=delivered,
-        warnings=warnings,
-        path=run_path,
-        metrics=scraper.frame() if scraper is not None else None,
-        metrics_path=metrics_path if scraper is not None and metrics_path is not None else None,
-    )
+    return LoadResult.of_run(header, coord.records, judged, run_path, scraper)

@@ -22,7 +22,7 @@ chunks and prompt tokens = prompt characters / 4 (``token_count_source="chunks"`
 servers that send one token per chunk, an undercount for those that batch tokens); for a JSON
 body, both are characters / 4 (``"chars/4"``).
 
-A non-streamed request (``stream=False``, as the original notebook did) has one "chunk", the
+A non-streamed request (``stream=False``) has one "chunk", the
 whole body: its TTFT equals its e2e, which is what its user experiences.
 
 Definitions, and how other tools name them (they disagree):
@@ -49,24 +49,21 @@ a ``total_timeout``).
 The bytes travel through a transport (:mod:`infphys.measure.transport`: the wire stack, aiohttp,
 or an in-memory mock for tests); the client itself has one code path for all of them.
 
-HTTP stack, chosen by ``benchmarks/bench_client.py``'s numbers (2-core machine, loopback):
+HTTP stack (``benchmarks/bench_client.py`` measures both on a 2-core machine over loopback):
 
-- The issue's survey at concurrency 64, 0 ms server, 8-token answers: a bare aiohttp client
-  about 5,000 requests/s; httpx with one shared ``AsyncClient`` about 290, one per worker about
-  1,100, httpx over an aiohttp transport 1,600–1,900. httpx was out: a load generator that costs
-  ten times the CPU per request becomes the bottleneck it is meant to measure.
-- aiohttp was fast enough for rate (infphys on it reached 0.89 of the bare client) but not for
-  accuracy: against a server with an exact 50 ms delay at concurrency 64, infphys on aiohttp read
-  p50 +1.8 to +7.5 ms and even the bare aiohttp client +0.9 to +2.0 ms (three runs), because the
-  timestamps are taken when the coroutine resumes, behind every callback queued on a half-busy
-  event loop.
-- So ``http://`` targets go through :mod:`infphys.measure._wire` (``http_stack="auto"``, the
+- ``http://`` targets go through :mod:`infphys.measure._wire` (``http_stack="auto"``, the
   default): a lean HTTP/1.1 client on raw non-blocking sockets with the ``httptools`` parser,
-  whose every read carries the kernel's receive timestamp. Same runs: p50 +0.05 ms every time
-  (the server itself delivered 50.025 ms), 0.76–0.94 of the bare aiohttp client's request rate.
-  ``https://`` targets (hosted endpoints) keep aiohttp, since the wire client speaks no TLS;
-  their latencies carry the client's own delays, as before. ``http_stack="aiohttp"`` forces
-  aiohttp on any target, for comparison.
+  whose every read carries the kernel's receive timestamp. Against a server with an exact 50 ms
+  delay at concurrency 64 it reads p50 0.05 ms high (the server itself delivers 50.025 ms), at
+  0.76–0.94 of a bare aiohttp client's request rate.
+- ``https://`` targets (hosted endpoints) go through aiohttp, since the wire client speaks no
+  TLS; ``http_stack="aiohttp"`` forces it on any target, for comparison. Its timestamps are
+  taken when a coroutine resumes, behind every callback queued on a half-busy event loop: on
+  the same server a load generator on aiohttp reads p50 1.8 to 7.5 ms high, so these latencies
+  carry the client's own delays.
+- httpx is not a stack here: at concurrency 64, 0 ms server, 8-token answers it sends about 290
+  requests/s with one shared ``AsyncClient`` where a bare aiohttp client sends about 5,000; a
+  load generator that costs ten times the CPU per request becomes the bottleneck it measures.
 
 SSE parsing is :mod:`infphys.measure._sse` (see there for why); time limits and error classes
 are :mod:`infphys.measure._failures`.
@@ -86,11 +83,11 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 from infphys._check import positive_int
+from infphys._closing import AsyncClosing
 from infphys.measure._failures import (
     ERROR_BODY_LIMIT_BYTES,
     MESSAGE_LIMIT_CHARS,
@@ -112,7 +109,7 @@ __all__ = ["ChatClient", "HttpStack", "Timeouts", "classify_exception", "classif
 _DRAIN_S = 0.5
 
 
-class ChatClient:
+class ChatClient(AsyncClosing):
     """Sends chat completions to one target and times them.
 
     Args:
@@ -175,14 +172,6 @@ class ChatClient:
     async def __aenter__(self) -> ChatClient:
         self.open()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def open(self) -> None:
         """Create the connection pool (inside a running event loop); idempotent."""

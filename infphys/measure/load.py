@@ -4,9 +4,9 @@ Every run is a sequence of *levels* (:class:`Level`, the package's one workload 
 :class:`infphys.workload.Workload`), each a stretch of constant load:
 
 - closed loop (``concurrency=c``): c workers each send a request, wait for its end, send the
-  next — c requests in flight at all times, as the original notebook did. The first ``warmup``
-  requests of the level are flagged and left out of the statistics. A closed loop hides
-  queueing: when the server slows, the client slows with it.
+  next — c requests in flight at all times. The first ``warmup`` requests of the level are
+  flagged and left out of the statistics. A closed loop hides queueing: when the server slows,
+  the client slows with it.
 - open loop (``rate_per_s=λ``): requests are sent at scheduled times whatever happens to the
   earlier ones — constant gaps 1/λ, or Poisson arrivals (exponential gaps drawn from one
   ``random.Random(seed)``; the first request goes at the level's start). This is the mode that
@@ -34,11 +34,11 @@ The per-level machinery (workers, probes, the delivered-load figures) is in
 :mod:`infphys.measure._levels`. Past one core, ``workers=N`` (any entry point) sends from N
 processes with the same global load and one run file: :mod:`infphys.measure._workers`.
 
-Worked example: ``closed_loop(target, concurrency=8, requests=200, warmup=8)`` against a server
+Worked example: ``run_closed_loop(target, concurrency=8, requests=200, warmup=8)`` against a server
 that answers in 0.5 s takes about 200 / 8 × 0.5 = 12.5 s and should report a mean in flight
 close to 8 and a throughput close to 8 / 0.5 = 16 requests/s (Little's Law).
 
-Notebooks: every entry point is a coroutine (``await closed_loop(...)`` works in marimo and
+Notebooks: every entry point is a coroutine (``await run_closed_loop(...)`` works in marimo and
 Jupyter cells); :func:`run_sync` runs one from plain code, and from inside a running event loop
 (it then uses a worker thread with its own loop).
 """
@@ -46,7 +46,6 @@ Jupyter cells); :func:`run_sync` runs one from plain code, and from inside a run
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -63,17 +62,18 @@ from infphys.measure._levels import (
     DISPATCH_LAG_WARN_S,
     LOOP_LAG_WARN_S,
     DeliveredLoad,
+    DeliveredLog,
     Level,
     LevelDriver,
+    LevelHealth,
     LoadProgress,
     LoopLagProbe,
     check_level,
     delivered_dict,
-    delivered_load,
 )
 from infphys.measure._sync import run_sync
 from infphys.measure.client import ChatClient, HttpStack, Timeouts
-from infphys.measure.metrics import MetricsScraper
+from infphys.measure.metrics import MetricsScraper, metrics_path_for
 from infphys.measure.prompts import PromptList, PromptSource, SyntheticPrompts
 from infphys.measure.target import Target
 from infphys.records import RequestRecord, RunHeader, RunWriter, records_to_frame
@@ -86,16 +86,14 @@ __all__ = [
     "Level",
     "LoadProgress",
     "LoadResult",
-    "closed_loop",
     "open_loop",
     "overload",
+    "run_closed_loop",
     "run_levels",
     "run_sync",
     "sweep",
     "token_grid",
 ]
-
-log = logging.getLogger("infphys.measure")
 
 
 @dataclass(slots=True)
@@ -121,6 +119,39 @@ class LoadResult:
     def delivered_frame(self) -> pd.DataFrame:
         """One row per level: the load delivered (:class:`DeliveredLoad`)."""
         return pd.DataFrame([delivered_dict(d) for d in self.delivered])
+
+    @classmethod
+    def of_run(
+        cls,
+        header: RunHeader,
+        records: list[RequestRecord],
+        judged: DeliveredLog,
+        path: Path | None,
+        scraper: MetricsScraper | None,
+    ) -> LoadResult:
+        """The result of a run that has ended: its levels' judgement and the server's metrics."""
+        return cls(
+            header=header,
+            records=records,
+            delivered=judged.delivered,
+            warnings=judged.warnings,
+            path=path,
+            metrics=scraper.frame() if scraper is not None else None,
+            metrics_path=scraper.path if scraper is not None else None,
+        )
+
+
+def run_scraper(
+    target: Target, interval_s: float | None, clock_zero_s: float, run_path: Path | None
+) -> MetricsScraper | None:
+    """The scraper of the server's metrics during a run, every ``interval_s`` (None: none),
+    writing to ``RUN.metrics.jsonl`` beside the run file ``run_path``, if there is one."""
+    if interval_s is None:
+        return None
+    metrics_path = metrics_path_for(run_path) if run_path is not None else None
+    return MetricsScraper(
+        target, interval_s=interval_s, clock_zero_s=clock_zero_s, path=metrics_path
+    )
 
 
 def _prompt_source(
@@ -214,7 +245,7 @@ async def run_levels(
     log_notes: bool = True,
     workers: int = 1,
 ) -> LoadResult:
-    """Run ``levels`` one after the other against ``target``; the engine under every mode.
+    """Run ``levels`` one after the other against ``target``; what every mode runs on.
 
     Args:
         target: the server.
@@ -322,19 +353,11 @@ async def run_levels(
     clock_zero = time.perf_counter()
     client.clock_zero_s = clock_zero
     rng = random.Random(seed)
-    engine = LevelDriver(
+    driver = LevelDriver(
         client, source, writer, progress, on_record, duration, drain, max_in_flight, rng, seed
     )
-    delivered: list[DeliveredLoad] = []
-    warnings: list[str] = []
-    scraper: MetricsScraper | None = None
-    metrics_path: Path | None = None
-    if metrics_interval_s is not None:
-        if run_path is not None:
-            metrics_path = run_path.with_name(run_path.stem + ".metrics.jsonl")
-        scraper = MetricsScraper(
-            target, interval_s=metrics_interval_s, clock_zero_s=clock_zero, path=metrics_path
-        )
+    judged = DeliveredLog(log_notes=log_notes)
+    scraper = run_scraper(target, metrics_interval_s, clock_zero, run_path)
     probe = LoopLagProbe()
     try:
         async with client:
@@ -343,42 +366,21 @@ async def run_levels(
             for index, lv in enumerate(levels):
                 labels = level_labels(index, lv, synthetic=prompts is None)
                 if prompts is None:
-                    engine.prompts = SyntheticPrompts(lv.prompt_tokens, seed=seed)
+                    driver.prompts = SyntheticPrompts(lv.prompt_tokens, seed=seed)
                 progress.level_label = lv.asked()
-                first = len(engine.records)
-                probe.start()
-                client.take_receive_lags_s()
-                cpu0, wall0 = time.thread_time(), time.perf_counter()
+                first = len(driver.records)
+                health = LevelHealth()
                 try:
-                    if lv.mode == "closed":
-                        await engine.closed(lv, labels)
-                    else:
-                        await engine.open(lv, labels)
+                    await driver.drive(lv, labels, probe, health)
                 finally:
-                    cpu = (time.thread_time() - cpu0) / max(1e-9, time.perf_counter() - wall0)
-                    lags = await probe.stop()
-                    rx_lags = client.take_receive_lags_s()
-                    d = delivered_load(index, lv, engine.records[first:], lags, cpu, rx_lags)
-                    delivered.append(d)
-                    if d.note:
-                        warnings.append(d.note)
-                        if log_notes:
-                            log.warning(d.note)
+                    judged.add(index, lv, driver.records[first:], health)
     finally:
         await probe.stop()
         if scraper is not None:
             await scraper.stop()
         if writer is not None:
             writer.close()
-    return LoadResult(
-        header=header,
-        records=engine.records,
-        delivered=delivered,
-        warnings=warnings,
-        path=run_path,
-        metrics=scraper.frame() if scraper is not None else None,
-        metrics_path=metrics_path if scraper is not None and metrics_path is not None else None,
-    )
+    return LoadResult.of_run(header, driver.records, judged, run_path, scraper)
 
 
 # -- the modes ------------------------------------------------------------------------------
@@ -398,7 +400,7 @@ def _floats(name: str, values: Sequence[float]) -> list[float]:
     return [positive(f"{name}[{i}]", v) for i, v in enumerate(vals)]
 
 
-async def closed_loop(
+async def run_closed_loop(
     target: Target,
     *,
     concurrency: int = 1,
@@ -410,12 +412,8 @@ async def closed_loop(
 ) -> LoadResult:
     """``requests`` requests (plus ``warmup``) at a fixed ``concurrency``; see :func:`run_levels`
     for ``options`` (``path``, ``timeouts``, ``duration_s``, ``seed``, ``prompts``, …)."""
-    lv = Level(
-        requests=requests,
-        concurrency=concurrency,
-        warmup=warmup,
-        prompt_tokens=prompt_tokens,
-        max_tokens=max_tokens,
+    lv = Level.closed(
+        concurrency, requests, warmup=warmup, prompt_tokens=prompt_tokens, max_tokens=max_tokens
     )
     options.setdefault("kind", "closed_loop")
     return await run_levels(target, [lv], **options)
@@ -434,9 +432,9 @@ async def open_loop(
 ) -> LoadResult:
     """Requests sent at ``rate_per_s`` (Poisson or constant gaps), bounded by ``requests`` and
     ``duration_s``; see :func:`run_levels` for ``options``."""
-    lv = Level(
-        requests=requests,
-        rate_per_s=rate_per_s,
+    lv = Level.open(
+        rate_per_s,
+        requests,
         arrival=arrival,
         warmup=warmup,
         prompt_tokens=prompt_tokens,

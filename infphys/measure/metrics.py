@@ -36,7 +36,6 @@ the run's clock, so server gauges line up with the request records.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -50,9 +49,17 @@ import pandas as pd
 from prometheus_client.parser import text_string_to_metric_families
 
 from infphys._check import positive
+from infphys._closing import cancel_and_wait
 from infphys.measure.target import Target
 
-__all__ = ["METRICS_PATHS", "VOCABULARY", "MetricsScraper", "load_metrics", "parse_metrics"]
+__all__ = [
+    "METRICS_PATHS",
+    "VOCABULARY",
+    "MetricsScraper",
+    "load_metrics",
+    "metrics_path_for",
+    "parse_metrics",
+]
 
 log = logging.getLogger("infphys.measure")
 
@@ -211,11 +218,8 @@ class MetricsScraper:
 
     async def stop(self) -> None:
         """Stop polling and release the connection and the file."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -234,6 +238,12 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     for c in ["t_s", *VOCABULARY]:
         f[c] = pd.to_numeric(f[c], errors="coerce").astype("float64")
     return f
+
+
+def metrics_path_for(run_path: Path) -> Path:
+    """Where the server's metrics of the run file ``run_path`` are kept: beside it, as
+    ``<name>.metrics.jsonl`` (``runs/sweep-1.jsonl`` → ``runs/sweep-1.metrics.jsonl``)."""
+    return run_path.with_name(run_path.stem + ".metrics.jsonl")
 
 
 def load_metrics(path: str | Path) -> pd.DataFrame:

@@ -48,12 +48,12 @@ import json
 import threading
 import time
 from dataclasses import asdict, dataclass
-from types import TracebackType
 from typing import Any, Literal
 
 from aiohttp import web
 
 from infphys._check import non_negative, non_negative_int, positive, positive_int
+from infphys._closing import AsyncClosing
 from infphys.measure.prompts import WORDS
 from infphys.measure.target import DEFAULT_MODEL, Target
 
@@ -223,7 +223,7 @@ class _Answer:
         return json.dumps(obj).encode()
 
 
-class StubServer:
+class StubServer(AsyncClosing):
     """The stub on ``127.0.0.1`` and a free port; ``async with`` or (in a thread) ``with``."""
 
     def __init__(self, config: StubConfig | None = None, *, host: str = "127.0.0.1") -> None:
@@ -286,21 +286,13 @@ class StubServer:
         self._runner = runner
         return self
 
-    async def stop(self) -> None:
+    async def close(self) -> None:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
 
     async def __aenter__(self) -> StubServer:
         return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- lifecycle in a background thread -----------------------------------------------------
 
@@ -320,7 +312,7 @@ class StubServer:
             try:
                 await self._stop_event.wait()
             finally:
-                await self.stop()
+                await self.close()
 
         def run() -> None:
             loop = asyncio.new_event_loop()
@@ -338,12 +330,7 @@ class StubServer:
             raise errors[0]
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._loop is not None and self._stop_event is not None:
             self._loop.call_soon_threadsafe(self._stop_event.set)
         if self._thread is not None:

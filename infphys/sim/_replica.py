@@ -14,11 +14,11 @@ Worked example: a step due at wall time 10.000 s whose tokens go out at 10.003 s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
+from infphys._closing import cancel_and_wait
 from infphys.sim._metrics import ServerStats
 from infphys.sim._openai import Stream, sse_chunks
 from infphys.sim.config import EngineConfig
@@ -73,11 +73,8 @@ class Replica:
         self._task = asyncio.create_task(self._engine_loop(), name=f"infphys-sim-{self.index}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def queued(self, stream: Stream) -> None:
         """``stream``'s request joined this engine's queue (its queue time starts)."""

@@ -35,12 +35,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
 
 from infphys._check import positive
+from infphys._closing import Closing
 from infphys.measure.gpu.nvml import (
     is_unsupported,
     load_nvml,
@@ -71,7 +72,7 @@ WATCH_COLUMNS = (
 DEFAULT_MAX_SAMPLES = 200_000
 
 
-class GPUWatcher:
+class GPUWatcher(Closing):
     """Sample every GPU (or the ``gpus`` given) every ``interval_s`` seconds in one NVML session.
 
     Use it around a load::
@@ -249,6 +250,10 @@ class GPUWatcher:
         self._close_session()
         return self.frame
 
+    def close(self) -> None:
+        """:meth:`stop`, leaving the frame in :attr:`frame` (what ``with`` calls on exit)."""
+        self.stop()
+
     def run_for(self, seconds: float) -> pd.DataFrame:
         """Sample in the calling thread for ``seconds`` (first sample at 0, last at ≤ seconds)."""
         duration = positive("seconds", seconds)
@@ -261,14 +266,6 @@ class GPUWatcher:
 
     def __enter__(self) -> GPUWatcher:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def reason(self) -> str | None:
