@@ -57,3 +57,36 @@ def test_closed_loop_vs_little_by_hand() -> None:
     t = analysis.closed_loop_vs_little(records_to_frame(rows), servers=4, service_s=0.5)
     assert t["predicted_mean_ms"].tolist() == [500.0, 1000.0]
     assert t["error_%"].tolist() == [0.0, 5.0]
+
+
+def _grid_record(i: int, ttft_s: float, e2e_s: float, tokens: int, **kw: object) -> RequestRecord:
+    labels = {"level": 0, "prompt_tokens_asked": 256, "max_tokens": 128}
+    return RequestRecord(
+        i, 0.0, first_token_s=ttft_s, end_s=e2e_s, completion_tokens=tokens, labels=labels, **kw
+    )  # type: ignore[arg-type]
+
+
+def test_token_budget_split_is_the_median_of_each_requests_decode_time() -> None:
+    # One cell (256-token prompt, max_tokens 128), three measured requests:
+    #   A: TTFT 50 ms, 128 tokens at 10 ms TPOT: e2e 50 + 127 × 10 = 1,320 ms, decode 1,270 ms
+    #   B: TTFT 60 ms, stopped at 64 tokens, 12 ms TPOT: e2e 60 + 63 × 12 = 816 ms, decode 756 ms
+    #   C: TTFT 300 ms, e2e 1,580 ms, 128 tokens: decode 1,280 ms (TPOT 1,280 / 127 ≈ 10.08 ms)
+    # Median TTFT 60 ms; median decode median(1270, 756, 1280) = 1,270 ms. The shortcuts differ:
+    # median e2e − median TTFT = 1,320 − 60 = 1,260 ms; 127 × median TPOT (10.08 ms) = 1,280 ms.
+    # A warm-up request and a failed one are left out.
+    rows = [
+        _grid_record(0, 0.050, 1.320, 128),
+        _grid_record(1, 0.060, 0.816, 64),
+        _grid_record(2, 0.300, 1.580, 128),
+        _grid_record(3, 0.001, 9.000, 128, warmup=True),
+        _grid_record(4, 0.001, 9.000, 1, status="failed", error_class="timeout"),
+    ]
+    split = analysis.token_budget_split(records_to_frame(rows))
+    assert split[["prompt_tokens", "max_tokens", "requests"]].values.tolist() == [[256, 128, 3]]
+    assert split["ttft_p50_s"].iloc[0] == pytest.approx(0.060)
+    assert split["decode_p50_s"].iloc[0] == pytest.approx(1.270)
+
+
+def test_token_budget_split_of_a_run_that_is_not_a_grid_is_empty() -> None:
+    rows = [RequestRecord(0, 0.0, first_token_s=0.1, end_s=0.5, completion_tokens=5)]
+    assert analysis.token_budget_split(records_to_frame(rows)).empty

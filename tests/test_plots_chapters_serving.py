@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 
+from infphys.analysis.serving import grid_split
 from infphys.plots import batching, capacity, session, token_budget
 
 SMALL_LEVELS = (1, 4, 16, 64, 256, 512)
@@ -68,11 +69,17 @@ def test_goodput_collapses_past_saturation_while_throughput_holds() -> None:
     assert attainment[0] > 95 and attainment[1] < 50
 
 
-def test_token_budget_split_answer_length_dominates() -> None:
-    fig = token_budget.token_budget_split(prompts=(256,), outputs=(16, 512), requests=16)
-    ttft, decode = (np.asarray(t.y, dtype=float) for t in fig.data)
+def test_time_split_answer_length_dominates() -> None:
+    split = grid_split("llama-3.1-8b", "h100-sxm", (256,), (16, 512), 8, 16, 0)
+    assert split["max_tokens"].tolist() == [16, 512]
+    ttft, decode = split["ttft_p50_s"].to_numpy(), split["decode_p50_s"].to_numpy()
     assert decode[1] > 10 * decode[0]  # 512 output tokens against 16
     assert decode[1] > ttft[1]
+    # The figure draws these numbers: TTFT bars, then decode stacked on them.
+    fig = token_budget.time_split(prompts=(256,), outputs=(16, 512), requests=16)
+    bars = {t.name: np.asarray(t.y, dtype=float) for t in fig.data}
+    assert bars["decode, 256-token prompt"] == pytest.approx(decode)
+    assert bars["TTFT, 256-token prompt"] == pytest.approx(ttft)
 
 
 def test_preemption_timeline_fp8_kv_removes_preemptions() -> None:

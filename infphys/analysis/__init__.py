@@ -9,7 +9,7 @@ and returns a DataFrame or a small dataclass. A lab shows the table and hands it
   (:func:`sig`) and the theory-versus-measured table every lab shows (:func:`comparison_table`).
 - :mod:`infphys.analysis.load`: per-level tables of a load run against queueing theory
   (Little's Law, a batch-limited closed loop, M/M/c), goodput per level, and the token grid's
-  table and fitted per-token costs.
+  TTFT/decode split, table and fitted per-token costs.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from infphys.analysis.load import (
     goodput_by_level,
     littles_law_by_level,
     open_loop_vs_mmc,
+    token_budget_split,
     token_budget_table,
     token_costs,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "littles_law_by_level",
     "open_loop_vs_mmc",
     "sig",
+    "token_budget_split",
     "token_budget_table",
     "token_costs",
 ]

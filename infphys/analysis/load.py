@@ -6,7 +6,8 @@ or a list of records — summarises it per level with :mod:`infphys.stats`, and 
 beside a model from :mod:`infphys.physics`: Little's Law (:func:`littles_law_by_level`), a
 batch-limited closed loop (:func:`closed_loop_vs_little`), an M/M/c queue
 (:func:`open_loop_vs_mmc`), SLO goodput (:func:`goodput_by_level`), and, over a token grid
-(prompt size × ``max_tokens``), the roofline (:func:`token_budget_table`) and the fitted cost
+(prompt size × ``max_tokens``), each cell's time split into TTFT and decode
+(:func:`token_budget_split`), the roofline (:func:`token_budget_table`) and the fitted cost
 of a prompt and an output token (:func:`token_costs`). Errors are
 :func:`infphys.analysis.compare.error_pct`.
 
@@ -38,6 +39,7 @@ __all__ = [
     "littles_law_by_level",
     "load_column",
     "open_loop_vs_mmc",
+    "token_budget_split",
     "token_budget_table",
     "token_costs",
 ]
@@ -265,6 +267,45 @@ def token_budget_table(data: RunData, *, roofline: Any | None = None) -> pd.Data
     return pd.DataFrame(rows, columns=cols + (theory_cols if roofline is not None else []))
 
 
+def token_budget_split(data: RunData) -> pd.DataFrame:
+    """Where a token-grid cell's time goes: median TTFT and median decode time, seconds.
+
+    One row per (prompt size, ``max_tokens``) cell, sorted by both, over the cell's successful
+    measured requests: ``prompt_tokens``, ``max_tokens``, ``requests``, ``ttft_p50_s`` and
+    ``decode_p50_s``, the median of each request's own decode time e2e − TTFT. Per request
+    that is exactly (N − 1) × TPOT with the N tokens it streamed (TPOT is defined as
+    (e2e − TTFT) / (N − 1)), so it stays right when an answer stops before ``max_tokens`` and
+    for one-token answers (0 s). Neither shortcut does: (``max_tokens`` − 1) × median TPOT
+    counts tokens that were never sent, and median e2e − median TTFT is a difference of two
+    medians, the decode time of no request. The cell's end to end is about
+    ``ttft_p50_s + decode_p50_s`` (equal when the requests are alike).
+
+    Worked example: a request with TTFT 50 ms and e2e 1,320 ms that streamed 128 tokens decoded
+    for 1,270 ms = 127 × 10 ms TPOT; if it stopped at 64 tokens of ``max_tokens`` = 128 with
+    e2e 680 ms, its decode time is 630 ms (63 × 10 ms), not 127 × 10 ms.
+    """
+    cols = ["prompt_tokens", "max_tokens", "requests", "ttft_p50_s", "decode_p50_s"]
+    f = stats.measured(stats.as_frame(data))
+    if not len(f) or "prompt_tokens_asked" not in f.columns or "max_tokens" not in f.columns:
+        return pd.DataFrame(columns=cols)
+    ok = f[f["status"] == "ok"]
+    rows = []
+    for key, g in ok.groupby(["prompt_tokens_asked", "max_tokens"], sort=True):
+        p, m = (int(v) for v in np.asarray(key, dtype=float))
+        ttft = pd.to_numeric(g["ttft_s"], errors="coerce")
+        decode = pd.to_numeric(g["e2e_s"], errors="coerce") - ttft
+        rows.append(
+            {
+                "prompt_tokens": p,
+                "max_tokens": m,
+                "requests": len(g),
+                "ttft_p50_s": float(ttft.median()),
+                "decode_p50_s": float(decode.median()),
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
 @dataclass(frozen=True, slots=True)
 class TokenCosts:
     """What a prompt token and an output token cost, fitted over a token grid (ms).
@@ -273,7 +314,8 @@ class TokenCosts:
         prefill_ms_per_1k_tokens: slope of p50 TTFT against prompt size, per 1,000 tokens.
         ttft_floor_ms: its intercept (the TTFT of an empty prompt: step overhead, queueing for
             the next step, the chat template).
-        decode_ms_per_token: slope of p50 decode time (e2e − TTFT) against max_tokens − 1.
+        decode_ms_per_token: slope of the median decode time (e2e − TTFT) against
+            max_tokens − 1.
         output_vs_prompt_token: how many prompt tokens cost as much latency as one output token.
     """
 
@@ -284,19 +326,19 @@ class TokenCosts:
 
 
 def token_costs(data: RunData) -> TokenCosts:
-    """Least-squares lines through a token grid's cells (p50 per cell, :func:`stats.summarize`):
-    TTFT = floor + prefill × prompt tokens, and e2e − TTFT = decode × (max_tokens − 1) through
-    the origin. Needs at least two prompt sizes and one max_tokens above 1."""
-    s = grid_summary(data)
-    if s is None:
+    """Least-squares lines through a token grid's cells (:func:`token_budget_split`): median
+    TTFT = floor + prefill × prompt tokens, and median decode time = decode × (max_tokens − 1)
+    through the origin. Needs at least two prompt sizes and one max_tokens above 1."""
+    s = token_budget_split(data)
+    if not len(s):
         raise ValueError("data: not a token-grid run (no prompt size and max_tokens columns)")
-    p = s["prompt_tokens_asked"].to_numpy(dtype=float)
+    p = s["prompt_tokens"].to_numpy(dtype=float)
     ttft = s["ttft_p50_s"].to_numpy(dtype=float) * 1e3
     if np.unique(p).size < 2:
         raise ValueError("data: a token grid needs at least two prompt sizes to fit prefill")
     slope, floor = np.polyfit(p, ttft, 1)
     n = s["max_tokens"].to_numpy(dtype=float) - 1.0
-    decode = (s["e2e_p50_s"] - s["ttft_p50_s"]).to_numpy(dtype=float) * 1e3
+    decode = s["decode_p50_s"].to_numpy(dtype=float) * 1e3
     if not np.any(n > 0):
         raise ValueError("data: a token grid needs a max_tokens above 1 to fit decode")
     per_token = float(np.dot(n, decode) / np.dot(n, n))

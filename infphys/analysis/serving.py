@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from infphys import stats
+from infphys.analysis.load import token_budget_split
 from infphys.records import records_to_frame
 from infphys.sim.config import EngineConfig
 from infphys.sim.sweeps import sweep
@@ -35,7 +36,7 @@ __all__ = [
     "Settings",
     "closed_sweep",
     "engine_config",
-    "grid_cell",
+    "grid_split",
     "mean_context",
     "non_default",
     "run_frame",
@@ -120,16 +121,29 @@ def mean_context(prompt_tokens: tuple[int, int], max_tokens: tuple[int, int]) ->
 
 
 @functools.lru_cache(maxsize=16)
-def grid_cell(
-    model: str, gpu: str, prompt: int, output: int, concurrency: int, requests: int, seed: int
-) -> pd.Series:
+def grid_split(
+    model: str,
+    gpu: str,
+    prompts: tuple[int, ...],
+    outputs: tuple[int, ...],
+    concurrency: int,
+    requests: int,
+    seed: int,
+) -> pd.DataFrame:
+    """A simulated token grid split into TTFT and decode
+    (:func:`infphys.analysis.load.token_budget_split`): one closed-loop run of ``requests``
+    measured requests (after ``concurrency`` warm-up ones) at ``concurrency`` per (prompt,
+    answer) pair. Cached."""
     cfg = engine_config(model, gpu)
-    w = Workload.closed(
-        concurrency=concurrency, requests=requests, warmup=concurrency, prompt_tokens=prompt,
-        max_tokens=output, seed=seed,
-    )  # fmt: skip
-    res = simulate(cfg, w, keep_chunk_times=False, timeseries=False)
-    return stats.summarize(run_frame(res), by=None).iloc[0]
+    frames = []
+    for p in prompts:
+        for n in outputs:
+            w = Workload.closed(
+                concurrency=concurrency, requests=requests, warmup=concurrency,
+                prompt_tokens=int(p), max_tokens=int(n), seed=seed,
+            )  # fmt: skip
+            frames.append(run_frame(simulate(cfg, w, keep_chunk_times=False, timeseries=False)))
+    return token_budget_split(pd.concat(frames, ignore_index=True))
 
 
 @functools.lru_cache(maxsize=8)

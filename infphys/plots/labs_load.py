@@ -9,8 +9,8 @@ level, the token grid's costs) are :mod:`infphys.analysis`.
 - :func:`latency_box`, :func:`in_flight_timeline`: Little's Law made visible.
 - :func:`latency_vs_throughput` (closed and open loop on one chart), :func:`run_timeline`
   (request latencies and server gauges on one clock).
-- :func:`token_budget_lines` (a latency against ``max_tokens``, one line per prompt size),
-  :func:`token_budget_split` (TTFT and decode per cell).
+- :func:`token_budget_lines` (a latency against ``max_tokens``, one line per prompt size);
+  a cell's TTFT and decode are drawn by :func:`infphys.plots.token_budget.split_bars`.
 
 Overload and retries are drawn by :mod:`infphys.plots.overload`, engine knobs against an SLO by
 :func:`infphys.plots.capacity.knob_sweeps`.
@@ -33,7 +33,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from infphys import stats
-from infphys.analysis.load import grid_summary, load_column
+from infphys.analysis.load import load_column
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
@@ -46,7 +46,6 @@ __all__ = [
     "latency_vs_throughput",
     "run_timeline",
     "token_budget_lines",
-    "token_budget_split",
 ]
 
 
@@ -352,28 +351,4 @@ def token_budget_lines(data: RunData, *, value: str = "e2e_p95_s", title: str | 
         )
     fig.update_xaxes(title="max_tokens (output budget)", rangemode="tozero")
     fig.update_yaxes(title="ms" if value.endswith("_s") else value, rangemode="tozero")
-    return _layout(fig, title)
-
-
-def token_budget_split(data: RunData, *, title: str | None = None) -> Any:
-    """Per token-grid cell (prompt size / ``max_tokens``): p50 TTFT (prefill, and any queueing)
-    stacked under p50 decode time (e2e − TTFT), ms."""
-    title = title or "where the time goes: TTFT (prefill) and decode, p50 per cell"
-    s = grid_summary(data)
-    if s is None:
-        return _empty(title, "not a token-grid run (no prompt size and max_tokens columns)")
-    x = [
-        f"{int(p)} / {int(m)}"
-        for p, m in zip(s["prompt_tokens_asked"], s["max_tokens"], strict=True)
-    ]
-    ttft = s["ttft_p50_s"] * 1e3
-    decode = (s["e2e_p50_s"] - s["ttft_p50_s"]) * 1e3
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=x, y=ttft, name="TTFT p50 (prefill)", marker={"color": _PALETTE[1]}))
-    fig.add_trace(
-        go.Bar(x=x, y=decode, name="decode p50 (e2e − TTFT)", marker={"color": _PALETTE[0]})
-    )
-    fig.update_layout(barmode="stack")
-    fig.update_xaxes(title="prompt tokens / max_tokens", type="category")
-    fig.update_yaxes(title="time (ms)", rangemode="tozero")
     return _layout(fig, title)

@@ -9,8 +9,8 @@ page.
 
 Example::
 
-    from infphys.plots.token_budget import token_budget_split
-    token_budget_split("llama-3.1-8b", "h100-sxm", prompts=(256, 2048), outputs=(16, 128))
+    from infphys.plots.token_budget import time_split
+    time_split("llama-3.1-8b", "h100-sxm", prompts=(256, 2048), outputs=(16, 128))
 """
 
 from __future__ import annotations
@@ -25,16 +25,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from infphys import fmt, stats
-from infphys.analysis.serving import (
-    engine_config,
-    grid_cell,
-    run_frame,
-)
-from infphys.physics import request_latency_s
+from infphys.analysis.serving import engine_config, grid_split, run_frame
 from infphys.plots._chapter import serving_layout as _layout
 from infphys.plots._chapter import title as _title
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
+from infphys.plots._style import empty_figure as _empty
 from infphys.records import RequestRecord
 from infphys.sim.virtual import SimResult, simulate
 from infphys.sim.workload import Workload
@@ -42,40 +38,31 @@ from infphys.sim.workload import Workload
 __all__ = [
     "chunked_prefill",
     "request_anatomy",
-    "token_budget_split",
+    "split_bars",
+    "time_split",
 ]
 
 
-def token_budget_split(
-    model: str = "llama-3.1-8b",
-    gpu: str = "h100-sxm",
-    *,
-    prompts: Sequence[int] = (256, 2048, 8192),
-    outputs: Sequence[int] = (16, 128, 512, 2048),
-    concurrency: int = 8,
-    requests: int = 32,
-    seed: int = 0,
+def split_bars(
+    split: pd.DataFrame, *, title: str = "where the time goes: median TTFT and decode per cell"
 ) -> Any:
-    """End-to-end latency split into TTFT and decode, over prompt length × answer length.
+    """A token grid's median TTFT stacked under its median decode time, per cell.
 
-    One closed-loop run at ``concurrency`` per (prompt, answer) pair. Each bar stacks the
-    median TTFT and the decode time (answer − 1) × median TPOT; the dropdown shows seconds or
-    each part's share of the total. Bars are grouped by answer length, coloured by prompt.
+    ``split`` is :func:`infphys.analysis.token_budget_split` (measured or simulated runs).
+    Bars are grouped by answer length and coloured by prompt size, dark TTFT under light
+    decode; the dropdown shows seconds or each part's share of the cell's total.
     """
-    if not prompts or not outputs:
-        raise ValueError("prompts and outputs must each hold at least one size")
-    cfg = engine_config(model, gpu)
+    if not len(split):
+        return _empty(title, "not a token-grid run (no prompt size and max_tokens columns)")
+    outputs = sorted({int(n) for n in split["max_tokens"]})
+    cats = {n: f"{fmt.count(n)} out" for n in outputs}
     fig = go.Figure()
-    cats = [f"{fmt.count(n)} out" for n in outputs]
     # Per trace: (y in s, base in s, y in %, base in %), for the dropdown's two views.
     views: list[tuple[list[float], list[float], list[float], list[float]]] = []
-    for k, p in enumerate(prompts):
-        ttft, decode = [], []
-        for n in outputs:
-            s = grid_cell(model, gpu, int(p), int(n), concurrency, requests, seed)
-            tpot = float(s["tpot_p50_s"]) if n > 1 else 0.0
-            ttft.append(float(s["ttft_p50_s"]))
-            decode.append(request_latency_s(0.0, tpot, n))  # (n - 1) × TPOT
+    for k, p in enumerate(sorted({int(n) for n in split["prompt_tokens"]})):
+        g = split[split["prompt_tokens"] == p].sort_values("max_tokens")
+        ttft = g["ttft_p50_s"].astype(float).tolist()
+        decode = g["decode_p50_s"].astype(float).tolist()
         tot = [a + b for a, b in zip(ttft, decode, strict=True)]
         color = _PALETTE[k % len(_PALETTE)]
         for part, vals, opacity in (("TTFT", ttft, 1.0), ("decode", decode, 0.45)):
@@ -84,8 +71,8 @@ def token_budget_split(
             views.append((vals, base, pct, [b / t * 100 for b, t in zip(base, tot, strict=True)]))
             fig.add_trace(
                 go.Bar(
-                    x=cats, y=vals, base=base, offsetgroup=str(p),
-                    name=f"{part}, {fmt.count(p)}-token prompt",
+                    x=[cats[int(n)] for n in g["max_tokens"]], y=vals, base=base,
+                    offsetgroup=str(p), name=f"{part}, {fmt.count(p)}-token prompt",
                     marker={"color": color, "opacity": opacity,
                             "line": {"color": color, "width": 1}},
                     customdata=np.column_stack([tot, pct]),
@@ -103,16 +90,43 @@ def token_budget_split(
                                                 "yaxis.type": "linear"}]},
     ]  # fmt: skip
     fig.update_layout(barmode="group", bargap=0.2, bargroupgap=0.05)
-    fig.update_xaxes(title_text="answer length (max_tokens)")
+    fig.update_xaxes(
+        title_text="answer length (max_tokens)", categoryorder="array",
+        categoryarray=[cats[n] for n in outputs],
+    )  # fmt: skip
     fig.update_yaxes(title_text="median latency, s", rangemode="tozero")
-    return _layout(
-        fig,
-        _title(
+    return _layout(fig, title, height=560, buttons=buttons)
+
+
+def time_split(
+    model: str = "llama-3.1-8b",
+    gpu: str = "h100-sxm",
+    *,
+    prompts: Sequence[int] = (256, 2048, 8192),
+    outputs: Sequence[int] = (16, 128, 512, 2048),
+    concurrency: int = 8,
+    requests: int = 32,
+    seed: int = 0,
+) -> Any:
+    """End-to-end latency split into TTFT and decode, over prompt length × answer length.
+
+    One simulated closed-loop run at ``concurrency`` per (prompt, answer) pair
+    (:func:`infphys.analysis.serving.grid_split`), drawn by :func:`split_bars`: each bar stacks
+    the median TTFT and the median decode time (e2e − TTFT, which is (tokens − 1) × TPOT).
+    """
+    if not prompts or not outputs:
+        raise ValueError("prompts and outputs must each hold at least one size")
+    cfg = engine_config(model, gpu)
+    split = grid_split(
+        model, gpu, tuple(int(p) for p in prompts), tuple(int(n) for n in outputs),
+        concurrency, requests, seed,
+    )  # fmt: skip
+    return split_bars(
+        split,
+        title=_title(
             f"Where the time goes: {cfg.model.name} on {cfg.gpu.name}, {concurrency} in flight",
             "dark: TTFT (queue + prefill) · light: decode, (tokens − 1) × TPOT · simulated",
         ),
-        height=560,
-        buttons=buttons,
     )
 
 
