@@ -4,6 +4,13 @@
 :mod:`.roofline`, :mod:`.memory`, :mod:`.cost`), :func:`serving_layout` the simulated serving
 figures (:mod:`.batching`, :mod:`.token_budget`, :mod:`.capacity`), which carry a taller
 header for their subplot titles. Both use the house template and palette of :mod:`._style`.
+
+The serving figures' curves come from the virtual-time simulator (runs in
+:mod:`infphys.analysis.serving`: a vLLM-V1-style continuous-batching engine whose steps are
+priced by the roofline), summarised with :mod:`infphys.stats`; the figure chooses what to draw.
+Where a reader would want to move a parameter (the GPU, the token budget, an SLO, a knob), the
+runs for every value are made at build time and switched by plotly's own dropdown, so the
+figure stays interactive on a static page.
 """
 
 from __future__ import annotations

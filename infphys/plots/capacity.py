@@ -1,11 +1,7 @@
 """Capacity figures: goodput against offered load, users per GPU at an SLO, the engine knobs.
 
-Every curve comes from the virtual-time simulator (runs in :mod:`infphys.analysis.serving`:
-a vLLM-V1-style continuous-batching engine whose steps are priced by the roofline), summarised
-with :mod:`infphys.stats`; the figure chooses what to draw. Where a reader would want to move a
-parameter (the GPU, the token budget, an SLO, a knob), the runs for every value are made at
-build time and switched by plotly's own dropdown, so the figure stays interactive on a static
-page.
+Every curve is a simulated run from :mod:`infphys.analysis.serving`, drawn the way
+:mod:`infphys.plots._chapter` describes (values a reader would move sit in a dropdown).
 
 Example::
 

@@ -26,7 +26,7 @@ from plotly.subplots import make_subplots
 from infphys import fmt
 from infphys.physics import KVCliff
 from infphys.plots._style import PALETTE as _PALETTE
-from infphys.plots._style import TEMPLATE
+from infphys.plots._style import layout as _style_layout
 
 __all__ = [
     "bar_compare",
@@ -46,16 +46,8 @@ def _num(value: float) -> str:
 
 
 def _layout(fig: Any, title: str, **extra: Any) -> Any:
-    fig.update_layout(
-        template=TEMPLATE,
-        title={"text": title, "x": 0, "xanchor": "left"},
-        margin={"l": 64, "r": 24, "t": 64, "b": 40},
-        # Under the plot, so that a long legend never covers the title.
-        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0, "xanchor": "left"},
-        hoverlabel={"namelength": -1},
-        **extra,
-    )
-    return fig
+    """The kit's look, with the legend under the plot so a long legend never covers the title."""
+    return _style_layout(fig, title, legend_below_y=-0.18, margin={"t": 64, "b": 40}, **extra)
 
 
 def kv_cliff_compare(correct: KVCliff, naive: KVCliff | None = None, *, title: str = "") -> Any:

@@ -1,11 +1,7 @@
 """The instructor guide's session plan: blocks on a timeline with each lab's exercises.
 
-Every curve comes from the virtual-time simulator (runs in :mod:`infphys.analysis.serving`:
-a vLLM-V1-style continuous-batching engine whose steps are priced by the roofline), summarised
-with :mod:`infphys.stats`; the figure chooses what to draw. Where a reader would want to move a
-parameter (the GPU, the token budget, an SLO, a knob), the runs for every value are made at
-build time and switched by plotly's own dropdown, so the figure stays interactive on a static
-page.
+Drawn from the exercise registry (:func:`infphys.exercises.exercises_for`) and the plan the
+guide passes in; nothing is simulated. Several plans share one figure through a dropdown.
 
 Example::
 
