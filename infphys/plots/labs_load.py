@@ -33,7 +33,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from infphys import stats
-from infphys.analysis.load import load_column
+from infphys.analysis.load import grid_summary, load_column
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
@@ -328,13 +328,9 @@ def token_budget_lines(data: RunData, *, value: str = "e2e_p95_s", title: str | 
     title = (
         title or f"{value.removesuffix('_s').replace('_', ' ')} against max_tokens, by prompt size"
     )
-    f = stats.as_frame(data)
-    if not len(f):
-        return _empty(title, "no requests in this run")
-    s = stats.summarize(f)
-    for col in ("prompt_tokens_asked", "max_tokens", value):
-        if col not in s.columns:
-            return _empty(title, f"not a token-grid run: no column {col!r}")
+    s = grid_summary(data, value)
+    if s is None:
+        return _empty(title, f"no token grid in this run (prompt size × max_tokens, {value})")
     fig = go.Figure()
     for i, (p, g) in enumerate(s.groupby("prompt_tokens_asked", sort=True)):
         g = g.sort_values("max_tokens")
