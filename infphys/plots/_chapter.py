@@ -99,6 +99,12 @@ def visible(n_traces: int, per_view: int, view: int) -> list[bool]:
     return [j // per_view == view for j in range(n_traces)]
 
 
+def view(label: str, visible: list[bool], relayout: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One dropdown button or slider step: show the traces ``visible`` marks and apply
+    ``relayout`` (e.g. ``{"title.text": ...}``), e.g. ``view("H100", [True, False])``."""
+    return {"label": label, "method": "update", "args": [{"visible": visible}, relayout or {}]}
+
+
 def serving_layout(
     fig: Any,
     title: str,

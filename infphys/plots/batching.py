@@ -36,6 +36,7 @@ from infphys.plots._chapter import log_vline as _log_vline
 from infphys.plots._chapter import near_right as _near_right
 from infphys.plots._chapter import serving_layout as _layout
 from infphys.plots._chapter import title as _title
+from infphys.plots._chapter import view as _view
 from infphys.plots._chapter import visible as _visible
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import LIGHT as _LIGHT
@@ -167,14 +168,9 @@ def concurrency_sweep(
         views.append((name, title, shapes, notes))
     n = per * len(views)
     buttons = [
-        {
-            "label": name,
-            "method": "update",
-            "args": [
-                {"visible": _visible(n, per, k)},
-                {"title.text": title, "shapes": shapes, "annotations": notes},
-            ],
-        }
+        _view(
+            name, _visible(n, per, k), {"title.text": title, "shapes": shapes, "annotations": notes}
+        )
         for k, (name, title, shapes, notes) in enumerate(views)
     ]
     _, title0, shapes0, notes0 = views[0]
@@ -389,11 +385,7 @@ def preemption_timeline(
         )
     n = per * len(variants)
     buttons = [
-        {
-            "label": label,
-            "method": "update",
-            "args": [{"visible": _visible(n, per, k)}, {"title.text": titles[k]}],
-        }
+        _view(label, _visible(n, per, k), {"title.text": titles[k]})
         for k, (label, _) in enumerate(variants)
     ]
     fig.update_yaxes(title_text="requests", rangemode="tozero", row=1, col=1)

@@ -25,6 +25,7 @@ from infphys.catalog import (
 from infphys.plots._chapter import batch_grid as _batch_grid
 from infphys.plots._chapter import chapter_layout as _layout
 from infphys.plots._chapter import title as _title
+from infphys.plots._chapter import view as _view
 from infphys.plots._chapter import visible as _visible
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
@@ -140,14 +141,11 @@ def cost_curves(
             f"{limit}; {fmt.count(context_tokens)} tokens per user",
         )
         buttons.append(
-            {
-                "label": f"{g.name} ({fmt.usd(price)}/h)",
-                "method": "update",
-                "args": [
-                    {"visible": _visible(per_gpu * n_gpu + n_gpu, per_gpu, k)},
-                    {"title.text": title, "yaxis2.visible": True},
-                ],
-            }
+            _view(
+                f"{g.name} ({fmt.usd(price)}/h)",
+                _visible(per_gpu * n_gpu + n_gpu, per_gpu, k),
+                {"title.text": title, "yaxis2.visible": True},
+            )
         )
         if visible:
             first_title = title

@@ -30,6 +30,7 @@ from infphys.catalog import (
 from infphys.plots._chapter import batch_grid as _batch_grid
 from infphys.plots._chapter import chapter_layout as _layout
 from infphys.plots._chapter import title as _title
+from infphys.plots._chapter import view as _view
 from infphys.plots._chapter import visible as _visible
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
@@ -115,11 +116,7 @@ def kv_bytes_per_token_bars(
             f"KV cache per token, {p.name.upper()}", "the correct formula beside the naive one"
         )
         buttons.append(
-            {
-                "label": f"{p.name.upper()} KV cache",
-                "method": "update",
-                "args": [{"visible": _visible(2 * len(ps), 2, k)}, {"title.text": title}],
-            }
+            _view(f"{p.name.upper()} KV cache", _visible(2 * len(ps), 2, k), {"title.text": title})
         )
     _layout(
         fig,
@@ -191,22 +188,16 @@ def kv_sequence_growth(
         f"KV cache per token of context, {p.name.upper()}", "averaged over the whole sequence"
     )
     buttons = [
-        {
-            "label": "GB per sequence",
-            "method": "update",
-            "args": [
-                {"visible": [j % 2 == 0 for j in range(n_tr)]},
-                {"title.text": per_seq_title, "yaxis.title.text": "GB (10⁹ bytes), log scale"},
-            ],
-        },
-        {
-            "label": "bytes per token",
-            "method": "update",
-            "args": [
-                {"visible": [j % 2 == 1 for j in range(n_tr)]},
-                {"title.text": per_tok_title, "yaxis.title.text": "bytes per token, log scale"},
-            ],
-        },
+        _view(
+            "GB per sequence",
+            [j % 2 == 0 for j in range(n_tr)],
+            {"title.text": per_seq_title, "yaxis.title.text": "GB (10⁹ bytes), log scale"},
+        ),
+        _view(
+            "bytes per token",
+            [j % 2 == 1 for j in range(n_tr)],
+            {"title.text": per_tok_title, "yaxis.title.text": "bytes per token, log scale"},
+        ),
     ]
     _layout(
         fig,
@@ -371,14 +362,11 @@ def precision_capacity(
         where = f"{tp} × {g.name}" if tp > 1 else g.name
         title = _title(f"{m.name} on {where}", f"{fmt.count(context_tokens)} tokens per sequence")
         buttons.append(
-            {
-                "label": f"{m.name} · {where}",
-                "method": "update",
-                "args": [
-                    {"visible": _visible(per_dep * len(deployments), per_dep, d)},
-                    {"title.text": title},
-                ],
-            }
+            _view(
+                f"{m.name} · {where}",
+                _visible(per_dep * len(deployments), per_dep, d),
+                {"title.text": title},
+            )
         )
         if visible:
             first_title = title

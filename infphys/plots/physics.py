@@ -35,6 +35,7 @@ from infphys.catalog import (
     get_model,
     get_precision,
 )
+from infphys.plots._chapter import view as _view
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import TEMPLATE
 
@@ -158,14 +159,11 @@ def gpu_specs(gpus: Sequence[str | GPUSpec] | None = None, metric: str = "bandwi
             hovertemplate="%{x}: %{text}<br><i>%{customdata}</i><extra></extra>",
         )
     buttons = [
-        {
-            "label": metrics[key][0],
-            "method": "update",
-            "args": [
-                {"visible": [k == key for k in keys]},
-                {"yaxis.title.text": units[key], "title.text": f"{metrics[key][0]} per GPU"},
-            ],
-        }
+        _view(
+            metrics[key][0],
+            [k == key for k in keys],
+            {"yaxis.title.text": units[key], "title.text": f"{metrics[key][0]} per GPU"},
+        )
         for key in keys
     ]
     _layout(
@@ -294,14 +292,11 @@ def kv_cliff(
         )
         title = f"{m.name}, {fmt.count(n)}-token context: {fmt.gb(per_user)} of KV cache per user"
         steps.append(
-            {
-                "label": f"{n // 1024}K" if n >= 1024 else str(n),
-                "method": "update",
-                "args": [
-                    {"visible": [j // per_ctx == i for j in range(per_ctx * len(ctxs))]},
-                    {"title.text": title, "xaxis.range": [0, x_max]},
-                ],
-            }
+            _view(
+                f"{n // 1024}K" if n >= 1024 else str(n),
+                [j // per_ctx == i for j in range(per_ctx * len(ctxs))],
+                {"title.text": title, "xaxis.range": [0, x_max]},
+            )
         )
         if visible:
             first_title, first_range = title, [0, x_max]
@@ -456,14 +451,11 @@ def decode_roofline(
 
     n = per_gpu * len(specs)
     buttons = [
-        {
-            "label": name,
-            "method": "update",
-            "args": [
-                {"visible": [j // per_gpu == k for j in range(n)]},
-                {"title.text": title, "shapes": shapes, "annotations": notes},
-            ],
-        }
+        _view(
+            name,
+            [j // per_gpu == k for j in range(n)],
+            {"title.text": title, "shapes": shapes, "annotations": notes},
+        )
         for k, (name, title, shapes, notes) in enumerate(views)
     ]
     buttons.append(

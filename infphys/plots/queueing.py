@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 from infphys import fmt, physics
 from infphys.plots._chapter import chapter_layout as _layout
 from infphys.plots._chapter import title as _title
+from infphys.plots._chapter import view as _view
 from infphys.plots._chapter import visible as _visible
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
@@ -41,11 +42,6 @@ def _utilisation_grid(max_utilisation: float) -> np.ndarray:
     lo = np.linspace(0.0, 0.8, 33)
     hi = 1.0 - np.geomspace(0.2, 1.0 - max_utilisation, 48)
     return np.unique(np.concatenate([lo, hi]))
-
-
-def _step(c: int, visible: list[bool], relayout: dict[str, Any]) -> dict[str, Any]:
-    """One stop of the servers slider: show the traces of ``c`` servers and relabel."""
-    return {"label": str(c), "method": "update", "args": [{"visible": visible}, relayout]}
 
 
 def _slider(active: int, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -126,7 +122,7 @@ def queue_utilisation_trap(
             f"at 90% busy: mean wait {fmt.num(at90.mean_wait_s)} × the service time, "
             f"{q_label} wait {fmt.num(at90.wait_percentile_s(percentile))} ×",
         )
-        steps.append(_step(c, _visible(per_c * len(cs), per_c, i), {"title.text": title}))
+        steps.append(_view(str(c), _visible(per_c * len(cs), per_c, i), {"title.text": title}))
         if visible:
             first_title = title
     _layout(
@@ -214,8 +210,8 @@ def closed_vs_open_loop(
         )
         x_range = [0, c * mu * 1.08]
         steps.append(
-            _step(
-                c,
+            _view(
+                str(c),
                 _visible(per_c * len(cs), per_c, i),
                 {"title.text": title, "xaxis.range": x_range},
             )

@@ -28,6 +28,7 @@ from infphys.catalog import (
 )
 from infphys.plots._chapter import chapter_layout as _layout
 from infphys.plots._chapter import title as _title
+from infphys.plots._chapter import view as _view
 from infphys.plots._chapter import visible as _visible
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
@@ -152,14 +153,7 @@ def roofline_chart(
             f"{fmt.count(context_tokens)} tokens cached per sequence",
         )
         buttons.append(
-            {
-                "label": g.name,
-                "method": "update",
-                "args": [
-                    {"visible": _visible(per_gpu * len(specs), per_gpu, k)},
-                    {"title.text": title},
-                ],
-            }
+            _view(g.name, _visible(per_gpu * len(specs), per_gpu, k), {"title.text": title})
         )
         if visible:
             first_title = title

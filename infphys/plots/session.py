@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from infphys.exercises import exercises_for
 from infphys.plots._chapter import serving_layout as _layout
 from infphys.plots._chapter import title as _title
+from infphys.plots._chapter import view as _view
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
 
@@ -72,14 +73,11 @@ def session_plan(plans: dict[str, Sequence[PlanBlock]]) -> Any:
         titles.append(_title(f"Session plan: {name}", f"{total:g} minutes in all"))
         counts.append(len(blocks))
     buttons = [
-        {
-            "label": name,
-            "method": "update",
-            "args": [
-                {"visible": [j == k for j in range(len(plans))]},
-                {"title.text": titles[k], "height": 140 + 34 * counts[k] + 150},
-            ],
-        }
+        _view(
+            name,
+            [j == k for j in range(len(plans))],
+            {"title.text": titles[k], "height": 140 + 34 * counts[k] + 150},
+        )
         for k, name in enumerate(plans)
     ]
     fig.update_yaxes(autorange="reversed", automargin=True)
