@@ -38,6 +38,7 @@ from infphys.catalog import (
 from infphys.plots._chapter import view as _view
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import TEMPLATE
+from infphys.plots._style import line as _line
 
 __all__ = ["decode_roofline", "gpu_specs", "kv_cliff"]
 
@@ -263,32 +264,37 @@ def kv_cliff(
             visible=visible,
             hovertemplate="weights: %{y:.1f} GB<extra></extra>",
         )
-        fig.add_scatter(
-            x=u,
-            y=total_gb,
-            name=f"weights + KV cache ({kp.name})",
-            mode="lines",
-            line={"color": _PALETTE[0], "width": 3},
-            fill="tonexty",
-            visible=visible,
-            hovertemplate="%{x} users: %{y:.1f} GB<extra></extra>",
+        fig.add_trace(
+            _line(
+                u,
+                total_gb,
+                f"weights + KV cache ({kp.name})",
+                _PALETTE[0],
+                width=3,
+                fill="tonexty",
+                visible=visible,
+                hover="%{x} users: %{y:.1f} GB<extra></extra>",
+            )
         )
         crash = [(name, c) for name, c in cliff.crash_users.items() if c is not None]
-        fig.add_scatter(
-            x=[c for _, c in crash],
-            y=[lines[name] / 1e9 for name, _ in crash],
-            mode="markers+text",
-            marker={"color": _PALETTE[1], "size": 11, "symbol": "x"},
-            text=[
-                f"{name}: the weights alone do not fit"
-                if cliff.weights_bytes > lines[name]
-                else f"{name} full at {fmt.count(c)} user{'' if c == 1 else 's'}"
-                for name, c in crash
-            ],
-            textposition=["top right" if c < x_max / 2 else "top left" for _, c in crash],
-            name="out of memory",
-            visible=visible,
-            hovertemplate="%{text}<extra></extra>",
+        fig.add_trace(
+            _line(
+                [c for _, c in crash],
+                [lines[name] / 1e9 for name, _ in crash],
+                "out of memory",
+                _PALETTE[1],
+                mode="markers+text",
+                text=[
+                    f"{name}: the weights alone do not fit"
+                    if cliff.weights_bytes > lines[name]
+                    else f"{name} full at {fmt.count(c)} user{'' if c == 1 else 's'}"
+                    for name, c in crash
+                ],
+                textposition=["top right" if c < x_max / 2 else "top left" for _, c in crash],
+                visible=visible,
+                hover="%{text}<extra></extra>",
+                marker={"size": 11, "symbol": "x"},
+            )
         )
         title = f"{m.name}, {fmt.count(n)}-token context: {fmt.gb(per_user)} of KV cache per user"
         steps.append(
