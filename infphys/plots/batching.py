@@ -41,6 +41,7 @@ from infphys.plots._chapter import visible as _visible
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import LIGHT as _LIGHT
 from infphys.plots._style import PALETTE as _PALETTE
+from infphys.plots._style import line as _line
 from infphys.plots.sim import thin_timeseries
 from infphys.sim.virtual import simulate
 from infphys.sim.workload import Workload
@@ -93,40 +94,66 @@ def concurrency_sweep(
             [s["tpot_p50_s"] * 1e3, s["throughput_req_per_s"], pre, s["ttft_p95_s"]]
         )
         fig.add_trace(
-            go.Scatter(
-                x=x, y=s["output_tokens_per_s"], name="output tokens/s (all users)",
-                mode="lines+markers", line={"color": _PALETTE[0], "width": 3}, visible=vis,
+            _line(
+                x,
+                s["output_tokens_per_s"],
+                "output tokens/s (all users)",
+                _PALETTE[0],
+                width=3,
+                mode="lines+markers",
+                visible=vis,
                 customdata=custom,
-                hovertemplate="c=%{x}: %{y:,.0f} tokens/s, %{customdata[1]:.1f} requests/s"
+                hover="c=%{x}: %{y:,.0f} tokens/s, %{customdata[1]:.1f} requests/s"
                 "<br>median TPOT %{customdata[0]:.1f} ms, preemptions %{customdata[2]}"
                 "<extra></extra>",
             ),
-            row=1, col=1, secondary_y=False,
-        )  # fmt: skip
+            row=1,
+            col=1,
+            secondary_y=False,
+        )
         fig.add_trace(
-            go.Scatter(
-                x=x, y=s["tokens_per_s_per_user"], name="tokens/s per user (1 / median TPOT)",
-                mode="lines+markers", line={"color": _GREY, "dash": "dot"}, visible=vis,
-                hovertemplate="c=%{x}: %{y:.0f} tokens/s per user<extra></extra>",
+            _line(
+                x,
+                s["tokens_per_s_per_user"],
+                "tokens/s per user (1 / median TPOT)",
+                _GREY,
+                dash="dot",
+                mode="lines+markers",
+                visible=vis,
+                hover="c=%{x}: %{y:.0f} tokens/s per user<extra></extra>",
             ),
-            row=1, col=1, secondary_y=True,
-        )  # fmt: skip
+            row=1,
+            col=1,
+            secondary_y=True,
+        )
         fig.add_trace(
-            go.Scatter(
-                x=x, y=s["e2e_p95_s"], name="p95 end-to-end", mode="lines+markers",
-                line={"color": _PALETTE[1], "width": 3}, visible=vis,
-                hovertemplate="c=%{x}: p95 e2e %{y:.2f} s<extra></extra>",
+            _line(
+                x,
+                s["e2e_p95_s"],
+                "p95 end-to-end",
+                _PALETTE[1],
+                width=3,
+                mode="lines+markers",
+                visible=vis,
+                hover="c=%{x}: p95 e2e %{y:.2f} s<extra></extra>",
             ),
-            row=2, col=1,
-        )  # fmt: skip
+            row=2,
+            col=1,
+        )
         fig.add_trace(
-            go.Scatter(
-                x=x, y=s["ttft_p95_s"], name="p95 TTFT", mode="lines+markers",
-                line={"color": _PALETTE[4], "dash": "dash"}, visible=vis,
-                hovertemplate="c=%{x}: p95 TTFT %{y:.3f} s<extra></extra>",
+            _line(
+                x,
+                s["ttft_p95_s"],
+                "p95 TTFT",
+                _PALETTE[4],
+                dash="dash",
+                mode="lines+markers",
+                visible=vis,
+                hover="c=%{x}: p95 TTFT %{y:.3f} s<extra></extra>",
             ),
-            row=2, col=1,
-        )  # fmt: skip
+            row=2,
+            col=1,
+        )
         knee = stats.sweep_knee(s, x="concurrency", throughput_column="output_tokens_per_s")
         shapes: list[dict[str, Any]] = []
         notes: list[dict[str, Any]] = []

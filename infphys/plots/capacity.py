@@ -36,6 +36,7 @@ from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _style_layout
+from infphys.plots._style import line as _line
 from infphys.sim.virtual import simulate
 from infphys.sim.workload import Workload
 
@@ -90,12 +91,17 @@ def goodput_vs_rate(
     tput = [stats.throughput(frames[r]).requests_per_s for r in rates]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
-        go.Scatter(x=rates, y=tput, name="completed requests/s (drain included)",
-                   mode="lines+markers",
-                   line={"color": "rgba(99,110,250,0.45)", "width": 8},
-                   hovertemplate="offered %{x:.2f}/s: completed %{y:.2f}/s<extra></extra>"),
+        _line(
+            rates,
+            tput,
+            "completed requests/s (drain included)",
+            "rgba(99,110,250,0.45)",
+            width=8,
+            mode="lines+markers",
+            hover="offered %{x:.2f}/s: completed %{y:.2f}/s<extra></extra>",
+        ),
         secondary_y=False,
-    )  # fmt: skip
+    )
     labels: list[str] = []
     for k, (ttft_slo, tpot_slo) in enumerate(slos):
         gp = [stats.goodput(frames[r], ttft_slo_s=ttft_slo, tpot_slo_s=tpot_slo) for r in rates]
@@ -103,19 +109,31 @@ def goodput_vs_rate(
         labels.append(label)
         vis = k == 0
         fig.add_trace(
-            go.Scatter(x=rates, y=[g.goodput_per_s for g in gp], name="goodput (met the SLO)/s",
-                       mode="lines+markers", line={"color": _PALETTE[2], "width": 3},
-                       visible=vis,
-                       hovertemplate="offered %{x:.2f}/s: goodput %{y:.2f}/s<extra></extra>"),
+            _line(
+                rates,
+                [g.goodput_per_s for g in gp],
+                "goodput (met the SLO)/s",
+                _PALETTE[2],
+                width=3,
+                mode="lines+markers",
+                visible=vis,
+                hover="offered %{x:.2f}/s: goodput %{y:.2f}/s<extra></extra>",
+            ),
             secondary_y=False,
-        )  # fmt: skip
+        )
         fig.add_trace(
-            go.Scatter(x=rates, y=[g.attainment * 100 for g in gp], name="SLO attainment, %",
-                       mode="lines+markers", line={"color": _PALETTE[1], "dash": "dash"},
-                       visible=vis,
-                       hovertemplate="offered %{x:.2f}/s: %{y:.0f}% met the SLO<extra></extra>"),
+            _line(
+                rates,
+                [g.attainment * 100 for g in gp],
+                "SLO attainment, %",
+                _PALETTE[1],
+                dash="dash",
+                mode="lines+markers",
+                visible=vis,
+                hover="offered %{x:.2f}/s: %{y:.0f}% met the SLO<extra></extra>",
+            ),
             secondary_y=True,
-        )  # fmt: skip
+        )
     n = 1 + 2 * len(slos)
     buttons = [
         {
@@ -311,21 +329,39 @@ def knob_effects(
             name = f"{setting}={v}"
             custom = np.column_stack([s["preemptions"], s["ttft_p95_s"]])
             fig.add_trace(
-                go.Scatter(x=s["concurrency"], y=s["output_tokens_per_s"], name=name,
-                           legendgroup=name, mode="lines+markers", visible=k == 0,
-                           line={"color": color}, customdata=custom,
-                           hovertemplate="c=%{x}: %{y:,.0f} tokens/s, preemptions "
-                           "%{customdata[0]}<extra>" + name + "</extra>"),
-                row=1, col=1,
-            )  # fmt: skip
+                _line(
+                    s["concurrency"],
+                    s["output_tokens_per_s"],
+                    name,
+                    color,
+                    mode="lines+markers",
+                    legendgroup=name,
+                    visible=k == 0,
+                    customdata=custom,
+                    hover="c=%{x}: %{y:,.0f} tokens/s, preemptions "
+                    "%{customdata[0]}<extra>" + name + "</extra>",
+                ),
+                row=1,
+                col=1,
+            )
             fig.add_trace(
-                go.Scatter(x=s["concurrency"], y=s["e2e_p95_s"], name=name, legendgroup=name,
-                           showlegend=False, mode="lines+markers", visible=k == 0,
-                           line={"color": color, "dash": "dot"}, customdata=custom,
-                           hovertemplate="c=%{x}: p95 e2e %{y:.1f} s, p95 TTFT "
-                           "%{customdata[1]:.1f} s<extra>" + name + "</extra>"),
-                row=2, col=1,
-            )  # fmt: skip
+                _line(
+                    s["concurrency"],
+                    s["e2e_p95_s"],
+                    name,
+                    color,
+                    dash="dot",
+                    mode="lines+markers",
+                    legendgroup=name,
+                    showlegend=False,
+                    visible=k == 0,
+                    customdata=custom,
+                    hover="c=%{x}: p95 e2e %{y:.1f} s, p95 TTFT "
+                    "%{customdata[1]:.1f} s<extra>" + name + "</extra>",
+                ),
+                row=2,
+                col=1,
+            )
     starts = np.cumsum([0, *counts])
     total = int(starts[-1])
     buttons = [
@@ -369,26 +405,26 @@ def knob_sweeps(
         s = s.sort_values("concurrency")
         colour = _PALETTE[i % len(_PALETTE)]
         fig.add_trace(
-            go.Scatter(
-                x=s["concurrency"],
-                y=s["output_tokens_per_s"],
+            _line(
+                s["concurrency"],
+                s["output_tokens_per_s"],
+                label,
+                colour,
                 mode="lines+markers",
-                name=label,
                 legendgroup=label,
-                line={"color": colour},
             ),
             row=1,
             col=1,
         )
         fig.add_trace(
-            go.Scatter(
-                x=s["concurrency"],
-                y=s["e2e_p95_s"],
+            _line(
+                s["concurrency"],
+                s["e2e_p95_s"],
+                label,
+                colour,
                 mode="lines+markers",
-                name=label,
                 legendgroup=label,
                 showlegend=False,
-                line={"color": colour},
             ),
             row=1,
             col=2,
@@ -397,15 +433,16 @@ def knob_sweeps(
         if knee is not None and knee.knee_index is not None:
             k = s.iloc[knee.knee_index]
             fig.add_trace(
-                go.Scatter(
-                    x=[k["concurrency"]],
-                    y=[k["output_tokens_per_s"]],
+                _line(
+                    [k["concurrency"]],
+                    [k["output_tokens_per_s"]],
+                    f"{label} knee",
+                    colour,
                     mode="markers",
-                    marker={"symbol": "star", "size": 14, "color": colour},
-                    name=f"{label} knee",
                     legendgroup=label,
                     showlegend=False,
-                    hovertemplate="knee at %{x}<extra></extra>",
+                    hover="knee at %{x}<extra></extra>",
+                    marker={"symbol": "star", "size": 14},
                 ),
                 row=1,
                 col=1,

@@ -38,6 +38,7 @@ from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _layout
+from infphys.plots._style import line as _line
 from infphys.stats import RecordsLike as RunData
 
 __all__ = [
@@ -203,14 +204,15 @@ def latency_vs_throughput(
         knob = s[xc].tolist() if xc in s.columns else [None] * len(s)
         for q, dash in (("p50", "dot"), ("p95", "solid")):
             fig.add_trace(
-                go.Scatter(
-                    x=s["throughput_req_per_s"],
-                    y=s[f"{metric}_{q}_s"] * 1e3,
+                _line(
+                    s["throughput_req_per_s"],
+                    s[f"{metric}_{q}_s"] * 1e3,
+                    f"{label} {q}",
+                    colour,
+                    dash=dash,
                     mode="lines+markers",
-                    name=f"{label} {q}",
-                    line={"color": colour, "dash": dash},
                     customdata=knob,
-                    hovertemplate=f"{label}, {xc} %{{customdata}}: %{{x:.2f}} req/s, "
+                    hover=f"{label}, {xc} %{{customdata}}: %{{x:.2f}} req/s, "
                     f"{q} %{{y:.0f}} ms<extra></extra>",
                 )
             )
@@ -252,13 +254,14 @@ def run_timeline(
         g = ok[ok["level"] == lv] if "level" in ok.columns else ok
         load = g[xc].iloc[0] if xc in g.columns else lv
         fig.add_trace(
-            go.Scatter(
-                x=g["sent_s"],
-                y=g["e2e_s"] * 1e3,
+            _line(
+                g["sent_s"],
+                g["e2e_s"] * 1e3,
+                f"{xc} {load}",
+                _PALETTE[i % len(_PALETTE)],
                 mode="markers",
-                marker={"color": _PALETTE[i % len(_PALETTE)], "size": 5},
-                name=f"{xc} {load}",
-                hovertemplate="sent %{x:.2f} s: %{y:.0f} ms<extra></extra>",
+                hover="sent %{x:.2f} s: %{y:.0f} ms<extra></extra>",
+                marker={"size": 5},
             ),
             row=1,
             col=1,
@@ -336,13 +339,13 @@ def token_budget_lines(data: RunData, *, value: str = "e2e_p95_s", title: str | 
         g = g.sort_values("max_tokens")
         scale = 1e3 if value.endswith("_s") else 1.0
         fig.add_trace(
-            go.Scatter(
-                x=g["max_tokens"],
-                y=g[value] * scale,
+            _line(
+                g["max_tokens"],
+                g[value] * scale,
+                f"prompt {p} tokens",
+                _PALETTE[i % len(_PALETTE)],
                 mode="lines+markers",
-                name=f"prompt {p} tokens",
-                line={"color": _PALETTE[i % len(_PALETTE)]},
-                hovertemplate="max_tokens %{x}: %{y:.1f}<extra></extra>",
+                hover="max_tokens %{x}: %{y:.1f}<extra></extra>",
             )
         )
     fig.update_xaxes(title="max_tokens (output budget)", rangemode="tozero")

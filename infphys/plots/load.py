@@ -290,13 +290,7 @@ def server_metrics_over_time(metrics: pd.DataFrame, *, title: str | None = None)
             drawn += 1
     if "kv_cache_usage" in metrics.columns and metrics["kv_cache_usage"].notna().any():
         fig.add_trace(
-            go.Scatter(
-                x=t,
-                y=metrics["kv_cache_usage"] * 100,
-                mode="lines",
-                name="KV cache used (%)",
-                line={"color": _PALETTE[2], "dash": "dot"},
-            ),
+            _line(t, metrics["kv_cache_usage"] * 100, "KV cache used (%)", _PALETTE[2], dash="dot"),
             secondary_y=True,
         )
         drawn += 1

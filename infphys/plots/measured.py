@@ -90,20 +90,18 @@ def nim_fidelity(replayed: pd.DataFrame | None = None) -> Any:
                 for kind in ("measured", "simulated"):
                     y = d[col] if kind == "measured" else d[f"sim_{col}"]
                     fig.add_trace(
-                        go.Scatter(
-                            x=d["concurrency"],
-                            y=y,
+                        _line(
+                            d["concurrency"],
+                            y,
+                            f"{shape} {kind}",
+                            colour,
                             mode="markers" if kind == "measured" else "lines",
-                            marker={"color": colour, "size": 8},
-                            line={"color": colour},
-                            name=f"{shape} {kind}",
                             legendgroup=shape,
                             showlegend=row == 1,
                             visible=ci == 0,
-                            hovertemplate=(
-                                f"{shape} tokens, {kind}<br>%{{x}} clients: {unit} "
-                                "%{y:.1f} ms<extra></extra>"
-                            ),
+                            hover=f"{shape} tokens, {kind}<br>%{{x}} clients: {unit} "
+                            "%{y:.1f} ms<extra></extra>",
+                            marker={"size": 8},
                         ),
                         row=row,
                         col=1,
@@ -150,20 +148,17 @@ def nim_latency_throughput(curves: pd.DataFrame | None = None) -> Any:
         colour = _PALETTE[i % len(_PALETTE)]
         for row, col, unit in ((1, "ttft_ms_avg", "TTFT"), (2, "itl_ms_avg", "ITL")):
             fig.add_trace(
-                go.Scatter(
-                    x=d["output_tokens_per_s"],
-                    y=d[col],
-                    customdata=d["concurrency"],
+                _line(
+                    d["output_tokens_per_s"],
+                    d[col],
+                    str(config),
+                    colour,
                     mode="lines+markers",
-                    marker={"color": colour},
-                    line={"color": colour},
-                    name=str(config),
+                    customdata=d["concurrency"],
                     legendgroup=str(config),
                     showlegend=row == 1,
-                    hovertemplate=(
-                        f"{config}<br>%{{customdata}} clients: %{{x:,.0f}} tokens/s, "
-                        f"{unit} %{{y:.1f}} ms<extra></extra>"
-                    ),
+                    hover=f"{config}<br>%{{customdata}} clients: %{{x:,.0f}} tokens/s, "
+                    f"{unit} %{{y:.1f}} ms<extra></extra>",
                 ),
                 row=row,
                 col=1,
@@ -191,15 +186,13 @@ def nim_tp_gain(table: pd.DataFrame | None = None) -> Any:
     series = (("per_gpu_small", small, _PALETTE[0]), ("per_gpu_large", large, _PALETTE[1]))
     for col, tp, colour in series:
         fig.add_trace(
-            go.Scatter(
-                x=table["concurrency"],
-                y=table[col],
+            _line(
+                table["concurrency"],
+                table[col],
+                f"TP{tp}, per GPU",
+                colour,
                 mode="lines+markers",
-                name=f"TP{tp}, per GPU",
-                marker={"color": colour},
-                hovertemplate=(
-                    f"TP{tp}: %{{x}} clients, %{{y:,.0f}} tokens/s per GPU<extra></extra>"
-                ),
+                hover=f"TP{tp}: %{{x}} clients, %{{y:,.0f}} tokens/s per GPU<extra></extra>",
             )
         )
     fig.update_xaxes(type="log", title_text="concurrent clients")
@@ -333,17 +326,16 @@ def tp_scaling_measured_vs_simulated(table: pd.DataFrame | None = None) -> Any:
     groups = table.groupby(["model_key", "gpu_key", "tp_small", "tp_large"], sort=True)
     for k, ((m, gpu, lo, hi), d) in enumerate(groups):
         fig.add_trace(
-            go.Scatter(
-                x=d["per_gpu_ratio_measured"],
-                y=d["per_gpu_ratio_simulated"],
+            _line(
+                d["per_gpu_ratio_measured"],
+                d["per_gpu_ratio_simulated"],
+                f"{m} on {gpu}: TP{lo} → TP{hi}",
+                _PALETTE[k % len(_PALETTE)],
                 mode="markers",
-                name=f"{m} on {gpu}: TP{lo} → TP{hi}",
-                marker={"color": _PALETTE[k % len(_PALETTE)], "size": 8},
                 customdata=np.stack([d["isl"], d["osl"], d["concurrency"]], axis=-1),
-                hovertemplate=(
-                    "%{customdata[0]} → %{customdata[1]} tokens, %{customdata[2]} clients<br>"
-                    "measured %{x:.2f}, simulated %{y:.2f}<extra></extra>"
-                ),
+                hover="%{customdata[0]} → %{customdata[1]} tokens, %{customdata[2]} clients<br>"
+                "measured %{x:.2f}, simulated %{y:.2f}<extra></extra>",
+                marker={"size": 8},
             )
         )
     fig.add_trace(

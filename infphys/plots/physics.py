@@ -383,39 +383,22 @@ def decode_roofline(
         steps = [physics.decode_step_time(g, m, b, context_tokens, **knobs) for b in batches]
         total = [b / s.total_s for b, s in zip(batches, steps, strict=True)]
         color = _PALETTE[k % len(_PALETTE)]
-        common = {"x": batches, "legendgroup": g.name, "visible": k == 0}
-        fig.add_scatter(
-            y=total,
-            name=f"{g.name}: total tokens/s",
-            mode="lines",
-            line={"color": color, "width": 3},
-            hovertemplate="batch %{x}: %{y:,.0f} tokens/s<extra>" + g.name + "</extra>",
-            **common,
-        )
-        fig.add_scatter(
-            y=[b / s.memory_s for b, s in zip(batches, steps, strict=True)],
-            name="bandwidth roof",
-            mode="lines",
-            line={"color": color, "dash": "dot", "width": 1},
-            hovertemplate="bandwidth alone: %{y:,.0f} tokens/s<extra></extra>",
-            **common,
-        )
-        fig.add_scatter(
-            y=[b / s.compute_s for b, s in zip(batches, steps, strict=True)],
-            name="compute roof",
-            mode="lines",
-            line={"color": color, "dash": "dash", "width": 1},
-            hovertemplate="compute alone: %{y:,.0f} tokens/s<extra></extra>",
-            **common,
-        )
-        fig.add_scatter(
-            y=[1 / s.total_s for s in steps],
-            name="tokens/s per user",
-            mode="lines",
-            line={"color": "#8c8c8c", "width": 2},
-            hovertemplate="per user: %{y:,.0f} tokens/s<extra></extra>",
-            **common,
-        )
+        for y, name, colour, dash, width, hover in (
+            (total, f"{g.name}: total tokens/s", color, "solid", 3,
+             "batch %{x}: %{y:,.0f} tokens/s<extra>" + g.name + "</extra>"),
+            ([b / s.memory_s for b, s in zip(batches, steps, strict=True)], "bandwidth roof",
+             color, "dot", 1, "bandwidth alone: %{y:,.0f} tokens/s<extra></extra>"),
+            ([b / s.compute_s for b, s in zip(batches, steps, strict=True)], "compute roof",
+             color, "dash", 1, "compute alone: %{y:,.0f} tokens/s<extra></extra>"),
+            ([1 / s.total_s for s in steps], "tokens/s per user", "#8c8c8c", "solid", 2,
+             "per user: %{y:,.0f} tokens/s<extra></extra>"),
+        ):  # fmt: skip
+            fig.add_trace(
+                _line(
+                    batches, y, name, colour, dash=dash, width=width, legendgroup=g.name,
+                    visible=k == 0, hover=hover,
+                )
+            )  # fmt: skip
         shapes: list[dict[str, Any]] = []
         notes: list[dict[str, Any]] = []
         turn = next((b for b, s in zip(batches, steps, strict=True) if s.bound == "compute"), None)

@@ -27,6 +27,7 @@ from infphys.plots._chapter import title as _title
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
+from infphys.plots._style import line as _line
 from infphys.records import RequestRecord
 from infphys.sim.virtual import SimResult, simulate
 from infphys.sim.workload import Workload
@@ -184,27 +185,50 @@ def chunked_prefill(
         ("itl_max_ms", "longest stall", _PALETTE[1], "dot"),
     ):
         fig.add_trace(
-            go.Scatter(x=x, y=d[col], name=name, mode="lines+markers",
-                       line={"color": color, "dash": dash},
-                       hovertemplate="budget %{x:,}: " + name + " %{y:.1f} ms<extra></extra>"),
-            row=1, col=1,
-        )  # fmt: skip
+            _line(
+                x,
+                d[col],
+                name,
+                color,
+                dash=dash,
+                mode="lines+markers",
+                hover="budget %{x:,}: " + name + " %{y:.1f} ms<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
     for col, name, color, dash in (
         ("ttft_p50_s", "median TTFT", _PALETTE[4], "solid"),
         ("ttft_p95_s", "p95 TTFT", _PALETTE[4], "dot"),
     ):
         fig.add_trace(
-            go.Scatter(x=x, y=d[col], name=name, mode="lines+markers",
-                       line={"color": color, "dash": dash},
-                       hovertemplate="budget %{x:,}: " + name + " %{y:.3f} s<extra></extra>"),
-            row=2, col=1, secondary_y=False,
-        )  # fmt: skip
+            _line(
+                x,
+                d[col],
+                name,
+                color,
+                dash=dash,
+                mode="lines+markers",
+                hover="budget %{x:,}: " + name + " %{y:.3f} s<extra></extra>",
+            ),
+            row=2,
+            col=1,
+            secondary_y=False,
+        )
     fig.add_trace(
-        go.Scatter(x=x, y=d["tokens_per_s"], name="output tokens/s", mode="lines+markers",
-                   line={"color": _GREY, "dash": "dash"},
-                   hovertemplate="budget %{x:,}: %{y:,.0f} tokens/s<extra></extra>"),
-        row=2, col=1, secondary_y=True,
-    )  # fmt: skip
+        _line(
+            x,
+            d["tokens_per_s"],
+            "output tokens/s",
+            _GREY,
+            dash="dash",
+            mode="lines+markers",
+            hover="budget %{x:,}: %{y:,.0f} tokens/s<extra></extra>",
+        ),
+        row=2,
+        col=1,
+        secondary_y=True,
+    )
     fig.update_xaxes(type="log", tickvals=bs, ticktext=[fmt.count(b) for b in bs])
     fig.update_xaxes(title_text="token budget per step (max_num_batched_tokens)", row=2, col=1)
     fig.update_yaxes(title_text="gap between tokens, ms", type="log", row=1, col=1)
@@ -296,13 +320,19 @@ def request_anatomy(
         row=1, col=1,
     )  # fmt: skip
     fig.add_trace(
-        go.Scatter(x=ticks, y=["request"] * len(ticks), mode="markers", name="a token arrives",
-                   marker={"symbol": "line-ns-open", "size": 16, "color": _PALETTE[0],
-                           "line": {"width": 1.5}},
-                   customdata=np.arange(1, len(ticks) + 1),
-                   hovertemplate="token %{customdata} at %{x:.1f} ms<extra></extra>"),
-        row=1, col=1,
-    )  # fmt: skip
+        _line(
+            ticks,
+            ["request"] * len(ticks),
+            "a token arrives",
+            _PALETTE[0],
+            mode="markers",
+            customdata=np.arange(1, len(ticks) + 1),
+            hover="token %{customdata} at %{x:.1f} ms<extra></extra>",
+            marker={"symbol": "line-ns-open", "size": 16, "line": {"width": 1.5}},
+        ),
+        row=1,
+        col=1,
+    )
     fig.add_trace(
         go.Bar(x=np.arange(1, len(gaps) + 1), y=gaps, name="ITL: one gap",
                marker={"color": [_PALETTE[1] if g > 2 * tpot else _PALETTE[0] for g in gaps]},
