@@ -10,26 +10,44 @@ collapses past saturation while throughput does not), not with the same computat
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 
-from infphys.analysis.serving import grid_split
+from infphys.analysis.serving import (
+    DEFAULT_OUTPUT_TOKENS,
+    DEFAULT_PROMPT_TOKENS,
+    budget_sweep,
+    closed_sweep,
+    grid_split,
+)
 from infphys.plots import batching, capacity, session, token_budget
 
 SMALL_LEVELS = (1, 4, 16, 64, 256, 512)
 
 
+def _traces(fig: Any, name: str) -> list[Any]:
+    """The figure's traces called ``name``, in drawing order: found by name, not position."""
+    return [t for t in fig.data if t.name == name]
+
+
 def test_concurrency_sweep_marks_knee_and_cliff_and_queueing() -> None:
     scenario = ("llama-3.1-8b", "h100-sxm", "bf16")
-    fig = batching.concurrency_sweep(scenarios=(scenario,), levels=SMALL_LEVELS)
-    tput, per_user, e2e, ttft = (np.asarray(t.y, dtype=float) for t in fig.data)
+    s = closed_sweep(*scenario, SMALL_LEVELS, DEFAULT_PROMPT_TOKENS, DEFAULT_OUTPUT_TOKENS)
+    tput, per_user, e2e, ttft = (
+        s[c].to_numpy(dtype=float)
+        for c in ("output_tokens_per_s", "tokens_per_s_per_user", "e2e_p95_s", "ttft_p95_s")
+    )
     assert e2e[-1] > 2 * e2e[0]  # the p95 cliff is inside the sweep
     # Batching: total throughput grows with the batch while the per-user speed falls.
     assert tput[3] > 10 * tput[0]
     assert per_user[3] < per_user[0]
     # Past max_num_seqs (256) extra clients only queue: TTFT jumps by an order of magnitude.
     assert ttft[-1] > 10 * ttft[-2]
+    fig = batching.concurrency_sweep(scenarios=(scenario,), levels=SMALL_LEVELS)
+    (drawn,) = _traces(fig, "output tokens/s (all users)")
+    assert list(drawn.y) == pytest.approx(tput)
     notes = " ".join(a.text for a in fig.layout.annotations)
     assert "knee" in notes and "p95 cliff" in notes and "max_num_seqs=256" in notes
 
@@ -41,19 +59,23 @@ def test_concurrency_sweep_rejects_too_few_levels() -> None:
 
 def test_continuous_batching_finishes_sooner_than_static() -> None:
     fig = batching.continuous_vs_static(requests=12, batch=4)
-    # Traces: static (waiting, streaming, padding), then continuous (waiting, streaming).
-    static_end = max(b + x for b, x in zip(fig.data[2].base, fig.data[2].x, strict=True))
-    cont_end = max(b + x for b, x in zip(fig.data[4].base, fig.data[4].x, strict=True))
+    # Static batches (top) pad each slot to the batch's end; continuous (bottom) only streams.
+    (padding,) = _traces(fig, "padding (slot held, no useful token)")
+    _, continuous = _traces(fig, "streaming its tokens")
+    static_end = max(b + x for b, x in zip(padding.base, padding.x, strict=True))
+    cont_end = max(b + x for b, x in zip(continuous.base, continuous.x, strict=True))
     assert cont_end < static_end
-    assert sum(fig.data[2].x) > 0  # static batches pad their short answers
+    assert sum(padding.x) > 0  # static batches pad their short answers
 
 
 def test_smaller_token_budget_shortens_stalls_and_delays_first_tokens() -> None:
-    fig = token_budget.chunked_prefill(budgets=(512, 8192), concurrency=16, requests=48)
-    p99_itl = np.asarray(fig.data[1].y, dtype=float)
-    median_ttft = np.asarray(fig.data[3].y, dtype=float)
+    d = budget_sweep("llama-3.1-8b", "h100-sxm", (512, 8192), 16, 48, (64, 8192), (128, 384), 1)
+    p99_itl, median_ttft = d["itl_p99_ms"].to_numpy(), d["ttft_p50_s"].to_numpy()
     assert p99_itl[0] < p99_itl[1] / 3  # 512-token chunks stall decoders far less than 8,192
     assert median_ttft[0] > median_ttft[1]  # but a long prompt needs more steps
+    fig = token_budget.chunked_prefill(budgets=(512, 8192), concurrency=16, requests=48)
+    assert list(_traces(fig, "p99 ITL")[0].y) == pytest.approx(p99_itl)
+    assert list(_traces(fig, "median TTFT")[0].y) == pytest.approx(median_ttft)
 
 
 def test_goodput_collapses_past_saturation_while_throughput_holds() -> None:
@@ -61,9 +83,14 @@ def test_goodput_collapses_past_saturation_while_throughput_holds() -> None:
     # so the queue (and every later request's TTFT) grows from the start. (At 2× a run this
     # short still meets the SLO for most requests: the queue needs time to build.)
     fig = capacity.goodput_vs_rate(loads=(0.5, 4.0), requests=200, slos=((0.5, 0.05),))
-    completed = np.asarray(fig.data[0].y, dtype=float)
-    goodput = np.asarray(fig.data[1].y, dtype=float)
-    attainment = np.asarray(fig.data[2].y, dtype=float)
+    (completed, goodput, attainment) = (
+        np.asarray(_traces(fig, name)[0].y, dtype=float)
+        for name in (
+            "completed requests/s (drain included)",
+            "goodput (met the SLO)/s",
+            "SLO attainment, %",
+        )
+    )
     assert completed[1] >= 0.8 * completed[0]  # the GPU keeps completing requests ...
     assert goodput[1] < 0.5 * goodput[0]  # ... most of them too late
     assert attainment[0] > 95 and attainment[1] < 50
@@ -84,24 +111,24 @@ def test_time_split_answer_length_dominates() -> None:
 
 def test_preemption_timeline_fp8_kv_removes_preemptions() -> None:
     fig = batching.preemption_timeline(concurrency=256, requests=300)
-    # Four traces per variant; the fourth is the running count of preemptions.
-    bf16_pre = float(fig.data[3].y[-1])
-    fp8_pre = float(fig.data[7].y[-1])
+    # One running count of preemptions per variant: BF16 KV first, then FP8 KV.
+    bf16, fp8 = _traces(fig, "preemptions so far")[:2]
+    bf16_pre, fp8_pre = float(bf16.y[-1]), float(fp8.y[-1])
     assert bf16_pre > 0
     assert fp8_pre < bf16_pre
 
 
 def test_capacity_plan_fp8_serves_more_users_per_gpu() -> None:
     fig = capacity.capacity_plan(configs=(("h100-sxm", "bf16", "bf16"), ("h100-sxm", "fp8", "fp8")))
-    users_per_gpu = list(fig.data[0].y)
-    gpus_for_1000 = list(fig.data[1].y)
+    users_per_gpu = list(next(t for t in fig.data if t.xaxis == "x").y)  # the left panel
+    gpus_for_1000 = list(_traces(fig, "1,000 users")[0].y)
     assert users_per_gpu[1] > users_per_gpu[0]
     assert gpus_for_1000 == [math.ceil(1000 / u) for u in users_per_gpu]
 
 
 def test_request_anatomy_tpot_is_the_mean_gap() -> None:
     fig = token_budget.request_anatomy(concurrency=8, requests=24)
-    gaps = np.asarray(fig.data[3].y, dtype=float)
+    gaps = np.asarray(_traces(fig, "ITL: one gap")[0].y, dtype=float)
     tpot_line = fig.layout.shapes[0].y0
     assert tpot_line == pytest.approx(gaps.mean(), rel=0.02)
     assert gaps.max() > 2 * np.median(gaps)  # the request shown was stalled by a prefill
@@ -109,7 +136,8 @@ def test_request_anatomy_tpot_is_the_mean_gap() -> None:
 
 def test_session_plan_lists_the_registry_exercises() -> None:
     fig = session.session_plan({"short": [("Welcome", 5, ""), ("Lab 3", 10, "lab03")]})
-    hover = fig.data[0].customdata
+    (plan,) = fig.data  # one plan: one trace
+    hover = plan.customdata
     assert hover[0] == "no exercises"
     assert "lab03.q1" in hover[1]
     with pytest.raises(ValueError, match="plans"):

@@ -15,6 +15,7 @@ the engine's preemptions and tokens/s per user (1 / p50 TPOT).
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import pandas as pd
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_SCENARIOS",
     "Scenario",
     "Settings",
+    "budget_sweep",
     "closed_sweep",
     "engine_config",
     "grid_split",
@@ -144,6 +146,49 @@ def grid_split(
             )  # fmt: skip
             frames.append(run_frame(simulate(cfg, w, keep_chunk_times=False, timeseries=False)))
     return token_budget_split(pd.concat(frames, ignore_index=True))
+
+
+@functools.lru_cache(maxsize=8)
+def budget_sweep(
+    model: str,
+    gpu: str,
+    budgets: tuple[int, ...],
+    concurrency: int,
+    requests: int,
+    prompt_tokens: tuple[int, int],
+    max_tokens: tuple[int, int],
+    seed: int,
+) -> pd.DataFrame:
+    """Chunked prefill's trade per token budget (``max_num_batched_tokens``): one simulated
+    closed loop of ``requests`` measured requests at ``concurrency``, prompts and answers
+    uniform in ``prompt_tokens`` and ``max_tokens``, per budget. Columns: ``budget``, the
+    median and p99 ITL and the longest gap (``itl_p50_ms``, ``itl_p99_ms``, ``itl_max_ms``),
+    the median and p95 TTFT (``ttft_p50_s``, ``ttft_p95_s``) and the output ``tokens_per_s``.
+    Cached."""
+    base = engine_config(model, gpu)
+    rows: list[dict[str, float]] = []
+    for b in budgets:
+        cfg = base.with_(max_num_batched_tokens=b, max_num_seqs=min(base.max_num_seqs, b))
+        w = Workload.closed(
+            concurrency=concurrency, requests=requests, warmup=concurrency,
+            prompt_tokens=prompt_tokens[0], prompt_tokens_max=prompt_tokens[1],
+            max_tokens=max_tokens[0], max_tokens_max=max_tokens[1], seed=seed,
+        )  # fmt: skip
+        frame = run_frame(simulate(cfg, w, keep_chunk_times=True, timeseries=False))
+        s = stats.summarize(frame, by=None).iloc[0]
+        itl = stats.itl_values(frame)
+        rows.append(
+            {
+                "budget": b,
+                "itl_p50_ms": float(s["itl_p50_s"]) * 1e3,
+                "itl_p99_ms": float(s["itl_p99_s"]) * 1e3,
+                "itl_max_ms": float(itl.max()) * 1e3 if itl.size else math.nan,
+                "ttft_p50_s": float(s["ttft_p50_s"]),
+                "ttft_p95_s": float(s["ttft_p95_s"]),
+                "tokens_per_s": float(s["output_tokens_per_s"]),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 @functools.lru_cache(maxsize=8)

@@ -11,7 +11,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,8 +19,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from infphys import fmt, stats
-from infphys.analysis.serving import engine_config, grid_split, run_frame
+from infphys import fmt
+from infphys.analysis.serving import budget_sweep, engine_config, grid_split
 from infphys.plots._chapter import serving_layout as _layout
 from infphys.plots._chapter import title as _title
 from infphys.plots._style import GREY as _GREY
@@ -150,85 +149,26 @@ def chunked_prefill(
     if len(bs) < 2:
         raise ValueError(f"budgets must hold at least two token budgets (got {budgets!r})")
     base = engine_config(model, gpu)
-    rows: list[dict[str, float]] = []
-    for b in bs:
-        cfg = base.with_(max_num_batched_tokens=b, max_num_seqs=min(base.max_num_seqs, b))
-        w = Workload.closed(
-            concurrency=concurrency, requests=requests, warmup=concurrency,
-            prompt_tokens=prompt_tokens[0], prompt_tokens_max=prompt_tokens[1],
-            max_tokens=max_tokens[0], max_tokens_max=max_tokens[1], seed=seed,
-        )  # fmt: skip
-        res = simulate(cfg, w, keep_chunk_times=True, timeseries=False)
-        frame = run_frame(res)
-        s = stats.summarize(frame, by=None).iloc[0]
-        itl = stats.itl_values(frame)
-        rows.append(
-            {
-                "budget": b,
-                "itl_p50_ms": float(s["itl_p50_s"]) * 1e3,
-                "itl_p99_ms": float(s["itl_p99_s"]) * 1e3,
-                "itl_max_ms": float(itl.max()) * 1e3 if itl.size else math.nan,
-                "ttft_p50_s": float(s["ttft_p50_s"]),
-                "ttft_p95_s": float(s["ttft_p95_s"]),
-                "tokens_per_s": float(s["output_tokens_per_s"]),
-            }
-        )
-    d = pd.DataFrame(rows)
+    d = budget_sweep(model, gpu, tuple(bs), concurrency, requests, prompt_tokens, max_tokens, seed)
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
         specs=[[{}], [{"secondary_y": True}]],
     )  # fmt: skip
-    x = d["budget"]
-    for col, name, color, dash in (
-        ("itl_p50_ms", "median ITL", _PALETTE[0], "solid"),
-        ("itl_p99_ms", "p99 ITL", _PALETTE[1], "solid"),
-        ("itl_max_ms", "longest stall", _PALETTE[1], "dot"),
+    for col, name, color, dash, row, right, value in (
+        ("itl_p50_ms", "median ITL", _PALETTE[0], "solid", 1, False, "%{y:.1f} ms"),
+        ("itl_p99_ms", "p99 ITL", _PALETTE[1], "solid", 1, False, "%{y:.1f} ms"),
+        ("itl_max_ms", "longest stall", _PALETTE[1], "dot", 1, False, "%{y:.1f} ms"),
+        ("ttft_p50_s", "median TTFT", _PALETTE[4], "solid", 2, False, "%{y:.3f} s"),
+        ("ttft_p95_s", "p95 TTFT", _PALETTE[4], "dot", 2, False, "%{y:.3f} s"),
+        ("tokens_per_s", "output tokens/s", _GREY, "dash", 2, True, "%{y:,.0f} tokens/s"),
     ):
+        hover = f"budget %{{x:,}}: {'' if right else name + ' '}{value}<extra></extra>"
         fig.add_trace(
-            _line(
-                x,
-                d[col],
-                name,
-                color,
-                dash=dash,
-                mode="lines+markers",
-                hover="budget %{x:,}: " + name + " %{y:.1f} ms<extra></extra>",
-            ),
-            row=1,
+            _line(d["budget"], d[col], name, color, dash=dash, mode="lines+markers", hover=hover),
+            row=row,
             col=1,
+            secondary_y=right if row == 2 else None,
         )
-    for col, name, color, dash in (
-        ("ttft_p50_s", "median TTFT", _PALETTE[4], "solid"),
-        ("ttft_p95_s", "p95 TTFT", _PALETTE[4], "dot"),
-    ):
-        fig.add_trace(
-            _line(
-                x,
-                d[col],
-                name,
-                color,
-                dash=dash,
-                mode="lines+markers",
-                hover="budget %{x:,}: " + name + " %{y:.3f} s<extra></extra>",
-            ),
-            row=2,
-            col=1,
-            secondary_y=False,
-        )
-    fig.add_trace(
-        _line(
-            x,
-            d["tokens_per_s"],
-            "output tokens/s",
-            _GREY,
-            dash="dash",
-            mode="lines+markers",
-            hover="budget %{x:,}: %{y:,.0f} tokens/s<extra></extra>",
-        ),
-        row=2,
-        col=1,
-        secondary_y=True,
-    )
     fig.update_xaxes(type="log", tickvals=bs, ticktext=[fmt.count(b) for b in bs])
     fig.update_xaxes(title_text="token budget per step (max_num_batched_tokens)", row=2, col=1)
     fig.update_yaxes(title_text="gap between tokens, ms", type="log", row=1, col=1)
