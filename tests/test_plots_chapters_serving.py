@@ -10,10 +10,10 @@ collapses past saturation while throughput does not), not with the same computat
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
+from figures import traces
 
 from infphys.analysis.serving import (
     DEFAULT_OUTPUT_TOKENS,
@@ -25,11 +25,6 @@ from infphys.analysis.serving import (
 from infphys.plots import batching, capacity, session, token_budget
 
 SMALL_LEVELS = (1, 4, 16, 64, 256, 512)
-
-
-def _traces(fig: Any, name: str) -> list[Any]:
-    """The figure's traces called ``name``, in drawing order: found by name, not position."""
-    return [t for t in fig.data if t.name == name]
 
 
 def test_concurrency_sweep_marks_knee_and_cliff_and_queueing() -> None:
@@ -46,7 +41,7 @@ def test_concurrency_sweep_marks_knee_and_cliff_and_queueing() -> None:
     # Past max_num_seqs (256) extra clients only queue: TTFT jumps by an order of magnitude.
     assert ttft[-1] > 10 * ttft[-2]
     fig = batching.concurrency_sweep(scenarios=(scenario,), levels=SMALL_LEVELS)
-    (drawn,) = _traces(fig, "output tokens/s (all users)")
+    (drawn,) = traces(fig, "output tokens/s (all users)")
     assert list(drawn.y) == pytest.approx(tput)
     notes = " ".join(a.text for a in fig.layout.annotations)
     assert "knee" in notes and "p95 cliff" in notes and "max_num_seqs=256" in notes
@@ -60,8 +55,8 @@ def test_concurrency_sweep_rejects_too_few_levels() -> None:
 def test_continuous_batching_finishes_sooner_than_static() -> None:
     fig = batching.continuous_vs_static(requests=12, batch=4)
     # Static batches (top) pad each slot to the batch's end; continuous (bottom) only streams.
-    (padding,) = _traces(fig, "padding (slot held, no useful token)")
-    _, continuous = _traces(fig, "streaming its tokens")
+    (padding,) = traces(fig, "padding (slot held, no useful token)")
+    _, continuous = traces(fig, "streaming its tokens")
     static_end = max(b + x for b, x in zip(padding.base, padding.x, strict=True))
     cont_end = max(b + x for b, x in zip(continuous.base, continuous.x, strict=True))
     assert cont_end < static_end
@@ -74,8 +69,8 @@ def test_smaller_token_budget_shortens_stalls_and_delays_first_tokens() -> None:
     assert p99_itl[0] < p99_itl[1] / 3  # 512-token chunks stall decoders far less than 8,192
     assert median_ttft[0] > median_ttft[1]  # but a long prompt needs more steps
     fig = token_budget.chunked_prefill(budgets=(512, 8192), concurrency=16, requests=48)
-    assert list(_traces(fig, "p99 ITL")[0].y) == pytest.approx(p99_itl)
-    assert list(_traces(fig, "median TTFT")[0].y) == pytest.approx(median_ttft)
+    assert list(traces(fig, "p99 ITL")[0].y) == pytest.approx(p99_itl)
+    assert list(traces(fig, "median TTFT")[0].y) == pytest.approx(median_ttft)
 
 
 def test_goodput_collapses_past_saturation_while_throughput_holds() -> None:
@@ -84,7 +79,7 @@ def test_goodput_collapses_past_saturation_while_throughput_holds() -> None:
     # short still meets the SLO for most requests: the queue needs time to build.)
     fig = capacity.goodput_vs_rate(loads=(0.5, 4.0), requests=200, slos=((0.5, 0.05),))
     (completed, goodput, attainment) = (
-        np.asarray(_traces(fig, name)[0].y, dtype=float)
+        np.asarray(traces(fig, name)[0].y, dtype=float)
         for name in (
             "completed requests/s (drain included)",
             "goodput (met the SLO)/s",
@@ -112,7 +107,7 @@ def test_time_split_answer_length_dominates() -> None:
 def test_preemption_timeline_fp8_kv_removes_preemptions() -> None:
     fig = batching.preemption_timeline(concurrency=256, requests=300)
     # One running count of preemptions per variant: BF16 KV first, then FP8 KV.
-    bf16, fp8 = _traces(fig, "preemptions so far")[:2]
+    bf16, fp8 = traces(fig, "preemptions so far")[:2]
     bf16_pre, fp8_pre = float(bf16.y[-1]), float(fp8.y[-1])
     assert bf16_pre > 0
     assert fp8_pre < bf16_pre
@@ -121,14 +116,14 @@ def test_preemption_timeline_fp8_kv_removes_preemptions() -> None:
 def test_capacity_plan_fp8_serves_more_users_per_gpu() -> None:
     fig = capacity.capacity_plan(configs=(("h100-sxm", "bf16", "bf16"), ("h100-sxm", "fp8", "fp8")))
     users_per_gpu = list(next(t for t in fig.data if t.xaxis == "x").y)  # the left panel
-    gpus_for_1000 = list(_traces(fig, "1,000 users")[0].y)
+    gpus_for_1000 = list(traces(fig, "1,000 users")[0].y)
     assert users_per_gpu[1] > users_per_gpu[0]
     assert gpus_for_1000 == [math.ceil(1000 / u) for u in users_per_gpu]
 
 
 def test_request_anatomy_tpot_is_the_mean_gap() -> None:
     fig = token_budget.request_anatomy(concurrency=8, requests=24)
-    gaps = np.asarray(_traces(fig, "ITL: one gap")[0].y, dtype=float)
+    gaps = np.asarray(traces(fig, "ITL: one gap")[0].y, dtype=float)
     tpot_line = fig.layout.shapes[0].y0
     assert tpot_line == pytest.approx(gaps.mean(), rel=0.02)
     assert gaps.max() > 2 * np.median(gaps)  # the request shown was stalled by a prefill

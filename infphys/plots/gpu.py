@@ -27,6 +27,7 @@ from plotly.subplots import make_subplots
 from infphys import fmt
 from infphys.measure.gpu.copy_bandwidth import CopyBandwidthResult
 from infphys.plots._style import PALETTE as _PALETTE
+from infphys.plots._style import empty_figure as _empty_figure
 from infphys.plots._style import layout as _style_layout
 from infphys.plots._style import line as _line
 
@@ -77,19 +78,7 @@ def _vline(
 
 
 def _empty(title: str, reason: str) -> Any:
-    fig = go.Figure()
-    fig.add_annotation(
-        text=reason,
-        x=0.5,
-        y=0.5,
-        xref="paper",
-        yref="paper",
-        showarrow=False,
-        font={"size": 14},
-    )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, title)
+    return _layout(_empty_figure(title, reason), title)
 
 
 # --- watcher ----------------------------------------------------------------------------------
