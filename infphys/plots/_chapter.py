@@ -99,6 +99,15 @@ def visible(n_traces: int, per_view: int, view: int) -> list[bool]:
     return [j // per_view == view for j in range(n_traces)]
 
 
+def log_log(x_title: str, y_title: str) -> dict[str, Any]:
+    """Layout keywords for a chart with both axes logarithmic, titled ``x_title`` and
+    ``y_title``: ``chapter_layout(fig, title, height=500, **log_log("batch", "tokens/s"))``."""
+    return {
+        "xaxis": {"title": {"text": x_title}, "type": "log"},
+        "yaxis": {"title": {"text": y_title}, "type": "log"},
+    }
+
+
 def view(label: str, visible: list[bool], relayout: dict[str, Any] | None = None) -> dict[str, Any]:
     """One dropdown button or slider step: show the traces ``visible`` marks and apply
     ``relayout`` (e.g. ``{"title.text": ...}``), e.g. ``view("H100", [True, False])``."""

@@ -328,40 +328,20 @@ def knob_effects(
             color = _PALETTE[i % len(_PALETTE)]
             name = f"{setting}={v}"
             custom = np.column_stack([s["preemptions"], s["ttft_p95_s"]])
-            fig.add_trace(
-                _line(
-                    s["concurrency"],
-                    s["output_tokens_per_s"],
-                    name,
-                    color,
-                    mode="lines+markers",
-                    legendgroup=name,
-                    visible=k == 0,
-                    customdata=custom,
-                    hover="c=%{x}: %{y:,.0f} tokens/s, preemptions "
-                    "%{customdata[0]}<extra>" + name + "</extra>",
-                ),
-                row=1,
-                col=1,
-            )
-            fig.add_trace(
-                _line(
-                    s["concurrency"],
-                    s["e2e_p95_s"],
-                    name,
-                    color,
-                    dash="dot",
-                    mode="lines+markers",
-                    legendgroup=name,
-                    showlegend=False,
-                    visible=k == 0,
-                    customdata=custom,
-                    hover="c=%{x}: p95 e2e %{y:.1f} s, p95 TTFT "
-                    "%{customdata[1]:.1f} s<extra>" + name + "</extra>",
-                ),
-                row=2,
-                col=1,
-            )
+            for row, col, dash, hover in (
+                (1, "output_tokens_per_s", "solid",
+                 "%{y:,.0f} tokens/s, preemptions %{customdata[0]}"),
+                (2, "e2e_p95_s", "dot", "p95 e2e %{y:.1f} s, p95 TTFT %{customdata[1]:.1f} s"),
+            ):  # fmt: skip
+                fig.add_trace(
+                    _line(
+                        s["concurrency"], s[col], name, color, dash=dash, mode="lines+markers",
+                        legendgroup=name, showlegend=row == 1, visible=k == 0, customdata=custom,
+                        hover=f"c=%{{x}}: {hover}<extra>{name}</extra>",
+                    ),
+                    row=row,
+                    col=1,
+                )  # fmt: skip
     starts = np.cumsum([0, *counts])
     total = int(starts[-1])
     buttons = [
@@ -404,31 +384,15 @@ def knob_sweeps(
             continue
         s = s.sort_values("concurrency")
         colour = _PALETTE[i % len(_PALETTE)]
-        fig.add_trace(
-            _line(
-                s["concurrency"],
-                s["output_tokens_per_s"],
-                label,
-                colour,
-                mode="lines+markers",
-                legendgroup=label,
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            _line(
-                s["concurrency"],
-                s["e2e_p95_s"],
-                label,
-                colour,
-                mode="lines+markers",
-                legendgroup=label,
-                showlegend=False,
-            ),
-            row=1,
-            col=2,
-        )
+        for col, y in ((1, "output_tokens_per_s"), (2, "e2e_p95_s")):
+            fig.add_trace(
+                _line(
+                    s["concurrency"], s[y], label, colour, mode="lines+markers",
+                    legendgroup=label, showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )  # fmt: skip
         knee = stats.sweep_knee(s, throughput_column="output_tokens_per_s")
         if knee is not None and knee.knee_index is not None:
             k = s.iloc[knee.knee_index]

@@ -24,6 +24,7 @@ from infphys.catalog import (
 )
 from infphys.plots._chapter import batch_grid as _batch_grid
 from infphys.plots._chapter import chapter_layout as _layout
+from infphys.plots._chapter import log_log as _log_log
 from infphys.plots._chapter import title as _title
 from infphys.plots._chapter import view as _view
 from infphys.plots._chapter import visible as _visible
@@ -193,8 +194,7 @@ def cost_curves(
         fig,
         first_title,
         height=540,
-        xaxis={"title": {"text": "concurrent users (batch)"}, "type": "log"},
-        yaxis={"title": {"text": "$ per million output tokens"}, "type": "log"},
+        **_log_log("concurrent users (batch)", "$ per million output tokens"),
         yaxis2={
             "title": {"text": "tokens/s per user"},
             "overlaying": "y",

@@ -29,6 +29,7 @@ from infphys.catalog import (
 )
 from infphys.plots._chapter import batch_grid as _batch_grid
 from infphys.plots._chapter import chapter_layout as _layout
+from infphys.plots._chapter import log_log as _log_log
 from infphys.plots._chapter import title as _title
 from infphys.plots._chapter import view as _view
 from infphys.plots._chapter import visible as _visible
@@ -208,8 +209,7 @@ def kv_sequence_growth(
         fig,
         per_seq_title,
         height=500,
-        xaxis={"title": {"text": "tokens in the sequence (prompt + output)"}, "type": "log"},
-        yaxis={"title": {"text": "GB (10⁹ bytes), log scale"}, "type": "log"},
+        **_log_log("tokens in the sequence (prompt + output)", "GB (10⁹ bytes), log scale"),
         buttons=buttons,
     )
     return fig

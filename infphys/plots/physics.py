@@ -35,6 +35,7 @@ from infphys.catalog import (
     get_model,
     get_precision,
 )
+from infphys.plots._chapter import log_log as _log_log
 from infphys.plots._chapter import view as _view
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import TEMPLATE
@@ -469,8 +470,7 @@ def decode_roofline(
         height=540,
         shapes=shapes0,
         annotations=notes0,
-        xaxis={"title": {"text": "batch (sequences decoding together)"}, "type": "log"},
-        yaxis={"title": {"text": "decode tokens/s"}, "type": "log"},
+        **_log_log("batch (sequences decoding together)", "decode tokens/s"),
         legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0, "xanchor": "left"},
         updatemenus=[
             {

@@ -27,6 +27,7 @@ from infphys.catalog import (
     get_precision,
 )
 from infphys.plots._chapter import chapter_layout as _layout
+from infphys.plots._chapter import log_log as _log_log
 from infphys.plots._chapter import title as _title
 from infphys.plots._chapter import view as _view
 from infphys.plots._chapter import visible as _visible
@@ -174,8 +175,7 @@ def roofline_chart(
         fig,
         first_title,
         height=540,
-        xaxis={"title": {"text": "arithmetic intensity, FLOP per byte moved"}, "type": "log"},
-        yaxis={"title": {"text": "TFLOP/s reached"}, "type": "log"},
+        **_log_log("arithmetic intensity, FLOP per byte moved", "TFLOP/s reached"),
         buttons=buttons,
     )
     return fig
