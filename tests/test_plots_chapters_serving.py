@@ -15,14 +15,17 @@ import numpy as np
 import pytest
 from figures import traces
 
+from infphys.analysis.load import goodput_by_level
 from infphys.analysis.serving import (
     DEFAULT_OUTPUT_TOKENS,
     DEFAULT_PROMPT_TOKENS,
     budget_sweep,
     closed_sweep,
     grid_split,
+    open_loop_runs,
 )
 from infphys.plots import batching, capacity, session, token_budget
+from infphys.stats import summarize
 
 SMALL_LEVELS = (1, 4, 16, 64, 256, 512)
 
@@ -77,18 +80,20 @@ def test_goodput_collapses_past_saturation_while_throughput_holds() -> None:
     # 200 requests at 4× the saturated rate: arrivals outrun the engine by 3× for the whole run,
     # so the queue (and every later request's TTFT) grows from the start. (At 2× a run this
     # short still meets the SLO for most requests: the queue needs time to build.)
-    fig = capacity.goodput_vs_rate(loads=(0.5, 4.0), requests=200, slos=((0.5, 0.05),))
-    (completed, goodput, attainment) = (
-        np.asarray(traces(fig, name)[0].y, dtype=float)
-        for name in (
-            "completed requests/s (drain included)",
-            "goodput (met the SLO)/s",
-            "SLO attainment, %",
-        )
-    )
+    runs = open_loop_runs(
+        "llama-3.1-8b", "h100-sxm", (0.5, 4.0), 200, DEFAULT_PROMPT_TOKENS,
+        DEFAULT_OUTPUT_TOKENS, 2,
+    )  # fmt: skip
+    completed = summarize(runs)["throughput_req_per_s"].to_numpy()
+    met = goodput_by_level(runs, ttft_slo_s=0.5, tpot_slo_s=0.05)
+    goodput, attainment = met["goodput_per_s"].to_numpy(), met["attainment"].to_numpy() * 100
     assert completed[1] >= 0.8 * completed[0]  # the GPU keeps completing requests ...
     assert goodput[1] < 0.5 * goodput[0]  # ... most of them too late
     assert attainment[0] > 95 and attainment[1] < 50
+    # The figure draws these runs (its default seed is 2).
+    fig = capacity.goodput_vs_rate(loads=(0.5, 4.0), requests=200, slos=((0.5, 0.05),))
+    assert list(traces(fig, "goodput (met the SLO)/s")[0].y) == pytest.approx(goodput)
+    assert list(traces(fig, "SLO attainment, %")[0].y) == pytest.approx(attainment)
 
 
 def test_time_split_answer_length_dominates() -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "grid_split",
     "mean_context",
     "non_default",
+    "open_loop_runs",
     "run_frame",
     "saturated_rate_per_s",
     "scenario_name",
@@ -189,6 +190,38 @@ def budget_sweep(
             }
         )
     return pd.DataFrame(rows)
+
+
+@functools.lru_cache(maxsize=8)
+def open_loop_runs(
+    model: str,
+    gpu: str,
+    loads: tuple[float, ...],
+    requests: int,
+    prompt_tokens: tuple[int, int],
+    max_tokens: tuple[int, int],
+    seed: int,
+) -> pd.DataFrame:
+    """Simulated open-loop runs (Poisson arrivals, ``requests`` each) at offered rates that
+    are the fractions ``loads`` of :func:`saturated_rate_per_s`, as one records frame: level
+    k is ``loads[k]``, its ``rate_per_s`` the offered rate. Cached: do not modify the frame.
+
+    Worked example: an engine that saturates at 10 requests/s, ``loads=(0.5, 2.0)``: two runs
+    offered 5 and 20 requests/s; past saturation the second's queue grows for the whole run.
+    """
+    cfg = engine_config(model, gpu)
+    cap = saturated_rate_per_s(model, gpu, prompt_tokens, max_tokens)
+    frames = []
+    for k, f in enumerate(loads):
+        w = Workload.open(
+            rate_per_s=cap * float(f), requests=requests, prompt_tokens=prompt_tokens[0],
+            prompt_tokens_max=prompt_tokens[1], max_tokens=max_tokens[0],
+            max_tokens_max=max_tokens[1], seed=seed,
+        )  # fmt: skip
+        frame = run_frame(simulate(cfg, w, keep_chunk_times=False, timeseries=False))
+        frame["level"] = k
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 
 @functools.lru_cache(maxsize=8)

@@ -21,13 +21,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from infphys import fmt, planning, stats
+from infphys.analysis.load import goodput_by_level
 from infphys.analysis.serving import (
     DEFAULT_OUTPUT_TOKENS,
     DEFAULT_PROMPT_TOKENS,
     closed_sweep,
     engine_config,
     non_default,
-    run_frame,
+    open_loop_runs,
     saturated_rate_per_s,
 )
 from infphys.plots._chapter import serving_layout as _layout
@@ -37,8 +38,6 @@ from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _style_layout
 from infphys.plots._style import line as _line
-from infphys.sim.virtual import simulate
-from infphys.sim.workload import Workload
 
 __all__ = [
     "capacity_plan",
@@ -78,17 +77,11 @@ def goodput_vs_rate(
         raise ValueError("slos must hold at least one (ttft_s, tpot_s) pair")
     cfg = engine_config(model, gpu)
     cap = saturated_rate_per_s(model, gpu, prompt_tokens, max_tokens)
-    frames: dict[float, pd.DataFrame] = {}
-    for f in loads:
-        rate = cap * float(f)
-        w = Workload.open(
-            rate_per_s=rate, requests=requests, prompt_tokens=prompt_tokens[0],
-            prompt_tokens_max=prompt_tokens[1], max_tokens=max_tokens[0],
-            max_tokens_max=max_tokens[1], seed=seed,
-        )  # fmt: skip
-        frames[rate] = run_frame(simulate(cfg, w, keep_chunk_times=False, timeseries=False))
-    rates = sorted(frames)
-    tput = [stats.throughput(frames[r]).requests_per_s for r in rates]
+    runs = open_loop_runs(
+        model, gpu, tuple(float(f) for f in loads), requests, prompt_tokens, max_tokens, seed
+    )
+    s = stats.summarize(runs).sort_values("rate_per_s")
+    rates, tput = s["rate_per_s"].tolist(), s["throughput_req_per_s"].tolist()
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
         _line(
@@ -104,14 +97,15 @@ def goodput_vs_rate(
     )
     labels: list[str] = []
     for k, (ttft_slo, tpot_slo) in enumerate(slos):
-        gp = [stats.goodput(frames[r], ttft_slo_s=ttft_slo, tpot_slo_s=tpot_slo) for r in rates]
+        gp = goodput_by_level(runs, ttft_slo_s=ttft_slo, tpot_slo_s=tpot_slo)
+        gp = gp.sort_values("rate_per_s")
         label = f"TTFT ≤ {fmt.ms(ttft_slo, 0)}, TPOT ≤ {fmt.ms(tpot_slo, 0)}"
         labels.append(label)
         vis = k == 0
         fig.add_trace(
             _line(
                 rates,
-                [g.goodput_per_s for g in gp],
+                gp["goodput_per_s"],
                 "goodput (met the SLO)/s",
                 _PALETTE[2],
                 width=3,
@@ -124,7 +118,7 @@ def goodput_vs_rate(
         fig.add_trace(
             _line(
                 rates,
-                [g.attainment * 100 for g in gp],
+                gp["attainment"] * 100,
                 "SLO attainment, %",
                 _PALETTE[1],
                 dash="dash",
