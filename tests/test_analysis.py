@@ -59,11 +59,16 @@ def test_closed_loop_vs_little_by_hand() -> None:
     assert t["error_%"].tolist() == [0.0, 5.0]
 
 
-def _grid_record(i: int, ttft_s: float, e2e_s: float, tokens: int) -> RequestRecord:
-    labels = {"level": 0, "prompt_tokens_asked": 256, "max_tokens": 128}
-    return RequestRecord(
-        i, 0.0, first_token_s=ttft_s, end_s=e2e_s, completion_tokens=tokens, labels=labels
-    )
+def _records(rows: list[tuple[float, float, int, int]], **labels: int) -> list[RequestRecord]:
+    """One request per (TTFT s, e2e s, tokens, level) row, sent at 0 s, with ``labels``;
+    level k is at concurrency 4 × (k + 1)."""
+    return [
+        RequestRecord(
+            i, 0.0, first_token_s=ttft, end_s=e2e, completion_tokens=n,
+            labels={"level": lv, "concurrency": 4 * (lv + 1), **labels},
+        )
+        for i, (ttft, e2e, n, lv) in enumerate(rows)
+    ]  # fmt: skip
 
 
 def test_token_budget_split_is_the_median_of_each_requests_decode_time() -> None:
@@ -74,13 +79,12 @@ def test_token_budget_split_is_the_median_of_each_requests_decode_time() -> None
     # Median TTFT 60 ms; median decode median(1270, 756, 1280) = 1,270 ms. The shortcuts differ:
     # median e2e − median TTFT = 1,320 − 60 = 1,260 ms; 127 × median TPOT (10.08 ms) = 1,280 ms.
     # A warm-up request and a failed one are left out.
-    rows = [
-        _grid_record(0, 0.050, 1.320, 128),
-        _grid_record(1, 0.060, 0.816, 64),
-        _grid_record(2, 0.300, 1.580, 128),
-        _grid_record(3, 0.001, 9.000, 128),
-        _grid_record(4, 0.001, 9.000, 1),
-    ]
+    cell = {"prompt_tokens_asked": 256, "max_tokens": 128}
+    rows = _records(
+        [(0.050, 1.320, 128, 0), (0.060, 0.816, 64, 0), (0.300, 1.580, 128, 0),
+         (0.001, 9.000, 128, 0), (0.001, 9.000, 1, 0)],
+        **cell,
+    )  # fmt: skip
     rows[3].warmup = True
     rows[4].status, rows[4].error_class = "failed", "timeout"
     split = analysis.token_budget_split(records_to_frame(rows))
@@ -94,23 +98,13 @@ def test_token_budget_split_of_a_run_that_is_not_a_grid_is_empty() -> None:
     assert analysis.token_budget_split(records_to_frame(rows)).empty
 
 
-def _level_record(i: int, level: int, ttft_s: float, e2e_s: float) -> RequestRecord:
-    labels = {"level": level, "concurrency": 4 * (level + 1)}
-    return RequestRecord(
-        i, 0.0, first_token_s=ttft_s, end_s=e2e_s, completion_tokens=8, labels=labels
-    )
-
-
 def test_ttft_decode_by_level_by_hand() -> None:
     # Concurrency 4: (TTFT, e2e) = (0.10, 0.50), (0.12, 0.60), (0.30, 0.62) s: median TTFT
     # 0.12 s, median decode median(0.40, 0.48, 0.32) = 0.40 s. Concurrency 8: one request,
     # 0.2 s then 0.9 s: decode 0.7 s.
-    rows = [
-        _level_record(0, 0, 0.10, 0.50),
-        _level_record(1, 0, 0.12, 0.60),
-        _level_record(2, 0, 0.30, 0.62),
-        _level_record(3, 1, 0.20, 0.90),
-    ]
+    rows = _records(
+        [(0.10, 0.50, 8, 0), (0.12, 0.60, 8, 0), (0.30, 0.62, 8, 0), (0.20, 0.90, 8, 1)]
+    )
     t = analysis.ttft_decode_by_level(records_to_frame(rows))
     assert t["concurrency"].tolist() == [4, 8]
     assert t["requests"].tolist() == [3, 1]
@@ -121,15 +115,10 @@ def test_ttft_decode_by_level_by_hand() -> None:
 def test_errors_by_level_by_hand() -> None:
     # Concurrency 4: 2 ok, 1 timeout, 1 http_5xx, 1 incomplete: 4 finished, so timeout 25 %,
     # http_5xx 25 %, incomplete 1 / 5 = 20 %. Concurrency 8: 4 ok, no errors: 0 % each.
-    at4 = {"level": 0, "concurrency": 4}
-    rows = [
-        _level_record(0, 0, 0.1, 0.5),
-        _level_record(1, 0, 0.1, 0.5),
-        RequestRecord(2, 0.0, end_s=1.0, status="failed", error_class="timeout", labels=at4),
-        RequestRecord(3, 0.0, end_s=1.0, status="failed", error_class="http_5xx", labels=at4),
-        RequestRecord(4, 0.0, status="incomplete", labels=at4),
-        *(_level_record(5 + i, 1, 0.1, 0.5) for i in range(4)),
-    ]
+    rows = _records([(0.1, 0.5, 8, 0)] * 5 + [(0.1, 0.5, 8, 1)] * 4)
+    for r, error in zip(rows[2:4], ("timeout", "http_5xx"), strict=True):
+        r.first_token_s, r.status, r.error_class = None, "failed", error
+    rows[4].status = "incomplete"
     t = analysis.errors_by_level(records_to_frame(rows))
     assert t.columns.tolist() == ["concurrency", "http_5xx", "timeout", "incomplete"]
     assert t.to_numpy(dtype=float).ravel().tolist() == pytest.approx(

@@ -93,67 +93,26 @@ def concurrency_sweep(
         custom = np.column_stack(
             [s["tpot_p50_s"] * 1e3, s["throughput_req_per_s"], pre, s["ttft_p95_s"]]
         )
-        fig.add_trace(
-            _line(
-                x,
-                s["output_tokens_per_s"],
-                "output tokens/s (all users)",
-                _PALETTE[0],
-                width=3,
-                mode="lines+markers",
-                visible=vis,
-                customdata=custom,
-                hover="c=%{x}: %{y:,.0f} tokens/s, %{customdata[1]:.1f} requests/s"
-                "<br>median TPOT %{customdata[0]:.1f} ms, preemptions %{customdata[2]}"
-                "<extra></extra>",
-            ),
-            row=1,
-            col=1,
-            secondary_y=False,
-        )
-        fig.add_trace(
-            _line(
-                x,
-                s["tokens_per_s_per_user"],
-                "tokens/s per user (1 / median TPOT)",
-                _GREY,
-                dash="dot",
-                mode="lines+markers",
-                visible=vis,
-                hover="c=%{x}: %{y:.0f} tokens/s per user<extra></extra>",
-            ),
-            row=1,
-            col=1,
-            secondary_y=True,
-        )
-        fig.add_trace(
-            _line(
-                x,
-                s["e2e_p95_s"],
-                "p95 end-to-end",
-                _PALETTE[1],
-                width=3,
-                mode="lines+markers",
-                visible=vis,
-                hover="c=%{x}: p95 e2e %{y:.2f} s<extra></extra>",
-            ),
-            row=2,
-            col=1,
-        )
-        fig.add_trace(
-            _line(
-                x,
-                s["ttft_p95_s"],
-                "p95 TTFT",
-                _PALETTE[4],
-                dash="dash",
-                mode="lines+markers",
-                visible=vis,
-                hover="c=%{x}: p95 TTFT %{y:.3f} s<extra></extra>",
-            ),
-            row=2,
-            col=1,
-        )
+        for col, name, colour, dash, width, row, right, hover in (
+            ("output_tokens_per_s", "output tokens/s (all users)", _PALETTE[0], "solid", 3, 1,
+             False, "%{y:,.0f} tokens/s, %{customdata[1]:.1f} requests/s<br>median TPOT "
+             "%{customdata[0]:.1f} ms, preemptions %{customdata[2]}"),
+            ("tokens_per_s_per_user", "tokens/s per user (1 / median TPOT)", _GREY, "dot", 2,
+             1, True, "%{y:.0f} tokens/s per user"),
+            ("e2e_p95_s", "p95 end-to-end", _PALETTE[1], "solid", 3, 2, None,
+             "p95 e2e %{y:.2f} s"),
+            ("ttft_p95_s", "p95 TTFT", _PALETTE[4], "dash", 2, 2, None, "p95 TTFT %{y:.3f} s"),
+        ):  # fmt: skip
+            fig.add_trace(
+                _line(
+                    x, s[col], name, colour, dash=dash, width=width, mode="lines+markers",
+                    visible=vis, customdata=custom if col == "output_tokens_per_s" else None,
+                    hover=f"c=%{{x}}: {hover}<extra></extra>",
+                ),
+                row=row,
+                col=1,
+                secondary_y=right,
+            )  # fmt: skip
         knee = stats.sweep_knee(s, x="concurrency", throughput_column="output_tokens_per_s")
         shapes: list[dict[str, Any]] = []
         notes: list[dict[str, Any]] = []

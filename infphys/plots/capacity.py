@@ -102,32 +102,19 @@ def goodput_vs_rate(
         label = f"TTFT ≤ {fmt.ms(ttft_slo, 0)}, TPOT ≤ {fmt.ms(tpot_slo, 0)}"
         labels.append(label)
         vis = k == 0
-        fig.add_trace(
-            _line(
-                rates,
-                gp["goodput_per_s"],
-                "goodput (met the SLO)/s",
-                _PALETTE[2],
-                width=3,
-                mode="lines+markers",
-                visible=vis,
-                hover="offered %{x:.2f}/s: goodput %{y:.2f}/s<extra></extra>",
-            ),
-            secondary_y=False,
-        )
-        fig.add_trace(
-            _line(
-                rates,
-                gp["attainment"] * 100,
-                "SLO attainment, %",
-                _PALETTE[1],
-                dash="dash",
-                mode="lines+markers",
-                visible=vis,
-                hover="offered %{x:.2f}/s: %{y:.0f}% met the SLO<extra></extra>",
-            ),
-            secondary_y=True,
-        )
+        for y, name, colour, dash, width, right, hover in (
+            (gp["goodput_per_s"], "goodput (met the SLO)/s", _PALETTE[2], "solid", 3, False,
+             "goodput %{y:.2f}/s"),
+            (gp["attainment"] * 100, "SLO attainment, %", _PALETTE[1], "dash", 2, True,
+             "%{y:.0f}% met the SLO"),
+        ):  # fmt: skip
+            fig.add_trace(
+                _line(
+                    rates, y, name, colour, dash=dash, width=width, mode="lines+markers",
+                    visible=vis, hover=f"offered %{{x:.2f}}/s: {hover}<extra></extra>",
+                ),
+                secondary_y=right,
+            )  # fmt: skip
     n = 1 + 2 * len(slos)
     buttons = [
         {
