@@ -30,6 +30,7 @@ from infphys.analysis.serving import (
     engine_config,
     mean_context,
     scenario_name,
+    static_vs_continuous,
 )
 from infphys.plots._chapter import log_note as _log_note
 from infphys.plots._chapter import log_vline as _log_vline
@@ -203,39 +204,12 @@ def continuous_vs_static(
     per request: waiting, then streaming its own tokens, then (static only) padding until its
     batch ends.
     """
-    if batch < 1 or requests < batch:
-        raise ValueError(f"need 1 <= batch <= requests (got batch={batch}, requests={requests})")
-    cfg = engine_config(model, gpu).with_(max_num_seqs=batch)
+    cfg = engine_config(model, gpu)
     lo, hi = max_tokens
-    w = Workload.offline(
-        requests=requests, prompt_tokens=prompt_tokens, max_tokens=lo, max_tokens_max=hi,
-        seed=seed,
-    )  # fmt: skip
-    sizes = w.sizes()
-    useful = [m for _, m in sizes]
-    cont = simulate(cfg, w, keep_chunk_times=False, timeseries=False)
-    cont_rec = {r.request_id: r for r in cont.records}
-
-    # Static: batch k starts when batch k-1 ends; its requests stream their own tokens, then pad.
-    static_rows: list[tuple[int, float, float, float, float]] = []  # id, start, first, own, end
-    t0 = 0.0
-    for b0 in range(0, requests, batch):
-        ids = list(range(b0, min(b0 + batch, requests)))
-        longest = max(useful[i] for i in ids)
-        run = simulate(
-            cfg,
-            Workload.offline(requests=len(ids), prompt_tokens=prompt_tokens, max_tokens=longest),
-            keep_chunk_times=True,
-            timeseries=False,
-        )
-        recs = sorted(run.records, key=lambda r: r.request_id)
-        end = t0 + max(r.end_s or 0.0 for r in recs)
-        for i, r in zip(ids, recs, strict=True):
-            own = t0 + r.chunk_times_s[useful[i] - 1]
-            static_rows.append((i, t0, t0 + (r.first_token_s or 0.0), own, end))
-        t0 = end
-    makespan_static = t0
-    makespan_cont = max(r.end_s or 0.0 for r in cont.records)
+    d = static_vs_continuous(model, gpu, requests, batch, prompt_tokens, max_tokens, seed)
+    useful = d["tokens"].tolist()
+    makespan_static = float(d["static_end_s"].max())
+    makespan_cont = float(d["continuous_end_s"].max())
     tokens = sum(useful)
 
     fig = make_subplots(
@@ -261,25 +235,27 @@ def continuous_vs_static(
                 row=row, col=1,
             )  # fmt: skip
 
-    srt = sorted(static_rows)
+    zero = [0.0] * requests
+    first, own, end = (
+        d[c].tolist() for c in ("static_first_s", "static_own_end_s", "static_end_s")
+    )
     bars(
         1,
         [
-            ("waiting + prefill", _LIGHT, [0.0] * requests, [r[2] for r in srt], True),
-            ("streaming its tokens", _PALETTE[0], [r[2] for r in srt],
-             [r[3] - r[2] for r in srt], True),
-            ("padding (slot held, no useful token)", _PALETTE[1], [r[3] for r in srt],
-             [r[4] - r[3] for r in srt], True),
+            ("waiting + prefill", _LIGHT, zero, first, True),
+            ("streaming its tokens", _PALETTE[0], first,
+             [o - f for o, f in zip(own, first, strict=True)], True),
+            ("padding (slot held, no useful token)", _PALETTE[1], own,
+             [e - o for e, o in zip(end, own, strict=True)], True),
         ],
     )  # fmt: skip
-    recs = [cont_rec[i] for i in range(requests)]
-    first = [r.first_token_s or 0.0 for r in recs]
+    first, end = d["continuous_first_s"].tolist(), d["continuous_end_s"].tolist()
     bars(
         2,
         [
-            ("waiting + prefill", _LIGHT, [0.0] * requests, first, False),
+            ("waiting + prefill", _LIGHT, zero, first, False),
             ("streaming its tokens", _PALETTE[0], first,
-             [(r.end_s or 0.0) - f for r, f in zip(recs, first, strict=True)], False),
+             [e - f for e, f in zip(end, first, strict=True)], False),
         ],
     )  # fmt: skip
     fig.update_yaxes(autorange="reversed", tickfont={"size": 9})
