@@ -23,6 +23,7 @@ from infphys.analysis.serving import (
     closed_sweep,
     grid_split,
     open_loop_runs,
+    stalled_request,
     static_vs_continuous,
 )
 from infphys.plots import batching, capacity, session, token_budget
@@ -132,11 +133,16 @@ def test_capacity_plan_fp8_serves_more_users_per_gpu() -> None:
 
 
 def test_request_anatomy_tpot_is_the_mean_gap() -> None:
+    # The figure's defaults: prompts of 128–4,096 tokens, 48-token answers, seed 4.
+    r = stalled_request("llama-3.1-8b", "h100-sxm", 8, 24, (128, 4096), 48, 4)
+    gaps_s = np.diff(np.asarray(r.chunk_times_s))
+    # TPOT = (e2e − TTFT) / (N − 1): the mean of the N − 1 gaps between its tokens.
+    assert r.tpot_s == pytest.approx(gaps_s.mean(), rel=0.02)
+    assert gaps_s.max() > 2 * np.median(gaps_s)  # the request shown was stalled by a prefill
     fig = token_budget.request_anatomy(concurrency=8, requests=24)
     gaps = np.asarray(traces(fig, "ITL: one gap")[0].y, dtype=float)
-    tpot_line = fig.layout.shapes[0].y0
-    assert tpot_line == pytest.approx(gaps.mean(), rel=0.02)
-    assert gaps.max() > 2 * np.median(gaps)  # the request shown was stalled by a prefill
+    assert gaps == pytest.approx(gaps_s * 1e3)  # ms
+    assert fig.layout.shapes[0].y0 == pytest.approx((r.tpot_s or 0.0) * 1e3)
 
 
 def test_session_plan_lists_the_registry_exercises() -> None:

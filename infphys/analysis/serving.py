@@ -18,11 +18,12 @@ import functools
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from infphys import stats
 from infphys.analysis.load import token_budget_split
-from infphys.records import records_to_frame
+from infphys.records import RequestRecord, records_to_frame
 from infphys.sim.config import EngineConfig
 from infphys.sim.sweeps import sweep
 from infphys.sim.virtual import SimResult, simulate
@@ -45,6 +46,7 @@ __all__ = [
     "run_frame",
     "saturated_rate_per_s",
     "scenario_name",
+    "stalled_request",
     "static_vs_continuous",
 ]
 
@@ -280,6 +282,45 @@ def static_vs_continuous(
             )
         t0 = end
     return pd.DataFrame(rows)
+
+
+def stalled_request(
+    model: str,
+    gpu: str,
+    concurrency: int,
+    requests: int,
+    prompt_tokens: tuple[int, int],
+    max_tokens: int,
+    seed: int,
+) -> RequestRecord:
+    """The most stalled request of a busy simulated engine: a closed loop of ``concurrency``
+    requests with prompts uniform in ``prompt_tokens`` (so other requests' prefills land in
+    the middle of some streams) and ``max_tokens`` answers; of the measured successful
+    requests with at least 8 tokens, the one whose longest gap between tokens is the largest
+    multiple of its median gap.
+
+    Worked example: gaps of 10, 10, 10 and 60 ms score 6; gaps of 12, 12, 12 and 36 ms score
+    3; the first is picked.
+    """
+    cfg = engine_config(model, gpu)
+    w = Workload.closed(
+        concurrency=concurrency, requests=requests, warmup=concurrency,
+        prompt_tokens=prompt_tokens[0], prompt_tokens_max=prompt_tokens[1],
+        max_tokens=max_tokens, seed=seed,
+    )  # fmt: skip
+    records = simulate(cfg, w, keep_chunk_times=True, timeseries=False).records
+    best: RequestRecord | None = None
+    score = -1.0
+    for r in records:
+        if r.warmup or r.status != "ok" or len(r.chunk_times_s) < 8:
+            continue
+        gaps = np.diff(np.asarray(r.chunk_times_s))
+        ratio = float(gaps.max() / np.median(gaps))
+        if ratio > score:
+            best, score = r, ratio
+    if best is None:
+        raise ValueError("max_tokens: no request with at least 8 tokens to show")
+    return best
 
 
 @functools.lru_cache(maxsize=8)

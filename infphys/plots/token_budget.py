@@ -20,16 +20,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from infphys import fmt
-from infphys.analysis.serving import budget_sweep, engine_config, grid_split
+from infphys.analysis.serving import budget_sweep, engine_config, grid_split, stalled_request
 from infphys.plots._chapter import serving_layout as _layout
 from infphys.plots._chapter import title as _title
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import line as _line
-from infphys.records import RequestRecord
-from infphys.sim.virtual import SimResult, simulate
-from infphys.sim.workload import Workload
 
 __all__ = [
     "chunked_prefill",
@@ -191,22 +188,6 @@ def chunked_prefill(
 # --- glossary: one request ----------------------------------------------------------------------
 
 
-def _pick_stalled(records: Sequence[RequestRecord]) -> RequestRecord:
-    """The measured request whose longest gap is largest relative to its median gap."""
-    best: RequestRecord | None = None
-    score = -1.0
-    for r in records:
-        if r.warmup or r.status != "ok" or len(r.chunk_times_s) < 8:
-            continue
-        gaps = np.diff(np.asarray(r.chunk_times_s))
-        ratio = float(gaps.max() / np.median(gaps))
-        if ratio > score:
-            best, score = r, ratio
-    if best is None:
-        raise ValueError("no request with at least 8 tokens to show")
-    return best
-
-
 def request_anatomy(
     model: str = "llama-3.1-8b",
     gpu: str = "h100-sxm",
@@ -226,13 +207,7 @@ def request_anatomy(
     one average that the identity e2e = TTFT + (N − 1) × TPOT uses.
     """
     cfg = engine_config(model, gpu)
-    w = Workload.closed(
-        concurrency=concurrency, requests=requests, warmup=concurrency,
-        prompt_tokens=prompt_tokens[0], prompt_tokens_max=prompt_tokens[1],
-        max_tokens=max_tokens, seed=seed,
-    )  # fmt: skip
-    res: SimResult = simulate(cfg, w, keep_chunk_times=True, timeseries=False)
-    r = _pick_stalled(res.records)
+    r = stalled_request(model, gpu, concurrency, requests, prompt_tokens, max_tokens, seed)
     t0 = r.sent_s
     ticks = [(t - t0) * 1e3 for t in r.chunk_times_s]
     ttft = (r.ttft_s or 0.0) * 1e3
