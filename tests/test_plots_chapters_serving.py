@@ -23,6 +23,7 @@ from infphys.analysis.serving import (
     closed_sweep,
     grid_split,
     open_loop_runs,
+    preemption_runs,
     stalled_request,
     static_vs_continuous,
 )
@@ -116,12 +117,16 @@ def test_time_split_answer_length_dominates() -> None:
 
 
 def test_preemption_timeline_fp8_kv_removes_preemptions() -> None:
-    fig = batching.preemption_timeline(concurrency=256, requests=300)
-    # One running count of preemptions per variant: BF16 KV first, then FP8 KV.
-    bf16, fp8 = traces(fig, "preemptions so far")[:2]
-    bf16_pre, fp8_pre = float(bf16.y[-1]), float(fp8.y[-1])
+    # The figure's defaults: 1,024-token prompts, answers of 1,024–3,072 tokens, seed 1.
+    runs = preemption_runs("llama-3.1-8b", "h100-sxm", 256, 300, 1024, (1024, 3072), 1)
+    assert [label for label, _, _ in runs][:2] == ["BF16 KV cache", "FP8 KV cache"]
+    bf16_pre, fp8_pre = (res.stats.preemptions for _, _, res in runs[:2])
     assert bf16_pre > 0
     assert fp8_pre < bf16_pre
+    # The figure's running counts end at each run's total.
+    fig = batching.preemption_timeline(concurrency=256, requests=300)
+    drawn = [float(t.y[-1]) for t in traces(fig, "preemptions so far")]
+    assert drawn == [res.stats.preemptions for _, _, res in runs]
 
 
 def test_capacity_plan_fp8_serves_more_users_per_gpu() -> None:

@@ -43,6 +43,7 @@ __all__ = [
     "mean_context",
     "non_default",
     "open_loop_runs",
+    "preemption_runs",
     "run_frame",
     "saturated_rate_per_s",
     "scenario_name",
@@ -321,6 +322,39 @@ def stalled_request(
     if best is None:
         raise ValueError("max_tokens: no request with at least 8 tokens to show")
     return best
+
+
+def preemption_runs(
+    model: str,
+    gpu: str,
+    concurrency: int,
+    requests: int,
+    prompt_tokens: int,
+    max_tokens: tuple[int, int],
+    seed: int,
+) -> list[tuple[str, EngineConfig, SimResult]]:
+    """The same closed loop of ``concurrency`` long conversations (``prompt_tokens`` in,
+    answers uniform in ``max_tokens``) on three engines: the default (BF16 KV cache), an FP8
+    KV cache (half the bytes per token) and ``max_num_seqs`` halved, the two remedies for
+    preemption that vLLM's tuning guide names. Each as (label, engine, run with its time
+    series).
+
+    Worked example: 256 chats of 1,024 + up to 3,072 tokens need about 1 M tokens of KV cache
+    at once; an engine holding less preempts, and one holding twice as many tokens (FP8)
+    preempts fewer or none.
+    """
+    base = engine_config(model, gpu)
+    half = base.max_num_seqs // 2
+    variants = (
+        ("BF16 KV cache", base),
+        ("FP8 KV cache", base.with_(kv_precision="fp8")),
+        (f"BF16, max_num_seqs={half}", base.with_(max_num_seqs=half)),
+    )
+    w = Workload.closed(
+        concurrency=concurrency, requests=requests, prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens[0], max_tokens_max=max_tokens[1], seed=seed,
+    )  # fmt: skip
+    return [(label, cfg, simulate(cfg, w, keep_chunk_times=False)) for label, cfg in variants]
 
 
 @functools.lru_cache(maxsize=8)

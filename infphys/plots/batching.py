@@ -29,6 +29,7 @@ from infphys.analysis.serving import (
     closed_sweep,
     engine_config,
     mean_context,
+    preemption_runs,
     scenario_name,
     static_vs_continuous,
 )
@@ -44,8 +45,6 @@ from infphys.plots._style import LIGHT as _LIGHT
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import line as _line
 from infphys.plots.sim import thin_timeseries
-from infphys.sim.virtual import simulate
-from infphys.sim.workload import Workload
 
 __all__ = [
     "concurrency_sweep",
@@ -291,51 +290,28 @@ def preemption_timeline(
     tuning guide names. Top: requests running and waiting; bottom: KV blocks in use (%) and
     the running count of preemptions. The title gives each run's throughput and p95 TTFT.
     """
-    base = engine_config(model, gpu)
-    variants = (
-        ("BF16 KV cache", base),
-        ("FP8 KV cache", base.with_(kv_precision="fp8")),
-        (f"BF16, max_num_seqs={base.max_num_seqs // 2}",
-         base.with_(max_num_seqs=base.max_num_seqs // 2)),
-    )  # fmt: skip
-    w = Workload.closed(
-        concurrency=concurrency, requests=requests, prompt_tokens=prompt_tokens,
-        max_tokens=max_tokens[0], max_tokens_max=max_tokens[1], seed=seed,
-    )  # fmt: skip
+    runs = preemption_runs(model, gpu, concurrency, requests, prompt_tokens, max_tokens, seed)
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
         specs=[[{}], [{"secondary_y": True}]],
     )  # fmt: skip
     per = 4
     titles: list[str] = []
-    for k, (label, cfg) in enumerate(variants):
-        res = simulate(cfg, w, keep_chunk_times=False)
+    for k, (label, cfg, res) in enumerate(runs):
         ts = thin_timeseries(res.timeseries, points=500)
         summ = res.summary()
-        vis = k == 0
-        t = ts["time_s"]
-        common = {"x": t, "mode": "lines", "line_shape": "hv", "visible": vis}
-        fig.add_trace(
-            go.Scatter(y=ts["running"], name="running (in the batch)",
-                       line={"color": _PALETTE[0], "width": 2}, **common),
-            row=1, col=1,
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(y=ts["waiting"], name="waiting (queued or preempted)",
-                       line={"color": _PALETTE[4], "width": 2}, **common),
-            row=1, col=1,
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(y=ts["kv_usage"] * 100, name="KV cache in use, %",
-                       line={"color": _PALETTE[2], "width": 2},
-                       **{**common, "line_shape": "linear"}),
-            row=2, col=1, secondary_y=False,
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(y=ts["preemptions_total"], name="preemptions so far",
-                       line={"color": _PALETTE[1], "width": 2, "dash": "dot"}, **common),
-            row=2, col=1, secondary_y=True,
-        )  # fmt: skip
+        for y, name, colour, dash, shape, row, right in (
+            (ts["running"], "running (in the batch)", _PALETTE[0], "solid", "hv", 1, None),
+            (ts["waiting"], "waiting (queued or preempted)", _PALETTE[4], "solid", "hv", 1, None),
+            (ts["kv_usage"] * 100, "KV cache in use, %", _PALETTE[2], "solid", "linear", 2, False),
+            (ts["preemptions_total"], "preemptions so far", _PALETTE[1], "dot", "hv", 2, True),
+        ):
+            fig.add_trace(
+                _line(ts["time_s"], y, name, colour, dash=dash, line_shape=shape, visible=k == 0),
+                row=row,
+                col=1,
+                secondary_y=right,
+            )
         titles.append(
             _title(
                 f"{cfg.model.name} on {cfg.gpu.name}, {concurrency} long chats: {label}",
@@ -345,10 +321,10 @@ def preemption_timeline(
                 f"{fmt.seconds(summ['ttft_p95_s'])}",
             )
         )
-    n = per * len(variants)
+    n = per * len(runs)
     buttons = [
         _view(label, _visible(n, per, k), {"title.text": titles[k]})
-        for k, (label, _) in enumerate(variants)
+        for k, (label, _, _) in enumerate(runs)
     ]
     fig.update_yaxes(title_text="requests", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="KV in use, %", range=[0, 105], row=2, col=1, secondary_y=False)
