@@ -1,11 +1,15 @@
-"""Simulated runs behind the serving chapters' figures: sweeps, grid cells, saturated rates.
+"""Simulated runs behind the serving chapters' figures: sweeps, grids, schedules, saturation.
 
 Each function runs the virtual-time simulator (:func:`infphys.sim.virtual.simulate`) on a small
-seeded workload and summarises it with :mod:`infphys.stats`; the figures in
-:mod:`infphys.plots.batching`, :mod:`infphys.plots.token_budget` and
-:mod:`infphys.plots.capacity` draw what these return. Runs are cached for the life of the
-process, so two figures over the same sweep simulate it once (the site builds every figure on
-each build, in under two minutes on two cores).
+seeded workload and summarises it with :mod:`infphys.stats` (and :mod:`infphys.analysis.load`);
+the figures in :mod:`infphys.plots.batching`, :mod:`infphys.plots.token_budget` and
+:mod:`infphys.plots.capacity` draw what these return: concurrency sweeps (:func:`closed_sweep`),
+a token grid's TTFT/decode split (:func:`grid_split`), chunked prefill per token budget
+(:func:`budget_sweep`), open-loop runs past saturation (:func:`open_loop_runs`), static against
+continuous batching (:func:`static_vs_continuous`), preemption remedies
+(:func:`preemption_runs`) and one stalled stream (:func:`stalled_request`). Sweeps are cached
+for the life of the process, so two figures over the same sweep simulate it once (the site
+builds every figure on each build, in under two minutes on two cores).
 
 Worked example: :func:`closed_sweep` at concurrency 1 and 64 for Llama 3.1 8B on an H100 runs
 48 and 128 measured requests and returns one :func:`infphys.stats.summarize` row per level, with
