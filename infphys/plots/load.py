@@ -97,6 +97,22 @@ def _load_axis(fig: Any, s: pd.DataFrame, xc: str, mark: str | None = None) -> N
     fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="log" if log_x else "linear")
 
 
+def _stacked_by_level(
+    t: pd.DataFrame, series: list[tuple[str, str, str, float]], y_title: str
+) -> Any:
+    """Stacked bars over a per-level table whose first column is the load (a category axis):
+    one bar series per (column, name, colour, scale)."""
+    xc = str(t.columns[0])
+    levels = [str(v) for v in t[xc]]
+    fig = go.Figure()
+    for col, name, colour, scale in series:
+        fig.add_trace(go.Bar(x=levels, y=t[col] * scale, name=name, marker={"color": colour}))
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="category")
+    fig.update_yaxes(title=y_title, rangemode="tozero")
+    return fig
+
+
 def _ms(v: pd.Series) -> pd.Series:
     return pd.to_numeric(v, errors="coerce") * 1e3
 
@@ -155,19 +171,17 @@ def error_rate_vs_load(data: RunData, *, x: str | None = None, title: str | None
     t = errors_by_level(data, x=x)
     if not len(t):
         return _empty(title, "no requests in this run")
-    xc = str(t.columns[0])
-    levels = [str(v) for v in t[xc]]
-    fig = go.Figure()
     classes = [str(c) for c in t.columns[1:-1]]
-    for i, cls in enumerate(classes):
-        fig.add_trace(
-            go.Bar(x=levels, y=t[cls], name=cls, marker={"color": _PALETTE[i % len(_PALETTE)]})
-        )
+    fig = _stacked_by_level(
+        t,
+        [(c, c, _PALETTE[i % len(_PALETTE)], 1.0) for i, c in enumerate(classes)],
+        "failed (% of finished requests)",
+    )
     incomplete = bool((t["incomplete"] > 0).any())
     if incomplete:
         fig.add_trace(
             go.Scatter(
-                x=levels,
+                x=[str(v) for v in t.iloc[:, 0]],
                 y=t["incomplete"],
                 mode="markers",
                 name="incomplete (% of sent, not an error)",
@@ -178,9 +192,6 @@ def error_rate_vs_load(data: RunData, *, x: str | None = None, title: str | None
         fig.add_annotation(
             text="no errors", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False
         )
-    fig.update_layout(barmode="stack")
-    fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="category")
-    fig.update_yaxes(title="failed (% of finished requests)", rangemode="tozero")
     return _layout(fig, title)
 
 
@@ -250,17 +261,14 @@ def ttft_decode_split(data: RunData, *, x: str | None = None, title: str | None 
     t = ttft_decode_by_level(data, x=x)
     if not len(t):
         return _empty(title, "no successful requests in this run")
-    xc = str(t.columns[0])
-    levels = [str(v) for v in t[xc]]
-    fig = go.Figure()
-    for col, name, colour in (
-        ("ttft_p50_s", "TTFT p50", _PALETTE[1]),
-        ("decode_p50_s", "decode (e2e − TTFT) p50", _PALETTE[0]),
-    ):
-        fig.add_trace(go.Bar(x=levels, y=t[col] * 1e3, name=name, marker={"color": colour}))
-    fig.update_layout(barmode="stack")
-    fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="category")
-    fig.update_yaxes(title="time (ms)", rangemode="tozero")
+    fig = _stacked_by_level(
+        t,
+        [
+            ("ttft_p50_s", "TTFT p50", _PALETTE[1], 1e3),
+            ("decode_p50_s", "decode (e2e − TTFT) p50", _PALETTE[0], 1e3),
+        ],
+        "time (ms)",
+    )
     return _layout(fig, title)
 
 
