@@ -64,7 +64,7 @@ def line(
     color: str,
     *,
     dash: str = "solid",
-    width: float = 2.0,
+    width: float = 2,
     mode: str = "lines",
     hover: str | None = None,
     **extra: Any,
@@ -77,18 +77,13 @@ def line(
 
     Example: ``fig.add_trace(line([1, 2, 4], [9.8, 5.1, 2.6], "p95", PALETTE[1], dash="dot"))``.
     """
-    marker = {"color": color, **extra.pop("marker", {})}
+    if "lines" in mode:
+        extra["line"] = {"color": color, "dash": dash, "width": width}
+    if "markers" in mode or "marker" in extra:
+        extra["marker"] = {"color": color, **extra.get("marker", {})}
     if hover is not None:
         extra["hovertemplate"] = hover
-    return go.Scatter(
-        x=x,
-        y=y,
-        name=name,
-        mode=mode,
-        line={"color": color, "dash": dash, "width": width},
-        marker=marker,
-        **extra,
-    )
+    return go.Scatter(x=x, y=y, name=name, mode=mode, **extra)
 
 
 def empty_figure(title: str, reason: str) -> Any:

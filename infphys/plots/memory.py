@@ -285,7 +285,8 @@ def precision_capacity(
         ):  # fmt: skip
             fig.add_bar(
                 x=labels, y=y, name=name, marker_color=colour, visible=visible, legendgroup="mem",
-                customdata=fits, hovertemplate=f"%{{x}}: {hover}<extra></extra>", row=1, col=1,
+                customdata=fits if "customdata" in hover else None,
+                hovertemplate=f"%{{x}}: {hover}<extra></extra>", row=1, col=1,
             )  # fmt: skip
         fig.add_trace(
             _line(

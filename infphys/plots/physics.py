@@ -103,38 +103,29 @@ def gpu_specs(gpus: Sequence[str | GPUSpec] | None = None, metric: str = "bandwi
     )
     names = [g.name for g in specs]
     fp8 = [(g.fp8_flops_per_s or 0.0) / 1e12 for g in specs]
+    ridge = [physics.ridge_point(g) for g in specs]
+    # key: (label, values, their text, the catalog field cited on hover)
     metrics: dict[str, tuple[str, list[float], list[str], str]] = {
-        "bandwidth": (
-            "Memory bandwidth",
-            [g.bandwidth_bytes_per_s / 1e12 for g in specs],
-            [fmt.tb_s(g.bandwidth_bytes_per_s) for g in specs],
-            "bandwidth_bytes_per_s",
-        ),
-        "memory": (
-            "Memory",
-            [g.memory_bytes / 1e9 for g in specs],
-            [fmt.gb(g.memory_bytes, 0) for g in specs],
-            "memory_bytes",
-        ),
-        "bf16": (
-            "Dense BF16",
-            [g.bf16_flops_per_s / 1e12 for g in specs],
-            [fmt.tflops(g.bf16_flops_per_s) for g in specs],
-            "bf16_flops_per_s",
-        ),
-        "fp8": (
-            "Dense FP8",
-            fp8,
-            [fmt.tflops(v * 1e12) if v else "no FP8" for v in fp8],
-            "fp8_flops_per_s",
-        ),
-        "ridge": (
-            "BF16 ridge point",
-            [physics.ridge_point(g) for g in specs],
-            [f"{fmt.num(physics.ridge_point(g), 0)} FLOP/byte" for g in specs],
-            "bf16_flops_per_s",
-        ),
-    }
+        key: (label, [getattr(g, field) / scale for g in specs],
+              [text(getattr(g, field)) for g in specs], field)
+        for key, label, field, scale, text in (
+            ("bandwidth", "Memory bandwidth", "bandwidth_bytes_per_s", 1e12, fmt.tb_s),
+            ("memory", "Memory", "memory_bytes", 1e9, lambda v: fmt.gb(v, 0)),
+            ("bf16", "Dense BF16", "bf16_flops_per_s", 1e12, fmt.tflops),
+        )
+    }  # fmt: skip
+    metrics["fp8"] = (
+        "Dense FP8",
+        fp8,
+        [fmt.tflops(v * 1e12) if v else "no FP8" for v in fp8],
+        "fp8_flops_per_s",
+    )
+    metrics["ridge"] = (
+        "BF16 ridge point",
+        ridge,
+        [f"{fmt.num(r, 0)} FLOP/byte" for r in ridge],
+        "bf16_flops_per_s",
+    )
     units = {
         "bandwidth": "TB/s (10¹² bytes/s)",
         "memory": "GB (10⁹ bytes)",
