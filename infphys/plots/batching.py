@@ -93,7 +93,7 @@ def concurrency_sweep(
         custom = np.column_stack(
             [s["tpot_p50_s"] * 1e3, s["throughput_req_per_s"], pre, s["ttft_p95_s"]]
         )
-        for col, name, colour, dash, width, row, right, hover in (
+        for col, series, colour, dash, width, row, right, hover in (
             ("output_tokens_per_s", "output tokens/s (all users)", _PALETTE[0], "solid", 3, 1,
              False, "%{y:,.0f} tokens/s, %{customdata[1]:.1f} requests/s<br>median TPOT "
              "%{customdata[0]:.1f} ms, preemptions %{customdata[2]}"),
@@ -105,7 +105,7 @@ def concurrency_sweep(
         ):  # fmt: skip
             fig.add_trace(
                 _line(
-                    x, s[col], name, colour, dash=dash, width=width, mode="lines+markers",
+                    x, s[col], series, colour, dash=dash, width=width, mode="lines+markers",
                     visible=vis, customdata=custom if col == "output_tokens_per_s" else None,
                     hover=f"c=%{{x}}: {hover}<extra></extra>",
                 ),
