@@ -49,6 +49,7 @@ def test_concurrency_sweep_marks_knee_and_cliff_and_queueing() -> None:
     fig = batching.concurrency_sweep(scenarios=(scenario,), levels=SMALL_LEVELS)
     (drawn,) = traces(fig, "output tokens/s (all users)")
     assert list(drawn.y) == pytest.approx(tput)
+    assert "Llama-3.1-8B BF16 on H100 SXM" in fig.layout.title.text  # the scenario drawn
     notes = " ".join(a.text for a in fig.layout.annotations)
     assert "knee" in notes and "p95 cliff" in notes and "max_num_seqs=256" in notes
 
