@@ -71,8 +71,9 @@ def _():
     from infphys.exercises import AnswerBook
     from infphys.exercises import ui
     from infphys.measure import run_sync, token_grid
-    from infphys.analysis import token_budget_table, token_costs
-    from infphys.plots.labs_load import token_budget_lines, token_budget_split
+    from infphys.analysis import token_budget_split, token_budget_table, token_costs
+    from infphys.plots.labs_load import token_budget_lines
+    from infphys.plots.token_budget import split_bars
     from infphys.plots.load import token_grid_heatmap
 
     ui.offline_note()
@@ -82,6 +83,7 @@ def _():
         fmt,
         os,
         run_sync,
+        split_bars,
         stats,
         token_budget_lines,
         token_budget_split,
@@ -205,8 +207,8 @@ def _(mo):
 
 
 @app.cell
-def _(frame, token_budget_split):
-    token_budget_split(frame)
+def _(frame, split_bars, token_budget_split):
+    split_bars(token_budget_split(frame))
     return
 
 

@@ -57,3 +57,70 @@ def test_closed_loop_vs_little_by_hand() -> None:
     t = analysis.closed_loop_vs_little(records_to_frame(rows), servers=4, service_s=0.5)
     assert t["predicted_mean_ms"].tolist() == [500.0, 1000.0]
     assert t["error_%"].tolist() == [0.0, 5.0]
+
+
+def _records(rows: list[tuple[float, float, int, int]], **labels: int) -> list[RequestRecord]:
+    """One request per (TTFT s, e2e s, tokens, level) row, sent at 0 s, with ``labels``;
+    level k is at concurrency 4 × (k + 1)."""
+    return [
+        RequestRecord(
+            i, 0.0, first_token_s=ttft, end_s=e2e, completion_tokens=n,
+            labels={"level": lv, "concurrency": 4 * (lv + 1), **labels},
+        )
+        for i, (ttft, e2e, n, lv) in enumerate(rows)
+    ]  # fmt: skip
+
+
+def test_token_budget_split_is_the_median_of_each_requests_decode_time() -> None:
+    # One cell (256-token prompt, max_tokens 128), three measured requests:
+    #   A: TTFT 50 ms, 128 tokens at 10 ms TPOT: e2e 50 + 127 × 10 = 1,320 ms, decode 1,270 ms
+    #   B: TTFT 60 ms, stopped at 64 tokens, 12 ms TPOT: e2e 60 + 63 × 12 = 816 ms, decode 756 ms
+    #   C: TTFT 300 ms, e2e 1,580 ms, 128 tokens: decode 1,280 ms (TPOT 1,280 / 127 ≈ 10.08 ms)
+    # Median TTFT 60 ms; median decode median(1270, 756, 1280) = 1,270 ms. The shortcuts differ:
+    # median e2e − median TTFT = 1,320 − 60 = 1,260 ms; 127 × median TPOT (10.08 ms) = 1,280 ms.
+    # A warm-up request and a failed one are left out.
+    cell = {"prompt_tokens_asked": 256, "max_tokens": 128}
+    rows = _records(
+        [(0.050, 1.320, 128, 0), (0.060, 0.816, 64, 0), (0.300, 1.580, 128, 0),
+         (0.001, 9.000, 128, 0), (0.001, 9.000, 1, 0)],
+        **cell,
+    )  # fmt: skip
+    rows[3].warmup = True
+    rows[4].status, rows[4].error_class = "failed", "timeout"
+    split = analysis.token_budget_split(records_to_frame(rows))
+    assert split[["prompt_tokens", "max_tokens", "requests"]].values.tolist() == [[256, 128, 3]]
+    assert split["ttft_p50_s"].iloc[0] == pytest.approx(0.060)
+    assert split["decode_p50_s"].iloc[0] == pytest.approx(1.270)
+
+
+def test_token_budget_split_of_a_run_that_is_not_a_grid_is_empty() -> None:
+    rows = [RequestRecord(0, 0.0, first_token_s=0.1, end_s=0.5, completion_tokens=5)]
+    assert analysis.token_budget_split(records_to_frame(rows)).empty
+
+
+def test_ttft_decode_by_level_by_hand() -> None:
+    # Concurrency 4: (TTFT, e2e) = (0.10, 0.50), (0.12, 0.60), (0.30, 0.62) s: median TTFT
+    # 0.12 s, median decode median(0.40, 0.48, 0.32) = 0.40 s. Concurrency 8: one request,
+    # 0.2 s then 0.9 s: decode 0.7 s.
+    rows = _records(
+        [(0.10, 0.50, 8, 0), (0.12, 0.60, 8, 0), (0.30, 0.62, 8, 0), (0.20, 0.90, 8, 1)]
+    )
+    t = analysis.ttft_decode_by_level(records_to_frame(rows))
+    assert t["concurrency"].tolist() == [4, 8]
+    assert t["requests"].tolist() == [3, 1]
+    assert t["ttft_p50_s"].tolist() == pytest.approx([0.12, 0.20])
+    assert t["decode_p50_s"].tolist() == pytest.approx([0.40, 0.70])
+
+
+def test_errors_by_level_by_hand() -> None:
+    # Concurrency 4: 2 ok, 1 timeout, 1 http_5xx, 1 incomplete: 4 finished, so timeout 25 %,
+    # http_5xx 25 %, incomplete 1 / 5 = 20 %. Concurrency 8: 4 ok, no errors: 0 % each.
+    rows = _records([(0.1, 0.5, 8, 0)] * 5 + [(0.1, 0.5, 8, 1)] * 4)
+    for r, error in zip(rows[2:4], ("timeout", "http_5xx"), strict=True):
+        r.first_token_s, r.status, r.error_class = None, "failed", error
+    rows[4].status = "incomplete"
+    t = analysis.errors_by_level(records_to_frame(rows))
+    assert t.columns.tolist() == ["concurrency", "http_5xx", "timeout", "incomplete"]
+    assert t.to_numpy(dtype=float).ravel().tolist() == pytest.approx(
+        [4, 25.0, 25.0, 20.0, 8, 0.0, 0.0, 0.0]
+    )

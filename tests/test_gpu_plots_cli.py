@@ -15,6 +15,7 @@ import pandas as pd
 import pynvml
 import pytest
 from fake_nvml import FakeGPU, make_fake_nvml
+from figures import trace
 from typer.testing import CliRunner
 
 from infphys.cli import app
@@ -78,9 +79,12 @@ def test_watch_figure_without_gpu_states_the_reason(no_gpu: None) -> None:
 def test_copy_bandwidth_figure() -> None:
     r = copy_bandwidth([MiB, 4 * MiB], repeats=2, backend="numpy")
     fig = copy_bandwidth_figure(r)
-    assert [len(t.x) for t in fig.data] == [2, 2]
-    rw, once = (list(t.y) for t in fig.data)
-    assert rw == [2 * y for y in once]
+    # Each copy reads and writes its bytes: counted both ways it is twice the bytes copied.
+    rw = r.frame["bandwidth_read_plus_written_bytes_per_s"].tolist()
+    once = r.frame["bandwidth_copied_once_bytes_per_s"].tolist()
+    assert len(rw) == 2 and rw == pytest.approx([2 * y for y in once])
+    drawn = trace(fig, "read + written (what memory moved)")
+    assert list(drawn.y) == pytest.approx([v / 1e9 for v in rw])  # GB/s
     assert "host memory (CPU RAM) via numpy: not GPU memory" in fig.layout.title.text
 
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from figures import trace
 
+from infphys.analysis import errors_by_level
 from infphys.measure import StubConfig, StubServer, run_closed_loop, sweep
 from infphys.plots import load as plots
 from infphys.records import records_to_frame
@@ -24,13 +26,17 @@ def sweep_frame() -> pd.DataFrame:
 def test_figures_from_a_sweep(sweep_frame: pd.DataFrame) -> None:
     lat = plots.latency_vs_load(sweep_frame)
     assert [t.name for t in lat.data] == ["p50 end-to-end", "p95 end-to-end", "p99 end-to-end"]
-    assert list(lat.data[0].x) == [1, 2, 4]
+    assert all(list(t.x) == [1, 2, 4] for t in lat.data)
     assert plots.latency_vs_load(sweep_frame, metric="ttft").layout.yaxis.title.text
     tp = plots.throughput_vs_load(sweep_frame)
-    assert len(tp.data) == 2 and all(y > 0 for y in tp.data[0].y)
+    assert len(tp.data) == 2 and all(y > 0 for y in trace(tp, "requests/s (successful)").y)
+    # Every fifth request fails with a 503: about 20 % of the finished ones, all http_5xx.
+    errors = errors_by_level(sweep_frame)
+    assert errors.columns.tolist() == ["concurrency", "http_5xx", "incomplete"]
+    assert errors["http_5xx"].mean() == pytest.approx(20.0, abs=10.0)
     err = plots.error_rate_vs_load(sweep_frame)
     assert [t.name for t in err.data] == ["http_5xx"]
-    assert sum(err.data[0].y) > 0
+    assert list(trace(err, "http_5xx").y) == pytest.approx(errors["http_5xx"].tolist())
     assert len(plots.ttft_decode_split(sweep_frame).data) == 2
     assert len(plots.latency_histogram(sweep_frame).data) == 1
     assert len(plots.latency_histogram(sweep_frame, metric="itl").data) == 1
@@ -50,7 +56,8 @@ def test_token_grid_heatmap_and_metrics_figure() -> None:
             )
         )
     fig = plots.token_grid_heatmap(grid.frame())
-    assert fig.data[0].z.shape == (2, 3)
+    (heat,) = fig.data
+    assert heat.z.shape == (2, 3)
     assert plots.server_metrics_over_time(grid.metrics).data  # type: ignore[arg-type]
 
 

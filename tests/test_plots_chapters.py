@@ -11,6 +11,7 @@ from typing import Any
 
 import plotly.io as pio
 import pytest
+from figures import trace, traces
 
 from infphys.plots.cost import cost_curves
 from infphys.plots.memory import kv_bytes_per_token_bars, kv_sequence_growth, precision_capacity
@@ -79,20 +80,22 @@ def test_roofline_chart_places_decode_below_and_prefill_above_the_ridge() -> Non
 
 def test_kv_bytes_per_token_bars_naive_against_correct() -> None:
     fig = kv_bytes_per_token_bars(["llama-3.1-8b", "deepseek-v3"], precisions=("bf16", "fp8"))
-    naive, right = fig.data[0], fig.data[1]
+    naive, naive_fp8 = traces(fig, "naive: 2 × layers × hidden × bytes")  # BF16, then FP8
+    right, right_fp8 = traces(fig, "correct: KV heads, MLA latent, full-attention layers")
     by_name = dict(zip(right.x, right.y, strict=True))
     # 2 × 32 × 8 × 128 × 2 = 131,072; MLA (512 + 64) × 61 × 2 = 70,272.
     assert by_name["Llama-3.1-8B (GQA)"] == 131072
     assert by_name["DeepSeek-V3 (MLA)"] == 70272
     # Naive 2 × 32 × 4,096 × 2 = 524,288 (4×).
     assert dict(zip(naive.x, naive.y, strict=True))["Llama-3.1-8B (GQA)"] == 524288
-    # The FP8 view halves every bar.
-    assert dict(zip(fig.data[3].x, fig.data[3].y, strict=True))["Llama-3.1-8B (GQA)"] == 65536
+    # The FP8 view halves every bar: 131,072 / 2 = 65,536 and 524,288 / 2 = 262,144.
+    assert dict(zip(right_fp8.x, right_fp8.y, strict=True))["Llama-3.1-8B (GQA)"] == 65536
+    assert dict(zip(naive_fp8.x, naive_fp8.y, strict=True))["Llama-3.1-8B (GQA)"] == 262144
 
 
 def test_kv_sequence_growth_caps_sliding_windows() -> None:
     fig = kv_sequence_growth(["gpt-oss-120b"])
-    per_seq, per_tok = fig.data
+    per_seq, per_tok = traces(fig, "gpt-oss-120b")  # GB per sequence, then bytes per token
     # gpt-oss-120b: 18 full layers × 2,048 B per token, plus 18 window layers × 2,048 B × 128
     # tokens at most (4.72 MB). At 131,072 tokens: 36,864 × 131,072 + 4,718,592 = 4.84 GB.
     assert per_seq.y[-1] == pytest.approx(4.837, abs=0.001)
@@ -105,7 +108,10 @@ def test_precision_capacity_memory_split_and_capacity() -> None:
         schemes=(("bf16", "bf16"), ("fp8", "fp8")),
         context_tokens=4096,
     )
-    weights, kv, _held, mem_line, bf16_line, fp8_line, ends = fig.data
+    weights, kv, mem_line, ends = (
+        trace(fig, n) for n in ("weights", "KV cache budget", "GPU memory", "KV cache full")
+    )
+    bf16_line, fp8_line = trace(fig, "BF16/BF16"), trace(fig, "FP8/FP8")
     # 70.6 B × 2 bytes = 141 GB of weights: no KV budget left on a 141 GB H200.
     assert weights.y[0] == pytest.approx(141.1, abs=0.2) and kv.y[0] == 0
     assert len(bf16_line.x) == 0
@@ -117,7 +123,9 @@ def test_precision_capacity_memory_split_and_capacity() -> None:
 
 def test_cost_curves_price_the_roofline() -> None:
     fig = cost_curves({"h100-sxm": 2.5, "h200-sxm": 3.5}, "llama-3.1-8b", context_tokens=2048)
-    usd, per_user, _objective, star = fig.data[:4]
+    usd = trace(fig, "H100 SXM: $ per million output tokens")
+    per_user = trace(fig, "tokens/s per user")
+    star = trace(fig, "cheapest batch that meets the objective")
     # Batch 1 on an H100 with 2,048 cached tokens, at the fitted step model. Measured for
     # comparison: NIM serving Llama-3-8B FP16 on one H100 to one client at 2,000/200 tokens
     # decodes at 7.86 ms per token, 127 tokens/s (nim_llama3_serving.csv).

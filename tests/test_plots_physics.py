@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+from figures import trace
 
 from infphys.catalog import IDEAL_STEP_PARAMS
 from infphys.plots.physics import decode_roofline, gpu_specs, kv_cliff
@@ -21,12 +22,12 @@ def _visible(fig: Any, visible: list[bool]) -> list[Any]:
 
 def test_gpu_specs_sorted_by_bandwidth_with_a_metric_dropdown() -> None:
     fig = gpu_specs(["h100-sxm", "l4", "h200-sxm"])
-    bandwidth = fig.data[0]
+    bandwidth = trace(fig, "Memory bandwidth")
     assert list(bandwidth.x) == ["L4", "H100 SXM", "H200 SXM"]
     assert list(bandwidth.y) == pytest.approx([0.300, 3.35, 4.8])  # TB/s, datasheets
     labels = [b.label for b in fig.layout.updatemenus[0].buttons]
     assert labels == ["Memory bandwidth", "Memory", "Dense BF16", "Dense FP8", "BF16 ridge point"]
-    ridge = fig.data[4]
+    ridge = trace(fig, "BF16 ridge point")
     # 989 TFLOP/s / 3.35 TB/s = 295 FLOP/byte on an H100 SXM.
     assert ridge.y[1] == pytest.approx(295.2, abs=0.1)
     with pytest.raises(ValueError, match="metric"):
@@ -66,11 +67,11 @@ def test_decode_roofline_starts_at_the_weight_read_floor() -> None:
     fig = decode_roofline(
         "llama-3.1-8b", ["h100-sxm", "h200-sxm"], context_tokens=0, params=IDEAL_STEP_PARAMS
     )
-    total = fig.data[0]
+    total = trace(fig, "H100 SXM: total tokens/s")
     assert total.x[0] == 1
     # (16.06 − 1.05 embedding table) GB / 3.35 TB/s = 4.48 ms per step: 223 tokens/s.
     assert total.y[0] == pytest.approx(223.2, rel=0.005)
-    per_user = fig.data[3]
+    per_user = trace(fig, "tokens/s per user")
     assert per_user.y[0] == pytest.approx(total.y[0])
     buttons = fig.layout.updatemenus[0].buttons
     assert [b.label for b in buttons] == ["H100 SXM", "H200 SXM", "All GPUs"]

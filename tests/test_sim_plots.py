@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from figures import trace
 
 from infphys.plots.sim import calibration_errors, sim_timeseries, thin_timeseries
 from infphys.sim import CALIBRATION_ROWS, EngineConfig, Workload, simulate, simulate_row
@@ -16,11 +17,11 @@ def test_timeseries_figure_from_a_result_and_from_its_frame() -> None:
     fig = sim_timeseries(res)
     names = [t.name for t in fig.data]
     assert names == ["running", "waiting", "KV blocks in use", "preemptions"]
-    assert max(fig.data[2].y) > 99  # the KV cache fills
-    assert max(fig.data[3].y) == res.stats.preemptions
+    assert max(trace(fig, "KV blocks in use").y) > 99  # the KV cache fills
+    assert max(trace(fig, "preemptions").y) == res.stats.preemptions
     assert "L4" in fig.layout.title.text
     fig2 = sim_timeseries(res.timeseries, points=50)
-    assert len(fig2.data[0].x) <= 51
+    assert len(trace(fig2, "running").x) <= 51
 
 
 def test_thinning_keeps_peaks() -> None:

@@ -8,8 +8,8 @@ and returns a DataFrame or a small dataclass. A lab shows the table and hands it
 - :mod:`infphys.analysis.compare`: the relative error (:func:`error_pct`), significant figures
   (:func:`sig`) and the theory-versus-measured table every lab shows (:func:`comparison_table`).
 - :mod:`infphys.analysis.load`: per-level tables of a load run against queueing theory
-  (Little's Law, a batch-limited closed loop, M/M/c), goodput per level, and the token grid's
-  table and fitted per-token costs.
+  (Little's Law, a batch-limited closed loop, M/M/c), goodput, errors and the TTFT/decode
+  split per level, and the token grid's TTFT/decode split, table and fitted per-token costs.
 """
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ from infphys.analysis.compare import comparison_table, error_pct, sig
 from infphys.analysis.load import (
     TokenCosts,
     closed_loop_vs_little,
+    errors_by_level,
     goodput_by_level,
     littles_law_by_level,
     open_loop_vs_mmc,
+    token_budget_split,
     token_budget_table,
     token_costs,
+    ttft_decode_by_level,
 )
 
 __all__ = [
@@ -30,10 +33,13 @@ __all__ = [
     "closed_loop_vs_little",
     "comparison_table",
     "error_pct",
+    "errors_by_level",
     "goodput_by_level",
     "littles_law_by_level",
     "open_loop_vs_mmc",
     "sig",
+    "token_budget_split",
     "token_budget_table",
     "token_costs",
+    "ttft_decode_by_level",
 ]

@@ -6,7 +6,8 @@ or a list of records — summarises it per level with :mod:`infphys.stats`, and 
 beside a model from :mod:`infphys.physics`: Little's Law (:func:`littles_law_by_level`), a
 batch-limited closed loop (:func:`closed_loop_vs_little`), an M/M/c queue
 (:func:`open_loop_vs_mmc`), SLO goodput (:func:`goodput_by_level`), and, over a token grid
-(prompt size × ``max_tokens``), the roofline (:func:`token_budget_table`) and the fitted cost
+(prompt size × ``max_tokens``), each cell's time split into TTFT and decode
+(:func:`token_budget_split`), the roofline (:func:`token_budget_table`) and the fitted cost
 of a prompt and an output token (:func:`token_costs`). Errors are
 :func:`infphys.analysis.compare.error_pct`.
 
@@ -33,26 +34,65 @@ from infphys.stats import RecordsLike as RunData
 __all__ = [
     "TokenCosts",
     "closed_loop_vs_little",
+    "errors_by_level",
     "goodput_by_level",
     "grid_summary",
     "littles_law_by_level",
     "load_column",
     "open_loop_vs_mmc",
+    "token_budget_split",
     "token_budget_table",
     "token_costs",
+    "ttft_decode_by_level",
 ]
 
 #: Utilisation from which an open-loop level is treated as saturated (no steady state).
 _SATURATED = 0.995
 
 
-def load_column(summary: pd.DataFrame) -> str:
-    """The column a summary's levels vary: ``concurrency`` (closed loop), ``rate_per_s`` (open
-    loop), else ``level``."""
-    for col in ("concurrency", "rate_per_s"):
-        if col in summary.columns and summary[col].notna().all():
-            return col
-    return "level"
+def load_column(summary: pd.DataFrame, x: str | None = None) -> str:
+    """The column a summary's levels vary: ``x`` when given (it must be a column), else
+    ``concurrency`` (closed loop) or ``rate_per_s`` (open loop), preferring one that takes more
+    than one value, else ``level``."""
+    if x is not None:
+        if x not in summary.columns:
+            raise ValueError(f"x: the run has no column {x!r}")
+        return x
+    known = [c for c in ("concurrency", "rate_per_s") if c in summary.columns]
+    full = [c for c in known if summary[c].notna().all()]
+    varied = [c for c in full if summary[c].nunique() > 1]
+    return (varied or full or ["level"])[0]
+
+
+def errors_by_level(data: RunData, *, x: str | None = None) -> pd.DataFrame:
+    """Failed requests per level and error class, as a % of the level's finished (ok + failed)
+    requests, and its incomplete ones (cancelled at the run's end: not an error) as a % of its
+    measured requests (:func:`infphys.stats.error_rates` per level).
+
+    One row per level, sorted by its load (:func:`load_column`, or ``x``): that column, one
+    column per error class seen in the run, sorted, and ``incomplete``. Worked example: a
+    level with 40 ok, 8 timed out, 2 ``http_5xx`` and 2 incomplete has 50 finished: timeout
+    16 %, http_5xx 4 %, incomplete 2 / 52 = 3.8 %.
+    """
+    f = stats.measured(stats.as_frame(data))
+    if not len(f):
+        return pd.DataFrame(columns=["level", "incomplete"])
+    xc = load_column(stats.summarize(f), x)
+    groups = list(f.groupby("level", sort=True)) if "level" in f.columns else [(0, f)]
+    rows = []
+    for level, g in groups:
+        er = stats.error_rates(g)
+        load = g[xc].dropna() if xc in g.columns else pd.Series([level])
+        row: dict[str, Any] = {xc: load.iloc[0] if len(load) else level}
+        row.update(
+            {str(c): 100.0 * v for c, v in zip(er["error_class"], er["fraction"], strict=True)}
+        )
+        rows.append(row)
+    out = pd.DataFrame(rows).sort_values(xc).reset_index(drop=True)
+    classes = sorted(str(c) for c in out.columns if c not in {xc, "incomplete"})
+    out[classes] = out[classes].fillna(0.0)
+    out["incomplete"] = out["incomplete"].fillna(0.0) if "incomplete" in out else 0.0
+    return out[[xc, *classes, "incomplete"]]
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -60,14 +100,15 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
 
 
-def grid_summary(data: RunData) -> pd.DataFrame | None:
+def grid_summary(data: RunData, value: str | None = None) -> pd.DataFrame | None:
     """A token-grid run summarised per cell (:func:`infphys.stats.summarize`), sorted by prompt
-    size then ``max_tokens``; ``None`` when the run is empty or not a token grid."""
+    size then ``max_tokens``; ``None`` when the run is empty, not a token grid, or (with
+    ``value``) its summary has no column ``value``."""
     f = stats.as_frame(data)
     if not len(f):
         return None
     s = stats.summarize(f)
-    if "prompt_tokens_asked" not in s.columns or "max_tokens" not in s.columns:
+    if not {"prompt_tokens_asked", "max_tokens", value or "max_tokens"} <= set(s.columns):
         return None
     return s.sort_values(["prompt_tokens_asked", "max_tokens"])
 
@@ -265,6 +306,69 @@ def token_budget_table(data: RunData, *, roofline: Any | None = None) -> pd.Data
     return pd.DataFrame(rows, columns=cols + (theory_cols if roofline is not None else []))
 
 
+def token_budget_split(data: RunData) -> pd.DataFrame:
+    """Where a token-grid cell's time goes: median TTFT and median decode time, seconds.
+
+    One row per (prompt size, ``max_tokens``) cell, sorted by both, over the cell's successful
+    measured requests: ``prompt_tokens``, ``max_tokens``, ``requests``, ``ttft_p50_s`` and
+    ``decode_p50_s``, the median of each request's own decode time e2e − TTFT. Per request
+    that is exactly (N − 1) × TPOT with the N tokens it streamed (TPOT is defined as
+    (e2e − TTFT) / (N − 1)), so it stays right when an answer stops before ``max_tokens`` and
+    for one-token answers (0 s). Neither shortcut does: (``max_tokens`` − 1) × median TPOT
+    counts tokens that were never sent, and median e2e − median TTFT is a difference of two
+    medians, the decode time of no request. The cell's end to end is about
+    ``ttft_p50_s + decode_p50_s`` (equal when the requests are alike).
+
+    Worked example: a request with TTFT 50 ms and e2e 1,320 ms that streamed 128 tokens decoded
+    for 1,270 ms = 127 × 10 ms TPOT; if it stopped at 64 tokens of ``max_tokens`` = 128 with
+    e2e 680 ms, its decode time is 630 ms (63 × 10 ms), not 127 × 10 ms.
+    """
+    cols = ["prompt_tokens", "max_tokens", "requests", "ttft_p50_s", "decode_p50_s"]
+    f = stats.measured(stats.as_frame(data))
+    if not len(f) or "prompt_tokens_asked" not in f.columns or "max_tokens" not in f.columns:
+        return pd.DataFrame(columns=cols)
+    ok = f[f["status"] == "ok"]
+    rows = []
+    for key, g in ok.groupby(["prompt_tokens_asked", "max_tokens"], sort=True):
+        p, m = (int(v) for v in np.asarray(key, dtype=float))
+        rows.append({"prompt_tokens": p, "max_tokens": m, **_ttft_decode(g)})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def ttft_decode_by_level(data: RunData, *, x: str | None = None) -> pd.DataFrame:
+    """Each level's median TTFT and median decode time, seconds, as :func:`token_budget_split`
+    computes them for a grid cell (decode: the median of each request's e2e − TTFT).
+
+    One row per level with a successful request, sorted by its load (:func:`load_column`, or
+    ``x``): that column, ``requests``, ``ttft_p50_s``, ``decode_p50_s``. Worked example: at
+    concurrency 4, requests with (TTFT, e2e) of (0.10, 0.50), (0.12, 0.60) and (0.30, 0.62) s
+    give a median TTFT of 0.12 s and a median decode of median(0.40, 0.48, 0.32) = 0.40 s.
+    """
+    f = stats.measured(stats.as_frame(data))
+    ok = f[f["status"] == "ok"] if len(f) else f
+    if not len(ok):
+        return pd.DataFrame(columns=["level", "requests", "ttft_p50_s", "decode_p50_s"])
+    s = stats.summarize(stats.as_frame(data))
+    xc = load_column(s, x)
+    rows = []
+    for r in _records(s.sort_values(xc)):
+        g = ok[ok["level"] == r["level"]] if "level" in ok.columns else ok
+        if len(g):
+            rows.append({xc: r.get(xc, r["level"]), **_ttft_decode(g)})
+    return pd.DataFrame(rows)
+
+
+def _ttft_decode(ok: pd.DataFrame) -> dict[str, Any]:
+    """The successful requests ``ok``: how many, their median TTFT and median e2e − TTFT (s)."""
+    ttft = pd.to_numeric(ok["ttft_s"], errors="coerce")
+    decode = pd.to_numeric(ok["e2e_s"], errors="coerce") - ttft
+    return {
+        "requests": len(ok),
+        "ttft_p50_s": float(ttft.median()),
+        "decode_p50_s": float(decode.median()),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class TokenCosts:
     """What a prompt token and an output token cost, fitted over a token grid (ms).
@@ -273,7 +377,8 @@ class TokenCosts:
         prefill_ms_per_1k_tokens: slope of p50 TTFT against prompt size, per 1,000 tokens.
         ttft_floor_ms: its intercept (the TTFT of an empty prompt: step overhead, queueing for
             the next step, the chat template).
-        decode_ms_per_token: slope of p50 decode time (e2e − TTFT) against max_tokens − 1.
+        decode_ms_per_token: slope of the median decode time (e2e − TTFT) against
+            max_tokens − 1.
         output_vs_prompt_token: how many prompt tokens cost as much latency as one output token.
     """
 
@@ -284,19 +389,19 @@ class TokenCosts:
 
 
 def token_costs(data: RunData) -> TokenCosts:
-    """Least-squares lines through a token grid's cells (p50 per cell, :func:`stats.summarize`):
-    TTFT = floor + prefill × prompt tokens, and e2e − TTFT = decode × (max_tokens − 1) through
-    the origin. Needs at least two prompt sizes and one max_tokens above 1."""
-    s = grid_summary(data)
-    if s is None:
+    """Least-squares lines through a token grid's cells (:func:`token_budget_split`): median
+    TTFT = floor + prefill × prompt tokens, and median decode time = decode × (max_tokens − 1)
+    through the origin. Needs at least two prompt sizes and one max_tokens above 1."""
+    s = token_budget_split(data)
+    if not len(s):
         raise ValueError("data: not a token-grid run (no prompt size and max_tokens columns)")
-    p = s["prompt_tokens_asked"].to_numpy(dtype=float)
+    p = s["prompt_tokens"].to_numpy(dtype=float)
     ttft = s["ttft_p50_s"].to_numpy(dtype=float) * 1e3
     if np.unique(p).size < 2:
         raise ValueError("data: a token grid needs at least two prompt sizes to fit prefill")
     slope, floor = np.polyfit(p, ttft, 1)
     n = s["max_tokens"].to_numpy(dtype=float) - 1.0
-    decode = (s["e2e_p50_s"] - s["ttft_p50_s"]).to_numpy(dtype=float) * 1e3
+    decode = s["decode_p50_s"].to_numpy(dtype=float) * 1e3
     if not np.any(n > 0):
         raise ValueError("data: a token grid needs a max_tokens above 1 to fit decode")
     per_token = float(np.dot(n, decode) / np.dot(n, n))

@@ -4,6 +4,13 @@
 :mod:`.roofline`, :mod:`.memory`, :mod:`.cost`), :func:`serving_layout` the simulated serving
 figures (:mod:`.batching`, :mod:`.token_budget`, :mod:`.capacity`), which carry a taller
 header for their subplot titles. Both use the house template and palette of :mod:`._style`.
+
+The serving figures' curves come from the virtual-time simulator (runs in
+:mod:`infphys.analysis.serving`: a vLLM-V1-style continuous-batching engine whose steps are
+priced by the roofline), summarised with :mod:`infphys.stats`; the figure chooses what to draw.
+Where a reader would want to move a parameter (the GPU, the token budget, an SLO, a knob), the
+runs for every value are made at build time and switched by plotly's own dropdown, so the
+figure stays interactive on a static page.
 """
 
 from __future__ import annotations
@@ -90,6 +97,21 @@ def batch_grid(max_batch: int) -> list[int]:
 
 def visible(n_traces: int, per_view: int, view: int) -> list[bool]:
     return [j // per_view == view for j in range(n_traces)]
+
+
+def log_log(x_title: str, y_title: str) -> dict[str, Any]:
+    """Layout keywords for a chart with both axes logarithmic, titled ``x_title`` and
+    ``y_title``: ``chapter_layout(fig, title, height=500, **log_log("batch", "tokens/s"))``."""
+    return {
+        "xaxis": {"title": {"text": x_title}, "type": "log"},
+        "yaxis": {"title": {"text": y_title}, "type": "log"},
+    }
+
+
+def view(label: str, visible: list[bool], relayout: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One dropdown button or slider step: show the traces ``visible`` marks and apply
+    ``relayout`` (e.g. ``{"title.text": ...}``), e.g. ``view("H100", [True, False])``."""
+    return {"label": label, "method": "update", "args": [{"visible": visible}, relayout or {}]}
 
 
 def serving_layout(

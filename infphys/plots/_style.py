@@ -2,7 +2,8 @@
 
 One plotly template, registered as ``"infphys"``: ``plotly_white`` with the kit's palette as
 its colourway and full trace names in hover labels (the site restyles it for its dark theme).
-Figures take their series colours from :data:`PALETTE` and neutral lines from :data:`GREY`.
+Figures take their series colours from :data:`PALETTE` and neutral lines from :data:`GREY`, and
+build their line and marker traces with :func:`line`.
 """
 
 from __future__ import annotations
@@ -29,17 +30,60 @@ if TEMPLATE not in pio.templates:
     pio.templates[TEMPLATE] = _template
 
 
-def layout(fig: Any, title: str, **extra: Any) -> Any:
-    """White template, left-aligned title, horizontal legend above the plot."""
+def layout(
+    fig: Any,
+    title: str,
+    *,
+    legend_below_y: float | None = None,
+    margin: dict[str, int] | None = None,
+    **extra: Any,
+) -> Any:
+    """White template, left-aligned title, horizontal legend above the plot, or, with
+    ``legend_below_y`` (paper units, e.g. -0.14), under it so a long legend never covers the
+    title; ``margin`` overrides the default margins (px: l 64, r 24, t 80, b 56)."""
+    legend: dict[str, Any] = {"orientation": "h", "x": 0, "xanchor": "left"}
+    if legend_below_y is None:
+        legend.update(yanchor="bottom", y=1.02)
+    else:
+        legend.update(yanchor="top", y=legend_below_y)
     fig.update_layout(
         template=TEMPLATE,
         title={"text": title, "x": 0, "xanchor": "left"},
-        margin={"l": 64, "r": 24, "t": 80, "b": 56},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "xanchor": "left"},
+        margin={"l": 64, "r": 24, "t": 80, "b": 56, **(margin or {})},
+        legend=legend,
         hoverlabel={"namelength": -1},
         **extra,
     )
     return fig
+
+
+def line(
+    x: Any,
+    y: Any,
+    name: str,
+    color: str,
+    *,
+    dash: str = "solid",
+    width: float = 2,
+    mode: str = "lines",
+    hover: str | None = None,
+    **extra: Any,
+) -> Any:
+    """A scatter trace in the house style: one ``color`` for its line and markers, a ``dash``
+    (``solid``, ``dash``, ``dot``) and ``width`` in px; ``mode`` is plotly's (``lines``,
+    ``markers``, ``lines+markers``); ``hover`` a plotly hovertemplate (None: plotly's own).
+    ``extra`` goes to :class:`plotly.graph_objects.Scatter` (``visible``, ``customdata``, …;
+    a ``marker`` dict given there is merged over the colour).
+
+    Example: ``fig.add_trace(line([1, 2, 4], [9.8, 5.1, 2.6], "p95", PALETTE[1], dash="dot"))``.
+    """
+    if "lines" in mode:
+        extra["line"] = {"color": color, "dash": dash, "width": width}
+    if "markers" in mode or "marker" in extra:
+        extra["marker"] = {"color": color, **extra.get("marker", {})}
+    if hover is not None:
+        extra["hovertemplate"] = hover
+    return go.Scatter(x=x, y=y, name=name, mode=mode, **extra)
 
 
 def empty_figure(title: str, reason: str) -> Any:

@@ -1,11 +1,7 @@
 """Batching figures: the knee and the p95 cliff, continuous against static, preemption.
 
-Every curve comes from the virtual-time simulator (runs in :mod:`infphys.analysis.serving`:
-a vLLM-V1-style continuous-batching engine whose steps are priced by the roofline), summarised
-with :mod:`infphys.stats`; the figure chooses what to draw. Where a reader would want to move a
-parameter (the GPU, the token budget, an SLO, a knob), the runs for every value are made at
-build time and switched by plotly's own dropdown, so the figure stays interactive on a static
-page.
+Every curve is a simulated run from :mod:`infphys.analysis.serving`, drawn the way
+:mod:`infphys.plots._chapter` describes (values a reader would move sit in a dropdown).
 
 Example::
 
@@ -33,20 +29,22 @@ from infphys.analysis.serving import (
     closed_sweep,
     engine_config,
     mean_context,
+    preemption_runs,
     scenario_name,
+    static_vs_continuous,
 )
 from infphys.plots._chapter import log_note as _log_note
 from infphys.plots._chapter import log_vline as _log_vline
 from infphys.plots._chapter import near_right as _near_right
 from infphys.plots._chapter import serving_layout as _layout
 from infphys.plots._chapter import title as _title
+from infphys.plots._chapter import view as _view
 from infphys.plots._chapter import visible as _visible
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import LIGHT as _LIGHT
 from infphys.plots._style import PALETTE as _PALETTE
+from infphys.plots._style import line as _line
 from infphys.plots.sim import thin_timeseries
-from infphys.sim.virtual import simulate
-from infphys.sim.workload import Workload
 
 __all__ = [
     "concurrency_sweep",
@@ -95,41 +93,26 @@ def concurrency_sweep(
         custom = np.column_stack(
             [s["tpot_p50_s"] * 1e3, s["throughput_req_per_s"], pre, s["ttft_p95_s"]]
         )
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=s["output_tokens_per_s"], name="output tokens/s (all users)",
-                mode="lines+markers", line={"color": _PALETTE[0], "width": 3}, visible=vis,
-                customdata=custom,
-                hovertemplate="c=%{x}: %{y:,.0f} tokens/s, %{customdata[1]:.1f} requests/s"
-                "<br>median TPOT %{customdata[0]:.1f} ms, preemptions %{customdata[2]}"
-                "<extra></extra>",
-            ),
-            row=1, col=1, secondary_y=False,
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=s["tokens_per_s_per_user"], name="tokens/s per user (1 / median TPOT)",
-                mode="lines+markers", line={"color": _GREY, "dash": "dot"}, visible=vis,
-                hovertemplate="c=%{x}: %{y:.0f} tokens/s per user<extra></extra>",
-            ),
-            row=1, col=1, secondary_y=True,
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=s["e2e_p95_s"], name="p95 end-to-end", mode="lines+markers",
-                line={"color": _PALETTE[1], "width": 3}, visible=vis,
-                hovertemplate="c=%{x}: p95 e2e %{y:.2f} s<extra></extra>",
-            ),
-            row=2, col=1,
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=s["ttft_p95_s"], name="p95 TTFT", mode="lines+markers",
-                line={"color": _PALETTE[4], "dash": "dash"}, visible=vis,
-                hovertemplate="c=%{x}: p95 TTFT %{y:.3f} s<extra></extra>",
-            ),
-            row=2, col=1,
-        )  # fmt: skip
+        for col, series, colour, dash, width, row, right, hover in (
+            ("output_tokens_per_s", "output tokens/s (all users)", _PALETTE[0], "solid", 3, 1,
+             False, "%{y:,.0f} tokens/s, %{customdata[1]:.1f} requests/s<br>median TPOT "
+             "%{customdata[0]:.1f} ms, preemptions %{customdata[2]}"),
+            ("tokens_per_s_per_user", "tokens/s per user (1 / median TPOT)", _GREY, "dot", 2,
+             1, True, "%{y:.0f} tokens/s per user"),
+            ("e2e_p95_s", "p95 end-to-end", _PALETTE[1], "solid", 3, 2, None,
+             "p95 e2e %{y:.2f} s"),
+            ("ttft_p95_s", "p95 TTFT", _PALETTE[4], "dash", 2, 2, None, "p95 TTFT %{y:.3f} s"),
+        ):  # fmt: skip
+            fig.add_trace(
+                _line(
+                    x, s[col], series, colour, dash=dash, width=width, mode="lines+markers",
+                    visible=vis, customdata=custom if col == "output_tokens_per_s" else None,
+                    hover=f"c=%{{x}}: {hover}<extra></extra>",
+                ),
+                row=row,
+                col=1,
+                secondary_y=right,
+            )  # fmt: skip
         knee = stats.sweep_knee(s, x="concurrency", throughput_column="output_tokens_per_s")
         shapes: list[dict[str, Any]] = []
         notes: list[dict[str, Any]] = []
@@ -171,14 +154,9 @@ def concurrency_sweep(
         views.append((name, title, shapes, notes))
     n = per * len(views)
     buttons = [
-        {
-            "label": name,
-            "method": "update",
-            "args": [
-                {"visible": _visible(n, per, k)},
-                {"title.text": title, "shapes": shapes, "annotations": notes},
-            ],
-        }
+        _view(
+            name, _visible(n, per, k), {"title.text": title, "shapes": shapes, "annotations": notes}
+        )
         for k, (name, title, shapes, notes) in enumerate(views)
     ]
     _, title0, shapes0, notes0 = views[0]
@@ -225,39 +203,12 @@ def continuous_vs_static(
     per request: waiting, then streaming its own tokens, then (static only) padding until its
     batch ends.
     """
-    if batch < 1 or requests < batch:
-        raise ValueError(f"need 1 <= batch <= requests (got batch={batch}, requests={requests})")
-    cfg = engine_config(model, gpu).with_(max_num_seqs=batch)
+    cfg = engine_config(model, gpu)
     lo, hi = max_tokens
-    w = Workload.offline(
-        requests=requests, prompt_tokens=prompt_tokens, max_tokens=lo, max_tokens_max=hi,
-        seed=seed,
-    )  # fmt: skip
-    sizes = w.sizes()
-    useful = [m for _, m in sizes]
-    cont = simulate(cfg, w, keep_chunk_times=False, timeseries=False)
-    cont_rec = {r.request_id: r for r in cont.records}
-
-    # Static: batch k starts when batch k-1 ends; its requests stream their own tokens, then pad.
-    static_rows: list[tuple[int, float, float, float, float]] = []  # id, start, first, own, end
-    t0 = 0.0
-    for b0 in range(0, requests, batch):
-        ids = list(range(b0, min(b0 + batch, requests)))
-        longest = max(useful[i] for i in ids)
-        run = simulate(
-            cfg,
-            Workload.offline(requests=len(ids), prompt_tokens=prompt_tokens, max_tokens=longest),
-            keep_chunk_times=True,
-            timeseries=False,
-        )
-        recs = sorted(run.records, key=lambda r: r.request_id)
-        end = t0 + max(r.end_s or 0.0 for r in recs)
-        for i, r in zip(ids, recs, strict=True):
-            own = t0 + r.chunk_times_s[useful[i] - 1]
-            static_rows.append((i, t0, t0 + (r.first_token_s or 0.0), own, end))
-        t0 = end
-    makespan_static = t0
-    makespan_cont = max(r.end_s or 0.0 for r in cont.records)
+    d = static_vs_continuous(model, gpu, requests, batch, prompt_tokens, max_tokens, seed)
+    useful = d["tokens"].tolist()
+    makespan_static = float(d["static_end_s"].max())
+    makespan_cont = float(d["continuous_end_s"].max())
     tokens = sum(useful)
 
     fig = make_subplots(
@@ -283,25 +234,27 @@ def continuous_vs_static(
                 row=row, col=1,
             )  # fmt: skip
 
-    srt = sorted(static_rows)
+    zero = [0.0] * requests
+    first, own, end = (
+        d[c].tolist() for c in ("static_first_s", "static_own_end_s", "static_end_s")
+    )
     bars(
         1,
         [
-            ("waiting + prefill", _LIGHT, [0.0] * requests, [r[2] for r in srt], True),
-            ("streaming its tokens", _PALETTE[0], [r[2] for r in srt],
-             [r[3] - r[2] for r in srt], True),
-            ("padding (slot held, no useful token)", _PALETTE[1], [r[3] for r in srt],
-             [r[4] - r[3] for r in srt], True),
+            ("waiting + prefill", _LIGHT, zero, first, True),
+            ("streaming its tokens", _PALETTE[0], first,
+             [o - f for o, f in zip(own, first, strict=True)], True),
+            ("padding (slot held, no useful token)", _PALETTE[1], own,
+             [e - o for e, o in zip(end, own, strict=True)], True),
         ],
     )  # fmt: skip
-    recs = [cont_rec[i] for i in range(requests)]
-    first = [r.first_token_s or 0.0 for r in recs]
+    first, end = d["continuous_first_s"].tolist(), d["continuous_end_s"].tolist()
     bars(
         2,
         [
-            ("waiting + prefill", _LIGHT, [0.0] * requests, first, False),
+            ("waiting + prefill", _LIGHT, zero, first, False),
             ("streaming its tokens", _PALETTE[0], first,
-             [(r.end_s or 0.0) - f for r, f in zip(recs, first, strict=True)], False),
+             [e - f for e, f in zip(end, first, strict=True)], False),
         ],
     )  # fmt: skip
     fig.update_yaxes(autorange="reversed", tickfont={"size": 9})
@@ -337,51 +290,28 @@ def preemption_timeline(
     tuning guide names. Top: requests running and waiting; bottom: KV blocks in use (%) and
     the running count of preemptions. The title gives each run's throughput and p95 TTFT.
     """
-    base = engine_config(model, gpu)
-    variants = (
-        ("BF16 KV cache", base),
-        ("FP8 KV cache", base.with_(kv_precision="fp8")),
-        (f"BF16, max_num_seqs={base.max_num_seqs // 2}",
-         base.with_(max_num_seqs=base.max_num_seqs // 2)),
-    )  # fmt: skip
-    w = Workload.closed(
-        concurrency=concurrency, requests=requests, prompt_tokens=prompt_tokens,
-        max_tokens=max_tokens[0], max_tokens_max=max_tokens[1], seed=seed,
-    )  # fmt: skip
+    runs = preemption_runs(model, gpu, concurrency, requests, prompt_tokens, max_tokens, seed)
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
         specs=[[{}], [{"secondary_y": True}]],
     )  # fmt: skip
     per = 4
     titles: list[str] = []
-    for k, (label, cfg) in enumerate(variants):
-        res = simulate(cfg, w, keep_chunk_times=False)
+    for k, (label, cfg, res) in enumerate(runs):
         ts = thin_timeseries(res.timeseries, points=500)
         summ = res.summary()
-        vis = k == 0
-        t = ts["time_s"]
-        common = {"x": t, "mode": "lines", "line_shape": "hv", "visible": vis}
-        fig.add_trace(
-            go.Scatter(y=ts["running"], name="running (in the batch)",
-                       line={"color": _PALETTE[0], "width": 2}, **common),
-            row=1, col=1,
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(y=ts["waiting"], name="waiting (queued or preempted)",
-                       line={"color": _PALETTE[4], "width": 2}, **common),
-            row=1, col=1,
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(y=ts["kv_usage"] * 100, name="KV cache in use, %",
-                       line={"color": _PALETTE[2], "width": 2},
-                       **{**common, "line_shape": "linear"}),
-            row=2, col=1, secondary_y=False,
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(y=ts["preemptions_total"], name="preemptions so far",
-                       line={"color": _PALETTE[1], "width": 2, "dash": "dot"}, **common),
-            row=2, col=1, secondary_y=True,
-        )  # fmt: skip
+        for y, name, colour, dash, shape, row, right in (
+            (ts["running"], "running (in the batch)", _PALETTE[0], "solid", "hv", 1, None),
+            (ts["waiting"], "waiting (queued or preempted)", _PALETTE[4], "solid", "hv", 1, None),
+            (ts["kv_usage"] * 100, "KV cache in use, %", _PALETTE[2], "solid", "linear", 2, False),
+            (ts["preemptions_total"], "preemptions so far", _PALETTE[1], "dot", "hv", 2, True),
+        ):
+            fig.add_trace(
+                _line(ts["time_s"], y, name, colour, dash=dash, line_shape=shape, visible=k == 0),
+                row=row,
+                col=1,
+                secondary_y=right,
+            )
         titles.append(
             _title(
                 f"{cfg.model.name} on {cfg.gpu.name}, {concurrency} long chats: {label}",
@@ -391,14 +321,10 @@ def preemption_timeline(
                 f"{fmt.seconds(summ['ttft_p95_s'])}",
             )
         )
-    n = per * len(variants)
+    n = per * len(runs)
     buttons = [
-        {
-            "label": label,
-            "method": "update",
-            "args": [{"visible": _visible(n, per, k)}, {"title.text": titles[k]}],
-        }
-        for k, (label, _) in enumerate(variants)
+        _view(label, _visible(n, per, k), {"title.text": titles[k]})
+        for k, (label, _, _) in enumerate(runs)
     ]
     fig.update_yaxes(title_text="requests", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="KV in use, %", range=[0, 105], row=2, col=1, secondary_y=False)

@@ -1,11 +1,7 @@
 """Capacity figures: goodput against offered load, users per GPU at an SLO, the engine knobs.
 
-Every curve comes from the virtual-time simulator (runs in :mod:`infphys.analysis.serving`:
-a vLLM-V1-style continuous-batching engine whose steps are priced by the roofline), summarised
-with :mod:`infphys.stats`; the figure chooses what to draw. Where a reader would want to move a
-parameter (the GPU, the token budget, an SLO, a knob), the runs for every value are made at
-build time and switched by plotly's own dropdown, so the figure stays interactive on a static
-page.
+Every curve is a simulated run from :mod:`infphys.analysis.serving`, drawn the way
+:mod:`infphys.plots._chapter` describes (values a reader would move sit in a dropdown).
 
 Example::
 
@@ -25,13 +21,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from infphys import fmt, planning, stats
+from infphys.analysis.load import goodput_by_level
 from infphys.analysis.serving import (
     DEFAULT_OUTPUT_TOKENS,
     DEFAULT_PROMPT_TOKENS,
     closed_sweep,
     engine_config,
     non_default,
-    run_frame,
+    open_loop_runs,
     saturated_rate_per_s,
 )
 from infphys.plots._chapter import serving_layout as _layout
@@ -40,8 +37,7 @@ from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _style_layout
-from infphys.sim.virtual import simulate
-from infphys.sim.workload import Workload
+from infphys.plots._style import line as _line
 
 __all__ = [
     "capacity_plan",
@@ -81,45 +77,44 @@ def goodput_vs_rate(
         raise ValueError("slos must hold at least one (ttft_s, tpot_s) pair")
     cfg = engine_config(model, gpu)
     cap = saturated_rate_per_s(model, gpu, prompt_tokens, max_tokens)
-    frames: dict[float, pd.DataFrame] = {}
-    for f in loads:
-        rate = cap * float(f)
-        w = Workload.open(
-            rate_per_s=rate, requests=requests, prompt_tokens=prompt_tokens[0],
-            prompt_tokens_max=prompt_tokens[1], max_tokens=max_tokens[0],
-            max_tokens_max=max_tokens[1], seed=seed,
-        )  # fmt: skip
-        frames[rate] = run_frame(simulate(cfg, w, keep_chunk_times=False, timeseries=False))
-    rates = sorted(frames)
-    tput = [stats.throughput(frames[r]).requests_per_s for r in rates]
+    runs = open_loop_runs(
+        model, gpu, tuple(float(f) for f in loads), requests, prompt_tokens, max_tokens, seed
+    )
+    s = stats.summarize(runs).sort_values("rate_per_s")
+    rates, tput = s["rate_per_s"].tolist(), s["throughput_req_per_s"].tolist()
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
-        go.Scatter(x=rates, y=tput, name="completed requests/s (drain included)",
-                   mode="lines+markers",
-                   line={"color": "rgba(99,110,250,0.45)", "width": 8},
-                   hovertemplate="offered %{x:.2f}/s: completed %{y:.2f}/s<extra></extra>"),
+        _line(
+            rates,
+            tput,
+            "completed requests/s (drain included)",
+            "rgba(99,110,250,0.45)",
+            width=8,
+            mode="lines+markers",
+            hover="offered %{x:.2f}/s: completed %{y:.2f}/s<extra></extra>",
+        ),
         secondary_y=False,
-    )  # fmt: skip
+    )
     labels: list[str] = []
     for k, (ttft_slo, tpot_slo) in enumerate(slos):
-        gp = [stats.goodput(frames[r], ttft_slo_s=ttft_slo, tpot_slo_s=tpot_slo) for r in rates]
+        gp = goodput_by_level(runs, ttft_slo_s=ttft_slo, tpot_slo_s=tpot_slo)
+        gp = gp.sort_values("rate_per_s")
         label = f"TTFT ≤ {fmt.ms(ttft_slo, 0)}, TPOT ≤ {fmt.ms(tpot_slo, 0)}"
         labels.append(label)
         vis = k == 0
-        fig.add_trace(
-            go.Scatter(x=rates, y=[g.goodput_per_s for g in gp], name="goodput (met the SLO)/s",
-                       mode="lines+markers", line={"color": _PALETTE[2], "width": 3},
-                       visible=vis,
-                       hovertemplate="offered %{x:.2f}/s: goodput %{y:.2f}/s<extra></extra>"),
-            secondary_y=False,
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(x=rates, y=[g.attainment * 100 for g in gp], name="SLO attainment, %",
-                       mode="lines+markers", line={"color": _PALETTE[1], "dash": "dash"},
-                       visible=vis,
-                       hovertemplate="offered %{x:.2f}/s: %{y:.0f}% met the SLO<extra></extra>"),
-            secondary_y=True,
-        )  # fmt: skip
+        for y, name, colour, dash, width, right, hover in (
+            (gp["goodput_per_s"], "goodput (met the SLO)/s", _PALETTE[2], "solid", 3, False,
+             "goodput %{y:.2f}/s"),
+            (gp["attainment"] * 100, "SLO attainment, %", _PALETTE[1], "dash", 2, True,
+             "%{y:.0f}% met the SLO"),
+        ):  # fmt: skip
+            fig.add_trace(
+                _line(
+                    rates, y, name, colour, dash=dash, width=width, mode="lines+markers",
+                    visible=vis, hover=f"offered %{{x:.2f}}/s: {hover}<extra></extra>",
+                ),
+                secondary_y=right,
+            )  # fmt: skip
     n = 1 + 2 * len(slos)
     buttons = [
         {
@@ -314,22 +309,20 @@ def knob_effects(
             color = _PALETTE[i % len(_PALETTE)]
             name = f"{setting}={v}"
             custom = np.column_stack([s["preemptions"], s["ttft_p95_s"]])
-            fig.add_trace(
-                go.Scatter(x=s["concurrency"], y=s["output_tokens_per_s"], name=name,
-                           legendgroup=name, mode="lines+markers", visible=k == 0,
-                           line={"color": color}, customdata=custom,
-                           hovertemplate="c=%{x}: %{y:,.0f} tokens/s, preemptions "
-                           "%{customdata[0]}<extra>" + name + "</extra>"),
-                row=1, col=1,
-            )  # fmt: skip
-            fig.add_trace(
-                go.Scatter(x=s["concurrency"], y=s["e2e_p95_s"], name=name, legendgroup=name,
-                           showlegend=False, mode="lines+markers", visible=k == 0,
-                           line={"color": color, "dash": "dot"}, customdata=custom,
-                           hovertemplate="c=%{x}: p95 e2e %{y:.1f} s, p95 TTFT "
-                           "%{customdata[1]:.1f} s<extra>" + name + "</extra>"),
-                row=2, col=1,
-            )  # fmt: skip
+            for row, col, dash, hover in (
+                (1, "output_tokens_per_s", "solid",
+                 "%{y:,.0f} tokens/s, preemptions %{customdata[0]}"),
+                (2, "e2e_p95_s", "dot", "p95 e2e %{y:.1f} s, p95 TTFT %{customdata[1]:.1f} s"),
+            ):  # fmt: skip
+                fig.add_trace(
+                    _line(
+                        s["concurrency"], s[col], name, color, dash=dash, mode="lines+markers",
+                        legendgroup=name, showlegend=row == 1, visible=k == 0, customdata=custom,
+                        hover=f"c=%{{x}}: {hover}<extra>{name}</extra>",
+                    ),
+                    row=row,
+                    col=1,
+                )  # fmt: skip
     starts = np.cumsum([0, *counts])
     total = int(starts[-1])
     buttons = [
@@ -372,44 +365,29 @@ def knob_sweeps(
             continue
         s = s.sort_values("concurrency")
         colour = _PALETTE[i % len(_PALETTE)]
-        fig.add_trace(
-            go.Scatter(
-                x=s["concurrency"],
-                y=s["output_tokens_per_s"],
-                mode="lines+markers",
-                name=label,
-                legendgroup=label,
-                line={"color": colour},
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=s["concurrency"],
-                y=s["e2e_p95_s"],
-                mode="lines+markers",
-                name=label,
-                legendgroup=label,
-                showlegend=False,
-                line={"color": colour},
-            ),
-            row=1,
-            col=2,
-        )
+        for col, y in ((1, "output_tokens_per_s"), (2, "e2e_p95_s")):
+            fig.add_trace(
+                _line(
+                    s["concurrency"], s[y], label, colour, mode="lines+markers",
+                    legendgroup=label, showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )  # fmt: skip
         knee = stats.sweep_knee(s, throughput_column="output_tokens_per_s")
         if knee is not None and knee.knee_index is not None:
             k = s.iloc[knee.knee_index]
             fig.add_trace(
-                go.Scatter(
-                    x=[k["concurrency"]],
-                    y=[k["output_tokens_per_s"]],
+                _line(
+                    [k["concurrency"]],
+                    [k["output_tokens_per_s"]],
+                    f"{label} knee",
+                    colour,
                     mode="markers",
-                    marker={"symbol": "star", "size": 14, "color": colour},
-                    name=f"{label} knee",
                     legendgroup=label,
                     showlegend=False,
-                    hovertemplate="knee at %{x}<extra></extra>",
+                    hover="knee at %{x}<extra></extra>",
+                    marker={"symbol": "star", "size": 14},
                 ),
                 row=1,
                 col=1,

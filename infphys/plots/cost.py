@@ -24,10 +24,13 @@ from infphys.catalog import (
 )
 from infphys.plots._chapter import batch_grid as _batch_grid
 from infphys.plots._chapter import chapter_layout as _layout
+from infphys.plots._chapter import log_log as _log_log
 from infphys.plots._chapter import title as _title
+from infphys.plots._chapter import view as _view
 from infphys.plots._chapter import visible as _visible
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
+from infphys.plots._style import line as _line
 
 __all__ = [
     "cost_curves",
@@ -88,50 +91,60 @@ def cost_curves(
         month = [physics.cost_per_concurrent_user(price, b).per_month_usd for b in bs]
         color = _PALETTE[k % len(_PALETTE)]
         visible = k == 0
-        fig.add_scatter(
-            x=bs,
-            y=usd_m,
-            mode="lines",
-            name=f"{g.name}: $ per million output tokens",
-            line={"color": color, "width": 3},
-            visible=visible,
-            customdata=list(zip(month, per_user, strict=True)),
-            hovertemplate="batch %{x}: $%{y:.3f} per million tokens<br>"
-            "$%{customdata[0]:,.2f} per user per month · %{customdata[1]:.0f} tokens/s each"
-            "<extra>" + g.name + "</extra>",
+        fig.add_trace(
+            _line(
+                bs,
+                usd_m,
+                f"{g.name}: $ per million output tokens",
+                color,
+                width=3,
+                visible=visible,
+                customdata=list(zip(month, per_user, strict=True)),
+                hover="batch %{x}: $%{y:.3f} per million tokens<br>"
+                "$%{customdata[0]:,.2f} per user per month · %{customdata[1]:.0f} tokens/s each"
+                "<extra>" + g.name + "</extra>",
+            )
         )
-        fig.add_scatter(
-            x=bs,
-            y=per_user,
-            mode="lines",
-            name="tokens/s per user",
-            yaxis="y2",
-            line={"color": _GREY, "width": 2},
-            visible=visible,
-            hovertemplate="batch %{x}: %{y:.0f} tokens/s per user<extra></extra>",
+        fig.add_trace(
+            _line(
+                bs,
+                per_user,
+                "tokens/s per user",
+                _GREY,
+                width=2,
+                yaxis="y2",
+                visible=visible,
+                hover="batch %{x}: %{y:.0f} tokens/s per user<extra></extra>",
+            )
         )
-        fig.add_scatter(
-            x=[bs[0], bs[-1]],
-            y=[tokens_per_s_per_user] * 2,
-            mode="lines",
-            yaxis="y2",
-            name=f"objective: {fmt.num(tokens_per_s_per_user)} tokens/s per user",
-            line={"color": _PALETTE[1], "dash": "dash", "width": 1},
-            visible=visible,
-            hoverinfo="skip",
+        fig.add_trace(
+            _line(
+                [bs[0], bs[-1]],
+                [tokens_per_s_per_user] * 2,
+                f"objective: {fmt.num(tokens_per_s_per_user)} tokens/s per user",
+                _PALETTE[1],
+                dash="dash",
+                width=1,
+                yaxis="y2",
+                visible=visible,
+                hoverinfo="skip",
+            )
         )
         ok = [i for i, v in enumerate(per_user) if v >= tokens_per_s_per_user]
         last = ok[-1] if ok else 0
-        fig.add_scatter(
-            x=[bs[last]],
-            y=[usd_m[last]],
-            mode="markers+text",
-            visible=visible,
-            name="cheapest batch that meets the objective",
-            marker={"color": _PALETTE[1], "size": 12, "symbol": "star"},
-            text=[f"{fmt.usd(usd_m[last], 3)} / M tokens at batch {bs[last]}"],
-            textposition="bottom left",
-            hoverinfo="skip",
+        fig.add_trace(
+            _line(
+                [bs[last]],
+                [usd_m[last]],
+                "cheapest batch that meets the objective",
+                _PALETTE[1],
+                mode="markers+text",
+                visible=visible,
+                text=[f"{fmt.usd(usd_m[last], 3)} / M tokens at batch {bs[last]}"],
+                textposition="bottom left",
+                hoverinfo="skip",
+                marker={"size": 12, "symbol": "star"},
+            )
         )
         best.append((bs[: last + 1], usd_m[: last + 1], g.name, color))
         limit = f"KV cache full at {fmt.count(cap)}" if cap < max_batch else "KV cache never full"
@@ -140,26 +153,25 @@ def cost_curves(
             f"{limit}; {fmt.count(context_tokens)} tokens per user",
         )
         buttons.append(
-            {
-                "label": f"{g.name} ({fmt.usd(price)}/h)",
-                "method": "update",
-                "args": [
-                    {"visible": _visible(per_gpu * n_gpu + n_gpu, per_gpu, k)},
-                    {"title.text": title, "yaxis2.visible": True},
-                ],
-            }
+            _view(
+                f"{g.name} ({fmt.usd(price)}/h)",
+                _visible(per_gpu * n_gpu + n_gpu, per_gpu, k),
+                {"title.text": title, "yaxis2.visible": True},
+            )
         )
         if visible:
             first_title = title
     for bs, usd_m, name, color in best:
-        fig.add_scatter(
-            x=bs,
-            y=usd_m,
-            mode="lines",
-            name=name,
-            visible=False,
-            line={"color": color, "width": 3},
-            hovertemplate="batch %{x}: $%{y:.3f} per million tokens<extra>" + name + "</extra>",
+        fig.add_trace(
+            _line(
+                bs,
+                usd_m,
+                name,
+                color,
+                width=3,
+                visible=False,
+                hover="batch %{x}: $%{y:.3f} per million tokens<extra>" + name + "</extra>",
+            )
         )
     buttons.append(
         {
@@ -182,8 +194,7 @@ def cost_curves(
         fig,
         first_title,
         height=540,
-        xaxis={"title": {"text": "concurrent users (batch)"}, "type": "log"},
-        yaxis={"title": {"text": "$ per million output tokens"}, "type": "log"},
+        **_log_log("concurrent users (batch)", "$ per million output tokens"),
         yaxis2={
             "title": {"text": "tokens/s per user"},
             "overlaying": "y",

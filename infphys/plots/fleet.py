@@ -19,10 +19,29 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from infphys.plots._style import layout
+from infphys.plots._style import line as _line
 
 __all__ = ["fleet_disaggregation", "fleet_pareto", "fleet_routers", "fleet_tp_replicas"]
 
 _BLUE, _ORANGE, _GREY = "#1f77b4", "#ff7f0e", "#7f7f7f"
+
+
+def _panel_bars(
+    table: pd.DataFrame, panels: tuple[tuple[str, str, float, str], ...], colours: list[str]
+) -> Any:
+    """One bar chart per (subplot title, column, scale, unit on hover) panel, a bar per
+    ``table["layout"]``."""
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels])
+    for i, (_, col, scale, unit) in enumerate(panels, start=1):
+        fig.add_trace(
+            go.Bar(
+                x=table["layout"], y=table[col] * scale, marker={"color": colours},
+                showlegend=False, hovertemplate=f"%{{x}}: %{{y:,.1f}}{unit}<extra></extra>",
+            ),
+            row=1,
+            col=i,
+        )  # fmt: skip
+    return fig
 
 
 def fleet_routers(table: pd.DataFrame | None = None) -> Any:
@@ -57,22 +76,12 @@ def fleet_tp_replicas(table: pd.DataFrame | None = None) -> Any:
 
         cfg, w = tp_scenario()
         table = compare_tp_replicas(cfg, 2, w)
-    fig = make_subplots(
-        rows=1, cols=3, subplot_titles=("TTFT p95 (ms)", "ITL p95 (ms)", "output tokens/s")
-    )
-    cols = (("ttft_p95_s", 1e3), ("itl_p95_s", 1e3), ("output_tokens_per_s", 1.0))
-    for i, (col, scale) in enumerate(cols, start=1):
-        fig.add_trace(
-            go.Bar(
-                x=table["layout"],
-                y=table[col] * scale,
-                marker={"color": [_BLUE, _ORANGE][: len(table)]},
-                showlegend=False,
-                hovertemplate="%{x}: %{y:,.1f}<extra></extra>",
-            ),
-            row=1,
-            col=i,
-        )
+    fig = _panel_bars(
+        table,
+        (("TTFT p95 (ms)", "ttft_p95_s", 1e3, ""), ("ITL p95 (ms)", "itl_p95_s", 1e3, ""),
+         ("output tokens/s", "output_tokens_per_s", 1.0, "")),
+        [_BLUE, _ORANGE][: len(table)],
+    )  # fmt: skip
     gpus = int(table["gpus"].iloc[0])
     return layout(fig, f"The same {gpus} GPUs as one TP instance or as replicas", height=380)
 
@@ -86,20 +95,11 @@ def fleet_disaggregation(table: pd.DataFrame | None = None) -> Any:
 
         cfg, w = long_prompt_scenario(2)
         table = compare_disaggregation(cfg, 2, w)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("ITL p95 (ms)", "TTFT p95 (ms)"))
-    colours = [_GREY if p == 0 else _BLUE for p in table["prefill_replicas"]]
-    for i, col in enumerate(("itl_p95_s", "ttft_p95_s"), start=1):
-        fig.add_trace(
-            go.Bar(
-                x=table["layout"],
-                y=table[col] * 1e3,
-                marker={"color": colours},
-                showlegend=False,
-                hovertemplate="%{x}: %{y:,.1f} ms<extra></extra>",
-            ),
-            row=1,
-            col=i,
-        )
+    fig = _panel_bars(
+        table,
+        (("ITL p95 (ms)", "itl_p95_s", 1e3, " ms"), ("TTFT p95 (ms)", "ttft_p95_s", 1e3, " ms")),
+        [_GREY if p == 0 else _BLUE for p in table["prefill_replicas"]],
+    )
     gpus = int(table["gpus"].iloc[0])
     return layout(fig, f"Colocated or split: {gpus} GPUs, long prompts", height=380)
 
@@ -113,14 +113,15 @@ def fleet_pareto(candidates: pd.DataFrame, pareto: pd.DataFrame | None = None) -
     for ok, name, symbol in ((True, "meets the objective", "circle"), (False, "misses", "x")):
         part = sim[sim["ok"] == ok]
         fig.add_trace(
-            go.Scatter(
-                x=part["usd_per_hour"],
-                y=part["sim_ttft_p95_s"],
+            _line(
+                part["usd_per_hour"],
+                part["sim_ttft_p95_s"],
+                name,
+                _BLUE if ok else _GREY,
                 mode="markers",
-                name=name,
-                marker={"symbol": symbol, "size": 9, "color": _BLUE if ok else _GREY},
                 text=part["label"],
-                hovertemplate=("%{text}<br>$%{x:,.2f}/h, p95 TTFT %{y:.3f} s<extra></extra>"),
+                hover="%{text}<br>$%{x:,.2f}/h, p95 TTFT %{y:.3f} s<extra></extra>",
+                marker={"symbol": symbol, "size": 9},
             )
         )
     if pareto is not None and len(pareto):

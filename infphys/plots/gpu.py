@@ -27,7 +27,9 @@ from plotly.subplots import make_subplots
 from infphys import fmt
 from infphys.measure.gpu.copy_bandwidth import CopyBandwidthResult
 from infphys.plots._style import PALETTE as _PALETTE
-from infphys.plots._style import TEMPLATE
+from infphys.plots._style import empty_figure as _empty_figure
+from infphys.plots._style import layout as _style_layout
+from infphys.plots._style import line as _line
 
 __all__ = [
     "copy_bandwidth_figure",
@@ -40,15 +42,7 @@ GiB = 2**30
 
 def _layout(fig: Any, title: str, **extra: Any) -> Any:
     """The kit's look, with the legend under the plot so it never covers the title."""
-    fig.update_layout(
-        template=TEMPLATE,
-        title={"text": title, "x": 0, "xanchor": "left"},
-        margin={"l": 64, "r": 24, "t": 88, "b": 40},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.14, "x": 0, "xanchor": "left"},
-        hoverlabel={"namelength": -1},
-        **extra,
-    )
-    return fig
+    return _style_layout(fig, title, legend_below_y=-0.14, margin={"t": 88, "b": 40}, **extra)
 
 
 def _vline(
@@ -84,19 +78,7 @@ def _vline(
 
 
 def _empty(title: str, reason: str) -> Any:
-    fig = go.Figure()
-    fig.add_annotation(
-        text=reason,
-        x=0.5,
-        y=0.5,
-        xref="paper",
-        yref="paper",
-        showarrow=False,
-        font={"size": 14},
-    )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, title)
+    return _layout(_empty_figure(title, reason), title)
 
 
 # --- watcher ----------------------------------------------------------------------------------
@@ -129,19 +111,14 @@ def watch_figure(frame: pd.DataFrame, title: str = "GPU during the run") -> Any:
         )
         for row, y, what, dash, hover in series:
             fig.add_trace(
-                go.Scatter(
-                    x=t,
-                    y=y,
-                    mode="lines",
-                    name=f"{label}: {what}",
-                    line={"color": colour, "dash": dash},
-                    legendgroup=label,
+                _line(
+                    t, y, f"{label}: {what}", colour, dash=dash, legendgroup=label,
                     showlegend=row == 1 or dash == "dot",
-                    hovertemplate=f"{label}<br>{what}: {hover}<br>t = %{{x:.1f}} s<extra></extra>",
+                    hover=f"{label}<br>{what}: {hover}<br>t = %{{x:.1f}} s<extra></extra>",
                 ),
                 row=row,
                 col=1,
-            )
+            )  # fmt: skip
     fig.update_xaxes(title_text="seconds since the watch started", row=4, col=1)
     reason = frame.attrs.get("reason")
     full = title if not reason else f"{title}<br><sup>{reason}</sup>"
@@ -251,42 +228,30 @@ def roofline_experiment_figure(frame: pd.DataFrame) -> Any:
         c = _PALETTE[k % len(_PALETTE)]
         g = g.sort_values("batch")
         p = str(prec).upper()
+        for col, what, short, dash in (
+            ("predicted_peak_step_s", "efficiency 1", "efficiency 1", "solid"),
+            ("predicted_default_step_s", "default efficiencies", "defaults", "dash"),
+        ):
+            fig.add_trace(
+                _line(
+                    g["batch"], g[col] * 1e3, f"{p} roofline, {what}", c, dash=dash,
+                    legendgroup=p,
+                    hover=f"batch %{{x}}: %{{y:.3f}} ms predicted ({short})<extra></extra>",
+                ),
+                row=1,
+                col=1,
+            )  # fmt: skip
         fig.add_trace(
-            go.Scatter(
-                x=g["batch"],
-                y=g["predicted_peak_step_s"] * 1e3,
-                mode="lines",
-                name=f"{p} roofline, efficiency 1",
-                line={"color": c},
-                legendgroup=p,
-                hovertemplate="batch %{x}: %{y:.3f} ms predicted (efficiency 1)<extra></extra>",
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=g["batch"],
-                y=g["predicted_default_step_s"] * 1e3,
-                mode="lines",
-                name=f"{p} roofline, default efficiencies",
-                line={"color": c, "dash": "dash"},
-                legendgroup=p,
-                hovertemplate="batch %{x}: %{y:.3f} ms predicted (defaults)<extra></extra>",
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=g["batch"],
-                y=g["step_s"] * 1e3,
+            _line(
+                g["batch"],
+                g["step_s"] * 1e3,
+                f"{p} measured",
+                c,
                 mode="markers",
-                name=f"{p} measured",
-                marker={"color": c, "size": 9, "symbol": "circle"},
+                marker={"size": 9, "symbol": "circle"},
                 legendgroup=p,
                 customdata=np.stack([g["error_vs_peak"] * 100, g["error_vs_default"] * 100], -1),
-                hovertemplate=(
+                hover=(
                     "batch %{x}: %{y:.3f} ms measured<br>"
                     "%{customdata[0]:+.0f}% vs efficiency 1, %{customdata[1]:+.0f}% vs defaults"
                     "<extra></extra>"
@@ -303,39 +268,27 @@ def roofline_experiment_figure(frame: pd.DataFrame) -> Any:
         if math.isfinite(peak) and math.isfinite(bw):
             xs = np.geomspace(lo, hi, 64)
             fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=np.minimum(peak, bw * xs),
-                    mode="lines",
-                    name=f"{p} roof",
-                    line={"color": c, "width": 1},
-                    legendgroup=p,
+                _line(
+                    xs, np.minimum(peak, bw * xs), f"{p} roof", c, width=1, legendgroup=p,
                     showlegend=False,
-                    hovertemplate="%{x:.1f} FLOP/byte: roof %{y:.3s}FLOP/s<extra></extra>",
+                    hover="%{x:.1f} FLOP/byte: roof %{y:.3s}FLOP/s<extra></extra>",
                 ),
                 row=1,
                 col=2,
-            )
+            )  # fmt: skip
         ridge = ridges.get(str(prec))
         if ridge is not None:
             _vline(fig, ridge, f_lo, f_hi, f"{p} ridge point: {ridge:,.0f} FLOP/byte", c, 1, 2, k)
         fig.add_trace(
-            go.Scatter(
-                x=g["intensity_flop_per_byte"],
-                y=g["achieved_flops_per_s"],
-                mode="markers",
-                name=f"{p} measured (roofline)",
-                marker={"color": c, "size": 9},
-                legendgroup=p,
-                showlegend=False,
-                text=[f"batch {b}" for b in g["batch"]],
-                hovertemplate=(
-                    "%{text}: %{x:.1f} FLOP/byte, %{y:.3s}FLOP/s achieved<extra></extra>"
-                ),
+            _line(
+                g["intensity_flop_per_byte"], g["achieved_flops_per_s"],
+                f"{p} measured (roofline)", c, mode="markers", marker={"size": 9},
+                legendgroup=p, showlegend=False, text=[f"batch {b}" for b in g["batch"]],
+                hover="%{text}: %{x:.1f} FLOP/byte, %{y:.3s}FLOP/s achieved<extra></extra>",
             ),
             row=1,
             col=2,
-        )
+        )  # fmt: skip
     fig.update_xaxes(type="log", title_text="batch (sequences per step)", row=1, col=1)
     fig.update_yaxes(type="log", title_text="step time (ms)", row=1, col=1)
     fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOP/byte)", row=1, col=2)

@@ -26,7 +26,8 @@ from plotly.subplots import make_subplots
 from infphys import fmt
 from infphys.physics import KVCliff
 from infphys.plots._style import PALETTE as _PALETTE
-from infphys.plots._style import TEMPLATE
+from infphys.plots._style import layout as _style_layout
+from infphys.plots._style import line as _line
 
 __all__ = [
     "bar_compare",
@@ -46,16 +47,8 @@ def _num(value: float) -> str:
 
 
 def _layout(fig: Any, title: str, **extra: Any) -> Any:
-    fig.update_layout(
-        template=TEMPLATE,
-        title={"text": title, "x": 0, "xanchor": "left"},
-        margin={"l": 64, "r": 24, "t": 64, "b": 40},
-        # Under the plot, so that a long legend never covers the title.
-        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0, "xanchor": "left"},
-        hoverlabel={"namelength": -1},
-        **extra,
-    )
-    return fig
+    """The kit's look, with the legend under the plot so a long legend never covers the title."""
+    return _style_layout(fig, title, legend_below_y=-0.18, margin={"t": 64, "b": 40}, **extra)
 
 
 def kv_cliff_compare(correct: KVCliff, naive: KVCliff | None = None, *, title: str = "") -> Any:
@@ -81,13 +74,16 @@ def kv_cliff_compare(correct: KVCliff, naive: KVCliff | None = None, *, title: s
     if naive is not None:
         series.append(("naive 2·layers·hidden", naive, "dash", _PALETTE[1]))
     for label, cliff, dash, colour in series:
-        fig.add_scatter(
-            x=np.asarray(cliff.users),
-            y=np.asarray(cliff.total_bytes) / 1e9,
-            name=f"weights + KV, {label} ({fmt.count(cliff.kv_bytes_per_token)} B/token)",
-            mode="lines",
-            line={"color": colour, "width": 3, "dash": dash},
-            hovertemplate="%{x} users: %{y:.1f} GB<extra>" + label + "</extra>",
+        fig.add_trace(
+            _line(
+                np.asarray(cliff.users),
+                np.asarray(cliff.total_bytes) / 1e9,
+                f"weights + KV, {label} ({fmt.count(cliff.kv_bytes_per_token)} B/token)",
+                colour,
+                dash=dash,
+                width=3,
+                hover="%{x} users: %{y:.1f} GB<extra>" + label + "</extra>",
+            )
         )
         xs, ys, texts = [], [], []
         for name, crash in cliff.crash_users.items():
@@ -97,14 +93,17 @@ def kv_cliff_compare(correct: KVCliff, naive: KVCliff | None = None, *, title: s
             ys.append(cliff.vram_lines_bytes[name] / 1e9)
             texts.append(f"{name} full at {fmt.count(crash)} ({label})")
         if xs:
-            fig.add_scatter(
-                x=xs,
-                y=ys,
-                mode="markers",
-                marker={"color": colour, "size": 12, "symbol": "x"},
-                name=f"out of memory ({label})",
-                text=texts,
-                hovertemplate="%{text}<extra></extra>",
+            fig.add_trace(
+                _line(
+                    xs,
+                    ys,
+                    f"out of memory ({label})",
+                    colour,
+                    mode="markers",
+                    text=texts,
+                    hover="%{text}<extra></extra>",
+                    marker={"size": 12, "symbol": "x"},
+                )
             )
     top = max(
         [float(np.max(correct.total_bytes))]
@@ -153,12 +152,10 @@ def kv_wall_sweep(
                 marker_color=_PALETTE[0])  # fmt: skip
     fig.add_bar(x=labels, y=sweep[waiting], name="waiting (time average)",
                 marker_color=_PALETTE[1])  # fmt: skip
-    fig.add_scatter(
-        x=labels,
-        y=sweep[preemptions],
-        name="preemptions",
-        mode="lines+markers",
-        line={"color": _PALETTE[3], "width": 2},
+    fig.add_trace(
+        _line(
+            labels, sweep[preemptions], "preemptions", _PALETTE[3], width=2, mode="lines+markers"
+        ),
         secondary_y=True,
     )
     # Place the wall between the categories on either side of it.
@@ -280,30 +277,52 @@ def slo_sweep(
         subplot_titles=(f"{latency_label} against load", "US dollars per million output tokens"),
     )
     ok = s[latency] <= slo_s
-    fig.add_scatter(
-        x=s[x], y=s[latency] * 1e3, mode="lines+markers", name=latency_label,
-        marker={"color": [_PALETTE[2] if v else _PALETTE[1] for v in ok], "size": 9},
-        line={"color": _PALETTE[0]}, row=1, col=1,
-        hovertemplate="%{x}: %{y:.1f} ms<extra></extra>",
-    )  # fmt: skip
+    fig.add_trace(
+        _line(
+            s[x],
+            s[latency] * 1e3,
+            latency_label,
+            _PALETTE[0],
+            mode="lines+markers",
+            hover="%{x}: %{y:.1f} ms<extra></extra>",
+            marker={"color": [_PALETTE[2] if v else _PALETTE[1] for v in ok], "size": 9},
+        ),
+        row=1,
+        col=1,
+    )
     fig.add_hline(
         y=slo_s * 1e3, line={"dash": "dash", "color": _PALETTE[1]}, row=1, col=1,
         annotation_text=f"SLO {fmt.ms(slo_s)}", annotation_position="top left",
     )  # fmt: skip
-    fig.add_scatter(
-        x=s[x], y=s[cost], mode="lines+markers", name="cost per million tokens",
-        line={"color": _PALETTE[3]}, row=1, col=2,
-        hovertemplate="%{x}: $%{y:.3f}<extra></extra>",
-    )  # fmt: skip
+    fig.add_trace(
+        _line(
+            s[x],
+            s[cost],
+            "cost per million tokens",
+            _PALETTE[3],
+            mode="lines+markers",
+            hover="%{x}: $%{y:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
     if cap is not None:
         at = s[s[x] == cap]
         if len(at):
-            fig.add_scatter(
-                x=[cap], y=[float(at[cost].iloc[0])], mode="markers+text",
-                marker={"symbol": "star", "size": 16, "color": _PALETTE[4]},
-                text=[f"cap {fmt.count(cap)}: {fmt.usd(float(at[cost].iloc[0]), 3)}"],
-                textposition="bottom left", name="SLO cap", row=1, col=2,
-            )  # fmt: skip
+            fig.add_trace(
+                _line(
+                    [cap],
+                    [float(at[cost].iloc[0])],
+                    "SLO cap",
+                    _PALETTE[4],
+                    mode="markers+text",
+                    text=[f"cap {fmt.count(cap)}: {fmt.usd(float(at[cost].iloc[0]), 3)}"],
+                    textposition="bottom left",
+                    marker={"symbol": "star", "size": 16},
+                ),
+                row=1,
+                col=2,
+            )
         for panel in (1, 2):
             fig.add_vline(x=cap, line={"dash": "dot", "color": _PALETTE[4]}, row=1, col=panel)
     _layout(fig, title, height=480)
@@ -332,11 +351,18 @@ def token_timeline(
             showarrow=False,
         )  # fmt: skip
         return _layout(fig, title, height=320)
-    fig.add_scatter(
-        x=times * 1e3, y=np.arange(1, times.size + 1), mode="lines+markers", line_shape="hv",
-        name="tokens received", marker={"size": 4, "color": _PALETTE[0]},
-        hovertemplate="token %{y} at %{x:.1f} ms<extra></extra>",
-    )  # fmt: skip
+    fig.add_trace(
+        _line(
+            times * 1e3,
+            np.arange(1, times.size + 1),
+            "tokens received",
+            _PALETTE[0],
+            mode="lines+markers",
+            line_shape="hv",
+            hover="token %{y} at %{x:.1f} ms<extra></extra>",
+            marker={"size": 4},
+        )
+    )
     fig.add_vline(
         x=float(times[0]) * 1e3, line={"dash": "dash", "color": _PALETTE[1]},
         annotation_text=f"first token: {fmt.ms(float(times[0]))}",

@@ -9,8 +9,8 @@ level, the token grid's costs) are :mod:`infphys.analysis`.
 - :func:`latency_box`, :func:`in_flight_timeline`: Little's Law made visible.
 - :func:`latency_vs_throughput` (closed and open loop on one chart), :func:`run_timeline`
   (request latencies and server gauges on one clock).
-- :func:`token_budget_lines` (a latency against ``max_tokens``, one line per prompt size),
-  :func:`token_budget_split` (TTFT and decode per cell).
+- :func:`token_budget_lines` (a latency against ``max_tokens``, one line per prompt size);
+  a cell's TTFT and decode are drawn by :func:`infphys.plots.token_budget.split_bars`.
 
 Overload and retries are drawn by :mod:`infphys.plots.overload`, engine knobs against an SLO by
 :func:`infphys.plots.capacity.knob_sweeps`.
@@ -38,6 +38,7 @@ from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _layout
+from infphys.plots._style import line as _line
 from infphys.stats import RecordsLike as RunData
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
     "latency_vs_throughput",
     "run_timeline",
     "token_budget_lines",
-    "token_budget_split",
 ]
 
 
@@ -204,14 +204,15 @@ def latency_vs_throughput(
         knob = s[xc].tolist() if xc in s.columns else [None] * len(s)
         for q, dash in (("p50", "dot"), ("p95", "solid")):
             fig.add_trace(
-                go.Scatter(
-                    x=s["throughput_req_per_s"],
-                    y=s[f"{metric}_{q}_s"] * 1e3,
+                _line(
+                    s["throughput_req_per_s"],
+                    s[f"{metric}_{q}_s"] * 1e3,
+                    f"{label} {q}",
+                    colour,
+                    dash=dash,
                     mode="lines+markers",
-                    name=f"{label} {q}",
-                    line={"color": colour, "dash": dash},
                     customdata=knob,
-                    hovertemplate=f"{label}, {xc} %{{customdata}}: %{{x:.2f}} req/s, "
+                    hover=f"{label}, {xc} %{{customdata}}: %{{x:.2f}} req/s, "
                     f"{q} %{{y:.0f}} ms<extra></extra>",
                 )
             )
@@ -253,13 +254,14 @@ def run_timeline(
         g = ok[ok["level"] == lv] if "level" in ok.columns else ok
         load = g[xc].iloc[0] if xc in g.columns else lv
         fig.add_trace(
-            go.Scatter(
-                x=g["sent_s"],
-                y=g["e2e_s"] * 1e3,
+            _line(
+                g["sent_s"],
+                g["e2e_s"] * 1e3,
+                f"{xc} {load}",
+                _PALETTE[i % len(_PALETTE)],
                 mode="markers",
-                marker={"color": _PALETTE[i % len(_PALETTE)], "size": 5},
-                name=f"{xc} {load}",
-                hovertemplate="sent %{x:.2f} s: %{y:.0f} ms<extra></extra>",
+                hover="sent %{x:.2f} s: %{y:.0f} ms<extra></extra>",
+                marker={"size": 5},
             ),
             row=1,
             col=1,
@@ -329,51 +331,23 @@ def token_budget_lines(data: RunData, *, value: str = "e2e_p95_s", title: str | 
     title = (
         title or f"{value.removesuffix('_s').replace('_', ' ')} against max_tokens, by prompt size"
     )
-    f = stats.as_frame(data)
-    if not len(f):
-        return _empty(title, "no requests in this run")
-    s = stats.summarize(f)
-    for col in ("prompt_tokens_asked", "max_tokens", value):
-        if col not in s.columns:
-            return _empty(title, f"not a token-grid run: no column {col!r}")
+    s = grid_summary(data, value)
+    if s is None:
+        return _empty(title, f"no token grid in this run (prompt size × max_tokens, {value})")
     fig = go.Figure()
     for i, (p, g) in enumerate(s.groupby("prompt_tokens_asked", sort=True)):
         g = g.sort_values("max_tokens")
         scale = 1e3 if value.endswith("_s") else 1.0
         fig.add_trace(
-            go.Scatter(
-                x=g["max_tokens"],
-                y=g[value] * scale,
+            _line(
+                g["max_tokens"],
+                g[value] * scale,
+                f"prompt {p} tokens",
+                _PALETTE[i % len(_PALETTE)],
                 mode="lines+markers",
-                name=f"prompt {p} tokens",
-                line={"color": _PALETTE[i % len(_PALETTE)]},
-                hovertemplate="max_tokens %{x}: %{y:.1f}<extra></extra>",
+                hover="max_tokens %{x}: %{y:.1f}<extra></extra>",
             )
         )
     fig.update_xaxes(title="max_tokens (output budget)", rangemode="tozero")
     fig.update_yaxes(title="ms" if value.endswith("_s") else value, rangemode="tozero")
-    return _layout(fig, title)
-
-
-def token_budget_split(data: RunData, *, title: str | None = None) -> Any:
-    """Per token-grid cell (prompt size / ``max_tokens``): p50 TTFT (prefill, and any queueing)
-    stacked under p50 decode time (e2e − TTFT), ms."""
-    title = title or "where the time goes: TTFT (prefill) and decode, p50 per cell"
-    s = grid_summary(data)
-    if s is None:
-        return _empty(title, "not a token-grid run (no prompt size and max_tokens columns)")
-    x = [
-        f"{int(p)} / {int(m)}"
-        for p, m in zip(s["prompt_tokens_asked"], s["max_tokens"], strict=True)
-    ]
-    ttft = s["ttft_p50_s"] * 1e3
-    decode = (s["e2e_p50_s"] - s["ttft_p50_s"]) * 1e3
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=x, y=ttft, name="TTFT p50 (prefill)", marker={"color": _PALETTE[1]}))
-    fig.add_trace(
-        go.Bar(x=x, y=decode, name="decode p50 (e2e − TTFT)", marker={"color": _PALETTE[0]})
-    )
-    fig.update_layout(barmode="stack")
-    fig.update_xaxes(title="prompt tokens / max_tokens", type="category")
-    fig.update_yaxes(title="time (ms)", rangemode="tozero")
     return _layout(fig, title)

@@ -30,9 +30,16 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from infphys import stats
+from infphys.analysis.load import (
+    errors_by_level,
+    grid_summary,
+    load_column,
+    ttft_decode_by_level,
+)
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _layout
+from infphys.plots._style import line as _line
 from infphys.plots._style import mark_x
 from infphys.records import RequestRecord, Run
 
@@ -61,25 +68,49 @@ def _frame(data: RunData) -> pd.DataFrame:
     return stats.as_frame(data)
 
 
-def _x_column(summary: pd.DataFrame, x: str | None) -> str:
-    if x is not None:
-        if x not in summary.columns:
-            raise ValueError(f"x: the run has no column {x!r}")
-        return x
-    for col in ("concurrency", "rate_per_s"):
-        if col in summary.columns and summary[col].notna().all() and summary[col].nunique() > 1:
-            return col
-    for col in ("concurrency", "rate_per_s"):
-        if col in summary.columns and summary[col].notna().all():
-            return col
-    return "level"
-
-
 def _log_x(summary: pd.DataFrame, x: str) -> bool:
     vals = pd.to_numeric(summary[x], errors="coerce")
     if x == "level" or len(vals) <= 2 or not (vals > 0).all():
         return False
     return bool(vals.max() / vals.min() >= 8)
+
+
+def _levels(data: RunData, x: str | None) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
+    """The run's records, its summary per level sorted by the load column, and that column;
+    None for an empty run."""
+    f = _frame(data)
+    if not len(f):
+        return None
+    s = stats.summarize(f)
+    xc = load_column(s, x)
+    return f, s.sort_values(xc), xc
+
+
+def _load_axis(fig: Any, s: pd.DataFrame, xc: str, mark: str | None = None) -> None:
+    """The x axis of a per-level figure (log when the load spans 8× or more), with the sweep's
+    ``knee`` or ``cliff`` (:func:`infphys.stats.sweep_knee`) marked when ``mark`` names one."""
+    log_x = _log_x(s, xc)
+    knee = stats.sweep_knee(s, x=xc) if mark and xc != "level" else None
+    at = getattr(knee, f"{mark}_x", None) if knee is not None else None
+    if at is not None:
+        mark_x(fig, at, f"{'p95 cliff' if mark == 'cliff' else mark} at {at:g}", log_x=log_x)
+    fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="log" if log_x else "linear")
+
+
+def _stacked_by_level(
+    t: pd.DataFrame, series: list[tuple[str, str, str, float]], y_title: str
+) -> Any:
+    """Stacked bars over a per-level table whose first column is the load (a category axis):
+    one bar series per (column, name, colour, scale)."""
+    xc = str(t.columns[0])
+    levels = [str(v) for v in t[xc]]
+    fig = go.Figure()
+    for col, name, colour, scale in series:
+        fig.add_trace(go.Bar(x=levels, y=t[col] * scale, name=name, marker={"color": colour}))
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="category")
+    fig.update_yaxes(title=y_title, rangemode="tozero")
+    return fig
 
 
 def _ms(v: pd.Series) -> pd.Series:
@@ -94,28 +125,20 @@ def latency_vs_load(
         raise ValueError(f"metric must be one of {', '.join(_METRIC_LABELS)} (got {metric!r})")
     name = _METRIC_LABELS[metric]
     title = title or f"{name} latency vs load"
-    f = _frame(data)
-    if not len(f):
+    run = _levels(data, x)
+    if run is None:
         return _empty(title, "no requests in this run")
-    s = stats.summarize(f)
-    xc = _x_column(s, x)
-    s = s.sort_values(xc)
+    _, s, xc = run
     fig = go.Figure()
     for i, q in enumerate(("p50", "p95", "p99")):
         fig.add_trace(
-            go.Scatter(
-                x=s[xc],
-                y=_ms(s[f"{metric}_{q}_s"]),
-                mode="lines+markers",
-                name=f"{q} {name}",
-                line={"color": _PALETTE[i], "dash": "solid" if q == "p50" else "dot"},
-                hovertemplate=f"{xc}=%{{x}}<br>{q} {name} %{{y:.1f}} ms<extra></extra>",
+            _line(
+                s[xc], _ms(s[f"{metric}_{q}_s"]), f"{q} {name}", _PALETTE[i],
+                dash="solid" if q == "p50" else "dot", mode="lines+markers",
+                hover=f"{xc}=%{{x}}<br>{q} {name} %{{y:.1f}} ms<extra></extra>",
             )
-        )
-    knee = stats.sweep_knee(s, x=xc) if xc != "level" else None
-    if knee is not None and knee.cliff_x is not None:
-        mark_x(fig, knee.cliff_x, f"p95 cliff at {knee.cliff_x:g}", log_x=_log_x(s, xc))
-    fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="log" if _log_x(s, xc) else "linear")
+        )  # fmt: skip
+    _load_axis(fig, s, xc, "cliff")
     fig.update_yaxes(title=f"{name} latency (ms)", rangemode="tozero")
     return _layout(fig, title)
 
@@ -123,37 +146,20 @@ def latency_vs_load(
 def throughput_vs_load(data: RunData, *, x: str | None = None, title: str | None = None) -> Any:
     """Successful requests/s and output tokens/s per level, with the knee marked."""
     title = title or "throughput vs load"
-    f = _frame(data)
-    if not len(f):
+    run = _levels(data, x)
+    if run is None:
         return _empty(title, "no requests in this run")
-    s = stats.summarize(f)
-    xc = _x_column(s, x)
-    s = s.sort_values(xc)
+    _, s, xc = run
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(
-        go.Scatter(
-            x=s[xc],
-            y=s["throughput_req_per_s"],
-            mode="lines+markers",
-            name="requests/s (successful)",
-            line={"color": _PALETTE[0]},
-        ),
-        secondary_y=False,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=s[xc],
-            y=s["output_tokens_per_s"],
-            mode="lines+markers",
-            name="output tokens/s",
-            line={"color": _PALETTE[2], "dash": "dot"},
-        ),
-        secondary_y=True,
-    )
-    knee = stats.sweep_knee(s, x=xc) if xc != "level" else None
-    if knee is not None and knee.knee_x is not None:
-        mark_x(fig, knee.knee_x, f"knee at {knee.knee_x:g}", log_x=_log_x(s, xc))
-    fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="log" if _log_x(s, xc) else "linear")
+    for col, name, colour, dash, right in (
+        ("throughput_req_per_s", "requests/s (successful)", _PALETTE[0], "solid", False),
+        ("output_tokens_per_s", "output tokens/s", _PALETTE[2], "dot", True),
+    ):
+        fig.add_trace(
+            _line(s[xc], s[col], name, colour, dash=dash, mode="lines+markers"),
+            secondary_y=right,
+        )
+    _load_axis(fig, s, xc, "knee")
     fig.update_yaxes(title="requests/s", rangemode="tozero", secondary_y=False)
     fig.update_yaxes(title="output tokens/s", rangemode="tozero", secondary_y=True)
     return _layout(fig, title)
@@ -162,53 +168,30 @@ def throughput_vs_load(data: RunData, *, x: str | None = None, title: str | None
 def error_rate_vs_load(data: RunData, *, x: str | None = None, title: str | None = None) -> Any:
     """Failed share of finished requests per level, stacked by error class."""
     title = title or "errors vs load"
-    f = _frame(data)
-    if not len(f):
+    t = errors_by_level(data, x=x)
+    if not len(t):
         return _empty(title, "no requests in this run")
-    s = stats.summarize(f)
-    xc = _x_column(s, x)
-    m = stats.measured(f)
-    levels = s.sort_values(xc)
-    fig = go.Figure()
-    classes: list[str] = sorted(
-        {str(c) for c in m.loc[m["status"] == "failed", "error_class"].dropna()}
+    classes = [str(c) for c in t.columns[1:-1]]
+    fig = _stacked_by_level(
+        t,
+        [(c, c, _PALETTE[i % len(_PALETTE)], 1.0) for i, c in enumerate(classes)],
+        "failed (% of finished requests)",
     )
-    for i, cls in enumerate(classes):
-        ys = []
-        for _, row in levels.iterrows():
-            g = m[m["level"] == row["level"]] if "level" in m.columns else m
-            finished = int(g["status"].isin(["ok", "failed"]).sum())
-            n = int(((g["status"] == "failed") & (g["error_class"] == cls)).sum())
-            ys.append(100.0 * n / finished if finished else math.nan)
-        fig.add_trace(
-            go.Bar(
-                x=[str(v) for v in levels[xc]],
-                y=ys,
-                name=cls,
-                marker={"color": _PALETTE[i % len(_PALETTE)]},
-            )
-        )
-    inc = [
-        100.0 * float(r["incomplete"]) / float(r["requests"]) if r["requests"] else math.nan
-        for _, r in levels.iterrows()
-    ]
-    if any(v > 0 for v in inc if not math.isnan(v)):
+    incomplete = bool((t["incomplete"] > 0).any())
+    if incomplete:
         fig.add_trace(
             go.Scatter(
-                x=[str(v) for v in levels[xc]],
-                y=inc,
+                x=[str(v) for v in t.iloc[:, 0]],
+                y=t["incomplete"],
                 mode="markers",
                 name="incomplete (% of sent, not an error)",
                 marker={"symbol": "x", "size": 10, "color": "#444"},
             )
         )
-    if not classes and not any(v > 0 for v in inc if not math.isnan(v)):
+    if not classes and not incomplete:
         fig.add_annotation(
             text="no errors", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False
         )
-    fig.update_layout(barmode="stack")
-    fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="category")
-    fig.update_yaxes(title="failed (% of finished requests)", rangemode="tozero")
     return _layout(fig, title)
 
 
@@ -245,13 +228,9 @@ def token_grid_heatmap(data: RunData, *, value: str = "e2e_p50_s", title: str | 
     """A token-budget grid: ``value`` (a :func:`infphys.stats.summarize` column) per
     prompt size × ``max_tokens`` cell. Latency columns (``*_s``) are shown in ms."""
     title = title or f"{value} by prompt size and max_tokens"
-    f = _frame(data)
-    if not len(f):
-        return _empty(title, "no requests in this run")
-    s = stats.summarize(f)
-    for col in ("prompt_tokens_asked", "max_tokens", value):
-        if col not in s.columns:
-            return _empty(title, f"not a token-grid run: no column {col!r}")
+    s = grid_summary(data, value)
+    if s is None:
+        return _empty(title, f"no token grid in this run (prompt size × max_tokens, {value})")
     grid = s.pivot_table(index="prompt_tokens_asked", columns="max_tokens", values=value)
     scale, unit = (1e3, "ms") if value.endswith("_s") else (1.0, "")
     z = grid.to_numpy(dtype=float) * scale
@@ -277,40 +256,19 @@ def token_grid_heatmap(data: RunData, *, value: str = "e2e_p50_s", title: str | 
 
 def ttft_decode_split(data: RunData, *, x: str | None = None, title: str | None = None) -> Any:
     """Where the time goes per level: p50 TTFT (prefill and queueing) and p50 decode
-    (e2e − TTFT), stacked, ms."""
+    (e2e − TTFT), stacked, ms (:func:`infphys.analysis.load.ttft_decode_by_level`)."""
     title = title or "time to first token and decode time (p50)"
-    f = stats.measured(_frame(data))
-    ok = f[f["status"] == "ok"] if len(f) else f
-    if not len(ok):
+    t = ttft_decode_by_level(data, x=x)
+    if not len(t):
         return _empty(title, "no successful requests in this run")
-    s = stats.summarize(_frame(data))
-    xc = _x_column(s, x)
-    rows = []
-    for _, r in s.sort_values(xc).iterrows():
-        g = ok[ok["level"] == r["level"]] if "level" in ok.columns else ok
-        ttft = float(g["ttft_s"].median()) if len(g) else math.nan
-        decode = float((g["e2e_s"] - g["ttft_s"]).median()) if len(g) else math.nan
-        rows.append((str(r[xc]), ttft * 1e3, decode * 1e3))
-    fig = go.Figure()
-    fig.add_trace(
-        go.Bar(
-            x=[r[0] for r in rows],
-            y=[r[1] for r in rows],
-            name="TTFT p50",
-            marker={"color": _PALETTE[1]},
-        )
+    fig = _stacked_by_level(
+        t,
+        [
+            ("ttft_p50_s", "TTFT p50", _PALETTE[1], 1e3),
+            ("decode_p50_s", "decode (e2e − TTFT) p50", _PALETTE[0], 1e3),
+        ],
+        "time (ms)",
     )
-    fig.add_trace(
-        go.Bar(
-            x=[r[0] for r in rows],
-            y=[r[2] for r in rows],
-            name="decode (e2e − TTFT) p50",
-            marker={"color": _PALETTE[0]},
-        )
-    )
-    fig.update_layout(barmode="stack")
-    fig.update_xaxes(title=_X_LABELS.get(xc, xc), type="category")
-    fig.update_yaxes(title="time (ms)", rangemode="tozero")
     return _layout(fig, title)
 
 
@@ -340,13 +298,7 @@ def server_metrics_over_time(metrics: pd.DataFrame, *, title: str | None = None)
             drawn += 1
     if "kv_cache_usage" in metrics.columns and metrics["kv_cache_usage"].notna().any():
         fig.add_trace(
-            go.Scatter(
-                x=t,
-                y=metrics["kv_cache_usage"] * 100,
-                mode="lines",
-                name="KV cache used (%)",
-                line={"color": _PALETTE[2], "dash": "dot"},
-            ),
+            _line(t, metrics["kv_cache_usage"] * 100, "KV cache used (%)", _PALETTE[2], dash="dot"),
             secondary_y=True,
         )
         drawn += 1

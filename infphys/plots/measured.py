@@ -27,6 +27,7 @@ from plotly.subplots import make_subplots
 
 from infphys.catalog import MEASURED_SOURCES
 from infphys.plots._style import layout
+from infphys.plots._style import line as _line
 
 __all__ = [
     "measured_bandwidth_fraction",
@@ -43,18 +44,23 @@ _NIM = "NIM: " + MEASURED_SOURCES["nim_llama3_serving.csv"].split(":", 1)[0]
 _STATIC = "TensorRT-LLM 0.9: " + MEASURED_SOURCES["trtllm_0.9_static_batch.csv"].split(":", 1)[0]
 
 
-def _source_note(fig: Any, text: str) -> None:
+def _sourced(
+    fig: Any,
+    title: str,
+    source: str,
+    *,
+    height: int,
+    margin: dict[str, int] | None = None,
+    **extra: Any,
+) -> Any:
+    """The house layout with room under the plot for a line naming the data's ``source``."""
+    layout(fig, title, height=height, margin={"b": 90, **(margin or {})}, **extra)
     fig.add_annotation(
-        text=f"Data: {text} (NVIDIA DLI course data, see MEASURED_SOURCES)",
-        x=0,
-        y=-0.16,
-        xref="paper",
-        yref="paper",
-        showarrow=False,
-        xanchor="left",
-        yanchor="top",
-        font={"size": 10, "color": "#666"},
-    )
+        text=f"Data: {source} (NVIDIA DLI course data, see MEASURED_SOURCES)",
+        x=0, y=-0.16, xref="paper", yref="paper", showarrow=False, xanchor="left",
+        yanchor="top", font={"size": 10, "color": "#666"},
+    )  # fmt: skip
+    return fig
 
 
 def nim_fidelity(replayed: pd.DataFrame | None = None) -> Any:
@@ -84,20 +90,18 @@ def nim_fidelity(replayed: pd.DataFrame | None = None) -> Any:
                 for kind in ("measured", "simulated"):
                     y = d[col] if kind == "measured" else d[f"sim_{col}"]
                     fig.add_trace(
-                        go.Scatter(
-                            x=d["concurrency"],
-                            y=y,
+                        _line(
+                            d["concurrency"],
+                            y,
+                            f"{shape} {kind}",
+                            colour,
                             mode="markers" if kind == "measured" else "lines",
-                            marker={"color": colour, "size": 8},
-                            line={"color": colour},
-                            name=f"{shape} {kind}",
                             legendgroup=shape,
                             showlegend=row == 1,
                             visible=ci == 0,
-                            hovertemplate=(
-                                f"{shape} tokens, {kind}<br>%{{x}} clients: {unit} "
-                                "%{y:.1f} ms<extra></extra>"
-                            ),
+                            hover=f"{shape} tokens, {kind}<br>%{{x}} clients: {unit} "
+                            "%{y:.1f} ms<extra></extra>",
+                            marker={"size": 8},
                         ),
                         row=row,
                         col=1,
@@ -115,17 +119,16 @@ def nim_fidelity(replayed: pd.DataFrame | None = None) -> Any:
     fig.update_xaxes(type="log", row=1, col=1)
     fig.update_yaxes(type="log", title_text="TTFT, ms", row=1, col=1)
     fig.update_yaxes(title_text="ITL, ms", row=2, col=1)
-    layout(
+    return _sourced(
         fig,
         "Measured (markers) against simulated (lines)",
+        _NIM,
         height=640,
+        margin={"t": 120},
         updatemenus=[
             {"buttons": buttons, "x": 1.0, "xanchor": "right", "y": 1.18, "yanchor": "top"}
         ],
     )
-    fig.update_layout(margin={"b": 90, "t": 120})
-    _source_note(fig, _NIM)
-    return fig
 
 
 def nim_latency_throughput(curves: pd.DataFrame | None = None) -> Any:
@@ -145,20 +148,17 @@ def nim_latency_throughput(curves: pd.DataFrame | None = None) -> Any:
         colour = _PALETTE[i % len(_PALETTE)]
         for row, col, unit in ((1, "ttft_ms_avg", "TTFT"), (2, "itl_ms_avg", "ITL")):
             fig.add_trace(
-                go.Scatter(
-                    x=d["output_tokens_per_s"],
-                    y=d[col],
-                    customdata=d["concurrency"],
+                _line(
+                    d["output_tokens_per_s"],
+                    d[col],
+                    str(config),
+                    colour,
                     mode="lines+markers",
-                    marker={"color": colour},
-                    line={"color": colour},
-                    name=str(config),
+                    customdata=d["concurrency"],
                     legendgroup=str(config),
                     showlegend=row == 1,
-                    hovertemplate=(
-                        f"{config}<br>%{{customdata}} clients: %{{x:,.0f}} tokens/s, "
-                        f"{unit} %{{y:.1f}} ms<extra></extra>"
-                    ),
+                    hover=f"{config}<br>%{{customdata}} clients: %{{x:,.0f}} tokens/s, "
+                    f"{unit} %{{y:.1f}} ms<extra></extra>",
                 ),
                 row=row,
                 col=1,
@@ -166,10 +166,9 @@ def nim_latency_throughput(curves: pd.DataFrame | None = None) -> Any:
     fig.update_yaxes(type="log", title_text="TTFT (mean), ms", row=1, col=1)
     fig.update_yaxes(title_text="ITL (mean), ms", row=2, col=1)
     fig.update_xaxes(title_text="output tokens/s (whole instance)", row=2, col=1)
-    layout(fig, "Latency against throughput, measured", height=620)
-    fig.update_layout(margin={"b": 90, "t": 110})
-    _source_note(fig, _NIM)
-    return fig
+    return _sourced(
+        fig, "Latency against throughput, measured", _NIM, height=620, margin={"t": 110}
+    )
 
 
 def nim_tp_gain(table: pd.DataFrame | None = None) -> Any:
@@ -187,23 +186,20 @@ def nim_tp_gain(table: pd.DataFrame | None = None) -> Any:
     series = (("per_gpu_small", small, _PALETTE[0]), ("per_gpu_large", large, _PALETTE[1]))
     for col, tp, colour in series:
         fig.add_trace(
-            go.Scatter(
-                x=table["concurrency"],
-                y=table[col],
+            _line(
+                table["concurrency"],
+                table[col],
+                f"TP{tp}, per GPU",
+                colour,
                 mode="lines+markers",
-                name=f"TP{tp}, per GPU",
-                marker={"color": colour},
-                hovertemplate=(
-                    f"TP{tp}: %{{x}} clients, %{{y:,.0f}} tokens/s per GPU<extra></extra>"
-                ),
+                hover=f"TP{tp}: %{{x}} clients, %{{y:,.0f}} tokens/s per GPU<extra></extra>",
             )
         )
     fig.update_xaxes(type="log", title_text="concurrent clients")
     fig.update_yaxes(title_text="output tokens/s per GPU")
-    layout(fig, f"What the extra GPUs bought: TP{small} against TP{large}, per GPU", height=440)
-    fig.update_layout(margin={"b": 90})
-    _source_note(fig, _NIM)
-    return fig
+    return _sourced(
+        fig, f"What the extra GPUs bought: TP{small} against TP{large}, per GPU", _NIM, height=440
+    )
 
 
 def measured_decode_vs_batch(table: pd.DataFrame | None = None, title: str | None = None) -> Any:
@@ -217,42 +213,20 @@ def measured_decode_vs_batch(table: pd.DataFrame | None = None, title: str | Non
 
         table = static_decode_vs_batch()
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=table["batch"],
-            y=table["floor_ms"],
-            mode="lines",
-            name="datasheet floor",
-            line={"dash": "dash", "color": "#888"},
-            hovertemplate="batch %{x}: floor %{y:.2f} ms<extra></extra>",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=table["batch"],
-            y=table["model_ms"],
-            mode="lines",
-            name="fitted step model",
-            line={"color": _PALETTE[0]},
-            hovertemplate="batch %{x}: model %{y:.2f} ms<extra></extra>",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=table["batch"],
-            y=table["measured_ms"],
-            mode="markers",
-            name="measured",
-            marker={"color": _PALETTE[1], "size": 10},
-            hovertemplate="batch %{x}: measured %{y:.2f} ms<extra></extra>",
-        )
-    )
+    for col, name, what, colour, dash, mode in (
+        ("floor_ms", "datasheet floor", "floor", "#888", "dash", "lines"),
+        ("model_ms", "fitted step model", "model", _PALETTE[0], "solid", "lines"),
+        ("measured_ms", "measured", "measured", _PALETTE[1], "solid", "markers"),
+    ):
+        fig.add_trace(
+            _line(
+                table["batch"], table[col], name, colour, dash=dash, mode=mode,
+                marker={"size": 10}, hover=f"batch %{{x}}: {what} %{{y:.2f}} ms<extra></extra>",
+            )
+        )  # fmt: skip
     fig.update_xaxes(type="log", title_text="batch (sequences decoding together)")
     fig.update_yaxes(title_text="token-to-token time, ms", rangemode="tozero")
-    layout(fig, title or "Decode step time against the batch", height=440)
-    fig.update_layout(margin={"b": 90})
-    _source_note(fig, _STATIC)
-    return fig
+    return _sourced(fig, title or "Decode step time against the batch", _STATIC, height=440)
 
 
 def measured_fp8_speedup(table: pd.DataFrame | None = None) -> Any:
@@ -268,36 +242,26 @@ def measured_fp8_speedup(table: pd.DataFrame | None = None) -> Any:
     for i, (label, d) in enumerate(table.groupby("label", sort=True)):
         colour = _PALETTE[i % len(_PALETTE)]
         d = d.sort_values("batch")
-        fig.add_trace(
-            go.Scatter(
-                x=d["batch"],
-                y=d["model"],
-                mode="lines",
-                line={"color": colour},
-                name=f"{label} model",
-                legendgroup=str(label),
-                showlegend=False,
-                hovertemplate=f"{label}, batch %{{x}}: model %{{y:.2f}}×<extra></extra>",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=d["batch"],
-                y=d["measured"],
-                mode="markers",
-                marker={"color": colour},
-                name=str(label),
-                legendgroup=str(label),
-                hovertemplate=f"{label}, batch %{{x}}: measured %{{y:.2f}}×<extra></extra>",
-            )
-        )
+        for col, mode, name in (
+            ("model", "lines", f"{label} model"),
+            ("measured", "markers", label),
+        ):
+            fig.add_trace(
+                _line(
+                    d["batch"], d[col], str(name), colour, mode=mode, legendgroup=str(label),
+                    showlegend=col == "measured",
+                    hover=f"{label}, batch %{{x}}: {col} %{{y:.2f}}×<extra></extra>",
+                )
+            )  # fmt: skip
     fig.add_hline(y=2.0, line={"dash": "dot", "color": "#888"})
     fig.update_xaxes(type="log", title_text="batch")
     fig.update_yaxes(title_text="FP16 step ÷ FP8 step", rangemode="tozero")
-    layout(fig, "FP8's decode speed-up at equal batch (dotted: half the bytes, 2×)", height=480)
-    fig.update_layout(margin={"b": 90})
-    _source_note(fig, _STATIC)
-    return fig
+    return _sourced(
+        fig,
+        "FP8's decode speed-up at equal batch (dotted: half the bytes, 2×)",
+        _STATIC,
+        height=480,
+    )
 
 
 def measured_bandwidth_fraction(table: pd.DataFrame | None = None) -> Any:
@@ -342,10 +306,9 @@ def measured_bandwidth_fraction(table: pd.DataFrame | None = None) -> Any:
     )
     fig.update_xaxes(categoryorder="array", categoryarray=order)
     fig.update_yaxes(title_text="floor ÷ measured step", tickformat=".0%", range=[0, 1])
-    layout(fig, "Batch-1 decode: share of the datasheet bandwidth reached", height=460)
-    fig.update_layout(margin={"b": 90})
-    _source_note(fig, _STATIC)
-    return fig
+    return _sourced(
+        fig, "Batch-1 decode: share of the datasheet bandwidth reached", _STATIC, height=460
+    )
 
 
 def tp_scaling_measured_vs_simulated(table: pd.DataFrame | None = None) -> Any:
@@ -363,17 +326,16 @@ def tp_scaling_measured_vs_simulated(table: pd.DataFrame | None = None) -> Any:
     groups = table.groupby(["model_key", "gpu_key", "tp_small", "tp_large"], sort=True)
     for k, ((m, gpu, lo, hi), d) in enumerate(groups):
         fig.add_trace(
-            go.Scatter(
-                x=d["per_gpu_ratio_measured"],
-                y=d["per_gpu_ratio_simulated"],
+            _line(
+                d["per_gpu_ratio_measured"],
+                d["per_gpu_ratio_simulated"],
+                f"{m} on {gpu}: TP{lo} → TP{hi}",
+                _PALETTE[k % len(_PALETTE)],
                 mode="markers",
-                name=f"{m} on {gpu}: TP{lo} → TP{hi}",
-                marker={"color": _PALETTE[k % len(_PALETTE)], "size": 8},
                 customdata=np.stack([d["isl"], d["osl"], d["concurrency"]], axis=-1),
-                hovertemplate=(
-                    "%{customdata[0]} → %{customdata[1]} tokens, %{customdata[2]} clients<br>"
-                    "measured %{x:.2f}, simulated %{y:.2f}<extra></extra>"
-                ),
+                hover="%{customdata[0]} → %{customdata[1]} tokens, %{customdata[2]} clients<br>"
+                "measured %{x:.2f}, simulated %{y:.2f}<extra></extra>",
+                marker={"size": 8},
             )
         )
     fig.add_trace(
@@ -384,7 +346,6 @@ def tp_scaling_measured_vs_simulated(table: pd.DataFrame | None = None) -> Any:
     )  # fmt: skip
     fig.update_xaxes(title_text="measured: per-GPU tokens/s, larger TP ÷ smaller")
     fig.update_yaxes(title_text="simulated: the same ratio")
-    layout(fig, "What the extra GPUs bought per GPU: measured against simulated", height=460)
-    fig.update_layout(margin={"b": 90})
-    _source_note(fig, _NIM)
-    return fig
+    return _sourced(
+        fig, "What the extra GPUs bought per GPU: measured against simulated", _NIM, height=460
+    )

@@ -23,7 +23,8 @@ from plotly.subplots import make_subplots
 
 from infphys.physics.tco import TcoResult
 from infphys.plots._style import layout
-from infphys.plots.measured import _NIM, _PALETTE, _STATIC, _source_note
+from infphys.plots._style import line as _line
+from infphys.plots.measured import _NIM, _PALETTE, _STATIC, _sourced
 
 __all__ = ["measured_prefill_vs_prompt", "nim_ttft_knee", "tco_per_million"]
 
@@ -42,29 +43,20 @@ def measured_prefill_vs_prompt(table: pd.DataFrame | None = None) -> Any:
     for k, (config, d) in enumerate(table.groupby("config", sort=True)):
         colour = _PALETTE[k % len(_PALETTE)]
         hover = list(zip(d["batch"], d["isl"], strict=True))
-        fig.add_trace(
-            go.Scatter(
-                x=d["prefill_tokens"], y=d["model_ms"], mode="lines", name=f"{config}: model",
-                line={"color": colour}, legendgroup=config, customdata=hover,
-                hovertemplate=("%{customdata[0]} × %{customdata[1]} tokens: model %{y:.1f} ms"
-                               "<extra></extra>"),
-            )
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(
-                x=d["prefill_tokens"], y=d["measured_ms"], mode="markers",
-                name=f"{config}: measured", marker={"color": colour, "size": 8},
-                legendgroup=config, customdata=hover,
-                hovertemplate=("%{customdata[0]} × %{customdata[1]} tokens: measured %{y:.1f} ms"
-                               "<extra></extra>"),
-            )
-        )  # fmt: skip
+        for what, mode in (("model", "lines"), ("measured", "markers")):
+            fig.add_trace(
+                _line(
+                    d["prefill_tokens"], d[f"{what}_ms"], f"{config}: {what}", colour, mode=mode,
+                    marker={"size": 8}, legendgroup=config, customdata=hover,
+                    hover=f"%{{customdata[0]}} × %{{customdata[1]}} tokens: {what} %{{y:.1f}} ms"
+                    "<extra></extra>",
+                )
+            )  # fmt: skip
     fig.update_xaxes(type="log", title_text="prompt tokens prefilled together (batch × prompt)")
     fig.update_yaxes(type="log", title_text="time to first token, ms")
-    layout(fig, "Prefill cost against prompt tokens: measured and the step model", height=500)
-    fig.update_layout(margin={"b": 90})
-    _source_note(fig, _STATIC)
-    return fig
+    return _sourced(
+        fig, "Prefill cost against prompt tokens: measured and the step model", _STATIC, height=500
+    )
 
 
 def nim_ttft_knee(table: pd.DataFrame | None = None) -> Any:
@@ -81,37 +73,28 @@ def nim_ttft_knee(table: pd.DataFrame | None = None) -> Any:
     fig = go.Figure()
     for k, (shape, d) in enumerate(table.groupby("shape", sort=False)):
         colour = _PALETTE[k % len(_PALETTE)]
+        x = d["concurrency"]
         fig.add_trace(
-            go.Scatter(
-                x=d["concurrency"], y=d["measured_ms"], mode="markers",
-                name=f"{shape}: measured", marker={"color": colour, "size": 9},
-                legendgroup=shape, customdata=d["measured_p95_ms"],
-                hovertemplate=("%{x} clients: measured %{y:.0f} ms (p95 %{customdata:.0f})"
-                               "<extra></extra>"),
+            _line(
+                x, d["measured_ms"], f"{shape}: measured", colour, mode="markers",
+                marker={"size": 9}, legendgroup=shape, customdata=d["measured_p95_ms"],
+                hover="%{x} clients: measured %{y:.0f} ms (p95 %{customdata:.0f})<extra></extra>",
             )
         )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(
-                x=d["concurrency"], y=d["sim_ms"], mode="lines", name=f"{shape}: simulator",
-                line={"color": colour}, legendgroup=shape,
-                hovertemplate="%{x} clients: simulated %{y:.0f} ms<extra></extra>",
-            )
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(
-                x=d["concurrency"], y=d["model_ms"], mode="lines",
-                name=f"{shape}: closed-loop model", line={"color": colour, "dash": "dot"},
-                legendgroup=shape,
-                hovertemplate="%{x} clients: model %{y:.0f} ms<extra></extra>",
-            )
-        )  # fmt: skip
+        for col, name, what, dash in (
+            ("sim_ms", "simulator", "simulated", "solid"),
+            ("model_ms", "closed-loop model", "model", "dot"),
+        ):
+            fig.add_trace(
+                _line(
+                    x, d[col], f"{shape}: {name}", colour, dash=dash, legendgroup=shape,
+                    hover=f"%{{x}} clients: {what} %{{y:.0f}} ms<extra></extra>",
+                )
+            )  # fmt: skip
     config = str(table["config"].iloc[0]) if len(table) else ""
     fig.update_xaxes(title_text="concurrent clients (closed loop)")
     fig.update_yaxes(type="log", title_text="mean time to first token, ms")
-    layout(fig, f"The TTFT knee: {config}", height=480)
-    fig.update_layout(margin={"b": 90})
-    _source_note(fig, _NIM)
-    return fig
+    return _sourced(fig, f"The TTFT knee: {config}", _NIM, height=480)
 
 
 def tco_per_million(results: Sequence[TcoResult], title: str | None = None) -> Any:

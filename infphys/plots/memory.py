@@ -29,10 +29,13 @@ from infphys.catalog import (
 )
 from infphys.plots._chapter import batch_grid as _batch_grid
 from infphys.plots._chapter import chapter_layout as _layout
+from infphys.plots._chapter import log_log as _log_log
 from infphys.plots._chapter import title as _title
+from infphys.plots._chapter import view as _view
 from infphys.plots._chapter import visible as _visible
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
+from infphys.plots._style import line as _line
 
 __all__ = [
     "kv_bytes_per_token_bars",
@@ -115,11 +118,7 @@ def kv_bytes_per_token_bars(
             f"KV cache per token, {p.name.upper()}", "the correct formula beside the naive one"
         )
         buttons.append(
-            {
-                "label": f"{p.name.upper()} KV cache",
-                "method": "update",
-                "args": [{"visible": _visible(2 * len(ps), 2, k)}, {"title.text": title}],
-            }
+            _view(f"{p.name.upper()} KV cache", _visible(2 * len(ps), 2, k), {"title.text": title})
         )
     _layout(
         fig,
@@ -167,23 +166,27 @@ def kv_sequence_growth(
         n = np.unique(np.geomspace(16, m.max_context_tokens, 90).round().astype(int))
         per_seq = np.array([physics.kv_bytes_per_sequence(m, int(t), p) for t in n])
         color = _PALETTE[k % len(_PALETTE)]
-        fig.add_scatter(
-            x=n,
-            y=per_seq / 1e9,
-            mode="lines",
-            name=m.name,
-            line={"color": color, "width": 3},
-            hovertemplate="%{x:,} tokens: %{y:.3g} GB<extra>" + m.name + "</extra>",
+        fig.add_trace(
+            _line(
+                n,
+                per_seq / 1e9,
+                m.name,
+                color,
+                width=3,
+                hover="%{x:,} tokens: %{y:.3g} GB<extra>" + m.name + "</extra>",
+            )
         )
-        fig.add_scatter(
-            x=n,
-            y=per_seq / n,
-            mode="lines",
-            name=m.name,
-            line={"color": color, "width": 3},
-            visible=False,
-            showlegend=True,
-            hovertemplate="%{x:,} tokens: %{y:,.0f} bytes per token<extra>" + m.name + "</extra>",
+        fig.add_trace(
+            _line(
+                n,
+                per_seq / n,
+                m.name,
+                color,
+                width=3,
+                visible=False,
+                showlegend=True,
+                hover="%{x:,} tokens: %{y:,.0f} bytes per token<extra>" + m.name + "</extra>",
+            )
         )
     n_tr = 2 * len(ms)
     per_seq_title = _title(f"KV cache of one sequence, {p.name.upper()}", "prompt + output tokens")
@@ -191,29 +194,22 @@ def kv_sequence_growth(
         f"KV cache per token of context, {p.name.upper()}", "averaged over the whole sequence"
     )
     buttons = [
-        {
-            "label": "GB per sequence",
-            "method": "update",
-            "args": [
-                {"visible": [j % 2 == 0 for j in range(n_tr)]},
-                {"title.text": per_seq_title, "yaxis.title.text": "GB (10⁹ bytes), log scale"},
-            ],
-        },
-        {
-            "label": "bytes per token",
-            "method": "update",
-            "args": [
-                {"visible": [j % 2 == 1 for j in range(n_tr)]},
-                {"title.text": per_tok_title, "yaxis.title.text": "bytes per token, log scale"},
-            ],
-        },
+        _view(
+            "GB per sequence",
+            [j % 2 == 0 for j in range(n_tr)],
+            {"title.text": per_seq_title, "yaxis.title.text": "GB (10⁹ bytes), log scale"},
+        ),
+        _view(
+            "bytes per token",
+            [j % 2 == 1 for j in range(n_tr)],
+            {"title.text": per_tok_title, "yaxis.title.text": "bytes per token, log scale"},
+        ),
     ]
     _layout(
         fig,
         per_seq_title,
         height=500,
-        xaxis={"title": {"text": "tokens in the sequence (prompt + output)"}, "type": "log"},
-        yaxis={"title": {"text": "GB (10⁹ bytes), log scale"}, "type": "log"},
+        **_log_log("tokens in the sequence (prompt + output)", "GB (10⁹ bytes), log scale"),
         buttons=buttons,
     )
     return fig
@@ -280,54 +276,27 @@ def precision_capacity(
                     g, m, context_tokens, weights_precision=wpr, kv_precision=kpr, tp=tp
                 )
             )
-        fig.add_bar(
-            x=labels,
-            y=w_gb,
-            name="weights",
-            marker_color=_GREY,
-            visible=visible,
-            legendgroup="mem",
-            hovertemplate="%{x}: weights %{y:.1f} GB<extra></extra>",
+        seqs = f" sequences of {fmt.count(context_tokens)} tokens"
+        for y, name, colour, hover in (
+            (w_gb, "weights", _GREY, "weights %{y:.1f} GB"),
+            (kv_gb, "KV cache budget", _PALETTE[0], "KV cache %{y:.1f} GB = %{customdata}" + seqs),
+            (held_gb, "held back / over", "rgba(140,140,140,0.25)",
+             "%{y:.1f} GB held back (reserve, utilisation cap)"),
+        ):  # fmt: skip
+            fig.add_bar(
+                x=labels, y=y, name=name, marker_color=colour, visible=visible, legendgroup="mem",
+                customdata=fits if "customdata" in hover else None,
+                hovertemplate=f"%{{x}}: {hover}<extra></extra>", row=1, col=1,
+            )  # fmt: skip
+        fig.add_trace(
+            _line(
+                labels, [total_mem / 1e9] * len(labels), "GPU memory", _PALETTE[1], dash="dash",
+                visible=visible, legendgroup="mem",
+                hover=f"{fmt.gb(total_mem, 0)} of GPU memory<extra></extra>",
+            ),
             row=1,
             col=1,
-        )
-        fig.add_bar(
-            x=labels,
-            y=kv_gb,
-            name="KV cache budget",
-            marker_color=_PALETTE[0],
-            visible=visible,
-            legendgroup="mem",
-            customdata=fits,
-            hovertemplate="%{x}: KV cache %{y:.1f} GB = %{customdata} sequences of "
-            + fmt.count(context_tokens)
-            + " tokens<extra></extra>",
-            row=1,
-            col=1,
-        )
-        fig.add_bar(
-            x=labels,
-            y=held_gb,
-            name="held back / over",
-            marker_color="rgba(140,140,140,0.25)",
-            visible=visible,
-            legendgroup="mem",
-            hovertemplate="%{x}: %{y:.1f} GB held back (reserve, utilisation cap)<extra></extra>",
-            row=1,
-            col=1,
-        )
-        fig.add_scatter(
-            x=labels,
-            y=[total_mem / 1e9] * len(labels),
-            mode="lines",
-            name="GPU memory",
-            visible=visible,
-            legendgroup="mem",
-            line={"color": _PALETTE[1], "dash": "dash", "width": 2},
-            hovertemplate=f"{fmt.gb(total_mem, 0)} of GPU memory<extra></extra>",
-            row=1,
-            col=1,
-        )
+        )  # fmt: skip
         ends_x, ends_y, ends_t = [], [], []
         for s, ((wpr, kpr), label, cap) in enumerate(zip(pairs, labels, fits, strict=True)):
             bs = [b for b in batches if b <= cap]
@@ -340,45 +309,42 @@ def precision_capacity(
                 )
                 for b in bs
             ]
-            fig.add_scatter(
-                x=bs,
-                y=tput,
-                mode="lines",
-                name=label,
-                visible=visible,
-                line={"color": _PALETTE[(s + 1) % len(_PALETTE)], "width": 3},
-                legendgroup="tput",
-                hovertemplate="batch %{x}: %{y:,.0f} tokens/s<extra>" + label + "</extra>",
+            fig.add_trace(
+                _line(
+                    bs, tput, label, _PALETTE[(s + 1) % len(_PALETTE)], width=3, visible=visible,
+                    legendgroup="tput",
+                    hover="batch %{x}: %{y:,.0f} tokens/s<extra>" + label + "</extra>",
+                ),
                 row=1,
                 col=2,
-            )
+            )  # fmt: skip
             if bs:
                 ends_x.append(bs[-1])
                 ends_y.append(tput[-1])
                 ends_t.append(f"{fmt.count(cap)} fit" if cap <= max_batch else "")
-        fig.add_scatter(
-            x=ends_x,
-            y=ends_y,
-            mode="markers",
-            name="KV cache full",
-            visible=visible,
-            marker={"color": _PALETTE[1], "symbol": "x", "size": 11},
-            text=ends_t,
-            hovertemplate="%{text}: the next sequence does not fit<extra></extra>",
+        fig.add_trace(
+            _line(
+                ends_x,
+                ends_y,
+                "KV cache full",
+                _PALETTE[1],
+                mode="markers",
+                visible=visible,
+                text=ends_t,
+                hover="%{text}: the next sequence does not fit<extra></extra>",
+                marker={"symbol": "x", "size": 11},
+            ),
             row=1,
             col=2,
         )
         where = f"{tp} × {g.name}" if tp > 1 else g.name
         title = _title(f"{m.name} on {where}", f"{fmt.count(context_tokens)} tokens per sequence")
         buttons.append(
-            {
-                "label": f"{m.name} · {where}",
-                "method": "update",
-                "args": [
-                    {"visible": _visible(per_dep * len(deployments), per_dep, d)},
-                    {"title.text": title},
-                ],
-            }
+            _view(
+                f"{m.name} · {where}",
+                _visible(per_dep * len(deployments), per_dep, d),
+                {"title.text": title},
+            )
         )
         if visible:
             first_title = title

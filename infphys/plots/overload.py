@@ -3,9 +3,8 @@
 Each takes runs (records DataFrames, :class:`~infphys.records.Run` or lists of records) or a
 retry table (:func:`infphys.measure.retry.retry_summary`), summarises runs with
 :mod:`infphys.stats`, and draws: error rate, p95 of the survivors and goodput per level
-(:func:`overload_compare`), attempts per request, requests served and user-perceived p95 per
-retry policy (:func:`retry_compare`). Goodput per level as a table is
-:func:`infphys.analysis.goodput_by_level`.
+(:func:`overload_compare`, goodput from :func:`infphys.analysis.goodput_by_level`), attempts
+per request, requests served and user-perceived p95 per retry policy (:func:`retry_compare`).
 
 Example::
 
@@ -23,10 +22,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from infphys import stats
-from infphys.analysis.load import load_column
+from infphys.analysis.load import goodput_by_level, load_column
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _layout
+from infphys.plots._style import line as _line
 from infphys.stats import RecordsLike as RunData
 
 __all__ = ["overload_compare", "retry_compare"]
@@ -62,64 +62,23 @@ def overload_compare(
         xc = load_column(s)
         s = s.sort_values(xc)
         colour = _PALETTE[i % len(_PALETTE)]
-        good = []
-        for lv in s["level"]:
-            g = f[f["level"] == lv] if "level" in f.columns else f
-            good.append(
-                stats.goodput(g, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s).goodput_per_s
-            )
+        good = goodput_by_level(f, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s)
+        good_per_s = good.set_index("level").loc[s["level"], "goodput_per_s"].to_numpy()
         x = s[xc].astype(str)
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=s["error_rate"] * 100,
-                mode="lines+markers",
-                name=label,
-                line={"color": colour},
-                legendgroup=label,
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=s["e2e_p95_s"] * 1e3,
-                mode="lines+markers",
-                name=label,
-                line={"color": colour},
-                legendgroup=label,
-                showlegend=False,
-            ),
-            row=1,
-            col=2,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=good,
-                mode="lines+markers",
-                name=f"{label} goodput",
-                line={"color": colour},
-                legendgroup=label,
-                showlegend=False,
-            ),
-            row=1,
-            col=3,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=s["throughput_req_per_s"],
-                mode="markers",
-                name=f"{label} throughput",
-                marker={"color": colour, "symbol": "circle-open"},
-                legendgroup=label,
-                showlegend=False,
-            ),
-            row=1,
-            col=3,
-        )
+        for col, y, name, mode, symbol in (
+            (1, s["error_rate"] * 100, label, "lines+markers", "circle"),
+            (2, s["e2e_p95_s"] * 1e3, label, "lines+markers", "circle"),
+            (3, good_per_s, f"{label} goodput", "lines+markers", "circle"),
+            (3, s["throughput_req_per_s"], f"{label} throughput", "markers", "circle-open"),
+        ):
+            fig.add_trace(
+                _line(
+                    x, y, name, colour, mode=mode, marker={"symbol": symbol}, legendgroup=label,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )  # fmt: skip
         drawn += 1
     if not drawn:
         return _empty(title, "no requests in these runs")
@@ -153,22 +112,13 @@ def retry_compare(table: pd.DataFrame, *, title: str | None = None) -> Any:
     )
     colours = [_PALETTE[i % len(_PALETTE)] for i in range(len(table))]
     x = table["policy"].astype(str)
-    fig.add_trace(
-        go.Bar(x=x, y=table["amplification"], marker={"color": colours}, texttemplate="%{y:.2f}×"),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Bar(
-            x=x, y=table["success_rate"] * 100, marker={"color": colours}, texttemplate="%{y:.0f}%"
-        ),
-        row=1,
-        col=2,
-    )
-    fig.add_trace(
-        go.Bar(x=x, y=table["e2e_p95_s"] * 1e3, marker={"color": colours}, texttemplate="%{y:.0f}"),
-        row=1,
-        col=3,
-    )
+    for col, y, text in (
+        (1, table["amplification"], "%{y:.2f}×"),
+        (2, table["success_rate"] * 100, "%{y:.0f}%"),
+        (3, table["e2e_p95_s"] * 1e3, "%{y:.0f}"),
+    ):
+        fig.add_trace(
+            go.Bar(x=x, y=y, marker={"color": colours}, texttemplate=text), row=1, col=col
+        )
     fig.update_yaxes(rangemode="tozero")
     return _layout(fig, title, showlegend=False, height=400)

@@ -35,8 +35,11 @@ from infphys.catalog import (
     get_model,
     get_precision,
 )
+from infphys.plots._chapter import log_log as _log_log
+from infphys.plots._chapter import view as _view
 from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import TEMPLATE
+from infphys.plots._style import line as _line
 
 __all__ = ["decode_roofline", "gpu_specs", "kv_cliff"]
 
@@ -100,38 +103,29 @@ def gpu_specs(gpus: Sequence[str | GPUSpec] | None = None, metric: str = "bandwi
     )
     names = [g.name for g in specs]
     fp8 = [(g.fp8_flops_per_s or 0.0) / 1e12 for g in specs]
+    ridge = [physics.ridge_point(g) for g in specs]
+    # key: (label, values, their text, the catalog field cited on hover)
     metrics: dict[str, tuple[str, list[float], list[str], str]] = {
-        "bandwidth": (
-            "Memory bandwidth",
-            [g.bandwidth_bytes_per_s / 1e12 for g in specs],
-            [fmt.tb_s(g.bandwidth_bytes_per_s) for g in specs],
-            "bandwidth_bytes_per_s",
-        ),
-        "memory": (
-            "Memory",
-            [g.memory_bytes / 1e9 for g in specs],
-            [fmt.gb(g.memory_bytes, 0) for g in specs],
-            "memory_bytes",
-        ),
-        "bf16": (
-            "Dense BF16",
-            [g.bf16_flops_per_s / 1e12 for g in specs],
-            [fmt.tflops(g.bf16_flops_per_s) for g in specs],
-            "bf16_flops_per_s",
-        ),
-        "fp8": (
-            "Dense FP8",
-            fp8,
-            [fmt.tflops(v * 1e12) if v else "no FP8" for v in fp8],
-            "fp8_flops_per_s",
-        ),
-        "ridge": (
-            "BF16 ridge point",
-            [physics.ridge_point(g) for g in specs],
-            [f"{fmt.num(physics.ridge_point(g), 0)} FLOP/byte" for g in specs],
-            "bf16_flops_per_s",
-        ),
-    }
+        key: (label, [getattr(g, field) / scale for g in specs],
+              [text(getattr(g, field)) for g in specs], field)
+        for key, label, field, scale, text in (
+            ("bandwidth", "Memory bandwidth", "bandwidth_bytes_per_s", 1e12, fmt.tb_s),
+            ("memory", "Memory", "memory_bytes", 1e9, lambda v: fmt.gb(v, 0)),
+            ("bf16", "Dense BF16", "bf16_flops_per_s", 1e12, fmt.tflops),
+        )
+    }  # fmt: skip
+    metrics["fp8"] = (
+        "Dense FP8",
+        fp8,
+        [fmt.tflops(v * 1e12) if v else "no FP8" for v in fp8],
+        "fp8_flops_per_s",
+    )
+    metrics["ridge"] = (
+        "BF16 ridge point",
+        ridge,
+        [f"{fmt.num(r, 0)} FLOP/byte" for r in ridge],
+        "bf16_flops_per_s",
+    )
     units = {
         "bandwidth": "TB/s (10¹² bytes/s)",
         "memory": "GB (10⁹ bytes)",
@@ -158,14 +152,11 @@ def gpu_specs(gpus: Sequence[str | GPUSpec] | None = None, metric: str = "bandwi
             hovertemplate="%{x}: %{text}<br><i>%{customdata}</i><extra></extra>",
         )
     buttons = [
-        {
-            "label": metrics[key][0],
-            "method": "update",
-            "args": [
-                {"visible": [k == key for k in keys]},
-                {"yaxis.title.text": units[key], "title.text": f"{metrics[key][0]} per GPU"},
-            ],
-        }
+        _view(
+            metrics[key][0],
+            [k == key for k in keys],
+            {"yaxis.title.text": units[key], "title.text": f"{metrics[key][0]} per GPU"},
+        )
         for key in keys
     ]
     _layout(
@@ -265,43 +256,45 @@ def kv_cliff(
             visible=visible,
             hovertemplate="weights: %{y:.1f} GB<extra></extra>",
         )
-        fig.add_scatter(
-            x=u,
-            y=total_gb,
-            name=f"weights + KV cache ({kp.name})",
-            mode="lines",
-            line={"color": _PALETTE[0], "width": 3},
-            fill="tonexty",
-            visible=visible,
-            hovertemplate="%{x} users: %{y:.1f} GB<extra></extra>",
+        fig.add_trace(
+            _line(
+                u,
+                total_gb,
+                f"weights + KV cache ({kp.name})",
+                _PALETTE[0],
+                width=3,
+                fill="tonexty",
+                visible=visible,
+                hover="%{x} users: %{y:.1f} GB<extra></extra>",
+            )
         )
         crash = [(name, c) for name, c in cliff.crash_users.items() if c is not None]
-        fig.add_scatter(
-            x=[c for _, c in crash],
-            y=[lines[name] / 1e9 for name, _ in crash],
-            mode="markers+text",
-            marker={"color": _PALETTE[1], "size": 11, "symbol": "x"},
-            text=[
-                f"{name}: the weights alone do not fit"
-                if cliff.weights_bytes > lines[name]
-                else f"{name} full at {fmt.count(c)} user{'' if c == 1 else 's'}"
-                for name, c in crash
-            ],
-            textposition=["top right" if c < x_max / 2 else "top left" for _, c in crash],
-            name="out of memory",
-            visible=visible,
-            hovertemplate="%{text}<extra></extra>",
+        fig.add_trace(
+            _line(
+                [c for _, c in crash],
+                [lines[name] / 1e9 for name, _ in crash],
+                "out of memory",
+                _PALETTE[1],
+                mode="markers+text",
+                text=[
+                    f"{name}: the weights alone do not fit"
+                    if cliff.weights_bytes > lines[name]
+                    else f"{name} full at {fmt.count(c)} user{'' if c == 1 else 's'}"
+                    for name, c in crash
+                ],
+                textposition=["top right" if c < x_max / 2 else "top left" for _, c in crash],
+                visible=visible,
+                hover="%{text}<extra></extra>",
+                marker={"size": 11, "symbol": "x"},
+            )
         )
         title = f"{m.name}, {fmt.count(n)}-token context: {fmt.gb(per_user)} of KV cache per user"
         steps.append(
-            {
-                "label": f"{n // 1024}K" if n >= 1024 else str(n),
-                "method": "update",
-                "args": [
-                    {"visible": [j // per_ctx == i for j in range(per_ctx * len(ctxs))]},
-                    {"title.text": title, "xaxis.range": [0, x_max]},
-                ],
-            }
+            _view(
+                f"{n // 1024}K" if n >= 1024 else str(n),
+                [j // per_ctx == i for j in range(per_ctx * len(ctxs))],
+                {"title.text": title, "xaxis.range": [0, x_max]},
+            )
         )
         if visible:
             first_title, first_range = title, [0, x_max]
@@ -382,39 +375,22 @@ def decode_roofline(
         steps = [physics.decode_step_time(g, m, b, context_tokens, **knobs) for b in batches]
         total = [b / s.total_s for b, s in zip(batches, steps, strict=True)]
         color = _PALETTE[k % len(_PALETTE)]
-        common = {"x": batches, "legendgroup": g.name, "visible": k == 0}
-        fig.add_scatter(
-            y=total,
-            name=f"{g.name}: total tokens/s",
-            mode="lines",
-            line={"color": color, "width": 3},
-            hovertemplate="batch %{x}: %{y:,.0f} tokens/s<extra>" + g.name + "</extra>",
-            **common,
-        )
-        fig.add_scatter(
-            y=[b / s.memory_s for b, s in zip(batches, steps, strict=True)],
-            name="bandwidth roof",
-            mode="lines",
-            line={"color": color, "dash": "dot", "width": 1},
-            hovertemplate="bandwidth alone: %{y:,.0f} tokens/s<extra></extra>",
-            **common,
-        )
-        fig.add_scatter(
-            y=[b / s.compute_s for b, s in zip(batches, steps, strict=True)],
-            name="compute roof",
-            mode="lines",
-            line={"color": color, "dash": "dash", "width": 1},
-            hovertemplate="compute alone: %{y:,.0f} tokens/s<extra></extra>",
-            **common,
-        )
-        fig.add_scatter(
-            y=[1 / s.total_s for s in steps],
-            name="tokens/s per user",
-            mode="lines",
-            line={"color": "#8c8c8c", "width": 2},
-            hovertemplate="per user: %{y:,.0f} tokens/s<extra></extra>",
-            **common,
-        )
+        for y, name, colour, dash, width, hover in (
+            (total, f"{g.name}: total tokens/s", color, "solid", 3,
+             "batch %{x}: %{y:,.0f} tokens/s<extra>" + g.name + "</extra>"),
+            ([b / s.memory_s for b, s in zip(batches, steps, strict=True)], "bandwidth roof",
+             color, "dot", 1, "bandwidth alone: %{y:,.0f} tokens/s<extra></extra>"),
+            ([b / s.compute_s for b, s in zip(batches, steps, strict=True)], "compute roof",
+             color, "dash", 1, "compute alone: %{y:,.0f} tokens/s<extra></extra>"),
+            ([1 / s.total_s for s in steps], "tokens/s per user", "#8c8c8c", "solid", 2,
+             "per user: %{y:,.0f} tokens/s<extra></extra>"),
+        ):  # fmt: skip
+            fig.add_trace(
+                _line(
+                    batches, y, name, colour, dash=dash, width=width, legendgroup=g.name,
+                    visible=k == 0, hover=hover,
+                )
+            )  # fmt: skip
         shapes: list[dict[str, Any]] = []
         notes: list[dict[str, Any]] = []
         turn = next((b for b, s in zip(batches, steps, strict=True) if s.bound == "compute"), None)
@@ -456,14 +432,11 @@ def decode_roofline(
 
     n = per_gpu * len(specs)
     buttons = [
-        {
-            "label": name,
-            "method": "update",
-            "args": [
-                {"visible": [j // per_gpu == k for j in range(n)]},
-                {"title.text": title, "shapes": shapes, "annotations": notes},
-            ],
-        }
+        _view(
+            name,
+            [j // per_gpu == k for j in range(n)],
+            {"title.text": title, "shapes": shapes, "annotations": notes},
+        )
         for k, (name, title, shapes, notes) in enumerate(views)
     ]
     buttons.append(
@@ -488,8 +461,7 @@ def decode_roofline(
         height=540,
         shapes=shapes0,
         annotations=notes0,
-        xaxis={"title": {"text": "batch (sequences decoding together)"}, "type": "log"},
-        yaxis={"title": {"text": "decode tokens/s"}, "type": "log"},
+        **_log_log("batch (sequences decoding together)", "decode tokens/s"),
         legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0, "xanchor": "left"},
         updatemenus=[
             {

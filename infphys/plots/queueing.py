@@ -21,9 +21,11 @@ import plotly.graph_objects as go
 from infphys import fmt, physics
 from infphys.plots._chapter import chapter_layout as _layout
 from infphys.plots._chapter import title as _title
+from infphys.plots._chapter import view as _view
 from infphys.plots._chapter import visible as _visible
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
+from infphys.plots._style import line as _line
 
 __all__ = [
     "closed_vs_open_loop",
@@ -40,6 +42,18 @@ def _utilisation_grid(max_utilisation: float) -> np.ndarray:
     lo = np.linspace(0.0, 0.8, 33)
     hi = 1.0 - np.geomspace(0.2, 1.0 - max_utilisation, 48)
     return np.unique(np.concatenate([lo, hi]))
+
+
+def _slider(active: int, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The servers slider (``servers c = …``) under a chapter figure, at stop ``active``."""
+    return [
+        {
+            "active": active,
+            "currentvalue": {"prefix": "servers c = "},
+            "pad": {"t": 48},
+            "steps": steps,
+        }
+    ]
 
 
 def queue_utilisation_trap(
@@ -84,50 +98,31 @@ def queue_utilisation_trap(
         wp = [q.wait_percentile_s(percentile) for q in qs]
         pw = [q.p_wait for q in qs]
         visible = c == server
-        fig.add_scatter(
-            x=rho,
-            y=w,
-            name="mean time in system",
-            mode="lines",
-            visible=visible,
-            line={"color": _PALETTE[0], "width": 3},
-            customdata=pw,
-            hovertemplate="ρ = %{x:.0%}: %{y:.2f} × service time<br>"
-            "P(wait) = %{customdata:.0%}<extra>mean time in system</extra>",
-        )
-        fig.add_scatter(
-            x=rho,
-            y=wq,
-            name="mean wait in queue",
-            mode="lines",
-            visible=visible,
-            line={"color": _PALETTE[2], "width": 2},
-            hovertemplate="ρ = %{x:.0%}: %{y:.2f} × service time<extra>mean wait</extra>",
-        )
-        fig.add_scatter(
-            x=rho,
-            y=wp,
-            name=f"{q_label} wait in queue",
-            mode="lines",
-            visible=visible,
-            line={"color": _PALETTE[1], "width": 2, "dash": "dash"},
-            hovertemplate="ρ = %{x:.0%}: %{y:.2f} × service time<extra>"
-            + q_label
-            + " wait</extra>",
-        )
+        hover = "ρ = %{x:.0%}: %{y:.2f} × service time"
+        fig.add_trace(
+            _line(
+                rho, w, "mean time in system", _PALETTE[0], width=3, visible=visible,
+                customdata=pw, hover=hover + "<br>P(wait) = %{customdata:.0%}"
+                "<extra>mean time in system</extra>",
+            )
+        )  # fmt: skip
+        for y, name, color, dash in (
+            (wq, "mean wait", _PALETTE[2], "solid"),
+            (wp, f"{q_label} wait", _PALETTE[1], "dash"),
+        ):
+            fig.add_trace(
+                _line(
+                    rho, y, f"{name} in queue", color, dash=dash, visible=visible,
+                    hover=f"{hover}<extra>{name}</extra>",
+                )
+            )  # fmt: skip
         at90 = physics.mmc(0.9 * c * mu, mu, c)
         title = _title(
             f"The utilisation trap, M/M/{c}",
             f"at 90% busy: mean wait {fmt.num(at90.mean_wait_s)} × the service time, "
             f"{q_label} wait {fmt.num(at90.wait_percentile_s(percentile))} ×",
         )
-        steps.append(
-            {
-                "label": str(c),
-                "method": "update",
-                "args": [{"visible": _visible(per_c * len(cs), per_c, i)}, {"title.text": title}],
-            }
-        )
+        steps.append(_view(str(c), _visible(per_c * len(cs), per_c, i), {"title.text": title}))
         if visible:
             first_title = title
     _layout(
@@ -140,14 +135,7 @@ def queue_utilisation_trap(
             "range": [0, 1],
         },
         yaxis={"title": {"text": "time, in mean service times"}, "range": [0, 20]},
-        sliders=[
-            {
-                "active": cs.index(server),
-                "currentvalue": {"prefix": "servers c = "},
-                "pad": {"t": 48},
-                "steps": steps,
-            }
-        ],
+        sliders=_slider(cs.index(server), steps),
     )
     fig.add_vline(x=1, line={"color": _GREY, "dash": "dot", "width": 1})
     return fig
@@ -199,28 +187,21 @@ def closed_vs_open_loop(
         ws = [m.mean_response_s for m in loops]
         lam = c * mu * _utilisation_grid(0.995)[1:]
         wo = [physics.mmc(x, mu, c).mean_response_s for x in lam]
-        fig.add_scatter(
-            x=xs,
-            y=ws,
-            name="closed loop: N clients, no think time",
-            mode="lines+markers",
-            visible=visible,
-            line={"color": _PALETTE[0], "width": 3},
-            marker={"size": 5},
-            customdata=users,
-            hovertemplate="N = %{customdata} clients: %{x:.2f} req per service time, "
-            "latency %{y:.2f} × service<extra>closed loop</extra>",
-        )
-        fig.add_scatter(
-            x=lam,
-            y=wo,
-            name="open loop: Poisson arrivals",
-            mode="lines",
-            visible=visible,
-            line={"color": _PALETTE[1], "width": 3},
-            hovertemplate="λ = %{x:.2f} req per service time: latency %{y:.2f} × service"
-            "<extra>open loop</extra>",
-        )
+        fig.add_trace(
+            _line(
+                xs, ws, "closed loop: N clients, no think time", _PALETTE[0], width=3,
+                mode="lines+markers", visible=visible, marker={"size": 5}, customdata=users,
+                hover="N = %{customdata} clients: %{x:.2f} req per service time, "
+                "latency %{y:.2f} × service<extra>closed loop</extra>",
+            )
+        )  # fmt: skip
+        fig.add_trace(
+            _line(
+                lam, wo, "open loop: Poisson arrivals", _PALETTE[1], width=3, visible=visible,
+                hover="λ = %{x:.2f} req per service time: latency %{y:.2f} × service"
+                "<extra>open loop</extra>",
+            )
+        )  # fmt: skip
         at = physics.mmc(0.95 * c * mu, mu, c)
         title = _title(
             f"Closed loop vs open loop, c = {c}",
@@ -229,14 +210,11 @@ def closed_vs_open_loop(
         )
         x_range = [0, c * mu * 1.08]
         steps.append(
-            {
-                "label": str(c),
-                "method": "update",
-                "args": [
-                    {"visible": _visible(per_c * len(cs), per_c, i)},
-                    {"title.text": title, "xaxis.range": x_range},
-                ],
-            }
+            _view(
+                str(c),
+                _visible(per_c * len(cs), per_c, i),
+                {"title.text": title, "xaxis.range": x_range},
+            )
         )
         if visible:
             first = (title, x_range)
@@ -246,13 +224,6 @@ def closed_vs_open_loop(
         height=500,
         xaxis={"title": {"text": "throughput, requests per mean service time"}, "range": first[1]},
         yaxis={"title": {"text": "mean latency, in service times"}, "range": [0, y_max]},
-        sliders=[
-            {
-                "active": cs.index(server),
-                "currentvalue": {"prefix": "servers c = "},
-                "pad": {"t": 48},
-                "steps": steps,
-            }
-        ],
+        sliders=_slider(cs.index(server), steps),
     )
     return fig

@@ -27,10 +27,13 @@ from infphys.catalog import (
     get_precision,
 )
 from infphys.plots._chapter import chapter_layout as _layout
+from infphys.plots._chapter import log_log as _log_log
 from infphys.plots._chapter import title as _title
+from infphys.plots._chapter import view as _view
 from infphys.plots._chapter import visible as _visible
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
+from infphys.plots._style import line as _line
 
 __all__ = [
     "roofline_chart",
@@ -95,55 +98,67 @@ def roofline_chart(
         bw = g.bandwidth_bytes_per_s * bandwidth_efficiency
         roof = np.minimum(peak, intensity * bw) / 1e12
         visible = k == 0
-        fig.add_scatter(
-            x=intensity,
-            y=roof,
-            mode="lines",
-            name=f"{g.name} roof",
-            visible=visible,
-            line={"color": _GREY, "width": 3},
-            hovertemplate="%{x:.0f} FLOP/byte: at most %{y:,.0f} TFLOP/s<extra>roof</extra>",
+        fig.add_trace(
+            _line(
+                intensity,
+                roof,
+                f"{g.name} roof",
+                _GREY,
+                width=3,
+                visible=visible,
+                hover="%{x:.0f} FLOP/byte: at most %{y:,.0f} TFLOP/s<extra>roof</extra>",
+            )
         )
-        fig.add_scatter(
-            x=[ridge, ridge],
-            y=[peak / 1e12 / 300, peak / 1e12],
-            mode="lines+text",
-            name=f"ridge point {fmt.num(ridge, 0)} FLOP/byte",
-            visible=visible,
-            line={"color": _GREY, "dash": "dot", "width": 1},
-            text=[f"ridge {fmt.num(ridge, 0)}", ""],
-            textposition="bottom center",
-            hoverinfo="skip",
+        fig.add_trace(
+            _line(
+                [ridge, ridge],
+                [peak / 1e12 / 300, peak / 1e12],
+                f"ridge point {fmt.num(ridge, 0)} FLOP/byte",
+                _GREY,
+                dash="dot",
+                width=1,
+                mode="lines+text",
+                visible=visible,
+                text=[f"ridge {fmt.num(ridge, 0)}", ""],
+                textposition="bottom center",
+                hoverinfo="skip",
+            )
         )
         dec = [physics.decode_step_time(g, m, b, context_tokens, **knobs) for b in batches]
-        fig.add_scatter(
-            x=[s.intensity for s in dec],
-            y=[s.flops / s.total_s / 1e12 for s in dec],
-            mode="markers+text",
-            name=f"decode, {fmt.count(context_tokens)} tokens cached",
-            visible=visible,
-            marker={"color": _PALETTE[0], "size": 11},
-            text=[f"B={b}" for b in batches],
-            textposition=[
-                "bottom right" if i % 2 == 0 else "top left" for i in range(len(batches))
-            ],
-            customdata=[[b, s.total_s * 1e3] for b, s in zip(batches, dec, strict=True)],
-            hovertemplate="decode, batch %{customdata[0]}: %{x:.1f} FLOP/byte, "
-            "%{y:,.1f} TFLOP/s, step %{customdata[1]:.2f} ms<extra></extra>",
+        fig.add_trace(
+            _line(
+                [s.intensity for s in dec],
+                [s.flops / s.total_s / 1e12 for s in dec],
+                f"decode, {fmt.count(context_tokens)} tokens cached",
+                _PALETTE[0],
+                mode="markers+text",
+                visible=visible,
+                text=[f"B={b}" for b in batches],
+                textposition=[
+                    "bottom right" if i % 2 == 0 else "top left" for i in range(len(batches))
+                ],
+                customdata=[[b, s.total_s * 1e3] for b, s in zip(batches, dec, strict=True)],
+                hover="decode, batch %{customdata[0]}: %{x:.1f} FLOP/byte, "
+                "%{y:,.1f} TFLOP/s, step %{customdata[1]:.2f} ms<extra></extra>",
+                marker={"size": 11},
+            )
         )
         pre = [physics.prefill_time(g, m, n, **knobs) for n in prompts]
-        fig.add_scatter(
-            x=[s.intensity for s in pre],
-            y=[s.flops / s.total_s / 1e12 for s in pre],
-            mode="markers+text",
-            name="prefill of one prompt",
-            visible=visible,
-            marker={"color": _PALETTE[1], "size": 11, "symbol": "diamond"},
-            text=[f"{fmt.count(n)}" for n in prompts],
-            textposition="top left",
-            customdata=[[n, s.total_s * 1e3] for n, s in zip(prompts, pre, strict=True)],
-            hovertemplate="prefill of %{customdata[0]:,} tokens: %{x:,.0f} FLOP/byte, "
-            "%{y:,.0f} TFLOP/s, %{customdata[1]:.1f} ms<extra></extra>",
+        fig.add_trace(
+            _line(
+                [s.intensity for s in pre],
+                [s.flops / s.total_s / 1e12 for s in pre],
+                "prefill of one prompt",
+                _PALETTE[1],
+                mode="markers+text",
+                visible=visible,
+                text=[f"{fmt.count(n)}" for n in prompts],
+                textposition="top left",
+                customdata=[[n, s.total_s * 1e3] for n, s in zip(prompts, pre, strict=True)],
+                hover="prefill of %{customdata[0]:,} tokens: %{x:,.0f} FLOP/byte, "
+                "%{y:,.0f} TFLOP/s, %{customdata[1]:.1f} ms<extra></extra>",
+                marker={"size": 11, "symbol": "diamond"},
+            )
         )
         fmt_name = "FP8" if fp8 else "BF16"
         title = _title(
@@ -152,14 +167,7 @@ def roofline_chart(
             f"{fmt.count(context_tokens)} tokens cached per sequence",
         )
         buttons.append(
-            {
-                "label": g.name,
-                "method": "update",
-                "args": [
-                    {"visible": _visible(per_gpu * len(specs), per_gpu, k)},
-                    {"title.text": title},
-                ],
-            }
+            _view(g.name, _visible(per_gpu * len(specs), per_gpu, k), {"title.text": title})
         )
         if visible:
             first_title = title
@@ -167,8 +175,7 @@ def roofline_chart(
         fig,
         first_title,
         height=540,
-        xaxis={"title": {"text": "arithmetic intensity, FLOP per byte moved"}, "type": "log"},
-        yaxis={"title": {"text": "TFLOP/s reached"}, "type": "log"},
+        **_log_log("arithmetic intensity, FLOP per byte moved", "TFLOP/s reached"),
         buttons=buttons,
     )
     return fig

@@ -1,11 +1,7 @@
 """The instructor guide's session plan: blocks on a timeline with each lab's exercises.
 
-Every curve comes from the virtual-time simulator (runs in :mod:`infphys.analysis.serving`:
-a vLLM-V1-style continuous-batching engine whose steps are priced by the roofline), summarised
-with :mod:`infphys.stats`; the figure chooses what to draw. Where a reader would want to move a
-parameter (the GPU, the token budget, an SLO, a knob), the runs for every value are made at
-build time and switched by plotly's own dropdown, so the figure stays interactive on a static
-page.
+Drawn from the exercise registry (:func:`infphys.exercises.exercises_for`) and the plan the
+guide passes in; nothing is simulated. Several plans share one figure through a dropdown.
 
 Example::
 
@@ -24,6 +20,7 @@ import plotly.graph_objects as go
 from infphys.exercises import exercises_for
 from infphys.plots._chapter import serving_layout as _layout
 from infphys.plots._chapter import title as _title
+from infphys.plots._chapter import view as _view
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
 
@@ -76,14 +73,11 @@ def session_plan(plans: dict[str, Sequence[PlanBlock]]) -> Any:
         titles.append(_title(f"Session plan: {name}", f"{total:g} minutes in all"))
         counts.append(len(blocks))
     buttons = [
-        {
-            "label": name,
-            "method": "update",
-            "args": [
-                {"visible": [j == k for j in range(len(plans))]},
-                {"title.text": titles[k], "height": 140 + 34 * counts[k] + 150},
-            ],
-        }
+        _view(
+            name,
+            [j == k for j in range(len(plans))],
+            {"title.text": titles[k], "height": 140 + 34 * counts[k] + 150},
+        )
         for k, name in enumerate(plans)
     ]
     fig.update_yaxes(autorange="reversed", automargin=True)

@@ -1,21 +1,16 @@
 """Token-budget figures: where a request's time goes, chunked prefill, one request's anatomy.
 
-Every curve comes from the virtual-time simulator (runs in :mod:`infphys.analysis.serving`:
-a vLLM-V1-style continuous-batching engine whose steps are priced by the roofline), summarised
-with :mod:`infphys.stats`; the figure chooses what to draw. Where a reader would want to move a
-parameter (the GPU, the token budget, an SLO, a knob), the runs for every value are made at
-build time and switched by plotly's own dropdown, so the figure stays interactive on a static
-page.
+Every curve is a simulated run from :mod:`infphys.analysis.serving`, drawn the way
+:mod:`infphys.plots._chapter` describes (values a reader would move sit in a dropdown).
 
 Example::
 
-    from infphys.plots.token_budget import token_budget_split
-    token_budget_split("llama-3.1-8b", "h100-sxm", prompts=(256, 2048), outputs=(16, 128))
+    from infphys.plots.token_budget import time_split
+    time_split("llama-3.1-8b", "h100-sxm", prompts=(256, 2048), outputs=(16, 128))
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,58 +19,43 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from infphys import fmt, stats
-from infphys.analysis.serving import (
-    engine_config,
-    grid_cell,
-    run_frame,
-)
-from infphys.physics import request_latency_s
+from infphys import fmt
+from infphys.analysis.serving import budget_sweep, engine_config, grid_split, stalled_request
 from infphys.plots._chapter import serving_layout as _layout
 from infphys.plots._chapter import title as _title
 from infphys.plots._style import GREY as _GREY
 from infphys.plots._style import PALETTE as _PALETTE
-from infphys.records import RequestRecord
-from infphys.sim.virtual import SimResult, simulate
-from infphys.sim.workload import Workload
+from infphys.plots._style import empty_figure as _empty
+from infphys.plots._style import line as _line
 
 __all__ = [
     "chunked_prefill",
     "request_anatomy",
-    "token_budget_split",
+    "split_bars",
+    "time_split",
 ]
 
 
-def token_budget_split(
-    model: str = "llama-3.1-8b",
-    gpu: str = "h100-sxm",
-    *,
-    prompts: Sequence[int] = (256, 2048, 8192),
-    outputs: Sequence[int] = (16, 128, 512, 2048),
-    concurrency: int = 8,
-    requests: int = 32,
-    seed: int = 0,
+def split_bars(
+    split: pd.DataFrame, *, title: str = "where the time goes: median TTFT and decode per cell"
 ) -> Any:
-    """End-to-end latency split into TTFT and decode, over prompt length × answer length.
+    """A token grid's median TTFT stacked under its median decode time, per cell.
 
-    One closed-loop run at ``concurrency`` per (prompt, answer) pair. Each bar stacks the
-    median TTFT and the decode time (answer − 1) × median TPOT; the dropdown shows seconds or
-    each part's share of the total. Bars are grouped by answer length, coloured by prompt.
+    ``split`` is :func:`infphys.analysis.token_budget_split` (measured or simulated runs).
+    Bars are grouped by answer length and coloured by prompt size, dark TTFT under light
+    decode; the dropdown shows seconds or each part's share of the cell's total.
     """
-    if not prompts or not outputs:
-        raise ValueError("prompts and outputs must each hold at least one size")
-    cfg = engine_config(model, gpu)
+    if not len(split):
+        return _empty(title, "not a token-grid run (no prompt size and max_tokens columns)")
+    outputs = sorted({int(n) for n in split["max_tokens"]})
+    cats = {n: f"{fmt.count(n)} out" for n in outputs}
     fig = go.Figure()
-    cats = [f"{fmt.count(n)} out" for n in outputs]
     # Per trace: (y in s, base in s, y in %, base in %), for the dropdown's two views.
     views: list[tuple[list[float], list[float], list[float], list[float]]] = []
-    for k, p in enumerate(prompts):
-        ttft, decode = [], []
-        for n in outputs:
-            s = grid_cell(model, gpu, int(p), int(n), concurrency, requests, seed)
-            tpot = float(s["tpot_p50_s"]) if n > 1 else 0.0
-            ttft.append(float(s["ttft_p50_s"]))
-            decode.append(request_latency_s(0.0, tpot, n))  # (n - 1) × TPOT
+    for k, p in enumerate(sorted({int(n) for n in split["prompt_tokens"]})):
+        g = split[split["prompt_tokens"] == p].sort_values("max_tokens")
+        ttft = g["ttft_p50_s"].astype(float).tolist()
+        decode = g["decode_p50_s"].astype(float).tolist()
         tot = [a + b for a, b in zip(ttft, decode, strict=True)]
         color = _PALETTE[k % len(_PALETTE)]
         for part, vals, opacity in (("TTFT", ttft, 1.0), ("decode", decode, 0.45)):
@@ -84,8 +64,8 @@ def token_budget_split(
             views.append((vals, base, pct, [b / t * 100 for b, t in zip(base, tot, strict=True)]))
             fig.add_trace(
                 go.Bar(
-                    x=cats, y=vals, base=base, offsetgroup=str(p),
-                    name=f"{part}, {fmt.count(p)}-token prompt",
+                    x=[cats[int(n)] for n in g["max_tokens"]], y=vals, base=base,
+                    offsetgroup=str(p), name=f"{part}, {fmt.count(p)}-token prompt",
                     marker={"color": color, "opacity": opacity,
                             "line": {"color": color, "width": 1}},
                     customdata=np.column_stack([tot, pct]),
@@ -103,16 +83,43 @@ def token_budget_split(
                                                 "yaxis.type": "linear"}]},
     ]  # fmt: skip
     fig.update_layout(barmode="group", bargap=0.2, bargroupgap=0.05)
-    fig.update_xaxes(title_text="answer length (max_tokens)")
+    fig.update_xaxes(
+        title_text="answer length (max_tokens)", categoryorder="array",
+        categoryarray=[cats[n] for n in outputs],
+    )  # fmt: skip
     fig.update_yaxes(title_text="median latency, s", rangemode="tozero")
-    return _layout(
-        fig,
-        _title(
+    return _layout(fig, title, height=560, buttons=buttons)
+
+
+def time_split(
+    model: str = "llama-3.1-8b",
+    gpu: str = "h100-sxm",
+    *,
+    prompts: Sequence[int] = (256, 2048, 8192),
+    outputs: Sequence[int] = (16, 128, 512, 2048),
+    concurrency: int = 8,
+    requests: int = 32,
+    seed: int = 0,
+) -> Any:
+    """End-to-end latency split into TTFT and decode, over prompt length × answer length.
+
+    One simulated closed-loop run at ``concurrency`` per (prompt, answer) pair
+    (:func:`infphys.analysis.serving.grid_split`), drawn by :func:`split_bars`: each bar stacks
+    the median TTFT and the median decode time (e2e − TTFT, which is (tokens − 1) × TPOT).
+    """
+    if not prompts or not outputs:
+        raise ValueError("prompts and outputs must each hold at least one size")
+    cfg = engine_config(model, gpu)
+    split = grid_split(
+        model, gpu, tuple(int(p) for p in prompts), tuple(int(n) for n in outputs),
+        concurrency, requests, seed,
+    )  # fmt: skip
+    return split_bars(
+        split,
+        title=_title(
             f"Where the time goes: {cfg.model.name} on {cfg.gpu.name}, {concurrency} in flight",
             "dark: TTFT (queue + prefill) · light: decode, (tokens − 1) × TPOT · simulated",
         ),
-        height=560,
-        buttons=buttons,
     )
 
 
@@ -139,62 +146,26 @@ def chunked_prefill(
     if len(bs) < 2:
         raise ValueError(f"budgets must hold at least two token budgets (got {budgets!r})")
     base = engine_config(model, gpu)
-    rows: list[dict[str, float]] = []
-    for b in bs:
-        cfg = base.with_(max_num_batched_tokens=b, max_num_seqs=min(base.max_num_seqs, b))
-        w = Workload.closed(
-            concurrency=concurrency, requests=requests, warmup=concurrency,
-            prompt_tokens=prompt_tokens[0], prompt_tokens_max=prompt_tokens[1],
-            max_tokens=max_tokens[0], max_tokens_max=max_tokens[1], seed=seed,
-        )  # fmt: skip
-        res = simulate(cfg, w, keep_chunk_times=True, timeseries=False)
-        frame = run_frame(res)
-        s = stats.summarize(frame, by=None).iloc[0]
-        itl = stats.itl_values(frame)
-        rows.append(
-            {
-                "budget": b,
-                "itl_p50_ms": float(s["itl_p50_s"]) * 1e3,
-                "itl_p99_ms": float(s["itl_p99_s"]) * 1e3,
-                "itl_max_ms": float(itl.max()) * 1e3 if itl.size else math.nan,
-                "ttft_p50_s": float(s["ttft_p50_s"]),
-                "ttft_p95_s": float(s["ttft_p95_s"]),
-                "tokens_per_s": float(s["output_tokens_per_s"]),
-            }
-        )
-    d = pd.DataFrame(rows)
+    d = budget_sweep(model, gpu, tuple(bs), concurrency, requests, prompt_tokens, max_tokens, seed)
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
         specs=[[{}], [{"secondary_y": True}]],
     )  # fmt: skip
-    x = d["budget"]
-    for col, name, color, dash in (
-        ("itl_p50_ms", "median ITL", _PALETTE[0], "solid"),
-        ("itl_p99_ms", "p99 ITL", _PALETTE[1], "solid"),
-        ("itl_max_ms", "longest stall", _PALETTE[1], "dot"),
+    for col, name, color, dash, row, right, value in (
+        ("itl_p50_ms", "median ITL", _PALETTE[0], "solid", 1, False, "%{y:.1f} ms"),
+        ("itl_p99_ms", "p99 ITL", _PALETTE[1], "solid", 1, False, "%{y:.1f} ms"),
+        ("itl_max_ms", "longest stall", _PALETTE[1], "dot", 1, False, "%{y:.1f} ms"),
+        ("ttft_p50_s", "median TTFT", _PALETTE[4], "solid", 2, False, "%{y:.3f} s"),
+        ("ttft_p95_s", "p95 TTFT", _PALETTE[4], "dot", 2, False, "%{y:.3f} s"),
+        ("tokens_per_s", "output tokens/s", _GREY, "dash", 2, True, "%{y:,.0f} tokens/s"),
     ):
+        hover = f"budget %{{x:,}}: {'' if right else name + ' '}{value}<extra></extra>"
         fig.add_trace(
-            go.Scatter(x=x, y=d[col], name=name, mode="lines+markers",
-                       line={"color": color, "dash": dash},
-                       hovertemplate="budget %{x:,}: " + name + " %{y:.1f} ms<extra></extra>"),
-            row=1, col=1,
-        )  # fmt: skip
-    for col, name, color, dash in (
-        ("ttft_p50_s", "median TTFT", _PALETTE[4], "solid"),
-        ("ttft_p95_s", "p95 TTFT", _PALETTE[4], "dot"),
-    ):
-        fig.add_trace(
-            go.Scatter(x=x, y=d[col], name=name, mode="lines+markers",
-                       line={"color": color, "dash": dash},
-                       hovertemplate="budget %{x:,}: " + name + " %{y:.3f} s<extra></extra>"),
-            row=2, col=1, secondary_y=False,
-        )  # fmt: skip
-    fig.add_trace(
-        go.Scatter(x=x, y=d["tokens_per_s"], name="output tokens/s", mode="lines+markers",
-                   line={"color": _GREY, "dash": "dash"},
-                   hovertemplate="budget %{x:,}: %{y:,.0f} tokens/s<extra></extra>"),
-        row=2, col=1, secondary_y=True,
-    )  # fmt: skip
+            _line(d["budget"], d[col], name, color, dash=dash, mode="lines+markers", hover=hover),
+            row=row,
+            col=1,
+            secondary_y=right if row == 2 else None,
+        )
     fig.update_xaxes(type="log", tickvals=bs, ticktext=[fmt.count(b) for b in bs])
     fig.update_xaxes(title_text="token budget per step (max_num_batched_tokens)", row=2, col=1)
     fig.update_yaxes(title_text="gap between tokens, ms", type="log", row=1, col=1)
@@ -217,22 +188,6 @@ def chunked_prefill(
 # --- glossary: one request ----------------------------------------------------------------------
 
 
-def _pick_stalled(records: Sequence[RequestRecord]) -> RequestRecord:
-    """The measured request whose longest gap is largest relative to its median gap."""
-    best: RequestRecord | None = None
-    score = -1.0
-    for r in records:
-        if r.warmup or r.status != "ok" or len(r.chunk_times_s) < 8:
-            continue
-        gaps = np.diff(np.asarray(r.chunk_times_s))
-        ratio = float(gaps.max() / np.median(gaps))
-        if ratio > score:
-            best, score = r, ratio
-    if best is None:
-        raise ValueError("no request with at least 8 tokens to show")
-    return best
-
-
 def request_anatomy(
     model: str = "llama-3.1-8b",
     gpu: str = "h100-sxm",
@@ -252,13 +207,7 @@ def request_anatomy(
     one average that the identity e2e = TTFT + (N − 1) × TPOT uses.
     """
     cfg = engine_config(model, gpu)
-    w = Workload.closed(
-        concurrency=concurrency, requests=requests, warmup=concurrency,
-        prompt_tokens=prompt_tokens[0], prompt_tokens_max=prompt_tokens[1],
-        max_tokens=max_tokens, seed=seed,
-    )  # fmt: skip
-    res: SimResult = simulate(cfg, w, keep_chunk_times=True, timeseries=False)
-    r = _pick_stalled(res.records)
+    r = stalled_request(model, gpu, concurrency, requests, prompt_tokens, max_tokens, seed)
     t0 = r.sent_s
     ticks = [(t - t0) * 1e3 for t in r.chunk_times_s]
     ttft = (r.ttft_s or 0.0) * 1e3
@@ -286,13 +235,19 @@ def request_anatomy(
         row=1, col=1,
     )  # fmt: skip
     fig.add_trace(
-        go.Scatter(x=ticks, y=["request"] * len(ticks), mode="markers", name="a token arrives",
-                   marker={"symbol": "line-ns-open", "size": 16, "color": _PALETTE[0],
-                           "line": {"width": 1.5}},
-                   customdata=np.arange(1, len(ticks) + 1),
-                   hovertemplate="token %{customdata} at %{x:.1f} ms<extra></extra>"),
-        row=1, col=1,
-    )  # fmt: skip
+        _line(
+            ticks,
+            ["request"] * len(ticks),
+            "a token arrives",
+            _PALETTE[0],
+            mode="markers",
+            customdata=np.arange(1, len(ticks) + 1),
+            hover="token %{customdata} at %{x:.1f} ms<extra></extra>",
+            marker={"symbol": "line-ns-open", "size": 16, "line": {"width": 1.5}},
+        ),
+        row=1,
+        col=1,
+    )
     fig.add_trace(
         go.Bar(x=np.arange(1, len(gaps) + 1), y=gaps, name="ITL: one gap",
                marker={"color": [_PALETTE[1] if g > 2 * tpot else _PALETTE[0] for g in gaps]},
