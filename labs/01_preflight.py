@@ -155,28 +155,20 @@ def _(labsetup, resolved):
     max_tokens_pick = labsetup.int_dropdown([16, 64, 128, 256], 64, "max_tokens")
     prompt_pick = labsetup.int_dropdown([32, 128, 512, 2048], 128, "prompt tokens")
     seed_number = labsetup.seed_input()
-    theory_gpu_pick, theory_model_pick = labsetup.theory_selects(resolved)
+    theory_picks = labsetup.theory_selects(resolved)
     labsetup.controls_view(
         [prompt_pick, max_tokens_pick, seed_number],
-        [theory_gpu_pick, theory_model_pick],
+        [*theory_picks],
         title="3 · Time one request",
     )
-    return max_tokens_pick, prompt_pick, seed_number, theory_gpu_pick, theory_model_pick
+    return max_tokens_pick, prompt_pick, seed_number, theory_picks
 
 
 @app.cell
-def _(
-    labsetup,
-    max_tokens_pick,
-    prompt_pick,
-    seed_number,
-    theory_gpu_pick,
-    theory_model_pick,
-):
+def _(labsetup, max_tokens_pick, prompt_pick, seed_number, theory_picks):
     # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
-    max_tokens, prompt_tokens, seed, theory_gpu, theory_model = labsetup.values(
-        max_tokens_pick, prompt_pick, seed_number, theory_gpu_pick, theory_model_pick
-    )
+    max_tokens, prompt_tokens, seed = labsetup.values(max_tokens_pick, prompt_pick, seed_number)
+    theory_gpu, theory_model = theory_picks.value
     return max_tokens, prompt_tokens, seed, theory_gpu, theory_model
 
 

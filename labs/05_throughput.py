@@ -108,36 +108,20 @@ def _(labsetup, mo, resolved):
     max_tokens_pick = labsetup.int_dropdown([32, 64, 128, 256], 64, "max_tokens per request")
     prompt_pick = labsetup.int_dropdown([32, 128, 512], 128, "prompt tokens")
     seed_number = labsetup.seed_input()
-    theory_gpu_pick, theory_model_pick = labsetup.theory_selects(resolved)
+    theory_picks = labsetup.theory_selects(resolved)
     labsetup.controls_view(
-        [requests_slider, max_tokens_pick, prompt_pick, seed_number],
-        [theory_gpu_pick, theory_model_pick],
+        [requests_slider, max_tokens_pick, prompt_pick, seed_number], [*theory_picks]
     )
-    return (
-        max_tokens_pick,
-        prompt_pick,
-        requests_slider,
-        seed_number,
-        theory_gpu_pick,
-        theory_model_pick,
-    )
+    return max_tokens_pick, prompt_pick, requests_slider, seed_number, theory_picks
 
 
 @app.cell
-def _(
-    labsetup,
-    max_tokens_pick,
-    prompt_pick,
-    requests_slider,
-    seed_number,
-    theory_gpu_pick,
-    theory_model_pick,
-):
+def _(labsetup, max_tokens_pick, prompt_pick, requests_slider, seed_number, theory_picks):
     # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
-    n_requests, max_tokens, prompt_tokens, seed, theory_gpu, theory_model = labsetup.values(
-        requests_slider, max_tokens_pick, prompt_pick, seed_number, theory_gpu_pick,
-        theory_model_pick,
+    n_requests, max_tokens, prompt_tokens, seed = labsetup.values(
+        requests_slider, max_tokens_pick, prompt_pick, seed_number
     )
+    theory_gpu, theory_model = theory_picks.value
     return max_tokens, n_requests, prompt_tokens, seed, theory_gpu, theory_model
 
 

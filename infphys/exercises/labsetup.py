@@ -98,22 +98,27 @@ def _spec_dropdown(specs: Any, name: str, label: str) -> Any:
     return mo.ui.dropdown(options={s.name: s for s in specs}, value=name, label=label)
 
 
-def theory_selects(resolved: ResolvedTarget) -> tuple[Any, Any]:
-    """The GPU and model the theory assumes behind a lab's target, as two selects.
+def theory_selects(resolved: ResolvedTarget) -> Any:
+    """The GPU and model the theory assumes behind a lab's target: one ``mo.ui.array`` of two
+    selects, whose ``value`` is ``[GPUSpec, ModelSpec]``.
 
     They start at the embedded simulator's GPU and model when the lab measures it, else at the
     course's defaults (:data:`infphys.resolve.DEFAULT_GPU`, H200 SXM, and
     :data:`~infphys.resolve.DEFAULT_MODEL`, Llama-3.1-8B): a learner with a real server picks
     the hardware behind it.
     """
+    import marimo as mo
+
     from infphys.resolve import DEFAULT_GPU, DEFAULT_MODEL
 
     cfg = resolved.sim_config
-    return (
-        gpu_select(cfg.gpu.key if cfg is not None else DEFAULT_GPU,
-                   "GPU behind the target (for the theory)"),
-        model_select(cfg.model.key if cfg is not None else DEFAULT_MODEL,
-                     "model behind the target"),
+    return mo.ui.array(
+        [
+            gpu_select(cfg.gpu.key if cfg is not None else DEFAULT_GPU,
+                       "GPU behind the target (for the theory)"),
+            model_select(cfg.model.key if cfg is not None else DEFAULT_MODEL,
+                         "model behind the target"),
+        ]
     )
 
 
