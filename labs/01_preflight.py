@@ -97,15 +97,9 @@ def _():
 
 
 @app.cell
-def _(ui):
+def _(mo, pd, ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
     resolved, target = ui.lab_target()
-    ui.target_view(resolved.message)
-    return resolved, target
-
-
-@app.cell
-def _(mo, pd, resolved, target):
     _cfg = resolved.sim_config
     target_table = pd.DataFrame(
         [
@@ -125,7 +119,7 @@ def _(mo, pd, resolved, target):
         )
     )
     mo.vstack([mo.md(f"## 1 · The target\n\n{resolved.message}"), target_table])
-    return (target_table,)
+    return resolved, target, target_table
 
 
 @app.cell

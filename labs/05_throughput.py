@@ -94,25 +94,33 @@ def _():
 
 
 @app.cell
-def _(ui):
-    # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
+def _(labsetup, mo, ui):
+    # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running); the
+    # theory's GPU and model start at the simulator's.
     resolved, target = ui.lab_target()
-    ui.target_view(resolved.message)
-    return resolved, target
-
-
-@app.cell
-def _(labsetup, mo, resolved):
     requests_slider = mo.ui.slider(2, 64, step=1, value=8, show_value=True,
                                    label="N requests")
     max_tokens_pick = labsetup.int_dropdown([32, 64, 128, 256], 64, "max_tokens per request")
     prompt_pick = labsetup.int_dropdown([32, 128, 512], 128, "prompt tokens")
     seed_number = labsetup.seed_input()
     theory_picks = labsetup.theory_selects(resolved)
-    labsetup.controls_view(
-        [requests_slider, max_tokens_pick, prompt_pick, seed_number], [*theory_picks]
+    mo.vstack(
+        [
+            ui.target_view(resolved.message),
+            labsetup.controls_view(
+                [requests_slider, max_tokens_pick, prompt_pick, seed_number], [*theory_picks]
+            ),
+        ]
     )
-    return max_tokens_pick, prompt_pick, requests_slider, seed_number, theory_picks
+    return (
+        max_tokens_pick,
+        prompt_pick,
+        requests_slider,
+        resolved,
+        seed_number,
+        target,
+        theory_picks,
+    )
 
 
 @app.cell

@@ -102,15 +102,9 @@ def _():
 
 
 @app.cell
-def _(ui):
+def _(labsetup, mo, ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
     resolved, target = ui.lab_target()
-    ui.target_view(resolved.message)
-    return resolved, target
-
-
-@app.cell
-def _(labsetup, mo):
     requests_slider = mo.ui.slider(10, 100, step=2, value=24, label="requests", show_value=True)
     prompt_pick = labsetup.int_dropdown([16, 64, 256, 1024], 64, "prompt tokens")
     max_tokens_slider = mo.ui.slider(
@@ -121,15 +115,22 @@ def _(labsetup, mo):
         1, 10_000, step=1, value=20, label="a request rate to plan for (requests/s)"
     )
     seed_number = labsetup.seed_input()
-    labsetup.controls_view(
-        [requests_slider, prompt_pick, max_tokens_slider],
-        [warmup_pick, target_rate_number, seed_number],
+    mo.vstack(
+        [
+            ui.target_view(resolved.message),
+            labsetup.controls_view(
+                [requests_slider, prompt_pick, max_tokens_slider],
+                [warmup_pick, target_rate_number, seed_number],
+            ),
+        ]
     )
     return (
         max_tokens_slider,
         prompt_pick,
         requests_slider,
+        resolved,
         seed_number,
+        target,
         target_rate_number,
         warmup_pick,
     )

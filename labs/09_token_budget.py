@@ -95,15 +95,9 @@ def _():
 
 
 @app.cell
-def _(ui):
+def _(labsetup, mo, ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
     resolved, target = ui.lab_target()
-    ui.target_view(resolved.message)
-    return resolved, target
-
-
-@app.cell
-def _(labsetup, mo):
     prompts_pick = mo.ui.dropdown(
         options={
             "64, 512, 2048": [64, 512, 2048],
@@ -124,8 +118,13 @@ def _(labsetup, mo):
     )
     per_cell_slider = mo.ui.slider(2, 10, value=3, label="requests per cell", show_value=True)
     seed_number = labsetup.seed_input()
-    labsetup.controls_view([prompts_pick, outputs_pick], [per_cell_slider, seed_number])
-    return outputs_pick, per_cell_slider, prompts_pick, seed_number
+    mo.vstack(
+        [
+            ui.target_view(resolved.message),
+            labsetup.controls_view([prompts_pick, outputs_pick], [per_cell_slider, seed_number]),
+        ]
+    )
+    return outputs_pick, per_cell_slider, prompts_pick, resolved, seed_number, target
 
 
 @app.cell
