@@ -25,7 +25,7 @@ def _():
 
     from infphys import fmt, nim_planning
     from infphys.catalog import DEFAULT_SLO, MEASURED_SOURCES, get_gpu, get_model
-    from infphys.exercises import AnswerBook
+    from infphys.exercises import AnswerBook, labsetup
     from infphys.exercises import ui
     from infphys.plots import measured as measured_plots
     from infphys.sim.fidelity import replay_nim_row
@@ -39,6 +39,7 @@ def _():
         fmt,
         get_gpu,
         get_model,
+        labsetup,
         measured_plots,
         mo,
         nim_planning,
@@ -74,7 +75,7 @@ def _(MEASURED_SOURCES, mo):
 
 
 @app.cell
-def _(mo):
+def _(labsetup, mo):
     model_pick = mo.ui.dropdown(
         options={"Llama-3-8B": "llama-3.1-8b", "Llama-3-70B": "llama-3.1-70b"},
         value="Llama-3-8B",
@@ -92,21 +93,16 @@ def _(mo):
         value="200 → 200",
         label="prompt → output tokens",
     )
-    mo.vstack([mo.md("## Controls"), mo.hstack([model_pick, shape_pick], justify="start")])
+    labsetup.controls_view([model_pick, shape_pick])
     return model_pick, shape_pick
 
 
 @app.cell
-def _(get_model, model_pick):
-    # The settings as plain values, one cell each, so that a test can override any of them.
-    model = get_model(model_pick.value)
-    return (model,)
-
-
-@app.cell
-def _(shape_pick):
-    isl, osl = shape_pick.value
-    return isl, osl
+def _(get_model, labsetup, model_pick, shape_pick):
+    # The settings as plain values, one cell a section: a test overrides a section's at once.
+    _model_key, (isl, osl) = labsetup.values(model_pick, shape_pick)
+    model = get_model(_model_key)
+    return isl, model, osl
 
 
 @app.cell(hide_code=True)
@@ -252,12 +248,10 @@ def _(DEFAULT_SLO, mo):
 
 
 @app.cell
-def _(a100_price, h100_price, itl_slider, ttft_slider, users_number):
-    users = int(users_number.value)
-    ttft_budget_ms = float(ttft_slider.value)
-    itl_budget_ms = float(itl_slider.value)
-    a100_usd = float(a100_price.value)
-    h100_usd = float(h100_price.value)
+def _(a100_price, h100_price, itl_slider, labsetup, ttft_slider, users_number):
+    users, ttft_budget_ms, itl_budget_ms, a100_usd, h100_usd = labsetup.values(
+        users_number, ttft_slider, itl_slider, a100_price, h100_price
+    )
     return a100_usd, h100_usd, itl_budget_ms, ttft_budget_ms, users
 
 
