@@ -24,7 +24,7 @@ def _():
     import pandas as pd
 
     from infphys import fmt, nim_planning
-    from infphys.catalog import DEFAULT_SLO, MEASURED_SOURCES, get_gpu, get_model
+    from infphys.catalog import DEFAULT_SLO, MEASURED_SOURCES, get_gpu
     from infphys.exercises import AnswerBook, labsetup
     from infphys.exercises import ui
     from infphys.plots import measured as measured_plots
@@ -38,7 +38,6 @@ def _():
         MEASURED_SOURCES,
         fmt,
         get_gpu,
-        get_model,
         labsetup,
         measured_plots,
         mo,
@@ -76,10 +75,8 @@ def _(MEASURED_SOURCES, mo):
 
 @app.cell
 def _(labsetup, mo):
-    model_pick = mo.ui.dropdown(
-        options={"Llama-3-8B": "llama-3.1-8b", "Llama-3-70B": "llama-3.1-70b"},
-        value="Llama-3-8B",
-        label="model",
+    model_pick = labsetup.model_select(
+        "Llama-3-8B", shown={"Llama-3-8B": "llama-3.1-8b", "Llama-3-70B": "llama-3.1-70b"}
     )
     shape_pick = mo.ui.dropdown(
         options={
@@ -98,10 +95,9 @@ def _(labsetup, mo):
 
 
 @app.cell
-def _(get_model, labsetup, model_pick, shape_pick):
+def _(labsetup, model_pick, shape_pick):
     # The settings as plain values, one cell a section: a test overrides a section's at once.
-    _model_key, (isl, osl) = labsetup.values(model_pick, shape_pick)
-    model = get_model(_model_key)
+    model, (isl, osl) = labsetup.values(model_pick, shape_pick)
     return isl, model, osl
 
 

@@ -164,3 +164,24 @@ def test_lab11_settings_at_defaults() -> None:
     assert s["gpu_memory_utilization"] == 0.95
     assert (s["max_num_seqs"], s["max_num_batched_tokens"], s["kv_precision"]) == (512, 2048, "fp8")
     assert len(s) == 13
+
+
+def test_model_select_can_show_a_tables_own_names() -> None:
+    nim = {"Llama-3-8B": "llama-3.1-8b", "Llama-3-70B": "llama-3.1-70b"}
+    assert labsetup.model_select("Llama-3-70B", shown=nim).value == get_model("llama-3.1-70b")
+    with pytest.raises(ValueError, match=r"value='Llama-3\.1-8B'"):
+        labsetup.model_select("Llama-3.1-8B", shown=nim)
+
+
+def test_lab12_settings_at_defaults() -> None:
+    s = _settings_at_defaults("12_nim_benchmarks.py", DEFAULT_SLO=DEFAULT_SLO)
+    assert s == {
+        "model": get_model("llama-3.1-8b"),  # NVIDIA's "Llama-3-8B" rows
+        "isl": 200,
+        "osl": 200,
+        "users": 100,
+        "ttft_budget_ms": 1000,  # Nielsen's 1 s
+        "itl_budget_ms": 50,
+        "a100_usd": 1.8,
+        "h100_usd": 2.5,
+    }

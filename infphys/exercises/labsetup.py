@@ -19,7 +19,7 @@ and :func:`~infphys.exercises.ui.model_dropdown`. marimo is imported lazily insi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -78,24 +78,33 @@ def gpu_select(value: str, label: str = "GPU") -> Any:
     """
     from infphys.catalog import GPUS, get_gpu
 
-    return _spec_dropdown(GPUS.values(), get_gpu(value).name, label)
+    return _spec_dropdown({g.name: g for g in GPUS.values()}, get_gpu(value).name, label)
 
 
-def model_select(value: str, label: str = "model") -> Any:
-    """A ``mo.ui.dropdown`` of every catalog model; its ``value`` is the ``ModelSpec``.
+def model_select(value: str, label: str = "model", shown: Mapping[str, str] | None = None) -> Any:
+    """A ``mo.ui.dropdown`` of catalog models; its ``value`` is the ``ModelSpec``.
+
+    Every catalog model by its name, or only those in ``shown``, a mapping from the name to show
+    (a benchmark table's own, ``"Llama-3-8B"``) to a catalog key; ``value`` is then one of those
+    names.
 
     Raises:
-        ValueError: for a model the catalog does not hold (from :func:`infphys.catalog.get_model`).
+        ValueError: for a model the catalog does not hold (from :func:`infphys.catalog.get_model`),
+            or a ``value`` that ``shown`` does not hold.
     """
     from infphys.catalog import MODELS, get_model
 
-    return _spec_dropdown(MODELS.values(), get_model(value).name, label)
+    if shown is None:
+        return _spec_dropdown({m.name: m for m in MODELS.values()}, get_model(value).name, label)
+    if value not in shown:
+        raise ValueError(f"value={value!r} is not one of shown={list(shown)}")
+    return _spec_dropdown({name: get_model(key) for name, key in shown.items()}, value, label)
 
 
-def _spec_dropdown(specs: Any, name: str, label: str) -> Any:
+def _spec_dropdown(options: Mapping[str, Any], name: str, label: str) -> Any:
     import marimo as mo
 
-    return mo.ui.dropdown(options={s.name: s for s in specs}, value=name, label=label)
+    return mo.ui.dropdown(options=dict(options), value=name, label=label)
 
 
 def theory_selects(resolved: ResolvedTarget) -> Any:
