@@ -18,9 +18,35 @@ app = marimo.App(width="medium", app_title="Lab 12 · Reading real NIM benchmark
 
 @app.cell(hide_code=True)
 def _():
+    # marimo alone first: the title and the prose show while the other imports load.
+    import marimo as mo
+
+    return (mo,)
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # Lab 12 · Reading real NIM benchmarks
+
+    *A benchmark table is a capacity plan waiting to be read: latency against throughput, what a
+    second GPU buys, and the cheapest way to meet a budget — then one row you predict before you
+    look.*
+
+    **Time: about 10 minutes.** Everything here is measured data; no server is needed.
+
+    The data: NVIDIA NIM (a TensorRT-LLM engine) serving Llama-3 8B and 70B Instruct on A100
+    and H100 GPUs, measured with GenAI-Perf as a closed loop of *N* streaming clients, each
+    sending its next request the moment the last one ends. Each row is one deployment (GPU,
+    tensor-parallel size, precision), one prompt → output shape and one *N*.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _():
     import os
 
-    import marimo as mo
     import pandas as pd
 
     from infphys import fmt, nim_planning
@@ -40,7 +66,6 @@ def _():
         get_gpu,
         labsetup,
         measured_plots,
-        mo,
         nim_planning,
         os,
         pd,
@@ -51,25 +76,7 @@ def _():
 
 @app.cell(hide_code=True)
 def _(MEASURED_SOURCES, mo):
-    mo.md(
-        r"""
-    # Lab 12 · Reading real NIM benchmarks
-
-    *A benchmark table is a capacity plan waiting to be read: latency against throughput, what a
-    second GPU buys, and the cheapest way to meet a budget — then one row you predict before you
-    look.*
-
-    **Time: about 10 minutes.** Everything here is measured data; no server is needed.
-
-    The data: NVIDIA NIM (a TensorRT-LLM engine) serving Llama-3 8B and 70B Instruct on A100
-    and H100 GPUs, measured with GenAI-Perf as a closed loop of *N* streaming clients, each
-    sending its next request the moment the last one ends. Each row is one deployment (GPU,
-    tensor-parallel size, precision), one prompt → output shape and one *N*.
-
-    Source: """
-        + MEASURED_SOURCES["nim_llama3_serving.csv"]
-        + "."
-    )
+    mo.md("Source: " + MEASURED_SOURCES["nim_llama3_serving.csv"] + ".")
     return
 
 
