@@ -105,22 +105,18 @@ def _settings_at_defaults(lab: str, **refs: Any) -> dict[str, Any]:
     return settings
 
 
-def test_lab07_settings_at_defaults() -> None:
-    s = _settings_at_defaults("07_littles_law.py")
-    assert s == {
+#: Each lab's settings at the widgets' defaults, read off the widget definitions in the lab.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "07_littles_law.py": {
         "requests": 24,
         "prompt_tokens": 64,
         "max_tokens": 32,
         "warmup": 1,
         "target_req_per_s": 20,
         "seed": 0,
-    }
-
-
-def test_lab08_settings_at_defaults() -> None:
-    s = _settings_at_defaults("08_concurrency_sweep.py")
-    assert s == {
-        "gpu": "a100-80gb-sxm",  # a key: the simulator's settings take keys
+    },
+    "08_concurrency_sweep.py": {
+        "gpu": "a100-80gb-sxm",  # keys: the simulator's settings take keys
         "model": "llama-3.1-8b",
         "max_num_seqs": 8,
         "concurrency_levels": [1, 2, 4, 8, 16, 32],
@@ -130,52 +126,47 @@ def test_lab08_settings_at_defaults() -> None:
         "prompt_tokens": 64,
         "max_tokens": 16,
         "seed": 0,
-    }
-
-
-def test_lab09_settings_at_defaults() -> None:
-    s = _settings_at_defaults("09_token_budget.py")
-    assert s == {
+    },
+    "09_token_budget.py": {
         "prompt_sizes": [64, 512, 2048],
         "max_tokens_values": [8, 32, 64],
         "requests_per_cell": 3,
         "seed": 0,
-    }
-
-
-def test_lab10_settings_at_defaults() -> None:
-    s = _settings_at_defaults("10_overload.py", DEFAULT_SLO=DEFAULT_SLO)
-    assert s["client_levels"] == [4, 8, 16, 32]
-    assert s["open_fractions"] == [0.5, 1.0, 1.5, 2.0]
-    # TTFT at Nielsen's 1 s; TPOT 50 ms; a 3× retry burst of 100 users; 0.5 s timeouts.
-    assert (s["ttft_slo_s"], s["tpot_slo_s"], s["burst_factor"]) == (1.0, 0.05, 3.0)
-    assert (s["burst_users"], s["timeout_s"], s["max_queue"]) == (100, 0.5, 8)
-    assert (s["prompt_tokens"], s["max_tokens"], s["seed"]) == (64, 16, 0)
-    assert len(s) == 16
-
-
-def test_lab11_settings_at_defaults() -> None:
-    s = _settings_at_defaults("11_tuning.py")
-    assert (s["gpu"], s["model"], s["tp"]) == ("h100-sxm", "llama-3.1-8b", 1)
-    assert (s["prompt_tokens"], s["max_tokens"]) == (2000, 128)
-    assert (s["slo_p95_s"], s["users"]) == (10, 1000)
-    assert len(s["concurrency_levels"]) == 15
-    # The slider's 0.95 is a float sum of 0.05 steps: rounded to two places.
-    assert s["gpu_memory_utilization"] == 0.95
-    assert (s["max_num_seqs"], s["max_num_batched_tokens"], s["kv_precision"]) == (512, 2048, "fp8")
-    assert len(s) == 13
-
-
-def test_model_select_can_show_a_tables_own_names() -> None:
-    nim = {"Llama-3-8B": "llama-3.1-8b", "Llama-3-70B": "llama-3.1-70b"}
-    assert labsetup.model_select("Llama-3-70B", shown=nim).value == get_model("llama-3.1-70b")
-    with pytest.raises(ValueError, match=r"value='Llama-3\.1-8B'"):
-        labsetup.model_select("Llama-3.1-8B", shown=nim)
-
-
-def test_lab12_settings_at_defaults() -> None:
-    s = _settings_at_defaults("12_nim_benchmarks.py", DEFAULT_SLO=DEFAULT_SLO)
-    assert s == {
+    },
+    "10_overload.py": {
+        "gpu": "a100-80gb-sxm",
+        "model": "llama-3.1-8b",
+        "max_num_seqs": 8,
+        "client_levels": [4, 8, 16, 32],
+        "requests_per_level": 64,
+        "timeout_s": 0.5,
+        "open_fractions": [0.5, 1.0, 1.5, 2.0],
+        "open_requests": 40,
+        "max_queue": 8,
+        "ttft_slo_s": 1.0,  # Nielsen's 1 s (DEFAULT_SLO)
+        "tpot_slo_s": 0.05,
+        "burst_factor": 3.0,
+        "burst_users": 100,
+        "prompt_tokens": 64,
+        "max_tokens": 16,
+        "seed": 0,
+    },
+    "11_tuning.py": {
+        "gpu": "h100-sxm",
+        "model": "llama-3.1-8b",
+        "tp": 1,
+        "prompt_tokens": 2000,
+        "max_tokens": 128,
+        "slo_p95_s": 10,
+        "users": 1000,
+        "concurrency_levels": [1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512],
+        "seed": 0,
+        "max_num_seqs": 512,
+        "gpu_memory_utilization": 0.95,  # a float sum of 0.05 steps, rounded to two places
+        "max_num_batched_tokens": 2048,
+        "kv_precision": "fp8",
+    },
+    "12_nim_benchmarks.py": {
         "model": get_model("llama-3.1-8b"),  # NVIDIA's "Llama-3-8B" rows
         "isl": 200,
         "osl": 200,
@@ -184,4 +175,17 @@ def test_lab12_settings_at_defaults() -> None:
         "itl_budget_ms": 50,
         "a100_usd": 1.8,
         "h100_usd": 2.5,
-    }
+    },
+}
+
+
+@pytest.mark.parametrize("lab", sorted(DEFAULTS))
+def test_settings_at_the_widgets_defaults(lab: str) -> None:
+    assert _settings_at_defaults(lab, DEFAULT_SLO=DEFAULT_SLO) == DEFAULTS[lab]
+
+
+def test_model_select_can_show_a_tables_own_names() -> None:
+    nim = {"Llama-3-8B": "llama-3.1-8b", "Llama-3-70B": "llama-3.1-70b"}
+    assert labsetup.model_select("Llama-3-70B", shown=nim).value == get_model("llama-3.1-70b")
+    with pytest.raises(ValueError, match=r"value='Llama-3\.1-8B'"):
+        labsetup.model_select("Llama-3.1-8B", shown=nim)
