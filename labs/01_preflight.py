@@ -72,25 +72,21 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics
-    from infphys.catalog import FITTED_STEP_PARAMS, get_gpu, get_model
-    from infphys.exercises import AnswerBook
+    from infphys.catalog import FITTED_STEP_PARAMS
+    from infphys.exercises import AnswerBook, labsetup
     from infphys.exercises import ui
     from infphys.measure import run_closed_loop, preflight_sync, run_sync
     from infphys.plots import labs as lab_plots
-    from infphys.resolve import DEFAULT_GPU, DEFAULT_MODEL
 
     ui.offline_note()
 
     return (
         AnswerBook,
-        DEFAULT_GPU,
-        DEFAULT_MODEL,
         FITTED_STEP_PARAMS,
         run_closed_loop,
         fmt,
-        get_gpu,
-        get_model,
         lab_plots,
+        labsetup,
         os,
         pd,
         physics,
@@ -101,15 +97,9 @@ def _():
 
 
 @app.cell
-def _(ui):
+def _(mo, pd, ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
     resolved, target = ui.lab_target()
-    ui.target_view(resolved.message)
-    return resolved, target
-
-
-@app.cell
-def _(mo, pd, resolved, target):
     _cfg = resolved.sim_config
     target_table = pd.DataFrame(
         [
@@ -129,7 +119,7 @@ def _(mo, pd, resolved, target):
         )
     )
     mo.vstack([mo.md(f"## 1 · The target\n\n{resolved.message}"), target_table])
-    return (target_table,)
+    return resolved, target, target_table
 
 
 @app.cell
@@ -153,62 +143,27 @@ def _(mo, preflight_sync, target):
 
 
 @app.cell
-def _(DEFAULT_GPU, DEFAULT_MODEL, get_gpu, get_model, mo, resolved, ui):
+def _(labsetup, resolved):
     # The theory's GPU and model: the simulator's, else the course's defaults (the simulator's
     # and the home page's); pick the real ones when a real server answers.
-    _cfg = resolved.sim_config
-    max_tokens_pick = mo.ui.dropdown(["16", "64", "128", "256"], value="64",
-                                     label="max_tokens")
-    prompt_pick = mo.ui.dropdown(["32", "128", "512", "2048"], value="128",
-                                 label="prompt tokens")
-    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
-    theory_gpu_pick = ui.gpu_dropdown(
-        (_cfg.gpu if _cfg is not None else get_gpu(DEFAULT_GPU)).name,
-        "GPU behind the target (for the theory)",
+    max_tokens_pick = labsetup.int_dropdown([16, 64, 128, 256], 64, "max_tokens")
+    prompt_pick = labsetup.int_dropdown([32, 128, 512, 2048], 128, "prompt tokens")
+    seed_number = labsetup.seed_input()
+    theory_picks = labsetup.theory_selects(resolved)
+    labsetup.controls_view(
+        [prompt_pick, max_tokens_pick, seed_number],
+        [*theory_picks],
+        title="3 · Time one request",
     )
-    theory_model_pick = ui.model_dropdown(
-        (_cfg.model if _cfg is not None else get_model(DEFAULT_MODEL)).name,
-        "model behind the target",
-    )
-    mo.vstack(
-        [
-            mo.md("## 3 · Time one request"),
-            mo.hstack([prompt_pick, max_tokens_pick, seed_number], justify="start"),
-            mo.hstack([theory_gpu_pick, theory_model_pick], justify="start"),
-        ]
-    )
-    return max_tokens_pick, prompt_pick, seed_number, theory_gpu_pick, theory_model_pick
+    return max_tokens_pick, prompt_pick, seed_number, theory_picks
 
 
 @app.cell
-def _(max_tokens_pick):
-    # The settings as plain values, one cell each, so that a test can override any of them.
-    max_tokens = int(max_tokens_pick.value)
-    return (max_tokens,)
-
-
-@app.cell
-def _(prompt_pick):
-    prompt_tokens = int(prompt_pick.value)
-    return (prompt_tokens,)
-
-
-@app.cell
-def _(seed_number):
-    seed = int(seed_number.value)
-    return (seed,)
-
-
-@app.cell
-def _(get_gpu, theory_gpu_pick):
-    theory_gpu = get_gpu(theory_gpu_pick.value)
-    return (theory_gpu,)
-
-
-@app.cell
-def _(get_model, theory_model_pick):
-    theory_model = get_model(theory_model_pick.value)
-    return (theory_model,)
+def _(labsetup, max_tokens_pick, prompt_pick, seed_number, theory_picks):
+    # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
+    max_tokens, prompt_tokens, seed = labsetup.values(max_tokens_pick, prompt_pick, seed_number)
+    theory_gpu, theory_model = theory_picks.value
+    return max_tokens, prompt_tokens, seed, theory_gpu, theory_model
 
 
 @app.cell

@@ -49,8 +49,8 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics
-    from infphys.catalog import GPUS, get_gpu, get_model
-    from infphys.exercises import AnswerBook
+    from infphys.catalog import GPUS, get_gpu
+    from infphys.exercises import AnswerBook, labsetup
     from infphys.exercises import ui
     from infphys.measure.gpu import GPUWatcher, copy_bandwidth, engine_check, roofline_experiment
     from infphys.plots.gpu import copy_bandwidth_figure, roofline_experiment_figure, watch_figure
@@ -67,8 +67,8 @@ def _():
         engine_check,
         fmt,
         get_gpu,
-        get_model,
         gpu_specs,
+        labsetup,
         os,
         pd,
         physics,
@@ -149,28 +149,23 @@ def _(engine, fmt, has_gpu, mo, pd):
 
 
 @app.cell
-def _(engine, has_gpu, mo, ui):
+def _(engine, has_gpu, labsetup, mo):
     _detected = engine.gpus[0].catalog if has_gpu and engine.gpus[0].catalog else None
-    gpu_pick = ui.gpu_dropdown(
+    gpu_pick = labsetup.gpu_select(
         _detected.name if _detected else "H100 SXM",
         "GPU to reason about" + (" (detected)" if _detected else ""),
     )
-    model_pick = ui.model_dropdown("Llama-3.1-8B", "model for the weight-read floor")
+    model_pick = labsetup.model_select("Llama-3.1-8B", "model for the weight-read floor")
     mo.vstack([mo.md("## 2 · The bandwidth context table"), mo.hstack([gpu_pick, model_pick],
                                                                       justify="start")])
     return gpu_pick, model_pick
 
 
 @app.cell
-def _(get_gpu, gpu_pick):
-    gpu = get_gpu(gpu_pick.value)
-    return (gpu,)
-
-
-@app.cell
-def _(get_model, model_pick):
-    model = get_model(model_pick.value)
-    return (model,)
+def _(gpu_pick, labsetup, model_pick):
+    # The settings as plain values, one cell a section: a test overrides a section's at once.
+    gpu, model = labsetup.values(gpu_pick, model_pick)
+    return gpu, model
 
 
 @app.cell
@@ -218,24 +213,18 @@ def _(has_gpu, mo):
 
 
 @app.cell
-def _(mo):
-    copy_mib_pick = mo.ui.dropdown(["16", "64", "256", "1024"], value="64",
-                                   label="largest copy (MiB)")
+def _(labsetup, mo):
+    copy_mib_pick = labsetup.int_dropdown([16, 64, 256, 1024], 64, "largest copy (MiB)")
     repeats_number = mo.ui.number(3, 50, step=1, value=5, label="timings per size")
     mo.hstack([copy_mib_pick, repeats_number], justify="start")
     return copy_mib_pick, repeats_number
 
 
 @app.cell
-def _(copy_mib_pick):
-    copy_largest_bytes = int(copy_mib_pick.value) * 2**20
-    return (copy_largest_bytes,)
-
-
-@app.cell
-def _(repeats_number):
-    copy_repeats = int(repeats_number.value)
-    return (copy_repeats,)
+def _(copy_mib_pick, labsetup, repeats_number):
+    _largest_mib, copy_repeats = labsetup.values(copy_mib_pick, repeats_number)
+    copy_largest_bytes = _largest_mib * 2**20
+    return copy_largest_bytes, copy_repeats
 
 
 @app.cell
@@ -311,23 +300,17 @@ def _(has_gpu, mo):
 
 
 @app.cell
-def _(mo):
+def _(labsetup, mo):
     budget_number = mo.ui.number(2, 120, step=1, value=8, label="time budget (s)")
-    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    seed_number = labsetup.seed_input()
     mo.hstack([budget_number, seed_number], justify="start")
     return budget_number, seed_number
 
 
 @app.cell
-def _(budget_number):
-    experiment_budget_s = float(budget_number.value)
-    return (experiment_budget_s,)
-
-
-@app.cell
-def _(seed_number):
-    seed = int(seed_number.value)
-    return (seed,)
+def _(budget_number, labsetup, seed_number):
+    experiment_budget_s, seed = labsetup.values(budget_number, seed_number)
+    return experiment_budget_s, seed
 
 
 @app.cell

@@ -69,8 +69,8 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics
-    from infphys.catalog import get_gpu, get_model
-    from infphys.exercises import AnswerBook
+    from infphys.catalog import get_model
+    from infphys.exercises import AnswerBook, labsetup
     from infphys.exercises import ui
     from infphys.plots import labs as lab_plots
     from infphys.sim import sweep as sim_sweep
@@ -83,9 +83,9 @@ def _():
         EngineConfig,
         dataclasses,
         fmt,
-        get_gpu,
         get_model,
         lab_plots,
+        labsetup,
         os,
         pd,
         physics,
@@ -95,10 +95,10 @@ def _():
 
 
 @app.cell
-def _(mo, ui):
+def _(labsetup, mo, ui):
     model_preset = ui.model_dropdown("Llama-3.1-8B", "model preset")
-    gpu_1 = ui.gpu_dropdown("H100 SXM", "VRAM line 1 (the simulated GPU)")
-    gpu_2 = ui.gpu_dropdown("H200 SXM", "VRAM line 2")
+    gpu_1 = labsetup.gpu_select("H100 SXM", "VRAM line 1 (the simulated GPU)")
+    gpu_2 = labsetup.gpu_select("H200 SXM", "VRAM line 2")
     context_slider = mo.ui.slider(
         steps=[1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072],
         value=8192,
@@ -150,27 +150,24 @@ def _(
     hidden_slider,
     kv_heads_pick,
     kv_precision_pick,
+    labsetup,
     layers_slider,
-    mo,
     model_preset,
     users_slider,
     weights_precision_pick,
 ):
-    mo.vstack(
-        [
-            mo.md("## Controls"),
-            mo.hstack([model_preset, kv_precision_pick, weights_precision_pick], justify="start"),
-            mo.hstack([layers_slider, hidden_slider, kv_heads_pick], justify="start"),
-            mo.hstack([context_slider, users_slider], justify="start"),
-            mo.hstack([gpu_1, gpu_2], justify="start"),
-        ]
+    labsetup.controls_view(
+        [model_preset, kv_precision_pick, weights_precision_pick],
+        [layers_slider, hidden_slider, kv_heads_pick],
+        [context_slider, users_slider],
+        [gpu_1, gpu_2],
     )
     return
 
 
 @app.cell
 def _(dataclasses, hidden_slider, kv_heads_pick, layers_slider, preset):
-    # The settings as plain values, one cell each, so that a test can override any of them.
+    # The model's shape: the preset with the learner's edits (a test overrides `model_spec`).
     model_spec = dataclasses.replace(
         preset,
         layers=layers_slider.value,
@@ -181,39 +178,20 @@ def _(dataclasses, hidden_slider, kv_heads_pick, layers_slider, preset):
 
 
 @app.cell
-def _(context_slider):
-    context_tokens = context_slider.value
-    return (context_tokens,)
-
-
-@app.cell
-def _(users_slider):
-    max_users = users_slider.value
-    return (max_users,)
-
-
-@app.cell
-def _(kv_precision_pick):
-    kv_precision = kv_precision_pick.value
-    return (kv_precision,)
-
-
-@app.cell
-def _(weights_precision_pick):
-    weights_precision = weights_precision_pick.value
-    return (weights_precision,)
-
-
-@app.cell
-def _(get_gpu, gpu_1):
-    gpu_a = get_gpu(gpu_1.value)
-    return (gpu_a,)
-
-
-@app.cell
-def _(get_gpu, gpu_2):
-    gpu_b = get_gpu(gpu_2.value)
-    return (gpu_b,)
+def _(
+    context_slider,
+    gpu_1,
+    gpu_2,
+    kv_precision_pick,
+    labsetup,
+    users_slider,
+    weights_precision_pick,
+):
+    # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
+    context_tokens, max_users, kv_precision, weights_precision, gpu_a, gpu_b = labsetup.values(
+        context_slider, users_slider, kv_precision_pick, weights_precision_pick, gpu_1, gpu_2
+    )
+    return context_tokens, gpu_a, gpu_b, kv_precision, max_users, weights_precision
 
 
 @app.cell
@@ -315,25 +293,20 @@ def _(mo):
 
 
 @app.cell
-def _(mo):
-    output_tokens_pick = mo.ui.dropdown(
-        options=["64", "128", "256", "512"], value="256", label="output tokens per request"
+def _(labsetup, mo):
+    output_tokens_pick = labsetup.int_dropdown(
+        [64, 128, 256, 512], 256, "output tokens per request"
     )
-    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    seed_number = labsetup.seed_input()
     mo.hstack([output_tokens_pick, seed_number], justify="start")
     return output_tokens_pick, seed_number
 
 
 @app.cell
-def _(context_tokens, output_tokens_pick):
-    output_tokens = min(int(output_tokens_pick.value), context_tokens // 2)
-    return (output_tokens,)
-
-
-@app.cell
-def _(seed_number):
-    seed = int(seed_number.value)
-    return (seed,)
+def _(context_tokens, labsetup, output_tokens_pick, seed_number):
+    _output_tokens, seed = labsetup.values(output_tokens_pick, seed_number)
+    output_tokens = min(_output_tokens, context_tokens // 2)
+    return output_tokens, seed
 
 
 @app.cell

@@ -46,8 +46,7 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics
-    from infphys.catalog import get_gpu, get_model
-    from infphys.exercises import AnswerBook
+    from infphys.exercises import AnswerBook, labsetup
     from infphys.exercises import lab04 as ex4
     from infphys.exercises import ui
     from infphys.plots import labs as lab_plots
@@ -64,10 +63,9 @@ def _():
         Workload,
         ex4,
         fmt,
-        get_gpu,
-        get_model,
         importlib,
         lab_plots,
+        labsetup,
         os,
         pd,
         physics,
@@ -102,47 +100,25 @@ def _(mo, physics):
 
 
 @app.cell
-def _(mo, ui):
-    model_pick = ui.model_dropdown("Llama-3.1-8B", "model")
-    gpu_pick = ui.gpu_dropdown("H100 SXM", "GPU")
+def _(labsetup, mo):
+    model_pick = labsetup.model_select("Llama-3.1-8B")
+    gpu_pick = labsetup.gpu_select("H100 SXM")
     context_slider = mo.ui.slider(
         steps=[1024, 2048, 4096, 8192, 16384, 32768], value=8192, show_value=True,
         label="context per user (tokens)",
     )
-    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
-    mo.vstack(
-        [
-            mo.md("## Controls"),
-            mo.hstack([model_pick, gpu_pick], justify="start"),
-            mo.hstack([context_slider, seed_number], justify="start"),
-        ]
-    )
+    seed_number = labsetup.seed_input()
+    labsetup.controls_view([model_pick, gpu_pick], [context_slider, seed_number])
     return context_slider, gpu_pick, model_pick, seed_number
 
 
 @app.cell
-def _(get_model, model_pick):
-    # The settings as plain values, one cell each, so that a test can override any of them.
-    model = get_model(model_pick.value)
-    return (model,)
-
-
-@app.cell
-def _(get_gpu, gpu_pick):
-    gpu = get_gpu(gpu_pick.value)
-    return (gpu,)
-
-
-@app.cell
-def _(context_slider):
-    context_tokens = context_slider.value
-    return (context_tokens,)
-
-
-@app.cell
-def _(seed_number):
-    seed = int(seed_number.value)
-    return (seed,)
+def _(context_slider, gpu_pick, labsetup, model_pick, seed_number):
+    # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
+    model, gpu, context_tokens, seed = labsetup.values(
+        model_pick, gpu_pick, context_slider, seed_number
+    )
+    return context_tokens, gpu, model, seed
 
 
 @app.cell

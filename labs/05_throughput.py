@@ -67,8 +67,7 @@ def _():
     import pandas as pd
 
     from infphys import fmt, physics, stats
-    from infphys.catalog import get_gpu, get_model
-    from infphys.exercises import AnswerBook
+    from infphys.exercises import AnswerBook, labsetup
     from infphys.exercises import ui
     from infphys.measure import run_closed_loop, run_sync
     from infphys.measure.gpu import GPUWatcher
@@ -82,9 +81,8 @@ def _():
         GPUWatcher,
         run_closed_loop,
         fmt,
-        get_gpu,
-        get_model,
         lab_plots,
+        labsetup,
         os,
         pd,
         physics,
@@ -96,83 +94,43 @@ def _():
 
 
 @app.cell
-def _(ui):
-    # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
+def _(labsetup, mo, ui):
+    # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running); the
+    # theory's GPU and model start at the simulator's.
     resolved, target = ui.lab_target()
-    ui.target_view(resolved.message)
-    return resolved, target
-
-
-@app.cell
-def _(mo, resolved, ui):
-    _cfg = resolved.sim_config
     requests_slider = mo.ui.slider(2, 64, step=1, value=8, show_value=True,
                                    label="N requests")
-    max_tokens_pick = mo.ui.dropdown(["32", "64", "128", "256"], value="64",
-                                     label="max_tokens per request")
-    prompt_pick = mo.ui.dropdown(["32", "128", "512"], value="128", label="prompt tokens")
-    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
-    theory_gpu_pick = ui.gpu_dropdown(
-        _cfg.gpu.name if _cfg is not None else "H200 SXM",
-        "GPU behind the target (for the theory)",
-    )
-    theory_model_pick = ui.model_dropdown(
-        _cfg.model.name if _cfg is not None else "Llama-3.1-8B",
-        "model behind the target",
-    )
+    max_tokens_pick = labsetup.int_dropdown([32, 64, 128, 256], 64, "max_tokens per request")
+    prompt_pick = labsetup.int_dropdown([32, 128, 512], 128, "prompt tokens")
+    seed_number = labsetup.seed_input()
+    theory_picks = labsetup.theory_selects(resolved)
     mo.vstack(
         [
-            mo.md("## Controls"),
-            mo.hstack([requests_slider, max_tokens_pick, prompt_pick, seed_number],
-                      justify="start"),
-            mo.hstack([theory_gpu_pick, theory_model_pick], justify="start"),
+            ui.target_view(resolved.message),
+            labsetup.controls_view(
+                [requests_slider, max_tokens_pick, prompt_pick, seed_number], [*theory_picks]
+            ),
         ]
     )
     return (
         max_tokens_pick,
         prompt_pick,
         requests_slider,
+        resolved,
         seed_number,
-        theory_gpu_pick,
-        theory_model_pick,
+        target,
+        theory_picks,
     )
 
 
 @app.cell
-def _(requests_slider):
-    # The settings as plain values, one cell each, so that a test can override any of them.
-    n_requests = int(requests_slider.value)
-    return (n_requests,)
-
-
-@app.cell
-def _(max_tokens_pick):
-    max_tokens = int(max_tokens_pick.value)
-    return (max_tokens,)
-
-
-@app.cell
-def _(prompt_pick):
-    prompt_tokens = int(prompt_pick.value)
-    return (prompt_tokens,)
-
-
-@app.cell
-def _(seed_number):
-    seed = int(seed_number.value)
-    return (seed,)
-
-
-@app.cell
-def _(get_gpu, theory_gpu_pick):
-    theory_gpu = get_gpu(theory_gpu_pick.value)
-    return (theory_gpu,)
-
-
-@app.cell
-def _(get_model, theory_model_pick):
-    theory_model = get_model(theory_model_pick.value)
-    return (theory_model,)
+def _(labsetup, max_tokens_pick, prompt_pick, requests_slider, seed_number, theory_picks):
+    # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
+    n_requests, max_tokens, prompt_tokens, seed = labsetup.values(
+        requests_slider, max_tokens_pick, prompt_pick, seed_number
+    )
+    theory_gpu, theory_model = theory_picks.value
+    return max_tokens, n_requests, prompt_tokens, seed, theory_gpu, theory_model
 
 
 @app.cell

@@ -79,8 +79,8 @@ def _():
     import pandas as pd
 
     from infphys import evidence, fmt, physics
-    from infphys.catalog import DEFAULT_SLO, get_gpu, get_model
-    from infphys.exercises import AnswerBook, ui
+    from infphys.catalog import DEFAULT_SLO
+    from infphys.exercises import AnswerBook, labsetup, ui
     from infphys.exercises import lab06 as ex6
     from infphys.planning import plan_capacity
     from infphys.plots import labs as lab_plots
@@ -97,9 +97,8 @@ def _():
         evidence,
         ex6,
         fmt,
-        get_gpu,
-        get_model,
         lab_plots,
+        labsetup,
         measured_plots,
         measured_serving,
         pd,
@@ -111,22 +110,12 @@ def _():
 
 
 @app.cell
-def _(price_number):
-    # The settings as plain values, one cell each, so that a test can override any of them.
-    gpu_hourly_usd = float(price_number.value)
-    return (gpu_hourly_usd,)
-
-
-@app.cell
-def _(gpus_number):
-    num_gpus = int(gpus_number.value)
-    return (num_gpus,)
-
-
-@app.cell
-def _(users_number):
-    concurrent_users = int(users_number.value)
-    return (concurrent_users,)
+def _(gpus_number, labsetup, price_number, users_number):
+    # The settings as plain values, one cell a section: a test overrides a section's at once.
+    gpu_hourly_usd, num_gpus, concurrent_users = labsetup.values(
+        price_number, gpus_number, users_number
+    )
+    return concurrent_users, gpu_hourly_usd, num_gpus
 
 
 @app.cell
@@ -144,59 +133,30 @@ def _(concurrent_users, fmt, gpu_hourly_usd, mo, num_gpus, physics):
 
 
 @app.cell
-def _(DEFAULT_SLO, mo, ui):
-    model_pick = ui.model_dropdown("Llama-3.1-8B")
-    gpu_pick = ui.gpu_dropdown("H100 SXM", "GPU (one replica)")
+def _(DEFAULT_SLO, labsetup, mo):
+    model_pick = labsetup.model_select("Llama-3.1-8B")
+    gpu_pick = labsetup.gpu_select("H100 SXM", "GPU (one replica)")
     # Default: the reading pace (DEFAULT_SLO.itl_s, 189 ms), rounded to the slider's 5 ms step.
     slo_slider = mo.ui.slider(10, 200, step=5, value=int(round(DEFAULT_SLO.itl_ms / 5) * 5),
                               show_value=True, label="SLO: p95 TPOT (ms)")
-    prompt_pick = mo.ui.dropdown(["256", "1024", "4096"], value="1024", label="prompt tokens")
-    output_pick = mo.ui.dropdown(["128", "256", "512"], value="256", label="output tokens")
-    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
-    mo.vstack(
-        [
-            mo.md("## 2 · The price at a simulated capacity"),
-            mo.hstack([model_pick, gpu_pick, slo_slider], justify="start"),
-            mo.hstack([prompt_pick, output_pick, seed_number], justify="start"),
-        ]
+    prompt_pick = labsetup.int_dropdown([256, 1024, 4096], 1024, "prompt tokens")
+    output_pick = labsetup.int_dropdown([128, 256, 512], 256, "output tokens")
+    seed_number = labsetup.seed_input()
+    labsetup.controls_view(
+        [model_pick, gpu_pick, slo_slider],
+        [prompt_pick, output_pick, seed_number],
+        title="2 · The price at a simulated capacity",
     )
     return gpu_pick, model_pick, output_pick, prompt_pick, seed_number, slo_slider
 
 
 @app.cell
-def _(get_model, model_pick):
-    model = get_model(model_pick.value)
-    return (model,)
-
-
-@app.cell
-def _(get_gpu, gpu_pick):
-    gpu = get_gpu(gpu_pick.value)
-    return (gpu,)
-
-
-@app.cell
-def _(slo_slider):
-    tpot_slo_s = slo_slider.value / 1e3
-    return (tpot_slo_s,)
-
-
-@app.cell
-def _(prompt_pick):
-    prompt_tokens = int(prompt_pick.value)
-    return (prompt_tokens,)
-
-
-@app.cell
-def _(output_pick):
-    output_tokens = int(output_pick.value)
-    return (output_tokens,)
-
-
-@app.cell
-def _(seed_number):
-    seed = int(seed_number.value)
-    return (seed,)
+def _(gpu_pick, labsetup, model_pick, output_pick, prompt_pick, seed_number, slo_slider):
+    model, gpu, _tpot_slo_ms, prompt_tokens, output_tokens, seed = labsetup.values(
+        model_pick, gpu_pick, slo_slider, prompt_pick, output_pick, seed_number
+    )
+    tpot_slo_s = _tpot_slo_ms / 1e3
+    return gpu, model, output_tokens, prompt_tokens, seed, tpot_slo_s
 
 
 @app.cell

@@ -73,7 +73,7 @@ def _():
     import pandas as pd
 
     from infphys import fmt, stats
-    from infphys.exercises import AnswerBook
+    from infphys.exercises import AnswerBook, labsetup
     from infphys.exercises import ui
     from infphys.measure import run_closed_loop, run_sync
     from infphys.physics import littles_law_throughput_per_s
@@ -89,6 +89,7 @@ def _():
         comparison_table,
         fmt,
         in_flight_timeline,
+        labsetup,
         latency_box,
         latency_histogram,
         littles_law_throughput_per_s,
@@ -101,39 +102,35 @@ def _():
 
 
 @app.cell
-def _(ui):
+def _(labsetup, mo, ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
     resolved, target = ui.lab_target()
-    ui.target_view(resolved.message)
-    return resolved, target
-
-
-@app.cell
-def _(mo):
     requests_slider = mo.ui.slider(10, 100, step=2, value=24, label="requests", show_value=True)
-    prompt_pick = mo.ui.dropdown(
-        options=["16", "64", "256", "1024"], value="64", label="prompt tokens"
-    )
+    prompt_pick = labsetup.int_dropdown([16, 64, 256, 1024], 64, "prompt tokens")
     max_tokens_slider = mo.ui.slider(
         steps=[8, 16, 32, 64, 128, 256], value=32, label="max_tokens (output)", show_value=True
     )
-    warmup_pick = mo.ui.dropdown(options=["0", "1", "2"], value="1", label="warm-up requests")
+    warmup_pick = labsetup.int_dropdown([0, 1, 2], 1, "warm-up requests")
     target_rate_number = mo.ui.number(
         1, 10_000, step=1, value=20, label="a request rate to plan for (requests/s)"
     )
-    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    seed_number = labsetup.seed_input()
     mo.vstack(
         [
-            mo.md("## Controls"),
-            mo.hstack([requests_slider, prompt_pick, max_tokens_slider], justify="start"),
-            mo.hstack([warmup_pick, target_rate_number, seed_number], justify="start"),
+            ui.target_view(resolved.message),
+            labsetup.controls_view(
+                [requests_slider, prompt_pick, max_tokens_slider],
+                [warmup_pick, target_rate_number, seed_number],
+            ),
         ]
     )
     return (
         max_tokens_slider,
         prompt_pick,
         requests_slider,
+        resolved,
         seed_number,
+        target,
         target_rate_number,
         warmup_pick,
     )
@@ -141,6 +138,7 @@ def _(mo):
 
 @app.cell
 def _(
+    labsetup,
     max_tokens_slider,
     prompt_pick,
     requests_slider,
@@ -148,13 +146,11 @@ def _(
     target_rate_number,
     warmup_pick,
 ):
-    # The settings as plain values (a test can override any of them).
-    requests = int(requests_slider.value)
-    prompt_tokens = int(prompt_pick.value)
-    max_tokens = int(max_tokens_slider.value)
-    warmup = int(warmup_pick.value)
-    target_req_per_s = float(target_rate_number.value)
-    seed = int(seed_number.value)
+    # The settings as plain values, a row of controls a line (a test overrides them all).
+    requests, prompt_tokens, max_tokens = labsetup.values(
+        requests_slider, prompt_pick, max_tokens_slider
+    )
+    warmup, target_req_per_s, seed = labsetup.values(warmup_pick, target_rate_number, seed_number)
     return max_tokens, prompt_tokens, requests, seed, target_req_per_s, warmup
 
 

@@ -68,7 +68,7 @@ def _():
     import os
 
     from infphys import fmt, stats
-    from infphys.exercises import AnswerBook
+    from infphys.exercises import AnswerBook, labsetup
     from infphys.analysis import littles_law_by_level, open_loop_vs_mmc
     from infphys.exercises import ui
     from infphys.measure import Level, run_levels, run_sync
@@ -85,6 +85,7 @@ def _():
         contextlib,
         error_rate_vs_load,
         fmt,
+        labsetup,
         latency_vs_load,
         latency_vs_throughput,
         littles_law_by_level,
@@ -102,7 +103,7 @@ def _():
 
 
 @app.cell
-def _(mo, ui):
+def _(labsetup, mo, ui):
     # The simulator's settings apply when nothing answers at NIM_BASE_URL (the fallback): a
     # small A100 server whose knee lies inside the sweep.
     gpu_pick = ui.gpu_dropdown("A100 80GB SXM", "fallback simulator: GPU")
@@ -135,19 +136,14 @@ def _(mo, ui):
     open_requests_slider = mo.ui.slider(
         20, 400, step=20, value=40, label="requests per open-loop rate", show_value=True
     )
-    prompt_pick = mo.ui.dropdown(options=["16", "64", "256", "1024"], value="64",
-                                 label="prompt tokens")
-    max_tokens_pick = mo.ui.dropdown(options=["8", "16", "32", "64", "128"], value="16",
-                                     label="max_tokens")
-    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
-    mo.vstack(
-        [
-            mo.md("## Controls"),
-            mo.hstack([gpu_pick, model_pick, max_num_seqs_slider], justify="start"),
-            mo.hstack([levels_pick, rounds_slider], justify="start"),
-            mo.hstack([fractions_pick, open_requests_slider], justify="start"),
-            mo.hstack([prompt_pick, max_tokens_pick, seed_number], justify="start"),
-        ]
+    prompt_pick = labsetup.int_dropdown([16, 64, 256, 1024], 64, "prompt tokens")
+    max_tokens_pick = labsetup.int_dropdown([8, 16, 32, 64, 128], 16, "max_tokens")
+    seed_number = labsetup.seed_input()
+    labsetup.controls_view(
+        [gpu_pick, model_pick, max_num_seqs_slider],
+        [levels_pick, rounds_slider],
+        [fractions_pick, open_requests_slider],
+        [prompt_pick, max_tokens_pick, seed_number],
     )
     return (
         fractions_pick,
@@ -167,6 +163,7 @@ def _(mo, ui):
 def _(
     fractions_pick,
     gpu_pick,
+    labsetup,
     levels_pick,
     max_num_seqs_slider,
     max_tokens_pick,
@@ -176,17 +173,11 @@ def _(
     rounds_slider,
     seed_number,
 ):
-    # The settings as plain values (a test can override any of them).
-    gpu = gpu_pick.value
-    model = model_pick.value
-    max_num_seqs = int(max_num_seqs_slider.value)
-    concurrency_levels = list(levels_pick.value)
-    rounds_per_level = int(rounds_slider.value)
-    rate_fractions = list(fractions_pick.value)
-    open_requests = int(open_requests_slider.value)
-    prompt_tokens = int(prompt_pick.value)
-    max_tokens = int(max_tokens_pick.value)
-    seed = int(seed_number.value)
+    # The settings as plain values, a row of controls a line (a test overrides them all).
+    gpu, model, max_num_seqs = labsetup.values(gpu_pick, model_pick, max_num_seqs_slider)
+    concurrency_levels, rounds_per_level = labsetup.values(levels_pick, rounds_slider)
+    rate_fractions, open_requests = labsetup.values(fractions_pick, open_requests_slider)
+    prompt_tokens, max_tokens, seed = labsetup.values(prompt_pick, max_tokens_pick, seed_number)
     return (
         concurrency_levels,
         gpu,

@@ -68,7 +68,7 @@ def _():
     import os
 
     from infphys import fmt, stats
-    from infphys.exercises import AnswerBook
+    from infphys.exercises import AnswerBook, labsetup
     from infphys.exercises import ui
     from infphys.measure import run_sync, token_grid
     from infphys.analysis import token_budget_split, token_budget_table, token_costs
@@ -81,6 +81,7 @@ def _():
     return (
         AnswerBook,
         fmt,
+        labsetup,
         os,
         run_sync,
         split_bars,
@@ -96,15 +97,9 @@ def _():
 
 
 @app.cell
-def _(ui):
+def _(labsetup, mo, ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
     resolved, target = ui.lab_target()
-    ui.target_view(resolved.message)
-    return resolved, target
-
-
-@app.cell
-def _(mo):
     prompts_pick = mo.ui.dropdown(
         options={
             "64, 512, 2048": [64, 512, 2048],
@@ -124,24 +119,21 @@ def _(mo):
         label="max_tokens values",
     )
     per_cell_slider = mo.ui.slider(2, 10, value=3, label="requests per cell", show_value=True)
-    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    seed_number = labsetup.seed_input()
     mo.vstack(
         [
-            mo.md("## Controls"),
-            mo.hstack([prompts_pick, outputs_pick], justify="start"),
-            mo.hstack([per_cell_slider, seed_number], justify="start"),
+            ui.target_view(resolved.message),
+            labsetup.controls_view([prompts_pick, outputs_pick], [per_cell_slider, seed_number]),
         ]
     )
-    return outputs_pick, per_cell_slider, prompts_pick, seed_number
+    return outputs_pick, per_cell_slider, prompts_pick, resolved, seed_number, target
 
 
 @app.cell
-def _(outputs_pick, per_cell_slider, prompts_pick, seed_number):
-    # The settings as plain values (a test can override any of them).
-    prompt_sizes = list(prompts_pick.value)
-    max_tokens_values = list(outputs_pick.value)
-    requests_per_cell = int(per_cell_slider.value)
-    seed = int(seed_number.value)
+def _(labsetup, outputs_pick, per_cell_slider, prompts_pick, seed_number):
+    # The settings as plain values, a row of controls a line (a test overrides them all).
+    prompt_sizes, max_tokens_values = labsetup.values(prompts_pick, outputs_pick)
+    requests_per_cell, seed = labsetup.values(per_cell_slider, seed_number)
     return max_tokens_values, prompt_sizes, requests_per_cell, seed
 
 

@@ -73,7 +73,7 @@ def _():
 
     from infphys import fmt, stats
     from infphys.catalog import DEFAULT_SLO
-    from infphys.exercises import AnswerBook
+    from infphys.exercises import AnswerBook, labsetup
     from infphys.exercises import ui
     from infphys.measure import Level, Timeouts, overload, run_levels, run_sync
     from infphys.measure.retry import RetryPolicy, retry_run
@@ -95,6 +95,7 @@ def _():
         error_rate_vs_load,
         fmt,
         goodput_by_level,
+        labsetup,
         os,
         overload,
         overload_compare,
@@ -110,7 +111,7 @@ def _():
 
 
 @app.cell
-def _(DEFAULT_SLO, mo, ui):
+def _(DEFAULT_SLO, labsetup, mo, ui):
     gpu_pick = ui.gpu_dropdown("A100 80GB SXM", "simulated GPU")
     model_pick = ui.model_dropdown("Llama-3.1-8B", "simulated model")
     max_num_seqs_slider = mo.ui.slider(
@@ -158,19 +159,16 @@ def _(DEFAULT_SLO, mo, ui):
     )
     users_slider = mo.ui.slider(40, 400, step=20, value=100,
                                 label="user requests in the burst", show_value=True)
-    prompt_pick = mo.ui.dropdown(options=["16", "64", "256"], value="64", label="prompt tokens")
-    max_tokens_pick = mo.ui.dropdown(options=["8", "16", "32"], value="16", label="max_tokens")
-    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
-    mo.vstack(
-        [
-            mo.md("## Controls"),
-            mo.hstack([gpu_pick, model_pick, max_num_seqs_slider], justify="start"),
-            mo.hstack([levels_pick, requests_slider, timeout_slider], justify="start"),
-            mo.hstack([open_pick, open_requests_slider, max_queue_slider], justify="start"),
-            mo.hstack([ttft_slo_slider, tpot_slo_slider], justify="start"),
-            mo.hstack([burst_slider, users_slider], justify="start"),
-            mo.hstack([prompt_pick, max_tokens_pick, seed_number], justify="start"),
-        ]
+    prompt_pick = labsetup.int_dropdown([16, 64, 256], 64, "prompt tokens")
+    max_tokens_pick = labsetup.int_dropdown([8, 16, 32], 16, "max_tokens")
+    seed_number = labsetup.seed_input()
+    labsetup.controls_view(
+        [gpu_pick, model_pick, max_num_seqs_slider],
+        [levels_pick, requests_slider, timeout_slider],
+        [open_pick, open_requests_slider, max_queue_slider],
+        [ttft_slo_slider, tpot_slo_slider],
+        [burst_slider, users_slider],
+        [prompt_pick, max_tokens_pick, seed_number],
     )
     return (
         burst_slider,
@@ -196,6 +194,7 @@ def _(DEFAULT_SLO, mo, ui):
 def _(
     burst_slider,
     gpu_pick,
+    labsetup,
     levels_pick,
     max_num_seqs_slider,
     max_queue_slider,
@@ -211,23 +210,17 @@ def _(
     ttft_slo_slider,
     users_slider,
 ):
-    # The settings as plain values (a test can override any of them).
-    gpu = gpu_pick.value
-    model = model_pick.value
-    max_num_seqs = int(max_num_seqs_slider.value)
-    client_levels = list(levels_pick.value)
-    requests_per_level = int(requests_slider.value)
-    timeout_s = float(timeout_slider.value)
-    max_queue = int(max_queue_slider.value)
-    open_fractions = list(open_pick.value)
-    open_requests = int(open_requests_slider.value)
-    ttft_slo_s = float(ttft_slo_slider.value)
-    tpot_slo_s = float(tpot_slo_slider.value)
-    burst_factor = float(burst_slider.value)
-    burst_users = int(users_slider.value)
-    prompt_tokens = int(prompt_pick.value)
-    max_tokens = int(max_tokens_pick.value)
-    seed = int(seed_number.value)
+    # The settings as plain values, a row of controls a line (a test overrides them all).
+    gpu, model, max_num_seqs = labsetup.values(gpu_pick, model_pick, max_num_seqs_slider)
+    client_levels, requests_per_level, timeout_s = labsetup.values(
+        levels_pick, requests_slider, timeout_slider
+    )
+    open_fractions, open_requests, max_queue = labsetup.values(
+        open_pick, open_requests_slider, max_queue_slider
+    )
+    ttft_slo_s, tpot_slo_s = labsetup.values(ttft_slo_slider, tpot_slo_slider)
+    burst_factor, burst_users = labsetup.values(burst_slider, users_slider)
+    prompt_tokens, max_tokens, seed = labsetup.values(prompt_pick, max_tokens_pick, seed_number)
     return (
         burst_factor,
         burst_users,

@@ -69,7 +69,7 @@ def _():
     import os
 
     from infphys import fmt
-    from infphys.exercises import AnswerBook
+    from infphys.exercises import AnswerBook, labsetup
     from infphys.exercises import ui
     from infphys.planning import plan_capacity
     from infphys.analysis import comparison_table
@@ -86,6 +86,7 @@ def _():
         comparison_table,
         fmt,
         knob_sweeps,
+        labsetup,
         os,
         plan_capacity,
         ui,
@@ -93,10 +94,10 @@ def _():
 
 
 @app.cell
-def _(mo, ui):
+def _(labsetup, mo, ui):
     gpu_pick = ui.gpu_dropdown("H100 SXM", "GPU")
     model_pick = ui.model_dropdown("Llama-3.1-8B", "model")
-    tp_pick = mo.ui.dropdown(options=["1", "2", "4", "8"], value="1", label="GPUs per replica (tp)")
+    tp_pick = labsetup.int_dropdown([1, 2, 4, 8], 1, "GPUs per replica (tp)")
     prompt_slider = mo.ui.slider(
         steps=[128, 256, 512, 1000, 2000, 4000, 8000], value=2000,
         label="prompt tokens per request", show_value=True,
@@ -121,7 +122,7 @@ def _(mo, ui):
         value="1 … 512, ×1.5 (15 levels)",
         label="concurrency levels swept",
     )
-    seed_number = mo.ui.number(0, 10_000, step=1, value=0, label="seed")
+    seed_number = labsetup.seed_input()
     max_num_seqs_slider = mo.ui.slider(
         steps=[16, 32, 64, 128, 256, 512, 1024], value=512, label="max_num_seqs", show_value=True
     )
@@ -133,6 +134,17 @@ def _(mo, ui):
         show_value=True,
     )
     kv_precision_pick = mo.ui.dropdown(options=["bf16", "fp8"], value="fp8", label="KV cache")
+    labsetup.controls_view(
+        [mo.md("**The deployment and the workload**")],
+        [gpu_pick, model_pick, tp_pick],
+        [prompt_slider, output_slider],
+        [slo_number, users_number, levels_pick, seed_number],
+        [mo.md("**The knobs** (each is swept alone against vLLM's defaults: "
+               "max_num_seqs 256, gpu_memory_utilization 0.9, max_num_batched_tokens 8192, "
+               "KV cache BF16)")],
+        [max_num_seqs_slider, gpu_mem_slider],
+        [batched_tokens_slider, kv_precision_pick],
+    )
     return (
         batched_tokens_slider,
         gpu_mem_slider,
@@ -150,46 +162,13 @@ def _(mo, ui):
     )
 
 
-@app.cell(hide_code=True)
-def _(
-    batched_tokens_slider,
-    gpu_mem_slider,
-    gpu_pick,
-    kv_precision_pick,
-    levels_pick,
-    max_num_seqs_slider,
-    mo,
-    model_pick,
-    output_slider,
-    prompt_slider,
-    seed_number,
-    slo_number,
-    tp_pick,
-    users_number,
-):
-    mo.vstack(
-        [
-            mo.md("## Controls"),
-            mo.md("**The deployment and the workload**"),
-            mo.hstack([gpu_pick, model_pick, tp_pick], justify="start"),
-            mo.hstack([prompt_slider, output_slider], justify="start"),
-            mo.hstack([slo_number, users_number, levels_pick, seed_number], justify="start"),
-            mo.md("**The knobs** (each is swept alone against vLLM's defaults: "
-                  "max_num_seqs 256, gpu_memory_utilization 0.9, max_num_batched_tokens 8192, "
-                  "KV cache BF16)"),
-            mo.hstack([max_num_seqs_slider, gpu_mem_slider], justify="start"),
-            mo.hstack([batched_tokens_slider, kv_precision_pick], justify="start"),
-        ]
-    )
-    return
-
-
 @app.cell
 def _(
     batched_tokens_slider,
     gpu_mem_slider,
     gpu_pick,
     kv_precision_pick,
+    labsetup,
     levels_pick,
     max_num_seqs_slider,
     model_pick,
@@ -200,20 +179,17 @@ def _(
     tp_pick,
     users_number,
 ):
-    # The settings as plain values (a test can override any of them).
-    gpu = gpu_pick.value
-    model = model_pick.value
-    tp = int(tp_pick.value)
-    prompt_tokens = int(prompt_slider.value)
-    max_tokens = int(output_slider.value)
-    slo_p95_s = float(slo_number.value)
-    users = int(users_number.value)
-    concurrency_levels = list(levels_pick.value)
-    seed = int(seed_number.value)
-    max_num_seqs = int(max_num_seqs_slider.value)
-    gpu_memory_utilization = round(float(gpu_mem_slider.value), 2)
-    max_num_batched_tokens = int(batched_tokens_slider.value)
-    kv_precision = kv_precision_pick.value
+    # The settings as plain values, a row of controls a line (a test overrides them all).
+    gpu, model, tp = labsetup.values(gpu_pick, model_pick, tp_pick)
+    prompt_tokens, max_tokens = labsetup.values(prompt_slider, output_slider)
+    slo_p95_s, users, concurrency_levels, seed = labsetup.values(
+        slo_number, users_number, levels_pick, seed_number
+    )
+    max_num_seqs, _gpu_memory_utilization = labsetup.values(max_num_seqs_slider, gpu_mem_slider)
+    gpu_memory_utilization = round(_gpu_memory_utilization, 2)  # the slider's steps are floats
+    max_num_batched_tokens, kv_precision = labsetup.values(
+        batched_tokens_slider, kv_precision_pick
+    )
     return (
         concurrency_levels,
         gpu,

@@ -18,41 +18,15 @@ app = marimo.App(width="medium", app_title="Lab 12 · Reading real NIM benchmark
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
+    # marimo alone first: the title and the prose show while the other imports load.
     import marimo as mo
-    import pandas as pd
 
-    from infphys import fmt, nim_planning
-    from infphys.catalog import DEFAULT_SLO, MEASURED_SOURCES, get_gpu, get_model
-    from infphys.exercises import AnswerBook
-    from infphys.exercises import ui
-    from infphys.plots import measured as measured_plots
-    from infphys.sim.fidelity import replay_nim_row
-
-    ui.offline_note()
-
-    return (
-        AnswerBook,
-        DEFAULT_SLO,
-        MEASURED_SOURCES,
-        fmt,
-        get_gpu,
-        get_model,
-        measured_plots,
-        mo,
-        nim_planning,
-        os,
-        pd,
-        replay_nim_row,
-        ui,
-    )
+    return (mo,)
 
 
 @app.cell(hide_code=True)
-def _(MEASURED_SOURCES, mo):
-    mo.md(
-        r"""
+def _(mo):
+    mo.md(r"""
     # Lab 12 · Reading real NIM benchmarks
 
     *A benchmark table is a capacity plan waiting to be read: latency against throughput, what a
@@ -65,20 +39,51 @@ def _(MEASURED_SOURCES, mo):
     and H100 GPUs, measured with GenAI-Perf as a closed loop of *N* streaming clients, each
     sending its next request the moment the last one ends. Each row is one deployment (GPU,
     tensor-parallel size, precision), one prompt → output shape and one *N*.
+    """)
+    return
 
-    Source: """
-        + MEASURED_SOURCES["nim_llama3_serving.csv"]
-        + "."
+
+@app.cell(hide_code=True)
+def _():
+    import os
+
+    import pandas as pd
+
+    from infphys import fmt, nim_planning
+    from infphys.catalog import DEFAULT_SLO, MEASURED_SOURCES, get_gpu
+    from infphys.exercises import AnswerBook, labsetup
+    from infphys.exercises import ui
+    from infphys.plots import measured as measured_plots
+    from infphys.sim.fidelity import replay_nim_row
+
+    ui.offline_note()
+
+    return (
+        AnswerBook,
+        DEFAULT_SLO,
+        MEASURED_SOURCES,
+        fmt,
+        get_gpu,
+        labsetup,
+        measured_plots,
+        nim_planning,
+        os,
+        pd,
+        replay_nim_row,
+        ui,
     )
+
+
+@app.cell(hide_code=True)
+def _(MEASURED_SOURCES, mo):
+    mo.md("Source: " + MEASURED_SOURCES["nim_llama3_serving.csv"] + ".")
     return
 
 
 @app.cell
-def _(mo):
-    model_pick = mo.ui.dropdown(
-        options={"Llama-3-8B": "llama-3.1-8b", "Llama-3-70B": "llama-3.1-70b"},
-        value="Llama-3-8B",
-        label="model",
+def _(labsetup, mo):
+    model_pick = labsetup.model_select(
+        "Llama-3-8B", shown={"Llama-3-8B": "llama-3.1-8b", "Llama-3-70B": "llama-3.1-70b"}
     )
     shape_pick = mo.ui.dropdown(
         options={
@@ -92,21 +97,15 @@ def _(mo):
         value="200 → 200",
         label="prompt → output tokens",
     )
-    mo.vstack([mo.md("## Controls"), mo.hstack([model_pick, shape_pick], justify="start")])
+    labsetup.controls_view([model_pick, shape_pick])
     return model_pick, shape_pick
 
 
 @app.cell
-def _(get_model, model_pick):
-    # The settings as plain values, one cell each, so that a test can override any of them.
-    model = get_model(model_pick.value)
-    return (model,)
-
-
-@app.cell
-def _(shape_pick):
-    isl, osl = shape_pick.value
-    return isl, osl
+def _(labsetup, model_pick, shape_pick):
+    # The settings as plain values, one cell a section: a test overrides a section's at once.
+    model, (isl, osl) = labsetup.values(model_pick, shape_pick)
+    return isl, model, osl
 
 
 @app.cell(hide_code=True)
@@ -252,12 +251,10 @@ def _(DEFAULT_SLO, mo):
 
 
 @app.cell
-def _(a100_price, h100_price, itl_slider, ttft_slider, users_number):
-    users = int(users_number.value)
-    ttft_budget_ms = float(ttft_slider.value)
-    itl_budget_ms = float(itl_slider.value)
-    a100_usd = float(a100_price.value)
-    h100_usd = float(h100_price.value)
+def _(a100_price, h100_price, itl_slider, labsetup, ttft_slider, users_number):
+    users, ttft_budget_ms, itl_budget_ms, a100_usd, h100_usd = labsetup.values(
+        users_number, ttft_slider, itl_slider, a100_price, h100_price
+    )
     return a100_usd, h100_usd, itl_budget_ms, ttft_budget_ms, users
 
 

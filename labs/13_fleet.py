@@ -18,8 +18,29 @@ app = marimo.App(width="medium", app_title="Lab 13 · From one GPU to a fleet")
 
 @app.cell(hide_code=True)
 def _():
+    # marimo alone first: the title and the prose show while the other imports load.
     import marimo as mo
 
+    return (mo,)
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # Lab 13 · From one GPU to a fleet
+
+    *How many GPUs, in what shape: one TP2 instance or two replicas, which router, and when does
+    splitting prefill from decode pay? Then let the planner find the cheapest fleet.*
+
+    **Time: about 15 minutes.** Everything runs on the simulator in virtual time (a fleet of
+    replicas behind a router, each a continuous-batching engine priced by the fitted step
+    model), beside NVIDIA's measured TP1/TP2 points; no server is needed.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _():
     from infphys import fleet_compare, fleet_planning, fmt, nim_planning
     from infphys.catalog import MEASURED_SOURCES, get_gpu, get_model
     from infphys.exercises import AnswerBook, ui
@@ -41,26 +62,10 @@ def _():
         get_gpu,
         get_model,
         measured_plots,
-        mo,
         nim_planning,
         prefill_time,
         ui,
     )
-
-
-@app.cell(hide_code=True)
-def _(mo):
-    mo.md(r"""
-    # Lab 13 · From one GPU to a fleet
-
-    *How many GPUs, in what shape: one TP2 instance or two replicas, which router, and when does
-    splitting prefill from decode pay? Then let the planner find the cheapest fleet.*
-
-    **Time: about 15 minutes.** Everything runs on the simulator in virtual time (a fleet of
-    replicas behind a router, each a continuous-batching engine priced by the fitted step
-    model), beside NVIDIA's measured TP1/TP2 points; no server is needed.
-    """)
-    return
 
 
 @app.cell(hide_code=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,20 @@ def run_lab(path: Path, **defs: Any) -> dict[str, Any]:
     spec.loader.exec_module(module)
     _, result = module.app.run(defs=defs) if defs else module.app.run()
     return dict(result)
+
+
+def complete(defs: Mapping[str, Any], cells: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """``defs`` plus, for each settings cell whose names it overrides in part, the cell's other
+    names at the defaults given in ``cells`` (one mapping a cell).
+
+    marimo runs an overridden cell not at all, so ``app.run(defs=...)`` must supply every name
+    that cell defines; a test names only what it changes.
+    """
+    out = dict(defs)
+    for cell in cells:
+        if cell.keys() & defs.keys():
+            out = {**cell, **out}
+    return out
 
 
 def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,6 +21,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from labrun import complete
+
+from infphys.catalog import get_gpu, get_model
 
 LABS_DIR = Path(__file__).resolve().parents[1] / "labs"
 LABS = {
@@ -49,9 +52,70 @@ def _load(number: int) -> ModuleType:
     return module
 
 
+#: Each lab's settings cells (one a section) at the widgets' defaults: a test that changes one
+#: setting gets the rest of its cell from here (:func:`labrun.complete`).
+SETTINGS: dict[int, list[dict[str, Any]]] = {
+    1: [
+        {
+            "max_tokens": 64,
+            "prompt_tokens": 128,
+            "seed": 0,
+            "theory_gpu": get_gpu("h200"),
+            "theory_model": get_model("llama-3.1-8b"),
+        }
+    ],
+    2: [
+        {"gpu": get_gpu("h100"), "model": get_model("llama-3.1-8b")},
+        {"copy_largest_bytes": 64 * 2**20, "copy_repeats": 5},
+        {"experiment_budget_s": 8, "seed": 0},
+    ],
+    3: [
+        {
+            "context_tokens": 8192,
+            "max_users": 160,
+            "kv_precision": "bf16",
+            "weights_precision": "bf16",
+            "gpu_a": get_gpu("h100"),
+            "gpu_b": get_gpu("h200"),
+        },
+        {"output_tokens": 256, "seed": 0},
+    ],
+    4: [
+        {
+            "model": get_model("llama-3.1-8b"),
+            "gpu": get_gpu("h100"),
+            "context_tokens": 8192,
+            "seed": 0,
+        }
+    ],
+    5: [
+        {
+            "n_requests": 8,
+            "max_tokens": 64,
+            "prompt_tokens": 128,
+            "seed": 0,
+            "theory_gpu": get_gpu("h200"),
+            "theory_model": get_model("llama-3.1-8b"),
+        }
+    ],
+    6: [
+        {"gpu_hourly_usd": 2.5, "num_gpus": 8, "concurrent_users": 400},
+        {
+            "model": get_model("llama-3.1-8b"),
+            "gpu": get_gpu("h100"),
+            "tpot_slo_s": 0.190,  # the reading pace, 189 ms, on the slider's 5 ms steps
+            "prompt_tokens": 1024,
+            "output_tokens": 256,
+            "seed": 0,
+        },
+    ],
+}
+
+
 def _run(number: int, **defs: Any) -> dict[str, Any]:
     """Run a lab headless (its 60 s budget is a benchmark: benchmarks/bench_budgets.py)."""
     app = _load(number).app
+    defs = complete(defs, SETTINGS[number])
     _, result = app.run(defs=defs) if defs else app.run()
     return dict(result)
 
@@ -110,6 +174,18 @@ def test_lab_has_pep723_header_time_budget_and_takeaway(number: int) -> None:
         assert dep in header, f"{dep} missing from the PEP 723 header"
     assert "**Time: about" in text
     assert "Key takeaway" in text
+
+
+@pytest.mark.parametrize("number", [3, 4, 6])
+def test_settings_table_holds_the_widgets_defaults(
+    number: int, request: pytest.FixtureRequest
+) -> None:
+    # An override completed from a stale default would change two settings at once.
+    defaults = request.getfixturevalue(f"lab{number}")
+    for cell in SETTINGS[number]:
+        for name, value in cell.items():
+            expected = pytest.approx(value) if isinstance(value, float) else value
+            assert defaults[name] == expected, name
 
 
 # --- lab 3: the KV-cache cliff ----------------------------------------------------------------

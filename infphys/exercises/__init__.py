@@ -11,6 +11,8 @@
   not trusted), scores each learner out of an :class:`Assignment` and flags tampering and
   copies; :func:`grade` and :func:`grade_answers` are the plain per-file and per-answer tables.
 - ``infphys.exercises.ui``: marimo widgets (imported lazily, not from here).
+- ``infphys.exercises.labsetup``: the controls at the top of a lab, widgets that hold the value
+  a lab computes with, and ``values`` that turns them into its settings (also lazy).
 
 Adding a lab's exercises: write ``infphys/exercises/labNN.py`` defining module-level
 ``Exercise(...)`` objects (creating one registers it), then add one import line below.
