@@ -328,11 +328,14 @@ def _(completion_tokens, e2e_s, fmt, mo, preflight_ok, resolved, tpot_s, ttft_s)
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, exercise_context, preflight_ok, resolved):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "preflight",
+        {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
+    )
+    return
 
 
 @app.cell
@@ -347,6 +350,13 @@ def _(AnswerBook, completion_tokens, e2e_s, learner, ttft_s):
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab01", exercise_context)
@@ -355,12 +365,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, preflight_ok, resolved, save_button, ui):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "preflight",
-        {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

@@ -390,11 +390,20 @@ def _(copy, fmt, gpu, has_gpu, mo, model, physics):
     return (weight_floor_s,)
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, copy, engine, experiment):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "metal",
+        {
+            "engine": engine.verdict,
+            "copy_label": copy.label,
+            "copy_bandwidth_bytes_per_s": copy.bandwidth_bytes_per_s,
+            "roofline_points": len(experiment),
+            "roofline_device": experiment.attrs.get("gpu_name", ""),
+        },
+    )
+    return
 
 
 @app.cell
@@ -411,6 +420,13 @@ def _(AnswerBook, copy_bytes, copy_s, gpu, learner, model):
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab02", exercise_context)
@@ -419,18 +435,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, copy, engine, exercise_context, experiment, save_button, ui):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "metal",
-        {
-            "engine": engine.verdict,
-            "copy_label": copy.label,
-            "copy_bandwidth_bytes_per_s": copy.bandwidth_bytes_per_s,
-            "roofline_points": len(experiment),
-            "roofline_device": experiment.attrs.get("gpu_name", ""),
-        },
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

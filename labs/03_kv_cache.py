@@ -513,11 +513,18 @@ def _(
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, engine_wall_users, first_preempting_users, sim_peak_running):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "kv_wall",
+        {
+            "calculator_users": engine_wall_users,
+            "simulator_peak_running": sim_peak_running,
+            "first_preempting_users": first_preempting_users,
+        },
+    )
+    return
 
 
 @app.cell
@@ -547,6 +554,13 @@ def _(
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab03", exercise_context)
@@ -555,25 +569,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(
-    answers,
-    book,
-    engine_wall_users,
-    exercise_context,
-    first_preempting_users,
-    save_button,
-    sim_peak_running,
-    ui,
-):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "kv_wall",
-        {
-            "calculator_users": engine_wall_users,
-            "simulator_peak_running": sim_peak_running,
-            "first_preempting_users": first_preempting_users,
-        },
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

@@ -402,11 +402,16 @@ def _(
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, high_users, simulated, vllm_status):
+    # What the answer file keeps of this run besides the answers.
+    if len(simulated):
+        book.add_run(
+            "bf16_vs_fp8",
+            {"high_load_users": high_users, "vllm": vllm_status,
+             **{f"{k}_{s}": v for s, row in simulated.iterrows() for k, v in row.items()}},
+        )
+    return
 
 
 @app.cell
@@ -424,6 +429,13 @@ def _(AnswerBook, capacity_ratio, context_tokens, gpu, itl_ratio, learner, model
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab04", exercise_context)
@@ -432,14 +444,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, high_users, save_button, simulated, ui, vllm_status):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    if len(simulated):
-        book.add_run(
-            "bf16_vs_fp8",
-            {"high_load_users": high_users, "vllm": vllm_status,
-             **{f"{k}_{s}": v for s, row in simulated.iterrows() for k, v in row.items()}},
-        )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

@@ -339,11 +339,14 @@ def _(
     return speedup, understatement
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, exercise_context, n_requests, resolved):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "sequential_vs_concurrent",
+        {"target": resolved.message, "n_requests": n_requests, **exercise_context},
+    )
+    return
 
 
 @app.cell
@@ -366,6 +369,13 @@ def _(
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab05", exercise_context)
@@ -374,12 +384,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, n_requests, resolved, save_button, ui):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "sequential_vs_concurrent",
-        {"target": resolved.message, "n_requests": n_requests, **exercise_context},
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

@@ -550,11 +550,15 @@ def _(fmt, gpu_hourly_usd, measured_serving, mo, own_gpu_hour, tco_results):
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, cap_tokens_per_s, cap_users, gpu, model, tpot_slo_s):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "slo_capacity",
+        {"gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,
+         "cap_output_tokens_per_s": cap_tokens_per_s},
+    )
+    return
 
 
 @app.cell
@@ -591,52 +595,33 @@ def _(
         "input_tokens_per_s": round(tco_rates.input_tokens_per_s, 1),
         "output_tokens_per_s": round(tco_rates.output_tokens_per_s, 1),
     }
-    return book, calculator_context, capacity_context, tco_context
+    # Each question is shown and checked with the numbers of its own context.
+    exercise_contexts = {
+        "q1": calculator_context,
+        "q2": capacity_context,
+        "q3": capacity_context,
+        "q4": tco_context,
+    }
+    return book, exercise_contexts
+
+
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
-def _(calculator_context, capacity_context, ex6, mo, tco_context, ui):
-    # One widget per exercise, each showing the numbers of the context it is checked against.
-    answers = mo.ui.dictionary(
-        {
-            "q1": ui.exercise_widget(ex6.Q1_USER_HOUR, **calculator_context),
-            "q2": ui.exercise_widget(ex6.Q2_PER_MILLION, **capacity_context),
-            "q3": ui.exercise_widget(ex6.Q3_USER_MONTH, **capacity_context),
-            "q4": ui.exercise_widget(ex6.Q4_TCO_RENTED, **tco_context),
-        }
-    )
+def _(exercise_contexts, ui):
+    answers = ui.exercise_form("lab06", contexts=exercise_contexts)
     answers.vstack()
     return (answers,)
 
 
 @app.cell
-def _(
-    answers,
-    book,
-    calculator_context,
-    cap_tokens_per_s,
-    cap_users,
-    capacity_context,
-    ex6,
-    gpu,
-    model,
-    save_button,
-    tco_context,
-    tpot_slo_s,
-    ui,
-):
-    _a = answers.value
-    verdicts = {
-        "q1": book.check(ex6.Q1_USER_HOUR, _a.get("q1", ""), **calculator_context),
-        "q2": book.check(ex6.Q2_PER_MILLION, _a.get("q2", ""), **capacity_context),
-        "q3": book.check(ex6.Q3_USER_MONTH, _a.get("q3", ""), **capacity_context),
-        "q4": book.check(ex6.Q4_TCO_RENTED, _a.get("q4", ""), **tco_context),
-    }
-    book.add_run(
-        "slo_capacity",
-        {"gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,
-         "cap_output_tokens_per_s": cap_tokens_per_s},
-    )
+def _(answers, book, exercise_contexts, save_button, ui):
+    verdicts = ui.check_answers(book, answers.value, contexts=exercise_contexts)
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

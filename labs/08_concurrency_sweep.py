@@ -478,11 +478,19 @@ def _(
     return (p95_growth,)
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, capacity_req_per_s, knee_concurrency, p95_growth, server_note):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "concurrency_sweep",
+        {
+            "server": server_note,
+            "knee_concurrency": knee_concurrency,
+            "capacity_req_per_s": capacity_req_per_s,
+            "open_loop_p95_growth": p95_growth,
+        },
+    )
+    return
 
 
 @app.cell
@@ -510,6 +518,13 @@ def _(
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab08", exercise_context)
@@ -518,27 +533,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(
-    answers,
-    book,
-    capacity_req_per_s,
-    exercise_context,
-    knee_concurrency,
-    p95_growth,
-    save_button,
-    server_note,
-    ui,
-):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "concurrency_sweep",
-        {
-            "server": server_note,
-            "knee_concurrency": knee_concurrency,
-            "capacity_req_per_s": capacity_req_per_s,
-            "open_loop_p95_growth": p95_growth,
-        },
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

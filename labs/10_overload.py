@@ -559,11 +559,20 @@ def _(
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, goodput_bounded, goodput_unbounded, retry_table):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "overload",
+        {
+            "goodput_unbounded_per_s": goodput_unbounded["goodput_per_s"].tolist(),
+            "goodput_bounded_per_s": goodput_bounded["goodput_per_s"].tolist(),
+            "retry_amplification": {
+                str(_r.policy): float(_r.amplification) for _r in retry_table.itertuples()
+            },
+        },
+    )
+    return
 
 
 @app.cell
@@ -595,6 +604,13 @@ def _(
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab10", exercise_context)
@@ -603,27 +619,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(
-    answers,
-    book,
-    exercise_context,
-    goodput_bounded,
-    goodput_unbounded,
-    retry_table,
-    save_button,
-    ui,
-):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "overload",
-        {
-            "goodput_unbounded_per_s": goodput_unbounded["goodput_per_s"].tolist(),
-            "goodput_bounded_per_s": goodput_bounded["goodput_per_s"].tolist(),
-            "retry_amplification": {
-                str(_r.policy): float(_r.amplification) for _r in retry_table.itertuples()
-            },
-        },
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

@@ -388,11 +388,17 @@ def _(fmt, mo, model, tp_table):
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, plan, revealed):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "nim_benchmarks",
+        {
+            "cheapest": str(plan.iloc[0]["config"]),
+            "held_back": {k: float(v) for k, v in revealed["measured"].items()},
+        },
+    )
+    return
 
 
 @app.cell
@@ -441,6 +447,13 @@ def _(
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab12", exercise_context)
@@ -449,15 +462,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, plan, revealed, save_button, ui):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "nim_benchmarks",
-        {
-            "cheapest": str(plan.iloc[0]["config"]),
-            "held_back": {k: float(v) for k, v in revealed["measured"].items()},
-        },
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 
