@@ -329,17 +329,7 @@ def _(completion_tokens, e2e_s, fmt, mo, preflight_ok, resolved, tpot_s, ttft_s)
 
 
 @app.cell
-def _(book, exercise_context, preflight_ok, resolved):
-    # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "preflight",
-        {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
-    )
-    return
-
-
-@app.cell
-def _(AnswerBook, completion_tokens, e2e_s, learner, ttft_s):
+def _(AnswerBook, completion_tokens, e2e_s, learner, preflight_ok, resolved, ttft_s):
     book = AnswerBook(learner.value, lab="lab01")
     # Rounded as the prompts show them, so a learner's arithmetic on the shown numbers passes.
     exercise_context = {
@@ -347,6 +337,11 @@ def _(AnswerBook, completion_tokens, e2e_s, learner, ttft_s):
         "e2e_s": round(e2e_s, 4),
         "completion_tokens": int(completion_tokens),
     }
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "preflight",
+        {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
+    )
     return book, exercise_context
 
 

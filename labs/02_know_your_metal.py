@@ -278,20 +278,10 @@ def _(copy, fmt, gpu, mo, pd):
 
 
 @app.cell
-def _(copy, copy_bandwidth_figure):
-    copy_bandwidth_figure(copy)
-    return
-
-
-@app.cell
-def _(copy_watch, mo, watch_figure):
-    mo.vstack(
-        [
-            mo.md("**The GPU watcher during the copy** (memory, utilisation, power; "
-                  + (copy_watch.reason or "sampled every 50 ms") + ")"),
-            watch_figure(copy_watch.frame, title="GPU during the copy benchmark"),
-        ]
-    )
+def _(copy, copy_bandwidth_figure, copy_watch, mo, ui, watch_figure):
+    # The copy's bandwidth by size, then what the GPU watcher saw while it ran.
+    _watched = watch_figure(copy_watch.frame, title="GPU during the copy benchmark")
+    mo.vstack([copy_bandwidth_figure(copy), ui.watch_view(copy_watch, "the copy", _watched)])
     return
 
 

@@ -302,14 +302,9 @@ def _(concurrent_frame, lab_plots, n_requests, pd, sequential_frame):
 
 
 @app.cell
-def _(burst_watch, mo, watch_figure):
-    mo.vstack(
-        [
-            mo.md("**The GPU watcher during the burst** ("
-                  + (burst_watch.reason or "sampled every 50 ms") + ")"),
-            watch_figure(burst_watch.frame, title="GPU during the concurrent burst"),
-        ]
-    )
+def _(burst_watch, ui, watch_figure):
+    _watched = watch_figure(burst_watch.frame, title="GPU during the concurrent burst")
+    ui.watch_view(burst_watch, "the burst", _watched)
     return
 
 
@@ -340,21 +335,13 @@ def _(
 
 
 @app.cell
-def _(book, exercise_context, n_requests, resolved):
-    # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "sequential_vs_concurrent",
-        {"target": resolved.message, "n_requests": n_requests, **exercise_context},
-    )
-    return
-
-
-@app.cell
 def _(
     AnswerBook,
     concurrent_tokens_per_s,
     latency_sum_s,
     learner,
+    n_requests,
+    resolved,
     sequential_tokens_per_s,
     wall_s,
 ):
@@ -366,6 +353,11 @@ def _(
         "latency_sum_s": round(latency_sum_s, 3),
         "wall_s": round(wall_s, 3),
     }
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "sequential_vs_concurrent",
+        {"target": resolved.message, "n_requests": n_requests, **exercise_context},
+    )
     return book, exercise_context
 
 

@@ -59,6 +59,7 @@ __all__ = [
     "save_view",
     "target_view",
     "verdict_view",
+    "watch_view",
 ]
 
 #: Environment variable that pre-fills the learner's name box (a classroom machine's login).
@@ -348,6 +349,22 @@ def run_notes(lag_notes: Iterable[str | None] = (), warnings: Iterable[str] = ()
             "on time; the figures there describe your computer as much as the server."
         )
     return notes
+
+
+def watch_view(watch: Any, during: str, figure: Any) -> Any:
+    """What the GPU watcher saw during a measurement: a caption over its ``figure``.
+
+    ``watch`` is the :class:`infphys.measure.gpu.GPUWatcher` that sampled it (``reason`` and
+    ``interval_s`` are read) and ``figure`` its plot (:func:`infphys.plots.gpu.watch_figure`).
+    The caption says what was sampled and how often, or why nothing was: for a watcher of
+    0.05 s during "the copy", "**The GPU watcher during the copy** (memory, utilisation,
+    power; sampled every 50 ms)".
+    """
+    import marimo as mo
+
+    how = watch.reason or f"sampled every {watch.interval_s * 1e3:.0f} ms"
+    caption = f"**The GPU watcher during {during}** (memory, utilisation, power; {how})"
+    return mo.vstack([mo.md(caption), figure])
 
 
 def notes_view(notes: list[str]) -> Any:
