@@ -523,27 +523,19 @@ def _(fmt, gpu_hourly_usd, measured_serving, mo, own_gpu_hour, tco_results):
 
 
 @app.cell
-def _(book, cap_tokens_per_s, cap_users, gpu, model, tpot_slo_s):
-    # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "slo_capacity",
-        {"gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,
-         "cap_output_tokens_per_s": cap_tokens_per_s},
-    )
-    return
-
-
-@app.cell
 def _(
     AnswerBook,
     cap_tokens_per_s,
     cap_users,
     concurrent_users,
+    gpu,
     gpu_hourly_usd,
     learner,
+    model,
     num_gpus,
     tco_load,
     tco_rates,
+    tpot_slo_s,
 ):
     book = AnswerBook(learner.value, lab="lab06")
     # q1 is about the calculator's fleet; q2 and q3 about one simulated GPU at the SLO cap.
@@ -570,6 +562,12 @@ def _(
     # Each question is shown and checked with the numbers of its own context.
     exercise_contexts = {"q1": calculator_context, "q2": capacity_context,
                          "q3": capacity_context, "q4": tco_context}
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "slo_capacity",
+        {"gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,
+         "cap_output_tokens_per_s": cap_tokens_per_s},
+    )
     return book, exercise_contexts
 
 

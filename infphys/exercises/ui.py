@@ -20,9 +20,13 @@ own numbers) are the lab's own, the last three are the same in every lab::
     results_view(verdicts, book, save_button)
 
 The two cells of the lab's own come first in the file: they show nothing, and marimo runs cells
-in the order their names need, not the order they are written. A lab whose questions are
-checked against different contexts passes ``contexts={"q1": ..., "q2": ...}`` to
-:func:`exercise_form` and :func:`check_answers` instead of one context.
+in the order their names need, not the order they are written. The run summary has a cell of
+its own when it reads results that can change while the context's inputs stay put (re-running
+cell 2 makes a new book and a new form, which would wipe the learner's typed answers); a lab
+whose summary reads only what the context's inputs come from records it in cell 2 (labs 01,
+05, 06, 10). A lab whose questions are checked against different contexts passes
+``contexts={"q1": ..., "q2": ...}`` to :func:`exercise_form` and :func:`check_answers`
+instead of one context.
 
 A widget's label is the exercise's title and its prompt filled with the learner's context. In a
 headless run a test replaces ``answers`` with anything whose ``value`` maps ``"q1"``… to answers,
