@@ -238,6 +238,7 @@ def _(probe, resolved, ui):
 
 @app.cell
 def _(
+    fmt,
     max_tokens,
     pd,
     physics,
@@ -261,7 +262,7 @@ def _(
         ]
     )
     comparison["error"] = [
-        f"{(_m / _t - 1) * 100:+.0f}%"
+        fmt.rel_error(_m, _t)
         for _m, _t in zip(comparison["measured"], comparison["theory"], strict=True)
     ]
     token_source = request.token_count_source

@@ -267,8 +267,8 @@ def _(copy, fmt, gpu, mo, pd):
     if _datasheet is not None:
         copy_table["datasheet"] = fmt.gb_s(_datasheet.bandwidth_bytes_per_s)
         copy_table["error"] = [
-            f"{(copy.bandwidth_bytes_per_s / _datasheet.bandwidth_bytes_per_s - 1) * 100:+.0f}%",
-            f"{(copy.bandwidth_copied_once_bytes_per_s / _datasheet.bandwidth_bytes_per_s - 1) * 100:+.0f}%",
+            fmt.rel_error(copy.bandwidth_bytes_per_s, _datasheet.bandwidth_bytes_per_s),
+            fmt.rel_error(copy.bandwidth_copied_once_bytes_per_s, _datasheet.bandwidth_bytes_per_s),
         ]
     else:
         copy_table["datasheet"] = "none: host memory has no catalog entry"

@@ -426,7 +426,7 @@ def _(
 
 
 @app.cell
-def _(context_tokens, engine_wall_users, pd, sim_config, sweep):
+def _(context_tokens, engine_wall_users, fmt, pd, sim_config, sweep):
     # Theory against the simulator, with the error of each.
     if sweep.empty or sim_config is None:
         sim_peak_running = None
@@ -450,7 +450,7 @@ def _(context_tokens, engine_wall_users, pd, sim_config, sweep):
                     "quantity": _q,
                     "calculator": engine_wall_users,
                     "simulator": _s,
-                    "error": "n/a" if _s is None else f"{(_s / engine_wall_users - 1) * 100:+.1f}%",
+                    "error": fmt.rel_error(_s, engine_wall_users, 1),
                 }
                 for _q, _s in _rows
             ]

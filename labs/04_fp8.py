@@ -258,7 +258,7 @@ def _(
 
 
 @app.cell
-def _(mo, pd, sim_problem, simulated, theory_capacity_ratio, theory_floor_ratio):
+def _(fmt, mo, pd, sim_problem, simulated, theory_capacity_ratio, theory_floor_ratio):
     # Theory against the simulator, as ratios FP8 over BF16 (ITL: BF16 over FP8).
     if len(simulated) == 2:
         itl_ratio = simulated.loc["BF16", "itl_low_load_ms"] / simulated.loc["FP8", "itl_low_load_ms"]
@@ -274,7 +274,8 @@ def _(mo, pd, sim_problem, simulated, theory_capacity_ratio, theory_floor_ratio)
             ]
         )
         comparison["error"] = [
-            f"{(_s / _t - 1) * 100:+.1f}%" for _s, _t in zip(comparison["simulated"], comparison["theory"], strict=True)
+            fmt.rel_error(_s, _t, 1)
+            for _s, _t in zip(comparison["simulated"], comparison["theory"], strict=True)
         ]
         _view = mo.vstack([simulated.round(2), comparison.round(2)])
     else:

@@ -243,6 +243,7 @@ def _(concurrent, sequential, stats):
 @app.cell
 def _(
     concurrent_tokens_per_s,
+    fmt,
     max_tokens,
     n_requests,
     pd,
@@ -265,7 +266,7 @@ def _(
         ]
     )
     comparison["error"] = [
-        f"{(_m / _t - 1) * 100:+.1f}%"
+        fmt.rel_error(_m, _t, 1)
         for _m, _t in zip(comparison["measured tokens/s"], comparison["theory tokens/s"],
                           strict=True)
     ]

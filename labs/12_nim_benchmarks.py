@@ -354,12 +354,12 @@ def _(mo):
 
 
 @app.cell
-def _(held_row, mo, predictions, reveal):
+def _(fmt, held_row, mo, predictions, reveal):
     revealed = predictions.copy()
     revealed["measured"] = [float(held_row[c]) for c in revealed.index]
     for _col in ("simulator", "queueing model"):
         revealed[f"{_col} error"] = [
-            f"{(_p / _m - 1) * 100:+.0f}%"
+            fmt.rel_error(_p, _m)
             for _p, _m in zip(revealed[_col], revealed["measured"], strict=True)
         ]
     _view = (
