@@ -30,6 +30,7 @@ __all__ = [
     "ms",
     "num",
     "pct",
+    "rel_error",
     "seconds",
     "tb_s",
     "tflops",
@@ -147,6 +148,21 @@ def tok_s(tokens_per_s: float, digits: int | None = None) -> str:
 def pct(fraction: float, digits: int | None = None) -> str:
     """A fraction as a percentage. ``pct(0.8)`` → ``'80.0%'``; ``pct(0.065, 1)`` → ``'6.5%'``."""
     return f"{num(float(fraction) * 100, digits)}%"
+
+
+def rel_error(value: float | None, reference: float | None, digits: int = 0) -> str:
+    """How far ``value`` lies from ``reference``, (value − reference) / reference, as a signed
+    percentage: a measurement against theory, or a prediction against a measurement.
+
+    ``rel_error(8.8, 8.0)`` → ``'+10%'``; ``rel_error(3.9, 4.0, 1)`` → ``'-2.5%'``; ``'n/a'``
+    where either is missing (None, NaN, ±inf) or the reference is 0.
+    """
+    if value is None or reference is None:
+        return "n/a"
+    v, r = float(value), float(reference)
+    if not (math.isfinite(v) and math.isfinite(r)) or r == 0:
+        return "n/a"
+    return f"{(v / r - 1) * 100:+.{int(digits)}f}%"
 
 
 def usd(dollars: float, digits: int = 2) -> str:

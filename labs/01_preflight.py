@@ -193,6 +193,7 @@ def _(probe, resolved, ui):
 
 @app.cell
 def _(
+    fmt,
     max_tokens,
     pd,
     physics,
@@ -216,7 +217,7 @@ def _(
         ]
     )
     comparison["error"] = [
-        f"{(_m / _t - 1) * 100:+.0f}%"
+        fmt.rel_error(_m, _t)
         for _m, _t in zip(comparison["measured"], comparison["theory"], strict=True)
     ]
     token_source = request.token_count_source
@@ -283,15 +284,8 @@ def _(completion_tokens, e2e_s, fmt, mo, preflight_ok, resolved, tpot_s, ttft_s)
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
-
-
 @app.cell
-def _(AnswerBook, completion_tokens, e2e_s, learner, ttft_s):
+def _(AnswerBook, completion_tokens, e2e_s, learner, preflight_ok, resolved, ttft_s):
     book = AnswerBook(learner.value, lab="lab01")
     # Rounded as the prompts show them, so a learner's arithmetic on the shown numbers passes.
     exercise_context = {
@@ -299,7 +293,19 @@ def _(AnswerBook, completion_tokens, e2e_s, learner, ttft_s):
         "e2e_s": round(e2e_s, 4),
         "completion_tokens": int(completion_tokens),
     }
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "preflight",
+        {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
+    )
     return book, exercise_context
+
+
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -310,12 +316,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, preflight_ok, resolved, save_button, ui):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "preflight",
-        {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

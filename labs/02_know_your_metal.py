@@ -256,8 +256,8 @@ def _(copy, fmt, gpu, mo, pd):
     if _datasheet is not None:
         copy_table["datasheet"] = fmt.gb_s(_datasheet.bandwidth_bytes_per_s)
         copy_table["error"] = [
-            f"{(copy.bandwidth_bytes_per_s / _datasheet.bandwidth_bytes_per_s - 1) * 100:+.0f}%",
-            f"{(copy.bandwidth_copied_once_bytes_per_s / _datasheet.bandwidth_bytes_per_s - 1) * 100:+.0f}%",
+            fmt.rel_error(copy.bandwidth_bytes_per_s, _datasheet.bandwidth_bytes_per_s),
+            fmt.rel_error(copy.bandwidth_copied_once_bytes_per_s, _datasheet.bandwidth_bytes_per_s),
         ]
     else:
         copy_table["datasheet"] = "none: host memory has no catalog entry"
@@ -267,20 +267,10 @@ def _(copy, fmt, gpu, mo, pd):
 
 
 @app.cell
-def _(copy, copy_bandwidth_figure):
-    copy_bandwidth_figure(copy)
-    return
-
-
-@app.cell
-def _(copy_watch, mo, watch_figure):
-    mo.vstack(
-        [
-            mo.md("**The GPU watcher during the copy** (memory, utilisation, power; "
-                  + (copy_watch.reason or "sampled every 50 ms") + ")"),
-            watch_figure(copy_watch.frame, title="GPU during the copy benchmark"),
-        ]
-    )
+def _(copy, copy_bandwidth_figure, copy_watch, mo, ui, watch_figure):
+    # The copy's bandwidth by size, then what the GPU watcher saw while it ran.
+    _watched = watch_figure(copy_watch.frame, title="GPU during the copy benchmark")
+    mo.vstack([copy_bandwidth_figure(copy), ui.watch_view(copy_watch, "the copy", _watched)])
     return
 
 
@@ -373,11 +363,20 @@ def _(copy, fmt, gpu, has_gpu, mo, model, physics):
     return (weight_floor_s,)
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, copy, engine, experiment):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "metal",
+        {
+            "engine": engine.verdict,
+            "copy_label": copy.label,
+            "copy_bandwidth_bytes_per_s": copy.bandwidth_bytes_per_s,
+            "roofline_points": len(experiment),
+            "roofline_device": experiment.attrs.get("gpu_name", ""),
+        },
+    )
+    return
 
 
 @app.cell
@@ -394,6 +393,13 @@ def _(AnswerBook, copy_bytes, copy_s, gpu, learner, model):
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab02", exercise_context)
@@ -402,18 +408,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, copy, engine, exercise_context, experiment, save_button, ui):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "metal",
-        {
-            "engine": engine.verdict,
-            "copy_label": copy.label,
-            "copy_bandwidth_bytes_per_s": copy.bandwidth_bytes_per_s,
-            "roofline_points": len(experiment),
-            "roofline_device": experiment.attrs.get("gpu_name", ""),
-        },
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

@@ -399,7 +399,7 @@ def _(
 
 
 @app.cell
-def _(context_tokens, engine_wall_users, pd, sim_config, sweep):
+def _(context_tokens, engine_wall_users, fmt, pd, sim_config, sweep):
     # Theory against the simulator, with the error of each.
     if sweep.empty or sim_config is None:
         sim_peak_running = None
@@ -423,7 +423,7 @@ def _(context_tokens, engine_wall_users, pd, sim_config, sweep):
                     "quantity": _q,
                     "calculator": engine_wall_users,
                     "simulator": _s,
-                    "error": "n/a" if _s is None else f"{(_s / engine_wall_users - 1) * 100:+.1f}%",
+                    "error": fmt.rel_error(_s, engine_wall_users, 1),
                 }
                 for _q, _s in _rows
             ]
@@ -486,11 +486,18 @@ def _(
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, engine_wall_users, first_preempting_users, sim_peak_running):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "kv_wall",
+        {
+            "calculator_users": engine_wall_users,
+            "simulator_peak_running": sim_peak_running,
+            "first_preempting_users": first_preempting_users,
+        },
+    )
+    return
 
 
 @app.cell
@@ -520,6 +527,13 @@ def _(
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab03", exercise_context)
@@ -528,25 +542,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(
-    answers,
-    book,
-    engine_wall_users,
-    exercise_context,
-    first_preempting_users,
-    save_button,
-    sim_peak_running,
-    ui,
-):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "kv_wall",
-        {
-            "calculator_users": engine_wall_users,
-            "simulator_peak_running": sim_peak_running,
-            "first_preempting_users": first_preempting_users,
-        },
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

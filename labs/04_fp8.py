@@ -234,7 +234,7 @@ def _(
 
 
 @app.cell
-def _(mo, pd, sim_problem, simulated, theory_capacity_ratio, theory_floor_ratio):
+def _(fmt, mo, pd, sim_problem, simulated, theory_capacity_ratio, theory_floor_ratio):
     # Theory against the simulator, as ratios FP8 over BF16 (ITL: BF16 over FP8).
     if len(simulated) == 2:
         itl_ratio = simulated.loc["BF16", "itl_low_load_ms"] / simulated.loc["FP8", "itl_low_load_ms"]
@@ -250,7 +250,8 @@ def _(mo, pd, sim_problem, simulated, theory_capacity_ratio, theory_floor_ratio)
             ]
         )
         comparison["error"] = [
-            f"{(_s / _t - 1) * 100:+.1f}%" for _s, _t in zip(comparison["simulated"], comparison["theory"], strict=True)
+            fmt.rel_error(_s, _t, 1)
+            for _s, _t in zip(comparison["simulated"], comparison["theory"], strict=True)
         ]
         _view = mo.vstack([simulated.round(2), comparison.round(2)])
     else:
@@ -378,11 +379,16 @@ def _(
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, high_users, simulated, vllm_status):
+    # What the answer file keeps of this run besides the answers.
+    if len(simulated):
+        book.add_run(
+            "bf16_vs_fp8",
+            {"high_load_users": high_users, "vllm": vllm_status,
+             **{f"{k}_{s}": v for s, row in simulated.iterrows() for k, v in row.items()}},
+        )
+    return
 
 
 @app.cell
@@ -400,6 +406,13 @@ def _(AnswerBook, capacity_ratio, context_tokens, gpu, itl_ratio, learner, model
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab04", exercise_context)
@@ -408,14 +421,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, high_users, save_button, simulated, ui, vllm_status):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    if len(simulated):
-        book.add_run(
-            "bf16_vs_fp8",
-            {"high_load_users": high_users, "vllm": vllm_status,
-             **{f"{k}_{s}": v for s, row in simulated.iterrows() for k, v in row.items()}},
-        )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

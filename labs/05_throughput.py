@@ -201,6 +201,7 @@ def _(concurrent, sequential, stats):
 @app.cell
 def _(
     concurrent_tokens_per_s,
+    fmt,
     max_tokens,
     n_requests,
     pd,
@@ -223,7 +224,7 @@ def _(
         ]
     )
     comparison["error"] = [
-        f"{(_m / _t - 1) * 100:+.1f}%"
+        fmt.rel_error(_m, _t, 1)
         for _m, _t in zip(comparison["measured tokens/s"], comparison["theory tokens/s"],
                           strict=True)
     ]
@@ -260,14 +261,9 @@ def _(concurrent_frame, lab_plots, n_requests, pd, sequential_frame):
 
 
 @app.cell
-def _(burst_watch, mo, watch_figure):
-    mo.vstack(
-        [
-            mo.md("**The GPU watcher during the burst** ("
-                  + (burst_watch.reason or "sampled every 50 ms") + ")"),
-            watch_figure(burst_watch.frame, title="GPU during the concurrent burst"),
-        ]
-    )
+def _(burst_watch, ui, watch_figure):
+    _watched = watch_figure(burst_watch.frame, title="GPU during the concurrent burst")
+    ui.watch_view(burst_watch, "the burst", _watched)
     return
 
 
@@ -297,19 +293,14 @@ def _(
     return speedup, understatement
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
-
-
 @app.cell
 def _(
     AnswerBook,
     concurrent_tokens_per_s,
     latency_sum_s,
     learner,
+    n_requests,
+    resolved,
     sequential_tokens_per_s,
     wall_s,
 ):
@@ -321,7 +312,19 @@ def _(
         "latency_sum_s": round(latency_sum_s, 3),
         "wall_s": round(wall_s, 3),
     }
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "sequential_vs_concurrent",
+        {"target": resolved.message, "n_requests": n_requests, **exercise_context},
+    )
     return book, exercise_context
+
+
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
 
 
 @app.cell
@@ -332,12 +335,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, n_requests, resolved, save_button, ui):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "sequential_vs_concurrent",
-        {"target": resolved.message, "n_requests": n_requests, **exercise_context},
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

@@ -170,18 +170,16 @@ def _():
 def _(EngineConfig, gpu, levels, model, output_tokens, pd, prompt_tokens, seed, sim_sweep):
     # A closed-loop sweep on the simulator (virtual time): infphys.sim.sweep, one row per level.
     try:
-        sim_config = EngineConfig.build(gpu=gpu, model=model, seed=seed,
-                                        max_model_len=prompt_tokens + output_tokens)
-        sim_problem = ""
+        _config = EngineConfig.build(gpu=gpu, model=model, seed=seed,
+                                     max_model_len=prompt_tokens + output_tokens)
     except ValueError as _exc:
-        sim_config, sim_problem = None, str(_exc)
-    if sim_config is None:
-        sweep = pd.DataFrame()
+        sweep, sim_problem = pd.DataFrame(), str(_exc)
     else:
         sweep = sim_sweep(
-            sim_config, levels, prompt_tokens=prompt_tokens, max_tokens=output_tokens,
+            _config, levels, prompt_tokens=prompt_tokens, max_tokens=output_tokens,
             rounds_per_level=2, min_requests_per_level=8, seed=seed, timeseries=False,
         ).summary()  # fmt: skip
+        sim_problem = ""
     return sim_problem, sweep
 
 
@@ -226,28 +224,24 @@ def _(
     physics,
     prompt_tokens,
 ):
+    from infphys.analysis import comparison_table
+
     # Theory (the decode roofline at the cap, mid-answer context) against the simulator.
     if cap_users is None:
         comparison = pd.DataFrame()
-        theory_tokens_per_s = None
     else:
         _ctx = prompt_tokens + output_tokens // 2
-        _per_user, theory_tokens_per_s = physics.tokens_per_s_ceiling(gpu, model, cap_users, _ctx)
-        _rows = [
-            ("output tokens/s at the cap", theory_tokens_per_s, cap_tokens_per_s),
-            ("USD per million tokens at the cap",
-             physics.cost_per_million_tokens(gpu_hourly_usd, theory_tokens_per_s),
-             physics.cost_per_million_tokens(gpu_hourly_usd, cap_tokens_per_s)),
-        ]
-        comparison = pd.DataFrame(
+        _theory = physics.tokens_per_s_ceiling(gpu, model, cap_users, _ctx)[1]
+        comparison = comparison_table(
             [
-                {"quantity": _q, "roofline": _t, "simulated": _s,
-                 "error": f"{(_s / _t - 1) * 100:+.1f}%"}
-                for _q, _t, _s in _rows
+                ("output tokens/s at the cap", _theory, cap_tokens_per_s, "tokens/s"),
+                ("price at the cap", physics.cost_per_million_tokens(gpu_hourly_usd, _theory),
+                 physics.cost_per_million_tokens(gpu_hourly_usd, cap_tokens_per_s),
+                 "USD per million output tokens"),
             ]
-        )
-    comparison.round(3)
-    return comparison, theory_tokens_per_s
+        ).rename(columns={"measured": "simulated"})  # fmt: skip
+    comparison
+    return comparison, comparison_table
 
 
 @app.cell(hide_code=True)
@@ -272,8 +266,7 @@ def _(cap_users, fmt, mo, output_tokens, prompt_tokens):
 @app.cell
 def _(cap_tokens_per_s, cap_users, fmt, gpu, gpu_hourly_usd, levels, mo, physics, tpot_slo_s):
     if cap_users is None:
-        cost_per_user_month_usd = None
-        cost_per_million_usd = None
+        cost_per_user_month_usd = cost_per_million_usd = None
         _text = (
             f"**Key takeaway.** Not even one user meets a p95 TPOT of {fmt.ms(tpot_slo_s)} on "
             f"this {gpu.name}: loosen the SLO or pick a faster GPU."
@@ -384,13 +377,11 @@ def _(mo):
 
 
 @app.cell
-def _(cap_users, gpu, mo, model, output_tokens, physics, prompt_tokens, theory_tokens_per_s):
+def _(cap_users, gpu, mo, model, output_tokens, physics, prompt_tokens):
     # Defaults for one GPU's rates: roofline prefill of one prompt, roofline decode at the cap.
-    _prefill_default = prompt_tokens / physics.prefill_time(gpu, model, prompt_tokens).total_s
-    _decode_default = (
-        theory_tokens_per_s
-        if cap_users is not None
-        else physics.tokens_per_s_ceiling(gpu, model, 1, prompt_tokens + output_tokens // 2)[1]
+    _defaults = physics.roofline_throughput(
+        gpu, model, prompt_tokens=prompt_tokens, users=cap_users or 1,
+        context_tokens=prompt_tokens + output_tokens // 2,
     )
     tco_inputs = mo.ui.dictionary(
         {
@@ -400,9 +391,9 @@ def _(cap_users, gpu, mo, model, output_tokens, physics, prompt_tokens, theory_t
                                     label="average output tokens/s (example)"),
             "peak": mo.ui.slider(1.0, 10.0, step=0.5, value=3.0, show_value=True,
                                  label="peak ÷ average (example)"),
-            "prefill": mo.ui.number(1, 10_000_000, step=100, value=round(_prefill_default),
+            "prefill": mo.ui.number(1, 10_000_000, step=100, value=round(_defaults.input_tokens_per_s),
                                     label="one GPU's prefill, tokens/s"),
-            "decode": mo.ui.number(1, 10_000_000, step=10, value=round(_decode_default),
+            "decode": mo.ui.number(1, 10_000_000, step=10, value=round(_defaults.output_tokens_per_s),
                                    label="one GPU's decode at the SLO, tokens/s"),
             "server_usd": mo.ui.number(1_000, 10_000_000, step=1_000, value=300_000,
                                        label="server price, USD (example)"),
@@ -445,45 +436,26 @@ def _(cap_users, gpu, mo, model, output_tokens, physics, prompt_tokens, theory_t
 
 
 @app.cell
-def _(physics, tco_inputs):
+def _(gpu_hourly_usd, physics, tco_inputs):
+    from infphys.analysis import tco_table
+
     _v = {_k: float(_x) for _k, _x in tco_inputs.value.items()}
     tco_load = physics.TokenLoad(_v["avg_in"], _v["avg_out"], _v["peak"])
     tco_rates = physics.GpuThroughput(_v["prefill"], _v["decode"])
+    # OnPremInputs' fields in order: price, GPUs, years; power, its share, price, PUE; hosting.
     tco_server = physics.OnPremInputs(
-        server_price_usd=_v["server_usd"],
-        gpus_per_server=int(_v["server_gpus"]),
-        amortisation_years=_v["years"],
-        server_power_kw=_v["kw"],
-        power_utilisation=_v["power_util"],
-        usd_per_kwh=_v["usd_per_kwh"],
-        pue=_v["pue"],
-        rack_units_per_server=_v["ru"],
-        hosting_usd_per_rack_unit_year=_v["usd_per_ru_year"],
-    )
-    return tco_load, tco_rates, tco_server
-
-
-@app.cell
-def _(gpu_hourly_usd, pd, physics, tco_inputs, tco_load, tco_rates, tco_server):
+        _v["server_usd"], int(_v["server_gpus"]), _v["years"],
+        _v["kw"], _v["power_util"], _v["usd_per_kwh"], _v["pue"], _v["ru"], _v["usd_per_ru_year"],
+    )  # fmt: skip
     # One call per way of serving (infphys.physics.tco).
     tco_results = [
         physics.on_prem_tco(tco_load, tco_rates, tco_server),
         physics.rented_tco(tco_load, tco_rates, gpu_hourly_usd),
-        physics.api_tco(
-            tco_load, float(tco_inputs.value["api_in"]), float(tco_inputs.value["api_out"])
-        ),
+        physics.api_tco(tco_load, _v["api_in"], _v["api_out"]),
     ]
     own_gpu_hour = physics.on_prem_usd_per_gpu_hour(tco_server)
-    tco_table = pd.DataFrame(
-        [
-            {"option": _r.option, "GPUs (peak)": _r.gpus, "busy on average": _r.average_utilisation,
-             "USD per year": _r.annual_usd, "USD per M input": _r.usd_per_million_input,
-             "USD per M output": _r.usd_per_million_output}
-            for _r in tco_results
-        ]
-    )
-    tco_table.round(3)
-    return own_gpu_hour, tco_results, tco_table
+    tco_table(tco_results).round(3)
+    return own_gpu_hour, tco_load, tco_rates, tco_results, tco_table
 
 
 @app.cell
@@ -510,24 +482,20 @@ def _(fmt, gpu_hourly_usd, measured_serving, mo, own_gpu_hour, tco_results):
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
-
-
 @app.cell
 def _(
     AnswerBook,
     cap_tokens_per_s,
     cap_users,
     concurrent_users,
+    gpu,
     gpu_hourly_usd,
     learner,
+    model,
     num_gpus,
     tco_load,
     tco_rates,
+    tpot_slo_s,
 ):
     book = AnswerBook(learner.value, lab="lab06")
     # q1 is about the calculator's fleet; q2 and q3 about one simulated GPU at the SLO cap.
@@ -551,52 +519,35 @@ def _(
         "input_tokens_per_s": round(tco_rates.input_tokens_per_s, 1),
         "output_tokens_per_s": round(tco_rates.output_tokens_per_s, 1),
     }
-    return book, calculator_context, capacity_context, tco_context
-
-
-@app.cell
-def _(calculator_context, capacity_context, ex6, mo, tco_context, ui):
-    # One widget per exercise, each showing the numbers of the context it is checked against.
-    answers = mo.ui.dictionary(
-        {
-            "q1": ui.exercise_widget(ex6.Q1_USER_HOUR, **calculator_context),
-            "q2": ui.exercise_widget(ex6.Q2_PER_MILLION, **capacity_context),
-            "q3": ui.exercise_widget(ex6.Q3_USER_MONTH, **capacity_context),
-            "q4": ui.exercise_widget(ex6.Q4_TCO_RENTED, **tco_context),
-        }
-    )
-    answers.vstack()
-    return (answers,)
-
-
-@app.cell
-def _(
-    answers,
-    book,
-    calculator_context,
-    cap_tokens_per_s,
-    cap_users,
-    capacity_context,
-    ex6,
-    gpu,
-    model,
-    save_button,
-    tco_context,
-    tpot_slo_s,
-    ui,
-):
-    _a = answers.value
-    verdicts = {
-        "q1": book.check(ex6.Q1_USER_HOUR, _a.get("q1", ""), **calculator_context),
-        "q2": book.check(ex6.Q2_PER_MILLION, _a.get("q2", ""), **capacity_context),
-        "q3": book.check(ex6.Q3_USER_MONTH, _a.get("q3", ""), **capacity_context),
-        "q4": book.check(ex6.Q4_TCO_RENTED, _a.get("q4", ""), **tco_context),
-    }
+    # Each question is shown and checked with the numbers of its own context.
+    exercise_contexts = {"q1": calculator_context, "q2": capacity_context,
+                         "q3": capacity_context, "q4": tco_context}
+    # What the answer file keeps of this run besides the answers.
     book.add_run(
         "slo_capacity",
         {"gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,
          "cap_output_tokens_per_s": cap_tokens_per_s},
     )
+    return book, exercise_contexts
+
+
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
+@app.cell
+def _(exercise_contexts, ui):
+    answers = ui.exercise_form("lab06", contexts=exercise_contexts)
+    answers.vstack()
+    return (answers,)
+
+
+@app.cell
+def _(answers, book, exercise_contexts, save_button, ui):
+    verdicts = ui.check_answers(book, answers.value, contexts=exercise_contexts)
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

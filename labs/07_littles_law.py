@@ -302,11 +302,22 @@ def _(e2e, fmt, little, mo, summary):
     return little_error, tail_ratio
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, e2e, little, resolved, summary):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "baseline",
+        {
+            "target": resolved.message,
+            "requests": int(summary["requests"]),
+            "e2e_p50_s": e2e.p50_s,
+            "e2e_p95_s": e2e.p95_s,
+            "e2e_p99_s": e2e.p99_s,
+            "throughput_req_per_s": float(summary["throughput_req_per_s"]),
+            "littles_law_ratio": little.ratio,
+        },
+    )
+    return
 
 
 @app.cell
@@ -323,6 +334,13 @@ def _(AnswerBook, e2e, learner, output_tokens, target_req_per_s, tpot, ttft):
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab07", exercise_context)
@@ -331,20 +349,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, e2e, exercise_context, little, resolved, save_button, summary, ui):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "baseline",
-        {
-            "target": resolved.message,
-            "requests": int(summary["requests"]),
-            "e2e_p50_s": e2e.p50_s,
-            "e2e_p95_s": e2e.p95_s,
-            "e2e_p99_s": e2e.p99_s,
-            "throughput_req_per_s": float(summary["throughput_req_per_s"]),
-            "littles_law_ratio": little.ratio,
-        },
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

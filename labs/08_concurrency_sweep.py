@@ -240,25 +240,26 @@ def _(server_note, ui):
 
 
 @app.cell
-def _(Level, concurrency_levels, max_tokens, prompt_tokens, rounds_per_level):
-    # The closed-loop levels: rounds × c requests each (at least 8), no warm-up.
-    closed_levels = [
+def _(run_levels, run_sync, seed, server_for_run):
+    def run_sweep(levels):
+        """One sweep of ``levels`` on the server above (a fallback one is started afresh), its
+        metrics scraped every 0.1 s: the result, and the simulator's lag note (None if none)."""
+        with server_for_run() as (target, lag_note):
+            result = run_sync(run_levels(target, levels, kind="sweep", seed=seed,
+                                         metrics_interval_s=0.1, log_notes=False))
+            return result, lag_note()
+    return (run_sweep,)
+
+
+@app.cell
+def _(Level, concurrency_levels, max_tokens, prompt_tokens, rounds_per_level, run_sweep):
+    # The closed-loop sweep: rounds × c requests per level (at least 8), no warm-up.
+    _levels = [
         Level(requests=max(rounds_per_level * _c, 8), concurrency=_c,
               prompt_tokens=prompt_tokens, max_tokens=max_tokens)
         for _c in concurrency_levels
     ]
-    return (closed_levels,)
-
-
-@app.cell
-def _(closed_levels, run_levels, run_sync, seed, server_for_run):
-    # One call: the closed-loop sweep, with the server's metrics scraped every 0.1 s.
-    with server_for_run() as (_target, _lag_note):
-        closed = run_sync(
-            run_levels(_target, closed_levels, kind="sweep", seed=seed, metrics_interval_s=0.1,
-                       log_notes=False)
-        )
-        closed_lag_note = _lag_note()
+    closed, closed_lag_note = run_sweep(_levels)
     closed_frame = closed.frame()
     return closed, closed_frame, closed_lag_note
 
@@ -336,25 +337,22 @@ def _(closed_summary):
 
 
 @app.cell
-def _(Level, capacity_req_per_s, max_tokens, open_requests, prompt_tokens, rate_fractions):
-    # The open-loop levels: Poisson arrivals at fractions of the plateau.
-    open_levels = [
+def _(
+    Level,
+    capacity_req_per_s,
+    max_tokens,
+    open_requests,
+    prompt_tokens,
+    rate_fractions,
+    run_sweep,
+):
+    # The open-loop sweep, on a fresh server: Poisson arrivals at fractions of the plateau.
+    _levels = [
         Level(requests=open_requests, rate_per_s=round(_f * capacity_req_per_s, 3),
               arrival="poisson", prompt_tokens=prompt_tokens, max_tokens=max_tokens)
         for _f in rate_fractions
     ]
-    return (open_levels,)
-
-
-@app.cell
-def _(open_levels, run_levels, run_sync, seed, server_for_run):
-    # One call: the open-loop sweep, on a fresh server.
-    with server_for_run() as (_target, _lag_note):
-        opened = run_sync(
-            run_levels(_target, open_levels, kind="sweep", seed=seed, metrics_interval_s=0.1,
-                       log_notes=False)
-        )
-        open_lag_note = _lag_note()
+    opened, open_lag_note = run_sweep(_levels)
     open_frame = opened.frame()
     return open_frame, open_lag_note, opened
 
@@ -469,11 +467,19 @@ def _(
     return (p95_growth,)
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, capacity_req_per_s, knee_concurrency, p95_growth, server_note):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "concurrency_sweep",
+        {
+            "server": server_note,
+            "knee_concurrency": knee_concurrency,
+            "capacity_req_per_s": capacity_req_per_s,
+            "open_loop_p95_growth": p95_growth,
+        },
+    )
+    return
 
 
 @app.cell
@@ -501,6 +507,13 @@ def _(
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab08", exercise_context)
@@ -509,27 +522,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(
-    answers,
-    book,
-    capacity_req_per_s,
-    exercise_context,
-    knee_concurrency,
-    p95_growth,
-    save_button,
-    server_note,
-    ui,
-):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "concurrency_sweep",
-        {
-            "server": server_note,
-            "knee_concurrency": knee_concurrency,
-            "capacity_req_per_s": capacity_req_per_s,
-            "open_loop_p95_growth": p95_growth,
-        },
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

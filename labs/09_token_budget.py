@@ -273,11 +273,18 @@ def _(costs, fmt, mo):
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, costs, resolved):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "token_grid",
+        {
+            "target": resolved.message,
+            "prefill_ms_per_1k_tokens": costs.prefill_ms_per_1k_tokens,
+            "decode_ms_per_token": costs.decode_ms_per_token,
+        },
+    )
+    return
 
 
 @app.cell
@@ -312,6 +319,13 @@ def _(
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab09", exercise_context)
@@ -320,16 +334,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, costs, exercise_context, resolved, save_button, ui):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "token_grid",
-        {
-            "target": resolved.message,
-            "prefill_ms_per_1k_tokens": costs.prefill_ms_per_1k_tokens,
-            "decode_ms_per_token": costs.decode_ms_per_token,
-        },
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

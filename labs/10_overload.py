@@ -295,26 +295,18 @@ def _(error_rate_vs_load, unbounded_frame):
 
 
 @app.cell
-def _(stats, unbounded_frame):
+def _(closed_loop_vs_little, max_num_seqs, stats, unbounded_frame):
     unbounded_summary = stats.summarize(unbounded_frame)
-    return (unbounded_summary,)
-
-
-@app.cell
-def _(max_num_seqs, unbounded_summary):
     # The service time s: the mean e2e at the last level whose clients the batch still holds.
     _fits = unbounded_summary[unbounded_summary["concurrency"] <= max_num_seqs]
     service_s = float((_fits if len(_fits) else unbounded_summary).iloc[-1]["e2e_mean_s"])
-    return (service_s,)
-
-
-@app.cell
-def _(closed_loop_vs_little, max_num_seqs, service_s, unbounded_frame):
+    # The server's capacity: the highest throughput of the closed-loop overload run.
+    capacity_req_per_s = float(unbounded_summary["throughput_req_per_s"].max())
     # Theory against measurement: W = max(1, c / S) × s (Little's Law with X = S / s).
     theory_table = closed_loop_vs_little(unbounded_frame, servers=max_num_seqs,
                                          service_s=service_s)
     theory_table
-    return (theory_table,)
+    return capacity_req_per_s, service_s, theory_table, unbounded_summary
 
 
 @app.cell(hide_code=True)
@@ -354,63 +346,42 @@ def _(mo):
 
 
 @app.cell
-def _(unbounded_summary):
-    # The server's capacity: the highest throughput of the closed-loop overload run.
-    capacity_req_per_s = float(unbounded_summary["throughput_req_per_s"].max())
-    return (capacity_req_per_s,)
-
-
-@app.cell
 def _(
     Level,
-    capacity_req_per_s,
-    max_tokens,
-    open_fractions,
-    open_requests,
-    prompt_tokens,
-    timeout_s,
-):
-    # The open-loop levels: Poisson arrivals at fractions of the capacity, the timeout recorded.
-    open_levels = [
-        Level(requests=open_requests, rate_per_s=round(_f * capacity_req_per_s, 3),
-              prompt_tokens=prompt_tokens, max_tokens=max_tokens,
-              labels={"timeout_s": timeout_s})
-        for _f in open_fractions
-    ]
-    return (open_levels,)
-
-
-@app.cell
-def _(
     Timeouts,
+    capacity_req_per_s,
     gpu,
     max_num_seqs,
     max_queue,
+    max_tokens,
     model,
-    open_levels,
+    open_fractions,
+    open_requests,
+    prompt_tokens,
     run_levels,
     run_sync,
     seed,
     serve,
     timeout_s,
 ):
-    # Two calls, one per server: the same schedule without and with admission control.
+    # The open-loop levels: Poisson arrivals at fractions of the capacity, the timeout recorded.
+    _levels = [
+        Level(requests=open_requests, rate_per_s=round(_f * capacity_req_per_s, 3),
+              prompt_tokens=prompt_tokens, max_tokens=max_tokens,
+              labels={"timeout_s": timeout_s})
+        for _f in open_fractions
+    ]
+    # One call per server, each fresh: the same schedule without (max_queue None: unbounded, as
+    # in vLLM) and with admission control.
     _timeouts = Timeouts(connect_s=timeout_s, read_s=timeout_s, total_s=timeout_s)
-    with serve(gpu, model, max_num_seqs=max_num_seqs, log_lag=False) as _sim:
-        open_unbounded = run_sync(
-            run_levels(_sim, open_levels,
-                       kind="overload", timeouts=_timeouts, seed=seed, drain_s=timeout_s + 1,
-                       log_notes=False)
-        ).frame()
-        _lag_unbounded = _sim.lag_note()
-    with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue,
-               log_lag=False) as _sim:
-        open_bounded = run_sync(
-            run_levels(_sim, open_levels,
-                       kind="overload", timeouts=_timeouts, seed=seed, drain_s=timeout_s + 1,
-                       log_notes=False)
-        ).frame()
-        open_lag_notes = [_lag_unbounded, _sim.lag_note()]
+    _frames, open_lag_notes = [], []
+    for _queue in (None, max_queue):
+        with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=_queue, log_lag=False) as _sim:
+            _run = run_levels(_sim, _levels, kind="overload", timeouts=_timeouts, seed=seed,
+                              drain_s=timeout_s + 1, log_notes=False)
+            _frames.append(run_sync(_run).frame())
+            open_lag_notes.append(_sim.lag_note())
+    open_unbounded, open_bounded = _frames
     return open_bounded, open_lag_notes, open_unbounded
 
 
@@ -434,10 +405,10 @@ def _(
 @app.cell
 def _(goodput_by_level, open_bounded, open_unbounded, tpot_slo_s, ttft_slo_s):
     # Goodput against throughput per arrival rate, without and with admission control.
-    goodput_unbounded = goodput_by_level(open_unbounded, ttft_slo_s=ttft_slo_s,
-                                         tpot_slo_s=tpot_slo_s).set_index("rate_per_s")
-    goodput_bounded = goodput_by_level(open_bounded, ttft_slo_s=ttft_slo_s,
-                                       tpot_slo_s=tpot_slo_s).set_index("rate_per_s")
+    goodput_unbounded, goodput_bounded = (
+        goodput_by_level(_f, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s).set_index("rate_per_s")
+        for _f in (open_unbounded, open_bounded)
+    )
     goodput_unbounded.join(
         goodput_bounded[["goodput_per_s", "error_rate"]].add_suffix("_with_max_queue")
     )
@@ -552,16 +523,10 @@ def _(
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
-
-
 @app.cell
 def _(
     AnswerBook,
+    goodput_bounded,
     goodput_unbounded,
     learner,
     max_num_seqs,
@@ -585,28 +550,7 @@ def _(
         "attempts": int(_blind["attempts"]),
         "user_requests": int(_blind["user_requests"]),
     }
-    return book, exercise_context
-
-
-@app.cell
-def _(exercise_context, ui):
-    answers = ui.exercise_form("lab10", exercise_context)
-    answers.vstack()
-    return (answers,)
-
-
-@app.cell
-def _(
-    answers,
-    book,
-    exercise_context,
-    goodput_bounded,
-    goodput_unbounded,
-    retry_table,
-    save_button,
-    ui,
-):
-    verdicts = ui.check_answers(book, answers.value, exercise_context)
+    # What the answer file keeps of this run besides the answers.
     book.add_run(
         "overload",
         {
@@ -617,6 +561,26 @@ def _(
             },
         },
     )
+    return book, exercise_context
+
+
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
+@app.cell
+def _(exercise_context, ui):
+    answers = ui.exercise_form("lab10", exercise_context)
+    answers.vstack()
+    return (answers,)
+
+
+@app.cell
+def _(answers, book, exercise_context, save_button, ui):
+    verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

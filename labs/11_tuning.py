@@ -388,11 +388,21 @@ def _(fmt, mo, plan_base, plan_tuned, slo_p95_s, users):
     return (gpus_saved,)
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, plan_base, plan_tuned):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "capacity_plan",
+        {
+            "slo_p95_s": plan_base.slo_s,
+            "users": plan_base.users,
+            "baseline_cap": plan_base.cap,
+            "baseline_gpus": plan_base.gpus,
+            "tuned_cap": plan_tuned.cap,
+            "tuned_gpus": plan_tuned.gpus,
+        },
+    )
+    return
 
 
 @app.cell
@@ -429,6 +439,13 @@ def _(
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab11", exercise_context)
@@ -437,19 +454,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, plan_base, plan_tuned, save_button, ui):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "capacity_plan",
-        {
-            "slo_p95_s": plan_base.slo_s,
-            "users": plan_base.users,
-            "baseline_cap": plan_base.cap,
-            "baseline_gpus": plan_base.gpus,
-            "tuned_cap": plan_tuned.cap,
-            "tuned_gpus": plan_tuned.gpus,
-        },
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

@@ -351,12 +351,12 @@ def _(mo):
 
 
 @app.cell
-def _(held_row, mo, predictions, reveal):
+def _(fmt, held_row, mo, predictions, reveal):
     revealed = predictions.copy()
     revealed["measured"] = [float(held_row[c]) for c in revealed.index]
     for _col in ("simulator", "queueing model"):
         revealed[f"{_col} error"] = [
-            f"{(_p / _m - 1) * 100:+.0f}%"
+            fmt.rel_error(_p, _m)
             for _p, _m in zip(revealed[_col], revealed["measured"], strict=True)
         ]
     _view = (
@@ -385,11 +385,17 @@ def _(fmt, mo, model, tp_table):
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, plan, revealed):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "nim_benchmarks",
+        {
+            "cheapest": str(plan.iloc[0]["config"]),
+            "held_back": {k: float(v) for k, v in revealed["measured"].items()},
+        },
+    )
+    return
 
 
 @app.cell
@@ -438,6 +444,13 @@ def _(
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab12", exercise_context)
@@ -446,15 +459,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, plan, revealed, save_button, ui):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "nim_benchmarks",
-        {
-            "cheapest": str(plan.iloc[0]["config"]),
-            "held_back": {k: float(v) for k, v in revealed["measured"].items()},
-        },
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

@@ -305,11 +305,19 @@ def _(mo, tp_measured):
     return
 
 
-@app.cell(hide_code=True)
-def _(ui):
-    learner, save_button = ui.learner_controls()
-    ui.exercises_heading(learner)
-    return learner, save_button
+@app.cell
+def _(book, plan, split_table):
+    # What the answer file keeps of this run besides the answers.
+    book.add_run(
+        "fleet",
+        {
+            "cheapest": plan.best["label"] if plan.best else None,
+            "split_itl_p95_s": dict(
+                zip(split_table["layout"], split_table["itl_p95_s"].astype(float), strict=True)
+            ),
+        },
+    )
+    return
 
 
 @app.cell
@@ -346,6 +354,13 @@ def _(
     return book, exercise_context
 
 
+@app.cell(hide_code=True)
+def _(ui):
+    learner, save_button = ui.learner_controls()
+    ui.exercises_heading(learner)
+    return learner, save_button
+
+
 @app.cell
 def _(exercise_context, ui):
     answers = ui.exercise_form("lab13", exercise_context)
@@ -354,17 +369,8 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, plan, save_button, split_table, ui):
+def _(answers, book, exercise_context, save_button, ui):
     verdicts = ui.check_answers(book, answers.value, exercise_context)
-    book.add_run(
-        "fleet",
-        {
-            "cheapest": plan.best["label"] if plan.best else None,
-            "split_itl_p95_s": dict(
-                zip(split_table["layout"], split_table["itl_p95_s"].astype(float), strict=True)
-            ),
-        },
-    )
     ui.results_view(verdicts, book, save_button)
     return (verdicts,)
 

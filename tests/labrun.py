@@ -1,5 +1,6 @@
 """What the headless lab tests share: run a lab with overrides, keep answers out of the
-learner's folder, and check a lab's header and marimo's static check."""
+learner's folder, check a lab's header and marimo's static check, and check its exercises
+against the context the lab stored."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from infphys.exercises import exercises_for
+from infphys.exercises.contexts import context_problems
 
 LABS = Path(__file__).resolve().parents[1] / "labs"
 
@@ -62,3 +66,22 @@ def check_marimo_and_header(path: Path) -> None:
     for dep in ('"marimo', '"plotly', '"pandas', '"infphys"'):
         assert dep in header
     assert "**Time: about" in text and "Key takeaway" in text
+
+
+def check_exercises(lab: int, defs: dict[str, Any]) -> None:
+    """Right answers (the solution for the learner's context) pass; wrong ones fail; every
+    verdict cell ran and reported 'no answer yet'; the context is one `infphys grade` trusts.
+
+    A wrong number is 1.5 × the solution + 1 (outside every exercise's tolerance); a wrong
+    choice is any other option."""
+    ctx = defs["exercise_context"]
+    for i, ex in enumerate(exercises_for(lab), start=1):
+        assert defs["verdicts"][f"q{i}"].status == "missing"
+        assert context_problems(ex.id, ctx) == [], ex.id
+        expected = ex.expected(**ctx)
+        assert ex.check(expected, **ctx).ok, ex.id
+        if ex.kind == "choice":
+            wrong = next(c for c in ex.choices if c != expected)
+        else:
+            wrong = float(expected) * 1.5 + 1.0
+        assert not ex.check(wrong, **ctx).ok, ex.id

@@ -502,6 +502,59 @@ def test_check_answers_records_what_counts_and_keys_by_question() -> None:
         ui.check_answers(AnswerBook("Ada"), {}, ctx)
 
 
+def test_per_question_contexts_show_and_check_each_question_with_its_own() -> None:
+    pytest.importorskip("marimo")
+    from infphys.exercises import ui
+
+    # Lab 06: q1 is about a fleet of 8 GPUs at $2.50 serving 400 users: 8 × 2.50 / 400 = $0.05
+    # per user-hour. q2 and q3 are about one GPU at 20 users: 2.50 / 20 = $0.125 per user-hour,
+    # × 730 h = $91.25 per user-month. q4 is the TCO question, left unanswered.
+    fleet = {"gpu_hourly_usd": 2.5, "num_gpus": 8, "concurrent_users": 400}
+    one_gpu = {"gpu_hourly_usd": 2.5, "num_gpus": 1, "concurrent_users": 20,
+               "output_tokens_per_s": 1000.0}
+    tco = {"gpu_hourly_usd": 2.5, "average_input_tokens_per_s": 20_000.0,
+           "average_output_tokens_per_s": 2_000.0, "peak_to_average": 3.0,
+           "input_tokens_per_s": 40_000.0, "output_tokens_per_s": 2_500.0}
+    contexts = {"q1": fleet, "q2": one_gpu, "q3": one_gpu, "q4": tco}
+    form = ui.exercise_form("lab06", contexts=contexts)
+    assert form.value == {"q1": "", "q2": "", "q3": "", "q4": ""}
+    book = AnswerBook("Ada", lab="lab06")
+    verdicts = ui.check_answers(book, {"q1": "0.05", "q3": "91.25"}, contexts=contexts)
+    assert verdicts["q1"].ok and verdicts["q3"].ok
+    assert verdicts["q4"].status == "missing"
+    # Each answer is stored with the context it was checked against.
+    assert book.answers["lab06.q1"]["context"]["num_gpus"] == 8
+    assert book.answers["lab06.q3"]["context"]["num_gpus"] == 1
+    # The fleet's $0.05 is not the single GPU's user-month.
+    assert not ui.check_answers(book, {"q3": "0.05"}, contexts=contexts)["q3"].ok
+
+
+def test_contexts_must_cover_every_question_and_not_come_with_a_context() -> None:
+    pytest.importorskip("marimo")
+    from infphys.exercises import ui
+
+    fleet = {"gpu_hourly_usd": 2.5, "num_gpus": 8, "concurrent_users": 400}
+    with pytest.raises(ValueError, match="contexts has no context for q2, q3, q4"):
+        ui.exercise_form("lab06", contexts={"q1": fleet})
+    with pytest.raises(ValueError, match="either context"):
+        ui.check_answers(AnswerBook("Ada", lab="lab06"), {}, fleet, contexts={"q1": fleet})
+    with pytest.raises(ValueError, match="either context"):
+        ui.exercise_form("lab06")
+
+
+def test_watch_view_says_how_the_gpu_was_sampled_or_why_not() -> None:
+    pytest.importorskip("marimo")
+    from types import SimpleNamespace
+
+    from infphys.exercises import ui
+
+    # A watcher sampling every 0.05 s: 0.05 × 1,000 = 50 ms.
+    sampled = ui.watch_view(SimpleNamespace(reason=None, interval_s=0.05), "the copy", "figure")
+    assert "during the copy" in sampled.text and "sampled every 50 ms" in sampled.text
+    none = ui.watch_view(SimpleNamespace(reason="no NVIDIA GPU", interval_s=0.05), "x", "figure")
+    assert "no NVIDIA GPU" in none.text and "sampled every" not in none.text
+
+
 def test_offline_note_only_outside_the_labs_server() -> None:
     pytest.importorskip("marimo")
     from infphys.exercises import ui

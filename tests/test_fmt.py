@@ -71,3 +71,15 @@ def test_bad_precision_names_the_argument() -> None:
         fmt.num(1.0, -1)
     with pytest.raises(ValueError, match="sig"):
         fmt.num(1.0, sig=0)
+
+
+def test_rel_error_signed_percent_against_the_reference() -> None:
+    # A roofline TPOT of 8.0 ms against a measured 8.8 ms: 0.8 / 8.0 = +10 %; against 8.6 ms,
+    # 0.6 / 8.0 = +7.5 %; 3.9 against 4.0 is -0.1 / 4.0 = -2.5 %.
+    assert fmt.rel_error(8.8, 8.0) == "+10%"
+    assert fmt.rel_error(8.6, 8.0, 1) == "+7.5%"
+    assert fmt.rel_error(3.9, 4.0, 1) == "-2.5%"
+    # An H100 copy at 2,900 GB/s against the datasheet's 3,350 GB/s: -13.4 %.
+    assert fmt.rel_error(2.9e12, 3.35e12) == "-13%"
+    for value, reference in ((None, 1.0), (1.0, None), (math.nan, 1.0), (1.0, 0.0)):
+        assert fmt.rel_error(value, reference) == "n/a"

@@ -225,6 +225,7 @@ def _lab_contexts(path: Path) -> dict[str, tuple[set[str], dict[str, int]]]:
     """Each exercise id → (context keys, decimals of round(...)) read from a lab's source."""
     tree = ast.parse(path.read_text())
     dicts: dict[str, tuple[set[str], dict[str, int]]] = {}
+    by_question: dict[str, dict[str, ast.expr]] = {}
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Assign)
@@ -241,6 +242,18 @@ def _lab_contexts(path: Path) -> dict[str, tuple[set[str], dict[str, int]]]:
                 if isinstance(v, ast.Call) and getattr(v.func, "id", "") == "round":
                     places[str(k.value)] = int(ast.literal_eval(v.args[1]))
             dicts[node.targets[0].id] = (keys, places)
+        elif (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Dict)
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id.endswith("_contexts")
+        ):
+            # {"q1": calculator_context, ...}: the context each question is checked against.
+            questions = {}
+            for k, v in zip(node.value.keys, node.value.values, strict=True):
+                assert isinstance(k, ast.Constant)
+                questions[str(k.value)] = v
+            by_question[node.targets[0].id] = questions
     out = {}
     for node in ast.walk(tree):
         if (
@@ -261,11 +274,19 @@ def _lab_contexts(path: Path) -> dict[str, tuple[set[str], dict[str, int]]]:
             and isinstance(node.func, ast.Attribute)
             and node.func.attr == "check_answers"
         ):
-            # ui.check_answers(book, answers, context): every exercise of the lab is checked
-            # against the one context dict, so each stores all of its keys.
-            ctx = node.args[2]
-            assert isinstance(ctx, ast.Name)
+            per_question = [k.value for k in node.keywords if k.arg == "contexts"]
             for ex in exercises_for(f"lab{path.name[:2]}"):
+                if per_question:
+                    # ui.check_answers(book, answers, contexts=by_question): each exercise is
+                    # checked against the context dict its question key names.
+                    (name,) = per_question
+                    assert isinstance(name, ast.Name)
+                    ctx = by_question[name.id][ex.id.rsplit(".", 1)[1]]
+                else:
+                    # ui.check_answers(book, answers, context): every exercise of the lab is
+                    # checked against the one context dict, so each stores all of its keys.
+                    ctx = node.args[2]
+                assert isinstance(ctx, ast.Name)
                 out[ex.id] = dicts[ctx.id]
     return out
 

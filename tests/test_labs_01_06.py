@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import math
 import subprocess
 import sys
@@ -270,7 +271,7 @@ def test_lab3_exercises_check_the_learners_own_settings() -> None:
 def test_lab3_save_writes_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "class"
     monkeypatch.setenv("INFPHYS_ANSWERS_DIR", str(folder))
-    _run(
+    d = _run(
         3,
         learner=Picked("Ada Lovelace"),
         save_button=Picked(True),
@@ -281,6 +282,11 @@ def test_lab3_save_writes_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     table = grade(folder)
     assert list(table["learner"]) == ["Ada Lovelace"]
     assert table.loc[0, "lab03.q1"] == "pass"
+    # The run summary is saved with the answers (the cell recording it runs before the save).
+    saved = json.loads((folder / "ada-lovelace.json").read_text())
+    assert saved["runs"]["lab03"]["kv_wall"]["summary"]["calculator_users"] == d[
+        "engine_wall_users"
+    ]
 
 
 # --- lab 4: FP8 -------------------------------------------------------------------------------
@@ -669,11 +675,13 @@ def test_grading_accepts_the_contexts_the_labs_store(
 ) -> None:
     from infphys.exercises.contexts import context_problems
 
-    for d, contexts in (
-        (lab3, {"lab03.q1": "exercise_context"}),
-        (lab4, {"lab04.q2": "exercise_context"}),
-        (lab6, {"lab06.q1": "calculator_context", "lab06.q2": "capacity_context",
-                "lab06.q4": "tco_context"}),
+    # Lab 06 checks its questions against three contexts, one per question.
+    lab6_contexts = lab6["exercise_contexts"]
+    for ex_id, ctx in (
+        ("lab03.q1", lab3["exercise_context"]),
+        ("lab04.q2", lab4["exercise_context"]),
+        ("lab06.q1", lab6_contexts["q1"]),
+        ("lab06.q2", lab6_contexts["q2"]),
+        ("lab06.q4", lab6_contexts["q4"]),
     ):
-        for ex_id, name in contexts.items():
-            assert context_problems(ex_id, d[name]) == [], ex_id
+        assert context_problems(ex_id, ctx) == [], ex_id

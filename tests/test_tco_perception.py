@@ -15,7 +15,7 @@ from infphys.catalog import (
     TOKENS_PER_WORD,
     reading_pace_itl_s,
 )
-from infphys.physics import tco
+from infphys.physics import roofline_throughput, tco
 
 # --- perception -------------------------------------------------------------------------------
 
@@ -67,6 +67,39 @@ def test_gpus_sized_for_peak() -> None:
     assert tco.gpus_for_peak(LOAD, RATES) == 4
     assert tco.gpus_for_peak(LOAD, RATES, gpus_per_unit=8) == 8
     assert tco.gpus_for_peak(tco.TokenLoad(20_000, 2_000, 1.0), RATES) == 2
+
+
+def test_roofline_throughput_is_one_prompts_prefill_and_the_batchs_decode() -> None:
+    from infphys.physics import decode_step_s, prefill_time
+
+    # Llama-3.1-8B on an H100 (the doctest's figures): 1,024 tokens prefilled in 32.1 ms are
+    # 1,024 / 0.0321273 = 31,873 tokens/s; 64 sequences at 1,152 tokens of context decode in
+    # 11.597 ms steps: 64 / 0.0115974 = 5,518 tokens/s.
+    r = roofline_throughput("h100", "llama-3.1-8b", prompt_tokens=1024, users=64,
+                            context_tokens=1152)
+    assert r.input_tokens_per_s == pytest.approx(31_873, rel=1e-4)
+    assert r.output_tokens_per_s == pytest.approx(5_518, rel=1e-4)
+    # The same two quantities the cost chapter prices with: prompt / prefill and batch / step.
+    pre = prefill_time("h100", "llama-3.1-8b", 1024).total_s
+    assert r.input_tokens_per_s == pytest.approx(1024 / pre)
+    step_s = decode_step_s("h100", "llama-3.1-8b", 64, 1152)
+    assert r.output_tokens_per_s == pytest.approx(64 / step_s)
+    with pytest.raises(ValueError, match="prompt_tokens"):
+        roofline_throughput("h100", "llama-3.1-8b", prompt_tokens=0, users=1, context_tokens=1)
+
+
+def test_tco_table_one_row_per_way_of_serving() -> None:
+    from infphys.analysis import tco_table
+
+    # Rented: 4 GPUs × $2.50 × 8,760 h = $87,600 (test_rented_tco_by_hand); the API: 630,720 M
+    # input × $0.10 + 63,072 M output × $0.40 = $88,300.8.
+    t = tco_table([tco.rented_tco(LOAD, RATES, 2.50), tco.api_tco(LOAD, 0.10, 0.40)])
+    assert t["option"].tolist() == ["cloud GPU-hours", "per-token API"]
+    assert t["GPUs (peak)"].tolist() == [4, 0]
+    assert t["USD per year"].tolist() == pytest.approx([87_600, 88_300.8])
+    assert t.loc[0, "USD per M output"] == pytest.approx(0.854701, rel=1e-5)
+    assert t.loc[1, "USD per M input"] == pytest.approx(0.10)
+    assert tco_table([]).empty and "USD per M output" in tco_table([]).columns
 
 
 def test_rented_tco_by_hand() -> None:

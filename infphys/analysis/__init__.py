@@ -7,6 +7,7 @@ and returns a DataFrame or a small dataclass. A lab shows the table and hands it
 
 - :mod:`infphys.analysis.compare`: the relative error (:func:`error_pct`), significant figures
   (:func:`sig`) and the theory-versus-measured table every lab shows (:func:`comparison_table`).
+- :mod:`infphys.analysis.cost`: the table of one load served several ways (:func:`tco_table`).
 - :mod:`infphys.analysis.load`: per-level tables of a load run against queueing theory
   (Little's Law, a batch-limited closed loop, M/M/c), goodput, errors and the TTFT/decode
   split per level, and the token grid's TTFT/decode split, table and fitted per-token costs.
@@ -15,6 +16,7 @@ and returns a DataFrame or a small dataclass. A lab shows the table and hands it
 from __future__ import annotations
 
 from infphys.analysis.compare import comparison_table, error_pct, sig
+from infphys.analysis.cost import tco_table
 from infphys.analysis.load import (
     TokenCosts,
     closed_loop_vs_little,
@@ -38,6 +40,7 @@ __all__ = [
     "littles_law_by_level",
     "open_loop_vs_mmc",
     "sig",
+    "tco_table",
     "token_budget_split",
     "token_budget_table",
     "token_costs",

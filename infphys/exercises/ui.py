@@ -1,22 +1,32 @@
 """marimo glue for exercises: the answer widgets, the verdicts, the save panel of a lab.
 
 marimo is imported lazily inside each function, so ``import infphys.exercises`` never needs it.
-A lab's exercise section is four cells; only the context (the learner's own numbers) and the run
-summary are the lab's own::
+A lab's exercise section is five cells; only the run summary and the context (the learner's
+own numbers) are the lab's own, the last three are the same in every lab::
 
-    # cell 1: the name box and the save button (made once: typing a name re-runs nothing above)
-    learner, save_button = learner_controls()
-    exercises_heading(learner)
+    # cell 1: what the answer file keeps of the learner's run besides the answers
+    book.add_run("kv_wall", {"calculator_users": engine_wall_users})
     # cell 2: the answer book and the numbers the prompts and solutions use
     book = AnswerBook(learner.value, lab="lab03")
     exercise_context = {"model": model.key, "users": 50}
-    # cell 3: one widget per exercise of the lab, shown one under another
+    # cell 3: the name box and the save button (made once: typing a name re-runs nothing above)
+    learner, save_button = learner_controls()
+    exercises_heading(learner)
+    # cell 4: one widget per exercise of the lab, shown one under another
     answers = exercise_form("lab03", exercise_context)
     answers.vstack()
-    # cell 4: check every answer (marimo re-runs this whenever the learner answers), save
+    # cell 5: check every answer (marimo re-runs this whenever the learner answers), save
     verdicts = check_answers(book, answers.value, exercise_context)
-    book.add_run("kv_cliff", exercise_context)
     results_view(verdicts, book, save_button)
+
+The two cells of the lab's own come first in the file: they show nothing, and marimo runs cells
+in the order their names need, not the order they are written. The run summary has a cell of
+its own when it reads results that can change while the context's inputs stay put (re-running
+cell 2 makes a new book and a new form, which would wipe the learner's typed answers); a lab
+whose summary reads only what the context's inputs come from records it in cell 2 (labs 01,
+05, 06, 10). A lab whose questions are checked against different contexts passes
+``contexts={"q1": ..., "q2": ...}`` to :func:`exercise_form` and :func:`check_answers`
+instead of one context.
 
 A widget's label is the exercise's title and its prompt filled with the learner's context. In a
 headless run a test replaces ``answers`` with anything whose ``value`` maps ``"q1"``… to answers,
@@ -53,6 +63,7 @@ __all__ = [
     "save_view",
     "target_view",
     "verdict_view",
+    "watch_view",
 ]
 
 #: Environment variable that pre-fills the learner's name box (a classroom machine's login).
@@ -95,46 +106,90 @@ def _question_key(exercise: Exercise) -> str:
     return exercise.id.rsplit(".", 1)[1]
 
 
-def exercise_form(lab: str | int, context: Mapping[str, Any]) -> Any:
+def _contexts(
+    exercises: list[Exercise],
+    context: Mapping[str, Any] | None,
+    contexts: Mapping[str, Mapping[str, Any]] | None,
+) -> dict[str, Mapping[str, Any]]:
+    """Each exercise's key (``"q1"``…) → the context it is shown and checked with.
+
+    Raises:
+        ValueError: when neither or both of ``context`` and ``contexts`` are given, or when
+            ``contexts`` misses a question of the lab (naming it).
+    """
+    both_or_neither = "pass either context (one for all questions) or contexts (per question)"
+    if contexts is None:
+        if context is None:
+            raise ValueError(both_or_neither)
+        return {_question_key(ex): context for ex in exercises}
+    if context is not None:
+        raise ValueError(both_or_neither)
+    missing = [_question_key(ex) for ex in exercises if _question_key(ex) not in contexts]
+    if missing:
+        raise ValueError(f"contexts has no context for {', '.join(missing)}")
+    return {_question_key(ex): contexts[_question_key(ex)] for ex in exercises}
+
+
+def exercise_form(
+    lab: str | int,
+    context: Mapping[str, Any] | None = None,
+    *,
+    contexts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Any:
     """One :func:`exercise_widget` per exercise of ``lab``, as a ``mo.ui.dictionary``.
 
+    Each prompt is filled from ``context``, or from ``contexts[key]`` where questions are checked
+    against different contexts (Lab 06's ``{"q1": calculator_context, "q2": ...}``).
     Its ``value`` maps ``"q1"``, ``"q2"``… to what the learner typed or chose; show it with
     ``answers.vstack()`` (the widgets one under another, in id order, still bound to it).
     For ``"lab05"`` (three exercises) the value starts as ``{"q1": "", "q2": "", "q3": None}``
     (the third is a choice).
 
     Raises:
-        ValueError: when ``lab`` has no exercises (naming it).
+        ValueError: when ``lab`` has no exercises (naming it), or for ``context``/``contexts``
+            as :func:`check_answers` says.
     """
     import marimo as mo
 
     exercises = exercises_for(lab)
     if not exercises:
         raise ValueError(f"lab {lab!r} has no exercises (see infphys.exercises)")
-    widgets = {_question_key(ex): exercise_widget(ex, **context) for ex in exercises}
+    by_key = _contexts(exercises, context, contexts)
+    widgets = {
+        _question_key(ex): exercise_widget(ex, **by_key[_question_key(ex)]) for ex in exercises
+    }
     return mo.ui.dictionary(widgets)
 
 
 def check_answers(
-    book: AnswerBook, answers: Mapping[str, object], context: Mapping[str, Any]
+    book: AnswerBook,
+    answers: Mapping[str, object],
+    context: Mapping[str, Any] | None = None,
+    *,
+    contexts: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Verdict]:
     """Check every exercise of ``book.lab`` against ``answers`` (keyed ``"q1"``…) in ``book``.
 
-    A question missing from ``answers`` counts as not answered yet (``missing``). Returns the
-    verdicts by key, in id order; :meth:`AnswerBook.check` records the ones that count.
+    Each is checked against ``context``, or against ``contexts[key]`` where the lab's questions
+    use different contexts. A question missing from ``answers`` counts as not answered yet
+    (``missing``). Returns the verdicts by key, in id order; :meth:`AnswerBook.check` records
+    the ones that count.
 
     Raises:
-        ValueError: when the book names no lab, or a lab with no exercises.
+        ValueError: when the book names no lab, or a lab with no exercises; when neither or
+            both of ``context`` and ``contexts`` are given; when ``contexts`` misses a question.
     """
     if not book.lab:
         raise ValueError("book.lab is empty: make the book with AnswerBook(learner, lab='labNN')")
     exercises = exercises_for(book.lab)
     if not exercises:
         raise ValueError(f"book.lab {book.lab!r} has no exercises")
-    return {
-        _question_key(ex): book.check(ex, answers.get(_question_key(ex), ""), **context)
-        for ex in exercises
-    }
+    by_key = _contexts(exercises, context, contexts)
+    verdicts = {}
+    for ex in exercises:
+        key = _question_key(ex)
+        verdicts[key] = book.check(ex, answers.get(key, ""), **by_key[key])
+    return verdicts
 
 
 def gpu_dropdown(value: str, label: str = "GPU") -> Any:
@@ -298,6 +353,22 @@ def run_notes(lag_notes: Iterable[str | None] = (), warnings: Iterable[str] = ()
             "on time; the figures there describe your computer as much as the server."
         )
     return notes
+
+
+def watch_view(watch: Any, during: str, figure: Any) -> Any:
+    """What the GPU watcher saw during a measurement: a caption over its ``figure``.
+
+    ``watch`` is the :class:`infphys.measure.gpu.GPUWatcher` that sampled it (``reason`` and
+    ``interval_s`` are read) and ``figure`` its plot (:func:`infphys.plots.gpu.watch_figure`).
+    The caption says what was sampled and how often, or why nothing was: for a watcher of
+    0.05 s during "the copy", "**The GPU watcher during the copy** (memory, utilisation,
+    power; sampled every 50 ms)".
+    """
+    import marimo as mo
+
+    how = watch.reason or f"sampled every {watch.interval_s * 1e3:.0f} ms"
+    caption = f"**The GPU watcher during {during}** (memory, utilisation, power; {how})"
+    return mo.vstack([mo.md(caption), figure])
 
 
 def notes_view(notes: list[str]) -> Any:

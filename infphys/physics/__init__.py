@@ -71,6 +71,7 @@ from infphys.physics.tco import (
     on_prem_tco,
     on_prem_usd_per_gpu_hour,
     rented_tco,
+    roofline_throughput,
 )
 
 __all__ = [
@@ -127,6 +128,7 @@ __all__ = [
     "rented_tco",
     "request_latency_s",
     "ridge_point",
+    "roofline_throughput",
     "step_time",
     "tokens_per_s_ceiling",
     "weight_bytes",
