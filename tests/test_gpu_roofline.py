@@ -4,7 +4,6 @@ with the prediction checked against a hand calculation."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 
@@ -38,15 +37,8 @@ FLOPS_B4 = 16_926_720
 H100_BW = 3.35e12
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One CPU thread for torch while these tests run: on a shared, oversubscribed machine
-    torch's spinning worker threads make small steps 10× slower; restored afterwards."""
-    torch_mod = pytest.importorskip("torch")
-    before = torch_mod.get_num_threads()
-    torch_mod.set_num_threads(1)
-    yield
-    torch_mod.set_num_threads(before)
+#: One torch thread while these tests run (tests/conftest.py); skipped without torch.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_small_shape_prediction_matches_hand_calculation() -> None:
