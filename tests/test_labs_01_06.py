@@ -10,17 +10,16 @@ object with a ``value`` (:class:`Picked`).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from labrun import run_lab
 
 LABS_DIR = Path(__file__).resolve().parents[1] / "labs"
 LABS = {
@@ -40,20 +39,9 @@ class Picked:
     value: Any
 
 
-def _load(number: int) -> ModuleType:
-    path = LABS_DIR / LABS[number]
-    spec = importlib.util.spec_from_file_location(f"lab_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _run(number: int, **defs: Any) -> dict[str, Any]:
     """Run a lab headless (its 60 s budget is a benchmark: benchmarks/bench_budgets.py)."""
-    app = _load(number).app
-    _, result = app.run(defs=defs) if defs else app.run()
-    return dict(result)
+    return run_lab(LABS_DIR / LABS[number], **defs)
 
 
 #: Nothing listens on the discard port: the labs must fall back to the embedded simulator

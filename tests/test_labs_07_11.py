@@ -13,7 +13,7 @@ falls back to the embedded simulator.
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 import math
 import os
 import socket
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from labrun import load_app
 
 from infphys.exercises import exercises_for
 from infphys.exercises.contexts import context_problems
@@ -61,6 +62,36 @@ def _no_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module", autouse=True)
+def _simulator_in_its_own_process() -> Iterator[None]:
+    """Every simulator these labs start runs in a child process, not a thread of pytest's.
+
+    The labs' simulator is real-time: a step's tokens go out when its simulated end comes round
+    on the wall clock, and a step delivered late adds its lag to the TPOT, TTFT and throughput the
+    lab measures. In a thread it shares this process's interpreter lock and CPU share with the
+    lab's own load generator, so on a starved machine (load 10-20 on two cores) whole steps went
+    out late: a p95, a knee or a TPOT then measured the machine, not the model (seen: TPOT +389 %,
+    throughput at 4 clients half the plateau). In its own process (``serve(process=True)``, what
+    ``infphys sim`` does: about 4× the concurrency before it lags, ``benchmarks/bench_sim.py``)
+    the mostly sleeping server needs no interpreter lock from the busy client to deliver a step.
+    The labs' figures are the same server's; only its lag notes are gone (a child's lag is not
+    read back here). The client's own pace still depends on the machine.
+    """
+    from infphys import resolve
+    from infphys.sim import hosting, server
+
+    own_process = functools.partial(hosting.serve, process=True)
+    saved = server.__dict__.get("serve"), resolve.serve
+    server.serve = own_process  # type: ignore[attr-defined]  # labs 8 and 10
+    resolve.serve = own_process  # labs 7 and 9 (resolve_target's fallback)
+    yield
+    if saved[0] is None:
+        del server.serve  # type: ignore[attr-defined]
+    else:
+        server.serve = saved[0]  # type: ignore[attr-defined]
+    resolve.serve = saved[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
 def _report_timings() -> Iterator[None]:
     yield
     if TIMINGS:
@@ -68,18 +99,9 @@ def _report_timings() -> Iterator[None]:
         print("\nheadless lab runs (app.run, after import):\n" + "\n".join(lines))
 
 
-def _app(lab: int) -> Any:
-    path = LABS / LAB_FILES[lab]
-    spec = importlib.util.spec_from_file_location(f"infphys_lab_{lab:02d}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.app
-
-
 def run_lab(lab: int, label: str, settings: dict[str, Any]) -> dict[str, Any]:
     """Run a lab with its settings cell overridden; return its definitions."""
-    app = _app(lab)
+    app = load_app(LABS / LAB_FILES[lab])
     t0 = time.perf_counter()
     _, defs = app.run(defs=settings)
     elapsed = time.perf_counter() - t0

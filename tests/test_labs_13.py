@@ -5,11 +5,10 @@ Measured values are quoted from infphys/catalog/data/nim_llama3_serving.csv in t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from labrun import LABS, check_marimo_and_header, isolate, run_lab
+from labrun import LABS, check_marimo_and_header, run_lab
 
 from infphys.exercises import exercises_for
 from infphys.exercises.contexts import context_problems
@@ -17,13 +16,12 @@ from infphys.exercises.contexts import context_problems
 LAB = LABS / "13_fleet.py"
 
 
+#: Answers to a temporary folder, no learner, nothing at NIM_BASE_URL (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("isolated_lab")
+
+
 def _run(**defs: Any) -> dict[str, Any]:
     return run_lab(LAB, **defs)
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    isolate(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="module")
