@@ -326,3 +326,14 @@ class SitePage:
     def title(self, chart: str) -> str:
         text: str = self.page.eval_on_selector(f"{chart} .gtitle", "e => e.textContent")
         return text
+
+
+@contextlib.contextmanager
+def visit(browser: Browser, url: str) -> Iterator[SitePage]:
+    """``url`` loaded in a new tab. When the block ends (without an error of its own): the page
+    logged no console error, and no request of the browser left 127.0.0.1."""
+    with SitePage(browser) as p:
+        p.page.goto(url, wait_until="load")
+        yield p
+        assert not p.errors, f"{url}: console errors: {p.errors}"
+    assert not browser.external, f"requests left 127.0.0.1: {browser.external}"

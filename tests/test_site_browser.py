@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from sitekit import DRAW_TIMEOUT_MS, Browser, Site, SitePage, lab_snapshots
+from sitekit import DRAW_TIMEOUT_MS, Browser, Site, SitePage, lab_snapshots, visit
 
 REPO = Path(__file__).resolve().parents[1]
 #: A bound on each test, setup included: the first site test of a session builds the site
@@ -144,8 +144,7 @@ def test_every_page_loads_offline_with_maths_and_charts(site: Site, browser: Bro
 @pytest.fixture(scope="module")
 def figures(site: Site, browser: Browser) -> Iterator[SitePage]:
     """reference/figures/, opened once and settled: each test below moves one of its charts."""
-    with SitePage(browser) as p:
-        p.page.goto(site.base_url + "reference/figures/", wait_until="load")
+    with visit(browser, site.base_url + "reference/figures/") as p:
         p.settle()
         yield p
 
@@ -187,8 +186,7 @@ def test_dropdown_changes_the_plotted_data(figures: SitePage, browser: Browser) 
 @pytest.mark.browser
 def test_instant_navigation_draws_charts_and_maths(site: Site, browser: Browser) -> None:
     """Material swaps the page in place: charts and maths must be drawn again."""
-    with SitePage(browser) as p:
-        p.page.goto(site.base_url + "reference/figures/", wait_until="load")
+    with visit(browser, site.base_url + "reference/figures/") as p:
         p.settle()
         p.page.evaluate("() => { window.__sameDocument = true; }")
         p.page.locator("a.md-nav__link[href$='reference/authoring/']:visible").first.click()
@@ -201,15 +199,12 @@ def test_instant_navigation_draws_charts_and_maths(site: Site, browser: Browser)
         assert p.page.evaluate("() => window.__sameDocument === true"), "the page reloaded"
         assert found["math"] and found["typeset"] >= found["math"], found
         assert found["charts"] and found["drawn"] == found["charts"], found
-        assert not p.errors, p.errors
-    assert not browser.external, f"requests left 127.0.0.1: {browser.external}"
 
 
 @pytest.mark.browser
 def test_charts_follow_the_dark_palette(site: Site, browser: Browser) -> None:
     chart = "div.infphys-chart"
-    with SitePage(browser) as p:
-        p.page.goto(site.base_url, wait_until="load")
+    with visit(browser, site.base_url) as p:
         p.settle()
 
         def font() -> str:
@@ -223,13 +218,11 @@ def test_charts_follow_the_dark_palette(site: Site, browser: Browser) -> None:
             arg=light,
         )
         assert font() != light
-        assert not p.errors, p.errors
 
 
 @pytest.mark.browser
 def test_search_works_offline(site: Site, browser: Browser) -> None:
-    with SitePage(browser) as p:
-        p.page.goto(site.base_url, wait_until="load")
+    with visit(browser, site.base_url) as p:
         box = p.page.locator("input.md-search__input")
         results = p.page.locator(".md-search-result__item")
         deadline = time.monotonic() + DRAW_TIMEOUT_MS / 1000
@@ -239,16 +232,11 @@ def test_search_works_offline(site: Site, browser: Browser) -> None:
             box.press_sequentially("bandwidth", delay=20)
             p.page.wait_for_timeout(1000)
         assert results.count() > 0, "search found nothing for 'bandwidth'"
-        assert not p.errors, p.errors
-    assert not browser.external, f"requests left 127.0.0.1: {browser.external}"
 
 
 @pytest.mark.browser
 def test_notebook_page_draws_its_charts(site: Site, browser: Browser) -> None:
-    with SitePage(browser) as p:
-        p.page.goto(site.base_url + "notebooks/day3_walkthrough/", wait_until="load")
+    with visit(browser, site.base_url + "notebooks/day3_walkthrough/") as p:
         found = p.settle()
         assert found["charts"] >= 5 and found["drawn"] == found["charts"], found
         assert p.page.locator(".jp-CodeCell").count() >= 10
-        assert not p.errors, p.errors
-    assert not browser.external, f"requests left 127.0.0.1: {browser.external}"
