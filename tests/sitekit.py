@@ -24,7 +24,6 @@ that address replaced by the worker's own. Example::
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -117,6 +116,8 @@ def build_site(repo: Path = REPO, timeout_s: float = 600) -> BuiltSite:
 
     Fails the calling test, with mkdocs' output, if the build fails.
     """
+    import fcntl  # POSIX only; imported here so that conftest.py imports this module anywhere
+
     folder = Path(tempfile.gettempdir()) / f"infphys-test-site-{tree_key(repo)}"
     folder.mkdir(exist_ok=True)
     root, log_path = folder / "site", folder / "build.log"
