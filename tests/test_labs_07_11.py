@@ -13,7 +13,6 @@ falls back to the embedded simulator.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import socket
@@ -59,36 +58,6 @@ def _no_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _simulator_in_its_own_process() -> Iterator[None]:
-    """Every simulator these labs start runs in a child process, not a thread of pytest's.
-
-    The labs' simulator is real-time: a step's tokens go out when its simulated end comes round
-    on the wall clock, and a step delivered late adds its lag to the TPOT, TTFT and throughput the
-    lab measures. In a thread it shares this process's interpreter lock and CPU share with the
-    lab's own load generator, so on a starved machine (load 10-20 on two cores) whole steps went
-    out late: a p95, a knee or a TPOT then measured the machine, not the model (seen: TPOT +389 %,
-    throughput at 4 clients half the plateau). In its own process (``serve(process=True)``, what
-    ``infphys sim`` does: about 4× the concurrency before it lags, ``benchmarks/bench_sim.py``)
-    the mostly sleeping server needs no interpreter lock from the busy client to deliver a step.
-    The labs' figures are the same server's; only its lag notes are gone (a child's lag is not
-    read back here). The client's own pace still depends on the machine.
-    """
-    from infphys import resolve
-    from infphys.sim import hosting, server
-
-    own_process = functools.partial(hosting.serve, process=True)
-    saved = server.__dict__.get("serve"), resolve.serve
-    server.serve = own_process  # type: ignore[attr-defined]  # labs 8 and 10
-    resolve.serve = own_process  # labs 7 and 9 (resolve_target's fallback)
-    yield
-    if saved[0] is None:
-        del server.serve  # type: ignore[attr-defined]
-    else:
-        server.serve = saved[0]  # type: ignore[attr-defined]
-    resolve.serve = saved[1]
 
 
 @pytest.fixture(scope="module", autouse=True)
