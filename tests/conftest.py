@@ -1,17 +1,14 @@
-"""Suite-wide settings: the longest modules are collected first.
+"""Suite-wide settings and shared fixtures: the longest modules are collected first.
 
-The suite runs on two workers (``-n 2 --dist loadfile`` in ``pyproject.toml``): every test of a
-module runs on the same worker, so a module-scoped fixture (the site build, a lab run) is built
-once. Workers take modules in collection order, so the few modules that take minutes (the site
-build and its browser checks, the labs in chromium, the load-heavy labs) come first: started
-last, one of them would run alone at the end while the other worker sits idle. Order only;
-every test still runs, with its own fixtures.
-
-Note: xdist re-sorts modules by how many tests each holds (its default ``--loadscope-reorder``),
-so this order only applies with ``--no-loadscope-reorder``. That flag is not set: it makes the
-site build (four marimo exports at once on a cold cache) overlap labs 8 and 9, whose headless
-runs against the real-time embedded simulator then miss their tolerances (seen: TPOT +389 %
-for one cell). Set it once those runs tolerate a busy machine.
+The suite runs on two workers (``-n 2 --dist loadfile --no-loadscope-reorder`` in
+``pyproject.toml``): every test of a module runs on the same worker, so a module-scoped fixture
+(a lab run, the browser) is made once. Workers take modules in collection order (without
+``--no-loadscope-reorder`` xdist would sort them by how many tests each holds), so the few
+modules that take minutes come first: started last, one of them would run alone at the end while
+the other worker sits idle. The site's browser checks are two modules, one per worker, over one
+site build (``site``, below, via ``tests/sitekit.py``: built by whichever worker asks first, under
+a file lock; the other waits for it and reuses it): the labs-in-chromium module runs between
+them, so the second site module rarely waits. Order only; every test still runs.
 
 A worker starts with ``COLUMNS`` and ``LINES`` set to 80×24 where the command that ran pytest had
 neither; rich would then fix every ``infphys`` console at 80 columns when it is imported, and the
@@ -22,9 +19,13 @@ Each worker is given the environment pytest was started with for these two.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from labrun import isolate
+from sitekit import Browser, Site, build_site, open_browser, serve
 
 _TERMINAL = ("COLUMNS", "LINES")
 
@@ -32,13 +33,18 @@ _TERMINAL = ("COLUMNS", "LINES")
 LONGEST_FIRST = (
     "test_site_browser.py",
     "test_labs_browser.py",
+    "test_site_snapshots.py",
     "test_labs_07_11.py",
     "test_cli_signals.py",
+    "test_measure_workers.py",
+    "test_sim_server.py",
     "test_wheel.py",
     "test_labs_01_06.py",
     "test_labs_target.py",
+    "test_labs_server.py",
     "test_sim_calibration.py",
     "test_labs_07_11_support.py",
+    "test_prose_numbers.py",
     "test_labs_12.py",
 )
 
@@ -62,3 +68,37 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One CPU thread for torch while a test runs (skipped without torch): on a shared,
+    oversubscribed machine torch's spinning worker threads make small steps 10× slower.
+    Restored afterwards. A module opts in with ``pytest.mark.usefixtures("one_torch_thread")``."""
+    torch_mod = pytest.importorskip("torch")
+    before = torch_mod.get_num_threads()
+    torch_mod.set_num_threads(1)
+    yield
+    torch_mod.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def site() -> Iterator[Site]:
+    """The course site of this tree, built strict once (tests/sitekit.py), served on loopback."""
+    if not os.environ.get("CI"):
+        pytest.importorskip("mkdocs")
+    with serve(build_site()) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def browser(site: Site) -> Iterator[Browser]:
+    """Chromium, its requests off loopback recorded and aborted (skips where it is missing)."""
+    with open_browser() as b:
+        yield b
+
+
+@pytest.fixture
+def isolated_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A headless lab's answers go to ``tmp_path``; no learner name; nothing at NIM_BASE_URL."""
+    isolate(tmp_path, monkeypatch)

@@ -19,13 +19,19 @@ from infphys.exercises.contexts import context_problems
 LABS = Path(__file__).resolve().parents[1] / "labs"
 
 
-def run_lab(path: Path, **defs: Any) -> dict[str, Any]:
-    """Run the marimo app in ``path`` headless (cells in ``defs`` overridden); its globals."""
+def load_app(path: Path) -> Any:
+    """The marimo app of the notebook at ``path``, imported from its file (no cell run yet)."""
     spec = importlib.util.spec_from_file_location(f"lab_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    _, result = module.app.run(defs=defs) if defs else module.app.run()
+    return module.app
+
+
+def run_lab(path: Path, **defs: Any) -> dict[str, Any]:
+    """Run the marimo app in ``path`` headless (cells in ``defs`` overridden); its globals."""
+    app = load_app(path)
+    _, result = app.run(defs=defs) if defs else app.run()
     return dict(result)
 
 

@@ -6,30 +6,13 @@ The page runs a few fleets on the simulator and a small plan at render time.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-from functools import cache
-from pathlib import Path
 
 import pytest
+from pagerender import render
 
 from infphys.physics import prefill_time
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@cache
-def render() -> str:
-    spec = importlib.util.spec_from_file_location(
-        "infphys_site_hook_fleet", REPO / "docs/hooks/infphys_site.py"
-    )
-    assert spec is not None and spec.loader is not None
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
-    text = (REPO / "docs/physics/fleet.md").read_text(encoding="utf-8")
-    out = hook._environment().from_string(text).render(chart=lambda *a, **k: "")
-    return re.sub(r"\s+", " ", out)
 
 
 def _num(s: str) -> float:
@@ -37,7 +20,7 @@ def _num(s: str) -> float:
 
 
 def test_measured_tp_gain_is_quoted_right() -> None:
-    text = render()
+    text = render("physics/fleet.md")
     # NIM rows (nim_llama3_serving.csv), Llama-3-8B FP16 on H100, 200 → 200, 100 clients:
     # TP1 6,549.965 tokens/s, TP2 9,157.412: 9,157.412 / 6,549.965 = 1.398 → "1.40×".
     m = re.search(r"one H100 made \*\*([\d,]+)\*\* output tokens/s and a TP2 pair \*\*([\d,]+)\*\*"
@@ -49,7 +32,7 @@ def test_measured_tp_gain_is_quoted_right() -> None:
 
 
 def test_prefill_pool_problem_rounds_up() -> None:
-    text = render()
+    text = render("physics/fleet.md")
     m = re.search(r"the pool needs 20 × [\d.]+ ms = ([\d.]+) GPU-seconds .*?\*\*(\d+)\*\* replicas",
                   text)  # fmt: skip
     assert m, "worked problem 2 is gone from fleet.md"
@@ -60,7 +43,7 @@ def test_prefill_pool_problem_rounds_up() -> None:
 
 
 def test_disaggregation_and_router_claims_hold() -> None:
-    text = render()
+    text = render("physics/fleet.md")
     m = re.search(r"the p95 ITL fell from ([\d.,]+) ms to ([\d.,]+) ms at equal GPUs", text)
     assert m and _num(m[2]) < 0.2 * _num(m[1])
     m = re.search(r"least-outstanding cut the p95 TTFT from ([\d.,]+) ms \(round-robin\) to "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,15 +14,8 @@ from infphys.measure.gpu.copy_bandwidth import resolve_backend
 MiB = 2**20
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One CPU thread for torch while these tests run: on a shared, oversubscribed machine
-    torch's spinning worker threads make small steps 10× slower; restored afterwards."""
-    torch_mod = pytest.importorskip("torch")
-    before = torch_mod.get_num_threads()
-    torch_mod.set_num_threads(1)
-    yield
-    torch_mod.set_num_threads(before)
+#: One torch thread while these tests run (tests/conftest.py); skipped without torch.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch-cpu"])

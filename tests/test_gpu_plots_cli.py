@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -32,15 +31,8 @@ NO_LIB = "no NVIDIA GPU visible: NVML library not found"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One CPU thread for torch while these tests run: on a shared, oversubscribed machine
-    torch's spinning worker threads make small steps 10× slower; restored afterwards."""
-    torch_mod = pytest.importorskip("torch")
-    before = torch_mod.get_num_threads()
-    torch_mod.set_num_threads(1)
-    yield
-    torch_mod.set_num_threads(before)
+#: One torch thread while these tests run (tests/conftest.py); skipped without torch.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

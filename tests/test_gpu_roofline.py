@@ -4,8 +4,9 @@ with the prediction checked against a hand calculation."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from typing import Any
 
+import pandas as pd
 import pytest
 
 from infphys.catalog import FITTED_STEP_PARAMS, IDEAL_STEP_PARAMS
@@ -38,15 +39,13 @@ FLOPS_B4 = 16_926_720
 H100_BW = 3.35e12
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One CPU thread for torch while these tests run: on a shared, oversubscribed machine
-    torch's spinning worker threads make small steps 10× slower; restored afterwards."""
-    torch_mod = pytest.importorskip("torch")
-    before = torch_mod.get_num_threads()
-    torch_mod.set_num_threads(1)
-    yield
-    torch_mod.set_num_threads(before)
+#: One torch thread while these tests run (tests/conftest.py); skipped without torch.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _on_h100(**kwargs: Any) -> pd.DataFrame:
+    """The experiment on the CPU-scaled model at 16 tokens of context, priced for an H100 SXM."""
+    return roofline_experiment(CPU_SCALED_MODEL, context_tokens=16, gpu="h100", **kwargs)
 
 
 def test_small_shape_prediction_matches_hand_calculation() -> None:
@@ -73,15 +72,7 @@ def test_small_shape_prediction_matches_hand_calculation() -> None:
 
 
 def test_experiment_on_cpu_against_h100_datasheet() -> None:
-    df = roofline_experiment(
-        CPU_SCALED_MODEL,
-        batch_sizes=(4, 1),
-        context_tokens=16,
-        precisions=("fp32",),
-        gpu="h100",
-        repeats=2,
-        warmup=1,
-    )
+    df = _on_h100(batch_sizes=(4, 1), precisions=("fp32",), repeats=2, warmup=1)
     assert list(df.columns) == list(EXPERIMENT_COLUMNS)
     assert list(df["batch"]) == [1, 4]  # sorted
     assert list(df["bytes_moved"]) == [BYTES_B1, BYTES_B4]
@@ -107,15 +98,7 @@ def test_experiment_on_cpu_against_h100_datasheet() -> None:
 
 
 def test_fp8_path_runs_or_is_skipped_with_a_reason() -> None:
-    df = roofline_experiment(
-        CPU_SCALED_MODEL,
-        batch_sizes=(1, 4),
-        context_tokens=16,
-        precisions=("fp8",),
-        gpu="h100",
-        repeats=1,
-        warmup=1,
-    )
+    df = _on_h100(batch_sizes=(1, 4), precisions=("fp8",), repeats=1, warmup=1)
     if "fp8" in df.attrs["skipped"]:
         assert df.empty and df.attrs["skipped"]["fp8"]
         return
@@ -139,28 +122,14 @@ def test_memory_budget_lowers_the_layer_count() -> None:
     one = experiment_memory_bytes(
         experiment_model(CPU_SCALED_MODEL, 1), "fp32", 4, 16, on_cuda=False
     )
-    df = roofline_experiment(
-        CPU_SCALED_MODEL,
-        batch_sizes=(1, 4),
-        context_tokens=16,
-        precisions=("fp32",),
-        gpu="h100",
-        repeats=1,
-        warmup=0,
-        max_memory_bytes=one + 1,
+    df = _on_h100(
+        batch_sizes=(1, 4), precisions=("fp32",), repeats=1, warmup=0, max_memory_bytes=one + 1
     )
     assert set(df["layers"]) == {1}
     assert "fp32: built 1 of 2 layers to fit 0.0 GiB" in df.attrs["notes"]
     # One layer: 786,944 + 524,288 + 256 = 1,311,488 parameters, 5,245,952 bytes, plus KV.
     assert df["bytes_moved"].iloc[0] == 5_245_952 + 16 * 1024 + 1024
-    tiny = roofline_experiment(
-        CPU_SCALED_MODEL,
-        batch_sizes=(1,),
-        context_tokens=16,
-        precisions=("fp32",),
-        gpu="h100",
-        max_memory_bytes=1000,
-    )
+    tiny = _on_h100(batch_sizes=(1,), precisions=("fp32",), max_memory_bytes=1000)
     assert tiny.empty and "even one layer" in tiny.attrs["skipped"]["fp32"]
 
 

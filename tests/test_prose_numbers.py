@@ -9,14 +9,12 @@ values are worked by hand in the comments.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-from functools import cache
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pagerender import render
 
 from infphys.catalog import NVML_TOTAL_MIB
 from infphys.exercises import get_exercise
@@ -25,25 +23,6 @@ from infphys.physics import decode_step_s, kv_bytes_per_token, kv_bytes_per_toke
 from infphys.sim.config import EngineConfig
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@cache
-def _env() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "infphys_site_hook", REPO / "docs/hooks/infphys_site.py"
-    )
-    assert spec is not None and spec.loader is not None
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
-    return hook._environment()
-
-
-@cache
-def render(page: str) -> str:
-    """The page as Markdown after the Jinja pass, charts left out, whitespace collapsed."""
-    text = (REPO / "docs" / page).read_text(encoding="utf-8")
-    out = _env().from_string(text).render(chart=lambda *a, **k: "", page=None, config=None)
-    return re.sub(r"\s+", " ", out)
 
 
 def _num(text: str) -> float:

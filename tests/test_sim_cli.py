@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
+from simproc import infphys_sim
 from typer.testing import CliRunner
 
 from infphys.cli import app
@@ -82,28 +79,13 @@ def test_bad_input_is_one_line_and_exit_2() -> None:
 
 
 def test_sim_command_serves_until_interrupted() -> None:
-    exe = Path(sys.executable).parent / "infphys"
-    proc = subprocess.Popen(
-        [str(exe), "sim", "--port", "0", "--time-scale", "2", "--max-model-len", "8192"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "infphys sim" in line, line
-        url = line.split(" at ")[1].split("/v1")[0]
+    with infphys_sim("--time-scale", "2", "--max-model-len", "8192") as sim:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(url + "/v1/models", timeout=10) as resp:
+        with opener.open(sim.url + "/v1/models", timeout=10) as resp:
             card = json.load(resp)["data"][0]
         assert card["infphys"]["time_scale"] == 2.0 and card["max_model_len"] == 8192
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=20)
-    assert proc.returncode in (0, 130), out  # 130: stopped by SIGINT, as shells report it
-    assert "stopped:" in out
+    assert sim.proc.returncode in (0, 130), sim.out  # 130: stopped by SIGINT, as shells report it
+    assert "stopped:" in sim.out
 
 
 def test_resolver_falls_back_to_the_simulator_in_one_line() -> None:

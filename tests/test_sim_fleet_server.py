@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ import aiohttp
 import pytest
 from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
+from simproc import infphys_sim
 from typer.testing import CliRunner
 
 from infphys.cli import app
@@ -179,34 +177,20 @@ def test_fleet_flags_are_checked() -> None:
 
 
 def test_infphys_sim_serves_a_fleet_until_interrupted() -> None:
-    exe = Path(sys.executable).parent / "infphys"
-    args = ["sim", "--port", "0", "--replicas", "2", "--router", "least-outstanding"]
-    proc = subprocess.Popen(
-        [str(exe), *args, "--max-model-len", "8192"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "infphys sim" in line, line
-        url = line.split(" at ")[1].split("/v1")[0]
-        assert "2 replicas (least-outstanding)" in proc.stdout.readline()
-        with OpenAI(base_url=url + "/v1", api_key="none") as c:
+    args = ["--replicas", "2", "--router", "least-outstanding", "--max-model-len", "8192"]
+    with infphys_sim(*args) as sim:
+        assert sim.proc.stdout is not None
+        assert "2 replicas (least-outstanding)" in sim.proc.stdout.readline()
+        with OpenAI(base_url=sim.url + "/v1", api_key="none") as c:
             r = c.completions.create(model=MODEL, prompt="hi", max_tokens=3)
         assert r.usage is not None and r.usage.completion_tokens == 3
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(url + "/metrics", timeout=10) as resp:
+        with opener.open(sim.url + "/metrics", timeout=10) as resp:
             text = resp.read().decode()
         assert set(samples(text, "vllm:num_requests_running")) == {"0", "1"}
         assert sum(samples(text, "infphys_router_routed_requests_total").values()) == 1
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=20)
-    assert proc.returncode in (0, 130), out
-    assert "stopped: 1 requests" in out
+    assert sim.proc.returncode in (0, 130), sim.out
+    assert "stopped: 1 requests" in sim.out
 
 
 # --- no object prints a secret -------------------------------------------------------------------
