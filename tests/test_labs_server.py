@@ -156,7 +156,16 @@ def test_one_default_gpu_for_the_home_page_lab1_and_the_simulator() -> None:
     assert "gpu(infphys_default_gpu)" in index
     assert not re.search(r"""gpu\(["']""", index), "the home page names a GPU of its own"
     lab1 = (REPO / "labs" / "01_preflight.py").read_text()
-    assert "get_gpu(DEFAULT_GPU)" in lab1 and "H200 SXM" not in lab1
+    # Lab 1's theory starts at labsetup.theory_selects, whose fallback is DEFAULT_GPU.
+    assert "labsetup.theory_selects(resolved)" in lab1 and "H200 SXM" not in lab1
+    from types import SimpleNamespace
+    from typing import Any
+
+    from infphys.catalog import get_gpu
+    from infphys.exercises import labsetup
+
+    no_simulator: Any = SimpleNamespace(sim_config=None)
+    assert labsetup.theory_selects(no_simulator).value[0] == get_gpu(DEFAULT_GPU)
     site_hook = (REPO / "docs" / "hooks" / "infphys_site.py").read_text()
     assert "infphys_default_gpu=DEFAULT_GPU" in site_hook
 
