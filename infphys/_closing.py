@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from abc import ABC, abstractmethod
 from typing import Any, Self
 
 __all__ = ["AsyncClosing", "Closing", "cancel_and_wait"]
 
 
-class Closing:
+class Closing(ABC):
     """``with obj:`` returns ``obj`` and ends with ``obj.close()``; subclasses define ``close``."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release what the object holds; a second call does nothing."""
 
     def __enter__(self) -> Self:
         return self
@@ -42,11 +44,12 @@ class Closing:
         self.close()
 
 
-class AsyncClosing:
+class AsyncClosing(ABC):
     """``async with obj:`` returns ``obj`` and ends with ``await obj.close()``."""
 
+    @abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        """Release what the object holds; a second call does nothing."""
 
     async def __aenter__(self) -> Self:
         return self
