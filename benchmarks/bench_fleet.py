@@ -66,8 +66,10 @@ def bench_plan(workers: int, dask: bool) -> None:
         from distributed import Client, LocalCluster
 
         with (
-            LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as c,
-            Client(c) as client,
+            LocalCluster(  # type: ignore[no-untyped-call]
+                n_workers=workers, threads_per_worker=1, dashboard_address=None
+            ) as c,
+            Client(c) as client,  # type: ignore[no-untyped-call]
         ):
             t0 = time.perf_counter()
             other = plan_fleet(demand, slo, client=client)

@@ -43,13 +43,23 @@ from infphys.measure.metrics import parse_metrics  # noqa: E402
 from infphys.sim import (  # noqa: E402
     EngineConfig,
     OutputLengths,
+    SimServer,
     Workload,
     calibrate,
     serve,
     simulate,
 )
+from infphys.sim.hosting import SimHandle  # noqa: E402
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def in_process_server(target: Target) -> SimServer:
+    """The simulator server behind a target that ``serve()`` started in this process."""
+    handle = target.simulator
+    if not isinstance(handle, SimHandle) or handle.server is None:
+        raise RuntimeError(f"{target.base_url} is not an in-process simulator")
+    return handle.server
 
 
 def speed() -> None:
@@ -112,11 +122,11 @@ def served_vs_simulated() -> None:
     )
     for scale in (1.0, 8.0):
         with serve(config=cfg, time_scale=scale) as t:
-            assert t.simulator.server is not None
+            server = in_process_server(t)
             t0 = time.perf_counter()
             res = asyncio.run(
                 run_closed_loop(
-                    Target(base_url=t.base_url, model=t.model),
+                    t,
                     concurrency=64,
                     requests=256,
                     warmup=64,
@@ -125,7 +135,7 @@ def served_vs_simulated() -> None:
                 )
             )
             wall = time.perf_counter() - t0
-            st = t.simulator.server.stats
+            st = server.stats
         served = [r for r in res.records if r.ok and not r.warmup]
         sim = simulate(
             cfg,
@@ -241,14 +251,13 @@ def keep_up(levels: list[int]) -> None:
     first_bad = None
     for c in levels:
         with serve(config=cfg) as t:
-            server = t.simulator.server
-            assert server is not None
+            server = in_process_server(t)
 
             def local(server: Any = server) -> tuple[float, float, float]:
                 st = server.stats
                 return float(st.steps), float(st.late_steps), st.stall_s_total
 
-            ok, line = _keep_up_level(Target(base_url=t.base_url, model=t.model), cfg, c, local)
+            ok, line = _keep_up_level(t, cfg, c, local)
         print("    " + line)
         if not ok and first_bad is None:
             first_bad = c

@@ -170,7 +170,7 @@ def kernel_time_s(anc: list[tuple[int, int, bytes]], off_ns: int, now_s: float) 
     for level, kind, raw in anc:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
             sec, nsec = TIMESPEC.unpack_from(raw)
-            t = (sec * 1_000_000_000 + nsec - off_ns) / 1e9
+            t: float = (sec * 1_000_000_000 + nsec - off_ns) / 1e9
             if now_s - 1.0 < t <= now_s:
                 return t
     return now_s
