@@ -57,6 +57,15 @@ METRICS = (
 _KEYS = [*CONFIG_COLUMNS, "isl", "osl", "concurrency"]
 
 
+def _rows(frame: pd.DataFrame, **equal: object) -> pd.DataFrame:
+    """The rows of ``frame`` whose columns hold the given values, e.g.
+    ``_rows(curves, gpu_key="h100-sxm", tp=2)``: the H100 rows at TP2."""
+    mask = pd.Series(True, index=frame.index)
+    for column, value in equal.items():
+        mask &= frame[column] == value
+    return frame[mask]
+
+
 def latency_throughput(
     model: str = "llama-3.1-8b", isl: int = 200, osl: int = 200, data: pd.DataFrame | None = None
 ) -> pd.DataFrame:
@@ -156,9 +165,7 @@ def cheapest_deployment(
     for gk, p, tp in configs.itertuples(index=False):
         if gk not in gpu_hourly_usd:
             continue
-        c = curves[
-            (curves["gpu_key"] == gk) & (curves["precision_key"] == p) & (curves["tp"] == tp)
-        ].sort_values("concurrency")
+        c = _rows(curves, gpu_key=gk, precision_key=p, tp=tp).sort_values("concurrency")
         level = c["concurrency"].to_numpy(float)
         worst = np.maximum(
             c["ttft_ms_p95"].to_numpy(float) / ttft_ms, c["itl_ms_p95"].to_numpy(float) / itl_ms
@@ -218,12 +225,7 @@ def nim_row(
 ) -> pd.Series:
     """One measured NIM row (repeats averaged) as a Series with the loader's column names."""
     c = latency_throughput(model, isl, osl, data)
-    hit = c[
-        (c["gpu_key"] == gpu)
-        & (c["precision_key"] == precision)
-        & (c["tp"] == tp)
-        & (c["concurrency"] == concurrency)
-    ]
+    hit = _rows(c, gpu_key=gpu, precision_key=precision, tp=tp, concurrency=concurrency)
     if hit.empty:
         raise ValueError(
             f"no NIM row for {model} on {gpu} × {tp} {precision}, {concurrency} clients, "
@@ -309,14 +311,15 @@ def ttft_knee(
     keys = ["concurrency"]
     parts: list[pd.DataFrame] = []
     for isl, osl in shapes:
-        rep = replayed[
-            (replayed["model_key"] == model)
-            & (replayed["gpu_key"] == gpu)
-            & (replayed["precision_key"] == precision)
-            & (replayed["tp"] == tp)
-            & (replayed["isl"] == isl)
-            & (replayed["osl"] == osl)
-        ]
+        rep = _rows(
+            replayed,
+            model_key=model,
+            gpu_key=gpu,
+            precision_key=precision,
+            tp=tp,
+            isl=isl,
+            osl=osl,
+        )
         if rep.empty:
             raise ValueError(
                 f"no NIM rows for {model} on {gpu} × {tp} {precision} at {isl} → {osl} tokens"

@@ -79,6 +79,22 @@ class _Build:
 _build = _Build()
 
 
+#: The modules of ``infphys`` a page can name, each under its own name (``fmt.gb``).
+_PAGE_MODULES = (
+    "catalog",
+    "evidence",
+    "exercises",
+    "fleet_compare",
+    "fleet_planning",
+    "fmt",
+    "nim_planning",
+    "physics",
+    "planning",
+    "sim",
+    "stats",
+)
+
+
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     """Start the clock, make the package importable from the repository, build the Jinja env."""
     global _build
@@ -92,20 +108,10 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 
 def _environment() -> jinja2.Environment:
     import infphys
-    from infphys import (
-        catalog,
-        evidence,
-        exercises,
-        fleet_compare,
-        fleet_planning,
-        fmt,
-        nim_planning,
-        physics,
-        planning,
-        sim,
-        stats,
-    )
     from infphys.resolve import DEFAULT_GPU
+
+    modules = {name: importlib.import_module(f"infphys.{name}") for name in _PAGE_MODULES}
+    catalog, physics, fmt = modules["catalog"], modules["physics"], modules["fmt"]
 
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined,
@@ -119,19 +125,9 @@ def _environment() -> jinja2.Environment:
     names: dict[str, Any] = {}
     for module in (catalog, physics):
         names.update({n: getattr(module, n) for n in module.__all__})
+    names.update(modules)
     names.update(
         infphys=infphys,
-        catalog=catalog,
-        physics=physics,
-        fmt=fmt,
-        sim=sim,
-        stats=stats,
-        planning=planning,
-        evidence=evidence,
-        nim_planning=nim_planning,
-        fleet_compare=fleet_compare,
-        fleet_planning=fleet_planning,
-        exercises=exercises,
         gpu=catalog.get_gpu,
         model=catalog.get_model,
         # The GPU the labs' simulator plays by default (the home page's numbers use it).

@@ -165,49 +165,48 @@ def _gpu(
 
 _AIC = "ai-dynamo/aiconfigurator systems/"
 
-# Interconnects: (name, GB/s per direction, source). Datasheets quote both directions together.
-_NVLINK3 = (
-    "NVLink 3 (NVSwitch)",
-    300,
-    "NVIDIA A100 datasheet: NVLink 3, 600 GB/s per GPU bidirectional, 300 GB/s each way",
-)
-_NVLINK4 = (
-    "NVLink 4 (NVSwitch)",
-    450,
-    "NVIDIA H100 SXM / H200 SXM datasheets: NVLink 4, 900 GB/s per GPU bidirectional, "
-    "450 GB/s each way",
-)
-_NVLINK4_GH200 = (
+
+def _link(
+    name: str, bidirectional_gb_s: float, source: str, note: str = ""
+) -> tuple[str, float, str]:
+    """``(name, GB/s each way, source)`` from a datasheet's per-GPU link figure, which counts
+    both directions together: NVLink 4's "900 GB/s" is 450 GB/s each way. ``note`` ends the
+    source text."""
+    each_way_gb_s = bidirectional_gb_s / 2
+    return (
+        name,
+        each_way_gb_s,
+        f"{source}, {bidirectional_gb_s:g} GB/s per GPU bidirectional, "
+        f"{each_way_gb_s:g} GB/s each way{note}",
+    )
+
+
+_NVLINK3 = _link("NVLink 3 (NVSwitch)", 600, "NVIDIA A100 datasheet: NVLink 3")
+_NVLINK4 = _link("NVLink 4 (NVSwitch)", 900, "NVIDIA H100 SXM / H200 SXM datasheets: NVLink 4")
+_NVLINK4_GH200 = _link(
     "NVLink 4 (NVLink Switch System)",
-    450,
-    "NVIDIA GH200 Grace Hopper Superchip datasheet: NVLink 4, 900 GB/s per GPU bidirectional, "
-    "450 GB/s each way",
-)
-_NVLINK5 = (
-    "NVLink 5 (NVSwitch)",
     900,
-    "NVIDIA B200 (HGX/DGX B200) datasheet: NVLink 5, 1.8 TB/s per GPU bidirectional, "
-    "900 GB/s each way",
+    "NVIDIA GH200 Grace Hopper Superchip datasheet: NVLink 4",
+)
+_NVLINK5 = _link("NVLink 5 (NVSwitch)", 1800, "NVIDIA B200 (HGX/DGX B200) datasheet: NVLink 5")
+_INFINITY_FABRIC = _link(
+    "Infinity Fabric (7 links, fully connected)",
+    896,
+    "AMD Instinct MI300X datasheet: Infinity Fabric, 7 links × 128 GB/s",
 )
 
 
 def _pcie5_pairs(sheet: str) -> tuple[str, float, str]:
-    return (
+    return _link(
         "NVLink bridge (pairs) + PCIe Gen5",
-        64,
-        f"NVIDIA {sheet} datasheet: NVLink bridge 600 GB/s bidirectional joins pairs "
-        "(300 GB/s each way); PCIe Gen5 x16 128 GB/s bidirectional (64 GB/s each way) "
-        "for groups of more than two",
+        128,
+        f"NVIDIA {sheet} datasheet: PCIe Gen5 x16 for groups of more than two",
+        "; an NVLink bridge, 600 GB/s bidirectional (300 GB/s each way), joins pairs",
     )
 
 
 def _pcie4(sheet: str) -> tuple[str, float, str]:
-    return (
-        "PCIe Gen4 x16",
-        32,
-        f"NVIDIA {sheet} datasheet: PCIe Gen4 x16, 64 GB/s bidirectional (32 GB/s each way); "
-        "no NVLink",
-    )
+    return _link("PCIe Gen4 x16", 64, f"NVIDIA {sheet} datasheet: PCIe Gen4 x16", "; no NVLink")
 
 
 _GH200_SOURCE = (
@@ -361,12 +360,7 @@ GPUS: dict[str, GPUSpec] = {
             2615,
             "AMD Instinct MI300X datasheet",
             (r"mi300x",),
-            interconnect=(
-                "Infinity Fabric (7 links, fully connected)",
-                448,
-                "AMD Instinct MI300X datasheet: Infinity Fabric 896 GB/s aggregate "
-                "(7 links × 128 GB/s), 448 GB/s each way",
-            ),
+            interconnect=_INFINITY_FABRIC,
         ),
     )
 }

@@ -6,130 +6,15 @@ Plain functions over catalog dataclasses; no I/O, no clock, no globals. Bad inpu
 
 from __future__ import annotations
 
-from infphys.physics.cost import (
-    HOURS_PER_MONTH,
-    UserCost,
-    cost_per_concurrent_user,
-    cost_per_million_tokens,
-)
-from infphys.physics.latency import request_latency_s
-from infphys.physics.memory import (
-    DEFAULT_ACTIVATION_RESERVE_BYTES,
-    DEFAULT_GPU_MEMORY_UTILIZATION,
-    KVCliff,
-    kv_budget_bytes,
-    kv_bytes_for_batch,
-    kv_bytes_per_sequence,
-    kv_bytes_per_token,
-    kv_bytes_per_token_naive,
-    kv_cliff,
-    kv_copies,
-    max_concurrent_sequences,
-    weight_bytes,
-)
-from infphys.physics.queueing import (
-    ClosedLoopMetrics,
-    QueueMetrics,
-    closed_loop,
-    erlang_c,
-    find_knee,
-    find_latency_cliff,
-    kingman_wait_s,
-    littles_law_in_flight,
-    littles_law_latency_s,
-    littles_law_throughput_per_s,
-    mm1,
-    mmc,
-)
-from infphys.physics.roofline import (
-    MoERouting,
-    RooflineModel,
-    StepConstants,
-    StepTime,
-    arithmetic_intensity,
-    decode_floor_s,
-    decode_step_s,
-    decode_step_time,
-    decode_weight_bytes,
-    expected_experts_touched,
-    max_batch_for_itl,
-    prefill_time,
-    price_step,
-    ridge_point,
-    step_time,
-    tokens_per_s_ceiling,
-)
-from infphys.physics.tco import (
-    HOURS_PER_YEAR,
-    GpuThroughput,
-    OnPremGpuHour,
-    OnPremInputs,
-    TcoResult,
-    TokenLoad,
-    api_tco,
-    gpus_for_peak,
-    on_prem_tco,
-    on_prem_usd_per_gpu_hour,
-    rented_tco,
-    roofline_throughput,
-)
+from infphys.physics import cost, latency, memory, queueing, roofline, tco
+from infphys.physics.cost import *  # noqa: F403
+from infphys.physics.latency import *  # noqa: F403
+from infphys.physics.memory import *  # noqa: F403
+from infphys.physics.queueing import *  # noqa: F403
+from infphys.physics.roofline import *  # noqa: F403
+from infphys.physics.tco import *  # noqa: F403
 
-__all__ = [
-    "DEFAULT_ACTIVATION_RESERVE_BYTES",
-    "DEFAULT_GPU_MEMORY_UTILIZATION",
-    "HOURS_PER_MONTH",
-    "HOURS_PER_YEAR",
-    "ClosedLoopMetrics",
-    "GpuThroughput",
-    "KVCliff",
-    "MoERouting",
-    "OnPremGpuHour",
-    "OnPremInputs",
-    "QueueMetrics",
-    "RooflineModel",
-    "StepConstants",
-    "StepTime",
-    "TcoResult",
-    "TokenLoad",
-    "UserCost",
-    "api_tco",
-    "arithmetic_intensity",
-    "closed_loop",
-    "cost_per_concurrent_user",
-    "cost_per_million_tokens",
-    "decode_floor_s",
-    "decode_step_s",
-    "decode_step_time",
-    "decode_weight_bytes",
-    "erlang_c",
-    "expected_experts_touched",
-    "find_knee",
-    "find_latency_cliff",
-    "gpus_for_peak",
-    "kingman_wait_s",
-    "kv_budget_bytes",
-    "kv_bytes_for_batch",
-    "kv_bytes_per_sequence",
-    "kv_bytes_per_token",
-    "kv_bytes_per_token_naive",
-    "kv_cliff",
-    "kv_copies",
-    "littles_law_in_flight",
-    "littles_law_latency_s",
-    "littles_law_throughput_per_s",
-    "max_batch_for_itl",
-    "max_concurrent_sequences",
-    "mm1",
-    "mmc",
-    "on_prem_tco",
-    "on_prem_usd_per_gpu_hour",
-    "prefill_time",
-    "price_step",
-    "rented_tco",
-    "request_latency_s",
-    "ridge_point",
-    "roofline_throughput",
-    "step_time",
-    "tokens_per_s_ceiling",
-    "weight_bytes",
-]
+#: Every module's public names: each module's ``__all__`` is the one list of what it exports.
+__all__ = sorted(
+    {name for module in (cost, latency, memory, queueing, roofline, tco) for name in module.__all__}
+)

@@ -47,6 +47,7 @@ __all__ = [
     "on_prem_tco",
     "on_prem_usd_per_gpu_hour",
     "rented_tco",
+    "roofline_throughput",
 ]
 
 #: Hours in a (non-leap) year.
