@@ -191,40 +191,42 @@ class LoopLagProbe:
         return self.lags_s
 
 
+@dataclass(eq=False, repr=False)
 class LevelDriver:
-    def __init__(
-        self,
-        client: ChatClient,
-        prompts: PromptSource,
-        writer: RunWriter | None,
-        progress: LoadProgress,
-        on_record: Callable[[RequestRecord], None] | None,
-        duration_s: float,
-        drain_s: float,
-        max_in_flight: int,
-        rng: random.Random,
-        prompt_seed: int = 0,
-    ) -> None:
-        self.client = client
-        self.prompt_seed = prompt_seed
-        self.prompts = prompts
-        self.writer = writer
-        self.progress = progress
-        self.on_record = on_record
-        self.duration_s = duration_s
-        self.drain_s = drain_s
-        self.max_in_flight = max_in_flight
-        self.rng = rng
-        self.records: list[RequestRecord] = []
-        self.next_id = 0
-        # Hooks for a level split over processes (infphys.measure._workers): ids step by the
-        # number of workers, a level starts at a time shared by all of them, and an open loop's
-        # first send can come ``phase_s`` after that start; a closed loop can draw its request
-        # numbers from a source shared with other processes (``take_ticket``: None when done).
-        self.id_step = 1
-        self.level_start_s: float | None = None
-        self.phase_s = 0.0
-        self.take_ticket: Callable[[], Awaitable[int | None]] | None = None
+    """Sends levels through ``client`` and records every request as it ends.
+
+    Each ended request goes to ``records``, to ``writer`` (when given), to ``progress`` and to
+    ``on_record``. A level stops sending after ``duration_s`` (or its own shorter duration) and
+    cancels what is still in flight ``drain_s`` later. An open level holds at most
+    ``max_in_flight`` requests in flight; a send due beyond that waits, and its lateness is
+    recorded as dispatch lag. ``rng`` draws the open-loop arrival gaps and ``prompt_seed``
+    seeds the synthetic prompts of per-request sizes.
+
+    Example: a closed level of concurrency 8 and 64 requests, ``duration_s`` 60 and
+    ``drain_s`` 5, keeps 8 requests in flight until all 64 have been sent or 60 s have passed,
+    then waits at most 5 s more for the last answers.
+    """
+
+    client: ChatClient
+    prompts: PromptSource
+    writer: RunWriter | None
+    progress: LoadProgress
+    on_record: Callable[[RequestRecord], None] | None
+    duration_s: float
+    drain_s: float
+    max_in_flight: int
+    rng: random.Random
+    prompt_seed: int = 0
+    records: list[RequestRecord] = field(default_factory=list, init=False)
+    next_id: int = field(default=0, init=False)
+    # Hooks for a level split over processes (infphys.measure._workers): ids step by the
+    # number of workers, a level starts at a time shared by all of them, and an open loop's
+    # first send can come ``phase_s`` after that start; a closed loop can draw its request
+    # numbers from a source shared with other processes (``take_ticket``: None when done).
+    id_step: int = field(default=1, init=False)
+    level_start_s: float | None = field(default=None, init=False)
+    phase_s: float = field(default=0.0, init=False)
+    take_ticket: Callable[[], Awaitable[int | None]] | None = field(default=None, init=False)
 
     def _finish(self, rec: RequestRecord) -> None:
         self.records.append(rec)
