@@ -55,6 +55,7 @@ from infphys.physics import (
 __all__ = [
     "EngineConfig",
     "OutputLengths",
+    "check_engine_config",
     "default_served_model_name",
 ]
 
@@ -452,3 +453,19 @@ class EngineConfig:
             "output_lengths": asdict(self.output_lengths),
             "seed": self.seed,
         }
+
+
+def check_engine_config(name: str, value: object) -> EngineConfig:
+    """``value`` itself when it is an :class:`EngineConfig`, else ``ValueError`` naming ``name``.
+
+    Every driver of the engine (virtual time, sweeps, the real-time server) checks its
+    configuration here, so a wrong argument reads the same wherever it is passed.
+
+    >>> check_engine_config("config", "h200")
+    Traceback (most recent call last):
+    ...
+    ValueError: config must be an EngineConfig (got 'h200')
+    """
+    if not isinstance(value, EngineConfig):
+        raise ValueError(f"{name} must be an EngineConfig (got {value!r})")
+    return value

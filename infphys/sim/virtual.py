@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from infphys.records import RequestRecord, Run, RunHeader, RunWriter, records_to_frame
-from infphys.sim.config import EngineConfig, default_served_model_name
+from infphys.sim.config import EngineConfig, check_engine_config, default_served_model_name
 from infphys.sim.engine import Engine, RequestRejected, SimRequest
 from infphys.sim.workload import Workload
 from infphys.stats import describe_latency, throughput
@@ -178,6 +178,15 @@ def time_average(ts: pd.DataFrame, column: str) -> float:
     if len(t) < 2 or t[-1] <= t[0]:
         return float(v[0]) if len(v) else math.nan
     return float((v[:-1] * np.diff(t)).sum() / (t[-1] - t[0]))
+
+
+def _check_run(workload: object, max_sim_s: float | None) -> None:
+    """The checks shared by :func:`simulate` and the fleet drivers (``ValueError`` naming the
+    argument): ``workload`` is a :class:`Workload` and ``max_sim_s``, when given, is > 0."""
+    if not isinstance(workload, Workload):
+        raise ValueError(f"workload must be a Workload (got {workload!r})")
+    if max_sim_s is not None and not (max_sim_s > 0):
+        raise ValueError(f"max_sim_s must be > 0 (got {max_sim_s!r})")
 
 
 def _now_iso() -> str:
@@ -375,12 +384,8 @@ def simulate(
     Returns:
         A :class:`SimResult`; records are in completion order.
     """
-    if not isinstance(config, EngineConfig):
-        raise ValueError(f"config must be an EngineConfig (got {config!r})")
-    if not isinstance(workload, Workload):
-        raise ValueError(f"workload must be a Workload (got {workload!r})")
-    if max_sim_s is not None and not (max_sim_s > 0):
-        raise ValueError(f"max_sim_s must be > 0 (got {max_sim_s!r})")
+    check_engine_config("config", config)
+    _check_run(workload, max_sim_s)
     wall0 = time.perf_counter()
     started_at = _now_iso()
     eng = Engine(config, exact=exact, track_steps=keep_chunk_times)
