@@ -95,7 +95,6 @@ from infphys.measure._worker_plan import (
     ticket_batch,
     worker_seed,
 )
-from infphys.measure.client import ChatClient
 from infphys.measure.load import LoadResult, level_labels, run_scraper
 from infphys.measure.prompts import SyntheticPrompts
 from infphys.records import RequestRecord, RunHeader, RunWriter
@@ -195,15 +194,7 @@ def child_main(inbox_fd: int, outbox_fd: int) -> None:
 async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> None:
     o, me = spec.options, spec.index
     loop = asyncio.get_running_loop()
-    client = ChatClient(
-        o.target,
-        timeouts=o.timeouts,
-        stream=o.stream,
-        include_usage=o.include_usage,
-        extra_body=o.extra_body,
-        clock_zero_s=spec.clock_zero_s,
-        http_stack=o.http_stack,
-    )
+    client = o.chat_client(spec.clock_zero_s)
     progress = LoadProgress()
     pending: list[RequestRecord] = []
     all_warmup = False

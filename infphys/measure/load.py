@@ -72,7 +72,8 @@ from infphys.measure._levels import (
     delivered_dict,
 )
 from infphys.measure._sync import run_sync
-from infphys.measure.client import ChatClient, HttpStack, Timeouts
+from infphys.measure._worker_plan import WorkerOptions
+from infphys.measure.client import HttpStack, Timeouts
 from infphys.measure.metrics import MetricsScraper, metrics_path_for
 from infphys.measure.prompts import PromptList, PromptSource, SyntheticPrompts
 from infphys.measure.target import Target
@@ -295,14 +296,23 @@ async def run_levels(
     if metrics_interval_s is not None:
         positive("metrics_interval_s", metrics_interval_s)
     source = _prompt_source(prompts, levels[0], seed)
-    client = ChatClient(
-        target,
+    options = WorkerOptions(
+        target=target,
+        levels=tuple(levels),
+        prompts=source,
+        synthetic_prompts=prompts is None,
         timeouts=timeouts,
+        duration_s=duration,
+        drain_s=drain,
+        max_in_flight=max_in_flight,
+        seed=seed,
         stream=stream,
         include_usage=include_usage,
-        extra_body=extra_body,
+        extra_body=dict(extra_body or {}),
         http_stack=http_stack,
+        workers=workers,
     )
+    client = options.chat_client()
     header = _run_header(
         target,
         levels,
@@ -319,24 +329,8 @@ async def run_levels(
         http_client=client.http_client,
     )
     if workers > 1:
-        from infphys.measure._workers import WorkerOptions, run_in_workers
+        from infphys.measure._workers import run_in_workers
 
-        options = WorkerOptions(
-            target=target,
-            levels=tuple(levels),
-            prompts=source,
-            synthetic_prompts=prompts is None,
-            timeouts=timeouts,
-            duration_s=duration,
-            drain_s=drain,
-            max_in_flight=max_in_flight,
-            seed=seed,
-            stream=stream,
-            include_usage=include_usage,
-            extra_body=dict(extra_body or {}),
-            http_stack=http_stack,
-            workers=workers,
-        )
         return await run_in_workers(
             options,
             header,
