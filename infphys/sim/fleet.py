@@ -82,7 +82,6 @@ __all__ = [
 ROUTERS: tuple[str, ...] = ("round-robin", "least-outstanding", "least-kv", "session-affinity")
 
 
-
 def check_router(name: str, value: object) -> str:
     """``value`` itself when it names one of :data:`ROUTERS`, else ``ValueError`` naming ``name``.
 
