@@ -79,7 +79,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from infphys._closing import cancel_and_wait
+from infphys._closing import cancel_and_wait, end_process
 from infphys.measure._levels import (
     DeliveredLog,
     LevelDriver,
@@ -467,16 +467,8 @@ class _Coordinator:
         with contextlib.suppress(TimeoutError, RuntimeError, asyncio.CancelledError):
             while len(self.finished) < len(self.procs):
                 await self.next_message(max(0.0, deadline - time.perf_counter()))
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=2.0)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=2.0)
+        for proc in self.procs:  # asked over its pipe; one still there at the deadline is killed
+            end_process(proc, deadline - time.perf_counter(), ask=None)
         for conn in self.inboxes:
             conn.close()
 
