@@ -27,6 +27,7 @@ so an interrupted run keeps every finished record. A torn last line is ignored o
 
 from __future__ import annotations
 
+import datetime as _dt
 import importlib.metadata
 import itertools
 import json
@@ -54,6 +55,7 @@ __all__ = [
     "load_run",
     "read_run",
     "records_to_frame",
+    "utc_timestamp",
     "versions",
 ]
 
@@ -90,6 +92,17 @@ def infphys_version() -> str:
         return importlib.metadata.version("infphys")
     except importlib.metadata.PackageNotFoundError:
         return "0+unknown"
+
+
+def utc_timestamp() -> str:
+    """Now in UTC to the second, ISO 8601 with a ``Z``: what :attr:`RunHeader.started_at`
+    holds, e.g. ``"2026-11-27T09:30:00Z"`` for half past nine UTC on 27 November 2026.
+
+    >>> stamp = utc_timestamp()
+    >>> len(stamp), stamp[10], stamp[-1]
+    (20, 'T', 'Z')
+    """
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def versions() -> dict[str, str]:

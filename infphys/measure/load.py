@@ -45,7 +45,6 @@ Jupyter cells); :func:`run_sync` runs one from plain code, and from inside a run
 
 from __future__ import annotations
 
-import datetime as _dt
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -77,7 +76,7 @@ from infphys.measure.client import HttpStack, Timeouts
 from infphys.measure.metrics import MetricsScraper, metrics_path_for
 from infphys.measure.prompts import PromptList, PromptSource, SyntheticPrompts
 from infphys.measure.target import Target
-from infphys.records import RequestRecord, RunHeader, RunWriter, records_to_frame
+from infphys.records import RequestRecord, RunHeader, RunWriter, records_to_frame, utc_timestamp
 
 __all__ = [
     "CLIENT_CPU_WARN_FRACTION",
@@ -196,7 +195,7 @@ def _run_header(
     http_client: str,
 ) -> RunHeader:
     """The header of a measured run (what :func:`run_levels` was asked to do)."""
-    started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    started_at = utc_timestamp()
     return RunHeader(
         source="measured",
         started_at=started_at,

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infphys.physics.memory import kv_bytes_per_token
-from infphys.records import RequestRecord
+from infphys.records import RequestRecord, utc_timestamp
 from infphys.sim.config import EngineConfig
 from infphys.sim.engine import Engine, RequestRejected, SimRequest
 from infphys.sim.virtual import (
@@ -60,7 +60,6 @@ from infphys.sim.virtual import (
     _Arrivals,
     _check_run,
     _engine_record,
-    _now_iso,
     _rejected_record,
     _run_header,
     _timeseries_frame,
@@ -288,7 +287,7 @@ def _drive(
     if not (kv_link_latency_s >= 0):
         raise ValueError(f"kv_link_latency_s must be >= 0 (got {kv_link_latency_s!r})")
     wall0 = time.perf_counter()
-    started_at = _now_iso()
+    started_at = utc_timestamp()
     # Replica i draws output lengths from its own stream (seed + i): identical replicas with
     # one stream would draw the same lengths in the same order, and round-robin would look
     # perfectly balanced. Replica 0 keeps its seed, so one replica reproduces simulate().
