@@ -195,10 +195,9 @@ def _run_header(
     http_client: str,
 ) -> RunHeader:
     """The header of a measured run (what :func:`run_levels` was asked to do)."""
-    started_at = utc_timestamp()
     return RunHeader(
         source="measured",
-        started_at=started_at,
+        started_at=utc_timestamp(),
         target=target.public_dict(),
         load={
             "kind": kind,

@@ -286,10 +286,9 @@ async def retry_run(
     timeouts = timeouts or Timeouts()
     offsets = list(itertools.islice(poisson_arrivals_s(rate, random.Random(seed)), n))
     prompts = SyntheticPrompts(prompt_tokens, seed=seed)
-    started_at = utc_timestamp()
     header = RunHeader(
         source="measured",
-        started_at=started_at,
+        started_at=utc_timestamp(),
         target=target.public_dict(),
         load={
             "kind": "retry",
