@@ -47,6 +47,7 @@ import pandas as pd
 
 from infphys._check import non_negative_int, positive, positive_int
 from infphys.catalog import GPUSpec, match_gpu_name
+from infphys.measure.gpu._timing import host_times_s
 
 __all__ = [
     "COPY_COLUMNS",
@@ -242,15 +243,7 @@ def _time_host(
     copy: Callable[[], object], size: int, repeats: int, warmup: int
 ) -> tuple[list[float], int]:
     n = _copies_per_timing(size, _HOST_BYTES_PER_TIMING)
-    for _ in range(max(warmup, 1)):
-        copy()
-    times: list[float] = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            copy()
-        times.append((time.perf_counter() - t0) / n)
-    return times, n
+    return host_times_s(copy, repeats, warmup=warmup, calls=n), n
 
 
 def _row(size: int, times: list[float], n: int, datasheet: float | None) -> dict[str, Any]:
