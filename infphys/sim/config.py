@@ -380,6 +380,15 @@ class EngineConfig:
         """Tokens the KV cache holds: blocks × ``block_tokens``."""
         return self.kv_capacity_blocks * self.block_tokens
 
+    @property
+    def label(self) -> str:
+        """The engine in words, for titles and log lines: model on TP × GPU.
+
+        >>> EngineConfig.build("h200", "llama-3.1-8b", tp=2).label
+        'Llama-3.1-8B on 2× H200 SXM'
+        """
+        return f"{self.model.name} on {self.tp}× {self.gpu.name}"
+
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain data (JSON-able); :meth:`from_dict` rebuilds the same config."""
         return {

@@ -72,8 +72,7 @@ class SimHandle:
 
     def describe(self) -> str:
         """``Llama-3.1-8B on 1× H200 SXM`` (and the fleet's shape)."""
-        cfg = self.config
-        what = f"{cfg.model.name} on {cfg.tp}× {cfg.gpu.name}"
+        what = self.config.label
         return f"{what} ({self.shape})" if self.shape else what
 
 

@@ -237,8 +237,7 @@ class SimServer:
 
     def describe(self) -> str:
         """One line: the engine, and the fleet's shape when there is one."""
-        cfg = self.config
-        what = f"{cfg.model.name} on {cfg.tp}× {cfg.gpu.name}"
+        what = self.config.label
         return f"{what}; {self.shape}" if self.shape else what
 
     # --- lifecycle -----------------------------------------------------------------------
