@@ -46,6 +46,7 @@ __all__ = [
     "check_level",
     "delivered_dict",
     "delivered_load",
+    "pass_on",
 ]
 
 #: Above this share of one core spent in the client's event-loop thread, the client is the
@@ -160,6 +161,21 @@ class LoadProgress:
         return stats.percentiles(list(self._e2e_s), (50, 95))
 
 
+def pass_on(
+    rec: RequestRecord,
+    writer: RunWriter | None,
+    progress: LoadProgress,
+    on_record: Callable[[RequestRecord], None] | None,
+) -> None:
+    """Where an ended request goes, in one process or from the workers: a line of the run file
+    (when there is one), the progress counters, then the caller's ``on_record``."""
+    if writer is not None:
+        writer.write(rec)
+    progress.record(rec)
+    if on_record is not None:
+        on_record(rec)
+
+
 def delivered_dict(d: DeliveredLoad) -> dict[str, Any]:
     return {k: getattr(d, k) for k in DeliveredLoad.__dataclass_fields__}
 
@@ -230,11 +246,7 @@ class LevelDriver:
 
     def _finish(self, rec: RequestRecord) -> None:
         self.records.append(rec)
-        if self.writer is not None:
-            self.writer.write(rec)
-        self.progress.record(rec)
-        if self.on_record is not None:
-            self.on_record(rec)
+        pass_on(rec, self.writer, self.progress, self.on_record)
 
     async def _fire(
         self,

@@ -86,6 +86,7 @@ from infphys.measure._levels import (
     LevelHealth,
     LoadProgress,
     LoopLagProbe,
+    pass_on,
 )
 from infphys.measure._worker_plan import (
     Share,
@@ -390,11 +391,7 @@ class _Coordinator:
         self.latest_key = max(self.latest_key, key)
         self.records.append(rec)
         self.by_level.setdefault(int(rec.labels.get("level", -1)), []).append(rec)
-        if self.writer is not None:
-            self.writer.write(rec)
-        self.progress.record(rec)
-        if self.on_record is not None:
-            self.on_record(rec)
+        pass_on(rec, self.writer, self.progress, self.on_record)
 
     async def next_message(self, timeout_s: float) -> tuple[int, Any]:
         """The next message from a worker; records are taken in on the way."""
