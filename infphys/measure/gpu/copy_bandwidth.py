@@ -117,19 +117,18 @@ class CopyBandwidthResult:
     def datasheet_bandwidth_bytes_per_s(self) -> float | None:
         return None if self.catalog is None else self.catalog.bandwidth_bytes_per_s
 
+    def _at_largest_size(self, column: str) -> float:
+        return math.nan if self.frame.empty else float(self.frame[column].iloc[-1])
+
     @property
     def bandwidth_bytes_per_s(self) -> float:
         """Read-plus-written bandwidth at the largest size measured (beyond the caches)."""
-        if self.frame.empty:
-            return math.nan
-        return float(self.frame["bandwidth_read_plus_written_bytes_per_s"].iloc[-1])
+        return self._at_largest_size("bandwidth_read_plus_written_bytes_per_s")
 
     @property
     def bandwidth_copied_once_bytes_per_s(self) -> float:
         """The same copy with the bytes counted once (half of :attr:`bandwidth_bytes_per_s`)."""
-        if self.frame.empty:
-            return math.nan
-        return float(self.frame["bandwidth_copied_once_bytes_per_s"].iloc[-1])
+        return self._at_largest_size("bandwidth_copied_once_bytes_per_s")
 
     @property
     def fraction_of_datasheet(self) -> float | None:
