@@ -319,7 +319,7 @@ class LevelDriver:
         assert lv.concurrency is not None
         start = self.client.now_s() if self.level_start_s is None else self.level_start_s
         stop_sending = start + self._duration_s(lv)
-        total = lv.warmup + lv.requests
+        total = lv.total_requests
         counter = iter(range(total))
         take = self.take_ticket
         sizes = None if lv.fixed_sizes else lv.sizes()

@@ -169,7 +169,7 @@ def plan_open(
     heap = [(phase_s(rngs[i], lv.arrival, rate, i, workers), i) for i in range(workers)]
     heapq.heapify(heap)
     counts, warm = [0] * workers, [0] * workers
-    for k in range(lv.warmup + lv.requests):
+    for k in range(lv.total_requests):
         t, i = heapq.heappop(heap)
         counts[i] += 1
         if k < lv.warmup:

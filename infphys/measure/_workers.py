@@ -432,7 +432,7 @@ class _Coordinator:
         """Start level ``index`` in every worker at one time; hand out a closed loop's request
         numbers as the workers ask; return when every worker has reported the level done."""
         lv = self.options.levels[index]
-        pool = iter(range(lv.warmup + lv.requests) if lv.mode == "closed" else ())
+        pool = iter(range(lv.total_requests) if lv.mode == "closed" else ())
 
         def batch(worker: int) -> tuple[int, int]:
             share = shares[worker]
@@ -513,7 +513,7 @@ async def run_in_workers(
     header.extra["clock"] = CLOCK_NOTE
     run_path = Path(path) if path is not None else None
     progress = progress or LoadProgress()
-    progress.planned = sum(lv.warmup + lv.requests for lv in options.levels)
+    progress.planned = sum(lv.total_requests for lv in options.levels)
     clock_zero = time.perf_counter()
     coord = _Coordinator(options, header, run_path, progress, on_record, clock_zero)
     scraper = run_scraper(options.target, metrics_interval_s, clock_zero, run_path)

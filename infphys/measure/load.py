@@ -341,7 +341,7 @@ async def run_levels(
     run_path = Path(path) if path is not None else None
     writer = RunWriter(run_path, header).open() if run_path is not None else None
     progress = progress or LoadProgress()
-    progress.planned = sum(lv.warmup + lv.requests for lv in levels)
+    progress.planned = sum(lv.total_requests for lv in levels)
     clock_zero = time.perf_counter()
     client.clock_zero_s = clock_zero
     rng = random.Random(seed)
