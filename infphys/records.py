@@ -52,6 +52,7 @@ __all__ = [
     "RunHeader",
     "RunWriter",
     "infphys_version",
+    "iter_json_lines",
     "load_run",
     "read_run",
     "records_to_frame",
@@ -313,8 +314,14 @@ class RunWriter(Closing):
         return self.open()
 
 
-def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
+def iter_json_lines(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """The objects of a JSON-lines file, one a line; blank lines and a line that does not parse
+    (the torn last line of an interrupted run) are skipped, so what was finished is kept.
+
+    Example: a file holding ``{"a": 1}``, a blank line and ``{"a": 2`` (cut off) yields
+    ``{"a": 1}`` only.
+    """
+    with Path(path).open(encoding="utf-8") as fh:
         for line in fh:
             line = line.strip()
             if not line:
@@ -335,7 +342,7 @@ def read_run(path: str | os.PathLike[str]) -> Run:
     p = Path(path)
     header: RunHeader | None = None
     records: list[RequestRecord] = []
-    for d in _iter_lines(p):
+    for d in iter_json_lines(p):
         kind = d.get("type")
         if kind == "header" and header is None:
             header = RunHeader.from_json_dict(d)
