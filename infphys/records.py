@@ -27,6 +27,7 @@ so an interrupted run keeps every finished record. A torn last line is ignored o
 
 from __future__ import annotations
 
+import datetime as _dt
 import importlib.metadata
 import itertools
 import json
@@ -51,9 +52,11 @@ __all__ = [
     "RunHeader",
     "RunWriter",
     "infphys_version",
+    "iter_json_lines",
     "load_run",
     "read_run",
     "records_to_frame",
+    "utc_timestamp",
     "versions",
 ]
 
@@ -90,6 +93,17 @@ def infphys_version() -> str:
         return importlib.metadata.version("infphys")
     except importlib.metadata.PackageNotFoundError:
         return "0+unknown"
+
+
+def utc_timestamp() -> str:
+    """Now in UTC to the second, ISO 8601 with a ``Z``: what :attr:`RunHeader.started_at`
+    holds, e.g. ``"2026-11-27T09:30:00Z"`` for half past nine UTC on 27 November 2026.
+
+    >>> stamp = utc_timestamp()
+    >>> len(stamp), stamp[10], stamp[-1]
+    (20, 'T', 'Z')
+    """
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def versions() -> dict[str, str]:
@@ -300,8 +314,14 @@ class RunWriter(Closing):
         return self.open()
 
 
-def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
+def iter_json_lines(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """The objects of a JSON-lines file, one a line; blank lines and a line that does not parse
+    (the torn last line of an interrupted run) are skipped, so what was finished is kept.
+
+    Example: a file holding ``{"a": 1}``, a blank line and ``{"a": 2`` (cut off) yields
+    ``{"a": 1}`` only.
+    """
+    with Path(path).open(encoding="utf-8") as fh:
         for line in fh:
             line = line.strip()
             if not line:
@@ -322,7 +342,7 @@ def read_run(path: str | os.PathLike[str]) -> Run:
     p = Path(path)
     header: RunHeader | None = None
     records: list[RequestRecord] = []
-    for d in _iter_lines(p):
+    for d in iter_json_lines(p):
         kind = d.get("type")
         if kind == "header" and header is None:
             header = RunHeader.from_json_dict(d)

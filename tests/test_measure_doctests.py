@@ -11,6 +11,7 @@ MODULES = [
     "infphys._closing",
     "infphys.measure._failures",
     "infphys.measure._sse",
+    "infphys.measure.gpu._timing",
     "infphys.measure.metrics",
     "infphys.measure.prompts",
     "infphys.measure.target",

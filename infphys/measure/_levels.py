@@ -46,6 +46,7 @@ __all__ = [
     "check_level",
     "delivered_dict",
     "delivered_load",
+    "pass_on",
 ]
 
 #: Above this share of one core spent in the client's event-loop thread, the client is the
@@ -160,6 +161,21 @@ class LoadProgress:
         return stats.percentiles(list(self._e2e_s), (50, 95))
 
 
+def pass_on(
+    rec: RequestRecord,
+    writer: RunWriter | None,
+    progress: LoadProgress,
+    on_record: Callable[[RequestRecord], None] | None,
+) -> None:
+    """Where an ended request goes, in one process or from the workers: a line of the run file
+    (when there is one), the progress counters, then the caller's ``on_record``."""
+    if writer is not None:
+        writer.write(rec)
+    progress.record(rec)
+    if on_record is not None:
+        on_record(rec)
+
+
 def delivered_dict(d: DeliveredLoad) -> dict[str, Any]:
     return {k: getattr(d, k) for k in DeliveredLoad.__dataclass_fields__}
 
@@ -191,48 +207,46 @@ class LoopLagProbe:
         return self.lags_s
 
 
+@dataclass(eq=False, repr=False)
 class LevelDriver:
-    def __init__(
-        self,
-        client: ChatClient,
-        prompts: PromptSource,
-        writer: RunWriter | None,
-        progress: LoadProgress,
-        on_record: Callable[[RequestRecord], None] | None,
-        duration_s: float,
-        drain_s: float,
-        max_in_flight: int,
-        rng: random.Random,
-        prompt_seed: int = 0,
-    ) -> None:
-        self.client = client
-        self.prompt_seed = prompt_seed
-        self.prompts = prompts
-        self.writer = writer
-        self.progress = progress
-        self.on_record = on_record
-        self.duration_s = duration_s
-        self.drain_s = drain_s
-        self.max_in_flight = max_in_flight
-        self.rng = rng
-        self.records: list[RequestRecord] = []
-        self.next_id = 0
-        # Hooks for a level split over processes (infphys.measure._workers): ids step by the
-        # number of workers, a level starts at a time shared by all of them, and an open loop's
-        # first send can come ``phase_s`` after that start; a closed loop can draw its request
-        # numbers from a source shared with other processes (``take_ticket``: None when done).
-        self.id_step = 1
-        self.level_start_s: float | None = None
-        self.phase_s = 0.0
-        self.take_ticket: Callable[[], Awaitable[int | None]] | None = None
+    """Sends levels through ``client`` and records every request as it ends.
+
+    Each ended request goes to ``records``, to ``writer`` (when given), to ``progress`` and to
+    ``on_record``. A level stops sending after ``duration_s`` (or its own shorter duration) and
+    cancels what is still in flight ``drain_s`` later. An open level holds at most
+    ``max_in_flight`` requests in flight; a send due beyond that waits, and its lateness is
+    recorded as dispatch lag. ``rng`` draws the open-loop arrival gaps and ``prompt_seed``
+    seeds the synthetic prompts of per-request sizes.
+
+    Example: a closed level of concurrency 8 and 64 requests, ``duration_s`` 60 and
+    ``drain_s`` 5, keeps 8 requests in flight until all 64 have been sent or 60 s have passed,
+    then waits at most 5 s more for the last answers.
+    """
+
+    client: ChatClient
+    prompts: PromptSource
+    writer: RunWriter | None
+    progress: LoadProgress
+    on_record: Callable[[RequestRecord], None] | None
+    duration_s: float
+    drain_s: float
+    max_in_flight: int
+    rng: random.Random
+    prompt_seed: int = 0
+    records: list[RequestRecord] = field(default_factory=list, init=False)
+    next_id: int = field(default=0, init=False)
+    # Hooks for a level split over processes (infphys.measure._workers): ids step by the
+    # number of workers, a level starts at a time shared by all of them, and an open loop's
+    # first send can come ``phase_s`` after that start; a closed loop can draw its request
+    # numbers from a source shared with other processes (``take_ticket``: None when done).
+    id_step: int = field(default=1, init=False)
+    level_start_s: float | None = field(default=None, init=False)
+    phase_s: float = field(default=0.0, init=False)
+    take_ticket: Callable[[], Awaitable[int | None]] | None = field(default=None, init=False)
 
     def _finish(self, rec: RequestRecord) -> None:
         self.records.append(rec)
-        if self.writer is not None:
-            self.writer.write(rec)
-        self.progress.record(rec)
-        if self.on_record is not None:
-            self.on_record(rec)
+        pass_on(rec, self.writer, self.progress, self.on_record)
 
     async def _fire(
         self,
@@ -305,7 +319,7 @@ class LevelDriver:
         assert lv.concurrency is not None
         start = self.client.now_s() if self.level_start_s is None else self.level_start_s
         stop_sending = start + self._duration_s(lv)
-        total = lv.warmup + lv.requests
+        total = lv.total_requests
         counter = iter(range(total))
         take = self.take_ticket
         sizes = None if lv.fixed_sizes else lv.sizes()

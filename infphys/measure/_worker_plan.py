@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from infphys.measure._levels import Level
-from infphys.measure.client import HttpStack, Timeouts
+from infphys.measure.client import ChatClient, HttpStack, Timeouts
 from infphys.measure.prompts import PromptSource
 from infphys.measure.target import Target
 
@@ -169,7 +169,7 @@ def plan_open(
     heap = [(phase_s(rngs[i], lv.arrival, rate, i, workers), i) for i in range(workers)]
     heapq.heapify(heap)
     counts, warm = [0] * workers, [0] * workers
-    for k in range(lv.warmup + lv.requests):
+    for k in range(lv.total_requests):
         t, i = heapq.heappop(heap)
         counts[i] += 1
         if k < lv.warmup:
@@ -190,7 +190,8 @@ def plan_open(
 
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
-    """What every worker needs to send its share (picklable: it crosses to a new process)."""
+    """A run's sending settings: what every worker needs to send its share (picklable: it
+    crosses to a new process). A one-process run is one worker of these."""
 
     target: Target
     levels: tuple[Level, ...]
@@ -206,6 +207,19 @@ class WorkerOptions:
     extra_body: dict[str, Any]
     http_stack: HttpStack
     workers: int
+
+    def chat_client(self, clock_zero_s: float | None = None) -> ChatClient:
+        """A client for ``target`` with the run's timeouts and request settings, time 0 at
+        ``clock_zero_s`` (a ``time.perf_counter()`` reading; default: now)."""
+        return ChatClient(
+            self.target,
+            timeouts=self.timeouts,
+            stream=self.stream,
+            include_usage=self.include_usage,
+            extra_body=self.extra_body,
+            clock_zero_s=clock_zero_s,
+            http_stack=self.http_stack,
+        )
 
 
 def plan_levels(options: WorkerOptions, seeds: Sequence[int]) -> list[list[Share | None]]:

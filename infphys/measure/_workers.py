@@ -79,13 +79,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from infphys._closing import cancel_and_wait
+from infphys._closing import cancel_and_wait, end_process
 from infphys.measure._levels import (
     DeliveredLog,
     LevelDriver,
     LevelHealth,
     LoadProgress,
     LoopLagProbe,
+    pass_on,
 )
 from infphys.measure._worker_plan import (
     Share,
@@ -95,7 +96,6 @@ from infphys.measure._worker_plan import (
     ticket_batch,
     worker_seed,
 )
-from infphys.measure.client import ChatClient
 from infphys.measure.load import LoadResult, level_labels, run_scraper
 from infphys.measure.prompts import SyntheticPrompts
 from infphys.records import RequestRecord, RunHeader, RunWriter
@@ -195,15 +195,7 @@ def child_main(inbox_fd: int, outbox_fd: int) -> None:
 async def _child(spec: _ChildSpec, inbox: Connection, outbox: Connection) -> None:
     o, me = spec.options, spec.index
     loop = asyncio.get_running_loop()
-    client = ChatClient(
-        o.target,
-        timeouts=o.timeouts,
-        stream=o.stream,
-        include_usage=o.include_usage,
-        extra_body=o.extra_body,
-        clock_zero_s=spec.clock_zero_s,
-        http_stack=o.http_stack,
-    )
+    client = o.chat_client(spec.clock_zero_s)
     progress = LoadProgress()
     pending: list[RequestRecord] = []
     all_warmup = False
@@ -399,11 +391,7 @@ class _Coordinator:
         self.latest_key = max(self.latest_key, key)
         self.records.append(rec)
         self.by_level.setdefault(int(rec.labels.get("level", -1)), []).append(rec)
-        if self.writer is not None:
-            self.writer.write(rec)
-        self.progress.record(rec)
-        if self.on_record is not None:
-            self.on_record(rec)
+        pass_on(rec, self.writer, self.progress, self.on_record)
 
     async def next_message(self, timeout_s: float) -> tuple[int, Any]:
         """The next message from a worker; records are taken in on the way."""
@@ -444,7 +432,7 @@ class _Coordinator:
         """Start level ``index`` in every worker at one time; hand out a closed loop's request
         numbers as the workers ask; return when every worker has reported the level done."""
         lv = self.options.levels[index]
-        pool = iter(range(lv.warmup + lv.requests) if lv.mode == "closed" else ())
+        pool = iter(range(lv.total_requests) if lv.mode == "closed" else ())
 
         def batch(worker: int) -> tuple[int, int]:
             share = shares[worker]
@@ -476,16 +464,8 @@ class _Coordinator:
         with contextlib.suppress(TimeoutError, RuntimeError, asyncio.CancelledError):
             while len(self.finished) < len(self.procs):
                 await self.next_message(max(0.0, deadline - time.perf_counter()))
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=2.0)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=2.0)
+        for proc in self.procs:  # asked over its pipe; one still there at the deadline is killed
+            end_process(proc, deadline - time.perf_counter(), ask=None)
         for conn in self.inboxes:
             conn.close()
 
@@ -533,7 +513,7 @@ async def run_in_workers(
     header.extra["clock"] = CLOCK_NOTE
     run_path = Path(path) if path is not None else None
     progress = progress or LoadProgress()
-    progress.planned = sum(lv.warmup + lv.requests for lv in options.levels)
+    progress.planned = sum(lv.total_requests for lv in options.levels)
     clock_zero = time.perf_counter()
     coord = _Coordinator(options, header, run_path, progress, on_record, clock_zero)
     scraper = run_scraper(options.target, metrics_interval_s, clock_zero, run_path)

@@ -45,7 +45,6 @@ Jupyter cells); :func:`run_sync` runs one from plain code, and from inside a run
 
 from __future__ import annotations
 
-import datetime as _dt
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -72,11 +71,12 @@ from infphys.measure._levels import (
     delivered_dict,
 )
 from infphys.measure._sync import run_sync
-from infphys.measure.client import ChatClient, HttpStack, Timeouts
+from infphys.measure._worker_plan import WorkerOptions
+from infphys.measure.client import HttpStack, Timeouts
 from infphys.measure.metrics import MetricsScraper, metrics_path_for
 from infphys.measure.prompts import PromptList, PromptSource, SyntheticPrompts
 from infphys.measure.target import Target
-from infphys.records import RequestRecord, RunHeader, RunWriter, records_to_frame
+from infphys.records import RequestRecord, RunHeader, RunWriter, records_to_frame, utc_timestamp
 
 __all__ = [
     "CLIENT_CPU_WARN_FRACTION",
@@ -195,10 +195,9 @@ def _run_header(
     http_client: str,
 ) -> RunHeader:
     """The header of a measured run (what :func:`run_levels` was asked to do)."""
-    started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return RunHeader(
         source="measured",
-        started_at=started_at,
+        started_at=utc_timestamp(),
         target=target.public_dict(),
         load={
             "kind": kind,
@@ -295,14 +294,23 @@ async def run_levels(
     if metrics_interval_s is not None:
         positive("metrics_interval_s", metrics_interval_s)
     source = _prompt_source(prompts, levels[0], seed)
-    client = ChatClient(
-        target,
+    options = WorkerOptions(
+        target=target,
+        levels=tuple(levels),
+        prompts=source,
+        synthetic_prompts=prompts is None,
         timeouts=timeouts,
+        duration_s=duration,
+        drain_s=drain,
+        max_in_flight=max_in_flight,
+        seed=seed,
         stream=stream,
         include_usage=include_usage,
-        extra_body=extra_body,
+        extra_body=dict(extra_body or {}),
         http_stack=http_stack,
+        workers=workers,
     )
+    client = options.chat_client()
     header = _run_header(
         target,
         levels,
@@ -319,24 +327,8 @@ async def run_levels(
         http_client=client.http_client,
     )
     if workers > 1:
-        from infphys.measure._workers import WorkerOptions, run_in_workers
+        from infphys.measure._workers import run_in_workers
 
-        options = WorkerOptions(
-            target=target,
-            levels=tuple(levels),
-            prompts=source,
-            synthetic_prompts=prompts is None,
-            timeouts=timeouts,
-            duration_s=duration,
-            drain_s=drain,
-            max_in_flight=max_in_flight,
-            seed=seed,
-            stream=stream,
-            include_usage=include_usage,
-            extra_body=dict(extra_body or {}),
-            http_stack=http_stack,
-            workers=workers,
-        )
         return await run_in_workers(
             options,
             header,
@@ -349,7 +341,7 @@ async def run_levels(
     run_path = Path(path) if path is not None else None
     writer = RunWriter(run_path, header).open() if run_path is not None else None
     progress = progress or LoadProgress()
-    progress.planned = sum(lv.warmup + lv.requests for lv in levels)
+    progress.planned = sum(lv.total_requests for lv in levels)
     clock_zero = time.perf_counter()
     client.clock_zero_s = clock_zero
     rng = random.Random(seed)

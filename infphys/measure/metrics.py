@@ -51,6 +51,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from infphys._check import positive
 from infphys._closing import cancel_and_wait
 from infphys.measure.target import Target
+from infphys.records import iter_json_lines
 
 __all__ = [
     "METRICS_PATHS",
@@ -248,14 +249,4 @@ def metrics_path_for(run_path: Path) -> Path:
 
 def load_metrics(path: str | Path) -> pd.DataFrame:
     """Read a metrics file written during a run (a torn last line is ignored)."""
-    rows: list[dict[str, Any]] = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return _frame(rows)
+    return _frame(list(iter_json_lines(path)))

@@ -39,7 +39,6 @@ the next 1.5 s, after the burst has passed, and serves most of them with fewer a
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import itertools
 import math
 import random
@@ -55,7 +54,7 @@ from infphys._check import non_negative, non_negative_int, positive, positive_in
 from infphys.measure.client import ChatClient, Timeouts
 from infphys.measure.prompts import SyntheticPrompts
 from infphys.measure.target import Target
-from infphys.records import RequestRecord, RunHeader, records_to_frame
+from infphys.records import RequestRecord, RunHeader, records_to_frame, utc_timestamp
 from infphys.workload import poisson_arrivals_s
 
 __all__ = [
@@ -287,10 +286,9 @@ async def retry_run(
     timeouts = timeouts or Timeouts()
     offsets = list(itertools.islice(poisson_arrivals_s(rate, random.Random(seed)), n))
     prompts = SyntheticPrompts(prompt_tokens, seed=seed)
-    started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     header = RunHeader(
         source="measured",
-        started_at=started_at,
+        started_at=utc_timestamp(),
         target=target.public_dict(),
         load={
             "kind": "retry",

@@ -47,7 +47,7 @@ import asyncio
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
@@ -150,22 +150,22 @@ _TOKEN_TAILS: tuple[bytes, ...] = tuple(
 )
 
 
+@dataclass(slots=True)
 class _Answer:
     """The SSE lines of one answer, rendered from templates (the stub must outpace clients)."""
 
-    __slots__ = ("completion_tokens", "finish", "head", "id", "model", "prompt_tokens")
+    id: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish: str
+    head: bytes = field(init=False)
 
-    def __init__(
-        self, rid: str, model: str, prompt_tokens: int, completion_tokens: int, finish: str
-    ) -> None:
-        self.id = rid
-        self.model = model
-        self.prompt_tokens = prompt_tokens
-        self.completion_tokens = completion_tokens
-        self.finish = finish
+    def __post_init__(self) -> None:
         self.head = (
-            f'data: {{"id":"{rid}","object":"chat.completion.chunk","created":{int(time.time())},'
-            f'"model":{json.dumps(model)},"choices":[{{"index":0,"delta":'
+            f'data: {{"id":"{self.id}","object":"chat.completion.chunk",'
+            f'"created":{int(time.time())},"model":{json.dumps(self.model)},'
+            '"choices":[{"index":0,"delta":'
         ).encode()
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from infphys.physics import StepTime
-from infphys.sim.config import EngineConfig
+from infphys.sim.config import EngineConfig, check_engine_config
 
 __all__ = [
     "EngineState",
@@ -185,9 +185,7 @@ class EngineState:
     def __init__(
         self, config: EngineConfig, *, exact: bool = False, track_steps: bool = False
     ) -> None:
-        if not isinstance(config, EngineConfig):
-            raise ValueError(f"config must be an EngineConfig (got {config!r})")
-        self.config = config
+        self.config = check_engine_config("config", config)
         self.exact = bool(exact)
         self.track_steps = bool(track_steps)
         self._roof = config.roofline

@@ -55,6 +55,7 @@ from infphys.physics import (
 __all__ = [
     "EngineConfig",
     "OutputLengths",
+    "check_engine_config",
     "default_served_model_name",
 ]
 
@@ -379,6 +380,15 @@ class EngineConfig:
         """Tokens the KV cache holds: blocks × ``block_tokens``."""
         return self.kv_capacity_blocks * self.block_tokens
 
+    @property
+    def label(self) -> str:
+        """The engine in words, for titles and log lines: model on TP × GPU.
+
+        >>> EngineConfig.build("h200", "llama-3.1-8b", tp=2).label
+        'Llama-3.1-8B on 2× H200 SXM'
+        """
+        return f"{self.model.name} on {self.tp}× {self.gpu.name}"
+
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain data (JSON-able); :meth:`from_dict` rebuilds the same config."""
         return {
@@ -452,3 +462,19 @@ class EngineConfig:
             "output_lengths": asdict(self.output_lengths),
             "seed": self.seed,
         }
+
+
+def check_engine_config(name: str, value: object) -> EngineConfig:
+    """``value`` itself when it is an :class:`EngineConfig`, else ``ValueError`` naming ``name``.
+
+    Every driver of the engine (virtual time, sweeps, the real-time server) checks its
+    configuration here, so a wrong argument reads the same wherever it is passed.
+
+    >>> check_engine_config("config", "h200")
+    Traceback (most recent call last):
+    ...
+    ValueError: config must be an EngineConfig (got 'h200')
+    """
+    if not isinstance(value, EngineConfig):
+        raise ValueError(f"{name} must be an EngineConfig (got {value!r})")
+    return value

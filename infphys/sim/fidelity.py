@@ -46,7 +46,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from infphys.catalog import (
@@ -59,9 +58,8 @@ from infphys.catalog import (
 from infphys.physics import weight_bytes
 from infphys.sim.config import EngineConfig
 from infphys.sim.fit import static_model
-from infphys.sim.virtual import simulate
+from infphys.sim.virtual import SimResult, simulate
 from infphys.sim.workload import Workload
-from infphys.stats import throughput
 
 __all__ = [
     "NIM_SERVING",
@@ -153,24 +151,18 @@ def nim_engine_config(
     )
 
 
-def _row_metrics(res: Any) -> dict[str, float]:
-    recs = [r for r in res.records if not r.warmup and r.status == "ok"]
-    if not recs:
-        return {
-            "ttft_ms_avg": math.nan,
-            "ttft_ms_p95": math.nan,
-            "itl_ms_avg": math.nan,
-            "output_tokens_per_s": math.nan,
-        }
-    ttft = np.array([float(r.ttft_s or 0.0) for r in recs])
-    e2e = np.array([float(r.e2e_s or 0.0) for r in recs])
-    n = np.array([r.completion_tokens for r in recs], dtype=float)
-    itl = (e2e - ttft) / np.maximum(n - 1, 1)
+def _row_metrics(res: SimResult) -> dict[str, float]:
+    """GenAI-Perf's figures of one replayed row, from :meth:`SimResult.summary` (successful
+    measured requests): mean and p95 TTFT, mean inter-token latency (the mean of each
+    request's (e2e − TTFT) / (tokens − 1)) in ms, and output tokens/s; NaN when none succeeded.
+    """
+    s = res.summary()
+    nan = math.nan
     return {
-        "ttft_ms_avg": float(ttft.mean() * 1e3),
-        "ttft_ms_p95": float(np.percentile(ttft, 95) * 1e3),
-        "itl_ms_avg": float(itl.mean() * 1e3),
-        "output_tokens_per_s": throughput(res.records).output_tokens_per_s,
+        "ttft_ms_avg": s.get("ttft_mean_s", nan) * 1e3,
+        "ttft_ms_p95": s.get("ttft_p95_s", nan) * 1e3,
+        "itl_ms_avg": s.get("tpot_mean_s", nan) * 1e3,
+        "output_tokens_per_s": s.get("output_tokens_per_s", nan),
     }
 
 

@@ -51,15 +51,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from infphys.physics.memory import kv_bytes_per_token
-from infphys.records import RequestRecord
+from infphys.records import RequestRecord, utc_timestamp
 from infphys.sim.config import EngineConfig
 from infphys.sim.engine import Engine, RequestRejected, SimRequest
 from infphys.sim.virtual import (
     SimResult,
     SimStats,
     _Arrivals,
+    _check_run,
     _engine_record,
-    _now_iso,
     _rejected_record,
     _run_header,
     _timeseries_frame,
@@ -71,6 +71,7 @@ __all__ = [
     "ROUTERS",
     "FleetResult",
     "Router",
+    "check_router",
     "kv_transfer_s",
     "simulate_disaggregated",
     "simulate_fleet",
@@ -78,6 +79,21 @@ __all__ = [
 
 #: The routers :func:`simulate_fleet` knows.
 ROUTERS: tuple[str, ...] = ("round-robin", "least-outstanding", "least-kv", "session-affinity")
+
+
+def check_router(name: str, value: object) -> str:
+    """``value`` itself when it names one of :data:`ROUTERS`, else ``ValueError`` naming ``name``.
+
+    ``check_router("router", "random")`` raises ``router must be one of ('round-robin', …)
+    (got 'random')``.
+
+    >>> check_router("router", "least-kv")
+    'least-kv'
+    """
+    if value not in ROUTERS:
+        raise ValueError(f"{name} must be one of {ROUTERS} (got {value!r})")
+    return str(value)
+
 
 #: Fixed cost of one KV transfer between GPUs (setting up the copy), seconds: the order of an
 #: RDMA or NVLink put's latency; the bytes then move at the link's bandwidth.
@@ -119,9 +135,7 @@ class Router:
     """
 
     def __init__(self, name: str, seed: int, session_of: Callable[[int], Hashable] | None) -> None:
-        if name not in ROUTERS:
-            raise ValueError(f"router must be one of {ROUTERS} (got {name!r})")
-        self.name = name
+        self.name = check_router("router", name)
         self._seed = seed
         self._rng = random.Random(f"{seed}:router")
         self._next = 0
@@ -269,14 +283,11 @@ def _drive(
     """The event loop behind both drivers; ``n_prefill`` 0 is a colocated fleet."""
     if not configs or not all(isinstance(c, EngineConfig) for c in configs):
         raise ValueError("replicas must be a non-empty sequence of EngineConfig")
-    if not isinstance(workload, Workload):
-        raise ValueError(f"workload must be a Workload (got {workload!r})")
-    if max_sim_s is not None and not (max_sim_s > 0):
-        raise ValueError(f"max_sim_s must be > 0 (got {max_sim_s!r})")
+    _check_run(workload, max_sim_s)
     if not (kv_link_latency_s >= 0):
         raise ValueError(f"kv_link_latency_s must be >= 0 (got {kv_link_latency_s!r})")
     wall0 = time.perf_counter()
-    started_at = _now_iso()
+    started_at = utc_timestamp()
     # Replica i draws output lengths from its own stream (seed + i): identical replicas with
     # one stream would draw the same lengths in the same order, and round-robin would look
     # perfectly balanced. Replica 0 keeps its seed, so one replica reproduces simulate().

@@ -23,7 +23,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infphys._check import non_negative
+from infphys._closing import end_process
 from infphys.catalog import GPUSpec, ModelSpec
 from infphys.endpoint import Target
 from infphys.sim.config import EngineConfig
@@ -72,8 +72,7 @@ class SimHandle:
 
     def describe(self) -> str:
         """``Llama-3.1-8B on 1× H200 SXM`` (and the fleet's shape)."""
-        cfg = self.config
-        what = f"{cfg.model.name} on {cfg.tp}× {cfg.gpu.name}"
+        what = self.config.label
         return f"{what} ({self.shape})" if self.shape else what
 
 
@@ -288,13 +287,7 @@ def _serve_process(server: SimServer, host: str, port: int) -> Iterator[Target]:
         bound = int(line.split()[1])
         yield _target(host, bound, server, in_process=False)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        end_process(proc, 15.0)
         if proc.stdout is not None:
             proc.stdout.close()
 

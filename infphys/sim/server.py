@@ -89,9 +89,9 @@ from infphys.sim._tokens import (
     count_text_tokens,
     count_tokens_yielding,
 )
-from infphys.sim.config import EngineConfig, default_served_model_name
+from infphys.sim.config import EngineConfig, check_engine_config, default_served_model_name
 from infphys.sim.engine import Engine, RequestRejected, SimRequest
-from infphys.sim.fleet import ROUTERS, Router, kv_transfer_s
+from infphys.sim.fleet import Router, check_router, kv_transfer_s
 
 if TYPE_CHECKING:
     from infphys.sim.hosting import run_server, serve
@@ -171,11 +171,8 @@ class SimServer:
         router: str = "round-robin",
         seed: int = 0,
     ) -> None:
-        if not isinstance(config, EngineConfig):
-            raise ValueError(f"config must be an EngineConfig (got {config!r})")
-        if router not in ROUTERS:
-            raise ValueError(f"router must be one of {ROUTERS} (got {router!r})")
-        self.config = config
+        self.config = check_engine_config("config", config)
+        check_router("router", router)
         self.served_model_name = served_model_name or default_served_model_name(config.model)
         self.time_scale = positive("time_scale", time_scale)
         self.api_key = api_key or None
@@ -240,8 +237,7 @@ class SimServer:
 
     def describe(self) -> str:
         """One line: the engine, and the fleet's shape when there is one."""
-        cfg = self.config
-        what = f"{cfg.model.name} on {cfg.tp}× {cfg.gpu.name}"
+        what = self.config.label
         return f"{what}; {self.shape}" if self.shape else what
 
     # --- lifecycle -----------------------------------------------------------------------

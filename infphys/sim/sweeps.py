@@ -26,7 +26,7 @@ from infphys import stats
 from infphys._check import non_negative_int, positive_int
 from infphys.planning import kv_limited_concurrency
 from infphys.records import records_to_frame
-from infphys.sim.config import EngineConfig
+from infphys.sim.config import EngineConfig, check_engine_config
 from infphys.sim.virtual import simulate
 from infphys.workload import Workload
 
@@ -125,8 +125,7 @@ def sweep(
     >>> sw.summary()["concurrency"].tolist(), sw.summary()["requests"].tolist()
     ([1, 8, 64], [24, 24, 192])
     """
-    if not isinstance(config, EngineConfig):
-        raise ValueError(f"config must be an EngineConfig (got {config!r})")
+    check_engine_config("config", config)
     levels = [positive_int(f"concurrency[{i}]", c) for i, c in enumerate(concurrency)]
     if not levels:
         raise ValueError("concurrency must hold at least one level")

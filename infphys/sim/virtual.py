@@ -27,7 +27,6 @@ record with TTFT ≈ 31.9 ms (the prefill step) and 99 gaps of ≈ 5.8 ms (one d
 
 from __future__ import annotations
 
-import datetime as _dt
 import heapq
 import math
 import os
@@ -39,8 +38,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from infphys.records import RequestRecord, Run, RunHeader, RunWriter, records_to_frame
-from infphys.sim.config import EngineConfig, default_served_model_name
+from infphys.records import (
+    RequestRecord,
+    Run,
+    RunHeader,
+    RunWriter,
+    records_to_frame,
+    utc_timestamp,
+)
+from infphys.sim.config import EngineConfig, check_engine_config, default_served_model_name
 from infphys.sim.engine import Engine, RequestRejected, SimRequest
 from infphys.sim.workload import Workload
 from infphys.stats import describe_latency, throughput
@@ -180,8 +186,13 @@ def time_average(ts: pd.DataFrame, column: str) -> float:
     return float((v[:-1] * np.diff(t)).sum() / (t[-1] - t[0]))
 
 
-def _now_iso() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def _check_run(workload: object, max_sim_s: float | None) -> None:
+    """The checks shared by :func:`simulate` and the fleet drivers (``ValueError`` naming the
+    argument): ``workload`` is a :class:`Workload` and ``max_sim_s``, when given, is > 0."""
+    if not isinstance(workload, Workload):
+        raise ValueError(f"workload must be a Workload (got {workload!r})")
+    if max_sim_s is not None and not (max_sim_s > 0):
+        raise ValueError(f"max_sim_s must be > 0 (got {max_sim_s!r})")
 
 
 class _Arrivals:
@@ -375,14 +386,10 @@ def simulate(
     Returns:
         A :class:`SimResult`; records are in completion order.
     """
-    if not isinstance(config, EngineConfig):
-        raise ValueError(f"config must be an EngineConfig (got {config!r})")
-    if not isinstance(workload, Workload):
-        raise ValueError(f"workload must be a Workload (got {workload!r})")
-    if max_sim_s is not None and not (max_sim_s > 0):
-        raise ValueError(f"max_sim_s must be > 0 (got {max_sim_s!r})")
+    check_engine_config("config", config)
+    _check_run(workload, max_sim_s)
     wall0 = time.perf_counter()
-    started_at = _now_iso()
+    started_at = utc_timestamp()
     eng = Engine(config, exact=exact, track_steps=keep_chunk_times)
     sizes = workload.sizes()
     warmup = workload.warmup

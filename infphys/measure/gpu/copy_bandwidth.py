@@ -47,6 +47,7 @@ import pandas as pd
 
 from infphys._check import non_negative_int, positive, positive_int
 from infphys.catalog import GPUSpec, match_gpu_name
+from infphys.measure.gpu._timing import host_times_s
 
 __all__ = [
     "COPY_COLUMNS",
@@ -116,19 +117,18 @@ class CopyBandwidthResult:
     def datasheet_bandwidth_bytes_per_s(self) -> float | None:
         return None if self.catalog is None else self.catalog.bandwidth_bytes_per_s
 
+    def _at_largest_size(self, column: str) -> float:
+        return math.nan if self.frame.empty else float(self.frame[column].iloc[-1])
+
     @property
     def bandwidth_bytes_per_s(self) -> float:
         """Read-plus-written bandwidth at the largest size measured (beyond the caches)."""
-        if self.frame.empty:
-            return math.nan
-        return float(self.frame["bandwidth_read_plus_written_bytes_per_s"].iloc[-1])
+        return self._at_largest_size("bandwidth_read_plus_written_bytes_per_s")
 
     @property
     def bandwidth_copied_once_bytes_per_s(self) -> float:
         """The same copy with the bytes counted once (half of :attr:`bandwidth_bytes_per_s`)."""
-        if self.frame.empty:
-            return math.nan
-        return float(self.frame["bandwidth_copied_once_bytes_per_s"].iloc[-1])
+        return self._at_largest_size("bandwidth_copied_once_bytes_per_s")
 
     @property
     def fraction_of_datasheet(self) -> float | None:
@@ -242,15 +242,7 @@ def _time_host(
     copy: Callable[[], object], size: int, repeats: int, warmup: int
 ) -> tuple[list[float], int]:
     n = _copies_per_timing(size, _HOST_BYTES_PER_TIMING)
-    for _ in range(max(warmup, 1)):
-        copy()
-    times: list[float] = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            copy()
-        times.append((time.perf_counter() - t0) / n)
-    return times, n
+    return host_times_s(copy, repeats, warmup=warmup, calls=n), n
 
 
 def _row(size: int, times: list[float], n: int, datasheet: float | None) -> dict[str, Any]:

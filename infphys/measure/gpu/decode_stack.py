@@ -37,11 +37,11 @@ from __future__ import annotations
 import importlib
 import math
 import statistics
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from infphys.catalog import ModelSpec
+from infphys.measure.gpu._timing import host_times_s
 
 __all__ = [
     "DecodeStack",
@@ -264,13 +264,7 @@ class DecodeStack:
             raise ValueError(f"batch must be in [1, {self.max_batch}] (got {batch})")
         t = self.torch
         if self.device.type != "cuda":
-            for _ in range(max(warmup, 1)):
-                self.step(batch)
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                self.step(batch)
-                times.append(time.perf_counter() - t0)
+            times = host_times_s(lambda: self.step(batch), repeats, warmup=warmup)
             return StepTiming(batch, statistics.median(times), min(times), repeats, False)
 
         side = t.cuda.Stream(device=self.device)

@@ -50,6 +50,7 @@ from infphys.catalog import (
     get_model,
     match_gpu_name,
 )
+from infphys.measure.gpu._timing import host_times_s
 from infphys.measure.gpu.copy_bandwidth import copy_bandwidth, host_name
 from infphys.measure.gpu.decode_stack import (
     DecodeStack,
@@ -230,17 +231,13 @@ def measure_machine_spec(torch: Any, device: Any, dtype: Any) -> GPUSpec:
         n = 512
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    times: list[float] = []
-    for i in range(6):
-        if on_cuda:
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
+
+    def product() -> None:  # waits for the GPU, so the host clock times the kernel
         torch.matmul(a, b)
         if on_cuda:
             torch.cuda.synchronize(device)
-        if i:  # the first is a warm-up
-            times.append(time.perf_counter() - t0)
-    flops = 2.0 * n**3 / statistics.median(times)
+
+    flops = 2.0 * n**3 / statistics.median(host_times_s(product, 5))
     what = f"measured on this machine by infphys ({'device' if on_cuda else 'host'} memory)"
     return GPUSpec(
         key="measured",
