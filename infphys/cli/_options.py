@@ -3,7 +3,9 @@
 A group is a frozen dataclass whose fields are typer options (``Annotated[int, typer.Option(...)]``
 with a default). A command decorated with :func:`option_groups` names the group once, as a
 parameter annotated with the dataclass; the decorator shows typer the group's fields as ordinary
-options in that place and hands the command one instance built from what was given.
+options in that place and hands the command one instance built from what was given. The
+commands' decorator :func:`infphys.cli._app.command` applies it to every command. Single options
+that mean the same in several commands (``--json``, ``--tp``) are declared here once too.
 
 Worked example: with ``RunOptions`` holding ``seed: SeedOpt = 0`` and ``workers: WorkersOpt = 1``,
 
