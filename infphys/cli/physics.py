@@ -346,6 +346,16 @@ class _Notes:
             console.print(f"[{i}] {text}", highlight=False, markup=False)
 
 
+def _catalog_table(title: str, columns: tuple[str, ...], text: tuple[str, ...]) -> Table:
+    """A catalog listing: the ``key`` column, then ``columns``, numbers right-aligned and the
+    ``text`` ones left; no cell wraps, so each entry stays on one line in 80 columns."""
+    t = Table(title=title, title_justify="left")
+    t.add_column("key", no_wrap=True)
+    for col in columns:
+        t.add_column(col, justify="left" if col in text else "right", no_wrap=True)
+    return t
+
+
 def _record(spec: Any) -> dict[str, Any]:
     """Every field of a catalog dataclass (new fields included), for ``--json``."""
     if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
@@ -370,10 +380,11 @@ def models(as_json: JSONOpt = False) -> None:
         print_json(rows)
         return
     notes = _Notes()
-    t = Table(title="Models (params in billions; KV bytes per token in BF16)", title_justify="left")
-    t.add_column("key", no_wrap=True)
-    for col in ("attn", "layers", "params", "active", "KV B/tok", "src"):
-        t.add_column(col, justify="left" if col in ("attn", "src") else "right", no_wrap=True)
+    t = _catalog_table(
+        "Models (params in billions; KV bytes per token in BF16)",
+        ("attn", "layers", "params", "active", "KV B/tok", "src"),
+        text=("attn", "src"),
+    )
     for r in rows:
         t.add_row(
             r["key"],
@@ -418,10 +429,11 @@ def gpus(as_json: JSONOpt = False) -> None:
         print_json(rows)
         return
     notes = _Notes()
-    t = Table(title="GPUs (dense, datasheet)", title_justify="left")
-    t.add_column("key", no_wrap=True)
-    for col in ("GB", "GB/s", "BF16 TF/s", "FP8 TF/s", "ridge F/B", "src"):
-        t.add_column(col, justify="left" if col == "src" else "right", no_wrap=True)
+    t = _catalog_table(
+        "GPUs (dense, datasheet)",
+        ("GB", "GB/s", "BF16 TF/s", "FP8 TF/s", "ridge F/B", "src"),
+        text=("src",),
+    )
     for r in rows:
         fp8 = r["fp8_flops_per_s"]
         t.add_row(
