@@ -93,28 +93,35 @@ def _keys(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _on_model_and_gpu(*names: str, **spec: Any) -> ContextSpec:
-    """The context of a lab about one model on one GPU: ``names`` plus ``model``, ``gpu`` and
-    their display names ``model_name`` and ``gpu_name``, which grading recomputes from the
-    catalog (:func:`_names`) instead of trusting the file."""
-    return ContextSpec(
-        _keys("model", "model_name", "gpu", "gpu_name", *names), derived=_names, **spec
-    )
-
-
 _LAB01 = ContextSpec(
     _keys("ttft_s", "e2e_s", "completion_tokens"),
     decimals={"ttft_s": 4, "e2e_s": 4},
     measured=_keys("ttft_s", "e2e_s"),
     checks=_before("ttft_s", "e2e_s"),
 )
-_LAB02 = _on_model_and_gpu("copy_bytes", "copy_s", measured=_keys("copy_s"))
-_LAB03 = _on_model_and_gpu("context_tokens", "kv_precision", "weights_precision")
-_LAB04 = _on_model_and_gpu(
-    "context_tokens",
-    "itl_ratio",
-    "capacity_ratio",
+_LAB02 = ContextSpec(
+    _keys("gpu", "gpu_name", "model", "model_name", "copy_bytes", "copy_s"),
+    measured=_keys("copy_s"),
+    derived=_names,
+)
+_LAB03 = ContextSpec(
+    _keys(
+        "model",
+        "model_name",
+        "gpu",
+        "gpu_name",
+        "context_tokens",
+        "kv_precision",
+        "weights_precision",
+    ),
+    derived=_names,
+)
+_LAB04 = ContextSpec(
+    _keys(
+        "model", "model_name", "gpu", "gpu_name", "context_tokens", "itl_ratio", "capacity_ratio"
+    ),
     decimals={"itl_ratio": 2, "capacity_ratio": 2},
+    derived=_names,
 )
 _LAB05 = ContextSpec(
     _keys("sequential_tokens_per_s", "concurrent_tokens_per_s", "latency_sum_s", "wall_s"),
@@ -206,34 +213,47 @@ _LAB11 = ContextSpec(
     decimals={"e2e_p95_s": 4},
     derived=_lab11,
 )
-_LAB12 = _on_model_and_gpu(
-    "isl",
-    "osl",
-    "concurrency",
-    "users",
-    "ttft_budget_ms",
-    "itl_budget_ms",
-    "a100_usd",
-    "h100_usd",
-    "held_gpu",
-    "held_tp",
-    "held_precision",
-    "held_concurrency",
-    "sim_ttft_ms",
-    "queue_ttft_ms",
+_LAB12 = ContextSpec(
+    _keys(
+        "model",
+        "model_name",
+        "isl",
+        "osl",
+        "gpu",
+        "gpu_name",
+        "concurrency",
+        "users",
+        "ttft_budget_ms",
+        "itl_budget_ms",
+        "a100_usd",
+        "h100_usd",
+        "held_gpu",
+        "held_tp",
+        "held_precision",
+        "held_concurrency",
+        "sim_ttft_ms",
+        "queue_ttft_ms",
+    ),
     decimals={"sim_ttft_ms": 1, "queue_ttft_ms": 1},
+    derived=_names,
 )
-_LAB13 = _on_model_and_gpu(
-    "concurrency",
-    "replicas",
-    "requests_per_s",
-    "e2e_mean_s",
-    "rr_ttft_p95_ms",
-    "lo_ttft_p95_ms",
-    "kv_ttft_p95_ms",
-    "sa_ttft_p95_ms",
-    "rate_per_s",
-    "prefill_ms",
+_LAB13 = ContextSpec(
+    _keys(
+        "model",
+        "model_name",
+        "gpu",
+        "gpu_name",
+        "concurrency",
+        "replicas",
+        "requests_per_s",
+        "e2e_mean_s",
+        "rr_ttft_p95_ms",
+        "lo_ttft_p95_ms",
+        "kv_ttft_p95_ms",
+        "sa_ttft_p95_ms",
+        "rate_per_s",
+        "prefill_ms",
+    ),
     decimals={
         "requests_per_s": 3,
         "e2e_mean_s": 4,
@@ -243,6 +263,7 @@ _LAB13 = _on_model_and_gpu(
         "sa_ttft_p95_ms": 1,
         "prefill_ms": 2,
     },
+    derived=_names,
 )
 
 #: The context spec of every exercise, by id.
