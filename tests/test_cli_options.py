@@ -42,3 +42,42 @@ def test_an_option_name_given_twice_is_refused_at_import() -> None:
 
         @option_groups
         def cmd(*, seed: int = 0, run: _Run) -> None: ...
+
+
+def test_a_function_without_groups_is_returned_as_it_is() -> None:
+    def cmd(n: int = 1) -> None: ...
+
+    assert option_groups(cmd) is cmd
+
+
+def test_command_expands_groups_and_turns_a_value_error_into_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from infphys.cli import _app
+
+    fresh = typer.Typer()
+    monkeypatch.setattr(_app, "app", fresh)
+
+    @_app.command("even")
+    def even(*, run: _Run) -> None:
+        if run.seed % 2:
+            raise ValueError(f"--seed must be even (got {run.seed})")
+
+    @_app.command()
+    def other() -> None: ...
+
+    runner = CliRunner()
+    assert runner.invoke(fresh, ["even", "--seed", "4"]).exit_code == 0
+    bad = runner.invoke(fresh, ["even", "--seed", "3"])
+    assert bad.exit_code == 2, bad.output
+    assert "--seed must be even (got 3)" in bad.output and "Traceback" not in bad.output
+    assert "--seed" in runner.invoke(fresh, ["even", "--help"]).output
+
+
+def test_every_infphys_command_reports_bad_input_in_one_line() -> None:
+    from infphys.cli import app
+
+    # Every command goes through _app.command, so each callback is clean_errors' wrapper.
+    for info in app.registered_commands:
+        assert info.callback is not None
+        assert info.callback.__code__.co_qualname == "clean_errors.<locals>.wrapper", info.name

@@ -12,6 +12,8 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from infphys.cli._options import option_groups
+
 app = typer.Typer(
     name="infphys",
     help="Inference physics: calculators, benchmarks and a simulated serving engine.",
@@ -44,6 +46,25 @@ def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
             fail(str(exc))
 
     return wrapper
+
+
+def command(
+    name: str | None = None, **settings: Any
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Register a function as the command ``name`` (default: the function's name) on :data:`app`.
+
+    Every command is built the same way: its option groups expanded into options
+    (:func:`~infphys.cli._options.option_groups`), a ``ValueError`` turned into one line on
+    stderr and exit 2 (:func:`clean_errors`), then registered with ``settings`` (``epilog``, …)
+    passed to ``app.command``. ``@command("sweep")`` gives the command ``infphys sweep``.
+    """
+
+    def register(func: Callable[..., R]) -> Callable[..., R]:
+        built: Callable[..., R] = clean_errors(option_groups(func))
+        app.command(name, **settings)(built)
+        return built
+
+    return register
 
 
 def print_json(data: Any) -> None:

@@ -33,6 +33,7 @@ from infphys.cli._target import resolve_cli_target
 from infphys.measure.target import DEFAULT_BASE_URL, DEFAULT_CHAT_PATH, DEFAULT_MODEL
 
 __all__ = [
+    "ConcurrencyOpt",
     "DurationOpt",
     "MaxTokensOpt",
     "PromptTokensOpt",
@@ -52,6 +53,7 @@ __all__ = [
 
 # -- options shared by every measuring command -------------------------------------------------
 
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", "-c", help="Requests in flight.")]
 RequestsOpt = Annotated[
     int, typer.Option("--requests", "-n", help="Measured requests (per level).")
 ]
@@ -157,6 +159,8 @@ def parse_list(option: str, text: str, kind: Callable[[str], Any]) -> list[Any]:
 
 
 def default_out(command: str) -> Path:
+    """Where a run of ``command`` is saved when no ``--out`` is given:
+    ``runs/<command>-<local time>.jsonl`` (``runs/sweep-20261127-101500.jsonl``)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{command}-{stamp}.jsonl"
 

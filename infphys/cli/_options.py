@@ -3,7 +3,9 @@
 A group is a frozen dataclass whose fields are typer options (``Annotated[int, typer.Option(...)]``
 with a default). A command decorated with :func:`option_groups` names the group once, as a
 parameter annotated with the dataclass; the decorator shows typer the group's fields as ordinary
-options in that place and hands the command one instance built from what was given.
+options in that place and hands the command one instance built from what was given. The
+commands' decorator :func:`infphys.cli._app.command` applies it to every command. Single options
+that mean the same in several commands (``--json``, ``--tp``) are declared here once too.
 
 Worked example: with ``RunOptions`` holding ``seed: SeedOpt = 0`` and ``workers: WorkersOpt = 1``,
 
@@ -21,11 +23,19 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar, get_type_hints
+from typing import Annotated, Any, TypeVar, get_type_hints
 
-__all__ = ["option_groups"]
+import typer
+
+__all__ = ["CachedTokensOpt", "JSONOpt", "TPOpt", "option_groups"]
 
 R = TypeVar("R")
+
+# -- single options that mean the same in several commands -------------------------------------
+
+JSONOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+TPOpt = Annotated[int, typer.Option("--tp", help="Tensor-parallel degree (GPUs per replica).")]
+CachedTokensOpt = Annotated[int, typer.Option("--context", help="Cached tokens per sequence.")]
 
 
 def _group_parameters(cls: type) -> list[inspect.Parameter]:
@@ -45,19 +55,26 @@ def _group_parameters(cls: type) -> list[inspect.Parameter]:
     return params
 
 
+def _is_group(annotation: Any) -> bool:
+    return isinstance(annotation, type) and dataclasses.is_dataclass(annotation)
+
+
 def option_groups(func: Callable[..., R]) -> Callable[..., R]:
     """Expand each parameter of ``func`` annotated with a dataclass into that class's fields.
 
     The fields become keyword options in the parameter's place (typer reads them from the
     wrapper's signature); the call rebuilds the dataclass from them. Two groups, or a group
-    and the command, may not share an option name (``TypeError`` at import).
+    and the command, may not share an option name (``TypeError`` at import). A function with
+    no group parameter is returned as it is.
     """
     signature = inspect.signature(func, eval_str=True)
+    if not any(_is_group(p.annotation) for p in signature.parameters.values()):
+        return func
     params: list[inspect.Parameter] = []
     groups: dict[str, tuple[type, list[str]]] = {}
     for param in signature.parameters.values():
         cls = param.annotation
-        if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+        if _is_group(cls):
             fields = _group_parameters(cls)
             groups[param.name] = (cls, [f.name for f in fields])
             params.extend(fields)

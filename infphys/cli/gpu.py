@@ -15,7 +15,8 @@ import typer
 from rich.table import Table
 
 from infphys import fmt
-from infphys.cli._app import app, clean_errors, console, print_json
+from infphys.cli._app import command, console, print_json
+from infphys.cli._options import CachedTokensOpt, JSONOpt
 
 __all__ = [
     "copy_bw_cmd",
@@ -24,7 +25,6 @@ __all__ = [
     "roofline_exp_cmd",
 ]
 
-JSONOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 GiB = 2**30
 MiB = 2**20
 
@@ -54,8 +54,7 @@ def _notes(lines: list[str] | tuple[str, ...]) -> None:
         console.print(f"[dim]note:[/] {line}", highlight=False, soft_wrap=True)
 
 
-@app.command("engine-check")
-@clean_errors
+@command("engine-check")
 def engine_check_cmd(as_json: JSONOpt = False) -> None:
     """Which NVIDIA GPUs this machine has (NVML), and what the catalog says of each."""
     from infphys.measure.gpu import engine_check
@@ -113,8 +112,7 @@ def engine_check_cmd(as_json: JSONOpt = False) -> None:
     console.print(t)
 
 
-@app.command("gpu-watch")
-@clean_errors
+@command("gpu-watch")
 def gpu_watch_cmd(
     seconds: Annotated[float, typer.Option("--seconds", "-s", help="How long to watch.")] = 10.0,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between samples.")] = 0.5,
@@ -159,8 +157,7 @@ def gpu_watch_cmd(
         _notes([str(reason)])
 
 
-@app.command("copy-bw")
-@clean_errors
+@command("copy-bw")
 def copy_bw_cmd(
     sizes_mib: Annotated[
         str | None,
@@ -211,14 +208,13 @@ def copy_bw_cmd(
     _notes(result.notes)
 
 
-@app.command("roofline-exp")
-@clean_errors
+@command("roofline-exp")
 def roofline_exp_cmd(
     model: Annotated[
         str | None,
         typer.Option("--model", "-m", help="Catalog model (default: Llama-3.1-8B on a GPU)."),
     ] = None,
-    context: Annotated[int, typer.Option("--context", help="Cached tokens per sequence.")] = 128,
+    context: CachedTokensOpt = 128,
     batches: Annotated[
         str | None,
         typer.Option("--batches", help="Comma-separated batch sizes (default 1…512 on a GPU)."),

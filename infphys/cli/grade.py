@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from infphys.cli._app import app, clean_errors, console, err_console, fail
+from infphys.cli._app import command, console, err_console, fail
 
 __all__ = ["grade_cmd"]
 
@@ -30,8 +30,7 @@ _EPILOG = (
 )
 
 
-@app.command("grade", epilog=_EPILOG)
-@clean_errors
+@command("grade", epilog=_EPILOG)
 def grade_cmd(
     directory: Annotated[
         Path, typer.Argument(help="Folder of learners' answer files (*.json).", show_default=False)

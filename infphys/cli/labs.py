@@ -31,7 +31,7 @@ from typing import Annotated
 
 import typer
 
-from infphys.cli._app import app, clean_errors, err_console, fail
+from infphys.cli._app import command, err_console, fail
 from infphys.cli._signals import end_process_group, stop_on_signals
 from infphys.labkit import CopyReport, copy_labs, default_work_dir, lab_files, lab_source
 
@@ -61,8 +61,7 @@ def marimo_command(
     return cmd
 
 
-@app.command("labs")
-@clean_errors
+@command("labs")
 def labs_cmd(
     port: Annotated[int, typer.Option("--port", help="Port for marimo on 127.0.0.1.")] = 2718,
     no_browser: Annotated[

@@ -24,8 +24,9 @@ from typing import Annotated, Literal
 import typer
 from rich.table import Table
 
-from infphys.cli._app import app, clean_errors, console, fail
+from infphys.cli._app import command, console, fail
 from infphys.cli._measure_common import (
+    ConcurrencyOpt,
     DurationOpt,
     MaxTokensOpt,
     PromptTokensOpt,
@@ -40,7 +41,6 @@ from infphys.cli._measure_common import (
     summary_table,
     timeouts,
 )
-from infphys.cli._options import option_groups
 from infphys.cli._target import resolve_cli_target
 
 __all__ = [
@@ -58,9 +58,7 @@ __all__ = [
 # -- commands ------------------------------------------------------------------------------------
 
 
-@app.command("preflight")
-@clean_errors
-@option_groups
+@command("preflight")
 def preflight_cmd(
     *,
     target: TargetOptions,
@@ -90,14 +88,10 @@ def preflight_cmd(
         fail(verdict.message, code=1)
 
 
-@app.command("baseline")
-@clean_errors
-@option_groups
+@command("baseline")
 def baseline_cmd(
     *,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", help="Requests in flight.")
-    ] = 1,
+    concurrency: ConcurrencyOpt = 1,
     requests: RequestsOpt = 20,
     warmup: WarmupOpt = 2,
     prompt_tokens: PromptTokensOpt = 128,
@@ -125,9 +119,7 @@ def baseline_cmd(
     )
 
 
-@app.command("sweep")
-@clean_errors
-@option_groups
+@command("sweep")
 def sweep_cmd(
     *,
     concurrency: Annotated[
@@ -179,9 +171,7 @@ def sweep_cmd(
     )
 
 
-@app.command("tokens")
-@clean_errors
-@option_groups
+@command("tokens")
 def tokens_cmd(
     *,
     prompt_tokens: Annotated[
@@ -191,9 +181,7 @@ def tokens_cmd(
         str, typer.Option("--max-tokens", help="Output budgets (max_tokens).")
     ] = "16,128,512",
     requests: RequestsOpt = 3,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", help="Requests in flight.")
-    ] = 1,
+    concurrency: ConcurrencyOpt = 1,
     warmup: WarmupOpt = 0,
     timeout: TimeoutOpt = 300.0,
     max_duration: DurationOpt = 300.0,
@@ -221,9 +209,7 @@ def tokens_cmd(
     )
 
 
-@app.command("overload")
-@clean_errors
-@option_groups
+@command("overload")
 def overload_cmd(
     *,
     concurrency: Annotated[
@@ -258,8 +244,7 @@ def overload_cmd(
     )
 
 
-@app.command("report")
-@clean_errors
+@command("report")
 def report_cmd(
     run: Annotated[Path, typer.Argument(help="A run file (.jsonl), measured or simulated.")],
     html: Annotated[
@@ -315,8 +300,7 @@ def report_cmd(
         console.print(f"saved charts: {out}", highlight=False, soft_wrap=True)
 
 
-@app.command("stub")
-@clean_errors
+@command("stub")
 def stub_cmd(
     delay_ms: Annotated[
         float, typer.Option("--delay-ms", help="Wait before the first token.")

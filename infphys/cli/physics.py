@@ -13,7 +13,8 @@ import typer
 from rich.table import Table
 
 from infphys.catalog import GPUS, IDEAL_STEP_PARAMS, MODELS, get_gpu, get_model, get_precision
-from infphys.cli._app import app, check_option, clean_errors, console, print_json
+from infphys.cli._app import check_option, command, console, print_json
+from infphys.cli._options import CachedTokensOpt, JSONOpt, TPOpt
 from infphys.physics import (
     cost_per_concurrent_user,
     cost_per_million_tokens,
@@ -35,8 +36,6 @@ ModelOpt = Annotated[
 GPUOpt = Annotated[str, typer.Option("--gpu", "-g", help="Catalog GPU (see `infphys gpus`).")]
 WPrecOpt = Annotated[str, typer.Option("--weights-precision", help="bf16, fp8, int8, int4[-g128]…")]
 KVPrecOpt = Annotated[str, typer.Option("--kv-precision", help="KV-cache precision.")]
-TPOpt = Annotated[int, typer.Option("--tp", help="Tensor-parallel degree (GPUs per replica).")]
-JSONOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 GB = 1e9
 GIB = 2**30
@@ -51,8 +50,7 @@ def _table(title: str, rows: list[tuple[str, str]]) -> Table:
     return t
 
 
-@app.command()
-@clean_errors
+@command()
 def kv(
     model: ModelOpt = "llama-3.1-8b",
     gpu: GPUOpt = "h100",
@@ -145,8 +143,7 @@ def kv(
     )
 
 
-@app.command()
-@clean_errors
+@command()
 def weights(
     model: ModelOpt = "llama-3.1-8b",
     as_json: JSONOpt = False,
@@ -189,12 +186,11 @@ def weights(
     console.print(t)
 
 
-@app.command()
-@clean_errors
+@command()
 def roofline(
     model: ModelOpt = "llama-3.1-8b",
     gpu: GPUOpt = "h100",
-    context: Annotated[int, typer.Option("--context", help="Cached tokens per sequence.")] = 1024,
+    context: CachedTokensOpt = 1024,
     batch: Annotated[
         str, typer.Option("--batch", help="Comma-separated batch sizes.")
     ] = "1,8,32,64,128,256,512",
@@ -284,8 +280,7 @@ def roofline(
     )
 
 
-@app.command()
-@clean_errors
+@command()
 def cost(
     gpu_hourly_usd: Annotated[
         float, typer.Option("--gpu-hourly-usd", help="Price of one GPU-hour.")
@@ -351,6 +346,16 @@ class _Notes:
             console.print(f"[{i}] {text}", highlight=False, markup=False)
 
 
+def _catalog_table(title: str, columns: tuple[str, ...], text: tuple[str, ...]) -> Table:
+    """A catalog listing: the ``key`` column, then ``columns``, numbers right-aligned and the
+    ``text`` ones left; no cell wraps, so each entry stays on one line in 80 columns."""
+    t = Table(title=title, title_justify="left")
+    t.add_column("key", no_wrap=True)
+    for col in columns:
+        t.add_column(col, justify="left" if col in text else "right", no_wrap=True)
+    return t
+
+
 def _record(spec: Any) -> dict[str, Any]:
     """Every field of a catalog dataclass (new fields included), for ``--json``."""
     if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
@@ -358,7 +363,7 @@ def _record(spec: Any) -> dict[str, Any]:
     return dict(vars(spec))
 
 
-@app.command()
+@command()
 def models(as_json: JSONOpt = False) -> None:
     """The model catalog with shapes, computed parameter counts and sources (notes below)."""
     rows: list[dict[str, Any]] = [
@@ -375,10 +380,11 @@ def models(as_json: JSONOpt = False) -> None:
         print_json(rows)
         return
     notes = _Notes()
-    t = Table(title="Models (params in billions; KV bytes per token in BF16)", title_justify="left")
-    t.add_column("key", no_wrap=True)
-    for col in ("attn", "layers", "params", "active", "KV B/tok", "src"):
-        t.add_column(col, justify="left" if col in ("attn", "src") else "right", no_wrap=True)
+    t = _catalog_table(
+        "Models (params in billions; KV bytes per token in BF16)",
+        ("attn", "layers", "params", "active", "KV B/tok", "src"),
+        text=("attn", "src"),
+    )
     for r in rows:
         t.add_row(
             r["key"],
@@ -413,7 +419,7 @@ def _gpu_sources(sources: Any) -> str:
     return "; ".join(f"{', '.join(names)}: {text}" for text, names in by_text.items())
 
 
-@app.command()
+@command()
 def gpus(as_json: JSONOpt = False) -> None:
     """The GPU catalog: memory, bandwidth, dense BF16/FP8 FLOP/s, ridge point; sources below."""
     rows: list[dict[str, Any]] = [
@@ -423,10 +429,11 @@ def gpus(as_json: JSONOpt = False) -> None:
         print_json(rows)
         return
     notes = _Notes()
-    t = Table(title="GPUs (dense, datasheet)", title_justify="left")
-    t.add_column("key", no_wrap=True)
-    for col in ("GB", "GB/s", "BF16 TF/s", "FP8 TF/s", "ridge F/B", "src"):
-        t.add_column(col, justify="left" if col == "src" else "right", no_wrap=True)
+    t = _catalog_table(
+        "GPUs (dense, datasheet)",
+        ("GB", "GB/s", "BF16 TF/s", "FP8 TF/s", "ridge F/B", "src"),
+        text=("src",),
+    )
     for r in rows:
         fp8 = r["fp8_flops_per_s"]
         t.add_row(

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from infphys.cli._app import app, check_option, clean_errors, console, print_json
+from infphys.cli._app import check_option, command, console, print_json
 from infphys.fleet_estimate import ASSUMED_GPU_HOURLY_USD, FleetDemand, FleetSLO
 from infphys.fleet_planning import plan_fleet
 
@@ -62,8 +62,7 @@ def _s(x: Any) -> str:
     return "—" if x is None or x != x else f"{float(x):,.3f}"
 
 
-@app.command("plan-fleet")
-@clean_errors
+@command("plan-fleet")
 def plan_fleet_command(
     users: Annotated[
         int | None, typer.Option("--users", help="Concurrent users (closed loop, no think time).")

@@ -13,7 +13,6 @@ a second and prints throughput, TTFT, TPOT and the peak KV usage of Llama-3.1-8B
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -23,16 +22,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from infphys.cli._app import (
-    app,
-    check_option,
-    clean_errors,
-    console,
-    err_console,
-    fail,
-    print_json,
-)
-from infphys.cli._options import option_groups
+from infphys.cli._app import check_option, command, console, err_console, fail, print_json
+from infphys.cli._measure_common import default_out
+from infphys.cli._options import TPOpt
 from infphys.cli._signals import stop_on_signals
 
 __all__ = ["sim_cmd", "simulate_cmd"]
@@ -52,7 +44,7 @@ class EngineOptions:
     kv_precision: Annotated[
         str | None, typer.Option("--kv-precision", help="KV cache precision (default: bf16).")
     ] = None
-    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel degree (GPUs per replica).")] = 1
+    tp: TPOpt = 1
     max_num_seqs: Annotated[
         int, typer.Option("--max-num-seqs", help="Most requests running at once (vLLM: 256).")
     ] = 256
@@ -102,9 +94,7 @@ class _RichWarnings(logging.Handler):
         err_console.print(f"[yellow]warning:[/] {record.getMessage()}", highlight=False)
 
 
-@app.command("sim")
-@clean_errors
-@option_groups
+@command("sim")
 def sim_cmd(
     *,
     engine: EngineOptions,
@@ -232,11 +222,6 @@ def sim_cmd(
     )
 
 
-def _default_out() -> Path:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"simulate-{stamp}.jsonl"
-
-
 def _over_context(records: list[Any], cfg: Any) -> int:
     """Count the requests refused for asking more tokens than the context; say so plainly.
 
@@ -268,9 +253,7 @@ def _over_context(records: list[Any], cfg: Any) -> int:
     return len(refused)
 
 
-@app.command("simulate")
-@clean_errors
-@option_groups
+@command("simulate")
 def simulate_cmd(
     *,
     engine: EngineOptions,
@@ -360,7 +343,7 @@ def simulate_cmd(
         wl = Workload.closed(concurrency or 1, requests, **common)
     res = simulate(cfg, wl, keep_chunk_times=not no_chunk_times, max_sim_s=max_sim_s)
     too_long = _over_context(res.records, cfg)
-    path = res.write(out or _default_out())
+    path = res.write(out or default_out("simulate"))
     ts_path = path.with_name(path.stem + ".timeseries.csv")
     res.timeseries.to_csv(ts_path, index=False)
     s = res.summary()

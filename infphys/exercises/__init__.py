@@ -15,7 +15,8 @@
   a lab computes with, and ``values`` that turns them into its settings (also lazy).
 
 Adding a lab's exercises: write ``infphys/exercises/labNN.py`` defining module-level
-``Exercise(...)`` objects (creating one registers it), then add one import line below.
+``Exercise(...)`` objects (creating one registers it; ``concept_exercise(...)`` makes a choice
+whose answer, the first choice, is the same for every learner), then add one import line below.
 
 >>> from infphys.exercises import check
 >>> check("lab03.q1", "131072", model="llama-3.1-8b").ok

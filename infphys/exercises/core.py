@@ -46,6 +46,7 @@ __all__ = [
     "Verdict",
     "answer_key",
     "check",
+    "concept_exercise",
     "exercises_for",
     "fixed_answer",
     "get_exercise",
@@ -356,6 +357,44 @@ def fixed_answer(answer: str) -> Callable[[], str]:
         return answer
 
     return solution
+
+
+def concept_exercise(
+    *,
+    id: str,
+    title: str,
+    prompt: str,
+    choices: tuple[str, ...],
+    hint: str,
+    explanation: str,
+    register: bool = True,
+) -> Exercise:
+    """A choice exercise about a concept: its right answer, the first of ``choices``, is the same
+    for every learner, so it needs no context.
+
+    The choices are shown in the order given (the answer first); the other fields are those of
+    :class:`Exercise`.
+
+    >>> ex = concept_exercise(
+    ...     id="lab99.q2", title="What ran out?", prompt="What ran out at the KV wall?",
+    ...     choices=("KV-cache memory", "compute (FLOP/s)"), hint="Not the FLOPs.",
+    ...     explanation="The KV cache filled up.", register=False)
+    >>> ex.kind, ex.expected(), ex.check("b").status
+    ('choice', 'KV-cache memory', 'wrong')
+    """
+    if not choices:
+        raise ValueError(f"{id}: a concept exercise needs its choices, the answer first")
+    return Exercise(
+        id=id,
+        title=title,
+        prompt=prompt,
+        solution=fixed_answer(choices[0]),
+        kind="choice",
+        choices=choices,
+        hint=hint,
+        explanation=explanation,
+        register=register,
+    )
 
 
 def register(exercise: Exercise) -> Exercise:

@@ -11,7 +11,7 @@ TPOT (1.040 − 0.040) / 100 = 10 ms, i.e. 100 tokens/s for that one stream.
 
 from __future__ import annotations
 
-from infphys.exercises.core import Exercise, Tolerance, fixed_answer
+from infphys.exercises.core import Exercise, Tolerance, concept_exercise
 
 __all__ = ["Q1_TPOT", "Q2_STREAM_RATE", "Q3_SWITCH"]
 
@@ -70,15 +70,13 @@ _SWITCH_CHOICES = (
 )
 
 
-Q3_SWITCH = Exercise(
+Q3_SWITCH = concept_exercise(
     id="lab01.q3",
     title="Pointing the labs at your own server",
     prompt=(
         "You start vLLM on `http://gpu-box:8000`. Which environment variable do you set "
         "before `infphys labs` so that every lab measures it instead of the simulator?"
     ),
-    solution=fixed_answer("NIM_BASE_URL"),
-    kind="choice",
     choices=_SWITCH_CHOICES,
     hint="The labs resolve the target from the server's address; the model name comes second.",
     explanation=(

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from infphys.catalog import ModelSpec, get_model
-from infphys.exercises.core import Exercise, Tolerance, fixed_answer
+from infphys.exercises.core import Exercise, Tolerance, concept_exercise
 from infphys.physics import kv_bytes_per_token, kv_bytes_per_token_naive, max_concurrent_sequences
 
 __all__ = [
@@ -145,15 +145,13 @@ _RAN_OUT = (
 )
 
 
-Q4_WHAT_RAN_OUT = Exercise(
+Q4_WHAT_RAN_OUT = concept_exercise(
     id="lab03.q4",
     title="What ran out at the wall?",
     prompt=(
         "In the simulator sweep, requests start waiting and being preempted at about the "
         "concurrency the calculator predicted. What ran out?"
     ),
-    solution=fixed_answer("KV-cache memory"),
-    kind="choice",
     choices=_RAN_OUT,
     hint="Look at what the calculator computed: it knows nothing about FLOPs or HTTP.",
     explanation=(

@@ -14,7 +14,7 @@ the batch-1 floor (weights and one sequence's KV at the datasheet bandwidth) fal
 
 from __future__ import annotations
 
-from infphys.exercises.core import Exercise, Tolerance, fixed_answer
+from infphys.exercises.core import Exercise, Tolerance, concept_exercise
 from infphys.physics import (
     decode_floor_s,
     decode_step_time,
@@ -151,15 +151,13 @@ def _why_less_explanation() -> str:
     )
 
 
-Q4_WHY_LESS_THAN_2X = Exercise(
+Q4_WHY_LESS_THAN_2X = concept_exercise(
     id="lab04.q4",
     title="Why not 2× faster?",
     prompt=(
         "FP8 halves every byte a batch-1 decode step reads, yet on the simulator the ITL at low "
         "load improved only about **{itl_ratio}×**. Why less than 2×?"
     ),
-    solution=fixed_answer(_WHY_LESS[0]),
-    kind="choice",
     choices=_WHY_LESS,
     hint="Which part of a step's time does not depend on how many bytes are read?",
     explanation=_why_less_explanation(),

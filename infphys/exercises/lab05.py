@@ -15,7 +15,7 @@ throughput 16×: the factor is the average number of requests in flight (Little'
 
 from __future__ import annotations
 
-from infphys.exercises.core import Exercise, Tolerance, fixed_answer
+from infphys.exercises.core import Exercise, Tolerance, concept_exercise
 
 __all__ = ["Q1_SPEEDUP", "Q2_SUMMED_LATENCY", "Q3_WHY"]
 
@@ -78,12 +78,10 @@ _WHY = (
 )
 
 
-Q3_WHY = Exercise(
+Q3_WHY = concept_exercise(
     id="lab05.q3",
     title="Where the extra throughput comes from",
     prompt="Why does serving requests concurrently raise tokens/s so much on a GPU?",
-    solution=fixed_answer(_WHY[0]),
-    kind="choice",
     choices=_WHY,
     hint="Remember lab 2: what dominates the bytes a decode step reads at small batch?",
     explanation=(

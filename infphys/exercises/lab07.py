@@ -17,7 +17,7 @@ L = λW = 20 × 0.288 = 5.76 requests in flight.
 
 from __future__ import annotations
 
-from infphys.exercises.core import Exercise, Tolerance, fixed_answer
+from infphys.exercises.core import Exercise, Tolerance, concept_exercise
 from infphys.physics import (
     littles_law_in_flight,
     littles_law_throughput_per_s,
@@ -109,12 +109,10 @@ _ASSUMPTIONS = (
 )
 
 
-Q4_ASSUMPTION = Exercise(
+Q4_ASSUMPTION = concept_exercise(
     id="lab07.q4",
     title="What Little's Law needs",
     prompt="Which assumption does Little's Law (L = λW) rely on?",
-    solution=fixed_answer(_ASSUMPTIONS[0]),
-    kind="choice",
     choices=_ASSUMPTIONS,
     hint="The law holds for M/M/1, M/D/1 and a GPU batching 200 requests alike.",
     explanation=(

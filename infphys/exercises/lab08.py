@@ -14,7 +14,7 @@ Worked example: at concurrency 16 a server answers 40 requests/s, so each reques
 
 from __future__ import annotations
 
-from infphys.exercises.core import Exercise, Tolerance, fixed_answer
+from infphys.exercises.core import Exercise, Tolerance, concept_exercise
 from infphys.physics import littles_law_latency_s, mm1
 
 __all__ = ["Q1_LATENCY_FROM_LITTLE", "Q2_UTILISATION", "Q3_MM1_FACTOR", "Q4_LOOPS"]
@@ -101,15 +101,13 @@ _LOOPS = (
 )
 
 
-Q4_LOOPS = Exercise(
+Q4_LOOPS = concept_exercise(
     id="lab08.q4",
     title="Closed loop versus open loop",
     prompt=(
         "Near the plateau, the open loop (Poisson arrivals) shows a much worse p95 than the "
         "closed loop at a similar throughput. Why?"
     ),
-    solution=fixed_answer(_LOOPS[0]),
-    kind="choice",
     choices=_LOOPS,
     hint="What does each kind of client do when the server slows down?",
     explanation=(

@@ -21,7 +21,7 @@ and 63 × 6.4 = 403 ms in decode: decode dominates.
 
 from __future__ import annotations
 
-from infphys.exercises.core import Exercise, Tolerance, fixed_answer
+from infphys.exercises.core import Exercise, Tolerance, concept_exercise
 from infphys.physics import request_latency_s
 
 __all__ = ["Q1_PREFILL_COST", "Q2_DECODE_COST", "Q3_WHICH_DOMINATES", "Q4_SLOW_START"]
@@ -123,15 +123,13 @@ _SLOW_START = (
 )
 
 
-Q4_SLOW_START = Exercise(
+Q4_SLOW_START = concept_exercise(
     id="lab09.q4",
     title="Answers that start late",
     prompt=(
         "At low load, users say answers take long to start but then stream quickly. What do you "
         "change first?"
     ),
-    solution=fixed_answer(_SLOW_START[0]),
-    kind="choice",
     choices=_SLOW_START,
     hint="Which term of e2e = TTFT + (N − 1) × ITL are they complaining about, and what sets it?",
     explanation=(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from infphys.exercises.core import Exercise, Tolerance, fixed_answer
+from infphys.exercises.core import Exercise, Tolerance, concept_exercise
 from infphys.physics import littles_law_in_flight, littles_law_throughput_per_s
 
 __all__ = ["Q1_TIMEOUT_CONCURRENCY", "Q2_GOODPUT", "Q3_RETRY_AMPLIFICATION", "Q4_ADMISSION"]
@@ -116,15 +116,13 @@ _ADMISSION = (
 )
 
 
-Q4_ADMISSION = Exercise(
+Q4_ADMISSION = concept_exercise(
     id="lab10.q4",
     title="What admission control buys",
     prompt=(
         "With `--max-queue` set, the overloaded server answered the excess with immediate 503s "
         "instead of letting them time out. What did that buy?"
     ),
-    solution=fixed_answer(_ADMISSION[0]),
-    kind="choice",
     choices=_ADMISSION,
     hint="Compare the p95 of the successful requests and how long a failure took, with and "
     "without the queue cap.",

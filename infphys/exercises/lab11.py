@@ -18,7 +18,7 @@ max_num_seqs = 256: the batch limit binds first, not the memory.
 
 from __future__ import annotations
 
-from infphys.exercises.core import Exercise, Tolerance, fixed_answer
+from infphys.exercises.core import Exercise, Tolerance, concept_exercise
 from infphys.planning import gpus_needed, kv_limited_concurrency, slo_cap
 
 __all__ = ["Q1_SLO_CAP", "Q2_GPUS_FOR_USERS", "Q3_WHICH_LIMIT_BINDS", "Q4_WHICH_KNOB"]
@@ -118,7 +118,7 @@ _KNOBS = (
 )
 
 
-Q4_WHICH_KNOB = Exercise(
+Q4_WHICH_KNOB = concept_exercise(
     id="lab11.q4",
     title="Which knob moves the knee",
     prompt=(
@@ -126,8 +126,6 @@ Q4_WHICH_KNOB = Exercise(
         "20 %, the running count sits exactly at max_num_seqs, and decode steps are far from "
         "compute-bound. Which knob moves the knee to the right?"
     ),
-    solution=fixed_answer(_KNOBS[0]),
-    kind="choice",
     choices=_KNOBS,
     hint="Which limit is the scheduler hitting? Memory is mostly free.",
     explanation=(
