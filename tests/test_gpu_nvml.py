@@ -3,7 +3,6 @@ every way of having no GPU, with the verdicts checked word for word as a user re
 
 from __future__ import annotations
 
-import doctest
 import importlib
 import sys
 
@@ -154,20 +153,6 @@ def test_torch_line_without_a_gpu_reads_the_installed_version() -> None:
 def test_helpers() -> None:
     assert cuda_version_text(12040) == "12.4" and cuda_version_text(11080) == "11.8"
     assert nvml_reason(ValueError("x")) == "ValueError: x"
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "infphys.measure.gpu._frames",
-        "infphys.measure.gpu.nvml",
-        "infphys.measure.gpu.watcher",
-        "infphys.measure.gpu.roofline_experiment",
-    ],
-)
-def test_docstring_examples(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
 
 
 def test_gpu_package_all_is_unique_and_complete() -> None:
