@@ -10,6 +10,7 @@ import math
 
 import pandas as pd
 import pytest
+from frames import row_where, rows_where
 
 from infphys import evidence, nim_planning
 from infphys.catalog import IDEAL_STEP_PARAMS, MEASURED_SOURCES, load_nim_serving
@@ -38,7 +39,7 @@ def test_static_decode_vs_batch_names_a_missing_deployment() -> None:
 
 def test_fp8_speedup_measured_ratio() -> None:
     t = evidence.fp8_speedup("h100-sxm", 128, 128)
-    row = t[(t["model_key"] == "llama-2-7b") & (t["batch"] == 1)].iloc[0]
+    row = row_where(t, model_key="llama-2-7b", batch=1)
     # "…H100 80GB HBM3,mixed,1,1,1,128,128,9.09,6.7616,…" over "…,fp8,1,1,1,128,128,6.36,4.0976,…"
     assert row["measured"] == pytest.approx(6.7616 / 4.0976)
     # Half the bytes and nothing else: the ideal roofline gives 2 at batch 1 on one GPU.
@@ -49,13 +50,9 @@ def test_fp8_speedup_measured_ratio() -> None:
 def test_bandwidth_fraction_of_one_row() -> None:
     t = evidence.bandwidth_fraction()
     assert (t["measured"] > 0).all() and (t["measured"] <= 1.0).all()
-    row = t[
-        (t["model_key"] == "llama-2-7b")
-        & (t["gpu_key"] == "h100-sxm")
-        & (t["precision_key"] == "fp16")
-        & (t["isl"] == 128)
-        & (t["osl"] == 128)
-    ].iloc[0]
+    row = row_where(
+        t, model_key="llama-2-7b", gpu_key="h100-sxm", precision_key="fp16", isl=128, osl=128
+    )
     assert row["measured"] == pytest.approx(3.97 / 6.7616, rel=0.01)  # floor above ÷ measured
     by_gpu = evidence.bandwidth_fraction_by_gpu(t)
     assert by_gpu["rows"].sum() == len(t)
@@ -63,13 +60,8 @@ def test_bandwidth_fraction_of_one_row() -> None:
 
 
 def test_fidelity_table_on_a_small_replay() -> None:
-    rows = load_nim_serving()
-    rows = rows[
-        (rows["model_key"] == "llama-3.1-8b")
-        & (rows["isl"] == 200)
-        & (rows["osl"] == 200)
-        & (rows["concurrency"].isin([1, 10]))
-    ]
+    rows = rows_where(load_nim_serving(), model_key="llama-3.1-8b", isl=200, osl=200)
+    rows = rows[rows["concurrency"].isin([1, 10])]
     replayed = replay_nim(rows, rounds=1)
     table = evidence.fidelity_table(replayed)
     assert table["config"].iloc[-1] == "all rows"
