@@ -23,6 +23,9 @@ from infphys.catalog import (
     get_model,
     get_precision,
     match_gpu_name,
+    measured_gpu_key,
+    measured_model_key,
+    measured_precision_key,
 )
 from infphys.sim.config import EngineConfig
 
@@ -125,7 +128,7 @@ def test_moe_active_parameters_against_model_cards() -> None:
 
 
 @pytest.mark.parametrize(
-    ("lookup", "key", "expected"),
+    ("resolve", "name", "key"),
     [
         (get_gpu, "h200", "h200-sxm"),
         (get_gpu, "H200 SXM", "h200-sxm"),
@@ -147,25 +150,52 @@ def test_moe_active_parameters_against_model_cards() -> None:
         (get_model, "Qwen/Qwen2.5-7B-Instruct", "qwen2.5-7b"),
         (get_model, "deepseek-ai/DeepSeek-V3", "deepseek-v3"),
         (get_model, "openai/gpt-oss-120b", "gpt-oss-120b"),
+        # the measured data sets' own names (infphys/catalog/data/*.csv); Llama-3 8B/70B have
+        # Llama-3.1's shapes
+        (measured_model_key, "meta-llama3-8b-instruct", "llama-3.1-8b"),
+        (measured_model_key, "meta-llama3-70b-instruct", "llama-3.1-70b"),
+        (measured_model_key, "LLaMA v2 7B", "llama-2-7b"),
+        (measured_model_key, "LLaMA v2 13B", "llama-2-13b"),
+        (measured_model_key, "LLaMA v2 70B", "llama-2-70b"),
+        (measured_model_key, "Mistral 7B", "mistral-7b-v0.1"),
+        (measured_model_key, "Mixtral 8x7B", "mixtral-8x7b"),
+        (measured_model_key, "GPTJ 6B", "gpt-j-6b"),
+        (measured_model_key, "Falcon 180B", "falcon-180b"),
+        (measured_gpu_key, "A100-SXM4-80GB", "a100-80gb-sxm"),
+        (measured_gpu_key, "H100_80GB_HBM3", "h100-sxm"),
+        (measured_gpu_key, "H100 80GB HBM3", "h100-sxm"),
+        (measured_gpu_key, "H100 NVL", "h100-nvl"),
+        (measured_gpu_key, "H200 141GB HBM3", "h200-sxm"),
+        (measured_gpu_key, "GH200 120GB", "gh200"),
+        (measured_gpu_key, "L40", "l40"),
+        (measured_gpu_key, "L40S", "l40s"),
+        (measured_precision_key, "mixed", "fp16"),  # FP16 weights and activations
+        (measured_precision_key, "fp8", "fp8"),
+        (measured_precision_key, "fp16", "fp16"),
+        (measured_precision_key, "bf16", "bf16"),
     ],
 )
-def test_lookup_is_forgiving(lookup: Callable[[str], Any], key: str, expected: str) -> None:
-    assert lookup(key).key == expected
+def test_names_resolve_to_catalog_keys(resolve: Callable[[str], Any], name: str, key: str) -> None:
+    found = resolve(name)  # a spec (get_gpu, get_model) or a key (measured_*_key)
+    assert (found if isinstance(found, str) else found.key) == key
 
 
 @pytest.mark.parametrize(
-    ("lookup", "key", "message"),
+    ("resolve", "name", "message"),
     [
         (get_gpu, "v100", r"^gpu: unknown GPU 'v100'"),
         (get_model, "gpt-5", r"^model: unknown model 'gpt-5'"),
         (get_precision, "fp6", r"^precision: unknown name 'fp6'"),
+        (measured_model_key, "GPT-4", r"^model: 'GPT-4' is not a name in the measured data"),
+        (measured_gpu_key, "V100", r"^gpu: 'V100' is not a name"),
+        (measured_precision_key, "int4", r"^precision: 'int4' is not a name"),
     ],
 )
 def test_unknown_name_names_the_argument(
-    lookup: Callable[[str], Any], key: str, message: str
+    resolve: Callable[[str], Any], name: str, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        lookup(key)
+        resolve(name)
 
 
 def test_gpu_figures_match_reference_data() -> None:

@@ -116,47 +116,6 @@ def test_every_data_set_name_maps_to_a_catalog_entry() -> None:
         assert df["model_key"].notna().all() and df["gpu_key"].notna().all()
 
 
-@pytest.mark.parametrize(
-    ("to_key", "name", "key"),
-    [
-        (measured_model_key, "meta-llama3-8b-instruct", "llama-3.1-8b"),
-        (measured_model_key, "meta-llama3-70b-instruct", "llama-3.1-70b"),
-        (measured_model_key, "LLaMA v2 7B", "llama-2-7b"),
-        (measured_model_key, "LLaMA v2 13B", "llama-2-13b"),
-        (measured_model_key, "LLaMA v2 70B", "llama-2-70b"),
-        (measured_model_key, "Mistral 7B", "mistral-7b-v0.1"),
-        (measured_model_key, "Mixtral 8x7B", "mixtral-8x7b"),
-        (measured_model_key, "GPTJ 6B", "gpt-j-6b"),
-        (measured_model_key, "Falcon 180B", "falcon-180b"),
-        (measured_gpu_key, "A100-SXM4-80GB", "a100-80gb-sxm"),
-        (measured_gpu_key, "H100_80GB_HBM3", "h100-sxm"),
-        (measured_gpu_key, "H100 80GB HBM3", "h100-sxm"),
-        (measured_gpu_key, "H100 NVL", "h100-nvl"),
-        (measured_gpu_key, "H200 141GB HBM3", "h200-sxm"),
-        (measured_gpu_key, "GH200 120GB", "gh200"),
-        (measured_gpu_key, "L40", "l40"),
-        (measured_gpu_key, "L40S", "l40s"),
-        (measured_precision_key, "mixed", "fp16"),  # FP16 weights and activations
-        (measured_precision_key, "fp8", "fp8"),
-        (measured_precision_key, "fp16", "fp16"),
-        (measured_precision_key, "bf16", "bf16"),
-    ],
-)
-def test_data_set_names_map_to_catalog_keys(
-    to_key: Callable[[str], str], name: str, key: str
-) -> None:
-    assert to_key(name) == key
-
-
-def test_unknown_names_raise_naming_them() -> None:
-    with pytest.raises(ValueError, match=r"^model: 'GPT-4' is not a name in the measured data"):
-        measured_model_key("GPT-4")
-    with pytest.raises(ValueError, match=r"^gpu: 'V100' is not a name"):
-        measured_gpu_key("V100")
-    with pytest.raises(ValueError, match=r"^precision: 'int4' is not a name"):
-        measured_precision_key("int4")
-
-
 def test_sources_name_the_file_and_the_origin() -> None:
     assert set(MEASURED_SOURCES) == {NIM, STATIC}
     for file, loader in ((NIM, load_nim_serving), (STATIC, load_static_batch)):

@@ -47,14 +47,9 @@ def test_static_row_llama2_70b_fp8_h100_tp4_batch256() -> None:
 
 def test_nim_row_8b_h100_one_client() -> None:
     # Measured (nim_llama3_serving.csv): TTFT 12.62 ms, ITL 7.39 ms, 134.9 output tokens/s.
+    n = load_nim_serving()
     row = row_where(
-        load_nim_serving(),
-        model_key="llama-3.1-8b",
-        gpu_key="h100-sxm",
-        tp=1,
-        concurrency=1,
-        isl=200,
-        osl=200,
+        n, model_key="llama-3.1-8b", gpu_key="h100-sxm", tp=1, concurrency=1, isl=200, osl=200
     )
     assert row.itl_ms_avg == pytest.approx(7.39, abs=0.01)
     sim = replay_nim_row(row)
