@@ -8,16 +8,10 @@ import sys
 
 import pynvml
 import pytest
-from fake_nvml import FakeGPU, make_fake_nvml
+from fake_nvml import NO_GPU_VERDICTS, FakeGPU, MiB, make_fake_nvml, use
 
 from infphys.measure.gpu import NO_GPU_PREFIX, engine_check
 from infphys.measure.gpu.nvml import cuda_version_text, nvml_reason, torch_status
-
-MiB = 2**20
-
-
-def use(monkeypatch: pytest.MonkeyPatch, fake: object) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
 
 
 def test_one_h100_with_str_name(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,15 +80,7 @@ def test_unsupported_queries_become_none(monkeypatch: pytest.MonkeyPatch) -> Non
     assert g.memory_total_bytes == 81559 * MiB
 
 
-@pytest.mark.parametrize(
-    ("code", "verdict"),
-    [
-        (pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, "no NVIDIA GPU visible: NVML library not found"),
-        (pynvml.NVML_ERROR_DRIVER_NOT_LOADED, "no NVIDIA GPU visible: NVIDIA driver not loaded"),
-        (pynvml.NVML_ERROR_NO_PERMISSION, "no NVIDIA GPU visible: no permission to query NVML"),
-        (pynvml.NVML_ERROR_UNKNOWN, "no NVIDIA GPU visible: NVML error 999: Unknown Error"),
-    ],
-)
+@pytest.mark.parametrize(("code", "verdict"), NO_GPU_VERDICTS.items())
 def test_no_gpu_verdicts_word_for_word(
     monkeypatch: pytest.MonkeyPatch, code: int, verdict: str
 ) -> None:
