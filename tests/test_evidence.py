@@ -10,6 +10,7 @@ import math
 
 import pandas as pd
 import pytest
+from figures import trace
 from frames import row_where, rows_where
 
 from infphys import evidence, nim_planning
@@ -133,7 +134,7 @@ def test_measured_plots_draw_the_tables() -> None:
     dec = evidence.static_decode_vs_batch()
     fig = measured_plots.measured_decode_vs_batch(dec)
     assert [t.name for t in fig.data] == ["datasheet floor", "fitted step model", "measured"]
-    assert list(fig.data[2].y) == list(dec["measured_ms"])
+    assert list(trace(fig, "measured").y) == list(dec["measured_ms"])
     assert any("Data:" in (a.text or "") for a in fig.layout.annotations)
     curves = nim_planning.latency_throughput()
     fig = measured_plots.nim_latency_throughput(curves)
@@ -160,4 +161,5 @@ def test_nim_fidelity_plot_dropdown_per_deployment() -> None:
     assert len(buttons) == 8  # 8 deployments in the NIM table
     # Each deployment: measured and simulated, TTFT and ITL = 4 traces visible per button.
     assert all(sum(b.args[0]["visible"]) == 4 for b in buttons)
-    assert not math.isnan(float(pd.Series(fig.data[0].y).iloc[0]))
+    # The first deployment's measured TTFT at one client, the point the figure opens on.
+    assert not math.isnan(float(pd.Series(trace(fig, "200 → 200 measured").y).iloc[0]))
