@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopback import free_port
 
 REPO_LABS = Path(__file__).resolve().parents[1] / "labs"
 
@@ -34,12 +35,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _port_answers(port: int) -> bool:
@@ -129,7 +124,7 @@ SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 def test_stop_signal_ends_the_command_and_all_it_started(
     command: str, sig: int, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "infphys", command, "--port", str(port)]
     if command == "labs":
         cmd += ["--headless", "--dir", str(tmp_path / "my-labs")]

@@ -22,6 +22,7 @@ import pytest
 from figures import trace
 from labrun import LABS as LABS_DIR
 from labrun import Picked, complete, run_lab
+from loopback import free_port
 
 from infphys.catalog import get_gpu, get_model
 
@@ -581,14 +582,6 @@ def test_labs_command_without_notebooks_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--port" in result.output
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _get(url: str) -> int | None:
     import urllib.error
     import urllib.request
@@ -609,7 +602,7 @@ def test_infphys_labs_starts_the_simulator_and_marimo(tmp_path: Path) -> None:
     import re
     import signal
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "NIM_BASE_URL": NO_SERVER_URL}
     err = tmp_path / "stderr.txt"
     with err.open("w") as fh:

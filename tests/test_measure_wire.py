@@ -36,6 +36,7 @@ from types import TracebackType
 from typing import Any
 
 import pytest
+from loopback import free_port
 
 from infphys.measure import _wire
 from infphys.measure._wire import (
@@ -844,14 +845,8 @@ async def test_a_cancelled_post_frees_its_connection_slot() -> None:
 # -- 7. errors ------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_connection_refused() -> None:
-    async with wire_at(f"http://127.0.0.1:{_free_port()}") as wire:
+    async with wire_at(f"http://127.0.0.1:{free_port()}") as wire:
         with pytest.raises(WireConnectError) as info:
             async with asyncio.timeout(GUARD_S):
                 await wire.post("/x", b"", {})
