@@ -26,7 +26,8 @@ def _module_name(path: Path) -> str:
 MODULES = sorted(
     _module_name(path)
     for path in PACKAGE.rglob("*.py")
-    if _EXAMPLE.search(path.read_text(encoding="utf-8"))
+    if path.name != "__main__.py"  # importing it would run the command line
+    and _EXAMPLE.search(path.read_text(encoding="utf-8"))
 )
 
 
