@@ -19,6 +19,10 @@ from infphys.exercises.contexts import context_problems
 
 LABS = Path(__file__).resolve().parents[1] / "labs"
 
+#: Nothing listens on the discard port: the labs must fall back to the embedded simulator
+#: rather than measure whatever happens to answer on localhost:8000 of a shared machine.
+NO_SERVER_URL = "http://127.0.0.1:9"
+
 
 def load_app(path: Path) -> Any:
     """The marimo app of the notebook at ``path``, imported from its file (no cell run yet)."""
@@ -58,10 +62,13 @@ class Picked:
 
 
 def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Answers go to ``tmp_path``, no learner name, and nothing answers at NIM_BASE_URL."""
+    """Answers go to ``tmp_path`` (a lab saves only when its button is pressed; any file stays
+    out of the repository anyway), no learner name, nothing answers at NIM_BASE_URL, and no
+    NIM_GEN_MODEL from the shell."""
     monkeypatch.setenv("INFPHYS_ANSWERS_DIR", str(tmp_path / "answers"))
     monkeypatch.delenv("INFPHYS_LEARNER", raising=False)
-    monkeypatch.setenv("NIM_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("NIM_BASE_URL", NO_SERVER_URL)
+    monkeypatch.delenv("NIM_GEN_MODEL", raising=False)
 
 
 def lab_fixture(path: Path) -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from figures import trace
 from labrun import LABS as LABS_DIR
-from labrun import Picked, complete, run_lab
+from labrun import NO_SERVER_URL, Picked, complete, lab_fixture, run_lab
 from loopback import free_port
 
 from infphys.catalog import get_gpu, get_model
@@ -101,33 +101,12 @@ def _run(number: int, **defs: Any) -> dict[str, Any]:
     return run_lab(LABS_DIR / LABS[number], **complete(defs, SETTINGS[number]))
 
 
-#: Nothing listens on the discard port: the labs must fall back to the embedded simulator
-#: rather than measure whatever happens to answer on localhost:8000 of a shared machine.
-NO_SERVER_URL = "http://127.0.0.1:9"
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A lab never saves unless its button is pressed; keep any file out of the repository anyway.
-    monkeypatch.setenv("INFPHYS_ANSWERS_DIR", str(tmp_path / "answers"))
-    monkeypatch.delenv("INFPHYS_LEARNER", raising=False)
-    monkeypatch.setenv("NIM_BASE_URL", NO_SERVER_URL)
-    monkeypatch.delenv("NIM_GEN_MODEL", raising=False)
-
-
-@pytest.fixture(scope="module")
-def lab3() -> dict[str, Any]:
-    return _run(3)
-
-
-@pytest.fixture(scope="module")
-def lab4() -> dict[str, Any]:
-    return _run(4)
-
-
-@pytest.fixture(scope="module")
-def lab6() -> dict[str, Any]:
-    return _run(6)
+#: Answers kept out of the learner's folder, nothing at NIM_BASE_URL (labrun.isolate); the
+#: default runs that several tests read are made once a module, isolated the same way.
+pytestmark = pytest.mark.usefixtures("isolated_lab")
+lab3 = lab_fixture(LABS_DIR / LABS[3])
+lab4 = lab_fixture(LABS_DIR / LABS[4])
+lab6 = lab_fixture(LABS_DIR / LABS[6])
 
 
 # --- marimo check -----------------------------------------------------------------------------
