@@ -34,3 +34,20 @@ def render(page: str) -> str:
     text = (REPO / "docs" / page).read_text(encoding="utf-8")
     out = _environment().from_string(text).render(chart=lambda *a, **k: "", page=None, config=None)
     return re.sub(r"\s+", " ", out)
+
+
+def number(text: str) -> float:
+    """A number as the prose writes it: ``"6,549.965"`` → 6549.965 (thousands commas dropped)."""
+    return float(text.replace(",", ""))
+
+
+def quoted(text: str, pattern: str, gone: str) -> list[float]:
+    r"""The numbers that the first sentence of ``text`` matching ``pattern`` quotes (the regex's
+    groups, read by :func:`number`); fails with the message ``gone`` when no sentence matches.
+
+    Example: ``quoted(render("physics/batching.md"), r"⌊([\d,]+) / ([\d,]+)⌋", "...")`` is
+    ``[410384.0, 1024.0]``.
+    """
+    m = re.search(pattern, text)
+    assert m, gone
+    return [number(g) for g in m.groups()]

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from pagerender import render
+from pagerender import number, quoted, render
 
 from infphys.catalog import NVML_TOTAL_MIB
 from infphys.exercises import get_exercise
@@ -25,21 +25,9 @@ from infphys.sim.config import EngineConfig
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _num(text: str) -> float:
-    return float(text.replace(",", ""))
-
-
-def _quoted(text: str, pattern: str, gone: str) -> list[float]:
-    """The numbers the first sentence of ``text`` matching ``pattern`` quotes (its groups,
-    thousands commas dropped); fails with ``gone`` when no sentence matches."""
-    m = re.search(pattern, text)
-    assert m, gone
-    return [_num(g) for g in m.groups()]
-
-
 def test_batching_kv_limit_is_a_whole_number_of_sequences() -> None:
     text = render("physics/batching.md")
-    kv, s, b = _quoted(
+    kv, s, b = quoted(
         text,
         r"⌊([\d,]+) / ([\d,]+)⌋ = \*\*([\d,]+)\*\* sequences",
         "the KV limit sentence is gone from batching.md",
@@ -51,14 +39,14 @@ def test_batching_kv_limit_is_a_whole_number_of_sequences() -> None:
 
 def test_backpressure_retry_amplification_and_time_to_miss() -> None:
     text = render("physics/backpressure.md")
-    amplification, multiple = _quoted(
+    amplification, multiple = quoted(
         text,
         r"it is \*\*([\d.]+)\*\* — the overload multiplies itself ([\d.]+)×",
         "the retry amplification sentence is gone from backpressure.md",
     )
     # k = 3 retries at p = 0.9: 1 + 0.9 + 0.81 + 0.729 = 3.439.
     assert amplification == multiple == pytest.approx(3.439, abs=0.005)
-    backlog, growth, t = _quoted(
+    backlog, growth, t = quoted(
         text,
         r"after ([\d.]+) / ([\d.]+) ≈ \*\*([\d.]+) s\*\*",
         "worked problem 2's answer is gone from backpressure.md",
@@ -71,18 +59,18 @@ def test_backpressure_retry_amplification_and_time_to_miss() -> None:
 
 def test_capacity_is_the_whole_part_of_b_star() -> None:
     text = render("physics/capacity-planning.md")
-    (b_star,) = _quoted(
+    (b_star,) = quoted(
         text,
         r"B\^\* = \\frac\{\\text\{\d.*?\\approx \\text\{([\d.,]+)\}",
         "the B* formula is gone from capacity-planning.md",
     )
-    (users,) = _quoted(
+    (users,) = quoted(
         text,
         r"users come whole: \*\*([\d,]+) concurrent users",
         "the whole-users sentence is gone from capacity-planning.md",
     )
     assert int(users) == math.floor(b_star)
-    fraction, whole = _quoted(
+    fraction, whole = quoted(
         text,
         r"≈ ([\d.,]+); the KV cache holds .*? Capacity = \*\*([\d,]+)\*\* whole users",
         "worked problem 1's answer is gone from capacity-planning.md",
@@ -117,7 +105,7 @@ def test_lab02_flops_per_weight() -> None:
 
 
 def _ms_pairs(text: str) -> list[tuple[float, float]]:
-    return [(_num(a), _num(b)) for a, b in re.findall(r"([\d.]+) ms \+ ([\d.]+) ms", text)]
+    return [(number(a), number(b)) for a, b in re.findall(r"([\d.]+) ms \+ ([\d.]+) ms", text)]
 
 
 def test_lab04_fixed_cost_figures_come_from_the_fitted_model() -> None:
@@ -159,7 +147,7 @@ def test_glossary_states_the_convention_with_numbers() -> None:
 
 def test_kv_budget_in_both_units() -> None:
     text = render("physics/kv-cache.md")
-    gib, mib = _quoted(
+    gib, mib = quoted(
         text,
         r"the same budget reads ([\d.]+) GiB = ([\d,]+) MiB",
         "the KV budget in nvidia-smi's units is gone from kv-cache.md",
@@ -174,7 +162,7 @@ def test_kv_budget_in_both_units() -> None:
 
 def test_token_budget_quotes_the_measured_prefills() -> None:
     text = render("physics/token-budget.md")
-    short, long, ratio = _quoted(
+    short, long, ratio = quoted(
         text,
         r"128-token prompt after \*\*([\d.]+) ms\*\* and of a 2,048-token prompt after "
         r"\*\*([\d.]+) ms\*\*: 16 times the tokens for ([\d.]+) times the time",
@@ -188,7 +176,7 @@ def test_token_budget_quotes_the_measured_prefills() -> None:
 
 def test_queueing_quotes_the_measured_ttft_knee() -> None:
     text = render("physics/queueing.md")
-    knee = _quoted(
+    knee = quoted(
         text,
         r"mean TTFT is \*\*([\d.]+) ms\*\* for one client and \*\*([\d,]+) ms\*\* for 250; with "
         r"2,000-token prompts it goes from ([\d.]+) ms to \*\*([\d.]+) s\*\*",
@@ -224,13 +212,13 @@ def test_cost_chapter_reading_pace_and_tco_figures() -> None:
 
 def test_capacity_second_gpu_cost_is_the_inverse_of_the_per_gpu_work() -> None:
     text = render("physics/capacity-planning.md")
-    (percent,) = _quoted(
+    (percent,) = quoted(
         text,
         r"each GPU of a TP2 instance does a median \*\*(\d+)%\*\*",
         "the measured per-GPU share is gone from capacity-planning.md",
     )
     share = percent / 100
-    (cost,) = _quoted(
+    (cost,) = quoted(
         text,
         r"Llama-3-8B on two H100s cost a median \*\*([\d.]+)×\*\*",
         "the cost of the second GPU is gone from capacity-planning.md",
