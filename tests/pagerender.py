@@ -41,13 +41,14 @@ def number(text: str) -> float:
     return float(text.replace(",", ""))
 
 
-def quoted(text: str, pattern: str, gone: str) -> list[float]:
-    r"""The numbers that the first sentence of ``text`` matching ``pattern`` quotes (the regex's
-    groups, read by :func:`number`); fails with the message ``gone`` when no sentence matches.
+def quoted(page: str, pattern: str) -> list[float]:
+    r"""The numbers that the first sentence of ``docs/<page>`` (rendered) matching ``pattern``
+    quotes: the regex's groups, read by :func:`number`. Fails, naming the page and the
+    pattern, when no sentence matches (reworded, or a number typed in that no longer fits).
 
-    Example: ``quoted(render("physics/batching.md"), r"⌊([\d,]+) / ([\d,]+)⌋", "...")`` is
+    Example: ``quoted("physics/batching.md", r"⌊([\d,]+) / ([\d,]+)⌋")`` is
     ``[410384.0, 1024.0]``.
     """
-    m = re.search(pattern, text)
-    assert m, gone
+    m = re.search(pattern, render(page))
+    assert m, f"docs/{page}: no sentence matches {pattern!r}"
     return [number(g) for g in m.groups()]

@@ -26,30 +26,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_batching_kv_limit_is_a_whole_number_of_sequences() -> None:
-    text = render("physics/batching.md")
-    kv, s, b = quoted(
-        text,
-        r"⌊([\d,]+) / ([\d,]+)⌋ = \*\*([\d,]+)\*\* sequences",
-        "the KV limit sentence is gone from batching.md",
-    )
+    kv, s, b = quoted("physics/batching.md", r"⌊([\d,]+) / ([\d,]+)⌋ = \*\*([\d,]+)\*\* sequences")
     # KV tokens ÷ 1,024 tokens per sequence, rounded *down*: 410,384 / 1,024 = 400.8 → 400.
     assert kv == EngineConfig.build(gpu="h100", model="llama-3.1-8b").kv_capacity_tokens
     assert (s, b) == (1024, kv // 1024)
 
 
 def test_backpressure_retry_amplification_and_time_to_miss() -> None:
-    text = render("physics/backpressure.md")
     amplification, multiple = quoted(
-        text,
+        "physics/backpressure.md",
         r"it is \*\*([\d.]+)\*\* — the overload multiplies itself ([\d.]+)×",
-        "the retry amplification sentence is gone from backpressure.md",
     )
     # k = 3 retries at p = 0.9: 1 + 0.9 + 0.81 + 0.729 = 3.439.
     assert amplification == multiple == pytest.approx(3.439, abs=0.005)
     backlog, growth, t = quoted(
-        text,
-        r"after ([\d.]+) / ([\d.]+) ≈ \*\*([\d.]+) s\*\*",
-        "worked problem 2's answer is gone from backpressure.md",
+        "physics/backpressure.md", r"after ([\d.]+) / ([\d.]+) ≈ \*\*([\d.]+) s\*\*"
     )
     # The quoted division must give the quoted answer; and at 10 % overload with a 0.5 s
     # objective the answer is 0.5 μ / (0.1 μ) = 5 s whatever μ is.
@@ -58,22 +49,16 @@ def test_backpressure_retry_amplification_and_time_to_miss() -> None:
 
 
 def test_capacity_is_the_whole_part_of_b_star() -> None:
-    text = render("physics/capacity-planning.md")
     (b_star,) = quoted(
-        text,
-        r"B\^\* = \\frac\{\\text\{\d.*?\\approx \\text\{([\d.,]+)\}",
-        "the B* formula is gone from capacity-planning.md",
+        "physics/capacity-planning.md", r"B\^\* = \\frac\{\\text\{\d.*?\\approx \\text\{([\d.,]+)\}"
     )
     (users,) = quoted(
-        text,
-        r"users come whole: \*\*([\d,]+) concurrent users",
-        "the whole-users sentence is gone from capacity-planning.md",
+        "physics/capacity-planning.md", r"users come whole: \*\*([\d,]+) concurrent users"
     )
     assert int(users) == math.floor(b_star)
     fraction, whole = quoted(
-        text,
+        "physics/capacity-planning.md",
         r"≈ ([\d.,]+); the KV cache holds .*? Capacity = \*\*([\d,]+)\*\* whole users",
-        "worked problem 1's answer is gone from capacity-planning.md",
     )
     assert int(whole) == math.floor(fraction)
 
@@ -147,11 +132,7 @@ def test_glossary_states_the_convention_with_numbers() -> None:
 
 def test_kv_budget_in_both_units() -> None:
     text = render("physics/kv-cache.md")
-    gib, mib = quoted(
-        text,
-        r"the same budget reads ([\d.]+) GiB = ([\d,]+) MiB",
-        "the KV budget in nvidia-smi's units is gone from kv-cache.md",
-    )
+    gib, mib = quoted("physics/kv-cache.md", r"the same budget reads ([\d.]+) GiB = ([\d,]+) MiB")
     # The same number of bytes in two binary units: MiB ÷ 1,024 = GiB (to the rounding shown).
     assert abs(mib / 1024 - gib) < 0.01
     assert "shows 81,559 MiB for the whole card" in text
@@ -161,12 +142,10 @@ def test_kv_budget_in_both_units() -> None:
 
 
 def test_token_budget_quotes_the_measured_prefills() -> None:
-    text = render("physics/token-budget.md")
     short, long, ratio = quoted(
-        text,
+        "physics/token-budget.md",
         r"128-token prompt after \*\*([\d.]+) ms\*\* and of a 2,048-token prompt after "
         r"\*\*([\d.]+) ms\*\*: 16 times the tokens for ([\d.]+) times the time",
-        "the measured prefill sentence is gone from token-budget.md",
     )
     # trtllm_0.9_static_batch.csv, LLaMA v2 7B, H100 80GB HBM3, mixed, TP1, batch 1, osl 128:
     # first_token_ms 9.09 at 128 prompt tokens, 54.91 at 2,048; 54.91 / 9.09 = 6.04.
@@ -177,10 +156,9 @@ def test_token_budget_quotes_the_measured_prefills() -> None:
 def test_queueing_quotes_the_measured_ttft_knee() -> None:
     text = render("physics/queueing.md")
     knee = quoted(
-        text,
+        "physics/queueing.md",
         r"mean TTFT is \*\*([\d.]+) ms\*\* for one client and \*\*([\d,]+) ms\*\* for 250; with "
         r"2,000-token prompts it goes from ([\d.]+) ms to \*\*([\d.]+) s\*\*",
-        "the measured TTFT knee sentence is gone from queueing.md",
     )
     # nim_llama3_serving.csv, Llama-3-8B, H100, TP1, fp16, ttft_ms_avg: 12.62 (1 client,
     # 200 → 200), 848.072 (250 clients), 51.661 (1 client, 2,000 → 200), 7,039.355 (250).
@@ -211,17 +189,12 @@ def test_cost_chapter_reading_pace_and_tco_figures() -> None:
 
 
 def test_capacity_second_gpu_cost_is_the_inverse_of_the_per_gpu_work() -> None:
-    text = render("physics/capacity-planning.md")
     (percent,) = quoted(
-        text,
-        r"each GPU of a TP2 instance does a median \*\*(\d+)%\*\*",
-        "the measured per-GPU share is gone from capacity-planning.md",
+        "physics/capacity-planning.md", r"each GPU of a TP2 instance does a median \*\*(\d+)%\*\*"
     )
     share = percent / 100
     (cost,) = quoted(
-        text,
-        r"Llama-3-8B on two H100s cost a median \*\*([\d.]+)×\*\*",
-        "the cost of the second GPU is gone from capacity-planning.md",
+        "physics/capacity-planning.md", r"Llama-3-8B on two H100s cost a median \*\*([\d.]+)×\*\*"
     )
     # Two GPUs billed for 2 × share of one GPU's tokens: 1 / 0.70 = 1.43 (medians of row ratios,
     # so within a few per cent of each other). nim_llama3_serving.csv, 200 → 200, 100 clients:
