@@ -58,6 +58,30 @@ REPO = Path(__file__).resolve().parents[1]
         (["sim", "--time-scale", "0"], "--time-scale must be more than 0 (got 0)"),
         (["sim", "--port", "70000"], "--port must be at most 65535 (got 70000)"),
         (["sim", "--max-queue", "-1"], "--max-queue must be at least 0 (got -1)"),
+        (["sim", "--gpu", "l4", "--model", "llama-3.1-70b"], "does not fit on 1 × L4"),
+        (["simulate", "-c", "2", "--rate", "3"], "give at most one of them"),
+        (["sweep", "--concurrency", "1,x"], "--concurrency: 'x' is not a valid int"),
+        (["sweep", "--concurrency", "1", "--rate", "2"], "give one of them"),
+        (["sweep", "--rate", "0"], "--rate: every value must be > 0"),
+        (["sweep", "--arrival", "bursty"], "--arrival"),
+        (["baseline", "--timeout", "0"], "--timeout"),
+        (["baseline", "--base-url", "localhost:8000"], "base_url"),
+        (["baseline", "--metrics-interval", "-1"], "--metrics-interval"),
+        (["report", "/no/such/run.jsonl"], "no such file"),
+        (["plan-fleet", "--users", "0"], "--users must be at least 1 (got 0)"),
+        (["plan-fleet", "--users", "10", "--rate", "2"], "give exactly one of --users and --rate"),
+        (
+            ["plan-fleet", "--users", "10", "--p95-itl-ms", "0"],
+            "--p95-itl-ms must be more than 0 (got 0)",
+        ),
+        (
+            ["plan-fleet", "--users", "10", "--price", "h100-sxm"],
+            "--price must be GPU=USD_PER_HOUR",
+        ),
+        (
+            ["plan-fleet", "--users", "10", "--chunk-tokens", "2048,x"],
+            "--chunk-tokens must be whole numbers",
+        ),
     ],
 )
 def test_unphysical_input_is_refused_naming_the_option(args: list[str], message: str) -> None:
