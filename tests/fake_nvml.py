@@ -9,13 +9,28 @@ number of samples (the GPU falls off the bus mid-watch).
 
 from __future__ import annotations
 
+import sys
 import types
 from dataclasses import dataclass, field
 from typing import Any
 
 import pynvml as real
+import pytest
 
 MiB = 2**20
+
+#: What infphys reports when ``nvmlInit`` fails with each error code, word for word.
+NO_GPU_VERDICTS = {
+    real.NVML_ERROR_LIBRARY_NOT_FOUND: "no NVIDIA GPU visible: NVML library not found",
+    real.NVML_ERROR_DRIVER_NOT_LOADED: "no NVIDIA GPU visible: NVIDIA driver not loaded",
+    real.NVML_ERROR_NO_PERMISSION: "no NVIDIA GPU visible: no permission to query NVML",
+    real.NVML_ERROR_UNKNOWN: "no NVIDIA GPU visible: NVML error 999: Unknown Error",
+}
+
+
+def use(monkeypatch: pytest.MonkeyPatch, fake: types.ModuleType) -> None:
+    """For the rest of the test, ``import pynvml`` gives ``fake``."""
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
 
 
 @dataclass

@@ -7,7 +7,8 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ from infphys.exercises import exercises_for
 from infphys.exercises.contexts import context_problems
 
 LABS = Path(__file__).resolve().parents[1] / "labs"
+
+#: Nothing listens on the discard port: the labs must fall back to the embedded simulator
+#: rather than measure whatever happens to answer on localhost:8000 of a shared machine.
+NO_SERVER_URL = "http://127.0.0.1:9"
 
 
 def load_app(path: Path) -> Any:
@@ -49,11 +54,38 @@ def complete(defs: Mapping[str, Any], cells: Iterable[Mapping[str, Any]]) -> dic
     return out
 
 
+@dataclass
+class Picked:
+    """Stands in for a marimo widget in ``app.run(defs=...)``: only ``value`` is read."""
+
+    value: Any
+
+
 def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Answers go to ``tmp_path``, no learner name, and nothing answers at NIM_BASE_URL."""
+    """Answers go to ``tmp_path`` (a lab saves only when its button is pressed; any file stays
+    out of the repository anyway), no learner name, nothing answers at NIM_BASE_URL, and no
+    NIM_GEN_MODEL from the shell."""
     monkeypatch.setenv("INFPHYS_ANSWERS_DIR", str(tmp_path / "answers"))
     monkeypatch.delenv("INFPHYS_LEARNER", raising=False)
-    monkeypatch.setenv("NIM_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("NIM_BASE_URL", NO_SERVER_URL)
+    monkeypatch.delenv("NIM_GEN_MODEL", raising=False)
+
+
+def lab_fixture(path: Path) -> Any:
+    """A module-scoped fixture: the lab at ``path`` run once headless at its defaults, isolated
+    as :func:`isolate` says. Use as ``lab12 = lab_fixture(LAB)`` in a test module.
+
+    It isolates itself: pytest sets up a module-scoped fixture before any function-scoped one,
+    so an autouse ``isolate`` fixture would not yet be in force when this run starts.
+    """
+
+    @pytest.fixture(scope="module")
+    def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            isolate(tmp_path_factory.mktemp(path.stem), monkeypatch)
+            yield run_lab(path)
+
+    return run
 
 
 def check_marimo_and_header(path: Path) -> None:
@@ -86,6 +118,7 @@ def check_exercises(lab: int, defs: dict[str, Any]) -> None:
         assert context_problems(ex.id, ctx) == [], ex.id
         expected = ex.expected(**ctx)
         assert ex.check(expected, **ctx).ok, ex.id
+        wrong: str | float
         if ex.kind == "choice":
             wrong = next(c for c in ex.choices if c != expected)
         else:

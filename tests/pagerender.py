@@ -34,3 +34,21 @@ def render(page: str) -> str:
     text = (REPO / "docs" / page).read_text(encoding="utf-8")
     out = _environment().from_string(text).render(chart=lambda *a, **k: "", page=None, config=None)
     return re.sub(r"\s+", " ", out)
+
+
+def number(text: str) -> float:
+    """A number as the prose writes it: ``"6,549.965"`` → 6549.965 (thousands commas dropped)."""
+    return float(text.replace(",", ""))
+
+
+def quoted(page: str, pattern: str) -> list[float]:
+    r"""The numbers that the first sentence of ``docs/<page>`` (rendered) matching ``pattern``
+    quotes: the regex's groups, read by :func:`number`. Fails, naming the page and the
+    pattern, when no sentence matches (reworded, or a number typed in that no longer fits).
+
+    Example: ``quoted("physics/batching.md", r"⌊([\d,]+) / ([\d,]+)⌋")`` is
+    ``[410384.0, 1024.0]``.
+    """
+    m = re.search(pattern, render(page))
+    assert m, f"docs/{page}: no sentence matches {pattern!r}"
+    return [number(g) for g in m.groups()]

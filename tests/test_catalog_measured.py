@@ -8,6 +8,7 @@ from importlib.resources import files
 
 import pandas as pd
 import pytest
+from frames import row_where, rows_where
 
 from infphys.catalog import (
     MEASURED_SOURCES,
@@ -52,18 +53,16 @@ def test_file_columns_kept_in_order_and_keys_added(
 
 
 def test_named_nim_row_reads_back_exactly() -> None:
-    df = load_nim_serving()
-    row = df[
-        (df["model"] == "meta-llama3-70b-instruct")
-        & (df["gpu"] == "A100-SXM4-80GB")
-        & (df["n_gpus"] == 8)
-        & (df["precision"] == "bf16")
-        & (df["concurrency"] == 1)
-        & (df["isl"] == 200)
-        & (df["osl"] == 200)
-    ]
-    assert len(row) == 1
-    r = row.iloc[0]
+    r = row_where(
+        load_nim_serving(),
+        model="meta-llama3-70b-instruct",
+        gpu="A100-SXM4-80GB",
+        n_gpus=8,
+        precision="bf16",
+        concurrency=1,
+        isl=200,
+        osl=200,
+    )
     assert r["ttft_ms_avg"] == 49.476
     assert r["output_tokens_per_s"] == 45.499
     assert r["itl_ms_avg"] == 21.8392
@@ -81,15 +80,10 @@ def test_named_nim_row_reads_back_exactly() -> None:
 
 
 def test_named_static_rows_read_back_exactly() -> None:
-    df = load_static_batch()
-    sel = df[
-        (df["model"] == "Falcon 180B")
-        & (df["gpu"] == "A100-SXM4-80GB")
-        & (df["precision"] == "mixed")
-        & (df["tp"] == 8)
-        & (df["isl"] == 128)
-        & (df["osl"] == 128)
-    ].set_index("batch")
+    sel = rows_where(
+        load_static_batch(), model="Falcon 180B", gpu="A100-SXM4-80GB", precision="mixed", tp=8,
+        isl=128, osl=128,
+    ).set_index("batch")  # fmt: skip
     ok = sel.loc[2]
     assert (ok["first_token_ms"], ok["token_to_token_ms"]) == (105.14, 35.3574)
     assert (ok["latency_ms"], ok["throughput_tok_s"], ok["gpu_peak_memory_gb"]) == (
@@ -120,60 +114,6 @@ def test_every_data_set_name_maps_to_a_catalog_entry() -> None:
         for name in df["precision"].unique():
             assert get_precision(measured_precision_key(name)) is not None
         assert df["model_key"].notna().all() and df["gpu_key"].notna().all()
-
-
-@pytest.mark.parametrize(
-    ("name", "key"),
-    [
-        ("meta-llama3-8b-instruct", "llama-3.1-8b"),
-        ("meta-llama3-70b-instruct", "llama-3.1-70b"),
-        ("LLaMA v2 7B", "llama-2-7b"),
-        ("LLaMA v2 13B", "llama-2-13b"),
-        ("LLaMA v2 70B", "llama-2-70b"),
-        ("Mistral 7B", "mistral-7b-v0.1"),
-        ("Mixtral 8x7B", "mixtral-8x7b"),
-        ("GPTJ 6B", "gpt-j-6b"),
-        ("Falcon 180B", "falcon-180b"),
-    ],
-)
-def test_model_names(name: str, key: str) -> None:
-    assert measured_model_key(name) == key
-
-
-@pytest.mark.parametrize(
-    ("name", "key"),
-    [
-        ("A100-SXM4-80GB", "a100-80gb-sxm"),
-        ("H100_80GB_HBM3", "h100-sxm"),
-        ("H100 80GB HBM3", "h100-sxm"),
-        ("H100 NVL", "h100-nvl"),
-        ("H200 141GB HBM3", "h200-sxm"),
-        ("GH200 120GB", "gh200"),
-        ("L40", "l40"),
-        ("L40S", "l40s"),
-    ],
-)
-def test_gpu_names(name: str, key: str) -> None:
-    assert measured_gpu_key(name) == key
-
-
-def test_precision_names() -> None:
-    # The static table's "mixed" is FP16 weights and activations.
-    assert [measured_precision_key(p) for p in ("mixed", "fp8", "fp16", "bf16")] == [
-        "fp16",
-        "fp8",
-        "fp16",
-        "bf16",
-    ]
-
-
-def test_unknown_names_raise_naming_them() -> None:
-    with pytest.raises(ValueError, match=r"^model: 'GPT-4' is not a name in the measured data"):
-        measured_model_key("GPT-4")
-    with pytest.raises(ValueError, match=r"^gpu: 'V100' is not a name"):
-        measured_gpu_key("V100")
-    with pytest.raises(ValueError, match=r"^precision: 'int4' is not a name"):
-        measured_precision_key("int4")
 
 
 def test_sources_name_the_file_and_the_origin() -> None:

@@ -7,16 +7,16 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from clirun import run_cli
 from rich.console import Console
 from typer.testing import CliRunner
 
 from infphys.catalog import GPUS, MODELS
-from infphys.cli import _app, app
+from infphys.cli import app
 from infphys.cli.measure import summary_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,11 +25,16 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["kv", "--model", "nope"], "model: unknown model 'nope'"),
+        (["kv", "--gpu", "v100"], "gpu: unknown GPU 'v100'"),
+        (["kv", "--kv-precision", "fp6"], "precision: unknown name 'fp6'"),
         (["kv", "--users", "-1"], "--users must be at least 1 (got -1)"),
         (["kv", "--users", "0"], "--users must be at least 1 (got 0)"),
         (["kv", "--context", "0"], "--context must be at least 1 (got 0)"),
+        (["kv", "--context", "-5"], "--context must be at least 1 (got -5)"),
         (["kv", "--tp", "0"], "--tp must be at least 1 (got 0)"),
         (["kv", "--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization must be at most 1"),
+        (["roofline", "--batch", "a,b"], "batch must be comma-separated"),
         (["roofline", "--batch", "8,-2"], "--batch must be at least 1 (got -2)"),
         (["roofline", "--context", "-1"], "--context must be at least 0 (got -1)"),
         (["roofline", "--tp", "-2"], "--tp must be at least 1 (got -2)"),
@@ -37,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
         (["cost", "--gpu-hourly-usd", "-2.5"], "--gpu-hourly-usd must be more than 0 (got -2.5)"),
         (["cost", "--gpu-hourly-usd", "nan"], "--gpu-hourly-usd must be a finite number"),
         (["cost", "--num-gpus", "0"], "--num-gpus must be at least 1 (got 0)"),
+        (["cost", "--users", "0"], "--users must be more than 0 (got 0)"),
         (["cost", "--users", "-3"], "--users must be more than 0 (got -3)"),
         (["cost", "--tokens-per-s", "inf"], "--tokens-per-s must be a finite number"),
         (["simulate", "-c", "0"], "--concurrency must be at least 1 (got 0)"),
@@ -52,13 +58,38 @@ REPO = Path(__file__).resolve().parents[1]
         (["sim", "--time-scale", "0"], "--time-scale must be more than 0 (got 0)"),
         (["sim", "--port", "70000"], "--port must be at most 65535 (got 70000)"),
         (["sim", "--max-queue", "-1"], "--max-queue must be at least 0 (got -1)"),
+        (["sim", "--gpu", "l4", "--model", "llama-3.1-70b"], "does not fit on 1 × L4"),
+        (["simulate", "-c", "2", "--rate", "3"], "give at most one of them"),
+        (["sweep", "--concurrency", "1,x"], "--concurrency: 'x' is not a valid int"),
+        (["sweep", "--concurrency", "1", "--rate", "2"], "give one of them"),
+        (["sweep", "--rate", "0"], "--rate: every value must be > 0"),
+        (["sweep", "--arrival", "bursty"], "--arrival"),
+        (["baseline", "--timeout", "0"], "--timeout"),
+        (["baseline", "--base-url", "localhost:8000"], "base_url"),
+        (["baseline", "--metrics-interval", "-1"], "--metrics-interval"),
+        (["report", "/no/such/run.jsonl"], "no such file"),
+        (["plan-fleet", "--users", "0"], "--users must be at least 1 (got 0)"),
+        (["plan-fleet", "--users", "10", "--rate", "2"], "give exactly one of --users and --rate"),
+        (
+            ["plan-fleet", "--users", "10", "--p95-itl-ms", "0"],
+            "--p95-itl-ms must be more than 0 (got 0)",
+        ),
+        (
+            ["plan-fleet", "--users", "10", "--price", "h100-sxm"],
+            "--price must be GPU=USD_PER_HOUR",
+        ),
+        (
+            ["plan-fleet", "--users", "10", "--chunk-tokens", "2048,x"],
+            "--chunk-tokens must be whole numbers",
+        ),
     ],
 )
 def test_unphysical_input_is_refused_naming_the_option(args: list[str], message: str) -> None:
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2, result.output
-    assert message in " ".join(result.output.split())
-    assert "Traceback" not in result.output
+    # One line on a 160-column terminal, on stderr, and no traceback.
+    r = run_cli(*args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
 
 
 def test_simulate_refuses_a_workload_no_request_of_which_fits(tmp_path: Path) -> None:
@@ -92,19 +123,6 @@ def test_simulate_counts_the_requests_that_do_not_fit(tmp_path: Path) -> None:
     assert f"{len(too_long)} of 40 requests ask for more tokens" in " ".join(result.stderr.split())
 
 
-def _run80(*args: str) -> subprocess.CompletedProcess[str]:
-    """``infphys ARGS`` in-process on an 80-column console without colour (what COLUMNS=80
-    NO_COLOR=1 gives the console script)."""
-    with pytest.MonkeyPatch.context() as mp:
-        for console in (_app.console, _app.err_console):
-            mp.setattr(console, "_width", 80)
-            mp.setattr(console, "no_color", True)
-        r = CliRunner().invoke(app, list(args), env={"COLUMNS": "80", "NO_COLOR": "1"})
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        raise r.exception
-    return subprocess.CompletedProcess(list(args), r.exit_code, r.stdout, r.stderr)
-
-
 def _fits_80(text: str) -> None:
     lines = text.splitlines()
     assert lines and max(len(line) for line in lines) <= 80
@@ -112,13 +130,13 @@ def _fits_80(text: str) -> None:
 
 
 def test_models_and_gpus_fit_80_columns_with_sources_as_notes() -> None:
-    models = _run80("models")
+    models = run_cli("models", columns=80)
     assert models.returncode == 0, models.stderr
     _fits_80(models.stdout)
     for key in MODELS:  # every key whole, so it can be typed back
         assert f"│ {key} " in models.stdout
     assert "[1] the model's config.json" in models.stdout
-    gpus = _run80("gpus")
+    gpus = run_cli("gpus", columns=80)
     assert gpus.returncode == 0, gpus.stderr
     _fits_80(gpus.stdout)
     for key in GPUS:
@@ -127,8 +145,8 @@ def test_models_and_gpus_fit_80_columns_with_sources_as_notes() -> None:
 
 
 def test_json_keeps_every_catalog_field() -> None:
-    models = json.loads(_run80("models", "--json").stdout)
-    gpus = json.loads(_run80("gpus", "--json").stdout)
+    models = json.loads(run_cli("models", "--json", columns=80).stdout)
+    gpus = json.loads(run_cli("gpus", "--json", columns=80).stdout)
     for rows, catalog in ((models, MODELS), (gpus, GPUS)):
         spec = next(iter(catalog.values()))
         fields = {f.name for f in dataclasses.fields(spec)}  # type: ignore[arg-type]

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopback import free_port
+from procs import alive, descendants
 
 REPO_LABS = Path(__file__).resolve().parents[1] / "labs"
 
@@ -34,12 +36,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _port_answers(port: int) -> bool:
@@ -58,34 +54,6 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def _stat(pid: int) -> tuple[int, str] | None:
-    """(parent pid, state) of a live process, or None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return int(fields[1]), fields[0]
-
-
-def _descendants(root: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (st := _stat(int(entry.name))) is not None:
-            parents[int(entry.name)] = st[0]
-    found: set[int] = set()
-    frontier = {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    st = _stat(pid)
-    return st is not None and st[1] != "Z"
-
-
 @contextlib.contextmanager
 def _started(cmd: list[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, set[int]]]:
     env = dict(os.environ)
@@ -101,7 +69,7 @@ def _started(cmd: list[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[bytes
     try:
         yield proc, log, seen
     finally:  # whatever happened, nothing this test started survives it
-        seen |= _descendants(proc.pid) if proc.poll() is None else set()
+        seen |= descendants(proc.pid) if proc.poll() is None else set()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         for pid in seen:
@@ -129,13 +97,13 @@ SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 def test_stop_signal_ends_the_command_and_all_it_started(
     command: str, sig: int, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "infphys", command, "--port", str(port)]
     if command == "labs":
         cmd += ["--headless", "--dir", str(tmp_path / "my-labs")]
     with _started(cmd, tmp_path) as (proc, log, seen):
         _wait_listening(proc, port, log)
-        children = _descendants(proc.pid)
+        children = descendants(proc.pid)
         seen |= children
         if command == "labs":
             assert children, "infphys labs should run marimo as a child process"
@@ -148,9 +116,9 @@ def test_stop_signal_ends_the_command_and_all_it_started(
         output = log.read_text(errors="replace")
         assert code == 0, output  # a clean stop, as asked
         deadline = time.monotonic() + 10
-        while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        while any(alive(p) for p in children) and time.monotonic() < deadline:
             time.sleep(0.1)
-        survivors = [p for p in children if _alive(p)]
+        survivors = [p for p in children if alive(p)]
         assert not survivors, f"children survived {signal.Signals(sig).name}: {survivors}"
         for p in {port, *sim_ports} - {9}:
             assert _port_free(p), f"port {p} still taken after {signal.Signals(sig).name}"

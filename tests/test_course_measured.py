@@ -6,24 +6,14 @@ not from the functions under test.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import pytest
+from frames import row_where, rows_where
 
 from infphys import evidence, nim_planning
 from infphys.catalog import MEASURED_SOURCES, load_nim_serving
 from infphys.plots import measured_serving
-
-
-def _row(table: pd.DataFrame, **where: Any) -> pd.Series:
-    hit = table
-    for k, v in where.items():
-        hit = hit[hit[k] == v]
-    assert len(hit) == 1, where
-    return hit.iloc[0]
-
 
 # --- token budget: prefill against prompt length ----------------------------------------------
 
@@ -37,9 +27,9 @@ def test_prefill_points_are_the_csv_values(prefill: pd.DataFrame) -> None:
     # trtllm_0.9_static_batch.csv: "LLaMA v2 7B,H100 80GB HBM3,mixed,1,1,1,128,128,9.09,..." and
     # "LLaMA v2 7B,H100 80GB HBM3,mixed,1,1,1,2048,128,54.91,...".
     h100 = prefill[prefill["config"] == "Llama-2-7B · H100 SXM × 1 · FP16"]
-    assert _row(h100, batch=1, isl=128)["measured_ms"] == 9.09
-    assert _row(h100, batch=1, isl=2048)["measured_ms"] == 54.91
-    assert _row(h100, batch=1, isl=2048)["prefill_tokens"] == 2048
+    assert row_where(h100, batch=1, isl=128)["measured_ms"] == 9.09
+    assert row_where(h100, batch=1, isl=2048)["measured_ms"] == 54.91
+    assert row_where(h100, batch=1, isl=2048)["prefill_tokens"] == 2048
     # Five deployments, every point a measured row with the static table's provenance.
     assert prefill["config"].nunique() == 5
     assert prefill["measured_ms"].notna().all()
@@ -54,7 +44,10 @@ def test_prefill_model_follows_the_measurements(prefill: pd.DataFrame) -> None:
     assert err.median() < 0.10
     # Cost grows with the tokens: 16× the prompt at batch 1 costs 6.0× the time (54.91 / 9.09).
     h100 = prefill[prefill["config"] == "Llama-2-7B · H100 SXM × 1 · FP16"]
-    ratio = _row(h100, batch=1, isl=2048)["model_ms"] / _row(h100, batch=1, isl=128)["model_ms"]
+    ratio = (
+        row_where(h100, batch=1, isl=2048)["model_ms"]
+        / row_where(h100, batch=1, isl=128)["model_ms"]
+    )
     assert 4.5 < ratio < 8
 
 
@@ -79,10 +72,10 @@ def test_knee_points_are_the_csv_values(knee: pd.DataFrame) -> None:
     # concurrency 1, 200 → 200: TTFT 12.62 ms (p95 13.083); 250: 848.072 ms (p95 1316.127);
     # concurrency 250, 2000 → 200: 7039.355 ms.
     short = knee[knee["isl"] == 200]
-    assert _row(short, concurrency=1)["measured_ms"] == pytest.approx(12.62)
-    assert _row(short, concurrency=1)["measured_p95_ms"] == pytest.approx(13.083)
-    assert _row(short, concurrency=250)["measured_ms"] == pytest.approx(848.072)
-    assert _row(knee[knee["isl"] == 2000], concurrency=250)["measured_ms"] == pytest.approx(
+    assert row_where(short, concurrency=1)["measured_ms"] == pytest.approx(12.62)
+    assert row_where(short, concurrency=1)["measured_p95_ms"] == pytest.approx(13.083)
+    assert row_where(short, concurrency=250)["measured_ms"] == pytest.approx(848.072)
+    assert row_where(knee[knee["isl"] == 2000], concurrency=250)["measured_ms"] == pytest.approx(
         7039.355
     )
     assert set(knee["shape"]) == {"200 → 200", "2,000 → 200"}
@@ -90,7 +83,7 @@ def test_knee_points_are_the_csv_values(knee: pd.DataFrame) -> None:
 
 
 def test_knee_model_is_the_closed_loop_estimate(knee: pd.DataFrame) -> None:
-    row = _row(knee[knee["isl"] == 2000], concurrency=100)
+    row = row_where(knee[knee["isl"] == 2000], concurrency=100)
     est = nim_planning.closed_loop_estimate("llama-3.1-8b", "h100-sxm", "fp16", 1, 100, 2000, 200)
     assert row["model_ms"] == pytest.approx(est["ttft_ms_avg"])
     # The model has no queue for prefills: from 1 to 250 clients its TTFT grows far less than
@@ -112,7 +105,9 @@ def test_tp_scaling_measured_only_carries_the_csv_throughputs() -> None:
     # Llama-3-8B FP16 on H100, 200 → 200, 100 clients: 6,549.965 tokens/s on one GPU, 9,157.412
     # on two (nim_llama3_serving.csv).
     t = evidence.tp_scaling(simulated=False)
-    r = _row(t, model_key="llama-3.1-8b", gpu_key="h100-sxm", isl=200, osl=200, concurrency=100)
+    r = row_where(
+        t, model_key="llama-3.1-8b", gpu_key="h100-sxm", isl=200, osl=200, concurrency=100
+    )
     assert (r["tokens_per_s_small"], r["tokens_per_s_large"]) == (6549.965, 9157.412)
     # 9,157.412 / 2 / 6,549.965 = 0.69904.
     assert r["per_gpu_ratio_measured"] == pytest.approx(0.69904, abs=1e-5)
@@ -121,8 +116,9 @@ def test_tp_scaling_measured_only_carries_the_csv_throughputs() -> None:
 
 def test_tp_cost_by_hand() -> None:
     t = evidence.tp_scaling(simulated=False)
-    one = t[(t["model_key"] == "llama-3.1-8b") & (t["gpu_key"] == "h100-sxm")
-            & (t["isl"] == 200) & (t["osl"] == 200) & (t["concurrency"] == 100)]  # fmt: skip
+    one = rows_where(
+        t, model_key="llama-3.1-8b", gpu_key="h100-sxm", isl=200, osl=200, concurrency=100
+    )
     row = evidence.tp_cost(2.5, one).iloc[0]
     # $2.50 / 3600 × 10^6 / 6,549.965 = $0.106023; 2 × 2.50 / 3600 × 10^6 / 9,157.412 = $0.151668.
     assert row["usd_per_million_small"] == pytest.approx(0.106023, abs=1e-6)

@@ -10,6 +10,8 @@ import math
 
 import pandas as pd
 import pytest
+from figures import trace
+from frames import row_where, rows_where
 
 from infphys import evidence, nim_planning
 from infphys.catalog import IDEAL_STEP_PARAMS, MEASURED_SOURCES, load_nim_serving
@@ -38,7 +40,7 @@ def test_static_decode_vs_batch_names_a_missing_deployment() -> None:
 
 def test_fp8_speedup_measured_ratio() -> None:
     t = evidence.fp8_speedup("h100-sxm", 128, 128)
-    row = t[(t["model_key"] == "llama-2-7b") & (t["batch"] == 1)].iloc[0]
+    row = row_where(t, model_key="llama-2-7b", batch=1)
     # "…H100 80GB HBM3,mixed,1,1,1,128,128,9.09,6.7616,…" over "…,fp8,1,1,1,128,128,6.36,4.0976,…"
     assert row["measured"] == pytest.approx(6.7616 / 4.0976)
     # Half the bytes and nothing else: the ideal roofline gives 2 at batch 1 on one GPU.
@@ -49,13 +51,9 @@ def test_fp8_speedup_measured_ratio() -> None:
 def test_bandwidth_fraction_of_one_row() -> None:
     t = evidence.bandwidth_fraction()
     assert (t["measured"] > 0).all() and (t["measured"] <= 1.0).all()
-    row = t[
-        (t["model_key"] == "llama-2-7b")
-        & (t["gpu_key"] == "h100-sxm")
-        & (t["precision_key"] == "fp16")
-        & (t["isl"] == 128)
-        & (t["osl"] == 128)
-    ].iloc[0]
+    row = row_where(
+        t, model_key="llama-2-7b", gpu_key="h100-sxm", precision_key="fp16", isl=128, osl=128
+    )
     assert row["measured"] == pytest.approx(3.97 / 6.7616, rel=0.01)  # floor above ÷ measured
     by_gpu = evidence.bandwidth_fraction_by_gpu(t)
     assert by_gpu["rows"].sum() == len(t)
@@ -63,13 +61,8 @@ def test_bandwidth_fraction_of_one_row() -> None:
 
 
 def test_fidelity_table_on_a_small_replay() -> None:
-    rows = load_nim_serving()
-    rows = rows[
-        (rows["model_key"] == "llama-3.1-8b")
-        & (rows["isl"] == 200)
-        & (rows["osl"] == 200)
-        & (rows["concurrency"].isin([1, 10]))
-    ]
+    rows = rows_where(load_nim_serving(), model_key="llama-3.1-8b", isl=200, osl=200)
+    rows = rows[rows["concurrency"].isin([1, 10])]
     replayed = replay_nim(rows, rounds=1)
     table = evidence.fidelity_table(replayed)
     assert table["config"].iloc[-1] == "all rows"
@@ -141,7 +134,7 @@ def test_measured_plots_draw_the_tables() -> None:
     dec = evidence.static_decode_vs_batch()
     fig = measured_plots.measured_decode_vs_batch(dec)
     assert [t.name for t in fig.data] == ["datasheet floor", "fitted step model", "measured"]
-    assert list(fig.data[2].y) == list(dec["measured_ms"])
+    assert list(trace(fig, "measured").y) == list(dec["measured_ms"])
     assert any("Data:" in (a.text or "") for a in fig.layout.annotations)
     curves = nim_planning.latency_throughput()
     fig = measured_plots.nim_latency_throughput(curves)
@@ -168,4 +161,5 @@ def test_nim_fidelity_plot_dropdown_per_deployment() -> None:
     assert len(buttons) == 8  # 8 deployments in the NIM table
     # Each deployment: measured and simulated, TTFT and ITL = 4 traces visible per button.
     assert all(sum(b.args[0]["visible"]) == 4 for b in buttons)
-    assert not math.isnan(float(pd.Series(fig.data[0].y).iloc[0]))
+    # The first deployment's measured TTFT at one client, the point the figure opens on.
+    assert not math.isnan(float(pd.Series(trace(fig, "200 → 200 measured").y).iloc[0]))

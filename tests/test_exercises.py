@@ -442,19 +442,6 @@ def test_cli_grade_empty_folder_exits_2(tmp_path: Path) -> None:
     assert "no answer files" in result.output
 
 
-@pytest.mark.parametrize(
-    "module",
-    ["infphys.exercises.core", "infphys.exercises.book", "infphys.exercises.lab03",
-     "infphys.cli.labs"],
-)  # fmt: skip
-def test_docstring_examples(module: str) -> None:
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_grade_one_lab(tmp_path: Path) -> None:
     book = AnswerBook("Ada")
     book.check("lab03.q1", "131072", **LAB03)

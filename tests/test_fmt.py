@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import pytest
 
 from infphys import fmt
-
-
-def test_doctests() -> None:
-    result = doctest.testmod(fmt)
-    assert result.attempted > 0 and result.failed == 0
 
 
 @pytest.mark.parametrize(

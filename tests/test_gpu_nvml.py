@@ -3,22 +3,15 @@ every way of having no GPU, with the verdicts checked word for word as a user re
 
 from __future__ import annotations
 
-import doctest
 import importlib
 import sys
 
 import pynvml
 import pytest
-from fake_nvml import FakeGPU, make_fake_nvml
+from fake_nvml import NO_GPU_VERDICTS, FakeGPU, MiB, make_fake_nvml, use
 
 from infphys.measure.gpu import NO_GPU_PREFIX, engine_check
 from infphys.measure.gpu.nvml import cuda_version_text, nvml_reason, torch_status
-
-MiB = 2**20
-
-
-def use(monkeypatch: pytest.MonkeyPatch, fake: object) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
 
 
 def test_one_h100_with_str_name(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,15 +80,7 @@ def test_unsupported_queries_become_none(monkeypatch: pytest.MonkeyPatch) -> Non
     assert g.memory_total_bytes == 81559 * MiB
 
 
-@pytest.mark.parametrize(
-    ("code", "verdict"),
-    [
-        (pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, "no NVIDIA GPU visible: NVML library not found"),
-        (pynvml.NVML_ERROR_DRIVER_NOT_LOADED, "no NVIDIA GPU visible: NVIDIA driver not loaded"),
-        (pynvml.NVML_ERROR_NO_PERMISSION, "no NVIDIA GPU visible: no permission to query NVML"),
-        (pynvml.NVML_ERROR_UNKNOWN, "no NVIDIA GPU visible: NVML error 999: Unknown Error"),
-    ],
-)
+@pytest.mark.parametrize(("code", "verdict"), NO_GPU_VERDICTS.items())
 def test_no_gpu_verdicts_word_for_word(
     monkeypatch: pytest.MonkeyPatch, code: int, verdict: str
 ) -> None:
@@ -154,20 +139,6 @@ def test_torch_line_without_a_gpu_reads_the_installed_version() -> None:
 def test_helpers() -> None:
     assert cuda_version_text(12040) == "12.4" and cuda_version_text(11080) == "11.8"
     assert nvml_reason(ValueError("x")) == "ValueError: x"
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "infphys.measure.gpu._frames",
-        "infphys.measure.gpu.nvml",
-        "infphys.measure.gpu.watcher",
-        "infphys.measure.gpu.roofline_experiment",
-    ],
-)
-def test_docstring_examples(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
 
 
 def test_gpu_package_all_is_unique_and_complete() -> None:

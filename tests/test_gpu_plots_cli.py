@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pynvml
 import pytest
-from fake_nvml import FakeGPU, make_fake_nvml
+from fake_nvml import NO_GPU_VERDICTS, FakeGPU, MiB, make_fake_nvml, use
 from figures import trace
 from typer.testing import CliRunner
 
@@ -26,8 +26,7 @@ from infphys.measure.gpu import (
 )
 from infphys.plots.gpu import copy_bandwidth_figure, roofline_experiment_figure, watch_figure
 
-MiB = 2**20
-NO_LIB = "no NVIDIA GPU visible: NVML library not found"
+NO_LIB = NO_GPU_VERDICTS[pynvml.NVML_ERROR_LIBRARY_NOT_FOUND]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -38,13 +37,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture
 def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = make_fake_nvml([], init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    use(monkeypatch, fake)
 
 
 @pytest.fixture
 def two_h100(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = make_fake_nvml([FakeGPU(), FakeGPU(name=b"NVIDIA H100 80GB HBM3", util_gpu=100)])
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    use(monkeypatch, fake)
 
 
 def invoke(*args: str) -> tuple[int, str]:

@@ -5,20 +5,12 @@ with the reason word for word."""
 from __future__ import annotations
 
 import math
-import sys
 import time
 
-import pynvml
 import pytest
-from fake_nvml import FakeGPU, make_fake_nvml
+from fake_nvml import NO_GPU_VERDICTS, FakeGPU, MiB, make_fake_nvml, use
 
 from infphys.measure.gpu import WATCH_COLUMNS, GPUWatcher, watch_gpu
-
-MiB = 2**20
-
-
-def use(monkeypatch: pytest.MonkeyPatch, fake: object) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
 
 
 def test_watch_for_a_duration_one_session(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,13 +95,7 @@ def test_unsupported_power_is_nan_not_an_error(monkeypatch: pytest.MonkeyPatch) 
     assert not math.isnan(df["temperature_c"].iloc[0])
 
 
-@pytest.mark.parametrize(
-    ("code", "reason"),
-    [
-        (pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, "no NVIDIA GPU visible: NVML library not found"),
-        (pynvml.NVML_ERROR_DRIVER_NOT_LOADED, "no NVIDIA GPU visible: NVIDIA driver not loaded"),
-    ],
-)
+@pytest.mark.parametrize(("code", "reason"), NO_GPU_VERDICTS.items())
 def test_no_gpu_gives_an_empty_frame_with_the_reason(
     monkeypatch: pytest.MonkeyPatch, code: int, reason: str
 ) -> None:

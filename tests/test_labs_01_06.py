@@ -10,23 +10,22 @@ object with a ``value`` (:class:`Picked`).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from labrun import complete
+from figures import trace
+from labrun import LABS as LABS_DIR
+from labrun import NO_SERVER_URL, Picked, complete, lab_fixture, run_lab
+from loopback import free_port
 
 from infphys.catalog import get_gpu, get_model
 
-LABS_DIR = Path(__file__).resolve().parents[1] / "labs"
 LABS = {
     1: "01_preflight.py",
     2: "02_know_your_metal.py",
@@ -35,22 +34,6 @@ LABS = {
     5: "05_throughput.py",
     6: "06_cost.py",
 }
-
-
-@dataclass
-class Picked:
-    """Stands in for a marimo widget in ``app.run(defs=...)``: only ``value`` is read."""
-
-    value: Any
-
-
-def _load(number: int) -> ModuleType:
-    path = LABS_DIR / LABS[number]
-    spec = importlib.util.spec_from_file_location(f"lab_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 #: Each lab's settings cells (one a section) at the widgets' defaults: a test that changes one
@@ -115,39 +98,15 @@ SETTINGS: dict[int, list[dict[str, Any]]] = {
 
 def _run(number: int, **defs: Any) -> dict[str, Any]:
     """Run a lab headless (its 60 s budget is a benchmark: benchmarks/bench_budgets.py)."""
-    app = _load(number).app
-    defs = complete(defs, SETTINGS[number])
-    _, result = app.run(defs=defs) if defs else app.run()
-    return dict(result)
+    return run_lab(LABS_DIR / LABS[number], **complete(defs, SETTINGS[number]))
 
 
-#: Nothing listens on the discard port: the labs must fall back to the embedded simulator
-#: rather than measure whatever happens to answer on localhost:8000 of a shared machine.
-NO_SERVER_URL = "http://127.0.0.1:9"
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A lab never saves unless its button is pressed; keep any file out of the repository anyway.
-    monkeypatch.setenv("INFPHYS_ANSWERS_DIR", str(tmp_path / "answers"))
-    monkeypatch.delenv("INFPHYS_LEARNER", raising=False)
-    monkeypatch.setenv("NIM_BASE_URL", NO_SERVER_URL)
-    monkeypatch.delenv("NIM_GEN_MODEL", raising=False)
-
-
-@pytest.fixture(scope="module")
-def lab3() -> dict[str, Any]:
-    return _run(3)
-
-
-@pytest.fixture(scope="module")
-def lab4() -> dict[str, Any]:
-    return _run(4)
-
-
-@pytest.fixture(scope="module")
-def lab6() -> dict[str, Any]:
-    return _run(6)
+#: Answers kept out of the learner's folder, nothing at NIM_BASE_URL (labrun.isolate); the
+#: default runs that several tests read are made once a module, isolated the same way.
+pytestmark = pytest.mark.usefixtures("isolated_lab")
+lab3 = lab_fixture(LABS_DIR / LABS[3])
+lab4 = lab_fixture(LABS_DIR / LABS[4])
+lab6 = lab_fixture(LABS_DIR / LABS[6])
 
 
 # --- marimo check -----------------------------------------------------------------------------
@@ -566,8 +525,9 @@ def test_token_timeline_and_bar_compare() -> None:
     from infphys.plots.labs import bar_compare, token_timeline
 
     fig = token_timeline([0.110, 0.120, 0.130], 0.100)
-    assert list(fig.data[0].x) == pytest.approx([10.0, 20.0, 30.0])
-    assert list(fig.data[0].y) == [1, 2, 3]
+    tokens = trace(fig, "tokens received")
+    assert list(tokens.x) == pytest.approx([10.0, 20.0, 30.0])
+    assert list(tokens.y) == [1, 2, 3]
     assert token_timeline([], 0.0).layout.annotations[0].text == "no token times recorded"
     fig = bar_compare({"users": {"BF16": 50, "FP8": 115}, "ms": {"BF16": 6.4, "FP8": 3.2}})
     assert len(fig.data) == 4
@@ -601,14 +561,6 @@ def test_labs_command_without_notebooks_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--port" in result.output
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _get(url: str) -> int | None:
     import urllib.error
     import urllib.request
@@ -629,7 +581,7 @@ def test_infphys_labs_starts_the_simulator_and_marimo(tmp_path: Path) -> None:
     import re
     import signal
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "NIM_BASE_URL": NO_SERVER_URL}
     err = tmp_path / "stderr.txt"
     with err.open("w") as fh:

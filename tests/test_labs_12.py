@@ -5,29 +5,16 @@ Measured values are quoted from infphys/catalog/data/nim_llama3_serving.csv in t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from labrun import LABS, check_exercises, check_marimo_and_header, isolate, run_lab
+from labrun import LABS, check_exercises, check_marimo_and_header, lab_fixture, run_lab
 
 from infphys.exercises import exercises_for
 
 LAB = LABS / "12_nim_benchmarks.py"
-
-
-def _run(**defs: Any) -> dict[str, Any]:
-    return run_lab(LAB, **defs)
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    isolate(tmp_path, monkeypatch)
-
-
-@pytest.fixture(scope="module")
-def lab12() -> dict[str, Any]:
-    return _run()
+lab12 = lab_fixture(LAB)
+pytestmark = pytest.mark.usefixtures("isolated_lab")  # for the runs a test makes itself
 
 
 def test_marimo_check_and_header() -> None:
@@ -63,7 +50,9 @@ def test_exercises_pass_right_and_fail_wrong(lab12: dict[str, Any]) -> None:
 
 
 def test_more_users_and_a_tighter_budget_change_the_plan() -> None:
-    out = _run(users=1000, ttft_budget_ms=1000.0, itl_budget_ms=20.0, a100_usd=1.8, h100_usd=2.5)
+    out = run_lab(
+        LAB, users=1000, ttft_budget_ms=1000.0, itl_budget_ms=20.0, a100_usd=1.8, h100_usd=2.5
+    )
     plan = out["plan"].set_index("config")
     # ITL p95 ≤ 20 ms: H100 × 1 reaches 19.05 ms at 150 clients and 27.7 ms at 200 (cap 150);
     # 1,000 users need ceil(1000 / 150) = 7 replicas.

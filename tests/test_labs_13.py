@@ -5,29 +5,16 @@ Measured values are quoted from infphys/catalog/data/nim_llama3_serving.csv in t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from labrun import LABS, check_exercises, check_marimo_and_header, isolate, run_lab
+from labrun import LABS, Picked, check_exercises, check_marimo_and_header, lab_fixture, run_lab
 
 from infphys.exercises import exercises_for
 
 LAB = LABS / "13_fleet.py"
-
-
-def _run(**defs: Any) -> dict[str, Any]:
-    return run_lab(LAB, **defs)
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    isolate(tmp_path, monkeypatch)
-
-
-@pytest.fixture(scope="module")
-def lab13() -> dict[str, Any]:
-    return _run()
+lab13 = lab_fixture(LAB)
+pytestmark = pytest.mark.usefixtures("isolated_lab")  # for the runs a test makes itself
 
 
 def test_marimo_check_and_header() -> None:
@@ -73,15 +60,9 @@ def test_prefill_replicas_by_hand() -> None:
 
 
 def test_answer_form_checks_the_learners_answers() -> None:
-    from dataclasses import dataclass
-
-    @dataclass
-    class Picked:
-        value: Any
-
     # q3: joining the shortest queue wins (least-outstanding, as above); q4 at 7/s × ~120 ms of
     # prefill is 0.84 s per second: one prefill replica, so 2 is wrong.
-    d = _run(answers=Picked({"q3": "least-outstanding", "q4": "2"}))
+    d = run_lab(LAB, answers=Picked({"q3": "least-outstanding", "q4": "2"}))
     v = d["verdicts"]
     assert list(v) == ["q1", "q2", "q3", "q4"]
     assert v["q3"].ok and v["q4"].status == "wrong" and v["q1"].status == "missing"

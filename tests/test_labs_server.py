@@ -9,7 +9,6 @@ config that says ``auto_instantiate = false``. The browser side is ``test_labs_b
 
 from __future__ import annotations
 
-import doctest
 import json
 import os
 import re
@@ -41,10 +40,6 @@ def _client(mathjax: Path | None) -> TestClient:
 
     app = Starlette(routes=[Route("/", page), Route("/api/text", text)])
     return TestClient(ls.OfflineAssets(app, mathjax=mathjax))
-
-
-def test_docstring_examples() -> None:
-    assert doctest.testmod(ls).failed == 0
 
 
 def test_html_pages_get_the_script_first_in_head(tmp_path: Path) -> None:

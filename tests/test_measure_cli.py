@@ -159,25 +159,6 @@ def test_preflight_command(server: StubServer, tmp_path: Path) -> None:
     assert "NIM_API_KEY" in bad.output
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["sweep", "--concurrency", "1,x"], "--concurrency: 'x' is not a valid int"),
-        (["sweep", "--concurrency", "1", "--rate", "2"], "give one of them"),
-        (["sweep", "--rate", "0"], "--rate: every value must be > 0"),
-        (["sweep", "--arrival", "bursty"], "--arrival"),
-        (["baseline", "--timeout", "0"], "--timeout"),
-        (["baseline", "--base-url", "localhost:8000"], "base_url"),
-        (["baseline", "--metrics-interval", "-1"], "--metrics-interval"),
-        (["report", "/no/such/run.jsonl"], "no such file"),
-    ],
-)
-def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
-    res = runner.invoke(app, args)
-    assert res.exit_code == 2, res.output
-    assert message in re.sub(r"\s+", " ", res.output)
-
-
 def test_report_of_a_non_run_file(tmp_path: Path) -> None:
     p = tmp_path / "x.jsonl"
     p.write_text('{"hello": 1}\n')

@@ -9,11 +9,11 @@ ends in well under a second.
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import aiohttp
 import pytest
+from loopback import free_port
 
 from infphys.measure.client import (
     ChatClient,
@@ -149,14 +149,8 @@ async def test_wrong_key_is_a_4xx_and_the_key_is_not_in_the_message() -> None:
     assert "XYZ" not in (rec.error_message or "")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_connection_refused() -> None:
-    target = Target(base_url=f"http://127.0.0.1:{_free_port()}")
+    target = Target(base_url=f"http://127.0.0.1:{free_port()}")
     async with _client(target, timeouts=FAST) as c:
         rec = await c.chat("x")
     assert rec.error_class == "connect_refused" and rec.http_status is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+from loopback import free_port
 
 from infphys.measure.preflight import preflight, preflight_sync
 from infphys.measure.stub import StubConfig, StubServer
@@ -18,14 +18,8 @@ async def test_ok() -> None:
     assert v.models == ("meta/llama-3.1-8b-instruct",)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_nothing_listening() -> None:
-    v = await preflight(Target(base_url=f"http://127.0.0.1:{_free_port()}"))
+    v = await preflight(Target(base_url=f"http://127.0.0.1:{free_port()}"))
     assert not v.ok and v.problem == "unreachable"
     assert "connection refused" in v.message and "NIM_BASE_URL" in v.message
     assert "simulator" in v.message

@@ -36,6 +36,7 @@ from types import TracebackType
 from typing import Any
 
 import pytest
+from loopback import free_port
 
 from infphys.measure import _wire
 from infphys.measure._wire import (
@@ -214,6 +215,24 @@ def answer_each(make: Callable[[Peer, bytes], bytes]) -> Handler:
     async def handler(peer: Peer) -> None:
         while (req := await peer.request()) is not None:
             await peer.send(make(peer, req))
+
+    return handler
+
+
+def answer_in_two(
+    first: bytes, second: bytes, pause_s: float = 0.02, keep_alive: bool = True
+) -> Handler:
+    """A handler that answers a request with ``first``, then ``pause_s`` later ``second`` (two
+    writes, so the client reads them apart): every request on the connection, or with
+    ``keep_alive=False`` only the first, after which it closes the connection."""
+
+    async def handler(peer: Peer) -> None:
+        while await peer.request() is not None:
+            await peer.send(first)
+            await asyncio.sleep(pause_s)
+            await peer.send(second)
+            if not keep_alive:
+                return
 
     return handler
 
@@ -540,12 +559,7 @@ async def test_chat_client_on_aiohttp_records_when_the_blocked_loop_got_round_to
 
 
 async def test_content_length_body_in_two_writes_is_reassembled() -> None:
-    async def handler(peer: Peer) -> None:
-        while await peer.request() is not None:
-            await peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello")
-            await asyncio.sleep(0.02)
-            await peer.send(b" world")
-
+    handler = answer_in_two(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello", b" world")
     async with RawServer(handler) as server, wire_for(server) as wire:
         async with asyncio.timeout(GUARD_S):
             resp = await wire.post("/x", b"{}", {})
@@ -563,13 +577,7 @@ async def test_chunked_body_with_an_extension_and_a_trailer_is_reassembled() -> 
         b"5;foo=bar\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: abc\r\n\r\n"
     )
     cut = whole.index(b"hel") + 3
-
-    async def handler(peer: Peer) -> None:
-        while await peer.request() is not None:
-            await peer.send(whole[:cut])
-            await asyncio.sleep(0.02)
-            await peer.send(whole[cut:])
-
+    handler = answer_in_two(whole[:cut], whole[cut:])
     async with RawServer(handler) as server, wire_for(server) as wire:
         assert await post_body(wire) == b"hello world"
         assert await post_body(wire) == b"hello world"
@@ -578,13 +586,8 @@ async def test_chunked_body_with_an_extension_and_a_trailer_is_reassembled() -> 
 
 async def test_close_delimited_body_ends_at_eof_and_the_connection_is_not_reused() -> None:
     # No Content-Length, not chunked: the body is everything until the server closes.
-    async def handler(peer: Peer) -> None:
-        if await peer.request() is not None:
-            await peer.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npart one, ")
-            await asyncio.sleep(0.02)
-            await peer.send(b"part two")
-        # returning closes the connection
-
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+    handler = answer_in_two(head + b"part one, ", b"part two", keep_alive=False)
     async with RawServer(handler) as server, wire_for(server) as wire:
         assert await post_body(wire) == b"part one, part two"
         assert await post_body(wire) == b"part one, part two"
@@ -719,12 +722,7 @@ async def test_an_idle_connection_with_stray_bytes_is_not_reused() -> None:
     # The server answers "ok", then, 20 ms later, writes a whole unasked-for response ("bad")
     # on the idle connection and keeps it open. The peek before reuse sees bytes waiting and
     # drops the connection; reusing it would read "bad" as the answer to the next request.
-    async def handler(peer: Peer) -> None:
-        while await peer.request() is not None:
-            await peer.send(reply(b"ok"))
-            await asyncio.sleep(0.02)
-            await peer.send(reply(b"bad"))
-
+    handler = answer_in_two(reply(b"ok"), reply(b"bad"))
     async with RawServer(handler) as server, wire_for(server) as wire:
         assert await post_body(wire) == b"ok"
         await asyncio.sleep(0.1)
@@ -847,14 +845,8 @@ async def test_a_cancelled_post_frees_its_connection_slot() -> None:
 # -- 7. errors ------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_connection_refused() -> None:
-    async with wire_at(f"http://127.0.0.1:{_free_port()}") as wire:
+    async with wire_at(f"http://127.0.0.1:{free_port()}") as wire:
         with pytest.raises(WireConnectError) as info:
             async with asyncio.timeout(GUARD_S):
                 await wire.post("/x", b"", {})
@@ -1138,12 +1130,9 @@ async def test_a_post_waiting_for_a_slot_fails_when_the_client_closes() -> None:
     # max_connections=1, one response in progress, a second post waiting for the slot. close()
     # frees the slot; the waiting post raises WireError ("the client is closed"). (Regression:
     # at 4417c75 it opened a new connection on the closed client and got its answer.)
-    async def handler(peer: Peer) -> None:
-        while await peer.request() is not None:
-            await peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nhello")
-            await asyncio.sleep(0.05)
-            await peer.send(b", ")
-
+    handler = answer_in_two(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nhello", b", ", pause_s=0.05
+    )
     async with RawServer(handler) as server:
         async with wire_for(server, max_connections=1) as wire:
             async with asyncio.timeout(GUARD_S):

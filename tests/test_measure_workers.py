@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from procs import alive, children
 from typer.testing import CliRunner
 
 from infphys import stats
@@ -241,26 +242,6 @@ class _SilentServer:
         self.sock.close()
 
 
-def _children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            text = (entry / "stat").read_text()
-            if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return text[text.rindex(")") + 2 :].split()[0] != "Z"
-
-
 @contextlib.contextmanager
 def _silent_server() -> Iterator[_SilentServer]:
     server = _SilentServer()
@@ -299,11 +280,11 @@ def test_a_stop_signal_ends_every_worker_and_keeps_the_run(sig: int, tmp_path: P
             deadline = time.monotonic() + 120
             # Four requests in flight (2 per worker) means both workers are up and sending.
             while server.received < 4:
-                workers |= _children(proc.pid)
+                workers |= children(proc.pid)
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"never sent 4 requests:\n{log.read_text(errors='replace')}")
                 time.sleep(0.1)
-            workers |= _children(proc.pid)
+            workers |= children(proc.pid)
             assert len(workers) >= 2
             os.kill(proc.pid, sig)
             try:
@@ -316,9 +297,9 @@ def test_a_stop_signal_ends_every_worker_and_keeps_the_run(sig: int, tmp_path: P
                 errors="replace"
             )
             deadline = time.monotonic() + 10
-            while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            while any(alive(p) for p in workers) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert not [p for p in workers if _alive(p)], "a worker survived the stop"
+            assert not [p for p in workers if alive(p)], "a worker survived the stop"
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

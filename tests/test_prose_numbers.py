@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from pagerender import render
+from pagerender import number, quoted, render
 
 from infphys.catalog import NVML_TOTAL_MIB
 from infphys.exercises import get_exercise
@@ -25,29 +25,23 @@ from infphys.sim.config import EngineConfig
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _num(text: str) -> float:
-    return float(text.replace(",", ""))
-
-
 def test_batching_kv_limit_is_a_whole_number_of_sequences() -> None:
-    text = render("physics/batching.md")
-    m = re.search(r"⌊([\d,]+) / ([\d,]+)⌋ = \*\*([\d,]+)\*\* sequences", text)
-    assert m, "the KV limit sentence is gone from batching.md"
-    kv, s, b = (int(_num(g)) for g in m.groups())
+    kv, s, b = quoted("physics/batching.md", r"⌊([\d,]+) / ([\d,]+)⌋ = \*\*([\d,]+)\*\* sequences")
     # KV tokens ÷ 1,024 tokens per sequence, rounded *down*: 410,384 / 1,024 = 400.8 → 400.
     assert kv == EngineConfig.build(gpu="h100", model="llama-3.1-8b").kv_capacity_tokens
     assert (s, b) == (1024, kv // 1024)
 
 
 def test_backpressure_retry_amplification_and_time_to_miss() -> None:
-    text = render("physics/backpressure.md")
-    m = re.search(r"it is \*\*([\d.]+)\*\* — the overload multiplies itself ([\d.]+)×", text)
-    assert m, "the retry amplification sentence is gone from backpressure.md"
+    amplification, multiple = quoted(
+        "physics/backpressure.md",
+        r"it is \*\*([\d.]+)\*\* — the overload multiplies itself ([\d.]+)×",
+    )
     # k = 3 retries at p = 0.9: 1 + 0.9 + 0.81 + 0.729 = 3.439.
-    assert _num(m.group(1)) == _num(m.group(2)) == pytest.approx(3.439, abs=0.005)
-    m = re.search(r"after ([\d.]+) / ([\d.]+) ≈ \*\*([\d.]+) s\*\*", text)
-    assert m, "worked problem 2's answer is gone from backpressure.md"
-    backlog, growth, t = (_num(g) for g in m.groups())
+    assert amplification == multiple == pytest.approx(3.439, abs=0.005)
+    backlog, growth, t = quoted(
+        "physics/backpressure.md", r"after ([\d.]+) / ([\d.]+) ≈ \*\*([\d.]+) s\*\*"
+    )
     # The quoted division must give the quoted answer; and at 10 % overload with a 0.5 s
     # objective the answer is 0.5 μ / (0.1 μ) = 5 s whatever μ is.
     assert backlog / growth == pytest.approx(t, rel=0.01)
@@ -55,18 +49,18 @@ def test_backpressure_retry_amplification_and_time_to_miss() -> None:
 
 
 def test_capacity_is_the_whole_part_of_b_star() -> None:
-    text = render("physics/capacity-planning.md")
-    m = re.search(r"B\^\* = \\frac\{\\text\{\d.*?\\approx \\text\{([\d.,]+)\}", text)
-    assert m
-    b_star = _num(m.group(1))
-    m = re.search(r"users come whole: \*\*([\d,]+) concurrent users", text)
-    assert m
-    assert int(_num(m.group(1))) == math.floor(b_star)
-    m = re.search(
-        r"≈ ([\d.,]+); the KV cache holds .*? Capacity = \*\*([\d,]+)\*\* whole users", text
+    (b_star,) = quoted(
+        "physics/capacity-planning.md", r"B\^\* = \\frac\{\\text\{\d.*?\\approx \\text\{([\d.,]+)\}"
     )
-    assert m, "worked problem 1's answer is gone from capacity-planning.md"
-    assert int(_num(m.group(2))) == math.floor(_num(m.group(1)))
+    (users,) = quoted(
+        "physics/capacity-planning.md", r"users come whole: \*\*([\d,]+) concurrent users"
+    )
+    assert int(users) == math.floor(b_star)
+    fraction, whole = quoted(
+        "physics/capacity-planning.md",
+        r"≈ ([\d.,]+); the KV cache holds .*? Capacity = \*\*([\d,]+)\*\* whole users",
+    )
+    assert int(whole) == math.floor(fraction)
 
 
 def test_home_page_does_not_put_the_batching_limit_at_the_ridge_point() -> None:
@@ -96,7 +90,7 @@ def test_lab02_flops_per_weight() -> None:
 
 
 def _ms_pairs(text: str) -> list[tuple[float, float]]:
-    return [(_num(a), _num(b)) for a, b in re.findall(r"([\d.]+) ms \+ ([\d.]+) ms", text)]
+    return [(number(a), number(b)) for a, b in re.findall(r"([\d.]+) ms \+ ([\d.]+) ms", text)]
 
 
 def test_lab04_fixed_cost_figures_come_from_the_fitted_model() -> None:
@@ -138,9 +132,7 @@ def test_glossary_states_the_convention_with_numbers() -> None:
 
 def test_kv_budget_in_both_units() -> None:
     text = render("physics/kv-cache.md")
-    m = re.search(r"the same budget reads ([\d.]+) GiB = ([\d,]+) MiB", text)
-    assert m, "the KV budget in nvidia-smi's units is gone from kv-cache.md"
-    gib, mib = float(m.group(1)), float(m.group(2).replace(",", ""))
+    gib, mib = quoted("physics/kv-cache.md", r"the same budget reads ([\d.]+) GiB = ([\d,]+) MiB")
     # The same number of bytes in two binary units: MiB ÷ 1,024 = GiB (to the rounding shown).
     assert abs(mib / 1024 - gib) < 0.01
     assert "shows 81,559 MiB for the whole card" in text
@@ -150,14 +142,11 @@ def test_kv_budget_in_both_units() -> None:
 
 
 def test_token_budget_quotes_the_measured_prefills() -> None:
-    text = render("physics/token-budget.md")
-    m = re.search(
+    short, long, ratio = quoted(
+        "physics/token-budget.md",
         r"128-token prompt after \*\*([\d.]+) ms\*\* and of a 2,048-token prompt after "
         r"\*\*([\d.]+) ms\*\*: 16 times the tokens for ([\d.]+) times the time",
-        text,
     )
-    assert m, "the measured prefill sentence is gone from token-budget.md"
-    short, long, ratio = (_num(g) for g in m.groups())
     # trtllm_0.9_static_batch.csv, LLaMA v2 7B, H100 80GB HBM3, mixed, TP1, batch 1, osl 128:
     # first_token_ms 9.09 at 128 prompt tokens, 54.91 at 2,048; 54.91 / 9.09 = 6.04.
     assert (short, long) == (9.09, 54.91)
@@ -166,15 +155,14 @@ def test_token_budget_quotes_the_measured_prefills() -> None:
 
 def test_queueing_quotes_the_measured_ttft_knee() -> None:
     text = render("physics/queueing.md")
-    m = re.search(
+    knee = quoted(
+        "physics/queueing.md",
         r"mean TTFT is \*\*([\d.]+) ms\*\* for one client and \*\*([\d,]+) ms\*\* for 250; with "
         r"2,000-token prompts it goes from ([\d.]+) ms to \*\*([\d.]+) s\*\*",
-        text,
     )
-    assert m, "the measured TTFT knee sentence is gone from queueing.md"
     # nim_llama3_serving.csv, Llama-3-8B, H100, TP1, fp16, ttft_ms_avg: 12.62 (1 client,
     # 200 → 200), 848.072 (250 clients), 51.661 (1 client, 2,000 → 200), 7,039.355 (250).
-    assert [_num(g) for g in m.groups()] == [12.6, 848, 51.7, 7.04]
+    assert knee == [12.6, 848, 51.7, 7.04]
     # The 1 s TTFT budget: 2,000 → 200 measures 904.2 ms at 25 clients and 1,286.4 ms at 50;
     # 200 → 200 stays under it (848 ms) up to the 250 measured.
     assert "passes it at **50 clients** with 2,000-token prompts" in text
@@ -201,13 +189,14 @@ def test_cost_chapter_reading_pace_and_tco_figures() -> None:
 
 
 def test_capacity_second_gpu_cost_is_the_inverse_of_the_per_gpu_work() -> None:
-    text = render("physics/capacity-planning.md")
-    m = re.search(r"each GPU of a TP2 instance does a median \*\*(\d+)%\*\*", text)
-    assert m, "the measured per-GPU share is gone from capacity-planning.md"
-    share = _num(m.group(1)) / 100
-    m = re.search(r"Llama-3-8B on two H100s cost a median \*\*([\d.]+)×\*\*", text)
-    assert m, "the cost of the second GPU is gone from capacity-planning.md"
+    (percent,) = quoted(
+        "physics/capacity-planning.md", r"each GPU of a TP2 instance does a median \*\*(\d+)%\*\*"
+    )
+    share = percent / 100
+    (cost,) = quoted(
+        "physics/capacity-planning.md", r"Llama-3-8B on two H100s cost a median \*\*([\d.]+)×\*\*"
+    )
     # Two GPUs billed for 2 × share of one GPU's tokens: 1 / 0.70 = 1.43 (medians of row ratios,
     # so within a few per cent of each other). nim_llama3_serving.csv, 200 → 200, 100 clients:
     # 9,157.412 / 2 / 6,549.965 = 0.699.
-    assert _num(m.group(1)) == pytest.approx(1 / share, rel=0.03)
+    assert cost == pytest.approx(1 / share, rel=0.03)

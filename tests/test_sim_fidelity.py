@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from frames import row_where, rows_where
 
 from infphys.catalog import load_nim_serving, load_static_batch
 from infphys.physics import decode_step_s
@@ -12,11 +13,8 @@ from infphys.sim.fit import predict_static
 
 
 def _static_row(**k: object) -> pd.DataFrame:
-    s = load_static_batch()
-    mask = s["measured"]
-    for name, value in k.items():
-        mask &= s[name] == value
-    rows = s[mask]
+    """The one measured row of the static-batch table with these values, as a one-row table."""
+    rows = rows_where(load_static_batch(), measured=True, **k)
     assert len(rows) == 1, k
     return rows
 
@@ -50,14 +48,9 @@ def test_static_row_llama2_70b_fp8_h100_tp4_batch256() -> None:
 def test_nim_row_8b_h100_one_client() -> None:
     # Measured (nim_llama3_serving.csv): TTFT 12.62 ms, ITL 7.39 ms, 134.9 output tokens/s.
     n = load_nim_serving()
-    row = n[
-        (n.model_key == "llama-3.1-8b")
-        & (n.gpu_key == "h100-sxm")
-        & (n.tp == 1)
-        & (n.concurrency == 1)
-        & (n.isl == 200)
-        & (n.osl == 200)
-    ].iloc[0]
+    row = row_where(
+        n, model_key="llama-3.1-8b", gpu_key="h100-sxm", tp=1, concurrency=1, isl=200, osl=200
+    )
     assert row.itl_ms_avg == pytest.approx(7.39, abs=0.01)
     sim = replay_nim_row(row)
     assert sim["itl_ms_avg"] == pytest.approx(7.39, rel=0.10)
