@@ -91,6 +91,10 @@ PROBE_JS = r"""
 """
 
 
+#: When the page's load event ended, ms since its navigation started.
+LOADED_MS_JS = "performance.getEntriesByType('navigation')[0].loadEventEnd"
+
+
 def chromium_path() -> str | None:
     """Debian's chromium, if installed."""
     return shutil.which("chromium") or shutil.which("chromium-browser")
@@ -289,9 +293,32 @@ def open_lab(
     Returns the timings and the page (left open: the caller closes it).
     """
     page = page or context.new_page()
-    timing = LabTiming(lab_file)
     page.goto(server.url(lab_file), wait_until="load", timeout=timeout_s * 1e3)
-    timing.loaded_s = page.evaluate("performance.now()") / 1e3
+    return wait_lab(page, server, lab_file, timeout_s=timeout_s, want_chart=want_chart), page
+
+
+def start_lab(context: Any, server: LabsServer, lab_file: str, *, timeout_s: float = 60.0) -> Any:
+    """A new page navigating to one lab, returned as soon as the server answers (the page goes
+    on loading): open several labs at once, then :func:`wait_lab` for each."""
+    page = context.new_page()
+    page.goto(server.url(lab_file), wait_until="commit", timeout=timeout_s * 1e3)
+    return page
+
+
+def wait_lab(
+    page: Any,
+    server: LabsServer,
+    lab_file: str,
+    *,
+    timeout_s: float = 60.0,
+    want_chart: bool = False,
+) -> LabTiming:
+    """Wait for a lab's page to load and show its first output (and its first chart if
+    ``want_chart``); the timings count from the start of the page's navigation."""
+    timing = LabTiming(lab_file)
+    page.wait_for_load_state("load", timeout=timeout_s * 1e3)
+    # The load event's time, not now: the page may have loaded while another lab was waited on.
+    timing.loaded_s = page.evaluate(LOADED_MS_JS) / 1e3
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         seen = page.evaluate("window.__infphysProbe || {}")
@@ -304,7 +331,7 @@ def open_lab(
         if server.proc is not None and server.proc.poll() is not None:
             raise RuntimeError(f"infphys labs exited:\n{server.log()}")
         page.wait_for_timeout(100)
-    return timing, page
+    return timing
 
 
 @contextlib.contextmanager

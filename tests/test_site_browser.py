@@ -24,15 +24,22 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from sitekit import DRAW_TIMEOUT_MS, Browser, Site, SitePage, lab_snapshots, visit
+from sitekit import (
+    DRAW_TIMEOUT_MS,
+    FOUND_JS,
+    Browser,
+    Site,
+    SitePage,
+    check_pages,
+    lab_snapshots,
+    visit,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 #: A bound on each test, setup included: the first site test of a session builds the site
 #: (tests/sitekit.py), which with a cold snapshot cache on a busy two-core machine outlasts
 #: pytest's 300 s default (the build's own subprocess limit, 600 s, then reports first).
 pytestmark = pytest.mark.timeout(900)
-#: Pages opened at once by the every-page test.
-PAGES_AT_ONCE = 4
 
 
 # --- the build, no browser -------------------------------------------------------------------
@@ -118,24 +125,15 @@ def test_every_page_loads_offline_with_maths_and_charts(site: Site, browser: Bro
     urls = [url for url in site.pages if url not in labs]
     assert len(urls) + len(labs) == len(site.pages) and len(labs) >= 1
     seen = {"math": 0, "charts": 0}
-    # A few tabs at a time: one page typesets while another loads or draws.
-    for start in range(0, len(urls), PAGES_AT_ONCE):
-        batch = urls[start : start + PAGES_AT_ONCE]
-        pages = [SitePage(browser) for _ in batch]
-        try:
-            for p, url in zip(pages, batch, strict=True):
-                p.page.goto(url, wait_until="commit")
-            for p, url in zip(pages, batch, strict=True):
-                p.page.wait_for_load_state("load")
-                found = p.settle()
-                assert found["typeset"] >= found["math"], f"{url}: maths not typeset: {found}"
-                assert found["drawn"] == found["charts"], f"{url}: charts not drawn: {found}"
-                assert not p.errors, f"{url}: console errors: {p.errors}"
-                seen["math"] += found["math"]
-                seen["charts"] += found["charts"]
-        finally:
-            for p in pages:
-                p.page.close()
+
+    def check(p: SitePage, url: str, _: None) -> None:
+        found = p.page.evaluate(FOUND_JS)
+        assert found["typeset"] >= found["math"], f"{url}: maths not typeset: {found}"
+        assert found["drawn"] == found["charts"], f"{url}: charts not drawn: {found}"
+        seen["math"] += found["math"]
+        seen["charts"] += found["charts"]
+
+    check_pages(browser, [(url, None) for url in urls], check)
     assert seen["math"] > 0, "no page has maths: the MathJax check checked nothing"
     assert seen["charts"] > 0, "no page has a chart: the chart check checked nothing"
     assert not browser.external, f"requests left 127.0.0.1: {browser.external}"
