@@ -180,13 +180,22 @@ class _SiteHandler(SimpleHTTPRequestHandler):
         self.wfile.write(data)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Says nothing when a browser closes a tab while a file is still being sent to it."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 @contextlib.contextmanager
 def serve(built: BuiltSite) -> Iterator[Site]:
     """Serve ``built`` on a free port of 127.0.0.1 until the block ends."""
     handler_class = type("Handler", (_SiteHandler,), {})
     handler = functools.partial(handler_class, directory=str(built.root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = _QuietServer(("127.0.0.1", 0), handler)
     base_url = f"http://127.0.0.1:{server.server_address[1]}/"
     handler_class.base_url = base_url
     thread = threading.Thread(target=server.serve_forever, daemon=True)
