@@ -29,12 +29,14 @@ import pytest
 from sitekit import labs_browser, missing
 
 #: Seconds a lab may take to show its first output, or a chart, on a loaded 2-core machine (a
-#: bound on waiting, not a performance assertion).
-WAIT_S = 90.0
+#: bound on waiting, not a performance assertion). Four labs compute at once, so each is
+#: allowed more than one alone: at load 12-28, Lab 3's first chart came 100 s after its page
+#: loaded (75 s when it was opened alone).
+WAIT_S = 240.0
 
 #: A bound on each test against a hang, not a speed target: the first test opens four labs
-#: one after another, each allowed WAIT_S per step; at load 15-19 on two cores it took 268 s
-#: (plus 32 s to start marimo) and ran into pytest's 300 s default.
+#: at once, each allowed WAIT_S per step; one after another, at load 15-19 on two cores, they
+#: took 268 s (plus 32 s to start marimo) and ran into pytest's 300 s default.
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
