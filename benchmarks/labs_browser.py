@@ -2,8 +2,9 @@
 
 :class:`LabsServer` starts ``infphys labs --headless`` on a free loopback port, in its own process
 group, and stops that whole group (marimo, its kernels, the simulator) on exit, on an exception
-and on SIGTERM/SIGHUP. :func:`open_lab` opens one lab in a Playwright page and reports how long
-after the navigation started the first cell output and the first plotly chart appeared.
+and on SIGTERM/SIGHUP. :func:`start_lab` opens one lab in a Playwright page and :func:`wait_lab`
+reports how long after the navigation started the first cell output and the first plotly chart
+appeared.
 :func:`guard_loopback` makes a browser context record and abort every request that would leave
 127.0.0.1.
 
@@ -15,7 +16,7 @@ main job, end to end). Debian's ``chromium`` is driven through Playwright; never
         browser = launch_chromium(pw)
         context = browser.new_context(service_workers="block")
         offsite = guard_loopback(context)
-        timing = open_lab(context, server, "03_kv_cache.py")
+        timing = wait_lab(start_lab(context, server, "03_kv_cache.py"), server, "03_kv_cache.py")
         print(timing.first_output_s, offsite)   # e.g. 6.1 []
 """
 
@@ -279,39 +280,17 @@ class LabTiming:
     first_chart_s: float | None = None
 
 
-def open_lab(
-    context: Any,
-    server: LabsServer,
-    lab_file: str,
-    *,
-    timeout_s: float = 60.0,
-    want_chart: bool = False,
-    page: Any = None,
-) -> tuple[LabTiming, Any]:
-    """Open one lab and wait for its first output (and its first chart if ``want_chart``).
-
-    Returns the timings and the page (left open: the caller closes it).
-    """
-    page = page or context.new_page()
-    page.goto(server.url(lab_file), wait_until="load", timeout=timeout_s * 1e3)
-    return wait_lab(page, server, lab_file, timeout_s=timeout_s, want_chart=want_chart), page
-
-
 def start_lab(context: Any, server: LabsServer, lab_file: str, *, timeout_s: float = 60.0) -> Any:
     """A new page navigating to one lab, returned as soon as the server answers (the page goes
-    on loading): open several labs at once, then :func:`wait_lab` for each."""
+    on loading): open one or several labs, then :func:`wait_lab` for each (the caller closes
+    the page)."""
     page = context.new_page()
     page.goto(server.url(lab_file), wait_until="commit", timeout=timeout_s * 1e3)
     return page
 
 
 def wait_lab(
-    page: Any,
-    server: LabsServer,
-    lab_file: str,
-    *,
-    timeout_s: float = 60.0,
-    want_chart: bool = False,
+    page: Any, server: LabsServer, lab_file: str, *, timeout_s: float = 60, want_chart: bool = False
 ) -> LabTiming:
     """Wait for a lab's page to load and show its first output (and its first chart if
     ``want_chart``); the timings count from the start of the page's navigation."""

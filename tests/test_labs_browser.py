@@ -142,7 +142,8 @@ def test_a_lab_as_an_app_runs_offline(
     """``infphys labs --run`` (marimo run): outputs and a chart without a click, all on loopback."""
     _, ctx, offsite = session
     server = servers[1]
-    timing, page = lb.open_lab(ctx, server, "06_cost.py", timeout_s=WAIT_S, want_chart=True)
+    page = lb.start_lab(ctx, server, "06_cost.py", timeout_s=WAIT_S)
+    timing = lb.wait_lab(page, server, "06_cost.py", timeout_s=WAIT_S, want_chart=True)
     print(f"run mode, {timing.lab}: first output {timing.first_output_s} s")
     assert timing.first_output_s is not None, server.log()[-3000:]
     assert timing.first_chart_s is not None, "Lab 6 drew no plotly chart"
