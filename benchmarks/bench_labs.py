@@ -29,7 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from labs_browser import LABS_DIR, LabsServer, LabTiming, browser_context, free_port
+from labs_browser import (
+    LABS_DIR,
+    LabsServer,
+    LabTiming,
+    browser_context,
+    free_port,
+    start_lab,
+    wait_lab,
+)
 
 TARGET_S = 10.0
 
@@ -73,10 +81,9 @@ def main() -> int:
                 break
             before = len(offsite)
             with LabsServer(run=args.run, port=port, env=env) as server:
-                from labs_browser import open_lab
-
-                timing, page = open_lab(
-                    context, server, lab, timeout_s=args.lab_timeout_s, want_chart=args.chart
+                page = start_lab(context, server, lab, timeout_s=args.lab_timeout_s)
+                timing = wait_lab(
+                    page, server, lab, timeout_s=args.lab_timeout_s, want_chart=args.chart
                 )
                 page.close()
             rows.append((timing, len(offsite) - before))

@@ -2,8 +2,9 @@
 
 :class:`LabsServer` starts ``infphys labs --headless`` on a free loopback port, in its own process
 group, and stops that whole group (marimo, its kernels, the simulator) on exit, on an exception
-and on SIGTERM/SIGHUP. :func:`open_lab` opens one lab in a Playwright page and reports how long
-after the navigation started the first cell output and the first plotly chart appeared.
+and on SIGTERM/SIGHUP. :func:`start_lab` opens one lab in a Playwright page and :func:`wait_lab`
+reports how long after the navigation started the first cell output and the first plotly chart
+appeared.
 :func:`guard_loopback` makes a browser context record and abort every request that would leave
 127.0.0.1.
 
@@ -15,7 +16,7 @@ main job, end to end). Debian's ``chromium`` is driven through Playwright; never
         browser = launch_chromium(pw)
         context = browser.new_context(service_workers="block")
         offsite = guard_loopback(context)
-        timing = open_lab(context, server, "03_kv_cache.py")
+        timing = wait_lab(start_lab(context, server, "03_kv_cache.py"), server, "03_kv_cache.py")
         print(timing.first_output_s, offsite)   # e.g. 6.1 []
 """
 
@@ -89,6 +90,10 @@ PROBE_JS = r"""
   const timer = setInterval(tick, 50);
 })();
 """
+
+
+#: When the page's load event ended, ms since its navigation started.
+LOADED_MS_JS = "performance.getEntriesByType('navigation')[0].loadEventEnd"
 
 
 def chromium_path() -> str | None:
@@ -275,23 +280,24 @@ class LabTiming:
     first_chart_s: float | None = None
 
 
-def open_lab(
-    context: Any,
-    server: LabsServer,
-    lab_file: str,
-    *,
-    timeout_s: float = 60.0,
-    want_chart: bool = False,
-    page: Any = None,
-) -> tuple[LabTiming, Any]:
-    """Open one lab and wait for its first output (and its first chart if ``want_chart``).
+def start_lab(context: Any, server: LabsServer, lab_file: str, *, timeout_s: float = 60.0) -> Any:
+    """A new page navigating to one lab, returned as soon as the server answers (the page goes
+    on loading): open one or several labs, then :func:`wait_lab` for each (the caller closes
+    the page)."""
+    page = context.new_page()
+    page.goto(server.url(lab_file), wait_until="commit", timeout=timeout_s * 1e3)
+    return page
 
-    Returns the timings and the page (left open: the caller closes it).
-    """
-    page = page or context.new_page()
+
+def wait_lab(
+    page: Any, server: LabsServer, lab_file: str, *, timeout_s: float = 60, want_chart: bool = False
+) -> LabTiming:
+    """Wait for a lab's page to load and show its first output (and its first chart if
+    ``want_chart``); the timings count from the start of the page's navigation."""
     timing = LabTiming(lab_file)
-    page.goto(server.url(lab_file), wait_until="load", timeout=timeout_s * 1e3)
-    timing.loaded_s = page.evaluate("performance.now()") / 1e3
+    page.wait_for_load_state("load", timeout=timeout_s * 1e3)
+    # The load event's time, not now: the page may have loaded while another lab was waited on.
+    timing.loaded_s = page.evaluate(LOADED_MS_JS) / 1e3
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         seen = page.evaluate("window.__infphysProbe || {}")
@@ -304,7 +310,7 @@ def open_lab(
         if server.proc is not None and server.proc.poll() is not None:
             raise RuntimeError(f"infphys labs exited:\n{server.log()}")
         page.wait_for_timeout(100)
-    return timing, page
+    return timing
 
 
 @contextlib.contextmanager

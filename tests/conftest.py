@@ -29,22 +29,24 @@ from sitekit import Browser, Site, build_site, open_browser, serve
 
 _TERMINAL = ("COLUMNS", "LINES")
 
-#: Modules that take the longest, longest first (as measured with ``--durations``).
+#: Modules that take the longest, longest first (as measured with ``--durations``), except
+#: ``test_labs_07_11.py``: its labs time the simulated server against the wall clock, so it is
+#: placed to start once the browser modules (chromium and marimo kernels) are mostly done.
 LONGEST_FIRST = (
     "test_site_browser.py",
     "test_labs_browser.py",
     "test_site_snapshots.py",
-    "test_labs_07_11.py",
-    "test_cli_signals.py",
-    "test_measure_workers.py",
     "test_sim_server.py",
-    "test_wheel.py",
     "test_labs_01_06.py",
+    "test_measure_workers.py",
+    "test_labs_07_11.py",
+    "test_wheel.py",
     "test_labs_target.py",
-    "test_labs_server.py",
     "test_sim_calibration.py",
-    "test_labs_07_11_support.py",
     "test_prose_numbers.py",
+    "test_labs_server.py",
+    "test_cli_signals.py",
+    "test_labs_07_11_support.py",
     "test_labs_12.py",
 )
 

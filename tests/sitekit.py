@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -180,13 +180,22 @@ class _SiteHandler(SimpleHTTPRequestHandler):
         self.wfile.write(data)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Says nothing when a browser closes a tab while a file is still being sent to it."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 @contextlib.contextmanager
 def serve(built: BuiltSite) -> Iterator[Site]:
     """Serve ``built`` on a free port of 127.0.0.1 until the block ends."""
     handler_class = type("Handler", (_SiteHandler,), {})
     handler = functools.partial(handler_class, directory=str(built.root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = _QuietServer(("127.0.0.1", 0), handler)
     base_url = f"http://127.0.0.1:{server.server_address[1]}/"
     handler_class.base_url = base_url
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -224,7 +233,7 @@ def lab_snapshots(site: Site) -> dict[str, tuple[str, int]]:
 # --- the browser -------------------------------------------------------------------------------
 
 
-def _labs_browser() -> Any:
+def labs_browser() -> Any:
     """``benchmarks/labs_browser.py`` (chromium's path and flags, shared with the labs test)."""
     module = sys.modules.get("labs_browser")
     if module is None:
@@ -248,7 +257,7 @@ class Browser:
 @contextlib.contextmanager
 def open_browser() -> Iterator[Browser]:
     """Chromium with a fresh profile; skips (fails in CI) without chromium or Playwright."""
-    lb = _labs_browser()
+    lb = labs_browser()
     if lb.chromium_path() is None:
         missing("Debian's chromium")
     try:
@@ -327,6 +336,68 @@ class SitePage:
     def title(self, chart: str) -> str:
         text: str = self.page.eval_on_selector(f"{chart} .gtitle", "e => e.textContent")
         return text
+
+
+#: Pages :func:`check_pages` keeps open at once: one typesets or draws while another loads.
+PAGES_AT_ONCE = 4
+
+
+def _ready(p: SitePage, ready_js: str, arg: Any) -> bool:
+    """Whether ``p`` has loaded and ``ready_js(arg)`` holds (False while it is navigating)."""
+    from playwright.sync_api import Error
+
+    try:
+        return bool(
+            p.page.evaluate("() => document.readyState") == "complete"
+            and p.page.evaluate(ready_js, arg)
+        )
+    except Error:  # the page's context was replaced by its navigation: not yet
+        return False
+
+
+def check_pages(
+    browser: Browser,
+    items: Sequence[tuple[str, Any]],
+    check: Callable[[SitePage, str, Any], None],
+    *,
+    ready_js: str = SETTLED_JS,
+    at_once: int = PAGES_AT_ONCE,
+) -> None:
+    """Open each ``(url, arg)`` of ``items`` in its own tab, ``at_once`` tabs at a time (the next
+    page starts as soon as one is done, not when a whole batch is); once a page has loaded and
+    ``ready_js(arg)`` holds, call ``check(page, url, arg)``, then require that the page logged no
+    console error. Fails, with what the page holds, when one is not ready within twice
+    :data:`DRAW_TIMEOUT_MS` of its navigation (a guard against a hang).
+
+    Example: ``check_pages(browser, [(url, None) for url in site.pages], check)`` with a
+    ``check`` that reads ``p.page.evaluate(FOUND_JS)``.
+    """
+    pending = list(items)
+    opened: list[tuple[SitePage, str, Any, float]] = []
+    try:
+        while pending or opened:
+            while pending and len(opened) < at_once:
+                url, arg = pending.pop(0)
+                p = SitePage(browser)
+                p.page.goto(url, wait_until="commit")
+                opened.append((p, url, arg, time.monotonic() + 2 * DRAW_TIMEOUT_MS / 1000))
+            done = next((o for o in opened if _ready(o[0], ready_js, o[2])), None)
+            if done is None:
+                for p, url, _, deadline in opened:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"{url}: not ready in time: {p.page.evaluate(FOUND_JS)}")
+                opened[0][0].page.wait_for_timeout(POLL_MS)  # Playwright handles events meanwhile
+                continue
+            opened.remove(done)
+            p, url, arg, _ = done
+            try:
+                check(p, url, arg)
+                assert not p.errors, f"{url}: console errors: {p.errors}"
+            finally:
+                p.page.close()
+    finally:
+        for p, *_ in opened:
+            p.page.close()
 
 
 @contextlib.contextmanager

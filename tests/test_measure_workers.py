@@ -3,12 +3,14 @@
 The plan (who sends what) is checked against hand-split numbers; whole runs go against the
 loopback stub with two worker processes and are checked from their run files: every request
 once, time order, the global concurrency from the records' own send and end times, the open
-loop's count and rate, and the worker seeds. The stop test runs ``infphys sweep --workers 2``
-as a real subprocess and sends SIGINT, SIGTERM or SIGHUP to its pid only.
+loop's count and rate, and the worker seeds. The stop tests run ``infphys sweep --workers 2``
+as real subprocesses (one per signal, all started together so that their start-ups overlap)
+and send SIGINT, SIGTERM, SIGHUP or SIGKILL to the coordinator's pid only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import math
@@ -21,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -170,7 +173,7 @@ async def test_a_seed_reproduces_each_workers_arrivals() -> None:
             per[r.labels["worker"]].append(r.labels["scheduled_s"] - start)
         return {w: sorted(v) for w, v in per.items()}
 
-    a, b = await schedule(5), await schedule(5)
+    a, b = await asyncio.gather(schedule(5), schedule(5))  # two runs side by side
     assert a.keys() == b.keys()
     for w in a:
         assert len(a[w]) == len(b[w]) and all(
@@ -251,65 +254,92 @@ def _silent_server() -> Iterator[_SilentServer]:
         server.close()
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-@pytest.mark.parametrize(
-    "sig",
-    [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL],
-    ids=lambda s: signal.Signals(s).name,
-)
-def test_a_stop_signal_ends_every_worker_and_keeps_the_run(sig: int, tmp_path: Path) -> None:
-    out = tmp_path / "run.jsonl"
+STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL]
+
+
+@dataclass
+class _Sweep:
+    """``infphys sweep --workers 2`` sending to its own silent server, for one stop test."""
+
+    proc: subprocess.Popen[bytes]
+    server: _SilentServer
+    out: Path
+    log: Path
+    workers: set[int] = field(default_factory=set)
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, _Sweep]]:
+    """One sweep per stop signal, all started at once (each spends seconds starting three
+    processes; those seconds overlap). Whatever happens, all are killed at the end."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    with _silent_server() as server:
-        cmd = [
-            sys.executable, "-m", "infphys", "sweep", "--base-url",
-            f"http://127.0.0.1:{server.port}", "--concurrency", "4", "--requests", "8",
-            "--warmup", "0", "--workers", "2", "--skip-preflight", "--metrics-interval", "0",
-            "--timeout", "120", "-o", str(out),
-        ]  # fmt: skip
-        log = tmp_path / "output.log"
-        with log.open("wb") as sink:
-            proc = subprocess.Popen(
-                cmd, env=env, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        workers: set[int] = set()
-        try:
-            deadline = time.monotonic() + 120
-            # Four requests in flight (2 per worker) means both workers are up and sending.
-            while server.received < 4:
-                workers |= children(proc.pid)
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"never sent 4 requests:\n{log.read_text(errors='replace')}")
-                time.sleep(0.1)
-            workers |= children(proc.pid)
-            assert len(workers) >= 2
-            os.kill(proc.pid, sig)
-            try:
-                code = proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"still running 60 s after {signal.Signals(sig).name}")
-            # A stop signal is a clean interrupt (130); SIGKILL gives the coordinator no say, and
-            # the workers must notice on their own that its pipe closed.
-            assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130), log.read_text(
-                errors="replace"
-            )
-            deadline = time.monotonic() + 10
-            while any(alive(p) for p in workers) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert not [p for p in workers if alive(p)], "a worker survived the stop"
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            for p in workers:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p, signal.SIGKILL)
-            proc.wait(timeout=10)
+    runs: dict[int, _Sweep] = {}
+    with contextlib.ExitStack() as stack:
+        for sig in STOP_SIGNALS:
+            folder = tmp_path_factory.mktemp(signal.Signals(sig).name)
+            server = stack.enter_context(_silent_server())
+            out, log = folder / "run.jsonl", folder / "output.log"
+            cmd = [
+                sys.executable, "-m", "infphys", "sweep", "--base-url",
+                f"http://127.0.0.1:{server.port}", "--concurrency", "4", "--requests", "8",
+                "--warmup", "0", "--workers", "2", "--skip-preflight", "--metrics-interval", "0",
+                "--timeout", "120", "-o", str(out),
+            ]  # fmt: skip
+            with log.open("wb") as sink:
+                proc = subprocess.Popen(
+                    cmd, env=env, cwd=folder, stdout=sink, stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )  # fmt: skip
+            run = _Sweep(proc, server, out, log)
+            stack.callback(_kill, run)
+            runs[sig] = run
+        yield runs
+
+
+def _kill(run: _Sweep) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(run.proc.pid, signal.SIGKILL)
+    for p in run.workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+    run.proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("sig", STOP_SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_a_stop_signal_ends_every_worker_and_keeps_the_run(
+    sig: int, sweeps: dict[int, _Sweep]
+) -> None:
+    run = sweeps[sig]
+    proc, server, workers = run.proc, run.server, run.workers
+    deadline = time.monotonic() + 120
+    # Four requests in flight (2 per worker) means both workers are up and sending.
+    while server.received < 4:
+        workers |= children(proc.pid)
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"never sent 4 requests:\n{run.log.read_text(errors='replace')}")
+        time.sleep(0.1)
+    workers |= children(proc.pid)
+    assert len(workers) >= 2
+    os.kill(proc.pid, sig)
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running 60 s after {signal.Signals(sig).name}")
+    # A stop signal is a clean interrupt (130); SIGKILL gives the coordinator no say, and
+    # the workers must notice on their own that its pipe closed.
+    assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130), run.log.read_text(
+        errors="replace"
+    )
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in workers if alive(p)], "a worker survived the stop"
     # The four requests that were in flight are kept, marked incomplete (after a SIGKILL the
     # coordinator could not write them: the file keeps its header).
-    run = read_run(out)
-    assert run.header.load["workers"] == 2
+    done = read_run(run.out)
+    assert done.header.load["workers"] == 2
     if sig != signal.SIGKILL:
-        assert [r.status for r in run.records] == ["incomplete"] * 4
+        assert [r.status for r in done.records] == ["incomplete"] * 4

@@ -14,50 +14,37 @@ Playwright is missing (a failure under CI).
 from __future__ import annotations
 
 import pytest
-from sitekit import DRAW_TIMEOUT_MS, POLL_MS, Browser, Site, SitePage, lab_snapshots
+from sitekit import FOUND_JS, SETTLED_JS, Browser, Site, SitePage, check_pages, lab_snapshots
 
 #: A bound on each test, setup included: this module may be the one that builds the site.
 pytestmark = [pytest.mark.timeout(900), pytest.mark.browser]
-#: Lab pages opened at once: each boots marimo's frontend, which keeps one CPU busy a while.
-PAGES_AT_ONCE = 4
-
 #: True once the page's snapshot frame holds at least ``n`` marimo-plotly charts, all drawn,
-#: and the frame has been sized to its content.
+#: the frame has been sized to its content, and the page's own maths and charts are done.
 SNAPSHOT_DRAWN_JS = """(n) => {
     const f = document.querySelector('iframe.infphys-snapshot__frame');
     const d = f && f.contentDocument;
     if (!d) return false;
     const plots = [...d.querySelectorAll('marimo-plotly')];
     const drawn = plots.filter(m => m.shadowRoot && m.shadowRoot.querySelector('.main-svg'));
-    return plots.length >= n && drawn.length >= n && f.dataset.fitted === 'true';
-}"""
+    return plots.length >= n && drawn.length >= n && f.dataset.fitted === 'true' &&
+        (SETTLED)();
+}""".replace("SETTLED", SETTLED_JS)
 
 
 def test_lab_pages_load_offline_and_their_snapshots_draw_every_chart(
     site: Site, browser: Browser
 ) -> None:
-    snapshots = list(lab_snapshots(site).items())
+    snapshots = [(url, figures) for url, (_, figures) in lab_snapshots(site).items()]
     assert len(snapshots) >= 1
-    for start in range(0, len(snapshots), PAGES_AT_ONCE):
-        batch = snapshots[start : start + PAGES_AT_ONCE]
-        pages = [SitePage(browser) for _ in batch]
-        try:
-            for p, (url, _) in zip(pages, batch, strict=True):
-                p.page.goto(url, wait_until="commit")
-            for p, (url, (_, figures)) in zip(pages, batch, strict=True):
-                p.page.wait_for_load_state("load")
-                found = p.settle()
-                assert found["typeset"] >= found["math"], f"{url}: maths not typeset: {found}"
-                assert found["drawn"] == found["charts"], f"{url}: charts not drawn: {found}"
-                p.page.wait_for_function(
-                    SNAPSHOT_DRAWN_JS, arg=figures, timeout=DRAW_TIMEOUT_MS, polling=POLL_MS
-                )
-                height = p.page.eval_on_selector(
-                    "iframe.infphys-snapshot__frame", "f => f.getBoundingClientRect().height"
-                )
-                assert height > 1000, f"{url}: the frame was not sized to its snapshot ({height}px)"
-                assert not p.errors, f"{url}: console errors: {p.errors}"
-        finally:
-            for p in pages:
-                p.page.close()
+
+    def check(p: SitePage, url: str, figures: int) -> None:
+        found = p.page.evaluate(FOUND_JS)
+        assert found["typeset"] >= found["math"], f"{url}: maths not typeset: {found}"
+        assert found["drawn"] == found["charts"], f"{url}: charts not drawn: {found}"
+        height = p.page.eval_on_selector(
+            "iframe.infphys-snapshot__frame", "f => f.getBoundingClientRect().height"
+        )
+        assert height > 1000, f"{url}: the frame was not sized to its snapshot ({height}px)"
+
+    check_pages(browser, snapshots, check, ready_js=SNAPSHOT_DRAWN_JS)
     assert not browser.external, f"requests left 127.0.0.1: {browser.external}"
