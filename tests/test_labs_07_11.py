@@ -7,28 +7,26 @@ control changes downstream (``app.run(defs=…)``), and on the exercises' verdic
 learner's own numbers. Headless times are printed at the end of the module (``-s``); the
 course's budget of 60 s per lab is a benchmark (``benchmarks/bench_budgets.py``), not a test.
 
+Labs 8 and 10 start their own real-time simulators, slowed ``TIME_SCALE`` times (the labs'
+``time_scale``), with every wall-clock setting of the test (timeouts, SLOs) scaled alike: see
+``TIME_SCALE`` for why.
+
 ``NIM_BASE_URL`` is pointed at a closed loopback port, so every lab that resolves its target
 falls back to the embedded simulator.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from labrun import check_exercises
+from labrun import LABS, check_exercises, check_marimo_and_header, load_app
 
-LABS = Path(__file__).resolve().parents[1] / "labs"
-MARIMO = Path(sys.executable).with_name("marimo")
 LAB_FILES = {
     7: "07_littles_law.py",
     8: "08_concurrency_sweep.py",
@@ -66,18 +64,9 @@ def _report_timings() -> Iterator[None]:
         print("\nheadless lab runs (app.run, after import):\n" + "\n".join(lines))
 
 
-def _app(lab: int) -> Any:
-    path = LABS / LAB_FILES[lab]
-    spec = importlib.util.spec_from_file_location(f"infphys_lab_{lab:02d}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.app
-
-
 def run_lab(lab: int, label: str, settings: dict[str, Any]) -> dict[str, Any]:
     """Run a lab with its settings cell overridden; return its definitions."""
-    app = _app(lab)
+    app = load_app(LABS / LAB_FILES[lab])
     t0 = time.perf_counter()
     _, defs = app.run(defs=settings)
     elapsed = time.perf_counter() - t0
@@ -86,24 +75,8 @@ def run_lab(lab: int, label: str, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("lab", sorted(LAB_FILES))
-def test_marimo_check_passes(lab: int) -> None:
-    proc = subprocess.run(
-        [str(MARIMO), "check", str(LABS / LAB_FILES[lab])],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "error" not in proc.stdout.lower(), proc.stdout
-
-
-@pytest.mark.parametrize("lab", sorted(LAB_FILES))
-def test_pep723_header_and_time_budget(lab: int) -> None:
-    text = (LABS / LAB_FILES[lab]).read_text(encoding="utf-8")
-    assert text.startswith("# /// script\n")
-    assert '#     "marimo==0.25.2",' in text and '#     "infphys",' in text
-    assert "**Time: about" in text
-    assert "Key takeaway" in text
+def test_marimo_check_and_pep723_header(lab: int) -> None:
+    check_marimo_and_header(LABS / LAB_FILES[lab])
 
 
 # --- lab 7 ------------------------------------------------------------------------------------
@@ -154,19 +127,37 @@ def test_lab07_more_output_tokens_cost_decode_steps(lab07: dict[str, Any]) -> No
     assert abs(longer["little"].ratio - 1.0) < 0.05
 
 
-# --- lab 8 ------------------------------------------------------------------------------------
+# --- labs 8 and 10: their own simulators, slowed down -----------------------------------------
 
-LAB08 = {
+#: Wall seconds per simulated second of the simulators labs 8 and 10 start (their
+#: ``time_scale``). A request of 64 + 8 tokens takes 98 ms on the simulated A100 in real time.
+#: On a busy 2-core machine (load 13) the client's event loop ran 40–100 ms late (p95) and the
+#: simulator's steps up to 120 ms late: a closed loop of 4 clients then kept only 2–3 requests
+#: in flight, so its throughput looked far below the plateau it really reaches, and 2 clients
+#: timed out against 0.25 s. Slowed 3×, the request takes 294 ms and the same delays weigh a
+#: third as much; the labs' findings are ratios of times (the knee, p95 growth, Little's Law,
+#: M/M/c, error rates against a timeout scaled alike), so they are unchanged.
+TIME_SCALE = 3.0
+
+#: The small server both labs overload: an A100 running 4 requests at once, 64 + 8 tokens each.
+SMALL_A100 = {
     "gpu": "a100-80gb-sxm",
     "model": "llama-3.1-8b",
     "max_num_seqs": 4,
+    "prompt_tokens": 64,
+    "max_tokens": 8,
+    "seed": 0,
+    "time_scale": TIME_SCALE,
+}
+
+# --- lab 8 ------------------------------------------------------------------------------------
+
+LAB08 = {
+    **SMALL_A100,
     "concurrency_levels": [1, 2, 4, 8, 16],
     "rounds_per_level": 6,
     "rate_fractions": [0.4, 0.8],
     "open_requests": 60,
-    "prompt_tokens": 64,
-    "max_tokens": 8,
-    "seed": 0,
 }
 
 
@@ -262,23 +253,19 @@ def test_lab09_a_larger_budget_costs_decode_time(lab09: dict[str, Any]) -> None:
 
 # --- lab 10 -----------------------------------------------------------------------------------
 
+# Timeout and SLOs in simulated seconds (0.25 s, 0.1 s, 0.05 s), scaled to the wall clock.
 LAB10 = {
-    "gpu": "a100-80gb-sxm",
-    "model": "llama-3.1-8b",
-    "max_num_seqs": 4,
+    **SMALL_A100,
     "client_levels": [2, 4, 16, 32],
     "requests_per_level": 32,
-    "timeout_s": 0.25,
+    "timeout_s": 0.25 * TIME_SCALE,
     "max_queue": 4,
     "open_fractions": [0.5, 2.0],
     "open_requests": 40,
-    "ttft_slo_s": 0.1,
-    "tpot_slo_s": 0.05,
+    "ttft_slo_s": 0.1 * TIME_SCALE,
+    "tpot_slo_s": 0.05 * TIME_SCALE,
     "burst_factor": 3.0,
     "burst_users": 60,
-    "prompt_tokens": 64,
-    "max_tokens": 8,
-    "seed": 0,
 }
 
 
@@ -290,7 +277,7 @@ def lab10() -> dict[str, Any]:
 def test_lab10_timeouts_rise_with_clients(lab10: dict[str, Any]) -> None:
     s = lab10["unbounded_summary"].set_index("concurrency")
     assert s.loc[2, "error_rate"] == 0
-    # 32 clients on 4 slots wait ~8 service times (~0.5 s) against a 0.25 s timeout.
+    # 32 clients on 4 slots wait ~8 service times (~0.8 s) against a 0.25 s timeout.
     assert s.loc[32, "error_rate"] > 0.3
     errors = lab10["unbounded_frame"].query("status == 'failed'")["error_class"]
     assert set(errors) <= {"total_timeout", "read_timeout"}
@@ -306,9 +293,10 @@ def test_lab10_admission_control_sheds_with_503(lab10: dict[str, Any]) -> None:
     # Admission control refuses with 503 (on a busy machine, where the real-time simulator
     # falls behind the wall clock, a few accepted requests may still time out).
     assert len(refused) > 0 and len(refused) >= 0.75 * len(failed)
-    # Refused requests fail fast; accepted ones finish within the timeout.
-    assert (refused["e2e_s"] < 0.1).all()
-    assert top[top["status"] == "ok"]["e2e_s"].max() < 0.25
+    # Refused requests fail fast (well inside one 98 ms service time); accepted ones finish
+    # within the timeout.
+    assert (refused["e2e_s"] < 0.1 * TIME_SCALE).all()
+    assert top[top["status"] == "ok"]["e2e_s"].max() < LAB10["timeout_s"]
     # Half the capacity: nobody is refused, nobody times out.
     low = bounded[bounded["level"] == 0]
     assert (low["status"] == "ok").all()
@@ -335,7 +323,8 @@ def test_lab10_a_longer_timeout_fails_less(lab10: dict[str, Any]) -> None:
     # Only the 32-client level is compared: the rerun keeps it (and 2 clients, the bare service
     # time) and drops the middle levels and half the open-loop work, which nothing here reads.
     small = {"client_levels": [2, 32], "open_fractions": [0.5], "open_requests": 20}
-    patient = run_lab(10, "timeout 2 s", {**LAB10, **small, "timeout_s": 2.0, "burst_users": 30})
+    longer = {**LAB10, **small, "timeout_s": 2.0 * TIME_SCALE, "burst_users": 30}
+    patient = run_lab(10, "timeout 2 s", longer)
     before = lab10["unbounded_summary"].set_index("concurrency").loc[32, "error_rate"]
     after = patient["unbounded_summary"].set_index("concurrency").loc[32, "error_rate"]
     assert after < before and after < 0.1
