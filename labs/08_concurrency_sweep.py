@@ -254,10 +254,12 @@ def _(server_note, ui):
 def _(run_levels, run_sync, seed, server_for_run):
     def run_sweep(levels):
         """One sweep of ``levels`` on the server above (a fallback one is started afresh), its
-        metrics scraped every 0.1 s: the result, and the simulator's lag note (None if none)."""
+        metrics scraped every 0.1 s of its clock: the result, and the simulator's lag note (None
+        if none)."""
         with server_for_run() as (target, lag_note):
             result = run_sync(run_levels(target, levels, kind="sweep", seed=seed,
-                                         metrics_interval_s=0.1, log_notes=False))
+                                         metrics_interval_s=0.1 * target.time_scale,
+                                         log_notes=False))
             return result, lag_note()
     return (run_sweep,)
 

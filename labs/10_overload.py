@@ -295,7 +295,7 @@ def _(
             overload(_sim,
                      concurrency=client_levels, requests_per_level=requests_per_level,
                      timeout_s=timeout_s, prompt_tokens=prompt_tokens, max_tokens=max_tokens,
-                     seed=seed, metrics_interval_s=0.1, log_notes=False)
+                     seed=seed, metrics_interval_s=0.1 * time_scale, log_notes=False)
         )
         unbounded_lag_note = _sim.lag_note()
     unbounded_frame = unbounded.frame()
