@@ -8,8 +8,10 @@ learner's own numbers. Headless times are printed at the end of the module (``-s
 course's budget of 60 s per lab is a benchmark (``benchmarks/bench_budgets.py``), not a test.
 
 Labs 8 and 10 start their own real-time simulators, slowed ``TIME_SCALE`` times (the labs'
-``time_scale``), with every wall-clock setting of the test (timeouts, SLOs) scaled alike: see
-``TIME_SCALE`` for why.
+``time_scale``), with every duration of the test (timeouts, SLOs) scaled alike: see
+``TIME_SCALE`` for why. Where the computer is too busy for the load generator to deliver the
+load even so (``short_of_load``), the lab runs once more twice as slow; if it still falls short,
+the tests of what the server did are skipped with the reason, and the lab must have said so.
 
 ``NIM_BASE_URL`` is pointed at a closed loopback port, so every lab that resolves its target
 falls back to the embedded simulator.
@@ -158,6 +160,13 @@ def test_lab07_more_output_tokens_cost_decode_steps(lab07: dict[str, Any]) -> No
 #: M/M/c, error rates against a timeout scaled alike), so they are unchanged.
 TIME_SCALE = 3.0
 
+#: Settings that are durations (given here in simulated seconds): scaled with the clock.
+DURATIONS = ("timeout_s", "ttft_slo_s", "tpot_slo_s")
+
+#: Below the batch limit a closed loop of c clients should keep c requests in flight; under
+#: this share of them, the client's own turnaround (not the server) set the pace.
+DELIVERED_SHARE = 0.9
+
 #: The small server both labs overload: an A100 running 4 requests at once, 64 + 8 tokens each.
 SMALL_A100 = {
     "gpu": "a100-80gb-sxm",
@@ -166,8 +175,54 @@ SMALL_A100 = {
     "prompt_tokens": 64,
     "max_tokens": 8,
     "seed": 0,
-    "time_scale": TIME_SCALE,
 }
+
+
+def slowed(settings: dict[str, Any], time_scale: float) -> dict[str, Any]:
+    """``settings`` for a simulator slowed ``time_scale`` times: its clock and every duration."""
+    durations = {k: v * time_scale for k, v in settings.items() if k in DURATIONS}
+    return {**settings, **durations, "time_scale": time_scale}
+
+
+def short_of_load(summary: Any, slots: int) -> str | None:
+    """Where a closed loop kept under ``DELIVERED_SHARE`` of its clients' requests in flight
+    while the server had a slot for each (None: nowhere), from the lab's own summary."""
+    below = summary[summary["concurrency"] <= slots]
+    short = below[below["mean_in_flight"] < DELIVERED_SHARE * below["concurrency"]]
+    return (
+        "; ".join(
+            f"{int(r.concurrency)} clients kept {r.mean_in_flight:.2f} in flight"
+            for r in short.itertuples()
+        )
+        or None
+    )
+
+
+def slowed_lab_fixture(lab: int, label: str, settings: dict[str, Any], summary: str) -> Any:
+    """A module-scoped fixture named ``labNN``: the lab run at ``TIME_SCALE``, and once more
+    twice as slow if its closed loop (``summary``) fell short of the load it asked for. The
+    definitions get ``too_busy``: why the slower run still fell short, else None."""
+
+    @pytest.fixture(scope="module", name=f"lab{lab:02d}")
+    def ran() -> dict[str, Any]:
+        defs = run_lab(lab, label, slowed(settings, TIME_SCALE))
+        why = short_of_load(defs[summary], settings["max_num_seqs"])
+        if why is not None:
+            again = f"{label}, again ×{2 * TIME_SCALE:g} ({why})"
+            defs = run_lab(lab, again, slowed(settings, 2 * TIME_SCALE))
+            why = short_of_load(defs[summary], settings["max_num_seqs"])
+        return {**defs, "too_busy": why}
+
+    return ran
+
+
+def require_the_load_delivered(defs: dict[str, Any]) -> None:
+    """Skip a test of what the server did when the computer could not deliver the load even
+    slowed down (its figures then describe the computer); the lab must have said so."""
+    if defs["too_busy"] is not None:
+        assert defs["measurement_notes"], "the lab did not tell the learner its client was late"
+        pytest.skip(f"too busy to drive the load at ×{defs['time_scale']:g}: {defs['too_busy']}")
+
 
 # --- lab 8 ------------------------------------------------------------------------------------
 
@@ -180,10 +235,11 @@ LAB08 = {
 }
 
 
-lab08 = lab_fixture(8, "max_num_seqs 4", LAB08)
+lab08 = slowed_lab_fixture(8, "max_num_seqs 4", LAB08, "closed_summary")
 
 
 def test_lab08_knee_and_cliff(lab08: dict[str, Any]) -> None:
+    require_the_load_delivered(lab08)
     s = lab08["closed_summary"].set_index("concurrency")
     # The server runs 4 at once: throughput levels off there, inside the sweep.
     assert lab08["knee_concurrency"] in (2, 4, 8)
@@ -195,6 +251,7 @@ def test_lab08_knee_and_cliff(lab08: dict[str, Any]) -> None:
 
 
 def test_lab08_littles_law_below_the_knee(lab08: dict[str, Any]) -> None:
+    require_the_load_delivered(lab08)
     t = lab08["little_table"].set_index("concurrency")
     # Exact below the batch limit; past it, a 6-round level's edges leave up to ~1/12.
     assert (t.loc[[1, 2], "error_%"].abs() < 5).all()
@@ -202,6 +259,7 @@ def test_lab08_littles_law_below_the_knee(lab08: dict[str, Any]) -> None:
 
 
 def test_lab08_open_loop_queues_near_capacity(lab08: dict[str, Any]) -> None:
+    require_the_load_delivered(lab08)
     q = lab08["queue_table"]
     assert q["utilisation"].tolist() == pytest.approx([0.4, 0.8], abs=0.01)
     assert q["measured_mean_ms"].iloc[-1] > q["measured_mean_ms"].iloc[0]
@@ -215,7 +273,9 @@ def test_lab08_exercises(lab08: dict[str, Any]) -> None:
 
 
 def test_lab08_a_larger_batch_moves_the_knee(lab08: dict[str, Any]) -> None:
-    bigger = run_lab(8, "max_num_seqs 16", {**LAB08, "max_num_seqs": 16, "open_requests": 40})
+    require_the_load_delivered(lab08)
+    more = {**LAB08, "max_num_seqs": 16, "open_requests": 40}
+    bigger = run_lab(8, "max_num_seqs 16", slowed(more, lab08["time_scale"]))
     # Four times the batch: a much higher plateau (the client's own pace caps it short of 4×
     # on two cores), and 16 clients no longer queue behind 4 slots (about 4 service times).
     assert bigger["capacity_req_per_s"] > 1.5 * lab08["capacity_req_per_s"]
@@ -268,26 +328,27 @@ def test_lab09_a_larger_budget_costs_decode_time(lab09: dict[str, Any]) -> None:
 
 # --- lab 10 -----------------------------------------------------------------------------------
 
-# Timeout and SLOs in simulated seconds (0.25 s, 0.1 s, 0.05 s), scaled to the wall clock.
+# Timeout and SLOs in simulated seconds, scaled to the wall clock by ``slowed``.
 LAB10 = {
     **SMALL_A100,
     "client_levels": [2, 4, 16, 32],
     "requests_per_level": 32,
-    "timeout_s": 0.25 * TIME_SCALE,
+    "timeout_s": 0.25,
     "max_queue": 4,
     "open_fractions": [0.5, 2.0],
     "open_requests": 40,
-    "ttft_slo_s": 0.1 * TIME_SCALE,
-    "tpot_slo_s": 0.05 * TIME_SCALE,
+    "ttft_slo_s": 0.1,
+    "tpot_slo_s": 0.05,
     "burst_factor": 3.0,
     "burst_users": 60,
 }
 
 
-lab10 = lab_fixture(10, "max_num_seqs 4, timeout 0.25 s", LAB10)
+lab10 = slowed_lab_fixture(10, "max_num_seqs 4, timeout 0.25 s", LAB10, "unbounded_summary")
 
 
 def test_lab10_timeouts_rise_with_clients(lab10: dict[str, Any]) -> None:
+    require_the_load_delivered(lab10)
     s = lab10["unbounded_summary"].set_index("concurrency")
     assert s.loc[2, "error_rate"] == 0
     # 32 clients on 4 slots wait ~8 service times (~0.8 s) against a 0.25 s timeout.
@@ -299,6 +360,7 @@ def test_lab10_timeouts_rise_with_clients(lab10: dict[str, Any]) -> None:
 
 
 def test_lab10_admission_control_sheds_with_503(lab10: dict[str, Any]) -> None:
+    require_the_load_delivered(lab10)
     bounded = lab10["open_bounded"]
     top = bounded[bounded["level"] == bounded["level"].max()]  # 2 × capacity
     failed = top[top["status"] == "failed"]
@@ -308,8 +370,8 @@ def test_lab10_admission_control_sheds_with_503(lab10: dict[str, Any]) -> None:
     assert len(refused) > 0 and len(refused) >= 0.75 * len(failed)
     # Refused requests fail fast (well inside one 98 ms service time); accepted ones finish
     # within the timeout.
-    assert (refused["e2e_s"] < 0.1 * TIME_SCALE).all()
-    assert top[top["status"] == "ok"]["e2e_s"].max() < LAB10["timeout_s"]
+    assert (refused["e2e_s"] < 0.1 * lab10["time_scale"]).all()
+    assert top[top["status"] == "ok"]["e2e_s"].max() < lab10["timeout_s"]
     # Half the capacity: nobody is refused, nobody times out.
     low = bounded[bounded["level"] == 0]
     assert (low["status"] == "ok").all()
@@ -321,6 +383,7 @@ def test_lab10_admission_control_sheds_with_503(lab10: dict[str, Any]) -> None:
 
 
 def test_lab10_retry_policies(lab10: dict[str, Any]) -> None:
+    require_the_load_delivered(lab10)
     t = lab10["retry_table"].set_index("policy")
     assert t.loc["no retry", "amplification"] == 1.0
     assert t.loc["blind retries", "amplification"] > t.loc["backoff + jitter", "amplification"]
@@ -333,11 +396,12 @@ def test_lab10_exercises(lab10: dict[str, Any]) -> None:
 
 
 def test_lab10_a_longer_timeout_fails_less(lab10: dict[str, Any]) -> None:
+    require_the_load_delivered(lab10)
     # Only the 32-client level is compared: the rerun keeps it (and 2 clients, the bare service
     # time) and drops the middle levels and half the open-loop work, which nothing here reads.
     small = {"client_levels": [2, 32], "open_fractions": [0.5], "open_requests": 20}
-    longer = {**LAB10, **small, "timeout_s": 2.0 * TIME_SCALE, "burst_users": 30}
-    patient = run_lab(10, "timeout 2 s", longer)
+    longer = {**LAB10, **small, "timeout_s": 2.0, "burst_users": 30}
+    patient = run_lab(10, "timeout 2 s", slowed(longer, lab10["time_scale"]))
     before = lab10["unbounded_summary"].set_index("concurrency").loc[32, "error_rate"]
     after = patient["unbounded_summary"].set_index("concurrency").loc[32, "error_rate"]
     assert after < before and after < 0.1
