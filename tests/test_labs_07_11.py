@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import pandas as pd
 import pytest
 from labrun import LABS, check_exercises, check_marimo_and_header, load_app
 
@@ -222,6 +223,19 @@ def require_the_load_delivered(defs: dict[str, Any]) -> None:
     if defs["too_busy"] is not None:
         assert defs["measurement_notes"], "the lab did not tell the learner its client was late"
         pytest.skip(f"too busy to drive the load at ×{defs['time_scale']:g}: {defs['too_busy']}")
+
+
+def test_short_of_load_reads_the_closed_loop_below_the_batch_limit() -> None:
+    summary = pd.DataFrame({"concurrency": [1, 2, 4, 8], "mean_in_flight": [0.95, 1.70, 3.61, 5.0]})
+    # 4 slots: 0.95 ≥ 0.9 × 1 and 3.61 ≥ 0.9 × 4 are fine, 1.70 < 0.9 × 2 is not; 8 clients
+    # queue for 4 slots, so their 5.0 in flight says nothing about the client.
+    assert short_of_load(summary, 4) == "2 clients kept 1.70 in flight"
+    assert short_of_load(summary, 1) is None
+    assert slowed({"timeout_s": 0.25, "seed": 0}, 3) == {
+        "timeout_s": 0.75,
+        "seed": 0,
+        "time_scale": 3,
+    }
 
 
 # --- lab 8 ------------------------------------------------------------------------------------
