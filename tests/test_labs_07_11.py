@@ -290,6 +290,8 @@ def test_lab08_a_larger_batch_moves_the_knee(lab08: dict[str, Any]) -> None:
     require_the_load_delivered(lab08)
     more = {**LAB08, "max_num_seqs": 16, "open_requests": 40}
     bigger = run_lab(8, "max_num_seqs 16", slowed(more, lab08["time_scale"]))
+    # Its own closed loop, up to 16 clients on 16 slots, must have kept them in flight too.
+    require_the_load_delivered({**bigger, "too_busy": short_of_load(bigger["closed_summary"], 16)})
     # Four times the batch: a much higher plateau (the client's own pace caps it short of 4×
     # on two cores), and 16 clients no longer queue behind 4 slots (about 4 service times).
     assert bigger["capacity_req_per_s"] > 1.5 * lab08["capacity_req_per_s"]
