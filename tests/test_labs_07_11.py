@@ -19,6 +19,7 @@ falls back to the embedded simulator.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -29,6 +30,10 @@ from typing import Any
 import pandas as pd
 import pytest
 from labrun import LABS, check_exercises, check_marimo_and_header, load_app
+
+import infphys.sim
+from infphys.sim import hosting
+from infphys.sim._metrics import ServerStats
 
 LAB_FILES = {
     7: "07_littles_law.py",
@@ -185,6 +190,44 @@ def slowed(settings: dict[str, Any], time_scale: float) -> dict[str, Any]:
     return {**settings, **durations, "time_scale": time_scale}
 
 
+@contextlib.contextmanager
+def simulators_recorded() -> Iterator[list[ServerStats]]:
+    """While the block runs, every simulator started in this process with ``serve`` (as the labs
+    start theirs) keeps its :class:`ServerStats` here once it stops: its own account of how late
+    it ran against the wall clock."""
+    recorded: list[ServerStats] = []
+    real = hosting.serve
+
+    @contextlib.contextmanager
+    def recording(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with real(*args, **kwargs) as target:
+            try:
+                yield target
+            finally:
+                if target.simulator is not None and target.simulator.server is not None:
+                    recorded.append(target.simulator.server.stats)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(hosting, "serve", recording)
+        mp.setattr(infphys.sim, "serve", recording)
+        yield recorded
+
+
+def stalled(recorded: list[ServerStats]) -> str | None:
+    """The simulators that stalled (None: none): a step more than ``rebase_lag_s`` (250 ms, most
+    of a service time even slowed 3×) late, so the simulator shifted its whole timeline and
+    every request in flight waited that long for nothing the simulated GPU did."""
+    stalls = [st for st in recorded if st.rebases]
+    return (
+        "; ".join(
+            f"a simulator stalled {st.rebases}× ({st.stall_s_total:.2f} s, worst step "
+            f"{1e3 * st.max_lag_s:.0f} ms late)"
+            for st in stalls
+        )
+        or None
+    )
+
+
 def short_of_load(summary: Any, slots: int) -> str | None:
     """Where a closed loop kept under ``DELIVERED_SHARE`` of its clients' requests in flight
     while the server had a slot for each (None: nowhere), from the lab's own summary."""
@@ -201,17 +244,21 @@ def short_of_load(summary: Any, slots: int) -> str | None:
 
 def slowed_lab_fixture(lab: int, label: str, settings: dict[str, Any], summary: str) -> Any:
     """A module-scoped fixture named ``labNN``: the lab run at ``TIME_SCALE``, and once more
-    twice as slow if its closed loop (``summary``) fell short of the load it asked for. The
-    definitions get ``too_busy``: why the slower run still fell short, else None."""
+    twice as slow if its closed loop (``summary``) fell short of the load it asked for or one
+    of its simulators stalled. The definitions get ``too_busy``: why the slower run still fell
+    short, else None."""
+
+    def attempt(name: str, time_scale: float) -> tuple[dict[str, Any], str | None]:
+        with simulators_recorded() as recorded:
+            defs = run_lab(lab, name, slowed(settings, time_scale))
+        short = short_of_load(defs[summary], settings["max_num_seqs"])
+        return defs, "; ".join(w for w in (short, stalled(recorded)) if w) or None
 
     @pytest.fixture(scope="module", name=f"lab{lab:02d}")
     def ran() -> dict[str, Any]:
-        defs = run_lab(lab, label, slowed(settings, TIME_SCALE))
-        why = short_of_load(defs[summary], settings["max_num_seqs"])
+        defs, why = attempt(label, TIME_SCALE)
         if why is not None:
-            again = f"{label}, again ×{2 * TIME_SCALE:g} ({why})"
-            defs = run_lab(lab, again, slowed(settings, 2 * TIME_SCALE))
-            why = short_of_load(defs[summary], settings["max_num_seqs"])
+            defs, why = attempt(f"{label}, again ×{2 * TIME_SCALE:g} ({why})", 2 * TIME_SCALE)
         return {**defs, "too_busy": why}
 
     return ran
@@ -236,6 +283,22 @@ def test_short_of_load_reads_the_closed_loop_below_the_batch_limit() -> None:
         "seed": 0,
         "time_scale": 3,
     }
+
+
+def test_stalled_reads_what_each_simulator_recorded() -> None:
+    real = hosting.serve
+    with simulators_recorded() as recorded:
+        # The labs' own ways in, imported as a lab's import cell does, inside the run.
+        from infphys.sim.server import serve
+
+        with serve("a100-80gb-sxm", "llama-3.1-8b", log_lag=False):
+            pass
+        with infphys.sim.serve("a100-80gb-sxm", "llama-3.1-8b", log_lag=False):
+            pass
+    assert len(recorded) == 2 and stalled(recorded) is None  # idle: no step, no stall
+    late = ServerStats(steps=100, rebases=2, stall_s_total=0.7, max_lag_s=0.4)
+    assert stalled([recorded[0], late]) == "a simulator stalled 2× (0.70 s, worst step 400 ms late)"
+    assert hosting.serve is real and infphys.sim.serve is real  # restored after the block
 
 
 # --- lab 8 ------------------------------------------------------------------------------------
