@@ -193,6 +193,16 @@ def _(
 
 
 @app.cell
+def _():
+    # The fallback simulator's clock: wall seconds per simulated second. 1 is real time; on a
+    # computer too busy to keep up (the lag note below says so), 2 or 3 slows the simulated
+    # GPU down so the computer's delays stay small beside a step — every latency that many
+    # times longer, every rate that many times lower.
+    time_scale = 1.0
+    return (time_scale,)
+
+
+@app.cell
 def _(resolve_target):
     # The target: NIM_BASE_URL if a server answers there (probed once, nothing started).
     resolved = resolve_target(fallback=False)
@@ -202,7 +212,7 @@ def _(resolve_target):
 
 
 @app.cell
-def _(contextlib, gpu, max_num_seqs, model, resolved, serve):
+def _(contextlib, gpu, max_num_seqs, model, resolved, serve, time_scale):
     # Otherwise the fallback: a small simulated server started afresh for each run (an idle
     # engine, no queue left over), on the settings above, its lag counted and shown once below.
     # A simulator that `infphys labs` started because nothing answered is a fallback too.
@@ -214,7 +224,7 @@ def _(contextlib, gpu, max_num_seqs, model, resolved, serve):
         if not fallback:
             yield resolved.target, resolved.lag_note
             return
-        with serve(gpu, model, max_num_seqs=max_num_seqs,
+        with serve(gpu, model, max_num_seqs=max_num_seqs, time_scale=time_scale,
                    served_model_name=resolved.target.model, log_lag=False) as _sim:
             yield _sim, _sim.lag_note
 
@@ -229,6 +239,7 @@ def _(contextlib, gpu, max_num_seqs, model, resolved, serve):
         if not fallback
         else f"{_why}; measuring this lab's fallback instead: a simulated {model} on one {gpu} "
         f"with max_num_seqs = {max_num_seqs}, started on 127.0.0.1 for each run"
+        + (f", its clock slowed × {time_scale:g}" if time_scale != 1 else "")
     )
     return fallback, server_for_run, server_note
 
@@ -243,10 +254,12 @@ def _(server_note, ui):
 def _(run_levels, run_sync, seed, server_for_run):
     def run_sweep(levels):
         """One sweep of ``levels`` on the server above (a fallback one is started afresh), its
-        metrics scraped every 0.1 s: the result, and the simulator's lag note (None if none)."""
+        metrics scraped every 0.1 s of its clock: the result, and the simulator's lag note (None
+        if none)."""
         with server_for_run() as (target, lag_note):
             result = run_sync(run_levels(target, levels, kind="sweep", seed=seed,
-                                         metrics_interval_s=0.1, log_notes=False))
+                                         metrics_interval_s=0.1 * target.time_scale,
+                                         log_notes=False))
             return result, lag_note()
     return (run_sweep,)
 

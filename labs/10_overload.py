@@ -241,11 +241,23 @@ def _(
     )
 
 
+@app.cell
+def _():
+    # The simulators' clock: wall seconds per simulated second. 1 is real time; on a computer
+    # too busy to keep up (the lag note below says so), 2 or 3 slows the simulated GPU down so
+    # the computer's delays stay small beside a step — every latency that many times longer,
+    # so scale the timeout and the SLOs above alike.
+    time_scale = 1.0
+    return (time_scale,)
+
+
 @app.cell(hide_code=True)
-def _(fmt, gpu, max_num_seqs, model, ui):
+def _(fmt, gpu, max_num_seqs, model, time_scale, ui):
+    _slowed = f", its clock slowed × {time_scale:g}" if time_scale != 1 else ""
     ui.target_view(
         f"a simulated {model} on one {gpu}, max_num_seqs = {fmt.count(max_num_seqs)}, started "
-        "afresh on 127.0.0.1 for each run (never NIM_BASE_URL: this lab overloads its server)."
+        f"afresh on 127.0.0.1 for each run{_slowed} (never NIM_BASE_URL: this lab overloads "
+        "its server)."
     )
     return
 
@@ -273,15 +285,17 @@ def _(
     run_sync,
     seed,
     serve,
+    time_scale,
     timeout_s,
 ):
     # One call: the overload run (no admission control: the queue is unbounded, as in vLLM).
-    with serve(gpu, model, max_num_seqs=max_num_seqs, log_lag=False) as _sim:
+    with serve(gpu, model, max_num_seqs=max_num_seqs, time_scale=time_scale,
+               log_lag=False) as _sim:
         unbounded = run_sync(
             overload(_sim,
                      concurrency=client_levels, requests_per_level=requests_per_level,
                      timeout_s=timeout_s, prompt_tokens=prompt_tokens, max_tokens=max_tokens,
-                     seed=seed, metrics_interval_s=0.1, log_notes=False)
+                     seed=seed, metrics_interval_s=0.1 * time_scale, log_notes=False)
         )
         unbounded_lag_note = _sim.lag_note()
     unbounded_frame = unbounded.frame()
@@ -362,6 +376,7 @@ def _(
     run_sync,
     seed,
     serve,
+    time_scale,
     timeout_s,
 ):
     # The open-loop levels: Poisson arrivals at fractions of the capacity, the timeout recorded.
@@ -376,7 +391,8 @@ def _(
     _timeouts = Timeouts(connect_s=timeout_s, read_s=timeout_s, total_s=timeout_s)
     _frames, open_lag_notes = [], []
     for _queue in (None, max_queue):
-        with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=_queue, log_lag=False) as _sim:
+        with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=_queue,
+                   time_scale=time_scale, log_lag=False) as _sim:
             _run = run_levels(_sim, _levels, kind="overload", timeouts=_timeouts, seed=seed,
                               drain_s=timeout_s + 1, log_notes=False)
             _frames.append(run_sync(_run).frame())
@@ -445,6 +461,7 @@ def _(
     run_sync,
     seed,
     serve,
+    time_scale,
     timeout_s,
 ):
     retry_policies = [
@@ -452,15 +469,16 @@ def _(
         RetryPolicy.blind(max_attempts=5),
         RetryPolicy.backoff(max_attempts=5, base_delay_s=0.5),
     ]
-    # One call: the same burst once per policy, a second of quiet in between (the bounded
-    # queue drains in a fraction of it, so each policy meets an idle server).
+    # One call: the same burst once per policy, a (simulated) second of quiet in between (the
+    # bounded queue drains in a fraction of it, so each policy meets an idle server).
     with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue,
-               log_lag=False) as _sim:
+               time_scale=time_scale, log_lag=False) as _sim:
         retried = run_sync(
             retry_run(_sim, retry_policies,
                       rate_per_s=burst_factor * capacity_req_per_s, user_requests=burst_users,
                       prompt_tokens=prompt_tokens, max_tokens=max_tokens,
-                      timeouts=Timeouts(total_s=timeout_s * 4), seed=seed, pause_s=1.0)
+                      timeouts=Timeouts(total_s=timeout_s * 4), seed=seed,
+                      pause_s=1.0 * time_scale)
         )
         retry_lag_note = _sim.lag_note()
     retry_table = retried.summary()

@@ -89,8 +89,9 @@ def lab_fixture(path: Path) -> Any:
 
 
 def check_marimo_and_header(path: Path) -> None:
-    """``marimo check --strict`` passes; the PEP 723 header names the lab's dependencies; the
-    lab states its time and ends with a takeaway."""
+    """``marimo check --strict`` passes; the PEP 723 header names the lab's dependencies, marimo
+    pinned to the version the labs are written for; the lab states its time and ends with a
+    takeaway."""
     done = subprocess.run(
         [sys.executable, "-m", "marimo", "check", "--strict", str(path)],
         capture_output=True,
@@ -101,8 +102,8 @@ def check_marimo_and_header(path: Path) -> None:
     text = path.read_text()
     assert text.startswith("# /// script\n")
     header = text.split("import marimo", 1)[0]
-    for dep in ('"marimo', '"plotly', '"pandas', '"infphys"'):
-        assert dep in header
+    for dep in ('"marimo==0.25.2"', '"plotly', '"pandas', '"infphys"'):
+        assert dep in header, dep
     assert "**Time: about" in text and "Key takeaway" in text
 
 

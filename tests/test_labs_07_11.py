@@ -7,28 +7,34 @@ control changes downstream (``app.run(defs=…)``), and on the exercises' verdic
 learner's own numbers. Headless times are printed at the end of the module (``-s``); the
 course's budget of 60 s per lab is a benchmark (``benchmarks/bench_budgets.py``), not a test.
 
+Labs 8 and 10 start their own real-time simulators, slowed ``TIME_SCALE`` times (the labs'
+``time_scale``), with every duration of the test (timeouts, SLOs) scaled alike: see
+``TIME_SCALE`` for why. Where the computer is too busy for the load generator to deliver the
+load even so (``short_of_load``), the lab runs once more twice as slow; if it still falls short,
+the tests of what the server did are skipped with the reason, and the lab must have said so.
+
 ``NIM_BASE_URL`` is pointed at a closed loopback port, so every lab that resolves its target
 falls back to the embedded simulator.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 import math
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
-from labrun import check_exercises
+from labrun import LABS, check_exercises, check_marimo_and_header, load_app
 
-LABS = Path(__file__).resolve().parents[1] / "labs"
-MARIMO = Path(sys.executable).with_name("marimo")
+import infphys.sim
+from infphys.sim import hosting
+from infphys.sim._metrics import ServerStats
+
 LAB_FILES = {
     7: "07_littles_law.py",
     8: "08_concurrency_sweep.py",
@@ -66,18 +72,9 @@ def _report_timings() -> Iterator[None]:
         print("\nheadless lab runs (app.run, after import):\n" + "\n".join(lines))
 
 
-def _app(lab: int) -> Any:
-    path = LABS / LAB_FILES[lab]
-    spec = importlib.util.spec_from_file_location(f"infphys_lab_{lab:02d}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.app
-
-
 def run_lab(lab: int, label: str, settings: dict[str, Any]) -> dict[str, Any]:
     """Run a lab with its settings cell overridden; return its definitions."""
-    app = _app(lab)
+    app = load_app(LABS / LAB_FILES[lab])
     t0 = time.perf_counter()
     _, defs = app.run(defs=settings)
     elapsed = time.perf_counter() - t0
@@ -85,25 +82,19 @@ def run_lab(lab: int, label: str, settings: dict[str, Any]) -> dict[str, Any]:
     return dict(defs)
 
 
-@pytest.mark.parametrize("lab", sorted(LAB_FILES))
-def test_marimo_check_passes(lab: int) -> None:
-    proc = subprocess.run(
-        [str(MARIMO), "check", str(LABS / LAB_FILES[lab])],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "error" not in proc.stdout.lower(), proc.stdout
+def lab_fixture(lab: int, label: str, settings: dict[str, Any]) -> Any:
+    """A module-scoped fixture named ``labNN``: the lab run once with ``settings``."""
+
+    @pytest.fixture(scope="module", name=f"lab{lab:02d}")
+    def ran() -> dict[str, Any]:
+        return run_lab(lab, label, settings)
+
+    return ran
 
 
 @pytest.mark.parametrize("lab", sorted(LAB_FILES))
-def test_pep723_header_and_time_budget(lab: int) -> None:
-    text = (LABS / LAB_FILES[lab]).read_text(encoding="utf-8")
-    assert text.startswith("# /// script\n")
-    assert '#     "marimo==0.25.2",' in text and '#     "infphys",' in text
-    assert "**Time: about" in text
-    assert "Key takeaway" in text
+def test_marimo_check_and_pep723_header(lab: int) -> None:
+    check_marimo_and_header(LABS / LAB_FILES[lab])
 
 
 # --- lab 7 ------------------------------------------------------------------------------------
@@ -118,18 +109,27 @@ LAB07 = {
 }
 
 
-@pytest.fixture(scope="module")
-def lab07() -> dict[str, Any]:
-    return run_lab(7, "defaults, small", LAB07)
+lab07 = lab_fixture(7, "defaults, small", LAB07)
 
 
 def test_lab07_littles_law_holds_on_the_baseline(lab07: dict[str, Any]) -> None:
     little = lab07["little"]
-    assert abs(little.ratio - 1.0) < 0.05
-    # One request at a time: L is just under 1 (the client's own gap between requests).
-    assert 0.9 < little.mean_in_flight <= 1.0
+    # One request at a time over [first send, last send]: every request but the last ends
+    # inside, and the last adds nothing before the window closes, so L = λW to rounding.
+    assert little.ratio == pytest.approx(1.0, rel=1e-9)
+    # L falls short of 1 by the client's own share of that window: between one answer's end
+    # and the next send, nothing is in flight (the lab's point). How long those gaps are depends
+    # on how busy the computer is, so they are read off the run, not assumed.
+    runs = lab07["frame"].query("not warmup").sort_values("sent_s")
+    sent, end = runs["sent_s"].to_numpy(), runs["end_s"].to_numpy()
+    gaps_s = float((sent[1:] - end[:-1]).sum())
+    assert gaps_s > 0 and little.mean_in_flight <= 1.0
+    assert little.mean_in_flight == pytest.approx(1 - gaps_s / (sent[-1] - sent[0]), rel=1e-9)
+    # Throughput against 1 / W: n / (n·W + gaps) against n / (n·W), short by the same gaps over
+    # the whole run (first send to last end); error_% is rounded to 0.1.
     table = lab07["theory_table"].set_index("quantity")
-    assert abs(table.loc["throughput", "error_%"]) < 10
+    gap_share_pct = 100 * gaps_s / (end[-1] - sent[0])
+    assert table.loc["throughput", "error_%"] == pytest.approx(-gap_share_pct, abs=0.06)
     # The roofline's decode step against the measured TPOT of the simulated GPU.
     assert abs(table.loc["time per output token", "error_%"]) < 25
     assert lab07["summary"]["requests"] == 16
@@ -154,28 +154,169 @@ def test_lab07_more_output_tokens_cost_decode_steps(lab07: dict[str, Any]) -> No
     assert abs(longer["little"].ratio - 1.0) < 0.05
 
 
-# --- lab 8 ------------------------------------------------------------------------------------
+# --- labs 8 and 10: their own simulators, slowed down -----------------------------------------
 
-LAB08 = {
+#: Wall seconds per simulated second of the simulators labs 8 and 10 start (their
+#: ``time_scale``). A request of 64 + 8 tokens takes 98 ms on the simulated A100 in real time.
+#: On a busy 2-core machine (load 13) the client's event loop ran 40–100 ms late (p95) and the
+#: simulator's steps up to 120 ms late: a closed loop of 4 clients then kept only 2–3 requests
+#: in flight, so its throughput looked far below the plateau it really reaches, and 2 clients
+#: timed out against 0.25 s. Slowed 3×, the request takes 294 ms and the same delays weigh a
+#: third as much; the labs' findings are ratios of times (the knee, p95 growth, Little's Law,
+#: M/M/c, error rates against a timeout scaled alike), so they are unchanged.
+TIME_SCALE = 3.0
+
+#: Settings that are durations (given here in simulated seconds): scaled with the clock.
+DURATIONS = ("timeout_s", "ttft_slo_s", "tpot_slo_s")
+
+#: Below the batch limit a closed loop of c clients should keep c requests in flight; under
+#: this share of them, the client's own turnaround (not the server) set the pace.
+DELIVERED_SHARE = 0.9
+
+#: The small server both labs overload: an A100 running 4 requests at once, 64 + 8 tokens each.
+SMALL_A100 = {
     "gpu": "a100-80gb-sxm",
     "model": "llama-3.1-8b",
     "max_num_seqs": 4,
-    "concurrency_levels": [1, 2, 4, 8, 16],
-    "rounds_per_level": 6,
-    "rate_fractions": [0.4, 0.8],
-    "open_requests": 60,
     "prompt_tokens": 64,
     "max_tokens": 8,
     "seed": 0,
 }
 
 
-@pytest.fixture(scope="module")
-def lab08() -> dict[str, Any]:
-    return run_lab(8, "max_num_seqs 4", LAB08)
+def slowed(settings: dict[str, Any], time_scale: float) -> dict[str, Any]:
+    """``settings`` for a simulator slowed ``time_scale`` times: its clock and every duration."""
+    durations = {k: v * time_scale for k, v in settings.items() if k in DURATIONS}
+    return {**settings, **durations, "time_scale": time_scale}
+
+
+@contextlib.contextmanager
+def simulators_recorded() -> Iterator[list[ServerStats]]:
+    """While the block runs, every simulator started in this process with ``serve`` (as the labs
+    start theirs) keeps its :class:`ServerStats` here once it stops: its own account of how late
+    it ran against the wall clock."""
+    recorded: list[ServerStats] = []
+    real = hosting.serve
+
+    @contextlib.contextmanager
+    def recording(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with real(*args, **kwargs) as target:
+            try:
+                yield target
+            finally:
+                if target.simulator is not None and target.simulator.server is not None:
+                    recorded.append(target.simulator.server.stats)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(hosting, "serve", recording)
+        mp.setattr(infphys.sim, "serve", recording)
+        yield recorded
+
+
+def stalled(recorded: list[ServerStats]) -> str | None:
+    """The simulators that stalled (None: none): a step more than ``rebase_lag_s`` (250 ms, most
+    of a service time even slowed 3×) late, so the simulator shifted its whole timeline and
+    every request in flight waited that long for nothing the simulated GPU did."""
+    stalls = [st for st in recorded if st.rebases]
+    return (
+        "; ".join(
+            f"a simulator stalled {st.rebases}× ({st.stall_s_total:.2f} s, worst step "
+            f"{1e3 * st.max_lag_s:.0f} ms late)"
+            for st in stalls
+        )
+        or None
+    )
+
+
+def short_of_load(summary: Any, slots: int) -> str | None:
+    """Where a closed loop kept under ``DELIVERED_SHARE`` of its clients' requests in flight
+    while the server had a slot for each (None: nowhere), from the lab's own summary."""
+    below = summary[summary["concurrency"] <= slots]
+    short = below[below["mean_in_flight"] < DELIVERED_SHARE * below["concurrency"]]
+    return (
+        "; ".join(
+            f"{int(r.concurrency)} clients kept {r.mean_in_flight:.2f} in flight"
+            for r in short.itertuples()
+        )
+        or None
+    )
+
+
+def slowed_lab_fixture(lab: int, label: str, settings: dict[str, Any], summary: str) -> Any:
+    """A module-scoped fixture named ``labNN``: the lab run at ``TIME_SCALE``, and once more
+    twice as slow if its closed loop (``summary``) fell short of the load it asked for or one
+    of its simulators stalled. The definitions get ``too_busy``: why the slower run still fell
+    short, else None."""
+
+    def attempt(name: str, time_scale: float) -> tuple[dict[str, Any], str | None]:
+        with simulators_recorded() as recorded:
+            defs = run_lab(lab, name, slowed(settings, time_scale))
+        short = short_of_load(defs[summary], settings["max_num_seqs"])
+        return defs, "; ".join(w for w in (short, stalled(recorded)) if w) or None
+
+    @pytest.fixture(scope="module", name=f"lab{lab:02d}")
+    def ran() -> dict[str, Any]:
+        defs, why = attempt(label, TIME_SCALE)
+        if why is not None:
+            defs, why = attempt(f"{label}, again ×{2 * TIME_SCALE:g} ({why})", 2 * TIME_SCALE)
+        return {**defs, "too_busy": why}
+
+    return ran
+
+
+def require_the_load_delivered(defs: dict[str, Any]) -> None:
+    """Skip a test of what the server did when the computer could not deliver the load even
+    slowed down (its figures then describe the computer); the lab must have said so."""
+    if defs["too_busy"] is not None:
+        assert defs["measurement_notes"], "the lab did not tell the learner its client was late"
+        pytest.skip(f"too busy to drive the load at ×{defs['time_scale']:g}: {defs['too_busy']}")
+
+
+def test_short_of_load_reads_the_closed_loop_below_the_batch_limit() -> None:
+    summary = pd.DataFrame({"concurrency": [1, 2, 4, 8], "mean_in_flight": [0.95, 1.70, 3.61, 5.0]})
+    # 4 slots: 0.95 ≥ 0.9 × 1 and 3.61 ≥ 0.9 × 4 are fine, 1.70 < 0.9 × 2 is not; 8 clients
+    # queue for 4 slots, so their 5.0 in flight says nothing about the client.
+    assert short_of_load(summary, 4) == "2 clients kept 1.70 in flight"
+    assert short_of_load(summary, 1) is None
+    assert slowed({"timeout_s": 0.25, "seed": 0}, 3) == {
+        "timeout_s": 0.75,
+        "seed": 0,
+        "time_scale": 3,
+    }
+
+
+def test_stalled_reads_what_each_simulator_recorded() -> None:
+    real = hosting.serve
+    with simulators_recorded() as recorded:
+        # The labs' own ways in, imported as a lab's import cell does, inside the run.
+        from infphys.sim.server import serve
+
+        with serve("a100-80gb-sxm", "llama-3.1-8b", log_lag=False):
+            pass
+        with infphys.sim.serve("a100-80gb-sxm", "llama-3.1-8b", log_lag=False):
+            pass
+    assert len(recorded) == 2 and stalled(recorded) is None  # idle: no step, no stall
+    late = ServerStats(steps=100, rebases=2, stall_s_total=0.7, max_lag_s=0.4)
+    assert stalled([recorded[0], late]) == "a simulator stalled 2× (0.70 s, worst step 400 ms late)"
+    assert hosting.serve is real and infphys.sim.serve is real  # restored after the block
+
+
+# --- lab 8 ------------------------------------------------------------------------------------
+
+LAB08 = {
+    **SMALL_A100,
+    "concurrency_levels": [1, 2, 4, 8, 16],
+    "rounds_per_level": 6,
+    "rate_fractions": [0.4, 0.8],
+    "open_requests": 60,
+}
+
+
+lab08 = slowed_lab_fixture(8, "max_num_seqs 4", LAB08, "closed_summary")
 
 
 def test_lab08_knee_and_cliff(lab08: dict[str, Any]) -> None:
+    require_the_load_delivered(lab08)
     s = lab08["closed_summary"].set_index("concurrency")
     # The server runs 4 at once: throughput levels off there, inside the sweep.
     assert lab08["knee_concurrency"] in (2, 4, 8)
@@ -187,6 +328,7 @@ def test_lab08_knee_and_cliff(lab08: dict[str, Any]) -> None:
 
 
 def test_lab08_littles_law_below_the_knee(lab08: dict[str, Any]) -> None:
+    require_the_load_delivered(lab08)
     t = lab08["little_table"].set_index("concurrency")
     # Exact below the batch limit; past it, a 6-round level's edges leave up to ~1/12.
     assert (t.loc[[1, 2], "error_%"].abs() < 5).all()
@@ -194,6 +336,7 @@ def test_lab08_littles_law_below_the_knee(lab08: dict[str, Any]) -> None:
 
 
 def test_lab08_open_loop_queues_near_capacity(lab08: dict[str, Any]) -> None:
+    require_the_load_delivered(lab08)
     q = lab08["queue_table"]
     assert q["utilisation"].tolist() == pytest.approx([0.4, 0.8], abs=0.01)
     assert q["measured_mean_ms"].iloc[-1] > q["measured_mean_ms"].iloc[0]
@@ -207,7 +350,11 @@ def test_lab08_exercises(lab08: dict[str, Any]) -> None:
 
 
 def test_lab08_a_larger_batch_moves_the_knee(lab08: dict[str, Any]) -> None:
-    bigger = run_lab(8, "max_num_seqs 16", {**LAB08, "max_num_seqs": 16, "open_requests": 40})
+    require_the_load_delivered(lab08)
+    more = {**LAB08, "max_num_seqs": 16, "open_requests": 40}
+    bigger = run_lab(8, "max_num_seqs 16", slowed(more, lab08["time_scale"]))
+    # Its own closed loop, up to 16 clients on 16 slots, must have kept them in flight too.
+    require_the_load_delivered({**bigger, "too_busy": short_of_load(bigger["closed_summary"], 16)})
     # Four times the batch: a much higher plateau (the client's own pace caps it short of 4×
     # on two cores), and 16 clients no longer queue behind 4 slots (about 4 service times).
     assert bigger["capacity_req_per_s"] > 1.5 * lab08["capacity_req_per_s"]
@@ -227,9 +374,7 @@ LAB09 = {
 }
 
 
-@pytest.fixture(scope="module")
-def lab09() -> dict[str, Any]:
-    return run_lab(9, "2 × 2 grid", LAB09)
+lab09 = lab_fixture(9, "2 × 2 grid", LAB09)
 
 
 def test_lab09_prefill_and_decode_split(lab09: dict[str, Any]) -> None:
@@ -262,10 +407,9 @@ def test_lab09_a_larger_budget_costs_decode_time(lab09: dict[str, Any]) -> None:
 
 # --- lab 10 -----------------------------------------------------------------------------------
 
+# Timeout and SLOs in simulated seconds, scaled to the wall clock by ``slowed``.
 LAB10 = {
-    "gpu": "a100-80gb-sxm",
-    "model": "llama-3.1-8b",
-    "max_num_seqs": 4,
+    **SMALL_A100,
     "client_levels": [2, 4, 16, 32],
     "requests_per_level": 32,
     "timeout_s": 0.25,
@@ -276,21 +420,17 @@ LAB10 = {
     "tpot_slo_s": 0.05,
     "burst_factor": 3.0,
     "burst_users": 60,
-    "prompt_tokens": 64,
-    "max_tokens": 8,
-    "seed": 0,
 }
 
 
-@pytest.fixture(scope="module")
-def lab10() -> dict[str, Any]:
-    return run_lab(10, "max_num_seqs 4, timeout 0.25 s", LAB10)
+lab10 = slowed_lab_fixture(10, "max_num_seqs 4, timeout 0.25 s", LAB10, "unbounded_summary")
 
 
 def test_lab10_timeouts_rise_with_clients(lab10: dict[str, Any]) -> None:
+    require_the_load_delivered(lab10)
     s = lab10["unbounded_summary"].set_index("concurrency")
     assert s.loc[2, "error_rate"] == 0
-    # 32 clients on 4 slots wait ~8 service times (~0.5 s) against a 0.25 s timeout.
+    # 32 clients on 4 slots wait ~8 service times (~0.8 s) against a 0.25 s timeout.
     assert s.loc[32, "error_rate"] > 0.3
     errors = lab10["unbounded_frame"].query("status == 'failed'")["error_class"]
     assert set(errors) <= {"total_timeout", "read_timeout"}
@@ -299,6 +439,7 @@ def test_lab10_timeouts_rise_with_clients(lab10: dict[str, Any]) -> None:
 
 
 def test_lab10_admission_control_sheds_with_503(lab10: dict[str, Any]) -> None:
+    require_the_load_delivered(lab10)
     bounded = lab10["open_bounded"]
     top = bounded[bounded["level"] == bounded["level"].max()]  # 2 × capacity
     failed = top[top["status"] == "failed"]
@@ -306,9 +447,10 @@ def test_lab10_admission_control_sheds_with_503(lab10: dict[str, Any]) -> None:
     # Admission control refuses with 503 (on a busy machine, where the real-time simulator
     # falls behind the wall clock, a few accepted requests may still time out).
     assert len(refused) > 0 and len(refused) >= 0.75 * len(failed)
-    # Refused requests fail fast; accepted ones finish within the timeout.
-    assert (refused["e2e_s"] < 0.1).all()
-    assert top[top["status"] == "ok"]["e2e_s"].max() < 0.25
+    # Refused requests fail fast (well inside one 98 ms service time); accepted ones finish
+    # within the timeout.
+    assert (refused["e2e_s"] < 0.1 * lab10["time_scale"]).all()
+    assert top[top["status"] == "ok"]["e2e_s"].max() < lab10["timeout_s"]
     # Half the capacity: nobody is refused, nobody times out.
     low = bounded[bounded["level"] == 0]
     assert (low["status"] == "ok").all()
@@ -320,6 +462,7 @@ def test_lab10_admission_control_sheds_with_503(lab10: dict[str, Any]) -> None:
 
 
 def test_lab10_retry_policies(lab10: dict[str, Any]) -> None:
+    require_the_load_delivered(lab10)
     t = lab10["retry_table"].set_index("policy")
     assert t.loc["no retry", "amplification"] == 1.0
     assert t.loc["blind retries", "amplification"] > t.loc["backoff + jitter", "amplification"]
@@ -332,10 +475,12 @@ def test_lab10_exercises(lab10: dict[str, Any]) -> None:
 
 
 def test_lab10_a_longer_timeout_fails_less(lab10: dict[str, Any]) -> None:
+    require_the_load_delivered(lab10)
     # Only the 32-client level is compared: the rerun keeps it (and 2 clients, the bare service
     # time) and drops the middle levels and half the open-loop work, which nothing here reads.
     small = {"client_levels": [2, 32], "open_fractions": [0.5], "open_requests": 20}
-    patient = run_lab(10, "timeout 2 s", {**LAB10, **small, "timeout_s": 2.0, "burst_users": 30})
+    longer = {**LAB10, **small, "timeout_s": 2.0, "burst_users": 30}
+    patient = run_lab(10, "timeout 2 s", slowed(longer, lab10["time_scale"]))
     before = lab10["unbounded_summary"].set_index("concurrency").loc[32, "error_rate"]
     after = patient["unbounded_summary"].set_index("concurrency").loc[32, "error_rate"]
     assert after < before and after < 0.1
@@ -360,9 +505,7 @@ LAB11 = {
 }
 
 
-@pytest.fixture(scope="module")
-def lab11() -> dict[str, Any]:
-    return run_lab(11, "9 levels × 6 settings", LAB11)
+lab11 = lab_fixture(11, "9 levels × 6 settings", LAB11)
 
 
 def test_lab11_capacity_plan(lab11: dict[str, Any]) -> None:

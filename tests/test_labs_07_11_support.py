@@ -1,6 +1,7 @@
 """The package code behind labs 7–11: planning, tuning, retry policies, tables and exercises.
 
-Expected values are worked out by hand in the comments, not recomputed with the code's formula.
+Expected values are worked out by hand in the comments (the exercises' in
+``data/exercises_labs_07_11.toml``), not recomputed with the code's formula.
 """
 
 from __future__ import annotations
@@ -8,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import tomllib
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -342,110 +346,28 @@ def test_figures_draw_real_data() -> None:
 
 # --- exercises: right and wrong answers, worked out by hand ------------------------------------
 
-
-def test_lab07_exercises() -> None:
-    ctx = {
-        "e2e_mean_ms": 288.0,
-        "ttft_mean_ms": 40.0,
-        "tpot_mean_ms": 8.0,
-        "output_tokens": 32,
-        "target_req_per_s": 20.0,
-    }
-    assert check("lab07.q1", "3.47", **ctx).ok  # 1 / 0.288 s
-    assert not check("lab07.q1", "0.288", **ctx).ok
-    assert check("lab07.q2", "288", **ctx).ok  # 40 + 31 × 8
-    assert not check("lab07.q2", "256", **ctx).ok  # 32 × 8: forgot the TTFT
-    assert check("lab07.q3", "5.76", **ctx).ok  # 20 × 0.288
-    assert not check("lab07.q3", "20", **ctx).ok
-    assert check("lab07.q4", "a", **ctx).ok
-    assert not check("lab07.q4", "arrivals are Poisson", **ctx).ok
+#: One learner's numbers per lab and the answers worked out by hand for them (see the file).
+HAND_WORKED = tomllib.loads(
+    (Path(__file__).parent / "data" / "exercises_labs_07_11.toml").read_text(encoding="utf-8")
+)
 
 
-def test_lab08_exercises() -> None:
-    ctx = {
-        "concurrency": 16,
-        "throughput_req_per_s": 40.0,
-        "capacity_req_per_s": 50.0,
-        "rate_per_s": 40.0,
-    }
-    assert check("lab08.q1", "400 ms", **ctx).ok  # 16 / 40 s
-    assert not check("lab08.q1", "2500", **ctx).ok  # 40 / 16
-    assert check("lab08.q2", "0.8", **ctx).ok
-    assert not check("lab08.q2", "80", **ctx).ok  # a percentage is not a fraction
-    assert check("lab08.q3", "5", **ctx).ok  # 1 / (1 − 0.8)
-    assert not check("lab08.q3", "4", **ctx).ok  # ρ / (1 − ρ): the wait, not the time in system
-    assert check("lab08.q4", "a", **ctx).ok and not check("lab08.q4", "b", **ctx).ok
+@pytest.mark.parametrize(
+    "case",
+    HAND_WORKED["case"],
+    ids=[f"{c['exercise']}={c['right']}" for c in HAND_WORKED["case"]],
+)
+def test_hand_worked_answers(case: dict[str, Any]) -> None:
+    lab = case["exercise"].split(".")[0]
+    ctx = {**HAND_WORKED["context"][lab], **case.get("changes", {})}
+    assert check(case["exercise"], case["right"], **ctx).ok, case["worked"]
+    for answer, why in case["wrong"].items():
+        assert not check(case["exercise"], answer, **ctx).ok, why
 
 
-def test_lab09_exercises() -> None:
-    ctx = {
-        "prompt_tokens_small": 64,
-        "ttft_small_ms": 12.0,
-        "prompt_tokens_large": 2048,
-        "ttft_large_ms": 75.0,
-        "max_tokens_small": 8,
-        "e2e_small_ms": 60.0,
-        "max_tokens_large": 64,
-        "e2e_large_ms": 420.0,
-        "prompt_tokens": 2048,
-        "max_tokens": 64,
-        "ttft_ms": 75.0,
-        "tpot_ms": 6.4,
-    }
-    assert check("lab09.q1", "31.75", **ctx).ok  # 63 / 1984 × 1000
-    assert not check("lab09.q1", "36.6", **ctx).ok  # 75 / 2048 × 1000: forgot the offset
-    assert check("lab09.q2", "6.43", **ctx).ok  # 360 / 56
-    assert not check("lab09.q2", "7.5", **ctx).ok  # 420 / 56: forgot the offset
-    assert check("lab09.q3", "decode (the output tokens after the first)", **ctx).ok
-    short = {**ctx, "max_tokens": 8}  # 75 ms against 7 × 6.4 = 44.8 ms: prefill wins
-    assert check("lab09.q3", "prefill (the TTFT)", **short).ok
-    assert check("lab09.q4", "a", **ctx).ok and not check("lab09.q4", "b", **ctx).ok
-
-
-def test_lab10_exercises() -> None:
-    ctx = {
-        "max_num_seqs": 8,
-        "service_ms": 400.0,
-        "timeout_s": 2.0,
-        "met": 30,
-        "judged": 64,
-        "window_s": 3.0,
-        "attempts": 260,
-        "user_requests": 100,
-    }
-    assert check("lab10.q1", "40", **ctx).ok  # 8 / 0.4 = 20 req/s; 2 s × 20
-    assert not check("lab10.q1", "16", **ctx).ok  # timeout / service: forgot the batch
-    assert check("lab10.q2", "10", **ctx).ok  # 30 / 3 s
-    assert not check("lab10.q2", "21.3", **ctx).ok  # 64 / 3: throughput, not goodput
-    assert check("lab10.q3", "2.6", **ctx).ok
-    assert not check("lab10.q3", "1.6", **ctx).ok
-    assert check("lab10.q4", "a", **ctx).ok and not check("lab10.q4", "b", **ctx).ok
-
-
-def test_lab11_exercises() -> None:
-    ctx = {
-        "concurrency": [8, 16, 32, 64, 128],
-        "e2e_p95_s": [1.2, 1.3, 1.6, 2.4, 4.9],
-        "slo_p95_s": 2.5,
-        "users": 1000,
-        "cap_concurrency": 64,
-        "tp": 2,
-        "kv_capacity_tokens": 829_360,
-        "block_tokens": 16,
-        "prompt_tokens": 1000,
-        "max_tokens": 1000,
-        "max_num_seqs": 256,
-    }
-    assert check("lab11.q1", "64", **ctx).ok
-    assert not check("lab11.q1", "128", **ctx).ok
-    assert check("lab11.q2", "32", **ctx).ok  # ceil(1000 / 64) = 16 replicas × 2 GPUs
-    assert not check("lab11.q2", "16", **ctx).ok  # forgot tp
-    assert not check("lab11.q2", "31.25", **ctx).ok  # 1000 / 64 × 2, not rounded up
-    assert check("lab11.q3", "256", **ctx).ok  # min(256, 414): the batch limit binds
-    assert not check("lab11.q3", "414", **ctx).ok
-    small_kv = {**ctx, "kv_capacity_tokens": 200_000}  # 12,500 blocks / 125 = 100
-    assert check("lab11.q3", "100", **small_kv).ok
-    assert check("lab11.q4", "a", **ctx).ok and not check("lab11.q4", "c", **ctx).ok
+def test_every_exercise_of_labs_7_to_11_has_a_hand_worked_answer() -> None:
+    covered = {c["exercise"] for c in HAND_WORKED["case"]}
+    assert covered == {ex.id for lab in range(7, 12) for ex in exercises_for(lab)}
 
 
 @pytest.mark.parametrize("lab", [7, 8, 9, 10, 11])
