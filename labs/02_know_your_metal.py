@@ -44,44 +44,18 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
     import pandas as pd
 
-    from infphys import fmt, physics
-    from infphys.catalog import GPUS, get_gpu
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.measure.gpu import GPUWatcher, copy_bandwidth, engine_check, roofline_experiment
-    from infphys.plots.gpu import copy_bandwidth_figure, roofline_experiment_figure, watch_figure
-    from infphys.plots.physics import gpu_specs
+    from infphys import catalog, fmt, measure, physics, plots
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        GPUS,
-        GPUWatcher,
-        copy_bandwidth,
-        copy_bandwidth_figure,
-        engine_check,
-        fmt,
-        get_gpu,
-        gpu_specs,
-        labsetup,
-        os,
-        pd,
-        physics,
-        roofline_experiment,
-        roofline_experiment_figure,
-        ui,
-        watch_figure,
-    )
+    return catalog, fmt, labsetup, measure, pd, physics, plots, ui
 
 
 @app.cell(hide_code=True)
-def _(get_gpu, mo, physics):
-    _h100 = get_gpu("h100")
+def _(catalog, mo, physics):
+    _h100 = catalog.get_gpu("h100")
     _w = physics.weight_bytes("llama-3.1-8b")
     _floor_ms = 1e3 * physics.decode_floor_s("h100", "llama-3.1-8b")
     mo.md(rf"""
@@ -101,9 +75,9 @@ def _(get_gpu, mo, physics):
 
 
 @app.cell
-def _(engine_check):
+def _(measure):
     # 1 · Engine check: which GPUs NVML sees (never raises; says why when there is none).
-    engine = engine_check()
+    engine = measure.engine_check()
     has_gpu = engine.ok
     return engine, has_gpu
 
@@ -169,7 +143,7 @@ def _(gpu_pick, labsetup, model_pick):
 
 
 @app.cell
-def _(GPUS, model, pd, physics):
+def _(catalog, model, pd, physics):
     # The catalog, with what each GPU's bandwidth means for one model (one call per column).
     _weights = physics.weight_bytes(model)
     bandwidth_table = pd.DataFrame(
@@ -185,16 +159,16 @@ def _(GPUS, model, pd, physics):
                 f"{model.name} BF16 floor (ms)": _weights / g.bandwidth_bytes_per_s * 1e3,
                 "source": g.sources.get("bandwidth_bytes_per_s", ""),
             }
-            for g in GPUS.values()
+            for g in catalog.GPUS.values()
         ]
     ).sort_values("bandwidth (TB/s)", ignore_index=True)
     bandwidth_table.round(2)
-    return (bandwidth_table,)
+    return
 
 
 @app.cell
-def _(gpu_specs):
-    gpu_specs()
+def _(plots):
+    plots.physics.gpu_specs()
     return
 
 
@@ -228,10 +202,10 @@ def _(copy_mib_pick, labsetup, repeats_number):
 
 
 @app.cell
-def _(GPUWatcher, copy_bandwidth, copy_largest_bytes, copy_repeats):
+def _(copy_largest_bytes, copy_repeats, measure):
     # The copy benchmark, with the GPU watcher sampling alongside (empty, with a reason, if no GPU).
-    with GPUWatcher(interval_s=0.05) as copy_watch:
-        copy = copy_bandwidth(
+    with measure.GPUWatcher(interval_s=0.05) as copy_watch:
+        copy = measure.copy_bandwidth(
             sizes_bytes=[1 * 2**20, copy_largest_bytes // 4, copy_largest_bytes],
             repeats=copy_repeats,
             warmup=1,
@@ -267,10 +241,12 @@ def _(copy, fmt, gpu, mo, pd):
 
 
 @app.cell
-def _(copy, copy_bandwidth_figure, copy_watch, mo, ui, watch_figure):
+def _(copy, copy_watch, mo, plots, ui):
     # The copy's bandwidth by size, then what the GPU watcher saw while it ran.
-    _watched = watch_figure(copy_watch.frame, title="GPU during the copy benchmark")
-    mo.vstack([copy_bandwidth_figure(copy), ui.watch_view(copy_watch, "the copy", _watched)])
+    _watched = plots.gpu.watch_figure(copy_watch.frame, title="GPU during the copy benchmark")
+    mo.vstack(
+        [plots.gpu.copy_bandwidth_figure(copy), ui.watch_view(copy_watch, "the copy", _watched)]
+    )
     return
 
 
@@ -304,8 +280,8 @@ def _(budget_number, labsetup, seed_number):
 
 
 @app.cell
-def _(experiment_budget_s, has_gpu, roofline_experiment, seed):
-    experiment = roofline_experiment(
+def _(experiment_budget_s, has_gpu, measure, seed):
+    experiment = measure.roofline_experiment(
         batch_sizes=None if has_gpu else (1, 4, 16, 64),
         time_budget_s=experiment_budget_s,
         seed=seed,
@@ -314,8 +290,8 @@ def _(experiment_budget_s, has_gpu, roofline_experiment, seed):
 
 
 @app.cell
-def _(experiment, roofline_experiment_figure):
-    roofline_experiment_figure(experiment)
+def _(experiment, plots):
+    plots.gpu.roofline_experiment_figure(experiment)
     return
 
 
@@ -380,8 +356,8 @@ def _(book, copy, engine, experiment):
 
 
 @app.cell
-def _(AnswerBook, copy_bytes, copy_s, gpu, learner, model):
-    book = AnswerBook(learner.value, lab="lab02")
+def _(copy_bytes, copy_s, gpu, learner, model, ui):
+    book = ui.AnswerBook(learner.value, lab="lab02")
     exercise_context = {
         "gpu": gpu.key,
         "gpu_name": gpu.name,

@@ -64,34 +64,14 @@ def _(mo):
 @app.cell(hide_code=True)
 def _():
     import dataclasses
-    import os
 
     import pandas as pd
 
-    from infphys import fmt, physics
-    from infphys.catalog import get_model
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.plots import labs as lab_plots
-    from infphys.sim import sweep as sim_sweep
-    from infphys.sim.config import EngineConfig
+    from infphys import catalog, fmt, physics, plots, sim
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        EngineConfig,
-        dataclasses,
-        fmt,
-        get_model,
-        lab_plots,
-        labsetup,
-        os,
-        pd,
-        physics,
-        sim_sweep,
-        ui,
-    )
+    return catalog, dataclasses, fmt, labsetup, pd, physics, plots, sim, ui
 
 
 @app.cell
@@ -124,9 +104,9 @@ def _(labsetup, mo, ui):
 
 
 @app.cell
-def _(get_model, mo, model_preset):
+def _(catalog, mo, model_preset):
     # The shape sliders start at the preset's values; move them to invent a model.
-    preset = get_model(model_preset.value)
+    preset = catalog.get_model(model_preset.value)
     layers_slider = mo.ui.slider(
         max(1, preset.sliding_window_layers), 160, value=preset.layers, label="layers",
         show_value=True,
@@ -264,8 +244,8 @@ def _(
 
 
 @app.cell
-def _(cliff, cliff_naive, context_tokens, fmt, lab_plots, model_spec):
-    lab_plots.kv_cliff_compare(
+def _(cliff, cliff_naive, context_tokens, fmt, model_spec, plots):
+    plots.labs.kv_cliff_compare(
         cliff, cliff_naive,
         title=f"{model_spec.name}: weights + KV cache, {fmt.count(context_tokens)} tokens per user",
     )
@@ -311,7 +291,6 @@ def _(context_tokens, labsetup, output_tokens_pick, seed_number):
 
 @app.cell
 def _(
-    EngineConfig,
     context_tokens,
     gpu_a,
     kv_precision,
@@ -319,6 +298,7 @@ def _(
     output_tokens,
     physics,
     seed,
+    sim,
     weights_precision,
 ):
     prompt_tokens = context_tokens - output_tokens
@@ -328,7 +308,7 @@ def _(
         kv_precision=kv_precision, block_tokens=16,
     )
     try:
-        sim_config = EngineConfig.build(
+        sim_config = sim.EngineConfig.build(
             gpu=gpu_a, model=model_spec, weights_precision=weights_precision,
             kv_precision=kv_precision, max_model_len=context_tokens, seed=seed,
         )
@@ -345,8 +325,8 @@ def _(
     pd,
     prompt_tokens,
     seed,
+    sim,
     sim_config,
-    sim_sweep,
 ):
     # Concurrency levels from half the wall to twice it: one simulator sweep (a warm-up round,
     # then two rounds per level), its engine figures under the chart's column names.
@@ -355,7 +335,7 @@ def _(
     ) if engine_wall_users > 0 else []
     sweep = pd.DataFrame()
     if sim_config is not None and sweep_levels:
-        _lv = sim_sweep(sim_config, sweep_levels, prompt_tokens=prompt_tokens,
+        _lv = sim.sweep(sim_config, sweep_levels, prompt_tokens=prompt_tokens,
                         max_tokens=output_tokens, rounds_per_level=2, min_requests_per_level=8,
                         seed=seed).levels
         sweep = pd.DataFrame(
@@ -377,9 +357,9 @@ def _(
     engine_wall_users,
     fmt,
     gpu_a,
-    lab_plots,
     mo,
     model_spec,
+    plots,
     sim_problem,
     sweep,
 ):
@@ -389,7 +369,7 @@ def _(
     elif sweep.empty:
         _out = mo.callout(mo.md("No user fits: the weights alone fill the GPU."), kind="warn")
     else:
-        _out = lab_plots.kv_wall_sweep(
+        _out = plots.labs.kv_wall_sweep(
             sweep, engine_wall_users,
             title=f"Simulated {gpu_a.name}, {model_spec.name}: "
             f"the wall at {fmt.count(engine_wall_users)} users",
@@ -502,7 +482,6 @@ def _(book, engine_wall_users, first_preempting_users, sim_peak_running):
 
 @app.cell
 def _(
-    AnswerBook,
     context_tokens,
     dataclasses,
     gpu_a,
@@ -511,9 +490,10 @@ def _(
     model_preset,
     model_spec,
     preset,
+    ui,
     weights_precision,
 ):
-    book = AnswerBook(learner.value, lab="lab03")
+    book = ui.AnswerBook(learner.value, lab="lab03")
     # What the exercises are checked against: the learner's own settings.
     exercise_context = {
         "model": model_preset.value if model_spec == preset else dataclasses.asdict(model_spec),

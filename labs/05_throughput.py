@@ -62,35 +62,13 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
     import pandas as pd
 
-    from infphys import fmt, physics, stats
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.measure import run_closed_loop, run_sync
-    from infphys.measure.gpu import GPUWatcher
-    from infphys.plots import labs as lab_plots
-    from infphys.plots.gpu import watch_figure
+    from infphys import fmt, measure, physics, plots, stats
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        GPUWatcher,
-        run_closed_loop,
-        fmt,
-        lab_plots,
-        labsetup,
-        os,
-        pd,
-        physics,
-        run_sync,
-        stats,
-        ui,
-        watch_figure,
-    )
+    return fmt, labsetup, measure, pd, physics, plots, stats, ui
 
 
 @app.cell
@@ -134,33 +112,25 @@ def _(labsetup, max_tokens_pick, prompt_pick, requests_slider, seed_number, theo
 
 
 @app.cell
-def _(run_closed_loop, max_tokens, n_requests, prompt_tokens, run_sync, seed, target):
+def _(max_tokens, measure, n_requests, prompt_tokens, seed, target):
     # N requests one after the other: concurrency 1.
-    sequential = run_sync(
-        run_closed_loop(target, concurrency=1, requests=n_requests, prompt_tokens=prompt_tokens,
-                        max_tokens=max_tokens, seed=seed,
-                        log_notes=False)
+    sequential = measure.run_sync(
+        measure.run_closed_loop(
+            target, concurrency=1, requests=n_requests, prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens, seed=seed, log_notes=False,
+        )
     )
     return (sequential,)
 
 
 @app.cell
-def _(
-    GPUWatcher,
-    run_closed_loop,
-    max_tokens,
-    n_requests,
-    prompt_tokens,
-    run_sync,
-    seed,
-    target,
-):
+def _(max_tokens, measure, n_requests, prompt_tokens, seed, target):
     # The same N requests all at once, with the GPU watcher sampling during the burst.
-    with GPUWatcher(interval_s=0.05) as burst_watch:
-        concurrent = run_sync(
-            run_closed_loop(target, concurrency=n_requests, requests=n_requests,
-                            prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
-                            log_notes=False)
+    with measure.GPUWatcher(interval_s=0.05) as burst_watch:
+        concurrent = measure.run_sync(
+            measure.run_closed_loop(target, concurrency=n_requests, requests=n_requests,
+                                    prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
+                                    log_notes=False)
         )
     return burst_watch, concurrent
 
@@ -246,7 +216,7 @@ def _(mo, tokens_from_usage):
 
 
 @app.cell
-def _(concurrent_frame, lab_plots, n_requests, pd, sequential_frame):
+def _(concurrent_frame, n_requests, pd, plots, sequential_frame):
     _both = pd.concat(
         [
             sequential_frame.assign(run="sequential"),
@@ -254,15 +224,15 @@ def _(concurrent_frame, lab_plots, n_requests, pd, sequential_frame):
         ],
         ignore_index=True,
     )
-    lab_plots.sequential_vs_concurrent(
+    plots.labs.sequential_vs_concurrent(
         _both, title="Each bar is one request, from send to last token"
     )
     return
 
 
 @app.cell
-def _(burst_watch, ui, watch_figure):
-    _watched = watch_figure(burst_watch.frame, title="GPU during the concurrent burst")
+def _(burst_watch, plots, ui):
+    _watched = plots.gpu.watch_figure(burst_watch.frame, title="GPU during the concurrent burst")
     ui.watch_view(burst_watch, "the burst", _watched)
     return
 
@@ -295,16 +265,16 @@ def _(
 
 @app.cell
 def _(
-    AnswerBook,
     concurrent_tokens_per_s,
     latency_sum_s,
     learner,
     n_requests,
     resolved,
     sequential_tokens_per_s,
+    ui,
     wall_s,
 ):
-    book = AnswerBook(learner.value, lab="lab05")
+    book = ui.AnswerBook(learner.value, lab="lab05")
     # Rounded as the prompts show them, so a learner's arithmetic on the shown numbers passes.
     exercise_context = {
         "sequential_tokens_per_s": round(sequential_tokens_per_s, 1),

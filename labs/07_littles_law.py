@@ -68,37 +68,13 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
     import pandas as pd
 
-    from infphys import fmt, stats
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.measure import run_closed_loop, run_sync
-    from infphys.physics import littles_law_throughput_per_s
-    from infphys.analysis import comparison_table
-    from infphys.plots.labs_load import in_flight_timeline, latency_box
-    from infphys.plots.load import latency_histogram
+    from infphys import analysis, fmt, measure, physics, plots, stats
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        run_closed_loop,
-        comparison_table,
-        fmt,
-        in_flight_timeline,
-        labsetup,
-        latency_box,
-        latency_histogram,
-        littles_law_throughput_per_s,
-        os,
-        pd,
-        run_sync,
-        stats,
-        ui,
-    )
+    return analysis, fmt, labsetup, measure, pd, physics, plots, stats, ui
 
 
 @app.cell
@@ -155,21 +131,12 @@ def _(
 
 
 @app.cell
-def _(
-    run_closed_loop,
-    max_tokens,
-    prompt_tokens,
-    requests,
-    run_sync,
-    seed,
-    target,
-    warmup,
-):
+def _(max_tokens, measure, prompt_tokens, requests, seed, target, warmup):
     # One call: the baseline, one request at a time (a closed loop at concurrency 1).
-    baseline = run_sync(
-        run_closed_loop(target, concurrency=1, requests=requests, warmup=warmup,
-                        prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
-                        log_notes=False)
+    baseline = measure.run_sync(
+        measure.run_closed_loop(target, concurrency=1, requests=requests, warmup=warmup,
+                                prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
+                                log_notes=False)
     )
     frame = baseline.frame()
     return baseline, frame
@@ -212,13 +179,17 @@ def _(e2e, pd, tpot, ttft):
 
 
 @app.cell
-def _(frame, latency_histogram, mo, latency_box):
+def _(frame, mo, plots):
     mo.vstack(
         [
-            latency_histogram(frame, metric="e2e",
-                              title="End-to-end latency at concurrency 1 (p50, p95, p99 marked)"),
-            latency_box(frame, metrics=("ttft", "tpot", "e2e"),
-                        title="TTFT, TPOT and end-to-end (every request a dot)"),
+            plots.load.latency_histogram(
+                frame, metric="e2e",
+                title="End-to-end latency at concurrency 1 (p50, p95, p99 marked)",
+            ),
+            plots.labs_load.latency_box(
+                frame, metrics=("ttft", "tpot", "e2e"),
+                title="TTFT, TPOT and end-to-end (every request a dot)",
+            ),
         ]
     )
     return
@@ -238,9 +209,11 @@ def _(mo):
 
 
 @app.cell
-def _(frame, in_flight_timeline, little):
-    in_flight_timeline(frame, little=little,
-                       title="Requests in flight: measured L against λ·W (shaded: the window)")
+def _(frame, little, plots):
+    plots.labs_load.in_flight_timeline(
+        frame, little=little,
+        title="Requests in flight: measured L against λ·W (shaded: the window)",
+    )
     return
 
 
@@ -257,19 +230,11 @@ def _(max_tokens, prompt_tokens, resolved):
 
 
 @app.cell
-def _(
-    comparison_table,
-    decode_step_theory_s,
-    e2e,
-    little,
-    littles_law_throughput_per_s,
-    summary,
-    tpot,
-):
+def _(analysis, decode_step_theory_s, e2e, little, physics, summary, tpot):
     _rows = [
         ("mean requests in flight L", little.predicted_in_flight, little.mean_in_flight,
          "requests", "Little's Law: λ × W"),
-        ("throughput", littles_law_throughput_per_s(1, e2e.mean_s),
+        ("throughput", physics.littles_law_throughput_per_s(1, e2e.mean_s),
          summary["throughput_req_per_s"], "requests/s", "1 / W (L = 1 request in flight)"),
     ]
     if decode_step_theory_s is not None:
@@ -277,9 +242,9 @@ def _(
             ("time per output token", decode_step_theory_s * 1e3, tpot.mean_s * 1e3, "ms",
              "roofline: one decode step at batch 1 on the simulated GPU")
         )
-    theory_table = comparison_table(_rows)
+    theory_table = analysis.comparison_table(_rows)
     theory_table
-    return (theory_table,)
+    return
 
 
 @app.cell
@@ -321,8 +286,8 @@ def _(book, e2e, little, resolved, summary):
 
 
 @app.cell
-def _(AnswerBook, e2e, learner, output_tokens, target_req_per_s, tpot, ttft):
-    book = AnswerBook(learner.value, lab="lab07")
+def _(e2e, learner, output_tokens, target_req_per_s, tpot, ttft, ui):
+    book = ui.AnswerBook(learner.value, lab="lab07")
     # What the exercises are checked against: the learner's own measurements.
     exercise_context = {
         "e2e_mean_ms": round(e2e.mean_s * 1e3, 3),

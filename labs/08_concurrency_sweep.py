@@ -65,119 +65,70 @@ def _(mo):
 @app.cell(hide_code=True)
 def _():
     import contextlib
-    import os
 
-    from infphys import fmt, stats
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.analysis import littles_law_by_level, open_loop_vs_mmc
-    from infphys.exercises import ui
-    from infphys.measure import Level, run_levels, run_sync
-    from infphys.plots.labs_load import latency_vs_throughput, run_timeline
-    from infphys.plots.load import error_rate_vs_load, latency_vs_load, throughput_vs_load
-    from infphys.resolve import resolve_target
-    from infphys.sim.server import serve
+    from infphys import analysis, fmt, measure, plots, resolve, sim, stats
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
     return (
-        AnswerBook,
-        Level,
+        analysis,
         contextlib,
-        error_rate_vs_load,
         fmt,
         labsetup,
-        latency_vs_load,
-        latency_vs_throughput,
-        littles_law_by_level,
-        open_loop_vs_mmc,
-        os,
-        resolve_target,
-        run_levels,
-        run_sync,
-        run_timeline,
-        serve,
+        measure,
+        plots,
+        resolve,
+        sim,
         stats,
-        throughput_vs_load,
         ui,
     )
 
 
 @app.cell
-def _(labsetup, mo, ui):
+def _(labsetup, mo):
     # The simulator's settings apply when nothing answers at NIM_BASE_URL (the fallback): a
     # small A100 server whose knee lies inside the sweep.
-    gpu_pick = ui.gpu_dropdown("A100 80GB SXM", "fallback simulator: GPU")
-    model_pick = ui.model_dropdown("Llama-3.1-8B", "fallback simulator: model")
-    max_num_seqs_slider = mo.ui.slider(
-        steps=[2, 4, 8, 16, 32], value=8, label="fallback simulator: max_num_seqs (batch limit)",
-        show_value=True,
-    )
-    levels_pick = mo.ui.dropdown(
-        options={
-            "1, 2, 4, 8, 16, 32": [1, 2, 4, 8, 16, 32],
-            "1, 2, 4, 8, 16": [1, 2, 4, 8, 16],
-            "1, 4, 16, 64": [1, 4, 16, 64],
-            "1, 2, 4, 8, 16, 32, 64": [1, 2, 4, 8, 16, 32, 64],
+    controls, _view = labsetup.controls(
+        labsetup.server_row(
+            "A100 80GB SXM", "Llama-3.1-8B", [2, 4, 8, 16, 32], 8, "fallback simulator: "
+        ),
+        {
+            "concurrency_levels": labsetup.list_dropdown(
+                [[1, 2, 4, 8, 16, 32], [1, 2, 4, 8, 16], [1, 4, 16, 64], [1, 2, 4, 8, 16, 32, 64]],
+                [1, 2, 4, 8, 16, 32],
+                "closed-loop concurrency levels",
+            ),
+            "rounds_per_level": mo.ui.slider(
+                2, 16, value=4, label="rounds per level (requests = rounds × c)", show_value=True
+            ),
         },
-        value="1, 2, 4, 8, 16, 32",
-        label="closed-loop concurrency levels",
-    )
-    rounds_slider = mo.ui.slider(2, 16, value=4, label="rounds per level (requests = rounds × c)",
-                                 show_value=True)
-    fractions_pick = mo.ui.dropdown(
-        options={
-            "0.3, 0.5, 0.7, 0.85": [0.3, 0.5, 0.7, 0.85],
-            "0.5, 0.8, 0.95": [0.5, 0.8, 0.95],
-            "0.25, 0.5, 0.75, 1.0, 1.25": [0.25, 0.5, 0.75, 1.0, 1.25],
+        {
+            "rate_fractions": labsetup.list_dropdown(
+                [[0.3, 0.5, 0.7, 0.85], [0.5, 0.8, 0.95], [0.25, 0.5, 0.75, 1.0, 1.25]],
+                [0.3, 0.5, 0.7, 0.85],
+                "open-loop rates (× the closed loop's plateau)",
+            ),
+            "open_requests": mo.ui.slider(
+                20, 400, step=20, value=40, label="requests per open-loop rate", show_value=True
+            ),
         },
-        value="0.3, 0.5, 0.7, 0.85",
-        label="open-loop rates (× the closed loop's plateau)",
+        labsetup.request_row([16, 64, 256, 1024], 64, [8, 16, 32, 64, 128], 16),
     )
-    open_requests_slider = mo.ui.slider(
-        20, 400, step=20, value=40, label="requests per open-loop rate", show_value=True
-    )
-    prompt_pick = labsetup.int_dropdown([16, 64, 256, 1024], 64, "prompt tokens")
-    max_tokens_pick = labsetup.int_dropdown([8, 16, 32, 64, 128], 16, "max_tokens")
-    seed_number = labsetup.seed_input()
-    labsetup.controls_view(
-        [gpu_pick, model_pick, max_num_seqs_slider],
-        [levels_pick, rounds_slider],
-        [fractions_pick, open_requests_slider],
-        [prompt_pick, max_tokens_pick, seed_number],
-    )
-    return (
-        fractions_pick,
-        gpu_pick,
-        levels_pick,
-        max_num_seqs_slider,
-        max_tokens_pick,
-        model_pick,
-        open_requests_slider,
-        prompt_pick,
-        rounds_slider,
-        seed_number,
-    )
+    _view
+    return (controls,)
 
 
 @app.cell
-def _(
-    fractions_pick,
-    gpu_pick,
-    labsetup,
-    levels_pick,
-    max_num_seqs_slider,
-    max_tokens_pick,
-    model_pick,
-    open_requests_slider,
-    prompt_pick,
-    rounds_slider,
-    seed_number,
-):
+def _(controls, labsetup):
     # The settings as plain values, a row of controls a line (a test overrides them all).
-    gpu, model, max_num_seqs = labsetup.values(gpu_pick, model_pick, max_num_seqs_slider)
-    concurrency_levels, rounds_per_level = labsetup.values(levels_pick, rounds_slider)
-    rate_fractions, open_requests = labsetup.values(fractions_pick, open_requests_slider)
-    prompt_tokens, max_tokens, seed = labsetup.values(prompt_pick, max_tokens_pick, seed_number)
+    gpu, model, max_num_seqs = labsetup.settings(controls, "gpu", "model", "max_num_seqs")
+    concurrency_levels, rounds_per_level = labsetup.settings(
+        controls, "concurrency_levels", "rounds_per_level"
+    )
+    rate_fractions, open_requests = labsetup.settings(controls, "rate_fractions", "open_requests")
+    prompt_tokens, max_tokens, seed = labsetup.settings(
+        controls, "prompt_tokens", "max_tokens", "seed"
+    )
     return (
         concurrency_levels,
         gpu,
@@ -193,16 +144,16 @@ def _(
 
 
 @app.cell
-def _(resolve_target):
+def _(resolve):
     # The target: NIM_BASE_URL if a server answers there (probed once, nothing started).
-    resolved = resolve_target(fallback=False)
+    resolved = resolve.resolve_target(fallback=False)
     # The engine behind it when it is an infphys simulator (it publishes its configuration).
     published = resolved.sim_config if resolved.answered else None
     return published, resolved
 
 
 @app.cell
-def _(contextlib, gpu, max_num_seqs, model, resolved, serve):
+def _(contextlib, gpu, max_num_seqs, model, resolved, sim):
     # Otherwise the fallback: a small simulated server started afresh for each run (an idle
     # engine, no queue left over), on the settings above, its lag counted and shown once below.
     # A simulator that `infphys labs` started because nothing answered is a fallback too.
@@ -214,8 +165,8 @@ def _(contextlib, gpu, max_num_seqs, model, resolved, serve):
         if not fallback:
             yield resolved.target, resolved.lag_note
             return
-        with serve(gpu, model, max_num_seqs=max_num_seqs,
-                   served_model_name=resolved.target.model, log_lag=False) as _sim:
+        with sim.serve(gpu, model, max_num_seqs=max_num_seqs,
+                       served_model_name=resolved.target.model, log_lag=False) as _sim:
             yield _sim, _sim.lag_note
 
     _why = (
@@ -240,23 +191,31 @@ def _(server_note, ui):
 
 
 @app.cell
-def _(run_levels, run_sync, seed, server_for_run):
+def _(measure, seed, server_for_run):
     def run_sweep(levels):
         """One sweep of ``levels`` on the server above (a fallback one is started afresh), its
         metrics scraped every 0.1 s: the result, and the simulator's lag note (None if none)."""
         with server_for_run() as (target, lag_note):
-            result = run_sync(run_levels(target, levels, kind="sweep", seed=seed,
-                                         metrics_interval_s=0.1, log_notes=False))
+            result = measure.run_sync(measure.run_levels(target, levels, kind="sweep", seed=seed,
+                                                         metrics_interval_s=0.1, log_notes=False))
             return result, lag_note()
+
     return (run_sweep,)
 
 
 @app.cell
-def _(Level, concurrency_levels, max_tokens, prompt_tokens, rounds_per_level, run_sweep):
+def _(
+    concurrency_levels,
+    max_tokens,
+    measure,
+    prompt_tokens,
+    rounds_per_level,
+    run_sweep,
+):
     # The closed-loop sweep: rounds × c requests per level (at least 8), no warm-up.
     _levels = [
-        Level(requests=max(rounds_per_level * _c, 8), concurrency=_c,
-              prompt_tokens=prompt_tokens, max_tokens=max_tokens)
+        measure.Level(requests=max(rounds_per_level * _c, 8), concurrency=_c,
+                      prompt_tokens=prompt_tokens, max_tokens=max_tokens)
         for _c in concurrency_levels
     ]
     closed, closed_lag_note = run_sweep(_levels)
@@ -276,12 +235,14 @@ def _(closed_frame, stats):
 
 
 @app.cell
-def _(closed_frame, latency_vs_load, mo, throughput_vs_load, error_rate_vs_load):
+def _(closed_frame, mo, plots):
     mo.vstack(
         [
-            latency_vs_load(closed_frame, title="Closed loop: end-to-end p50, p95, p99"),
-            throughput_vs_load(closed_frame, title="Closed loop: throughput, the knee marked"),
-            error_rate_vs_load(closed_frame, title="Closed loop: errors"),
+            plots.load.latency_vs_load(closed_frame, title="Closed loop: end-to-end p50, p95, p99"),
+            plots.load.throughput_vs_load(
+                closed_frame, title="Closed loop: throughput, the knee marked"
+            ),
+            plots.load.error_rate_vs_load(closed_frame, title="Closed loop: errors"),
         ]
     )
     return
@@ -303,10 +264,10 @@ def _(mo):
 
 
 @app.cell
-def _(closed_frame, littles_law_by_level):
-    little_table = littles_law_by_level(closed_frame)
+def _(analysis, closed_frame):
+    little_table = analysis.littles_law_by_level(closed_frame)
     little_table
-    return (little_table,)
+    return
 
 
 @app.cell(hide_code=True)
@@ -323,9 +284,9 @@ def _(mo):
 
 
 @app.cell
-def _(closed, closed_frame, run_timeline):
-    run_timeline(closed_frame, metrics=closed.metrics,
-                 title="Closed loop: latencies and server gauges over time")
+def _(closed, closed_frame, plots):
+    plots.labs_load.run_timeline(closed_frame, metrics=closed.metrics,
+                                 title="Closed loop: latencies and server gauges over time")
     return
 
 
@@ -338,9 +299,9 @@ def _(closed_summary):
 
 @app.cell
 def _(
-    Level,
     capacity_req_per_s,
     max_tokens,
+    measure,
     open_requests,
     prompt_tokens,
     rate_fractions,
@@ -348,8 +309,8 @@ def _(
 ):
     # The open-loop sweep, on a fresh server: Poisson arrivals at fractions of the plateau.
     _levels = [
-        Level(requests=open_requests, rate_per_s=round(_f * capacity_req_per_s, 3),
-              arrival="poisson", prompt_tokens=prompt_tokens, max_tokens=max_tokens)
+        measure.Level(requests=open_requests, rate_per_s=round(_f * capacity_req_per_s, 3),
+                      arrival="poisson", prompt_tokens=prompt_tokens, max_tokens=max_tokens)
         for _f in rate_fractions
     ]
     opened, open_lag_note = run_sweep(_levels)
@@ -368,8 +329,8 @@ def _(closed, closed_lag_note, open_lag_note, opened, ui):
 
 
 @app.cell
-def _(closed_frame, latency_vs_throughput, open_frame):
-    latency_vs_throughput(
+def _(closed_frame, open_frame, plots):
+    plots.labs_load.latency_vs_throughput(
         {"closed loop": closed_frame, "open loop (Poisson)": open_frame},
         title="Same server, two loads: latency against the throughput delivered",
     )
@@ -378,13 +339,13 @@ def _(closed_frame, latency_vs_throughput, open_frame):
 
 @app.cell
 def _(
+    analysis,
     capacity_req_per_s,
     concurrency_levels,
     fallback,
     knee_concurrency,
     max_num_seqs,
     open_frame,
-    open_loop_vs_mmc,
     published,
 ):
     # Theory against measurement: each rate against M/M/c with the measured plateau as its
@@ -402,11 +363,11 @@ def _(
         if fallback or published is not None
         else "the knee's concurrency (this server does not publish its batch limit)"
     )
-    queue_table = open_loop_vs_mmc(
+    queue_table = analysis.open_loop_vs_mmc(
         open_frame, servers=queue_servers, capacity_req_per_s=capacity_req_per_s
     )
     queue_table
-    return queue_servers, queue_servers_source, queue_table
+    return queue_servers, queue_servers_source
 
 
 @app.cell(hide_code=True)
@@ -424,9 +385,9 @@ def _(mo, queue_servers, queue_servers_source):
 
 
 @app.cell
-def _(open_frame, opened, run_timeline):
-    run_timeline(open_frame, metrics=opened.metrics,
-                 title="Open loop: latencies and server gauges over time")
+def _(open_frame, opened, plots):
+    plots.labs_load.run_timeline(open_frame, metrics=opened.metrics,
+                                 title="Open loop: latencies and server gauges over time")
     return
 
 
@@ -484,15 +445,15 @@ def _(book, capacity_req_per_s, knee_concurrency, p95_growth, server_note):
 
 @app.cell
 def _(
-    AnswerBook,
     capacity_req_per_s,
     closed_summary,
     knee,
     learner,
     open_frame,
     stats,
+    ui,
 ):
-    book = AnswerBook(learner.value, lab="lab08")
+    book = ui.AnswerBook(learner.value, lab="lab08")
     _has_knee = knee is not None and knee.knee_index is not None
     _at_knee = closed_summary.iloc[knee.knee_index if _has_knee else -1]
     _rates = stats.summarize(open_frame)["rate_per_s"]

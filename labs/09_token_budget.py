@@ -65,35 +65,11 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
-    from infphys import fmt, stats
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.measure import run_sync, token_grid
-    from infphys.analysis import token_budget_split, token_budget_table, token_costs
-    from infphys.plots.labs_load import token_budget_lines
-    from infphys.plots.token_budget import split_bars
-    from infphys.plots.load import token_grid_heatmap
+    from infphys import analysis, fmt, measure, plots, stats
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        fmt,
-        labsetup,
-        os,
-        run_sync,
-        split_bars,
-        stats,
-        token_budget_lines,
-        token_budget_split,
-        token_budget_table,
-        token_costs,
-        token_grid,
-        token_grid_heatmap,
-        ui,
-    )
+    return analysis, fmt, labsetup, measure, plots, stats, ui
 
 
 @app.cell
@@ -140,19 +116,18 @@ def _(labsetup, outputs_pick, per_cell_slider, prompts_pick, seed_number):
 @app.cell
 def _(
     max_tokens_values,
+    measure,
     prompt_sizes,
     requests_per_cell,
-    run_sync,
     seed,
     target,
-    token_grid,
 ):
     # One call: every (prompt size, max_tokens) cell, one request at a time. ignore_eos asks a
     # vLLM-based server for the full max_tokens (the simulator always produces exactly that).
-    grid = run_sync(
-        token_grid(target, prompt_tokens=prompt_sizes, max_tokens=max_tokens_values,
-                   requests_per_cell=requests_per_cell, seed=seed,
-                   extra_body={"ignore_eos": True}, log_notes=False)
+    grid = measure.run_sync(
+        measure.token_grid(target, prompt_tokens=prompt_sizes, max_tokens=max_tokens_values,
+                           requests_per_cell=requests_per_cell, seed=seed,
+                           extra_body={"ignore_eos": True}, log_notes=False)
     )
     frame = grid.frame()
     return frame, grid
@@ -173,14 +148,18 @@ def _(frame, stats):
 
 
 @app.cell
-def _(frame, mo, token_budget_lines, token_grid_heatmap):
+def _(frame, mo, plots):
     mo.vstack(
         [
             # Medians: a p95 needs 20 or more requests per cell, and a cell here has a few.
-            token_budget_lines(frame, value="e2e_p50_s",
-                               title="Median (p50) end-to-end against max_tokens, by prompt size"),
-            token_grid_heatmap(frame, value="e2e_p50_s",
-                               title="Median (p50) end-to-end (ms) per prompt size × max_tokens"),
+            plots.labs_load.token_budget_lines(
+                frame, value="e2e_p50_s",
+                title="Median (p50) end-to-end against max_tokens, by prompt size",
+            ),
+            plots.load.token_grid_heatmap(
+                frame, value="e2e_p50_s",
+                title="Median (p50) end-to-end (ms) per prompt size × max_tokens",
+            ),
         ]
     )
     return
@@ -199,19 +178,19 @@ def _(mo):
 
 
 @app.cell
-def _(frame, split_bars, token_budget_split):
-    split_bars(token_budget_split(frame))
+def _(analysis, frame, plots):
+    plots.token_budget.split_bars(analysis.token_budget_split(frame))
     return
 
 
 @app.cell
-def _(frame, resolved, token_budget_table):
+def _(analysis, frame, resolved):
     # Theory against measurement (on the simulator): the roofline's prefill and decode-step
     # times for one request alone, against the measured p50s.
     _roofline = resolved.sim_config.roofline if resolved.sim_config is not None else None
-    theory_table = token_budget_table(frame, roofline=_roofline)
+    theory_table = analysis.token_budget_table(frame, roofline=_roofline)
     theory_table
-    return (theory_table,)
+    return
 
 
 @app.cell(hide_code=True)
@@ -249,9 +228,9 @@ def _(max_tokens_values, prompt_sizes, summary):
 
 
 @app.cell
-def _(frame, token_costs):
+def _(analysis, frame):
     # One call: least-squares lines through the grid (prefill per prompt token, decode per token).
-    costs = token_costs(frame)
+    costs = analysis.token_costs(frame)
     return (costs,)
 
 
@@ -289,7 +268,6 @@ def _(book, costs, resolved):
 
 @app.cell
 def _(
-    AnswerBook,
     corner_large,
     corner_output,
     corner_prompt,
@@ -299,8 +277,9 @@ def _(
     m_small,
     p_large,
     p_small,
+    ui,
 ):
-    book = AnswerBook(learner.value, lab="lab09")
+    book = ui.AnswerBook(learner.value, lab="lab09")
     # What the exercises are checked against: the learner's own grid (p50s, in ms).
     exercise_context = {
         "prompt_tokens_small": p_small,

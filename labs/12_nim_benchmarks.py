@@ -45,38 +45,19 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
     import pandas as pd
 
-    from infphys import fmt, nim_planning
-    from infphys.catalog import DEFAULT_SLO, MEASURED_SOURCES, get_gpu
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.plots import measured as measured_plots
-    from infphys.sim.fidelity import replay_nim_row
+    from infphys import catalog, fmt, nim_planning, plots
+    from infphys.exercises import labsetup, ui
+    from infphys.sim import fidelity
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        DEFAULT_SLO,
-        MEASURED_SOURCES,
-        fmt,
-        get_gpu,
-        labsetup,
-        measured_plots,
-        nim_planning,
-        os,
-        pd,
-        replay_nim_row,
-        ui,
-    )
+    return catalog, fidelity, fmt, labsetup, nim_planning, pd, plots, ui
 
 
 @app.cell(hide_code=True)
-def _(MEASURED_SOURCES, mo):
-    mo.md("Source: " + MEASURED_SOURCES["nim_llama3_serving.csv"] + ".")
+def _(catalog, mo):
+    mo.md("Source: " + catalog.MEASURED_SOURCES["nim_llama3_serving.csv"] + ".")
     return
 
 
@@ -153,7 +134,7 @@ def _(held_level_pick, held_pick):
 
 
 @app.cell
-def _(curves, held_concurrency, held_gpu, held_precision, held_tp, measured_plots):
+def _(curves, held_concurrency, held_gpu, held_precision, held_tp, plots):
     _held = (
         (curves["gpu_key"] == held_gpu)
         & (curves["precision_key"] == held_precision)
@@ -161,8 +142,8 @@ def _(curves, held_concurrency, held_gpu, held_precision, held_tp, measured_plot
         & (curves["concurrency"] == held_concurrency)
     )
     shown_curves = curves[~_held]
-    measured_plots.nim_latency_throughput(shown_curves)
-    return (shown_curves,)
+    plots.measured.nim_latency_throughput(shown_curves)
+    return
 
 
 @app.cell(hide_code=True)
@@ -178,10 +159,12 @@ def _(mo):
 
 
 @app.cell
-def _(curves, get_gpu, mo):
+def _(catalog, curves, mo):
     _gpus = sorted(curves["gpu_key"].unique())
     tp_gpu_pick = mo.ui.dropdown(
-        options={get_gpu(g).name: g for g in _gpus}, value=get_gpu(_gpus[-1]).name, label="GPU"
+        options={catalog.get_gpu(g).name: g for g in _gpus},
+        value=catalog.get_gpu(_gpus[-1]).name,
+        label="GPU",
     )
     tp_gpu_pick
     return (tp_gpu_pick,)
@@ -194,11 +177,11 @@ def _(tp_gpu_pick):
 
 
 @app.cell
-def _(gpu, isl, measured_plots, mo, model, nim_planning, osl):
+def _(gpu, isl, mo, model, nim_planning, osl, plots):
     tp_table = nim_planning.tp_gain(model.key, gpu, isl, osl)
     mo.vstack(
         [
-            measured_plots.nim_tp_gain(tp_table),
+            plots.measured.nim_tp_gain(tp_table),
             tp_table[
                 [
                     "concurrency",
@@ -228,11 +211,11 @@ def _(mo):
 
 
 @app.cell
-def _(DEFAULT_SLO, mo):
+def _(catalog, mo):
     users_number = mo.ui.number(1, 5000, step=1, value=100, label="concurrent users")
     ttft_slider = mo.ui.slider(
         steps=[250, 500, 1000, 2000, 5000],
-        value=round(DEFAULT_SLO.ttft_ms),  # Nielsen's 1 s flow-of-thought limit
+        value=round(catalog.DEFAULT_SLO.ttft_ms),  # Nielsen's 1 s flow-of-thought limit
         show_value=True,
         label="p95 TTFT budget (ms)",
     )
@@ -297,13 +280,13 @@ def _(fmt, mo, plan, users):
 
 
 @app.cell(hide_code=True)
-def _(get_gpu, held_gpu, held_level_pick, held_pick, held_tp, mo):
+def _(catalog, held_gpu, held_level_pick, held_pick, held_tp, mo):
     mo.vstack(
         [
             mo.md(
                 "## Predict before you look\n\n"
                 "One measured row was left out of the chart above: "
-                f"**{get_gpu(held_gpu).name} × {held_tp}** at **{held_level_pick.value} "
+                f"**{catalog.get_gpu(held_gpu).name} × {held_tp}** at **{held_level_pick.value} "
                 "clients**. Two models predict it: the simulator replays the closed loop through "
                 "its TensorRT-LLM scheduler (`replay_nim_row`), and the closed-loop queueing "
                 "model prices one decode step at a batch of N plus the prefills that interrupt "
@@ -318,6 +301,7 @@ def _(get_gpu, held_gpu, held_level_pick, held_pick, held_tp, mo):
 
 @app.cell
 def _(
+    fidelity,
     held_concurrency,
     held_gpu,
     held_precision,
@@ -327,12 +311,11 @@ def _(
     nim_planning,
     osl,
     pd,
-    replay_nim_row,
 ):
     held_row = nim_planning.nim_row(
         model.key, held_gpu, held_precision, held_tp, held_concurrency, isl, osl
     )
-    sim_pred = replay_nim_row(held_row)
+    sim_pred = fidelity.replay_nim_row(held_row)
     queue_pred = nim_planning.closed_loop_estimate(
         model.key, held_gpu, held_precision, held_tp, held_concurrency, isl, osl
     )
@@ -400,9 +383,8 @@ def _(book, plan, revealed):
 
 @app.cell
 def _(
-    AnswerBook,
     a100_usd,
-    get_gpu,
+    catalog,
     gpu,
     h100_usd,
     held_concurrency,
@@ -418,16 +400,17 @@ def _(
     sim_pred,
     tp_table,
     ttft_budget_ms,
+    ui,
     users,
 ):
-    book = AnswerBook(learner.value, lab="lab12")
+    book = ui.AnswerBook(learner.value, lab="lab12")
     exercise_context = {
         "model": model.key,
         "model_name": model.name,
         "isl": int(isl),
         "osl": int(osl),
         "gpu": gpu,
-        "gpu_name": get_gpu(gpu).name,
+        "gpu_name": catalog.get_gpu(gpu).name,
         "concurrency": int(tp_table["concurrency"].iloc[len(tp_table) // 2]),
         "users": users,
         "ttft_budget_ms": ttft_budget_ms,

@@ -16,7 +16,8 @@ from typing import Any
 import marimo as mo
 import pytest
 
-from infphys.catalog import DEFAULT_SLO, get_gpu, get_model
+from infphys import catalog
+from infphys.catalog import get_gpu, get_model
 from infphys.exercises import labsetup, ui
 
 LABS = Path(__file__).resolve().parents[1] / "labs"
@@ -89,7 +90,7 @@ def _settings_at_defaults(lab: str, **refs: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for data in module.app._cell_manager.cell_data():  # marimo is pinned (0.25.2)
         cell = data.cell
-        if cell is None or "labsetup.values" not in data.code:
+        if cell is None or not ("labsetup.values(" in data.code or "labsetup.settings(" in data.code):
             continue
         widget_names = cell._cell.refs - env.keys() - set(dir(builtins))
         for maker in module.app._cell_manager.cell_data():
@@ -181,7 +182,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("lab", sorted(DEFAULTS))
 def test_settings_at_the_widgets_defaults(lab: str) -> None:
-    assert _settings_at_defaults(lab, DEFAULT_SLO=DEFAULT_SLO) == DEFAULTS[lab]
+    assert _settings_at_defaults(lab, catalog=catalog) == DEFAULTS[lab]
 
 
 def test_model_select_can_show_a_tables_own_names() -> None:

@@ -7,7 +7,7 @@ own numbers) are the lab's own, the last three are the same in every lab::
     # cell 1: what the answer file keeps of the learner's run besides the answers
     book.add_run("kv_wall", {"calculator_users": engine_wall_users})
     # cell 2: the answer book and the numbers the prompts and solutions use
-    book = AnswerBook(learner.value, lab="lab03")
+    book = ui.AnswerBook(learner.value, lab="lab03")
     exercise_context = {"model": model.key, "users": 50}
     # cell 3: the name box and the save button (made once: typing a name re-runs nothing above)
     learner, save_button = learner_controls()
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LEARNER_ENV",
+    "AnswerBook",
     "check_answers",
     "exercise_form",
     "exercise_widget",
