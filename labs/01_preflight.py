@@ -126,22 +126,22 @@ def _(measure, mo, target):
 def _(labsetup, resolved):
     # The theory's GPU and model: the simulator's, else the course's defaults (the simulator's
     # and the home page's); pick the real ones when a real server answers.
-    max_tokens_pick = labsetup.int_dropdown([16, 64, 128, 256], 64, "max_tokens")
-    prompt_pick = labsetup.int_dropdown([32, 128, 512, 2048], 128, "prompt tokens")
-    seed_number = labsetup.seed_input()
     theory_picks = labsetup.theory_selects(resolved)
-    labsetup.controls_view(
-        [prompt_pick, max_tokens_pick, seed_number],
+    controls, _view = labsetup.controls(
+        labsetup.request_row([32, 128, 512, 2048], 128, [16, 64, 128, 256], 64),
         [*theory_picks],
         title="3 · Time one request",
     )
-    return max_tokens_pick, prompt_pick, seed_number, theory_picks
+    _view
+    return controls, theory_picks
 
 
 @app.cell
-def _(labsetup, max_tokens_pick, prompt_pick, seed_number, theory_picks):
+def _(controls, labsetup, theory_picks):
     # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
-    max_tokens, prompt_tokens, seed = labsetup.values(max_tokens_pick, prompt_pick, seed_number)
+    max_tokens, prompt_tokens, seed = labsetup.settings(
+        controls, "max_tokens", "prompt_tokens", "seed"
+    )
     theory_gpu, theory_model = theory_picks.value
     return max_tokens, prompt_tokens, seed, theory_gpu, theory_model
 

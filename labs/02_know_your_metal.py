@@ -123,22 +123,26 @@ def _(engine, fmt, has_gpu, mo, pd):
 
 
 @app.cell
-def _(engine, has_gpu, labsetup, mo):
+def _(engine, has_gpu, labsetup):
     _detected = engine.gpus[0].catalog if has_gpu and engine.gpus[0].catalog else None
-    gpu_pick = labsetup.gpu_select(
-        _detected.name if _detected else "H100 SXM",
-        "GPU to reason about" + (" (detected)" if _detected else ""),
+    table_controls, _view = labsetup.controls(
+        {
+            "gpu": labsetup.gpu_select(
+                _detected.name if _detected else "H100 SXM",
+                "GPU to reason about" + (" (detected)" if _detected else ""),
+            ),
+            "model": labsetup.model_select("Llama-3.1-8B", "model for the weight-read floor"),
+        },
+        title="2 · The bandwidth context table",
     )
-    model_pick = labsetup.model_select("Llama-3.1-8B", "model for the weight-read floor")
-    mo.vstack([mo.md("## 2 · The bandwidth context table"), mo.hstack([gpu_pick, model_pick],
-                                                                      justify="start")])
-    return gpu_pick, model_pick
+    _view
+    return (table_controls,)
 
 
 @app.cell
-def _(gpu_pick, labsetup, model_pick):
+def _(labsetup, table_controls):
     # The settings as plain values, one cell a section: a test overrides a section's at once.
-    gpu, model = labsetup.values(gpu_pick, model_pick)
+    gpu, model = labsetup.settings(table_controls, "gpu", "model")
     return gpu, model
 
 
@@ -188,15 +192,20 @@ def _(has_gpu, mo):
 
 @app.cell
 def _(labsetup, mo):
-    copy_mib_pick = labsetup.int_dropdown([16, 64, 256, 1024], 64, "largest copy (MiB)")
-    repeats_number = mo.ui.number(3, 50, step=1, value=5, label="timings per size")
-    mo.hstack([copy_mib_pick, repeats_number], justify="start")
-    return copy_mib_pick, repeats_number
+    copy_controls, _view = labsetup.controls(
+        {
+            "largest_mib": labsetup.int_dropdown([16, 64, 256, 1024], 64, "largest copy (MiB)"),
+            "repeats": mo.ui.number(3, 50, step=1, value=5, label="timings per size"),
+        },
+        title=None,
+    )
+    _view
+    return (copy_controls,)
 
 
 @app.cell
-def _(copy_mib_pick, labsetup, repeats_number):
-    _largest_mib, copy_repeats = labsetup.values(copy_mib_pick, repeats_number)
+def _(copy_controls, labsetup):
+    _largest_mib, copy_repeats = labsetup.settings(copy_controls, "largest_mib", "repeats")
     copy_largest_bytes = _largest_mib * 2**20
     return copy_largest_bytes, copy_repeats
 
@@ -267,15 +276,20 @@ def _(has_gpu, mo):
 
 @app.cell
 def _(labsetup, mo):
-    budget_number = mo.ui.number(2, 120, step=1, value=8, label="time budget (s)")
-    seed_number = labsetup.seed_input()
-    mo.hstack([budget_number, seed_number], justify="start")
-    return budget_number, seed_number
+    experiment_controls, _view = labsetup.controls(
+        {
+            "budget_s": mo.ui.number(2, 120, step=1, value=8, label="time budget (s)"),
+            "seed": labsetup.seed_input(),
+        },
+        title=None,
+    )
+    _view
+    return (experiment_controls,)
 
 
 @app.cell
-def _(budget_number, labsetup, seed_number):
-    experiment_budget_s, seed = labsetup.values(budget_number, seed_number)
+def _(experiment_controls, labsetup):
+    experiment_budget_s, seed = labsetup.settings(experiment_controls, "budget_s", "seed")
     return experiment_budget_s, seed
 
 

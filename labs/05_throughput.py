@@ -76,39 +76,35 @@ def _(labsetup, mo, ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running); the
     # theory's GPU and model start at the simulator's.
     resolved, target = ui.lab_target()
-    requests_slider = mo.ui.slider(2, 64, step=1, value=8, show_value=True,
-                                   label="N requests")
-    max_tokens_pick = labsetup.int_dropdown([32, 64, 128, 256], 64, "max_tokens per request")
-    prompt_pick = labsetup.int_dropdown([32, 128, 512], 128, "prompt tokens")
-    seed_number = labsetup.seed_input()
     theory_picks = labsetup.theory_selects(resolved)
-    mo.vstack(
-        [
-            ui.target_view(resolved.message),
-            labsetup.controls_view(
-                [requests_slider, max_tokens_pick, prompt_pick, seed_number], [*theory_picks]
+    controls, _view = labsetup.controls(
+        {
+            "n_requests": mo.ui.slider(2, 64, step=1, value=8, show_value=True, label="N requests"),
+            **labsetup.request_row(
+                [32, 128, 512], 128, [32, 64, 128, 256], 64, "max_tokens per request"
             ),
-        ]
+        },
+        [*theory_picks],
     )
-    return (
-        max_tokens_pick,
-        prompt_pick,
-        requests_slider,
-        resolved,
-        seed_number,
-        target,
-        theory_picks,
-    )
+    mo.vstack([ui.target_view(resolved.message), _view])
+    return controls, resolved, target, theory_picks
 
 
 @app.cell
-def _(labsetup, max_tokens_pick, prompt_pick, requests_slider, seed_number, theory_picks):
+def _(controls, labsetup, theory_picks):
     # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
-    n_requests, max_tokens, prompt_tokens, seed = labsetup.values(
-        requests_slider, max_tokens_pick, prompt_pick, seed_number
+    n_requests, max_tokens, prompt_tokens, seed = labsetup.settings(
+        controls, "n_requests", "max_tokens", "prompt_tokens", "seed"
     )
     theory_gpu, theory_model = theory_picks.value
-    return max_tokens, n_requests, prompt_tokens, seed, theory_gpu, theory_model
+    return (
+        max_tokens,
+        n_requests,
+        prompt_tokens,
+        seed,
+        theory_gpu,
+        theory_model,
+    )
 
 
 @app.cell

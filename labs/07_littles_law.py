@@ -81,52 +81,36 @@ def _():
 def _(labsetup, mo, ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
     resolved, target = ui.lab_target()
-    requests_slider = mo.ui.slider(10, 100, step=2, value=24, label="requests", show_value=True)
-    prompt_pick = labsetup.int_dropdown([16, 64, 256, 1024], 64, "prompt tokens")
-    max_tokens_slider = mo.ui.slider(
-        steps=[8, 16, 32, 64, 128, 256], value=32, label="max_tokens (output)", show_value=True
-    )
-    warmup_pick = labsetup.int_dropdown([0, 1, 2], 1, "warm-up requests")
-    target_rate_number = mo.ui.number(
-        1, 10_000, step=1, value=20, label="a request rate to plan for (requests/s)"
-    )
-    seed_number = labsetup.seed_input()
-    mo.vstack(
-        [
-            ui.target_view(resolved.message),
-            labsetup.controls_view(
-                [requests_slider, prompt_pick, max_tokens_slider],
-                [warmup_pick, target_rate_number, seed_number],
+    controls, _view = labsetup.controls(
+        {
+            "requests": mo.ui.slider(10, 100, step=2, value=24, label="requests", show_value=True),
+            "prompt_tokens": labsetup.int_dropdown([16, 64, 256, 1024], 64, "prompt tokens"),
+            "max_tokens": mo.ui.slider(
+                steps=[8, 16, 32, 64, 128, 256], value=32, label="max_tokens (output)",
+                show_value=True,
             ),
-        ]
+        },
+        {
+            "warmup": labsetup.int_dropdown([0, 1, 2], 1, "warm-up requests"),
+            "target_req_per_s": mo.ui.number(
+                1, 10_000, step=1, value=20, label="a request rate to plan for (requests/s)"
+            ),
+            "seed": labsetup.seed_input(),
+        },
     )
-    return (
-        max_tokens_slider,
-        prompt_pick,
-        requests_slider,
-        resolved,
-        seed_number,
-        target,
-        target_rate_number,
-        warmup_pick,
-    )
+    mo.vstack([ui.target_view(resolved.message), _view])
+    return controls, resolved, target
 
 
 @app.cell
-def _(
-    labsetup,
-    max_tokens_slider,
-    prompt_pick,
-    requests_slider,
-    seed_number,
-    target_rate_number,
-    warmup_pick,
-):
+def _(controls, labsetup):
     # The settings as plain values, a row of controls a line (a test overrides them all).
-    requests, prompt_tokens, max_tokens = labsetup.values(
-        requests_slider, prompt_pick, max_tokens_slider
+    requests, prompt_tokens, max_tokens = labsetup.settings(
+        controls, "requests", "prompt_tokens", "max_tokens"
     )
-    warmup, target_req_per_s, seed = labsetup.values(warmup_pick, target_rate_number, seed_number)
+    warmup, target_req_per_s, seed = labsetup.settings(
+        controls, "warmup", "target_req_per_s", "seed"
+    )
     return max_tokens, prompt_tokens, requests, seed, target_req_per_s, warmup
 
 

@@ -76,40 +76,33 @@ def _():
 def _(labsetup, mo, ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
     resolved, target = ui.lab_target()
-    prompts_pick = mo.ui.dropdown(
-        options={
-            "64, 512, 2048": [64, 512, 2048],
-            "128, 1024, 4096": [128, 1024, 4096],
-            "64, 256, 1024, 4096": [64, 256, 1024, 4096],
+    controls, _view = labsetup.controls(
+        {
+            "prompt_sizes": labsetup.list_dropdown(
+                [[64, 512, 2048], [128, 1024, 4096], [64, 256, 1024, 4096]], [64, 512, 2048],
+                "prompt sizes (tokens)",
+            ),
+            "max_tokens_values": labsetup.list_dropdown(
+                [[8, 32, 64], [16, 64, 128], [8, 32, 128, 256]], [8, 32, 64], "max_tokens values"
+            ),
         },
-        value="64, 512, 2048",
-        label="prompt sizes (tokens)",
-    )
-    outputs_pick = mo.ui.dropdown(
-        options={
-            "8, 32, 64": [8, 32, 64],
-            "16, 64, 128": [16, 64, 128],
-            "8, 32, 128, 256": [8, 32, 128, 256],
+        {
+            "requests_per_cell": mo.ui.slider(
+                2, 10, value=3, label="requests per cell", show_value=True
+            ),
+            "seed": labsetup.seed_input(),
         },
-        value="8, 32, 64",
-        label="max_tokens values",
     )
-    per_cell_slider = mo.ui.slider(2, 10, value=3, label="requests per cell", show_value=True)
-    seed_number = labsetup.seed_input()
-    mo.vstack(
-        [
-            ui.target_view(resolved.message),
-            labsetup.controls_view([prompts_pick, outputs_pick], [per_cell_slider, seed_number]),
-        ]
-    )
-    return outputs_pick, per_cell_slider, prompts_pick, resolved, seed_number, target
+    mo.vstack([ui.target_view(resolved.message), _view])
+    return controls, resolved, target
 
 
 @app.cell
-def _(labsetup, outputs_pick, per_cell_slider, prompts_pick, seed_number):
+def _(controls, labsetup):
     # The settings as plain values, a row of controls a line (a test overrides them all).
-    prompt_sizes, max_tokens_values = labsetup.values(prompts_pick, outputs_pick)
-    requests_per_cell, seed = labsetup.values(per_cell_slider, seed_number)
+    prompt_sizes, max_tokens_values, requests_per_cell, seed = labsetup.settings(
+        controls, "prompt_sizes", "max_tokens_values", "requests_per_cell", "seed"
+    )
     return max_tokens_values, prompt_sizes, requests_per_cell, seed
 
 

@@ -90,7 +90,8 @@ def _settings_at_defaults(lab: str, **refs: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for data in module.app._cell_manager.cell_data():  # marimo is pinned (0.25.2)
         cell = data.cell
-        if cell is None or not ("labsetup.values(" in data.code or "labsetup.settings(" in data.code):
+        reads = ("labsetup.values(", "labsetup.settings(")
+        if cell is None or not any(r in data.code for r in reads):
             continue
         widget_names = cell._cell.refs - env.keys() - set(dir(builtins))
         for maker in module.app._cell_manager.cell_data():

@@ -233,14 +233,18 @@ def controls_view(*rows: Sequence[Any], title: str = "Controls") -> Any:
     )
 
 
-def controls(*rows: Mapping[str, Any] | str, title: str = "Controls") -> tuple[Any, Any]:
+def controls(
+    *rows: Mapping[str, Any] | Sequence[Any] | str, title: str | None = "Controls"
+) -> tuple[Any, Any]:
     """A lab's controls as one ``mo.ui.dictionary`` keyed by the setting each sets, and its view.
 
-    Each of ``rows`` is a row of the view under the heading: a mapping from a setting's name to
-    the widget that sets it, or a line of markdown. The dictionary's ``value`` maps every name
-    to its widget's value (read them with :func:`settings`); the view shows the dictionary's own
-    copies of the widgets, so moving one updates the dictionary. A lab keeps the one dictionary
-    as a global (marimo syncs only globals) instead of one global per widget::
+    Each of ``rows`` is a row of the view under the heading (none when ``title`` is None): a
+    mapping from a setting's name to the widget that sets it, a line of markdown, or a list of
+    widgets shown as they are (the lab's own globals, such as :func:`theory_selects`' two
+    selects). The dictionary's ``value``
+    maps every name to its widget's value (read them with :func:`settings`); the view shows the
+    dictionary's own copies of the widgets, so moving one updates the dictionary. A lab keeps
+    the one dictionary as a global (marimo syncs only globals) instead of one per widget::
 
         controls, _view = controls(
             {"prompt_tokens": int_dropdown([32, 128], 128, "prompt tokens")},
@@ -256,12 +260,19 @@ def controls(*rows: Mapping[str, Any] | str, title: str = "Controls") -> tuple[A
 
     widgets: dict[str, Any] = {}
     for row in rows:
-        if isinstance(row, str):
+        if not isinstance(row, Mapping):
             continue
         for name, widget in row.items():
             if name in widgets:
                 raise ValueError(f"two controls set {name!r}")
             widgets[name] = widget
     form = mo.ui.dictionary(widgets)
-    shown = [[mo.md(row)] if isinstance(row, str) else [form[n] for n in row] for row in rows]
+    shown = [
+        [form[n] for n in row] if isinstance(row, Mapping)
+        else [mo.md(row)] if isinstance(row, str)
+        else list(row)
+        for row in rows
+    ]
+    if title is None:
+        return form, mo.vstack([mo.hstack(row, justify="start") for row in shown])
     return form, controls_view(*shown, title=title)
