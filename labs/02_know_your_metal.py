@@ -373,10 +373,7 @@ def _(book, copy, engine, experiment):
 def _(copy_bytes, copy_s, gpu, learner, model, ui):
     book = ui.AnswerBook(learner.value, lab="lab02")
     exercise_context = {
-        "gpu": gpu.key,
-        "gpu_name": gpu.name,
-        "model": model.key,
-        "model_name": model.name,
+        **ui.spec_context(gpu, model),
         "copy_bytes": copy_bytes,
         "copy_s": copy_s,
     }

@@ -77,30 +77,30 @@ def _():
 @app.cell
 def _(labsetup, mo, ui):
     model_preset = ui.model_dropdown("Llama-3.1-8B", "model preset")
-    gpu_1 = labsetup.gpu_select("H100 SXM", "VRAM line 1 (the simulated GPU)")
-    gpu_2 = labsetup.gpu_select("H200 SXM", "VRAM line 2")
-    context_slider = mo.ui.slider(
-        steps=[1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072],
-        value=8192,
-        label="context per user (prompt + output tokens)",
-        show_value=True,
+    # The other controls, one dictionary keyed by the setting each sets (shown with the shape
+    # sliders below).
+    controls = mo.ui.dictionary(
+        {
+            "kv_precision": mo.ui.dropdown(
+                options=["bf16", "fp8", "fp32"], value="bf16", label="KV-cache precision"
+            ),
+            "weights_precision": mo.ui.dropdown(
+                options=["bf16", "fp8", "int4"], value="bf16", label="weights precision"
+            ),
+            "context_tokens": mo.ui.slider(
+                steps=[1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072],
+                value=8192,
+                label="context per user (prompt + output tokens)",
+                show_value=True,
+            ),
+            "max_users": mo.ui.slider(
+                8, 512, step=8, value=160, label="users to plot", show_value=True
+            ),
+            "gpu_a": labsetup.gpu_select("H100 SXM", "VRAM line 1 (the simulated GPU)"),
+            "gpu_b": labsetup.gpu_select("H200 SXM", "VRAM line 2"),
+        }
     )
-    users_slider = mo.ui.slider(8, 512, step=8, value=160, label="users to plot", show_value=True)
-    kv_precision_pick = mo.ui.dropdown(
-        options=["bf16", "fp8", "fp32"], value="bf16", label="KV-cache precision"
-    )
-    weights_precision_pick = mo.ui.dropdown(
-        options=["bf16", "fp8", "int4"], value="bf16", label="weights precision"
-    )
-    return (
-        context_slider,
-        gpu_1,
-        gpu_2,
-        kv_precision_pick,
-        model_preset,
-        users_slider,
-        weights_precision_pick,
-    )
+    return controls, model_preset
 
 
 @app.cell
@@ -124,23 +124,18 @@ def _(catalog, mo, model_preset):
 
 @app.cell(hide_code=True)
 def _(
-    context_slider,
-    gpu_1,
-    gpu_2,
+    controls,
     hidden_slider,
     kv_heads_pick,
-    kv_precision_pick,
     labsetup,
     layers_slider,
     model_preset,
-    users_slider,
-    weights_precision_pick,
 ):
     labsetup.controls_view(
-        [model_preset, kv_precision_pick, weights_precision_pick],
+        [model_preset, controls["kv_precision"], controls["weights_precision"]],
         [layers_slider, hidden_slider, kv_heads_pick],
-        [context_slider, users_slider],
-        [gpu_1, gpu_2],
+        [controls["context_tokens"], controls["max_users"]],
+        [controls["gpu_a"], controls["gpu_b"]],
     )
     return
 
@@ -158,20 +153,19 @@ def _(dataclasses, hidden_slider, kv_heads_pick, layers_slider, preset):
 
 
 @app.cell
-def _(
-    context_slider,
-    gpu_1,
-    gpu_2,
-    kv_precision_pick,
-    labsetup,
-    users_slider,
-    weights_precision_pick,
-):
+def _(controls, labsetup):
     # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
-    context_tokens, max_users, kv_precision, weights_precision, gpu_a, gpu_b = labsetup.values(
-        context_slider, users_slider, kv_precision_pick, weights_precision_pick, gpu_1, gpu_2
+    context_tokens, max_users, kv_precision, weights_precision, gpu_a, gpu_b = labsetup.settings(
+        controls, "context_tokens", "max_users", "kv_precision", "weights_precision", "gpu_a", "gpu_b"
     )
-    return context_tokens, gpu_a, gpu_b, kv_precision, max_users, weights_precision
+    return (
+        context_tokens,
+        gpu_a,
+        gpu_b,
+        kv_precision,
+        max_users,
+        weights_precision,
+    )
 
 
 @app.cell

@@ -166,6 +166,17 @@ def _(controls, labsetup):
     )
 
 
+@app.cell
+def _(gpu, max_num_seqs, model, sim):
+    def serve_fresh(max_queue=None):
+        # The simulated server on the settings above, started afresh for each run (an idle
+        # engine, no queue left over); max_queue=None leaves its queue unbounded.
+        return sim.serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue,
+                         log_lag=False)
+
+    return (serve_fresh,)
+
+
 @app.cell(hide_code=True)
 def _(fmt, gpu, max_num_seqs, model, ui):
     ui.target_view(
@@ -188,19 +199,16 @@ def _(mo):
 @app.cell
 def _(
     client_levels,
-    gpu,
-    max_num_seqs,
     max_tokens,
     measure,
-    model,
     prompt_tokens,
     requests_per_level,
     seed,
-    sim,
+    serve_fresh,
     timeout_s,
 ):
     # One call: the overload run (no admission control: the queue is unbounded, as in vLLM).
-    with sim.serve(gpu, model, max_num_seqs=max_num_seqs, log_lag=False) as _sim:
+    with serve_fresh() as _sim:
         unbounded = measure.run_sync(
             measure.overload(
                 _sim, concurrency=client_levels, requests_per_level=requests_per_level,
@@ -277,17 +285,14 @@ def _(mo):
 @app.cell
 def _(
     capacity_req_per_s,
-    gpu,
-    max_num_seqs,
     max_queue,
     max_tokens,
     measure,
-    model,
     open_fractions,
     open_requests,
     prompt_tokens,
     seed,
-    sim,
+    serve_fresh,
     timeout_s,
 ):
     # The open-loop levels: Poisson arrivals at fractions of the capacity, the timeout recorded.
@@ -302,9 +307,7 @@ def _(
     _timeouts = measure.Timeouts(connect_s=timeout_s, read_s=timeout_s, total_s=timeout_s)
     _frames, open_lag_notes = [], []
     for _queue in (None, max_queue):
-        with sim.serve(
-            gpu, model, max_num_seqs=max_num_seqs, max_queue=_queue, log_lag=False
-        ) as _sim:
+        with serve_fresh(_queue) as _sim:
             _run = measure.run_levels(_sim, _levels, kind="overload", timeouts=_timeouts, seed=seed,
                                       drain_s=timeout_s + 1, log_notes=False)
             _frames.append(measure.run_sync(_run).frame())
@@ -356,15 +359,12 @@ def _(
     burst_factor,
     burst_users,
     capacity_req_per_s,
-    gpu,
-    max_num_seqs,
     max_queue,
     max_tokens,
     measure,
-    model,
     prompt_tokens,
     seed,
-    sim,
+    serve_fresh,
     timeout_s,
 ):
     retry_policies = [
@@ -374,8 +374,7 @@ def _(
     ]
     # One call: the same burst once per policy, a second of quiet in between (the bounded
     # queue drains in a fraction of it, so each policy meets an idle server).
-    with sim.serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue,
-                   log_lag=False) as _sim:
+    with serve_fresh(max_queue) as _sim:
         retried = measure.run_sync(
             measure.retry_run(
                 _sim, retry_policies,

@@ -177,23 +177,13 @@ def _(tp_gpu_pick):
 
 
 @app.cell
-def _(gpu, isl, mo, model, nim_planning, osl, plots):
+def _(gpu, isl, model, nim_planning, osl, plots, ui):
     tp_table = nim_planning.tp_gain(model.key, gpu, isl, osl)
-    mo.vstack(
-        [
-            plots.measured.nim_tp_gain(tp_table),
-            tp_table[
-                [
-                    "concurrency",
-                    "per_gpu_small",
-                    "per_gpu_large",
-                    "speedup",
-                    "per_gpu_ratio",
-                    "itl_ms_small",
-                    "itl_ms_large",
-                ]
-            ].round(2),
-        ]
+    ui.figure_table(
+        plots.measured.nim_tp_gain(tp_table), tp_table,
+        ["concurrency", "per_gpu_small", "per_gpu_large", "speedup", "per_gpu_ratio",
+         "itl_ms_small", "itl_ms_large"],
+        2,
     )
     return (tp_table,)
 
@@ -384,7 +374,6 @@ def _(book, plan, revealed):
 @app.cell
 def _(
     a100_usd,
-    catalog,
     gpu,
     h100_usd,
     held_concurrency,
@@ -405,12 +394,9 @@ def _(
 ):
     book = ui.AnswerBook(learner.value, lab="lab12")
     exercise_context = {
-        "model": model.key,
-        "model_name": model.name,
+        **ui.spec_context(gpu, model),
         "isl": int(isl),
         "osl": int(osl),
-        "gpu": gpu,
-        "gpu_name": catalog.get_gpu(gpu).name,
         "concurrency": int(tp_table["concurrency"].iloc[len(tp_table) // 2]),
         "users": users,
         "ttft_budget_ms": ttft_budget_ms,

@@ -41,16 +41,8 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    from infphys import (
-        catalog,
-        fleet_compare,
-        fleet_estimate,
-        fleet_planning,
-        fmt,
-        nim_planning,
-        physics,
-        plots,
-    )
+    from infphys import catalog, fleet_compare, fleet_estimate, fleet_planning, fmt
+    from infphys import nim_planning, physics, plots
     from infphys.exercises import ui
 
     ui.offline_note()
@@ -84,20 +76,16 @@ def _(catalog, mo):
 
 
 @app.cell
-def _(catalog, mo, nim_planning, plots):
+def _(catalog, nim_planning, plots, ui):
     model = catalog.get_model("llama-3.1-8b")
     gpu = "h100-sxm"
-    gpu_name = catalog.get_gpu(gpu).name
     tp_measured = nim_planning.tp_gain(model.key, gpu, 200, 200)
-    mo.vstack(
-        [
-            plots.measured.nim_tp_gain(tp_measured),
-            tp_measured[
-                ["concurrency", "tokens_per_s_small", "tokens_per_s_large", "speedup", "per_gpu_ratio"]
-            ].round(2),
-        ]
+    ui.figure_table(
+        plots.measured.nim_tp_gain(tp_measured), tp_measured,
+        ["concurrency", "tokens_per_s_small", "tokens_per_s_large", "speedup", "per_gpu_ratio"],
+        2,
     )
-    return gpu, gpu_name, model, tp_measured
+    return gpu, model, tp_measured
 
 
 @app.cell(hide_code=True)
@@ -118,14 +106,12 @@ def _(mo):
 
 
 @app.cell
-def _(fleet_compare, mo, plots, tp_rate):
+def _(fleet_compare, plots, tp_rate, ui):
     _cfg, _w = fleet_compare.tp_scenario(rate_per_s=float(tp_rate.value), requests=200)
     tp_table = fleet_compare.compare_tp_replicas(_cfg, 2, _w)
-    mo.vstack(
-        [
-            plots.fleet.fleet_tp_replicas(tp_table),
-            tp_table[["layout", "ttft_p95_s", "itl_p95_s", "output_tokens_per_s"]].round(4),
-        ]
+    ui.figure_table(
+        plots.fleet.fleet_tp_replicas(tp_table), tp_table,
+        ["layout", "ttft_p95_s", "itl_p95_s", "output_tokens_per_s"], 4,
     )
     return
 
@@ -153,17 +139,13 @@ def _(mo):
 
 
 @app.cell
-def _(fleet_compare, mo, plots, router_replicas):
+def _(fleet_compare, plots, router_replicas, ui):
     replicas = int(router_replicas.value)
     _cfg, _w = fleet_compare.bursty_scenario(replicas, requests=400)
     router_table = fleet_compare.compare_routers(_cfg, replicas, _w)
-    mo.vstack(
-        [
-            plots.fleet.fleet_routers(router_table),
-            router_table[
-                ["router", "ttft_p50_s", "ttft_p95_s", "requests_per_s", "e2e_mean_s"]
-            ].round(4),
-        ]
+    ui.figure_table(
+        plots.fleet.fleet_routers(router_table), router_table,
+        ["router", "ttft_p50_s", "ttft_p95_s", "requests_per_s", "e2e_mean_s"], 4,
     )
     return replicas, router_table
 
@@ -207,15 +189,13 @@ def _(mo):
 
 
 @app.cell
-def _(fleet_compare, mo, plots, split_gpus):
+def _(fleet_compare, plots, split_gpus, ui):
     _g = int(split_gpus.value)
     _cfg, _w = fleet_compare.long_prompt_scenario(_g)
     split_table = fleet_compare.compare_disaggregation(_cfg, _g, _w)
-    mo.vstack(
-        [
-            plots.fleet.fleet_disaggregation(split_table),
-            split_table[["layout", "itl_p95_s", "ttft_p95_s", "requests_per_s"]].round(4),
-        ]
+    ui.figure_table(
+        plots.fleet.fleet_disaggregation(split_table), split_table,
+        ["layout", "itl_p95_s", "ttft_p95_s", "requests_per_s"], 4,
     )
     return (split_table,)
 
@@ -332,7 +312,6 @@ def _(book, plan, split_table):
 @app.cell
 def _(
     gpu,
-    gpu_name,
     learner,
     model,
     prefill_s,
@@ -345,10 +324,7 @@ def _(
     _r = router_table.set_index("router")
     _lo = _r.loc["least-outstanding"]
     exercise_context = {
-        "model": model.key,
-        "model_name": model.name,
-        "gpu": gpu,
-        "gpu_name": gpu_name,
+        **ui.spec_context(gpu, model),
         "concurrency": 100,
         "replicas": replicas,
         "requests_per_s": round(float(_lo["requests_per_s"]), 3),

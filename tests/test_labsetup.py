@@ -59,6 +59,56 @@ def test_theory_selects_start_at_the_simulator_else_the_course_defaults() -> Non
     ]
 
 
+def test_controls_keys_every_setting_and_shows_each_row() -> None:
+    form, view = labsetup.controls(
+        labsetup.request_row([16, 64], 64, [8, 16], 16),
+        "**The knobs**",
+        {"max_queue": mo.ui.slider(steps=[1, 8], value=8, label="admission control: max_queue")},
+        title="1 · Overload",
+    )
+    # Every setting by name, at the values the rows start at, in row order.
+    assert form.value == {"prompt_tokens": 64, "max_tokens": 16, "seed": 0, "max_queue": 8}
+    assert labsetup.settings(form, "max_queue", "seed") == (8, 0)
+    html = view.text
+    for shown in ("1 · Overload", "The knobs", "prompt tokens", "admission control: max_queue"):
+        assert shown in html
+    with pytest.raises(KeyError, match="no control for \\['max_num_seqs'\\]"):
+        labsetup.settings(form, "max_num_seqs")
+    with pytest.raises(ValueError, match="two controls set 'seed'"):
+        labsetup.controls({"seed": labsetup.seed_input()}, {"seed": labsetup.seed_input()})
+
+
+def test_controls_without_a_title_show_no_heading() -> None:
+    _, view = labsetup.controls({"seed": labsetup.seed_input()}, title=None)
+    assert "seed" in view.text and "Controls" not in view.text
+
+
+def test_list_dropdown_shows_the_numbers_and_holds_the_list() -> None:
+    pick = labsetup.list_dropdown([[0.5, 1.0, 2.0], [1, 2]], [0.5, 1.0, 2.0], "rates")
+    assert pick.value == [0.5, 1.0, 2.0]
+    assert "0.5, 1, 2" in pick.text  # 1.0 shown as 1
+    with pytest.raises(ValueError, match=r"value=\[3\]"):
+        labsetup.list_dropdown([[1, 2]], [3], "levels")
+
+
+def test_server_row_holds_catalog_keys_and_the_batch_limit() -> None:
+    row = labsetup.server_row("A100 80GB SXM", "Llama-3.1-8B", [4, 8, 16], 8, "simulated ")
+    assert {k: w.value for k, w in row.items()} == {
+        "gpu": "a100-80gb-sxm",
+        "model": "llama-3.1-8b",
+        "max_num_seqs": 8,
+    }
+    assert "simulated max_num_seqs (batch limit)" in row["max_num_seqs"].text
+
+
+def test_figure_table_shows_the_chosen_columns_rounded() -> None:
+    import pandas as pd
+
+    table = pd.DataFrame({"layout": ["tp2"], "ttft_p95_s": [0.123456], "left_out_s": [1]})
+    html = ui.figure_table(mo.md("the figure"), table, ["layout", "ttft_p95_s"], 4).text
+    assert "the figure" in html and "0.1235" in html and "left_out_s" not in html
+
+
 def test_controls_view_shows_the_title_and_every_widget() -> None:
     seed = labsetup.seed_input()
     html = labsetup.controls_view([seed], title="3 · Time one request").text
