@@ -267,18 +267,23 @@ def _(mo):
 
 
 @app.cell
-def _(labsetup, mo):
-    output_tokens_pick = labsetup.int_dropdown(
-        [64, 128, 256, 512], 256, "output tokens per request"
+def _(labsetup):
+    sim_controls, _view = labsetup.controls(
+        {
+            "output_tokens": labsetup.int_dropdown(
+                [64, 128, 256, 512], 256, "output tokens per request"
+            ),
+            "seed": labsetup.seed_input(),
+        },
+        title=None,
     )
-    seed_number = labsetup.seed_input()
-    mo.hstack([output_tokens_pick, seed_number], justify="start")
-    return output_tokens_pick, seed_number
+    _view
+    return (sim_controls,)
 
 
 @app.cell
-def _(context_tokens, labsetup, output_tokens_pick, seed_number):
-    _output_tokens, seed = labsetup.values(output_tokens_pick, seed_number)
+def _(context_tokens, labsetup, sim_controls):
+    _output_tokens, seed = labsetup.settings(sim_controls, "output_tokens", "seed")
     output_tokens = min(_output_tokens, context_tokens // 2)
     return output_tokens, seed
 

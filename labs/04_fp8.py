@@ -78,22 +78,25 @@ def _(mo, physics):
 
 @app.cell
 def _(labsetup, mo):
-    model_pick = labsetup.model_select("Llama-3.1-8B")
-    gpu_pick = labsetup.gpu_select("H100 SXM")
-    context_slider = mo.ui.slider(
-        steps=[1024, 2048, 4096, 8192, 16384, 32768], value=8192, show_value=True,
-        label="context per user (tokens)",
+    controls, _view = labsetup.controls(
+        {"model": labsetup.model_select("Llama-3.1-8B"), "gpu": labsetup.gpu_select("H100 SXM")},
+        {
+            "context_tokens": mo.ui.slider(
+                steps=[1024, 2048, 4096, 8192, 16384, 32768], value=8192, show_value=True,
+                label="context per user (tokens)",
+            ),
+            "seed": labsetup.seed_input(),
+        },
     )
-    seed_number = labsetup.seed_input()
-    labsetup.controls_view([model_pick, gpu_pick], [context_slider, seed_number])
-    return context_slider, gpu_pick, model_pick, seed_number
+    _view
+    return (controls,)
 
 
 @app.cell
-def _(context_slider, gpu_pick, labsetup, model_pick, seed_number):
+def _(controls, labsetup):
     # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
-    model, gpu, context_tokens, seed = labsetup.values(
-        model_pick, gpu_pick, context_slider, seed_number
+    model, gpu, context_tokens, seed = labsetup.settings(
+        controls, "model", "gpu", "context_tokens", "seed"
     )
     return context_tokens, gpu, model, seed
 

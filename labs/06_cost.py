@@ -61,17 +61,21 @@ def _(mo):
 
 
 @app.cell
-def _(mo):
-    price_number = mo.ui.number(0.1, 50.0, step=0.05, value=2.5, label="price per GPU-hour (USD)")
-    gpus_number = mo.ui.number(1, 1024, step=1, value=8, label="GPUs in the fleet")
-    users_number = mo.ui.number(1, 1_000_000, step=1, value=400, label="concurrent users served")
-    mo.vstack(
-        [
-            mo.md("## 1 · The calculator"),
-            mo.hstack([price_number, gpus_number, users_number], justify="start"),
-        ]
+def _(labsetup, mo):
+    calculator_controls, _view = labsetup.controls(
+        {
+            "gpu_hourly_usd": mo.ui.number(
+                0.1, 50.0, step=0.05, value=2.5, label="price per GPU-hour (USD)"
+            ),
+            "num_gpus": mo.ui.number(1, 1024, step=1, value=8, label="GPUs in the fleet"),
+            "concurrent_users": mo.ui.number(
+                1, 1_000_000, step=1, value=400, label="concurrent users served"
+            ),
+        },
+        title="1 · The calculator",
     )
-    return gpus_number, price_number, users_number
+    _view
+    return (calculator_controls,)
 
 
 @app.cell(hide_code=True)
@@ -97,10 +101,10 @@ def _():
 
 
 @app.cell
-def _(gpus_number, labsetup, price_number, users_number):
+def _(calculator_controls, labsetup):
     # The settings as plain values, one cell a section: a test overrides a section's at once.
-    gpu_hourly_usd, num_gpus, concurrent_users = labsetup.values(
-        price_number, gpus_number, users_number
+    gpu_hourly_usd, num_gpus, concurrent_users = labsetup.settings(
+        calculator_controls, "gpu_hourly_usd", "num_gpus", "concurrent_users"
     )
     return concurrent_users, gpu_hourly_usd, num_gpus
 
@@ -121,33 +125,32 @@ def _(concurrent_users, fmt, gpu_hourly_usd, mo, num_gpus, physics):
 
 @app.cell
 def _(catalog, labsetup, mo):
-    model_pick = labsetup.model_select("Llama-3.1-8B")
-    gpu_pick = labsetup.gpu_select("H100 SXM", "GPU (one replica)")
-    # Default: the reading pace (DEFAULT_SLO.itl_s, 189 ms), rounded to the slider's 5 ms step.
-    slo_slider = mo.ui.slider(10, 200, step=5, value=int(round(catalog.DEFAULT_SLO.itl_ms / 5) * 5),
-                              show_value=True, label="SLO: p95 TPOT (ms)")
-    prompt_pick = labsetup.int_dropdown([256, 1024, 4096], 1024, "prompt tokens")
-    output_pick = labsetup.int_dropdown([128, 256, 512], 256, "output tokens")
-    seed_number = labsetup.seed_input()
-    labsetup.controls_view(
-        [model_pick, gpu_pick, slo_slider],
-        [prompt_pick, output_pick, seed_number],
+    price_controls, _view = labsetup.controls(
+        {
+            "model": labsetup.model_select("Llama-3.1-8B"),
+            "gpu": labsetup.gpu_select("H100 SXM", "GPU (one replica)"),
+            # Default: the reading pace (DEFAULT_SLO.itl_s, 189 ms), rounded to the slider's 5 ms
+            # step.
+            "tpot_slo_ms": mo.ui.slider(
+                10, 200, step=5, value=int(round(catalog.DEFAULT_SLO.itl_ms / 5) * 5),
+                show_value=True, label="SLO: p95 TPOT (ms)",
+            ),
+        },
+        {
+            "prompt_tokens": labsetup.int_dropdown([256, 1024, 4096], 1024, "prompt tokens"),
+            "output_tokens": labsetup.int_dropdown([128, 256, 512], 256, "output tokens"),
+            "seed": labsetup.seed_input(),
+        },
         title="2 · The price at a simulated capacity",
     )
-    return (
-        gpu_pick,
-        model_pick,
-        output_pick,
-        prompt_pick,
-        seed_number,
-        slo_slider,
-    )
+    _view
+    return (price_controls,)
 
 
 @app.cell
-def _(gpu_pick, labsetup, model_pick, output_pick, prompt_pick, seed_number, slo_slider):
-    model, gpu, _tpot_slo_ms, prompt_tokens, output_tokens, seed = labsetup.values(
-        model_pick, gpu_pick, slo_slider, prompt_pick, output_pick, seed_number
+def _(labsetup, price_controls):
+    model, gpu, _tpot_slo_ms, prompt_tokens, output_tokens, seed = labsetup.settings(
+        price_controls, "model", "gpu", "tpot_slo_ms", "prompt_tokens", "output_tokens", "seed"
     )
     tpot_slo_s = _tpot_slo_ms / 1e3
     return gpu, model, output_tokens, prompt_tokens, seed, tpot_slo_s

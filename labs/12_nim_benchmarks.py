@@ -63,29 +63,33 @@ def _(catalog, mo):
 
 @app.cell
 def _(labsetup, mo):
-    model_pick = labsetup.model_select(
-        "Llama-3-8B", shown={"Llama-3-8B": "llama-3.1-8b", "Llama-3-70B": "llama-3.1-70b"}
-    )
-    shape_pick = mo.ui.dropdown(
-        options={
-            "200 → 200": (200, 200),
-            "200 → 1,000": (200, 1000),
-            "200 → 2,000": (200, 2000),
-            "2,000 → 200": (2000, 200),
-            "2,000 → 2,000": (2000, 2000),
-            "7,000 → 1,000": (7000, 1000),
+    shape_controls, _view = labsetup.controls(
+        {
+            "model": labsetup.model_select(
+                "Llama-3-8B", shown={"Llama-3-8B": "llama-3.1-8b", "Llama-3-70B": "llama-3.1-70b"}
+            ),
+            # The prompt → output shapes NVIDIA measured, shown as "2,000 → 200".
+            "shape": mo.ui.dropdown(
+                options={
+                    f"{_isl:,} → {_osl:,}": (_isl, _osl)
+                    for _isl, _osl in [
+                        (200, 200), (200, 1000), (200, 2000), (2000, 200), (2000, 2000),
+                        (7000, 1000),
+                    ]
+                },
+                value="200 → 200",
+                label="prompt → output tokens",
+            ),
         },
-        value="200 → 200",
-        label="prompt → output tokens",
     )
-    labsetup.controls_view([model_pick, shape_pick])
-    return model_pick, shape_pick
+    _view
+    return (shape_controls,)
 
 
 @app.cell
-def _(labsetup, model_pick, shape_pick):
+def _(labsetup, shape_controls):
     # The settings as plain values, one cell a section: a test overrides a section's at once.
-    model, (isl, osl) = labsetup.values(model_pick, shape_pick)
+    model, (isl, osl) = labsetup.settings(shape_controls, "model", "shape")
     return isl, model, osl
 
 
@@ -201,32 +205,38 @@ def _(mo):
 
 
 @app.cell
-def _(catalog, mo):
-    users_number = mo.ui.number(1, 5000, step=1, value=100, label="concurrent users")
-    ttft_slider = mo.ui.slider(
-        steps=[250, 500, 1000, 2000, 5000],
-        value=round(catalog.DEFAULT_SLO.ttft_ms),  # Nielsen's 1 s flow-of-thought limit
-        show_value=True,
-        label="p95 TTFT budget (ms)",
+def _(catalog, labsetup, mo):
+    budget_controls, _view = labsetup.controls(
+        {
+            "users": mo.ui.number(1, 5000, step=1, value=100, label="concurrent users"),
+            "ttft_budget_ms": mo.ui.slider(
+                steps=[250, 500, 1000, 2000, 5000],
+                value=round(catalog.DEFAULT_SLO.ttft_ms),  # Nielsen's 1 s flow-of-thought limit
+                show_value=True,
+                label="p95 TTFT budget (ms)",
+            ),
+            "itl_budget_ms": mo.ui.slider(
+                steps=[20, 30, 50, 75, 100], value=50, show_value=True, label="p95 ITL budget (ms)"
+            ),
+        },
+        {
+            "a100_usd": mo.ui.number(
+                0.1, 20.0, step=0.05, value=1.80, label="A100 USD per GPU-hour"
+            ),
+            "h100_usd": mo.ui.number(
+                0.1, 20.0, step=0.05, value=2.50, label="H100 USD per GPU-hour"
+            ),
+        },
+        title=None,
     )
-    itl_slider = mo.ui.slider(
-        steps=[20, 30, 50, 75, 100], value=50, show_value=True, label="p95 ITL budget (ms)"
-    )
-    a100_price = mo.ui.number(0.1, 20.0, step=0.05, value=1.80, label="A100 USD per GPU-hour")
-    h100_price = mo.ui.number(0.1, 20.0, step=0.05, value=2.50, label="H100 USD per GPU-hour")
-    mo.vstack(
-        [
-            mo.hstack([users_number, ttft_slider, itl_slider], justify="start"),
-            mo.hstack([a100_price, h100_price], justify="start"),
-        ]
-    )
-    return a100_price, h100_price, itl_slider, ttft_slider, users_number
+    _view
+    return (budget_controls,)
 
 
 @app.cell
-def _(a100_price, h100_price, itl_slider, labsetup, ttft_slider, users_number):
-    users, ttft_budget_ms, itl_budget_ms, a100_usd, h100_usd = labsetup.values(
-        users_number, ttft_slider, itl_slider, a100_price, h100_price
+def _(budget_controls, labsetup):
+    users, ttft_budget_ms, itl_budget_ms, a100_usd, h100_usd = labsetup.settings(
+        budget_controls, "users", "ttft_budget_ms", "itl_budget_ms", "a100_usd", "h100_usd"
     )
     return a100_usd, h100_usd, itl_budget_ms, ttft_budget_ms, users
 

@@ -1,20 +1,25 @@
 """marimo glue for the top of a lab: its controls, laid out, and their values as plain settings.
 
-A lab's controls are marimo widgets, each a global of the lab (marimo syncs only those). The
-widgets made here already hold the value a lab computes with, so that one cell turns them all
-into plain settings, which a headless test overrides at once (``app.run(defs=...)``)::
+A lab's controls are marimo widgets, and marimo syncs only a lab's globals, so a lab keeps them
+in one ``mo.ui.dictionary`` keyed by the setting each one sets (:func:`controls`). The widgets
+made here already hold the value a lab computes with, so that one cell turns them all into
+plain settings, which a headless test overrides at once (``app.run(defs=...)``)::
 
-    # the widget cell
-    prompt_pick = int_dropdown([32, 128, 512], 128, "prompt tokens")
-    seed_number = seed_input()
-    gpu_pick = gpu_select("H100 SXM")
-    controls_view([prompt_pick, seed_number], [gpu_pick])
+    # the widget cell: one row of widgets a mapping, shown under a heading
+    controls, _view = controls(
+        request_row([32, 128, 512], 128, [16, 64], 64),   # prompt_tokens, max_tokens, seed
+        {"gpu": gpu_select("H100 SXM")},
+    )
+    _view
     # the settings cell
-    prompt_tokens, seed, gpu = values(prompt_pick, seed_number, gpu_pick)
+    prompt_tokens, seed, gpu = settings(controls, "prompt_tokens", "seed", "gpu")
 
-``gpu_select`` and ``model_select`` hold the catalog's spec (``GPUSpec``, ``ModelSpec``); the
-key-valued dropdowns a simulator's settings want are :func:`infphys.exercises.ui.gpu_dropdown`
-and :func:`~infphys.exercises.ui.model_dropdown`. marimo is imported lazily inside each function.
+Groups that several labs declare have one helper: :func:`request_row` (the requests' shape and
+the seed), :func:`server_row` (a simulated server's GPU, model and batch limit),
+:func:`list_dropdown` (a choice of load levels or sizes). ``gpu_select`` and ``model_select``
+hold the catalog's spec (``GPUSpec``, ``ModelSpec``); the key-valued dropdowns a simulator's
+settings want are :func:`infphys.exercises.ui.gpu_dropdown` and
+:func:`~infphys.exercises.ui.model_dropdown`. marimo is imported lazily inside each function.
 """
 
 from __future__ import annotations
