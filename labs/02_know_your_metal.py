@@ -373,7 +373,10 @@ def _(book, copy, engine, experiment):
 def _(copy_bytes, copy_s, gpu, learner, model, ui):
     book = ui.AnswerBook(learner.value, lab="lab02")
     exercise_context = {
-        **ui.spec_context(gpu, model),
+        "gpu": gpu.key,
+        "gpu_name": gpu.name,
+        "model": model.key,
+        "model_name": model.name,
         "copy_bytes": copy_bytes,
         "copy_s": copy_s,
     }

@@ -364,7 +364,10 @@ def _(book, high_users, simulated, vllm_status):
 def _(capacity_ratio, context_tokens, gpu, itl_ratio, learner, model, ui):
     book = ui.AnswerBook(learner.value, lab="lab04")
     exercise_context = {
-        **ui.spec_context(gpu, model),
+        "model": model.key,
+        "model_name": model.name,
+        "gpu": gpu.key,
+        "gpu_name": gpu.name,
         "context_tokens": context_tokens,
         "itl_ratio": round(float(itl_ratio), 2),
         "capacity_ratio": round(float(capacity_ratio), 2),

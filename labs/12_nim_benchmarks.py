@@ -384,6 +384,7 @@ def _(book, plan, revealed):
 @app.cell
 def _(
     a100_usd,
+    catalog,
     gpu,
     h100_usd,
     held_concurrency,
@@ -404,9 +405,12 @@ def _(
 ):
     book = ui.AnswerBook(learner.value, lab="lab12")
     exercise_context = {
-        **ui.spec_context(gpu, model),
+        "model": model.key,
+        "model_name": model.name,
         "isl": int(isl),
         "osl": int(osl),
+        "gpu": gpu,
+        "gpu_name": catalog.get_gpu(gpu).name,
         "concurrency": int(tp_table["concurrency"].iloc[len(tp_table) // 2]),
         "users": users,
         "ttft_budget_ms": ttft_budget_ms,

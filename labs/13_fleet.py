@@ -79,13 +79,14 @@ def _(catalog, mo):
 def _(catalog, nim_planning, plots, ui):
     model = catalog.get_model("llama-3.1-8b")
     gpu = "h100-sxm"
+    gpu_name = catalog.get_gpu(gpu).name
     tp_measured = nim_planning.tp_gain(model.key, gpu, 200, 200)
     ui.figure_table(
         plots.measured.nim_tp_gain(tp_measured), tp_measured,
         ["concurrency", "tokens_per_s_small", "tokens_per_s_large", "speedup", "per_gpu_ratio"],
         2,
     )
-    return gpu, model, tp_measured
+    return gpu, gpu_name, model, tp_measured
 
 
 @app.cell(hide_code=True)
@@ -312,6 +313,7 @@ def _(book, plan, split_table):
 @app.cell
 def _(
     gpu,
+    gpu_name,
     learner,
     model,
     prefill_s,
@@ -324,7 +326,10 @@ def _(
     _r = router_table.set_index("router")
     _lo = _r.loc["least-outstanding"]
     exercise_context = {
-        **ui.spec_context(gpu, model),
+        "model": model.key,
+        "model_name": model.name,
+        "gpu": gpu,
+        "gpu_name": gpu_name,
         "concurrency": 100,
         "replicas": replicas,
         "requests_per_s": round(float(_lo["requests_per_s"]), 3),

@@ -43,7 +43,6 @@ from infphys.exercises.book import AnswerBook, default_answers_dir
 from infphys.exercises.core import Exercise, Verdict, exercises_for, get_exercise
 
 if TYPE_CHECKING:
-    from infphys.catalog import GPUSpec, ModelSpec
     from infphys.measure.target import Target
     from infphys.resolve import ResolvedTarget
 
@@ -64,7 +63,6 @@ __all__ = [
     "results_view",
     "run_notes",
     "save_view",
-    "spec_context",
     "target_view",
     "verdict_view",
     "watch_view",
@@ -385,23 +383,6 @@ def figure_table(figure: Any, table: Any, columns: Sequence[str], decimals: int)
     import marimo as mo
 
     return mo.vstack([figure, table[list(columns)].round(decimals)])
-
-
-def spec_context(gpu: GPUSpec | str, model: ModelSpec | str) -> dict[str, str]:
-    """The GPU and model an exercise is about, as its context holds them: each by catalog key
-    (what a solution looks the spec up by) and by name (what the prompt shows).
-
-    >>> spec_context("h100", "llama-3.1-8b")  # doctest: +NORMALIZE_WHITESPACE
-    {'gpu': 'h100-sxm', 'gpu_name': 'H100 SXM', 'model': 'llama-3.1-8b',
-     'model_name': 'Llama-3.1-8B'}
-
-    Raises:
-        ValueError: for a GPU or model the catalog does not hold.
-    """
-    from infphys.catalog import get_gpu, get_model
-
-    g, m = get_gpu(gpu), get_model(model)
-    return {"gpu": g.key, "gpu_name": g.name, "model": m.key, "model_name": m.name}
 
 
 def notes_view(notes: list[str]) -> Any:
