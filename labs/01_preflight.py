@@ -266,8 +266,7 @@ def _(completion_tokens, e2e_s, fmt, mo, preflight_ok, resolved, tpot_s, ttft_s)
 
 
 @app.cell
-def _(completion_tokens, e2e_s, learner, preflight_ok, resolved, ttft_s, ui):
-    book = ui.AnswerBook(learner.value, lab="lab01")
+def _(completion_tokens, e2e_s, preflight_ok, resolved, ttft_s):
     # Rounded as the prompts show them, so a learner's arithmetic on the shown numbers passes.
     exercise_context = {
         "ttft_s": round(ttft_s, 4),
@@ -275,11 +274,10 @@ def _(completion_tokens, e2e_s, learner, preflight_ok, resolved, ttft_s, ui):
         "completion_tokens": int(completion_tokens),
     }
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "preflight",
-        {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
-    )
-    return book, exercise_context
+    exercise_runs = {
+        "preflight": {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
+    }
+    return exercise_context, exercise_runs
 
 
 @app.cell(hide_code=True)
@@ -297,10 +295,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab01", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

@@ -354,24 +354,22 @@ def _(copy, fmt, gpu, has_gpu, mo, model, physics):
 
 
 @app.cell
-def _(book, copy, engine, experiment):
+def _(copy, engine, experiment):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "metal",
-        {
+    exercise_runs = {
+        "metal": {
             "engine": engine.verdict,
             "copy_label": copy.label,
             "copy_bandwidth_bytes_per_s": copy.bandwidth_bytes_per_s,
             "roofline_points": len(experiment),
             "roofline_device": experiment.attrs.get("gpu_name", ""),
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
-def _(copy_bytes, copy_s, gpu, learner, model, ui):
-    book = ui.AnswerBook(learner.value, lab="lab02")
+def _(copy_bytes, copy_s, gpu, model):
     exercise_context = {
         "gpu": gpu.key,
         "gpu_name": gpu.name,
@@ -380,7 +378,7 @@ def _(copy_bytes, copy_s, gpu, learner, model, ui):
         "copy_bytes": copy_bytes,
         "copy_s": copy_s,
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -398,10 +396,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab02", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

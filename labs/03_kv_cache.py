@@ -466,17 +466,16 @@ def _(
 
 
 @app.cell
-def _(book, engine_wall_users, first_preempting_users, sim_peak_running):
+def _(engine_wall_users, first_preempting_users, sim_peak_running):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "kv_wall",
-        {
+    exercise_runs = {
+        "kv_wall": {
             "calculator_users": engine_wall_users,
             "simulator_peak_running": sim_peak_running,
             "first_preempting_users": first_preempting_users,
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
@@ -485,14 +484,11 @@ def _(
     dataclasses,
     gpu_a,
     kv_precision,
-    learner,
     model_preset,
     model_spec,
     preset,
-    ui,
     weights_precision,
 ):
-    book = ui.AnswerBook(learner.value, lab="lab03")
     # What the exercises are checked against: the learner's own settings.
     exercise_context = {
         "model": model_preset.value if model_spec == preset else dataclasses.asdict(model_spec),
@@ -503,7 +499,7 @@ def _(
         "kv_precision": kv_precision,
         "weights_precision": weights_precision,
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -521,10 +517,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab03", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

@@ -349,20 +349,23 @@ def _(
 
 
 @app.cell
-def _(book, high_users, simulated, vllm_status):
-    # What the answer file keeps of this run besides the answers.
-    if len(simulated):
-        book.add_run(
-            "bf16_vs_fp8",
-            {"high_load_users": high_users, "vllm": vllm_status,
-             **{f"{k}_{s}": v for s, row in simulated.iterrows() for k, v in row.items()}},
-        )
-    return
+def _(high_users, simulated, vllm_status):
+    # What the answer file keeps of this run besides the answers (nothing when nothing ran).
+    exercise_runs = (
+        {
+            "bf16_vs_fp8": {
+                "high_load_users": high_users, "vllm": vllm_status,
+                **{f"{k}_{s}": v for s, row in simulated.iterrows() for k, v in row.items()},
+            }
+        }
+        if len(simulated)
+        else {}
+    )
+    return (exercise_runs,)
 
 
 @app.cell
-def _(capacity_ratio, context_tokens, gpu, itl_ratio, learner, model, ui):
-    book = ui.AnswerBook(learner.value, lab="lab04")
+def _(capacity_ratio, context_tokens, gpu, itl_ratio, model):
     exercise_context = {
         "model": model.key,
         "model_name": model.name,
@@ -372,7 +375,7 @@ def _(capacity_ratio, context_tokens, gpu, itl_ratio, learner, model, ui):
         "itl_ratio": round(float(itl_ratio), 2),
         "capacity_ratio": round(float(capacity_ratio), 2),
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -390,10 +393,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab04", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

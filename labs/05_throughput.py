@@ -263,14 +263,11 @@ def _(
 def _(
     concurrent_tokens_per_s,
     latency_sum_s,
-    learner,
     n_requests,
     resolved,
     sequential_tokens_per_s,
-    ui,
     wall_s,
 ):
-    book = ui.AnswerBook(learner.value, lab="lab05")
     # Rounded as the prompts show them, so a learner's arithmetic on the shown numbers passes.
     exercise_context = {
         "sequential_tokens_per_s": round(sequential_tokens_per_s, 1),
@@ -279,11 +276,10 @@ def _(
         "wall_s": round(wall_s, 3),
     }
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "sequential_vs_concurrent",
-        {"target": resolved.message, "n_requests": n_requests, **exercise_context},
-    )
-    return book, exercise_context
+    exercise_runs = {
+        "sequential_vs_concurrent": {"target": resolved.message, "n_requests": n_requests, **exercise_context},
+    }
+    return exercise_context, exercise_runs
 
 
 @app.cell(hide_code=True)
@@ -301,10 +297,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab05", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

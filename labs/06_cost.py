@@ -486,15 +486,12 @@ def _(
     concurrent_users,
     gpu,
     gpu_hourly_usd,
-    learner,
     model,
     num_gpus,
     tco_load,
     tco_rates,
     tpot_slo_s,
-    ui,
 ):
-    book = ui.AnswerBook(learner.value, lab="lab06")
     # q1 is about the calculator's fleet; q2 and q3 about one simulated GPU at the SLO cap.
     calculator_context = {
         "gpu_hourly_usd": gpu_hourly_usd,
@@ -520,12 +517,13 @@ def _(
     exercise_contexts = {"q1": calculator_context, "q2": capacity_context,
                          "q3": capacity_context, "q4": tco_context}
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "slo_capacity",
-        {"gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,
-         "cap_output_tokens_per_s": cap_tokens_per_s},
-    )
-    return book, exercise_contexts
+    exercise_runs = {
+        "slo_capacity": {
+            "gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,
+            "cap_output_tokens_per_s": cap_tokens_per_s,
+        },
+    }
+    return exercise_contexts, exercise_runs
 
 
 @app.cell(hide_code=True)
@@ -543,10 +541,11 @@ def _(exercise_contexts, ui):
 
 
 @app.cell
-def _(answers, book, exercise_contexts, save_button, ui):
+def _(answers, exercise_contexts, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab06", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, contexts=exercise_contexts)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

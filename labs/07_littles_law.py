@@ -252,11 +252,10 @@ def _(e2e, fmt, little, mo, summary):
 
 
 @app.cell
-def _(book, e2e, little, resolved, summary):
+def _(e2e, little, resolved, summary):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "baseline",
-        {
+    exercise_runs = {
+        "baseline": {
             "target": resolved.message,
             "requests": int(summary["requests"]),
             "e2e_p50_s": e2e.p50_s,
@@ -265,13 +264,12 @@ def _(book, e2e, little, resolved, summary):
             "throughput_req_per_s": float(summary["throughput_req_per_s"]),
             "littles_law_ratio": little.ratio,
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
-def _(e2e, learner, output_tokens, target_req_per_s, tpot, ttft, ui):
-    book = ui.AnswerBook(learner.value, lab="lab07")
+def _(e2e, output_tokens, target_req_per_s, tpot, ttft):
     # What the exercises are checked against: the learner's own measurements.
     exercise_context = {
         "e2e_mean_ms": round(e2e.mean_s * 1e3, 3),
@@ -280,7 +278,7 @@ def _(e2e, learner, output_tokens, target_req_per_s, tpot, ttft, ui):
         "output_tokens": output_tokens,
         "target_req_per_s": target_req_per_s,
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -298,10 +296,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab07", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

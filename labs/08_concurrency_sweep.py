@@ -429,31 +429,21 @@ def _(
 
 
 @app.cell
-def _(book, capacity_req_per_s, knee_concurrency, p95_growth, server_note):
+def _(capacity_req_per_s, knee_concurrency, p95_growth, server_note):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "concurrency_sweep",
-        {
+    exercise_runs = {
+        "concurrency_sweep": {
             "server": server_note,
             "knee_concurrency": knee_concurrency,
             "capacity_req_per_s": capacity_req_per_s,
             "open_loop_p95_growth": p95_growth,
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
-def _(
-    capacity_req_per_s,
-    closed_summary,
-    knee,
-    learner,
-    open_frame,
-    stats,
-    ui,
-):
-    book = ui.AnswerBook(learner.value, lab="lab08")
+def _(capacity_req_per_s, closed_summary, knee, open_frame, stats):
     _has_knee = knee is not None and knee.knee_index is not None
     _at_knee = closed_summary.iloc[knee.knee_index if _has_knee else -1]
     _rates = stats.summarize(open_frame)["rate_per_s"]
@@ -465,7 +455,7 @@ def _(
         "capacity_req_per_s": round(capacity_req_per_s, 3),
         "rate_per_s": round(float(_below.max() if len(_below) else 0.8 * capacity_req_per_s), 3),
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -483,10 +473,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab08", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

@@ -246,17 +246,16 @@ def _(costs, fmt, mo):
 
 
 @app.cell
-def _(book, costs, resolved):
+def _(costs, resolved):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "token_grid",
-        {
+    exercise_runs = {
+        "token_grid": {
             "target": resolved.message,
             "prefill_ms_per_1k_tokens": costs.prefill_ms_per_1k_tokens,
             "decode_ms_per_token": costs.decode_ms_per_token,
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
@@ -265,14 +264,11 @@ def _(
     corner_output,
     corner_prompt,
     corner_small,
-    learner,
     m_large,
     m_small,
     p_large,
     p_small,
-    ui,
 ):
-    book = ui.AnswerBook(learner.value, lab="lab09")
     # What the exercises are checked against: the learner's own grid (p50s, in ms).
     exercise_context = {
         "prompt_tokens_small": p_small,
@@ -288,7 +284,7 @@ def _(
         "ttft_ms": round(float(corner_large["ttft_p50_s"]) * 1e3, 3),
         "tpot_ms": round(float(corner_large["tpot_p50_s"]) * 1e3, 4),
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -306,10 +302,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab09", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

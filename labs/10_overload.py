@@ -448,14 +448,11 @@ def _(
 def _(
     goodput_bounded,
     goodput_unbounded,
-    learner,
     max_num_seqs,
     retry_table,
     service_s,
     timeout_s,
-    ui,
 ):
-    book = ui.AnswerBook(learner.value, lab="lab10")
     _blind = retry_table.set_index("policy").loc["blind retries"]
     # The goodput question uses the busiest level where some requests still met the SLO.
     _some = goodput_unbounded[goodput_unbounded["met"] > 0]
@@ -472,17 +469,16 @@ def _(
         "user_requests": int(_blind["user_requests"]),
     }
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "overload",
-        {
+    exercise_runs = {
+        "overload": {
             "goodput_unbounded_per_s": goodput_unbounded["goodput_per_s"].tolist(),
             "goodput_bounded_per_s": goodput_bounded["goodput_per_s"].tolist(),
             "retry_amplification": {
                 str(_r.policy): float(_r.amplification) for _r in retry_table.itertuples()
             },
         },
-    )
-    return book, exercise_context
+    }
+    return exercise_context, exercise_runs
 
 
 @app.cell(hide_code=True)
@@ -500,10 +496,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab10", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

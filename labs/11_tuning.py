@@ -354,11 +354,10 @@ def _(fmt, mo, plan_base, plan_tuned, slo_p95_s, users):
 
 
 @app.cell
-def _(book, plan_base, plan_tuned):
+def _(plan_base, plan_tuned):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "capacity_plan",
-        {
+    exercise_runs = {
+        "capacity_plan": {
             "slo_p95_s": plan_base.slo_s,
             "users": plan_base.users,
             "baseline_cap": plan_base.cap,
@@ -366,26 +365,23 @@ def _(book, plan_base, plan_tuned):
             "tuned_cap": plan_tuned.cap,
             "tuned_gpus": plan_tuned.gpus,
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
 def _(
     base_config,
     knobs,
-    learner,
     max_tokens,
     mo,
     plan_base,
     prompt_tokens,
     slo_p95_s,
     tp,
-    ui,
     users,
 ):
     mo.stop(knobs is None)
-    book = ui.AnswerBook(learner.value, lab="lab11")
     _base = knobs.sweeps["baseline (defaults)"].summary().sort_values("concurrency")
     # What the exercises are checked against: the learner's own sweep and settings.
     exercise_context = {
@@ -401,7 +397,7 @@ def _(
         "max_tokens": max_tokens,
         "max_num_seqs": base_config.max_num_seqs,
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -419,10 +415,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab11", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

@@ -369,16 +369,15 @@ def _(fmt, mo, model, tp_table):
 
 
 @app.cell
-def _(book, plan, revealed):
+def _(plan, revealed):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "nim_benchmarks",
-        {
+    exercise_runs = {
+        "nim_benchmarks": {
             "cheapest": str(plan.iloc[0]["config"]),
             "held_back": {k: float(v) for k, v in revealed["measured"].items()},
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
@@ -393,17 +392,14 @@ def _(
     held_tp,
     isl,
     itl_budget_ms,
-    learner,
     model,
     osl,
     queue_pred,
     sim_pred,
     tp_table,
     ttft_budget_ms,
-    ui,
     users,
 ):
-    book = ui.AnswerBook(learner.value, lab="lab12")
     exercise_context = {
         "model": model.key,
         "model_name": model.name,
@@ -424,7 +420,7 @@ def _(
         "sim_ttft_ms": round(float(sim_pred["ttft_ms_avg"]), 1),
         "queue_ttft_ms": round(float(queue_pred["ttft_ms_avg"]), 1),
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -442,10 +438,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab12", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

@@ -296,33 +296,29 @@ def _(mo, tp_measured):
 
 
 @app.cell
-def _(book, plan, split_table):
+def _(plan, split_table):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "fleet",
-        {
+    exercise_runs = {
+        "fleet": {
             "cheapest": plan.best["label"] if plan.best else None,
             "split_itl_p95_s": dict(
                 zip(split_table["layout"], split_table["itl_p95_s"].astype(float), strict=True)
             ),
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
 def _(
     gpu,
     gpu_name,
-    learner,
     model,
     prefill_s,
     replicas,
     router_table,
     split_rate_per_s,
-    ui,
 ):
-    book = ui.AnswerBook(learner.value, lab="lab13")
     _r = router_table.set_index("router")
     _lo = _r.loc["least-outstanding"]
     exercise_context = {
@@ -341,7 +337,7 @@ def _(
         "rate_per_s": split_rate_per_s,
         "prefill_ms": round(prefill_s * 1e3, 2),
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -359,10 +355,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab13", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

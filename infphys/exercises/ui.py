@@ -1,32 +1,32 @@
 """marimo glue for exercises: the answer widgets, the verdicts, the save panel of a lab.
 
 marimo is imported lazily inside each function, so ``import infphys.exercises`` never needs it.
-A lab's exercise section is five cells; only the run summary and the context (the learner's
-own numbers) are the lab's own, the last three are the same in every lab::
+A lab's exercise section is four cells; only the first (the learner's own numbers) is the lab's
+own, the last three are the same in every lab::
 
-    # cell 1: what the answer file keeps of the learner's run besides the answers
-    book.add_run("kv_wall", {"calculator_users": engine_wall_users})
-    # cell 2: the answer book and the numbers the prompts and solutions use
-    book = ui.AnswerBook(learner.value, lab="lab03")
+    # cell 1: the numbers the prompts and solutions use, and what the answer file keeps of the
+    # learner's run besides the answers
     exercise_context = {"model": model.key, "users": 50}
-    # cell 3: the name box and the save button (made once: typing a name re-runs nothing above)
+    exercise_runs = {"kv_wall": {"calculator_users": engine_wall_users}}
+    # cell 2: the name box and the save button (made once: typing a name re-runs nothing above)
     learner, save_button = learner_controls()
     exercises_heading(learner)
-    # cell 4: one widget per exercise of the lab, shown one under another
+    # cell 3: one widget per exercise of the lab, shown one under another
     answers = exercise_form("lab03", exercise_context)
     answers.vstack()
-    # cell 5: check every answer (marimo re-runs this whenever the learner answers), save
+    # cell 4: the answer book, every answer checked (marimo re-runs this whenever the learner
+    # answers, types a name or the run changes), saved on a click
+    book = answer_book(learner, "lab03", exercise_runs)
     verdicts = check_answers(book, answers.value, exercise_context)
     results_view(verdicts, book, save_button)
 
-The two cells of the lab's own come first in the file: they show nothing, and marimo runs cells
-in the order their names need, not the order they are written. The run summary has a cell of
-its own when it reads results that can change while the context's inputs stay put (re-running
-cell 2 makes a new book and a new form, which would wipe the learner's typed answers); a lab
-whose summary reads only what the context's inputs come from records it in cell 2 (labs 01,
-05, 06, 10). A lab whose questions are checked against different contexts passes
-``contexts={"q1": ..., "q2": ...}`` to :func:`exercise_form` and :func:`check_answers`
-instead of one context.
+The lab's own cell comes first in the file: it shows nothing, and marimo runs cells in the order
+their names need, not the order they are written. The form depends only on the context, so a
+new name or a new run (which only the book depends on) never wipes the learner's typed
+answers; a lab whose run record reads results the context does not may define
+``exercise_runs`` in a cell of its own. A lab whose questions are checked against different
+contexts passes ``contexts={"q1": ..., "q2": ...}`` to :func:`exercise_form` and
+:func:`check_answers` instead of one context.
 
 A widget's label is the exercise's title and its prompt filled with the learner's context. In a
 headless run a test replaces ``answers`` with anything whose ``value`` maps ``"q1"``… to answers,
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LEARNER_ENV",
     "AnswerBook",
+    "answer_book",
     "check_answers",
     "exercise_form",
     "exercise_widget",
@@ -192,6 +193,24 @@ def check_answers(
         key = _question_key(ex)
         verdicts[key] = book.check(ex, answers.get(key, ""), **by_key[key])
     return verdicts
+
+
+def answer_book(learner: Any, lab: str, runs: Mapping[str, Mapping[str, Any]]) -> AnswerBook:
+    """The answer book of ``lab`` for the name typed in ``learner`` (the box from
+    :func:`learner_controls`), holding ``runs``: what the answer file keeps of the learner's run
+    besides the answers, by name (each passed to :meth:`AnswerBook.add_run`).
+
+    Made afresh in the cell that checks the answers, so a new name or a new run re-checks the
+    answers already typed instead of re-creating the form that holds them. For Lab 5,
+    ``answer_book(learner, "lab05", {"sequential_vs_concurrent": {"n_requests": 8}})``.
+
+    Raises:
+        ValueError: for a run that holds something other than plain data (from ``add_run``).
+    """
+    book = AnswerBook(learner.value, lab=lab)
+    for name, summary in runs.items():
+        book.add_run(name, summary)
+    return book
 
 
 def gpu_dropdown(value: str, label: str = "GPU") -> Any:
