@@ -266,18 +266,23 @@ def _(completion_tokens, e2e_s, fmt, mo, preflight_ok, resolved, tpot_s, ttft_s)
 
 
 @app.cell
-def _(completion_tokens, e2e_s, preflight_ok, resolved, ttft_s):
+def _(exercise_context, preflight_ok, resolved):
+    # What the answer file keeps of this run besides the answers.
+    exercise_runs = {
+        "preflight": {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
+    }
+    return (exercise_runs,)
+
+
+@app.cell
+def _(completion_tokens, e2e_s, ttft_s):
     # Rounded as the prompts show them, so a learner's arithmetic on the shown numbers passes.
     exercise_context = {
         "ttft_s": round(ttft_s, 4),
         "e2e_s": round(e2e_s, 4),
         "completion_tokens": int(completion_tokens),
     }
-    # What the answer file keeps of this run besides the answers.
-    exercise_runs = {
-        "preflight": {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
-    }
-    return exercise_context, exercise_runs
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)

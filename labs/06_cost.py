@@ -480,17 +480,26 @@ def _(fmt, gpu_hourly_usd, mo, own_gpu_hour, plots, tco_results):
 
 
 @app.cell
+def _(cap_tokens_per_s, cap_users, gpu, model, tpot_slo_s):
+    # What the answer file keeps of this run besides the answers.
+    exercise_runs = {
+        "slo_capacity": {
+            "gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,
+            "cap_output_tokens_per_s": cap_tokens_per_s,
+        },
+    }
+    return (exercise_runs,)
+
+
+@app.cell
 def _(
     cap_tokens_per_s,
     cap_users,
     concurrent_users,
-    gpu,
     gpu_hourly_usd,
-    model,
     num_gpus,
     tco_load,
     tco_rates,
-    tpot_slo_s,
 ):
     # q1 is about the calculator's fleet; q2 and q3 about one simulated GPU at the SLO cap.
     calculator_context = {
@@ -516,14 +525,7 @@ def _(
     # Each question is shown and checked with the numbers of its own context.
     exercise_contexts = {"q1": calculator_context, "q2": capacity_context,
                          "q3": capacity_context, "q4": tco_context}
-    # What the answer file keeps of this run besides the answers.
-    exercise_runs = {
-        "slo_capacity": {
-            "gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,
-            "cap_output_tokens_per_s": cap_tokens_per_s,
-        },
-    }
-    return exercise_contexts, exercise_runs
+    return (exercise_contexts,)
 
 
 @app.cell(hide_code=True)

@@ -445,14 +445,22 @@ def _(
 
 
 @app.cell
-def _(
-    goodput_bounded,
-    goodput_unbounded,
-    max_num_seqs,
-    retry_table,
-    service_s,
-    timeout_s,
-):
+def _(goodput_bounded, goodput_unbounded, retry_table):
+    # What the answer file keeps of this run besides the answers.
+    exercise_runs = {
+        "overload": {
+            "goodput_unbounded_per_s": goodput_unbounded["goodput_per_s"].tolist(),
+            "goodput_bounded_per_s": goodput_bounded["goodput_per_s"].tolist(),
+            "retry_amplification": {
+                str(_r.policy): float(_r.amplification) for _r in retry_table.itertuples()
+            },
+        },
+    }
+    return (exercise_runs,)
+
+
+@app.cell
+def _(goodput_unbounded, max_num_seqs, retry_table, service_s, timeout_s):
     _blind = retry_table.set_index("policy").loc["blind retries"]
     # The goodput question uses the busiest level where some requests still met the SLO.
     _some = goodput_unbounded[goodput_unbounded["met"] > 0]
@@ -468,17 +476,7 @@ def _(
         "attempts": int(_blind["attempts"]),
         "user_requests": int(_blind["user_requests"]),
     }
-    # What the answer file keeps of this run besides the answers.
-    exercise_runs = {
-        "overload": {
-            "goodput_unbounded_per_s": goodput_unbounded["goodput_per_s"].tolist(),
-            "goodput_bounded_per_s": goodput_bounded["goodput_per_s"].tolist(),
-            "retry_amplification": {
-                str(_r.policy): float(_r.amplification) for _r in retry_table.itertuples()
-            },
-        },
-    }
-    return exercise_context, exercise_runs
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)

@@ -109,6 +109,15 @@ def test_figure_table_shows_the_chosen_columns_rounded() -> None:
     assert "the figure" in html and "0.1235" in html and "left_out_s" not in html
 
 
+def test_answer_book_holds_the_learners_name_and_runs() -> None:
+    learner = SimpleNamespace(value="Ada")
+    book = ui.answer_book(learner, "lab05", {"sequential_vs_concurrent": {"n_requests": 8}})
+    assert (book.learner, book.lab) == ("Ada", "lab05")
+    assert book.runs["lab05"]["sequential_vs_concurrent"]["summary"] == {"n_requests": 8}
+    # No run recorded: an empty book of the lab, still able to check answers.
+    assert ui.answer_book(learner, "lab05", {}).runs.get("lab05", {}) == {}
+
+
 def test_controls_view_shows_the_title_and_every_widget() -> None:
     seed = labsetup.seed_input()
     html = labsetup.controls_view([seed], title="3 · Time one request").text
