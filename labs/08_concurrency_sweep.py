@@ -64,24 +64,11 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import contextlib
-
-    from infphys import analysis, fmt, measure, plots, resolve, sim, stats
+    from infphys import analysis, fmt, measure, plots, resolve, stats
     from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-    return (
-        analysis,
-        contextlib,
-        fmt,
-        labsetup,
-        measure,
-        plots,
-        resolve,
-        sim,
-        stats,
-        ui,
-    )
+    return analysis, fmt, labsetup, measure, plots, resolve, stats, ui
 
 
 @app.cell
@@ -153,34 +140,12 @@ def _(resolve):
 
 
 @app.cell
-def _(contextlib, gpu, max_num_seqs, model, resolved, sim):
+def _(gpu, max_num_seqs, model, resolved, ui):
     # Otherwise the fallback: a small simulated server started afresh for each run (an idle
     # engine, no queue left over), on the settings above, its lag counted and shown once below.
     # A simulator that `infphys labs` started because nothing answered is a fallback too.
-    fallback = not resolved.answered or resolved.launcher_fallback
-
-    @contextlib.contextmanager
-    def server_for_run():
-        # The target, and what says (in one sentence, else None) if a simulator ran late.
-        if not fallback:
-            yield resolved.target, resolved.lag_note
-            return
-        with sim.serve(gpu, model, max_num_seqs=max_num_seqs,
-                       served_model_name=resolved.target.model, log_lag=False) as _sim:
-            yield _sim, _sim.lag_note
-
-    _why = (
-        f"{resolved.message}, which `infphys labs` started because nothing answered at "
-        "NIM_BASE_URL"
-        if resolved.launcher_fallback
-        else resolved.message
-    )
-    server_note = (
-        resolved.message
-        if not fallback
-        else f"{_why}; measuring this lab's fallback instead: a simulated {model} on one {gpu} "
-        f"with max_num_seqs = {max_num_seqs}, started on 127.0.0.1 for each run"
-    )
+    server = ui.FallbackServer(resolved, gpu, model, max_num_seqs)
+    fallback, server_for_run, server_note = server.fallback, server.run, server.note
     return fallback, server_for_run, server_note
 
 

@@ -118,6 +118,30 @@ def test_answer_book_holds_the_learners_name_and_runs() -> None:
     assert ui.answer_book(learner, "lab05", {}).runs.get("lab05", {}) == {}
 
 
+def test_fallback_server_measures_what_answered_else_its_own() -> None:
+    target = object()
+    answered: Any = SimpleNamespace(
+        answered=True, launcher_fallback=False, message="using http://gpu-box:8000",
+        target=target, lag_note=lambda: None,
+    )
+    server = ui.FallbackServer(answered, "a100-80gb-sxm", "llama-3.1-8b", 8)
+    assert not server.fallback and server.note == "using http://gpu-box:8000"
+    with server.run() as (measured, lag_note):
+        assert measured is target and lag_note() is None
+    # A simulator `infphys labs` started because nothing answered: the lab's own replaces it.
+    launched: Any = SimpleNamespace(
+        answered=True, launcher_fallback=True, message="using http://127.0.0.1:8000"
+    )
+    note = ui.FallbackServer(launched, "a100-80gb-sxm", "llama-3.1-8b", 8).note
+    assert note == (
+        "using http://127.0.0.1:8000, which `infphys labs` started because nothing answered at "
+        "NIM_BASE_URL; measuring this lab's fallback instead: a simulated llama-3.1-8b on one "
+        "a100-80gb-sxm with max_num_seqs = 8, started on 127.0.0.1 for each run"
+    )
+    nothing: Any = SimpleNamespace(answered=False, launcher_fallback=False, message="x")
+    assert ui.FallbackServer(nothing, "a100-80gb-sxm", "llama-3.1-8b", 8).fallback
+
+
 def test_controls_view_shows_the_title_and_every_widget() -> None:
     seed = labsetup.seed_input()
     html = labsetup.controls_view([seed], title="3 · Time one request").text

@@ -35,8 +35,10 @@ and reads ``verdicts["q1"]``.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from infphys.exercises.book import AnswerBook, default_answers_dir
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LEARNER_ENV",
     "AnswerBook",
+    "FallbackServer",
     "answer_book",
     "check_answers",
     "exercise_form",
@@ -320,6 +323,61 @@ def lab_target(**settings: Any) -> tuple[ResolvedTarget, Target]:
 
     resolved = resolve_target(log_lag=False, **settings)
     return resolved, resolved.target
+
+
+@dataclass(frozen=True)
+class FallbackServer:
+    """The server a lab that starts its own measures: the target that answered at
+    ``NIM_BASE_URL``, else a small simulated one (``gpu``, ``model`` as catalog keys, its batch
+    limit ``max_num_seqs``) started afresh for each run, an idle engine with no queue left over.
+
+    ``resolved`` is :func:`infphys.resolve.resolve_target` called with ``fallback=False`` (it
+    probes, starts nothing). A simulator that ``infphys labs`` started because nothing answered
+    counts as no server: the lab's own fallback replaces it. For Lab 8 with nothing answering:
+    ``fallback`` is True, and ``note`` ends "measuring this lab's fallback instead: a simulated
+    llama-3.1-8b on one a100-80gb-sxm with max_num_seqs = 8, started on 127.0.0.1 for each run".
+    """
+
+    resolved: ResolvedTarget
+    gpu: str
+    model: str
+    max_num_seqs: int
+
+    @property
+    def fallback(self) -> bool:
+        """True when the lab measures its own simulated server, not the resolved target."""
+        return not self.resolved.answered or self.resolved.launcher_fallback
+
+    @property
+    def note(self) -> str:
+        """One line saying which server the lab measures, for :func:`target_view`."""
+        r = self.resolved
+        if not self.fallback:
+            return r.message
+        why = (
+            f"{r.message}, which `infphys labs` started because nothing answered at NIM_BASE_URL"
+            if r.launcher_fallback
+            else r.message
+        )
+        return (
+            f"{why}; measuring this lab's fallback instead: a simulated {self.model} on one "
+            f"{self.gpu} with max_num_seqs = {self.max_num_seqs}, started on 127.0.0.1 for each run"
+        )
+
+    @contextlib.contextmanager
+    def run(self) -> Iterator[tuple[Any, Callable[[], str | None]]]:
+        """The server for one run and what says (in one sentence, else None) whether a
+        simulator ran late; the fallback is started on entry and stopped on exit."""
+        if not self.fallback:
+            yield self.resolved.target, self.resolved.lag_note
+            return
+        from infphys.sim import serve
+
+        with serve(
+            self.gpu, self.model, max_num_seqs=self.max_num_seqs,
+            served_model_name=self.resolved.target.model, log_lag=False,
+        ) as sim:
+            yield sim, sim.lag_note
 
 
 def target_view(line: str) -> Any:
