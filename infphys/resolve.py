@@ -34,6 +34,7 @@ from typing import Any
 
 from infphys._check import positive
 from infphys._closing import Closing
+from infphys.catalog import DEFAULT_GPU, DEFAULT_MODEL
 from infphys.measure.target import Target
 from infphys.sim.config import EngineConfig
 from infphys.sim.hosting import SimHandle, serve
@@ -47,11 +48,6 @@ __all__ = [
     "resolve_target",
     "simulator_config",
 ]
-
-#: The GPU and model the fallback simulator plays: the course's one default, which the home
-#: page's numbers and Lab 1's theory also use (``tests/test_labs_server.py`` checks they agree).
-DEFAULT_GPU = "h200"
-DEFAULT_MODEL = "llama-3.1-8b"
 
 #: Set to "1" by a launcher (``infphys labs``) that pointed ``NIM_BASE_URL`` at a simulator it
 #: started because nothing answered: that simulator is a fallback, not a configured server, and a

@@ -67,33 +67,13 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
     import pandas as pd
 
-    from infphys import fmt, physics
-    from infphys.catalog import FITTED_STEP_PARAMS
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.measure import run_closed_loop, preflight_sync, run_sync
-    from infphys.plots import labs as lab_plots
+    from infphys import catalog, fmt, measure, physics, plots
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        FITTED_STEP_PARAMS,
-        run_closed_loop,
-        fmt,
-        lab_plots,
-        labsetup,
-        os,
-        pd,
-        physics,
-        preflight_sync,
-        run_sync,
-        ui,
-    )
+    return catalog, fmt, labsetup, measure, pd, physics, plots, ui
 
 
 @app.cell
@@ -123,9 +103,9 @@ def _(mo, pd, ui):
 
 
 @app.cell
-def _(mo, preflight_sync, target):
+def _(measure, mo, target):
     # 2 · The live preflight: models, readiness, one tiny streamed answer.
-    verdict = preflight_sync(target)
+    verdict = measure.preflight_sync(target)
     preflight_ok = verdict.ok
     _steps = [
         {"step": s.name, "ok": s.ok, "status": s.status, "detail": s.detail,
@@ -139,41 +119,42 @@ def _(mo, preflight_sync, target):
             mo.ui.table(_steps, selection=None),
         ]
     )
-    return preflight_ok, verdict
+    return (preflight_ok,)
 
 
 @app.cell
 def _(labsetup, resolved):
     # The theory's GPU and model: the simulator's, else the course's defaults (the simulator's
     # and the home page's); pick the real ones when a real server answers.
-    max_tokens_pick = labsetup.int_dropdown([16, 64, 128, 256], 64, "max_tokens")
-    prompt_pick = labsetup.int_dropdown([32, 128, 512, 2048], 128, "prompt tokens")
-    seed_number = labsetup.seed_input()
     theory_picks = labsetup.theory_selects(resolved)
-    labsetup.controls_view(
-        [prompt_pick, max_tokens_pick, seed_number],
+    controls, _view = labsetup.controls(
+        labsetup.request_row([32, 128, 512, 2048], 128, [16, 64, 128, 256], 64),
         [*theory_picks],
         title="3 · Time one request",
     )
-    return max_tokens_pick, prompt_pick, seed_number, theory_picks
+    _view
+    return controls, theory_picks
 
 
 @app.cell
-def _(labsetup, max_tokens_pick, prompt_pick, seed_number, theory_picks):
+def _(controls, labsetup, theory_picks):
     # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
-    max_tokens, prompt_tokens, seed = labsetup.values(max_tokens_pick, prompt_pick, seed_number)
+    max_tokens, prompt_tokens, seed = labsetup.settings(
+        controls, "max_tokens", "prompt_tokens", "seed"
+    )
     theory_gpu, theory_model = theory_picks.value
     return max_tokens, prompt_tokens, seed, theory_gpu, theory_model
 
 
 @app.cell
-def _(run_closed_loop, max_tokens, prompt_tokens, run_sync, seed, target):
+def _(max_tokens, measure, prompt_tokens, seed, target):
     # One streamed request after one warm-up (connection set-up, the server's first-call costs),
     # timed by the measuring client; token counts from `usage`.
-    probe = run_sync(
-        run_closed_loop(target, concurrency=1, requests=1, warmup=1, prompt_tokens=prompt_tokens,
-                        max_tokens=max_tokens, seed=seed,
-                        log_notes=False)
+    probe = measure.run_sync(
+        measure.run_closed_loop(
+            target, concurrency=1, requests=1, warmup=1, prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens, seed=seed, log_notes=False,
+        )
     )
     request = next(r for r in probe.records if not r.warmup)
     ttft_s = request.ttft_s
@@ -226,8 +207,8 @@ def _(
 
 
 @app.cell(hide_code=True)
-def _(FITTED_STEP_PARAMS, mo, token_source):
-    _p = FITTED_STEP_PARAMS
+def _(catalog, mo, token_source):
+    _p = catalog.FITTED_STEP_PARAMS
     mo.md(f"""
     The theory is the kit's step model, fitted to measured TensorRT-LLM and NIM step times: a
     prefill of the prompt's FLOPs at {_p.gemm_flops_efficiency:.0%} of the dense peak (Hopper), a
@@ -242,8 +223,8 @@ def _(FITTED_STEP_PARAMS, mo, token_source):
 
 
 @app.cell
-def _(lab_plots, request):
-    lab_plots.token_timeline(
+def _(plots, request):
+    plots.labs.token_timeline(
         request.chunk_times_s, request.sent_s, title="One streamed request, token by token"
     )
     return
@@ -285,20 +266,23 @@ def _(completion_tokens, e2e_s, fmt, mo, preflight_ok, resolved, tpot_s, ttft_s)
 
 
 @app.cell
-def _(AnswerBook, completion_tokens, e2e_s, learner, preflight_ok, resolved, ttft_s):
-    book = AnswerBook(learner.value, lab="lab01")
+def _(exercise_context, preflight_ok, resolved):
+    # What the answer file keeps of this run besides the answers.
+    exercise_runs = {
+        "preflight": {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
+    }
+    return (exercise_runs,)
+
+
+@app.cell
+def _(completion_tokens, e2e_s, ttft_s):
     # Rounded as the prompts show them, so a learner's arithmetic on the shown numbers passes.
     exercise_context = {
         "ttft_s": round(ttft_s, 4),
         "e2e_s": round(e2e_s, 4),
         "completion_tokens": int(completion_tokens),
     }
-    # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "preflight",
-        {"target": resolved.message, "preflight_ok": preflight_ok, **exercise_context},
-    )
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -316,10 +300,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab01", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

@@ -44,44 +44,18 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
     import pandas as pd
 
-    from infphys import fmt, physics
-    from infphys.catalog import GPUS, get_gpu
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.measure.gpu import GPUWatcher, copy_bandwidth, engine_check, roofline_experiment
-    from infphys.plots.gpu import copy_bandwidth_figure, roofline_experiment_figure, watch_figure
-    from infphys.plots.physics import gpu_specs
+    from infphys import catalog, fmt, measure, physics, plots
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        GPUS,
-        GPUWatcher,
-        copy_bandwidth,
-        copy_bandwidth_figure,
-        engine_check,
-        fmt,
-        get_gpu,
-        gpu_specs,
-        labsetup,
-        os,
-        pd,
-        physics,
-        roofline_experiment,
-        roofline_experiment_figure,
-        ui,
-        watch_figure,
-    )
+    return catalog, fmt, labsetup, measure, pd, physics, plots, ui
 
 
 @app.cell(hide_code=True)
-def _(get_gpu, mo, physics):
-    _h100 = get_gpu("h100")
+def _(catalog, mo, physics):
+    _h100 = catalog.get_gpu("h100")
     _w = physics.weight_bytes("llama-3.1-8b")
     _floor_ms = 1e3 * physics.decode_floor_s("h100", "llama-3.1-8b")
     mo.md(rf"""
@@ -101,9 +75,9 @@ def _(get_gpu, mo, physics):
 
 
 @app.cell
-def _(engine_check):
+def _(measure):
     # 1 · Engine check: which GPUs NVML sees (never raises; says why when there is none).
-    engine = engine_check()
+    engine = measure.engine_check()
     has_gpu = engine.ok
     return engine, has_gpu
 
@@ -149,27 +123,31 @@ def _(engine, fmt, has_gpu, mo, pd):
 
 
 @app.cell
-def _(engine, has_gpu, labsetup, mo):
+def _(engine, has_gpu, labsetup):
     _detected = engine.gpus[0].catalog if has_gpu and engine.gpus[0].catalog else None
-    gpu_pick = labsetup.gpu_select(
-        _detected.name if _detected else "H100 SXM",
-        "GPU to reason about" + (" (detected)" if _detected else ""),
+    table_controls, _view = labsetup.controls(
+        {
+            "gpu": labsetup.gpu_select(
+                _detected.name if _detected else "H100 SXM",
+                "GPU to reason about" + (" (detected)" if _detected else ""),
+            ),
+            "model": labsetup.model_select("Llama-3.1-8B", "model for the weight-read floor"),
+        },
+        title="2 · The bandwidth context table",
     )
-    model_pick = labsetup.model_select("Llama-3.1-8B", "model for the weight-read floor")
-    mo.vstack([mo.md("## 2 · The bandwidth context table"), mo.hstack([gpu_pick, model_pick],
-                                                                      justify="start")])
-    return gpu_pick, model_pick
+    _view
+    return (table_controls,)
 
 
 @app.cell
-def _(gpu_pick, labsetup, model_pick):
+def _(labsetup, table_controls):
     # The settings as plain values, one cell a section: a test overrides a section's at once.
-    gpu, model = labsetup.values(gpu_pick, model_pick)
+    gpu, model = labsetup.settings(table_controls, "gpu", "model")
     return gpu, model
 
 
 @app.cell
-def _(GPUS, model, pd, physics):
+def _(catalog, model, pd, physics):
     # The catalog, with what each GPU's bandwidth means for one model (one call per column).
     _weights = physics.weight_bytes(model)
     bandwidth_table = pd.DataFrame(
@@ -185,16 +163,16 @@ def _(GPUS, model, pd, physics):
                 f"{model.name} BF16 floor (ms)": _weights / g.bandwidth_bytes_per_s * 1e3,
                 "source": g.sources.get("bandwidth_bytes_per_s", ""),
             }
-            for g in GPUS.values()
+            for g in catalog.GPUS.values()
         ]
     ).sort_values("bandwidth (TB/s)", ignore_index=True)
     bandwidth_table.round(2)
-    return (bandwidth_table,)
+    return
 
 
 @app.cell
-def _(gpu_specs):
-    gpu_specs()
+def _(plots):
+    plots.physics.gpu_specs()
     return
 
 
@@ -214,24 +192,29 @@ def _(has_gpu, mo):
 
 @app.cell
 def _(labsetup, mo):
-    copy_mib_pick = labsetup.int_dropdown([16, 64, 256, 1024], 64, "largest copy (MiB)")
-    repeats_number = mo.ui.number(3, 50, step=1, value=5, label="timings per size")
-    mo.hstack([copy_mib_pick, repeats_number], justify="start")
-    return copy_mib_pick, repeats_number
+    copy_controls, _view = labsetup.controls(
+        {
+            "largest_mib": labsetup.int_dropdown([16, 64, 256, 1024], 64, "largest copy (MiB)"),
+            "repeats": mo.ui.number(3, 50, step=1, value=5, label="timings per size"),
+        },
+        title=None,
+    )
+    _view
+    return (copy_controls,)
 
 
 @app.cell
-def _(copy_mib_pick, labsetup, repeats_number):
-    _largest_mib, copy_repeats = labsetup.values(copy_mib_pick, repeats_number)
+def _(copy_controls, labsetup):
+    _largest_mib, copy_repeats = labsetup.settings(copy_controls, "largest_mib", "repeats")
     copy_largest_bytes = _largest_mib * 2**20
     return copy_largest_bytes, copy_repeats
 
 
 @app.cell
-def _(GPUWatcher, copy_bandwidth, copy_largest_bytes, copy_repeats):
+def _(copy_largest_bytes, copy_repeats, measure):
     # The copy benchmark, with the GPU watcher sampling alongside (empty, with a reason, if no GPU).
-    with GPUWatcher(interval_s=0.05) as copy_watch:
-        copy = copy_bandwidth(
+    with measure.GPUWatcher(interval_s=0.05) as copy_watch:
+        copy = measure.copy_bandwidth(
             sizes_bytes=[1 * 2**20, copy_largest_bytes // 4, copy_largest_bytes],
             repeats=copy_repeats,
             warmup=1,
@@ -267,10 +250,12 @@ def _(copy, fmt, gpu, mo, pd):
 
 
 @app.cell
-def _(copy, copy_bandwidth_figure, copy_watch, mo, ui, watch_figure):
+def _(copy, copy_watch, mo, plots, ui):
     # The copy's bandwidth by size, then what the GPU watcher saw while it ran.
-    _watched = watch_figure(copy_watch.frame, title="GPU during the copy benchmark")
-    mo.vstack([copy_bandwidth_figure(copy), ui.watch_view(copy_watch, "the copy", _watched)])
+    _watched = plots.gpu.watch_figure(copy_watch.frame, title="GPU during the copy benchmark")
+    mo.vstack(
+        [plots.gpu.copy_bandwidth_figure(copy), ui.watch_view(copy_watch, "the copy", _watched)]
+    )
     return
 
 
@@ -291,21 +276,26 @@ def _(has_gpu, mo):
 
 @app.cell
 def _(labsetup, mo):
-    budget_number = mo.ui.number(2, 120, step=1, value=8, label="time budget (s)")
-    seed_number = labsetup.seed_input()
-    mo.hstack([budget_number, seed_number], justify="start")
-    return budget_number, seed_number
+    experiment_controls, _view = labsetup.controls(
+        {
+            "budget_s": mo.ui.number(2, 120, step=1, value=8, label="time budget (s)"),
+            "seed": labsetup.seed_input(),
+        },
+        title=None,
+    )
+    _view
+    return (experiment_controls,)
 
 
 @app.cell
-def _(budget_number, labsetup, seed_number):
-    experiment_budget_s, seed = labsetup.values(budget_number, seed_number)
+def _(experiment_controls, labsetup):
+    experiment_budget_s, seed = labsetup.settings(experiment_controls, "budget_s", "seed")
     return experiment_budget_s, seed
 
 
 @app.cell
-def _(experiment_budget_s, has_gpu, roofline_experiment, seed):
-    experiment = roofline_experiment(
+def _(experiment_budget_s, has_gpu, measure, seed):
+    experiment = measure.roofline_experiment(
         batch_sizes=None if has_gpu else (1, 4, 16, 64),
         time_budget_s=experiment_budget_s,
         seed=seed,
@@ -314,8 +304,8 @@ def _(experiment_budget_s, has_gpu, roofline_experiment, seed):
 
 
 @app.cell
-def _(experiment, roofline_experiment_figure):
-    roofline_experiment_figure(experiment)
+def _(experiment, plots):
+    plots.gpu.roofline_experiment_figure(experiment)
     return
 
 
@@ -364,24 +354,22 @@ def _(copy, fmt, gpu, has_gpu, mo, model, physics):
 
 
 @app.cell
-def _(book, copy, engine, experiment):
+def _(copy, engine, experiment):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "metal",
-        {
+    exercise_runs = {
+        "metal": {
             "engine": engine.verdict,
             "copy_label": copy.label,
             "copy_bandwidth_bytes_per_s": copy.bandwidth_bytes_per_s,
             "roofline_points": len(experiment),
             "roofline_device": experiment.attrs.get("gpu_name", ""),
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
-def _(AnswerBook, copy_bytes, copy_s, gpu, learner, model):
-    book = AnswerBook(learner.value, lab="lab02")
+def _(copy_bytes, copy_s, gpu, model):
     exercise_context = {
         "gpu": gpu.key,
         "gpu_name": gpu.name,
@@ -390,7 +378,7 @@ def _(AnswerBook, copy_bytes, copy_s, gpu, learner, model):
         "copy_bytes": copy_bytes,
         "copy_s": copy_s,
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -408,10 +396,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab02", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

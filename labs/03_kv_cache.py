@@ -64,69 +64,49 @@ def _(mo):
 @app.cell(hide_code=True)
 def _():
     import dataclasses
-    import os
 
     import pandas as pd
 
-    from infphys import fmt, physics
-    from infphys.catalog import get_model
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.plots import labs as lab_plots
-    from infphys.sim import sweep as sim_sweep
-    from infphys.sim.config import EngineConfig
+    from infphys import catalog, fmt, physics, plots, sim
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        EngineConfig,
-        dataclasses,
-        fmt,
-        get_model,
-        lab_plots,
-        labsetup,
-        os,
-        pd,
-        physics,
-        sim_sweep,
-        ui,
-    )
+    return catalog, dataclasses, fmt, labsetup, pd, physics, plots, sim, ui
 
 
 @app.cell
 def _(labsetup, mo, ui):
     model_preset = ui.model_dropdown("Llama-3.1-8B", "model preset")
-    gpu_1 = labsetup.gpu_select("H100 SXM", "VRAM line 1 (the simulated GPU)")
-    gpu_2 = labsetup.gpu_select("H200 SXM", "VRAM line 2")
-    context_slider = mo.ui.slider(
-        steps=[1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072],
-        value=8192,
-        label="context per user (prompt + output tokens)",
-        show_value=True,
+    # The other controls, one dictionary keyed by the setting each sets (shown with the shape
+    # sliders below).
+    controls = mo.ui.dictionary(
+        {
+            "kv_precision": mo.ui.dropdown(
+                options=["bf16", "fp8", "fp32"], value="bf16", label="KV-cache precision"
+            ),
+            "weights_precision": mo.ui.dropdown(
+                options=["bf16", "fp8", "int4"], value="bf16", label="weights precision"
+            ),
+            "context_tokens": mo.ui.slider(
+                steps=[1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072],
+                value=8192,
+                label="context per user (prompt + output tokens)",
+                show_value=True,
+            ),
+            "max_users": mo.ui.slider(
+                8, 512, step=8, value=160, label="users to plot", show_value=True
+            ),
+            "gpu_a": labsetup.gpu_select("H100 SXM", "VRAM line 1 (the simulated GPU)"),
+            "gpu_b": labsetup.gpu_select("H200 SXM", "VRAM line 2"),
+        }
     )
-    users_slider = mo.ui.slider(8, 512, step=8, value=160, label="users to plot", show_value=True)
-    kv_precision_pick = mo.ui.dropdown(
-        options=["bf16", "fp8", "fp32"], value="bf16", label="KV-cache precision"
-    )
-    weights_precision_pick = mo.ui.dropdown(
-        options=["bf16", "fp8", "int4"], value="bf16", label="weights precision"
-    )
-    return (
-        context_slider,
-        gpu_1,
-        gpu_2,
-        kv_precision_pick,
-        model_preset,
-        users_slider,
-        weights_precision_pick,
-    )
+    return controls, model_preset
 
 
 @app.cell
-def _(get_model, mo, model_preset):
+def _(catalog, mo, model_preset):
     # The shape sliders start at the preset's values; move them to invent a model.
-    preset = get_model(model_preset.value)
+    preset = catalog.get_model(model_preset.value)
     layers_slider = mo.ui.slider(
         max(1, preset.sliding_window_layers), 160, value=preset.layers, label="layers",
         show_value=True,
@@ -144,23 +124,18 @@ def _(get_model, mo, model_preset):
 
 @app.cell(hide_code=True)
 def _(
-    context_slider,
-    gpu_1,
-    gpu_2,
+    controls,
     hidden_slider,
     kv_heads_pick,
-    kv_precision_pick,
     labsetup,
     layers_slider,
     model_preset,
-    users_slider,
-    weights_precision_pick,
 ):
     labsetup.controls_view(
-        [model_preset, kv_precision_pick, weights_precision_pick],
+        [model_preset, controls["kv_precision"], controls["weights_precision"]],
         [layers_slider, hidden_slider, kv_heads_pick],
-        [context_slider, users_slider],
-        [gpu_1, gpu_2],
+        [controls["context_tokens"], controls["max_users"]],
+        [controls["gpu_a"], controls["gpu_b"]],
     )
     return
 
@@ -178,20 +153,19 @@ def _(dataclasses, hidden_slider, kv_heads_pick, layers_slider, preset):
 
 
 @app.cell
-def _(
-    context_slider,
-    gpu_1,
-    gpu_2,
-    kv_precision_pick,
-    labsetup,
-    users_slider,
-    weights_precision_pick,
-):
+def _(controls, labsetup):
     # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
-    context_tokens, max_users, kv_precision, weights_precision, gpu_a, gpu_b = labsetup.values(
-        context_slider, users_slider, kv_precision_pick, weights_precision_pick, gpu_1, gpu_2
+    context_tokens, max_users, kv_precision, weights_precision, gpu_a, gpu_b = labsetup.settings(
+        controls, "context_tokens", "max_users", "kv_precision", "weights_precision", "gpu_a", "gpu_b"
     )
-    return context_tokens, gpu_a, gpu_b, kv_precision, max_users, weights_precision
+    return (
+        context_tokens,
+        gpu_a,
+        gpu_b,
+        kv_precision,
+        max_users,
+        weights_precision,
+    )
 
 
 @app.cell
@@ -264,8 +238,8 @@ def _(
 
 
 @app.cell
-def _(cliff, cliff_naive, context_tokens, fmt, lab_plots, model_spec):
-    lab_plots.kv_cliff_compare(
+def _(cliff, cliff_naive, context_tokens, fmt, model_spec, plots):
+    plots.labs.kv_cliff_compare(
         cliff, cliff_naive,
         title=f"{model_spec.name}: weights + KV cache, {fmt.count(context_tokens)} tokens per user",
     )
@@ -293,25 +267,29 @@ def _(mo):
 
 
 @app.cell
-def _(labsetup, mo):
-    output_tokens_pick = labsetup.int_dropdown(
-        [64, 128, 256, 512], 256, "output tokens per request"
+def _(labsetup):
+    sim_controls, _view = labsetup.controls(
+        {
+            "output_tokens": labsetup.int_dropdown(
+                [64, 128, 256, 512], 256, "output tokens per request"
+            ),
+            "seed": labsetup.seed_input(),
+        },
+        title=None,
     )
-    seed_number = labsetup.seed_input()
-    mo.hstack([output_tokens_pick, seed_number], justify="start")
-    return output_tokens_pick, seed_number
+    _view
+    return (sim_controls,)
 
 
 @app.cell
-def _(context_tokens, labsetup, output_tokens_pick, seed_number):
-    _output_tokens, seed = labsetup.values(output_tokens_pick, seed_number)
+def _(context_tokens, labsetup, sim_controls):
+    _output_tokens, seed = labsetup.settings(sim_controls, "output_tokens", "seed")
     output_tokens = min(_output_tokens, context_tokens // 2)
     return output_tokens, seed
 
 
 @app.cell
 def _(
-    EngineConfig,
     context_tokens,
     gpu_a,
     kv_precision,
@@ -319,6 +297,7 @@ def _(
     output_tokens,
     physics,
     seed,
+    sim,
     weights_precision,
 ):
     prompt_tokens = context_tokens - output_tokens
@@ -328,7 +307,7 @@ def _(
         kv_precision=kv_precision, block_tokens=16,
     )
     try:
-        sim_config = EngineConfig.build(
+        sim_config = sim.EngineConfig.build(
             gpu=gpu_a, model=model_spec, weights_precision=weights_precision,
             kv_precision=kv_precision, max_model_len=context_tokens, seed=seed,
         )
@@ -345,8 +324,8 @@ def _(
     pd,
     prompt_tokens,
     seed,
+    sim,
     sim_config,
-    sim_sweep,
 ):
     # Concurrency levels from half the wall to twice it: one simulator sweep (a warm-up round,
     # then two rounds per level), its engine figures under the chart's column names.
@@ -355,7 +334,7 @@ def _(
     ) if engine_wall_users > 0 else []
     sweep = pd.DataFrame()
     if sim_config is not None and sweep_levels:
-        _lv = sim_sweep(sim_config, sweep_levels, prompt_tokens=prompt_tokens,
+        _lv = sim.sweep(sim_config, sweep_levels, prompt_tokens=prompt_tokens,
                         max_tokens=output_tokens, rounds_per_level=2, min_requests_per_level=8,
                         seed=seed).levels
         sweep = pd.DataFrame(
@@ -377,9 +356,9 @@ def _(
     engine_wall_users,
     fmt,
     gpu_a,
-    lab_plots,
     mo,
     model_spec,
+    plots,
     sim_problem,
     sweep,
 ):
@@ -389,7 +368,7 @@ def _(
     elif sweep.empty:
         _out = mo.callout(mo.md("No user fits: the weights alone fill the GPU."), kind="warn")
     else:
-        _out = lab_plots.kv_wall_sweep(
+        _out = plots.labs.kv_wall_sweep(
             sweep, engine_wall_users,
             title=f"Simulated {gpu_a.name}, {model_spec.name}: "
             f"the wall at {fmt.count(engine_wall_users)} users",
@@ -487,33 +466,29 @@ def _(
 
 
 @app.cell
-def _(book, engine_wall_users, first_preempting_users, sim_peak_running):
+def _(engine_wall_users, first_preempting_users, sim_peak_running):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "kv_wall",
-        {
+    exercise_runs = {
+        "kv_wall": {
             "calculator_users": engine_wall_users,
             "simulator_peak_running": sim_peak_running,
             "first_preempting_users": first_preempting_users,
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
 def _(
-    AnswerBook,
     context_tokens,
     dataclasses,
     gpu_a,
     kv_precision,
-    learner,
     model_preset,
     model_spec,
     preset,
     weights_precision,
 ):
-    book = AnswerBook(learner.value, lab="lab03")
     # What the exercises are checked against: the learner's own settings.
     exercise_context = {
         "model": model_preset.value if model_spec == preset else dataclasses.asdict(model_spec),
@@ -524,7 +499,7 @@ def _(
         "kv_precision": kv_precision,
         "weights_precision": weights_precision,
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -542,10 +517,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab03", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

@@ -41,38 +41,15 @@ def _(mo):
 def _():
     import importlib.metadata
     import importlib.util
-    import os
 
     import pandas as pd
 
-    from infphys import fmt, physics
-    from infphys.exercises import AnswerBook, labsetup
+    from infphys import fmt, physics, plots, sim
+    from infphys.exercises import labsetup, ui
     from infphys.exercises import lab04 as ex4
-    from infphys.exercises import ui
-    from infphys.plots import labs as lab_plots
-    from infphys.plots.memory import precision_capacity
-    from infphys.sim.config import EngineConfig
-    from infphys.sim.virtual import simulate
-    from infphys.sim.workload import Workload
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        EngineConfig,
-        Workload,
-        ex4,
-        fmt,
-        importlib,
-        lab_plots,
-        labsetup,
-        os,
-        pd,
-        physics,
-        precision_capacity,
-        simulate,
-        ui,
-    )
+    return ex4, fmt, importlib, labsetup, pd, physics, plots, sim, ui
 
 
 @app.cell(hide_code=True)
@@ -101,22 +78,25 @@ def _(mo, physics):
 
 @app.cell
 def _(labsetup, mo):
-    model_pick = labsetup.model_select("Llama-3.1-8B")
-    gpu_pick = labsetup.gpu_select("H100 SXM")
-    context_slider = mo.ui.slider(
-        steps=[1024, 2048, 4096, 8192, 16384, 32768], value=8192, show_value=True,
-        label="context per user (tokens)",
+    controls, _view = labsetup.controls(
+        {"model": labsetup.model_select("Llama-3.1-8B"), "gpu": labsetup.gpu_select("H100 SXM")},
+        {
+            "context_tokens": mo.ui.slider(
+                steps=[1024, 2048, 4096, 8192, 16384, 32768], value=8192, show_value=True,
+                label="context per user (tokens)",
+            ),
+            "seed": labsetup.seed_input(),
+        },
     )
-    seed_number = labsetup.seed_input()
-    labsetup.controls_view([model_pick, gpu_pick], [context_slider, seed_number])
-    return context_slider, gpu_pick, model_pick, seed_number
+    _view
+    return (controls,)
 
 
 @app.cell
-def _(context_slider, gpu_pick, labsetup, model_pick, seed_number):
+def _(controls, labsetup):
     # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
-    model, gpu, context_tokens, seed = labsetup.values(
-        model_pick, gpu_pick, context_slider, seed_number
+    model, gpu, context_tokens, seed = labsetup.settings(
+        controls, "model", "gpu", "context_tokens", "seed"
     )
     return context_tokens, gpu, model, seed
 
@@ -156,8 +136,8 @@ def _(context_tokens, gpu, model, pd, physics, schemes):
 
 
 @app.cell
-def _(context_tokens, gpu, model, precision_capacity):
-    precision_capacity(
+def _(context_tokens, gpu, model, plots):
+    plots.memory.precision_capacity(
         deployments=[(model.key, gpu.key, 1)],
         schemes=[("bf16", "bf16"), ("fp8", "bf16"), ("fp8", "fp8")],
         context_tokens=context_tokens,
@@ -185,25 +165,14 @@ def _(gpu, mo):
 
 
 @app.cell
-def _(
-    EngineConfig,
-    Workload,
-    context_tokens,
-    gpu,
-    model,
-    pd,
-    schemes,
-    seed,
-    simulate,
-    users_fp8,
-):
+def _(context_tokens, gpu, model, pd, schemes, seed, sim, users_fp8):
     # One simulate() per (scheme, load). Small, fast settings: virtual time, a few ms each.
-    low_load = Workload.closed(
+    low_load = sim.Workload.closed(
         concurrency=1, requests=4, prompt_tokens=512, max_tokens=128, ignore_eos=True, seed=seed
     )
     high_users = max(2, min(2 * users_fp8, 512))
     _out = min(256, context_tokens // 2)
-    high_load = Workload.closed(
+    high_load = sim.Workload.closed(
         concurrency=high_users, requests=2 * high_users, prompt_tokens=context_tokens - _out,
         max_tokens=_out, ignore_eos=True, seed=seed,
     )
@@ -211,15 +180,15 @@ def _(
     sim_problem = ""
     for _name, (_w, _kv) in schemes.items():
         try:
-            _cfg = EngineConfig.build(
+            _cfg = sim.EngineConfig.build(
                 gpu=gpu, model=model, weights_precision=_w, kv_precision=_kv,
                 max_model_len=context_tokens, max_num_seqs=512, seed=seed,
             )
         except ValueError as _exc:
             sim_problem = f"{_name}: {_exc}"
             continue
-        _lo = simulate(_cfg, low_load, keep_chunk_times=False).summary()
-        _hi = simulate(_cfg, high_load, keep_chunk_times=False).summary()
+        _lo = sim.simulate(_cfg, low_load, keep_chunk_times=False).summary()
+        _hi = sim.simulate(_cfg, high_load, keep_chunk_times=False).summary()
         _rows.append(
             {
                 "scheme": _name,
@@ -230,7 +199,7 @@ def _(
             }
         )
     simulated = pd.DataFrame(_rows).set_index("scheme") if _rows else pd.DataFrame()
-    return high_users, simulated, sim_problem
+    return high_users, sim_problem, simulated
 
 
 @app.cell
@@ -264,9 +233,9 @@ def _(fmt, mo, pd, sim_problem, simulated, theory_capacity_ratio, theory_floor_r
 
 
 @app.cell
-def _(gpu, lab_plots, model, simulated, theory):
+def _(gpu, model, plots, simulated, theory):
     if len(simulated) == 2:
-        _fig = lab_plots.bar_compare(
+        _fig = plots.labs.bar_compare(
             {
                 "users that fit (theory)": theory["max_users"].to_dict(),
                 "running at high load (sim)": simulated["running_high_load"].to_dict(),
@@ -276,7 +245,7 @@ def _(gpu, lab_plots, model, simulated, theory):
             title=f"{model.name} on {gpu.name}: BF16 against FP8",
         )
     else:
-        _fig = lab_plots.bar_compare(
+        _fig = plots.labs.bar_compare(
             {"users that fit (theory)": theory["max_users"].to_dict()},
             title=f"{model.name} on {gpu.name}: BF16 against FP8 (theory only)",
         )
@@ -380,20 +349,23 @@ def _(
 
 
 @app.cell
-def _(book, high_users, simulated, vllm_status):
-    # What the answer file keeps of this run besides the answers.
-    if len(simulated):
-        book.add_run(
-            "bf16_vs_fp8",
-            {"high_load_users": high_users, "vllm": vllm_status,
-             **{f"{k}_{s}": v for s, row in simulated.iterrows() for k, v in row.items()}},
-        )
-    return
+def _(high_users, simulated, vllm_status):
+    # What the answer file keeps of this run besides the answers (nothing when nothing ran).
+    exercise_runs = (
+        {
+            "bf16_vs_fp8": {
+                "high_load_users": high_users, "vllm": vllm_status,
+                **{f"{k}_{s}": v for s, row in simulated.iterrows() for k, v in row.items()},
+            }
+        }
+        if len(simulated)
+        else {}
+    )
+    return (exercise_runs,)
 
 
 @app.cell
-def _(AnswerBook, capacity_ratio, context_tokens, gpu, itl_ratio, learner, model):
-    book = AnswerBook(learner.value, lab="lab04")
+def _(capacity_ratio, context_tokens, gpu, itl_ratio, model):
     exercise_context = {
         "model": model.key,
         "model_name": model.name,
@@ -403,7 +375,7 @@ def _(AnswerBook, capacity_ratio, context_tokens, gpu, itl_ratio, learner, model
         "itl_ratio": round(float(itl_ratio), 2),
         "capacity_ratio": round(float(capacity_ratio), 2),
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -421,10 +393,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab04", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

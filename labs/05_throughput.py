@@ -62,35 +62,13 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
     import pandas as pd
 
-    from infphys import fmt, physics, stats
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.measure import run_closed_loop, run_sync
-    from infphys.measure.gpu import GPUWatcher
-    from infphys.plots import labs as lab_plots
-    from infphys.plots.gpu import watch_figure
+    from infphys import fmt, measure, physics, plots, stats
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        GPUWatcher,
-        run_closed_loop,
-        fmt,
-        lab_plots,
-        labsetup,
-        os,
-        pd,
-        physics,
-        run_sync,
-        stats,
-        ui,
-        watch_figure,
-    )
+    return fmt, labsetup, measure, pd, physics, plots, stats, ui
 
 
 @app.cell
@@ -98,69 +76,57 @@ def _(labsetup, mo, ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running); the
     # theory's GPU and model start at the simulator's.
     resolved, target = ui.lab_target()
-    requests_slider = mo.ui.slider(2, 64, step=1, value=8, show_value=True,
-                                   label="N requests")
-    max_tokens_pick = labsetup.int_dropdown([32, 64, 128, 256], 64, "max_tokens per request")
-    prompt_pick = labsetup.int_dropdown([32, 128, 512], 128, "prompt tokens")
-    seed_number = labsetup.seed_input()
     theory_picks = labsetup.theory_selects(resolved)
-    mo.vstack(
-        [
-            ui.target_view(resolved.message),
-            labsetup.controls_view(
-                [requests_slider, max_tokens_pick, prompt_pick, seed_number], [*theory_picks]
+    controls, _view = labsetup.controls(
+        {
+            "n_requests": mo.ui.slider(2, 64, step=1, value=8, show_value=True, label="N requests"),
+            **labsetup.request_row(
+                [32, 128, 512], 128, [32, 64, 128, 256], 64, "max_tokens per request"
             ),
-        ]
+        },
+        [*theory_picks],
     )
-    return (
-        max_tokens_pick,
-        prompt_pick,
-        requests_slider,
-        resolved,
-        seed_number,
-        target,
-        theory_picks,
-    )
+    mo.vstack([ui.target_view(resolved.message), _view])
+    return controls, resolved, target, theory_picks
 
 
 @app.cell
-def _(labsetup, max_tokens_pick, prompt_pick, requests_slider, seed_number, theory_picks):
+def _(controls, labsetup, theory_picks):
     # The settings as plain values, in one cell: a test overrides them all (tests/labrun.py).
-    n_requests, max_tokens, prompt_tokens, seed = labsetup.values(
-        requests_slider, max_tokens_pick, prompt_pick, seed_number
+    n_requests, max_tokens, prompt_tokens, seed = labsetup.settings(
+        controls, "n_requests", "max_tokens", "prompt_tokens", "seed"
     )
     theory_gpu, theory_model = theory_picks.value
-    return max_tokens, n_requests, prompt_tokens, seed, theory_gpu, theory_model
+    return (
+        max_tokens,
+        n_requests,
+        prompt_tokens,
+        seed,
+        theory_gpu,
+        theory_model,
+    )
 
 
 @app.cell
-def _(run_closed_loop, max_tokens, n_requests, prompt_tokens, run_sync, seed, target):
+def _(max_tokens, measure, n_requests, prompt_tokens, seed, target):
     # N requests one after the other: concurrency 1.
-    sequential = run_sync(
-        run_closed_loop(target, concurrency=1, requests=n_requests, prompt_tokens=prompt_tokens,
-                        max_tokens=max_tokens, seed=seed,
-                        log_notes=False)
+    sequential = measure.run_sync(
+        measure.run_closed_loop(
+            target, concurrency=1, requests=n_requests, prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens, seed=seed, log_notes=False,
+        )
     )
     return (sequential,)
 
 
 @app.cell
-def _(
-    GPUWatcher,
-    run_closed_loop,
-    max_tokens,
-    n_requests,
-    prompt_tokens,
-    run_sync,
-    seed,
-    target,
-):
+def _(max_tokens, measure, n_requests, prompt_tokens, seed, target):
     # The same N requests all at once, with the GPU watcher sampling during the burst.
-    with GPUWatcher(interval_s=0.05) as burst_watch:
-        concurrent = run_sync(
-            run_closed_loop(target, concurrency=n_requests, requests=n_requests,
-                            prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
-                            log_notes=False)
+    with measure.GPUWatcher(interval_s=0.05) as burst_watch:
+        concurrent = measure.run_sync(
+            measure.run_closed_loop(target, concurrency=n_requests, requests=n_requests,
+                                    prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
+                                    log_notes=False)
         )
     return burst_watch, concurrent
 
@@ -246,7 +212,7 @@ def _(mo, tokens_from_usage):
 
 
 @app.cell
-def _(concurrent_frame, lab_plots, n_requests, pd, sequential_frame):
+def _(concurrent_frame, n_requests, pd, plots, sequential_frame):
     _both = pd.concat(
         [
             sequential_frame.assign(run="sequential"),
@@ -254,15 +220,15 @@ def _(concurrent_frame, lab_plots, n_requests, pd, sequential_frame):
         ],
         ignore_index=True,
     )
-    lab_plots.sequential_vs_concurrent(
+    plots.labs.sequential_vs_concurrent(
         _both, title="Each bar is one request, from send to last token"
     )
     return
 
 
 @app.cell
-def _(burst_watch, ui, watch_figure):
-    _watched = watch_figure(burst_watch.frame, title="GPU during the concurrent burst")
+def _(burst_watch, plots, ui):
+    _watched = plots.gpu.watch_figure(burst_watch.frame, title="GPU during the concurrent burst")
     ui.watch_view(burst_watch, "the burst", _watched)
     return
 
@@ -294,17 +260,16 @@ def _(
 
 
 @app.cell
-def _(
-    AnswerBook,
-    concurrent_tokens_per_s,
-    latency_sum_s,
-    learner,
-    n_requests,
-    resolved,
-    sequential_tokens_per_s,
-    wall_s,
-):
-    book = AnswerBook(learner.value, lab="lab05")
+def _(exercise_context, n_requests, resolved):
+    # What the answer file keeps of this run besides the answers.
+    exercise_runs = {
+        "sequential_vs_concurrent": {"target": resolved.message, "n_requests": n_requests, **exercise_context},
+    }
+    return (exercise_runs,)
+
+
+@app.cell
+def _(concurrent_tokens_per_s, latency_sum_s, sequential_tokens_per_s, wall_s):
     # Rounded as the prompts show them, so a learner's arithmetic on the shown numbers passes.
     exercise_context = {
         "sequential_tokens_per_s": round(sequential_tokens_per_s, 1),
@@ -312,12 +277,7 @@ def _(
         "latency_sum_s": round(latency_sum_s, 3),
         "wall_s": round(wall_s, 3),
     }
-    # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "sequential_vs_concurrent",
-        {"target": resolved.message, "n_requests": n_requests, **exercise_context},
-    )
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -335,10 +295,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab05", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

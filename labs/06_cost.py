@@ -61,59 +61,50 @@ def _(mo):
 
 
 @app.cell
-def _(mo):
-    price_number = mo.ui.number(0.1, 50.0, step=0.05, value=2.5, label="price per GPU-hour (USD)")
-    gpus_number = mo.ui.number(1, 1024, step=1, value=8, label="GPUs in the fleet")
-    users_number = mo.ui.number(1, 1_000_000, step=1, value=400, label="concurrent users served")
-    mo.vstack(
-        [
-            mo.md("## 1 · The calculator"),
-            mo.hstack([price_number, gpus_number, users_number], justify="start"),
-        ]
+def _(labsetup, mo):
+    calculator_controls, _view = labsetup.controls(
+        {
+            "gpu_hourly_usd": mo.ui.number(
+                0.1, 50.0, step=0.05, value=2.5, label="price per GPU-hour (USD)"
+            ),
+            "num_gpus": mo.ui.number(1, 1024, step=1, value=8, label="GPUs in the fleet"),
+            "concurrent_users": mo.ui.number(
+                1, 1_000_000, step=1, value=400, label="concurrent users served"
+            ),
+        },
+        title="1 · The calculator",
     )
-    return gpus_number, price_number, users_number
+    _view
+    return (calculator_controls,)
 
 
 @app.cell(hide_code=True)
 def _():
     import pandas as pd
 
-    from infphys import evidence, fmt, physics
-    from infphys.catalog import DEFAULT_SLO
-    from infphys.exercises import AnswerBook, labsetup, ui
-    from infphys.exercises import lab06 as ex6
-    from infphys.planning import plan_capacity
-    from infphys.plots import labs as lab_plots
-    from infphys.plots import measured as measured_plots
-    from infphys.plots import measured_serving
-    from infphys.sim import sweep as sim_sweep
-    from infphys.sim.config import EngineConfig
+    from infphys import catalog, evidence, fmt, physics, planning, plots, sim
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
     return (
-        AnswerBook,
-        DEFAULT_SLO,
-        EngineConfig,
+        catalog,
         evidence,
-        ex6,
         fmt,
-        lab_plots,
         labsetup,
-        measured_plots,
-        measured_serving,
         pd,
         physics,
-        plan_capacity,
-        sim_sweep,
+        planning,
+        plots,
+        sim,
         ui,
     )
 
 
 @app.cell
-def _(gpus_number, labsetup, price_number, users_number):
+def _(calculator_controls, labsetup):
     # The settings as plain values, one cell a section: a test overrides a section's at once.
-    gpu_hourly_usd, num_gpus, concurrent_users = labsetup.values(
-        price_number, gpus_number, users_number
+    gpu_hourly_usd, num_gpus, concurrent_users = labsetup.settings(
+        calculator_controls, "gpu_hourly_usd", "num_gpus", "concurrent_users"
     )
     return concurrent_users, gpu_hourly_usd, num_gpus
 
@@ -133,27 +124,33 @@ def _(concurrent_users, fmt, gpu_hourly_usd, mo, num_gpus, physics):
 
 
 @app.cell
-def _(DEFAULT_SLO, labsetup, mo):
-    model_pick = labsetup.model_select("Llama-3.1-8B")
-    gpu_pick = labsetup.gpu_select("H100 SXM", "GPU (one replica)")
-    # Default: the reading pace (DEFAULT_SLO.itl_s, 189 ms), rounded to the slider's 5 ms step.
-    slo_slider = mo.ui.slider(10, 200, step=5, value=int(round(DEFAULT_SLO.itl_ms / 5) * 5),
-                              show_value=True, label="SLO: p95 TPOT (ms)")
-    prompt_pick = labsetup.int_dropdown([256, 1024, 4096], 1024, "prompt tokens")
-    output_pick = labsetup.int_dropdown([128, 256, 512], 256, "output tokens")
-    seed_number = labsetup.seed_input()
-    labsetup.controls_view(
-        [model_pick, gpu_pick, slo_slider],
-        [prompt_pick, output_pick, seed_number],
+def _(catalog, labsetup, mo):
+    price_controls, _view = labsetup.controls(
+        {
+            "model": labsetup.model_select("Llama-3.1-8B"),
+            "gpu": labsetup.gpu_select("H100 SXM", "GPU (one replica)"),
+            # Default: the reading pace (DEFAULT_SLO.itl_s, 189 ms), rounded to the slider's 5 ms
+            # step.
+            "tpot_slo_ms": mo.ui.slider(
+                10, 200, step=5, value=int(round(catalog.DEFAULT_SLO.itl_ms / 5) * 5),
+                show_value=True, label="SLO: p95 TPOT (ms)",
+            ),
+        },
+        {
+            "prompt_tokens": labsetup.int_dropdown([256, 1024, 4096], 1024, "prompt tokens"),
+            "output_tokens": labsetup.int_dropdown([128, 256, 512], 256, "output tokens"),
+            "seed": labsetup.seed_input(),
+        },
         title="2 · The price at a simulated capacity",
     )
-    return gpu_pick, model_pick, output_pick, prompt_pick, seed_number, slo_slider
+    _view
+    return (price_controls,)
 
 
 @app.cell
-def _(gpu_pick, labsetup, model_pick, output_pick, prompt_pick, seed_number, slo_slider):
-    model, gpu, _tpot_slo_ms, prompt_tokens, output_tokens, seed = labsetup.values(
-        model_pick, gpu_pick, slo_slider, prompt_pick, output_pick, seed_number
+def _(labsetup, price_controls):
+    model, gpu, _tpot_slo_ms, prompt_tokens, output_tokens, seed = labsetup.settings(
+        price_controls, "model", "gpu", "tpot_slo_ms", "prompt_tokens", "output_tokens", "seed"
     )
     tpot_slo_s = _tpot_slo_ms / 1e3
     return gpu, model, output_tokens, prompt_tokens, seed, tpot_slo_s
@@ -167,15 +164,15 @@ def _():
 
 
 @app.cell
-def _(EngineConfig, gpu, levels, model, output_tokens, pd, prompt_tokens, seed, sim_sweep):
+def _(gpu, levels, model, output_tokens, pd, prompt_tokens, seed, sim):
     # A closed-loop sweep on the simulator (virtual time): infphys.sim.sweep, one row per level.
     try:
-        _config = EngineConfig.build(gpu=gpu, model=model, seed=seed,
-                                     max_model_len=prompt_tokens + output_tokens)
+        _config = sim.EngineConfig.build(gpu=gpu, model=model, seed=seed,
+                                         max_model_len=prompt_tokens + output_tokens)
     except ValueError as _exc:
         sweep, sim_problem = pd.DataFrame(), str(_exc)
     else:
-        sweep = sim_sweep(
+        sweep = sim.sweep(
             _config, levels, prompt_tokens=prompt_tokens, max_tokens=output_tokens,
             rounds_per_level=2, min_requests_per_level=8, seed=seed, timeseries=False,
         ).summary()  # fmt: skip
@@ -184,7 +181,7 @@ def _(EngineConfig, gpu, levels, model, output_tokens, pd, prompt_tokens, seed, 
 
 
 @app.cell
-def _(gpu_hourly_usd, physics, plan_capacity, sweep, tpot_slo_s):
+def _(gpu_hourly_usd, physics, planning, sweep, tpot_slo_s):
     # The SLO cap and the price of a token at every level (one call each).
     if sweep.empty:
         plan = None
@@ -192,19 +189,19 @@ def _(gpu_hourly_usd, physics, plan_capacity, sweep, tpot_slo_s):
         sweep["usd_per_million_tokens"] = [
             physics.cost_per_million_tokens(gpu_hourly_usd, _tps) for _tps in sweep["output_tokens_per_s"]
         ]
-        plan = plan_capacity(sweep, slo_s=tpot_slo_s, users=1, latency_column="tpot_p95_s")
+        plan = planning.plan_capacity(sweep, slo_s=tpot_slo_s, users=1, latency_column="tpot_p95_s")
     cap_users = None if plan is None or plan.cap is None else int(plan.cap)
     cap_tokens_per_s = None if cap_users is None else plan.cap_output_tokens_per_s
-    return cap_tokens_per_s, cap_users, plan
+    return cap_tokens_per_s, cap_users
 
 
 @app.cell
-def _(cap_users, gpu, lab_plots, mo, model, sim_problem, sweep, tpot_slo_s):
+def _(cap_users, gpu, mo, model, plots, sim_problem, sweep, tpot_slo_s):
     if sweep.empty:
         _out = mo.callout(mo.md(f"The simulator cannot run this configuration: {sim_problem}"),
                           kind="warn")
     else:
-        _out = lab_plots.slo_sweep(
+        _out = plots.labs.slo_sweep(
             sweep, slo_s=tpot_slo_s, cap=cap_users,
             title=f"Simulated {gpu.name}, {model.name}: latency and price against concurrency",
         )
@@ -346,16 +343,16 @@ def _(mo):
 
 
 @app.cell
-def _(evidence, measured_plots, mo, replay_button):
+def _(evidence, mo, plots, replay_button):
     # The capacity chapter's chart: the same function, the same table (measured and simulated).
     if replay_button.value:
         tp_replayed = evidence.tp_scaling()
-        _out = measured_plots.tp_scaling_measured_vs_simulated(tp_replayed)
+        _out = plots.measured.tp_scaling_measured_vs_simulated(tp_replayed)
     else:
         tp_replayed = None
         _out = mo.md("*Press the button to replay every measured row on the simulator.*")
     _out
-    return (tp_replayed,)
+    return
 
 
 @app.cell(hide_code=True)
@@ -459,7 +456,7 @@ def _(gpu_hourly_usd, physics, tco_inputs):
 
 
 @app.cell
-def _(fmt, gpu_hourly_usd, measured_serving, mo, own_gpu_hour, tco_results):
+def _(fmt, gpu_hourly_usd, mo, own_gpu_hour, plots, tco_results):
     _own, _rent, _api = tco_results
     _cheapest = min(tco_results, key=lambda _r: _r.usd_per_million_output)
     _text = (
@@ -475,7 +472,7 @@ def _(fmt, gpu_hourly_usd, measured_serving, mo, own_gpu_hour, tco_results):
     )
     mo.vstack(
         [
-            measured_serving.tco_per_million(tco_results),
+            plots.measured_serving.tco_per_million(tco_results),
             mo.callout(mo.md(_text.replace("$", r"\$")), kind="info"),
         ]
     )
@@ -483,21 +480,27 @@ def _(fmt, gpu_hourly_usd, measured_serving, mo, own_gpu_hour, tco_results):
 
 
 @app.cell
+def _(cap_tokens_per_s, cap_users, gpu, model, tpot_slo_s):
+    # What the answer file keeps of this run besides the answers.
+    exercise_runs = {
+        "slo_capacity": {
+            "gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,
+            "cap_output_tokens_per_s": cap_tokens_per_s,
+        },
+    }
+    return (exercise_runs,)
+
+
+@app.cell
 def _(
-    AnswerBook,
     cap_tokens_per_s,
     cap_users,
     concurrent_users,
-    gpu,
     gpu_hourly_usd,
-    learner,
-    model,
     num_gpus,
     tco_load,
     tco_rates,
-    tpot_slo_s,
 ):
-    book = AnswerBook(learner.value, lab="lab06")
     # q1 is about the calculator's fleet; q2 and q3 about one simulated GPU at the SLO cap.
     calculator_context = {
         "gpu_hourly_usd": gpu_hourly_usd,
@@ -522,13 +525,7 @@ def _(
     # Each question is shown and checked with the numbers of its own context.
     exercise_contexts = {"q1": calculator_context, "q2": capacity_context,
                          "q3": capacity_context, "q4": tco_context}
-    # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "slo_capacity",
-        {"gpu": gpu.key, "model": model.key, "tpot_slo_s": tpot_slo_s, "cap_users": cap_users,
-         "cap_output_tokens_per_s": cap_tokens_per_s},
-    )
-    return book, exercise_contexts
+    return (exercise_contexts,)
 
 
 @app.cell(hide_code=True)
@@ -546,10 +543,11 @@ def _(exercise_contexts, ui):
 
 
 @app.cell
-def _(answers, book, exercise_contexts, save_button, ui):
+def _(answers, exercise_contexts, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab06", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, contexts=exercise_contexts)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

@@ -68,108 +68,59 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
     import pandas as pd
 
-    from infphys import fmt, stats
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.measure import run_closed_loop, run_sync
-    from infphys.physics import littles_law_throughput_per_s
-    from infphys.analysis import comparison_table
-    from infphys.plots.labs_load import in_flight_timeline, latency_box
-    from infphys.plots.load import latency_histogram
+    from infphys import analysis, fmt, measure, physics, plots, stats
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        run_closed_loop,
-        comparison_table,
-        fmt,
-        in_flight_timeline,
-        labsetup,
-        latency_box,
-        latency_histogram,
-        littles_law_throughput_per_s,
-        os,
-        pd,
-        run_sync,
-        stats,
-        ui,
-    )
+    return analysis, fmt, labsetup, measure, pd, physics, plots, stats, ui
 
 
 @app.cell
 def _(labsetup, mo, ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
     resolved, target = ui.lab_target()
-    requests_slider = mo.ui.slider(10, 100, step=2, value=24, label="requests", show_value=True)
-    prompt_pick = labsetup.int_dropdown([16, 64, 256, 1024], 64, "prompt tokens")
-    max_tokens_slider = mo.ui.slider(
-        steps=[8, 16, 32, 64, 128, 256], value=32, label="max_tokens (output)", show_value=True
-    )
-    warmup_pick = labsetup.int_dropdown([0, 1, 2], 1, "warm-up requests")
-    target_rate_number = mo.ui.number(
-        1, 10_000, step=1, value=20, label="a request rate to plan for (requests/s)"
-    )
-    seed_number = labsetup.seed_input()
-    mo.vstack(
-        [
-            ui.target_view(resolved.message),
-            labsetup.controls_view(
-                [requests_slider, prompt_pick, max_tokens_slider],
-                [warmup_pick, target_rate_number, seed_number],
+    controls, _view = labsetup.controls(
+        {
+            "requests": mo.ui.slider(10, 100, step=2, value=24, label="requests", show_value=True),
+            "prompt_tokens": labsetup.int_dropdown([16, 64, 256, 1024], 64, "prompt tokens"),
+            "max_tokens": mo.ui.slider(
+                steps=[8, 16, 32, 64, 128, 256], value=32, label="max_tokens (output)",
+                show_value=True,
             ),
-        ]
+        },
+        {
+            "warmup": labsetup.int_dropdown([0, 1, 2], 1, "warm-up requests"),
+            "target_req_per_s": mo.ui.number(
+                1, 10_000, step=1, value=20, label="a request rate to plan for (requests/s)"
+            ),
+            "seed": labsetup.seed_input(),
+        },
     )
-    return (
-        max_tokens_slider,
-        prompt_pick,
-        requests_slider,
-        resolved,
-        seed_number,
-        target,
-        target_rate_number,
-        warmup_pick,
-    )
+    mo.vstack([ui.target_view(resolved.message), _view])
+    return controls, resolved, target
 
 
 @app.cell
-def _(
-    labsetup,
-    max_tokens_slider,
-    prompt_pick,
-    requests_slider,
-    seed_number,
-    target_rate_number,
-    warmup_pick,
-):
+def _(controls, labsetup):
     # The settings as plain values, a row of controls a line (a test overrides them all).
-    requests, prompt_tokens, max_tokens = labsetup.values(
-        requests_slider, prompt_pick, max_tokens_slider
+    requests, prompt_tokens, max_tokens = labsetup.settings(
+        controls, "requests", "prompt_tokens", "max_tokens"
     )
-    warmup, target_req_per_s, seed = labsetup.values(warmup_pick, target_rate_number, seed_number)
+    warmup, target_req_per_s, seed = labsetup.settings(
+        controls, "warmup", "target_req_per_s", "seed"
+    )
     return max_tokens, prompt_tokens, requests, seed, target_req_per_s, warmup
 
 
 @app.cell
-def _(
-    run_closed_loop,
-    max_tokens,
-    prompt_tokens,
-    requests,
-    run_sync,
-    seed,
-    target,
-    warmup,
-):
+def _(max_tokens, measure, prompt_tokens, requests, seed, target, warmup):
     # One call: the baseline, one request at a time (a closed loop at concurrency 1).
-    baseline = run_sync(
-        run_closed_loop(target, concurrency=1, requests=requests, warmup=warmup,
-                        prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
-                        log_notes=False)
+    baseline = measure.run_sync(
+        measure.run_closed_loop(target, concurrency=1, requests=requests, warmup=warmup,
+                                prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
+                                log_notes=False)
     )
     frame = baseline.frame()
     return baseline, frame
@@ -212,13 +163,17 @@ def _(e2e, pd, tpot, ttft):
 
 
 @app.cell
-def _(frame, latency_histogram, mo, latency_box):
+def _(frame, mo, plots):
     mo.vstack(
         [
-            latency_histogram(frame, metric="e2e",
-                              title="End-to-end latency at concurrency 1 (p50, p95, p99 marked)"),
-            latency_box(frame, metrics=("ttft", "tpot", "e2e"),
-                        title="TTFT, TPOT and end-to-end (every request a dot)"),
+            plots.load.latency_histogram(
+                frame, metric="e2e",
+                title="End-to-end latency at concurrency 1 (p50, p95, p99 marked)",
+            ),
+            plots.labs_load.latency_box(
+                frame, metrics=("ttft", "tpot", "e2e"),
+                title="TTFT, TPOT and end-to-end (every request a dot)",
+            ),
         ]
     )
     return
@@ -238,9 +193,11 @@ def _(mo):
 
 
 @app.cell
-def _(frame, in_flight_timeline, little):
-    in_flight_timeline(frame, little=little,
-                       title="Requests in flight: measured L against λ·W (shaded: the window)")
+def _(frame, little, plots):
+    plots.labs_load.in_flight_timeline(
+        frame, little=little,
+        title="Requests in flight: measured L against λ·W (shaded: the window)",
+    )
     return
 
 
@@ -257,19 +214,11 @@ def _(max_tokens, prompt_tokens, resolved):
 
 
 @app.cell
-def _(
-    comparison_table,
-    decode_step_theory_s,
-    e2e,
-    little,
-    littles_law_throughput_per_s,
-    summary,
-    tpot,
-):
+def _(analysis, decode_step_theory_s, e2e, little, physics, summary, tpot):
     _rows = [
         ("mean requests in flight L", little.predicted_in_flight, little.mean_in_flight,
          "requests", "Little's Law: λ × W"),
-        ("throughput", littles_law_throughput_per_s(1, e2e.mean_s),
+        ("throughput", physics.littles_law_throughput_per_s(1, e2e.mean_s),
          summary["throughput_req_per_s"], "requests/s", "1 / W (L = 1 request in flight)"),
     ]
     if decode_step_theory_s is not None:
@@ -277,9 +226,9 @@ def _(
             ("time per output token", decode_step_theory_s * 1e3, tpot.mean_s * 1e3, "ms",
              "roofline: one decode step at batch 1 on the simulated GPU")
         )
-    theory_table = comparison_table(_rows)
+    theory_table = analysis.comparison_table(_rows)
     theory_table
-    return (theory_table,)
+    return
 
 
 @app.cell
@@ -303,11 +252,10 @@ def _(e2e, fmt, little, mo, summary):
 
 
 @app.cell
-def _(book, e2e, little, resolved, summary):
+def _(e2e, little, resolved, summary):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "baseline",
-        {
+    exercise_runs = {
+        "baseline": {
             "target": resolved.message,
             "requests": int(summary["requests"]),
             "e2e_p50_s": e2e.p50_s,
@@ -316,13 +264,12 @@ def _(book, e2e, little, resolved, summary):
             "throughput_req_per_s": float(summary["throughput_req_per_s"]),
             "littles_law_ratio": little.ratio,
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
-def _(AnswerBook, e2e, learner, output_tokens, target_req_per_s, tpot, ttft):
-    book = AnswerBook(learner.value, lab="lab07")
+def _(e2e, output_tokens, target_req_per_s, tpot, ttft):
     # What the exercises are checked against: the learner's own measurements.
     exercise_context = {
         "e2e_mean_ms": round(e2e.mean_s * 1e3, 3),
@@ -331,7 +278,7 @@ def _(AnswerBook, e2e, learner, output_tokens, target_req_per_s, tpot, ttft):
         "output_tokens": output_tokens,
         "target_req_per_s": target_req_per_s,
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -349,10 +296,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab07", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

@@ -64,120 +64,58 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import contextlib
-    import os
-
-    from infphys import fmt, stats
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.analysis import littles_law_by_level, open_loop_vs_mmc
-    from infphys.exercises import ui
-    from infphys.measure import Level, run_levels, run_sync
-    from infphys.plots.labs_load import latency_vs_throughput, run_timeline
-    from infphys.plots.load import error_rate_vs_load, latency_vs_load, throughput_vs_load
-    from infphys.resolve import resolve_target
-    from infphys.sim.server import serve
+    from infphys import analysis, fmt, measure, plots, resolve, stats
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        Level,
-        contextlib,
-        error_rate_vs_load,
-        fmt,
-        labsetup,
-        latency_vs_load,
-        latency_vs_throughput,
-        littles_law_by_level,
-        open_loop_vs_mmc,
-        os,
-        resolve_target,
-        run_levels,
-        run_sync,
-        run_timeline,
-        serve,
-        stats,
-        throughput_vs_load,
-        ui,
-    )
+    return analysis, fmt, labsetup, measure, plots, resolve, stats, ui
 
 
 @app.cell
-def _(labsetup, mo, ui):
+def _(labsetup, mo):
     # The simulator's settings apply when nothing answers at NIM_BASE_URL (the fallback): a
     # small A100 server whose knee lies inside the sweep.
-    gpu_pick = ui.gpu_dropdown("A100 80GB SXM", "fallback simulator: GPU")
-    model_pick = ui.model_dropdown("Llama-3.1-8B", "fallback simulator: model")
-    max_num_seqs_slider = mo.ui.slider(
-        steps=[2, 4, 8, 16, 32], value=8, label="fallback simulator: max_num_seqs (batch limit)",
-        show_value=True,
-    )
-    levels_pick = mo.ui.dropdown(
-        options={
-            "1, 2, 4, 8, 16, 32": [1, 2, 4, 8, 16, 32],
-            "1, 2, 4, 8, 16": [1, 2, 4, 8, 16],
-            "1, 4, 16, 64": [1, 4, 16, 64],
-            "1, 2, 4, 8, 16, 32, 64": [1, 2, 4, 8, 16, 32, 64],
+    controls, _view = labsetup.controls(
+        labsetup.server_row(
+            "A100 80GB SXM", "Llama-3.1-8B", [2, 4, 8, 16, 32], 8, "fallback simulator: "
+        ),
+        {
+            "concurrency_levels": labsetup.list_dropdown(
+                [[1, 2, 4, 8, 16, 32], [1, 2, 4, 8, 16], [1, 4, 16, 64], [1, 2, 4, 8, 16, 32, 64]],
+                [1, 2, 4, 8, 16, 32],
+                "closed-loop concurrency levels",
+            ),
+            "rounds_per_level": mo.ui.slider(
+                2, 16, value=4, label="rounds per level (requests = rounds × c)", show_value=True
+            ),
         },
-        value="1, 2, 4, 8, 16, 32",
-        label="closed-loop concurrency levels",
-    )
-    rounds_slider = mo.ui.slider(2, 16, value=4, label="rounds per level (requests = rounds × c)",
-                                 show_value=True)
-    fractions_pick = mo.ui.dropdown(
-        options={
-            "0.3, 0.5, 0.7, 0.85": [0.3, 0.5, 0.7, 0.85],
-            "0.5, 0.8, 0.95": [0.5, 0.8, 0.95],
-            "0.25, 0.5, 0.75, 1.0, 1.25": [0.25, 0.5, 0.75, 1.0, 1.25],
+        {
+            "rate_fractions": labsetup.list_dropdown(
+                [[0.3, 0.5, 0.7, 0.85], [0.5, 0.8, 0.95], [0.25, 0.5, 0.75, 1.0, 1.25]],
+                [0.3, 0.5, 0.7, 0.85],
+                "open-loop rates (× the closed loop's plateau)",
+            ),
+            "open_requests": mo.ui.slider(
+                20, 400, step=20, value=40, label="requests per open-loop rate", show_value=True
+            ),
         },
-        value="0.3, 0.5, 0.7, 0.85",
-        label="open-loop rates (× the closed loop's plateau)",
+        labsetup.request_row([16, 64, 256, 1024], 64, [8, 16, 32, 64, 128], 16),
     )
-    open_requests_slider = mo.ui.slider(
-        20, 400, step=20, value=40, label="requests per open-loop rate", show_value=True
-    )
-    prompt_pick = labsetup.int_dropdown([16, 64, 256, 1024], 64, "prompt tokens")
-    max_tokens_pick = labsetup.int_dropdown([8, 16, 32, 64, 128], 16, "max_tokens")
-    seed_number = labsetup.seed_input()
-    labsetup.controls_view(
-        [gpu_pick, model_pick, max_num_seqs_slider],
-        [levels_pick, rounds_slider],
-        [fractions_pick, open_requests_slider],
-        [prompt_pick, max_tokens_pick, seed_number],
-    )
-    return (
-        fractions_pick,
-        gpu_pick,
-        levels_pick,
-        max_num_seqs_slider,
-        max_tokens_pick,
-        model_pick,
-        open_requests_slider,
-        prompt_pick,
-        rounds_slider,
-        seed_number,
-    )
+    _view
+    return (controls,)
 
 
 @app.cell
-def _(
-    fractions_pick,
-    gpu_pick,
-    labsetup,
-    levels_pick,
-    max_num_seqs_slider,
-    max_tokens_pick,
-    model_pick,
-    open_requests_slider,
-    prompt_pick,
-    rounds_slider,
-    seed_number,
-):
+def _(controls, labsetup):
     # The settings as plain values, a row of controls a line (a test overrides them all).
-    gpu, model, max_num_seqs = labsetup.values(gpu_pick, model_pick, max_num_seqs_slider)
-    concurrency_levels, rounds_per_level = labsetup.values(levels_pick, rounds_slider)
-    rate_fractions, open_requests = labsetup.values(fractions_pick, open_requests_slider)
-    prompt_tokens, max_tokens, seed = labsetup.values(prompt_pick, max_tokens_pick, seed_number)
+    gpu, model, max_num_seqs = labsetup.settings(controls, "gpu", "model", "max_num_seqs")
+    concurrency_levels, rounds_per_level = labsetup.settings(
+        controls, "concurrency_levels", "rounds_per_level"
+    )
+    rate_fractions, open_requests = labsetup.settings(controls, "rate_fractions", "open_requests")
+    prompt_tokens, max_tokens, seed = labsetup.settings(
+        controls, "prompt_tokens", "max_tokens", "seed"
+    )
     return (
         concurrency_levels,
         gpu,
@@ -193,6 +131,15 @@ def _(
 
 
 @app.cell
+def _(resolve):
+    # The target: NIM_BASE_URL if a server answers there (probed once, nothing started).
+    resolved = resolve.resolve_target(fallback=False)
+    # The engine behind it when it is an infphys simulator (it publishes its configuration).
+    published = resolved.sim_config if resolved.answered else None
+    return published, resolved
+
+
+@app.cell
 def _():
     # The fallback simulator's clock: wall seconds per simulated second. 1 is real time; on a
     # computer too busy to keep up (the lag note below says so), 2 or 3 slows the simulated
@@ -203,44 +150,12 @@ def _():
 
 
 @app.cell
-def _(resolve_target):
-    # The target: NIM_BASE_URL if a server answers there (probed once, nothing started).
-    resolved = resolve_target(fallback=False)
-    # The engine behind it when it is an infphys simulator (it publishes its configuration).
-    published = resolved.sim_config if resolved.answered else None
-    return published, resolved
-
-
-@app.cell
-def _(contextlib, gpu, max_num_seqs, model, resolved, serve, time_scale):
+def _(gpu, max_num_seqs, model, resolved, time_scale, ui):
     # Otherwise the fallback: a small simulated server started afresh for each run (an idle
     # engine, no queue left over), on the settings above, its lag counted and shown once below.
     # A simulator that `infphys labs` started because nothing answered is a fallback too.
-    fallback = not resolved.answered or resolved.launcher_fallback
-
-    @contextlib.contextmanager
-    def server_for_run():
-        # The target, and what says (in one sentence, else None) if a simulator ran late.
-        if not fallback:
-            yield resolved.target, resolved.lag_note
-            return
-        with serve(gpu, model, max_num_seqs=max_num_seqs, time_scale=time_scale,
-                   served_model_name=resolved.target.model, log_lag=False) as _sim:
-            yield _sim, _sim.lag_note
-
-    _why = (
-        f"{resolved.message}, which `infphys labs` started because nothing answered at "
-        "NIM_BASE_URL"
-        if resolved.launcher_fallback
-        else resolved.message
-    )
-    server_note = (
-        resolved.message
-        if not fallback
-        else f"{_why}; measuring this lab's fallback instead: a simulated {model} on one {gpu} "
-        f"with max_num_seqs = {max_num_seqs}, started on 127.0.0.1 for each run"
-        + (f", its clock slowed × {time_scale:g}" if time_scale != 1 else "")
-    )
+    server = ui.FallbackServer(resolved, gpu, model, max_num_seqs, time_scale)
+    fallback, server_for_run, server_note = server.fallback, server.run, server.note
     return fallback, server_for_run, server_note
 
 
@@ -251,25 +166,33 @@ def _(server_note, ui):
 
 
 @app.cell
-def _(run_levels, run_sync, seed, server_for_run):
+def _(measure, seed, server_for_run):
     def run_sweep(levels):
         """One sweep of ``levels`` on the server above (a fallback one is started afresh), its
         metrics scraped every 0.1 s of its clock: the result, and the simulator's lag note (None
         if none)."""
         with server_for_run() as (target, lag_note):
-            result = run_sync(run_levels(target, levels, kind="sweep", seed=seed,
-                                         metrics_interval_s=0.1 * target.time_scale,
-                                         log_notes=False))
+            result = measure.run_sync(measure.run_levels(target, levels, kind="sweep", seed=seed,
+                                                         metrics_interval_s=0.1 * target.time_scale,
+                                                         log_notes=False))
             return result, lag_note()
+
     return (run_sweep,)
 
 
 @app.cell
-def _(Level, concurrency_levels, max_tokens, prompt_tokens, rounds_per_level, run_sweep):
+def _(
+    concurrency_levels,
+    max_tokens,
+    measure,
+    prompt_tokens,
+    rounds_per_level,
+    run_sweep,
+):
     # The closed-loop sweep: rounds × c requests per level (at least 8), no warm-up.
     _levels = [
-        Level(requests=max(rounds_per_level * _c, 8), concurrency=_c,
-              prompt_tokens=prompt_tokens, max_tokens=max_tokens)
+        measure.Level(requests=max(rounds_per_level * _c, 8), concurrency=_c,
+                      prompt_tokens=prompt_tokens, max_tokens=max_tokens)
         for _c in concurrency_levels
     ]
     closed, closed_lag_note = run_sweep(_levels)
@@ -289,12 +212,14 @@ def _(closed_frame, stats):
 
 
 @app.cell
-def _(closed_frame, latency_vs_load, mo, throughput_vs_load, error_rate_vs_load):
+def _(closed_frame, mo, plots):
     mo.vstack(
         [
-            latency_vs_load(closed_frame, title="Closed loop: end-to-end p50, p95, p99"),
-            throughput_vs_load(closed_frame, title="Closed loop: throughput, the knee marked"),
-            error_rate_vs_load(closed_frame, title="Closed loop: errors"),
+            plots.load.latency_vs_load(closed_frame, title="Closed loop: end-to-end p50, p95, p99"),
+            plots.load.throughput_vs_load(
+                closed_frame, title="Closed loop: throughput, the knee marked"
+            ),
+            plots.load.error_rate_vs_load(closed_frame, title="Closed loop: errors"),
         ]
     )
     return
@@ -316,10 +241,10 @@ def _(mo):
 
 
 @app.cell
-def _(closed_frame, littles_law_by_level):
-    little_table = littles_law_by_level(closed_frame)
+def _(analysis, closed_frame):
+    little_table = analysis.littles_law_by_level(closed_frame)
     little_table
-    return (little_table,)
+    return
 
 
 @app.cell(hide_code=True)
@@ -336,9 +261,9 @@ def _(mo):
 
 
 @app.cell
-def _(closed, closed_frame, run_timeline):
-    run_timeline(closed_frame, metrics=closed.metrics,
-                 title="Closed loop: latencies and server gauges over time")
+def _(closed, closed_frame, plots):
+    plots.labs_load.run_timeline(closed_frame, metrics=closed.metrics,
+                                 title="Closed loop: latencies and server gauges over time")
     return
 
 
@@ -351,9 +276,9 @@ def _(closed_summary):
 
 @app.cell
 def _(
-    Level,
     capacity_req_per_s,
     max_tokens,
+    measure,
     open_requests,
     prompt_tokens,
     rate_fractions,
@@ -361,8 +286,8 @@ def _(
 ):
     # The open-loop sweep, on a fresh server: Poisson arrivals at fractions of the plateau.
     _levels = [
-        Level(requests=open_requests, rate_per_s=round(_f * capacity_req_per_s, 3),
-              arrival="poisson", prompt_tokens=prompt_tokens, max_tokens=max_tokens)
+        measure.Level(requests=open_requests, rate_per_s=round(_f * capacity_req_per_s, 3),
+                      arrival="poisson", prompt_tokens=prompt_tokens, max_tokens=max_tokens)
         for _f in rate_fractions
     ]
     opened, open_lag_note = run_sweep(_levels)
@@ -381,8 +306,8 @@ def _(closed, closed_lag_note, open_lag_note, opened, ui):
 
 
 @app.cell
-def _(closed_frame, latency_vs_throughput, open_frame):
-    latency_vs_throughput(
+def _(closed_frame, open_frame, plots):
+    plots.labs_load.latency_vs_throughput(
         {"closed loop": closed_frame, "open loop (Poisson)": open_frame},
         title="Same server, two loads: latency against the throughput delivered",
     )
@@ -391,13 +316,13 @@ def _(closed_frame, latency_vs_throughput, open_frame):
 
 @app.cell
 def _(
+    analysis,
     capacity_req_per_s,
     concurrency_levels,
     fallback,
     knee_concurrency,
     max_num_seqs,
     open_frame,
-    open_loop_vs_mmc,
     published,
 ):
     # Theory against measurement: each rate against M/M/c with the measured plateau as its
@@ -415,11 +340,11 @@ def _(
         if fallback or published is not None
         else "the knee's concurrency (this server does not publish its batch limit)"
     )
-    queue_table = open_loop_vs_mmc(
+    queue_table = analysis.open_loop_vs_mmc(
         open_frame, servers=queue_servers, capacity_req_per_s=capacity_req_per_s
     )
     queue_table
-    return queue_servers, queue_servers_source, queue_table
+    return queue_servers, queue_servers_source
 
 
 @app.cell(hide_code=True)
@@ -437,9 +362,9 @@ def _(mo, queue_servers, queue_servers_source):
 
 
 @app.cell
-def _(open_frame, opened, run_timeline):
-    run_timeline(open_frame, metrics=opened.metrics,
-                 title="Open loop: latencies and server gauges over time")
+def _(open_frame, opened, plots):
+    plots.labs_load.run_timeline(open_frame, metrics=opened.metrics,
+                                 title="Open loop: latencies and server gauges over time")
     return
 
 
@@ -481,31 +406,21 @@ def _(
 
 
 @app.cell
-def _(book, capacity_req_per_s, knee_concurrency, p95_growth, server_note):
+def _(capacity_req_per_s, knee_concurrency, p95_growth, server_note):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "concurrency_sweep",
-        {
+    exercise_runs = {
+        "concurrency_sweep": {
             "server": server_note,
             "knee_concurrency": knee_concurrency,
             "capacity_req_per_s": capacity_req_per_s,
             "open_loop_p95_growth": p95_growth,
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
-def _(
-    AnswerBook,
-    capacity_req_per_s,
-    closed_summary,
-    knee,
-    learner,
-    open_frame,
-    stats,
-):
-    book = AnswerBook(learner.value, lab="lab08")
+def _(capacity_req_per_s, closed_summary, knee, open_frame, stats):
     _has_knee = knee is not None and knee.knee_index is not None
     _at_knee = closed_summary.iloc[knee.knee_index if _has_knee else -1]
     _rates = stats.summarize(open_frame)["rate_per_s"]
@@ -517,7 +432,7 @@ def _(
         "capacity_req_per_s": round(capacity_req_per_s, 3),
         "rate_per_s": round(float(_below.max() if len(_below) else 0.8 * capacity_req_per_s), 3),
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -535,10 +450,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab08", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

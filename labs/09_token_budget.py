@@ -65,94 +65,62 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
-    from infphys import fmt, stats
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.measure import run_sync, token_grid
-    from infphys.analysis import token_budget_split, token_budget_table, token_costs
-    from infphys.plots.labs_load import token_budget_lines
-    from infphys.plots.token_budget import split_bars
-    from infphys.plots.load import token_grid_heatmap
+    from infphys import analysis, fmt, measure, plots, stats
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        fmt,
-        labsetup,
-        os,
-        run_sync,
-        split_bars,
-        stats,
-        token_budget_lines,
-        token_budget_split,
-        token_budget_table,
-        token_costs,
-        token_grid,
-        token_grid_heatmap,
-        ui,
-    )
+    return analysis, fmt, labsetup, measure, plots, stats, ui
 
 
 @app.cell
 def _(labsetup, mo, ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
     resolved, target = ui.lab_target()
-    prompts_pick = mo.ui.dropdown(
-        options={
-            "64, 512, 2048": [64, 512, 2048],
-            "128, 1024, 4096": [128, 1024, 4096],
-            "64, 256, 1024, 4096": [64, 256, 1024, 4096],
+    controls, _view = labsetup.controls(
+        {
+            "prompt_sizes": labsetup.list_dropdown(
+                [[64, 512, 2048], [128, 1024, 4096], [64, 256, 1024, 4096]], [64, 512, 2048],
+                "prompt sizes (tokens)",
+            ),
+            "max_tokens_values": labsetup.list_dropdown(
+                [[8, 32, 64], [16, 64, 128], [8, 32, 128, 256]], [8, 32, 64], "max_tokens values"
+            ),
         },
-        value="64, 512, 2048",
-        label="prompt sizes (tokens)",
-    )
-    outputs_pick = mo.ui.dropdown(
-        options={
-            "8, 32, 64": [8, 32, 64],
-            "16, 64, 128": [16, 64, 128],
-            "8, 32, 128, 256": [8, 32, 128, 256],
+        {
+            "requests_per_cell": mo.ui.slider(
+                2, 10, value=3, label="requests per cell", show_value=True
+            ),
+            "seed": labsetup.seed_input(),
         },
-        value="8, 32, 64",
-        label="max_tokens values",
     )
-    per_cell_slider = mo.ui.slider(2, 10, value=3, label="requests per cell", show_value=True)
-    seed_number = labsetup.seed_input()
-    mo.vstack(
-        [
-            ui.target_view(resolved.message),
-            labsetup.controls_view([prompts_pick, outputs_pick], [per_cell_slider, seed_number]),
-        ]
-    )
-    return outputs_pick, per_cell_slider, prompts_pick, resolved, seed_number, target
+    mo.vstack([ui.target_view(resolved.message), _view])
+    return controls, resolved, target
 
 
 @app.cell
-def _(labsetup, outputs_pick, per_cell_slider, prompts_pick, seed_number):
+def _(controls, labsetup):
     # The settings as plain values, a row of controls a line (a test overrides them all).
-    prompt_sizes, max_tokens_values = labsetup.values(prompts_pick, outputs_pick)
-    requests_per_cell, seed = labsetup.values(per_cell_slider, seed_number)
+    prompt_sizes, max_tokens_values, requests_per_cell, seed = labsetup.settings(
+        controls, "prompt_sizes", "max_tokens_values", "requests_per_cell", "seed"
+    )
     return max_tokens_values, prompt_sizes, requests_per_cell, seed
 
 
 @app.cell
 def _(
     max_tokens_values,
+    measure,
     prompt_sizes,
     requests_per_cell,
-    run_sync,
     seed,
     target,
-    token_grid,
 ):
     # One call: every (prompt size, max_tokens) cell, one request at a time. ignore_eos asks a
     # vLLM-based server for the full max_tokens (the simulator always produces exactly that).
-    grid = run_sync(
-        token_grid(target, prompt_tokens=prompt_sizes, max_tokens=max_tokens_values,
-                   requests_per_cell=requests_per_cell, seed=seed,
-                   extra_body={"ignore_eos": True}, log_notes=False)
+    grid = measure.run_sync(
+        measure.token_grid(target, prompt_tokens=prompt_sizes, max_tokens=max_tokens_values,
+                           requests_per_cell=requests_per_cell, seed=seed,
+                           extra_body={"ignore_eos": True}, log_notes=False)
     )
     frame = grid.frame()
     return frame, grid
@@ -173,14 +141,18 @@ def _(frame, stats):
 
 
 @app.cell
-def _(frame, mo, token_budget_lines, token_grid_heatmap):
+def _(frame, mo, plots):
     mo.vstack(
         [
             # Medians: a p95 needs 20 or more requests per cell, and a cell here has a few.
-            token_budget_lines(frame, value="e2e_p50_s",
-                               title="Median (p50) end-to-end against max_tokens, by prompt size"),
-            token_grid_heatmap(frame, value="e2e_p50_s",
-                               title="Median (p50) end-to-end (ms) per prompt size × max_tokens"),
+            plots.labs_load.token_budget_lines(
+                frame, value="e2e_p50_s",
+                title="Median (p50) end-to-end against max_tokens, by prompt size",
+            ),
+            plots.load.token_grid_heatmap(
+                frame, value="e2e_p50_s",
+                title="Median (p50) end-to-end (ms) per prompt size × max_tokens",
+            ),
         ]
     )
     return
@@ -199,19 +171,19 @@ def _(mo):
 
 
 @app.cell
-def _(frame, split_bars, token_budget_split):
-    split_bars(token_budget_split(frame))
+def _(analysis, frame, plots):
+    plots.token_budget.split_bars(analysis.token_budget_split(frame))
     return
 
 
 @app.cell
-def _(frame, resolved, token_budget_table):
+def _(analysis, frame, resolved):
     # Theory against measurement (on the simulator): the roofline's prefill and decode-step
     # times for one request alone, against the measured p50s.
     _roofline = resolved.sim_config.roofline if resolved.sim_config is not None else None
-    theory_table = token_budget_table(frame, roofline=_roofline)
+    theory_table = analysis.token_budget_table(frame, roofline=_roofline)
     theory_table
-    return (theory_table,)
+    return
 
 
 @app.cell(hide_code=True)
@@ -249,9 +221,9 @@ def _(max_tokens_values, prompt_sizes, summary):
 
 
 @app.cell
-def _(frame, token_costs):
+def _(analysis, frame):
     # One call: least-squares lines through the grid (prefill per prompt token, decode per token).
-    costs = token_costs(frame)
+    costs = analysis.token_costs(frame)
     return (costs,)
 
 
@@ -274,33 +246,29 @@ def _(costs, fmt, mo):
 
 
 @app.cell
-def _(book, costs, resolved):
+def _(costs, resolved):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "token_grid",
-        {
+    exercise_runs = {
+        "token_grid": {
             "target": resolved.message,
             "prefill_ms_per_1k_tokens": costs.prefill_ms_per_1k_tokens,
             "decode_ms_per_token": costs.decode_ms_per_token,
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
 def _(
-    AnswerBook,
     corner_large,
     corner_output,
     corner_prompt,
     corner_small,
-    learner,
     m_large,
     m_small,
     p_large,
     p_small,
 ):
-    book = AnswerBook(learner.value, lab="lab09")
     # What the exercises are checked against: the learner's own grid (p50s, in ms).
     exercise_context = {
         "prompt_tokens_small": p_small,
@@ -316,7 +284,7 @@ def _(
         "ttft_ms": round(float(corner_large["ttft_p50_s"]) * 1e3, 3),
         "tpot_ms": round(float(corner_large["tpot_p50_s"]) * 1e3, 4),
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -334,10 +302,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab09", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

@@ -69,158 +69,83 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
-    from infphys import fmt, stats
-    from infphys.catalog import DEFAULT_SLO
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.measure import Level, Timeouts, overload, run_levels, run_sync
-    from infphys.measure.retry import RetryPolicy, retry_run
-    from infphys.analysis import closed_loop_vs_little, goodput_by_level
-    from infphys.plots.labs_load import run_timeline
-    from infphys.plots.overload import overload_compare, retry_compare
-    from infphys.plots.load import error_rate_vs_load
-    from infphys.sim.server import serve
+    from infphys import analysis, catalog, fmt, measure, plots, sim, stats
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        DEFAULT_SLO,
-        Level,
-        RetryPolicy,
-        Timeouts,
-        closed_loop_vs_little,
-        error_rate_vs_load,
-        fmt,
-        goodput_by_level,
-        labsetup,
-        os,
-        overload,
-        overload_compare,
-        retry_compare,
-        retry_run,
-        run_levels,
-        run_sync,
-        run_timeline,
-        serve,
-        stats,
-        ui,
-    )
+    return analysis, catalog, fmt, labsetup, measure, plots, sim, stats, ui
 
 
 @app.cell
-def _(DEFAULT_SLO, labsetup, mo, ui):
-    gpu_pick = ui.gpu_dropdown("A100 80GB SXM", "simulated GPU")
-    model_pick = ui.model_dropdown("Llama-3.1-8B", "simulated model")
-    max_num_seqs_slider = mo.ui.slider(
-        steps=[4, 8, 16, 32], value=8, label="max_num_seqs (batch limit)", show_value=True
-    )
-    levels_pick = mo.ui.dropdown(
-        options={
-            "4, 8, 16, 32": [4, 8, 16, 32],
-            "4, 8, 16, 32, 64": [4, 8, 16, 32, 64],
-            "2, 4, 8, 16, 32": [2, 4, 8, 16, 32],
+def _(catalog, labsetup, mo):
+    controls, _view = labsetup.controls(
+        labsetup.server_row("A100 80GB SXM", "Llama-3.1-8B", [4, 8, 16, 32], 8, "simulated "),
+        {
+            "client_levels": labsetup.list_dropdown(
+                [[4, 8, 16, 32], [4, 8, 16, 32, 64], [2, 4, 8, 16, 32]], [4, 8, 16, 32],
+                "clients (closed-loop concurrency)",
+            ),
+            "requests_per_level": mo.ui.slider(
+                32, 256, step=32, value=64, label="requests per level", show_value=True
+            ),
+            "timeout_s": mo.ui.slider(
+                steps=[0.25, 0.5, 1.0, 2.0, 5.0], value=0.5, label="client timeout (s)",
+                show_value=True,
+            ),
         },
-        value="4, 8, 16, 32",
-        label="clients (closed-loop concurrency)",
-    )
-    requests_slider = mo.ui.slider(32, 256, step=32, value=64, label="requests per level",
-                                   show_value=True)
-    timeout_slider = mo.ui.slider(
-        steps=[0.25, 0.5, 1.0, 2.0, 5.0], value=0.5, label="client timeout (s)", show_value=True
-    )
-    max_queue_slider = mo.ui.slider(
-        steps=[1, 2, 4, 8, 16, 32], value=8, label="admission control: max_queue",
-        show_value=True,
-    )
-    # TTFT starts at Nielsen's 1 s flow-of-thought limit (infphys.catalog.DEFAULT_SLO).
-    ttft_slo_slider = mo.ui.slider(
-        steps=[0.1, 0.25, 0.5, 1.0], value=DEFAULT_SLO.ttft_s, label="SLO: TTFT (s)",
-        show_value=True,
-    )
-    tpot_slo_slider = mo.ui.slider(
-        steps=[0.01, 0.02, 0.05, 0.1], value=0.05, label="SLO: TPOT (s)", show_value=True
-    )
-    open_pick = mo.ui.dropdown(
-        options={
-            "0.5, 1, 1.5, 2": [0.5, 1.0, 1.5, 2.0],
-            "0.8, 1.2, 2, 3": [0.8, 1.2, 2.0, 3.0],
-            "1, 2": [1.0, 2.0],
+        {
+            "open_fractions": labsetup.list_dropdown(
+                [[0.5, 1.0, 1.5, 2.0], [0.8, 1.2, 2.0, 3.0], [1.0, 2.0]], [0.5, 1.0, 1.5, 2.0],
+                "open-loop rates (× capacity)",
+            ),
+            "open_requests": mo.ui.slider(
+                20, 200, step=20, value=40, label="requests per rate", show_value=True
+            ),
+            "max_queue": mo.ui.slider(
+                steps=[1, 2, 4, 8, 16, 32], value=8, label="admission control: max_queue",
+                show_value=True,
+            ),
         },
-        value="0.5, 1, 1.5, 2",
-        label="open-loop rates (× capacity)",
+        {
+            # TTFT starts at Nielsen's 1 s flow-of-thought limit (infphys.catalog.DEFAULT_SLO).
+            "ttft_slo_s": mo.ui.slider(
+                steps=[0.1, 0.25, 0.5, 1.0], value=catalog.DEFAULT_SLO.ttft_s,
+                label="SLO: TTFT (s)", show_value=True,
+            ),
+            "tpot_slo_s": mo.ui.slider(
+                steps=[0.01, 0.02, 0.05, 0.1], value=0.05, label="SLO: TPOT (s)", show_value=True
+            ),
+        },
+        {
+            "burst_factor": mo.ui.slider(
+                steps=[1.5, 2.0, 3.0, 4.0], value=3.0, label="retry burst (× capacity)",
+                show_value=True,
+            ),
+            "burst_users": mo.ui.slider(
+                40, 400, step=20, value=100, label="user requests in the burst", show_value=True
+            ),
+        },
+        labsetup.request_row([16, 64, 256], 64, [8, 16, 32], 16),
     )
-    open_requests_slider = mo.ui.slider(20, 200, step=20, value=40,
-                                        label="requests per rate", show_value=True)
-    burst_slider = mo.ui.slider(
-        steps=[1.5, 2.0, 3.0, 4.0], value=3.0, label="retry burst (× capacity)", show_value=True
-    )
-    users_slider = mo.ui.slider(40, 400, step=20, value=100,
-                                label="user requests in the burst", show_value=True)
-    prompt_pick = labsetup.int_dropdown([16, 64, 256], 64, "prompt tokens")
-    max_tokens_pick = labsetup.int_dropdown([8, 16, 32], 16, "max_tokens")
-    seed_number = labsetup.seed_input()
-    labsetup.controls_view(
-        [gpu_pick, model_pick, max_num_seqs_slider],
-        [levels_pick, requests_slider, timeout_slider],
-        [open_pick, open_requests_slider, max_queue_slider],
-        [ttft_slo_slider, tpot_slo_slider],
-        [burst_slider, users_slider],
-        [prompt_pick, max_tokens_pick, seed_number],
-    )
-    return (
-        burst_slider,
-        gpu_pick,
-        levels_pick,
-        max_num_seqs_slider,
-        max_queue_slider,
-        max_tokens_pick,
-        model_pick,
-        open_pick,
-        open_requests_slider,
-        prompt_pick,
-        requests_slider,
-        seed_number,
-        timeout_slider,
-        tpot_slo_slider,
-        ttft_slo_slider,
-        users_slider,
-    )
+    _view
+    return (controls,)
 
 
 @app.cell
-def _(
-    burst_slider,
-    gpu_pick,
-    labsetup,
-    levels_pick,
-    max_num_seqs_slider,
-    max_queue_slider,
-    max_tokens_pick,
-    model_pick,
-    open_pick,
-    open_requests_slider,
-    prompt_pick,
-    requests_slider,
-    seed_number,
-    timeout_slider,
-    tpot_slo_slider,
-    ttft_slo_slider,
-    users_slider,
-):
+def _(controls, labsetup):
     # The settings as plain values, a row of controls a line (a test overrides them all).
-    gpu, model, max_num_seqs = labsetup.values(gpu_pick, model_pick, max_num_seqs_slider)
-    client_levels, requests_per_level, timeout_s = labsetup.values(
-        levels_pick, requests_slider, timeout_slider
+    gpu, model, max_num_seqs = labsetup.settings(controls, "gpu", "model", "max_num_seqs")
+    client_levels, requests_per_level, timeout_s = labsetup.settings(
+        controls, "client_levels", "requests_per_level", "timeout_s"
     )
-    open_fractions, open_requests, max_queue = labsetup.values(
-        open_pick, open_requests_slider, max_queue_slider
+    open_fractions, open_requests, max_queue = labsetup.settings(
+        controls, "open_fractions", "open_requests", "max_queue"
     )
-    ttft_slo_s, tpot_slo_s = labsetup.values(ttft_slo_slider, tpot_slo_slider)
-    burst_factor, burst_users = labsetup.values(burst_slider, users_slider)
-    prompt_tokens, max_tokens, seed = labsetup.values(prompt_pick, max_tokens_pick, seed_number)
+    ttft_slo_s, tpot_slo_s = labsetup.settings(controls, "ttft_slo_s", "tpot_slo_s")
+    burst_factor, burst_users = labsetup.settings(controls, "burst_factor", "burst_users")
+    prompt_tokens, max_tokens, seed = labsetup.settings(
+        controls, "prompt_tokens", "max_tokens", "seed"
+    )
     return (
         burst_factor,
         burst_users,
@@ -251,6 +176,17 @@ def _():
     return (time_scale,)
 
 
+@app.cell
+def _(gpu, max_num_seqs, model, sim, time_scale):
+    def serve_fresh(max_queue=None):
+        # The simulated server on the settings above, started afresh for each run (an idle
+        # engine, no queue left over); max_queue=None leaves its queue unbounded.
+        return sim.serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue,
+                         time_scale=time_scale, log_lag=False)
+
+    return (serve_fresh,)
+
+
 @app.cell(hide_code=True)
 def _(fmt, gpu, max_num_seqs, model, time_scale, ui):
     _slowed = f", its clock slowed × {time_scale:g}" if time_scale != 1 else ""
@@ -275,27 +211,23 @@ def _(mo):
 @app.cell
 def _(
     client_levels,
-    gpu,
-    max_num_seqs,
     max_tokens,
-    model,
-    overload,
+    measure,
     prompt_tokens,
     requests_per_level,
-    run_sync,
     seed,
-    serve,
+    serve_fresh,
     time_scale,
     timeout_s,
 ):
     # One call: the overload run (no admission control: the queue is unbounded, as in vLLM).
-    with serve(gpu, model, max_num_seqs=max_num_seqs, time_scale=time_scale,
-               log_lag=False) as _sim:
-        unbounded = run_sync(
-            overload(_sim,
-                     concurrency=client_levels, requests_per_level=requests_per_level,
-                     timeout_s=timeout_s, prompt_tokens=prompt_tokens, max_tokens=max_tokens,
-                     seed=seed, metrics_interval_s=0.1 * time_scale, log_notes=False)
+    with serve_fresh() as _sim:
+        unbounded = measure.run_sync(
+            measure.overload(
+                _sim, concurrency=client_levels, requests_per_level=requests_per_level,
+                timeout_s=timeout_s, prompt_tokens=prompt_tokens, max_tokens=max_tokens,
+                seed=seed, metrics_interval_s=0.1 * time_scale, log_notes=False,
+            )
         )
         unbounded_lag_note = _sim.lag_note()
     unbounded_frame = unbounded.frame()
@@ -303,13 +235,15 @@ def _(
 
 
 @app.cell
-def _(error_rate_vs_load, unbounded_frame):
-    error_rate_vs_load(unbounded_frame, title="Errors by class as clients rise (no admission control)")
+def _(plots, unbounded_frame):
+    plots.load.error_rate_vs_load(
+        unbounded_frame, title="Errors by class as clients rise (no admission control)"
+    )
     return
 
 
 @app.cell
-def _(closed_loop_vs_little, max_num_seqs, stats, unbounded_frame):
+def _(analysis, max_num_seqs, stats, unbounded_frame):
     unbounded_summary = stats.summarize(unbounded_frame)
     # The service time s: the mean e2e at the last level whose clients the batch still holds.
     _fits = unbounded_summary[unbounded_summary["concurrency"] <= max_num_seqs]
@@ -317,10 +251,10 @@ def _(closed_loop_vs_little, max_num_seqs, stats, unbounded_frame):
     # The server's capacity: the highest throughput of the closed-loop overload run.
     capacity_req_per_s = float(unbounded_summary["throughput_req_per_s"].max())
     # Theory against measurement: W = max(1, c / S) × s (Little's Law with X = S / s).
-    theory_table = closed_loop_vs_little(unbounded_frame, servers=max_num_seqs,
-                                         service_s=service_s)
+    theory_table = analysis.closed_loop_vs_little(unbounded_frame, servers=max_num_seqs,
+                                                  service_s=service_s)
     theory_table
-    return capacity_req_per_s, service_s, theory_table, unbounded_summary
+    return capacity_req_per_s, service_s, unbounded_summary
 
 
 @app.cell(hide_code=True)
@@ -340,9 +274,11 @@ def _(mo):
 
 
 @app.cell
-def _(run_timeline, unbounded, unbounded_frame):
-    run_timeline(unbounded_frame, metrics=unbounded.metrics,
-                 title="No admission control: latencies, running (capped) and waiting")
+def _(plots, unbounded, unbounded_frame):
+    plots.labs_load.run_timeline(
+        unbounded_frame, metrics=unbounded.metrics,
+        title="No admission control: latencies, running (capped) and waiting",
+    )
     return
 
 
@@ -361,56 +297,41 @@ def _(mo):
 
 @app.cell
 def _(
-    Level,
-    Timeouts,
     capacity_req_per_s,
-    gpu,
-    max_num_seqs,
     max_queue,
     max_tokens,
-    model,
+    measure,
     open_fractions,
     open_requests,
     prompt_tokens,
-    run_levels,
-    run_sync,
     seed,
-    serve,
-    time_scale,
+    serve_fresh,
     timeout_s,
 ):
     # The open-loop levels: Poisson arrivals at fractions of the capacity, the timeout recorded.
     _levels = [
-        Level(requests=open_requests, rate_per_s=round(_f * capacity_req_per_s, 3),
-              prompt_tokens=prompt_tokens, max_tokens=max_tokens,
-              labels={"timeout_s": timeout_s})
+        measure.Level(requests=open_requests, rate_per_s=round(_f * capacity_req_per_s, 3),
+                      prompt_tokens=prompt_tokens, max_tokens=max_tokens,
+                      labels={"timeout_s": timeout_s})
         for _f in open_fractions
     ]
     # One call per server, each fresh: the same schedule without (max_queue None: unbounded, as
     # in vLLM) and with admission control.
-    _timeouts = Timeouts(connect_s=timeout_s, read_s=timeout_s, total_s=timeout_s)
+    _timeouts = measure.Timeouts(connect_s=timeout_s, read_s=timeout_s, total_s=timeout_s)
     _frames, open_lag_notes = [], []
     for _queue in (None, max_queue):
-        with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=_queue,
-                   time_scale=time_scale, log_lag=False) as _sim:
-            _run = run_levels(_sim, _levels, kind="overload", timeouts=_timeouts, seed=seed,
-                              drain_s=timeout_s + 1, log_notes=False)
-            _frames.append(run_sync(_run).frame())
+        with serve_fresh(_queue) as _sim:
+            _run = measure.run_levels(_sim, _levels, kind="overload", timeouts=_timeouts, seed=seed,
+                                      drain_s=timeout_s + 1, log_notes=False)
+            _frames.append(measure.run_sync(_run).frame())
             open_lag_notes.append(_sim.lag_note())
     open_unbounded, open_bounded = _frames
     return open_bounded, open_lag_notes, open_unbounded
 
 
 @app.cell
-def _(
-    max_queue,
-    open_bounded,
-    open_unbounded,
-    overload_compare,
-    tpot_slo_s,
-    ttft_slo_s,
-):
-    overload_compare(
+def _(max_queue, open_bounded, open_unbounded, plots, tpot_slo_s, ttft_slo_s):
+    plots.overload.overload_compare(
         {"unbounded queue": open_unbounded, f"max_queue = {max_queue}": open_bounded},
         ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s,
         title="Without and with admission control: errors, survivors' p95, goodput",
@@ -419,10 +340,12 @@ def _(
 
 
 @app.cell
-def _(goodput_by_level, open_bounded, open_unbounded, tpot_slo_s, ttft_slo_s):
+def _(analysis, open_bounded, open_unbounded, tpot_slo_s, ttft_slo_s):
     # Goodput against throughput per arrival rate, without and with admission control.
     goodput_unbounded, goodput_bounded = (
-        goodput_by_level(_f, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s).set_index("rate_per_s")
+        analysis.goodput_by_level(
+            _f, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s
+        ).set_index("rate_per_s")
         for _f in (open_unbounded, open_bounded)
     )
     goodput_unbounded.join(
@@ -446,44 +369,39 @@ def _(mo):
 
 @app.cell
 def _(
-    RetryPolicy,
-    Timeouts,
     burst_factor,
     burst_users,
     capacity_req_per_s,
-    gpu,
-    max_num_seqs,
     max_queue,
     max_tokens,
-    model,
+    measure,
     prompt_tokens,
-    retry_run,
-    run_sync,
     seed,
-    serve,
+    serve_fresh,
     time_scale,
     timeout_s,
 ):
     retry_policies = [
-        RetryPolicy.no_retry(),
-        RetryPolicy.blind(max_attempts=5),
-        RetryPolicy.backoff(max_attempts=5, base_delay_s=0.5),
+        measure.RetryPolicy.no_retry(),
+        measure.RetryPolicy.blind(max_attempts=5),
+        measure.RetryPolicy.backoff(max_attempts=5, base_delay_s=0.5),
     ]
     # One call: the same burst once per policy, a (simulated) second of quiet in between (the
     # bounded queue drains in a fraction of it, so each policy meets an idle server).
-    with serve(gpu, model, max_num_seqs=max_num_seqs, max_queue=max_queue,
-               time_scale=time_scale, log_lag=False) as _sim:
-        retried = run_sync(
-            retry_run(_sim, retry_policies,
-                      rate_per_s=burst_factor * capacity_req_per_s, user_requests=burst_users,
-                      prompt_tokens=prompt_tokens, max_tokens=max_tokens,
-                      timeouts=Timeouts(total_s=timeout_s * 4), seed=seed,
-                      pause_s=1.0 * time_scale)
+    with serve_fresh(max_queue) as _sim:
+        retried = measure.run_sync(
+            measure.retry_run(
+                _sim, retry_policies,
+                rate_per_s=burst_factor * capacity_req_per_s, user_requests=burst_users,
+                prompt_tokens=prompt_tokens, max_tokens=max_tokens,
+                timeouts=measure.Timeouts(total_s=timeout_s * 4), seed=seed,
+                pause_s=1.0 * time_scale,
+            )
         )
         retry_lag_note = _sim.lag_note()
     retry_table = retried.summary()
     retry_table
-    return retried, retry_lag_note, retry_policies, retry_table
+    return retry_lag_note, retry_table
 
 
 @app.cell(hide_code=True)
@@ -497,8 +415,8 @@ def _(open_lag_notes, retry_lag_note, ui, unbounded, unbounded_lag_note):
 
 
 @app.cell
-def _(retry_compare, retry_table):
-    retry_compare(retry_table, title="The same burst, three retry policies")
+def _(plots, retry_table):
+    plots.overload.retry_compare(retry_table, title="The same burst, three retry policies")
     return
 
 
@@ -542,17 +460,22 @@ def _(
 
 
 @app.cell
-def _(
-    AnswerBook,
-    goodput_bounded,
-    goodput_unbounded,
-    learner,
-    max_num_seqs,
-    retry_table,
-    service_s,
-    timeout_s,
-):
-    book = AnswerBook(learner.value, lab="lab10")
+def _(goodput_bounded, goodput_unbounded, retry_table):
+    # What the answer file keeps of this run besides the answers.
+    exercise_runs = {
+        "overload": {
+            "goodput_unbounded_per_s": goodput_unbounded["goodput_per_s"].tolist(),
+            "goodput_bounded_per_s": goodput_bounded["goodput_per_s"].tolist(),
+            "retry_amplification": {
+                str(_r.policy): float(_r.amplification) for _r in retry_table.itertuples()
+            },
+        },
+    }
+    return (exercise_runs,)
+
+
+@app.cell
+def _(goodput_unbounded, max_num_seqs, retry_table, service_s, timeout_s):
     _blind = retry_table.set_index("policy").loc["blind retries"]
     # The goodput question uses the busiest level where some requests still met the SLO.
     _some = goodput_unbounded[goodput_unbounded["met"] > 0]
@@ -568,18 +491,7 @@ def _(
         "attempts": int(_blind["attempts"]),
         "user_requests": int(_blind["user_requests"]),
     }
-    # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "overload",
-        {
-            "goodput_unbounded_per_s": goodput_unbounded["goodput_per_s"].tolist(),
-            "goodput_bounded_per_s": goodput_bounded["goodput_per_s"].tolist(),
-            "retry_amplification": {
-                str(_r.policy): float(_r.amplification) for _r in retry_table.itertuples()
-            },
-        },
-    )
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -597,10 +509,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab10", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

@@ -66,129 +66,92 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
-    from infphys import fmt
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.planning import plan_capacity
-    from infphys.analysis import comparison_table
-    from infphys.plots.capacity import knob_sweeps
-    from infphys.sim.config import EngineConfig
-    from infphys.tuning import compare_knobs
+    from infphys import analysis, fmt, planning, plots, sim, tuning
+    from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        EngineConfig,
-        compare_knobs,
-        comparison_table,
-        fmt,
-        knob_sweeps,
-        labsetup,
-        os,
-        plan_capacity,
-        ui,
-    )
+    return analysis, fmt, labsetup, planning, plots, sim, tuning, ui
 
 
 @app.cell
 def _(labsetup, mo, ui):
-    gpu_pick = ui.gpu_dropdown("H100 SXM", "GPU")
-    model_pick = ui.model_dropdown("Llama-3.1-8B", "model")
-    tp_pick = labsetup.int_dropdown([1, 2, 4, 8], 1, "GPUs per replica (tp)")
-    prompt_slider = mo.ui.slider(
-        steps=[128, 256, 512, 1000, 2000, 4000, 8000], value=2000,
-        label="prompt tokens per request", show_value=True,
-    )
-    output_slider = mo.ui.slider(
-        steps=[32, 64, 128, 256, 512, 1024], value=128, label="output tokens per request",
-        show_value=True,
-    )
-    slo_number = mo.ui.number(0.5, 120.0, step=0.5, value=10.0, label="p95 end-to-end SLO (s)")
-    users_number = mo.ui.number(1, 1_000_000, step=1, value=1000, label="concurrent users to serve")
-    levels_pick = mo.ui.dropdown(
-        options={
-            "1 … 128, doubling (8 levels)": [1, 2, 4, 8, 16, 32, 64, 128],
-            "1 … 512, doubling (10 levels)": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
-            "1 … 512, ×1.5 (15 levels)": [
-                1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512
-            ],
-            "1 … 1024, ×1.5 (17 levels)": [
-                1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024
-            ],
+    controls, _view = labsetup.controls(
+        "**The deployment and the workload**",
+        {
+            "gpu": ui.gpu_dropdown("H100 SXM", "GPU"),
+            "model": ui.model_dropdown("Llama-3.1-8B", "model"),
+            "tp": labsetup.int_dropdown([1, 2, 4, 8], 1, "GPUs per replica (tp)"),
         },
-        value="1 … 512, ×1.5 (15 levels)",
-        label="concurrency levels swept",
+        {
+            "prompt_tokens": mo.ui.slider(
+                steps=[128, 256, 512, 1000, 2000, 4000, 8000], value=2000,
+                label="prompt tokens per request", show_value=True,
+            ),
+            "max_tokens": mo.ui.slider(
+                steps=[32, 64, 128, 256, 512, 1024], value=128, label="output tokens per request",
+                show_value=True,
+            ),
+        },
+        {
+            "slo_p95_s": mo.ui.number(
+                0.5, 120.0, step=0.5, value=10.0, label="p95 end-to-end SLO (s)"
+            ),
+            "users": mo.ui.number(
+                1, 1_000_000, step=1, value=1000, label="concurrent users to serve"
+            ),
+            "concurrency_levels": mo.ui.dropdown(
+                options={
+                    "1 … 128, doubling (8 levels)": [1, 2, 4, 8, 16, 32, 64, 128],
+                    "1 … 512, doubling (10 levels)": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+                    "1 … 512, ×1.5 (15 levels)": [
+                        1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512
+                    ],
+                    "1 … 1024, ×1.5 (17 levels)": [
+                        1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024
+                    ],
+                },
+                value="1 … 512, ×1.5 (15 levels)",
+                label="concurrency levels swept",
+            ),
+            "seed": labsetup.seed_input(),
+        },
+        "**The knobs** (each is swept alone against vLLM's defaults: max_num_seqs 256, "
+        "gpu_memory_utilization 0.9, max_num_batched_tokens 8192, KV cache BF16)",
+        {
+            "max_num_seqs": mo.ui.slider(
+                steps=[16, 32, 64, 128, 256, 512, 1024], value=512, label="max_num_seqs",
+                show_value=True,
+            ),
+            "gpu_memory_utilization": mo.ui.slider(
+                0.5, 0.95, step=0.05, value=0.95, label="gpu_memory_utilization", show_value=True
+            ),
+        },
+        {
+            "max_num_batched_tokens": mo.ui.slider(
+                steps=[1024, 2048, 4096, 8192, 16384], value=2048, label="max_num_batched_tokens",
+                show_value=True,
+            ),
+            "kv_precision": mo.ui.dropdown(options=["bf16", "fp8"], value="fp8", label="KV cache"),
+        },
     )
-    seed_number = labsetup.seed_input()
-    max_num_seqs_slider = mo.ui.slider(
-        steps=[16, 32, 64, 128, 256, 512, 1024], value=512, label="max_num_seqs", show_value=True
-    )
-    gpu_mem_slider = mo.ui.slider(
-        0.5, 0.95, step=0.05, value=0.95, label="gpu_memory_utilization", show_value=True
-    )
-    batched_tokens_slider = mo.ui.slider(
-        steps=[1024, 2048, 4096, 8192, 16384], value=2048, label="max_num_batched_tokens",
-        show_value=True,
-    )
-    kv_precision_pick = mo.ui.dropdown(options=["bf16", "fp8"], value="fp8", label="KV cache")
-    labsetup.controls_view(
-        [mo.md("**The deployment and the workload**")],
-        [gpu_pick, model_pick, tp_pick],
-        [prompt_slider, output_slider],
-        [slo_number, users_number, levels_pick, seed_number],
-        [mo.md("**The knobs** (each is swept alone against vLLM's defaults: "
-               "max_num_seqs 256, gpu_memory_utilization 0.9, max_num_batched_tokens 8192, "
-               "KV cache BF16)")],
-        [max_num_seqs_slider, gpu_mem_slider],
-        [batched_tokens_slider, kv_precision_pick],
-    )
-    return (
-        batched_tokens_slider,
-        gpu_mem_slider,
-        gpu_pick,
-        kv_precision_pick,
-        levels_pick,
-        max_num_seqs_slider,
-        model_pick,
-        output_slider,
-        prompt_slider,
-        seed_number,
-        slo_number,
-        tp_pick,
-        users_number,
-    )
+    _view
+    return (controls,)
 
 
 @app.cell
-def _(
-    batched_tokens_slider,
-    gpu_mem_slider,
-    gpu_pick,
-    kv_precision_pick,
-    labsetup,
-    levels_pick,
-    max_num_seqs_slider,
-    model_pick,
-    output_slider,
-    prompt_slider,
-    seed_number,
-    slo_number,
-    tp_pick,
-    users_number,
-):
+def _(controls, labsetup):
     # The settings as plain values, a row of controls a line (a test overrides them all).
-    gpu, model, tp = labsetup.values(gpu_pick, model_pick, tp_pick)
-    prompt_tokens, max_tokens = labsetup.values(prompt_slider, output_slider)
-    slo_p95_s, users, concurrency_levels, seed = labsetup.values(
-        slo_number, users_number, levels_pick, seed_number
+    gpu, model, tp = labsetup.settings(controls, "gpu", "model", "tp")
+    prompt_tokens, max_tokens = labsetup.settings(controls, "prompt_tokens", "max_tokens")
+    slo_p95_s, users, concurrency_levels, seed = labsetup.settings(
+        controls, "slo_p95_s", "users", "concurrency_levels", "seed"
     )
-    max_num_seqs, _gpu_memory_utilization = labsetup.values(max_num_seqs_slider, gpu_mem_slider)
+    max_num_seqs, _gpu_memory_utilization = labsetup.settings(
+        controls, "max_num_seqs", "gpu_memory_utilization"
+    )
     gpu_memory_utilization = round(_gpu_memory_utilization, 2)  # the slider's steps are floats
-    max_num_batched_tokens, kv_precision = labsetup.values(
-        batched_tokens_slider, kv_precision_pick
+    max_num_batched_tokens, kv_precision = labsetup.settings(
+        controls, "max_num_batched_tokens", "kv_precision"
     )
     return (
         concurrency_levels,
@@ -217,10 +180,10 @@ def _(gpu, model, tp, ui):
 
 
 @app.cell
-def _(EngineConfig, gpu, max_tokens, model, prompt_tokens, seed, tp):
+def _(gpu, max_tokens, model, prompt_tokens, seed, sim, tp):
     # The baseline: vLLM's defaults on this deployment (max_model_len = one request's length).
     try:
-        base_config = EngineConfig.build(
+        base_config = sim.EngineConfig.build(
             gpu=gpu, model=model, tp=tp, seed=seed, max_model_len=prompt_tokens + max_tokens
         )
         config_problem = ""
@@ -254,17 +217,17 @@ def _(
 @app.cell
 def _(
     base_config,
-    compare_knobs,
     concurrency_levels,
     max_tokens,
     prompt_tokens,
     seed,
     slo_p95_s,
+    tuning,
     variants,
 ):
     # One call: a closed-loop sweep per variant, in virtual time.
     knobs = (
-        compare_knobs(
+        tuning.compare_knobs(
             base_config, variants, slo_p95_s=slo_p95_s, concurrency=concurrency_levels,
             prompt_tokens=prompt_tokens, max_tokens=max_tokens, seed=seed,
         )
@@ -275,10 +238,12 @@ def _(
 
 
 @app.cell
-def _(config_problem, knob_sweeps, knobs, mo, slo_p95_s):
+def _(config_problem, knobs, mo, plots, slo_p95_s):
     (
-        knob_sweeps(knobs.frames, slo_s=slo_p95_s,
-                    title="Each knob against the baseline: throughput (★ knee) and p95")
+        plots.capacity.knob_sweeps(
+            knobs.frames, slo_s=slo_p95_s,
+            title="Each knob against the baseline: throughput (★ knee) and p95",
+        )
         if knobs is not None
         else mo.callout(mo.md(f"This deployment cannot run: {config_problem}"), kind="warn")
     )
@@ -294,14 +259,14 @@ def _(knobs):
 
 
 @app.cell
-def _(knobs, mo, plan_capacity, slo_p95_s, tp, users):
+def _(knobs, mo, planning, slo_p95_s, tp, users):
     mo.stop(knobs is None)
     # The capacity plans: the baseline and all four changes, against the same SLO.
-    plan_base = plan_capacity(
+    plan_base = planning.plan_capacity(
         knobs.sweeps["baseline (defaults)"].summary(), slo_s=slo_p95_s, users=users,
         gpus_per_replica=tp,
     )
-    plan_tuned = plan_capacity(
+    plan_tuned = planning.plan_capacity(
         knobs.sweeps["all four changes"].summary(), slo_s=slo_p95_s, users=users,
         gpus_per_replica=tp,
     )
@@ -320,9 +285,9 @@ def _(mo):
 
 
 @app.cell
-def _(comparison_table, knobs, mo):
+def _(analysis, knobs, mo):
     mo.stop(knobs is None)
-    theory_table = comparison_table(
+    theory_table = analysis.comparison_table(
         [
             (f"{_r.variant}: requests running at once", _r.max_running_predicted,
              _r.max_running_simulated, "requests",
@@ -331,7 +296,7 @@ def _(comparison_table, knobs, mo):
         ]
     )
     theory_table
-    return (theory_table,)
+    return
 
 
 @app.cell(hide_code=True)
@@ -389,11 +354,10 @@ def _(fmt, mo, plan_base, plan_tuned, slo_p95_s, users):
 
 
 @app.cell
-def _(book, plan_base, plan_tuned):
+def _(plan_base, plan_tuned):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "capacity_plan",
-        {
+    exercise_runs = {
+        "capacity_plan": {
             "slo_p95_s": plan_base.slo_s,
             "users": plan_base.users,
             "baseline_cap": plan_base.cap,
@@ -401,16 +365,14 @@ def _(book, plan_base, plan_tuned):
             "tuned_cap": plan_tuned.cap,
             "tuned_gpus": plan_tuned.gpus,
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
 def _(
-    AnswerBook,
     base_config,
     knobs,
-    learner,
     max_tokens,
     mo,
     plan_base,
@@ -420,7 +382,6 @@ def _(
     users,
 ):
     mo.stop(knobs is None)
-    book = AnswerBook(learner.value, lab="lab11")
     _base = knobs.sweeps["baseline (defaults)"].summary().sort_values("concurrency")
     # What the exercises are checked against: the learner's own sweep and settings.
     exercise_context = {
@@ -436,7 +397,7 @@ def _(
         "max_tokens": max_tokens,
         "max_num_seqs": base_config.max_num_seqs,
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -454,10 +415,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab11", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

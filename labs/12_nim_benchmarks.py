@@ -45,66 +45,51 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    import os
-
     import pandas as pd
 
-    from infphys import fmt, nim_planning
-    from infphys.catalog import DEFAULT_SLO, MEASURED_SOURCES, get_gpu
-    from infphys.exercises import AnswerBook, labsetup
-    from infphys.exercises import ui
-    from infphys.plots import measured as measured_plots
-    from infphys.sim.fidelity import replay_nim_row
+    from infphys import catalog, fmt, nim_planning, plots
+    from infphys.exercises import labsetup, ui
+    from infphys.sim import fidelity
 
     ui.offline_note()
-
-    return (
-        AnswerBook,
-        DEFAULT_SLO,
-        MEASURED_SOURCES,
-        fmt,
-        get_gpu,
-        labsetup,
-        measured_plots,
-        nim_planning,
-        os,
-        pd,
-        replay_nim_row,
-        ui,
-    )
+    return catalog, fidelity, fmt, labsetup, nim_planning, pd, plots, ui
 
 
 @app.cell(hide_code=True)
-def _(MEASURED_SOURCES, mo):
-    mo.md("Source: " + MEASURED_SOURCES["nim_llama3_serving.csv"] + ".")
+def _(catalog, mo):
+    mo.md("Source: " + catalog.MEASURED_SOURCES["nim_llama3_serving.csv"] + ".")
     return
 
 
 @app.cell
 def _(labsetup, mo):
-    model_pick = labsetup.model_select(
-        "Llama-3-8B", shown={"Llama-3-8B": "llama-3.1-8b", "Llama-3-70B": "llama-3.1-70b"}
-    )
-    shape_pick = mo.ui.dropdown(
-        options={
-            "200 → 200": (200, 200),
-            "200 → 1,000": (200, 1000),
-            "200 → 2,000": (200, 2000),
-            "2,000 → 200": (2000, 200),
-            "2,000 → 2,000": (2000, 2000),
-            "7,000 → 1,000": (7000, 1000),
+    shape_controls, _view = labsetup.controls(
+        {
+            "model": labsetup.model_select(
+                "Llama-3-8B", shown={"Llama-3-8B": "llama-3.1-8b", "Llama-3-70B": "llama-3.1-70b"}
+            ),
+            # The prompt → output shapes NVIDIA measured, shown as "2,000 → 200".
+            "shape": mo.ui.dropdown(
+                options={
+                    f"{_isl:,} → {_osl:,}": (_isl, _osl)
+                    for _isl, _osl in [
+                        (200, 200), (200, 1000), (200, 2000), (2000, 200), (2000, 2000),
+                        (7000, 1000),
+                    ]
+                },
+                value="200 → 200",
+                label="prompt → output tokens",
+            ),
         },
-        value="200 → 200",
-        label="prompt → output tokens",
     )
-    labsetup.controls_view([model_pick, shape_pick])
-    return model_pick, shape_pick
+    _view
+    return (shape_controls,)
 
 
 @app.cell
-def _(labsetup, model_pick, shape_pick):
+def _(labsetup, shape_controls):
     # The settings as plain values, one cell a section: a test overrides a section's at once.
-    model, (isl, osl) = labsetup.values(model_pick, shape_pick)
+    model, (isl, osl) = labsetup.settings(shape_controls, "model", "shape")
     return isl, model, osl
 
 
@@ -153,7 +138,7 @@ def _(held_level_pick, held_pick):
 
 
 @app.cell
-def _(curves, held_concurrency, held_gpu, held_precision, held_tp, measured_plots):
+def _(curves, held_concurrency, held_gpu, held_precision, held_tp, plots):
     _held = (
         (curves["gpu_key"] == held_gpu)
         & (curves["precision_key"] == held_precision)
@@ -161,8 +146,8 @@ def _(curves, held_concurrency, held_gpu, held_precision, held_tp, measured_plot
         & (curves["concurrency"] == held_concurrency)
     )
     shown_curves = curves[~_held]
-    measured_plots.nim_latency_throughput(shown_curves)
-    return (shown_curves,)
+    plots.measured.nim_latency_throughput(shown_curves)
+    return
 
 
 @app.cell(hide_code=True)
@@ -178,10 +163,12 @@ def _(mo):
 
 
 @app.cell
-def _(curves, get_gpu, mo):
+def _(catalog, curves, mo):
     _gpus = sorted(curves["gpu_key"].unique())
     tp_gpu_pick = mo.ui.dropdown(
-        options={get_gpu(g).name: g for g in _gpus}, value=get_gpu(_gpus[-1]).name, label="GPU"
+        options={catalog.get_gpu(g).name: g for g in _gpus},
+        value=catalog.get_gpu(_gpus[-1]).name,
+        label="GPU",
     )
     tp_gpu_pick
     return (tp_gpu_pick,)
@@ -194,23 +181,13 @@ def _(tp_gpu_pick):
 
 
 @app.cell
-def _(gpu, isl, measured_plots, mo, model, nim_planning, osl):
+def _(gpu, isl, model, nim_planning, osl, plots, ui):
     tp_table = nim_planning.tp_gain(model.key, gpu, isl, osl)
-    mo.vstack(
-        [
-            measured_plots.nim_tp_gain(tp_table),
-            tp_table[
-                [
-                    "concurrency",
-                    "per_gpu_small",
-                    "per_gpu_large",
-                    "speedup",
-                    "per_gpu_ratio",
-                    "itl_ms_small",
-                    "itl_ms_large",
-                ]
-            ].round(2),
-        ]
+    ui.figure_table(
+        plots.measured.nim_tp_gain(tp_table), tp_table,
+        ["concurrency", "per_gpu_small", "per_gpu_large", "speedup", "per_gpu_ratio",
+         "itl_ms_small", "itl_ms_large"],
+        2,
     )
     return (tp_table,)
 
@@ -228,32 +205,38 @@ def _(mo):
 
 
 @app.cell
-def _(DEFAULT_SLO, mo):
-    users_number = mo.ui.number(1, 5000, step=1, value=100, label="concurrent users")
-    ttft_slider = mo.ui.slider(
-        steps=[250, 500, 1000, 2000, 5000],
-        value=round(DEFAULT_SLO.ttft_ms),  # Nielsen's 1 s flow-of-thought limit
-        show_value=True,
-        label="p95 TTFT budget (ms)",
+def _(catalog, labsetup, mo):
+    budget_controls, _view = labsetup.controls(
+        {
+            "users": mo.ui.number(1, 5000, step=1, value=100, label="concurrent users"),
+            "ttft_budget_ms": mo.ui.slider(
+                steps=[250, 500, 1000, 2000, 5000],
+                value=round(catalog.DEFAULT_SLO.ttft_ms),  # Nielsen's 1 s flow-of-thought limit
+                show_value=True,
+                label="p95 TTFT budget (ms)",
+            ),
+            "itl_budget_ms": mo.ui.slider(
+                steps=[20, 30, 50, 75, 100], value=50, show_value=True, label="p95 ITL budget (ms)"
+            ),
+        },
+        {
+            "a100_usd": mo.ui.number(
+                0.1, 20.0, step=0.05, value=1.80, label="A100 USD per GPU-hour"
+            ),
+            "h100_usd": mo.ui.number(
+                0.1, 20.0, step=0.05, value=2.50, label="H100 USD per GPU-hour"
+            ),
+        },
+        title=None,
     )
-    itl_slider = mo.ui.slider(
-        steps=[20, 30, 50, 75, 100], value=50, show_value=True, label="p95 ITL budget (ms)"
-    )
-    a100_price = mo.ui.number(0.1, 20.0, step=0.05, value=1.80, label="A100 USD per GPU-hour")
-    h100_price = mo.ui.number(0.1, 20.0, step=0.05, value=2.50, label="H100 USD per GPU-hour")
-    mo.vstack(
-        [
-            mo.hstack([users_number, ttft_slider, itl_slider], justify="start"),
-            mo.hstack([a100_price, h100_price], justify="start"),
-        ]
-    )
-    return a100_price, h100_price, itl_slider, ttft_slider, users_number
+    _view
+    return (budget_controls,)
 
 
 @app.cell
-def _(a100_price, h100_price, itl_slider, labsetup, ttft_slider, users_number):
-    users, ttft_budget_ms, itl_budget_ms, a100_usd, h100_usd = labsetup.values(
-        users_number, ttft_slider, itl_slider, a100_price, h100_price
+def _(budget_controls, labsetup):
+    users, ttft_budget_ms, itl_budget_ms, a100_usd, h100_usd = labsetup.settings(
+        budget_controls, "users", "ttft_budget_ms", "itl_budget_ms", "a100_usd", "h100_usd"
     )
     return a100_usd, h100_usd, itl_budget_ms, ttft_budget_ms, users
 
@@ -297,13 +280,13 @@ def _(fmt, mo, plan, users):
 
 
 @app.cell(hide_code=True)
-def _(get_gpu, held_gpu, held_level_pick, held_pick, held_tp, mo):
+def _(catalog, held_gpu, held_level_pick, held_pick, held_tp, mo):
     mo.vstack(
         [
             mo.md(
                 "## Predict before you look\n\n"
                 "One measured row was left out of the chart above: "
-                f"**{get_gpu(held_gpu).name} × {held_tp}** at **{held_level_pick.value} "
+                f"**{catalog.get_gpu(held_gpu).name} × {held_tp}** at **{held_level_pick.value} "
                 "clients**. Two models predict it: the simulator replays the closed loop through "
                 "its TensorRT-LLM scheduler (`replay_nim_row`), and the closed-loop queueing "
                 "model prices one decode step at a batch of N plus the prefills that interrupt "
@@ -318,6 +301,7 @@ def _(get_gpu, held_gpu, held_level_pick, held_pick, held_tp, mo):
 
 @app.cell
 def _(
+    fidelity,
     held_concurrency,
     held_gpu,
     held_precision,
@@ -327,12 +311,11 @@ def _(
     nim_planning,
     osl,
     pd,
-    replay_nim_row,
 ):
     held_row = nim_planning.nim_row(
         model.key, held_gpu, held_precision, held_tp, held_concurrency, isl, osl
     )
-    sim_pred = replay_nim_row(held_row)
+    sim_pred = fidelity.replay_nim_row(held_row)
     queue_pred = nim_planning.closed_loop_estimate(
         model.key, held_gpu, held_precision, held_tp, held_concurrency, isl, osl
     )
@@ -386,23 +369,21 @@ def _(fmt, mo, model, tp_table):
 
 
 @app.cell
-def _(book, plan, revealed):
+def _(plan, revealed):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "nim_benchmarks",
-        {
+    exercise_runs = {
+        "nim_benchmarks": {
             "cheapest": str(plan.iloc[0]["config"]),
             "held_back": {k: float(v) for k, v in revealed["measured"].items()},
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
 def _(
-    AnswerBook,
     a100_usd,
-    get_gpu,
+    catalog,
     gpu,
     h100_usd,
     held_concurrency,
@@ -411,7 +392,6 @@ def _(
     held_tp,
     isl,
     itl_budget_ms,
-    learner,
     model,
     osl,
     queue_pred,
@@ -420,14 +400,13 @@ def _(
     ttft_budget_ms,
     users,
 ):
-    book = AnswerBook(learner.value, lab="lab12")
     exercise_context = {
         "model": model.key,
         "model_name": model.name,
         "isl": int(isl),
         "osl": int(osl),
         "gpu": gpu,
-        "gpu_name": get_gpu(gpu).name,
+        "gpu_name": catalog.get_gpu(gpu).name,
         "concurrency": int(tp_table["concurrency"].iloc[len(tp_table) // 2]),
         "users": users,
         "ttft_budget_ms": ttft_budget_ms,
@@ -441,7 +420,7 @@ def _(
         "sim_ttft_ms": round(float(sim_pred["ttft_ms_avg"]), 1),
         "queue_ttft_ms": round(float(queue_pred["ttft_ms_avg"]), 1),
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -459,10 +438,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab12", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

@@ -41,35 +41,26 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    from infphys import fleet_compare, fleet_planning, fmt, nim_planning
-    from infphys.catalog import MEASURED_SOURCES, get_gpu, get_model
-    from infphys.exercises import AnswerBook, ui
-    from infphys.fleet_estimate import FleetDemand, FleetSLO
-    from infphys.physics import prefill_time
-    from infphys.plots import fleet as fleet_plots
-    from infphys.plots import measured as measured_plots
+    from infphys import catalog, fleet_compare, fleet_estimate, fleet_planning, fmt
+    from infphys import nim_planning, physics, plots
+    from infphys.exercises import ui
 
     ui.offline_note()
     return (
-        AnswerBook,
-        FleetDemand,
-        FleetSLO,
-        MEASURED_SOURCES,
+        catalog,
         fleet_compare,
+        fleet_estimate,
         fleet_planning,
-        fleet_plots,
         fmt,
-        get_gpu,
-        get_model,
-        measured_plots,
         nim_planning,
-        prefill_time,
+        physics,
+        plots,
         ui,
     )
 
 
 @app.cell(hide_code=True)
-def _(MEASURED_SOURCES, mo):
+def _(catalog, mo):
     mo.md(
         r"""
     ## TP or replicas: what the measurements say
@@ -78,25 +69,22 @@ def _(MEASURED_SOURCES, mo):
     reads half the weights per GPU, but ends every layer in an all-reduce and keeps its fixed
     costs. NVIDIA measured Llama-3-8B on H100s at TP1 and TP2 (closed loops of *N* clients,
     200 → 200 tokens): compare the tokens/s **per GPU**. Source: """
-        + MEASURED_SOURCES["nim_llama3_serving.csv"]
+        + catalog.MEASURED_SOURCES["nim_llama3_serving.csv"]
         + "."
     )
     return
 
 
 @app.cell
-def _(get_gpu, get_model, measured_plots, mo, nim_planning):
-    model = get_model("llama-3.1-8b")
+def _(catalog, nim_planning, plots, ui):
+    model = catalog.get_model("llama-3.1-8b")
     gpu = "h100-sxm"
-    gpu_name = get_gpu(gpu).name
+    gpu_name = catalog.get_gpu(gpu).name
     tp_measured = nim_planning.tp_gain(model.key, gpu, 200, 200)
-    mo.vstack(
-        [
-            measured_plots.nim_tp_gain(tp_measured),
-            tp_measured[
-                ["concurrency", "tokens_per_s_small", "tokens_per_s_large", "speedup", "per_gpu_ratio"]
-            ].round(2),
-        ]
+    ui.figure_table(
+        plots.measured.nim_tp_gain(tp_measured), tp_measured,
+        ["concurrency", "tokens_per_s_small", "tokens_per_s_large", "speedup", "per_gpu_ratio"],
+        2,
     )
     return gpu, gpu_name, model, tp_measured
 
@@ -119,16 +107,14 @@ def _(mo):
 
 
 @app.cell
-def _(fleet_compare, fleet_plots, mo, tp_rate):
+def _(fleet_compare, plots, tp_rate, ui):
     _cfg, _w = fleet_compare.tp_scenario(rate_per_s=float(tp_rate.value), requests=200)
     tp_table = fleet_compare.compare_tp_replicas(_cfg, 2, _w)
-    mo.vstack(
-        [
-            fleet_plots.fleet_tp_replicas(tp_table),
-            tp_table[["layout", "ttft_p95_s", "itl_p95_s", "output_tokens_per_s"]].round(4),
-        ]
+    ui.figure_table(
+        plots.fleet.fleet_tp_replicas(tp_table), tp_table,
+        ["layout", "ttft_p95_s", "itl_p95_s", "output_tokens_per_s"], 4,
     )
-    return (tp_table,)
+    return
 
 
 @app.cell(hide_code=True)
@@ -154,17 +140,13 @@ def _(mo):
 
 
 @app.cell
-def _(fleet_compare, fleet_plots, mo, router_replicas):
+def _(fleet_compare, plots, router_replicas, ui):
     replicas = int(router_replicas.value)
     _cfg, _w = fleet_compare.bursty_scenario(replicas, requests=400)
     router_table = fleet_compare.compare_routers(_cfg, replicas, _w)
-    mo.vstack(
-        [
-            fleet_plots.fleet_routers(router_table),
-            router_table[
-                ["router", "ttft_p50_s", "ttft_p95_s", "requests_per_s", "e2e_mean_s"]
-            ].round(4),
-        ]
+    ui.figure_table(
+        plots.fleet.fleet_routers(router_table), router_table,
+        ["router", "ttft_p50_s", "ttft_p95_s", "requests_per_s", "e2e_mean_s"], 4,
     )
     return replicas, router_table
 
@@ -208,25 +190,23 @@ def _(mo):
 
 
 @app.cell
-def _(fleet_compare, fleet_plots, mo, split_gpus):
+def _(fleet_compare, plots, split_gpus, ui):
     _g = int(split_gpus.value)
     _cfg, _w = fleet_compare.long_prompt_scenario(_g)
     split_table = fleet_compare.compare_disaggregation(_cfg, _g, _w)
-    mo.vstack(
-        [
-            fleet_plots.fleet_disaggregation(split_table),
-            split_table[["layout", "itl_p95_s", "ttft_p95_s", "requests_per_s"]].round(4),
-        ]
+    ui.figure_table(
+        plots.fleet.fleet_disaggregation(split_table), split_table,
+        ["layout", "itl_p95_s", "ttft_p95_s", "requests_per_s"], 4,
     )
     return (split_table,)
 
 
 @app.cell
-def _(fleet_compare, model, prefill_time):
+def _(fleet_compare, model, physics):
     # One prompt's prefill on the long-prompt scenario's GPU: what a prefill replica is busy for.
     _cfg, _w = fleet_compare.long_prompt_scenario(2)
     split_rate_per_s = float(_w.rate_per_s or 0.0)
-    prefill_s = prefill_time(_cfg.gpu, model, _w.prompt_tokens).total_s
+    prefill_s = physics.prefill_time(_cfg.gpu, model, _w.prompt_tokens).total_s
     return prefill_s, split_rate_per_s
 
 
@@ -256,10 +236,20 @@ def _(mo):
 
 
 @app.cell
-def _(FleetDemand, FleetSLO, fleet_planning, fleet_plots, mo, plan_itl, plan_ttft, plan_users):
+def _(
+    fleet_estimate,
+    fleet_planning,
+    mo,
+    plan_itl,
+    plan_ttft,
+    plan_users,
+    plots,
+):
     plan = fleet_planning.plan_fleet(
-        FleetDemand(users=int(plan_users.value), prompt_tokens=2000, output_tokens=200),
-        FleetSLO(float(plan_ttft.value), float(plan_itl.value) / 1e3),
+        fleet_estimate.FleetDemand(
+            users=int(plan_users.value), prompt_tokens=2000, output_tokens=200
+        ),
+        fleet_estimate.FleetSLO(float(plan_ttft.value), float(plan_itl.value) / 1e3),
         prices_usd={"l40s": 1.20, "h100-sxm": 2.50, "h200-sxm": 3.50},
         tps=(1,),
         max_gpus=16,
@@ -271,7 +261,7 @@ def _(FleetDemand, FleetSLO, fleet_planning, fleet_plots, mo, plan_itl, plan_ttf
     mo.vstack(
         [
             mo.md(f"**{plan.message}**"),
-            fleet_plots.fleet_pareto(plan.candidates, plan.pareto),
+            plots.fleet.fleet_pareto(plan.candidates, plan.pareto),
             plan.candidates[plan.candidates["simulated"]][
                 [
                     "label",
@@ -306,33 +296,29 @@ def _(mo, tp_measured):
 
 
 @app.cell
-def _(book, plan, split_table):
+def _(plan, split_table):
     # What the answer file keeps of this run besides the answers.
-    book.add_run(
-        "fleet",
-        {
+    exercise_runs = {
+        "fleet": {
             "cheapest": plan.best["label"] if plan.best else None,
             "split_itl_p95_s": dict(
                 zip(split_table["layout"], split_table["itl_p95_s"].astype(float), strict=True)
             ),
         },
-    )
-    return
+    }
+    return (exercise_runs,)
 
 
 @app.cell
 def _(
-    AnswerBook,
     gpu,
     gpu_name,
-    learner,
     model,
     prefill_s,
     replicas,
     router_table,
     split_rate_per_s,
 ):
-    book = AnswerBook(learner.value, lab="lab13")
     _r = router_table.set_index("router")
     _lo = _r.loc["least-outstanding"]
     exercise_context = {
@@ -351,7 +337,7 @@ def _(
         "rate_per_s": split_rate_per_s,
         "prefill_ms": round(prefill_s * 1e3, 2),
     }
-    return book, exercise_context
+    return (exercise_context,)
 
 
 @app.cell(hide_code=True)
@@ -369,10 +355,11 @@ def _(exercise_context, ui):
 
 
 @app.cell
-def _(answers, book, exercise_context, save_button, ui):
+def _(answers, exercise_context, exercise_runs, learner, save_button, ui):
+    book = ui.answer_book(learner, "lab13", exercise_runs)
     verdicts = ui.check_answers(book, answers.value, exercise_context)
     ui.results_view(verdicts, book, save_button)
-    return (verdicts,)
+    return
 
 
 if __name__ == "__main__":

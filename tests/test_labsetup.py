@@ -16,7 +16,8 @@ from typing import Any
 import marimo as mo
 import pytest
 
-from infphys.catalog import DEFAULT_SLO, get_gpu, get_model
+from infphys import catalog
+from infphys.catalog import get_gpu, get_model
 from infphys.exercises import labsetup, ui
 
 LABS = Path(__file__).resolve().parents[1] / "labs"
@@ -58,6 +59,89 @@ def test_theory_selects_start_at_the_simulator_else_the_course_defaults() -> Non
     ]
 
 
+def test_controls_keys_every_setting_and_shows_each_row() -> None:
+    form, view = labsetup.controls(
+        labsetup.request_row([16, 64], 64, [8, 16], 16),
+        "**The knobs**",
+        {"max_queue": mo.ui.slider(steps=[1, 8], value=8, label="admission control: max_queue")},
+        title="1 · Overload",
+    )
+    # Every setting by name, at the values the rows start at, in row order.
+    assert form.value == {"prompt_tokens": 64, "max_tokens": 16, "seed": 0, "max_queue": 8}
+    assert labsetup.settings(form, "max_queue", "seed") == (8, 0)
+    html = view.text
+    for shown in ("1 · Overload", "The knobs", "prompt tokens", "admission control: max_queue"):
+        assert shown in html
+    with pytest.raises(KeyError, match="no control for \\['max_num_seqs'\\]"):
+        labsetup.settings(form, "max_num_seqs")
+    with pytest.raises(ValueError, match="two controls set 'seed'"):
+        labsetup.controls({"seed": labsetup.seed_input()}, {"seed": labsetup.seed_input()})
+
+
+def test_controls_without_a_title_show_no_heading() -> None:
+    _, view = labsetup.controls({"seed": labsetup.seed_input()}, title=None)
+    assert "seed" in view.text and "Controls" not in view.text
+
+
+def test_list_dropdown_shows_the_numbers_and_holds_the_list() -> None:
+    pick = labsetup.list_dropdown([[0.5, 1.0, 2.0], [1, 2]], [0.5, 1.0, 2.0], "rates")
+    assert pick.value == [0.5, 1.0, 2.0]
+    assert "0.5, 1, 2" in pick.text  # 1.0 shown as 1
+    with pytest.raises(ValueError, match=r"value=\[3\]"):
+        labsetup.list_dropdown([[1, 2]], [3], "levels")
+
+
+def test_server_row_holds_catalog_keys_and_the_batch_limit() -> None:
+    row = labsetup.server_row("A100 80GB SXM", "Llama-3.1-8B", [4, 8, 16], 8, "simulated ")
+    assert {k: w.value for k, w in row.items()} == {
+        "gpu": "a100-80gb-sxm",
+        "model": "llama-3.1-8b",
+        "max_num_seqs": 8,
+    }
+    assert "simulated max_num_seqs (batch limit)" in row["max_num_seqs"].text
+
+
+def test_figure_table_shows_the_chosen_columns_rounded() -> None:
+    import pandas as pd
+
+    table = pd.DataFrame({"layout": ["tp2"], "ttft_p95_s": [0.123456], "left_out_s": [1]})
+    html = ui.figure_table(mo.md("the figure"), table, ["layout", "ttft_p95_s"], 4).text
+    assert "the figure" in html and "0.1235" in html and "left_out_s" not in html
+
+
+def test_answer_book_holds_the_learners_name_and_runs() -> None:
+    learner = SimpleNamespace(value="Ada")
+    book = ui.answer_book(learner, "lab05", {"sequential_vs_concurrent": {"n_requests": 8}})
+    assert (book.learner, book.lab) == ("Ada", "lab05")
+    assert book.runs["lab05"]["sequential_vs_concurrent"]["summary"] == {"n_requests": 8}
+    # No run recorded: an empty book of the lab, still able to check answers.
+    assert ui.answer_book(learner, "lab05", {}).runs.get("lab05", {}) == {}
+
+
+def test_fallback_server_measures_what_answered_else_its_own() -> None:
+    target = object()
+    answered: Any = SimpleNamespace(
+        answered=True, launcher_fallback=False, message="using http://gpu-box:8000",
+        target=target, lag_note=lambda: None,
+    )
+    server = ui.FallbackServer(answered, "a100-80gb-sxm", "llama-3.1-8b", 8)
+    assert not server.fallback and server.note == "using http://gpu-box:8000"
+    with server.run() as (measured, lag_note):
+        assert measured is target and lag_note() is None
+    # A simulator `infphys labs` started because nothing answered: the lab's own replaces it.
+    launched: Any = SimpleNamespace(
+        answered=True, launcher_fallback=True, message="using http://127.0.0.1:8000"
+    )
+    note = ui.FallbackServer(launched, "a100-80gb-sxm", "llama-3.1-8b", 8).note
+    assert note == (
+        "using http://127.0.0.1:8000, which `infphys labs` started because nothing answered at "
+        "NIM_BASE_URL; measuring this lab's fallback instead: a simulated llama-3.1-8b on one "
+        "a100-80gb-sxm with max_num_seqs = 8, started on 127.0.0.1 for each run"
+    )
+    nothing: Any = SimpleNamespace(answered=False, launcher_fallback=False, message="x")
+    assert ui.FallbackServer(nothing, "a100-80gb-sxm", "llama-3.1-8b", 8).fallback
+
+
 def test_controls_view_shows_the_title_and_every_widget() -> None:
     seed = labsetup.seed_input()
     html = labsetup.controls_view([seed], title="3 · Time one request").text
@@ -89,7 +173,8 @@ def _settings_at_defaults(lab: str, **refs: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for data in module.app._cell_manager.cell_data():  # marimo is pinned (0.25.2)
         cell = data.cell
-        if cell is None or "labsetup.values" not in data.code:
+        reads = ("labsetup.values(", "labsetup.settings(")
+        if cell is None or not any(r in data.code for r in reads):
             continue
         widget_names = cell._cell.refs - env.keys() - set(dir(builtins))
         for maker in module.app._cell_manager.cell_data():
@@ -181,7 +266,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("lab", sorted(DEFAULTS))
 def test_settings_at_the_widgets_defaults(lab: str) -> None:
-    assert _settings_at_defaults(lab, DEFAULT_SLO=DEFAULT_SLO) == DEFAULTS[lab]
+    assert _settings_at_defaults(lab, catalog=catalog) == DEFAULTS[lab]
 
 
 def test_model_select_can_show_a_tables_own_names() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infphys.catalog.gpus import GPUS, NVML_TOTAL_MIB, GPUSpec, get_gpu, match_gpu_name
+from infphys.catalog.gpus import DEFAULT_GPU, GPUS, NVML_TOTAL_MIB, GPUSpec, get_gpu, match_gpu_name
 from infphys.catalog.measured import (
     MEASURED_SOURCES,
     load_nim_serving,
@@ -11,7 +11,7 @@ from infphys.catalog.measured import (
     measured_model_key,
     measured_precision_key,
 )
-from infphys.catalog.models import MODELS, ModelSpec, get_model
+from infphys.catalog.models import DEFAULT_MODEL, MODELS, ModelSpec, get_model
 from infphys.catalog.perception import (
     DEFAULT_SLO,
     FLOW_OF_THOUGHT_S,
@@ -45,6 +45,8 @@ from infphys.catalog.step_fit import (
 
 __all__ = [
     "BF16",
+    "DEFAULT_GPU",
+    "DEFAULT_MODEL",
     "DEFAULT_SLO",
     "FITTED_STEP_PARAMS",
     "FIT_SUMMARY",

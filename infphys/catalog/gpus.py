@@ -25,7 +25,11 @@ from dataclasses import dataclass, field
 from infphys._check import positive_int
 from infphys.catalog._lookup import find_entry, name_index
 
-__all__ = ["GPUS", "NVML_TOTAL_MIB", "GPUSpec", "get_gpu", "match_gpu_name"]
+__all__ = ["DEFAULT_GPU", "GPUS", "NVML_TOTAL_MIB", "GPUSpec", "get_gpu", "match_gpu_name"]
+
+#: The course's one default GPU (H200 SXM): the fallback simulator plays it, and the home page's
+#: numbers and Lab 1's theory assume it (``tests/test_labs_server.py`` checks they agree).
+DEFAULT_GPU = "h200"
 
 #: Total memory as ``nvidia-smi`` and NVML report it (MiB, 2^20 B), for cards whose report is
 #: known: an "80 GB" H100 SXM shows 81,559 MiB = 85.5 × 10^9 B ≈ 79.6 GiB, more than the

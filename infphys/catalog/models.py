@@ -30,7 +30,10 @@ from infphys._check import positive_int
 from infphys.catalog._lookup import find_entry, name_index
 from infphys.catalog._model_presets import PRESETS
 
-__all__ = ["MODELS", "ModelSpec", "get_model"]
+__all__ = ["DEFAULT_MODEL", "MODELS", "ModelSpec", "get_model"]
+
+#: The course's one default model (Llama-3.1-8B), beside :data:`infphys.catalog.DEFAULT_GPU`.
+DEFAULT_MODEL = "llama-3.1-8b"
 
 
 @dataclass(frozen=True, slots=True)

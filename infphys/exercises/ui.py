@@ -1,32 +1,32 @@
 """marimo glue for exercises: the answer widgets, the verdicts, the save panel of a lab.
 
 marimo is imported lazily inside each function, so ``import infphys.exercises`` never needs it.
-A lab's exercise section is five cells; only the run summary and the context (the learner's
-own numbers) are the lab's own, the last three are the same in every lab::
+A lab's exercise section is four cells; only the first (the learner's own numbers) is the lab's
+own, the last three are the same in every lab::
 
-    # cell 1: what the answer file keeps of the learner's run besides the answers
-    book.add_run("kv_wall", {"calculator_users": engine_wall_users})
-    # cell 2: the answer book and the numbers the prompts and solutions use
-    book = AnswerBook(learner.value, lab="lab03")
+    # cell 1: the numbers the prompts and solutions use, and what the answer file keeps of the
+    # learner's run besides the answers
     exercise_context = {"model": model.key, "users": 50}
-    # cell 3: the name box and the save button (made once: typing a name re-runs nothing above)
+    exercise_runs = {"kv_wall": {"calculator_users": engine_wall_users}}
+    # cell 2: the name box and the save button (made once: typing a name re-runs nothing above)
     learner, save_button = learner_controls()
     exercises_heading(learner)
-    # cell 4: one widget per exercise of the lab, shown one under another
+    # cell 3: one widget per exercise of the lab, shown one under another
     answers = exercise_form("lab03", exercise_context)
     answers.vstack()
-    # cell 5: check every answer (marimo re-runs this whenever the learner answers), save
+    # cell 4: the answer book, every answer checked (marimo re-runs this whenever the learner
+    # answers, types a name or the run changes), saved on a click
+    book = answer_book(learner, "lab03", exercise_runs)
     verdicts = check_answers(book, answers.value, exercise_context)
     results_view(verdicts, book, save_button)
 
-The two cells of the lab's own come first in the file: they show nothing, and marimo runs cells
-in the order their names need, not the order they are written. The run summary has a cell of
-its own when it reads results that can change while the context's inputs stay put (re-running
-cell 2 makes a new book and a new form, which would wipe the learner's typed answers); a lab
-whose summary reads only what the context's inputs come from records it in cell 2 (labs 01,
-05, 06, 10). A lab whose questions are checked against different contexts passes
-``contexts={"q1": ..., "q2": ...}`` to :func:`exercise_form` and :func:`check_answers`
-instead of one context.
+The lab's own cell comes first in the file: it shows nothing, and marimo runs cells in the order
+their names need, not the order they are written. The form depends only on the context, so a
+new name or a new run (which only the book depends on) never wipes the learner's typed
+answers; a lab whose run record reads results the context does not may define
+``exercise_runs`` in a cell of its own. A lab whose questions are checked against different
+contexts passes ``contexts={"q1": ..., "q2": ...}`` to :func:`exercise_form` and
+:func:`check_answers` instead of one context.
 
 A widget's label is the exercise's title and its prompt filled with the learner's context. In a
 headless run a test replaces ``answers`` with anything whose ``value`` maps ``"q1"``… to answers,
@@ -35,8 +35,10 @@ and reads ``verdicts["q1"]``.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from infphys.exercises.book import AnswerBook, default_answers_dir
@@ -48,10 +50,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LEARNER_ENV",
+    "AnswerBook",
+    "FallbackServer",
+    "answer_book",
     "check_answers",
     "exercise_form",
     "exercise_widget",
     "exercises_heading",
+    "figure_table",
     "gpu_dropdown",
     "lab_target",
     "learner_controls",
@@ -192,6 +198,24 @@ def check_answers(
     return verdicts
 
 
+def answer_book(learner: Any, lab: str, runs: Mapping[str, Mapping[str, Any]]) -> AnswerBook:
+    """The answer book of ``lab`` for the name typed in ``learner`` (the box from
+    :func:`learner_controls`), holding ``runs``: what the answer file keeps of the learner's run
+    besides the answers, by name (each passed to :meth:`AnswerBook.add_run`).
+
+    Made afresh in the cell that checks the answers, so a new name or a new run re-checks the
+    answers already typed instead of re-creating the form that holds them. For Lab 5,
+    ``answer_book(learner, "lab05", {"sequential_vs_concurrent": {"n_requests": 8}})``.
+
+    Raises:
+        ValueError: for a run that holds something other than plain data (from ``add_run``).
+    """
+    book = AnswerBook(learner.value, lab=lab)
+    for name, summary in runs.items():
+        book.add_run(name, summary)
+    return book
+
+
 def gpu_dropdown(value: str, label: str = "GPU") -> Any:
     """A ``mo.ui.dropdown`` of every catalog GPU, showing names; its ``value`` is the key.
 
@@ -301,6 +325,64 @@ def lab_target(**settings: Any) -> tuple[ResolvedTarget, Target]:
     return resolved, resolved.target
 
 
+@dataclass(frozen=True)
+class FallbackServer:
+    """The server a lab that starts its own measures: the target that answered at
+    ``NIM_BASE_URL``, else a small simulated one (``gpu``, ``model`` as catalog keys, its batch
+    limit ``max_num_seqs``, its clock slowed ``time_scale`` times) started afresh for each run,
+    an idle engine with no queue left over.
+
+    ``resolved`` is :func:`infphys.resolve.resolve_target` called with ``fallback=False`` (it
+    probes, starts nothing). A simulator that ``infphys labs`` started because nothing answered
+    counts as no server: the lab's own fallback replaces it. For Lab 8 with nothing answering:
+    ``fallback`` is True, and ``note`` ends "measuring this lab's fallback instead: a simulated
+    llama-3.1-8b on one a100-80gb-sxm with max_num_seqs = 8, started on 127.0.0.1 for each run".
+    """
+
+    resolved: ResolvedTarget
+    gpu: str
+    model: str
+    max_num_seqs: int
+    time_scale: float = 1.0
+
+    @property
+    def fallback(self) -> bool:
+        """True when the lab measures its own simulated server, not the resolved target."""
+        return not self.resolved.answered or self.resolved.launcher_fallback
+
+    @property
+    def note(self) -> str:
+        """One line saying which server the lab measures, for :func:`target_view`."""
+        r = self.resolved
+        if not self.fallback:
+            return r.message
+        why = (
+            f"{r.message}, which `infphys labs` started because nothing answered at NIM_BASE_URL"
+            if r.launcher_fallback
+            else r.message
+        )
+        return (
+            f"{why}; measuring this lab's fallback instead: a simulated {self.model} on one "
+            f"{self.gpu} with max_num_seqs = {self.max_num_seqs}, started on 127.0.0.1 for each run"
+            + (f", its clock slowed × {self.time_scale:g}" if self.time_scale != 1 else "")
+        )
+
+    @contextlib.contextmanager
+    def run(self) -> Iterator[tuple[Any, Callable[[], str | None]]]:
+        """The server for one run and what says (in one sentence, else None) whether a
+        simulator ran late; the fallback is started on entry and stopped on exit."""
+        if not self.fallback:
+            yield self.resolved.target, self.resolved.lag_note
+            return
+        from infphys.sim import serve
+
+        with serve(
+            self.gpu, self.model, max_num_seqs=self.max_num_seqs, time_scale=self.time_scale,
+            served_model_name=self.resolved.target.model, log_lag=False,
+        ) as sim:
+            yield sim, sim.lag_note
+
+
 def target_view(line: str) -> Any:
     """The one line saying which server a lab measures, as a neutral callout."""
     import marimo as mo
@@ -369,6 +451,18 @@ def watch_view(watch: Any, during: str, figure: Any) -> Any:
     how = watch.reason or f"sampled every {watch.interval_s * 1e3:.0f} ms"
     caption = f"**The GPU watcher during {during}** (memory, utilisation, power; {how})"
     return mo.vstack([mo.md(caption), figure])
+
+
+def figure_table(figure: Any, table: Any, columns: Sequence[str], decimals: int) -> Any:
+    """A figure over the rows it draws: ``figure`` above ``table[columns]``, rounded to
+    ``decimals`` places (a simulated comparison's p95 seconds to 4, a benchmark's ratios to 2).
+
+    Raises:
+        KeyError: for a column ``table`` does not have (from pandas).
+    """
+    import marimo as mo
+
+    return mo.vstack([figure, table[list(columns)].round(decimals)])
 
 
 def notes_view(notes: list[str]) -> Any:

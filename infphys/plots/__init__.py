@@ -34,6 +34,31 @@ shown beside the figures are :mod:`infphys.analysis`.
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 # Figures are imported from their module (``from infphys.plots.physics import kv_cliff``), so
 # that two modules may each have a figure of the same name; the package itself exports none.
 __all__: list[str] = []
+
+_SUBMODULES = frozenset(
+    {
+        "batching", "capacity", "cost", "fleet", "gpu", "labs", "labs_load", "load", "measured",
+        "measured_serving", "memory", "overload", "physics", "queueing", "roofline", "session",
+        "sim", "token_budget",
+    }
+)
+
+
+def __getattr__(name: str) -> ModuleType:
+    """A figure module by attribute, imported on first use: ``plots.gpu.watch_figure``.
+
+    A lab imports ``from infphys import plots`` once and names each figure by its module
+    (``plots.labs.token_timeline``), without loading plotly for modules it never draws from.
+
+    Raises:
+        AttributeError: for a name that is no submodule of :mod:`infphys.plots`.
+    """
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
