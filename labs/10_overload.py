@@ -243,11 +243,18 @@ def _(plots, unbounded_frame):
 
 
 @app.cell
-def _(analysis, max_num_seqs, stats, unbounded_frame):
+def _(analysis, max_num_seqs, mo, stats, timeout_s, unbounded_frame):
     unbounded_summary = stats.summarize(unbounded_frame)
     # The service time s: the mean e2e at the last level whose clients the batch still holds.
-    _fits = unbounded_summary[unbounded_summary["concurrency"] <= max_num_seqs]
-    service_s = float((_fits if len(_fits) else unbounded_summary).iloc[-1]["e2e_mean_s"])
+    service_s = analysis.service_time_s(unbounded_frame, servers=max_num_seqs)
+    mo.stop(
+        service_s is None,
+        mo.callout(
+            mo.md(f"Every request timed out (timeout {timeout_s:g} s), so there is no service "
+                  "time to read: raise the timeout or lower the output tokens."),
+            kind="warn",
+        ),
+    )
     # The server's capacity: the highest throughput of the closed-loop overload run.
     capacity_req_per_s = float(unbounded_summary["throughput_req_per_s"].max())
     # Theory against measurement: W = max(1, c / S) × s (Little's Law with X = S / s).

@@ -124,3 +124,36 @@ def test_errors_by_level_by_hand() -> None:
     assert t.to_numpy(dtype=float).ravel().tolist() == pytest.approx(
         [4, 25.0, 25.0, 20.0, 8, 0.0, 0.0, 0.0]
     )
+
+
+def _level(
+    clients: int, latency_s: float, level: int, *, failed: bool = False
+) -> list[RequestRecord]:
+    """Four requests of one closed-loop level, each ``latency_s`` long, or four timeouts."""
+    return [
+        RequestRecord(
+            i, float(i), first_token_s=None if failed else float(i) + 0.1,
+            end_s=float(i) + latency_s, completion_tokens=0 if failed else 10,
+            status="failed" if failed else "ok", error_class="total_timeout" if failed else None,
+            labels={"level": level, "concurrency": clients},
+        )
+        for i in range(4)
+    ]  # fmt: skip
+
+
+def test_service_time_is_the_mean_at_the_last_level_the_batch_holds() -> None:
+    # Levels of 1, 4, 16 clients with mean e2e 0.40, 0.50, 1.90 s on a batch of 8: the last
+    # level that fits is 4 clients, so s = 0.50 s. On a batch of 2 no level but the first fits.
+    rows = [*_level(1, 0.40, 0), *_level(4, 0.50, 1), *_level(16, 1.90, 2)]
+    assert analysis.service_time_s(records_to_frame(rows), servers=8) == pytest.approx(0.50)
+    assert analysis.service_time_s(records_to_frame(rows), servers=2) == pytest.approx(0.40)
+    # Every request of the level of 4 timed out: the level of 1 is the last with a latency.
+    rows = [*_level(1, 0.40, 0), *_level(4, 60.0, 1, failed=True), *_level(16, 1.90, 2)]
+    assert analysis.service_time_s(records_to_frame(rows), servers=8) == pytest.approx(0.40)
+
+
+def test_no_service_time_when_every_request_timed_out() -> None:
+    rows = [*_level(1, 60.0, 0, failed=True), *_level(4, 60.0, 1, failed=True)]
+    assert analysis.service_time_s(records_to_frame(rows), servers=8) is None
+    with pytest.raises(ValueError, match="servers"):
+        analysis.service_time_s(records_to_frame(rows), servers=0)

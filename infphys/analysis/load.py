@@ -40,6 +40,7 @@ __all__ = [
     "littles_law_by_level",
     "load_column",
     "open_loop_vs_mmc",
+    "service_time_s",
     "token_budget_split",
     "token_budget_table",
     "token_costs",
@@ -157,6 +158,31 @@ def littles_law_by_level(data: RunData) -> pd.DataFrame:
         )
     out = pd.DataFrame(rows, columns=cols)
     return out.rename(columns={"load": xc})
+
+
+def service_time_s(data: RunData, *, servers: int) -> float | None:
+    """A batch-limited server's service time s, read off a closed-loop overload run.
+
+    The mean e2e latency (successful requests) at the highest client level the batch still
+    holds (concurrency <= ``servers``): there no request queues, so a request takes its bare
+    service time. Levels whose every request failed have no latency and are passed over; with
+    no level at or under ``servers`` measured, the lowest measured level stands in. None when
+    no level has a single success (every request timed out): there is no s to read.
+
+    Worked example: levels 1, 4, 16 with mean e2e 0.40, 0.50, 1.90 s and ``servers=8``: s =
+    0.50 s (level 4, the last the batch of 8 holds), so capacity ≈ 8 / 0.5 = 16 requests/s.
+    """
+    if int(servers) < 1:
+        raise ValueError(f"servers must be a whole number >= 1 (got {servers!r})")
+    s = stats.summarize(stats.as_frame(data))
+    if not len(s) or "concurrency" not in s.columns:
+        return None
+    s = s[np.isfinite(s["e2e_mean_s"].astype(float)) & (s["e2e_mean_s"] > 0)]
+    s = s.sort_values("concurrency")
+    if not len(s):
+        return None
+    held = s[s["concurrency"] <= servers]
+    return float(held.iloc[-1]["e2e_mean_s"] if len(held) else s.iloc[0]["e2e_mean_s"])
 
 
 def closed_loop_vs_little(data: RunData, *, servers: int, service_s: float) -> pd.DataFrame:
