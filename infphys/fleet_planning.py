@@ -57,6 +57,7 @@ from infphys.fleet_estimate import (
     shapes,
 )
 from infphys.physics.cost import cost_per_million_tokens
+from infphys.records import json_safe
 from infphys.sim.fleet import simulate_disaggregated, simulate_fleet
 
 __all__ = ["COLUMNS", "FleetPlan", "evaluate_candidate", "pareto_front", "plan_fleet"]
@@ -131,15 +132,7 @@ class FleetPlan:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for row in frame.to_dict("records"):
-        out.append(
-            {
-                str(k): (None if isinstance(v, float) and math.isnan(v) else v)
-                for k, v in row.items()
-            }
-        )
-    return out
+    return [json_safe({str(k): v for k, v in row.items()}) for row in frame.to_dict("records")]
 
 
 def evaluate_candidate(job: tuple[FleetCandidate, FleetDemand, str, int, int]) -> dict[str, Any]:

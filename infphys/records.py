@@ -53,6 +53,7 @@ __all__ = [
     "RunWriter",
     "infphys_version",
     "iter_json_lines",
+    "json_safe",
     "load_run",
     "read_run",
     "records_to_frame",
@@ -261,12 +262,25 @@ class Run:
         return records_to_frame(self.records, self.header)
 
 
-def _json_default(o: object) -> object:
-    if isinstance(o, float) and not math.isfinite(o):
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (numpy's too) replaced by None, through dicts,
+    lists and tuples, and numpy scalars made Python numbers: what strict JSON can hold.
+
+    ``json.dumps`` writes a float NaN as the bare word ``NaN``, which is not JSON (browsers,
+    ``jq`` and pandas' strict readers refuse it); its ``default=`` hook never sees floats.
+
+    >>> json_safe({"ttft_s": float("nan"), "rates": (1.5, float("inf")), "n": 3})
+    {'ttft_s': None, 'rates': [1.5, None], 'n': 3}
+    """
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
         return None
-    if hasattr(o, "item"):  # numpy scalars
-        return o.item()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    return value
 
 
 class RunWriter(Closing):
@@ -298,7 +312,8 @@ class RunWriter(Closing):
     def _line(self, d: dict[str, Any]) -> None:
         if self._fh is None:
             raise RuntimeError("RunWriter is not open")
-        self._fh.write(json.dumps(d, default=_json_default, separators=(",", ":")) + "\n")
+        line = json.dumps(json_safe(d), separators=(",", ":"), allow_nan=False)
+        self._fh.write(line + "\n")
         self._fh.flush()
 
     def write(self, record: RequestRecord) -> None:

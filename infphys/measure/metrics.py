@@ -51,7 +51,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from infphys._check import positive
 from infphys._closing import cancel_and_wait
 from infphys.measure.target import Target
-from infphys.records import iter_json_lines
+from infphys.records import iter_json_lines, json_safe
 
 __all__ = [
     "METRICS_PATHS",
@@ -196,10 +196,7 @@ class MetricsScraper:
         row["endpoint"] = self.endpoint
         self.rows.append(row)
         if self._fh is not None:
-            clean = {
-                k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()
-            }
-            self._fh.write(json.dumps(clean) + "\n")
+            self._fh.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
             self._fh.flush()
         return row
 
