@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infphys.catalog import ModelSpec
-from infphys.measure.gpu._timing import host_times_s
+from infphys.measure.gpu._timing import cuda_event_times_s, host_times_s
 
 __all__ = [
     "DecodeStack",
@@ -289,15 +289,7 @@ class DecodeStack:
                 note = f"CUDA graph capture failed ({type(exc).__name__}: {exc}); timed eagerly"
                 t.cuda.synchronize(self.device)
         run = graph.replay if graph is not None else (lambda: self.step(batch))
-        start = t.cuda.Event(enable_timing=True)
-        end = t.cuda.Event(enable_timing=True)
-        times = []
-        for _ in range(repeats):
-            start.record()
-            run()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)  # ms → s
+        times = cuda_event_times_s(t, self.device, run, repeats)
         used_graph = graph is not None
         del graph, run
         return StepTiming(batch, statistics.median(times), min(times), repeats, used_graph, note)

@@ -1,0 +1,93 @@
+"""The timing loops the GPU probes share: the CUDA-event one checked against a fake GPU clock."""
+
+from __future__ import annotations
+
+import importlib
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from infphys.measure.gpu._timing import cuda_event_times_s, host_times_s
+
+# The module, not the function of the same name that the package re-exports.
+copy_module = importlib.import_module("infphys.measure.gpu.copy_bandwidth")
+
+
+class _FakeCuda:
+    """Just enough of ``torch.cuda`` for the event loop: a GPU clock in ms that each call of the
+    timed work moves on by ``ms_per_call``; a log of what ran in which order."""
+
+    def __init__(self, ms_per_call: float) -> None:
+        self.now_ms = 0.0
+        self.ms_per_call = ms_per_call
+        self.log: list[str] = []
+
+    def work(self) -> None:
+        self.now_ms += self.ms_per_call
+        self.log.append("call")
+
+    def synchronize(self, device: Any) -> None:
+        self.log.append("sync")
+
+    def Event(self, enable_timing: bool) -> Any:
+        assert enable_timing
+        cuda = self
+        stamp: dict[str, float] = {}
+
+        def record() -> None:
+            stamp["ms"] = cuda.now_ms
+
+        def elapsed_time(other: Any) -> float:
+            return float(other.stamp["ms"] - stamp["ms"])
+
+        return SimpleNamespace(
+            record=record, synchronize=lambda: None, elapsed_time=elapsed_time, stamp=stamp
+        )
+
+
+def test_cuda_events_give_seconds_per_call() -> None:
+    cuda = _FakeCuda(ms_per_call=5.0)
+    torch = SimpleNamespace(cuda=cuda)
+    times = cuda_event_times_s(torch, "cuda:0", cuda.work, 3, warmup=2, calls=16)
+    # 16 calls of 5 ms between the events: 80 ms / 1e3 / 16 = 0.005 s per call, every timing.
+    assert times == pytest.approx([0.005, 0.005, 0.005])
+    # Two untimed warm-up calls, one synchronize, then 3 × 16 timed calls.
+    assert cuda.log[:3] == ["call", "call", "sync"]
+    assert cuda.log.count("call") == 2 + 48 and cuda.log.count("sync") == 1
+
+
+def test_cuda_events_without_warmup_time_every_call() -> None:
+    cuda = _FakeCuda(ms_per_call=2.5)
+    times = cuda_event_times_s(SimpleNamespace(cuda=cuda), None, cuda.work, 4)
+    assert times == pytest.approx([0.0025] * 4)  # 2.5 ms per call, one call per timing
+    assert cuda.log == ["sync"] + ["call"] * 4
+
+
+def test_host_loop_counts_calls_the_same_way() -> None:
+    calls: list[int] = []
+    times = host_times_s(lambda: calls.append(1), 3, warmup=0, calls=4)
+    assert len(times) == 3 and len(calls) == 1 + 12  # the host loop warms up at least once
+
+
+def test_device_copy_is_timed_on_the_event_clock() -> None:
+    # A 64 MiB device copy: 256 MiB per timing is 4 copies, each 1 ms on the fake clock, so
+    # each timing is 4 ms / 4 = 1e-3 s per copy.
+    cuda = _FakeCuda(ms_per_call=1.0)
+    cuda.empty_cache = lambda: None  # type: ignore[attr-defined]
+
+    class _Buffer:
+        def fill_(self, value: int) -> None:
+            pass
+
+        def copy_(self, src: _Buffer) -> None:
+            cuda.work()
+
+    torch = SimpleNamespace(
+        cuda=cuda, uint8="uint8", empty=lambda *a, **k: _Buffer(), empty_like=lambda t: _Buffer()
+    )
+    size = 64 * 2**20
+    times, n = copy_module._time_cuda(torch, size, 3, 1, "cuda:0")
+    assert n == 4
+    assert times == pytest.approx([1e-3] * 3)
+    assert cuda.log.count("call") == 1 + 3 * n  # one warm-up copy, then 3 timings of n copies
