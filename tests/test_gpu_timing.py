@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from infphys.measure.gpu._timing import cuda_event_times_s, host_times_s
+from infphys.measure.gpu.decode_stack import StepTiming
 
 # The module, not the function of the same name that the package re-exports.
 copy_module = importlib.import_module("infphys.measure.gpu.copy_bandwidth")
@@ -91,3 +92,18 @@ def test_device_copy_is_timed_on_the_event_clock() -> None:
     assert n == 4
     assert times == pytest.approx([1e-3] * 3)
     assert cuda.log.count("call") == 1 + 3 * n  # one warm-up copy, then 3 timings of n copies
+
+
+def test_step_timing_from_step_times() -> None:
+    # Steps of 8, 6 and 7 ms: median 7 ms, fastest 6 ms, 3 repeats.
+    t = StepTiming.of(4, [0.008, 0.006, 0.007], cuda_graph=True, note="n")
+    assert (t.batch, t.step_s, t.step_min_s, t.repeats, t.cuda_graph, t.note) == (
+        4,
+        0.007,
+        0.006,
+        3,
+        True,
+        "n",
+    )
+    with pytest.raises(ValueError, match="times_s"):
+        StepTiming.of(4, [], cuda_graph=False)
