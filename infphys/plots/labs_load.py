@@ -57,10 +57,6 @@ _X_LABELS = {
 }
 
 
-def _ok(f: pd.DataFrame) -> pd.DataFrame:
-    return f[f["status"] == "ok"] if len(f) else f
-
-
 # --- Little's Law -----------------------------------------------------------------------------
 
 
@@ -73,7 +69,7 @@ def latency_box(
     1.5 × IQR (plotly's default); the p95 and p99 of each metric are drawn as markers.
     """
     title = title or "latency distribution (box: p25–p75, line: p50; ◆ p95, ✕ p99)"
-    ok = _ok(stats.measured(stats.as_frame(data)))
+    ok = stats.successful(stats.measured(data))
     if not len(ok):
         return _empty(title, "no successful requests in this run")
     fig = make_subplots(
@@ -236,7 +232,7 @@ def run_timeline(
     """
     title = title or "request latencies and server state over time"
     f = stats.as_frame(data)
-    ok = _ok(f)
+    ok = stats.successful(f)
     if not len(ok):
         return _empty(title, "no successful requests in this run")
     fig = make_subplots(

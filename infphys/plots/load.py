@@ -205,7 +205,7 @@ def latency_histogram(data: RunData, *, metric: str = "e2e", title: str | None =
     if metric == "itl":
         values = stats.itl_values(f) * 1e3
     else:
-        ok = f[f["status"] == "ok"] if len(f) else f
+        ok = stats.successful(f)
         values = _ms(ok[f"{metric}_s"]).dropna().to_numpy() if len(ok) else np.zeros(0)
     if not len(values):
         return _empty(title, f"no successful requests with a {name} in this run")
