@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
+from contextlib import nullcontext
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from infphys.measure.gpu._timing import cuda_event_times_s, host_times_s
-from infphys.measure.gpu.decode_stack import StepTiming
+from infphys.measure.gpu.decode_stack import DecodeStack, StepTiming
 
 # The module, not the function of the same name that the package re-exports.
 copy_module = importlib.import_module("infphys.measure.gpu.copy_bandwidth")
@@ -107,3 +108,51 @@ def test_step_timing_from_step_times() -> None:
     )
     with pytest.raises(ValueError, match="times_s"):
         StepTiming.of(4, [], cuda_graph=False)
+
+
+class _FakeCudaWithGraphs(_FakeCuda):
+    """The fake clock plus the streams and CUDA graphs ``DecodeStack.time_step`` asks for; a
+    graph replays the timed work; capture raises when ``capture_fails``."""
+
+    def __init__(self, ms_per_call: float, capture_fails: bool) -> None:
+        super().__init__(ms_per_call)
+        self.capture_fails = capture_fails
+
+    def Stream(self, device: Any) -> Any:
+        return SimpleNamespace(wait_stream=lambda other: None)
+
+    def current_stream(self, device: Any) -> Any:
+        return self.Stream(device)
+
+    def stream(self, stream: Any) -> Any:
+        return nullcontext()
+
+    def CUDAGraph(self) -> Any:
+        return SimpleNamespace(replay=self.work)
+
+    def graph(self, graph: Any) -> Any:
+        if self.capture_fails:
+            raise RuntimeError("capture refused")
+        return nullcontext()
+
+
+def _fake_cuda_stack(cuda: _FakeCuda) -> DecodeStack:
+    """A DecodeStack on the fake CUDA device whose step is ``cuda.work`` (the tensors are never
+    built: only the timing path runs)."""
+    stack = DecodeStack.__new__(DecodeStack)
+    stack.torch = SimpleNamespace(cuda=cuda)
+    stack.device = SimpleNamespace(type="cuda")
+    stack.max_batch = 8
+    stack.step = lambda batch: cuda.work()  # type: ignore[method-assign]
+    return stack
+
+
+@pytest.mark.parametrize("capture_fails", [False, True])
+def test_decode_step_on_cuda_is_timed_on_the_event_clock(capture_fails: bool) -> None:
+    # Each step (eager or a graph replay) is 3 ms on the fake GPU clock: every timing is 3e-3 s.
+    cuda = _FakeCudaWithGraphs(ms_per_call=3.0, capture_fails=capture_fails)
+    t = _fake_cuda_stack(cuda).time_step(4, repeats=5, warmup=2)
+    assert (t.batch, t.repeats) == (4, 5)
+    assert t.step_s == pytest.approx(3e-3) and t.step_min_s == pytest.approx(3e-3)
+    assert t.cuda_graph is not capture_fails
+    assert (t.note is not None and "capture refused" in t.note) is capture_fails
