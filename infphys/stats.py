@@ -63,6 +63,7 @@ __all__ = [
     "measured",
     "measured_window",
     "percentiles",
+    "successful",
     "summarize",
     "sweep_knee",
     "throughput",
@@ -100,8 +101,16 @@ def measured(data: RecordsLike) -> pd.DataFrame:
     return f
 
 
-def _ok(f: pd.DataFrame) -> pd.DataFrame:
-    return f[f["status"] == "ok"] if len(f) else f
+def successful(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` whose ``status`` is ``ok`` (an empty frame, columns or not, as is).
+
+    Warm-up rows stay if ``frame`` has them: ``successful(measured(data))`` for the requests
+    that count. Example: statuses ok, error, ok, timeout give the first and third rows.
+
+    >>> successful(pd.DataFrame({"status": ["ok", "error", "ok", "timeout"]})).index.tolist()
+    [0, 2]
+    """
+    return frame[frame["status"] == "ok"] if len(frame) else frame
 
 
 def percentiles(values: Iterable[float], qs: Sequence[float] = (50, 95, 99)) -> dict[str, float]:
@@ -158,7 +167,7 @@ def describe_latency(values: Iterable[float]) -> LatencySummary:
 
 def itl_values(data: RecordsLike) -> np.ndarray:
     """Every gap between successive content chunks of the successful measured requests, s."""
-    f = _ok(measured(data))
+    f = successful(measured(data))
     if not len(f) or "chunk_times_s" not in f.columns:
         return np.zeros(0)
     gaps = [np.diff(np.asarray(t, dtype=float)) for t in f["chunk_times_s"] if len(t) >= 2]
@@ -478,7 +487,7 @@ def summarize(data: RecordsLike, by: str | None = "level") -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for k, g in groups:
         m = measured(g)
-        ok = _ok(m)
+        ok = successful(m)
         row: dict[str, Any] = {"level": k}
         for col in ("mode", *LEVEL_COLUMNS):
             v = _first(g, col)

@@ -112,3 +112,24 @@ def test_marker_label_sits_on_a_log_axis_in_log_coordinates() -> None:
     lin = go.Figure()
     mark_x(lin, 16, "knee", log_x=False)
     assert lin.layout.annotations[0].x == 16
+
+
+def test_server_gauge_traces_one_per_gauge_present() -> None:
+    # Running 3 then 5, waiting never reported (NaN), KV usage 0.42 then 0.61: two traces,
+    # running on the left axis, KV usage as 42 % and 61 % on the right.
+    m = pd.DataFrame(
+        {
+            "t_s": [0.0, 0.5],
+            "requests_running": [3, 5],
+            "requests_waiting": [float("nan")] * 2,
+            "kv_cache_usage": [0.42, 0.61],
+        }
+    )
+    traces = plots.server_gauge_traces(m, shape="linear")
+    assert [(t.name, right) for t, right in traces] == [
+        ("running", False),
+        ("KV cache usage (%)", True),
+    ]
+    assert list(traces[1][0].y) == pytest.approx([42.0, 61.0])
+    assert traces[0][0].line.shape == "linear"
+    assert plots.server_gauge_traces(pd.DataFrame({"t_s": [0.0]})) == []

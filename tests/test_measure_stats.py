@@ -202,3 +202,13 @@ def test_littles_law_excludes_warmup_from_l_lambda_and_w() -> None:
     ]
     ll = littles_law(recs)
     assert ll.ratio == pytest.approx(1.0)
+
+
+def test_successful_keeps_ok_rows_and_passes_an_empty_frame() -> None:
+    # Statuses ok, error, ok, timeout (warm-up on the first): rows 0 and 2, warm-up kept;
+    # through measured() first, only row 2.
+    f = pd.DataFrame({"status": ["ok", "error", "ok", "timeout"], "warmup": [1, 0, 0, 0]})
+    assert stats.successful(f).index.tolist() == [0, 2]
+    assert stats.successful(stats.measured(f)).index.tolist() == [2]
+    empty = pd.DataFrame()  # no status column at all: an empty run
+    assert stats.successful(empty) is empty

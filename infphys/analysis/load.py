@@ -353,7 +353,7 @@ def token_budget_split(data: RunData) -> pd.DataFrame:
     f = stats.measured(stats.as_frame(data))
     if not len(f) or "prompt_tokens_asked" not in f.columns or "max_tokens" not in f.columns:
         return pd.DataFrame(columns=cols)
-    ok = f[f["status"] == "ok"]
+    ok = stats.successful(f)
     rows = []
     for key, g in ok.groupby(["prompt_tokens_asked", "max_tokens"], sort=True):
         p, m = (int(v) for v in np.asarray(key, dtype=float))
@@ -371,7 +371,7 @@ def ttft_decode_by_level(data: RunData, *, x: str | None = None) -> pd.DataFrame
     give a median TTFT of 0.12 s and a median decode of median(0.40, 0.48, 0.32) = 0.40 s.
     """
     f = stats.measured(stats.as_frame(data))
-    ok = f[f["status"] == "ok"] if len(f) else f
+    ok = stats.successful(f)
     if not len(ok):
         return pd.DataFrame(columns=["level", "requests", "ttft_p50_s", "decode_p50_s"])
     s = stats.summarize(stats.as_frame(data))

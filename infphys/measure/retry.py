@@ -390,7 +390,7 @@ def retry_summary(data: pd.DataFrame) -> pd.DataFrame:
         users = g.groupby("user_request", sort=True)
         first_send = users["sent_s"].min()
         last = users.tail(1).set_index("user_request")
-        ok = last[last["status"] == "ok"]
+        ok = stats.successful(last)
         latency = (ok["end_s"] - first_send.loc[ok.index]).to_numpy(dtype=float)
         p = stats.percentiles(latency, (50, 95))
         n_users = int(first_send.size)

@@ -39,6 +39,7 @@ from infphys.plots._style import PALETTE as _PALETTE
 from infphys.plots._style import empty_figure as _empty
 from infphys.plots._style import layout as _layout
 from infphys.plots._style import line as _line
+from infphys.plots.load import server_gauge_traces
 from infphys.stats import RecordsLike as RunData
 
 __all__ = [
@@ -57,10 +58,6 @@ _X_LABELS = {
 }
 
 
-def _ok(f: pd.DataFrame) -> pd.DataFrame:
-    return f[f["status"] == "ok"] if len(f) else f
-
-
 # --- Little's Law -----------------------------------------------------------------------------
 
 
@@ -73,7 +70,7 @@ def latency_box(
     1.5 × IQR (plotly's default); the p95 and p99 of each metric are drawn as markers.
     """
     title = title or "latency distribution (box: p25–p75, line: p50; ◆ p95, ✕ p99)"
-    ok = _ok(stats.measured(stats.as_frame(data)))
+    ok = stats.successful(stats.measured(data))
     if not len(ok):
         return _empty(title, "no successful requests in this run")
     fig = make_subplots(
@@ -236,7 +233,7 @@ def run_timeline(
     """
     title = title or "request latencies and server state over time"
     f = stats.as_frame(data)
-    ok = _ok(f)
+    ok = stats.successful(f)
     if not len(ok):
         return _empty(title, "no successful requests in this run")
     fig = make_subplots(
@@ -276,35 +273,8 @@ def run_timeline(
             }
         )
         shape = "hv" if "event" in metrics.columns else "linear"
-        for j, (col, label) in enumerate(
-            (("requests_running", "running"), ("requests_waiting", "waiting"))
-        ):
-            if col in m.columns and m[col].notna().any():
-                fig.add_trace(
-                    go.Scatter(
-                        x=m["t_s"],
-                        y=m[col],
-                        mode="lines",
-                        name=label,
-                        line={"shape": shape, "color": ("#2a3f5f", _PALETTE[1])[j]},
-                    ),
-                    row=2,
-                    col=1,
-                    secondary_y=False,
-                )
-        if "kv_cache_usage" in m.columns and m["kv_cache_usage"].notna().any():
-            fig.add_trace(
-                go.Scatter(
-                    x=m["t_s"],
-                    y=m["kv_cache_usage"] * 100,
-                    mode="lines",
-                    name="KV cache usage (%)",
-                    line={"shape": shape, "color": _PALETTE[2], "dash": "dot"},
-                ),
-                row=2,
-                col=1,
-                secondary_y=True,
-            )
+        for trace, right in server_gauge_traces(m, shape=shape):
+            fig.add_trace(trace, row=2, col=1, secondary_y=right)
     else:
         fig.add_annotation(
             text="no server metrics for this run",

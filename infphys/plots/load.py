@@ -47,6 +47,7 @@ __all__ = [
     "error_rate_vs_load",
     "latency_histogram",
     "latency_vs_load",
+    "server_gauge_traces",
     "server_metrics_over_time",
     "throughput_vs_load",
     "token_grid_heatmap",
@@ -205,7 +206,7 @@ def latency_histogram(data: RunData, *, metric: str = "e2e", title: str | None =
     if metric == "itl":
         values = stats.itl_values(f) * 1e3
     else:
-        ok = f[f["status"] == "ok"] if len(f) else f
+        ok = stats.successful(f)
         values = _ms(ok[f"{metric}_s"]).dropna().to_numpy() if len(ok) else np.zeros(0)
     if not len(values):
         return _empty(title, f"no successful requests with a {name} in this run")
@@ -272,6 +273,41 @@ def ttft_decode_split(data: RunData, *, x: str | None = None, title: str | None 
     return _layout(fig, title)
 
 
+def server_gauge_traces(metrics: pd.DataFrame, *, shape: str = "hv") -> list[tuple[Any, bool]]:
+    """The server's gauges over time as traces, each with True when it belongs on a secondary
+    (percent) y-axis: requests running and waiting (left), KV-cache usage × 100 (right, dotted).
+
+    ``metrics`` is in the scrape's vocabulary (``t_s``, ``requests_running``,
+    ``requests_waiting``, ``kv_cache_usage`` as a fraction); a gauge that is missing or all NaN
+    gives no trace. ``shape`` is plotly's line shape: ``hv`` (steps) for values that hold until
+    the next sample, ``linear`` otherwise. Example: a scrape with running 3, 5 and KV usage 0.42,
+    0.61 gives two traces: running (left) and KV cache usage 42 %, 61 % (right).
+    """
+    traces: list[tuple[Any, bool]] = []
+    for i, (col, label) in enumerate(
+        (("requests_running", "running"), ("requests_waiting", "waiting"))
+    ):
+        if col in metrics.columns and metrics[col].notna().any():
+            trace = go.Scatter(
+                x=metrics["t_s"],
+                y=metrics[col],
+                mode="lines",
+                name=label,
+                line={"shape": shape, "color": _PALETTE[i]},
+            )
+            traces.append((trace, False))
+    if "kv_cache_usage" in metrics.columns and metrics["kv_cache_usage"].notna().any():
+        trace = go.Scatter(
+            x=metrics["t_s"],
+            y=metrics["kv_cache_usage"] * 100,
+            mode="lines",
+            name="KV cache usage (%)",
+            line={"shape": shape, "color": _PALETTE[2], "dash": "dot"},
+        )
+        traces.append((trace, True))
+    return traces
+
+
 def server_metrics_over_time(metrics: pd.DataFrame, *, title: str | None = None) -> Any:
     """Scraped server gauges on the run's clock: KV-cache usage (%) and requests running and
     waiting (from :class:`infphys.measure.metrics.MetricsScraper` or ``load_metrics``)."""
@@ -279,30 +315,10 @@ def server_metrics_over_time(metrics: pd.DataFrame, *, title: str | None = None)
     if metrics is None or not len(metrics):
         return _empty(title, "no server metrics were scraped (none offered, or not asked for)")
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    t = metrics["t_s"]
-    drawn = 0
-    for i, (col, label) in enumerate(
-        (("requests_running", "running"), ("requests_waiting", "waiting"))
-    ):
-        if col in metrics.columns and metrics[col].notna().any():
-            fig.add_trace(
-                go.Scatter(
-                    x=t,
-                    y=metrics[col],
-                    mode="lines",
-                    name=f"requests {label}",
-                    line={"color": _PALETTE[i], "shape": "hv"},
-                ),
-                secondary_y=False,
-            )
-            drawn += 1
-    if "kv_cache_usage" in metrics.columns and metrics["kv_cache_usage"].notna().any():
-        fig.add_trace(
-            _line(t, metrics["kv_cache_usage"] * 100, "KV cache used (%)", _PALETTE[2], dash="dot"),
-            secondary_y=True,
-        )
-        drawn += 1
-    if not drawn:
+    traces = server_gauge_traces(metrics)
+    for trace, right in traces:
+        fig.add_trace(trace, secondary_y=right)
+    if not traces:
         return _empty(title, "the server's metrics had none of the known gauges")
     fig.update_xaxes(title="time since the run's start (s)")
     fig.update_yaxes(title="requests", rangemode="tozero", secondary_y=False)

@@ -47,7 +47,7 @@ import pandas as pd
 
 from infphys._check import non_negative_int, positive, positive_int
 from infphys.catalog import GPUSpec, match_gpu_name
-from infphys.measure.gpu._timing import host_times_s
+from infphys.measure.gpu._timing import cuda_event_times_s, host_times_s
 
 __all__ = [
     "COPY_COLUMNS",
@@ -216,26 +216,15 @@ def _time_cuda(
 ) -> tuple[list[float], int]:
     src = torch.empty(size, dtype=torch.uint8, device=device)
     dst = torch.empty_like(src)
+    copy = functools.partial(dst.copy_, src)
     try:
         src.fill_(1)
         n = _copies_per_timing(size, _DEVICE_BYTES_PER_TIMING)
-        for _ in range(max(warmup, 1)):
-            dst.copy_(src)
-        torch.cuda.synchronize(device)
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        times: list[float] = []
-        for _ in range(repeats):
-            start.record()
-            for _ in range(n):
-                dst.copy_(src)
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1e3 / n)  # elapsed_time is in ms
-        return times, n
+        times = cuda_event_times_s(torch, device, copy, repeats, warmup=max(warmup, 1), calls=n)
     finally:
-        del src, dst
+        del src, dst, copy  # the buffers go before the cache is handed back
         torch.cuda.empty_cache()
+    return times, n
 
 
 def _time_host(

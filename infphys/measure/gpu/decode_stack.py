@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infphys.catalog import ModelSpec
-from infphys.measure.gpu._timing import host_times_s
+from infphys.measure.gpu._timing import cuda_event_times_s, host_times_s
 
 __all__ = [
     "DecodeStack",
@@ -115,6 +115,16 @@ class StepTiming:
     repeats: int
     cuda_graph: bool
     note: str | None = None
+
+    @classmethod
+    def of(
+        cls, batch: int, times_s: list[float], cuda_graph: bool, note: str | None = None
+    ) -> StepTiming:
+        """The timing of ``batch`` from its steps' seconds: 3 steps of 8, 6 and 7 ms give
+        ``step_s`` 7 ms (the median), ``step_min_s`` 6 ms and ``repeats`` 3."""
+        if not times_s:
+            raise ValueError("times_s must hold at least one step's time")
+        return cls(batch, statistics.median(times_s), min(times_s), len(times_s), cuda_graph, note)
 
 
 @dataclass
@@ -265,7 +275,7 @@ class DecodeStack:
         t = self.torch
         if self.device.type != "cuda":
             times = host_times_s(lambda: self.step(batch), repeats, warmup=warmup)
-            return StepTiming(batch, statistics.median(times), min(times), repeats, False)
+            return StepTiming.of(batch, times, cuda_graph=False)
 
         side = t.cuda.Stream(device=self.device)
         side.wait_stream(t.cuda.current_stream(self.device))
@@ -289,18 +299,10 @@ class DecodeStack:
                 note = f"CUDA graph capture failed ({type(exc).__name__}: {exc}); timed eagerly"
                 t.cuda.synchronize(self.device)
         run = graph.replay if graph is not None else (lambda: self.step(batch))
-        start = t.cuda.Event(enable_timing=True)
-        end = t.cuda.Event(enable_timing=True)
-        times = []
-        for _ in range(repeats):
-            start.record()
-            run()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)  # ms → s
+        times = cuda_event_times_s(t, self.device, run, repeats)
         used_graph = graph is not None
         del graph, run
-        return StepTiming(batch, statistics.median(times), min(times), repeats, used_graph, note)
+        return StepTiming.of(batch, times, used_graph, note)
 
     def free(self) -> None:
         """Drop every tensor (and on CUDA return the cached memory to the driver)."""
