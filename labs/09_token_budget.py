@@ -65,11 +65,12 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    from infphys import analysis, fmt, measure, plots, stats
+    from infphys import analysis, fmt, measure, plots
+    from infphys.exercises import lab09 as ex9
     from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-    return analysis, fmt, labsetup, measure, plots, stats, ui
+    return analysis, ex9, fmt, labsetup, measure, plots, ui
 
 
 @app.cell
@@ -135,12 +136,6 @@ def _(grid, resolved, ui):
 
 
 @app.cell
-def _(frame, stats):
-    summary = stats.summarize(frame)
-    return (summary,)
-
-
-@app.cell
 def _(frame, mo, plots):
     mo.vstack(
         [
@@ -199,28 +194,6 @@ def _(mo):
 
 
 @app.cell
-def _(max_tokens_values, prompt_sizes, summary):
-    # The cells the takeaway and the exercises read (the grid's corners).
-    _s = summary.set_index(["prompt_tokens_asked", "max_tokens"])
-    p_small, p_large = min(prompt_sizes), max(prompt_sizes)
-    m_small, m_large = min(max_tokens_values), max(max_tokens_values)
-    corner_small = _s.loc[(p_small, m_small)]
-    corner_prompt = _s.loc[(p_large, m_small)]
-    corner_output = _s.loc[(p_small, m_large)]
-    corner_large = _s.loc[(p_large, m_large)]
-    return (
-        corner_large,
-        corner_output,
-        corner_prompt,
-        corner_small,
-        m_large,
-        m_small,
-        p_large,
-        p_small,
-    )
-
-
-@app.cell
 def _(analysis, frame):
     # One call: least-squares lines through the grid (prefill per prompt token, decode per token).
     costs = analysis.token_costs(frame)
@@ -259,31 +232,9 @@ def _(costs, resolved):
 
 
 @app.cell
-def _(
-    corner_large,
-    corner_output,
-    corner_prompt,
-    corner_small,
-    m_large,
-    m_small,
-    p_large,
-    p_small,
-):
-    # What the exercises are checked against: the learner's own grid (p50s, in ms).
-    exercise_context = {
-        "prompt_tokens_small": p_small,
-        "ttft_small_ms": round(float(corner_small["ttft_p50_s"]) * 1e3, 3),
-        "prompt_tokens_large": p_large,
-        "ttft_large_ms": round(float(corner_prompt["ttft_p50_s"]) * 1e3, 3),
-        "max_tokens_small": m_small,
-        "e2e_small_ms": round(float(corner_small["e2e_p50_s"]) * 1e3, 3),
-        "max_tokens_large": m_large,
-        "e2e_large_ms": round(float(corner_output["e2e_p50_s"]) * 1e3, 3),
-        "prompt_tokens": p_large,
-        "max_tokens": m_large,
-        "ttft_ms": round(float(corner_large["ttft_p50_s"]) * 1e3, 3),
-        "tpot_ms": round(float(corner_large["tpot_p50_s"]) * 1e3, 4),
-    }
+def _(ex9, frame):
+    # What the exercises are checked against: the learner's own grid, its corners' p50s in ms.
+    exercise_context = ex9.grid_context(frame)
     return (exercise_context,)
 
 

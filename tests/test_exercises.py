@@ -548,3 +548,38 @@ def test_offline_note_only_outside_the_labs_server() -> None:
 
     assert "cdn.jsdelivr.net" in ui.offline_note({}).text
     assert "cdn" not in ui.offline_note({"INFPHYS_LABS_SERVER": "1"}).text
+
+
+def test_lab09_grid_context_reads_the_corners_in_ms() -> None:
+    from infphys.exercises.lab09 import grid_context
+    from infphys.records import RequestRecord
+
+    # A 2 × 2 grid, one request a cell, sent at 0 s: (prompt, max_tokens, TTFT s, e2e s). By
+    # hand: TTFT (64, 8) 0.0123456 s → 12.346 ms; (2,048, 8) 0.075 s → 75.0 ms; e2e (64, 8)
+    # 0.06 s → 60.0 ms; (64, 32) 0.2136 s → 213.6 ms; the (2,048, 32) cell: TTFT 76.2 ms, and
+    # 31 tokens after the first in 275 − 76.2 = 198.8 ms, a TPOT of 6.41290 ms → 6.4129.
+    cells = [(2048, 32, 0.0762, 0.275), (64, 8, 0.0123456, 0.06), (2048, 8, 0.075, 0.12),
+             (64, 32, 0.0131, 0.2136)]  # fmt: skip
+    records = [
+        RequestRecord(
+            i, 0.0, first_token_s=ttft, end_s=e2e, completion_tokens=n,
+            labels={"level": i, "prompt_tokens_asked": p, "max_tokens": n},
+        )
+        for i, (p, n, ttft, e2e) in enumerate(cells)
+    ]  # fmt: skip
+    assert grid_context(records) == {
+        "prompt_tokens_small": 64,
+        "ttft_small_ms": 12.346,
+        "prompt_tokens_large": 2048,
+        "ttft_large_ms": 75.0,
+        "max_tokens_small": 8,
+        "e2e_small_ms": 60.0,
+        "max_tokens_large": 32,
+        "e2e_large_ms": 213.6,
+        "prompt_tokens": 2048,
+        "max_tokens": 32,
+        "ttft_ms": 76.2,
+        "tpot_ms": 6.4129,
+    }
+    with pytest.raises(KeyError):
+        grid_context(records[1:])  # no request in the (2,048, 32) corner

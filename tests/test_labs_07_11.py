@@ -13,6 +13,10 @@ Labs 8 and 10 start their own real-time simulators, slowed ``TIME_SCALE`` times 
 load even so (``short_of_load``), the lab runs once more twice as slow; if it still falls short,
 the tests of what the server did are skipped with the reason, and the lab must have said so.
 
+Lab 9 times its grid on a real-time simulator: when the lab says its figures include the
+computer's delays (its ``measurement_notes``), it runs once more, and the tests of its timings
+skip with the reason if it says so again.
+
 ``NIM_BASE_URL`` is pointed at a closed loopback port, so every lab that resolves its target
 falls back to the embedded simulator.
 """
@@ -23,6 +27,7 @@ import contextlib
 import math
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -374,10 +379,55 @@ LAB09 = {
 }
 
 
-lab09 = lab_fixture(9, "2 × 2 grid", LAB09)
+
+def run_lab09(label: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Lab 9 run with ``settings``, and once more if the run said its own figures are off (its
+    real-time simulator fell behind the wall clock, or its client sent late: the lab's
+    ``measurement_notes``). On a busy 2-core machine one decode step of 6 ms ran about 5 ms
+    late, so one cell's TPOT read 11.3 ms beside 6.2 ms in the next: the grid then measures the
+    computer. The definitions get ``too_busy``: the notes of the run kept, else None."""
+    defs = run_lab(9, label, settings)
+    if defs["measurement_notes"]:
+        why = " ".join(defs["measurement_notes"])
+        defs = run_lab(9, f"{label}, again ({why})", settings)
+    return {**defs, "too_busy": " ".join(defs["measurement_notes"]) or None}
+
+
+def require_a_punctual_grid(*runs: dict[str, Any]) -> None:
+    """Skip a test of the grid's timings when a run of lab 9 said, even on its second try,
+    that its figures include the computer's delays (the lab has then told the learner so)."""
+    for defs in runs:
+        if defs["too_busy"] is not None:
+            pytest.skip(f"too busy to time the grid in real time: {defs['too_busy']}")
+
+
+@pytest.fixture(scope="module", name="lab09")
+def lab09_ran() -> dict[str, Any]:
+    return run_lab09("2 × 2 grid", LAB09)
+
+
+def test_run_lab09_runs_again_when_the_lab_says_its_figures_are_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    late = "Your computer ran the simulator up to 5 ms late (40% of its steps); the figures …"
+    said: list[list[str]] = [[late], []]  # what each run's measurement_notes say, in turn
+    labels: list[str] = []
+
+    def fake_run_lab(lab: int, label: str, settings: dict[str, Any]) -> dict[str, Any]:
+        labels.append(label)
+        return {"measurement_notes": said.pop(0)}
+
+    monkeypatch.setattr(sys.modules[__name__], "run_lab", fake_run_lab)
+    assert run_lab09("grid", LAB09)["too_busy"] is None  # the second run kept up
+    assert labels == ["grid", f"grid, again ({late})"]
+    said[:] = [[late], [late]]
+    assert run_lab09("grid", LAB09)["too_busy"] == late
+    with pytest.raises(pytest.skip.Exception, match="5 ms late"):
+        require_a_punctual_grid({"too_busy": late})
 
 
 def test_lab09_prefill_and_decode_split(lab09: dict[str, Any]) -> None:
+    require_a_punctual_grid(lab09)
     t = lab09["theory_table"].set_index(["prompt_tokens", "max_tokens"])
     # A 2,048-token prompt takes far longer to prefill than 64 tokens; decode does not care.
     assert t.loc[(2048, 8), "ttft_ms"] > 3 * t.loc[(64, 8), "ttft_ms"]
@@ -395,7 +445,8 @@ def test_lab09_exercises(lab09: dict[str, Any]) -> None:
 
 
 def test_lab09_a_larger_budget_costs_decode_time(lab09: dict[str, Any]) -> None:
-    wider = run_lab(9, "max_tokens 8, 64", {**LAB09, "max_tokens_values": [8, 64]})
+    wider = run_lab09("max_tokens 8, 64", {**LAB09, "max_tokens_values": [8, 64]})
+    require_a_punctual_grid(lab09, wider)
     small, large = lab09["exercise_context"], wider["exercise_context"]
     # 63 decode steps instead of 31 at the small prompt: about twice the end-to-end.
     ratio = large["e2e_large_ms"] / small["e2e_large_ms"]

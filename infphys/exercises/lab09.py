@@ -21,10 +21,59 @@ and 63 × 6.4 = 403 ms in decode: decode dominates.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from infphys.exercises.core import Exercise, Tolerance, concept_exercise
 from infphys.physics import request_latency_s
+from infphys.stats import summarize
 
-__all__ = ["Q1_PREFILL_COST", "Q2_DECODE_COST", "Q3_WHICH_DOMINATES", "Q4_SLOW_START"]
+if TYPE_CHECKING:
+    from infphys.stats import RecordsLike
+
+__all__ = [
+    "Q1_PREFILL_COST",
+    "Q2_DECODE_COST",
+    "Q3_WHICH_DOMINATES",
+    "Q4_SLOW_START",
+    "grid_context",
+]
+
+
+def grid_context(data: RecordsLike) -> dict[str, int | float]:
+    """The context above, read off the four corners of the learner's token-budget grid.
+
+    ``data`` is the grid's run (:func:`infphys.measure.token_grid`, its records or their
+    frame), summarised per cell by :func:`infphys.stats.summarize`; the corners are the
+    smallest and largest prompt sizes and ``max_tokens`` it holds, and their p50s become ms,
+    rounded to 3 decimals (TPOT to 4). Example: a grid of prompts 64 and 2,048 by max_tokens 8
+    and 32 whose (64, 8) cell has a median TTFT of 0.0123456 s gives ``ttft_small_ms`` 12.346.
+
+    Raises:
+        KeyError: when a corner cell of the grid holds no request.
+    """
+    cells = summarize(data).set_index(["prompt_tokens_asked", "max_tokens"])
+    prompts, budgets = cells.index.get_level_values(0), cells.index.get_level_values(1)
+    p_small, p_large = int(prompts.min()), int(prompts.max())
+    m_small, m_large = int(budgets.min()), int(budgets.max())
+
+    def ms(prompt_tokens: int, max_tokens: int, column: str, decimals: int = 3) -> float:
+        seconds = cast(float, cells.loc[(prompt_tokens, max_tokens), column])
+        return round(float(seconds) * 1e3, decimals)
+
+    return {
+        "prompt_tokens_small": p_small,
+        "ttft_small_ms": ms(p_small, m_small, "ttft_p50_s"),
+        "prompt_tokens_large": p_large,
+        "ttft_large_ms": ms(p_large, m_small, "ttft_p50_s"),
+        "max_tokens_small": m_small,
+        "e2e_small_ms": ms(p_small, m_small, "e2e_p50_s"),
+        "max_tokens_large": m_large,
+        "e2e_large_ms": ms(p_small, m_large, "e2e_p50_s"),
+        "prompt_tokens": p_large,
+        "max_tokens": m_large,
+        "ttft_ms": ms(p_large, m_large, "ttft_p50_s"),
+        "tpot_ms": ms(p_large, m_large, "tpot_p50_s", 4),
+    }
 
 
 def _slope(x0: float, y0: float, x1: float, y1: float, what: str) -> float:
