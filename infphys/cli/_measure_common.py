@@ -7,8 +7,7 @@ a live table of requests done, in flight, errors and the running p50/p95 of e2e,
 as JSON lines (``runs/<command>-<time>.jsonl``) with the server's metrics beside it, and one row
 per level in :func:`summary_table`.
 
-Worked example: ``parse_list("--concurrency", "1,2,4", int)`` is ``[1, 2, 4]``; a timeout of
-30 s gives ``Timeouts(connect_s=10, read_s=30, total_s=30)``.
+Worked example: a timeout of 30 s gives ``Timeouts(connect_s=10, read_s=30, total_s=30)``.
 """
 
 from __future__ import annotations
@@ -44,7 +43,6 @@ __all__ = [
     "WarmupOpt",
     "fmt",
     "fmt_ms",
-    "parse_list",
     "print_flags",
     "run_load",
     "summary_table",
@@ -139,23 +137,6 @@ class RunOptions:
             "the concurrency, rate and request count stay global.",
         ),
     ] = 1
-
-
-def parse_list(option: str, text: str, kind: Callable[[str], Any]) -> list[Any]:
-    """``"1,2,4"`` → ``[1, 2, 4]``; a bad item raises ``ValueError`` naming ``option``."""
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise ValueError(f"{option} must be a comma-separated list (got {text!r})")
-    out: list[Any] = []
-    for item in items:
-        try:
-            value = kind(item)
-        except ValueError:
-            raise ValueError(f"{option}: {item!r} is not a valid {kind.__name__}") from None
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise ValueError(f"{option}: every value must be > 0 (got {item!r})")
-        out.append(value)
-    return out
 
 
 def default_out(command: str) -> Path:

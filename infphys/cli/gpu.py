@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from infphys import fmt
-from infphys.cli._app import command, console, print_json
+from infphys.cli._app import command, console, parse_list, print_json
 from infphys.cli._options import CachedTokensOpt, JSONOpt
 
 __all__ = [
@@ -31,15 +31,6 @@ MiB = 2**20
 
 def _opt(value: float | None, render: Any) -> str:
     return "—" if value is None else str(render(value))
-
-
-def _list(name: str, text: str, kind: type) -> list[Any]:
-    try:
-        return [kind(x) for x in text.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise ValueError(
-            f"{name} must be a comma-separated list of numbers (got {text!r})"
-        ) from None
 
 
 def _flops(flops_per_s: float) -> str:
@@ -174,7 +165,7 @@ def copy_bw_cmd(
 
     sizes = None
     if sizes_mib is not None:
-        sizes = [round(x * MiB) for x in _list("sizes_mib", sizes_mib, float)]
+        sizes = [round(x * MiB) for x in parse_list("--sizes-mib", sizes_mib, float)]
     result = copy_bandwidth(sizes, repeats=repeats, backend=backend)  # type: ignore[arg-type]
     if as_json:
         print_json(result.to_dict())
@@ -243,9 +234,9 @@ def roofline_exp_cmd(
 
     frame = roofline_experiment(
         model,
-        batch_sizes=None if batches is None else _list("batches", batches, int),
+        batch_sizes=None if batches is None else parse_list("--batches", batches, int),
         context_tokens=context,
-        precisions=None if precisions is None else _list("precisions", precisions, str),
+        precisions=None if precisions is None else parse_list("--precisions", precisions, str),
         layers=layers,
         gpu=gpu,
         device=device,

@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 import typer
 from rich.table import Table
 
-from infphys.cli._app import command, console, fail
+from infphys.cli._app import command, console, fail, parse_list
 from infphys.cli._measure_common import (
     ConcurrencyOpt,
     DurationOpt,
@@ -35,7 +35,6 @@ from infphys.cli._measure_common import (
     TargetOptions,
     TimeoutOpt,
     WarmupOpt,
-    parse_list,
     print_flags,
     run_load,
     summary_table,

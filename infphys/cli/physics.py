@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from infphys.catalog import GPUS, IDEAL_STEP_PARAMS, MODELS, get_gpu, get_model, get_precision
-from infphys.cli._app import check_option, command, console, print_json
+from infphys.cli._app import check_option, command, console, parse_list, print_json
 from infphys.cli._options import CachedTokensOpt, JSONOpt, TPOpt
 from infphys.physics import (
     cost_per_concurrent_user,
@@ -204,14 +204,7 @@ def roofline(
     as_json: JSONOpt = False,
 ) -> None:
     """Decode step time, tokens/s and the bound at each batch size; prefill for the context."""
-    try:
-        batches = [int(b) for b in batch.split(",") if b.strip()]
-    except ValueError:
-        raise ValueError(f"--batch must be comma-separated whole numbers (got {batch!r})") from None
-    if not batches:
-        raise ValueError("--batch must list at least one batch size")
-    for b in batches:
-        check_option("--batch", b, at_least=1)
+    batches = parse_list("--batch", batch, int)
     check_option("--context", context, at_least=0)
     check_option("--tp", tp, at_least=1)
     check_option("--bandwidth-efficiency", bandwidth_efficiency, above=0, at_most=1)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from infphys.cli._app import check_option, command, console, print_json
+from infphys.cli._app import check_option, command, console, parse_list, print_json
 from infphys.fleet_estimate import ASSUMED_GPU_HOURLY_USD, FleetDemand, FleetSLO
 from infphys.fleet_planning import plan_fleet
 
@@ -40,18 +40,7 @@ def _chunks(text: str | None) -> tuple[int | None, ...]:
     and 2,048)."""
     if text is None:
         return (None, 2048)
-    out: list[int | None] = []
-    for part in text.split(","):
-        try:
-            n = int(part)
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise ValueError(
-                f"--chunk-tokens must be whole numbers >= 1, comma-separated (got {text!r})"
-            )
-        out.append(n)
-    return tuple(out)
+    return tuple(parse_list("--chunk-tokens", text, int))
 
 
 def _ms(x: Any) -> str:
