@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infphys.cli._app import console, err_console, fail
+from infphys.cli._tables import column_table
 from infphys.cli._target import resolve_cli_target
 from infphys.measure.target import DEFAULT_BASE_URL, DEFAULT_CHAT_PATH, DEFAULT_MODEL
 
@@ -281,10 +282,7 @@ def print_flags(frame: Any) -> None:
         )
     errors = stats.error_rates(frame)
     if len(errors):
-        t = Table(title="errors", title_justify="left")
-        t.add_column("class")
-        t.add_column("count", justify="right")
-        t.add_column("share", justify="right")
+        t = column_table("errors", ("class", "count", "share"), text=("class",))
         for row in errors.itertuples(index=False):
             t.add_row(str(row.error_class), str(row.count), f"{row.fraction:.1%}")
         console.print(t)

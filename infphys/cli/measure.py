@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.table import Table
 
 from infphys.cli._app import command, console, fail, parse_list
 from infphys.cli._measure_common import (
@@ -40,6 +39,7 @@ from infphys.cli._measure_common import (
     summary_table,
     timeouts,
 )
+from infphys.cli._tables import column_table
 from infphys.cli._target import resolve_cli_target
 
 __all__ = [
@@ -68,9 +68,11 @@ def preflight_cmd(
 
     with resolve_cli_target(**target.as_kwargs()) as resolved:
         verdict = preflight_sync(resolved, timeout_s=timeout)
-    t = Table(title=f"preflight: {resolved.model} at {resolved.base_url}", title_justify="left")
-    for col in ("step", "url", "status", "result", "ms"):
-        t.add_column(col, justify="right" if col == "ms" else "left")
+    t = column_table(
+        f"preflight: {resolved.model} at {resolved.base_url}",
+        ("step", "url", "status", "result", "ms"),
+        text=("step", "url", "status", "result"),
+    )
     for st in verdict.steps:
         mark = "skipped" if st.skipped else ("ok" if st.ok else "FAILED")
         t.add_row(

@@ -10,11 +10,11 @@ import dataclasses
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from infphys.catalog import GPUS, IDEAL_STEP_PARAMS, MODELS, get_gpu, get_model, get_precision
 from infphys.cli._app import check_option, command, console, parse_list, print_json
 from infphys.cli._options import CachedTokensOpt, JSONOpt, TPOpt
+from infphys.cli._tables import column_table, quantity_table
 from infphys.physics import (
     cost_per_concurrent_user,
     cost_per_million_tokens,
@@ -39,15 +39,6 @@ KVPrecOpt = Annotated[str, typer.Option("--kv-precision", help="KV-cache precisi
 
 GB = 1e9
 GIB = 2**30
-
-
-def _table(title: str, rows: list[tuple[str, str]]) -> Table:
-    t = Table(title=title, show_header=False, title_justify="left")
-    t.add_column("quantity", style="bold")
-    t.add_column("value", justify="right")
-    for k, v in rows:
-        t.add_row(k, v)
-    return t
 
 
 @command()
@@ -122,7 +113,7 @@ def kv(
         print_json(data)
         return
     console.print(
-        _table(
+        quantity_table(
             f"KV cache: {m.name} on {tp}× {g.name}, {context:,} tokens per user",
             [
                 ("attention", m.attention_kind),
@@ -169,15 +160,12 @@ def weights(
     if as_json:
         print_json(data)
         return
-    t = Table(
-        title=f"Weights: {m.name}, {m.params_total / 1e9:.2f} B parameters"
+    t = column_table(
+        f"Weights: {m.name}, {m.params_total / 1e9:.2f} B parameters"
         + (f" ({m.params_active / 1e9:.2f} B active)" if m.is_moe else ""),
-        title_justify="left",
+        ("precision", "weights (GB)", "active (GB)") if m.is_moe else ("precision", "weights (GB)"),
+        text=("precision",),
     )
-    t.add_column("precision")
-    t.add_column("weights (GB)", justify="right")
-    if m.is_moe:
-        t.add_column("active (GB)", justify="right")
     for r in rows:
         cells = [r["precision"], f"{r['weights_bytes'] / GB:,.2f}"]
         if m.is_moe:
@@ -251,13 +239,11 @@ def roofline(
     if as_json:
         print_json(data)
         return
-    t = Table(
-        title=f"Roofline: {m.name} on {tp}× {g.name}, {context:,} cached tokens; "
+    t = column_table(
+        f"Roofline: {m.name} on {tp}× {g.name}, {context:,} cached tokens; "
         f"ridge {data['ridge_point_flop_per_byte']:.0f} FLOP/B",
-        title_justify="left",
+        ("batch", "step (ms)", "bound", "FLOP/B", "tok/s per user", "tok/s total"),
     )
-    for col in ("batch", "step (ms)", "bound", "FLOP/B", "tok/s per user", "tok/s total"):
-        t.add_column(col, justify="right")
     for r in rows:
         t.add_row(
             str(r["batch"]),
@@ -315,7 +301,7 @@ def cost(
     if data["per_million_tokens_usd"] is not None:
         rows_t.append(("per million output tokens", f"${data['per_million_tokens_usd']:,.3f}"))
     title = f"Cost: {num_gpus} GPU(s) at ${gpu_hourly_usd}/h, {users:g} users"
-    console.print(_table(title, rows_t))
+    console.print(quantity_table(title, rows_t))
 
 
 class _Notes:
@@ -337,16 +323,6 @@ class _Notes:
     def print(self) -> None:
         for i, text in enumerate(self.texts, start=1):
             console.print(f"[{i}] {text}", highlight=False, markup=False)
-
-
-def _catalog_table(title: str, columns: tuple[str, ...], text: tuple[str, ...]) -> Table:
-    """A catalog listing: the ``key`` column, then ``columns``, numbers right-aligned and the
-    ``text`` ones left; no cell wraps, so each entry stays on one line in 80 columns."""
-    t = Table(title=title, title_justify="left")
-    t.add_column("key", no_wrap=True)
-    for col in columns:
-        t.add_column(col, justify="left" if col in text else "right", no_wrap=True)
-    return t
 
 
 def _record(spec: Any) -> dict[str, Any]:
@@ -373,10 +349,12 @@ def models(as_json: JSONOpt = False) -> None:
         print_json(rows)
         return
     notes = _Notes()
-    t = _catalog_table(
+    # No cell wraps, so each catalog entry stays on one line in 80 columns.
+    t = column_table(
         "Models (params in billions; KV bytes per token in BF16)",
-        ("attn", "layers", "params", "active", "KV B/tok", "src"),
-        text=("attn", "src"),
+        ("key", "attn", "layers", "params", "active", "KV B/tok", "src"),
+        text=("key", "attn", "src"),
+        no_wrap=True,
     )
     for r in rows:
         t.add_row(
@@ -422,10 +400,11 @@ def gpus(as_json: JSONOpt = False) -> None:
         print_json(rows)
         return
     notes = _Notes()
-    t = _catalog_table(
+    t = column_table(
         "GPUs (dense, datasheet)",
-        ("GB", "GB/s", "BF16 TF/s", "FP8 TF/s", "ridge F/B", "src"),
-        text=("src",),
+        ("key", "GB", "GB/s", "BF16 TF/s", "FP8 TF/s", "ridge F/B", "src"),
+        text=("key", "src"),
+        no_wrap=True,
     )
     for r in rows:
         fp8 = r["fp8_flops_per_s"]

@@ -11,9 +11,9 @@ import os
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from infphys.cli._app import check_option, command, console, parse_list, print_json
+from infphys.cli._tables import column_table
 from infphys.fleet_estimate import ASSUMED_GPU_HOURLY_USD, FleetDemand, FleetSLO
 from infphys.fleet_planning import plan_fleet
 
@@ -146,19 +146,11 @@ def plan_fleet_command(
         return
     console.print(plan.message, highlight=False)
     sim = plan.candidates[plan.candidates["simulated"]]
-    t = Table(title="Fleets simulated (estimate: step model + M/M/c)", title_justify="left")
-    for col in (
-        "fleet",
-        "GPUs",
-        "$/h",
-        "$/M tok",
-        "TTFT p95 s",
-        "est.",
-        "ITL p95 ms",
-        "est.",
-        "ok",
-    ):
-        t.add_column(col, justify="left" if col == "fleet" else "right")
+    t = column_table(
+        "Fleets simulated (estimate: step model + M/M/c)",
+        ("fleet", "GPUs", "$/h", "$/M tok", "TTFT p95 s", "est.", "ITL p95 ms", "est.", "ok"),
+        text=("fleet",),
+    )
     for r in sim.to_dict("records"):
         t.add_row(
             str(r["label"]),

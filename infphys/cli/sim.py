@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from infphys.cli._app import check_option, command, console, err_console, fail, print_json
 from infphys.cli._measure_common import default_out
 from infphys.cli._options import TPOpt
 from infphys.cli._signals import stop_on_signals
+from infphys.cli._tables import quantity_table
 
 __all__ = ["sim_cmd", "simulate_cmd"]
 
@@ -360,13 +360,6 @@ def simulate_cmd(
             }
         )
         return
-    t = Table(
-        title=f"simulated {cfg.model.name} on {cfg.tp}× {cfg.gpu.name}: {wl.mode} loop",
-        show_header=False,
-        title_justify="left",
-    )
-    t.add_column("quantity", style="bold")
-    t.add_column("value", justify="right")
 
     def fv(key: str, spec: str, scale: float = 1.0) -> str:
         x = s.get(key, float("nan"))
@@ -392,9 +385,8 @@ def simulate_cmd(
         ("preemptions", fv("preemptions", ".0f")),
         ("wall time of the simulation, s", f"{res.stats.wall_s:.3f}"),
     ]
-    for k, v in rows:
-        t.add_row(k, v)
-    console.print(t)
+    title = f"simulated {cfg.model.name} on {cfg.tp}× {cfg.gpu.name}: {wl.mode} loop"
+    console.print(quantity_table(title, rows))
     console.print(
         f"saved run: {path} (time series: {ts_path}); `infphys report {path}` charts it",
         highlight=False,
