@@ -37,6 +37,7 @@ __all__ = [
     "DurationOpt",
     "MaxTokensOpt",
     "PromptTokensOpt",
+    "RequestOptions",
     "RequestsOpt",
     "RunOptions",
     "TargetOptions",
@@ -69,6 +70,19 @@ TimeoutOpt = Annotated[
 DurationOpt = Annotated[
     float, typer.Option("--max-duration", help="Per level: send no request after this, seconds.")
 ]
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """What each request asks and how long a level may run, in that order on ``baseline`` and
+    ``sweep``; each command gives its own defaults (``RequestOptions(requests=40)``)."""
+
+    requests: RequestsOpt = 20
+    warmup: WarmupOpt = 2
+    prompt_tokens: PromptTokensOpt = 128
+    max_tokens: MaxTokensOpt = 64
+    timeout: TimeoutOpt = 120.0
+    max_duration: DurationOpt = 600.0
 
 
 def _env_option(flag: str, what: str, env: str, default: str) -> Any:
