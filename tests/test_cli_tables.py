@@ -41,3 +41,14 @@ def test_quantity_table_has_no_header_and_one_line_per_row() -> None:
     text = _render(t)
     assert text.splitlines()[0].strip() == "KV cache"
     assert "per token" in text and "128 KiB" in text and "quantity" not in text
+
+
+def test_cells_show_numbers_with_separators_and_a_dash_for_none() -> None:
+    from infphys.cli._tables import fmt, fmt_ms
+
+    assert fmt(1674.2, 0) == "1,674"
+    assert fmt(0.1064, 3) == "0.106"  # USD per million tokens, as plan-fleet shows it
+    assert fmt(0.0592, 1, scale=1e3) == "59.2"  # an ITL of 59.2 ms
+    assert fmt(None) == fmt(float("nan"), 3, scale=1e3) == "—"
+    assert fmt("n/a") == "n/a"
+    assert fmt_ms(0.0345) == "34.5" and fmt_ms(1.6742) == "1,674" and fmt_ms(None) == "—"

@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infphys.cli._app import console, err_console, fail
-from infphys.cli._tables import column_table
+from infphys.cli._tables import column_table, fmt, fmt_ms
 from infphys.cli._target import resolve_cli_target
 from infphys.measure.target import DEFAULT_BASE_URL, DEFAULT_CHAT_PATH, DEFAULT_MODEL
 
@@ -43,8 +43,6 @@ __all__ = [
     "TargetOptions",
     "TimeoutOpt",
     "WarmupOpt",
-    "fmt",
-    "fmt_ms",
     "print_flags",
     "run_load",
     "summary_table",
@@ -159,25 +157,6 @@ def default_out(command: str) -> Path:
     ``runs/<command>-<local time>.jsonl`` (``runs/sweep-20261127-101500.jsonl``)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{command}-{stamp}.jsonl"
-
-
-def fmt_ms(v: Any) -> str:
-    """Seconds as milliseconds: one decimal below 100 ms, whole ms above (``1,674``)."""
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "—"
-    if math.isnan(f):
-        return "—"
-    return f"{f * 1e3:,.1f}" if abs(f) < 0.1 else f"{f * 1e3:,.0f}"
-
-
-def fmt(v: Any, digits: int = 1) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "—" if v is None else str(v)
-    return "—" if math.isnan(f) else f"{f:,.{digits}f}"
 
 
 # -- live progress -----------------------------------------------------------------------------

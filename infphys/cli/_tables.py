@@ -5,6 +5,7 @@
   ``models``, …).
 - :func:`quantity_table`: a headerless two-column table of "quantity, value" lines
   (``infphys kv``, ``cost``, ``simulate``).
+- :func:`fmt`, :func:`fmt_ms`: a number as a cell, "—" where there is none.
 
 Worked example: ``column_table("Copy bandwidth", ("size", "median per copy"))`` has two
 right-aligned columns; ``quantity_table("KV cache", [("per token", "128 KiB")])`` prints one line
@@ -13,11 +14,13 @@ right-aligned columns; ``quantity_table("KV cache", [("per token", "128 KiB")])`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterable
+from typing import Any
 
 from rich.table import Table
 
-__all__ = ["column_table", "quantity_table"]
+__all__ = ["column_table", "fmt", "fmt_ms", "quantity_table"]
 
 
 def column_table(
@@ -50,3 +53,28 @@ def quantity_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
     for k, v in rows:
         t.add_row(k, v)
     return t
+
+
+def fmt(v: Any, digits: int = 1, *, scale: float = 1.0) -> str:
+    """A number as a table cell: ``v × scale`` with thousands separators and ``digits`` decimals.
+
+    None and NaN give "—"; text that is not a number is shown as it is.
+    ``fmt(1674.2, 0)`` is ``"1,674"``; an ITL of 0.0592 s in ms, ``fmt(0.0592, 1, scale=1e3)``,
+    is ``"59.2"``.
+    """
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "—" if v is None else str(v)
+    return "—" if math.isnan(f) else f"{f * scale:,.{digits}f}"
+
+
+def fmt_ms(v: Any) -> str:
+    """Seconds as milliseconds: one decimal below 100 ms, whole ms above (``1,674``)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(f):
+        return "—"
+    return f"{f * 1e3:,.1f}" if abs(f) < 0.1 else f"{f * 1e3:,.0f}"

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from infphys.cli._app import check_option, command, console, parse_list, print_json
-from infphys.cli._tables import column_table
+from infphys.cli._tables import column_table, fmt
 from infphys.fleet_estimate import ASSUMED_GPU_HOURLY_USD, FleetDemand, FleetSLO
 from infphys.fleet_planning import plan_fleet
 
@@ -41,14 +41,6 @@ def _chunks(text: str | None) -> tuple[int | None, ...]:
     if text is None:
         return (None, 2048)
     return tuple(parse_list("--chunk-tokens", text, int))
-
-
-def _ms(x: Any) -> str:
-    return "—" if x is None or x != x else f"{float(x) * 1e3:,.1f}"
-
-
-def _s(x: Any) -> str:
-    return "—" if x is None or x != x else f"{float(x):,.3f}"
 
 
 @command("plan-fleet")
@@ -156,11 +148,11 @@ def plan_fleet_command(
             str(r["label"]),
             str(r["gpus"]),
             f"{r['usd_per_hour']:,.2f}",
-            _s(r["usd_per_million_tokens"]),
-            _s(r["sim_ttft_p95_s"]),
-            _s(r["est_ttft_p95_s"]),
-            _ms(r["sim_itl_p95_s"]),
-            _ms(r["est_itl_p95_s"]),
+            fmt(r["usd_per_million_tokens"], 3),
+            fmt(r["sim_ttft_p95_s"], 3),
+            fmt(r["est_ttft_p95_s"], 3),
+            fmt(r["sim_itl_p95_s"], 1, scale=1e3),
+            fmt(r["est_itl_p95_s"], 1, scale=1e3),
             "yes" if r["ok"] else "no",
         )
     console.print(t)
