@@ -118,3 +118,12 @@ def test_every_infphys_command_reports_bad_input_in_one_line() -> None:
     for info in app.registered_commands:
         assert info.callback is not None
         assert info.callback.__code__.co_qualname == "clean_errors.<locals>.wrapper", info.name
+
+
+def test_warn_prints_one_line_on_stderr_and_carries_on(capsys: pytest.CaptureFixture[str]) -> None:
+    from infphys.cli._app import warn
+
+    long = "binding 0.0.0.0: the simulator is reachable from other machines " * 3
+    warn(long)
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"warning: {long}\n"

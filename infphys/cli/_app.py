@@ -36,6 +36,11 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def warn(message: str) -> None:
+    """Print one warning line to stderr (``warning: …`` in yellow); the command carries on."""
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
 def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn ``ValueError`` (bad input, named argument) into one line on stderr and exit 2."""
 

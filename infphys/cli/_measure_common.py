@@ -27,7 +27,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from infphys.cli._app import console, err_console, fail
+from infphys.cli._app import console, err_console, fail, warn
 from infphys.cli._tables import column_table, fmt, fmt_ms
 from infphys.cli._target import resolve_cli_target
 from infphys.measure.target import DEFAULT_BASE_URL, DEFAULT_CHAT_PATH, DEFAULT_MODEL
@@ -254,7 +254,7 @@ def run_load(
     frame = result.frame()
     console.print(summary_table(frame, title=f"{command}: {resolved.model} at {resolved.base_url}"))
     for w in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        warn(w)
     print_flags(frame)
     console.print(f"saved run: {result.path}", highlight=False, soft_wrap=True)
     if result.metrics_path is not None and result.metrics is not None and len(result.metrics):
