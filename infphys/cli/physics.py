@@ -7,6 +7,7 @@ and exits 2.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -325,6 +326,33 @@ class _Notes:
             console.print(f"[{i}] {text}", highlight=False, markup=False)
 
 
+def _print_catalog(
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    title: str,
+    columns: dict[str, Callable[[dict[str, Any]], str]],
+    *,
+    text: tuple[str, ...],
+    source: Callable[[dict[str, Any]], str],
+    legend: str | None = None,
+) -> None:
+    """Print a catalog listing: with ``as_json`` the rows as JSON; else a table of the ``key``
+    column, then ``columns`` (header → cell of a row; the ``text`` ones left-aligned, numbers
+    right), then ``src``: a numbered note per source, printed below the table after the
+    ``legend`` line. No cell wraps, so each entry stays on one line in 80 columns."""
+    if as_json:
+        print_json(rows)
+        return
+    notes = _Notes()
+    t = column_table(title, ("key", *columns, "src"), text=("key", *text, "src"), no_wrap=True)
+    for r in rows:
+        t.add_row(r["key"], *(cell(r) for cell in columns.values()), notes.ref(source(r)))
+    console.print(t)
+    if legend is not None:
+        console.print(legend, highlight=False)
+    notes.print()
+
+
 def _record(spec: Any) -> dict[str, Any]:
     """Every field of a catalog dataclass (new fields included), for ``--json``."""
     if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
@@ -345,29 +373,21 @@ def models(as_json: JSONOpt = False) -> None:
         }
         for m in MODELS.values()
     ]
-    if as_json:
-        print_json(rows)
-        return
-    notes = _Notes()
-    # No cell wraps, so each catalog entry stays on one line in 80 columns.
-    t = column_table(
+    columns: dict[str, Callable[[dict[str, Any]], str]] = {
+        "attn": lambda r: str(r["attention"]),
+        "layers": lambda r: str(r["layers"]),
+        "params": lambda r: f"{r['params_total'] / 1e9:.2f}",
+        "active": lambda r: f"{r['params_active'] / 1e9:.2f}",
+        "KV B/tok": lambda r: f"{r['kv_bytes_per_token_bf16']:,.0f}",
+    }
+    _print_catalog(
+        rows,
+        as_json,
         "Models (params in billions; KV bytes per token in BF16)",
-        ("key", "attn", "layers", "params", "active", "KV B/tok", "src"),
-        text=("key", "attn", "src"),
-        no_wrap=True,
+        columns,
+        text=("attn",),
+        source=lambda r: str(r["source"]),
     )
-    for r in rows:
-        t.add_row(
-            r["key"],
-            r["attention"],
-            str(r["layers"]),
-            f"{r['params_total'] / 1e9:.2f}",
-            f"{r['params_active'] / 1e9:.2f}",
-            f"{r['kv_bytes_per_token_bf16']:,.0f}",
-            notes.ref(str(r["source"])),
-        )
-    console.print(t)
-    notes.print()
 
 
 _GPU_FIELDS = {
@@ -390,37 +410,31 @@ def _gpu_sources(sources: Any) -> str:
     return "; ".join(f"{', '.join(names)}: {text}" for text, names in by_text.items())
 
 
+def _tflops_or_dash(flops_per_s: float | None) -> str:
+    """Dense TFLOP/s as a whole number, "—" for a GPU without that math (FP8 on an A100)."""
+    return "—" if flops_per_s is None else f"{flops_per_s / 1e12:,.0f}"
+
+
 @command()
 def gpus(as_json: JSONOpt = False) -> None:
     """The GPU catalog: memory, bandwidth, dense BF16/FP8 FLOP/s, ridge point; sources below."""
     rows: list[dict[str, Any]] = [
         {**_record(g), "ridge_point_bf16": ridge_point(g)} for g in GPUS.values()
     ]
-    if as_json:
-        print_json(rows)
-        return
-    notes = _Notes()
-    t = column_table(
+    columns: dict[str, Callable[[dict[str, Any]], str]] = {
+        "GB": lambda r: f"{r['memory_bytes'] / 1e9:.0f}",
+        "GB/s": lambda r: f"{r['bandwidth_bytes_per_s'] / 1e9:,.0f}",
+        "BF16 TF/s": lambda r: f"{r['bf16_flops_per_s'] / 1e12:,.0f}",
+        "FP8 TF/s": lambda r: _tflops_or_dash(r["fp8_flops_per_s"]),
+        "ridge F/B": lambda r: f"{r['ridge_point_bf16']:.0f}",
+    }
+    _print_catalog(
+        rows,
+        as_json,
         "GPUs (dense, datasheet)",
-        ("key", "GB", "GB/s", "BF16 TF/s", "FP8 TF/s", "ridge F/B", "src"),
-        text=("key", "src"),
-        no_wrap=True,
+        columns,
+        text=(),
+        source=lambda r: _gpu_sources(r["sources"]),
+        legend="GB: memory; GB/s: memory bandwidth; TF/s: dense tensor TFLOP/s; ridge: BF16 FLOP "
+        "per byte where compute catches up with bandwidth.",
     )
-    for r in rows:
-        fp8 = r["fp8_flops_per_s"]
-        t.add_row(
-            r["key"],
-            f"{r['memory_bytes'] / 1e9:.0f}",
-            f"{r['bandwidth_bytes_per_s'] / 1e9:,.0f}",
-            f"{r['bf16_flops_per_s'] / 1e12:,.0f}",
-            "—" if fp8 is None else f"{fp8 / 1e12:,.0f}",
-            f"{r['ridge_point_bf16']:.0f}",
-            notes.ref(_gpu_sources(r["sources"])),
-        )
-    console.print(t)
-    console.print(
-        "GB: memory; GB/s: memory bandwidth; TF/s: dense tensor TFLOP/s; ridge: BF16 FLOP per "
-        "byte where compute catches up with bandwidth.",
-        highlight=False,
-    )
-    notes.print()
