@@ -2,7 +2,9 @@
 
 Every load command (``baseline``, ``sweep``, ``tokens``, ``overload``) takes the same target
 options (:class:`TargetOptions`), run options (:class:`RunOptions`) and request options
-(:data:`RequestsOpt`, …), checks the target with preflight, and runs through :func:`run_load`:
+(:class:`RequestOptions` with its own defaults on ``baseline`` and ``sweep``; the single
+:data:`RequestsOpt`, … where ``tokens`` and ``overload`` order or word them differently),
+checks the target with preflight, and runs through :func:`run_load`:
 a live table of requests done, in flight, errors and the running p50/p95 of e2e, the run saved
 as JSON lines (``runs/<command>-<time>.jsonl``) with the server's metrics beside it, and one row
 per level in :func:`summary_table`.
