@@ -27,12 +27,18 @@ err_console = Console(stderr=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one clear line to stderr and exit with ``code`` (2 for bad input)."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    """Print one warning line to stderr (``warning: …`` in yellow); the command carries on."""
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -111,3 +117,34 @@ def check_option(
         raise ValueError(f"{option} must be more than {above:g} (got {shown})")
     if at_most is not None and value > at_most:
         raise ValueError(f"{option} must be at most {at_most:g} (got {shown})")
+
+
+def parse_list(option: str, text: str, kind: Callable[[str], T]) -> list[T]:
+    """Read a comma-separated option value into a list of ``kind`` (``int``, ``float``, ``str``).
+
+    Spaces around items and empty items are ignored. A number must be finite and > 0 (every
+    list option counts something: requests, tokens, MiB, requests/s); a string is kept as it is.
+    Bad input raises ``ValueError`` naming ``option``.
+
+    >>> parse_list("--concurrency", "1, 2,4", int)
+    [1, 2, 4]
+    >>> parse_list("--precisions", "bf16,fp8", str)
+    ['bf16', 'fp8']
+    >>> parse_list("--rate", "2,0", float)
+    Traceback (most recent call last):
+    ValueError: --rate: every value must be > 0 (got '0')
+    """
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"{option} must be a comma-separated list (got {text!r})")
+    out: list[T] = []
+    for item in items:
+        try:
+            value = kind(item)
+        except ValueError:
+            name = getattr(kind, "__name__", "value")
+            raise ValueError(f"{option}: {item!r} is not a valid {name}") from None
+        if isinstance(value, int | float) and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{option}: every value must be > 0 (got {item!r})")
+        out.append(value)
+    return out

@@ -2,13 +2,14 @@
 
 Every load command (``baseline``, ``sweep``, ``tokens``, ``overload``) takes the same target
 options (:class:`TargetOptions`), run options (:class:`RunOptions`) and request options
-(:data:`RequestsOpt`, …), checks the target with preflight, and runs through :func:`run_load`:
+(:class:`RequestOptions` with its own defaults on ``baseline`` and ``sweep``; the single
+:data:`RequestsOpt`, … where ``tokens`` and ``overload`` order or word them differently),
+checks the target with preflight, and runs through :func:`run_load`:
 a live table of requests done, in flight, errors and the running p50/p95 of e2e, the run saved
 as JSON lines (``runs/<command>-<time>.jsonl``) with the server's metrics beside it, and one row
 per level in :func:`summary_table`.
 
-Worked example: ``parse_list("--concurrency", "1,2,4", int)`` is ``[1, 2, 4]``; a timeout of
-30 s gives ``Timeouts(connect_s=10, read_s=30, total_s=30)``.
+Worked example: a timeout of 30 s gives ``Timeouts(connect_s=10, read_s=30, total_s=30)``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from infphys.cli._app import console, err_console, fail
+from infphys.cli._app import console, err_console, fail, warn
+from infphys.cli._tables import column_table, fmt, fmt_ms
 from infphys.cli._target import resolve_cli_target
 from infphys.measure.target import DEFAULT_BASE_URL, DEFAULT_CHAT_PATH, DEFAULT_MODEL
 
@@ -37,14 +39,12 @@ __all__ = [
     "DurationOpt",
     "MaxTokensOpt",
     "PromptTokensOpt",
+    "RequestOptions",
     "RequestsOpt",
     "RunOptions",
     "TargetOptions",
     "TimeoutOpt",
     "WarmupOpt",
-    "fmt",
-    "fmt_ms",
-    "parse_list",
     "print_flags",
     "run_load",
     "summary_table",
@@ -70,6 +70,19 @@ TimeoutOpt = Annotated[
 DurationOpt = Annotated[
     float, typer.Option("--max-duration", help="Per level: send no request after this, seconds.")
 ]
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """What each request asks and how long a level may run, in that order on ``baseline`` and
+    ``sweep``; each command gives its own defaults (``RequestOptions(requests=40)``)."""
+
+    requests: RequestsOpt = 20
+    warmup: WarmupOpt = 2
+    prompt_tokens: PromptTokensOpt = 128
+    max_tokens: MaxTokensOpt = 64
+    timeout: TimeoutOpt = 120.0
+    max_duration: DurationOpt = 600.0
 
 
 def _env_option(flag: str, what: str, env: str, default: str) -> Any:
@@ -141,47 +154,11 @@ class RunOptions:
     ] = 1
 
 
-def parse_list(option: str, text: str, kind: Callable[[str], Any]) -> list[Any]:
-    """``"1,2,4"`` → ``[1, 2, 4]``; a bad item raises ``ValueError`` naming ``option``."""
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise ValueError(f"{option} must be a comma-separated list (got {text!r})")
-    out: list[Any] = []
-    for item in items:
-        try:
-            value = kind(item)
-        except ValueError:
-            raise ValueError(f"{option}: {item!r} is not a valid {kind.__name__}") from None
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise ValueError(f"{option}: every value must be > 0 (got {item!r})")
-        out.append(value)
-    return out
-
-
 def default_out(command: str) -> Path:
     """Where a run of ``command`` is saved when no ``--out`` is given:
     ``runs/<command>-<local time>.jsonl`` (``runs/sweep-20261127-101500.jsonl``)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{command}-{stamp}.jsonl"
-
-
-def fmt_ms(v: Any) -> str:
-    """Seconds as milliseconds: one decimal below 100 ms, whole ms above (``1,674``)."""
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "—"
-    if math.isnan(f):
-        return "—"
-    return f"{f * 1e3:,.1f}" if abs(f) < 0.1 else f"{f * 1e3:,.0f}"
-
-
-def fmt(v: Any, digits: int = 1) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "—" if v is None else str(v)
-    return "—" if math.isnan(f) else f"{f:,.{digits}f}"
 
 
 # -- live progress -----------------------------------------------------------------------------
@@ -279,7 +256,7 @@ def run_load(
     frame = result.frame()
     console.print(summary_table(frame, title=f"{command}: {resolved.model} at {resolved.base_url}"))
     for w in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        warn(w)
     print_flags(frame)
     console.print(f"saved run: {result.path}", highlight=False, soft_wrap=True)
     if result.metrics_path is not None and result.metrics is not None and len(result.metrics):
@@ -300,10 +277,7 @@ def print_flags(frame: Any) -> None:
         )
     errors = stats.error_rates(frame)
     if len(errors):
-        t = Table(title="errors", title_justify="left")
-        t.add_column("class")
-        t.add_column("count", justify="right")
-        t.add_column("share", justify="right")
+        t = column_table("errors", ("class", "count", "share"), text=("class",))
         for row in errors.itertuples(index=False):
             t.add_row(str(row.error_class), str(row.count), f"{row.fraction:.1%}")
         console.print(t)

@@ -38,17 +38,20 @@ TPOpt = Annotated[int, typer.Option("--tp", help="Tensor-parallel degree (GPUs p
 CachedTokensOpt = Annotated[int, typer.Option("--context", help="Cached tokens per sequence.")]
 
 
-def _group_parameters(cls: type) -> list[inspect.Parameter]:
+def _group_parameters(cls: type, given: object) -> list[inspect.Parameter]:
+    """The fields of ``cls`` as keyword parameters; an instance ``given`` as the command's
+    default supplies the defaults, else the fields' own."""
     hints = get_type_hints(cls, include_extras=True)
     params = []
     for field in dataclasses.fields(cls):
-        if field.default is dataclasses.MISSING:
+        default = getattr(given, field.name) if isinstance(given, cls) else field.default
+        if default is dataclasses.MISSING:
             raise TypeError(f"option group {cls.__name__}.{field.name} needs a default")
         params.append(
             inspect.Parameter(
                 field.name,
                 inspect.Parameter.KEYWORD_ONLY,
-                default=field.default,
+                default=default,
                 annotation=hints[field.name],
             )
         )
@@ -63,7 +66,9 @@ def option_groups(func: Callable[..., R]) -> Callable[..., R]:
     """Expand each parameter of ``func`` annotated with a dataclass into that class's fields.
 
     The fields become keyword options in the parameter's place (typer reads them from the
-    wrapper's signature); the call rebuilds the dataclass from them. Two groups, or a group
+    wrapper's signature); the call rebuilds the dataclass from them. A parameter whose default
+    is an instance of its group (``request: RequestOptions = RequestOptions(requests=40)``)
+    gives that command its own defaults; the help shows them. Two groups, or a group
     and the command, may not share an option name (``TypeError`` at import). A function with
     no group parameter is returned as it is.
     """
@@ -75,7 +80,7 @@ def option_groups(func: Callable[..., R]) -> Callable[..., R]:
     for param in signature.parameters.values():
         cls = param.annotation
         if _is_group(cls):
-            fields = _group_parameters(cls)
+            fields = _group_parameters(cls, param.default)
             groups[param.name] = (cls, [f.name for f in fields])
             params.extend(fields)
         else:

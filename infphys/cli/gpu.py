@@ -12,11 +12,11 @@ import math
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from infphys import fmt
-from infphys.cli._app import command, console, print_json
+from infphys.cli._app import command, console, parse_list, print_json
 from infphys.cli._options import CachedTokensOpt, JSONOpt
+from infphys.cli._tables import column_table
 
 __all__ = [
     "copy_bw_cmd",
@@ -31,15 +31,6 @@ MiB = 2**20
 
 def _opt(value: float | None, render: Any) -> str:
     return "—" if value is None else str(render(value))
-
-
-def _list(name: str, text: str, kind: type) -> list[Any]:
-    try:
-        return [kind(x) for x in text.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise ValueError(
-            f"{name} must be a comma-separated list of numbers (got {text!r})"
-        ) from None
 
 
 def _flops(flops_per_s: float) -> str:
@@ -81,20 +72,22 @@ def engine_check_cmd(as_json: JSONOpt = False) -> None:
             soft_wrap=True,
         )
         return
-    t = Table(title="GPUs (NVML; memory in GiB = 2^30 bytes)", title_justify="left")
-    for col, right in (
-        ("GPU", False),
-        ("name", False),
-        ("memory total", True),
-        ("used", True),
-        ("free", True),
-        ("compute cap.", True),
-        ("power limit", True),
-        ("catalog", False),
-        ("datasheet bandwidth", True),
-        ("BF16 dense", True),
-    ):
-        t.add_column(col, justify="right" if right else "left")
+    t = column_table(
+        "GPUs (NVML; memory in GiB = 2^30 bytes)",
+        (
+            "GPU",
+            "name",
+            "memory total",
+            "used",
+            "free",
+            "compute cap.",
+            "power limit",
+            "catalog",
+            "datasheet bandwidth",
+            "BF16 dense",
+        ),
+        text=("GPU", "name", "catalog"),
+    )
     for g in report.gpus:
         c = g.catalog
         t.add_row(
@@ -130,19 +123,18 @@ def gpu_watch_cmd(
         console.print(f"[bold yellow]{reason}[/]", highlight=False, soft_wrap=True)
         return
     names = frame.attrs.get("gpu_names", {})
-    t = Table(
-        title=f"GPU watch: {frame.attrs.get('samples', 0)} samples every {interval:g} s",
-        title_justify="left",
+    t = column_table(
+        f"GPU watch: {frame.attrs.get('samples', 0)} samples every {interval:g} s",
+        (
+            "GPU",
+            "memory used max",
+            "GPU util mean / max",
+            "mem util mean / max",
+            "power mean / max",
+            "temperature max",
+        ),
+        text=("GPU",),
     )
-    for col in (
-        "GPU",
-        "memory used max",
-        "GPU util mean / max",
-        "mem util mean / max",
-        "power mean / max",
-        "temperature max",
-    ):
-        t.add_column(col, justify="left" if col == "GPU" else "right")
     for gpu, g in frame.groupby("gpu", sort=True):
         t.add_row(
             f"{gpu}: {names.get(str(gpu), '')}",
@@ -174,20 +166,15 @@ def copy_bw_cmd(
 
     sizes = None
     if sizes_mib is not None:
-        sizes = [round(x * MiB) for x in _list("sizes_mib", sizes_mib, float)]
+        sizes = [round(x * MiB) for x in parse_list("--sizes-mib", sizes_mib, float)]
     result = copy_bandwidth(sizes, repeats=repeats, backend=backend)  # type: ignore[arg-type]
     if as_json:
         print_json(result.to_dict())
         return
-    t = Table(title=f"Copy bandwidth: {result.label}", title_justify="left")
-    for col in (
-        "size",
-        "median per copy",
-        "read + written",
-        "copied once (halved)",
-        "of datasheet",
-    ):
-        t.add_column(col, justify="right")
+    t = column_table(
+        f"Copy bandwidth: {result.label}",
+        ("size", "median per copy", "read + written", "copied once (halved)", "of datasheet"),
+    )
     for r in result.frame.to_dict(orient="records"):
         frac = float(r["fraction_of_datasheet"])
         t.add_row(
@@ -243,9 +230,9 @@ def roofline_exp_cmd(
 
     frame = roofline_experiment(
         model,
-        batch_sizes=None if batches is None else _list("batches", batches, int),
+        batch_sizes=None if batches is None else parse_list("--batches", batches, int),
         context_tokens=context,
-        precisions=None if precisions is None else _list("precisions", precisions, str),
+        precisions=None if precisions is None else parse_list("--precisions", precisions, str),
         layers=layers,
         gpu=gpu,
         device=device,
@@ -259,27 +246,24 @@ def roofline_exp_cmd(
     ridges = ", ".join(
         f"{p} {v:,.0f} FLOP/byte" for p, v in a.get("ridge_point_flop_per_byte", {}).items()
     )
-    t = Table(
-        title=(
-            f"Decode roofline experiment: {a['model']}, {a['context_tokens']} cached tokens, "
-            f"on {a['device_name']} ({a['memory']} memory); priced against {a['gpu_name']} "
-            f"({a['gpu_source']}); ridge {ridges}"
+    t = column_table(
+        f"Decode roofline experiment: {a['model']}, {a['context_tokens']} cached tokens, "
+        f"on {a['device_name']} ({a['memory']} memory); priced against {a['gpu_name']} "
+        f"({a['gpu_source']}); ridge {ridges}",
+        (
+            "precision",
+            "batch",
+            "measured",
+            "roofline (eff. 1)",
+            "error",
+            "roofline (defaults)",
+            "error",
+            "achieved bandwidth",
+            "achieved FLOP/s",
+            "bound",
         ),
-        title_justify="left",
+        text=("precision",),
     )
-    for col in (
-        "precision",
-        "batch",
-        "measured",
-        "roofline (eff. 1)",
-        "error",
-        "roofline (defaults)",
-        "error",
-        "achieved bandwidth",
-        "achieved FLOP/s",
-        "bound",
-    ):
-        t.add_column(col, justify="left" if col == "precision" else "right")
     for r in frame.to_dict(orient="records"):
         t.add_row(
             str(r["precision"]),

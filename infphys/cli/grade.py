@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from infphys.cli._app import command, console, err_console, fail
+from infphys.cli._tables import column_table
 
 __all__ = ["grade_cmd"]
 
@@ -119,9 +120,11 @@ def _print_table(frame: Any, directory: Path, name: str) -> None:
 
 
 def _print_details(frame: Any, directory: Path) -> None:
-    table = Table(title=f"Answers in {directory}", title_justify="left")
-    for col in ("learner", "exercise", "answer", "expected", "status", "tampered"):
-        table.add_column(col, justify="right" if col in ("answer", "expected") else "left")
+    table = column_table(
+        f"Answers in {directory}",
+        ("learner", "exercise", "answer", "expected", "status", "tampered"),
+        text=("learner", "exercise", "status", "tampered"),
+    )
     for row in frame.itertuples(index=False):
         marks = []
         if row.tampered is True:

@@ -22,25 +22,25 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.table import Table
 
-from infphys.cli._app import command, console, fail
+from infphys.cli._app import command, console, fail, parse_list
 from infphys.cli._measure_common import (
     ConcurrencyOpt,
     DurationOpt,
     MaxTokensOpt,
     PromptTokensOpt,
+    RequestOptions,
     RequestsOpt,
     RunOptions,
     TargetOptions,
     TimeoutOpt,
     WarmupOpt,
-    parse_list,
     print_flags,
     run_load,
     summary_table,
     timeouts,
 )
+from infphys.cli._tables import column_table
 from infphys.cli._target import resolve_cli_target
 
 __all__ = [
@@ -54,6 +54,10 @@ __all__ = [
     "sweep_cmd",
     "tokens_cmd",
 ]
+
+# Each load command's defaults for the request options it shares (one frozen instance each).
+_BASELINE_REQUESTS = RequestOptions()
+_SWEEP_REQUESTS = RequestOptions(requests=40, max_duration=300.0)
 
 # -- commands ------------------------------------------------------------------------------------
 
@@ -69,9 +73,11 @@ def preflight_cmd(
 
     with resolve_cli_target(**target.as_kwargs()) as resolved:
         verdict = preflight_sync(resolved, timeout_s=timeout)
-    t = Table(title=f"preflight: {resolved.model} at {resolved.base_url}", title_justify="left")
-    for col in ("step", "url", "status", "result", "ms"):
-        t.add_column(col, justify="right" if col == "ms" else "left")
+    t = column_table(
+        f"preflight: {resolved.model} at {resolved.base_url}",
+        ("step", "url", "status", "result", "ms"),
+        text=("step", "url", "status", "result"),
+    )
     for st in verdict.steps:
         mark = "skipped" if st.skipped else ("ok" if st.ok else "FAILED")
         t.add_row(
@@ -92,12 +98,7 @@ def preflight_cmd(
 def baseline_cmd(
     *,
     concurrency: ConcurrencyOpt = 1,
-    requests: RequestsOpt = 20,
-    warmup: WarmupOpt = 2,
-    prompt_tokens: PromptTokensOpt = 128,
-    max_tokens: MaxTokensOpt = 64,
-    timeout: TimeoutOpt = 120.0,
-    max_duration: DurationOpt = 600.0,
+    request: RequestOptions = _BASELINE_REQUESTS,
     run: RunOptions,
     target: TargetOptions,
 ) -> None:
@@ -109,13 +110,13 @@ def baseline_cmd(
         run_closed_loop,
         run,
         target,
-        timeouts=timeouts(timeout),
-        duration_s=max_duration,
+        timeouts=timeouts(request.timeout),
+        duration_s=request.max_duration,
         concurrency=concurrency,
-        requests=requests,
-        warmup=warmup,
-        prompt_tokens=prompt_tokens,
-        max_tokens=max_tokens,
+        requests=request.requests,
+        warmup=request.warmup,
+        prompt_tokens=request.prompt_tokens,
+        max_tokens=request.max_tokens,
     )
 
 
@@ -132,12 +133,7 @@ def sweep_cmd(
     arrival: Annotated[
         str, typer.Option("--arrival", help="Open loop: poisson or constant gaps.")
     ] = "poisson",
-    requests: RequestsOpt = 40,
-    warmup: WarmupOpt = 2,
-    prompt_tokens: PromptTokensOpt = 128,
-    max_tokens: MaxTokensOpt = 64,
-    timeout: TimeoutOpt = 120.0,
-    max_duration: DurationOpt = 300.0,
+    request: RequestOptions = _SWEEP_REQUESTS,
     run: RunOptions,
     target: TargetOptions,
 ) -> None:
@@ -159,15 +155,15 @@ def sweep_cmd(
         sweep,
         run,
         target,
-        timeouts=timeouts(timeout),
-        duration_s=max_duration,
+        timeouts=timeouts(request.timeout),
+        duration_s=request.max_duration,
         concurrency=levels_c,
         rates_per_s=levels_r,
-        requests_per_level=requests,
-        warmup_per_level=warmup,
+        requests_per_level=request.requests,
+        warmup_per_level=request.warmup,
         arrival=arrival_kind,
-        prompt_tokens=prompt_tokens,
-        max_tokens=max_tokens,
+        prompt_tokens=request.prompt_tokens,
+        max_tokens=request.max_tokens,
     )
 
 

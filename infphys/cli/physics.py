@@ -7,14 +7,15 @@ and exits 2.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from infphys.catalog import GPUS, IDEAL_STEP_PARAMS, MODELS, get_gpu, get_model, get_precision
-from infphys.cli._app import check_option, command, console, print_json
+from infphys.cli._app import check_option, command, console, parse_list, print_json
 from infphys.cli._options import CachedTokensOpt, JSONOpt, TPOpt
+from infphys.cli._tables import column_table, quantity_table
 from infphys.physics import (
     cost_per_concurrent_user,
     cost_per_million_tokens,
@@ -39,15 +40,6 @@ KVPrecOpt = Annotated[str, typer.Option("--kv-precision", help="KV-cache precisi
 
 GB = 1e9
 GIB = 2**30
-
-
-def _table(title: str, rows: list[tuple[str, str]]) -> Table:
-    t = Table(title=title, show_header=False, title_justify="left")
-    t.add_column("quantity", style="bold")
-    t.add_column("value", justify="right")
-    for k, v in rows:
-        t.add_row(k, v)
-    return t
 
 
 @command()
@@ -122,7 +114,7 @@ def kv(
         print_json(data)
         return
     console.print(
-        _table(
+        quantity_table(
             f"KV cache: {m.name} on {tp}× {g.name}, {context:,} tokens per user",
             [
                 ("attention", m.attention_kind),
@@ -169,15 +161,12 @@ def weights(
     if as_json:
         print_json(data)
         return
-    t = Table(
-        title=f"Weights: {m.name}, {m.params_total / 1e9:.2f} B parameters"
+    t = column_table(
+        f"Weights: {m.name}, {m.params_total / 1e9:.2f} B parameters"
         + (f" ({m.params_active / 1e9:.2f} B active)" if m.is_moe else ""),
-        title_justify="left",
+        ("precision", "weights (GB)", "active (GB)") if m.is_moe else ("precision", "weights (GB)"),
+        text=("precision",),
     )
-    t.add_column("precision")
-    t.add_column("weights (GB)", justify="right")
-    if m.is_moe:
-        t.add_column("active (GB)", justify="right")
     for r in rows:
         cells = [r["precision"], f"{r['weights_bytes'] / GB:,.2f}"]
         if m.is_moe:
@@ -204,14 +193,7 @@ def roofline(
     as_json: JSONOpt = False,
 ) -> None:
     """Decode step time, tokens/s and the bound at each batch size; prefill for the context."""
-    try:
-        batches = [int(b) for b in batch.split(",") if b.strip()]
-    except ValueError:
-        raise ValueError(f"--batch must be comma-separated whole numbers (got {batch!r})") from None
-    if not batches:
-        raise ValueError("--batch must list at least one batch size")
-    for b in batches:
-        check_option("--batch", b, at_least=1)
+    batches = parse_list("--batch", batch, int)
     check_option("--context", context, at_least=0)
     check_option("--tp", tp, at_least=1)
     check_option("--bandwidth-efficiency", bandwidth_efficiency, above=0, at_most=1)
@@ -258,13 +240,11 @@ def roofline(
     if as_json:
         print_json(data)
         return
-    t = Table(
-        title=f"Roofline: {m.name} on {tp}× {g.name}, {context:,} cached tokens; "
+    t = column_table(
+        f"Roofline: {m.name} on {tp}× {g.name}, {context:,} cached tokens; "
         f"ridge {data['ridge_point_flop_per_byte']:.0f} FLOP/B",
-        title_justify="left",
+        ("batch", "step (ms)", "bound", "FLOP/B", "tok/s per user", "tok/s total"),
     )
-    for col in ("batch", "step (ms)", "bound", "FLOP/B", "tok/s per user", "tok/s total"):
-        t.add_column(col, justify="right")
     for r in rows:
         t.add_row(
             str(r["batch"]),
@@ -322,7 +302,7 @@ def cost(
     if data["per_million_tokens_usd"] is not None:
         rows_t.append(("per million output tokens", f"${data['per_million_tokens_usd']:,.3f}"))
     title = f"Cost: {num_gpus} GPU(s) at ${gpu_hourly_usd}/h, {users:g} users"
-    console.print(_table(title, rows_t))
+    console.print(quantity_table(title, rows_t))
 
 
 class _Notes:
@@ -346,14 +326,31 @@ class _Notes:
             console.print(f"[{i}] {text}", highlight=False, markup=False)
 
 
-def _catalog_table(title: str, columns: tuple[str, ...], text: tuple[str, ...]) -> Table:
-    """A catalog listing: the ``key`` column, then ``columns``, numbers right-aligned and the
-    ``text`` ones left; no cell wraps, so each entry stays on one line in 80 columns."""
-    t = Table(title=title, title_justify="left")
-    t.add_column("key", no_wrap=True)
-    for col in columns:
-        t.add_column(col, justify="left" if col in text else "right", no_wrap=True)
-    return t
+def _print_catalog(
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    title: str,
+    columns: dict[str, Callable[[dict[str, Any]], str]],
+    *,
+    text: tuple[str, ...],
+    source: Callable[[dict[str, Any]], str],
+    legend: str | None = None,
+) -> None:
+    """Print a catalog listing: with ``as_json`` the rows as JSON; else a table of the ``key``
+    column, then ``columns`` (header → cell of a row; the ``text`` ones left-aligned, numbers
+    right), then ``src``: a numbered note per source, printed below the table after the
+    ``legend`` line. No cell wraps, so each entry stays on one line in 80 columns."""
+    if as_json:
+        print_json(rows)
+        return
+    notes = _Notes()
+    t = column_table(title, ("key", *columns, "src"), text=("key", *text, "src"), no_wrap=True)
+    for r in rows:
+        t.add_row(r["key"], *(cell(r) for cell in columns.values()), notes.ref(source(r)))
+    console.print(t)
+    if legend is not None:
+        console.print(legend, highlight=False)
+    notes.print()
 
 
 def _record(spec: Any) -> dict[str, Any]:
@@ -376,27 +373,21 @@ def models(as_json: JSONOpt = False) -> None:
         }
         for m in MODELS.values()
     ]
-    if as_json:
-        print_json(rows)
-        return
-    notes = _Notes()
-    t = _catalog_table(
+    columns: dict[str, Callable[[dict[str, Any]], str]] = {
+        "attn": lambda r: str(r["attention"]),
+        "layers": lambda r: str(r["layers"]),
+        "params": lambda r: f"{r['params_total'] / 1e9:.2f}",
+        "active": lambda r: f"{r['params_active'] / 1e9:.2f}",
+        "KV B/tok": lambda r: f"{r['kv_bytes_per_token_bf16']:,.0f}",
+    }
+    _print_catalog(
+        rows,
+        as_json,
         "Models (params in billions; KV bytes per token in BF16)",
-        ("attn", "layers", "params", "active", "KV B/tok", "src"),
-        text=("attn", "src"),
+        columns,
+        text=("attn",),
+        source=lambda r: str(r["source"]),
     )
-    for r in rows:
-        t.add_row(
-            r["key"],
-            r["attention"],
-            str(r["layers"]),
-            f"{r['params_total'] / 1e9:.2f}",
-            f"{r['params_active'] / 1e9:.2f}",
-            f"{r['kv_bytes_per_token_bf16']:,.0f}",
-            notes.ref(str(r["source"])),
-        )
-    console.print(t)
-    notes.print()
 
 
 _GPU_FIELDS = {
@@ -419,36 +410,31 @@ def _gpu_sources(sources: Any) -> str:
     return "; ".join(f"{', '.join(names)}: {text}" for text, names in by_text.items())
 
 
+def _tflops_or_dash(flops_per_s: float | None) -> str:
+    """Dense TFLOP/s as a whole number, "—" for a GPU without that math (FP8 on an A100)."""
+    return "—" if flops_per_s is None else f"{flops_per_s / 1e12:,.0f}"
+
+
 @command()
 def gpus(as_json: JSONOpt = False) -> None:
     """The GPU catalog: memory, bandwidth, dense BF16/FP8 FLOP/s, ridge point; sources below."""
     rows: list[dict[str, Any]] = [
         {**_record(g), "ridge_point_bf16": ridge_point(g)} for g in GPUS.values()
     ]
-    if as_json:
-        print_json(rows)
-        return
-    notes = _Notes()
-    t = _catalog_table(
+    columns: dict[str, Callable[[dict[str, Any]], str]] = {
+        "GB": lambda r: f"{r['memory_bytes'] / 1e9:.0f}",
+        "GB/s": lambda r: f"{r['bandwidth_bytes_per_s'] / 1e9:,.0f}",
+        "BF16 TF/s": lambda r: f"{r['bf16_flops_per_s'] / 1e12:,.0f}",
+        "FP8 TF/s": lambda r: _tflops_or_dash(r["fp8_flops_per_s"]),
+        "ridge F/B": lambda r: f"{r['ridge_point_bf16']:.0f}",
+    }
+    _print_catalog(
+        rows,
+        as_json,
         "GPUs (dense, datasheet)",
-        ("GB", "GB/s", "BF16 TF/s", "FP8 TF/s", "ridge F/B", "src"),
-        text=("src",),
+        columns,
+        text=(),
+        source=lambda r: _gpu_sources(r["sources"]),
+        legend="GB: memory; GB/s: memory bandwidth; TF/s: dense tensor TFLOP/s; ridge: BF16 FLOP "
+        "per byte where compute catches up with bandwidth.",
     )
-    for r in rows:
-        fp8 = r["fp8_flops_per_s"]
-        t.add_row(
-            r["key"],
-            f"{r['memory_bytes'] / 1e9:.0f}",
-            f"{r['bandwidth_bytes_per_s'] / 1e9:,.0f}",
-            f"{r['bf16_flops_per_s'] / 1e12:,.0f}",
-            "—" if fp8 is None else f"{fp8 / 1e12:,.0f}",
-            f"{r['ridge_point_bf16']:.0f}",
-            notes.ref(_gpu_sources(r["sources"])),
-        )
-    console.print(t)
-    console.print(
-        "GB: memory; GB/s: memory bandwidth; TF/s: dense tensor TFLOP/s; ridge: BF16 FLOP per "
-        "byte where compute catches up with bandwidth.",
-        highlight=False,
-    )
-    notes.print()

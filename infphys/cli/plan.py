@@ -11,9 +11,9 @@ import os
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from infphys.cli._app import check_option, command, console, print_json
+from infphys.cli._app import check_option, command, console, parse_list, print_json
+from infphys.cli._tables import column_table, fmt
 from infphys.fleet_estimate import ASSUMED_GPU_HOURLY_USD, FleetDemand, FleetSLO
 from infphys.fleet_planning import plan_fleet
 
@@ -40,26 +40,7 @@ def _chunks(text: str | None) -> tuple[int | None, ...]:
     and 2,048)."""
     if text is None:
         return (None, 2048)
-    out: list[int | None] = []
-    for part in text.split(","):
-        try:
-            n = int(part)
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise ValueError(
-                f"--chunk-tokens must be whole numbers >= 1, comma-separated (got {text!r})"
-            )
-        out.append(n)
-    return tuple(out)
-
-
-def _ms(x: Any) -> str:
-    return "—" if x is None or x != x else f"{float(x) * 1e3:,.1f}"
-
-
-def _s(x: Any) -> str:
-    return "—" if x is None or x != x else f"{float(x):,.3f}"
+    return tuple(parse_list("--chunk-tokens", text, int))
 
 
 @command("plan-fleet")
@@ -157,29 +138,21 @@ def plan_fleet_command(
         return
     console.print(plan.message, highlight=False)
     sim = plan.candidates[plan.candidates["simulated"]]
-    t = Table(title="Fleets simulated (estimate: step model + M/M/c)", title_justify="left")
-    for col in (
-        "fleet",
-        "GPUs",
-        "$/h",
-        "$/M tok",
-        "TTFT p95 s",
-        "est.",
-        "ITL p95 ms",
-        "est.",
-        "ok",
-    ):
-        t.add_column(col, justify="left" if col == "fleet" else "right")
+    t = column_table(
+        "Fleets simulated (estimate: step model + M/M/c)",
+        ("fleet", "GPUs", "$/h", "$/M tok", "TTFT p95 s", "est.", "ITL p95 ms", "est.", "ok"),
+        text=("fleet",),
+    )
     for r in sim.to_dict("records"):
         t.add_row(
             str(r["label"]),
             str(r["gpus"]),
             f"{r['usd_per_hour']:,.2f}",
-            _s(r["usd_per_million_tokens"]),
-            _s(r["sim_ttft_p95_s"]),
-            _s(r["est_ttft_p95_s"]),
-            _ms(r["sim_itl_p95_s"]),
-            _ms(r["est_itl_p95_s"]),
+            fmt(r["usd_per_million_tokens"], 3),
+            fmt(r["sim_ttft_p95_s"], 3),
+            fmt(r["est_ttft_p95_s"], 3),
+            fmt(r["sim_itl_p95_s"], 1, scale=1e3),
+            fmt(r["est_itl_p95_s"], 1, scale=1e3),
             "yes" if r["ok"] else "no",
         )
     console.print(t)

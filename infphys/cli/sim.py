@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from infphys.cli._app import check_option, command, console, err_console, fail, print_json
+from infphys.cli._app import check_option, command, console, fail, print_json, warn
 from infphys.cli._measure_common import default_out
 from infphys.cli._options import TPOpt
 from infphys.cli._signals import stop_on_signals
+from infphys.cli._tables import quantity_table
 
 __all__ = ["sim_cmd", "simulate_cmd"]
 
@@ -91,7 +91,7 @@ class _RichWarnings(logging.Handler):
     """Show the simulator's warnings (falling behind the wall clock) on stderr, in yellow."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        err_console.print(f"[yellow]warning:[/] {record.getMessage()}", highlight=False)
+        warn(record.getMessage())
 
 
 @command("sim")
@@ -174,10 +174,7 @@ def sim_cmd(
         router=router,
     )
     if host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(
-            f"[yellow]warning:[/] binding {host}: the simulator is reachable from other machines",
-            highlight=False,
-        )
+        warn(f"binding {host}: the simulator is reachable from other machines")
     sim_log = logging.getLogger("infphys.sim")
     handler = _RichWarnings(level=logging.WARNING)
     sim_log.addHandler(handler)
@@ -245,11 +242,7 @@ def _over_context(records: list[Any], cfg: Any) -> int:
             f"{what}; none could run. Lower --prompt-tokens / --max-tokens, or raise "
             "--max-model-len (up to the KV cache, e.g. with --gpu-memory-utilization or --tp)."
         )
-    err_console.print(
-        f"[yellow]warning:[/] {what}; they failed with HTTP 400, as on vLLM",
-        highlight=False,
-        soft_wrap=True,
-    )
+    warn(f"{what}; they failed with HTTP 400, as on vLLM")
     return len(refused)
 
 
@@ -360,13 +353,6 @@ def simulate_cmd(
             }
         )
         return
-    t = Table(
-        title=f"simulated {cfg.model.name} on {cfg.tp}× {cfg.gpu.name}: {wl.mode} loop",
-        show_header=False,
-        title_justify="left",
-    )
-    t.add_column("quantity", style="bold")
-    t.add_column("value", justify="right")
 
     def fv(key: str, spec: str, scale: float = 1.0) -> str:
         x = s.get(key, float("nan"))
@@ -392,9 +378,8 @@ def simulate_cmd(
         ("preemptions", fv("preemptions", ".0f")),
         ("wall time of the simulation, s", f"{res.stats.wall_s:.3f}"),
     ]
-    for k, v in rows:
-        t.add_row(k, v)
-    console.print(t)
+    title = f"simulated {cfg.model.name} on {cfg.tp}× {cfg.gpu.name}: {wl.mode} loop"
+    console.print(quantity_table(title, rows))
     console.print(
         f"saved run: {path} (time series: {ts_path}); `infphys report {path}` charts it",
         highlight=False,
