@@ -221,6 +221,19 @@ def test_context_problems_find_each_kind_of_edit() -> None:
     )
 
 
+#: Contexts a lab gets from one package call: function name → (keys, decimals) its test in
+#: tests/test_exercises.py checks it returns (there, against values worked out by hand).
+PACKAGE_CONTEXTS: dict[str, tuple[set[str], dict[str, int]]] = {
+    "grid_context": (
+        {"prompt_tokens_small", "ttft_small_ms", "prompt_tokens_large", "ttft_large_ms",
+         "max_tokens_small", "e2e_small_ms", "max_tokens_large", "e2e_large_ms",
+         "prompt_tokens", "max_tokens", "ttft_ms", "tpot_ms"},
+        {"ttft_small_ms": 3, "ttft_large_ms": 3, "e2e_small_ms": 3, "e2e_large_ms": 3,
+         "ttft_ms": 3, "tpot_ms": 4},
+    ),
+}  # fmt: skip
+
+
 def _lab_contexts(path: Path) -> dict[str, tuple[set[str], dict[str, int]]]:
     """Each exercise id → (context keys, decimals of round(...)) read from a lab's source."""
     tree = ast.parse(path.read_text())
@@ -254,6 +267,18 @@ def _lab_contexts(path: Path) -> dict[str, tuple[set[str], dict[str, int]]]:
                 assert isinstance(k, ast.Constant)
                 questions[str(k.value)] = v
             by_question[node.targets[0].id] = questions
+        elif (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id.endswith("_context")
+        ):
+            # exercise_context = ex9.grid_context(frame): built by a package function, whose
+            # keys and rounding are checked against the spec where it is tested.
+            func = node.value.func
+            assert isinstance(func, ast.Attribute), ast.unparse(node)
+            assert func.attr in PACKAGE_CONTEXTS, f"{path.name}: {func.attr} is not known here"
+            dicts[node.targets[0].id] = PACKAGE_CONTEXTS[func.attr]
     out = {}
     for node in ast.walk(tree):
         if (

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from infphys.exercises.contexts import SPECS
 from infphys.exercises.core import Exercise, Tolerance, concept_exercise
 from infphys.physics import request_latency_s
 from infphys.stats import summarize
@@ -47,6 +48,7 @@ def grid_context(data: RecordsLike) -> dict[str, int | float]:
     smallest and largest prompt sizes and ``max_tokens`` it holds, and their p50s become ms,
     rounded to 3 decimals (TPOT to 4). Example: a grid of prompts 64 and 2,048 by max_tokens 8
     and 32 whose (64, 8) cell has a median TTFT of 0.0123456 s gives ``ttft_small_ms`` 12.346.
+    The decimals are those grading recomputes the answers with (:mod:`infphys.exercises.contexts`).
 
     Raises:
         KeyError: when a corner cell of the grid holds no request.
@@ -56,23 +58,29 @@ def grid_context(data: RecordsLike) -> dict[str, int | float]:
     p_small, p_large = int(prompts.min()), int(prompts.max())
     m_small, m_large = int(budgets.min()), int(budgets.max())
 
-    def ms(prompt_tokens: int, max_tokens: int, column: str, decimals: int = 3) -> float:
+    decimals = SPECS["lab09.q1"].decimals  # what grading recomputes the answers from
+
+    def ms(key: str, prompt_tokens: int, max_tokens: int, column: str) -> tuple[str, float]:
         seconds = cast(float, cells.loc[(prompt_tokens, max_tokens), column])
-        return round(float(seconds) * 1e3, decimals)
+        return key, round(float(seconds) * 1e3, decimals[key])
 
     return {
         "prompt_tokens_small": p_small,
-        "ttft_small_ms": ms(p_small, m_small, "ttft_p50_s"),
         "prompt_tokens_large": p_large,
-        "ttft_large_ms": ms(p_large, m_small, "ttft_p50_s"),
         "max_tokens_small": m_small,
-        "e2e_small_ms": ms(p_small, m_small, "e2e_p50_s"),
         "max_tokens_large": m_large,
-        "e2e_large_ms": ms(p_small, m_large, "e2e_p50_s"),
         "prompt_tokens": p_large,
         "max_tokens": m_large,
-        "ttft_ms": ms(p_large, m_large, "ttft_p50_s"),
-        "tpot_ms": ms(p_large, m_large, "tpot_p50_s", 4),
+        **dict(
+            (
+                ms("ttft_small_ms", p_small, m_small, "ttft_p50_s"),
+                ms("ttft_large_ms", p_large, m_small, "ttft_p50_s"),
+                ms("e2e_small_ms", p_small, m_small, "e2e_p50_s"),
+                ms("e2e_large_ms", p_small, m_large, "e2e_p50_s"),
+                ms("ttft_ms", p_large, m_large, "ttft_p50_s"),
+                ms("tpot_ms", p_large, m_large, "tpot_p50_s"),
+            )
+        ),
     }
 
 
