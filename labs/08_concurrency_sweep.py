@@ -370,6 +370,7 @@ def _(open_frame, opened, plots):
 
 @app.cell
 def _(
+    analysis,
     capacity_req_per_s,
     closed_summary,
     concurrency_levels,
@@ -377,18 +378,14 @@ def _(
     knee_concurrency,
     mo,
     open_frame,
-    stats,
 ):
-    _open = stats.summarize(open_frame).sort_values("rate_per_s")
-    # The highest rate at which some request finished (a level whose every request failed or
-    # was cut off has no p95), against the closed loop's single-user p95.
-    _open = _open[_open["e2e_p95_s"].notna()]
+    # The highest rate at which some request finished, against the closed loop's single-user p95.
+    _near = analysis.top_finished_level(open_frame)
     mo.stop(
-        _open.empty,
+        _near is None,
         mo.callout(mo.md("No open-loop request finished: there is no tail to compare."),
                    kind="warn"),
     )
-    _near = _open.iloc[-1]
     _closed_best = closed_summary.iloc[0]
     p95_growth = float(_near["e2e_p95_s"] / _closed_best["e2e_p95_s"])
     _knee_text = (

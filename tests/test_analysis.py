@@ -157,3 +157,25 @@ def test_no_service_time_when_every_request_timed_out() -> None:
     assert analysis.service_time_s(records_to_frame(rows), servers=8) is None
     with pytest.raises(ValueError, match="servers"):
         analysis.service_time_s(records_to_frame(rows), servers=0)
+
+
+def test_top_finished_level_passes_over_a_level_with_no_finished_request() -> None:
+    # Open-loop rates 2, 4, 6 /s: four requests each, 0.4 s, 0.5 s, then all timed out at 6/s.
+    # The highest level with a p95 is 4 /s (0.5 s); with nothing finished, None.
+    def level(rate: float, latency_s: float, lv: int, failed: bool = False) -> list[RequestRecord]:
+        return [
+            RequestRecord(
+                i, float(i), first_token_s=None if failed else float(i) + 0.1,
+                end_s=float(i) + latency_s, completion_tokens=0 if failed else 10,
+                status="failed" if failed else "ok",
+                error_class="total_timeout" if failed else None,
+                labels={"level": lv, "rate_per_s": rate},
+            )
+            for i in range(4)
+        ]  # fmt: skip
+
+    rows = [*level(2, 0.4, 0), *level(4, 0.5, 1), *level(6, 9.0, 2, failed=True)]
+    top = analysis.top_finished_level(records_to_frame(rows))
+    assert top is not None
+    assert (top["rate_per_s"], top["e2e_p95_s"]) == (4, pytest.approx(0.5))
+    assert analysis.top_finished_level(records_to_frame(level(6, 9.0, 0, failed=True))) is None

@@ -28,6 +28,7 @@ from infphys.analysis.load import (
     token_budget_split,
     token_budget_table,
     token_costs,
+    top_finished_level,
     ttft_decode_by_level,
 )
 
@@ -46,5 +47,6 @@ __all__ = [
     "token_budget_split",
     "token_budget_table",
     "token_costs",
+    "top_finished_level",
     "ttft_decode_by_level",
 ]

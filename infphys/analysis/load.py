@@ -44,6 +44,7 @@ __all__ = [
     "token_budget_split",
     "token_budget_table",
     "token_costs",
+    "top_finished_level",
     "ttft_decode_by_level",
 ]
 
@@ -183,6 +184,21 @@ def service_time_s(data: RunData, *, servers: int) -> float | None:
         return None
     held = s[s["concurrency"] <= servers]
     return float(held.iloc[-1]["e2e_mean_s"] if len(held) else s.iloc[0]["e2e_mean_s"])
+
+
+def top_finished_level(data: RunData, *, by: str = "rate_per_s") -> pd.Series | None:
+    """The summary row (:func:`infphys.stats.summarize`) of the highest level, by ``by``, at
+    which some request finished: a level whose every request failed or was cut off has no
+    latency percentiles. None when no level has one.
+
+    Worked example: open-loop rates 2, 4 and 6 requests/s whose last level timed out entirely
+    give the 4 requests/s row, its ``e2e_p95_s`` the tail to compare with a single user's.
+    """
+    s = stats.summarize(stats.as_frame(data))
+    if not len(s) or by not in s.columns:
+        return None
+    s = s[s["e2e_p95_s"].notna()].sort_values(by)
+    return None if s.empty else s.iloc[-1]
 
 
 def closed_loop_vs_little(data: RunData, *, servers: int, service_s: float) -> pd.DataFrame:
