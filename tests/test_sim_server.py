@@ -487,27 +487,36 @@ async def _gaps_beside_a_huge_request(time_scale: float, max_tokens: int) -> dic
     }
 
 
-#: (time_scale, max_tokens) of each attempt: slower clocks, and streams long enough to outlast
-#: the big request's answer on a busy machine (~4 s of wall time after it is sent).
-HUGE_REQUEST_ATTEMPTS = ((16.0, 64), (32.0, 48), (64.0, 32))
+#: (time_scale, max_tokens) of each attempt: a slower clock, and streams long enough to outlast
+#: the big request's answer on a busy machine (~5 and ~10 s of wall time after it is sent).
+HUGE_REQUEST_ATTEMPTS = ((16.0, 64), (32.0, 64))
+
+
+def _not_stalled(info: dict[str, Any]) -> bool:
+    """The streams' worst gap beside the big request is within twice their normal gap, or
+    exceeds it by under a quarter of the time the server took to answer the big request."""
+    excess_s = info["worst_during_s"] - info["before_s"]
+    return info["worst_during_s"] <= 2 * info["before_s"] or excess_s <= 0.25 * info["window_s"]
 
 
 def test_a_10_mb_request_does_not_stall_other_streams() -> None:
-    # Counting 10 MB of prompt takes about a second of CPU. Done in one go on the event loop it
-    # held four live streams back that long (one gap of ~1.7 s overlapping the big request);
-    # counted in slices, each stream's longest gap while the big request is read, parsed and
-    # counted stays within twice the normal gap (the median of gaps before it). What remains
-    # is the JSON parse of the body, one C call that holds the GIL (vLLM's server parses its
-    # bodies the same way): ~15 ms on an idle core, ~100-300 ms on a busy machine, so the
-    # simulated clock is slowed until a normal gap (~6 ms simulated) is longer than that: ×16
-    # (~0.1 s of wall time), then ×32 and ×64 when an attempt is disturbed. The median over the
-    # four streams makes the check robust to one late token. Without slicing, even ×64 fails:
-    # a second of counting is over twice its 0.4 s gap.
+    # Counting 10 MB of prompt takes most of the time the server spends on it (~0.7 s of the
+    # ~0.85 s from sending to answer on an idle core). Done in one go on the event loop it held
+    # four live streams back all that time (worst gap ≈ the whole window: 0.85 s against a
+    # normal 0.1 s, seen with the slices disabled). Counted in 8 KB slices, what is left is the
+    # JSON parse of the body, one C call that holds the GIL (vLLM parses its bodies the same
+    # way), ~1/50 of the counting's CPU: ~15 ms on an idle core, up to ~0.3 s on a busy machine
+    # (seen). So a stream's worst gap must stay within twice its normal gap (the median of gaps
+    # before; the simulated clock is slowed ×16 so a normal gap is ~0.1 s of wall time), or
+    # exceed it by under a quarter of the window: load slows the parse and the counting alike,
+    # so that bound holds on a busy machine and still fails counting in one go (~0.9 of the
+    # window). The median over four streams is robust to one late token; an attempt counts
+    # only if every stream outlived the answer; a disturbed one is retried twice as slow.
     attempts = []
     for scale, max_tokens in HUGE_REQUEST_ATTEMPTS:
         info = asyncio.run(_gaps_beside_a_huge_request(scale, max_tokens))
         attempts.append(info)
-        if info["watched"] and info["worst_during_s"] <= 2 * info["before_s"]:
+        if info["watched"] and _not_stalled(info):
             print(f"gaps beside a 10 MB request: {attempts}")
             return
     pytest.fail(f"streams stalled beside a 10 MB request (or ended before its answer): {attempts}")
