@@ -264,27 +264,12 @@ def open_browser() -> Iterator[Browser]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         missing("playwright (pip install playwright; never `playwright install`)")
-    external: list[str] = []
-
-    def route(r: Any) -> None:
-        host = urlsplit(r.request.url).hostname
-        if r.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
-            r.continue_()
-        else:
-            external.append(r.request.url)
-            r.abort()
-
-    # Playwright gives the browser a fresh temporary profile (it refuses --user-data-dir).
-    with sync_playwright() as p:
-        b = lb.launch_chromium(p)
-        context = b.new_context(viewport={"width": 1280, "height": 900})
+    # A fresh profile on disk: its compiled-code cache spares each page recompiling plotly.js,
+    # MathJax and marimo's frontend (benchmarks/labs_browser.py, chromium_context).
+    viewport = {"width": 1280, "height": 900}
+    with sync_playwright() as p, lb.chromium_context(p, viewport=viewport) as context:
         context.set_default_timeout(DRAW_TIMEOUT_MS)
-        context.route("**/*", route)
-        try:
-            yield Browser(context=context, external=external)
-        finally:
-            context.close()
-            b.close()
+        yield Browser(context=context, external=lb.guard_loopback(context))
 
 
 #: True once a page's maths is typeset and each of its charts drawn (or failed, reported below).

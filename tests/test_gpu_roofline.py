@@ -112,9 +112,7 @@ def test_fp8_path_runs_or_is_skipped_with_a_reason() -> None:
 
 
 def test_default_cpu_run_prices_against_measured_figures() -> None:
-    df = roofline_experiment(
-        batch_sizes=(1,), context_tokens=8, repeats=1, warmup=1, device="cpu"
-    )
+    df = roofline_experiment(batch_sizes=(1,), context_tokens=8, repeats=1, warmup=1, device="cpu")
     a = df.attrs
     assert a["model"] == "tiny Llama-shaped stack (CPU)"
     assert a["gpu_source"] == "measured on this machine" and a["gpu_key"] == "measured"

@@ -378,9 +378,10 @@ def _served_vs_simulated(time_scale: float) -> tuple[float, float, dict[str, Any
 def test_served_itl_and_ttft_match_the_virtual_time_prediction_at_c64() -> None:
     # 64 clients, short prompts, 4–28 tokens per answer (so that waves desynchronise). At
     # time_scale 8 a decode step lasts ~52 ms of wall time, so delivery jitter of a few ms is
-    # small. If the server reports that it fell behind (a loaded machine, or the other test
-    # worker building the site), the run is repeated slower; the comparison must hold on a run
-    # it kept up with.
+    # small. On a loaded machine the run is repeated slower, whether the server fell behind or
+    # the client did: a client late to send its next request meets a shorter queue, which the
+    # server's own lag account does not see (seen: TTFT 7 % under the prediction at ×8 on a
+    # busy machine, with the server reporting it kept up).
     attempts = []
     for scale in (8.0, 16.0, 32.0):
         t0 = time.perf_counter()
@@ -390,8 +391,6 @@ def test_served_itl_and_ttft_match_the_virtual_time_prediction_at_c64() -> None:
         if abs(e_ttft) <= 0.05 and abs(e_itl) <= 0.05:
             print(f"served vs simulated: {attempts}")
             return
-        if info["kept_up"]:
-            break
     pytest.fail(f"served vs simulated differ by more than 5 %: {attempts}")
 
 

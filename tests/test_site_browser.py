@@ -258,3 +258,23 @@ def test_search_works_offline(home: SitePage, browser: Browser) -> None:
     assert results.count() > 0, "search found nothing for 'bandwidth'"
     assert not p.errors, p.errors
     assert not browser.external, f"requests left 127.0.0.1: {browser.external}"
+
+
+@pytest.mark.browser
+def test_the_offline_guard_records_and_aborts_requests_off_loopback(
+    site: Site, browser: Browser
+) -> None:
+    """The guard every browser test relies on: a request off 127.0.0.1 is aborted and recorded
+    (a CDN script, an address on another host), one on loopback goes through untouched."""
+    offsite = ["https://cdn.jsdelivr.net/npm/plotly.js", "http://127.0.0.1.example.org/x.js"]
+    seen = len(browser.external)
+    with SitePage(browser) as p:
+        p.page.goto(site.base_url, wait_until="load")
+        failed = p.page.evaluate(
+            """async (urls) => Promise.all(urls.map(u => fetch(u).then(() => null, () => u)))""",
+            [*offsite, site.base_url + "sitemap.xml"],
+        )
+    recorded = browser.external[seen:]
+    del browser.external[seen:]  # planted here: the other tests' "nothing left" checks stand
+    assert failed == [*offsite, None]  # aborted, aborted, served
+    assert recorded == offsite
