@@ -23,7 +23,7 @@ import typer
 
 from infphys.cli._app import check_option, command, console, fail, print_json, warn
 from infphys.cli._measure_common import default_out
-from infphys.cli._options import TPOpt
+from infphys.cli._options import SimulatedPromptTokensOpt, TPOpt
 from infphys.cli._signals import stop_on_signals
 from infphys.cli._tables import quantity_table
 
@@ -273,7 +273,7 @@ def simulate_cmd(
     ] = False,
     requests: Annotated[int, typer.Option("--requests", "-n", help="Measured requests.")] = 200,
     warmup: Annotated[int, typer.Option("--warmup", help="Warm-up requests (left out).")] = 0,
-    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", help="Prompt tokens.")] = 128,
+    prompt_tokens: SimulatedPromptTokensOpt = 128,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="max_tokens per request.")] = 64,
     prompt_tokens_max: Annotated[
         int | None,
