@@ -8,7 +8,7 @@ Example::
         sim.url                     # 'http://127.0.0.1:41234' (from the line it prints first)
     sim.proc.returncode, sim.out    # 0 (or 130), everything it printed, 'stopped: ...' included
     with serve(config=small()) as t:
-        requests.post(t.chat_url, json=stream_body(60))   # 60 tokens whatever the text says
+        await session.post(t.chat_url, json=stream_body(60))  # 60 tokens whatever it says
 """
 
 from __future__ import annotations
