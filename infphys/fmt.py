@@ -30,6 +30,7 @@ __all__ = [
     "ms",
     "num",
     "pct",
+    "plain",
     "rel_error",
     "seconds",
     "tb_s",
@@ -75,6 +76,15 @@ def count(value: float) -> str:
     '131,072'
     """
     return num(round(float(value)), 0)
+
+
+def plain(value: float) -> str:
+    """A whole number as a :func:`count`, without decimals; any other as :func:`num`.
+
+    >>> plain(50.0), plain(2.5), plain(0.125)
+    ('50', '2.50', '0.125')
+    """
+    return count(value) if float(value).is_integer() else num(value)
 
 
 def gb(bytes_: float, digits: int | None = None) -> str:

@@ -47,7 +47,7 @@ LONGEST_FIRST = (
     "test_labs_server.py",
     "test_cli_signals.py",
     "test_labs_07_11_support.py",
-    "test_labs_12.py",
+    "test_labs_12_13.py",
 )
 
 

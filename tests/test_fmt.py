@@ -39,6 +39,8 @@ from infphys import fmt
         (fmt.usd(-2.5), "−$2.50"),
         (fmt.count(131072.4), "131,072"),
         (fmt.num(1234.5, 1), "1,234.5"),
+        (fmt.plain(50.0), "50"),
+        (fmt.plain(2.5), "2.50"),
         (fmt.num(0.004791), "0.00479"),
         (fmt.num(-0.5), "−0.500"),
         (fmt.num(0), "0"),

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
-from simproc import infphys_sim
+from simproc import MODEL, infphys_sim, small, stream_body
 from typer.testing import CliRunner
 
 from infphys.cli import app
@@ -26,15 +26,10 @@ from infphys.measure.client import ChatClient
 from infphys.measure.metrics import MetricsScraper
 from infphys.measure.stub import StubConfig
 from infphys.resolve import ResolvedTarget
-from infphys.sim import EngineConfig, SimHandle, serve
+from infphys.sim import SimHandle, serve
 from infphys.sim.server import SimServer
 
-MODEL = "meta/llama-3.1-8b-instruct"
 SECRET = "sk-very-secret-123"
-
-
-def small() -> EngineConfig:
-    return EngineConfig.build("h200", "llama-3.1-8b", max_model_len=4096)
 
 
 def samples(text: str, name: str) -> dict[str, float]:
@@ -94,13 +89,7 @@ def test_the_openai_sdk_streams_from_a_two_replica_fleet() -> None:
 
 async def _concurrent_streams(t: Target, n: int, max_tokens: int) -> list[int]:
     """``n`` streams sent at once; the content chunks each received."""
-    body = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "hi"}],
-        "max_tokens": max_tokens,
-        "ignore_eos": True,
-        "stream": True,
-    }
+    body = stream_body(max_tokens)
 
     async def one(s: aiohttp.ClientSession) -> int:
         got = 0

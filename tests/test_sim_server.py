@@ -18,16 +18,10 @@ import aiohttp
 import numpy as np
 import pytest
 from openai import OpenAI
+from simproc import MODEL, small, stream_body
 
 from infphys.measure import Target, open_loop, parse_metrics, run_closed_loop
 from infphys.sim import EngineConfig, OutputLengths, Workload, serve, simulate
-
-MODEL = "meta/llama-3.1-8b-instruct"
-
-
-def small() -> EngineConfig:
-    return EngineConfig.build("h200", "llama-3.1-8b", max_model_len=4096)
-
 
 # --- the official SDK works unchanged ------------------------------------------------------------
 
@@ -443,14 +437,7 @@ async def _gaps_beside_a_huge_request(time_scale: float, max_tokens: int) -> dic
         window: list[float] = []
 
         async def stream(s: aiohttp.ClientSession, k: int) -> None:
-            body = {
-                "model": MODEL,
-                "messages": [{"role": "user", "content": "hi"}],
-                "max_tokens": max_tokens,
-                "ignore_eos": True,
-                "stream": True,
-            }
-            async with s.post(url, json=body) as resp:
+            async with s.post(url, json=stream_body(max_tokens)) as resp:
                 async for line in resp.content:
                     if line.startswith(b"data: {"):
                         arrivals[k].append(time.perf_counter())

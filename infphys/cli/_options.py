@@ -27,7 +27,13 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
-__all__ = ["CachedTokensOpt", "JSONOpt", "TPOpt", "option_groups"]
+__all__ = [
+    "CachedTokensOpt",
+    "JSONOpt",
+    "SimulatedPromptTokensOpt",
+    "TPOpt",
+    "option_groups",
+]
 
 R = TypeVar("R")
 
@@ -36,6 +42,8 @@ R = TypeVar("R")
 JSONOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 TPOpt = Annotated[int, typer.Option("--tp", help="Tensor-parallel degree (GPUs per replica).")]
 CachedTokensOpt = Annotated[int, typer.Option("--context", help="Cached tokens per sequence.")]
+#: The prompt of each request of a simulated workload (``simulate``, ``plan-fleet``).
+SimulatedPromptTokensOpt = Annotated[int, typer.Option("--prompt-tokens", help="Prompt tokens.")]
 
 
 def _group_parameters(cls: type, given: object) -> list[inspect.Parameter]:

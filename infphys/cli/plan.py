@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from infphys.cli._app import check_option, command, console, parse_list, print_json
+from infphys.cli._options import SimulatedPromptTokensOpt
 from infphys.cli._tables import column_table, fmt
 from infphys.fleet_estimate import ASSUMED_GPU_HOURLY_USD, FleetDemand, FleetSLO
 from infphys.fleet_planning import plan_fleet
@@ -51,7 +52,7 @@ def plan_fleet_command(
     rate: Annotated[
         float | None, typer.Option("--rate", help="Or: Poisson arrivals, requests/s.")
     ] = None,
-    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", help="Prompt tokens.")] = 2000,
+    prompt_tokens: SimulatedPromptTokensOpt = 2000,
     output_tokens: Annotated[int, typer.Option("--output-tokens", help="Output tokens.")] = 200,
     prompt_tokens_max: Annotated[
         int | None, typer.Option("--prompt-tokens-max", help="Uniform prompt lengths up to this.")

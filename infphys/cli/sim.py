@@ -23,7 +23,7 @@ import typer
 
 from infphys.cli._app import check_option, command, console, fail, print_json, warn
 from infphys.cli._measure_common import default_out
-from infphys.cli._options import TPOpt
+from infphys.cli._options import SimulatedPromptTokensOpt, TPOpt
 from infphys.cli._signals import stop_on_signals
 from infphys.cli._tables import quantity_table
 
@@ -87,6 +87,34 @@ class EngineOptions:
         return EngineConfig.build(self.gpu, self.model, **settings, **extra)
 
 
+@dataclass(frozen=True)
+class ServingOptions:
+    """How ``sim`` answers clients: keywords of :class:`infphys.sim.server.SimServer`, by name."""
+
+    max_queue: Annotated[
+        int | None,
+        typer.Option("--max-queue", help="Refuse with 503 beyond this many waiting requests."),
+    ] = None
+    time_scale: Annotated[
+        float,
+        typer.Option("--time-scale", help="Wall seconds per simulated second (2: twice slower)."),
+    ] = 1.0
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="Require this bearer token on /v1 routes.")
+    ] = None
+    served_model_name: Annotated[
+        str | None,
+        typer.Option("--served-model-name", help="Model name clients send (default: NIM's)."),
+    ] = None
+
+    def build(self, config: Any, **fleet: Any) -> Any:
+        """The :class:`~infphys.sim.server.SimServer` serving ``config`` with these options
+        (``fleet``: its replicas, prefill replicas and router)."""
+        from infphys.sim.server import SimServer
+
+        return SimServer(config, **asdict(self), **fleet)
+
+
 class _RichWarnings(logging.Handler):
     """Show the simulator's warnings (falling behind the wall clock) on stderr, in yellow."""
 
@@ -102,21 +130,7 @@ def sim_cmd(
     host: Annotated[
         str, typer.Option("--host", help="Address to bind (default: loopback only).")
     ] = "127.0.0.1",
-    max_queue: Annotated[
-        int | None,
-        typer.Option("--max-queue", help="Refuse with 503 beyond this many waiting requests."),
-    ] = None,
-    time_scale: Annotated[
-        float,
-        typer.Option("--time-scale", help="Wall seconds per simulated second (2: twice slower)."),
-    ] = 1.0,
-    api_key: Annotated[
-        str | None, typer.Option("--api-key", help="Require this bearer token on /v1 routes.")
-    ] = None,
-    served_model_name: Annotated[
-        str | None,
-        typer.Option("--served-model-name", help="Model name clients send (default: NIM's)."),
-    ] = None,
+    serving: ServingOptions,
     replicas: Annotated[
         int, typer.Option("--replicas", help="Engines behind the one endpoint (a fleet).")
     ] = 1,
@@ -146,11 +160,10 @@ def sim_cmd(
     """
     from infphys.sim.fleet import ROUTERS
     from infphys.sim.hosting import run_server
-    from infphys.sim.server import SimServer
 
     check_option("--port", port, at_least=0, at_most=65535)
-    check_option("--time-scale", time_scale, above=0)
-    check_option("--max-queue", max_queue, at_least=0)
+    check_option("--time-scale", serving.time_scale, above=0)
+    check_option("--max-queue", serving.max_queue, at_least=0)
     check_option("--replicas", replicas, at_least=1)
     check_option("--prefill-replicas", prefill_replicas, at_least=1)
     check_option("--decode-replicas", decode_replicas, at_least=1)
@@ -163,12 +176,8 @@ def sim_cmd(
             "--replicas with --prefill-replicas/--decode-replicas: give one or the other"
         )
     cfg = engine.build()
-    server = SimServer(
+    server = serving.build(
         cfg,
-        served_model_name=served_model_name,
-        time_scale=time_scale,
-        api_key=api_key,
-        max_queue=max_queue,
         replicas=decode_replicas or replicas,
         prefill_replicas=prefill_replicas or 0,
         router=router,
@@ -180,7 +189,7 @@ def sim_cmd(
     sim_log.addHandler(handler)
 
     def ready(bound: int) -> None:
-        scale = f", time ×{time_scale:g}" if time_scale != 1 else ""
+        scale = f", time ×{serving.time_scale:g}" if serving.time_scale != 1 else ""
         console.print(
             f"[bold]infphys sim[/]: {cfg.model.name} on {cfg.tp}× {cfg.gpu.name} "
             f"({cfg.weights_precision} weights, {cfg.kv_precision} KV{scale}) at "
@@ -264,7 +273,7 @@ def simulate_cmd(
     ] = False,
     requests: Annotated[int, typer.Option("--requests", "-n", help="Measured requests.")] = 200,
     warmup: Annotated[int, typer.Option("--warmup", help="Warm-up requests (left out).")] = 0,
-    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", help="Prompt tokens.")] = 128,
+    prompt_tokens: SimulatedPromptTokensOpt = 128,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="max_tokens per request.")] = 64,
     prompt_tokens_max: Annotated[
         int | None,

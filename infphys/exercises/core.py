@@ -102,9 +102,9 @@ class Tolerance:
         """``'±2%'``, ``'±0.5 ms'``, ``'±2% or ±1 users, whichever is larger'`` or ``'exact'``."""
         parts = []
         if self.relative:
-            parts.append(f"±{_num(self.relative * 100)}%")
+            parts.append(f"±{fmt.plain(self.relative * 100)}%")
         if self.absolute:
-            parts.append(f"±{_num(self.absolute)}{' ' + unit if unit else ''}")
+            parts.append(f"±{fmt.plain(self.absolute)}{' ' + unit if unit else ''}")
         if not parts:
             return "exact"
         return parts[0] if len(parts) == 1 else f"{parts[0]} or {parts[1]}, whichever is larger"
@@ -138,11 +138,6 @@ class _KeepMissing(dict[str, Any]):
 
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
-
-
-def _num(value: float) -> str:
-    """``fmt.num`` that shows whole numbers without decimals (``1``, not ``1.00``)."""
-    return fmt.count(value) if float(value).is_integer() else fmt.num(value)
 
 
 def _parse_number(answer: object, unit: str) -> float | str:
@@ -277,7 +272,7 @@ class Exercise:
         'How many bytes of KV cache does one token of **Lla'
         """
         shown = {
-            k: (_num(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
+            k: (fmt.plain(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
             for k, v in context.items()
         }
         try:
@@ -329,14 +324,14 @@ class Exercise:
             return Verdict(
                 True,
                 "correct",
-                f"Correct: {_num(parsed)}{unit} is within {tol} of "
-                f"{_num(expected)}{unit}, the value for your settings.",
+                f"Correct: {fmt.plain(parsed)}{unit} is within {tol} of "
+                f"{fmt.plain(expected)}{unit}, the value for your settings.",
             )
         direction = "too high" if parsed > expected else "too low"
         return Verdict(
             False,
             "wrong",
-            f"Not yet: {_num(parsed)}{unit} is {direction} for your settings "
+            f"Not yet: {fmt.plain(parsed)}{unit} is {direction} for your settings "
             f"(it must be within {tol}).",
             self.hint,
         )

@@ -41,11 +41,6 @@ __all__ = [
 _LINE_COLOURS = ("#2a3f5f", "#b6398b", "#3d9970", "#8c564b")
 
 
-def _num(value: float) -> str:
-    """A bar label: whole numbers without decimals (``50``, not ``50.0``)."""
-    return fmt.count(value) if float(value).is_integer() else fmt.num(value)
-
-
 def _layout(fig: Any, title: str, **extra: Any) -> Any:
     """The kit's look, with the legend under the plot so a long legend never covers the title."""
     return _style_layout(fig, title, legend_below_y=-0.18, margin={"t": 64, "b": 40}, **extra)
@@ -204,7 +199,7 @@ def bar_compare(
             v = float(values[g][s])
             fig.add_bar(
                 x=[s], y=[v], name=s, marker_color=_PALETTE[k % len(_PALETTE)],
-                showlegend=col == 1, legendgroup=s, text=[_num(v)], textposition="auto",
+                showlegend=col == 1, legendgroup=s, text=[fmt.plain(v)], textposition="auto",
                 row=1, col=col,
             )  # fmt: skip
         fig.update_yaxes(type="log" if log else "linear", title_text=unit, row=1, col=col)
