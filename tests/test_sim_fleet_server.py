@@ -21,6 +21,8 @@ from simproc import MODEL, infphys_sim, small, stream_body
 from typer.testing import CliRunner
 
 from infphys.cli import app
+from infphys.cli._measure_common import TargetOptions
+from infphys.cli.sim import ServingOptions
 from infphys.endpoint import Target
 from infphys.measure.client import ChatClient
 from infphys.measure.metrics import MetricsScraper
@@ -198,6 +200,9 @@ def test_no_public_type_that_holds_an_api_key_prints_it() -> None:
     assert server.api_key == SECRET and SECRET not in _shown(server)
     stub = StubConfig(api_key=SECRET)
     assert SECRET not in _shown(stub)
+    # The CLI's option groups that carry --api-key.
+    for options in (TargetOptions(api_key=SECRET), ServingOptions(api_key=SECRET)):
+        assert options.api_key == SECRET and SECRET not in _shown(options), type(options)
     client = ChatClient(plain)  # holds the bearer header; its repr is the default one
     assert SECRET not in _shown(client)
     assert SECRET not in _shown(MetricsScraper(plain))

@@ -19,7 +19,7 @@ import datetime as _dt
 import math
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -110,7 +110,7 @@ class TargetOptions:
             "--api-key",
             help="Bearer token (default: $NIM_API_KEY or $OPENAI_API_KEY). Never saved or printed.",
         ),
-    ] = None
+    ] = field(default=None, repr=False)  # a secret: never in a repr
 
     def as_kwargs(self) -> dict[str, str | None]:
         """The keyword arguments of :func:`infphys.cli._target.resolve_cli_target`."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -101,7 +101,7 @@ class ServingOptions:
     ] = 1.0
     api_key: Annotated[
         str | None, typer.Option("--api-key", help="Require this bearer token on /v1 routes.")
-    ] = None
+    ] = field(default=None, repr=False)  # a secret: never in a repr
     served_model_name: Annotated[
         str | None,
         typer.Option("--served-model-name", help="Model name clients send (default: NIM's)."),
