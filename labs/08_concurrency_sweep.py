@@ -231,11 +231,14 @@ def _(mo):
     ## Little's Law at every level
 
     Each level's time-averaged requests in flight $L$ against its throughput times its mean
-    latency, $\lambda W$, over the stretch while requests were being sent. Below the knee they
-    agree within a per cent. Past it, a level starts with an empty queue and ends with $c$
-    requests still in flight when the last one is sent: those edges are about $1/(2r)$ of a
-    level of $r$ rounds, so expect a few per cent there (more rounds, smaller residue). Little's
-    Law itself has no error; a run's edges do.
+    latency, $\lambda W$, over the stretch while requests were being sent (the level's first
+    send to its last). Little's Law itself has no error; a run's edges do. The stretch starts
+    with nothing in flight but ends with up to $c - 1$ requests part-way through: they count in
+    $L$, and not yet in $\lambda$. Clients in step (one batch, ending together) leave no residue.
+    Below the knee, clients that drift apart by a fraction of a service time leave up to
+    $(c-1)/(c(r-1))$ of a level of $r$ rounds; past it they queue, spread over the whole
+    latency, and leave about half a request each: near $1/(2(r-1))$. More rounds, smaller
+    residue.
     """)
     return
 
