@@ -42,6 +42,7 @@ from typing import IO, Any, Literal, TypeVar
 
 import pandas as pd
 
+from infphys._check import positive
 from infphys._closing import Closing
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "iter_json_lines",
     "json_safe",
     "load_run",
+    "on_simulated_clock",
     "read_run",
     "records_to_frame",
     "utc_timestamp",
@@ -432,6 +434,37 @@ def records_to_frame(
     if header is not None:
         frame.attrs["header"] = header.to_json_dict()
     return frame
+
+
+#: The columns of :func:`records_to_frame` that are times a request measured, in seconds.
+_REQUEST_TIME_COLUMNS = ("sent_s", "first_token_s", "end_s", "ttft_s", "e2e_s", "tpot_s",
+                         "itl_mean_s")
+
+
+def on_simulated_clock(frame: pd.DataFrame, time_scale: float) -> pd.DataFrame:
+    """A copy of ``frame`` (from :func:`records_to_frame`) with every time a request measured
+    divided by ``time_scale``: a run against a simulator whose clock was slowed ``time_scale``
+    times (wall seconds per simulated second), read on the simulator's clock.
+
+    The measured times (sends, first tokens, ends, TTFT, e2e, TPOT, ITL, ``chunk_times_s``)
+    change; counts and the level's labels (the client's own settings) do not. With
+    ``time_scale=1`` (a real server, or a simulator in real time) the copy equals the frame.
+    Example: a decode step of 6.4 ms simulated on a clock slowed 3× is measured as a TPOT of
+    19.2 ms; on the simulator's clock it reads 19.2 / 3 = 6.4 ms again.
+
+    Raises:
+        ValueError: ``time_scale`` is not a finite number > 0 (naming it).
+    """
+    scale = positive("time_scale", time_scale)
+    out = frame.copy()
+    if scale == 1:
+        return out
+    for col in _REQUEST_TIME_COLUMNS:
+        if col in out.columns:
+            out[col] = out[col] / scale
+    if "chunk_times_s" in out.columns:
+        out["chunk_times_s"] = [[t / scale for t in ts] for ts in out["chunk_times_s"]]
+    return out
 
 
 def load_run(path: str | os.PathLike[str]) -> pd.DataFrame:

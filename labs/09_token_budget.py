@@ -65,18 +65,28 @@ def _(mo):
 
 @app.cell(hide_code=True)
 def _():
-    from infphys import analysis, fmt, measure, plots
+    from infphys import analysis, fmt, measure, plots, records
     from infphys.exercises import lab09 as ex9
     from infphys.exercises import labsetup, ui
 
     ui.offline_note()
-    return analysis, ex9, fmt, labsetup, measure, plots, ui
+    return analysis, ex9, fmt, labsetup, measure, plots, records, ui
 
 
 @app.cell
-def _(labsetup, mo, ui):
+def _():
+    # The embedded simulator's clock: wall seconds per simulated second. 1 is real time; on a
+    # computer too busy to keep up (the lag note below says so), 2 or 3 slows the simulated
+    # GPU down so the computer's delays stay small beside a step. The figures below are read
+    # on the simulator's clock, so they do not change with it.
+    time_scale = 1.0
+    return (time_scale,)
+
+
+@app.cell
+def _(labsetup, mo, time_scale, ui):
     # The target: NIM_BASE_URL if it answers, else the embedded simulator (kept running).
-    resolved, target = ui.lab_target()
+    resolved, target = ui.lab_target(time_scale=time_scale)
     controls, _view = labsetup.controls(
         {
             "prompt_sizes": labsetup.list_dropdown(
@@ -112,6 +122,7 @@ def _(
     max_tokens_values,
     measure,
     prompt_sizes,
+    records,
     requests_per_cell,
     seed,
     target,
@@ -123,7 +134,8 @@ def _(
                            requests_per_cell=requests_per_cell, seed=seed,
                            extra_body={"ignore_eos": True}, log_notes=False)
     )
-    frame = grid.frame()
+    # Times on the server's clock: a simulator slowed time_scale times is read back at its pace.
+    frame = records.on_simulated_clock(grid.frame(), target.time_scale)
     return frame, grid
 
 

@@ -1,14 +1,16 @@
 """Suite-wide settings and shared fixtures: the longest modules are collected first.
 
-The suite runs on two workers (``-n 2 --dist loadfile --no-loadscope-reorder`` in
-``pyproject.toml``): every test of a module runs on the same worker, so a module-scoped fixture
-(a lab run, the browser) is made once. Workers take modules in collection order (without
-``--no-loadscope-reorder`` xdist would sort them by how many tests each holds), so the few
-modules that take minutes come first: started last, one of them would run alone at the end while
-the other worker sits idle. The site's browser checks are two modules, one per worker, over one
-site build (``site``, below, via ``tests/sitekit.py``: built by whichever worker asks first, under
-a file lock; the other waits for it and reuses it): the labs-in-chromium module runs between
-them, so the second site module rarely waits. Order only; every test still runs.
+The suite runs on three workers (``-n 3 --dist loadfile --no-loadscope-reorder`` in
+``pyproject.toml``), one more than this machine's two cores: it waits more than it computes (the
+lab modules drive simulators slowed down against the wall clock, the browser modules wait on
+chromium; its CPU time is about three quarters of its wall time, not twice), so a third worker
+overlaps the waits. Every test of a module runs on the same worker, so a module-scoped fixture (a
+lab run, the browser) is made once. Workers take modules in collection order (without
+``--no-loadscope-reorder`` xdist would sort them by how many tests each holds), so the few modules
+that take minutes come first: started last, one of them would run alone at the end while the other
+workers sit idle. The site's browser checks are two modules over one site build (``site``, below,
+via ``tests/sitekit.py``: built by whichever worker asks first, under a file lock; the other waits
+for it and reuses it). Order only; every test still runs.
 
 A worker starts with ``COLUMNS`` and ``LINES`` set to 80×24 where the command that ran pytest had
 neither; rich would then fix every ``infphys`` console at 80 columns when it is imported, and the
@@ -39,9 +41,11 @@ _TERMINAL = ("COLUMNS", "LINES")
 sys.dont_write_bytecode = False  # this process and each worker (each imports this file first)
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the processes the tests start
 
-#: Modules that take the longest, longest first (as measured with ``--durations``), except
-#: ``test_labs_07_11.py``: its labs time the simulated server against the wall clock, so it is
-#: placed to start once the browser modules (chromium and marimo kernels) are mostly done.
+#: Modules that take the longest, longest first (as measured with ``--durations``), except the
+#: two modules of labs 7–11: their labs time simulated servers against the wall clock while
+#: using little CPU, so they come once the three browser modules (chromium and marimo kernels,
+#: CPU bound) are mostly done, on two workers. A worker takes the next module when two or fewer
+#: of its tests are left, so a module of one or two tests brings the next one with it.
 LONGEST_FIRST = (
     "test_site_browser.py",
     "test_labs_browser.py",
@@ -49,7 +53,8 @@ LONGEST_FIRST = (
     "test_sim_server.py",
     "test_labs_01_06.py",
     "test_measure_workers.py",
-    "test_labs_07_11.py",
+    "test_labs_07_09.py",
+    "test_labs_10_11.py",
     "test_wheel.py",
     "test_labs_target.py",
     "test_sim_calibration.py",

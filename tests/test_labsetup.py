@@ -159,7 +159,7 @@ class _NoTarget:
     def __getattr__(self, name: str) -> Any:
         return getattr(ui, name)
 
-    def lab_target(self) -> tuple[Any, None]:
+    def lab_target(self, **settings: Any) -> tuple[Any, None]:
         return SimpleNamespace(message="no target (a test)", sim_config=None), None
 
 
@@ -169,7 +169,10 @@ def _settings_at_defaults(lab: str, **refs: Any) -> dict[str, Any]:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    env: dict[str, Any] = {"mo": mo, "ui": _NoTarget(), "labsetup": labsetup, **refs}
+    # time_scale: the simulator's clock, which lab 9's cell that finds its target reads.
+    env: dict[str, Any] = {
+        "mo": mo, "ui": _NoTarget(), "labsetup": labsetup, "time_scale": 1.0, **refs
+    }
     settings: dict[str, Any] = {}
     for data in module.app._cell_manager.cell_data():  # marimo is pinned (0.25.2)
         cell = data.cell

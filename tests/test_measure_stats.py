@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from infphys import stats
-from infphys.records import RequestRecord, records_to_frame
+from infphys.records import RequestRecord, on_simulated_clock, records_to_frame
 
 
 def rec(
@@ -212,3 +212,25 @@ def test_successful_keeps_ok_rows_and_passes_an_empty_frame() -> None:
     assert stats.successful(stats.measured(f)).index.tolist() == [2]
     empty = pd.DataFrame()  # no status column at all: an empty run
     assert stats.successful(empty) is empty
+
+
+def test_a_slowed_simulators_run_reads_back_on_its_own_clock() -> None:
+    # Wall clock, a simulator slowed 3×: sent at 0.3 s, tokens at 0.6, 0.9, 1.2, 1.5 s. TTFT
+    # 0.3 s, e2e 1.2 s, TPOT (1.2 − 0.3) / 3 = 0.3 s; on its clock each a third of that.
+    r = RequestRecord(
+        request_id=0, sent_s=0.3, first_token_s=0.6, end_s=1.5,
+        chunk_times_s=[0.6, 0.9, 1.2, 1.5], completion_tokens=4, labels={"timeout_s": 6.0},
+    )
+    wall = records_to_frame([r])
+    sim = on_simulated_clock(wall, 3)
+    row = sim.iloc[0]
+    assert (row["sent_s"], row["ttft_s"], row["e2e_s"]) == pytest.approx((0.1, 0.1, 0.4))
+    assert (row["tpot_s"], row["itl_mean_s"]) == pytest.approx((0.1, 0.1))
+    assert row["chunk_times_s"] == pytest.approx([0.2, 0.3, 0.4, 0.5])
+    # The client's own setting and the counts are not times the request measured.
+    assert (row["timeout_s"], row["completion_tokens"], row["n_chunks"]) == (6.0, 4, 4)
+    assert wall.iloc[0]["e2e_s"] == pytest.approx(1.2)  # a copy: the run itself is unchanged
+    pd.testing.assert_frame_equal(on_simulated_clock(wall, 1), wall)
+    for bad in (0, -3, float("nan"), "3"):
+        with pytest.raises(ValueError, match="time_scale"):
+            on_simulated_clock(wall, bad)  # type: ignore[arg-type]
