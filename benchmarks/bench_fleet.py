@@ -24,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infphys.fleet_estimate import FleetDemand, FleetSLO  # noqa: E402
+from infphys.catalog import LatencySLO  # noqa: E402
+from infphys.fleet_estimate import FleetDemand  # noqa: E402
 from infphys.fleet_planning import plan_fleet  # noqa: E402
 
 LAB_TARGET_S = 60.0
@@ -49,7 +50,7 @@ def bench_lab() -> None:
 
 def bench_plan(workers: int, dask: bool) -> None:
     demand = FleetDemand(users=1000, prompt_tokens=2000, output_tokens=200)
-    slo = FleetSLO(1.0, 0.050)
+    slo = LatencySLO(1.0, 0.050)
     t0 = time.perf_counter()
     plan = plan_fleet(demand, slo, workers=workers)
     wall = time.perf_counter() - t0

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from infphys._check import positive, positive_int
+from infphys.catalog import LatencySLO
 from infphys.physics.queueing import mm1, mmc
 from infphys.planning import kv_limited_concurrency
 from infphys.sim.config import EngineConfig
@@ -58,7 +59,6 @@ __all__ = [
     "FleetCandidate",
     "FleetDemand",
     "FleetEstimate",
-    "FleetSLO",
     "estimate_fleet",
     "shapes",
 ]
@@ -74,18 +74,6 @@ ASSUMED_GPU_HOURLY_USD: dict[str, float] = {
 }
 
 _ITL_TAIL_SHARE = 0.05  # a p95 is the value 5 % of gaps exceed
-
-
-@dataclass(frozen=True, slots=True)
-class FleetSLO:
-    """The objective: p95 time to first token and p95 inter-token latency, seconds."""
-
-    ttft_p95_s: float
-    itl_p95_s: float
-
-    def __post_init__(self) -> None:
-        positive("ttft_p95_s", self.ttft_p95_s)
-        positive("itl_p95_s", self.itl_p95_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,11 +207,9 @@ class FleetEstimate:
     decode_batch: float
     slots: int
 
-    def meets(self, slo: FleetSLO, margin: float = 1.0) -> bool:
-        """True when both p95s are within ``margin`` × the objective."""
-        return (
-            self.ttft_p95_s <= margin * slo.ttft_p95_s and self.itl_p95_s <= margin * slo.itl_p95_s
-        )
+    def meets(self, slo: LatencySLO, margin: float = 1.0) -> bool:
+        """True when both p95s are within ``margin`` × the objective (``slo`` on the p95)."""
+        return self.ttft_p95_s <= margin * slo.ttft_s and self.itl_p95_s <= margin * slo.itl_s
 
 
 class _Shape:

@@ -48,11 +48,11 @@ import pandas as pd
 
 from infphys import stats
 from infphys._check import non_negative, positive, positive_int
+from infphys.catalog import LatencySLO
 from infphys.fleet_estimate import (
     ASSUMED_GPU_HOURLY_USD,
     FleetCandidate,
     FleetDemand,
-    FleetSLO,
     estimate_fleet,
     shapes,
 )
@@ -102,7 +102,7 @@ class FleetPlan:
     """
 
     demand: FleetDemand
-    slo: FleetSLO
+    slo: LatencySLO
     model: str
     candidates: pd.DataFrame
     best: dict[str, Any] | None
@@ -120,7 +120,7 @@ class FleetPlan:
         return {
             "model": self.model,
             "demand": {k: getattr(self.demand, k) for k in self.demand.__dataclass_fields__},
-            "slo": {"ttft_p95_s": self.slo.ttft_p95_s, "itl_p95_s": self.slo.itl_p95_s},
+            "slo": {"ttft_p95_s": self.slo.ttft_s, "itl_p95_s": self.slo.itl_s},
             "prices_usd_per_gpu_hour": self.prices_usd,
             "feasible": self.feasible,
             "message": self.message,
@@ -195,7 +195,7 @@ def _first(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
 
 
 def _smallest(
-    base: FleetCandidate, limit: int, demand: FleetDemand, model: str, slo: FleetSLO
+    base: FleetCandidate, limit: int, demand: FleetDemand, model: str, slo: LatencySLO
 ) -> FleetCandidate | None:
     """The fewest colocated replicas (≤ ``limit``) whose estimate meets ``slo``.
 
@@ -217,7 +217,7 @@ def _decode_grid(limit: int) -> list[int]:
 
 
 def _smallest_split(
-    base: FleetCandidate, limit: int, demand: FleetDemand, model: str, slo: FleetSLO
+    base: FleetCandidate, limit: int, demand: FleetDemand, model: str, slo: LatencySLO
 ) -> FleetCandidate | None:
     """The fewest replicas split into prefill + decode whose estimate meets ``slo``.
 
@@ -232,7 +232,7 @@ def _smallest_split(
 
         def ttft_ok(p: int, d: int = d) -> bool:
             e = estimate_fleet(replace(base, replicas=d, prefill_replicas=p), demand, model)
-            return e.ttft_p95_s <= slo.ttft_p95_s
+            return e.ttft_p95_s <= slo.ttft_s
 
         p = _first(1, limit - d, ttft_ok)
         if p is None:
@@ -359,7 +359,7 @@ def pareto_front(
 
 def plan_fleet(
     demand: FleetDemand,
-    slo: FleetSLO,
+    slo: LatencySLO,
     *,
     model: str = "llama-3.1-8b",
     prices_usd: Mapping[str, float] | None = None,
@@ -408,8 +408,8 @@ def plan_fleet(
     """
     if not isinstance(demand, FleetDemand):
         raise ValueError(f"demand must be a FleetDemand (got {demand!r})")
-    if not isinstance(slo, FleetSLO):
-        raise ValueError(f"slo must be a FleetSLO (got {slo!r})")
+    if not isinstance(slo, LatencySLO):
+        raise ValueError(f"slo must be a LatencySLO (got {slo!r})")
     prices = dict(ASSUMED_GPU_HOURLY_USD if prices_usd is None else prices_usd)
     if not prices:
         raise ValueError("prices_usd must name at least one GPU")
@@ -421,7 +421,7 @@ def plan_fleet(
     positive_int("max_shapes", max_shapes)
     slack = non_negative("cost_slack", cost_slack)
     margin = positive("estimate_margin", estimate_margin)
-    loose = FleetSLO(slo.ttft_p95_s * margin, slo.itl_p95_s * margin)
+    loose = LatencySLO(slo.ttft_s * margin, slo.itl_s * margin)
     positive_int("waves", waves)
     if not isinstance(rounds, int) or rounds < 0:
         raise ValueError(f"rounds must be a whole number >= 0 (got {rounds!r})")
@@ -469,7 +469,7 @@ def plan_fleet(
     simulated: dict[FleetCandidate, dict[str, Any]] = {}
 
     def meets(r: dict[str, Any]) -> bool:
-        return bool(r["sim_ttft_p95_s"] <= slo.ttft_p95_s and r["sim_itl_p95_s"] <= slo.itl_p95_s)
+        return bool(r["sim_ttft_p95_s"] <= slo.ttft_s and r["sim_itl_p95_s"] <= slo.itl_s)
 
     done = 0
     for wave in range(waves):
@@ -526,21 +526,21 @@ def plan_fleet(
     if best is not None:
         gpus = f"{best['gpus']} GPU" + ("s" if best["gpus"] != 1 else "")
         message = (
-            f"cheapest fleet meeting p95 TTFT ≤ {slo.ttft_p95_s:g} s and p95 ITL ≤ "
-            f"{slo.itl_p95_s * 1e3:g} ms: {best['label']} ({gpus}, "
+            f"cheapest fleet meeting p95 TTFT ≤ {slo.ttft_s:g} s and p95 ITL ≤ "
+            f"{slo.itl_s * 1e3:g} ms: {best['label']} ({gpus}, "
             f"${best['usd_per_hour']:.2f}/h; simulated p95 TTFT {best['sim_ttft_p95_s']:.3f} s, "
             f"p95 ITL {best['sim_itl_p95_s'] * 1e3:.1f} ms)"
         )
     elif not starts:
         message = (
-            f"no fleet of up to {limit} GPUs meets p95 TTFT ≤ {slo.ttft_p95_s:g} s and p95 ITL ≤ "
-            f"{slo.itl_p95_s * 1e3:g} ms even by the estimate: relax the objective or allow "
+            f"no fleet of up to {limit} GPUs meets p95 TTFT ≤ {slo.ttft_s:g} s and p95 ITL ≤ "
+            f"{slo.itl_s * 1e3:g} ms even by the estimate: relax the objective or allow "
             "faster GPUs, FP8 or more GPUs"
         )
     else:
         message = (
-            f"no simulated fleet met p95 TTFT ≤ {slo.ttft_p95_s:g} s and p95 ITL ≤ "
-            f"{slo.itl_p95_s * 1e3:g} ms ({len(simulated)} simulated): the estimate was "
+            f"no simulated fleet met p95 TTFT ≤ {slo.ttft_s:g} s and p95 ITL ≤ "
+            f"{slo.itl_s * 1e3:g} ms ({len(simulated)} simulated): the estimate was "
             "optimistic; raise rounds or max_gpus, or relax the objective"
         )
     return FleetPlan(

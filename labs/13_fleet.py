@@ -237,6 +237,7 @@ def _(mo):
 
 @app.cell
 def _(
+    catalog,
     fleet_estimate,
     fleet_planning,
     mo,
@@ -249,7 +250,7 @@ def _(
         fleet_estimate.FleetDemand(
             users=int(plan_users.value), prompt_tokens=2000, output_tokens=200
         ),
-        fleet_estimate.FleetSLO(float(plan_ttft.value), float(plan_itl.value) / 1e3),
+        catalog.LatencySLO(float(plan_ttft.value), float(plan_itl.value) / 1e3),
         prices_usd={"l40s": 1.20, "h100-sxm": 2.50, "h200-sxm": 3.50},
         tps=(1,),
         max_gpus=16,

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from clirun import run_cli
 
-from infphys.fleet_estimate import FleetCandidate, FleetDemand, FleetSLO, estimate_fleet
+from infphys.catalog import LatencySLO
+from infphys.fleet_estimate import FleetCandidate, FleetDemand, estimate_fleet
 from infphys.fleet_planning import pareto_front, plan_fleet
 
 # A light open load: 1 request/s of 200 prompt → 200 output tokens. One replica decodes about
@@ -30,7 +31,7 @@ def test_cheaper_gpu_wins_when_both_meet_the_objective() -> None:
     # Both one H100 ($2.50/h) and one B200 ($5.50/h) serve the light load far inside 1 s and
     # 50 ms, so the answer is the single H100.
     plan = plan_fleet(
-        LIGHT, FleetSLO(1.0, 0.050), prices_usd={"h100-sxm": 2.5, "b200": 5.5}, **SMALL
+        LIGHT, LatencySLO(1.0, 0.050), prices_usd={"h100-sxm": 2.5, "b200": 5.5}, **SMALL
     )
     assert plan.best is not None
     assert plan.best["label"] == "h100-sxm bf16 TP1 × 1"
@@ -46,7 +47,7 @@ def test_dearer_gpu_wins_when_the_cheaper_cannot_meet_the_itl() -> None:
     # at ~4.4 ms: one B200 meets it, at more than twice the H100's price.
     plan = plan_fleet(
         LIGHT,
-        FleetSLO(1.0, 0.0047),
+        LatencySLO(1.0, 0.0047),
         prices_usd={"h100-sxm": 2.5, "b200": 5.5},
         estimate_margin=2.0,
         **SMALL,
@@ -64,7 +65,7 @@ def test_dearer_gpu_wins_when_the_cheaper_cannot_meet_the_itl() -> None:
 def test_infeasible_objective_gives_a_clear_result() -> None:
     # 4 ms is below even the B200's fitted step (~4.4 ms) and the H100's weight-read floor.
     plan = plan_fleet(
-        LIGHT, FleetSLO(1.0, 0.004), prices_usd={"h100-sxm": 2.5, "b200": 5.5}, **SMALL
+        LIGHT, LatencySLO(1.0, 0.004), prices_usd={"h100-sxm": 2.5, "b200": 5.5}, **SMALL
     )
     assert not plan.feasible and plan.best is None
     assert plan.message.startswith("no ")
@@ -75,7 +76,7 @@ def test_infeasible_objective_gives_a_clear_result() -> None:
 def test_pareto_front_is_non_dominated() -> None:
     plan = plan_fleet(
         FleetDemand(rate_per_s=4.0, prompt_tokens=2000, output_tokens=100),
-        FleetSLO(1.0, 0.050),
+        LatencySLO(1.0, 0.050),
         prices_usd={"h100-sxm": 2.5, "l40s": 1.2},
         precisions=("bf16", "fp8"),
         tps=(1,),
@@ -134,12 +135,12 @@ def test_estimate_is_unstable_past_the_prefill_capacity() -> None:
 def test_bad_input_names_the_argument() -> None:
     with pytest.raises(ValueError, match="users or rate_per_s"):
         FleetDemand()
-    with pytest.raises(ValueError, match="itl_p95_s"):
-        FleetSLO(1.0, 0)
+    with pytest.raises(ValueError, match="itl_s"):
+        LatencySLO(1.0, 0)
     with pytest.raises(ValueError, match="max_gpus"):
-        plan_fleet(LIGHT, FleetSLO(1, 0.05), max_gpus=0)
+        plan_fleet(LIGHT, LatencySLO(1, 0.05), max_gpus=0)
     with pytest.raises(ValueError, match=r"prices_usd\['h100-sxm'\]"):
-        plan_fleet(LIGHT, FleetSLO(1, 0.05), prices_usd={"h100-sxm": -1})
+        plan_fleet(LIGHT, LatencySLO(1, 0.05), prices_usd={"h100-sxm": -1})
 
 
 def test_dask_path_gives_the_local_answer() -> None:
@@ -154,7 +155,7 @@ def test_dask_path_gives_the_local_answer() -> None:
         "rounds": 1,
     }
     demand = FleetDemand(rate_per_s=3.0, prompt_tokens=1000, output_tokens=100)
-    slo = FleetSLO(0.5, 0.030)
+    slo = LatencySLO(0.5, 0.030)
     local = plan_fleet(demand, slo, workers=2, **kw)
     with (
         distributed.LocalCluster(

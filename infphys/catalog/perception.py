@@ -96,11 +96,20 @@ def reading_pace_itl_s(
 class LatencySLO:
     """A chat's latency objective: time to first token and inter-token latency, seconds.
 
-    ``ttft_s`` and ``itl_s`` apply to a high percentile (the labs use p95).
+    ``ttft_s`` and ``itl_s`` apply to a high percentile: the p95 in the labs, ``infphys plan``
+    and the fleet planner. Example: ``LatencySLO(1.0, 0.05)`` asks for a p95 TTFT within 1 s
+    and a p95 ITL within 50 ms (20 tokens/s or more to every user).
+
+    Raises:
+        ValueError: either objective is not a finite number > 0 (naming it).
     """
 
     ttft_s: float
     itl_s: float
+
+    def __post_init__(self) -> None:
+        positive("ttft_s", self.ttft_s)
+        positive("itl_s", self.itl_s)
 
     @property
     def ttft_ms(self) -> float:

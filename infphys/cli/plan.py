@@ -12,10 +12,11 @@ from typing import Annotated, Any
 
 import typer
 
+from infphys.catalog import LatencySLO
 from infphys.cli._app import check_option, command, console, parse_list, print_json
 from infphys.cli._options import SimulatedPromptTokensOpt
 from infphys.cli._tables import column_table, fmt
-from infphys.fleet_estimate import ASSUMED_GPU_HOURLY_USD, FleetDemand, FleetSLO
+from infphys.fleet_estimate import ASSUMED_GPU_HOURLY_USD, FleetDemand
 from infphys.fleet_planning import plan_fleet
 
 
@@ -114,7 +115,7 @@ def plan_fleet_command(
         prompt_tokens_max=prompt_tokens_max,
         output_tokens_max=output_tokens_max,
     )
-    slo = FleetSLO(p95_ttft_s, p95_itl_ms / 1e3)
+    slo = LatencySLO(p95_ttft_s, p95_itl_ms / 1e3)
     kw: dict[str, Any] = {
         "model": model,
         "chunk_tokens": _chunks(chunk_tokens),
