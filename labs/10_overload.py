@@ -388,10 +388,12 @@ def _(
     time_scale,
     timeout_s,
 ):
+    # Waits are on the simulator's clock: a slowed one (time_scale) waits as much longer.
     retry_policies = [
         measure.RetryPolicy.no_retry(),
         measure.RetryPolicy.blind(max_attempts=5),
-        measure.RetryPolicy.backoff(max_attempts=5, base_delay_s=0.5),
+        measure.RetryPolicy.backoff(max_attempts=5, base_delay_s=0.5 * time_scale,
+                                    max_delay_s=5.0 * time_scale),
     ]
     # One call: the same burst once per policy, a (simulated) second of quiet in between (the
     # bounded queue drains in a fraction of it, so each policy meets an idle server).
