@@ -229,7 +229,6 @@ LAB09 = {
 }
 
 
-
 def late_grid(defs: dict[str, Any]) -> str | None:
     """Why a run of lab 9 timed the computer rather than the simulated GPU (None: it did not),
     from its simulator's own account (:class:`ServerStats`, wall seconds): it stalled, or it

@@ -110,7 +110,6 @@ def test_lab10_a_longer_timeout_fails_less(lab10: dict[str, Any]) -> None:
     assert after < before and after < 0.1
 
 
-
 def test_lab10_says_so_when_every_request_timed_out() -> None:
     # A 1 ms timeout: no request of 64 + 8 tokens (98 ms on the simulated A100) can finish, so
     # there is no service time to read. The lab stops there with a callout, not a ValueError
@@ -120,6 +119,7 @@ def test_lab10_says_so_when_every_request_timed_out() -> None:
     assert defs["unbounded_summary"]["error_rate"].tolist() == [1.0]
     assert defs["service_s"] is None
     assert "capacity_req_per_s" not in defs
+
 
 # --- lab 11 -----------------------------------------------------------------------------------
 
