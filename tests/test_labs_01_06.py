@@ -475,7 +475,14 @@ def test_lab5_sequential_against_concurrent() -> None:
         assert d["concurrent_tokens_per_s"] == pytest.approx(6 * 32 / d["wall_s"], rel=1e-9)
         # One at a time, the window is about the sum of the latencies; all at once, far less.
         assert d["sequential_tokens_per_s"] * 2 < d["concurrent_tokens_per_s"]
-        assert 2 < d["speedup"] <= 6.5
+        # The speedup is the ratio of the two windows (first send to last end), each holding
+        # the same 6 × 32 tokens: over 2, and at most the sequential window over the longest
+        # concurrent request (the concurrent window holds it). Not a fixed bound such as 6: on
+        # a busy machine the sequential requests wait on the CPU longer than the batch does
+        # (8.2× was read beside chromium).
+        seq_window_s = seq["end_s"].max() - seq["sent_s"].min()
+        assert d["speedup"] == pytest.approx(seq_window_s / d["wall_s"], rel=1e-9)
+        assert 2 < d["speedup"] <= seq_window_s / conc["e2e_s"].max() * (1 + 1e-9)
         # Σ latency / wall ≈ mean requests in flight ≤ 6 (Little's Law).
         assert 2 < d["understatement"] <= 6.01
         if not d["burst_watch"].frame.empty:
