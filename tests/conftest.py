@@ -1,16 +1,20 @@
-"""Suite-wide settings and shared fixtures: the longest modules are collected first.
+"""Suite-wide settings and shared fixtures: the order of the modules, and the browser's turn.
 
 The suite runs on three workers (``-n 3 --dist loadfile --no-loadscope-reorder`` in
 ``pyproject.toml``), one more than this machine's two cores: it waits more than it computes (the
 lab modules drive simulators slowed down against the wall clock, the browser modules wait on
-chromium; its CPU time is about three quarters of its wall time, not twice), so a third worker
-overlaps the waits. Every test of a module runs on the same worker, so a module-scoped fixture (a
-lab run, the browser) is made once. Workers take modules in collection order (without
-``--no-loadscope-reorder`` xdist would sort them by how many tests each holds), so the few modules
-that take minutes come first: started last, one of them would run alone at the end while the other
-workers sit idle. The site's browser checks are two modules over one site build (``site``, below,
-via ``tests/sitekit.py``: built by whichever worker asks first, under a file lock; the other waits
-for it and reuses it). Order only; every test still runs.
+chromium; idle, it keeps the two cores three quarters busy), so a third worker overlaps the waits.
+Every test of a module runs on the same worker, so a module-scoped fixture (a lab run, the
+browser) is made once. Workers take modules in collection order (without
+``--no-loadscope-reorder`` xdist would sort them by how many tests each holds): the three browser
+modules first, one a worker, side by side (they are the longest, two minutes each); then labs 8
+and 10, which the one- and two-test browser modules bring with them, so they start as those end;
+then the rest, longest first. The labs' simulators keep time against the wall clock and fall
+behind beside chromium, so every lab run waits until no browser module is running
+(``tests/cputurn.py``: each browser module holds a share of a lock file of this run, from its
+first test's setup to its last one's teardown). The site's browser checks are two modules over
+one site build (``site``, below, via ``tests/sitekit.py``: built by whichever worker asks first,
+under a file lock; the other waits for it and reuses it). Order only; every test still runs.
 
 A worker starts with ``COLUMNS`` and ``LINES`` set to 80×24 where the command that ran pytest had
 neither; rich would then fix every ``infphys`` console at 80 columns when it is imported, and the
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cputurn import LOCK_PATH, Turn
 from labrun import isolate
 from sitekit import Browser, Site, build_site, open_browser, serve
 
@@ -41,22 +46,24 @@ _TERMINAL = ("COLUMNS", "LINES")
 sys.dont_write_bytecode = False  # this process and each worker (each imports this file first)
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the processes the tests start
 
-#: Modules that take the longest, longest first (as measured with ``--durations``), except the
-#: two modules of labs 7–11: their labs time simulated servers against the wall clock while
-#: using little CPU, so they come once the three browser modules (chromium and marimo kernels,
-#: CPU bound) are mostly done, on two workers. A worker takes the next module when two or fewer
-#: of its tests are left, so a module of one or two tests brings the next one with it.
+#: The modules that drive chromium (and marimo kernels), collected first, one per worker.
+BROWSER_MODULES = ("test_site_browser.py", "test_labs_browser.py", "test_site_snapshots.py")
+#: The order modules are collected in: the browser modules; labs 8 and 10 (a worker takes the
+#: next module when two or fewer of its tests are left, so the one- and two-test browser modules
+#: each bring one of them along, to start as they end); then the others that take longest (as
+#: measured with ``--durations``), longest first, the other lab modules among them, so that
+#: their waits overlap the CPU-bound modules; then every module not named here.
 LONGEST_FIRST = (
-    "test_site_browser.py",
-    "test_labs_browser.py",
-    "test_site_snapshots.py",
-    "test_sim_server.py",
+    *BROWSER_MODULES,
+    "test_lab08.py",
+    "test_lab10.py",
     "test_labs_01_06.py",
+    "test_sim_server.py",
     "test_measure_workers.py",
-    "test_labs_07_09.py",
     "test_labs_10_11.py",
     "test_wheel.py",
     "test_labs_target.py",
+    "test_labs_07_09.py",
     "test_sim_calibration.py",
     "test_prose_numbers.py",
     "test_labs_server.py",
@@ -64,11 +71,34 @@ LONGEST_FIRST = (
     "test_labs_07_11_support.py",
     "test_labs_12_13.py",
 )
+#: This worker's share in the browser modules' hold on the CPU (``tests/cputurn.py``).
+_BROWSER_TURN = Turn()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """(Worker) a browser module's first test takes its share before its fixtures start."""
+    if item.path.name in BROWSER_MODULES:
+        _BROWSER_TURN.take()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """(Worker) its last test gives it back once the module's fixtures (chromium, the labs'
+    servers and kernels) are stopped."""
+    yield
+    if _BROWSER_TURN.held and (nextitem is None or nextitem.path != item.path):
+        _BROWSER_TURN.give_back()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """(Each worker, once every module has run) remove this run's lock file."""
+    LOCK_PATH.unlink(missing_ok=True)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -1,4 +1,5 @@
-"""The package code behind labs 7–11: planning, tuning, retry policies, tables and exercises.
+"""The package code behind labs 7–11: planning, tuning, retry policies, tables and exercises;
+and each of those labs' ``marimo check --strict`` and PEP 723 header.
 
 Expected values are worked out by hand in the comments (the exercises' in
 ``data/exercises_labs_07_11.toml``), not recomputed with the code's formula.
@@ -15,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from labrun import LABS, check_marimo_and_header
+from labsim import LAB_FILES
 
 from infphys import analysis, stats
 from infphys.exercises import check, exercises_for
@@ -373,3 +376,8 @@ def test_every_exercise_of_labs_7_to_11_has_a_hand_worked_answer() -> None:
 @pytest.mark.parametrize("lab", [7, 8, 9, 10, 11])
 def test_each_lab_has_two_to_four_exercises(lab: int) -> None:
     assert 2 <= len(exercises_for(lab)) <= 4
+
+
+@pytest.mark.parametrize("lab", sorted(LAB_FILES))
+def test_marimo_check_and_pep723_header(lab: int) -> None:
+    check_marimo_and_header(LABS / LAB_FILES[lab])
