@@ -597,7 +597,7 @@ def test_infphys_labs_starts_the_simulator_and_marimo(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL,
             stderr=fh,
             env=env,
-            cwd=LABS_DIR.parent,
+            cwd=tmp_path,  # a learner's folder: the labs are copied to ./infphys-labs there
         )
     try:
         deadline = time.monotonic() + 90
@@ -627,6 +627,8 @@ def test_infphys_labs_starts_the_simulator_and_marimo(tmp_path: Path) -> None:
             proc.wait()
     assert _get(f"http://127.0.0.1:{port}/") is None
     assert _get(sim_url.group(1) + "/v1/models") is None
+    shipped = len(list(LABS_DIR.glob("[0-9][0-9]_*.py")))
+    assert len(list((tmp_path / "infphys-labs").glob("[0-9][0-9]_*.py"))) == shipped
 
 
 def test_grading_accepts_the_contexts_the_labs_store(
