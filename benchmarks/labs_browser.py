@@ -153,7 +153,8 @@ class LabsServer(Closing):
         return f"{self.base_url}/?file={lab_file}"
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """What ``infphys labs`` has printed so far ("" once closed: the log is removed)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
 
     def start(self) -> LabsServer:
         env = {**os.environ, "NIM_BASE_URL": NO_SERVER_URL, **self.env}
@@ -188,7 +189,8 @@ class LabsServer(Closing):
         return self
 
     def close(self) -> None:
-        """SIGINT to the whole process group, then SIGKILL what is left (idempotent)."""
+        """SIGINT to the whole process group, then SIGKILL what is left; the copy of the labs
+        and the log are removed (idempotent)."""
         proc, self.proc = self.proc, None
         if proc is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -204,6 +206,7 @@ class LabsServer(Closing):
         if self._copy is not None:
             self._copy.cleanup()
             self._copy, self.labs_dir = None, None
+        self.log_path.unlink(missing_ok=True)
         for signum, handler in self._old_handlers.items():
             signal.signal(signum, handler)
         self._old_handlers.clear()
