@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -143,8 +144,9 @@ def test_bad_input_names_the_argument() -> None:
         plan_fleet(LIGHT, LatencySLO(1, 0.05), prices_usd={"h100-sxm": -1})
 
 
-def test_dask_path_gives_the_local_answer() -> None:
+def test_dask_path_gives_the_local_answer(tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
+    import dask
     kw = {
         "prices_usd": {"h100-sxm": 2.5, "l40s": 1.2},
         "precisions": ("bf16",),
@@ -158,6 +160,7 @@ def test_dask_path_gives_the_local_answer() -> None:
     slo = LatencySLO(0.5, 0.030)
     local = plan_fleet(demand, slo, workers=2, **kw)
     with (
+        dask.config.set({"temporary-directory": str(tmp_path)}),  # its scratch space
         distributed.LocalCluster(
             processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
         ) as cluster,
