@@ -419,7 +419,12 @@ async def test_kernel_timestamps_survive_a_blocked_event_loop() -> None:
     # The client noticed it was late: the read after the block came ≥ 0.40 - 0.20 s after the
     # kernel had "third" (allow for the server running late).
     assert lags and max(lags) >= 0.15
-    assert wire.kernel_timestamps and wire.kernel_stamped_reads >= 2
+    # The read after the block is kernel-stamped (its stamps lie 0.2 s before Python saw them,
+    # checked above). The prompt read of the headers and "first" usually is too, but on a busy
+    # machine its kernel stamp can read later than Python's clock (the offset between the two
+    # clocks is read with a preemption between its two calls), and the client then keeps Python's
+    # stamp, the same arrival to within that preemption: so at least one, not two.
+    assert wire.kernel_timestamps and wire.kernel_stamped_reads >= 1
 
 
 @needs_kernel_stamps
