@@ -292,11 +292,13 @@ class RunWriter(Closing):
     killed half-way leaves a readable file with every finished record.
 
     >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "run.jsonl"
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = pathlib.Path(tmp.name) / "run.jsonl"
     >>> with RunWriter(p, RunHeader(source="simulated", started_at="2026-11-27T00:00:00Z")) as w:
     ...     w.write(RequestRecord(request_id=0, sent_s=0.0, first_token_s=0.05, end_s=1.0))
     >>> len(read_run(p).records)
     1
+    >>> tmp.cleanup()
     """
 
     def __init__(self, path: str | os.PathLike[str], header: RunHeader) -> None:
