@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cputurn import LOCK_PATH, Turn
+from cputurn import Turn
 from labrun import isolate
 from sitekit import Browser, Site, build_site, open_browser, serve
 
@@ -94,11 +94,6 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     yield
     if _BROWSER_TURN.held and (nextitem is None or nextitem.path != item.path):
         _BROWSER_TURN.give_back()
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """(Each worker, once every module has run) remove this run's lock file."""
-    LOCK_PATH.unlink(missing_ok=True)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -9,8 +9,8 @@ first test's setup to its last one's teardown), and a lab run first waits until 
 file exclusively, that is until no browser module is running (:func:`wait_for_the_browser`).
 
 The file is named by pytest-xdist's id of the run (the process id without xdist), so two test
-runs on one machine never wait on each other. A lab never waits longer than
-:data:`WAIT_LIMIT_S`: past it, it runs beside chromium.
+runs on one machine never wait on each other; the last browser module to give its share back
+removes it. A lab never waits longer than :data:`WAIT_LIMIT_S`: past it, it runs beside chromium.
 
 Example::
 
@@ -57,7 +57,13 @@ class Turn:
             self._file = f
 
     def give_back(self) -> None:
+        """Release this share; the last holder (none other holds one) removes the file."""
         if self._file is not None:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.path.unlink(missing_ok=True)  # a waiter with it open goes on as it closes
+            except BlockingIOError:
+                pass  # another browser module still runs
             self._file.close()  # releases this worker's share
             self._file = None
 

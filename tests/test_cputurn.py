@@ -3,6 +3,7 @@ browser module holds its share of the run's lock file, and not at all when none 
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 from cputurn import Turn, wait_for_the_browser
@@ -21,6 +22,13 @@ def test_a_lab_waits_while_a_browser_module_holds_its_share(tmp_path: Path) -> N
     first.give_back()
     assert not first.held
     assert wait_for_the_browser(path, limit_s=0.3) >= 0.3  # the other module still runs
+    assert path.exists()  # the first to give its share back leaves the file to the other
     second.give_back()
-    # Nobody holds it: the lab goes on, long before its limit.
-    assert wait_for_the_browser(path, limit_s=600) < 600
+    assert not path.exists()  # the last one removes it
+    # Nobody holds it: the lab goes on at once.
+    assert wait_for_the_browser(path, limit_s=600) == 0.0
+    # A lab that opened the file while it was held goes on once the last share is given back.
+    first.take()
+    with open(path) as waiting:
+        first.give_back()
+        fcntl.flock(waiting, fcntl.LOCK_EX | fcntl.LOCK_NB)  # would raise if still held
