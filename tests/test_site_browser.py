@@ -261,14 +261,22 @@ def test_search_works_offline(home: SitePage, browser: Browser) -> None:
 
 
 @pytest.mark.browser
-def test_the_offline_guard_records_and_aborts_requests_off_loopback(
+def test_the_offline_guard_records_requests_off_loopback_and_the_browser_fails_them(
     site: Site, browser: Browser
 ) -> None:
-    """The guard every browser test relies on: a request off 127.0.0.1 is aborted and recorded
-    (a CDN script, an address on another host), one on loopback goes through untouched."""
-    offsite = ["https://cdn.jsdelivr.net/npm/plotly.js", "http://127.0.0.1.example.org/x.js"]
+    """The guard every browser test relies on: a request off 127.0.0.1 is recorded and fails at
+    the browser's own proxy (not later for want of a network, which a developer's machine has)
+    (a CDN script, a name that starts like loopback, an address given as a number, which no
+    name lookup would stop), one on loopback goes through untouched."""
+    offsite = [
+        "https://cdn.jsdelivr.net/npm/plotly.js",
+        "http://127.0.0.1.example.org/x.js",
+        "http://192.0.2.1/x.js",  # TEST-NET-1 (RFC 5737): nothing there, here or anywhere
+    ]
     seen = len(browser.external)
+    reasons: dict[str, str | None] = {}
     with SitePage(browser) as p:
+        p.page.on("requestfailed", lambda r: reasons.setdefault(r.url, r.failure))
         p.page.goto(site.base_url, wait_until="load")
         failed = p.page.evaluate(
             """async (urls) => Promise.all(urls.map(u => fetch(u).then(() => null, () => u)))""",
@@ -276,5 +284,6 @@ def test_the_offline_guard_records_and_aborts_requests_off_loopback(
         )
     recorded = browser.external[seen:]
     del browser.external[seen:]  # planted here: the other tests' "nothing left" checks stand
-    assert failed == [*offsite, None]  # aborted, aborted, served
+    assert failed == [*offsite, None]  # failed, failed, failed, served
     assert recorded == offsite
+    assert reasons == dict.fromkeys(offsite, "net::ERR_PROXY_CONNECTION_FAILED")
