@@ -10,7 +10,7 @@ frontend carries over, as for a learner going through the course), the lab is op
 chromium through Playwright, and the script records the seconds from the start of the navigation
 to: the page's ``load`` event, the first rendered cell output, and (``--chart``) the first drawn
 plotly chart. The target is the embedded simulator (``NIM_BASE_URL`` points where nothing
-answers) unless ``--use-env``. Requests leaving 127.0.0.1 are aborted and counted.
+answers) unless ``--use-env``. Requests leaving 127.0.0.1 fail and are counted.
 
 Target: first output within 10 s of opening the page. Each lab has ``--lab-timeout-s`` (60 s)
 and the whole run ``--budget-s`` (600 s); everything started is stopped on exit, Ctrl-C or
@@ -104,7 +104,7 @@ def main() -> int:
             + ("" if ok else "   over target")
         )
     if offsite:
-        print("\nrequests that left 127.0.0.1 (aborted):")
+        print("\nrequests that left 127.0.0.1 (each failed):")
         for url in sorted(set(offsite)):
             print("  ", url)
     print(f"\n{len(rows) - slow}/{len(rows)} labs showed their first output within {TARGET_S:g} s")

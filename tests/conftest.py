@@ -135,7 +135,7 @@ def site() -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def browser(site: Site) -> Iterator[Browser]:
-    """Chromium, its requests off loopback recorded and aborted (skips where it is missing)."""
+    """Chromium, its requests off loopback recorded and failed (skips where it is missing)."""
     with open_browser() as b:
         yield b
 

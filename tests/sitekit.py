@@ -248,7 +248,7 @@ def labs_browser() -> Any:
 
 @dataclass
 class Browser:
-    """One chromium and a context that records (and aborts) every request leaving loopback."""
+    """One chromium and a context that records every request leaving loopback (each fails)."""
 
     context: Any
     external: list[str]

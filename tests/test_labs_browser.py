@@ -5,7 +5,7 @@ marimo's editor saves what it opens) with the embedded simulator as the target. 
 ``chromium``, driven by Playwright, opens four labs two at a time (two tabs, two kernels) and
 checks, without a click: cells run on open and outputs appear; a plotly chart is drawn (Lab 3's,
 and Lab 12's from NVIDIA's measured data); moving a slider changes a printed number (Lab 3's
-KV-cache size per user); and not one request leaves 127.0.0.1 (each is recorded and aborted, and
+KV-cache size per user); and not one request leaves 127.0.0.1 (each is recorded and fails, and
 the test fails), MathJax included. It prints each lab's time to first
 output; the 10 s target is checked by ``benchmarks/bench_labs.py``, not here. A lab is also opened
 as an app (``infphys labs --run``), from a second server started alongside the first. The servers,
@@ -99,7 +99,7 @@ def test_labs_run_on_open_offline_and_react(session: tuple[Any, Any, list[str]],
     timings.append(timing)
     assert timing.first_output_s is not None, server.log()[-3000:]
     assert timing.first_chart_s is not None, "Lab 3 drew no plotly chart"
-    # The chart's MathJax: the labs' server's copy (the CDN's would have been aborted).
+    # The chart's MathJax: the labs' server's copy (the CDN's would have failed).
     page.wait_for_function("window.MathJax && window.MathJax.version", timeout=WAIT_S * 1e3)
     assert page.evaluate("window.MathJax.version") == "3.2.2"
     before = _kv_per_user(page)

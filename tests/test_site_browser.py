@@ -5,7 +5,7 @@ the same files reuses it) and served on 127.0.0.1 by the ``site`` fixture (``con
 Debian's ``chromium``, driven by Playwright (never ``playwright install``), then opens every
 page of the sitemap and checks: no console error; maths typeset by the vendored MathJax; every
 plotly chart drawn; a slider and a dropdown change what a chart draws; instant navigation
-redraws charts and maths; and not one request leaves 127.0.0.1 (each is recorded and aborted,
+redraws charts and maths; and not one request leaves 127.0.0.1 (each is recorded and fails,
 and the test fails). The lab pages, whose snapshots boot marimo's frontend, are opened once,
 by ``test_site_snapshots.py`` (on the other worker), with the same checks and their snapshot's.
 
