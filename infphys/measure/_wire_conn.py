@@ -9,8 +9,8 @@ connections is :class:`infphys.measure._wire.WireClient`.
 
 Worked example: a control message of 16 bytes ``(sec=1700000000, nsec=250000000)`` is the
 wall-clock time 1700000000.25 s; the connection turns it into the ``perf_counter`` clock by
-subtracting the offset between the two clocks, so a chunk that reached the kernel 3 ms before
-Python read it carries an arrival 3 ms earlier than the read.
+subtracting the offset between the two clocks (:func:`realtime_offset_ns`), so a chunk that
+reached the kernel 3 ms before Python read it carries an arrival 3 ms earlier than the read.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ __all__ = [
     "WireReadTimeout",
     "WireReset",
     "WireResponse",
+    "realtime_offset_ns",
 ]
 
 # SO_TIMESTAMPNS (and its control message SCM_TIMESTAMPNS) is 35 on Linux's generic ABI
@@ -53,6 +54,34 @@ WIRE_SUPPORTED: bool = sys.platform != "win32" and hasattr(socket.socket, "recvm
 KERNEL_TIMESTAMPS: bool = WIRE_SUPPORTED and sys.platform == "linux" and ANC_BYTES > 0
 _READ_BYTES = 256 * 1024
 _READS_PER_CALLBACK = 16
+#: A bracket of the clock offset this narrow, ns, needs no second try (a few clock reads).
+_NARROW_NS = 2_000
+
+
+def realtime_offset_ns(tries: int = 3) -> int:
+    """``time.time_ns() - time.perf_counter_ns()`` at one instant, to within a few µs.
+
+    The wall clock is read between two ``perf_counter`` reads and paired with their midpoint;
+    a thread preempted between the reads widens that bracket by the preemption (milliseconds
+    on a busy machine), so up to ``tries`` brackets are read and the narrowest one is kept.
+    Read with two calls instead, a preemption between them would shift the offset by its whole
+    length, and a kernel stamp converted with it could land after the moment Python read it.
+
+    Worked example: brackets ``(p0=100, wall=10⁹+5,000,100, p1=5,000,200)`` (preempted 5 ms
+    between the first two reads) and ``(6,000,000, 10⁹+6,000,500, 6,001,000)``: the second is
+    1 µs wide, its midpoint 6,000,500, so the offset is exactly 10⁹ ns; the first alone would
+    give 10⁹ + 2,499,950.
+    """
+    best_width = best = -1
+    for _ in range(max(1, tries)):
+        before = time.perf_counter_ns()
+        wall = time.time_ns()
+        after = time.perf_counter_ns()
+        if best_width < 0 or after - before < best_width:
+            best_width, best = after - before, wall - (before + after) // 2
+        if best_width <= _NARROW_NS:
+            break
+    return best
 
 
 class WireError(Exception):
@@ -296,7 +325,7 @@ class Conn:
         sock = self.sock
         client = self.client
         kernel = client.kernel_timestamps
-        off_ns = time.time_ns() - time.perf_counter_ns() if kernel else 0
+        off_ns = realtime_offset_ns() if kernel else 0
         for _ in range(_READS_PER_CALLBACK):
             try:
                 data, anc, _flags, _addr = sock.recvmsg(_READ_BYTES, ANC_BYTES)
@@ -370,6 +399,13 @@ class Conn:
             return
         silent_s = time.perf_counter() - self.last_rx
         read_s = self.client.read_s
+        if silent_s >= read_s:
+            # Bytes already waiting in the socket arrived while this loop was busy elsewhere
+            # (a late loop, not a silent server): read them before calling it a timeout.
+            self._readable()
+            if self.resp is not resp or resp.complete or self.closed:
+                return
+            silent_s = time.perf_counter() - self.last_rx
         if silent_s >= read_s:
             self.fail(WireReadTimeout(f"no data for {read_s:g} s"))
         elif resp._waiter is not None:
