@@ -8,9 +8,12 @@ import sys
 
 from infphys._closing import end_process
 
-# Exits with code 3 when Ctrl-C (SIGINT) reaches it, after saying it is ready to be asked.
+# Exits with code 3 when Ctrl-C (SIGINT) reaches it, after saying it is ready to be asked. It
+# installs Python's SIGINT handler itself: a test run started in the background of a script
+# hands its children SIGINT ignored, which Python keeps.
 _STOPS_ON_SIGINT = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 try:
     print("ready", flush=True)
     time.sleep(60)

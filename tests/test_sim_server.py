@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import logging
+import signal
 import time
 from typing import Any
 
@@ -20,8 +21,9 @@ import pytest
 from openai import OpenAI
 from simproc import MODEL, small, stream_body
 
+from infphys._closing import end_process
 from infphys.measure import Target, open_loop, parse_metrics, run_closed_loop
-from infphys.sim import EngineConfig, OutputLengths, Workload, serve, simulate
+from infphys.sim import EngineConfig, OutputLengths, Workload, hosting, serve, simulate
 
 # --- the official SDK works unchanged ------------------------------------------------------------
 
@@ -420,6 +422,28 @@ def test_serve_in_a_child_process() -> None:
 async def _get(url: str) -> int:
     async with aiohttp.ClientSession() as s, s.get(url) as r:
         return r.status
+
+
+def test_a_child_server_started_with_sigint_ignored_still_stops_on_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A run started in the background of a shell script has SIGINT ignored, and its children
+    # inherit that. The child server must still leave by itself when end_process asks with
+    # SIGINT (exit 0), not be killed once the 15 s grace is over (-9).
+    codes: list[int] = []
+
+    def recorded(proc: Any, grace_s: float, **kw: Any) -> int:
+        codes.append(end_process(proc, grace_s, **kw))
+        return codes[-1]
+
+    monkeypatch.setattr(hosting, "end_process", recorded)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # what the child inherits
+    try:
+        with serve(config=small(), process=True) as t:
+            assert asyncio.run(_get(t.base_url + "/v1/health/live")) == 200
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert codes == [0]
 
 
 # --- a huge request does not hold other streams back -------------------------------------------

@@ -8,6 +8,7 @@ serves until SIGINT, and prints ``port <n>`` on stdout once listening.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 from infphys.sim.config import EngineConfig
@@ -19,6 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args:
         raise SystemExit("usage: python -m infphys.sim._child < spec.json (one JSON line)")
+    # The parent stops this server with SIGINT (``_closing.end_process``). Started from a
+    # background job of a shell script (or ``nohup … &``) a process inherits SIGINT ignored, and
+    # Python then leaves it ignored: the server would run on until the parent's SIGKILL.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     spec = json.loads(sys.stdin.readline())
     server = SimServer(EngineConfig.from_dict(spec["config"]), **spec["server"])
     run_server(
