@@ -264,10 +264,10 @@ def test_search_works_offline(home: SitePage, browser: Browser) -> None:
 def test_the_offline_guard_records_requests_off_loopback_and_the_browser_fails_them(
     site: Site, browser: Browser
 ) -> None:
-    """The guard every browser test relies on: a request off 127.0.0.1 is recorded and fails at
-    the browser's own proxy (not later for want of a network, which a developer's machine has)
-    (a CDN script, a name that starts like loopback, an address given as a number, which no
-    name lookup would stop), one on loopback goes through untouched."""
+    """The guard every browser test relies on: a request off 127.0.0.1 (a CDN script, a name
+    that starts like loopback, an address given as a number, which no name lookup would stop)
+    is recorded and fails at the browser's own proxy, not later for want of a network, which a
+    developer's machine has; one on loopback goes through untouched."""
     offsite = [
         "https://cdn.jsdelivr.net/npm/plotly.js",
         "http://127.0.0.1.example.org/x.js",
