@@ -521,7 +521,8 @@ async def test_each_read_keeps_its_own_kernel_time() -> None:
     def on_time(run: tuple[ThreadServer, list[tuple[bytes, float]], list[float]]) -> bool:
         # "second" written 0.05 s before block A ended, "third" after the reader ran between the
         # blocks (else one read takes both) and 0.05 s before block B ended.
-        (server, _, (end_a, between, end_b)), written = run, run[0].written
+        server, _, (end_a, between, end_b) = run
+        written = server.written
         return (
             written[1] + EARLY_S < end_a - 0.05
             and server.sends[2] > between
@@ -651,8 +652,12 @@ async def test_chat_client_on_wire_records_the_servers_spacing_through_a_blocked
 async def test_chat_client_on_aiohttp_records_when_the_blocked_loop_got_round_to_it() -> None:
     # Expected behaviour, documented: aiohttp stamps a chunk when the coroutine reads it, so
     # token "b", which arrived 0.10 s after the send, is recorded after the 0.30 s block.
+    def on_time(run: tuple[RequestRecord, ChatClient, float, ThreadServer, list[float]]) -> bool:
+        _, _, block_end, server, _ = run
+        return block_end > server.sends[1] + 0.1  # "b" sent 0.1 s before the block ended
+
     rec, client, block_end, server, lags = await on_schedule(
-        lambda: _chat_with_blocked_loop("aiohttp"), lambda run: run[2] > run[3].sends[1] + 0.1
+        lambda: _chat_with_blocked_loop("aiohttp"), on_time
     )
     assert rec.status == "ok", rec
     _, b, _ = rec.chunk_times_s
@@ -1056,19 +1061,29 @@ async def test_bytes_waiting_when_the_read_timer_fires_are_not_a_timeout() -> No
     # The loop was busy past read_s (0.2 s) while "second" reached the socket (at 0.05 s), and
     # its read timer runs before the loop has polled the socket again (a long callback ahead of
     # it in the same turn, called here by hand): it reads what is waiting instead of failing.
+    # The try counts when "second" was not read with "first" (a late loop) and was written
+    # before the check (a late server thread); on_schedule runs it again otherwise.
     script = [(0.0, CHUNKED_SSE_HEAD + chunk(b"first")), (0.05, chunk(b"second"))]
-    with ThreadServer(script) as server:
-        async with wire_at(server.url, read_s=0.2) as wire:
-            async with asyncio.timeout(GUARD_S):
-                resp = await wire.post("/x", b"{}", {})
-                first = await anext(aiter(resp))
-            assert first[0] == b"first"
-            time.sleep(0.3)  # "second" arrives; nothing reads it
-            conn = resp._conn
-            assert conn is not None and time.perf_counter() - conn.last_rx >= 0.2
-            conn._check_read_timeout()
-            assert resp._error is None and list(resp._pieces)[-1][0] == b"second"
-            resp.release()
+
+    async def check_late() -> tuple[bool, WireError | None, list[bytes]]:
+        with ThreadServer(script) as server:
+            async with wire_at(server.url, read_s=0.2) as wire:
+                async with asyncio.timeout(GUARD_S):
+                    resp = await wire.post("/x", b"{}", {})
+                    first = await anext(aiter(resp))
+                assert first[0] == b"first"
+                alone = not resp._pieces
+                time.sleep(0.3)  # "second" arrives; nothing reads it
+                conn = resp._conn
+                assert conn is not None and time.perf_counter() - conn.last_rx >= 0.2
+                checked_at = time.perf_counter()
+                conn._check_read_timeout()
+                error, pieces = resp._error, [data for data, _ in resp._pieces]
+                resp.release()
+        return alone and server.written[1] < checked_at, error, pieces
+
+    _, error, pieces = await on_schedule(check_late, lambda run: run[0])
+    assert error is None and pieces == [b"second"]
 
 
 async def test_a_body_cut_short_is_a_reset_after_the_bytes_that_came() -> None:
