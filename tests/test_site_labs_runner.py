@@ -1,14 +1,20 @@
 """docs/hooks/labs_runner.py on its own, without MkDocs or a build: labs found, snapshots
-pointed at the local frontend, and a snapshot's charts and failed cells counted."""
+pointed at the local frontend, and a snapshot's charts and failed cells counted; and
+docs/hooks/labs_export.py, the process that exports the labs, on notebooks of one cell: the pages
+and reports it writes, the arguments it refuses, the signals that stop it and its kernels."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
+import procs
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,3 +87,132 @@ def test_a_fresh_result_is_found_in_the_cache_by_the_next_build(
     # The metadata keeps the seconds to two decimals: 61.204 → 61.2.
     hit = runner.Result.from_cache(page, meta)
     assert hit == runner.Result(page, 61.2, True, 3)
+
+
+# --- labs_export.py: the one process that exports the labs ------------------------------------
+
+EXPORTER = REPO / "docs" / "hooks" / "labs_export.py"
+#: A marimo notebook of one cell (what ``marimo new`` writes, cut to one cell).
+NOTEBOOK = """import marimo
+
+app = marimo.App()
+
+
+@app.cell
+def _():
+    import pathlib
+    import time
+    {body}
+    return
+
+
+if __name__ == "__main__":
+    app.run()
+"""
+
+
+def _notebook(folder: Path, name: str, body: str) -> Path:
+    path = folder / name
+    path.write_text(NOTEBOOK.format(body=body), encoding="utf-8")
+    return path
+
+
+def _exporter(*args: str) -> list[str]:
+    # No modules preloaded: these notebooks import nothing of infphys, and the forkserver's
+    # imports would only cost the suite time (the site build runs the real preload).
+    return [sys.executable, str(EXPORTER), "--preload", "", *args]
+
+
+def test_the_exporter_writes_each_labs_page_and_reports_what_its_cells_printed_or_raised(
+    runner: ModuleType, tmp_path: Path
+) -> None:
+    _notebook(tmp_path, "fine.py", 'print("forty-two", 6 * 7)')
+    _notebook(tmp_path, "broken.py", 'raise ValueError("no such GPU: h900")')
+    proc = subprocess.run(
+        _exporter("--jobs", "2", "fine.py", "broken.py"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["lab"]: row for row in map(json.loads, proc.stdout.splitlines())}
+    assert set(rows) == {"fine.py", "broken.py"}
+    fine, broken = rows["fine.py"], rows["broken.py"]
+    assert (fine["failed"], fine["error"], fine["html"]) == (False, None, "fine.html")
+    assert fine["output"] == "forty-two 42\n"  # the cell's print, run in the lab's kernel
+    assert runner.snapshot_problems((tmp_path / "fine.html").read_text("utf-8")) == (0, [])
+    # The failing cell: marimo's "some cells raised", its message, and the page still written
+    # (the runner then fails the build with the cell's error).
+    assert (broken["failed"], broken["error"]) == (True, None)
+    assert "no such GPU: h900" in broken["output"]
+    _, errors = runner.snapshot_problems((tmp_path / "broken.html").read_text("utf-8"))
+    assert errors == ["cell Hbol: exception: no such GPU: h900"]  # marimo's id of a first cell
+    assert not (tmp_path / "__marimo__").exists()  # no session files left beside the labs
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [(["--jobs", "0", "x.py"], "--jobs must be at least 1, got 0"), (["nope.py"], "nope.py")],
+)
+def test_the_exporter_refuses_bad_arguments_by_name(
+    tmp_path: Path, args: list[str], named: str
+) -> None:
+    (tmp_path / "x.py").write_text("", encoding="utf-8")
+    proc = subprocess.run(
+        _exporter(*args), cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and named in proc.stderr, proc.stderr
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_exporter_and_every_kernel_it_started(
+    tmp_path: Path, signum: int
+) -> None:
+    lab = _notebook(tmp_path, "sleepy.py", 'pathlib.Path("started").touch()\n    time.sleep(120)')
+    proc = subprocess.Popen(
+        _exporter(lab.name), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "started").exists():  # the lab's kernel is running its cell
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the lab's cell never started"
+            time.sleep(0.1)
+        started = procs.descendants(proc.pid)  # the forkserver, the kernel, the tracker
+        assert len(started) >= 2
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signum and out == b""  # no report for a stopped lab
+        deadline = time.monotonic() + 30
+        while left := [pid for pid in started if procs.alive(pid)]:
+            assert time.monotonic() < deadline, f"still running after {signum}: {left}"
+            time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_reported_page_is_checked_and_cached_or_fails_the_build_naming_its_lab(
+    runner: ModuleType, tmp_path: Path
+) -> None:
+    lab = runner.Lab(3, tmp_path / "03_kv_cache.py", "Lab 3 · The KV-cache cliff", 25)
+    page = tmp_path / "03_kv_cache.html"
+    session = {"cells": [{"id": "a", "outputs": [{"type": "data", "data": {"text/html": "ok"}}]}]}
+    page.write_text('"session": ' + json.dumps(session) + " marimo-plotly data-figure=", "utf-8")
+    cached = tmp_path / "cache" / "03_kv_cache.k.html"
+    row = {"lab": lab.path.name, "html": page.name, "seconds": 4.2, "failed": False,
+           "error": None, "output": ""}  # fmt: skip
+    result = runner._snapshot(lab, cached, tmp_path, row)
+    assert (result.path, result.seconds, result.cached, result.charts) == (cached, 4.2, False, 1)
+    assert cached.read_text("utf-8") == page.read_text("utf-8")
+    assert runner.Result.from_cache(cached, cached.with_suffix(".json")) == runner.Result(
+        cached, 4.2, True, 1
+    )
+    for bad, says in [
+        ({"error": "took more than 300 s", "output": "step 3"}, "took more than 300 s\nstep 3"),
+        ({"failed": True, "output": "ValueError: no such GPU"}, "ValueError: no such GPU"),
+        ({"html": "missing.html"}, "wrote nothing"),
+    ]:
+        with pytest.raises(runner.PluginError, match=r"03_kv_cache\.py") as failed:
+            runner._snapshot(lab, cached, tmp_path, {**row, **bad})
+        assert says in str(failed.value)

@@ -1,12 +1,13 @@
 """MkDocs hook: the lab pages, their static snapshots, and the Day-3 notebook, all offline.
 
 **Lab snapshots.** Every ``labs/NN_*.py`` is run headless against the embedded simulator by
-``marimo export html`` (one subprocess per lab, started when the build starts so that they run
-while MkDocs renders the other pages) and the result is written to ``labs/snapshots/`` in the
-site. The exported page loads marimo's frontend from a CDN; the same files ship in the marimo
-wheel (``marimo/_static``), so they are copied once into ``assets/vendor/marimo/`` and every CDN
-URL in each snapshot is rewritten to that copy. marimo's plotly renderer lazy-loads MathJax from
-a CDN; the copied frontend points it at the site's vendored MathJax instead.
+``marimo export html`` (all labs in one background process, ``labs_export.py``, started when the
+build starts so that they run while MkDocs renders the other pages) and the result is written to
+``labs/snapshots/`` in the site. The exported page loads marimo's frontend from a CDN; the same
+files ship in the marimo wheel (``marimo/_static``), so they are copied once into
+``assets/vendor/marimo/`` and every CDN URL in each snapshot is rewritten to that copy. marimo's
+plotly renderer lazy-loads MathJax from a CDN; the copied frontend points it at the site's
+vendored MathJax instead.
 
 A lab page names its lab by its file name (``docs/labs/03-kv-cache.md`` is ``labs/03_*.py``) and
 places generated parts with HTML comments, which survive the Jinja pass of ``infphys_site.py``:
@@ -33,7 +34,7 @@ module is the MkDocs glue.
 **Cache.** Snapshots and the executed notebook are cached under ``$INFPHYS_SITE_CACHE``
 (default ``~/.cache/infphys/site``), keyed by a hash of the lab (or notebook), every file of the
 ``infphys`` package and the marimo version, so a rebuild after editing a chapter reuses them.
-``INFPHYS_SITE_JOBS`` sets how many run at once (default: CPUs + 2; the labs spend much of
+``INFPHYS_SITE_JOBS`` sets how many labs run at once (default: CPUs + 2; the labs spend much of
 their time waiting on the simulated server's clock). ``INFPHYS_SNAPSHOTS=0`` skips snapshots and
 notebook execution for a quick local preview (the pages then say so; never in CI).
 """
@@ -65,13 +66,12 @@ from labs_runner import (
     Lab,
     copy_marimo_frontend,
     notebook_dir,
-    notebook_for_site,
     rewrite_snapshot,
     save_timings,
     start_jobs,
-    strip_nbconvert_cdn,
     write_atomic,
 )
+from notebook_page import notebook_for_site, strip_nbconvert_cdn
 
 log = logging.getLogger("mkdocs.hooks.infphys_labs")
 

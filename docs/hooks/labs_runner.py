@@ -5,14 +5,15 @@ driven and tested on its own; ``infphys_labs.py`` is the MkDocs glue that starts
 it and places what it made.
 
 - :func:`find_labs`: every ``labs/NN_*.py`` with its title and time budget.
-- :func:`start_jobs`: one ``marimo export html`` per lab and one nbconvert run of the notebook,
-  against the embedded simulator, longest first on a thread pool; :meth:`Jobs.result` waits
-  for one. Results are cached under :func:`cache_dir`, keyed by a hash of the lab (or
-  notebook), every file of the ``infphys`` package and the marimo version.
+- :func:`start_jobs`: the labs not in the cache exported by one ``labs_export.py`` process
+  (``marimo export html`` of each, longest first, several at once, their kernels forked from
+  one warm forkserver) and one nbconvert run of the notebook, against the embedded simulator,
+  in the background; :meth:`Jobs.result` waits for one. Results are cached under
+  :func:`cache_dir`, keyed by a hash of the lab (or notebook), every file of the ``infphys``
+  package and the marimo version.
 - :func:`rewrite_snapshot`, :func:`snapshot_problems`, :func:`copy_marimo_frontend`: point a
   snapshot at the site's copy of marimo's frontend and check that nothing is left on a CDN.
-- :func:`notebook_for_site`, :func:`strip_nbconvert_cdn`: the executed notebook's plotly
-  outputs as the site's own chart divs, with nbconvert's CDN loaders removed.
+  ``notebook_page.py`` turns the executed notebook into the site's page.
 
 Example: ``jobs = start_jobs(Path(".")); jobs.result("03_kv_cache").path`` is the exported
 HTML of Lab 3 once its job has finished (about 10 to 60 s per lab on two cores).
@@ -23,7 +24,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import hashlib
-import html
 import json
 import logging
 import os
@@ -41,11 +41,15 @@ from typing import Any
 
 from mkdocs.exceptions import PluginError
 
+if str(Path(__file__).resolve().parent) not in sys.path:  # its sibling, without the hook's help
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from notebook_page import notebook_for_site
+
 log = logging.getLogger("mkdocs.hooks.infphys_labs")
 
 #: Bump when the way labs are exported or the notebook executed changes (invalidates the
 #: cache). Pointing a snapshot at the local frontend is redone on every build, not cached.
-PIPELINE_VERSION = "7"
+PIPELINE_VERSION = "8"
 #: Where things go in the built site.
 SNAPSHOT_DIR = "labs/snapshots"
 MARIMO_DIR = "assets/vendor/marimo"
@@ -60,6 +64,10 @@ RAW_NOTEBOOK = "executed.ipynb"
 NO_SERVER_URL = "http://127.0.0.1:9"
 #: Seconds one lab export or the notebook may take before the build gives up on it.
 JOB_TIMEOUT_S = 300.0
+#: Seconds a job's process has to end after SIGTERM before it is killed.
+STOP_GRACE_S = 10.0
+#: The program that exports the labs (one process for all of them).
+EXPORTER = Path(__file__).resolve().parent / "labs_export.py"
 
 _MARIMO_CDN = re.compile(r"https://cdn\.jsdelivr\.net/npm/@marimo-team/frontend@[^/\"']+/dist/")
 _MATHJAX_CDN = re.compile(r"`https://cdn\.jsdelivr\.net/npm/mathjax-full@[^`]+`")
@@ -175,8 +183,13 @@ def snapshot_problems(text: str) -> tuple[int, list[str]]:
     for cell in session.get("cells", []):
         for output in cell.get("outputs", []):
             data = output.get("data") or {}
-            if output.get("type") == "error" or any("error" in str(m) for m in data):
-                errors.append(f"cell {cell.get('id')}: {json.dumps(data)[:300]}")
+            if output.get("type") == "error" and "evalue" in output:  # what the cell raised
+                what = f"{output.get('ename')}: {output['evalue']}"
+            elif output.get("type") == "error" or any("error" in str(m) for m in data):
+                what = json.dumps(data)
+            else:
+                continue
+            errors.append(f"cell {cell.get('id')}: {what[:300]}")
     return text.count("marimo-plotly data-figure="), errors  # "<" is escaped in the JSON
 
 
@@ -205,86 +218,6 @@ def copy_marimo_frontend(site_dir: Path) -> Path:
             "this hook expects; check docs/hooks/infphys_labs.py"
         )
     return dest
-
-
-# --- the notebook's figures as site charts ---------------------------------------------------
-
-
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
-
-
-def chart_div(figure: dict[str, Any], div_id: str) -> str:
-    """A ``div.infphys-chart`` for a plotly figure's JSON (drawn by infphys-charts.js)."""
-    text = json.dumps(figure, separators=(",", ":"), allow_nan=False)
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    text = text.replace("'", "&#39;")
-    layout = figure.get("layout") or {}
-    height = int(layout.get("height") or 450)
-    title = (layout.get("title") or {}).get("text") or "chart"
-    return (
-        f'<figure class="infphys-figure"><div class="infphys-chart" id="{div_id}" role="img" '
-        f'aria-label="{html.escape(str(title))}" style="height:{height}px" '
-        f"data-figure='{text}'></div></figure>"
-    )
-
-
-def notebook_for_site(nb: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """The executed notebook as the site shows it, and the number of charts in it.
-
-    Each plotly output becomes a site chart; each cell's warnings (its stderr: the simulator
-    saying it fell behind the wall clock on a busy build machine, a load level saying the
-    client lagged) are folded into one collapsed block, kept but out of the way.
-    """
-    charts = 0
-    for cell in nb.get("cells", []):
-        outputs: list[dict[str, Any]] = []
-        warnings: list[str] = []
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream" and output.get("name") == "stderr":
-                text = output.get("text", "")
-                warnings.append(text if isinstance(text, str) else "".join(text))
-                continue
-            data = output.get("data")
-            if data and PLOTLY_MIME in data:
-                charts += 1
-                figure = data[PLOTLY_MIME]
-                output["data"] = {"text/html": chart_div(figure, f"nb-chart-{charts}")}
-                output["metadata"] = {}
-            outputs.append(output)
-        if warnings:
-            lines = [w.rstrip() for w in "".join(warnings).splitlines() if w.strip()]
-            folded = (
-                '<details class="infphys-nb-warnings"><summary>'
-                f"{len(lines)} warning{'s' if len(lines) != 1 else ''} from this run</summary>"
-                f"<pre>{html.escape(chr(10).join(lines))}</pre></details>"
-            )
-            outputs.insert(0, {"output_type": "display_data", "metadata": {},
-                               "data": {"text/html": folded}})  # fmt: skip
-        if "outputs" in cell:
-            cell["outputs"] = outputs
-    return nb, charts
-
-
-_NBCONVERT_CDN = [
-    # nbconvert's MathJax 2 loader and its configuration (the site has its own MathJax 3)
-    re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S),
-    # nbconvert's mermaid loader (imports from cdnjs when a diagram is present)
-    re.compile(
-        r'<script type="module">\s*document\.addEventListener\("DOMContentLoaded", async '
-        r"\(\) => \{\s*const diagrams.*?</script>",
-        re.S,
-    ),
-]
-
-
-def strip_nbconvert_cdn(text: str) -> str:
-    """Remove the CDN loaders of nbconvert's HTML template from a rendered notebook."""
-    for pattern in _NBCONVERT_CDN:
-        text = pattern.sub("", text)
-    if "cdnjs.cloudflare.com" in text or "cdn.jsdelivr.net" in text:
-        where = text.find("cdn")
-        raise ValueError(f"the notebook page still names a CDN: {text[where - 120 : where + 80]}")
-    return text
 
 
 # --- background jobs ---------------------------------------------------------------------------
@@ -338,10 +271,18 @@ class Jobs:
             raise PluginError(f"infphys_labs: {name}: {exc}") from exc
 
     def shutdown(self) -> None:
+        """Stop every job's process (SIGTERM: the lab exporter stops its kernels; SIGKILL
+        after :data:`STOP_GRACE_S`) and wait for the job threads."""
         with self.lock:
-            for proc in self.procs:
-                with contextlib.suppress(OSError):
-                    proc.kill()
+            procs = list(self.procs)
+        for proc in procs:
+            with contextlib.suppress(OSError):
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -409,46 +350,93 @@ def _prune(folder: Path, pattern: str, keep: tuple[Path, ...]) -> None:
                 old.unlink()
 
 
-def _snapshot_job(jobs: Jobs, lab: Lab, tree: str, cache: Path) -> Result:
-    cached = cache / "snapshots" / f"{lab.stem}.{_key(lab.path, tree)}.html"
-    meta_path = cached.with_suffix(".json")
-    return Result.from_cache(cached, meta_path) or _export_snapshot(jobs, lab, cached, meta_path)
+def _snapshot_path(cache: Path, lab: Lab, tree: str) -> Path:
+    """Where the snapshot of ``lab`` is cached (its metadata beside it, ``.json``)."""
+    return cache / "snapshots" / f"{lab.stem}.{_key(lab.path, tree)}.html"
 
 
-def _export_snapshot(jobs: Jobs, lab: Lab, cached: Path, meta_path: Path) -> Result:
-    """Run ``marimo export`` of ``lab`` and cache the page at ``cached``."""
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="infphys-snapshot-") as tmp_name:
-        tmp = Path(tmp_name)
-        out_file = tmp / f"{lab.stem}.html"
-        # Export a copy: `marimo export` saves a session cache in __marimo__/ next to the
-        # notebook, which must not land in labs/. The project's [tool.marimo] settings come
-        # along in a copy of pyproject.toml (marimo reads the nearest one).
-        notebook = tmp / lab.path.name
-        shutil.copyfile(lab.path, notebook)
-        if (jobs.root / "pyproject.toml").is_file():
-            shutil.copyfile(jobs.root / "pyproject.toml", tmp / "pyproject.toml")
-        # The app view (outputs, no code), as `marimo run` shows it: the lab is one click away.
-        cmd = [
-            sys.executable, "-m", "marimo", "export", "html", "--no-include-code",
-            str(notebook), "-o", str(out_file),
-        ]  # fmt: skip
-        # Run in the temporary folder: a lab shows (and would write) answers/ relative to it.
-        output = _run(jobs, cmd, tmp, _job_env(tmp, jobs.root), f"marimo export of {lab.path.name}")
-        if not out_file.is_file():
-            raise PluginError(f"marimo export of {lab.path.name} wrote nothing:\n{output[-3000:]}")
-        _note_lag(lab.path.name, output)
-        text = out_file.read_text(encoding="utf-8")
-    seconds = time.perf_counter() - t0
+def _export_snapshots(jobs: Jobs, todo: dict[str, tuple[Lab, Path]], at_once: int) -> None:
+    """Export every lab of ``todo`` (stem → the lab, its cache path), in that order, with one
+    ``labs_export.py`` process running ``at_once`` of them; settle each lab's future as the
+    process reports it, and fail those it never reported with its log."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="infphys-snapshots-") as tmp_name:
+            tmp = Path(tmp_name)
+            # Export copies: marimo keeps session files beside a notebook, never in labs/. The
+            # project's [tool.marimo] settings come along in a copy of pyproject.toml (marimo
+            # reads the nearest one). The labs run in this folder: answers/ would be here.
+            if (jobs.root / "pyproject.toml").is_file():
+                shutil.copyfile(jobs.root / "pyproject.toml", tmp / "pyproject.toml")
+            for lab, _ in todo.values():
+                shutil.copyfile(lab.path, tmp / lab.path.name)
+            cmd = [
+                sys.executable, str(EXPORTER), "--jobs", str(at_once),
+                "--timeout", str(JOB_TIMEOUT_S), *(lab.path.name for lab, _ in todo.values()),
+            ]  # fmt: skip
+            log_path = tmp / "export.log"
+            with open(log_path, "w", encoding="utf-8") as log_file:
+                proc = subprocess.Popen(
+                    cmd, cwd=tmp, env=_job_env(tmp, jobs.root), stdout=subprocess.PIPE,
+                    stderr=log_file, text=True,
+                )  # fmt: skip
+            with jobs.lock:
+                jobs.procs.add(proc)
+            # A bound on the whole batch: each lab's own is JOB_TIMEOUT_S, inside the exporter.
+            rounds = -(-len(todo) // at_once)
+            watchdog = threading.Timer(JOB_TIMEOUT_S * rounds + 60, proc.kill)
+            watchdog.start()
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    row = json.loads(line)
+                    lab, cached = todo.pop(Path(row["lab"]).stem)
+                    try:
+                        jobs.futures[lab.stem].set_result(_snapshot(lab, cached, tmp, row))
+                    except PluginError as exc:
+                        jobs.futures[lab.stem].set_exception(exc)
+                code = proc.wait()
+            finally:
+                watchdog.cancel()
+                with jobs.lock:
+                    jobs.procs.discard(proc)
+            log = log_path.read_text(encoding="utf-8", errors="replace")
+            for lab, _ in todo.values():
+                jobs.futures[lab.stem].set_exception(
+                    PluginError(
+                        f"marimo export of {lab.path.name}: the exporter ended (exit {code}) "
+                        f"without it:\n{log[-3000:]}"
+                    )
+                )
+    except Exception as exc:  # the futures must settle, or a page would wait for ever
+        for lab, _ in todo.values():
+            future = jobs.futures[lab.stem]
+            if not future.done():
+                future.set_exception(exc)
+        raise
+
+
+def _snapshot(lab: Lab, cached: Path, folder: Path, row: dict[str, Any]) -> Result:
+    """Check the page ``labs_export.py`` reported in ``row`` and cache it at ``cached``."""
+    output = str(row.get("output") or "")
+    if row.get("error"):
+        raise PluginError(f"marimo export of {lab.path.name}: {row['error']}\n{output[-3000:]}")
+    page = folder / str(row["html"])
+    if not page.is_file():
+        raise PluginError(f"marimo export of {lab.path.name} wrote nothing:\n{output[-3000:]}")
+    _note_lag(lab.path.name, output)
+    text = page.read_text(encoding="utf-8")
     charts, errors = snapshot_problems(text)
-    if errors:
+    if errors or row.get("failed"):
         raise PluginError(
-            f"{lab.path.name}: cells failed in the snapshot run:\n  " + "\n  ".join(errors)
+            f"{lab.path.name}: cells failed in the snapshot run:\n  "
+            + "\n  ".join(errors)
+            + f"\n{output[-3000:]}"
         )
     cached.parent.mkdir(parents=True, exist_ok=True)
+    meta_path = cached.with_suffix(".json")
     _prune(cached.parent, f"{lab.stem}.*", keep=(cached, meta_path))
     write_atomic(cached, text)
-    return Result.fresh(cached, meta_path, seconds, charts)
+    return Result.fresh(cached, meta_path, float(row["seconds"]), charts)
 
 
 def notebook_dir(cache: Path, source: Path, tree: str) -> Path:
@@ -529,27 +517,31 @@ def start_jobs(root: Path) -> Jobs:
         return jobs
     jobs.tree = tree = _tree_digest(root)
     cache = jobs.cache
-    # The jobs wait on the simulated servers' clocks about half the time: CPUs + 2 keeps the
-    # CPUs busy (a clean build on 2 cores: 63 s with 4 jobs, 81 s with 3).
-    workers = int(os.environ.get("INFPHYS_SITE_JOBS") or (os.cpu_count() or 1) + 2)
+    # The labs wait on the simulated servers' clocks about half the time: CPUs + 2 at once
+    # keeps the CPUs busy (a clean build on 2 cores: 63 s with 4 at once, 81 s with 3).
+    at_once = max(1, int(os.environ.get("INFPHYS_SITE_JOBS") or (os.cpu_count() or 1) + 2))
+    # Two threads: the notebook's run, and the one labs_export.py process for every lab not cached.
     jobs.pool = concurrent.futures.ThreadPoolExecutor(
-        max_workers=max(1, workers), thread_name_prefix="infphys-labs"
+        max_workers=2, thread_name_prefix="infphys-labs"
     )
-    # Longest first, so that the slowest job does not start last: as last measured, else (a
-    # clean cache) the notebook, then the labs from the last (the later labs run the longest
-    # load experiments).
-    timings = _load_timings(cache)
-    names: list[tuple[str, Any]] = [(lab.stem, lab) for lab in reversed(jobs.labs.values())]
     notebook = root / NOTEBOOK_SRC
     if notebook.is_file():
-        names.insert(0, (NOTEBOOK_URI, notebook))
-    names.sort(key=lambda item: -timings.get(item[0], 1e9))  # stable: unknown ones keep order
-    for name, what in names:
-        if isinstance(what, Lab):
-            future = jobs.pool.submit(_snapshot_job, jobs, what, tree, cache)
+        jobs.futures[NOTEBOOK_URI] = jobs.pool.submit(_notebook_job, jobs, notebook, tree, cache)
+    # Longest first, so that the slowest lab does not start last: as last measured, else (a
+    # clean cache) from the last lab (the later labs run the longest load experiments).
+    timings = _load_timings(cache)
+    todo: dict[str, tuple[Lab, Path]] = {}
+    for lab in sorted(jobs.labs.values(), key=lambda lab: -timings.get(lab.stem, 1e9 + lab.number)):
+        cached = _snapshot_path(cache, lab, tree)
+        future: concurrent.futures.Future[Result] = concurrent.futures.Future()
+        jobs.futures[lab.stem] = future
+        hit = Result.from_cache(cached, cached.with_suffix(".json"))
+        if hit is not None:
+            future.set_result(hit)
         else:
-            future = jobs.pool.submit(_notebook_job, jobs, what, tree, cache)
-        jobs.futures[name] = future
+            todo[lab.stem] = (lab, cached)
+    if todo:
+        jobs.pool.submit(_export_snapshots, jobs, todo, at_once)
     return jobs
 
 
