@@ -1,20 +1,22 @@
 """Suite-wide settings and shared fixtures: the order of the modules, and the browser's turn.
 
-The suite runs on three workers (``-n 3 --dist loadfile --no-loadscope-reorder`` in
-``pyproject.toml``), one more than this machine's two cores: it waits more than it computes (the
-lab modules drive simulators slowed down against the wall clock, the browser modules wait on
-chromium; idle, it keeps the two cores three quarters busy), so a third worker overlaps the waits.
+The suite runs on four workers (``-n 4 --dist loadfile --no-loadscope-reorder`` in
+``pyproject.toml``), two more than this machine's two cores: it waits more than it computes (the
+lab modules drive simulators slowed down against the wall clock and use a fraction of a core
+each; the browser modules wait on chromium), so the extra workers overlap the waits: once the
+browser modules end, four lab modules wait on their simulators side by side, not three.
 Every test of a module runs on the same worker, so a module-scoped fixture (a lab run, the
 browser) is made once. Workers take modules in collection order (without
 ``--no-loadscope-reorder`` xdist would sort them by how many tests each holds): the three browser
-modules first, one a worker, side by side (they are the longest, two minutes each); then labs 8
-and 10, which the one- and two-test browser modules bring with them, so they start as those end;
-then the rest, longest first. The labs' simulators keep time against the wall clock and fall
-behind beside chromium, so every lab run waits until no browser module is running
-(``tests/cputurn.py``: each browser module holds a share of a lock file of this run, from its
-first test's setup to its last one's teardown). The site's browser checks are two modules over
-one site build (``site``, below, via ``tests/sitekit.py``: built by whichever worker asks first,
-under a file lock; the other waits for it and reuses it). Order only; every test still runs.
+modules first, one a worker, side by side (they are the longest, two minutes each), and lab 8 on
+the fourth worker; then lab 10 and labs 1–6, which the two- and one-test browser modules bring
+with them, so they start as those end; then the rest, longest first. The labs' simulators keep
+time against the wall clock and fall behind beside chromium, so every lab run waits until no
+browser module is running (``tests/cputurn.py``: each browser module holds a share of a lock
+file of this run, from its first test's setup to its last one's teardown). The site's browser
+checks are two modules over one site build (``site``, below, via ``tests/sitekit.py``: built
+by whichever worker asks first, under a file lock; the other waits for it and reuses it). Order
+only; every test still runs.
 
 A worker starts with ``COLUMNS`` and ``LINES`` set to 80×24 where the command that ran pytest had
 neither; rich would then fix every ``infphys`` console at 80 columns when it is imported, and the
@@ -48,11 +50,12 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the processes the tests start
 
 #: The modules that drive chromium (and marimo kernels), collected first, one per worker.
 BROWSER_MODULES = ("test_site_browser.py", "test_labs_browser.py", "test_site_snapshots.py")
-#: The order modules are collected in: the browser modules; labs 8 and 10 (a worker takes the
-#: next module when two or fewer of its tests are left, so the one- and two-test browser modules
-#: each bring one of them along, to start as they end); then the others that take longest (as
-#: measured with ``--durations``), longest first, the other lab modules among them, so that
-#: their waits overlap the CPU-bound modules; then every module not named here.
+#: The order modules are collected in: the browser modules; lab 8 (the fourth worker's first),
+#: lab 10 and labs 1-6 (a worker takes the next module when two or fewer of its tests are left,
+#: so the two- and one-test browser modules each bring one along, to start as they end); then
+#: the others that take longest (as measured with ``--durations``), longest first, the other
+#: lab modules among them, so that their waits overlap the CPU-bound modules; then every module
+#: not named here.
 LONGEST_FIRST = (
     *BROWSER_MODULES,
     "test_lab08.py",

@@ -1,6 +1,6 @@
 """Chromium's turn on the CPU: the labs' real-time simulators wait until the browser tests end.
 
-The three browser modules (``conftest.BROWSER_MODULES``) run side by side on three workers;
+The three browser modules (``conftest.BROWSER_MODULES``) run side by side on three of the workers;
 chromium's renderers and marimo's kernels keep both cores of this machine busy meanwhile, and a
 real-time simulator started beside them falls behind its clock (beside them, labs 8 and 10
 stalled 0.3-0.5 s even slowed 6×, and their tests of what the server did skipped). So each
