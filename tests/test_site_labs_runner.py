@@ -5,6 +5,7 @@ and reports it writes, the arguments it refuses, the signals that stop it and it
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.util
 import json
 import signal
@@ -216,3 +217,42 @@ def test_a_reported_page_is_checked_and_cached_or_fails_the_build_naming_its_lab
         with pytest.raises(runner.PluginError, match=r"03_kv_cache\.py") as failed:
             runner._snapshot(lab, cached, tmp_path, {**row, **bad})
         assert says in str(failed.value)
+
+
+#: Stands in for labs_export.py: reports the first lab (its page written), then gives up.
+FAKE_EXPORTER = """import json, sys
+from pathlib import Path
+
+Path("01_a.html").write_text('"session": {"cells": []} marimo-plotly data-figure=', "utf-8")
+row = {"lab": "01_a.py", "html": "01_a.html", "seconds": 1.5, "failed": False, "error": None,
+       "output": ""}
+print(json.dumps(row), flush=True)
+print("the exporter gave up", file=sys.stderr)
+sys.exit(3)
+"""
+
+
+def test_the_runner_settles_every_labs_wait_from_what_the_exporter_reported(
+    runner: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "fake_export.py"
+    fake.write_text(FAKE_EXPORTER, encoding="utf-8")
+    monkeypatch.setattr(runner, "EXPORTER", fake)
+    (tmp_path / "labs").mkdir()
+    labs = {}
+    for number, stem in [(1, "01_a"), (2, "02_b")]:
+        path = tmp_path / "labs" / f"{stem}.py"
+        path.write_text("import marimo\n", encoding="utf-8")
+        labs[number] = runner.Lab(number, path, f"Lab {number} · A lab", 5)
+    jobs = runner.Jobs(root=tmp_path, enabled=True, labs=labs, cache=tmp_path / "cache")
+    todo = {lab.stem: (lab, tmp_path / "cache" / f"{lab.stem}.k.html") for lab in labs.values()}
+    for stem in todo:
+        jobs.futures[stem] = concurrent.futures.Future()
+    runner._export_snapshots(jobs, dict(todo), 2)
+    done = jobs.result("01_a")  # reported: checked and cached
+    assert (done.path, done.seconds, done.charts) == (todo["01_a"][1], 1.5, 1)
+    # Never reported: its page fails the build with the exporter's exit and log, not a hang.
+    with pytest.raises(runner.PluginError, match=r"02_b\.py: the exporter ended \(exit 3\)") as e:
+        jobs.result("02_b")
+    assert "the exporter gave up" in str(e.value)
+    assert not jobs.procs  # nothing left for shutdown to stop

@@ -271,20 +271,26 @@ class Jobs:
             raise PluginError(f"infphys_labs: {name}: {exc}") from exc
 
     def shutdown(self) -> None:
-        """Stop every job's process (SIGTERM: the lab exporter stops its kernels; SIGKILL
-        after :data:`STOP_GRACE_S`) and wait for the job threads."""
+        """Stop every job's process and wait for the job threads."""
         with self.lock:
             procs = list(self.procs)
-        for proc in procs:
-            with contextlib.suppress(OSError):
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(procs)
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop(procs: list[subprocess.Popen[str]]) -> None:
+    """SIGTERM each of ``procs`` (the lab exporter then stops its kernels); SIGKILL those still
+    running :data:`STOP_GRACE_S` later."""
+    for proc in procs:
+        with contextlib.suppress(OSError):
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _job_env(tmp: Path, root: Path) -> dict[str, str]:
@@ -383,7 +389,7 @@ def _export_snapshots(jobs: Jobs, todo: dict[str, tuple[Lab, Path]], at_once: in
                 jobs.procs.add(proc)
             # A bound on the whole batch: each lab's own is JOB_TIMEOUT_S, inside the exporter.
             rounds = -(-len(todo) // at_once)
-            watchdog = threading.Timer(JOB_TIMEOUT_S * rounds + 60, proc.kill)
+            watchdog = threading.Timer(JOB_TIMEOUT_S * rounds + 60, _stop, args=([proc],))
             watchdog.start()
             try:
                 assert proc.stdout is not None
@@ -392,11 +398,15 @@ def _export_snapshots(jobs: Jobs, todo: dict[str, tuple[Lab, Path]], at_once: in
                     lab, cached = todo.pop(Path(row["lab"]).stem)
                     try:
                         jobs.futures[lab.stem].set_result(_snapshot(lab, cached, tmp, row))
-                    except PluginError as exc:
+                    except Exception as exc:  # this lab's page: its build fails, not the others'
                         jobs.futures[lab.stem].set_exception(exc)
                 code = proc.wait()
             finally:
                 watchdog.cancel()
+                if proc.poll() is None:  # a report this could not read
+                    _stop([proc])
+                if proc.stdout is not None:
+                    proc.stdout.close()
                 with jobs.lock:
                     jobs.procs.discard(proc)
             log = log_path.read_text(encoding="utf-8", errors="replace")
