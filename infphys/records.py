@@ -372,8 +372,8 @@ def read_run(path: str | os.PathLike[str]) -> Run:
     return Run(header=header, records=records)
 
 
-_FRAME_COLUMNS = (
-    "request_id",
+#: The columns of :func:`records_to_frame` that are times a request measured, in seconds.
+_REQUEST_TIME_COLUMNS = (
     "sent_s",
     "first_token_s",
     "end_s",
@@ -381,6 +381,10 @@ _FRAME_COLUMNS = (
     "e2e_s",
     "tpot_s",
     "itl_mean_s",
+)
+_FRAME_COLUMNS = (
+    "request_id",
+    *_REQUEST_TIME_COLUMNS,
     "n_chunks",
     "prompt_tokens",
     "completion_tokens",
@@ -436,11 +440,6 @@ def records_to_frame(
     if header is not None:
         frame.attrs["header"] = header.to_json_dict()
     return frame
-
-
-#: The columns of :func:`records_to_frame` that are times a request measured, in seconds.
-_REQUEST_TIME_COLUMNS = ("sent_s", "first_token_s", "end_s", "ttft_s", "e2e_s", "tpot_s",
-                         "itl_mean_s")
 
 
 def on_simulated_clock(frame: pd.DataFrame, time_scale: float) -> pd.DataFrame:
