@@ -497,11 +497,20 @@ def test_per_question_contexts_show_and_check_each_question_with_its_own() -> No
     # per user-hour. q2 and q3 are about one GPU at 20 users: 2.50 / 20 = $0.125 per user-hour,
     # × 730 h = $91.25 per user-month. q4 is the TCO question, left unanswered.
     fleet = {"gpu_hourly_usd": 2.5, "num_gpus": 8, "concurrent_users": 400}
-    one_gpu = {"gpu_hourly_usd": 2.5, "num_gpus": 1, "concurrent_users": 20,
-               "output_tokens_per_s": 1000.0}
-    tco = {"gpu_hourly_usd": 2.5, "average_input_tokens_per_s": 20_000.0,
-           "average_output_tokens_per_s": 2_000.0, "peak_to_average": 3.0,
-           "input_tokens_per_s": 40_000.0, "output_tokens_per_s": 2_500.0}
+    one_gpu = {
+        "gpu_hourly_usd": 2.5,
+        "num_gpus": 1,
+        "concurrent_users": 20,
+        "output_tokens_per_s": 1000.0,
+    }
+    tco = {
+        "gpu_hourly_usd": 2.5,
+        "average_input_tokens_per_s": 20_000.0,
+        "average_output_tokens_per_s": 2_000.0,
+        "peak_to_average": 3.0,
+        "input_tokens_per_s": 40_000.0,
+        "output_tokens_per_s": 2_500.0,
+    }
     contexts = {"q1": fleet, "q2": one_gpu, "q3": one_gpu, "q4": tco}
     form = ui.exercise_form("lab06", contexts=contexts)
     assert form.value == {"q1": "", "q2": "", "q3": "", "q4": ""}

@@ -147,6 +147,7 @@ def test_bad_input_names_the_argument() -> None:
 def test_dask_path_gives_the_local_answer(tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     import dask
+
     kw = {
         "prices_usd": {"h100-sxm": 2.5, "l40s": 1.2},
         "precisions": ("bf16",),

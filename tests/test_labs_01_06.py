@@ -243,9 +243,9 @@ def test_lab3_save_writes_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert table.loc[0, "lab03.q1"] == "pass"
     # The run summary is saved with the answers (the cell recording it runs before the save).
     saved = json.loads((folder / "ada-lovelace.json").read_text())
-    assert saved["runs"]["lab03"]["kv_wall"]["summary"]["calculator_users"] == d[
-        "engine_wall_users"
-    ]
+    assert (
+        saved["runs"]["lab03"]["kv_wall"]["summary"]["calculator_users"] == d["engine_wall_users"]
+    )
 
 
 # --- lab 4: FP8 -------------------------------------------------------------------------------

@@ -121,8 +121,11 @@ def test_answer_book_holds_the_learners_name_and_runs() -> None:
 def test_fallback_server_measures_what_answered_else_its_own() -> None:
     target = object()
     answered: Any = SimpleNamespace(
-        answered=True, launcher_fallback=False, message="using http://gpu-box:8000",
-        target=target, lag_note=lambda: None,
+        answered=True,
+        launcher_fallback=False,
+        message="using http://gpu-box:8000",
+        target=target,
+        lag_note=lambda: None,
     )
     server = ui.FallbackServer(answered, "a100-80gb-sxm", "llama-3.1-8b", 8)
     assert not server.fallback and server.note == "using http://gpu-box:8000"
@@ -171,7 +174,11 @@ def _settings_at_defaults(lab: str, **refs: Any) -> dict[str, Any]:
     spec.loader.exec_module(module)
     # time_scale: the simulator's clock, which lab 9's cell that finds its target reads.
     env: dict[str, Any] = {
-        "mo": mo, "ui": _NoTarget(), "labsetup": labsetup, "time_scale": 1.0, **refs
+        "mo": mo,
+        "ui": _NoTarget(),
+        "labsetup": labsetup,
+        "time_scale": 1.0,
+        **refs,
     }
     settings: dict[str, Any] = {}
     for data in module.app._cell_manager.cell_data():  # marimo is pinned (0.25.2)

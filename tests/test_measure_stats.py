@@ -218,8 +218,13 @@ def test_a_slowed_simulators_run_reads_back_on_its_own_clock() -> None:
     # Wall clock, a simulator slowed 3×: sent at 0.3 s, tokens at 0.6, 0.9, 1.2, 1.5 s. TTFT
     # 0.3 s, e2e 1.2 s, TPOT (1.2 − 0.3) / 3 = 0.3 s; on its clock each a third of that.
     r = RequestRecord(
-        request_id=0, sent_s=0.3, first_token_s=0.6, end_s=1.5,
-        chunk_times_s=[0.6, 0.9, 1.2, 1.5], completion_tokens=4, labels={"timeout_s": 6.0},
+        request_id=0,
+        sent_s=0.3,
+        first_token_s=0.6,
+        end_s=1.5,
+        chunk_times_s=[0.6, 0.9, 1.2, 1.5],
+        completion_tokens=4,
+        labels={"timeout_s": 6.0},
     )
     wall = records_to_frame([r])
     sim = on_simulated_clock(wall, 3)

@@ -75,8 +75,9 @@ def test_roofline_throughput_is_one_prompts_prefill_and_the_batchs_decode() -> N
     # Llama-3.1-8B on an H100 (the doctest's figures): 1,024 tokens prefilled in 32.1 ms are
     # 1,024 / 0.0321273 = 31,873 tokens/s; 64 sequences at 1,152 tokens of context decode in
     # 11.597 ms steps: 64 / 0.0115974 = 5,518 tokens/s.
-    r = roofline_throughput("h100", "llama-3.1-8b", prompt_tokens=1024, users=64,
-                            context_tokens=1152)
+    r = roofline_throughput(
+        "h100", "llama-3.1-8b", prompt_tokens=1024, users=64, context_tokens=1152
+    )
     assert r.input_tokens_per_s == pytest.approx(31_873, rel=1e-4)
     assert r.output_tokens_per_s == pytest.approx(5_518, rel=1e-4)
     # The same two quantities the cost chapter prices with: prompt / prefill and batch / step.

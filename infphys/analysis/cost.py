@@ -44,6 +44,12 @@ def tco_table(results: Sequence[TcoResult]) -> pd.DataFrame:
             }
             for r in results
         ],
-        columns=["option", "GPUs (peak)", "busy on average", "USD per year", "USD per M input",
-                 "USD per M output"],
+        columns=[
+            "option",
+            "GPUs (peak)",
+            "busy on average",
+            "USD per year",
+            "USD per M input",
+            "USD per M output",
+        ],
     )

@@ -90,9 +90,7 @@ def int_dropdown(options: Sequence[int], value: int, label: str) -> Any:
 
     if value not in options:
         raise ValueError(f"value={value} is not one of options={list(options)}")
-    return mo.ui.dropdown(
-        options={str(n): int(n) for n in options}, value=str(value), label=label
-    )
+    return mo.ui.dropdown(options={str(n): int(n) for n in options}, value=str(value), label=label)
 
 
 def list_dropdown(options: Sequence[Sequence[float]], value: Sequence[float], label: str) -> Any:
@@ -107,9 +105,7 @@ def list_dropdown(options: Sequence[Sequence[float]], value: Sequence[float], la
     shown = {", ".join(f"{x:g}" for x in option): list(option) for option in options}
     if list(value) not in shown.values():
         raise ValueError(f"value={list(value)} is not one of options={list(shown.values())}")
-    return mo.ui.dropdown(
-        options=shown, value=", ".join(f"{x:g}" for x in value), label=label
-    )
+    return mo.ui.dropdown(options=shown, value=", ".join(f"{x:g}" for x in value), label=label)
 
 
 def request_row(
@@ -152,8 +148,10 @@ def server_row(
         "gpu": gpu_dropdown(gpu, f"{prefix}GPU"),
         "model": model_dropdown(model, f"{prefix}model"),
         "max_num_seqs": mo.ui.slider(
-            steps=list(max_num_seqs_steps), value=max_num_seqs,
-            label=f"{prefix}max_num_seqs (batch limit)", show_value=True,
+            steps=list(max_num_seqs_steps),
+            value=max_num_seqs,
+            label=f"{prefix}max_num_seqs (batch limit)",
+            show_value=True,
         ),
     }
 
@@ -221,10 +219,13 @@ def theory_selects(resolved: _Resolved) -> Any:
     cfg = resolved.sim_config
     return mo.ui.array(
         [
-            gpu_select(cfg.gpu.key if cfg is not None else DEFAULT_GPU,
-                       "GPU behind the target (for the theory)"),
-            model_select(cfg.model.key if cfg is not None else DEFAULT_MODEL,
-                         "model behind the target"),
+            gpu_select(
+                cfg.gpu.key if cfg is not None else DEFAULT_GPU,
+                "GPU behind the target (for the theory)",
+            ),
+            model_select(
+                cfg.model.key if cfg is not None else DEFAULT_MODEL, "model behind the target"
+            ),
         ]
     )
 
@@ -273,8 +274,10 @@ def controls(
             widgets[name] = widget
     form = mo.ui.dictionary(widgets)
     shown = [
-        [form[n] for n in row] if isinstance(row, Mapping)
-        else [mo.md(row)] if isinstance(row, str)
+        [form[n] for n in row]
+        if isinstance(row, Mapping)
+        else [mo.md(row)]
+        if isinstance(row, str)
         else list(row)
         for row in rows
     ]

@@ -229,7 +229,8 @@ def gpu_dropdown(value: str, label: str = "GPU") -> Any:
     from infphys.catalog import GPUS, get_gpu
 
     return mo.ui.dropdown(
-        options={g.name: g.key for g in GPUS.values()}, value=get_gpu(value).name,
+        options={g.name: g.key for g in GPUS.values()},
+        value=get_gpu(value).name,
         label=label,
     )
 
@@ -241,7 +242,8 @@ def model_dropdown(value: str, label: str = "model") -> Any:
     from infphys.catalog import MODELS, get_model
 
     return mo.ui.dropdown(
-        options={m.name: m.key for m in MODELS.values()}, value=get_model(value).name,
+        options={m.name: m.key for m in MODELS.values()},
+        value=get_model(value).name,
         label=label,
     )
 
@@ -377,8 +379,12 @@ class FallbackServer:
         from infphys.sim import serve
 
         with serve(
-            self.gpu, self.model, max_num_seqs=self.max_num_seqs, time_scale=self.time_scale,
-            served_model_name=self.resolved.target.model, log_lag=False,
+            self.gpu,
+            self.model,
+            max_num_seqs=self.max_num_seqs,
+            time_scale=self.time_scale,
+            served_model_name=self.resolved.target.model,
+            log_lag=False,
         ) as sim:
             yield sim, sim.lag_note
 

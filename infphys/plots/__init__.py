@@ -43,9 +43,24 @@ __all__: list[str] = []
 
 _SUBMODULES = frozenset(
     {
-        "batching", "capacity", "cost", "fleet", "gpu", "labs", "labs_load", "load", "measured",
-        "measured_serving", "memory", "overload", "physics", "queueing", "roofline", "session",
-        "sim", "token_budget",
+        "batching",
+        "capacity",
+        "cost",
+        "fleet",
+        "gpu",
+        "labs",
+        "labs_load",
+        "load",
+        "measured",
+        "measured_serving",
+        "memory",
+        "overload",
+        "physics",
+        "queueing",
+        "roofline",
+        "session",
+        "sim",
+        "token_budget",
     }
 )
 
