@@ -151,7 +151,11 @@ def test_the_exporter_writes_each_labs_page_and_reports_what_its_cells_printed_o
 
 @pytest.mark.parametrize(
     ("args", "named"),
-    [(["--jobs", "0", "x.py"], "--jobs must be at least 1, got 0"), (["nope.py"], "nope.py")],
+    [
+        (["--jobs", "0", "x.py"], "--jobs must be at least 1, got 0"),
+        (["--timeout", "-5", "x.py"], "--timeout must be above 0 seconds, got -5.0"),
+        (["nope.py"], "no such lab: nope.py"),
+    ],
 )
 def test_the_exporter_refuses_bad_arguments_by_name(
     tmp_path: Path, args: list[str], named: str

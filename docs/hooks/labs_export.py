@@ -134,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    if not args.timeout > 0:
+        parser.error(f"--timeout must be above 0 seconds, got {args.timeout}")
     missing = [str(lab) for lab in args.labs if not lab.is_file()]
     if missing:
         parser.error(f"no such lab: {', '.join(missing)}")
