@@ -130,7 +130,7 @@ def test_the_exporter_writes_each_labs_page_and_reports_what_its_cells_printed_o
     _notebook(tmp_path, "fine.py", 'print("forty-two", 6 * 7)')
     _notebook(tmp_path, "broken.py", 'raise ValueError("no such GPU: h900")')
     proc = subprocess.run(
-        _exporter("--jobs", "2", "fine.py", "broken.py"),
+        _exporter("--jobs", "2", "--timeout", "200", "fine.py", "broken.py"),
         cwd=tmp_path, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -149,12 +149,47 @@ def test_the_exporter_writes_each_labs_page_and_reports_what_its_cells_printed_o
     assert not (tmp_path / "__marimo__").exists()  # no session files left beside the labs
 
 
+#: A cell that prints which other kernels of its forkserver are running (its parent's children
+#: that are neither itself nor exited), read from /proc: "pid (name) state ppid ...".
+SIBLINGS = """import os
+    _running = []
+    for _entry in pathlib.Path("/proc").iterdir():
+        if not _entry.name.isdigit():
+            continue
+        try:
+            _state, _ppid = (_entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, IndexError):
+            continue  # a process that ended meanwhile
+        if int(_ppid) == os.getppid() and _entry.name != str(os.getpid()) and _state != "Z":
+            _running.append(_entry.name)
+    print("running beside me:", _running)"""
+
+
+def test_a_lab_that_times_out_has_its_kernel_stopped_before_the_next_lab_starts(
+    tmp_path: Path,
+) -> None:
+    # One lab at a time: "stuck" never ends, so "after" starts once stuck has timed out. Without
+    # the stop, stuck's kernel (a child of the same forkserver) would still be running beside it.
+    _notebook(tmp_path, "stuck.py", "while True:\n        time.sleep(0.1)")
+    _notebook(tmp_path, "after.py", SIBLINGS)
+    proc = subprocess.run(
+        _exporter("--jobs", "1", "--timeout", "10", "stuck.py", "after.py"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["lab"]: row for row in map(json.loads, proc.stdout.splitlines())}
+    assert rows["stuck.py"]["error"] == "took more than 10 s"
+    assert (rows["after.py"]["error"], rows["after.py"]["failed"]) == (None, False)
+    assert rows["after.py"]["output"] == "running beside me: []\n"
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [
-        (["--jobs", "0", "x.py"], "--jobs must be at least 1, got 0"),
-        (["--timeout", "-5", "x.py"], "--timeout must be above 0 seconds, got -5.0"),
-        (["nope.py"], "no such lab: nope.py"),
+        (["--jobs", "0", "--timeout", "9", "x.py"], "--jobs must be at least 1, got 0"),
+        (["--jobs", "1", "--timeout", "-5", "x.py"], "--timeout must be above 0 seconds, got -5.0"),
+        (["--jobs", "1", "x.py"], "the following arguments are required: --timeout"),
+        (["--jobs", "1", "--timeout", "9", "nope.py"], "no such lab: nope.py"),
     ],
 )
 def test_the_exporter_refuses_bad_arguments_by_name(
@@ -174,7 +209,10 @@ def test_a_signal_stops_the_exporter_and_every_kernel_it_started(
 ) -> None:
     lab = _notebook(tmp_path, "sleepy.py", 'pathlib.Path("started").touch()\n    time.sleep(120)')
     proc = subprocess.Popen(
-        _exporter(lab.name), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        _exporter("--jobs", "1", "--timeout", "200", lab.name),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 120

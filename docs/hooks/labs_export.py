@@ -1,8 +1,9 @@
 """Run marimo labs and save each as a static page, all in one process: the site's lab snapshots.
 
-``python docs/hooks/labs_export.py --jobs 4 LAB.py ...`` does for each lab what ``marimo export
-html --no-include-code LAB.py -o LAB.html`` does (the page lands beside the lab), at most
-``--jobs`` labs at once, and writes one JSON line to its standard output as each lab ends::
+``python docs/hooks/labs_export.py --jobs 4 --timeout 300 LAB.py ...`` does for each lab what
+``marimo export html --no-include-code LAB.py -o LAB.html`` does (the page lands beside the lab),
+at most ``--jobs`` labs at once, each within ``--timeout`` seconds, and writes one JSON line to
+its standard output as each lab ends::
 
     {"lab": "03_kv_cache.py", "html": "03_kv_cache.html", "seconds": 4.2,
      "output": "what the cells printed and the errors they raised", "failed": false, "error": null}
@@ -20,8 +21,10 @@ two cores: 22 CPU-s this way, 39 CPU-s with a ``marimo export`` each; the pages 
 Assumptions: the marimo the project pins (0.25.2), which starts an edit-mode kernel with
 ``multiprocessing.get_context("spawn")`` looked up in ``marimo._session.managers.kernel``; this
 program gives that module the forkserver context instead (were the name gone, kernels would be
-spawned as ``marimo export`` spawns them: slower, the same pages). The kernels share this
-process's working folder and environment: the runner gives each build a folder of its own.
+spawned as ``marimo export`` spawns them: slower, the same pages). A lab that times out has its
+kernel killed there and then (marimo leaves it running when an export is cancelled; with spawned
+kernels it runs on until this program ends). The kernels share this process's working folder and
+environment: the runner gives each build a folder of its own.
 SIGTERM, SIGINT or SIGHUP stop every kernel and end the program (exit 128 + the signal).
 """
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import io
 import json
 import multiprocessing
@@ -53,10 +57,29 @@ PRELOAD = (
     "infphys.plots",
     "infphys.sim",
 )
-#: Seconds one lab may run before it is reported as failed.
-LAB_TIMEOUT_S = 300.0
 
 Report = Callable[[dict[str, Any]], None]
+
+#: The kernel processes started for the lab whose export this asyncio task runs.
+_KERNELS: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "labs_export_kernels", default=None
+)
+
+
+class _NotingContext:
+    """A multiprocessing context whose ``Process`` also notes each process it makes in the
+    running task's :data:`_KERNELS`, so that a lab that times out can have its kernel stopped
+    (marimo does not close the session of an export that is cancelled)."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    def Process(self, *args: Any, **kwargs: Any) -> Any:  # multiprocessing's name for it
+        process = self._context.Process(*args, **kwargs)
+        kernels = _KERNELS.get()
+        if kernels is not None:
+            kernels.append(process)
+        return process
 
 
 def use_forkserver(preload: Sequence[str]) -> bool:
@@ -68,8 +91,17 @@ def use_forkserver(preload: Sequence[str]) -> bool:
         return False
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(preload))
-    kernel_manager.get_context = lambda method=None: context  # type: ignore[attr-defined,assignment]
+    noting = _NotingContext(context)
+    kernel_manager.get_context = lambda method=None: noting  # type: ignore[attr-defined,assignment]
     return True
+
+
+async def _stop(kernels: Sequence[Any]) -> None:
+    """Kill ``kernels`` and wait (off the event loop, 10 s at most each) until each has ended."""
+    for kernel in kernels:
+        kernel.kill()
+    for kernel in kernels:
+        await asyncio.to_thread(kernel.join, 10)
 
 
 def _stop_kernels(signum: int, frame: FrameType | None) -> None:
@@ -97,11 +129,14 @@ async def export_lab(lab: Path, timeout_s: float) -> dict[str, Any]:
             cli_args=parse_args(()), argv=[], persist_session=False, stderr=output
         ),
     )
+    kernels: list[Any] = []
+    _KERNELS.set(kernels)  # this task's: each lab is exported in a task of its own
     t0 = time.perf_counter()
     try:
         result = await asyncio.wait_for(export_html(request), timeout_s)
     except TimeoutError:
         row["error"] = f"took more than {timeout_s:.0f} s"
+        await _stop(kernels)  # not left running beside the labs still to come
     except Exception as exc:  # reported: the runner fails the build with it
         row["error"] = f"{type(exc).__name__}: {exc}"
     else:
@@ -126,8 +161,9 @@ async def export_all(labs: Sequence[Path], jobs: int, timeout_s: float, report: 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("labs", nargs="+", type=Path, help="marimo notebooks (.py)")
-    parser.add_argument("--jobs", type=int, default=4, help="labs run at once (default 4)")
-    parser.add_argument("--timeout", type=float, default=LAB_TIMEOUT_S, help="seconds a lab")
+    # No defaults: labs_runner.py decides both (JOB_TIMEOUT_S, and the CPUs + 2).
+    parser.add_argument("--jobs", type=int, required=True, help="labs run at once")
+    parser.add_argument("--timeout", type=float, required=True, help="seconds one lab may take")
     parser.add_argument(
         "--preload", default=",".join(PRELOAD), help="modules the kernels' forkserver imports"
     )
@@ -155,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(export_all(labs, args.jobs, args.timeout, report))
     finally:
-        for child in multiprocessing.active_children():  # a timed-out lab's kernel
+        for child in multiprocessing.active_children():  # the forkserver, and any kernel left
             child.kill()
         reports.close()
     return 0
