@@ -65,6 +65,7 @@ LONGEST_FIRST = (
     "test_labs_10_11.py",
     "test_labs_07_09.py",
     "test_measure_workers.py",
+    "test_site_labs_runner.py",
     "test_labs_12_13.py",
     "test_prose_numbers.py",
     "test_labs_07_11_support.py",

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import procs
 import pytest
@@ -124,17 +125,19 @@ def _exporter(*args: str) -> list[str]:
     return [sys.executable, str(EXPORTER), "--preload", "", *args]
 
 
+def _export(folder: Path, *args: str) -> dict[str, dict[str, Any]]:
+    """Run the exporter in ``folder`` to its end (exit 0): its report line of each lab, by name."""
+    proc = subprocess.run(_exporter(*args), cwd=folder, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    return {row["lab"]: row for row in map(json.loads, proc.stdout.splitlines())}
+
+
 def test_the_exporter_writes_each_labs_page_and_reports_what_its_cells_printed_or_raised(
     runner: ModuleType, tmp_path: Path
 ) -> None:
     _notebook(tmp_path, "fine.py", 'print("forty-two", 6 * 7)')
     _notebook(tmp_path, "broken.py", 'raise ValueError("no such GPU: h900")')
-    proc = subprocess.run(
-        _exporter("--jobs", "2", "--timeout", "200", "fine.py", "broken.py"),
-        cwd=tmp_path, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    rows = {row["lab"]: row for row in map(json.loads, proc.stdout.splitlines())}
+    rows = _export(tmp_path, "--jobs", "2", "--timeout", "200", "fine.py", "broken.py")
     assert set(rows) == {"fine.py", "broken.py"}
     fine, broken = rows["fine.py"], rows["broken.py"]
     assert (fine["failed"], fine["error"], fine["html"]) == (False, None, "fine.html")
@@ -172,12 +175,7 @@ def test_a_lab_that_times_out_has_its_kernel_stopped_before_the_next_lab_starts(
     # the stop, stuck's kernel (a child of the same forkserver) would still be running beside it.
     _notebook(tmp_path, "stuck.py", "while True:\n        time.sleep(0.1)")
     _notebook(tmp_path, "after.py", SIBLINGS)
-    proc = subprocess.run(
-        _exporter("--jobs", "1", "--timeout", "10", "stuck.py", "after.py"),
-        cwd=tmp_path, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    rows = {row["lab"]: row for row in map(json.loads, proc.stdout.splitlines())}
+    rows = _export(tmp_path, "--jobs", "1", "--timeout", "10", "stuck.py", "after.py")
     assert rows["stuck.py"]["error"] == "took more than 10 s"
     assert (rows["after.py"]["error"], rows["after.py"]["failed"]) == (None, False)
     assert rows["after.py"]["output"] == "running beside me: []\n"
