@@ -21,10 +21,10 @@ two cores: 22 CPU-s this way, 39 CPU-s with a ``marimo export`` each; the pages 
 Assumptions: the marimo the project pins (0.25.2), which starts an edit-mode kernel with
 ``multiprocessing.get_context("spawn")`` looked up in ``marimo._session.managers.kernel``; this
 program gives that module the forkserver context instead (were the name gone, kernels would be
-spawned as ``marimo export`` spawns them: slower, the same pages). A lab that times out has its
-kernel killed there and then (marimo leaves it running when an export is cancelled; with spawned
-kernels it runs on until this program ends). The kernels share this process's working folder and
-environment: the runner gives each build a folder of its own.
+spawned as ``marimo export`` spawns them: slower, the same pages). A lab that times out or whose
+export raises has its kernel killed there and then (marimo leaves it running when an export is
+cancelled or fails; with spawned kernels it runs on until this program ends). The kernels share
+this process's working folder and environment: the runner gives each build a folder of its own.
 SIGTERM, SIGINT or SIGHUP stop every kernel and end the program (exit 128 + the signal).
 """
 
@@ -97,10 +97,13 @@ def use_forkserver(preload: Sequence[str]) -> bool:
 
 
 async def _stop(kernels: Sequence[Any]) -> None:
-    """Kill ``kernels`` and wait (off the event loop, 10 s at most each) until each has ended."""
-    for kernel in kernels:
-        kernel.kill()
-    for kernel in kernels:
+    """Kill those of ``kernels`` still alive and wait (off the event loop, 10 s at most each)
+    until each has ended; one never started (no pid) is passed over."""
+    started = [kernel for kernel in kernels if kernel.pid is not None]
+    for kernel in started:
+        if kernel.is_alive():  # one that marimo ended before it raised is left alone
+            kernel.kill()
+    for kernel in started:
         await asyncio.to_thread(kernel.join, 10)
 
 
@@ -136,12 +139,13 @@ async def export_lab(lab: Path, timeout_s: float) -> dict[str, Any]:
         result = await asyncio.wait_for(export_html(request), timeout_s)
     except TimeoutError:
         row["error"] = f"took more than {timeout_s:.0f} s"
-        await _stop(kernels)  # not left running beside the labs still to come
     except Exception as exc:  # reported: the runner fails the build with it
         row["error"] = f"{type(exc).__name__}: {exc}"
     else:
         page.write_bytes(result.bytez)
         row["failed"] = bool(result.did_error)
+    if row["error"] is not None:  # marimo closed no session: its kernel is still running
+        await _stop(kernels)  # not left beside the labs still to come
     row["seconds"] = round(time.perf_counter() - t0, 2)
     row["output"] = output.getvalue()
     return row
@@ -191,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(export_all(labs, args.jobs, args.timeout, report))
     finally:
-        for child in multiprocessing.active_children():  # the forkserver, and any kernel left
+        for child in multiprocessing.active_children():  # any kernel still running
             child.kill()
         reports.close()
     return 0
