@@ -110,7 +110,7 @@ LAB09 = {
 GRID_TIME_SCALE = 3.0
 #: Runs after the first, each twice as slow as the one before (×6, then ×12). On two cores
 #: beside a CPU-bound job, with the site built from nothing, the ×6 run fell 47 ms behind
-#: beside its 36 ms step (2026-12-05), and its tests skipped; at ×12 a step lasts 76 ms.
+#: beside its 36 ms step, and its tests skipped; at ×12 a step lasts 76 ms.
 GRID_RETRIES = 2
 
 
